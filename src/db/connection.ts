@@ -1,0 +1,74 @@
+// One narrow interface over a PostgreSQL server (pg) and embedded PGlite.
+// Both are a single session: belay's advisory lock, SET LOCAL and transactions rely on that.
+import { ConnectionError, DbError, serverFields } from '../errors.ts';
+import { passwordOf, redactUrl, scrub } from './redact.ts';
+
+export type Row = Record<string, unknown>;
+
+export interface QueryResult<R = Row> {
+  rows: R[];
+  /** Rows affected by INSERT/UPDATE/DELETE, or returned by SELECT. */
+  rowCount: number;
+}
+
+export interface Db {
+  /** 'postgres' for a server through pg, 'pglite' for embedded. */
+  readonly kind: 'postgres' | 'pglite';
+  /** The URL with any password replaced by ***; safe to print. */
+  readonly label: string;
+  /** One statement with $n parameters. Errors are DbError with the server's fields. */
+  query<R = Row>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>>;
+  /** Several statements, no parameters (schema scripts). */
+  exec(sql: string): Promise<void>;
+  /** The backend's process id (pg_backend_pid()); PGlite has one backend. */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  /** Application name shown in pg_stat_activity. */
+  applicationName?: string;
+}
+
+/**
+ * Opens `postgres://…` / `postgresql://…` with pg, `pglite:<dir>` or `pglite:memory` with PGlite.
+ * The returned Db never puts the password in an error message.
+ */
+export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
+  if (!url) {
+    throw new ConnectionError('no database given', {
+      fix: 'Pass --db postgres://user@host/db or pglite:<dir>, or set DATABASE_URL (also read from .env).',
+    });
+  }
+  if (/^postgres(ql)?:\/\//i.test(url)) {
+    const { openPg } = await import('./pg.ts');
+    return openPg(url, opts);
+  }
+  if (/^pglite:/i.test(url)) {
+    const { openPglite } = await import('./pglite.ts');
+    return openPglite(url);
+  }
+  throw new ConnectionError(`unsupported database URL "${redactUrl(url)}"`, {
+    fix: 'Use postgres://user@host:port/db for a server, or pglite:<dir> / pglite:memory for embedded PGlite.',
+  });
+}
+
+/** Wraps a driver error as DbError, scrubbing secrets from every text. */
+export function wrapDbError(err: unknown, sql: string, url: string): DbError {
+  const secrets = [passwordOf(url) ?? ''];
+  const msg = scrub(err instanceof Error ? err.message : String(err), secrets);
+  return new DbError(msg, serverFields(err), { sql, cause: err });
+}
+
+/** Runs fn inside BEGIN … COMMIT; ROLLBACK on any error, which is rethrown. */
+export async function transaction<T>(db: Db, fn: () => Promise<T>): Promise<T> {
+  await db.query('BEGIN');
+  try {
+    const out = await fn();
+    await db.query('COMMIT');
+    return out;
+  } catch (err) {
+    await db.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
