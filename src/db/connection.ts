@@ -20,7 +20,7 @@ export interface Db {
   query<R = Row>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>>;
   /** Several statements, no parameters (schema scripts). */
   exec(sql: string): Promise<void>;
-  /** The backend's process id (pg_backend_pid()); PGlite has one backend. */
+  /** The raw URL, which may hold a password: pass it on, never print it. */
   readonly url: string;
   close(): Promise<void>;
 }
