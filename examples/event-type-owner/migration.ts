@@ -1,0 +1,156 @@
+// The flagship: backfill "EventType"."userId" from Prisma's implicit join table "_user_eventtype"
+// ("A" = EventType id, "B" = users id) while the unique index ("userId", "slug") already exists.
+// Written only with belay's public spec API. Policies: --param ambiguous=skip|lowest (default skip).
+import { defineMigration, type MigrationParams } from '../../src/index.ts';
+
+export default function eventTypeOwner(params: MigrationParams) {
+  const ambiguous = params.ambiguous ?? 'skip';
+  if (ambiguous !== 'skip' && ambiguous !== 'lowest') {
+    throw new Error(`ambiguous must be "skip" or "lowest", got "${ambiguous}"`);
+  }
+  for (const k of Object.keys(params)) if (k !== 'ambiguous') throw new Error(`unknown parameter "${k}" (known: ambiguous)`);
+  // links needed for an owner: exactly one valid link (skip) or at least one, lowest user id (lowest)
+  const owns = ambiguous === 'skip' ? 'count(*) = 1' : 'count(*) >= 1';
+
+  // An eligible row's owner, computed from valid links only (the user exists; the event type is the row).
+  const ownerOf = (id: string) => `(SELECT CASE WHEN ${owns} THEN min(l."B") END
+      FROM "_user_eventtype" l JOIN users u ON u.id = l."B" WHERE l."A" = ${id})`;
+
+  // Whole-table classification used by the pre-flight checks and the post-run verification.
+  const classified = `
+    WITH valid AS (
+      SELECT l."A" AS id, count(*) AS links, min(l."B") AS lowest
+        FROM "_user_eventtype" l JOIN users u ON u.id = l."B" JOIN "EventType" e ON e.id = l."A"
+       GROUP BY l."A"
+    ), eligible AS (
+      SELECT e.id, e.slug, coalesce(v.links, 0) AS links,
+             CASE WHEN ${ambiguous === 'skip' ? 'v.links = 1' : 'v.links >= 1'} THEN v.lowest END AS owner
+        FROM "EventType" e LEFT JOIN valid v ON v.id = e.id
+       WHERE e."userId" IS NULL AND e."teamId" IS NULL
+    ), candidate AS (
+      SELECT c.*, count(*) OVER w AS same_slug,
+             CASE WHEN c.id = min(c.id) OVER w THEN max(c.id) OVER w ELSE min(c.id) OVER w END AS twin
+        FROM eligible c WHERE c.owner IS NOT NULL
+      WINDOW w AS (PARTITION BY c.owner, c.slug)
+    ), outcome AS (
+      SELECT c.id, c.slug, c.owner, c.links,
+             x.id AS owned_twin, CASE WHEN c.same_slug > 1 THEN c.twin END AS eligible_twin
+        FROM candidate c
+        LEFT JOIN LATERAL (SELECT x.id FROM "EventType" x
+                            WHERE x."userId" = c.owner AND x.slug = c.slug AND x.id <> c.id ORDER BY x.id LIMIT 1) x ON true
+    )`;
+
+  return defineMigration({
+    id: 'event-type-owner',
+    purpose:
+      'Backfill "EventType"."userId" from the implicit Prisma join table "_user_eventtype" for personal event types ' +
+      '(no user and no team yet). An event type with exactly one valid link gets that user as its owner. Orphan links, ' +
+      'event types without a valid link or with several, and rows whose (userId, slug) would collide with the existing ' +
+      `unique index are reported and left unchanged (ambiguous policy: ${ambiguous}).`,
+    tables: ['EventType', '_user_eventtype', 'users'],
+    checks: [
+      {
+        kind: 'orphans', code: 'ORPHAN_LINK_USER', severity: 'warn', table: '_user_eventtype', column: 'B',
+        references: { table: 'users', column: 'id' },
+        message: 'links to a user that does not exist (never used)',
+        fix: 'Delete these links or restore the users; belay ignores them either way.',
+      },
+      {
+        kind: 'orphans', code: 'ORPHAN_LINK_EVENT_TYPE', severity: 'warn', table: '_user_eventtype', column: 'A',
+        references: { table: 'EventType', column: 'id' },
+        message: 'links from an event type that does not exist (never used)',
+        fix: 'Delete these links; belay ignores them.',
+      },
+      {
+        kind: 'sql', code: 'ASSIGN', severity: 'info', message: 'event types that will get their owner',
+        sql: `${classified} SELECT id, slug, owner AS "userId" FROM outcome WHERE owned_twin IS NULL AND eligible_twin IS NULL ORDER BY id`,
+      },
+      {
+        kind: 'sql', code: 'UNOWNED', severity: 'warn', message: 'personal event types without any valid link: stay without owner',
+        sql: `${classified} SELECT id, slug FROM eligible WHERE links = 0 ORDER BY id`,
+        fix: 'Link them to a user in "_user_eventtype" or assign them by hand.',
+      },
+      {
+        kind: 'sql', code: 'AMBIGUOUS', severity: 'warn',
+        message: ambiguous === 'skip' ? 'event types linked to several users: stay without owner' : 'event types linked to several users: get the lowest user id',
+        sql: `${classified} SELECT id, slug, links FROM eligible WHERE links > 1 ORDER BY id`,
+        fix: 'Decide the owner by hand, or run with --param ambiguous=lowest.',
+      },
+      {
+        kind: 'sql', code: 'SLUG_CONFLICT', severity: 'warn',
+        message: 'the owner would have two event types with the same slug: none of them changes',
+        sql: `${classified} SELECT id, slug, owner AS "userId", coalesce(owned_twin, eligible_twin) AS "conflictsWith",
+                 CASE WHEN owned_twin IS NOT NULL THEN 'owned' ELSE 'eligible' END AS "with"
+              FROM outcome WHERE owned_twin IS NOT NULL OR eligible_twin IS NOT NULL ORDER BY id`,
+        fix: 'Rename one of the slugs, then run the migration again.',
+      },
+      {
+        kind: 'sql', code: 'INCONSISTENT_OWNER', severity: 'warn',
+        message: 'event types whose userId is set but is not among their valid links (never written)',
+        sql: `SELECT e.id, e.slug, e."userId", array_agg(l."B" ORDER BY l."B") AS "linkedUsers"
+                FROM "EventType" e JOIN "_user_eventtype" l ON l."A" = e.id JOIN users u ON u.id = l."B"
+               WHERE e."userId" IS NOT NULL
+               GROUP BY e.id, e.slug, e."userId"
+              HAVING NOT bool_or(l."B" = e."userId") ORDER BY e.id`,
+        fix: 'Check these rows by hand: the owner and the links disagree.',
+      },
+      { kind: 'unique-after', code: 'UNIQUE_USER_SLUG', severity: 'error', step: 'assign-owner', index: 'EventType_userId_slug_key' },
+    ],
+    steps: [
+      {
+        kind: 'batched',
+        name: 'assign-owner',
+        table: 'EventType',
+        writes: ['userId'],
+        // The key range is repeated on the join table: Postgres does not carry it across the join.
+        projection: `
+          WITH cand AS (
+            SELECT e.id, e.slug, min(l."B") AS owner
+              FROM "EventType" e
+              JOIN "_user_eventtype" l ON l."A" = e.id AND l."A" BETWEEN $1 AND $2
+              JOIN users u ON u.id = l."B"
+             WHERE e.id BETWEEN $1 AND $2 AND e."userId" IS NULL AND e."teamId" IS NULL
+             GROUP BY e.id, e.slug
+            HAVING ${owns}
+          )
+          SELECT c.id, c.owner AS "userId" FROM cand c
+           WHERE NOT EXISTS (SELECT 1 FROM "EventType" x WHERE x."userId" = c.owner AND x.slug = c.slug AND x.id <> c.id)
+             AND NOT EXISTS (SELECT 1 FROM "EventType" e2
+                              WHERE e2."userId" IS NULL AND e2."teamId" IS NULL AND e2.slug = c.slug AND e2.id <> c.id
+                                AND ${ownerOf('e2.id')} = c.owner)`,
+        // Inside every batch, before commit: each written owner is the row's valid link, the row is personal.
+        verify: `
+          SELECT w.id, w."userId", e."teamId", 'owner is not the valid link of a personal event type' AS problem
+            FROM written w JOIN "EventType" e ON e.id = w.id
+           WHERE e."teamId" IS NOT NULL OR ${ownerOf('w.id')} IS DISTINCT FROM w."userId"`,
+      },
+    ],
+    verify: [
+      {
+        name: 'no-missed-rows',
+        message: 'personal event types that should have an owner by now',
+        sql: `${classified} SELECT id, slug, owner FROM outcome WHERE owned_twin IS NULL AND eligible_twin IS NULL`,
+      },
+      {
+        name: 'owners-exist',
+        message: 'event types owned by a user that does not exist',
+        sql: `SELECT e.id, e."userId" FROM "EventType" e WHERE e."userId" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = e."userId")`,
+      },
+    ],
+    abort: [
+      { when: 'verification-failed', action: 'rollback' },
+      { when: 'batch-slower-than-ms', threshold: 30_000, action: 'pause' },
+    ],
+    monitor: [
+      {
+        name: 'owner-deleted', alertAbove: 0, message: 'event types whose owner was deleted',
+        sql: `SELECT e.id, e."userId" FROM "EventType" e WHERE e."userId" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = e."userId")`,
+      },
+      {
+        name: 'new-inconsistencies', alertAbove: 0, message: 'event types whose owner is not among their valid links',
+        sql: `SELECT e.id, e."userId" FROM "EventType" e JOIN "_user_eventtype" l ON l."A" = e.id JOIN users u ON u.id = l."B"
+               WHERE e."userId" IS NOT NULL GROUP BY e.id, e."userId" HAVING NOT bool_or(l."B" = e."userId")`,
+      },
+    ],
+  });
+}

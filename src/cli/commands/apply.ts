@@ -1,0 +1,38 @@
+import type { Command } from 'commander';
+import { apply } from '../../execute/apply.ts';
+import { EXIT } from '../../errors.ts';
+import { loadMigration } from '../../spec/load.ts';
+import { connect, type GlobalOptions, out, parseParams, parsePositiveInt, reportError } from '../context.ts';
+import { progressSink } from '../progress.ts';
+import { printApplyResult } from '../print.ts';
+
+export function registerApply(program: Command, setExit: (c: number) => void): void {
+  program
+    .command('apply <migration>')
+    .description('apply a migration in checkpointed batches (resumes by itself after a crash)')
+    .option('--param <key=value...>', 'migration parameter (policy), repeatable')
+    .option('--batch-size <n>', 'rows per batch', parsePositiveInt('--batch-size'))
+    .option('--single', 'all or nothing: every batch in one transaction (small migrations)')
+    .option('--wait', 'wait for a concurrent run of the same migration instead of failing')
+    .option('--again', 'start a new run even though the migration was already applied')
+    .option('--log-every <n>', 'off a terminal: one progress line per N batches', parsePositiveInt('--log-every'))
+    .action(async (target: string, o: { param?: string[]; batchSize?: number; single?: boolean; wait?: boolean; again?: boolean; logEvery?: number }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOptions>();
+      const m = await loadMigration(target, parseParams(o.param));
+      const db = await connect(g);
+      try {
+        const r = await apply(db, m, {
+          onEvent: progressSink({ json: g.json, logEvery: o.logEvery }),
+          lock: o.wait ? 'wait' : 'fail',
+          batchSize: o.batchSize,
+          mode: o.single ? 'single' : undefined,
+          again: o.again,
+        });
+        if (g.json) out.json({ type: 'result', ...r, error: r.error?.toJSON() });
+        else printApplyResult(r);
+        setExit(r.error ? reportError(r.error, false) : EXIT.ok);
+      } finally {
+        await db.close();
+      }
+    });
+}

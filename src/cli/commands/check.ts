@@ -1,0 +1,27 @@
+import type { Command } from 'commander';
+import { runChecks } from '../../checks/run-checks.ts';
+import { EXIT } from '../../errors.ts';
+import { loadMigration } from '../../spec/load.ts';
+import { connect, type GlobalOptions, out, parseParams, parsePositiveInt } from '../context.ts';
+import { printCheckReport } from '../print.ts';
+
+export function registerCheck(program: Command, setExit: (c: number) => void): void {
+  program
+    .command('check <migration>')
+    .description('read-only pre-flight: predicts from live data which rows would fail, conflict or be skipped')
+    .option('--param <key=value...>', 'migration parameter (policy), repeatable')
+    .option('--sample <n>', 'sample rows per finding', parsePositiveInt('--sample'), 20)
+    .action(async (target: string, o: { param?: string[]; sample: number }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOptions>();
+      const m = await loadMigration(target, parseParams(o.param));
+      const db = await connect(g);
+      try {
+        const r = await runChecks(db, m, { sample: o.sample });
+        if (g.json) out.json({ type: 'check', ...r });
+        else printCheckReport(r);
+        setExit(r.ok ? EXIT.ok : EXIT.checks);
+      } finally {
+        await db.close();
+      }
+    });
+}

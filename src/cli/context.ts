@@ -1,0 +1,81 @@
+// What every command shares: where the database is, how to print, how errors become exit codes.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseEnv } from 'node:util';
+import { type Db, openDb } from '../db/connection.ts';
+import { BelayError, EXIT, UsageError } from '../errors.ts';
+import type { MigrationParams } from '../spec/define.ts';
+
+export interface GlobalOptions {
+  db?: string;
+  json?: boolean;
+  param?: string[];
+}
+
+/** --db, else DATABASE_URL, else DATABASE_URL from ./.env (as Prisma reads it). */
+export function resolveDbUrl(opt?: string): string {
+  if (opt) return opt;
+  if (process.env.DATABASE_URL) return process.env.DATABASE_URL;
+  const envFile = path.resolve('.env');
+  if (existsSync(envFile)) {
+    const parsed = parseEnv(readFileSync(envFile, 'utf8')) as Record<string, string>;
+    if (parsed.DATABASE_URL) return parsed.DATABASE_URL;
+  }
+  throw new UsageError('no database given', 'Pass --db postgres://user@host/db (or pglite:<dir>), or set DATABASE_URL in the environment or in .env.');
+}
+
+export async function connect(opts: GlobalOptions): Promise<Db> {
+  return openDb(resolveDbUrl(opts.db), { applicationName: 'belay' });
+}
+
+export function parseParams(list: string[] = []): MigrationParams {
+  const out: Record<string, string> = {};
+  for (const p of list) {
+    const eq = p.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--param "${p}" is not key=value`, 'Write --param ambiguous=lowest.');
+    out[p.slice(0, eq)] = p.slice(eq + 1);
+  }
+  return out;
+}
+
+export function parseRunId(s: string): number {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`run id "${s}" is not a positive whole number`, 'List runs with belay status.');
+  return n;
+}
+
+export function parsePositiveInt(name: string) {
+  return (s: string): number => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${name} "${s}" is not a positive whole number`);
+    return n;
+  };
+}
+
+export const out = {
+  line(s = ''): void {
+    process.stdout.write(`${s}\n`);
+  },
+  err(s: string): void {
+    process.stderr.write(`${s}\n`);
+  },
+  json(v: unknown): void {
+    process.stdout.write(`${JSON.stringify(v)}\n`);
+  },
+};
+
+/** Prints an error (what, where, what to do) and returns its documented exit code. */
+export function reportError(err: unknown, json: boolean): number {
+  if (err instanceof BelayError) {
+    if (json) out.json({ type: 'error', ...err.toJSON() });
+    out.err(`error [${err.code}]: ${err.message}`);
+    const d = err.details;
+    if (typeof d.sqlstate === 'string') out.err(`  server: SQLSTATE ${d.sqlstate}${d.detail ? `, ${d.detail}` : ''}${d.constraint ? `, constraint ${d.constraint}` : ''}`);
+    if (err.fix) out.err(`  what to do: ${err.fix}`);
+    return err.exitCode;
+  }
+  const e = err as Error;
+  out.err(`error [BELAY_INTERNAL]: ${e?.message ?? String(err)}`);
+  if (process.env.BELAY_DEBUG) out.err(e?.stack ?? '');
+  return EXIT.unexpected;
+}

@@ -1,0 +1,280 @@
+// Carries a migration out: run record, lock, steps in order, batches with checkpoints and undo log.
+// Returns a result instead of throwing half-way: what ran, what changed, and the error that stopped it.
+import { column, tableInfo } from '../db/catalog.ts';
+import type { Db } from '../db/connection.ts';
+import { BelayError, DbError, StateError, VerificationError } from '../errors.ts';
+import { type EventSink, noopSink } from '../events.ts';
+import type { BatchedStep, Migration, SqlStep } from '../spec/define.ts';
+import type { LoadedMigration } from '../spec/load.ts';
+import { acquireMigrationLock, type LockMode } from '../state/lock.ts';
+import { ensureState } from '../state/schema.ts';
+import { createRun, getSteps, latestRun, recordEvent, setRunStatus, setStep, type StepRecord } from '../state/store.ts';
+import { applyBatchSql, type BatchTarget, boundsSql, CHECKPOINT_SQL, countSql, SET_TIMEOUTS_SQL, verifyBatchSql } from './batch-sql.ts';
+import { withRetry } from './retry.ts';
+
+export interface ApplyOptions {
+  onEvent?: EventSink;
+  /** fail (default): a second concurrent run is refused; wait: queue behind it. */
+  lock?: LockMode;
+  /** Overrides the spec's options.batchSize and each step's batchSize. */
+  batchSize?: number;
+  mode?: 'batched' | 'single';
+  /** Start a new run even if the latest run of this migration completed. */
+  again?: boolean;
+  /** Called after the run record exists and before the first write (pre-flight, backups). */
+  beforeWrite?: (ctx: RunContext) => Promise<void>;
+  /** Called after the last step committed (post-run verification, cleanup). */
+  afterWrite?: (ctx: RunContext) => Promise<void>;
+}
+
+export interface RunContext {
+  db: Db;
+  runId: number;
+  migration: LoadedMigration;
+  resumed: boolean;
+  emit: EventSink;
+}
+
+export interface StepResult {
+  name: string;
+  kind: 'batched' | 'sql';
+  status: string;
+  rowsTotal: number | null;
+  rowsDone: number;
+  rowsChanged: number;
+  batches: number;
+}
+
+export interface ApplyResult {
+  runId: number;
+  migrationId: string;
+  status: 'completed' | 'failed' | 'paused';
+  resumed: boolean;
+  durationMs: number;
+  steps: StepResult[];
+  /** Row counts of every touched table before the run (as first started) and after. */
+  counts: { before: Record<string, number>; after: Record<string, number> };
+  error?: BelayError;
+}
+
+export async function apply(db: Db, migration: LoadedMigration, opts: ApplyOptions = {}): Promise<ApplyResult> {
+  const emit = opts.onEvent ?? noopSink;
+  const { spec } = migration;
+  const started = performance.now();
+  await ensureState(db);
+  const release = await acquireMigrationLock(db, spec.id, opts.lock ?? 'fail');
+  try {
+    const { runId, resumed } = await startOrResume(db, migration, opts);
+    const ctx: RunContext = { db, runId, migration, resumed, emit };
+    emit({ type: 'run-started', runId, migrationId: spec.id, checksum: migration.checksum, resumed, mode: opts.mode ?? spec.options.mode });
+    const countsBefore = resumed ? await storedCounts(db, runId) : await tableCounts(db, spec);
+    if (!resumed) await setRunStatus(db, runId, 'running', { summary: { countsBefore } });
+    let error: BelayError | undefined;
+    try {
+      await opts.beforeWrite?.(ctx);
+      const mode = opts.mode ?? spec.options.mode;
+      if (mode === 'single') await runSingle(ctx, opts);
+      else for (const [i, step] of spec.steps.entries()) await runStep(ctx, i, step, opts);
+      await opts.afterWrite?.(ctx);
+    } catch (err) {
+      error = asBelayError(err);
+    }
+    const countsAfter = await tableCounts(db, spec);
+    const status = error ? 'failed' : 'completed';
+    const durationMs = performance.now() - started;
+    await setRunStatus(db, runId, status, { error: error ? error.toJSON() : null, summary: { countsAfter } });
+    await recordEvent(db, runId, 'run-finished', { status, durationMs, error: error?.toJSON() });
+    emit({ type: 'run-finished', runId, status, durationMs, error: error?.toJSON() });
+    const steps = (await getSteps(db, runId)).map(stepResult);
+    const batches = await db.query<{ step_no: number; n: number }>(`SELECT step_no, count(*)::int AS n FROM belay.batches WHERE run_id = $1 GROUP BY step_no`, [runId]);
+    for (const b of batches.rows) steps[b.step_no]!.batches = b.n;
+    return { runId, migrationId: spec.id, status, resumed, durationMs, steps, counts: { before: countsBefore, after: countsAfter }, error };
+  } finally {
+    await release();
+  }
+}
+
+async function startOrResume(db: Db, m: LoadedMigration, opts: ApplyOptions): Promise<{ runId: number; resumed: boolean }> {
+  const last = await latestRun(db, m.spec.id);
+  if (last && ['running', 'failed', 'paused'].includes(last.status)) {
+    if (last.checksum !== m.checksum) {
+      throw new StateError('BELAY_SPEC_CHANGED', `run ${last.id} of "${m.spec.id}" stopped part-way with a different version of the migration`, {
+        details: { runId: last.id, recorded: last.checksum, current: m.checksum },
+        fix: `Restore the migration as it was to resume, or roll the partial run back first (belay rollback ${last.id}).`,
+      });
+    }
+    await setRunStatus(db, last.id, 'running', { error: null });
+    await recordEvent(db, last.id, 'run-resumed', { previousStatus: last.status });
+    return { runId: last.id, resumed: true };
+  }
+  if (last?.status === 'rolling_back') {
+    throw new StateError('BELAY_ROLLBACK_UNFINISHED', `run ${last.id} of "${m.spec.id}" is part-way through a rollback`, {
+      fix: `Finish it first: belay rollback ${last.id}.`,
+    });
+  }
+  if (last?.status === 'completed' && !opts.again) {
+    throw new StateError('BELAY_ALREADY_APPLIED', `migration "${m.spec.id}" was already applied by run ${last.id}`, {
+      details: { runId: last.id },
+      fix: `Nothing to do. To apply it again, roll it back (belay rollback ${last.id}) or pass --again.`,
+    });
+  }
+  const runId = await createRun(db, {
+    migrationId: m.spec.id, checksum: m.checksum, params: m.params, spec: m.spec, file: m.file,
+    mode: opts.mode ?? m.spec.options.mode, steps: m.spec.steps,
+  });
+  await recordEvent(db, runId, 'run-started', { checksum: m.checksum });
+  return { runId, resumed: false };
+}
+
+async function runStep(ctx: RunContext, stepNo: number, step: Migration['steps'][number], opts: ApplyOptions, inTx = false): Promise<void> {
+  const rec = (await getSteps(ctx.db, ctx.runId))[stepNo]!;
+  if (rec.status === 'done') return;
+  if (step.kind === 'sql') return runSqlStep(ctx, stepNo, step, rec, inTx);
+  return runBatchedStep(ctx, stepNo, step, rec, opts, inTx);
+}
+
+async function runSqlStep(ctx: RunContext, stepNo: number, step: SqlStep, _rec: StepRecord, inTx: boolean): Promise<void> {
+  const { db, runId } = ctx;
+  ctx.emit({ type: 'step-started', runId, stepNo, step: step.name, kind: 'sql', rowsTotal: 0, rowsDone: 0 });
+  await setStep(db, runId, stepNo, { status: 'running', started: true });
+  if (!inTx) await db.query('BEGIN');
+  try {
+    await db.exec(step.up);
+    // the step's completion commits with its effect, so a crash never runs it twice
+    await setStep(db, runId, stepNo, { status: 'done', finished: true });
+    if (!inTx) await db.query('COMMIT');
+  } catch (err) {
+    if (!inTx) await db.query('ROLLBACK').catch(() => undefined);
+    throw err instanceof DbError ? new DbError(err.server.detail ? `${err.message} (${err.server.detail})` : err.message, err.server, { context: `step "${step.name}"`, cause: err }) : err;
+  }
+  ctx.emit({ type: 'step-finished', runId, stepNo, step: step.name, rowsChanged: 0, batches: 0 });
+}
+
+export async function batchTarget(db: Db, step: BatchedStep, stepNo: number): Promise<BatchTarget> {
+  const info = await tableInfo(db, step.table);
+  let key = step.key;
+  if (!key) {
+    if (info.primaryKey.length !== 1) {
+      throw new StateError('BELAY_NO_KEY', `table ${info.sqlName} has ${info.primaryKey.length === 0 ? 'no primary key' : 'a composite primary key'}`, {
+        fix: `Name a unique, non-null key column with key: in step "${step.name}".`,
+      });
+    }
+    key = info.primaryKey[0]!;
+  }
+  const keyCol = column(info, key, `steps.${stepNo}.key`);
+  for (const w of step.writes) column(info, w, `steps.${stepNo}.writes`);
+  return { table: info.sqlName, tableName: step.table, key, keyType: keyCol.type, writes: step.writes };
+}
+
+async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep, rec: StepRecord, opts: ApplyOptions, inTx: boolean): Promise<void> {
+  const { db, runId, migration, emit } = ctx;
+  const o = migration.spec.options;
+  const t = await batchTarget(db, step, stepNo);
+  const size = opts.batchSize ?? step.batchSize ?? o.batchSize;
+  const total = Number((await db.query<{ n: number }>(countSql(t))).rows[0]!.n);
+  await setStep(db, runId, stepNo, { status: 'running', rowsTotal: total, started: true });
+  const nb = await db.query<{ n: number }>(`SELECT coalesce(max(batch_no), 0)::int AS n FROM belay.batches WHERE run_id = $1 AND step_no = $2`, [runId, stepNo]);
+  let batchNo = nb.rows[0]!.n;
+  let last = rec.lastKey;
+  let rowsDone = rec.rowsDone;
+  let changedTotal = rec.rowsChanged;
+  emit({ type: 'step-started', runId, stepNo, step: step.name, kind: 'batched', rowsTotal: total, rowsDone });
+  const applySql = applyBatchSql(t, step.projection);
+  const verifySql = step.verify ? verifyBatchSql(t, step.verify) : undefined;
+  for (;;) {
+    batchNo++;
+    const t0 = performance.now();
+    const outcome = await withRetry(
+      async (attempt) => {
+        // in single mode the run's one transaction wraps every batch; a failure rolls all of it back
+        if (!inTx) await db.query('BEGIN');
+        try {
+          // lock_timeout, not only statement_timeout: a slow batch is fine, a blocked one is not
+          await db.query(SET_TIMEOUTS_SQL, [`${o.lockTimeoutMs}ms`, `${o.statementTimeoutMs}ms`]);
+          const b = await db.query<{ lo: string | null; hi: string | null; n: number }>(boundsSql(t, last === null), last === null ? [null, size] : [last, size]);
+          const { lo, hi, n } = b.rows[0]!;
+          if (n === 0 || lo === null || hi === null) {
+            if (!inTx) await db.query('ROLLBACK');
+            return undefined;
+          }
+          const r = await db.query<{ changed: number; duplicate_keys: number; out_of_range: number }>(applySql, [lo, hi, runId, stepNo, batchNo]);
+          const { changed, duplicate_keys, out_of_range } = r.rows[0]!;
+          if (duplicate_keys > 0 || out_of_range > 0) {
+            throw new VerificationError(`step "${step.name}": the projection returned ${duplicate_keys > 0 ? `${duplicate_keys} duplicate keys` : `${out_of_range} keys outside [${lo}, ${hi}] or NULL`} in batch ${batchNo}`, {
+              step: step.name, batchNo, lo, hi, fix: 'The projection must return each key of the range at most once and only keys in [$1, $2].',
+            });
+          }
+          if (verifySql) {
+            const v = await db.query(verifySql, [lo, hi, runId, stepNo, batchNo]);
+            if (v.rows.length > 0) {
+              emit({ type: 'verification-failed', runId, step: step.name, batchNo, count: v.rows.length, sample: v.rows.slice(0, 10) });
+              throw new VerificationError(`step "${step.name}": in-batch verification returned ${v.rows.length} row(s) in batch ${batchNo} [${lo}, ${hi}]; the batch was rolled back`, {
+                step: step.name, batchNo, lo, hi, sample: v.rows.slice(0, 10),
+              });
+            }
+          }
+          const ms = performance.now() - t0;
+          await db.query(CHECKPOINT_SQL, [runId, stepNo, batchNo, lo, hi, n, changed, ms, attempt]);
+          if (!inTx) await db.query('COMMIT');
+          return { lo, hi, n, changed, ms, attempt };
+        } catch (err) {
+          if (!inTx) await db.query('ROLLBACK').catch(() => undefined);
+          throw err;
+        }
+      },
+      {
+        maxRetries: inTx ? 0 : o.maxRetries,
+        onRetry: (attempt, sqlstate, waitMs) => emit({ type: 'batch-retry', runId, step: step.name, batchNo, attempt, sqlstate, waitMs }),
+      },
+    );
+    if (!outcome) break;
+    last = outcome.hi;
+    rowsDone += outcome.n;
+    changedTotal += outcome.changed;
+    emit({
+      type: 'batch-committed', runId, stepNo, step: step.name, batchNo, lo: outcome.lo, hi: outcome.hi, rowsInRange: outcome.n,
+      rowsChanged: outcome.changed, durationMs: outcome.ms, attempts: outcome.attempt, rowsDone, rowsTotal: total,
+    });
+  }
+  await setStep(db, runId, stepNo, { status: 'done', finished: true });
+  emit({ type: 'step-finished', runId, stepNo, step: step.name, rowsChanged: changedTotal, batches: batchNo - 1 });
+}
+
+/** All or nothing: every step and batch in one transaction (small migrations). */
+async function runSingle(ctx: RunContext, opts: ApplyOptions): Promise<void> {
+  const { db } = ctx;
+  await db.query('BEGIN');
+  try {
+    for (const [i, step] of ctx.migration.spec.steps.entries()) await runStep(ctx, i, step, opts, true);
+    await db.query('COMMIT');
+  } catch (err) {
+    await db.query('ROLLBACK').catch(() => undefined);
+    // the checkpoints rolled back with the work: the steps start afresh on the next apply
+    await db.query(`UPDATE belay.steps SET status = 'pending', last_key = NULL, rows_done = 0, rows_changed = 0 WHERE run_id = $1`, [ctx.runId]);
+    throw err;
+  }
+}
+
+export async function tableCounts(db: Db, spec: Migration): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const t of spec.tables) {
+    const info = await tableInfo(db, t);
+    const r = await db.query<{ n: number }>(`SELECT count(*)::float8 AS n FROM ${info.sqlName}`);
+    out[t] = Number(r.rows[0]!.n);
+  }
+  return out;
+}
+
+async function storedCounts(db: Db, runId: number): Promise<Record<string, number>> {
+  const r = await db.query<{ c: Record<string, number> | null }>(`SELECT summary->'countsBefore' AS c FROM belay.runs WHERE id = $1`, [runId]);
+  return r.rows[0]?.c ?? {};
+}
+
+function stepResult(s: StepRecord): StepResult {
+  return { name: s.name, kind: s.kind, status: s.status, rowsTotal: s.rowsTotal, rowsDone: Number(s.rowsDone), rowsChanged: Number(s.rowsChanged), batches: 0 };
+}
+
+export function asBelayError(err: unknown): BelayError {
+  if (err instanceof BelayError) return err;
+  return new BelayError('BELAY_INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
+}

@@ -1,0 +1,85 @@
+// All SQL of a batched step, in one place. Parameters: $1 = lo, $2 = hi (inclusive, the key's type);
+// $3 = run id, $4 = step number, $5 = batch number. Identifiers go through ident()/qualified().
+import { ident, literal } from '../db/sql.ts';
+
+export interface BatchTarget {
+  /** Quoted, qualified table name. */
+  table: string;
+  /** The table name as given in the spec (recorded in the undo log). */
+  tableName: string;
+  key: string;
+  keyType: string;
+  writes: readonly string[];
+}
+
+export function boundsSql(t: BatchTarget, first: boolean): string {
+  const k = ident(t.key);
+  // Keyset walk, never OFFSET: sparse ids cost nothing and every batch reads only its own keys.
+  return `SELECT min(k)::text AS lo, max(k)::text AS hi, count(*)::int AS n
+  FROM (SELECT ${k} AS k FROM ${t.table} ${first ? '' : `WHERE ${k} > $1::${t.keyType}`} ORDER BY ${k} LIMIT $2) s`;
+}
+
+export function countSql(t: BatchTarget): string {
+  return `SELECT count(*)::float8 AS n FROM ${t.table}`;
+}
+
+function jsonObject(alias: string, cols: readonly string[]): string {
+  return `jsonb_build_object(${cols.map((c) => `${literal(c)}, ${alias}.${ident(c)}`).join(', ')})`;
+}
+
+/**
+ * One statement that computes the projection, writes only the rows whose values change, and stores
+ * before- and after-images in the undo log. The guard `t.c IS NOT DISTINCT FROM o.c` makes the
+ * recorded before-image exact under concurrency: a row changed by another transaction after this
+ * statement's snapshot fails the re-check and is left alone instead of being logged wrongly.
+ */
+export function applyBatchSql(t: BatchTarget, projection: string): string {
+  const k = ident(t.key);
+  const cols = [t.key, ...t.writes];
+  const set = t.writes.map((c) => `${ident(c)} = p.${ident(c)}`).join(', ');
+  const differs = t.writes.map((c) => `t.${ident(c)} IS DISTINCT FROM p.${ident(c)}`).join(' OR ');
+  const unchanged = t.writes.map((c) => `t.${ident(c)} IS NOT DISTINCT FROM o.${ident(c)}`).join(' AND ');
+  return `WITH p AS (
+${projection}
+), o AS (
+  SELECT ${cols.map((c) => `t.${ident(c)}`).join(', ')} FROM ${t.table} t
+   WHERE t.${k} BETWEEN $1::${t.keyType} AND $2::${t.keyType} AND t.${k} IN (SELECT ${k} FROM p)
+), u AS (
+  UPDATE ${t.table} t SET ${set}
+    FROM p, o
+   WHERE t.${k} = p.${k} AND o.${k} = p.${k} AND t.${k} BETWEEN $1::${t.keyType} AND $2::${t.keyType}
+     AND (${differs}) AND ${unchanged}
+  RETURNING ${cols.map((c) => `t.${ident(c)}`).join(', ')}
+), ins AS (
+  INSERT INTO belay.undo (run_id, step_no, batch_no, table_name, key_column, columns, row_count, before, after)
+  SELECT $3::bigint, $4::int, $5::int, ${literal(t.tableName)}, ${literal(t.key)}, ARRAY[${t.writes.map(literal).join(', ')}]::text[], count(*),
+         coalesce(jsonb_agg(${jsonObject('o', cols)}), '[]'::jsonb), coalesce(jsonb_agg(${jsonObject('u', cols)}), '[]'::jsonb)
+    FROM u JOIN o ON o.${k} = u.${k}
+  RETURNING row_count
+)
+SELECT (SELECT row_count FROM ins)::int AS changed,
+       (SELECT count(*) - count(DISTINCT ${k}) FROM p)::int AS duplicate_keys,
+       (SELECT count(*) FROM p WHERE ${k} NOT BETWEEN $1::${t.keyType} AND $2::${t.keyType} OR ${k} IS NULL)::int AS out_of_range`;
+}
+
+/** Wraps a step's in-batch verification: it may read `written`, the rows this batch wrote (after-image). */
+export function verifyBatchSql(t: BatchTarget, verify: string, limit = 100): string {
+  return `WITH written AS (
+  SELECT w.* FROM jsonb_populate_recordset(NULL::${t.table},
+    (SELECT after FROM belay.undo WHERE run_id = $3::bigint AND step_no = $4::int AND batch_no = $5::int)) w
+   WHERE w.${ident(t.key)} BETWEEN $1::${t.keyType} AND $2::${t.keyType}
+)
+SELECT * FROM (
+${verify}
+) AS violation LIMIT ${Number(limit)}`;
+}
+
+/** The checkpoint, committed in the same transaction as the batch. */
+export const CHECKPOINT_SQL = `WITH b AS (
+  INSERT INTO belay.batches (run_id, step_no, batch_no, lo, hi, rows_in_range, rows_changed, duration_ms, attempts)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING run_id
+)
+UPDATE belay.steps SET last_key = $5, rows_done = rows_done + $6, rows_changed = rows_changed + $7
+ WHERE run_id = $1 AND step_no = $2`;
+
+export const SET_TIMEOUTS_SQL = `SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)`;

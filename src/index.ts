@@ -1,0 +1,14 @@
+// belay's library entry: everything the CLI does, code can do.
+export { defineMigration, migrationSchema } from './spec/define.ts';
+export type { Migration, MigrationInput, MigrationParams, Step, BatchedStep, SqlStep, Check } from './spec/define.ts';
+export { loadMigration, validate, type LoadedMigration } from './spec/load.ts';
+export { openDb, transaction, type Db, type Row, type QueryResult } from './db/connection.ts';
+export { ident, qualified, literal, PINNED_TEXT_SETTINGS } from './db/sql.ts';
+export { redactUrl } from './db/redact.ts';
+export { ensureState, STATE_VERSION } from './state/schema.ts';
+export { getRun, getSteps, getBatches, listRuns, latestRun, type RunRecord, type StepRecord } from './state/store.ts';
+export { apply, type ApplyOptions, type ApplyResult } from './execute/apply.ts';
+export { rollback, type RollbackOptions, type RollbackResult } from './rollback/rollback.ts';
+export { runChecks, type CheckReport, type CheckFinding } from './checks/run-checks.ts';
+export type { BelayEvent, EventSink } from './events.ts';
+export * from './errors.ts';

@@ -1,0 +1,19 @@
+// One session-level advisory lock per migration id forbids two concurrent runs of it.
+// Key: (MIGRATION_LOCK_CLASS, hashtext(migration id)). Released when the session ends, so a crash frees it.
+import type { Db } from '../db/connection.ts';
+import { LockedError } from '../errors.ts';
+
+export const MIGRATION_LOCK_CLASS = 1650814050;
+export type LockMode = 'fail' | 'wait';
+
+export async function acquireMigrationLock(db: Db, migrationId: string, mode: LockMode = 'fail'): Promise<() => Promise<void>> {
+  if (mode === 'wait') {
+    await db.query('SELECT pg_advisory_lock($1, hashtext($2))', [MIGRATION_LOCK_CLASS, migrationId]);
+  } else {
+    const r = await db.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [MIGRATION_LOCK_CLASS, migrationId]);
+    if (!r.rows[0]?.ok) throw new LockedError(migrationId);
+  }
+  return async () => {
+    await db.query('SELECT pg_advisory_unlock($1, hashtext($2))', [MIGRATION_LOCK_CLASS, migrationId]).catch(() => undefined);
+  };
+}

@@ -1,0 +1,116 @@
+// belay's own state lives in schema "belay" of the target database, versioned here.
+// Each entry upgrades from the previous version; never edit a released entry, append a new one.
+import { type Db, transaction } from '../db/connection.ts';
+
+export const STATE_SCHEMA = 'belay';
+
+/** Serialises schema upgrades between concurrent belay processes (pg_advisory_xact_lock key). */
+export const SCHEMA_LOCK_KEY = 1650814049; // 'bela' as int4
+
+export const STATE_MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
+  {
+    version: 1,
+    sql: `
+CREATE TABLE belay.runs (
+  id            bigserial PRIMARY KEY,
+  migration_id  text NOT NULL,
+  checksum      text NOT NULL,
+  params        jsonb NOT NULL DEFAULT '{}',
+  spec          jsonb NOT NULL,
+  file          text,
+  mode          text NOT NULL,               -- batched | single
+  status        text NOT NULL,               -- running | completed | failed | paused | rolling_back | rolled_back
+  started_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  finished_at   timestamptz,
+  error         jsonb,
+  summary       jsonb NOT NULL DEFAULT '{}'
+);
+CREATE INDEX runs_migration_idx ON belay.runs (migration_id, id);
+CREATE TABLE belay.steps (
+  run_id        bigint NOT NULL REFERENCES belay.runs(id) ON DELETE CASCADE,
+  step_no       int NOT NULL,
+  name          text NOT NULL,
+  kind          text NOT NULL,               -- batched | sql
+  status        text NOT NULL,               -- pending | running | done | rolled_back
+  rows_total    bigint,
+  rows_done     bigint NOT NULL DEFAULT 0,
+  rows_changed  bigint NOT NULL DEFAULT 0,
+  last_key      text,                        -- checkpoint: the highest key of the last committed batch
+  started_at    timestamptz,
+  finished_at   timestamptz,
+  PRIMARY KEY (run_id, step_no)
+);
+CREATE TABLE belay.batches (
+  run_id        bigint NOT NULL,
+  step_no       int NOT NULL,
+  batch_no      int NOT NULL,
+  lo            text NOT NULL,
+  hi            text NOT NULL,
+  rows_in_range int NOT NULL,
+  rows_changed  int NOT NULL,
+  duration_ms   real NOT NULL,
+  attempts      int NOT NULL DEFAULT 1,
+  committed_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (run_id, step_no, batch_no),
+  FOREIGN KEY (run_id, step_no) REFERENCES belay.steps(run_id, step_no) ON DELETE CASCADE
+);
+-- One undo record per batch: before- and after-images of the written columns, as jsonb arrays
+-- of objects keyed by column name (restored with jsonb_populate_recordset on the table's row type).
+CREATE TABLE belay.undo (
+  run_id        bigint NOT NULL,
+  step_no       int NOT NULL,
+  batch_no      int NOT NULL,
+  table_name    text NOT NULL,
+  key_column    text NOT NULL,
+  columns       text[] NOT NULL,
+  row_count     int NOT NULL,
+  before        jsonb NOT NULL,
+  after         jsonb NOT NULL,
+  rolled_back_at timestamptz,
+  restored      int,
+  conflicts     jsonb,
+  PRIMARY KEY (run_id, step_no, batch_no),
+  FOREIGN KEY (run_id, step_no) REFERENCES belay.steps(run_id, step_no) ON DELETE CASCADE
+);
+CREATE TABLE belay.events (
+  id            bigserial PRIMARY KEY,
+  run_id        bigint REFERENCES belay.runs(id) ON DELETE CASCADE,
+  at            timestamptz NOT NULL DEFAULT clock_timestamp(),
+  type          text NOT NULL,
+  data          jsonb NOT NULL DEFAULT '{}'
+);
+CREATE INDEX events_run_idx ON belay.events (run_id, id);
+`,
+  },
+];
+
+export const STATE_VERSION = STATE_MIGRATIONS[STATE_MIGRATIONS.length - 1]!.version;
+
+/** Creates or upgrades schema belay to STATE_VERSION. Idempotent and safe to race. */
+export async function ensureState(db: Db): Promise<number> {
+  const current = await stateVersion(db);
+  if (current === STATE_VERSION) return current;
+  return transaction(db, async () => {
+    await db.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK_KEY]);
+    await db.query(`CREATE SCHEMA IF NOT EXISTS belay`);
+    await db.query(`REVOKE ALL ON SCHEMA belay FROM PUBLIC`);
+    await db.query(`CREATE TABLE IF NOT EXISTS belay.state_version (version int NOT NULL)`);
+    const r = await db.query<{ v: number | null }>(`SELECT max(version)::int AS v FROM belay.state_version`);
+    let v = r.rows[0]?.v ?? 0;
+    for (const m of STATE_MIGRATIONS) {
+      if (m.version <= v) continue;
+      await db.exec(m.sql);
+      await db.query(`INSERT INTO belay.state_version (version) VALUES ($1)`, [m.version]);
+      v = m.version;
+    }
+    return v;
+  });
+}
+
+/** 0 when belay has never run on this database. */
+export async function stateVersion(db: Db): Promise<number> {
+  const r = await db.query<{ exists: boolean }>(`SELECT to_regclass('belay.state_version') IS NOT NULL AS exists`);
+  if (!r.rows[0]?.exists) return 0;
+  const v = await db.query<{ v: number | null }>(`SELECT max(version)::int AS v FROM belay.state_version`);
+  return v.rows[0]?.v ?? 0;
+}
