@@ -2,7 +2,7 @@
 // Returns a result instead of throwing half-way: what ran, what changed, and the error that stopped it.
 import { column, tableInfo } from '../db/catalog.ts';
 import type { Db } from '../db/connection.ts';
-import { BelayError, DbError, StateError, VerificationError } from '../errors.ts';
+import { AbortedError, BelayError, DbError, StateError, VerificationError } from '../errors.ts';
 import { type EventSink, noopSink } from '../events.ts';
 import type { BatchedStep, Migration, SqlStep } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
@@ -25,6 +25,34 @@ export interface ApplyOptions {
   beforeWrite?: (ctx: RunContext) => Promise<void>;
   /** Called after the last step committed (post-run verification, cleanup). */
   afterWrite?: (ctx: RunContext) => Promise<void>;
+  /** Steers batches: throttling, adaptive size, abort triggers, extra in-batch guards. */
+  controller?: BatchController;
+}
+
+export interface BatchInfo {
+  runId: number;
+  stepNo: number;
+  step: string;
+  batchNo: number;
+  lo: string;
+  hi: string;
+  rowsInRange: number;
+  rowsChanged: number;
+  durationMs: number;
+  attempts: number;
+  batchSize: number;
+}
+
+/** Hooks called around every batch; each member is optional. */
+export interface BatchController {
+  /** Awaited before each batch starts (outside its transaction): a throttle waits here. */
+  beforeBatch?(ctx: RunContext, step: BatchedStep): Promise<void>;
+  /** Extra checks run inside each batch after the write, like the step's verify (may read `written`). */
+  guards?(ctx: RunContext, step: BatchedStep, target: BatchTarget): ReadonlyArray<{ name: string; sql: string }>;
+  /** The next batch's size, from the last one's (adaptive sizing). */
+  nextBatchSize?(current: number, last: BatchInfo): number;
+  /** After each committed batch: 'continue', or stop the run ('pause' resumable, 'rollback' undo it). */
+  afterBatch?(ctx: RunContext, info: BatchInfo): Promise<'continue' | 'pause' | 'rollback'>;
 }
 
 export interface RunContext {
@@ -170,7 +198,8 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
   const { db, runId, migration, emit } = ctx;
   const o = migration.spec.options;
   const t = await batchTarget(db, step, stepNo);
-  const size = opts.batchSize ?? step.batchSize ?? o.batchSize;
+  let size = opts.batchSize ?? step.batchSize ?? o.batchSize;
+  const ctl = opts.controller ?? {};
   const total = Number((await db.query<{ n: number }>(countSql(t))).rows[0]!.n);
   await setStep(db, runId, stepNo, { status: 'running', rowsTotal: total, started: true });
   const nb = await db.query<{ n: number }>(`SELECT coalesce(max(batch_no), 0)::int AS n FROM belay.batches WHERE run_id = $1 AND step_no = $2`, [runId, stepNo]);
@@ -180,8 +209,12 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
   let changedTotal = rec.rowsChanged;
   emit({ type: 'step-started', runId, stepNo, step: step.name, kind: 'batched', rowsTotal: total, rowsDone });
   const applySql = applyBatchSql(t, step.projection);
-  const verifySql = step.verify ? verifyBatchSql(t, step.verify) : undefined;
+  const verifies = [
+    ...(step.verify ? [{ name: `${step.name}.verify`, sql: verifyBatchSql(t, step.verify) }] : []),
+    ...(ctl.guards?.(ctx, step, t) ?? []).map((g) => ({ name: g.name, sql: verifyBatchSql(t, g.sql) })),
+  ];
   for (;;) {
+    await ctl.beforeBatch?.(ctx, step);
     batchNo++;
     const t0 = performance.now();
     const outcome = await withRetry(
@@ -204,12 +237,12 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
               step: step.name, batchNo, lo, hi, fix: 'The projection must return each key of the range at most once and only keys in [$1, $2].',
             });
           }
-          if (verifySql) {
-            const v = await db.query(verifySql, [lo, hi, runId, stepNo, batchNo]);
+          for (const check of verifies) {
+            const v = await db.query(check.sql, [lo, hi, runId, stepNo, batchNo]);
             if (v.rows.length > 0) {
-              emit({ type: 'verification-failed', runId, step: step.name, batchNo, count: v.rows.length, sample: v.rows.slice(0, 10) });
-              throw new VerificationError(`step "${step.name}": in-batch verification returned ${v.rows.length} row(s) in batch ${batchNo} [${lo}, ${hi}]; the batch was rolled back`, {
-                step: step.name, batchNo, lo, hi, sample: v.rows.slice(0, 10),
+              emit({ type: 'verification-failed', runId, step: step.name, batchNo, name: check.name, count: v.rows.length, sample: v.rows.slice(0, 10) });
+              throw new VerificationError(`step "${step.name}": in-batch check ${check.name} returned ${v.rows.length} row(s) in batch ${batchNo} [${lo}, ${hi}]; the batch was rolled back`, {
+                step: step.name, check: check.name, batchNo, lo, hi, sample: v.rows.slice(0, 10),
               });
             }
           }
@@ -235,6 +268,15 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
       type: 'batch-committed', runId, stepNo, step: step.name, batchNo, lo: outcome.lo, hi: outcome.hi, rowsInRange: outcome.n,
       rowsChanged: outcome.changed, durationMs: outcome.ms, attempts: outcome.attempt, rowsDone, rowsTotal: total,
     });
+    const info: BatchInfo = {
+      runId, stepNo, step: step.name, batchNo, lo: outcome.lo, hi: outcome.hi, rowsInRange: outcome.n, rowsChanged: outcome.changed,
+      durationMs: outcome.ms, attempts: outcome.attempt, batchSize: size,
+    };
+    if (ctl.nextBatchSize) size = Math.max(1, Math.round(ctl.nextBatchSize(size, info)));
+    const decision = (await ctl.afterBatch?.(ctx, info)) ?? 'continue';
+    if (decision !== 'continue') {
+      throw new AbortedError(`run ${runId} stopped after batch ${batchNo} of step "${step.name}" (${decision})`, { decision, batchNo, step: step.name });
+    }
   }
   await setStep(db, runId, stepNo, { status: 'done', finished: true });
   emit({ type: 'step-finished', runId, stepNo, step: step.name, rowsChanged: changedTotal, batches: batchNo - 1 });

@@ -16,7 +16,7 @@ export function boundsSql(t: BatchTarget, first: boolean): string {
   const k = ident(t.key);
   // Keyset walk, never OFFSET: sparse ids cost nothing and every batch reads only its own keys.
   return `SELECT min(k)::text AS lo, max(k)::text AS hi, count(*)::int AS n
-  FROM (SELECT ${k} AS k FROM ${t.table} ${first ? '' : `WHERE ${k} > $1::${t.keyType}`} ORDER BY ${k} LIMIT $2) s`;
+  FROM (SELECT ${k} AS k FROM ${t.table} ${first ? 'WHERE $1::text IS NULL' : `WHERE ${k} > $1::${t.keyType}`} ORDER BY ${k} LIMIT $2) s`;
 }
 
 export function countSql(t: BatchTarget): string {

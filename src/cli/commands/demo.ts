@@ -1,0 +1,47 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { generate } from '../../../examples/event-type-owner/generate.ts';
+import { runChecks } from '../../checks/run-checks.ts';
+import { openDb } from '../../db/connection.ts';
+import { apply } from '../../execute/apply.ts';
+import { EXIT } from '../../errors.ts';
+import { loadMigration } from '../../spec/load.ts';
+import { type GlobalOptions, out, parsePositiveInt, reportError } from '../context.ts';
+import { printApplyResult, table } from '../print.ts';
+import { progressSink } from '../progress.ts';
+
+export const FLAGSHIP_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../examples/event-type-owner');
+export const DEMO_ROWS = 100_000;
+
+export function registerDemo(program: Command, setExit: (c: number) => void): void {
+  program
+    .command('demo')
+    .description('the flagship migration end to end on embedded PGlite (no server needed)')
+    .option('--rows <n>', 'event types to generate', parsePositiveInt('--rows'), DEMO_ROWS)
+    .option('--seed <n>', 'generator seed', parsePositiveInt('--seed'), 42)
+    .action(async (o: { rows: number; seed: number }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOptions>();
+      const url = g.db ?? 'pglite:memory';
+      const log = (s: string) => (g.json ? undefined : out.line(s));
+      const db = await openDb(url);
+      try {
+        log(`belay demo: the flagship migration on ${db.label}`);
+        log(`generating ${o.rows} event types (seed ${o.seed}) …`);
+        const t0 = performance.now();
+        await generate(db, { rows: o.rows, seed: o.seed });
+        log(`  done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+        const m = await loadMigration(FLAGSHIP_DIR);
+        log('\npre-flight (belay check):');
+        const checks = await runChecks(db, m);
+        log(table(checks.findings.map((f) => ({ category: f.code, severity: f.severity, rows: f.count, meaning: f.message })), ['category', 'severity', 'rows', 'meaning']));
+        log('\napply:');
+        const r = await apply(db, m, { onEvent: progressSink({ json: g.json }) });
+        if (g.json) out.json({ type: 'result', checks, apply: { ...r, error: r.error?.toJSON() } });
+        else printApplyResult(r);
+        setExit(r.error ? reportError(r.error, false) : EXIT.ok);
+      } finally {
+        await db.close();
+      }
+    });
+}
