@@ -5,6 +5,7 @@ export { loadMigration, validate, type LoadedMigration } from './spec/load.ts';
 export { openDb, transaction, type Db, type Row, type QueryResult } from './db/connection.ts';
 export { ident, qualified, literal, PINNED_TEXT_SETTINGS } from './db/sql.ts';
 export { redactUrl } from './db/redact.ts';
+export { checksumTable, type TableChecksum } from './db/checksum.ts';
 export { ensureState, STATE_VERSION } from './state/schema.ts';
 export { getRun, getSteps, getBatches, listRuns, latestRun, type RunRecord, type StepRecord } from './state/store.ts';
 export { apply, type ApplyOptions, type ApplyResult } from './execute/apply.ts';
