@@ -82,6 +82,36 @@ CREATE TABLE belay.events (
 CREATE INDEX events_run_idx ON belay.events (run_id, id);
 `,
   },
+  {
+    // post-run verification and monitoring rounds (src/verify, src/monitor)
+    version: 6,
+    sql: `
+CREATE TABLE belay.verifications (
+  id            bigserial PRIMARY KEY,
+  run_id        bigint NOT NULL REFERENCES belay.runs(id) ON DELETE CASCADE,
+  source        text NOT NULL,               -- apply | verify | monitor
+  at            timestamptz NOT NULL DEFAULT clock_timestamp(),
+  ok            boolean NOT NULL,
+  duration_ms   real NOT NULL,
+  alerts        jsonb                        -- monitor rounds: alerts raised and their webhook delivery
+);
+CREATE INDEX verifications_run_idx ON belay.verifications (run_id, id);
+CREATE TABLE belay.verification_results (
+  seq             bigserial PRIMARY KEY,
+  verification_id bigint NOT NULL REFERENCES belay.verifications(id) ON DELETE CASCADE,
+  run_id          bigint NOT NULL,
+  name            text NOT NULL,
+  kind            text NOT NULL,             -- writes | categories | constraints | spec | untouched | monitor
+  result          text NOT NULL,             -- pass | fail | error | warn | skipped
+  count           int NOT NULL,
+  threshold       int,
+  message         text,
+  sample          jsonb NOT NULL DEFAULT '[]',
+  error           jsonb
+);
+CREATE INDEX verification_results_round_idx ON belay.verification_results (verification_id);
+`,
+  },
 ];
 
 export const STATE_VERSION = STATE_MIGRATIONS[STATE_MIGRATIONS.length - 1]!.version;
