@@ -15,8 +15,9 @@ export interface BatchTarget {
 export function boundsSql(t: BatchTarget, first: boolean): string {
   const k = ident(t.key);
   // Keyset walk, never OFFSET: sparse ids cost nothing and every batch reads only its own keys.
-  return `SELECT min(k)::text AS lo, max(k)::text AS hi, count(*)::int AS n
-  FROM (SELECT ${k} AS k FROM ${t.table} ${first ? 'WHERE $1::text IS NULL' : `WHERE ${k} > $1::${t.keyType}`} ORDER BY ${k} LIMIT $2) s`;
+  // No min()/max(): they do not exist for every key type (uuid on PG 15).
+  return `WITH s AS (SELECT ${k} AS k FROM ${t.table} ${first ? 'WHERE $1::text IS NULL' : `WHERE ${k} > $1::${t.keyType}`} ORDER BY ${k} LIMIT $2)
+SELECT (SELECT k FROM s ORDER BY k LIMIT 1)::text AS lo, (SELECT k FROM s ORDER BY k DESC LIMIT 1)::text AS hi, (SELECT count(*) FROM s)::int AS n`;
 }
 
 export function countSql(t: BatchTarget): string {
