@@ -83,6 +83,35 @@ CREATE INDEX events_run_idx ON belay.events (run_id, id);
 `,
   },
   {
+    // verified table backups taken before a run's first write (src/backup)
+    version: 2,
+    sql: `
+CREATE TABLE belay.backups (
+  id            bigserial PRIMARY KEY,
+  run_id        bigint REFERENCES belay.runs(id) ON DELETE SET NULL,
+  migration_id  text,
+  source_table  text NOT NULL,               -- the table as the spec names it
+  copy_schema   text NOT NULL,               -- belay_backup
+  copy_table    text NOT NULL,
+  columns       jsonb NOT NULL,              -- [{name, type}] of the copy, in order
+  key_columns   text[] NOT NULL DEFAULT '{}', -- the source's primary key when backed up (restore merges on it)
+  row_count     bigint,
+  checksum      text,                        -- sum(hashtextextended(t::text, 0)) with pinned settings
+  size_bytes    bigint,                      -- pg_total_relation_size of the copy
+  file          text,                        -- gzip COPY export, when --backup-dir was given
+  file_sha256   text,
+  file_bytes    bigint,
+  manifest      text,
+  status        text NOT NULL,               -- verified | dropped
+  created_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  verified_at   timestamptz,
+  restored_at   timestamptz,
+  dropped_at    timestamptz
+);
+CREATE INDEX backups_run_idx ON belay.backups (run_id, id);
+`,
+  },
+  {
     // post-run verification and monitoring rounds (src/verify, src/monitor)
     version: 6,
     sql: `
