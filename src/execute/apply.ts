@@ -8,9 +8,10 @@ import type { BatchedStep, Migration, SqlStep } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { acquireMigrationLock, type LockMode } from '../state/lock.ts';
 import { ensureState } from '../state/schema.ts';
-import { createRun, getSteps, latestRun, recordEvent, setRunStatus, setStep, type StepRecord } from '../state/store.ts';
+import { createRun, getSteps, latestRun, mergeRunSummary, recordEvent, setRunStatus, setStep, type StepRecord } from '../state/store.ts';
 import { applyBatchSql, type BatchTarget, boundsSql, CHECKPOINT_SQL, countSql, SET_TIMEOUTS_SQL, verifyBatchSql } from './batch-sql.ts';
 import { withRetry } from './retry.ts';
+import { rollback } from '../rollback/rollback.ts';
 
 export interface ApplyOptions {
   onEvent?: EventSink;
@@ -53,6 +54,8 @@ export interface BatchController {
   nextBatchSize?(current: number, last: BatchInfo): number;
   /** After each committed batch: 'continue', or stop the run ('pause' resumable, 'rollback' undo it). */
   afterBatch?(ctx: RunContext, info: BatchInfo): Promise<'continue' | 'pause' | 'rollback'>;
+  /** When the run stops on an error: may return an AbortedError (details.decision pause|rollback) to pause or undo the run. */
+  onError?(ctx: RunContext, err: BelayError): Promise<BelayError | undefined>;
 }
 
 export interface RunContext {
@@ -76,7 +79,7 @@ export interface StepResult {
 export interface ApplyResult {
   runId: number;
   migrationId: string;
-  status: 'completed' | 'failed' | 'paused';
+  status: 'completed' | 'failed' | 'paused' | 'rolled_back';
   resumed: boolean;
   durationMs: number;
   steps: StepResult[];
@@ -106,11 +109,28 @@ export async function apply(db: Db, migration: LoadedMigration, opts: ApplyOptio
       await opts.afterWrite?.(ctx);
     } catch (err) {
       error = asBelayError(err);
+      error = (await opts.controller?.onError?.(ctx, error).catch(() => undefined)) ?? error;
+    }
+    // an abort trigger decides: pause leaves the run resumable, rollback undoes every committed batch
+    const decision = error instanceof AbortedError ? error.details.decision : undefined;
+    let status: ApplyResult['status'] = error ? (decision === 'pause' ? 'paused' : 'failed') : 'completed';
+    await setRunStatus(db, runId, status, { error: error ? error.toJSON() : null });
+    let rollbackFailed = false;
+    if (decision === 'rollback') {
+      try {
+        const rb = await rollback(db, runId, { onEvent: emit });
+        status = 'rolled_back';
+        await recordEvent(db, runId, 'abort-rolled-back', { restored: rb.restored, conflictCount: rb.conflictCount });
+      } catch (err) {
+        // the run keeps the status the rollback left (rolling_back: belay rollback <run> finishes it)
+        rollbackFailed = true;
+        await recordEvent(db, runId, 'abort-rollback-failed', asBelayError(err).toJSON());
+      }
     }
     const countsAfter = await tableCounts(db, spec);
-    const status = error ? 'failed' : 'completed';
     const durationMs = performance.now() - started;
-    await setRunStatus(db, runId, status, { error: error ? error.toJSON() : null, summary: { countsAfter } });
+    if (rollbackFailed) await mergeRunSummary(db, runId, { countsAfter });
+    else await setRunStatus(db, runId, status, { summary: { countsAfter } });
     await recordEvent(db, runId, 'run-finished', { status, durationMs, error: error?.toJSON() });
     emit({ type: 'run-finished', runId, status, durationMs, error: error?.toJSON() });
     const steps = (await getSteps(db, runId)).map(stepResult);

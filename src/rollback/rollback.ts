@@ -9,6 +9,7 @@ import { acquireMigrationLock, type LockMode } from '../state/lock.ts';
 import { ensureState } from '../state/schema.ts';
 import { getRun, getSteps, recordEvent, setRunStatus } from '../state/store.ts';
 import { restoreBatchSql, UNDO_BATCHES_SQL } from './rollback-sql.ts';
+import { reversibility, type StepReversibility } from './reversibility.ts';
 
 export interface RollbackOptions {
   /** Overwrite rows that changed after the migration wrote them. */
@@ -16,6 +17,8 @@ export interface RollbackOptions {
   lock?: LockMode;
   onEvent?: EventSink;
   maxRetries?: number;
+  /** Undo everything else and leave SQL steps without a reverse (down: null) as they are. */
+  skipIrreversible?: boolean;
 }
 
 export interface RollbackConflict {
@@ -34,6 +37,8 @@ export interface RollbackResult {
   conflicts: RollbackConflict[];
   conflictCount: number;
   durationMs: number;
+  /** Irreversible SQL steps left in place (only with skipIrreversible). */
+  skippedIrreversible: string[];
 }
 
 export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}): Promise<RollbackResult> {
@@ -45,10 +50,19 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
   try {
     const fresh = await getRun(db, runId);
     if (fresh.status === 'rolled_back') {
-      return { runId, status: 'nothing-to-do', restored: 0, batches: 0, conflicts: [], conflictCount: 0, durationMs: 0 };
+      return { runId, status: 'nothing-to-do', restored: 0, batches: 0, conflicts: [], conflictCount: 0, durationMs: 0, skippedIrreversible: [] };
     }
     const spec = fresh.spec as Migration;
     const steps = await getSteps(db, runId);
+    // pre-scan: refuse before touching anything, not half-way through
+    const irreversible = irreversibleApplied(spec, steps);
+    if (irreversible.length > 0 && !opts.skipIrreversible) {
+      const names = irreversible.map((s) => `"${s.name}"`).join(', ');
+      throw new StateError('BELAY_IRREVERSIBLE', `run ${runId} applied ${irreversible.length === 1 ? 'step' : 'steps'} ${names}, which ${irreversible.length === 1 ? 'declares' : 'declare'} no reverse (down: null); nothing was rolled back`, {
+        details: { runId, steps: irreversible.map((s) => s.name) },
+        fix: `Restore the tables from the run's backup (belay rollback ${runId} --from-backup), or undo the rest and leave ${names} in place (--skip-irreversible).`,
+      });
+    }
     await setRunStatus(db, runId, 'rolling_back');
     await recordEvent(db, runId, 'rollback-started', { force: !!opts.force });
     const undo = await db.query<{ stepNo: number; batchNo: number; tableName: string; keyColumn: string; columns: string[]; rowCount: number }>(UNDO_BATCHES_SQL, [runId]);
@@ -64,9 +78,8 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
       if (step.kind === 'sql') {
         if (rec.status !== 'done') continue;
         if (step.down === null) {
-          throw new StateError('BELAY_IRREVERSIBLE', `step "${step.name}" of run ${runId} is irreversible (it declares down: null)`, {
-            fix: 'Restore its tables from the run\'s backup (belay rollback --from-backup) or undo it by hand.',
-          });
+          emit({ type: 'log', level: 'warn', runId, message: `step "${step.name}" is irreversible: left in place (--skip-irreversible)` });
+          continue;
         }
         await db.query('BEGIN');
         try {
@@ -104,14 +117,20 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
       await db.query(`UPDATE belay.steps SET status = 'rolled_back' WHERE run_id = $1 AND step_no = $2`, [runId, stepNo]);
     }
     const conflictCount = conflicts.reduce((n, c) => n + c.keys.length, 0);
-    await setRunStatus(db, runId, 'rolled_back', { summary: { rollback: { restored, conflictCount, force: !!opts.force } } });
+    const skippedIrreversible = irreversible.map((s) => s.name);
+    await setRunStatus(db, runId, 'rolled_back', { summary: { rollback: { restored, conflictCount, force: !!opts.force, skippedIrreversible } } });
     await recordEvent(db, runId, 'rollback-finished', { restored, conflictCount, conflicts: conflicts.slice(0, 20) });
     emit({ type: 'rollback-finished', runId, restored, conflicts: conflictCount, status: 'rolled_back' });
-    return { runId, status: 'rolled_back', restored, batches: undo.rows.length, conflicts, conflictCount, durationMs: performance.now() - t0 };
+    return { runId, status: 'rolled_back', restored, batches: undo.rows.length, conflicts, conflictCount, durationMs: performance.now() - t0, skippedIrreversible };
   } catch (err) {
     if (err instanceof BelayError) await recordEvent(db, runId, 'rollback-failed', err.toJSON()).catch(() => undefined);
     throw err;
   } finally {
     await release();
   }
+}
+
+/** Applied SQL steps without a reverse: what a rollback cannot undo. */
+export function irreversibleApplied(spec: Pick<Migration, 'steps'>, steps: ReadonlyArray<{ stepNo: number; status: string }>): StepReversibility[] {
+  return reversibility(spec).irreversible.filter((s) => steps[s.stepNo]?.status === 'done');
 }

@@ -88,10 +88,16 @@ const tempIndex = z.strictObject({
   where: sql.optional(),
 });
 
+/** Evaluated after every batch (see docs/rollback.md): when the condition holds, the run pauses or rolls back. */
 const abortTrigger = z.strictObject({
   when: z.enum(['verification-failed', 'conflicts-over', 'batch-slower-than-ms', 'lock-retries-over', 'skipped-over']),
   threshold: z.number().nonnegative().optional(),
   action: z.enum(['rollback', 'pause']).default('rollback'),
+  /**
+   * conflicts-over / skipped-over: SQL whose rows count, run after each batch with $1/$2 = the batch's
+   * key range (it may read `written`); totals add up over the run. Required for skipped-over.
+   */
+  sql: sql.optional(),
 });
 
 const verification = z.strictObject({

@@ -25,6 +25,7 @@ export function sqlFieldsOf(spec: Migration): SqlField[] {
   });
   spec.verify.forEach((v, i) => out.push({ field: `verify.${i}.sql (${v.name})`, sql: v.sql, single: true }));
   spec.monitor.forEach((m, i) => out.push({ field: `monitor.${i}.sql (${m.name})`, sql: m.sql, single: true }));
+  spec.abort.forEach((a, i) => a.sql && out.push({ field: `abort.${i}.sql (${a.when})`, sql: a.sql, single: true }));
   return out;
 }
 

@@ -119,3 +119,8 @@ export async function getBatches(db: Db, runId: number): Promise<BatchRecord[]> 
   );
   return r.rows;
 }
+
+/** Merges keys into a run's summary without touching its status. */
+export async function mergeRunSummary(db: Db, runId: number, summary: object): Promise<void> {
+  await db.query(`UPDATE belay.runs SET summary = summary || $2::jsonb WHERE id = $1`, [runId, JSON.stringify(summary)]);
+}

@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import { apply } from '../../execute/apply.ts';
+import { abortController } from '../../execute/abort-triggers.ts';
+import { composeControllers } from '../../execute/hooks.ts';
 import { EXIT } from '../../errors.ts';
 import { loadMigration } from '../../spec/load.ts';
 import { connect, type GlobalOptions, out, parseParams, parsePositiveInt, reportError } from '../context.ts';
@@ -27,6 +29,8 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
           batchSize: o.batchSize,
           mode: o.single ? 'single' : undefined,
           again: o.again,
+          // the spec's abort triggers (and rollback on a failed in-batch verification)
+          controller: composeControllers(abortController(m.spec)),
         });
         if (g.json) out.json({ type: 'result', ...r, error: r.error?.toJSON() });
         else printApplyResult(r);
