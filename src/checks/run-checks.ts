@@ -1,18 +1,29 @@
 // Pre-flight checks: each returns offending rows; the result has a stable code, severity, count and samples.
+// Everything runs in one READ ONLY transaction (one snapshot) that is always rolled back.
 import type { Db } from '../db/connection.ts';
 import { ident, qualified } from '../db/sql.ts';
+import { BelayError, DbError, EXIT } from '../errors.ts';
 import type { Check } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
+import { pointAt } from '../spec/sql-parse.ts';
+import { FINDING_PREFIX, findingSql, READ_ONLY_BEGIN_SQL } from './check-sql.ts';
+import { CHECK_ERROR_CODES, type CheckKindName, type EmbeddedSql, kindOf } from './registry.ts';
 
 export const DEFAULT_SAMPLE = 20;
 
 export interface CheckFinding {
+  /** The check's stable code (from the spec). */
   code: string;
+  kind: CheckKindName;
+  /** error blocks apply when count > 0; warn and info are reported. */
   severity: 'error' | 'warn' | 'info';
   message: string;
+  /** Every offending row, counted over the whole table. */
   count: number;
+  /** At most `sample` offending rows, in the check's order. */
   sample: Record<string, unknown>[];
   fix?: string;
+  durationMs: number;
 }
 
 export interface CheckReport {
@@ -20,9 +31,17 @@ export interface CheckReport {
   findings: CheckFinding[];
   /** True when no finding of severity error has rows. */
   ok: boolean;
+  /** Codes of error findings with rows (what blocks apply). */
+  blocking: string[];
+  durationMs: number;
 }
 
-/** The SQL that returns a check's offending rows. */
+export interface RunChecksOptions {
+  /** Sample rows kept per finding (default 20). */
+  sample?: number;
+}
+
+/** The SQL that returns a check's offending rows, for kinds that need no catalog look-up (runbook). */
 export function checkSql(check: Check): string {
   switch (check.kind) {
     case 'sql':
@@ -32,27 +51,89 @@ export function checkSql(check: Check): string {
  WHERE c.${ident(check.column)} IS NOT NULL
    AND NOT EXISTS (SELECT 1 FROM ${qualified(check.references.table)} p WHERE p.${ident(check.references.column)} = c.${ident(check.column)})`;
     default:
-      throw new Error(`check kind ${check.kind} is not supported yet`);
+      throw new Error(`check kind ${check.kind} is computed from the catalog and the step's projection`);
   }
 }
 
-export async function runChecks(db: Db, m: LoadedMigration, opts: { sample?: number } = {}): Promise<CheckReport> {
+/**
+ * Runs every check of the migration read-only and returns the findings. A check whose SQL fails
+ * throws BELAY_CHECK_SQL (exit 3) naming the check and the error's line and column; a missing
+ * table, column or index throws SpecError. The database is never changed.
+ */
+export async function runChecks(db: Db, m: LoadedMigration, opts: RunChecksOptions = {}): Promise<CheckReport> {
   const limit = opts.sample ?? DEFAULT_SAMPLE;
+  const started = performance.now();
   const findings: CheckFinding[] = [];
-  for (const check of m.spec.checks) {
-    if (check.kind === 'unique-after' || check.kind === 'not-null') continue; // evaluated by the predictor
-    const sql = checkSql(check);
-    const r = await db.query<{ n: number; sample: Record<string, unknown>[] | null }>(
-      `WITH f AS (${sql}) SELECT (SELECT count(*) FROM f)::int AS n, (SELECT jsonb_agg(to_jsonb(s)) FROM (SELECT * FROM f LIMIT ${Number(limit)}) s) AS sample`,
-    );
-    findings.push({
-      code: check.code,
-      severity: check.severity,
-      message: check.message ?? check.code,
-      count: r.rows[0]!.n,
-      sample: r.rows[0]!.sample ?? [],
-      fix: check.fix,
-    });
+  const end = await beginReadOnly(db);
+  try {
+    for (const check of m.spec.checks) findings.push(await runOne(db, m, check, limit));
+  } finally {
+    await end();
   }
-  return { migrationId: m.spec.id, findings, ok: !findings.some((f) => f.severity === 'error' && f.count > 0) };
+  const blocking = findings.filter((f) => f.severity === 'error' && f.count > 0).map((f) => f.code);
+  return { migrationId: m.spec.id, findings, ok: blocking.length === 0, blocking, durationMs: performance.now() - started };
+}
+
+async function runOne(db: Db, m: LoadedMigration, check: Check, limit: number): Promise<CheckFinding> {
+  const kind = kindOf(check);
+  const t0 = performance.now();
+  const prepared = await kind.prepare(db, check, m);
+  let row: { n: number; sample: Record<string, unknown>[] | null };
+  try {
+    row = (await db.query<typeof row>(findingSql(prepared.sql, limit), prepared.params)).rows[0]!;
+  } catch (err) {
+    throw checkSqlError(check, prepared.embedded, err);
+  }
+  return {
+    code: check.code, kind: check.kind, severity: check.severity, message: check.message ?? kind.meaning,
+    count: Number(row.n), sample: row.sample ?? [], fix: check.fix ?? kind.defaultFix, durationMs: performance.now() - t0,
+  };
+}
+
+/** What the server said, where in the user's SQL (line, column, caret), and which check. */
+export function checkSqlError(check: Check, embedded: readonly EmbeddedSql[], err: unknown): BelayError {
+  if (!(err instanceof DbError)) return err instanceof BelayError ? err : new BelayError('BELAY_INTERNAL', String(err), { cause: err });
+  const s = err.server;
+  let where = '';
+  let field: string | undefined;
+  if (s.position !== undefined) {
+    // the server counts characters from 1 in the statement sent, which starts with FINDING_PREFIX
+    const at = s.position - 1 - FINDING_PREFIX.length;
+    const part = embedded.find((e) => at >= e.offset && at <= e.offset + e.text.length);
+    if (part) {
+      field = part.field;
+      where = ` in ${part.field}\n${pointAt(part.text, at - part.offset)}`;
+    }
+  }
+  const missing = s.sqlstate === '42P01' ? 'a table it names does not exist' : s.sqlstate === '42703' ? 'a column it names does not exist' : undefined;
+  return new BelayError(CHECK_ERROR_CODES.sqlFailed, `check ${check.code} (${check.kind}) failed: ${err.message}${where}`, {
+    exitCode: EXIT.spec,
+    details: { check: check.code, kind: check.kind, field, ...s },
+    fix: missing
+      ? `Correct the check or the migration: ${missing} (belay quotes every identifier, so case matters). Nothing was changed.`
+      : 'Correct the SQL of the check (or of the projection it uses) and run belay check again. Nothing was changed.',
+    cause: err,
+  });
+}
+
+/**
+ * Opens the read-only snapshot and returns the function that ends it. Inside a caller's
+ * transaction, a savepoint is made read-only for the checks and rolled back after them.
+ */
+async function beginReadOnly(db: Db): Promise<() => Promise<void>> {
+  try {
+    // fails with 25P01 outside a transaction block, without any effect
+    await db.query('SAVEPOINT belay_checks');
+  } catch (err) {
+    if (!(err instanceof DbError) || err.server.sqlstate !== '25P01') throw err;
+    await db.query(READ_ONLY_BEGIN_SQL);
+    return async () => {
+      await db.query('ROLLBACK');
+    };
+  }
+  await db.query('SET LOCAL transaction_read_only = on');
+  return async () => {
+    await db.query('ROLLBACK TO SAVEPOINT belay_checks');
+    await db.query('RELEASE SAVEPOINT belay_checks');
+  };
 }

@@ -1,0 +1,79 @@
+// kind 'unique-after': rows that would violate a unique index once a projected step has written
+// its new values, predicted over the whole table from the projection, without a write.
+import { tableInfo } from '../db/catalog.ts';
+import type { Db } from '../db/connection.ts';
+import { SpecError } from '../errors.ts';
+import { batchTarget } from '../execute/apply.ts';
+import type { BatchedStep, Check } from '../spec/define.ts';
+import type { LoadedMigration } from '../spec/load.ts';
+import { INDEX_DEFINITION_SQL, keyRangeSql, PROJECTION_PREFIX, type UniqueAfterShape, uniqueAfterSql, uniqueGuardSql } from './check-sql.ts';
+import type { CheckKind } from './registry.ts';
+
+type UniqueAfterCheck = Extract<Check, { kind: 'unique-after' }>;
+
+export const uniqueAfterKind: CheckKind<UniqueAfterCheck> = {
+  kind: 'unique-after',
+  meaning: 'rows the step would give the same unique-index value as another row (the write would fail or be wrong)',
+  defaultSeverity: 'error',
+  defaultFix: 'Make the projection skip or rename the colliding rows (see each row\'s collidesWith), or fix the data first.',
+  async prepare(db, check, m) {
+    const { step, stepNo, shape } = await uniqueShape(db, check, m);
+    const range = await db.query<{ lo: string | null; hi: string | null }>(keyRangeSql(shape.table, shape.key));
+    return {
+      sql: uniqueAfterSql(shape, step.projection),
+      params: [range.rows[0]!.lo, range.rows[0]!.hi],
+      embedded: [{ field: `steps.${stepNo}.projection (${step.name})`, text: step.projection, offset: PROJECTION_PREFIX.length }],
+    };
+  },
+  // Inside each batch, after the write: no row this batch wrote shares the index value of another row.
+  guard(check, step, _target, facts) {
+    if (step.name !== check.step) return undefined;
+    const shape = facts.indexes.get(check.code);
+    return shape ? { name: `guard ${check.code}`, sql: uniqueGuardSql(shape) } : undefined;
+  },
+};
+
+/** The step a check names, which must be a batched (projected) step. */
+export function projectedStep(m: LoadedMigration, code: string, name: string): { step: BatchedStep; stepNo: number } {
+  const stepNo = m.spec.steps.findIndex((s) => s.name === name);
+  const step = m.spec.steps[stepNo];
+  if (!step || step.kind !== 'batched') {
+    throw new SpecError(`check ${code} names step "${name}", which is not a batched step with a projection`, {
+      field: `checks (${code}).step`,
+      expected: `one of: ${m.spec.steps.filter((s) => s.kind === 'batched').map((s) => s.name).join(', ') || '(no batched step)'}`,
+    });
+  }
+  return { step, stepNo };
+}
+
+/** Reads the named index from pg_index: its key columns, partial predicate and NULL semantics. */
+export async function uniqueShape(db: Db, check: UniqueAfterCheck, m: LoadedMigration): Promise<{ step: BatchedStep; stepNo: number; shape: UniqueAfterShape }> {
+  const { step, stepNo } = projectedStep(m, check.code, check.step);
+  const target = await batchTarget(db, step, stepNo);
+  const info = await tableInfo(db, step.table);
+  const r = await db.query<{ name: string; unique: boolean; nullsNotDistinct: boolean; predicate: string | null; hasExpressions: boolean; columns: string[] | null }>(
+    INDEX_DEFINITION_SQL, [info.oid, check.index],
+  );
+  const field = `checks (${check.code}).index`;
+  const ix = r.rows[0];
+  if (!ix) {
+    const all = await db.query<{ name: string }>(`SELECT c.relname::text AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1 AND i.indisunique ORDER BY 1`, [info.oid]);
+    throw new SpecError(`check ${check.code}: index "${check.index}" does not exist on table ${info.sqlName}`, {
+      field, expected: `a unique index of ${info.sqlName}: ${all.rows.map((x) => x.name).join(', ') || '(none)'}`,
+      fix: 'Name an existing unique index of the step\'s table (its exact name and case).',
+    });
+  }
+  if (!ix.unique) throw new SpecError(`check ${check.code}: index "${check.index}" is not unique`, { field, expected: 'a unique index' });
+  if (ix.hasExpressions) {
+    throw new SpecError(`check ${check.code}: index "${check.index}" has expression columns, which unique-after cannot predict`, {
+      field, expected: 'a unique index on plain columns', fix: 'Write the prediction as a kind: sql check instead.',
+    });
+  }
+  return {
+    step, stepNo,
+    shape: {
+      table: target.table, key: target.key, keyType: target.keyType, writes: step.writes, columns: ix.columns ?? [],
+      predicate: ix.predicate, nullsNotDistinct: !!ix.nullsNotDistinct, allColumns: info.columns.map((c) => c.name),
+    },
+  };
+}
