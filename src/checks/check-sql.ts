@@ -144,24 +144,7 @@ export function parentGuardSql(key: string, column: string, parent: string, pare
 
 // ---- state: the results of the pre-flight an apply ran, with its run id (state schema version 3).
 
-export const CHECK_RESULTS_TABLE_SQL = `
-CREATE TABLE belay.check_results (
-  id            bigserial PRIMARY KEY,
-  run_id        bigint NOT NULL REFERENCES belay.runs(id) ON DELETE CASCADE,
-  checked_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
-  code          text NOT NULL,
-  kind          text NOT NULL,               -- sql | orphans | unique-after | not-null
-  severity      text NOT NULL,               -- error | warn | info
-  outcome       text NOT NULL,               -- passed | found | blocked (error with rows) | skipped
-  row_count     bigint NOT NULL,
-  message       text,
-  fix           text,
-  sample        jsonb NOT NULL DEFAULT '[]',
-  duration_ms   real
-);
-CREATE INDEX check_results_run_idx ON belay.check_results (run_id, id);
-`;
-
+// The table is created by state schema version 3 (src/state/schema.ts).
 export const INSERT_CHECK_RESULTS_SQL = `INSERT INTO belay.check_results (run_id, code, kind, severity, outcome, row_count, message, fix, sample, duration_ms)
 SELECT $1::bigint, x.code, x.kind, x.severity, x.outcome, x.count, x.message, x.fix, coalesce(x.sample, '[]'::jsonb), x."durationMs"
   FROM jsonb_to_recordset($2::jsonb) AS x(code text, kind text, severity text, outcome text, count bigint, message text, fix text, sample jsonb, "durationMs" real)`;

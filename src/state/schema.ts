@@ -112,6 +112,27 @@ CREATE INDEX backups_run_idx ON belay.backups (run_id, id);
 `,
   },
   {
+    // pre-flight check results of each apply, with its run id (src/checks)
+    version: 3,
+    sql: `
+CREATE TABLE belay.check_results (
+  id            bigserial PRIMARY KEY,
+  run_id        bigint NOT NULL REFERENCES belay.runs(id) ON DELETE CASCADE,
+  checked_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  code          text NOT NULL,
+  kind          text NOT NULL,               -- sql | orphans | unique-after | not-null | (skipped)
+  severity      text NOT NULL,               -- error | warn | info
+  outcome       text NOT NULL,               -- passed | found | blocked (error with rows) | skipped
+  row_count     bigint NOT NULL,
+  message       text,
+  fix           text,
+  sample        jsonb NOT NULL DEFAULT '[]',
+  duration_ms   real
+);
+CREATE INDEX check_results_run_idx ON belay.check_results (run_id, id);
+`,
+  },
+  {
     // post-run verification and monitoring rounds (src/verify, src/monitor)
     version: 6,
     sql: `
