@@ -1,12 +1,13 @@
 import type { Command } from 'commander';
 import { apply } from '../../execute/apply.ts';
+import { withPreflight } from '../../checks/preflight.ts';
 import { abortController } from '../../execute/abort-triggers.ts';
 import { composeControllers } from '../../execute/hooks.ts';
 import { EXIT } from '../../errors.ts';
 import { loadMigration } from '../../spec/load.ts';
 import { connect, type GlobalOptions, out, parseParams, parsePositiveInt, reportError } from '../context.ts';
 import { progressSink } from '../progress.ts';
-import { printApplyResult } from '../print.ts';
+import { printApplyResult, printCheckReport } from '../print.ts';
 
 export function registerApply(program: Command, setExit: (c: number) => void): void {
   program
@@ -18,12 +19,14 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
     .option('--wait', 'wait for a concurrent run of the same migration instead of failing')
     .option('--again', 'start a new run even though the migration was already applied')
     .option('--log-every <n>', 'off a terminal: one progress line per N batches', parsePositiveInt('--log-every'))
-    .action(async (target: string, o: { param?: string[]; batchSize?: number; single?: boolean; wait?: boolean; again?: boolean; logEvery?: number }, cmd: Command) => {
+    .option('--skip-checks', 'do not run the pre-flight checks before the first write (in-batch guards still run)')
+    .action(async (target: string, o: { param?: string[]; batchSize?: number; single?: boolean; wait?: boolean; again?: boolean; logEvery?: number; skipChecks?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const m = await loadMigration(target, parseParams(o.param));
       const db = await connect(g);
       try {
-        const r = await apply(db, m, {
+        // the pre-flight runs before the first write and refuses on blocking findings (exit 6)
+        const r = await apply(db, m, withPreflight({
           onEvent: progressSink({ json: g.json, logEvery: o.logEvery }),
           lock: o.wait ? 'wait' : 'fail',
           batchSize: o.batchSize,
@@ -31,7 +34,10 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
           again: o.again,
           // the spec's abort triggers (and rollback on a failed in-batch verification)
           controller: composeControllers(abortController(m.spec)),
-        });
+        }, {
+          skipChecks: o.skipChecks,
+          onReport: (c) => (g.json ? out.json({ type: 'check', ...c }) : c.ok ? undefined : printCheckReport(c)),
+        }));
         if (g.json) out.json({ type: 'result', ...r, error: r.error?.toJSON() });
         else printApplyResult(r);
         setExit(r.error ? reportError(r.error, false) : EXIT.ok);
