@@ -31,18 +31,38 @@ export async function openPg(url: string, opts: OpenOptions): Promise<Db> {
         const r = await client.query(sql, params as unknown[] | undefined);
         return { rows: r.rows, rowCount: r.rowCount ?? r.rows.length };
       } catch (err) {
-        throw wrapDbError(err, sql, url);
+        throw connectionLost(err, label, url) ?? wrapDbError(err, sql, url);
       }
     },
     async exec(sql) {
       try {
         await client.query(sql);
       } catch (err) {
-        throw wrapDbError(err, sql, url);
+        throw connectionLost(err, label, url) ?? wrapDbError(err, sql, url);
       }
     },
     async close() {
       await client.end().catch(() => undefined);
     },
   };
+}
+
+/**
+ * The session is gone (the server ended the backend, restarted, or the socket dropped). belay does not
+ * reconnect: its advisory lock and any open transaction died with the session. Every batch is one
+ * transaction and its checkpoint commits with it, so the run is left resumable; the error says so.
+ * See docs/reliability.md ("Lost connections").
+ */
+export function connectionLost(err: unknown, label: string, url: string): ConnectionError | undefined {
+  const e = err as { code?: unknown; message?: unknown } | undefined;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  const message = typeof e?.message === 'string' ? e.message : String(err);
+  const lost = /^(57P0[123]|08)/.test(code) || code === 'ECONNRESET' || code === 'EPIPE' ||
+    /Connection terminated|connection error and is not queryable|server closed the connection/i.test(message);
+  if (!lost) return undefined;
+  const msg = scrub(message, [passwordOf(url) ?? '']);
+  return new ConnectionError(`lost the connection to ${label}${code ? ` (SQLSTATE ${code})` : ''}: ${msg}. The work in flight was rolled back with its transaction; committed batches and belay's state are kept, so the run can resume`, {
+    cause: err,
+    fix: 'Run the same command again once the server is reachable: it resumes from the last committed batch.',
+  });
 }
