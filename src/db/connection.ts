@@ -22,6 +22,10 @@ export interface Db {
   exec(sql: string): Promise<void>;
   /** The raw URL, which may hold a password: pass it on, never print it. */
   readonly url: string;
+  /** `COPY … TO STDOUT` in this session, as a stream of bytes (file exports). */
+  copyOut?(sql: string): AsyncIterable<Uint8Array>;
+  /** `COPY … FROM STDIN` in this session, fed from bytes; resolves once the server has them all. */
+  copyIn?(sql: string, data: AsyncIterable<Uint8Array>): Promise<void>;
   close(): Promise<void>;
 }
 

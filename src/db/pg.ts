@@ -1,4 +1,7 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { ConnectionError } from '../errors.ts';
 import { type Db, type OpenOptions, wrapDbError } from './connection.ts';
 import { passwordOf, redactUrl, scrub } from './redact.ts';
@@ -39,6 +42,20 @@ export async function openPg(url: string, opts: OpenOptions): Promise<Db> {
         await client.query(sql);
       } catch (err) {
         throw connectionLost(err, label, url) ?? wrapDbError(err, sql, url);
+      }
+    },
+    async *copyOut(sql) {
+      try {
+        for await (const chunk of client.query(copyTo(sql))) yield chunk as Uint8Array;
+      } catch (err) {
+        throw wrapDbError(err, sql, url);
+      }
+    },
+    async copyIn(sql, data) {
+      try {
+        await pipeline(Readable.from(data), client.query(copyFrom(sql)));
+      } catch (err) {
+        throw wrapDbError(err, sql, url);
       }
     },
     async close() {

@@ -35,6 +35,27 @@ export async function openPglite(url: string): Promise<Db> {
         throw wrapDbError(err, sql, url);
       }
     },
+    // PGlite has no COPY protocol: COPY goes through its /dev/blob device instead of STDOUT/STDIN.
+    async *copyOut(sql) {
+      const devSql = sql.replace(/\bTO\s+STDOUT\b/i, "TO '/dev/blob'");
+      let blob: Blob | undefined;
+      try {
+        blob = (await pgl.query(devSql)).blob;
+      } catch (err) {
+        throw wrapDbError(err, devSql, url);
+      }
+      if (blob) yield new Uint8Array(await blob.arrayBuffer());
+    },
+    async copyIn(sql, data) {
+      const devSql = sql.replace(/\bFROM\s+STDIN\b/i, "FROM '/dev/blob'");
+      const parts: Uint8Array[] = [];
+      for await (const c of data) parts.push(c);
+      try {
+        await pgl.query(devSql, [], { blob: new Blob(parts as BlobPart[]) });
+      } catch (err) {
+        throw wrapDbError(err, devSql, url);
+      }
+    },
     async close() {
       await pgl.close().catch(() => undefined);
     },

@@ -1,0 +1,162 @@
+// Every SQL statement of the backup stage: copies, checksums, state rows, restore merge, file COPY.
+// Identifiers arrive already quoted (qualified()/ident()); values are $n parameters.
+import { ident } from '../db/sql.ts';
+
+/** The schema that holds every in-database copy; belay creates it and keeps PUBLIC out. */
+export const BACKUP_SCHEMA = 'belay_backup';
+
+/** PostgreSQL truncates identifiers longer than 63 bytes; a longer copy name is shortened with a hash. */
+export const MAX_IDENT_BYTES = 63;
+
+export const CREATE_SCHEMA_SQL = `CREATE SCHEMA IF NOT EXISTS ${ident(BACKUP_SCHEMA)}; REVOKE ALL ON SCHEMA ${ident(BACKUP_SCHEMA)} FROM PUBLIC`;
+
+/** A REPEATABLE READ snapshot: the copy and both checksums see the same rows, whatever others write meanwhile. */
+export const BEGIN_SNAPSHOT_SQL = 'BEGIN ISOLATION LEVEL REPEATABLE READ';
+
+/** The copy itself: no indexes, no constraints, same columns and types, in the caller's snapshot. */
+export const copyTableSql = (copy: string, source: string) => `CREATE TABLE ${copy} AS TABLE ${source}`;
+
+export const revokeSql = (copy: string) => `REVOKE ALL ON TABLE ${copy} FROM PUBLIC`;
+
+/** Row count and order-independent checksum; run after SET LOCAL of PINNED_TEXT_SETTINGS (same as checksumTable). */
+export const checksumSql = (table: string) =>
+  `SELECT count(*)::float8 AS rows, coalesce(sum(hashtextextended(t::text, 0)), 0)::text AS checksum FROM ${table} t`;
+
+export const sizeSql = (copy: string) => `SELECT pg_total_relation_size('${copy.replace(/'/g, "''")}'::regclass)::float8 AS bytes`;
+
+export const dropCopySql = (copy: string) => `DROP TABLE IF EXISTS ${copy}`;
+
+/** Live columns in order, with their DDL type; generated columns are flagged (restore cannot write them). */
+export const COLUMNS_SQL = `
+SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attgenerated <> '' AS generated
+  FROM pg_attribute a
+ WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
+ ORDER BY a.attnum`;
+
+export const PRIMARY_KEY_SQL = `
+SELECT a.attname AS name FROM pg_index i
+  JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, ord) ON true
+  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+ WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY k.ord`;
+
+// --- state rows (belay.backups) --------------------------------------------------------------
+
+const COLS = `id::int AS id, run_id::int AS "runId", migration_id AS "migrationId", source_table AS "sourceTable",
+  copy_schema AS "copySchema", copy_table AS "copyTable", columns, key_columns AS "keyColumns", row_count::float8 AS "rows",
+  checksum, size_bytes::float8 AS "sizeBytes", file, file_sha256 AS "fileSha256", file_bytes::float8 AS "fileBytes", manifest,
+  status, created_at::text AS "createdAt", verified_at::text AS "verifiedAt", restored_at::text AS "restoredAt", dropped_at::text AS "droppedAt"`;
+
+export const INSERT_BACKUP_SQL = `
+INSERT INTO belay.backups (run_id, migration_id, source_table, copy_schema, copy_table, columns, key_columns, status)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::text[], 'taking') RETURNING id::int AS id`;
+
+export const SET_COPY_NAME_SQL = `UPDATE belay.backups SET copy_table = $2 WHERE id = $1`;
+
+export const MARK_VERIFIED_SQL = `
+UPDATE belay.backups SET row_count = $2, checksum = $3, size_bytes = $4, status = 'verified', verified_at = clock_timestamp()
+ WHERE id = $1`;
+
+export const SET_FILE_SQL = `UPDATE belay.backups SET file = $2, file_sha256 = $3, file_bytes = $4, manifest = $5 WHERE id = $1`;
+
+export const MARK_RESTORED_SQL = `UPDATE belay.backups SET restored_at = clock_timestamp() WHERE id = $1`;
+
+export const MARK_DROPPED_SQL = `UPDATE belay.backups SET status = 'dropped', dropped_at = clock_timestamp() WHERE id = $1`;
+
+export const GET_BACKUP_SQL = `SELECT ${COLS} FROM belay.backups WHERE id = $1`;
+
+export const LIST_BACKUPS_SQL = `
+SELECT ${COLS} FROM belay.backups
+ WHERE ($1::bigint IS NULL OR run_id = $1) AND ($2 OR status <> 'dropped')
+ ORDER BY id DESC LIMIT $3`;
+
+export const RUN_BACKUPS_SQL = `SELECT ${COLS} FROM belay.backups WHERE run_id = $1 AND status = 'verified' ORDER BY id`;
+
+// --- restore ---------------------------------------------------------------------------------
+
+/** Blocks writers (readers go on) while a table is restored; SHARE ROW EXCLUSIVE conflicts with itself too. */
+export const lockSql = (table: string) => `LOCK TABLE ${table} IN SHARE ROW EXCLUSIVE MODE`;
+
+/** Enabled user triggers (not FK/internal ones): restore disables them so audit or updatedAt triggers cannot alter restored rows. */
+export const USER_TRIGGERS_SQL = `
+SELECT tgname AS name, tgenabled AS enabled FROM pg_trigger
+ WHERE tgrelid = $1::regclass AND NOT tgisinternal AND tgenabled <> 'D' ORDER BY tgname`;
+
+export const setTriggerSql = (table: string, trigger: string, enabled: string) => {
+  const mode = enabled === 'D' ? 'DISABLE' : enabled === 'A' ? 'ENABLE ALWAYS' : enabled === 'R' ? 'ENABLE REPLICA' : 'ENABLE';
+  return `ALTER TABLE ${table} ${mode} TRIGGER ${ident(trigger)}`;
+};
+
+const keyJoin = (key: readonly string[], a: string, b: string) => key.map((k) => `${a}.${ident(k)} = ${b}.${ident(k)}`).join(' AND ');
+
+/**
+ * With a primary key, restore is a merge on the key, so rows that did not change are not touched
+ * and foreign keys that reference the table see no DELETE of a row that is still wanted:
+ * delete rows added since the backup, overwrite rows that differ, insert rows deleted since.
+ */
+export const restoreMergeSql = (table: string, from: string, key: readonly string[], cols: readonly string[]) => {
+  const nonKey = cols.filter((c) => !key.includes(c));
+  const list = cols.map(ident).join(', ');
+  const stmts = [
+    `DELETE FROM ${table} s WHERE NOT EXISTS (SELECT 1 FROM ${from} c WHERE ${keyJoin(key, 'c', 's')})`,
+    ...(nonKey.length === 0
+      ? []
+      : [`UPDATE ${table} s SET (${nonKey.map(ident).join(', ')}) = ROW(${nonKey.map((c) => `c.${ident(c)}`).join(', ')})
+           FROM ${from} c WHERE ${keyJoin(key, 'c', 's')} AND s::text IS DISTINCT FROM c::text`]),
+    // OVERRIDING SYSTEM VALUE: identity columns GENERATED ALWAYS get back their old values
+    `INSERT INTO ${table} (${list}) OVERRIDING SYSTEM VALUE
+       SELECT ${cols.map((c) => `c.${ident(c)}`).join(', ')} FROM ${from} c
+        WHERE NOT EXISTS (SELECT 1 FROM ${table} s WHERE ${keyJoin(key, 'c', 's')})`,
+  ];
+  return stmts;
+};
+
+/** Without a key there is no row identity: replace every row. */
+export const restoreReplaceSql = (table: string, from: string, cols: readonly string[]) => [
+  `DELETE FROM ${table}`,
+  `INSERT INTO ${table} (${cols.map(ident).join(', ')}) OVERRIDING SYSTEM VALUE SELECT ${cols.map(ident).join(', ')} FROM ${from}`,
+];
+
+/** What a restore would do, with a key: rows added since (deleted by restore), changed, and deleted since (re-inserted). */
+export const previewKeyedSql = (table: string, from: string, key: readonly string[]) => {
+  const k = (alias: string) => `json_build_object(${key.map((c) => `${literalName(c)}, ${alias}.${ident(c)}`).join(', ')})`;
+  return `
+SELECT kind, count(*)::float8 AS n, (array_agg(k ORDER BY k::text))[1:10] AS sample FROM (
+  SELECT 'added' AS kind, ${k('s')}::jsonb AS k FROM ${table} s WHERE NOT EXISTS (SELECT 1 FROM ${from} c WHERE ${keyJoin(key, 'c', 's')})
+  UNION ALL
+  SELECT 'changed', ${k('s')}::jsonb FROM ${table} s JOIN ${from} c ON ${keyJoin(key, 'c', 's')} WHERE s::text IS DISTINCT FROM c::text
+  UNION ALL
+  SELECT 'deleted', ${k('c')}::jsonb FROM ${from} c WHERE NOT EXISTS (SELECT 1 FROM ${table} s WHERE ${keyJoin(key, 'c', 's')})
+) d GROUP BY kind`;
+};
+
+/** Without a key: rows only in the table (removed by restore) and only in the backup (put back), as multisets. */
+export const previewMultisetSql = (table: string, from: string) => `
+SELECT 'added' AS kind, count(*)::float8 AS n FROM (SELECT s::text FROM ${table} s EXCEPT ALL SELECT c::text FROM ${from} c) a
+UNION ALL
+SELECT 'deleted', count(*)::float8 FROM (SELECT c::text FROM ${from} c EXCEPT ALL SELECT s::text FROM ${table} s) b`;
+
+/** Serial/identity sequences owned by the table's columns. */
+export const OWNED_SEQUENCES_SQL = `
+SELECT a.attname AS "column", s.oid::regclass::text AS seq
+  FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+  JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+ WHERE d.refobjid = $1::regclass AND d.deptype IN ('a', 'i')`;
+
+/** Never moves a sequence back (ids handed out since may live elsewhere); only forward past the restored rows. */
+export const bumpSequenceSql = (table: string, column: string, seq: string) =>
+  `SELECT setval('${seq.replace(/'/g, "''")}'::regclass, m) FROM (SELECT max(${ident(column)})::bigint AS m FROM ${table}) x
+    WHERE m IS NOT NULL AND m > (SELECT last_value FROM ${seq})`;
+
+// --- files -----------------------------------------------------------------------------------
+
+/** PostgreSQL's text COPY format: one line per row, so a file's line count is its row count. */
+export const copyOutSql = (copy: string) => `COPY ${copy} TO STDOUT`;
+export const copyInSql = (table: string) => `COPY ${table} FROM STDIN`;
+
+/** A session-local table to load a file into (verify, restore from file): the columns recorded at backup time. */
+export const createStagingSql = (name: string, cols: ReadonlyArray<{ name: string; type: string }>) =>
+  `CREATE TEMP TABLE ${ident(name)} (${cols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')}) ON COMMIT DROP`;
+
+function literalName(name: string): string {
+  return `'${name.replace(/'/g, "''")}'`;
+}

@@ -1,0 +1,311 @@
+// Verified backups: an in-database copy of each table, checked against its source in one snapshot,
+// optionally exported to gzip COPY files, recorded in belay.backups. Restore lives in restore.ts.
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { tableInfo } from '../db/catalog.ts';
+import type { Db } from '../db/connection.ts';
+import { ident, pinnedSettingsSql } from '../db/sql.ts';
+import { BelayError, EXIT, StateError } from '../errors.ts';
+import { type EventSink, noopSink } from '../events.ts';
+import type { RunContext } from '../execute/apply.ts';
+import { ensureState } from '../state/schema.ts';
+import { recordEvent } from '../state/store.ts';
+import {
+  BACKUP_SCHEMA, BEGIN_SNAPSHOT_SQL, checksumSql, COLUMNS_SQL, copyInSql, copyTableSql, CREATE_SCHEMA_SQL, createStagingSql, dropCopySql,
+  GET_BACKUP_SQL, INSERT_BACKUP_SQL, LIST_BACKUPS_SQL, MARK_DROPPED_SQL, MARK_VERIFIED_SQL, MAX_IDENT_BYTES, PRIMARY_KEY_SQL, revokeSql,
+  RUN_BACKUPS_SQL, SET_COPY_NAME_SQL, SET_FILE_SQL, sizeSql,
+} from './backup-sql.ts';
+import { exportFiles, fileDigest, readCopyFile } from './files.ts';
+
+export interface BackupColumn {
+  name: string;
+  type: string;
+}
+
+/** One table's backup, as recorded in belay.backups. */
+export interface BackupRecord {
+  id: number;
+  /** The run it was taken for (null for a backup taken outside a run). */
+  runId: number | null;
+  migrationId: string | null;
+  /** The table as the migration names it, e.g. "EventType". */
+  sourceTable: string;
+  copySchema: string;
+  copyTable: string;
+  /** The columns of the copy, in order, as they were in the source. */
+  columns: BackupColumn[];
+  /** The source's primary key when backed up ([] if none). */
+  keyColumns: string[];
+  /** Row count and checksum of the source and the copy, equal when verified. */
+  rows: number | null;
+  checksum: string | null;
+  /** pg_total_relation_size of the copy. */
+  sizeBytes: number | null;
+  /** The gzip COPY file (absolute path) and its sha256, when exported. */
+  file: string | null;
+  fileSha256: string | null;
+  fileBytes: number | null;
+  manifest: string | null;
+  status: 'verified' | 'dropped';
+  createdAt: string;
+  verifiedAt: string | null;
+  restoredAt: string | null;
+  droppedAt: string | null;
+}
+
+export interface TakeBackupOptions {
+  /** Also export every copy to `<dir>/<run-N-…>/` as gzip COPY files with a manifest.json. */
+  dir?: string;
+  migrationId?: string;
+  gzipLevel?: number;
+  onEvent?: EventSink;
+}
+
+/** The qualified, quoted name of a backup's copy. */
+export function copySqlName(b: Pick<BackupRecord, 'copySchema' | 'copyTable'>): string {
+  return `${ident(b.copySchema)}.${ident(b.copyTable)}`;
+}
+
+/** `r<runId>_<table>`; a name over 63 bytes keeps a prefix and gets a hash of the full name, so it stays unique. */
+export function copyName(prefix: string, table: string): string {
+  const full = `${prefix}_${table.replace(/\./g, '_')}`;
+  if (Buffer.byteLength(full) <= MAX_IDENT_BYTES) return full;
+  const hash = createHash('sha256').update(full).digest('hex').slice(0, 10);
+  let head = full;
+  while (Buffer.byteLength(head) > MAX_IDENT_BYTES - 11) head = head.slice(0, -1);
+  return `${head}_${hash}`;
+}
+
+/**
+ * Copies every table into schema belay_backup and verifies each copy (row count and checksum equal to
+ * the source's, all computed in one REPEATABLE READ snapshot) before returning. Throws
+ * BELAY_BACKUP_UNVERIFIED (exit 7) and leaves nothing behind if any copy differs.
+ */
+export async function takeBackup(db: Db, runId: number | null, tables: readonly string[], opts: TakeBackupOptions = {}): Promise<BackupRecord[]> {
+  const emit = opts.onEvent ?? noopSink;
+  await ensureState(db);
+  const sources = [];
+  for (const t of tables) sources.push(await tableInfo(db, t)); // a missing table fails here, before anything is written
+  const started = performance.now();
+  const ids: number[] = [];
+  await db.query(BEGIN_SNAPSHOT_SQL);
+  try {
+    await db.exec(pinnedSettingsSql());
+    await db.exec(CREATE_SCHEMA_SQL);
+    for (const src of sources) {
+      const cols = (await db.query<BackupColumn>(COLUMNS_SQL, [src.sqlName])).rows.map((c) => ({ name: c.name, type: c.type }));
+      const key = (await db.query<{ name: string }>(PRIMARY_KEY_SQL, [src.sqlName])).rows.map((r) => r.name);
+      const ins = await db.query<{ id: number }>(INSERT_BACKUP_SQL, [runId, opts.migrationId ?? null, src.name, BACKUP_SCHEMA, '', JSON.stringify(cols), key]);
+      const id = ins.rows[0]!.id;
+      const name = copyName(runId === null ? `b${id}` : `r${runId}`, src.name);
+      const copy = `${ident(BACKUP_SCHEMA)}.${ident(name)}`;
+      await db.query(SET_COPY_NAME_SQL, [id, name]);
+      await db.query(copyTableSql(copy, src.sqlName));
+      await db.query(revokeSql(copy));
+      // both checksums in the same snapshot as the copy: concurrent writes cannot make them disagree
+      const s = (await db.query<{ rows: number; checksum: string }>(checksumSql(src.sqlName))).rows[0]!;
+      const c = (await db.query<{ rows: number; checksum: string }>(checksumSql(copy))).rows[0]!;
+      if (Number(s.rows) !== Number(c.rows) || s.checksum !== c.checksum) {
+        throw new BelayError('BELAY_BACKUP_UNVERIFIED', `the backup of ${src.sqlName} does not match its source: ${c.rows} rows, checksum ${c.checksum} in the copy; ${s.rows} rows, checksum ${s.checksum} in the table`, {
+          exitCode: EXIT.verification,
+          details: { table: src.name, source: s, copy: c },
+          fix: 'Nothing was written. Run again; if it persists, check the table for types whose text form is not stable and report it.',
+        });
+      }
+      const size = (await db.query<{ bytes: number }>(sizeSql(copy))).rows[0]!.bytes;
+      await db.query(MARK_VERIFIED_SQL, [id, Number(c.rows), c.checksum, Number(size)]);
+      ids.push(id);
+    }
+    await db.query('COMMIT');
+  } catch (err) {
+    await db.query('ROLLBACK').catch(() => undefined);
+    if (runId !== null) await recordEvent(db, runId, 'backup-failed', err instanceof BelayError ? err.toJSON() : { message: String(err) }).catch(() => undefined);
+    throw err;
+  }
+  let records = await Promise.all(ids.map((id) => getBackup(db, id)));
+  if (opts.dir) records = await exportBackups(db, records, opts.dir, opts.gzipLevel);
+  const durationMs = performance.now() - started;
+  for (const b of records) {
+    const data = { backupId: b.id, table: b.sourceTable, copy: copySqlName(b), rows: b.rows, checksum: b.checksum, sizeBytes: b.sizeBytes, file: b.file, sha256: b.fileSha256 };
+    if (runId !== null) await recordEvent(db, runId, 'backup-taken', data);
+    emit({ type: 'log', level: 'info', runId: runId ?? undefined, message: describeBackup(b) });
+  }
+  if (runId !== null) await recordEvent(db, runId, 'backups-verified', { count: records.length, durationMs });
+  return records;
+}
+
+/** One line for humans: where, how big, how many rows, which checksum. */
+export function describeBackup(b: BackupRecord): string {
+  const size = b.sizeBytes === null ? '?' : formatBytes(b.sizeBytes);
+  return `backup ${b.id} of ${b.sourceTable}: ${copySqlName(b)}, ${b.rows} rows, ${size}, checksum ${b.checksum}, verified${b.file ? `; file ${b.file} (sha256 ${b.fileSha256?.slice(0, 12)}…)` : ''}`;
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['kB', 'MB', 'GB', 'TB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(1)} ${units[i]}`;
+}
+
+async function exportBackups(db: Db, records: BackupRecord[], dir: string, gzipLevel?: number): Promise<BackupRecord[]> {
+  const first = records[0];
+  if (!first) return records;
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '');
+  const folderName = first.runId !== null ? `run-${first.runId}-${stamp}` : `backup-${first.id}-${stamp}`;
+  const { manifestPath, manifest, folder } = await exportFiles(db, dir, folderName, records.map((b) => ({
+    backupId: b.id, table: b.sourceTable, copySql: copySqlName(b), copyName: b.copyTable, columns: b.columns, keyColumns: b.keyColumns,
+    rows: b.rows ?? 0, checksum: b.checksum ?? '0',
+  })), { runId: first.runId, migrationId: first.migrationId, gzipLevel });
+  for (const t of manifest.tables) await db.query(SET_FILE_SQL, [t.backupId, path.join(folder, t.file), t.sha256, t.bytes, manifestPath]);
+  return Promise.all(records.map((b) => getBackup(db, b.id)));
+}
+
+export async function getBackup(db: Db, id: number): Promise<BackupRecord> {
+  await ensureState(db);
+  const r = await db.query<BackupRecord>(GET_BACKUP_SQL, [id]);
+  if (!r.rows[0]) throw new StateError('BELAY_NO_BACKUP', `backup ${id} not found`, { fix: 'List backups with belay backups list.' });
+  return r.rows[0];
+}
+
+export interface ListBackupsOptions {
+  runId?: number;
+  /** Include dropped backups. */
+  all?: boolean;
+  limit?: number;
+}
+
+/** Newest first; dropped backups only with all: true. */
+export async function listBackups(db: Db, opts: ListBackupsOptions = {}): Promise<BackupRecord[]> {
+  await ensureState(db);
+  return (await db.query<BackupRecord>(LIST_BACKUPS_SQL, [opts.runId ?? null, opts.all ?? false, opts.limit ?? 100])).rows;
+}
+
+export interface VerifyBackupResult {
+  id: number;
+  table: string;
+  ok: boolean;
+  /** What was recorded when the backup was taken. */
+  expected: { rows: number | null; checksum: string | null };
+  /** Recomputed from the in-database copy (undefined if the copy was dropped). */
+  copy?: { rows: number; checksum: string; ok: boolean };
+  /** Recomputed from the exported file: its sha256, then its rows loaded into a temporary table. */
+  file?: { sha256: string; sha256Ok: boolean; rows: number; checksum: string; ok: boolean };
+  problems: string[];
+}
+
+/** Recomputes count and checksum of the copy (and of the file, if exported). Never throws on a mismatch: ok is false. */
+export async function verifyBackup(db: Db, id: number, opts: { files?: boolean } = {}): Promise<VerifyBackupResult> {
+  const b = await getBackup(db, id);
+  const res: VerifyBackupResult = { id, table: b.sourceTable, ok: true, expected: { rows: b.rows, checksum: b.checksum }, problems: [] };
+  const same = (x: { rows: number; checksum: string }) => Number(x.rows) === Number(b.rows) && x.checksum === b.checksum;
+  if (b.status !== 'dropped') {
+    const exists = await db.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [copySqlName(b)]);
+    if (!exists.rows[0]?.ok) {
+      res.problems.push(`the copy ${copySqlName(b)} is missing`);
+    } else {
+      const c = await pinnedChecksum(db, copySqlName(b));
+      res.copy = { ...c, ok: same(c) };
+      if (!res.copy.ok) res.problems.push(`the copy has ${c.rows} rows, checksum ${c.checksum}; ${b.rows} rows, checksum ${b.checksum} were recorded`);
+    }
+  }
+  if (b.file && opts.files !== false) {
+    if (!existsSync(b.file)) {
+      res.problems.push(`the file ${b.file} is missing`);
+    } else {
+      const d = await fileDigest(b.file);
+      const c = await fileChecksum(db, b);
+      res.file = { sha256: d.sha256, sha256Ok: d.sha256 === b.fileSha256, ...c, ok: d.sha256 === b.fileSha256 && same(c) };
+      if (!res.file.sha256Ok) res.problems.push(`the file's sha256 is ${d.sha256}, ${b.fileSha256} was recorded`);
+      if (!same(c)) res.problems.push(`the file holds ${c.rows} rows, checksum ${c.checksum}; ${b.rows} rows, checksum ${b.checksum} were recorded`);
+    }
+  }
+  if (b.status === 'dropped' && !b.file) res.problems.push('the backup was dropped and has no file');
+  res.ok = res.problems.length === 0;
+  return res;
+}
+
+/** Count and checksum of a file's rows, loaded into a temporary table that disappears with the transaction. */
+async function fileChecksum(db: Db, b: BackupRecord): Promise<{ rows: number; checksum: string }> {
+  await db.query('BEGIN');
+  try {
+    const stage = await loadFileIntoStaging(db, b);
+    await db.exec(pinnedSettingsSql());
+    const r = (await db.query<{ rows: number; checksum: string }>(checksumSql(ident(stage)))).rows[0]!;
+    return { rows: Number(r.rows), checksum: r.checksum };
+  } finally {
+    await db.query('ROLLBACK').catch(() => undefined);
+  }
+}
+
+/** Inside the caller's transaction: a temp table (ON COMMIT DROP) with the backup's columns, filled from its file. */
+export async function loadFileIntoStaging(db: Db, b: BackupRecord): Promise<string> {
+  if (!b.file) throw new StateError('BELAY_BACKUP_NO_FILE', `backup ${b.id} was not exported to a file`, { fix: 'Restore from the in-database copy instead.' });
+  if (!db.copyIn) throw new StateError('BELAY_BACKUP_NO_FILE', `this connection (${db.label}) cannot load COPY files`);
+  const stage = `belay_restore_${b.id}`;
+  await db.query(`DROP TABLE IF EXISTS pg_temp.${ident(stage)}`);
+  await db.query(createStagingSql(stage, b.columns));
+  await db.copyIn(copyInSql(ident(stage)), readCopyFile(b.file));
+  return stage;
+}
+
+async function pinnedChecksum(db: Db, sqlName: string): Promise<{ rows: number; checksum: string }> {
+  await db.query('BEGIN');
+  try {
+    await db.exec(pinnedSettingsSql());
+    const r = (await db.query<{ rows: number; checksum: string }>(checksumSql(sqlName))).rows[0]!;
+    await db.query('COMMIT');
+    return { rows: Number(r.rows), checksum: r.checksum };
+  } catch (err) {
+    await db.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Drops the in-database copy; the record stays (status dropped) and exported files are kept. */
+export async function dropBackup(db: Db, id: number): Promise<BackupRecord> {
+  const b = await getBackup(db, id);
+  if (b.status === 'dropped') return b;
+  await db.query('BEGIN');
+  try {
+    await db.query(dropCopySql(copySqlName(b)));
+    await db.query(MARK_DROPPED_SQL, [id]);
+    await db.query('COMMIT');
+  } catch (err) {
+    await db.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+  if (b.runId !== null) await recordEvent(db, b.runId, 'backup-dropped', { backupId: id, copy: copySqlName(b) });
+  return getBackup(db, id);
+}
+
+export interface BackupHookOptions {
+  /** Export files under this folder too (--backup-dir). */
+  dir?: string;
+  gzipLevel?: number;
+}
+
+/**
+ * The beforeWrite hook apply() calls: backs up every table of spec.tables before the first write.
+ * On resume, a run that already has a verified backup of each table is not backed up again.
+ */
+export function backupHook(opts: BackupHookOptions = {}): { beforeWrite: (ctx: RunContext) => Promise<void> } {
+  return {
+    async beforeWrite(ctx) {
+      const { db, runId, migration, emit } = ctx;
+      const tables = migration.spec.tables;
+      const have = (await db.query<BackupRecord>(RUN_BACKUPS_SQL, [runId])).rows;
+      const missing = tables.filter((t) => !have.some((b) => b.sourceTable === t));
+      if (missing.length === 0 && tables.length > 0) {
+        for (const b of have) emit({ type: 'log', level: 'info', runId, message: `kept ${describeBackup(b)}` });
+        return;
+      }
+      await takeBackup(db, runId, missing, { dir: opts.dir, gzipLevel: opts.gzipLevel, migrationId: migration.spec.id, onEvent: emit });
+    },
+  };
+}
