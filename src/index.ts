@@ -13,5 +13,11 @@ export { rollback, type RollbackOptions, type RollbackResult } from './rollback/
 export { runChecks, type CheckReport, type CheckFinding, type RunChecksOptions } from './checks/run-checks.ts';
 export { preflight, preflightHook, withPreflight, checkResults, type Preflight, type PreflightOptions, type StoredCheckResult } from './checks/preflight.ts';
 export { CHECK_KINDS, CHECK_ERROR_CODES, describeChecks, type CheckDescription, type CheckKind } from './checks/registry.ts';
+export {
+  takeBackup, verifyBackup, listBackups, dropBackup, getBackup, backupHook, copySqlName,
+  type BackupRecord, type TakeBackupOptions, type VerifyBackupResult, type ListBackupsOptions, type BackupHookOptions,
+} from './backup/backup.ts';
+export { restoreBackup, previewRestore, type RestoreOptions, type RestoreResult, type RestorePreview, type RestoreTableResult } from './backup/restore.ts';
+export { MANIFEST_FORMAT, type Manifest, type ManifestTable } from './backup/files.ts';
 export type { BelayEvent, EventSink } from './events.ts';
 export * from './errors.ts';
