@@ -35,7 +35,7 @@ for (const kind of DB_KINDS) {
         const otherColumns = await rowsWithout(f.db, 'userId');
         const before = await checksums(f.db, ['_user_eventtype', 'users']);
         const r = await apply(f.db, await flagship(), { batchSize: 257 });
-        assert.equal(r.status, 'completed', r.error?.message);
+        assert.equal(r.status, 'completed', r.error?.message ?? '');
         assert.ok(r.steps[0]!.batches > 5, 'several batches ran');
         const owners = await f.db.query<{ id: number; userId: number | null }>(`SELECT id, "userId" FROM "EventType" ORDER BY id`);
         assert.equal(owners.rows.length, expected.owner.size);
@@ -105,7 +105,7 @@ for (const kind of DB_KINDS) {
         await generate(f.db, { rows: 1_200, seed: 3 });
         const expected = await expectedAfter(f.db, { ambiguous: 'lowest' });
         const r = await apply(f.db, await flagship({ ambiguous: 'lowest' }), { batchSize: 150 });
-        assert.equal(r.status, 'completed', r.error?.message);
+        assert.equal(r.status, 'completed', r.error?.message ?? '');
         const owners = await f.db.query<{ id: number; userId: number | null }>(`SELECT id, "userId" FROM "EventType"`);
         for (const row of owners.rows) assert.equal(row.userId === null ? null : Number(row.userId), expected.owner.get(Number(row.id)));
         assert.equal(r.steps[0]!.rowsChanged, expected.changed.length);
@@ -182,7 +182,7 @@ for (const kind of DB_KINDS) {
           ],
         };`);
         const r = await apply(f.db, await loadMigration(file));
-        assert.equal(r.status, 'completed', r.error?.message);
+        assert.equal(r.status, 'completed', r.error?.message ?? '');
         for (const s of r.steps) {
           assert.equal(s.rowsDone, 700, s.name);
           assert.equal(s.rowsChanged, 700, s.name);

@@ -1,0 +1,68 @@
+// kill -9 during apply, then re-run: the state equals that of an uninterrupted run, no batch applied twice.
+// Short version for npm test; `npm run reliability` runs the long one.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { generate } from '../examples/event-type-owner/generate.ts';
+import { type Db, openDb } from '../src/db/connection.ts';
+import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
+import { checksums, FLAGSHIP, flagship } from './helpers/flagship.ts';
+import { apply } from '../src/execute/apply.ts';
+import { rng, runCli } from './helpers/cli.ts';
+
+const ROWS = 3_000;
+const TRIALS = Number(process.env.BELAY_CRASH_TRIALS ?? 2);
+const SEED = Number(process.env.BELAY_CRASH_SEED ?? Date.now() % 100_000);
+
+/** Batches must tile the key space: no range twice, no overlap, and counts that add up. */
+async function assertNoBatchTwice(db: Db): Promise<void> {
+  const b = await db.query<{ batch_no: number; lo: number; hi: number; rows_changed: number }>(
+    `SELECT batch_no, lo::int AS lo, hi::int AS hi, rows_changed FROM belay.batches ORDER BY batch_no`,
+  );
+  for (let i = 1; i < b.rows.length; i++) {
+    assert.equal(b.rows[i]!.batch_no, b.rows[i - 1]!.batch_no + 1, 'batch numbers have no gap or repeat');
+    assert.ok(b.rows[i]!.lo > b.rows[i - 1]!.hi, `batch ${b.rows[i]!.batch_no} starts after the previous one ended`);
+  }
+  const u = await db.query<{ undo: number; keys: number; distinct_keys: number }>(
+    `SELECT sum(row_count)::int AS undo, count(*)::int AS keys, count(DISTINCT k)::int AS distinct_keys
+       FROM belay.undo, jsonb_array_elements(after) e, LATERAL (SELECT e->>'id' AS k) x`,
+  );
+  const changed = b.rows.reduce((n, r) => n + r.rows_changed, 0);
+  assert.equal(u.rows[0]!.keys, changed, 'one undo image per changed row');
+  assert.equal(u.rows[0]!.distinct_keys, changed, 'no row written twice');
+}
+
+for (const kind of DB_KINDS) {
+  test(`SIGKILL during apply, then re-run, equals an uninterrupted run (${kind}, seed ${SEED})`, async (t) => {
+    const random = rng(SEED);
+    // the reference: an uninterrupted run on the same generated data
+    const ref = await freshDb(kind);
+    await generate(ref.db, { rows: ROWS, seed: 21 });
+    const r = await apply(ref.db, await flagship(), { batchSize: 60 });
+    assert.equal(r.status, 'completed');
+    const expected = await checksums(ref.db);
+    await ref.drop();
+
+    for (let trial = 0; trial < TRIALS; trial++) {
+      const killAfter = Math.round(900 + random() * 2_500);
+      t.diagnostic(`trial ${trial}: SIGKILL after ${killAfter} ms (replay with BELAY_CRASH_SEED=${SEED})`);
+      const f = await freshDb(kind, { persistent: true });
+      await generate(f.db, { rows: ROWS, seed: 21 });
+      if (kind === 'pglite') await f.db.close(); // one process at a time opens a PGlite folder
+      const killed = await runCli(['apply', FLAGSHIP, '--db', f.url, '--batch-size', '60'], { killAfterMs: killAfter });
+      t.diagnostic(`  ${killed.signal === 'SIGKILL' ? `killed; ${(killed.stderr.match(/batch \d+/g) ?? []).length} progress lines seen` : `finished before the kill (code ${killed.code})`}`);
+      const done = await runCli(['apply', FLAGSHIP, '--db', f.url, '--batch-size', '60']);
+      const finished = killed.signal === 'SIGKILL' ? done : killed;
+      assert.ok(finished.code === 0 || /already applied/.test(done.stderr), `re-run completes: ${done.stderr}`);
+      const db = kind === 'pglite' ? await openDb(f.url) : f.db;
+      try {
+        assert.deepEqual(await checksums(db), expected, `trial ${trial} (kill after ${killAfter} ms) ends as the uninterrupted run`);
+        await assertNoBatchTwice(db);
+        const runs = await db.query<{ status: string }>(`SELECT status FROM belay.runs`);
+        assert.deepEqual(runs.rows.map((r) => r.status), ['completed'], 'one run, completed');
+      } finally {
+        if (kind === 'pglite') await db.close();
+        await f.drop();
+      }
+    }
+  });
+}
