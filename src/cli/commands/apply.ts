@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
 import { apply } from '../../execute/apply.ts';
 import { withPreflight } from '../../checks/preflight.ts';
+import { backupHook } from '../../backup/backup.ts';
 import { abortController } from '../../execute/abort-triggers.ts';
 import { composeControllers } from '../../execute/hooks.ts';
-import { EXIT } from '../../errors.ts';
+import { EXIT, UsageError } from '../../errors.ts';
 import { loadMigration } from '../../spec/load.ts';
 import { connect, type GlobalOptions, out, parseParams, parsePositiveInt, reportError } from '../context.ts';
 import { progressSink } from '../progress.ts';
@@ -20,8 +21,11 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
     .option('--again', 'start a new run even though the migration was already applied')
     .option('--log-every <n>', 'off a terminal: one progress line per N batches', parsePositiveInt('--log-every'))
     .option('--skip-checks', 'do not run the pre-flight checks before the first write (in-batch guards still run)')
-    .action(async (target: string, o: { param?: string[]; batchSize?: number; single?: boolean; wait?: boolean; again?: boolean; logEvery?: number; skipChecks?: boolean }, cmd: Command) => {
+    .option('--backup-dir <dir>', 'also export the backups as gzip COPY files with a manifest.json into this folder')
+    .option('--no-backup', 'do not back up the tables before the first write (backups are on by default)')
+    .action(async (target: string, o: { param?: string[]; batchSize?: number; single?: boolean; wait?: boolean; again?: boolean; logEvery?: number; skipChecks?: boolean; backup: boolean; backupDir?: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
+      if (!o.backup && o.backupDir) throw new UsageError('--backup-dir and --no-backup contradict each other', 'Drop one of them.');
       const m = await loadMigration(target, parseParams(o.param));
       const db = await connect(g);
       try {
@@ -34,6 +38,8 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
           again: o.again,
           // the spec's abort triggers (and rollback on a failed in-batch verification)
           controller: composeControllers(abortController(m.spec)),
+          // a verified copy of every table in spec.tables before the first write (resumes keep theirs)
+          beforeWrite: o.backup ? backupHook({ dir: o.backupDir }).beforeWrite : undefined,
         }, {
           skipChecks: o.skipChecks,
           onReport: (c) => (g.json ? out.json({ type: 'check', ...c }) : c.ok ? undefined : printCheckReport(c)),
