@@ -3,9 +3,11 @@ import { registerApply } from './apply.ts';
 import { registerCheck } from './check.ts';
 import { registerDemo } from './demo.ts';
 import { registerRollback } from './rollback.ts';
+import { registerReport } from './report.ts';
+import { registerRunbook } from './runbook.ts';
 import { registerStatus } from './status.ts';
 
 /** Each command registers itself; setExit records the command's exit code. */
 export type RegisterCommand = (program: Command, setExit: (code: number) => void) => void;
 
-export const COMMANDS: RegisterCommand[] = [registerDemo, registerCheck, registerApply, registerRollback, registerStatus];
+export const COMMANDS: RegisterCommand[] = [registerDemo, registerCheck, registerApply, registerRollback, registerStatus, registerRunbook, registerReport];

@@ -1,0 +1,38 @@
+// The registry of every BelayError code: what it means and what to do. The runbook's troubleshooting
+// guide and docs render it; test/report.test.ts fails when src/ uses a code that is missing here.
+import { EXIT, type ExitCode } from './errors.ts';
+
+export interface ErrorCodeInfo {
+  /** The stable code carried by BelayError.code. */
+  code: string;
+  /** The process exit code the CLI returns for it. */
+  exitCode: ExitCode;
+  /** What happened, one sentence. */
+  meaning: string;
+  /** What the user does about it, one or two sentences. */
+  whatToDo: string;
+}
+
+export const ERROR_CODES: readonly ErrorCodeInfo[] = Object.freeze([
+  { code: 'BELAY_USAGE', exitCode: EXIT.usage, meaning: 'The command line is wrong: an unknown option, a missing argument or a value of the wrong form.', whatToDo: 'Read the message and `belay <command> --help`, then run the command again. Nothing was changed.' },
+  { code: 'BELAY_SPEC', exitCode: EXIT.spec, meaning: 'The migration file cannot be loaded or does not validate (a field, a table, a column or its SQL).', whatToDo: 'Correct the field the message names in the migration file. Nothing was changed in the database.' },
+  { code: 'BELAY_CONNECTION', exitCode: EXIT.connection, meaning: 'The database cannot be reached, or its URL is not supported.', whatToDo: 'Check --db / DATABASE_URL (postgres://… or pglite:<dir>), the network and the credentials.' },
+  { code: 'BELAY_LOCKED', exitCode: EXIT.locked, meaning: 'Another belay run of the same migration holds its advisory lock.', whatToDo: 'Wait for it (belay status), or pass --wait to queue behind it. Never run two copies by hand.' },
+  { code: 'BELAY_CHECKS', exitCode: EXIT.checks, meaning: 'A pre-flight check of severity error found offending rows; nothing was written.', whatToDo: 'Read the findings (belay check), fix the rows or the migration, and check again.' },
+  { code: 'BELAY_CHECK_SQL', exitCode: EXIT.spec, meaning: 'The SQL of a pre-flight check (or of the projection it uses) failed at run time, or names a table or column that does not exist.', whatToDo: 'Read the check code and the line/column shown, correct the migration and run belay check again. Nothing was changed.' },
+  { code: 'BELAY_VERIFY', exitCode: EXIT.verification, meaning: 'An in-batch or post-run verification returned rows; an in-batch failure rolled its batch back.', whatToDo: 'Read the sample rows in the error, fix the projection or the data, then resume (belay apply) or roll back (belay rollback <run>).' },
+  { code: 'BELAY_SPEC_CHANGED', exitCode: EXIT.state, meaning: 'A run stopped part-way with another version of the migration; resuming with a changed spec is refused.', whatToDo: 'Restore the migration as it was to resume, or roll the partial run back first (belay rollback <run>).' },
+  { code: 'BELAY_ROLLBACK_UNFINISHED', exitCode: EXIT.state, meaning: 'The latest run of this migration is part-way through a rollback.', whatToDo: 'Finish it first: belay rollback <run> (it resumes where it stopped).' },
+  { code: 'BELAY_ALREADY_APPLIED', exitCode: EXIT.state, meaning: 'The latest run of this migration completed; applying it again is refused.', whatToDo: 'Nothing to do. To apply it again, roll it back first or pass --again.' },
+  { code: 'BELAY_NO_KEY', exitCode: EXIT.state, meaning: 'A batched step\'s table has no single-column primary key to walk in key ranges.', whatToDo: 'Name a unique, non-null key column with key: in the step.' },
+  { code: 'BELAY_NO_RUN', exitCode: EXIT.state, meaning: 'The run id is not recorded in this database.', whatToDo: 'List runs with belay status, and check --db points at the database the run used.' },
+  { code: 'BELAY_IRREVERSIBLE', exitCode: EXIT.state, meaning: 'A rollback reached a plain SQL step that declares down: null.', whatToDo: 'Restore its tables from the run\'s backup (belay rollback <run> --from-backup) or undo it by hand.' },
+  { code: 'BELAY_DB', exitCode: EXIT.database, meaning: 'SQL failed on the server; the error keeps its SQLSTATE, detail, constraint and table.', whatToDo: 'Read the SQLSTATE and detail. A failed batch was rolled back; fix the cause and run belay apply again to resume.' },
+  { code: 'BELAY_ABORTED', exitCode: EXIT.aborted, meaning: 'An abort trigger of the migration fired (pause or rollback) and stopped the run.', whatToDo: 'Read belay report <run> for the trigger and the batch; resume with belay apply after fixing the cause, or roll back.' },
+  { code: 'BELAY_INTERNAL', exitCode: EXIT.unexpected, meaning: 'An unexpected error inside belay.', whatToDo: 'Run again with BELAY_DEBUG=1 for the stack; a batch that failed was rolled back and the run can resume.' },
+] satisfies ErrorCodeInfo[]);
+
+/** The registry entry for a code, or undefined for a code belay does not know. */
+export function errorCodeInfo(code: string): ErrorCodeInfo | undefined {
+  return ERROR_CODES.find((e) => e.code === code);
+}

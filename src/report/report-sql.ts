@@ -1,0 +1,58 @@
+// Every SQL the runbook and the report read, in one place. All of it is read-only except
+// MERGE_SUMMARY_SQL, which the schema snapshot hook uses to store a snapshot in the run's summary.
+
+/** $1 = table oid. Columns in order, with their type, NOT NULL and default. */
+export const SNAPSHOT_COLUMNS_SQL = `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS "notNull",
+       pg_get_expr(d.adbin, d.adrelid) AS "default"
+  FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+ WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`;
+
+/** $1 = table oid. Every index with its full definition. */
+export const SNAPSHOT_INDEXES_SQL = `SELECT c.relname AS name, pg_get_indexdef(i.indexrelid) AS definition, i.indisunique AS "unique", i.indisprimary AS "primary"
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+ WHERE i.indrelid = $1 ORDER BY c.relname`;
+
+/** $1 = table oid. Every constraint (p, u, f, c, x; NOT NULL is shown on the column). */
+export const SNAPSHOT_CONSTRAINTS_SQL = `SELECT conname AS name, contype::text AS type, pg_get_constraintdef(oid) AS definition
+  FROM pg_constraint WHERE conrelid = $1 AND contype <> 'n' ORDER BY conname`;
+
+/** $1 = quoted table name. Its oid, or NULL when it does not exist. */
+export const TABLE_OID_SQL = `SELECT to_regclass($1)::oid::int AS oid`;
+
+/** $1 = table oid. Estimated rows (reltuples, -1 when never analyzed) and total size on disk. */
+export const TABLE_SIZE_SQL = `SELECT c.reltuples::float8 AS estimate, pg_total_relation_size(c.oid)::float8 AS bytes
+  FROM pg_class c WHERE c.oid = $1`;
+
+/** $1 = run id, $2 = jsonb object merged into runs.summary. */
+export const MERGE_SUMMARY_SQL = `UPDATE belay.runs SET summary = summary || $2::jsonb WHERE id = $1`;
+
+/** $1 = run id, $2 = key. True when summary already holds the key (a resumed run keeps its first snapshot). */
+export const SUMMARY_HAS_SQL = `SELECT summary ? $2 AS has FROM belay.runs WHERE id = $1`;
+
+/** $1 = qualified name: true when the relation exists (state tables other stages may add). */
+export const RELATION_EXISTS_SQL = `SELECT to_regclass($1) IS NOT NULL AS exists`;
+
+/** $1 = run id. The run's event log with elapsed time from the first event. */
+export const RUN_EVENTS_SQL = `SELECT id::int AS id, at::text AS at, type, data,
+       (extract(epoch FROM at - min(at) OVER ()) * 1000)::float8 AS "elapsedMs"
+  FROM belay.events WHERE run_id = $1 ORDER BY id`;
+
+/** $1 = run id. Step timings from the step records. */
+export const STEP_TIMINGS_SQL = `SELECT step_no AS "stepNo", name, kind, status, rows_total::float8 AS "rowsTotal", rows_done::float8 AS "rowsDone",
+       rows_changed::float8 AS "rowsChanged", started_at::text AS "startedAt", finished_at::text AS "finishedAt",
+       (extract(epoch FROM finished_at - started_at) * 1000)::float8 AS "durationMs"
+  FROM belay.steps WHERE run_id = $1 ORDER BY step_no`;
+
+/** $1 = run id. Undo log totals per step (what a rollback would restore, what it did). */
+export const UNDO_TOTALS_SQL = `SELECT step_no AS "stepNo", table_name AS "table", count(*)::int AS batches, coalesce(sum(row_count), 0)::int AS rows,
+       count(rolled_back_at)::int AS "rolledBack", coalesce(sum(restored), 0)::int AS restored,
+       coalesce(sum(jsonb_array_length(coalesce(conflicts, '[]'::jsonb))), 0)::int AS conflicts
+  FROM belay.undo WHERE run_id = $1 GROUP BY step_no, table_name ORDER BY step_no`;
+
+/** A state table of another stage, read generically: $1 = run id. The table name is a fixed identifier. */
+export function rowsOfRunSql(qualifiedTable: string): string {
+  return `SELECT to_jsonb(t) AS row FROM ${qualifiedTable} t WHERE t.run_id = $1`;
+}
+
+/** Does a belay state table have a run_id column (so it can be read per run)? $1 = schema, $2 = table. */
+export const HAS_RUN_ID_SQL = `SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 AND column_name = 'run_id') AS has`;

@@ -1,0 +1,336 @@
+// The report: what a run did, read back from belay's state (and the live catalog) as plain data,
+// then rendered as Markdown here, as HTML in html.ts, or printed as JSON.
+import { runChecks } from '../checks/run-checks.ts';
+import type { Db } from '../db/connection.ts';
+import { StateError } from '../errors.ts';
+import type { Migration } from '../spec/define.ts';
+import type { LoadedMigration } from '../spec/load.ts';
+import { stateVersion } from '../state/schema.ts';
+import { getBatches, getRun } from '../state/store.ts';
+import { code, fence, fmtInt, fmtMs, mdTable } from './markdown.ts';
+import { HAS_RUN_ID_SQL, RELATION_EXISTS_SQL, rowsOfRunSql, RUN_EVENTS_SQL, STEP_TIMINGS_SQL, UNDO_TOTALS_SQL } from './report-sql.ts';
+import { diffTable, type DiffRow, type SchemaSnapshot, snapshotSchema, type TableDiff, type TableSchema } from './schema-snapshot.ts';
+
+export interface ReportOptions {
+  /** Sample rows kept per finding (default 10). */
+  sample?: number;
+  /** Timestamp shown in the report (tests pin it). */
+  now?: Date;
+}
+
+/** One issue category: a pre-flight finding, a verification result, or rollback conflicts. */
+export interface IssueFinding {
+  code: string;
+  severity: string;
+  message: string;
+  count: number;
+  sample: unknown[];
+  fix?: string;
+  outcome?: string;
+}
+
+export interface BatchTiming {
+  stepNo: number;
+  batchNo: number;
+  lo: string;
+  hi: string;
+  rowsInRange: number;
+  rowsChanged: number;
+  durationMs: number;
+  attempts: number;
+  /** Rows of the range per second of batch time. */
+  rowsPerSec: number;
+  committedAt: string;
+}
+
+export interface RunReport {
+  generatedAt: string;
+  database: string;
+  run: { id: number; migrationId: string; checksum: string; status: string; mode: string; startedAt: string; finishedAt: string | null;
+    durationMs: number | null; file: string | null; params: Record<string, string> };
+  purpose: string;
+  tables: string[];
+  steps: Array<{ stepNo: number; name: string; kind: string; table?: string; writes?: string[]; status: string; rowsTotal: number | null;
+    rowsDone: number; rowsChanged: number; startedAt: string | null; finishedAt: string | null; durationMs: number | null; sql?: string; reversible: boolean }>;
+  counts: Array<{ table: string; before: number | null; after: number | null; delta: number | null }>;
+  /** stored: results recorded during the run; live: the spec's checks run read-only when the report was made. */
+  issues: { source: 'stored' | 'live' | 'unavailable'; note: string; findings: IssueFinding[] };
+  verification: { source: 'stored' | 'none'; note: string; results: Array<Record<string, unknown>> };
+  backups: { source: 'stored' | 'none'; note: string; rows: Array<Record<string, unknown>> };
+  undo: Array<{ stepNo: number; table: string; batches: number; rows: number; rolledBack: number; restored: number; conflicts: number }>;
+  timings: { stages: Array<{ stage: string; startedAt: string | null; durationMs: number | null; detail: string }>; batches: BatchTiming[];
+    events: Array<{ at: string; elapsedMs: number; type: string; data: unknown }> };
+  aborts: Array<{ source: string; at?: string; what: string; detail: unknown }>;
+  error: Record<string, unknown> | null;
+  schema: { source: string; tables: Array<{ table: string; before: TableSchema | null; after: TableSchema; diff: TableDiff }>; note: string };
+}
+
+export async function buildReport(db: Db, runId: number, opts: ReportOptions = {}): Promise<RunReport> {
+  if ((await stateVersion(db)) === 0) {
+    throw new StateError('BELAY_NO_RUN', `no belay runs are recorded in ${db.label}`, { fix: 'Check --db: it must be the database the run used (belay status lists its runs).' });
+  }
+  const run = await getRun(db, runId);
+  const spec = run.spec as Migration;
+  const summary = run.summary as Record<string, unknown>;
+  const sample = opts.sample ?? 10;
+  const steps = (await db.query<{ stepNo: number; name: string; kind: string; status: string; rowsTotal: number | null; rowsDone: number;
+    rowsChanged: number; startedAt: string | null; finishedAt: string | null; durationMs: number | null }>(STEP_TIMINGS_SQL, [runId])).rows;
+  const batches: BatchTiming[] = (await getBatches(db, runId)).map((b) => ({
+    ...b, durationMs: Number(b.durationMs), rowsPerSec: b.durationMs > 0 ? (b.rowsInRange * 1000) / b.durationMs : 0,
+  }));
+  const events = (await db.query<{ at: string; elapsedMs: number; type: string; data: unknown }>(RUN_EVENTS_SQL, [runId])).rows;
+  const countsBefore = (summary.countsBefore ?? {}) as Record<string, number>;
+  const countsAfter = (summary.countsAfter ?? {}) as Record<string, number>;
+  const durationMs = run.finishedAt ? Date.parse(run.finishedAt) - Date.parse(run.startedAt) : null;
+
+  return {
+    generatedAt: (opts.now ?? new Date()).toISOString(),
+    database: db.label,
+    run: { id: run.id, migrationId: run.migrationId, checksum: run.checksum, status: run.status, mode: run.mode, startedAt: run.startedAt,
+      finishedAt: run.finishedAt, durationMs: Number.isFinite(durationMs) ? durationMs : null, file: run.file, params: run.params },
+    purpose: spec.purpose,
+    tables: [...spec.tables],
+    steps: steps.map((s) => {
+      const st = spec.steps[s.stepNo];
+      return {
+        ...s, rowsDone: Number(s.rowsDone), rowsChanged: Number(s.rowsChanged),
+        table: st?.kind === 'batched' ? st.table : undefined, writes: st?.kind === 'batched' ? [...st.writes] : undefined,
+        sql: st?.kind === 'sql' ? st.up : undefined, reversible: st?.kind !== 'sql' || st.down !== null,
+      };
+    }),
+    counts: [...new Set([...spec.tables, ...Object.keys(countsBefore), ...Object.keys(countsAfter)])].map((t) => {
+      const before = countsBefore[t] ?? null;
+      const after = countsAfter[t] ?? null;
+      return { table: t, before, after, delta: before !== null && after !== null ? after - before : null };
+    }),
+    issues: await issues(db, run.id, spec, run, sample),
+    verification: await verification(db, runId),
+    backups: await backups(db, runId),
+    undo: (await db.query<RunReport['undo'][number]>(UNDO_TOTALS_SQL, [runId])).rows,
+    timings: { stages: stages(run, steps, events), batches, events: events.map((e) => ({ at: e.at, elapsedMs: Number(e.elapsedMs), type: e.type, data: e.data })) },
+    aborts: aborts(run.error, events),
+    error: run.error,
+    schema: await schema(db, spec, summary),
+  };
+}
+
+async function stateRows(db: Db, table: string, runId: number): Promise<Array<Record<string, unknown>> | undefined> {
+  const exists = await db.query<{ exists: boolean }>(RELATION_EXISTS_SQL, [`belay.${table}`]);
+  if (!exists.rows[0]?.exists) return undefined;
+  const has = await db.query<{ has: boolean }>(HAS_RUN_ID_SQL, ['belay', table]);
+  if (!has.rows[0]?.has) return undefined;
+  const r = await db.query<{ row: Record<string, unknown> }>(rowsOfRunSql(`belay.${table}`), [runId]);
+  return r.rows.map((x) => x.row);
+}
+
+async function issues(db: Db, runId: number, spec: Migration, run: { checksum: string; file: string | null; params: Record<string, string> }, sample: number): Promise<RunReport['issues']> {
+  const stored = await stateRows(db, 'check_results', runId);
+  if (stored && stored.length) {
+    return {
+      source: 'stored', note: 'Pre-flight results recorded by the run before its first write.',
+      findings: stored.map((r) => ({
+        code: String(r.code), severity: String(r.severity ?? ''), message: String(r.message ?? r.code), count: Number(r.row_count ?? r.count ?? 0),
+        sample: Array.isArray(r.sample) ? r.sample.slice(0, sample) : [], fix: typeof r.fix === 'string' ? r.fix : undefined,
+        outcome: typeof r.outcome === 'string' ? r.outcome : undefined,
+      })),
+    };
+  }
+  // No stored results: run the spec's checks now (runChecks is read-only: its own READ ONLY transaction).
+  const m: LoadedMigration = { spec, file: run.file ?? '<stored spec>', params: run.params, checksum: run.checksum };
+  try {
+    const r = await runChecks(db, m, { sample });
+    return {
+      source: 'live', note: `No pre-flight results were stored with this run: the migration's checks were run read-only when this report was made (${new Date().toISOString()}), so they describe the data as it is now, after the run.`,
+      findings: r.findings.map((f) => ({ ...f, sample: f.sample.slice(0, sample) })),
+    };
+  } catch (err) {
+    return { source: 'unavailable', note: `No stored pre-flight results, and running the checks now failed: ${(err as Error).message}`, findings: [] };
+  }
+}
+
+async function verification(db: Db, runId: number): Promise<RunReport['verification']> {
+  const rows = await stateRows(db, 'verification_results', runId);
+  if (!rows || !rows.length) return { source: 'none', note: 'No verification results are stored for this run (belay verify <run> records them).', results: [] };
+  return { source: 'stored', note: 'Recorded verification rounds (apply, verify, monitor).', results: rows };
+}
+
+async function backups(db: Db, runId: number): Promise<RunReport['backups']> {
+  const rows = await stateRows(db, 'backups', runId);
+  if (!rows || !rows.length) return { source: 'none', note: 'No backups are recorded for this run.', rows: [] };
+  return { source: 'stored', note: 'Backups taken before the first write.', rows };
+}
+
+function stages(run: { startedAt: string; finishedAt: string | null; status: string }, steps: Array<{ name: string; kind: string; startedAt: string | null;
+  durationMs: number | null; rowsChanged: number; status: string }>, events: Array<{ type: string; at: string; elapsedMs: number; data: unknown }>): RunReport['timings']['stages'] {
+  const out: RunReport['timings']['stages'] = [];
+  const total = run.finishedAt ? Date.parse(run.finishedAt) - Date.parse(run.startedAt) : null;
+  out.push({ stage: 'run', startedAt: run.startedAt, durationMs: total, detail: run.status });
+  // events that carry their own duration (backups, checks, verification … as other stages record them)
+  for (const e of events) {
+    const d = (e.data ?? {}) as Record<string, unknown>;
+    if (typeof d.durationMs === 'number' && e.type !== 'run-finished') out.push({ stage: e.type, startedAt: e.at, durationMs: d.durationMs, detail: '' });
+  }
+  for (const s of steps) out.push({ stage: `step ${s.name}`, startedAt: s.startedAt, durationMs: s.durationMs === null ? null : Number(s.durationMs), detail: `${s.kind}, ${s.status}, ${fmtInt(Number(s.rowsChanged))} rows changed` });
+  return out;
+}
+
+function aborts(error: Record<string, unknown> | null, events: Array<{ type: string; at: string; data: unknown }>): RunReport['aborts'] {
+  const out: RunReport['aborts'] = [];
+  for (const e of events) {
+    if (/abort|verification-failed|paused/.test(e.type)) out.push({ source: 'event', at: e.at, what: e.type, detail: e.data });
+  }
+  if (error && (error.code === 'BELAY_ABORTED' || error.code === 'BELAY_VERIFY')) out.push({ source: 'run error', what: String(error.code), detail: error });
+  return out;
+}
+
+async function schema(db: Db, spec: Migration, summary: Record<string, unknown>): Promise<RunReport['schema']> {
+  const before = summary.schemaBefore as SchemaSnapshot | undefined;
+  const storedAfter = summary.schemaAfter as SchemaSnapshot | undefined;
+  const live = await snapshotSchema(db, spec.tables);
+  const tables = spec.tables.map((t) => {
+    const b = before?.tables[t] ?? null;
+    const a = live.tables[t]!;
+    return { table: t, before: b, after: a, diff: diffTable(b ?? undefined, a) };
+  });
+  let note = before
+    ? `Before: snapshot taken at the start of the run (${before.takenAt}). After: the live schema when this report was made.`
+    : 'No schema snapshot was stored at the start of this run: only the live schema is shown, and no differences can be marked.';
+  if (storedAfter) {
+    const drift = spec.tables.filter((t) => storedAfter.tables[t] && diffTable(storedAfter.tables[t], live.tables[t]!).differences > 0);
+    if (drift.length) note += ` The schema of ${drift.join(', ')} changed after the run ended (snapshot at ${storedAfter.takenAt}).`;
+  }
+  return { source: before ? 'snapshot' : 'live only', tables, note };
+}
+
+// ---------------------------------------------------------------- Markdown
+
+/** The report's level-2 headings, in order: tests and docs name them. */
+export const REPORT_SECTIONS = [
+  'Summary', 'Purpose and changes', 'Row counts', 'Issues found', 'Verification', 'Backups', 'Timings', 'Abort triggers', 'Schema',
+] as const;
+
+const mark: Record<string, string> = { added: '➕ added', removed: '➖ removed', changed: '✏️ changed', same: '' };
+
+export function renderReportMarkdown(r: RunReport): string {
+  const out: string[] = [];
+  const h2 = (n: number) => out.push('', `## ${n + 1}. ${REPORT_SECTIONS[n]}`, '');
+  out.push(`# Report: ${r.run.migrationId}, run ${r.run.id}`, '');
+
+  h2(0);
+  out.push(mdTable(['', ''], [
+    ['Status', `**${r.run.status}**`], ['Database', r.database], ['Migration file', r.run.file ? code(r.run.file) : ''],
+    ['Checksum', code(r.run.checksum)], ['Parameters', Object.entries(r.run.params).map(([k, v]) => `${k}=${v}`).join(', ') || 'none'],
+    ['Mode', r.run.mode], ['Started', r.run.startedAt], ['Finished', r.run.finishedAt ?? 'not finished'], ['Duration', fmtMs(r.run.durationMs)],
+    ['Rows changed', fmtInt(r.steps.reduce((n, s) => n + s.rowsChanged, 0))], ['Report made', r.generatedAt],
+  ]));
+  if (r.error) out.push('', `**Stopped by ${code(String(r.error.code))}**: ${r.error.message}`);
+
+  h2(1);
+  out.push(r.purpose, '');
+  out.push(mdTable(['#', 'step', 'kind', 'table', 'writes', 'status', 'rows scanned', 'rows changed', 'reversible'], r.steps.map((s) => [
+    s.stepNo + 1, s.name, s.kind, s.table ? code(s.table) : '', (s.writes ?? []).map((w) => code(w)).join(', '), s.status,
+    s.rowsTotal === null ? '' : fmtInt(s.rowsDone), fmtInt(s.rowsChanged), s.reversible ? 'yes' : '**no**',
+  ])));
+  for (const s of r.steps.filter((x) => x.sql)) out.push('', `Step ${s.name}:`, '', fence(s.sql!, 'sql'));
+
+  h2(2);
+  out.push(mdTable(['table', 'before', 'after', 'difference'], r.counts.map((c) => [code(c.table), fmtInt(c.before), fmtInt(c.after), c.delta === null ? '' : c.delta === 0 ? '0' : `**${c.delta > 0 ? '+' : ''}${fmtInt(c.delta)}**`])));
+
+  h2(3);
+  out.push(`_${r.issues.note}_`, '');
+  out.push(mdTable(['code', 'severity', 'rows', 'meaning', 'what to do'], r.issues.findings.map((f) => [code(f.code), f.severity, fmtInt(f.count), f.message, f.fix ?? ''])));
+  for (const f of r.issues.findings.filter((x) => x.count > 0 && x.sample.length)) {
+    out.push('', `### ${f.code}: ${fmtInt(f.count)} row(s)`, '', `${f.message}. Sample (${f.sample.length} of ${fmtInt(f.count)}):`, '');
+    out.push(sampleTable(f.sample));
+  }
+  const conflicts = r.undo.filter((u) => u.conflicts > 0);
+  if (conflicts.length) out.push('', '### Rollback conflicts', '', mdTable(['table', 'rows left alone'], conflicts.map((u) => [code(u.table), fmtInt(u.conflicts)])));
+
+  h2(4);
+  out.push(`_${r.verification.note}_`, '');
+  if (r.verification.results.length) out.push(genericTable(r.verification.results, ['name', 'kind', 'result', 'count', 'threshold', 'message']));
+
+  h2(5);
+  out.push(`_${r.backups.note}_`, '');
+  if (r.backups.rows.length) out.push(genericTable(r.backups.rows, ['table_name', 'table', 'kind', 'location', 'schema_name', 'copy', 'path', 'file', 'rows', 'row_count', 'checksum', 'bytes', 'created_at', 'status']));
+  if (r.undo.length) {
+    out.push('', 'Undo log (before-images kept in schema `belay`):', '');
+    out.push(mdTable(['step', 'table', 'batches', 'rows', 'rolled back batches', 'restored', 'conflicts'], r.undo.map((u) => [u.stepNo + 1, code(u.table), u.batches, fmtInt(u.rows), u.rolledBack, fmtInt(u.restored), fmtInt(u.conflicts)])));
+  }
+
+  h2(6);
+  out.push('### Stages', '', mdTable(['stage', 'started', 'duration', 'detail'], r.timings.stages.map((s) => [s.stage, s.startedAt ?? '', fmtMs(s.durationMs), s.detail])));
+  const b = r.timings.batches;
+  out.push('', '### Batches', '');
+  if (b.length) {
+    const ms = b.map((x) => x.durationMs).sort((x, y) => x - y);
+    const rows = b.reduce((n, x) => n + x.rowsInRange, 0);
+    const time = ms.reduce((n, x) => n + x, 0);
+    out.push(`${b.length} batches, ${fmtInt(rows)} rows in ${fmtMs(time)} of batch time (${fmtInt((rows * 1000) / (time || 1))} rows/s); ` +
+      `batch time median ${fmtMs(ms[Math.floor(ms.length / 2)])}, slowest ${fmtMs(ms[ms.length - 1])}.`, '');
+  }
+  out.push(mdTable(['step', 'batch', 'keys', 'rows', 'changed', 'duration', 'rows/s', 'attempts'], b.map((x) => [
+    x.stepNo + 1, x.batchNo, `${x.lo} – ${x.hi}`, fmtInt(x.rowsInRange), fmtInt(x.rowsChanged), fmtMs(x.durationMs), fmtInt(x.rowsPerSec), x.attempts,
+  ])));
+  out.push('', '### Event log', '', mdTable(['elapsed', 'event', 'data'], r.timings.events.map((e) => [fmtMs(e.elapsedMs), e.type, shortJson(e.data)])));
+
+  h2(7);
+  out.push(r.aborts.length ? mdTable(['source', 'at', 'what', 'detail'], r.aborts.map((a) => [a.source, a.at ?? '', a.what, shortJson(a.detail)])) : 'None fired.');
+
+  h2(8);
+  out.push(`_${r.schema.note}_`);
+  for (const t of r.schema.tables) {
+    out.push('', `### ${t.table}${t.diff.differences ? ` — ${t.diff.differences} difference(s)` : ' — unchanged'}`, '');
+    if (!t.after.exists && !t.before?.exists) {
+      out.push('_The table does not exist._');
+      continue;
+    }
+    out.push('**Columns**', '', mdTable(['column', 'type', 'not null', 'default', 'change'], t.diff.columns.map((c) => {
+      const x = c.after ?? c.before!;
+      return [code(c.name), x.type, x.notNull ? 'yes' : '', x.default ?? '', changeText(c)];
+    })));
+    out.push('', '**Indexes**', '', mdTable(['index', 'definition', 'change'], t.diff.indexes.map((c) => [code(c.name), (c.after ?? c.before!).definition, changeText(c)])));
+    out.push('', '**Constraints**', '', mdTable(['constraint', 'type', 'definition', 'change'], t.diff.constraints.map((c) => {
+      const x = c.after ?? c.before!;
+      return [code(c.name), CONSTRAINT_TYPES[x.type] ?? x.type, x.definition, changeText(c)];
+    })));
+  }
+  return `${out.join('\n')}\n`;
+}
+
+export const CONSTRAINT_TYPES: Record<string, string> = { p: 'primary key', u: 'unique', f: 'foreign key', c: 'check', x: 'exclusion', t: 'trigger' };
+
+export function changeText<T>(d: DiffRow<T>): string {
+  return d.change === 'same' ? '' : `${mark[d.change]}${d.what.length ? `: ${d.what.join('; ')}` : ''}`;
+}
+
+function shortJson(v: unknown, max = 160): string {
+  if (v === null || v === undefined) return '';
+  const s = JSON.stringify(v);
+  return s === '{}' ? '' : s.length > max ? `${s.slice(0, max - 1)}…` : s;
+}
+
+/** Sample rows as a table with the union of their keys. */
+export function sampleTable(rows: readonly unknown[]): string {
+  const objs = rows.map((r) => (r && typeof r === 'object' && !Array.isArray(r) ? (r as Record<string, unknown>) : { value: r }));
+  const cols = [...new Set(objs.flatMap((o) => Object.keys(o)))];
+  return mdTable(cols, objs.map((o) => cols.map((c) => o[c])));
+}
+
+/** A stored state table rendered with the preferred columns it has (else its first scalar columns). */
+export function genericTable(rows: ReadonlyArray<Record<string, unknown>>, preferred: readonly string[]): string {
+  const present = preferred.filter((c) => rows.some((r) => c in r));
+  const cols = present.length ? present : Object.keys(rows[0] ?? {}).filter((c) => rows.every((r) => r[c] === null || typeof r[c] !== 'object')).slice(0, 8);
+  return mdTable(cols, rows.map((r) => cols.map((c) => (typeof r[c] === 'object' && r[c] !== null ? shortJson(r[c]) : r[c]))));
+}
+
+/** The library entry: the report of a run in one of the three formats. */
+export async function report(db: Db, runId: number, opts: ReportOptions & { format?: 'md' | 'json' | 'html' } = {}): Promise<string> {
+  const data = await buildReport(db, runId, opts);
+  if (opts.format === 'json') return `${JSON.stringify(data, null, 2)}\n`;
+  if (opts.format === 'html') {
+    const { renderReportHtml } = await import('./html.ts');
+    return renderReportHtml(data);
+  }
+  return renderReportMarkdown(data);
+}
