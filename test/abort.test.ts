@@ -44,7 +44,7 @@ for (const kind of DB_KINDS) {
         const before = await checksumTable(f.db, 't');
         const m = loaded(base({ steps: [{ ...(base().steps[0] as object), verify: 'SELECT id FROM written WHERE id > 450' } as never] }));
         const r = await apply(f.db, m, { controller: abortController(m.spec) });
-        assert.equal(r.status, 'rolled_back', r.error?.message);
+        assert.equal(r.status, 'rolled_back', String(r.error?.message));
         assert.equal(r.error?.code, 'BELAY_ABORTED');
         assert.deepEqual(await checksumTable(f.db, 't'), before, 'the four committed batches were undone');
         const rec = await runRecord(f.db, r.runId);
@@ -90,7 +90,7 @@ for (const kind of DB_KINDS) {
         const rec = await runRecord(f.db, r.runId);
         assert.equal(rec.status, 'paused');
         assert.equal(rec.error?.details.trigger.when, 'batch-slower-than-ms');
-        assert.match(rec.error?.message, /batch 1 of step "set-v" took \d+ ms, over the threshold of 0 ms/);
+        assert.match(String(rec.error?.message), /batch 1 of step "set-v" took \d+ ms, over the threshold of 0 ms/);
         const done = await apply(f.db, m); // no triggers this time
         assert.equal(done.status, 'completed');
         assert.equal(done.resumed, true);

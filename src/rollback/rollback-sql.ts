@@ -69,9 +69,7 @@ export function scriptBatchSql(t: UndoTarget & { tableName: string; runId: numbe
   const k = ident(t.key);
   const set = t.columns.map((c) => `${ident(c)} = b.${ident(c)}`).join(', ');
   const is = (row: string, img: string) => t.columns.map((c) => `${row}.${ident(c)} IS NOT DISTINCT FROM ${img}.${ident(c)}`).join(' AND ');
-  return `BEGIN;
-SET LOCAL lock_timeout = ${literal(`${t.lockTimeoutMs}ms`)};
-WITH d AS (
+  const restore = `WITH d AS (
   SELECT ${literal(t.before)}::jsonb AS before, ${literal(t.after)}::jsonb AS after
 ), b AS (
   SELECT x.* FROM d, jsonb_populate_recordset(NULL::${t.table}, d.before) x
@@ -89,17 +87,36 @@ WITH d AS (
 )
 INSERT INTO pg_temp.belay_rollback_result
 SELECT ${t.stepNo}, ${t.batchNo}, ${literal(t.tableName)}, (SELECT count(*) FROM r), (SELECT count(*) FROM s WHERE already),
-       (SELECT coalesce(jsonb_agg(to_jsonb(s.k) ORDER BY s.k), '[]'::jsonb) FROM s WHERE NOT already);
-DO $belay$ BEGIN
+       (SELECT coalesce(jsonb_agg(to_jsonb(s.k) ORDER BY s.k), '[]'::jsonb) FROM s WHERE NOT already)`;
+  // the restore runs through EXECUTE so that a batch belay already marks as undone is not even planned
+  // (its columns may have been dropped since by a SQL step's down)
+  const q = dollarQuote(restore);
+  return `BEGIN;
+SET LOCAL lock_timeout = ${literal(`${t.lockTimeoutMs}ms`)};
+DO ${q.tag} BEGIN
   IF to_regclass('belay.undo') IS NOT NULL THEN
-    UPDATE belay.undo u SET restored = CASE WHEN u.rolled_back_at IS NULL THEN r.restored ELSE u.restored END,
-           rolled_back_at = coalesce(u.rolled_back_at, clock_timestamp()), conflicts = r.conflicts
+    IF EXISTS (SELECT 1 FROM belay.undo WHERE run_id = ${t.runId} AND step_no = ${t.stepNo} AND batch_no = ${t.batchNo} AND rolled_back_at IS NOT NULL) THEN
+      RAISE NOTICE 'belay: step ${t.stepNo}, batch ${t.batchNo} is already rolled back: skipped';
+      RETURN;
+    END IF;
+  END IF;
+  EXECUTE ${q.quoted};
+  IF to_regclass('belay.undo') IS NOT NULL THEN
+    UPDATE belay.undo u SET restored = r.restored, rolled_back_at = clock_timestamp(), conflicts = r.conflicts
       FROM pg_temp.belay_rollback_result r
      WHERE u.run_id = ${t.runId} AND u.step_no = ${t.stepNo} AND u.batch_no = ${t.batchNo} AND r.step_no = ${t.stepNo} AND r.batch_no = ${t.batchNo};
   END IF;
-END $belay$;
+END ${q.tag};
 COMMIT;
 `;
+}
+
+/** The restore statement as a string literal, inside a DO body whose dollar tag the data does not contain. */
+function dollarQuote(stmt: string): { tag: string; quoted: string } {
+  const quoted = literal(stmt);
+  let n = 0;
+  while (quoted.includes(`$belay${n}$`)) n++;
+  return { tag: `$belay${n}$`, quoted };
 }
 
 /** A step's undo is complete: mark it in belay.steps when the schema exists. */
@@ -117,18 +134,20 @@ END $belay$;
  * step is recorded as done (so a second run skips it); without it, the script cannot know and runs it.
  */
 export function scriptSqlStepSql(p: { runId: number; stepNo: number; name: string; down: string }): string {
+  const q = dollarQuote(p.down);
   return `BEGIN;
-DO $belay$ BEGIN
-  IF to_regclass('belay.steps') IS NULL
-     OR EXISTS (SELECT 1 FROM belay.steps WHERE run_id = ${p.runId} AND step_no = ${p.stepNo} AND status = 'done') THEN
-    EXECUTE ${literal(p.down)};
-    IF to_regclass('belay.steps') IS NOT NULL THEN
-      UPDATE belay.steps SET status = 'rolled_back' WHERE run_id = ${p.runId} AND step_no = ${p.stepNo};
+DO ${q.tag} BEGIN
+  IF to_regclass('belay.steps') IS NOT NULL THEN
+    IF NOT EXISTS (SELECT 1 FROM belay.steps WHERE run_id = ${p.runId} AND step_no = ${p.stepNo} AND status = 'done') THEN
+      RAISE NOTICE 'belay: step ${p.stepNo} is already rolled back: skipped';
+      RETURN;
     END IF;
-  ELSE
-    RAISE NOTICE 'belay: step % (%) is already rolled back: skipped', ${p.stepNo}, ${literal(p.name)};
   END IF;
-END $belay$;
+  EXECUTE ${q.quoted};
+  IF to_regclass('belay.steps') IS NOT NULL THEN
+    UPDATE belay.steps SET status = 'rolled_back' WHERE run_id = ${p.runId} AND step_no = ${p.stepNo};
+  END IF;
+END ${q.tag};
 COMMIT;
 `;
 }

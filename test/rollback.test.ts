@@ -1,0 +1,187 @@
+// Rollback you can trust: the standalone SQL script (run with psql on the server, executed as is on
+// PGlite), plain SQL steps undone in reverse, irreversible steps refused before anything is touched.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { generate } from '../examples/event-type-owner/generate.ts';
+import { main } from '../src/cli/main.ts';
+import type { Db } from '../src/db/connection.ts';
+import { checksumTable } from '../src/db/checksum.ts';
+import { StateError } from '../src/errors.ts';
+import { apply } from '../src/execute/apply.ts';
+import { reversibility } from '../src/rollback/reversibility.ts';
+import { rollback } from '../src/rollback/rollback.ts';
+import { rollbackScript } from '../src/rollback/rollback-script.ts';
+import type { MigrationInput } from '../src/spec/define.ts';
+import { checksumOf, type LoadedMigration, validate } from '../src/spec/load.ts';
+import { DB_KINDS, type FreshDb, freshDb } from './helpers/fresh-db.ts';
+import { checksums, flagship } from './helpers/flagship.ts';
+
+const run = promisify(execFile);
+const PSQL = process.env.PSQL ?? '/usr/bin/psql';
+
+function loaded(input: MigrationInput): LoadedMigration {
+  const spec = validate(input);
+  return { spec, file: '<inline>', params: {}, checksum: checksumOf(spec, {}) };
+}
+
+/** Runs a rollback script the way a user would: psql alone on the server; on PGlite, executed as is. */
+async function runScript(f: FreshDb, script: string): Promise<string> {
+  if (f.db.kind === 'pglite') {
+    await f.db.exec(script.replace(/^\\set .*$/m, ''));
+    return '';
+  }
+  const file = path.join(mkdtempSync(path.join(tmpdir(), 'belay-script-')), 'rollback.sql');
+  writeFileSync(file, script);
+  const r = await run(PSQL, ['-X', '-v', 'ON_ERROR_STOP=1', '-f', file, f.url], { maxBuffer: 64 << 20 });
+  return r.stdout + r.stderr;
+}
+
+/** Rows of a that are not in b, and of b not in a (as multisets). */
+async function diffCount(db: Db, a: string, b: string): Promise<number> {
+  const r = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ((TABLE ${a} EXCEPT ALL TABLE ${b}) UNION ALL (TABLE ${b} EXCEPT ALL TABLE ${a})) d`);
+  return r.rows[0]!.n;
+}
+
+async function scriptConflicts(f: FreshDb, output: string): Promise<number[]> {
+  if (f.db.kind === 'postgres') return [...output.matchAll(/belay conflict: EventType key (\d+)/g)].map((m) => Number(m[1]));
+  const r = await f.db.query<{ k: number }>(`SELECT k.key::int AS k FROM pg_temp.belay_rollback_result r, jsonb_array_elements(r.conflicts) k(key) ORDER BY 1`);
+  return r.rows.map((x) => x.k);
+}
+
+const sqlAndBatched = (down2: string | null = 'DROP INDEX t_v2_idx'): MigrationInput => ({
+  id: 'sql-steps', purpose: 'adds column v2, fills it in batches, indexes it: plain SQL steps around a batched one',
+  tables: ['t'],
+  steps: [
+    { kind: 'sql', name: 'add-column', up: 'ALTER TABLE t ADD COLUMN v2 int', down: 'ALTER TABLE t DROP COLUMN v2' },
+    { kind: 'batched', name: 'fill-v2', table: 't', writes: ['v2'], projection: `SELECT id, id * 2 AS v2 FROM t WHERE id BETWEEN $1 AND $2 AND id % 5 <> 0`, batchSize: 150 },
+    { kind: 'sql', name: 'index-v2', up: 'CREATE INDEX t_v2_idx ON t (v2)', down: down2 },
+  ],
+});
+
+async function seedT(db: Db): Promise<void> {
+  await db.exec(`CREATE TABLE t (id int PRIMARY KEY, v text);
+    INSERT INTO t SELECT g, 'row ' || g || ' ''q'' é' FROM generate_series(1, 1000) g;`);
+}
+
+async function schemaOf(db: Db): Promise<string> {
+  const r = await db.query<{ s: string }>(`SELECT string_agg(x, ',' ORDER BY x) AS s FROM (
+      SELECT 'col:' || attname AS x FROM pg_attribute WHERE attrelid = 't'::regclass AND attnum > 0 AND NOT attisdropped
+      UNION ALL SELECT 'idx:' || indexname FROM pg_indexes WHERE tablename = 't') q`);
+  return r.rows[0]!.s;
+}
+
+for (const kind of DB_KINDS) {
+  describe(`rollback on ${kind}`, () => {
+    test('the SQL script restores the flagship to its pre-run checksums, twice harmlessly, skipping and listing rows changed since', async () => {
+      const f = await freshDb(kind);
+      try {
+        await generate(f.db, { rows: 3_000, seed: 11 });
+        const pre = await checksums(f.db);
+        const m = await flagship();
+        const r1 = await apply(f.db, m, { batchSize: 257 });
+        assert.equal(r1.status, 'completed', String(r1.error?.message));
+        assert.notDeepEqual(await checksums(f.db), pre, 'the migration changed rows');
+        let script: string;
+        if (kind === 'postgres') {
+          // through the command line, as a user would
+          const file = path.join(mkdtempSync(path.join(tmpdir(), 'belay-cli-')), 'undo.sql');
+          const code = await main(['node', 'belay', '--db', f.url, 'rollback', String(r1.runId), '--sql', '-o', file]);
+          assert.equal(code, 0);
+          script = readFileSync(file, 'utf8');
+        } else {
+          script = (await rollbackScript(f.db, r1.runId)).text!;
+        }
+        assert.match(script, /^BEGIN;$/m);
+        await runScript(f, script);
+        assert.deepEqual(await checksums(f.db), pre, 'back to the pre-run checksums');
+        const st = await f.db.query<{ status: string }>(`SELECT status FROM belay.runs WHERE id = $1`, [r1.runId]);
+        assert.equal(st.rows[0]!.status, 'rolled_back');
+        await runScript(f, script);
+        assert.deepEqual(await checksums(f.db), pre, 'running it twice is harmless');
+
+        // second run: someone changes a written row (conflict) and an untouched row after the migration
+        await f.db.exec(`CREATE TABLE snap AS TABLE "EventType"`);
+        const r2 = await apply(f.db, m, { batchSize: 257 });
+        assert.equal(r2.status, 'completed');
+        const w = await f.db.query<{ id: number }>(`SELECT (after->0->>'id')::int AS id FROM belay.undo WHERE run_id = $1 ORDER BY batch_no LIMIT 2`, [r2.runId]);
+        const [x, x2] = w.rows.map((r) => r.id);
+        await f.db.exec(`INSERT INTO users (id, username, email) VALUES (99999999, 'late', 'late@example.com');
+          UPDATE "EventType" SET "userId" = 99999999 WHERE id = ${x};
+          UPDATE "EventType" SET title = 'edited after the migration' WHERE id = ${x2};
+          UPDATE snap SET "userId" = 99999999 WHERE id = ${x};
+          UPDATE snap SET title = 'edited after the migration' WHERE id = ${x2};`);
+        const script2 = (await rollbackScript(f.db, r2.runId)).text!;
+        const out = await runScript(f, script2);
+        assert.deepEqual(await scriptConflicts(f, out), [x], 'the row changed since is listed as the only conflict');
+        assert.equal(await diffCount(f.db, 'snap', '"EventType"'), 0, 'every other row restored; both later changes kept');
+        // built-in bookkeeping agrees: the undo record lists the conflict
+        const c = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM belay.undo WHERE run_id = $1 AND conflicts @> $2::jsonb`, [r2.runId, JSON.stringify([x])]);
+        assert.equal(c.rows[0]!.n, 1);
+        await runScript(f, script2);
+        assert.equal(await diffCount(f.db, 'snap', '"EventType"'), 0, 'a second run changes nothing');
+      } finally {
+        await f.drop();
+      }
+    });
+
+    test('plain SQL steps around a batched step: applied, then undone in reverse (built-in and script)', async () => {
+      const f = await freshDb(kind);
+      try {
+        await seedT(f.db);
+        const pre = await checksumTable(f.db, 't');
+        const preSchema = await schemaOf(f.db);
+        const m = loaded(sqlAndBatched());
+        const r = await apply(f.db, m);
+        assert.equal(r.status, 'completed', String(r.error?.message));
+        assert.equal(r.steps[1]!.rowsChanged, 800);
+        assert.match(await schemaOf(f.db), /col:v2.*idx:t_v2_idx/);
+        const rb = await rollback(f.db, r.runId);
+        assert.equal(rb.restored, 800);
+        assert.equal(await schemaOf(f.db), preSchema, 'column and index gone');
+        assert.deepEqual(await checksumTable(f.db, 't'), pre);
+
+        const r2 = await apply(f.db, m, { again: true });
+        assert.equal(r2.status, 'completed');
+        const script = (await rollbackScript(f.db, r2.runId)).text!;
+        await runScript(f, script);
+        assert.equal(await schemaOf(f.db), preSchema);
+        assert.deepEqual(await checksumTable(f.db, 't'), pre, 'the script undid all three steps');
+        await runScript(f, script); // belay's step records keep the downs from running twice
+        assert.deepEqual(await checksumTable(f.db, 't'), pre);
+      } finally {
+        await f.drop();
+      }
+    });
+
+    test('an irreversible SQL step is refused before anything is touched, unless --skip-irreversible', async () => {
+      const f = await freshDb(kind);
+      try {
+        await seedT(f.db);
+        const spec = sqlAndBatched(null);
+        const rv = reversibility(validate(spec));
+        assert.equal(rv.reversible, false);
+        assert.deepEqual(rv.irreversible.map((s) => s.name), ['index-v2']);
+        assert.match(rv.steps[2]!.how, /IRREVERSIBLE/);
+        const r = await apply(f.db, loaded(spec));
+        assert.equal(r.status, 'completed');
+        const after = await checksumTable(f.db, 't');
+        await assert.rejects(rollback(f.db, r.runId), (e: unknown) => e instanceof StateError && e.code === 'BELAY_IRREVERSIBLE' && /index-v2/.test(e.message));
+        await assert.rejects(rollbackScript(f.db, r.runId), (e: unknown) => e instanceof StateError && e.code === 'BELAY_IRREVERSIBLE');
+        assert.deepEqual(await checksumTable(f.db, 't'), after, 'nothing was touched');
+        const st = await f.db.query<{ status: string }>(`SELECT status FROM belay.runs WHERE id = $1`, [r.runId]);
+        assert.equal(st.rows[0]!.status, 'completed');
+        const rb = await rollback(f.db, r.runId, { skipIrreversible: true });
+        assert.deepEqual(rb.skippedIrreversible, ['index-v2']);
+        // the first step's down drops the column, and with it the index the irreversible step left in place
+        assert.equal(await schemaOf(f.db), 'col:id,col:v,idx:t_pkey');
+      } finally {
+        await f.drop();
+      }
+    });
+  });
+}
