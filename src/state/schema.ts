@@ -133,6 +133,22 @@ CREATE INDEX check_results_run_idx ON belay.check_results (run_id, id);
 `,
   },
   {
+    // dry runs and rehearsals: never real runs, recorded apart (src/plan)
+    version: 4,
+    sql: `
+CREATE TABLE belay.trials (
+  id            bigserial PRIMARY KEY,
+  kind          text NOT NULL,               -- dry-run | rehearse
+  migration_id  text NOT NULL,
+  checksum      text NOT NULL,
+  result        text NOT NULL,               -- pass | fail
+  summary       jsonb NOT NULL DEFAULT '{}',
+  at            timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX trials_migration_idx ON belay.trials (migration_id, id);
+`,
+  },
+  {
     // post-run verification and monitoring rounds (src/verify, src/monitor)
     version: 6,
     sql: `
