@@ -118,11 +118,12 @@ export async function runbook(m: LoadedMigration, opts: RunbookOptions = {}): Pr
   out.push('Before the first write, belay copies every table the migration touches and records each copy\'s row count and an ' +
     'order-independent checksum (`sum(hashtextextended(t::text, 0))` under pinned text settings):', '');
   out.push(mdTable(['table', 'in-database copy', 'file copy'], spec.tables.map((t) => [
-    code(t), `schema ${code('belay_backup')} (one table per run: ${code(`<table>_run<id>`)})`,
-    opts.backupDir ? code(path.join(opts.backupDir, `${spec.id}-run<id>-${t}.copy.gz`)) : 'none (pass --backup-dir DIR)',
+    code(t), `a table in schema ${code('belay_backup')}, named after the run and the table`,
+    opts.backupDir ? `${code(`${opts.backupDir}/run-<id>-…/`)}: gzip COPY file + manifest.json (sha256 of each file)` : 'none (pass --backup-dir DIR to belay apply)',
   ])));
-  out.push('', `List and check them with ${code('belay backups list')} and ${code('belay backups verify <run>')}; ` +
-    `restore with ${code('belay backups restore <run>')} or ${code('belay rollback <run> --from-backup')}. ` +
+  out.push('', `Every copy is recorded in ${code('belay.backups')} with its row count and checksum, and verified against its source before the first write. ` +
+    `List and check them with ${code('belay backups list')} and ${code('belay backups verify <backup>')}; ` +
+    `restore with ${code('belay backups restore <backup>')} or ${code('belay rollback <run> --from-backup')}. ` +
     'Besides the copies, the undo log in schema `belay` holds the before-image of every row and column a batch wrote, committed with the batch.');
 
   h2(4);

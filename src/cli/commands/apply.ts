@@ -4,6 +4,8 @@ import { withPreflight } from '../../checks/preflight.ts';
 import { backupHook } from '../../backup/backup.ts';
 import { abortController } from '../../execute/abort-triggers.ts';
 import { composeControllers } from '../../execute/hooks.ts';
+import { composeHooks } from '../../execute/compose-hooks.ts';
+import { schemaSnapshotHook } from '../../report/schema-snapshot.ts';
 import { EXIT, UsageError } from '../../errors.ts';
 import { loadMigration } from '../../spec/load.ts';
 import { connect, type GlobalOptions, out, parseParams, parsePositiveInt, reportError } from '../context.ts';
@@ -38,8 +40,9 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
           again: o.again,
           // the spec's abort triggers (and rollback on a failed in-batch verification)
           controller: composeControllers(abortController(m.spec)),
-          // a verified copy of every table in spec.tables before the first write (resumes keep theirs)
-          beforeWrite: o.backup ? backupHook({ dir: o.backupDir }).beforeWrite : undefined,
+          // a verified copy of every table in spec.tables before the first write (resumes keep theirs),
+          // then the schema snapshot belay report compares with (summary.schemaBefore / schemaAfter)
+          ...composeHooks(o.backup ? backupHook({ dir: o.backupDir }) : undefined, schemaSnapshotHook()),
         }, {
           skipChecks: o.skipChecks,
           onReport: (c) => (g.json ? out.json({ type: 'check', ...c }) : c.ok ? undefined : printCheckReport(c)),
