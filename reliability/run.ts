@@ -6,9 +6,10 @@ import type { Failure, Outcome, type Scenario, type SuiteOptions } from './lib/s
 import { dropLeftovers } from './lib/server.ts';
 import { connectionLoss } from './scenarios/connection-loss.ts';
 import { crash } from './scenarios/crash.ts';
+import { lockContention } from './scenarios/lock-contention.ts';
 import { dropFixtures } from './lib/flagship.ts';
 
-export const SCENARIOS: Scenario[] = [crash, connectionLoss];
+export const SCENARIOS: Scenario[] = [crash, connectionLoss, lockContention];
 
 export async function runSuite(opts: SuiteOptions, only?: readonly string[]): Promise<Outcome[]> {
   await dropLeftovers();

@@ -135,6 +135,8 @@ export class DbError extends BelayError {
 
 /** Pulls the server's fields out of an error thrown by pg or PGlite. */
 export function serverFields(err: unknown): ServerFields {
+  // a DbError keeps the server's fields; its own code is BELAY_DB, not the SQLSTATE
+  if (err instanceof DbError) return err.server;
   if (!err || typeof err !== 'object') return {};
   const e = err as Record<string, unknown>;
   const str = (v: unknown) => (typeof v === 'string' && v.length > 0 ? v : undefined);

@@ -2,7 +2,8 @@
 // own records (batches, undo log, run status). Each audit returns a list of problems; empty = held.
 import { checksumTable } from '../../src/db/checksum.ts';
 import type { Db } from '../../src/db/connection.ts';
-import { ident, qualified } from '../../src/db/sql.ts';
+import { BACKUP_SCHEMA } from '../../src/backup/backup-sql.ts';
+import { ident, literal, qualified } from '../../src/db/sql.ts';
 
 export interface Fingerprint {
   /** Every user table (outside belay and the system schemas) -> row count and order-independent checksum. */
@@ -13,7 +14,8 @@ export interface Fingerprint {
   belayState: boolean;
 }
 
-const SYSTEM = `('pg_catalog', 'information_schema', 'pg_toast', 'belay')`;
+// belay's own schemas (state, in-database backups) are audited separately
+const SYSTEM = `('pg_catalog', 'information_schema', 'pg_toast', 'belay', ${literal(BACKUP_SCHEMA)})`;
 
 export async function fingerprint(db: Db): Promise<Fingerprint> {
   const t = await db.query<{ s: string; n: string }>(
