@@ -13,6 +13,8 @@ import type { Db } from '../src/db/connection.ts';
 import { checksumTable } from '../src/db/checksum.ts';
 import { StateError } from '../src/errors.ts';
 import { apply } from '../src/execute/apply.ts';
+import { backupHook } from '../src/backup/backup.ts';
+import { type BackupRollbackPreview, rollbackFromBackup } from '../src/rollback/from-backup.ts';
 import { reversibility } from '../src/rollback/reversibility.ts';
 import { rollback } from '../src/rollback/rollback.ts';
 import { rollbackScript } from '../src/rollback/rollback-script.ts';
@@ -179,6 +181,40 @@ for (const kind of DB_KINDS) {
         assert.deepEqual(rb.skippedIrreversible, ['index-v2']);
         // the first step's down drops the column, and with it the index the irreversible step left in place
         assert.equal(await schemaOf(f.db), 'col:id,col:v,idx:t_pkey');
+      } finally {
+        await f.drop();
+      }
+    });
+
+    test('--from-backup shows what it would overwrite (incl. changes by others), refuses without confirmation, restores the checksums', async () => {
+      const f = await freshDb(kind);
+      try {
+        await generate(f.db, { rows: 2_000, seed: 5 });
+        const pre = await checksums(f.db);
+        const r = await apply(f.db, await flagship(), { batchSize: 300, ...backupHook() });
+        assert.equal(r.status, 'completed', String(r.error?.message));
+        const other = (await f.db.query<{ id: number }>(`SELECT id FROM "EventType" WHERE "teamId" IS NOT NULL ORDER BY id LIMIT 1`)).rows[0]!.id;
+        await f.db.query(`UPDATE "EventType" SET title = 'changed by someone else' WHERE id = $1`, [other]);
+        const changedNow = await checksums(f.db);
+        if (kind === 'postgres') {
+          // no terminal and no --yes: refused with exit 2, nothing restored
+          const code = await main(['node', 'belay', '--db', f.url, 'rollback', String(r.runId), '--from-backup']);
+          assert.equal(code, 2);
+          assert.deepEqual(await checksums(f.db), changedNow);
+        }
+        let seen: BackupRollbackPreview | undefined;
+        const no = await rollbackFromBackup(f.db, r.runId, { confirm: (p) => { seen = p; return false; } });
+        assert.equal(no.status, 'cancelled');
+        assert.deepEqual(await checksums(f.db), changedNow, 'cancelled: nothing written');
+        const et = seen!.tables.find((t) => t.table === 'EventType')!;
+        const written = (await f.db.query<{ n: number }>(`SELECT coalesce(sum(row_count), 0)::int AS n FROM belay.undo WHERE run_id = $1`, [r.runId])).rows[0]!.n;
+        assert.equal(et.changed, written + 1, 'every row the run wrote, plus the one changed by someone else');
+        assert.deepEqual(et.notWrittenByRun, { count: 1, sample: [String(other)] });
+        const yes = await rollbackFromBackup(f.db, r.runId, { confirm: () => true });
+        assert.equal(yes.status, 'restored');
+        assert.deepEqual(await checksums(f.db), pre, 'every table back to its backup');
+        const st = await f.db.query<{ status: string }>(`SELECT status FROM belay.runs WHERE id = $1`, [r.runId]);
+        assert.equal(st.rows[0]!.status, 'rolled_back');
       } finally {
         await f.drop();
       }

@@ -1,0 +1,97 @@
+// `belay rollback <run> --from-backup`: the second path back. Restores every table of the run from its
+// verified backup (restoreBackup, one transaction, checked against the backup's checksum), after showing
+// what that would overwrite, including changes made by others since the backup, and asking to confirm.
+import { type BackupRecord, copySqlName, listBackups } from '../backup/backup.ts';
+import { previewRestore, type RestorePreview, restoreBackup } from '../backup/restore.ts';
+import type { Db } from '../db/connection.ts';
+import { qualified } from '../db/sql.ts';
+import { StateError } from '../errors.ts';
+import type { Migration } from '../spec/define.ts';
+import { getRun, recordEvent, setRunStatus } from '../state/store.ts';
+import { MARK_RESTORED_FROM_BACKUP_SQL, othersChangesSql } from './rollback-sql.ts';
+
+export interface BackupRollbackPreview {
+  runId: number;
+  tables: Array<RestorePreview & {
+    /** Rows that differ from the backup and that this run never wrote (null: table without a one-column key). */
+    notWrittenByRun: { count: number; sample: string[] } | null;
+  }>;
+}
+
+export interface BackupRollbackOptions {
+  /** Shown the preview before anything is written; false cancels. Without it the restore proceeds. */
+  confirm?: (p: BackupRollbackPreview) => boolean | Promise<boolean>;
+  /** 'copy' (default): the in-database copies; 'file': the exported files. */
+  from?: 'copy' | 'file';
+}
+
+export interface BackupRollbackResult {
+  runId: number;
+  status: 'restored' | 'cancelled';
+  preview: BackupRollbackPreview;
+  tables: Array<{ table: string; backupId: number; rows: number; checksum: string }>;
+  durationMs: number;
+}
+
+export async function rollbackFromBackup(db: Db, runId: number, opts: BackupRollbackOptions = {}): Promise<BackupRollbackResult> {
+  const t0 = performance.now();
+  const run = await getRun(db, runId);
+  const spec = run.spec as Migration;
+  const backups = await runBackups(db, runId, spec.tables);
+  // the preview restoreBackup computes under the migration's lock, completed with what others changed
+  let preview: BackupRollbackPreview = { runId, tables: [] };
+  const confirm = async (previews: RestorePreview[]) => {
+    preview = await withOthers(db, runId, backups, previews, opts.from);
+    return opts.confirm ? opts.confirm(preview) : true;
+  };
+  const r = await restoreBackup(db, backups.map((b) => b.id), { from: opts.from, confirm });
+  if (r.status === 'cancelled') {
+    await recordEvent(db, runId, 'rollback-from-backup-cancelled', {});
+    return { runId, status: 'cancelled', preview, tables: [], durationMs: performance.now() - t0 };
+  }
+  for (const sql of MARK_RESTORED_FROM_BACKUP_SQL) await db.query(sql, [runId]);
+  const tables = r.tables.map((t) => ({ table: t.table, backupId: t.backupId, rows: t.rows, checksum: t.checksum }));
+  await setRunStatus(db, runId, 'rolled_back', { summary: { rollback: { by: 'backup', tables } } });
+  await recordEvent(db, runId, 'rollback-from-backup', { tables, overwritten: preview.tables.map((p) => ({ table: p.table, changed: p.changed, added: p.added, deleted: p.deleted, notWrittenByRun: p.notWrittenByRun?.count })) });
+  return { runId, status: 'restored', preview, tables, durationMs: performance.now() - t0 };
+}
+
+/** The newest verified backup of every table of the run; refuses when one is missing. */
+async function runBackups(db: Db, runId: number, tables: readonly string[]): Promise<BackupRecord[]> {
+  const all = await listBackups(db, { runId });
+  const out: BackupRecord[] = [];
+  const missing: string[] = [];
+  for (const t of tables) {
+    const b = all.find((x) => x.sourceTable === t && x.status === 'verified' && x.checksum !== null);
+    if (b) out.push(b);
+    else missing.push(t);
+  }
+  if (missing.length > 0) {
+    throw new StateError('BELAY_NO_BACKUP', `run ${runId} has no verified backup of ${missing.map((t) => `"${t}"`).join(', ')}; nothing was restored`, {
+      details: { runId, missing },
+      fix: `Roll back from the undo log instead (belay rollback ${runId}), or restore single backups with belay backups restore.`,
+    });
+  }
+  return out;
+}
+
+/** What restoring would overwrite, computed without writing anything. */
+export async function previewRollbackFromBackup(db: Db, runId: number, opts: { from?: 'copy' | 'file' } = {}): Promise<BackupRollbackPreview> {
+  const run = await getRun(db, runId);
+  const backups = await runBackups(db, runId, (run.spec as Migration).tables);
+  return withOthers(db, runId, backups, await previewRestore(db, backups.map((b) => b.id), opts), opts.from);
+}
+
+async function withOthers(db: Db, runId: number, backups: BackupRecord[], previews: RestorePreview[], from?: 'copy' | 'file'): Promise<BackupRollbackPreview> {
+  const tables: BackupRollbackPreview['tables'] = [];
+  for (const p of previews) {
+    const b = backups.find((x) => x.id === p.backupId)!;
+    let notWrittenByRun: { count: number; sample: string[] } | null = null;
+    if (b.keyColumns.length === 1 && (from ?? 'copy') === 'copy') {
+      const r = await db.query<{ n: number; sample: string[] }>(othersChangesSql(qualified(b.sourceTable), copySqlName(b), b.keyColumns[0]!), [runId, b.sourceTable]);
+      notWrittenByRun = { count: r.rows[0]!.n, sample: r.rows[0]!.sample };
+    }
+    tables.push({ ...p, notWrittenByRun });
+  }
+  return { runId, tables };
+}
