@@ -1,0 +1,385 @@
+// Post-run verification: did the run change exactly what it said, do the touched tables' constraints
+// hold, do the migration's own verify queries pass, and did no column it does not write change?
+// A baseline (pre-flight counts, checksums of untouched columns) is taken before the first write.
+import { checkResults } from '../checks/preflight.ts';
+import { runChecks } from '../checks/run-checks.ts';
+import { tableInfo } from '../db/catalog.ts';
+import { type Db, transaction } from '../db/connection.ts';
+import { pinnedSettingsSql } from '../db/sql.ts';
+import { BelayError, VerificationError } from '../errors.ts';
+import { batchTarget, type RunContext } from '../execute/apply.ts';
+import type { Migration } from '../spec/define.ts';
+import type { LoadedMigration } from '../spec/load.ts';
+import { ensureState } from '../state/schema.ts';
+import { getRun } from '../state/store.ts';
+import { cleanTempIndexes } from './cleanup.ts';
+import { recordRound } from './record.ts';
+import {
+  countedSql, INVALID_UNIQUE_SQL, keyRangeSql, MERGE_SUMMARY_SQL, nullsSql, ROWS_CHANGED_SQL, stepVerifySql, UNVALIDATED_SQL,
+  untouchedChecksumSql, validateConstraintSql, writesHeldSql, writtenRangeSql,
+} from './verify-sql.ts';
+
+export const DEFAULT_SAMPLE = 10;
+/** Key buckets of the untouched-column checksum: a mismatch is located to about 1 % of the key range. */
+export const DEFAULT_BUCKETS = 100;
+
+/** pass; fail (offending rows); error (the check could not run: counts as a failure); warn (reported only); skipped. */
+export type CheckOutcome = 'pass' | 'fail' | 'error' | 'warn' | 'skipped';
+export type CheckKind = 'writes' | 'categories' | 'constraints' | 'spec' | 'untouched' | 'monitor';
+
+export interface VerifyCheck {
+  /** Stable name: writes-held, expected-changes, categories, unique-indexes-valid, … or the spec's own name. */
+  name: string;
+  kind: CheckKind;
+  result: CheckOutcome;
+  /** Offending rows (or buckets, categories, constraints) found. */
+  count: number;
+  /** Up to `sample` offending rows, as JSON. */
+  sample: unknown[];
+  message: string;
+  /** Monitoring checks: alert when count is above this. */
+  threshold?: number;
+  /** When result is error: what the server said. */
+  error?: Record<string, unknown>;
+}
+
+export interface VerifyResult {
+  runId: number;
+  migrationId: string;
+  /** Id of the recorded round in belay.verifications (0 when not recorded). */
+  roundId: number;
+  at: string;
+  source: RoundSource;
+  /** No check failed or errored. */
+  ok: boolean;
+  durationMs: number;
+  checks: VerifyCheck[];
+}
+
+export type RoundSource = 'apply' | 'verify' | 'monitor';
+
+export interface VerifyOptions {
+  /** Who asked (recorded): apply (the afterWrite hook), verify (the command, default), monitor. */
+  source?: RoundSource;
+  /** Rows kept per failing check (default DEFAULT_SAMPLE). */
+  sample?: number;
+  /** Re-validate NOT VALID foreign keys and checks with ALTER TABLE … VALIDATE CONSTRAINT (a table scan). */
+  validateConstraints?: boolean;
+  /** Record the round in belay.verifications (default true). */
+  record?: boolean;
+}
+
+/** What verification compares against, stored in runs.summary.verify before the first write. */
+export interface Baseline {
+  at: string;
+  untouched: UntouchedBaseline[];
+}
+
+export interface UntouchedBaseline {
+  table: string;
+  key?: string;
+  /** The columns the run does not write, as they were at baseline time. */
+  columns: string[];
+  lo?: string;
+  hi?: string;
+  width?: string;
+  /** bucket -> [rows, checksum] */
+  buckets: Record<string, [number, string]>;
+}
+
+interface Written {
+  table: string;
+  tableName: string;
+  key: string;
+  writes: string[];
+}
+
+const INTEGER_TYPES = new Set(['smallint', 'integer', 'bigint']);
+
+/** The tables batched steps write, with their key and written columns (several steps on one table merge). */
+async function writtenTables(db: Db, spec: Migration): Promise<Written[]> {
+  const out = new Map<string, Written>();
+  for (const step of spec.steps) {
+    if (step.kind !== 'batched') continue;
+    const info = await tableInfo(db, step.table);
+    const key = step.key ?? info.primaryKey[0] ?? '';
+    const w = out.get(step.table) ?? { table: info.sqlName, tableName: step.table, key, writes: [] };
+    for (const c of step.writes) if (!w.writes.includes(c)) w.writes.push(c);
+    out.set(step.table, w);
+  }
+  return [...out.values()];
+}
+
+/** Takes the baseline before the first write; on a resume the first baseline stays. */
+export async function captureBaseline(db: Db, runId: number, spec: Migration, opts: { buckets?: number } = {}): Promise<Baseline> {
+  const written = await writtenTables(db, spec);
+  const untouched: UntouchedBaseline[] = [];
+  for (const t of spec.tables) {
+    const info = await tableInfo(db, t);
+    const w = written.find((x) => x.tableName === t);
+    const columns = info.columns.map((c) => c.name).filter((c) => !w?.writes.includes(c));
+    if (columns.length === 0) continue;
+    const key = w?.key ?? (info.primaryKey.length === 1 ? info.primaryKey[0] : undefined);
+    const keyType = info.columns.find((c) => c.name === key)?.type;
+    const b: UntouchedBaseline = { table: t, columns, buckets: {} };
+    if (key && keyType && INTEGER_TYPES.has(keyType)) {
+      const r = await db.query<{ lo: string | null; hi: string | null }>(keyRangeSql(info.sqlName, key));
+      const { lo, hi } = r.rows[0]!;
+      if (lo !== null && hi !== null) {
+        const span = BigInt(hi) - BigInt(lo) + 1n;
+        const n = BigInt(opts.buckets ?? DEFAULT_BUCKETS);
+        Object.assign(b, { key, lo, hi, width: String((span + n - 1n) / n) });
+      }
+    }
+    b.buckets = await bucketSums(db, info.sqlName, b);
+    untouched.push(b);
+  }
+  const baseline: Baseline = { at: new Date().toISOString(), untouched };
+  await db.query(MERGE_SUMMARY_SQL, [runId, JSON.stringify({ verify: baseline })]);
+  return baseline;
+}
+
+async function bucketSums(db: Db, sqlName: string, b: Omit<UntouchedBaseline, 'buckets'>): Promise<Record<string, [number, string]>> {
+  return transaction(db, async () => {
+    // t::text depends on DateStyle, TimeZone, …: pin them so the before and after sums are comparable
+    await db.exec(pinnedSettingsSql());
+    const r = await db.query<{ b: string; n: number; sum: string }>(untouchedChecksumSql(sqlName, b.columns, b));
+    return Object.fromEntries(r.rows.map((x) => [String(x.b), [Number(x.n), String(x.sum)] as [number, string]]));
+  });
+}
+
+export async function storedBaseline(db: Db, runId: number): Promise<Baseline | undefined> {
+  const run = await getRun(db, runId);
+  return (run.summary.verify as Baseline | undefined) ?? undefined;
+}
+
+/** Runs every post-run check of a run and records the round. Never throws for a failing check: see `ok`. */
+export async function verifyRun(db: Db, runId: number, opts: VerifyOptions = {}): Promise<VerifyResult> {
+  await ensureState(db);
+  const t0 = performance.now();
+  const run = await getRun(db, runId);
+  const spec = run.spec as Migration;
+  const limit = opts.sample ?? DEFAULT_SAMPLE;
+  const baseline = run.summary.verify as Baseline | undefined;
+  const written = await writtenTables(db, spec);
+  const checks: VerifyCheck[] = [
+    ...(await writesHeld(db, runId, written, limit)),
+    ...(await categoryChecks(db, runId, spec)),
+    ...(await constraintChecks(db, spec, opts.validateConstraints ?? false, limit)),
+    ...(await stepChecks(db, runId, spec, limit)),
+    ...(await specChecks(db, spec, limit)),
+    await untouchedCheck(db, baseline, limit),
+  ];
+  return finishRound(db, run.id, run.migrationId, opts.source ?? 'verify', checks, performance.now() - t0, opts.record ?? true);
+}
+
+export async function finishRound(db: Db, runId: number, migrationId: string, source: RoundSource, checks: VerifyCheck[], durationMs: number,
+  record: boolean, alerts?: unknown[]): Promise<VerifyResult> {
+  const ok = !checks.some((c) => c.result === 'fail' || c.result === 'error');
+  let roundId = 0;
+  let at = new Date().toISOString();
+  if (record) ({ roundId, at } = await recordRound(db, runId, source, ok, durationMs, checks, alerts));
+  return { runId, migrationId, roundId, at, source, ok, durationMs, checks };
+}
+
+/** Every row the run wrote still holds what it wrote (and still exists). */
+async function writesHeld(db: Db, runId: number, written: Written[], limit: number): Promise<VerifyCheck[]> {
+  const out: VerifyCheck[] = [];
+  for (const w of written) {
+    out.push(await guarded(`writes-held:${w.tableName}`, 'writes', `rows of ${w.tableName} the run wrote that no longer hold the written value`, async () => {
+      const r = await db.query<{ n: number; sample: unknown[] | null }>(writesHeldSql(w.table, w.key, w.writes, limit), [runId, w.tableName]);
+      return { count: r.rows[0]!.n, sample: r.rows[0]!.sample ?? [] };
+    }));
+  }
+  return out;
+}
+
+/**
+ * Pre-flight categories (as stored by the pre-flight before the first write) against the run: rows the
+ * pre-flight said would change ('info' findings) equal the rows the run changed; every other category
+ * of the sql and orphans kinds (rows that stay as they are) has the same count today.
+ */
+async function categoryChecks(db: Db, runId: number, spec: Migration): Promise<VerifyCheck[]> {
+  const stored = (await checkResults(db, runId)).filter((r) => r.outcome !== 'skipped');
+  if (stored.length === 0) {
+    const why = 'no pre-flight results were stored for this run (--skip-checks, or applied without the pre-flight): the spec\'s verify queries stand in';
+    return [
+      { name: 'expected-changes', kind: 'categories', result: 'skipped', count: 0, sample: [], message: why },
+      { name: 'categories', kind: 'categories', result: 'skipped', count: 0, sample: [], message: why },
+    ];
+  }
+  const before = new Map(stored.map((r) => [r.code, r]));
+  const expectedChange = await guarded('expected-changes', 'categories', 'rows changed by the run against the pre-flight\'s rows to change (info findings)', async () => {
+    const changed = await db.query<{ table: string; n: number }>(ROWS_CHANGED_SQL, [runId]);
+    const total = changed.rows.reduce((s, r) => s + Number(r.n), 0);
+    const info = stored.filter((r) => r.severity === 'info');
+    const expected = info.reduce((s, r) => s + r.count, 0);
+    const same = info.length === 0 || expected === total;
+    return { count: same ? 0 : Math.abs(expected - total), sample: same ? [] : [{ categories: info.map((r) => r.code), expected, changed: total }] };
+  });
+  const categories = await guarded('categories', 'categories', 'pre-flight categories of rows that stay as they are, counted again', async () => {
+    // unique-after and not-null predict the write itself: the constraints checks stand for them afterwards
+    const again = spec.checks.filter((c) => (c.kind === 'sql' || c.kind === 'orphans') && c.severity !== 'info' && before.has(c.code));
+    const after = await runChecks(db, { spec: { ...spec, checks: again } } as unknown as LoadedMigration, { sample: 0 });
+    const diff = after.findings
+      .filter((f) => before.get(f.code)!.count !== f.count)
+      .map((f) => ({ category: f.code, before: before.get(f.code)!.count, after: f.count }));
+    return { count: diff.length, sample: diff };
+  });
+  return [expectedChange, categories];
+}
+
+/** Unique indexes valid, foreign keys and checks validated, spec's NOT NULL columns without NULLs. */
+async function constraintChecks(db: Db, spec: Migration, validate: boolean, limit: number): Promise<VerifyCheck[]> {
+  const infos = [];
+  for (const t of spec.tables) infos.push(await tableInfo(db, t)); // one session: one query at a time
+  const oids = infos.map((i) => i.oid);
+  const out: VerifyCheck[] = [];
+  out.push(await guarded('unique-indexes-valid', 'constraints', 'unique indexes of the touched tables that are not valid (indisvalid)', async () => {
+    const r = await db.query(INVALID_UNIQUE_SQL, [oids]);
+    return { count: r.rows.length, sample: r.rows.slice(0, limit) };
+  }));
+  const unvalidated = await guarded('constraints-validated', 'constraints', 'foreign keys and checks on the touched tables that are NOT VALID', async () => {
+    const r = await db.query<{ name: string; table: string; type: string }>(UNVALIDATED_SQL, [oids]);
+    const left: unknown[] = [];
+    for (const c of r.rows) {
+      if (!validate) {
+        left.push(c);
+        continue;
+      }
+      try {
+        // regclass::text is already a quoted, qualified name
+        await db.query(validateConstraintSql(c.table, c.name));
+      } catch (err) {
+        left.push({ ...c, validateError: err instanceof BelayError ? err.message : String(err) });
+      }
+    }
+    return { count: left.length, sample: left.slice(0, limit) };
+  });
+  // a NOT VALID constraint is not proof of a violation: without --validate-constraints it is reported, not failed
+  if (!validate && unvalidated.result === 'fail') unvalidated.result = 'warn';
+  out.push(unvalidated);
+  for (const check of spec.checks) {
+    if (check.kind !== 'not-null') continue;
+    const info = infos[spec.tables.indexOf(check.table)] ?? (await tableInfo(db, check.table));
+    const key = info.primaryKey.length === 1 ? info.primaryKey[0] : undefined;
+    out.push(await guarded(`not-null:${check.table}.${check.column}`, 'constraints', `NULLs in ${check.table}.${check.column}, which must be NOT NULL`, async () => {
+      const r = await db.query<{ n: number; sample: unknown[] | null }>(nullsSql(info.sqlName, check.column, key, limit));
+      return { count: r.rows[0]!.n, sample: r.rows[0]!.sample ?? [] };
+    }));
+  }
+  return out;
+}
+
+/** The migration's own verify queries (each returns offending rows). Also run by the monitor. */
+export async function specChecks(db: Db, spec: Migration, limit: number): Promise<VerifyCheck[]> {
+  const out: VerifyCheck[] = [];
+  for (const v of spec.verify) {
+    out.push(await guarded(v.name, 'spec', v.message ?? v.name, async () => {
+      const r = await db.query<{ n: number; sample: unknown[] | null }>(countedSql(v.sql, limit));
+      return { count: r.rows[0]!.n, sample: r.rows[0]!.sample ?? [] };
+    }));
+  }
+  return out;
+}
+
+/**
+ * Each batched step's in-batch verification, re-run over all the rows the run wrote, against today's data
+ * (for the flagship: every assigned owner is still its row's single valid link).
+ */
+async function stepChecks(db: Db, runId: number, spec: Migration, limit: number): Promise<VerifyCheck[]> {
+  const out: VerifyCheck[] = [];
+  for (const [i, step] of spec.steps.entries()) {
+    if (step.kind !== 'batched' || !step.verify) continue;
+    const sql = step.verify;
+    out.push(await guarded(`${step.name}.verify`, 'spec', `rows written by step "${step.name}" that fail its verification today`, async () => {
+      const t = await batchTarget(db, step, i);
+      const range = await db.query<{ lo: string | null; hi: string | null }>(writtenRangeSql(t.table, t.key), [runId, i]);
+      const { lo, hi } = range.rows[0]!;
+      if (lo === null || hi === null) return { count: 0, sample: [] };
+      const r = await db.query<{ n: number; sample: unknown[] | null }>(stepVerifySql(t.table, t.key, t.keyType, sql, limit), [lo, hi, runId, i]);
+      return { count: r.rows[0]!.n, sample: r.rows[0]!.sample ?? [] };
+    }));
+  }
+  return out;
+}
+
+/** Checksums of the columns the run does not write, per key bucket, against the baseline. */
+async function untouchedCheck(db: Db, baseline: Baseline | undefined, limit: number): Promise<VerifyCheck> {
+  const message = 'key ranges in which a column the run does not write changed (rows present at baseline time)';
+  if (!baseline) {
+    return { name: 'untouched-columns', kind: 'untouched', result: 'skipped', count: 0, sample: [], message: 'no baseline checksum was taken before the first write' };
+  }
+  return guarded('untouched-columns', 'untouched', message, async () => {
+    const diffs: unknown[] = [];
+    for (const b of baseline.untouched) {
+      const info = await tableInfo(db, b.table);
+      const now = await bucketSums(db, info.sqlName, b);
+      for (const id of new Set([...Object.keys(b.buckets), ...Object.keys(now)])) {
+        const [n0, s0] = b.buckets[id] ?? [0, '0'];
+        const [n1, s1] = now[id] ?? [0, '0'];
+        if (n0 === n1 && s0 === s1) continue;
+        const range = b.width && b.lo ? bucketRange(b.lo, b.width, b.hi!, id) : undefined;
+        diffs.push({ table: b.table, key: b.key, range, rowsBefore: n0, rowsAfter: n1 });
+      }
+    }
+    return { count: diffs.length, sample: diffs.slice(0, limit) };
+  });
+}
+
+function bucketRange(lo: string, width: string, hi: string, bucket: string): [string, string] {
+  const from = BigInt(lo) + BigInt(bucket) * BigInt(width);
+  const to = from + BigInt(width) - 1n;
+  return [String(from), String(to < BigInt(hi) ? to : BigInt(hi))];
+}
+
+/** Runs one check; offending rows make it fail, an exception makes it an error (never thrown). */
+export async function guarded(name: string, kind: CheckKind, message: string,
+  fn: () => Promise<{ count: number; sample: unknown[] }>): Promise<VerifyCheck> {
+  try {
+    const { count, sample } = await fn();
+    return { name, kind, result: count > 0 ? 'fail' : 'pass', count, sample, message };
+  } catch (err) {
+    const error = err instanceof BelayError ? err.toJSON() : { message: err instanceof Error ? err.message : String(err) };
+    return { name, kind, result: 'error', count: 0, sample: [], message, error };
+  }
+}
+
+/** Throws VerificationError (exit 7) when the round failed. */
+export function assertVerified(r: VerifyResult): VerifyResult {
+  if (r.ok) return r;
+  const failed = r.checks.filter((c) => c.result === 'fail' || c.result === 'error');
+  throw new VerificationError(`verification of run ${r.runId} failed: ${failed.map((c) => `${c.name} (${c.result === 'error' ? 'error' : c.count})`).join(', ')}`, {
+    runId: r.runId, roundId: r.roundId, failed: failed.map((c) => ({ name: c.name, result: c.result, count: c.count, sample: c.sample.slice(0, 5), error: c.error })),
+    fix: `Read the offending rows (belay verify ${r.runId} --json), fix them or roll the run back (belay rollback ${r.runId}).`,
+  });
+}
+
+export interface VerificationHookOptions extends Omit<VerifyOptions, 'source' | 'record'> {
+  buckets?: number;
+  /** Drop the spec's temporary indexes once verification passed (default true). */
+  dropTempIndexes?: boolean;
+}
+
+/**
+ * ApplyOptions hooks: baseline before the first write, verification (and temporary-index cleanup)
+ * after the last. A failed verification throws VerificationError, so the run ends failed with exit 7.
+ */
+export function verificationHooks(opts: VerificationHookOptions = {}) {
+  return {
+    async beforeWrite(ctx: RunContext): Promise<void> {
+      if (ctx.resumed && (await storedBaseline(ctx.db, ctx.runId))) return;
+      await captureBaseline(ctx.db, ctx.runId, ctx.migration.spec, { buckets: opts.buckets });
+    },
+    async afterWrite(ctx: RunContext): Promise<void> {
+      const r = await verifyRun(ctx.db, ctx.runId, { ...opts, source: 'apply' });
+      for (const c of r.checks.filter((x) => x.result === 'fail' || x.result === 'error')) {
+        ctx.emit({ type: 'verification-failed', runId: ctx.runId, step: 'post-run', name: c.name, count: c.count, sample: c.sample });
+      }
+      assertVerified(r);
+      if (opts.dropTempIndexes ?? true) {
+        await cleanTempIndexes(ctx.db, ctx.runId, ctx.migration.spec);
+      }
+    },
+  };
+}

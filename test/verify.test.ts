@@ -1,0 +1,153 @@
+// Post-run verification on both databases: passes after the flagship apply, catches a planted violation
+// (exit 7, recorded), catches a change to a column the run does not write, tolerates a growing table.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { generate } from '../examples/event-type-owner/generate.ts';
+import { checkResults, withPreflight } from '../src/checks/preflight.ts';
+import { main } from '../src/cli/main.ts';
+import { EXIT, VerificationError } from '../src/errors.ts';
+import { apply, type RunContext } from '../src/execute/apply.ts';
+import { composeHooks } from '../src/execute/compose-hooks.ts';
+import { getRun } from '../src/state/store.ts';
+import { getRounds } from '../src/verify/record.ts';
+import { assertVerified, verificationHooks, verifyRun } from '../src/verify/verify.ts';
+import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
+import { flagship } from './helpers/flagship.ts';
+
+const ROWS = 2_000;
+
+const byName = (r: { checks: Array<{ name: string }> }, name: string) => {
+  const c = r.checks.find((x) => x.name === name);
+  assert.ok(c, `check ${name} present`);
+  return c as ReturnType<typeof Object> & { name: string; result: string; count: number; sample: unknown[] };
+};
+
+for (const kind of DB_KINDS) {
+  describe(`verify on ${kind}`, () => {
+    test('verification passes after the flagship apply and is recorded with the pre-flight figures', async () => {
+      const f = await freshDb(kind);
+      try {
+        const truth = await generate(f.db, { rows: ROWS, seed: 11 });
+        // as the CLI composes it: the pre-flight stores its figures, verification compares with them
+        const r = await apply(f.db, await flagship(), withPreflight({ batchSize: 300, ...verificationHooks() }));
+        assert.equal(r.status, 'completed', r.error?.message ?? '');
+        const rounds = await getRounds(f.db, r.runId);
+        assert.equal(rounds.length, 1);
+        assert.equal(rounds[0]!.source, 'apply');
+        assert.equal(rounds[0]!.ok, true, JSON.stringify(rounds[0]!.checks.filter((c) => c.result !== 'pass')) ?? '');
+        const names = rounds[0]!.checks.map((c) => c.name);
+        for (const n of ['writes-held:EventType', 'expected-changes', 'categories', 'unique-indexes-valid', 'constraints-validated',
+          'assign-owner.verify', 'no-missed-rows', 'owners-exist', 'untouched-columns']) assert.ok(names.includes(n), n);
+        assert.ok(rounds[0]!.checks.every((c) => c.result === 'pass'));
+        // the pre-flight's rows-to-change figure is the generator's planted assign count, and the run changed exactly those
+        const run = await getRun(f.db, r.runId);
+        const pre = (await checkResults(f.db, r.runId)).find((c) => c.code === 'ASSIGN')!;
+        assert.equal(pre.count, truth.categories.assign.length);
+        const expected = rounds[0]!.checks.find((c) => c.name === 'expected-changes')!;
+        assert.equal(expected.result, 'pass');
+        assert.equal(r.steps[0]!.rowsChanged, truth.categories.assign.length);
+        assert.equal((run.summary.verification as { ok: boolean }).ok, true);
+        // three tables baselined: EventType without userId, the join table and users whole
+        const base = run.summary.verify as { untouched: Array<{ table: string; columns: string[]; buckets: object }> };
+        assert.deepEqual(base.untouched.map((u) => u.table), ['EventType', '_user_eventtype', 'users']);
+        assert.ok(!base.untouched[0]!.columns.includes('userId'));
+        assert.ok(Object.keys(base.untouched[0]!.buckets).length > 50, 'EventType checksummed in key buckets');
+      } finally {
+        await f.drop();
+      }
+    });
+
+    test('a planted violation (an assigned row moved to another user) fails verification: exit 7, recorded', async () => {
+      const f = await freshDb(kind);
+      try {
+        const truth = await generate(f.db, { rows: ROWS, seed: 12 });
+        const r = await apply(f.db, await flagship(), { batchSize: 500, ...verificationHooks() });
+        assert.equal(r.status, 'completed', r.error?.message ?? '');
+        const victim = truth.categories.assign[Math.floor(truth.categories.assign.length / 2)]!;
+        // a new user with no link: the row's owner is no longer its valid link
+        const u = await f.db.query<{ id: number }>(`INSERT INTO users (username, email) VALUES ('intruder', 'i@example.com') RETURNING id`);
+        await f.db.query(`UPDATE "EventType" SET "userId" = $1 WHERE id = $2`, [u.rows[0]!.id, victim]);
+        const v = await verifyRun(f.db, r.runId);
+        assert.equal(v.ok, false);
+        const held = byName(v, 'writes-held:EventType');
+        assert.equal(held.result, 'fail');
+        assert.equal(held.count, 1);
+        assert.equal(Number((held.sample[0] as { key: number }).key), victim);
+        assert.equal(byName(v, 'assign-owner.verify').result, 'pass', 'the written value itself was right');
+        assert.equal(byName(v, 'untouched-columns').result, 'pass', 'userId is a written column: not in the checksum');
+        assert.throws(() => assertVerified(v), (e: unknown) => e instanceof VerificationError && e.exitCode === EXIT.verification);
+        const rounds = await getRounds(f.db, r.runId, 'verify');
+        assert.equal(rounds.length, 1);
+        assert.equal(rounds[0]!.ok, false);
+        assert.equal(rounds[0]!.checks.find((c) => c.name === 'writes-held:EventType')!.count, 1);
+        // the CLI (server only: another connection must see the data) ends with exit 7
+        if (kind === 'postgres') {
+          const code = await main(['node', 'belay', '--db', f.url, 'verify', String(r.runId)]);
+          assert.equal(code, EXIT.verification);
+          assert.equal((await getRounds(f.db, r.runId, 'verify')).length, 2);
+        }
+      } finally {
+        await f.drop();
+      }
+    });
+
+    test('the untouched-column checksum catches a title edited between beforeWrite and afterWrite (run fails, exit 7)', async () => {
+      const f = await freshDb(kind);
+      try {
+        await generate(f.db, { rows: ROWS, seed: 13 });
+        const ids = (await f.db.query<{ id: number }>(`SELECT id FROM "EventType" ORDER BY id`)).rows.map((x) => Number(x.id));
+        const edited = ids[Math.floor(ids.length * 0.7)]!;
+        const hooks = composeHooks(verificationHooks(), {
+          async beforeWrite(ctx: RunContext) {
+            // what a buggy migration writing a column it did not declare would do
+            await ctx.db.query(`UPDATE "EventType" SET title = title || ' (edited)' WHERE id = $1`, [edited]);
+            // the table grows under load too: new rows are not part of the comparison
+            await ctx.db.query(`INSERT INTO "EventType" (title, slug) SELECT 'new ' || g, 'new-slug-' || g FROM generate_series(1, 25) g`);
+          },
+        });
+        const r = await apply(f.db, await flagship(), { batchSize: 400, ...hooks });
+        assert.equal(r.status, 'failed');
+        assert.equal(r.error?.code, 'BELAY_VERIFY');
+        assert.equal(r.error?.exitCode, EXIT.verification);
+        const v = (await getRounds(f.db, r.runId, 'apply'))[0]!;
+        const c = v.checks.find((x) => x.name === 'untouched-columns')!;
+        assert.equal(c.result, 'fail');
+        assert.equal(c.count, 1, 'one key bucket differs');
+        const s = c.sample[0] as { table: string; range: [string, string]; rowsBefore: number; rowsAfter: number };
+        assert.equal(s.table, 'EventType');
+        assert.ok(BigInt(s.range[0]) <= BigInt(edited) && BigInt(edited) <= BigInt(s.range[1]), `${edited} in ${s.range}`);
+        assert.equal(s.rowsBefore, s.rowsAfter);
+        assert.equal((await getRun(f.db, r.runId)).status, 'failed');
+      } finally {
+        await f.drop();
+      }
+    });
+  });
+}
+
+describe('verify: constraints (postgres)', () => {
+  test('a NOT VALID check is reported as warn, and passes once re-validated; an invalid unique index fails', async () => {
+    const f = await freshDb('postgres');
+    try {
+      await generate(f.db, { rows: 300, seed: 3 });
+      await f.db.exec(`ALTER TABLE "EventType" ADD CONSTRAINT slug_not_empty CHECK (slug <> '') NOT VALID`);
+      const r = await apply(f.db, await flagship(), verificationHooks());
+      assert.equal(r.status, 'completed', r.error?.message ?? '');
+      const v1 = await verifyRun(f.db, r.runId);
+      assert.equal(byName(v1, 'constraints-validated').result, 'warn');
+      assert.equal(v1.ok, true);
+      const v2 = await verifyRun(f.db, r.runId, { validateConstraints: true });
+      assert.equal(byName(v2, 'constraints-validated').result, 'pass');
+      const c = await f.db.query<{ v: boolean }>(`SELECT convalidated AS v FROM pg_constraint WHERE conname = 'slug_not_empty'`);
+      assert.equal(c.rows[0]!.v, true);
+      // an invalid unique index (what a failed CREATE UNIQUE INDEX CONCURRENTLY leaves behind)
+      await f.db.exec(`CREATE UNIQUE INDEX et_title_u ON "EventType" (id, title)`);
+      await f.db.exec(`UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'et_title_u'::regclass`);
+      const v3 = await verifyRun(f.db, r.runId);
+      assert.equal(byName(v3, 'unique-indexes-valid').result, 'fail');
+      assert.equal(v3.ok, false);
+    } finally {
+      await f.drop();
+    }
+  });
+});
