@@ -7,8 +7,9 @@ import { registerRollback } from './rollback.ts';
 import { registerReport } from './report.ts';
 import { registerRunbook } from './runbook.ts';
 import { registerStatus } from './status.ts';
+import { registerVerify } from './verify.ts';
 
 /** Each command registers itself; setExit records the command's exit code. */
 export type RegisterCommand = (program: Command, setExit: (code: number) => void) => void;
 
-export const COMMANDS: RegisterCommand[] = [registerDemo, registerCheck, registerApply, registerRollback, registerStatus, registerBackups, registerRunbook, registerReport];
+export const COMMANDS: RegisterCommand[] = [registerDemo, registerCheck, registerApply, registerRollback, registerStatus, registerBackups, registerVerify, registerRunbook, registerReport];
