@@ -6,6 +6,7 @@ import { abortController } from '../../execute/abort-triggers.ts';
 import { composeControllers } from '../../execute/hooks.ts';
 import { composeHooks } from '../../execute/compose-hooks.ts';
 import { schemaSnapshotHook } from '../../report/schema-snapshot.ts';
+import { verificationHooks } from '../../verify/verify.ts';
 import { EXIT, UsageError } from '../../errors.ts';
 import { loadMigration } from '../../spec/load.ts';
 import { connect, type GlobalOptions, out, parseParams, parsePositiveInt, reportError } from '../context.ts';
@@ -42,7 +43,9 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
           controller: composeControllers(abortController(m.spec)),
           // a verified copy of every table in spec.tables before the first write (resumes keep theirs),
           // then the schema snapshot belay report compares with (summary.schemaBefore / schemaAfter)
-          ...composeHooks(o.backup ? backupHook({ dir: o.backupDir }) : undefined, schemaSnapshotHook()),
+          ...composeHooks(o.backup ? backupHook({ dir: o.backupDir }) : undefined, schemaSnapshotHook(),
+            // untouched-column checksums before the first write; after the last: verification (exit 7), temp indexes dropped
+            verificationHooks()),
         }, {
           skipChecks: o.skipChecks,
           onReport: (c) => (g.json ? out.json({ type: 'check', ...c }) : c.ok ? undefined : printCheckReport(c)),
