@@ -4,10 +4,13 @@ import path from 'node:path';
 import { parseEnv } from 'node:util';
 import { type Db, openDb } from '../db/connection.ts';
 import { BelayError, EXIT, UsageError } from '../errors.ts';
+import { loadProjectConfig, resolveEnvironment } from '../plan/environments.ts';
 import type { MigrationParams } from '../spec/define.ts';
 
 export interface GlobalOptions {
   db?: string;
+  /** A named environment of belay.config.json (src/plan/environments.ts); gives the URL. */
+  env?: string;
   json?: boolean;
   param?: string[];
 }
@@ -25,7 +28,9 @@ export function resolveDbUrl(opt?: string): string {
 }
 
 export async function connect(opts: GlobalOptions): Promise<Db> {
-  return openDb(resolveDbUrl(opts.db), { applicationName: 'belay' });
+  if (opts.env && opts.db) throw new UsageError('both --env and --db given', 'Pass one: --env <name> names a database of belay.config.json.');
+  const url = opts.env ? resolveEnvironment(loadProjectConfig(), opts.env).url : resolveDbUrl(opts.db);
+  return openDb(url, { applicationName: 'belay' });
 }
 
 export function parseParams(list: string[] = []): MigrationParams {

@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
-import { apply } from '../../execute/apply.ts';
+import { applyPlanned } from '../../plan/apply-planned.ts';
+import { ledgerFor, loadProjectConfig } from '../../plan/environments.ts';
+import { isPlanFile, readPlanFile } from '../../plan/plan.ts';
 import { withPreflight } from '../../checks/preflight.ts';
 import { backupHook } from '../../backup/backup.ts';
 import { abortController } from '../../execute/abort-triggers.ts';
@@ -16,7 +18,7 @@ import { printApplyResult, printCheckReport } from '../print.ts';
 export function registerApply(program: Command, setExit: (c: number) => void): void {
   program
     .command('apply <migration>')
-    .description('apply a migration in checkpointed batches (resumes by itself after a crash)')
+    .description('apply a migration (or a plan.json made by belay plan) in checkpointed batches (resumes by itself after a crash)')
     .option('--param <key=value...>', 'migration parameter (policy), repeatable')
     .option('--batch-size <n>', 'rows per batch', parsePositiveInt('--batch-size'))
     .option('--single', 'all or nothing: every batch in one transaction (small migrations)')
@@ -26,14 +28,23 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
     .option('--skip-checks', 'do not run the pre-flight checks before the first write (in-batch guards still run)')
     .option('--backup-dir <dir>', 'also export the backups as gzip COPY files with a manifest.json into this folder')
     .option('--no-backup', 'do not back up the tables before the first write (backups are on by default)')
-    .action(async (target: string, o: { param?: string[]; batchSize?: number; single?: boolean; wait?: boolean; again?: boolean; logEvery?: number; skipChecks?: boolean; backup: boolean; backupDir?: string }, cmd: Command) => {
+    .option('--override <reason>', 'apply on a protected environment without a passed rehearsal and dry run (recorded in the ledger)')
+    .option('--max-drift <percent>', 'with a plan file: row-count change since the plan that is still accepted', parsePercent, 10)
+    .option('--target-ms <n>', 'batch duration the batch size adapts to (default: the plan\'s, else 200)', parsePositiveInt('--target-ms'))
+    .option('--max-tx-age-ms <n>', 'pause while another transaction is older than this (default 300000)', parsePositiveInt('--max-tx-age-ms'))
+    .option('--max-lag-ms <n>', 'pause while a replica lags more than this (default 10000)', parsePositiveInt('--max-lag-ms'))
+    .option('--max-lock-waiters <n>', 'pause while more sessions than this wait for a lock on the table (default 0)', parseCount)
+    .option('--no-throttle', 'never pause for lock waiters, old transactions or replica lag')
+    .action(async (target: string, o: { param?: string[]; batchSize?: number; single?: boolean; wait?: boolean; again?: boolean; logEvery?: number; skipChecks?: boolean; backup: boolean; backupDir?: string } & PlanFlags, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       if (!o.backup && o.backupDir) throw new UsageError('--backup-dir and --no-backup contradict each other', 'Drop one of them.');
-      const m = await loadMigration(target, parseParams(o.param));
+      // a plan file names its migration and parameters; apply refuses it when stale (exit 8)
+      const planned = isPlanFile(target) ? readPlanFile(target) : undefined;
+      const m = await loadMigration(planned?.migration.file ?? target, planned ? planned.migration.params : parseParams(o.param));
       const db = await connect(g);
       try {
         // the pre-flight runs before the first write and refuses on blocking findings (exit 6)
-        const r = await apply(db, m, withPreflight({
+        const r = await applyPlanned(db, m, withPreflight({
           onEvent: progressSink({ json: g.json, logEvery: o.logEvery }),
           lock: o.wait ? 'wait' : 'fail',
           batchSize: o.batchSize,
@@ -49,7 +60,11 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
         }, {
           skipChecks: o.skipChecks,
           onReport: (c) => (g.json ? out.json({ type: 'check', ...c }) : c.ok ? undefined : printCheckReport(c)),
-        }));
+        }), {
+          plan: planned, maxDrift: o.maxDrift / 100, targetBatchMs: o.targetMs, override: o.override,
+          ledger: ledgerFor(loadProjectConfig(), g.env ?? null),
+          throttle: o.throttle ? { maxTransactionAgeMs: o.maxTxAgeMs, maxReplicationLagMs: o.maxLagMs, maxLockWaiters: o.maxLockWaiters } : { maxTransactionAgeMs: null, maxReplicationLagMs: null, maxLockWaiters: null },
+        });
         if (g.json) out.json({ type: 'result', ...r, error: r.error?.toJSON() });
         else printApplyResult(r);
         setExit(r.error ? reportError(r.error, false) : EXIT.ok);
@@ -57,4 +72,26 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
         await db.close();
       }
     });
+}
+
+interface PlanFlags {
+  override?: string;
+  maxDrift: number;
+  targetMs?: number;
+  maxTxAgeMs?: number;
+  maxLagMs?: number;
+  maxLockWaiters?: number;
+  throttle: boolean;
+}
+
+function parsePercent(s: string): number {
+  const n = Number(s);
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`--max-drift "${s}" is not a percentage`, 'Write --max-drift 20 for 20 %.');
+  return n;
+}
+
+function parseCount(s: string): number {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--max-lock-waiters "${s}" is not a whole number`);
+  return n;
 }

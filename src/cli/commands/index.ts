@@ -3,6 +3,9 @@ import { registerApply } from './apply.ts';
 import { registerBackups } from './backups.ts';
 import { registerCheck } from './check.ts';
 import { registerDemo } from './demo.ts';
+import { registerDryRun } from './dry-run.ts';
+import { registerPlan } from './plan.ts';
+import { registerRehearse } from './rehearse.ts';
 import { registerRollback } from './rollback.ts';
 import { registerReport } from './report.ts';
 import { registerRunbook } from './runbook.ts';
@@ -12,4 +15,4 @@ import { registerVerify } from './verify.ts';
 /** Each command registers itself; setExit records the command's exit code. */
 export type RegisterCommand = (program: Command, setExit: (code: number) => void) => void;
 
-export const COMMANDS: RegisterCommand[] = [registerDemo, registerCheck, registerApply, registerRollback, registerStatus, registerBackups, registerVerify, registerRunbook, registerReport];
+export const COMMANDS: RegisterCommand[] = [registerDemo, registerCheck, registerPlan, registerDryRun, registerRehearse, registerApply, registerRollback, registerStatus, registerBackups, registerVerify, registerRunbook, registerReport];

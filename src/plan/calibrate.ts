@@ -1,0 +1,88 @@
+// Calibration: a few real batches at different key positions, each rolled back, give rows/s; from that
+// the batch size for a target duration and the expected time as a range.
+import type { Db } from '../db/connection.ts';
+import type { LoadedMigration } from '../spec/load.ts';
+import { keyAtSql } from './plan-sql.ts';
+import { type TrialBatch, trialBatch } from './trial-batch.ts';
+
+/** A batch should hold its row locks about this long: short enough that no one waits noticeably. */
+export const DEFAULT_TARGET_BATCH_MS = 200;
+export const DEFAULT_CALIBRATION_SAMPLES = 3;
+export const MIN_BATCH_SIZE = 100;
+export const MAX_BATCH_SIZE = 200_000;
+/** The range is at least this wide around its midpoint: load and caches vary between plan and apply. */
+export const MIN_SPREAD = 0.2;
+
+export interface CalibrationSample {
+  lo: string;
+  hi: string;
+  rows: number;
+  changed: number;
+  ms: number;
+  rowsPerSec: number;
+}
+
+export interface Rates {
+  low: number;
+  mid: number;
+  high: number;
+}
+
+/**
+ * Runs `samples` rolled-back batches of `size` rows at evenly spread key positions of the step's
+ * table (start, middle, …) and returns their timings. The first batch also yields the EXPLAIN.
+ */
+export async function calibrate(db: Db, m: LoadedMigration, stepNo: number, opts: { size: number; rows: number; samples?: number }): Promise<{ samples: CalibrationSample[]; explain?: unknown; first?: TrialBatch }> {
+  const n = opts.samples ?? DEFAULT_CALIBRATION_SAMPLES;
+  const out: CalibrationSample[] = [];
+  let explain: unknown;
+  let first: TrialBatch | undefined;
+  // one warm-up pass over the first batch: the first touch of cold pages is not what a run sees
+  await trialBatch(db, m, stepNo, { after: null, size: Math.min(opts.size, 1000) });
+  for (let i = 0; i < n; i++) {
+    const offset = Math.floor((opts.rows * i) / n);
+    let after: string | null = null;
+    if (offset > 0) {
+      const t = first?.target;
+      if (!t) break;
+      const k = await db.query<{ k: string }>(keyAtSql(t.table, t.key), [offset]);
+      if (!k.rows[0]) break;
+      after = k.rows[0].k;
+    }
+    const b = await trialBatch(db, m, stepNo, { after, size: opts.size, explain: i === 0 });
+    if (!b) break;
+    if (i === 0) {
+      first = b;
+      explain = b.explain;
+    }
+    out.push({ lo: b.lo, hi: b.hi, rows: b.rows, changed: b.changed, ms: b.ms, rowsPerSec: b.rows / Math.max(b.ms, 0.01) * 1000 });
+  }
+  return { samples: out, explain, first };
+}
+
+/** Slowest, median and fastest rate of the samples (rows/s). */
+export function ratesOf(samples: ReadonlyArray<{ rows: number; ms: number }>): Rates | null {
+  const r = samples.filter((s) => s.rows > 0).map((s) => (s.rows / Math.max(s.ms, 0.01)) * 1000).sort((a, b) => a - b);
+  if (r.length === 0) return null;
+  return { low: r[0]!, mid: r[Math.floor((r.length - 1) / 2)]!, high: r[r.length - 1]! };
+}
+
+/** Rows per batch so that a batch takes about targetMs at the median rate. */
+export function chooseBatchSize(rates: Rates | null, targetMs: number, fallback: number): number {
+  if (!rates) return fallback;
+  const n = Math.round((rates.mid * targetMs) / 1000 / 100) * 100;
+  return Math.min(MAX_BATCH_SIZE, Math.max(MIN_BATCH_SIZE, n));
+}
+
+/** Expected time of a batched step: rows at the slowest/median/fastest rate plus one commit per batch. */
+export function estimateStepMs(rows: number, batchSize: number, rates: Rates | null, commitMs: number): { low: number; mid: number; high: number } {
+  if (!rates || rows === 0) return { low: 0, mid: 0, high: 0 };
+  const batches = Math.ceil(rows / batchSize) + 1; // the last, empty bounds query
+  const at = (rate: number) => (rows / rate) * 1000 + batches * commitMs;
+  return { low: at(rates.high), mid: at(rates.mid), high: at(rates.low) };
+}
+
+/** Widens [low, high] to at least ±MIN_SPREAD around mid. */
+export function widen(e: { low: number; mid: number; high: number }): { low: number; mid: number; high: number } {
+  return { low: Math.min(e.low, e.mid * (1 - MIN_SPREAD)), mid: e.mid, high: Math.max(e.high, e.mid * (1 + MIN_SPREAD)) };
+}

@@ -1,0 +1,240 @@
+// belay plan: measure before running. Table sizes, the statement plan of a sample batch, calibration
+// batches (rolled back), the batch size for a target duration and the expected time as a range. The
+// result is plain data: printed, saved as a versioned JSON file, checked again before `apply plan.json`.
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { tableInfo } from '../db/catalog.ts';
+import type { Db } from '../db/connection.ts';
+import { qualified } from '../db/sql.ts';
+import { BelayError, StateError } from '../errors.ts';
+import type { BatchedStep } from '../spec/define.ts';
+import type { LoadedMigration } from '../spec/load.ts';
+import { ensureState } from '../state/schema.ts';
+import {
+  calibrate, type CalibrationSample, chooseBatchSize, DEFAULT_TARGET_BATCH_MS, estimateStepMs, type Rates, ratesOf, widen,
+} from './calibrate.ts';
+import { CONSTRAINT_DEFS_SQL, exactCountSql, INDEX_DEFS_SQL, TABLE_SIZE_SQL } from './plan-sql.ts';
+import { findSeqScans, type SeqScanFinding } from './explain.ts';
+import { commitCostMs } from './trial-batch.ts';
+
+export const PLAN_VERSION = 1;
+/** A sequential scan over a table with at least this many rows is reported. */
+export const DEFAULT_LARGE_TABLE_ROWS = 10_000;
+
+export interface TablePlan {
+  name: string;
+  /** sha256 of columns (name, type, not null, default), indexes and constraints, temp indexes excluded. */
+  fingerprint: string;
+  /** pg_class.reltuples; null when the table was never analysed. */
+  rowsEstimate: number | null;
+  /** count(*), with --exact or when there is no estimate. */
+  rowsExact: number | null;
+  /** The figure the plan uses and `apply` compares: exact when measured, else the estimate. */
+  rows: number;
+  rowsMethod: 'estimate' | 'exact';
+  tableBytes: number;
+  indexBytes: number;
+}
+
+export interface StepPlan {
+  name: string;
+  kind: 'batched' | 'sql';
+  table?: string;
+  rows: number;
+  samples: CalibrationSample[];
+  /** Rows/s: slowest, median and fastest calibration batch (null: not calibrated). */
+  rates: Rates | null;
+  estimateMs: { low: number; mid: number; high: number };
+  seqScans: SeqScanFinding[];
+  note?: string;
+}
+
+export interface Plan {
+  /** The plan file format version; `apply` recognises a plan file by this field. */
+  belayPlan: number;
+  createdAt: string;
+  migration: { id: string; checksum: string; file: string; params: Record<string, string> };
+  database: { kind: 'postgres' | 'pglite'; label: string };
+  targetBatchMs: number;
+  mode: 'single' | 'batched';
+  batchSize: number;
+  tables: TablePlan[];
+  steps: StepPlan[];
+  /** The expected execution time of the whole apply. */
+  estimate: { lowMs: number; midMs: number; highMs: number; source: 'calibration' | 'dry-run' };
+  /** One COMMIT, measured (added per batch). */
+  commitMs: number;
+  /** Temporary indexes proposed for sequential scans over large tables (add them to spec.tempIndexes). */
+  proposedIndexes: Array<{ name: string; table: string; columns: string }>;
+}
+
+export interface PlanOptions {
+  /** count(*) every table instead of trusting pg_class estimates. */
+  exact?: boolean;
+  targetBatchMs?: number;
+  samples?: number;
+  largeTableRows?: number;
+}
+
+export async function tablePlan(db: Db, name: string, exact: boolean, exclude: readonly string[] = []): Promise<TablePlan> {
+  const info = await tableInfo(db, name);
+  const size = (await db.query<{ estimate: number; tableBytes: number; indexBytes: number }>(TABLE_SIZE_SQL, [info.sqlName])).rows[0]!;
+  const estimate = Number(size.estimate) >= 0 ? Number(size.estimate) : null;
+  const rowsExact = exact || estimate === null || (estimate === 0 && db.kind === 'pglite')
+    ? Number((await db.query<{ n: number }>(exactCountSql(info.sqlName))).rows[0]!.n)
+    : null;
+  return {
+    name, fingerprint: await fingerprint(db, name, exclude), rowsEstimate: estimate, rowsExact,
+    rows: rowsExact ?? estimate ?? 0, rowsMethod: rowsExact === null ? 'estimate' : 'exact',
+    tableBytes: Number(size.tableBytes), indexBytes: Number(size.indexBytes),
+  };
+}
+
+/** A table's definition as a hash: columns, indexes (except the migration's own temporary ones), constraints. */
+export async function fingerprint(db: Db, name: string, excludeIndexes: readonly string[] = []): Promise<string> {
+  const info = await tableInfo(db, name);
+  const idx = (await db.query<{ name: string; def: string }>(INDEX_DEFS_SQL, [info.oid])).rows.filter((i) => !excludeIndexes.includes(i.name));
+  const con = (await db.query<{ name: string; def: string }>(CONSTRAINT_DEFS_SQL, [info.oid])).rows;
+  const def = { columns: info.columns.map((c) => [c.name, c.type, c.notNull, c.default]), indexes: idx.map((i) => i.def), constraints: con.map((c) => [c.name, c.def]) };
+  return createHash('sha256').update(JSON.stringify(def)).digest('hex');
+}
+
+export async function plan(db: Db, m: LoadedMigration, opts: PlanOptions = {}): Promise<Plan> {
+  await ensureState(db);
+  const { spec } = m;
+  const targetBatchMs = opts.targetBatchMs ?? DEFAULT_TARGET_BATCH_MS;
+  const tempNames = spec.tempIndexes.map((i) => i.name);
+  const tables: TablePlan[] = [];
+  for (const t of spec.tables) tables.push(await tablePlan(db, t, !!opts.exact, tempNames));
+  const rowsOf = (t: string) => tables.find((x) => x.name === t)?.rows ?? 0;
+  const commitMs = await commitCostMs(db);
+  const calSize = spec.options.batchSize;
+  const steps: StepPlan[] = [];
+  for (const [i, step] of spec.steps.entries()) {
+    if (step.kind === 'sql') {
+      steps.push({ name: step.name, kind: 'sql', rows: 0, samples: [], rates: null, estimateMs: { low: 0, mid: 0, high: 0 }, seqScans: [], note: 'plain SQL: not calibrated' });
+      continue;
+    }
+    const rows = rowsOf(step.table);
+    let size = step.batchSize ?? calSize;
+    let cal = await calibrate(db, m, i, { size, rows, samples: opts.samples });
+    let rates = ratesOf(cal.samples);
+    // per-batch costs are not linear in the size: measure again at the size the target asks for
+    for (let round = 0; round < 2; round++) {
+      const want = chooseBatchSize(rates, targetBatchMs, size);
+      if (want >= size / 1.5 && want <= size * 1.5) break;
+      size = want;
+      cal = await calibrate(db, m, i, { size, rows, samples: opts.samples });
+      rates = ratesOf(cal.samples);
+    }
+    const seqScans = cal.explain ? await findSeqScans(db, cal.explain, step.name, opts.largeTableRows ?? DEFAULT_LARGE_TABLE_ROWS) : [];
+    steps.push({ name: step.name, kind: 'batched', table: step.table, rows, samples: cal.samples, rates, estimateMs: { low: 0, mid: 0, high: 0 }, seqScans });
+  }
+  return finishPlan(db, m, { tables, steps, targetBatchMs, commitMs, source: 'calibration' });
+}
+
+/** Chooses batch size and mode and adds up the estimates (shared by plan and dry-run -o). */
+export function finishPlan(db: Db, m: LoadedMigration, p: { tables: TablePlan[]; steps: StepPlan[]; targetBatchMs: number; commitMs: number; source: 'calibration' | 'dry-run' }): Plan {
+  const { spec } = m;
+  const batched = p.steps.filter((s) => s.kind === 'batched');
+  // one size for the run (apply adapts it per batch); the slowest step decides, so no batch runs long
+  const sizes = batched.map((s) => chooseBatchSize(s.rates, p.targetBatchMs, (spec.steps.find((x) => x.name === s.name) as BatchedStep).batchSize ?? spec.options.batchSize));
+  const batchSize = sizes.length > 0 ? Math.min(...sizes) : spec.options.batchSize;
+  const totalRows = batched.reduce((n, s) => n + s.rows, 0);
+  // a migration that fits in one batch of the target duration gains nothing from batches
+  const mode: Plan['mode'] = spec.options.mode === 'single' || totalRows <= batchSize ? 'single' : 'batched';
+  let low = 0;
+  let mid = 0;
+  let high = 0;
+  for (const s of batched) {
+    s.estimateMs = estimateStepMs(s.rows, mode === 'single' ? Math.max(s.rows, 1) : batchSize, s.rates, p.commitMs);
+    low += s.estimateMs.low;
+    mid += s.estimateMs.mid;
+    high += s.estimateMs.high;
+  }
+  // apply counts every table before and after the run: about one sequential read each
+  const overhead = p.tables.reduce((n, t) => n + t.rows, 0) * 2 * 0.0001;
+  const e = widen({ low: low + overhead, mid: mid + overhead, high: high + overhead });
+  const proposed = new Map<string, { name: string; table: string; columns: string }>();
+  for (const s of p.steps) for (const f of s.seqScans) if (f.proposedIndex) proposed.set(f.proposedIndex.name, f.proposedIndex);
+  return {
+    belayPlan: PLAN_VERSION,
+    createdAt: new Date().toISOString(),
+    migration: { id: spec.id, checksum: m.checksum, file: m.file, params: { ...m.params } },
+    database: { kind: db.kind, label: db.label },
+    targetBatchMs: p.targetBatchMs, mode, batchSize, tables: p.tables, steps: p.steps,
+    estimate: { lowMs: Math.round(e.low), midMs: Math.round(e.mid), highMs: Math.round(e.high), source: p.source },
+    commitMs: p.commitMs,
+    proposedIndexes: [...proposed.values()],
+  };
+}
+
+// --- the plan file ---------------------------------------------------------------------------------
+
+/** Writes the plan as JSON; the migration path is stored relative to the plan file (a repo can move). */
+export function writePlanFile(file: string, p: Plan): void {
+  const rel = path.relative(path.dirname(path.resolve(file)), p.migration.file);
+  writeFileSync(file, `${JSON.stringify({ ...p, migration: { ...p.migration, file: rel } }, null, 2)}\n`);
+}
+
+/** True when the file is a belay plan (a .json file with a belayPlan field). */
+export function isPlanFile(file: string): boolean {
+  if (!file.toLowerCase().endsWith('.json')) return false;
+  try {
+    const v = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    return typeof v.belayPlan === 'number';
+  } catch {
+    return false;
+  }
+}
+
+/** Reads a plan file; the migration path comes back absolute. */
+export function readPlanFile(file: string): Plan {
+  let v: Plan;
+  try {
+    v = JSON.parse(readFileSync(file, 'utf8')) as Plan;
+  } catch (err) {
+    throw new BelayError('BELAY_PLAN_FILE', `cannot read plan file ${file}: ${(err as Error).message}`, { exitCode: 2, fix: 'Write it again with belay plan <migration> -o plan.json.' });
+  }
+  if (v.belayPlan !== PLAN_VERSION) {
+    throw new BelayError('BELAY_PLAN_FILE', `plan file ${file} has version ${String(v.belayPlan)}; this belay reads version ${PLAN_VERSION}`, { exitCode: 2, fix: 'Make the plan again with this version of belay.' });
+  }
+  return { ...v, migration: { ...v.migration, file: path.resolve(path.dirname(path.resolve(file)), v.migration.file) } };
+}
+
+// --- is the plan still true? ---------------------------------------------------------------------------
+
+export const DEFAULT_MAX_DRIFT = 0.1;
+
+export interface PlanDrift {
+  reasons: string[];
+}
+
+/**
+ * Refuses (StateError BELAY_PLAN_STALE, exit 8) when the migration changed since the plan, a touched
+ * table's definition changed, or a row count moved by more than maxDrift (a fraction, default 10 %).
+ */
+export async function assertPlanCurrent(db: Db, m: LoadedMigration, p: Plan, opts: { maxDrift?: number } = {}): Promise<void> {
+  const maxDrift = opts.maxDrift ?? DEFAULT_MAX_DRIFT;
+  const reasons: string[] = [];
+  if (p.migration.id !== m.spec.id) reasons.push(`the plan is for migration "${p.migration.id}", not "${m.spec.id}"`);
+  else if (p.migration.checksum !== m.checksum) reasons.push(`the migration changed since the plan (checksum ${p.migration.checksum.slice(0, 12)} → ${m.checksum.slice(0, 12)})`);
+  const tempNames = m.spec.tempIndexes.map((i) => i.name);
+  for (const t of p.tables) {
+    const now = await tablePlan(db, t.name, t.rowsMethod === 'exact', tempNames).catch((err: unknown) => err as Error);
+    if (now instanceof Error) {
+      reasons.push(`table ${qualified(t.name)}: ${now.message}`);
+      continue;
+    }
+    if (now.fingerprint !== t.fingerprint) reasons.push(`the definition of table ${qualified(t.name)} changed (columns, indexes or constraints)`);
+    const drift = t.rows === 0 ? (now.rows === 0 ? 0 : 1) : Math.abs(now.rows - t.rows) / t.rows;
+    if (drift > maxDrift) reasons.push(`table ${qualified(t.name)} has ${now.rows} rows, the plan counted ${t.rows} (${(drift * 100).toFixed(1)} % > ${(maxDrift * 100).toFixed(0)} %)`);
+  }
+  if (reasons.length > 0) {
+    throw new StateError('BELAY_PLAN_STALE', `the plan no longer matches the database:\n  ${reasons.join('\n  ')}`, {
+      details: { reasons, plannedAt: p.createdAt },
+      fix: 'Make a new plan (belay plan <migration> -o plan.json), or raise --max-drift if the row counts are expected to move.',
+    });
+  }
+}

@@ -1,0 +1,86 @@
+// Steering a planned run: the batch size follows the target duration, and the run pauses between
+// batches while the database is under strain (lock waiters on the table, an old transaction, replica lag).
+import { qualified } from '../db/sql.ts';
+import { AbortedError } from '../errors.ts';
+import type { BatchController, BatchInfo, RunContext } from '../execute/apply.ts';
+import type { BatchedStep } from '../spec/define.ts';
+import { MAX_BATCH_SIZE, MIN_BATCH_SIZE } from './calibrate.ts';
+import { LOCK_WAITERS_SQL, OLD_TRANSACTIONS_SQL, REPLICATION_LAG_SQL } from './plan-sql.ts';
+
+export interface ThrottleOptions {
+  /** Pause while more than this many sessions wait for a lock on the step's table (null = off). */
+  maxLockWaiters: number | null;
+  /** Pause while another transaction in this database is older than this, in ms (null = off). */
+  maxTransactionAgeMs: number | null;
+  /** Pause while a replica's replay lag exceeds this, in ms (null = off; no replicas = never). */
+  maxReplicationLagMs: number | null;
+  /** How often a held condition is looked at again. */
+  pollMs: number;
+  /** A condition that holds longer than this pauses the run (resumable with belay apply). */
+  maxWaitMs: number;
+}
+
+export const DEFAULT_THROTTLE: Readonly<ThrottleOptions> = Object.freeze({
+  maxLockWaiters: 0,
+  maxTransactionAgeMs: 5 * 60_000,
+  maxReplicationLagMs: 10_000,
+  pollMs: 1_000,
+  maxWaitMs: 15 * 60_000,
+});
+
+/** What holds now, one sentence each; empty = go. Always empty on PGlite (one session, no replicas). */
+export async function throttleReasons(ctx: Pick<RunContext, 'db'>, table: string, o: ThrottleOptions): Promise<string[]> {
+  const { db } = ctx;
+  if (db.kind !== 'postgres') return [];
+  const out: string[] = [];
+  if (o.maxLockWaiters !== null) {
+    const n = (await db.query<{ n: number }>(LOCK_WAITERS_SQL, [qualified(table)])).rows[0]!.n;
+    if (n > o.maxLockWaiters) out.push(`${n} session(s) wait for a lock on ${qualified(table)}`);
+  }
+  if (o.maxTransactionAgeMs !== null) {
+    const r = (await db.query<{ n: number; oldestMs: number }>(OLD_TRANSACTIONS_SQL, [o.maxTransactionAgeMs])).rows[0]!;
+    if (r.n > 0) out.push(`${r.n} transaction(s) older than ${o.maxTransactionAgeMs} ms (oldest ${Math.round(r.oldestMs)} ms)`);
+  }
+  if (o.maxReplicationLagMs !== null) {
+    const r = (await db.query<{ replicas: number; lagMs: number | null }>(REPLICATION_LAG_SQL)).rows[0]!;
+    if (r.replicas > 0 && r.lagMs !== null && r.lagMs > o.maxReplicationLagMs) out.push(`replica replay lag ${Math.round(r.lagMs)} ms > ${o.maxReplicationLagMs} ms`);
+  }
+  return out;
+}
+
+/** The next size: proportional to how far the last batch was from the target, at most ×2 or ÷2 per step. */
+export function adaptBatchSize(current: number, last: Pick<BatchInfo, 'durationMs' | 'rowsInRange'>, targetMs: number): number {
+  if (last.rowsInRange < current || last.durationMs <= 0) return current; // a short last batch says little
+  const ratio = Math.min(2, Math.max(0.5, targetMs / last.durationMs));
+  // damped: move 70 % of the way, so one noisy batch does not swing the size
+  const next = current * (1 + 0.7 * (ratio - 1));
+  return Math.round(Math.min(MAX_BATCH_SIZE, Math.max(MIN_BATCH_SIZE, next)));
+}
+
+/** A BatchController that adapts the batch size to targetMs and waits while a throttle condition holds. */
+export function planController(opts: { targetMs: number; throttle?: Partial<ThrottleOptions>; adapt?: boolean }): BatchController {
+  // undefined means 'the default' (a flag not given), null means 'off'
+  const given = Object.fromEntries(Object.entries(opts.throttle ?? {}).filter(([, v]) => v !== undefined));
+  const o: ThrottleOptions = { ...DEFAULT_THROTTLE, ...given };
+  return {
+    async beforeBatch(ctx: RunContext, step: BatchedStep) {
+      const t0 = performance.now();
+      let announced = false;
+      for (;;) {
+        const reasons = await throttleReasons(ctx, step.table, o);
+        if (reasons.length === 0) break;
+        const waited = performance.now() - t0;
+        if (!announced) {
+          ctx.emit({ type: 'log', level: 'warn', runId: ctx.runId, message: `throttled before the next batch of "${step.name}": ${reasons.join('; ')}` });
+          announced = true;
+        }
+        if (waited > o.maxWaitMs) {
+          throw new AbortedError(`run ${ctx.runId} paused: the throttle held for more than ${o.maxWaitMs} ms (${reasons.join('; ')})`, { decision: 'pause', reasons });
+        }
+        await new Promise((r) => setTimeout(r, o.pollMs));
+      }
+      if (announced) ctx.emit({ type: 'log', level: 'info', runId: ctx.runId, message: `throttle released after ${Math.round(performance.now() - t0)} ms` });
+    },
+    ...(opts.adapt === false ? {} : { nextBatchSize: (current: number, last: BatchInfo) => adaptBatchSize(current, last, opts.targetMs) }),
+  };
+}
