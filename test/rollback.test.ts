@@ -9,7 +9,7 @@ import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { generate } from '../examples/event-type-owner/generate.ts';
 import { main } from '../src/cli/main.ts';
-import type { Db } from '../src/db/connection.ts';
+import { type Db, openDb } from '../src/db/connection.ts';
 import { checksumTable } from '../src/db/checksum.ts';
 import { StateError } from '../src/errors.ts';
 import { apply } from '../src/execute/apply.ts';
@@ -221,3 +221,55 @@ for (const kind of DB_KINDS) {
     });
   });
 }
+
+describe('rollback under load (postgres)', () => {
+  test('while another connection inserts and updates event types, rollback restores exactly the rows the migration wrote', async () => {
+    const f = await freshDb('postgres');
+    const load = await openDb(f.url);
+    try {
+      await generate(f.db, { rows: 10_000, seed: 3 });
+      await f.db.exec(`CREATE TABLE expected (LIKE "EventType" INCLUDING DEFAULTS); INSERT INTO expected SELECT * FROM "EventType"`);
+      const r = await apply(f.db, await flagship(), { batchSize: 400 });
+      assert.equal(r.status, 'completed', String(r.error?.message));
+      const written = (await f.db.query<{ id: number }>(`SELECT (a->>'id')::int AS id FROM belay.undo u, jsonb_array_elements(u.after) a WHERE run_id = $1`, [r.runId])).rows.map((x) => x.id);
+      const ids = (await f.db.query<{ id: number }>(`SELECT id FROM "EventType" ORDER BY id`)).rows.map((x) => x.id);
+      // every statement the load loop committed, in commit order, to replay on "expected"
+      const log: Array<(t: string) => [string, unknown[]]> = [];
+      let stop = false;
+      let n = 0;
+      const loop = (async () => {
+        while (!stop) {
+          const k = ++n; // each statement keeps its own number for the replay
+          const pick = k % 5;
+          const op: (t: string) => [string, unknown[]] =
+            pick < 2 ? (t) => [`INSERT INTO ${t} (id, title, slug, "createdAt") VALUES ($1, $2, $3, '2026-01-01T00:00:00Z')`, [50_000_000 + k, `load ${k}`, `load-${k}`]]
+            : pick < 4 ? ((id) => (t: string): [string, unknown[]] => [`UPDATE ${t} SET title = $2, description = $3 WHERE id = $1`, [id, `title ${k}`, `desc ${k}`]])(ids[(k * 7919) % ids.length]!)
+            // a user who owns nothing yet takes over a row the migration wrote: (userId, slug) stays unique
+            : ((id) => (t: string): [string, unknown[]] => [`UPDATE ${t} SET "userId" = $2 WHERE id = $1`, [id, 80_000_000 + k]])(written[(k * 104729) % written.length]!);
+          const [sql, params] = op('"EventType"');
+          await load.query(sql, params);
+          log.push(op);
+        }
+      })();
+      await new Promise((res) => setTimeout(res, 150));
+      const rb = await rollback(f.db, r.runId);
+      await new Promise((res) => setTimeout(res, 100));
+      stop = true;
+      await loop;
+      assert.ok(log.length > 50, `the load loop ran (${log.length} statements)`);
+      for (const op of log) {
+        const [sql, params] = op('expected');
+        await f.db.query(sql, params);
+      }
+      assert.equal(await diffCount(f.db, 'expected', '"EventType"'), 0, 'pre-run rows + every change of the load, nothing else');
+      const loadOwned = new Set(log.map((op) => op('x')).filter(([sql]) => sql.includes('"userId"')).map(([, p]) => p[0] as number));
+      const conflicts = rb.conflicts.flatMap((c) => c.keys as number[]);
+      assert.ok(conflicts.length > 0, 'some rows were changed by the load before rollback reached them');
+      for (const k of conflicts) assert.ok(loadOwned.has(Number(k)), `conflict ${k} is a row the load changed`);
+      assert.equal(rb.restored + rb.conflictCount, written.length, 'every written row was either restored or reported');
+    } finally {
+      await load.close();
+      await f.drop();
+    }
+  });
+});
