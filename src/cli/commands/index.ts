@@ -11,8 +11,9 @@ import { registerReport } from './report.ts';
 import { registerRunbook } from './runbook.ts';
 import { registerStatus } from './status.ts';
 import { registerVerify } from './verify.ts';
+import { registerMonitor } from './monitor.ts';
 
 /** Each command registers itself; setExit records the command's exit code. */
 export type RegisterCommand = (program: Command, setExit: (code: number) => void) => void;
 
-export const COMMANDS: RegisterCommand[] = [registerDemo, registerCheck, registerPlan, registerDryRun, registerRehearse, registerApply, registerRollback, registerStatus, registerBackups, registerVerify, registerRunbook, registerReport];
+export const COMMANDS: RegisterCommand[] = [registerDemo, registerCheck, registerPlan, registerDryRun, registerRehearse, registerApply, registerRollback, registerStatus, registerBackups, registerVerify, registerMonitor, registerRunbook, registerReport];
