@@ -147,9 +147,11 @@ export default function eventTypeOwner(params: MigrationParams) {
         sql: `SELECT e.id, e."userId" FROM "EventType" e WHERE e."userId" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = e."userId")`,
       },
       {
-        name: 'new-inconsistencies', alertAbove: 0, message: 'event types whose owner is not among their valid links',
-        sql: `SELECT e.id, e."userId" FROM "EventType" e JOIN "_user_eventtype" l ON l."A" = e.id JOIN users u ON u.id = l."B"
-               WHERE e."userId" IS NOT NULL GROUP BY e.id, e."userId" HAVING NOT bool_or(l."B" = e."userId")`,
+        // `written` (monitoring only): the rows this run assigned. The planted pre-existing inconsistent
+        // rows are reported by the pre-flight; the window watches what the run wrote.
+        name: 'new-inconsistencies', alertAbove: 0, message: 'event types the run assigned whose owner is no longer their valid link',
+        sql: `SELECT w.id, w."userId" AS assigned, e."userId" AS now FROM written w JOIN "EventType" e ON e.id = w.id
+               WHERE ${ownerOf('w.id')} IS DISTINCT FROM e."userId"`,
       },
     ],
   });
