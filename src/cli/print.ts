@@ -36,6 +36,7 @@ export function printRollbackResult(r: RollbackResult): void {
     return;
   }
   out.line(`run ${r.runId} rolled back: ${r.restored} rows restored from ${r.batches} undo batches in ${(r.durationMs / 1000).toFixed(2)} s`);
+  if (r.skippedIrreversible.length > 0) out.line(`left in place (irreversible, --skip-irreversible): ${r.skippedIrreversible.join(', ')}`);
   if (r.conflictCount > 0) {
     out.line(`${r.conflictCount} row(s) changed since the migration wrote them were left alone (use --force to overwrite):`);
     for (const c of r.conflicts.slice(0, 10)) out.line(`  ${c.table} batch ${c.batchNo}: keys ${JSON.stringify(c.keys.slice(0, 20))}`);
