@@ -6,8 +6,8 @@ import { BelayError, EXIT, UsageError } from '../errors.ts';
 import type { Migration } from '../spec/define.ts';
 import { ensureState } from '../state/schema.ts';
 import { getRun } from '../state/store.ts';
-import { countedSql } from '../verify/verify-sql.ts';
-import { DEFAULT_SAMPLE, finishRound, guarded, specChecks, type VerifyCheck, type VerifyResult } from '../verify/verify.ts';
+import { countedSql, writtenCountedSql } from '../verify/verify-sql.ts';
+import { DEFAULT_SAMPLE, finishRound, guarded, specChecks, type VerifyCheck, type VerifyResult, writtenTables } from '../verify/verify.ts';
 import { startMetrics, type MetricsServer } from './metrics.ts';
 import { MONITOR_SUMMARY_SQL, RUN_ROWS_CHANGED_SQL } from './monitor-sql.ts';
 
@@ -123,9 +123,12 @@ async function monitorRound(db: Db, runId: number, migrationId: string, spec: Mi
   const t0 = performance.now();
   const limit = opts.sample ?? DEFAULT_SAMPLE;
   const checks: VerifyCheck[] = [];
+  const written = await writtenTables(db, spec).catch(() => []);
+  const only = written.length === 1 ? written[0]! : undefined;
   for (const m of spec.monitor) {
     const c = await guarded(m.name, 'monitor', m.message ?? m.name, async () => {
-      const r = await db.query<{ n: number; sample: unknown[] | null }>(countedSql(m.sql, limit));
+      const sql = only ? writtenCountedSql(m.sql, only.table, only.tableName, runId, limit) : countedSql(m.sql, limit);
+      const r = await db.query<{ n: number; sample: unknown[] | null }>(sql);
       return { count: r.rows[0]!.n, sample: r.rows[0]!.sample ?? [] };
     });
     c.threshold = m.alertAbove;

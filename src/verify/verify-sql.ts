@@ -1,5 +1,5 @@
 // All SQL of the post-run verification and of its records, in one place. Identifiers go through ident()/qualified().
-import { ident } from '../db/sql.ts';
+import { ident, literal } from '../db/sql.ts';
 
 /** Rows the run wrote and that were not rolled back, per table, from the undo log. */
 export const ROWS_CHANGED_SQL = `SELECT table_name AS "table", coalesce(sum(row_count), 0)::int AS n
@@ -126,3 +126,17 @@ export const ROUNDS_SQL = `SELECT v.id::int AS id, v.source, v.at::text AS at, v
 /** Merges $2 into runs.summary.cleanup. */
 export const MERGE_CLEANUP_SQL = `UPDATE belay.runs
    SET summary = summary || jsonb_build_object('cleanup', coalesce(summary->'cleanup', '{}'::jsonb) || $2::jsonb) WHERE id = $1`;
+
+/**
+ * A monitor check counted and sampled, with `written` available: the rows the run wrote to `table` (after-images,
+ * not rolled back), so that a check can watch what the run changed rather than the whole table.
+ */
+export function writtenCountedSql(sql: string, table: string, tableName: string, runId: number, limit: number): string {
+  return `WITH written AS (
+  SELECT x.* FROM belay.undo u, jsonb_populate_recordset(NULL::${table}, u.after) x
+   WHERE u.run_id = ${Number(runId)} AND u.table_name = ${literal(tableName)} AND u.rolled_back_at IS NULL
+), f AS (
+${sql}
+)
+SELECT (SELECT count(*) FROM f)::int AS n, (SELECT jsonb_agg(to_jsonb(s)) FROM (SELECT * FROM f LIMIT ${Number(limit)}) s) AS sample`;
+}

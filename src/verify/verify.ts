@@ -87,7 +87,7 @@ export interface UntouchedBaseline {
   buckets: Record<string, [number, string]>;
 }
 
-interface Written {
+export interface Written {
   table: string;
   tableName: string;
   key: string;
@@ -97,7 +97,7 @@ interface Written {
 const INTEGER_TYPES = new Set(['smallint', 'integer', 'bigint']);
 
 /** The tables batched steps write, with their key and written columns (several steps on one table merge). */
-async function writtenTables(db: Db, spec: Migration): Promise<Written[]> {
+export async function writtenTables(db: Db, spec: Migration): Promise<Written[]> {
   const out = new Map<string, Written>();
   for (const step of spec.steps) {
     if (step.kind !== 'batched') continue;
