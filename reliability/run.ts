@@ -4,12 +4,15 @@
 import { parseArgs } from 'node:util';
 import type { Failure, Outcome, type Scenario, type SuiteOptions } from './lib/suite.ts';
 import { dropLeftovers } from './lib/server.ts';
+import { badInput } from './scenarios/bad-input.ts';
+import { concurrentLoad } from './scenarios/concurrent-load.ts';
 import { connectionLoss } from './scenarios/connection-loss.ts';
 import { crash } from './scenarios/crash.ts';
 import { lockContention } from './scenarios/lock-contention.ts';
+import { secrets } from './scenarios/secrets.ts';
 import { dropFixtures } from './lib/flagship.ts';
 
-export const SCENARIOS: Scenario[] = [crash, connectionLoss, lockContention];
+export const SCENARIOS: Scenario[] = [crash, connectionLoss, lockContention, concurrentLoad, badInput, secrets];
 
 export async function runSuite(opts: SuiteOptions, only?: readonly string[]): Promise<Outcome[]> {
   await dropLeftovers();
