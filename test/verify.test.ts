@@ -1,6 +1,9 @@
 // Post-run verification on both databases: passes after the flagship apply, catches a planted violation
 // (exit 7, recorded), catches a change to a column the run does not write, tolerates a growing table.
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, test } from 'node:test';
 import { generate } from '../examples/event-type-owner/generate.ts';
 import { checkResults, withPreflight } from '../src/checks/preflight.ts';
@@ -12,7 +15,10 @@ import { getRun } from '../src/state/store.ts';
 import { getRounds } from '../src/verify/record.ts';
 import { assertVerified, verificationHooks, verifyRun } from '../src/verify/verify.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
-import { flagship } from './helpers/flagship.ts';
+import { checksums, flagship } from './helpers/flagship.ts';
+import { backupHook, listBackups } from '../src/backup/backup.ts';
+import { restoreBackup } from '../src/backup/restore.ts';
+import { archiveBackups, cleanupRun } from '../src/verify/archive.ts';
 
 const ROWS = 2_000;
 
@@ -147,6 +153,44 @@ describe('verify: constraints (postgres)', () => {
       assert.equal(byName(v3, 'unique-indexes-valid').result, 'fail');
       assert.equal(v3.ok, false);
     } finally {
+      await f.drop();
+    }
+  });
+});
+
+describe('cleanup: archived backups (postgres)', () => {
+  test('backups archived with a manifest, copies dropped past the retention, a restore from the archive gives the data back', async () => {
+    const f = await freshDb('postgres');
+    const dir = mkdtempSync(path.join(tmpdir(), 'belay-archive-'));
+    try {
+      await generate(f.db, { rows: 400, seed: 5 });
+      const before = await checksums(f.db);
+      const r = await apply(f.db, await flagship(), composeHooks(backupHook(), verificationHooks()));
+      assert.equal(r.status, 'completed', r.error?.message ?? '');
+      const taken = await listBackups(f.db, { runId: r.runId });
+      assert.equal(taken.length, 3);
+      // within the retention: archived, copies kept
+      const a1 = await archiveBackups(f.db, { runId: r.runId }, { dir, retentionMs: 7 * 86_400_000 });
+      assert.equal(a1.archived.length, 3);
+      assert.equal(a1.dropped.length, 0);
+      const manifest = JSON.parse(readFileSync(a1.manifest!, 'utf8')) as { tables: Array<{ backupId: number; rows: number }> };
+      assert.deepEqual(manifest.tables.map((t) => t.backupId).sort(), taken.map((b) => b.id).sort());
+      // past the retention (the clock moved 8 days): every copy dropped, nothing exported twice
+      const r2 = await cleanupRun(f.db, r.runId, { retentionMs: 7 * 86_400_000, now: new Date(Date.now() + 8 * 86_400_000) });
+      assert.equal(r2.backups.archived.length, 0);
+      assert.equal(r2.backups.dropped.length, 3);
+      const left = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'belay_backup'`);
+      assert.equal(left.rows[0]!.n, 0, 'in-database copies are gone');
+      const cleanup = (await getRun(f.db, r.runId)).summary.cleanup as { backups: { dropped: number[] }; tempIndexes: object };
+      assert.equal(cleanup.backups.dropped.length, 3);
+      assert.ok(cleanup.tempIndexes);
+      // the run is undone from the archive alone
+      const et = taken.find((b) => b.sourceTable === 'EventType')!;
+      await restoreBackup(f.db, taken.map((b) => b.id), { from: 'file' });
+      assert.deepEqual(await checksums(f.db), before);
+      assert.ok(et.rows! > 0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
       await f.drop();
     }
   });

@@ -12,8 +12,9 @@ import { registerRunbook } from './runbook.ts';
 import { registerStatus } from './status.ts';
 import { registerVerify } from './verify.ts';
 import { registerMonitor } from './monitor.ts';
+import { registerCleanup } from './cleanup.ts';
 
 /** Each command registers itself; setExit records the command's exit code. */
 export type RegisterCommand = (program: Command, setExit: (code: number) => void) => void;
 
-export const COMMANDS: RegisterCommand[] = [registerDemo, registerCheck, registerPlan, registerDryRun, registerRehearse, registerApply, registerRollback, registerStatus, registerBackups, registerVerify, registerMonitor, registerRunbook, registerReport];
+export const COMMANDS: RegisterCommand[] = [registerDemo, registerCheck, registerPlan, registerDryRun, registerRehearse, registerApply, registerRollback, registerStatus, registerBackups, registerVerify, registerMonitor, registerCleanup, registerRunbook, registerReport];
