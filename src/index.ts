@@ -24,5 +24,12 @@ export {
 } from './backup/backup.ts';
 export { restoreBackup, previewRestore, type RestoreOptions, type RestoreResult, type RestorePreview, type RestoreTableResult } from './backup/restore.ts';
 export { MANIFEST_FORMAT, type Manifest, type ManifestTable } from './backup/files.ts';
+export {
+  verifyRun, verificationHooks, captureBaseline, assertVerified, type VerifyResult, type VerifyCheck, type VerifyOptions, type CheckOutcome,
+} from './verify/verify.ts';
+export { getRounds, type RoundRecord } from './verify/record.ts';
+export { archiveBackups, cleanupRun, DEFAULT_RETENTION_MS, type ArchiveOptions, type ArchiveResult, type CleanupResult } from './verify/archive.ts';
+export { monitorRun, alertError, MONITOR_ALERT_CODE, type MonitorOptions, type MonitorResult, type Alert } from './monitor/monitor.ts';
+export { parseDuration } from './monitor/duration.ts';
 export type { BelayEvent, EventSink } from './events.ts';
 export * from './errors.ts';
