@@ -2,7 +2,7 @@
 // Runs the reliability suite against the local PostgreSQL server, prints what was tried and what held,
 // exits 1 when anything did not hold. Every failure prints the seed that replays it.
 import { parseArgs } from 'node:util';
-import type { Failure, Outcome, type Scenario, type SuiteOptions } from './lib/suite.ts';
+import type { Failure, Outcome, Scenario, SuiteOptions } from './lib/suite.ts';
 import { dropLeftovers } from './lib/server.ts';
 import { badInput } from './scenarios/bad-input.ts';
 import { concurrentLoad } from './scenarios/concurrent-load.ts';
