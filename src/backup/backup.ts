@@ -123,7 +123,7 @@ export async function takeBackup(db: Db, runId: number | null, tables: readonly 
     if (runId !== null) await recordEvent(db, runId, 'backup-failed', err instanceof BelayError ? err.toJSON() : { message: String(err) }).catch(() => undefined);
     throw err;
   }
-  let records = await Promise.all(ids.map((id) => getBackup(db, id)));
+  let records = await getBackups(db, ids);
   if (opts.dir) records = await exportBackups(db, records, opts.dir, opts.gzipLevel);
   const durationMs = performance.now() - started;
   for (const b of records) {
@@ -163,7 +163,7 @@ async function exportBackups(db: Db, records: BackupRecord[], dir: string, gzipL
     rows: b.rows ?? 0, checksum: b.checksum ?? '0',
   })), { runId: first.runId, migrationId: first.migrationId, gzipLevel });
   for (const t of manifest.tables) await db.query(SET_FILE_SQL, [t.backupId, path.join(folder, t.file), t.sha256, t.bytes, manifestPath]);
-  return Promise.all(records.map((b) => getBackup(db, b.id)));
+  return getBackups(db, records.map((b) => b.id));
 }
 
 export async function getBackup(db: Db, id: number): Promise<BackupRecord> {
@@ -171,6 +171,13 @@ export async function getBackup(db: Db, id: number): Promise<BackupRecord> {
   const r = await db.query<BackupRecord>(GET_BACKUP_SQL, [id]);
   if (!r.rows[0]) throw new StateError('BELAY_NO_BACKUP', `backup ${id} not found`, { fix: 'List backups with belay backups list.' });
   return r.rows[0];
+}
+
+/** One at a time: a Db is a single session (pg warns about, and PGlite serialises, overlapping queries). */
+export async function getBackups(db: Db, ids: readonly number[]): Promise<BackupRecord[]> {
+  const out: BackupRecord[] = [];
+  for (const id of ids) out.push(await getBackup(db, id));
+  return out;
 }
 
 export interface ListBackupsOptions {

@@ -8,7 +8,7 @@ import {
   bumpSequenceSql, checksumSql, COLUMNS_SQL, lockSql, MARK_RESTORED_SQL, OWNED_SEQUENCES_SQL, PRIMARY_KEY_SQL, previewKeyedSql,
   previewMultisetSql, restoreMergeSql, restoreReplaceSql, setTriggerSql, USER_TRIGGERS_SQL,
 } from './backup-sql.ts';
-import { type BackupRecord, copySqlName, getBackup, loadFileIntoStaging } from './backup.ts';
+import { type BackupRecord, copySqlName, getBackup, getBackups, loadFileIntoStaging } from './backup.ts';
 
 export interface RestorePreview {
   backupId: number;
@@ -62,7 +62,7 @@ export interface RestoreResult {
 export async function restoreBackup(db: Db, ids: number | readonly number[], opts: RestoreOptions = {}): Promise<RestoreResult> {
   const started = performance.now();
   const list = typeof ids === 'number' ? [ids] : [...ids];
-  const backups = await Promise.all(list.map((id) => getBackup(db, id)));
+  const backups = await getBackups(db, list);
   const from = opts.from ?? 'copy';
   for (const b of backups) usable(b, from);
   const releases = [];
@@ -84,7 +84,7 @@ export async function restoreBackup(db: Db, ids: number | readonly number[], opt
     }
     for (const t of tables) {
       const b = backups.find((x) => x.id === t.backupId)!;
-      if (b.runId !== null) await recordEvent(db, b.runId, 'backup-restored', { backupId: b.id, table: b.sourceTable, from, ...t.preview });
+      if (b.runId !== null) await recordEvent(db, b.runId, 'backup-restored', { ...t.preview, rows: t.rows, checksum: t.checksum });
     }
     return { status: 'restored', tables, durationMs: performance.now() - started };
   } finally {
