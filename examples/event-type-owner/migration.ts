@@ -115,8 +115,12 @@ export default function eventTypeOwner(params: MigrationParams) {
           )
           SELECT c.id, c.owner AS "userId" FROM cand c
            WHERE NOT EXISTS (SELECT 1 FROM "EventType" x WHERE x."userId" = c.owner AND x.slug = c.slug AND x.id <> c.id)
-             AND NOT EXISTS (SELECT 1 FROM "EventType" e2
-                              WHERE e2."userId" IS NULL AND e2."teamId" IS NULL AND e2.slug = c.slug AND e2.id <> c.id
+             -- another personal event type going to the same owner with the same slug, in any batch. It links to
+             -- that owner, so look through the owner's few links: a slug like "30min" is shared by thousands of
+             -- rows. IS NOT DISTINCT FROM (slug is NOT NULL, so it means =) keeps the planner off the slug index.
+             AND NOT EXISTS (SELECT 1 FROM "_user_eventtype" l2 JOIN "EventType" e2 ON e2.id = l2."A"
+                              WHERE l2."B" = c.owner AND l2."A" <> c.id
+                                AND e2.slug IS NOT DISTINCT FROM c.slug AND e2."userId" IS NULL AND e2."teamId" IS NULL
                                 AND ${ownerOf('e2.id')} = c.owner)`,
         // Inside every batch, before commit: each written owner is the row's valid link, the row is personal.
         verify: `

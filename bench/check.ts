@@ -1,0 +1,89 @@
+// Figure: `belay check` (runChecks) on the flagship with N generated event types, against the time
+// of one sequential scan of the tables it reads (SELECT count(*) on each, summed). Target: 3x or less.
+// Usage: node --import tsx bench/check.ts [rows=1000000] [--db postgres://…/db]
+// Without --db it creates (and drops) a database on BELAY_BENCH_SERVER (default the local server).
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { generate } from '../examples/event-type-owner/generate.ts';
+import { runChecks } from '../src/checks/run-checks.ts';
+import { type Db, openDb } from '../src/db/connection.ts';
+import { qualified } from '../src/db/sql.ts';
+import { loadMigration } from '../src/spec/load.ts';
+
+const FLAGSHIP = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../examples/event-type-owner');
+
+export interface CheckBench {
+  rows: number;
+  /** Median wall time of runChecks over every check of the flagship, ms. */
+  checkMs: number;
+  /** Median of the summed count(*) scans of the tables the checks read, ms. */
+  scanMs: number;
+  /** checkMs / scanMs: the target is 3 or less. */
+  ratio: number;
+  /** Per check, from the median run. */
+  perCheck: Array<{ code: string; ms: number; count: number }>;
+  /** Per table, median ms of one count(*). */
+  scans: Record<string, number>;
+  runs: number;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Generates `rows` event types into db (unless generate: false), then measures checks and scans, median of `runs`. */
+export async function benchCheck(db: Db, rows: number, opts: { generate?: boolean; runs?: number } = {}): Promise<CheckBench> {
+  const runs = opts.runs ?? 3;
+  if (opts.generate !== false) await generate(db, { rows });
+  await db.query('VACUUM ANALYZE users, "EventType", "_user_eventtype"');
+  const m = await loadMigration(FLAGSHIP);
+  const tables = m.spec.tables;
+  const scans: Record<string, number[]> = Object.fromEntries(tables.map((t) => [t, []]));
+  for (const t of tables) await db.query(`SELECT count(*) FROM ${qualified(t)}`); // warm the cache alike for both sides
+  const checkRuns: Array<{ ms: number; perCheck: CheckBench['perCheck'] }> = [];
+  for (let i = 0; i < runs; i++) {
+    for (const t of tables) {
+      const t0 = performance.now();
+      await db.query(`SELECT count(*) FROM ${qualified(t)}`);
+      scans[t]!.push(performance.now() - t0);
+    }
+    const t0 = performance.now();
+    const r = await runChecks(db, m);
+    checkRuns.push({ ms: performance.now() - t0, perCheck: r.findings.map((f) => ({ code: f.code, ms: Math.round(f.durationMs), count: f.count })) });
+  }
+  const scanMs = tables.reduce((s, t) => s + median(scans[t]!), 0);
+  const mid = [...checkRuns].sort((a, b) => a.ms - b.ms)[Math.floor(runs / 2)]!;
+  return {
+    rows, checkMs: mid.ms, scanMs, ratio: mid.ms / scanMs, perCheck: mid.perCheck,
+    scans: Object.fromEntries(tables.map((t) => [t, median(scans[t]!)])), runs,
+  };
+}
+
+async function main(argv: string[]): Promise<void> {
+  const dbAt = argv.indexOf('--db');
+  const url = dbAt >= 0 ? argv[dbAt + 1] : undefined;
+  const rows = Number(argv.find((a, i) => /^\d/.test(a) && argv[i - 1] !== '--db') ?? 1_000_000);
+  const server = process.env.BELAY_BENCH_SERVER ?? 'postgres://postgres@127.0.0.1:5432';
+  const name = `belay_bench_check_${process.pid}`;
+  if (!url) {
+    const admin = await openDb(`${server}/postgres`);
+    await admin.query(`CREATE DATABASE ${name}`);
+    await admin.close();
+  }
+  const db = await openDb(url ?? `${server}/${name}`);
+  try {
+    const b = await benchCheck(db, rows);
+    console.log(`belay check on ${b.rows.toLocaleString('en')} event types (${db.kind}), median of ${b.runs}:`);
+    for (const c of b.perCheck) console.log(`  ${c.code.padEnd(24)} ${String(c.ms).padStart(7)} ms  ${c.count} rows`);
+    console.log(`  checks total        ${b.checkMs.toFixed(0).padStart(7)} ms`);
+    console.log(`  one seq scan        ${b.scanMs.toFixed(0).padStart(7)} ms  (${Object.entries(b.scans).map(([t, ms]) => `${t} ${ms.toFixed(0)}`).join(', ')})`);
+    console.log(`  ratio               ${b.ratio.toFixed(2).padStart(7)} x   (target 3x or less)`);
+  } finally {
+    await db.close();
+    if (!url) {
+      const admin = await openDb(`${server}/postgres`);
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.close();
+    }
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main(process.argv.slice(2));
