@@ -75,7 +75,7 @@ export function renderReportHtml(r: RunReport): string {
   if (r.verification.results.length) parts.push(generic(r.verification.results, ['name', 'kind', 'result', 'count', 'threshold', 'message']));
 
   parts.push(sec(5, 'backups'), `<p class="note">${esc(r.backups.note)}</p>`);
-  if (r.backups.rows.length) parts.push(generic(r.backups.rows, ['table_name', 'table', 'kind', 'location', 'schema_name', 'copy', 'path', 'file', 'rows', 'row_count', 'checksum', 'bytes', 'created_at', 'status']));
+  if (r.backups.rows.length) parts.push(generic(r.backups.rows, ['id', 'source_table', 'table', 'copy_schema', 'copy_table', 'row_count', 'rows', 'checksum', 'size_bytes', 'file', 'file_sha256', 'status', 'created_at']));
   if (r.undo.length) {
     parts.push('<h3>Undo log</h3>', table(['step', 'table', 'batches', 'rows', 'rolled back batches', 'restored', 'conflicts'],
       r.undo.map((u) => [u.stepNo + 1, u.table, u.batches, fmtInt(u.rows), u.rolledBack, fmtInt(u.restored), fmtInt(u.conflicts)]), [2, 3, 4, 5, 6]));
@@ -158,7 +158,7 @@ function sampleTable(rows: readonly unknown[]): string {
 function generic(rows: ReadonlyArray<Record<string, unknown>>, preferred: readonly string[]): string {
   const present = preferred.filter((c) => rows.some((r) => c in r));
   const cols = present.length ? present : Object.keys(rows[0] ?? {}).slice(0, 8);
-  return table(cols, rows.map((r) => cols.map((c) => (c === 'bytes' && typeof r[c] === 'number' ? fmtBytes(r[c] as number) : typeof r[c] === 'object' && r[c] !== null ? short(r[c]) : r[c]))));
+  return table(cols, rows.map((r) => cols.map((c) => (/bytes$/.test(c) && r[c] !== null && Number.isFinite(Number(r[c])) ? fmtBytes(Number(r[c])) : typeof r[c] === 'object' && r[c] !== null ? short(r[c]) : r[c]))));
 }
 
 /** Round numbers for an axis: 0 … max in about `n` steps of 1, 2 or 5 × 10^k. */

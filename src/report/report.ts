@@ -252,7 +252,7 @@ export function renderReportMarkdown(r: RunReport): string {
 
   h2(5);
   out.push(`_${r.backups.note}_`, '');
-  if (r.backups.rows.length) out.push(genericTable(r.backups.rows, ['table_name', 'table', 'kind', 'location', 'schema_name', 'copy', 'path', 'file', 'rows', 'row_count', 'checksum', 'bytes', 'created_at', 'status']));
+  if (r.backups.rows.length) out.push(genericTable(r.backups.rows, ['id', 'source_table', 'table', 'copy_schema', 'copy_table', 'row_count', 'rows', 'checksum', 'size_bytes', 'file', 'file_sha256', 'status', 'created_at']));
   if (r.undo.length) {
     out.push('', 'Undo log (before-images kept in schema `belay`):', '');
     out.push(mdTable(['step', 'table', 'batches', 'rows', 'rolled back batches', 'restored', 'conflicts'], r.undo.map((u) => [u.stepNo + 1, code(u.table), u.batches, fmtInt(u.rows), u.rolledBack, fmtInt(u.restored), fmtInt(u.conflicts)])));
