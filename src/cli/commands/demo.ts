@@ -10,6 +10,8 @@ import { loadMigration } from '../../spec/load.ts';
 import { type GlobalOptions, out, parsePositiveInt, reportError } from '../context.ts';
 import { printApplyResult, table } from '../print.ts';
 import { progressSink } from '../progress.ts';
+import { schemaSnapshotHook } from '../../report/schema-snapshot.ts';
+import { writeRunDocs } from '../../report/write-docs.ts';
 
 export const FLAGSHIP_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../examples/event-type-owner');
 export const DEMO_ROWS = 100_000;
@@ -20,7 +22,8 @@ export function registerDemo(program: Command, setExit: (c: number) => void): vo
     .description('the flagship migration end to end on embedded PGlite (no server needed)')
     .option('--rows <n>', 'event types to generate', parsePositiveInt('--rows'), DEMO_ROWS)
     .option('--seed <n>', 'generator seed', parsePositiveInt('--seed'), 42)
-    .action(async (o: { rows: number; seed: number }, cmd: Command) => {
+    .option('--out <dir>', 'folder for RUNBOOK.md, REPORT.md and report.html', 'belay-demo-out')
+    .action(async (o: { rows: number; seed: number; out: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const url = g.db ?? 'pglite:memory';
       const log = (s: string) => (g.json ? undefined : out.line(s));
@@ -36,9 +39,13 @@ export function registerDemo(program: Command, setExit: (c: number) => void): vo
         const checks = await runChecks(db, m);
         log(table(checks.findings.map((f) => ({ category: f.code, severity: f.severity, rows: f.count, meaning: f.message })), ['category', 'severity', 'rows', 'meaning']));
         log('\napply:');
-        const r = await apply(db, m, { onEvent: progressSink({ json: g.json }) });
+        const r = await apply(db, m, { onEvent: progressSink({ json: g.json }), ...schemaSnapshotHook() });
         if (g.json) out.json({ type: 'result', checks, apply: { ...r, error: r.error?.toJSON() } });
         else printApplyResult(r);
+        // the runbook a reviewer approves and the report an auditor reads, side by side
+        const docs = await writeRunDocs(db, m, r.runId, o.out, { target: 'examples/event-type-owner' });
+        if (g.json) out.json({ type: 'docs', ...docs });
+        else log(`\nrunbook and report written to ${docs.dir}/ (RUNBOOK.md, REPORT.md, report.html)`);
         setExit(r.error ? reportError(r.error, false) : EXIT.ok);
       } finally {
         await db.close();
