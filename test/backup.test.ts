@@ -240,8 +240,10 @@ for (const kind of DB_KINDS) {
         assert.equal(runs.rows.length, 2);
         assert.equal((await listBackups(db, { runId: runs.rows[1]!.id })).length, 0);
         assert.notDeepEqual(await checksums(db, ['items']), before);
+        await db.close();
         // drop removes the copy
         assert.equal(await main(['node', 'belay', '--db', f.url, '--json', 'backups', 'drop', String(taken[0]!.id)]), EXIT.ok);
+        db = await openDb(f.url);
         const gone = await db.query<{ gone: boolean }>(`SELECT to_regclass($1) IS NULL AS gone`, [copySqlName(taken[0]!)]);
         assert.equal(gone.rows[0]!.gone, true);
         await db.close();
