@@ -65,7 +65,7 @@ for (const kind of DB_KINDS) {
             seenAtFirstWrite = await checksums(f.db);
           },
         });
-        assert.equal(r.status, 'completed', r.error?.message);
+        assert.equal(r.status, 'completed', r.error?.message ?? '');
         assert.deepEqual(seenAtFirstWrite, before);
         const list = await listBackups(f.db, { runId: r.runId });
         assert.deepEqual(list.map((b) => b.sourceTable).sort(), [...FLAGSHIP_TABLES].sort());
@@ -97,7 +97,7 @@ for (const kind of DB_KINDS) {
         await generate(f.db, { rows: ROWS, seed: 6 });
         const before = await checksums(f.db);
         const r = await apply(f.db, await flagship(), backupHook());
-        assert.equal(r.status, 'completed', r.error?.message);
+        assert.equal(r.status, 'completed', r.error?.message ?? '');
         assert.notEqual((await checksums(f.db)).EventType, before.EventType);
         // after the run: a child table referencing EventType, an audit-like trigger, a deleted and an added row
         await f.db.exec(`
