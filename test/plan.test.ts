@@ -1,0 +1,350 @@
+// Planning, dry run, rehearsal and environments on both databases: the plan file, stale plans refused,
+// a dry run that changes nothing and predicts the planted truth, a rehearsal that catches a wrong
+// rollback, protected environments, temporary indexes, throttling.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { generate } from '../examples/event-type-owner/generate.ts';
+import { openDb } from '../src/db/connection.ts';
+import { EXIT, StateError } from '../src/errors.ts';
+import { applyPlanned } from '../src/plan/apply-planned.ts';
+import { dryRun } from '../src/plan/dry-run.ts';
+import { type Ledger, ledgerFor, parseConfig, readLedger, resolveEnvironment } from '../src/plan/environments.ts';
+import { columnsIn } from '../src/plan/explain.ts';
+import { assertPlanCurrent, isPlanFile, plan, readPlanFile, writePlanFile } from '../src/plan/plan.ts';
+import { rehearse } from '../src/plan/rehearse.ts';
+import { createTempIndexes, dropTempIndexes } from '../src/plan/temp-indexes.ts';
+import { adaptBatchSize, planController } from '../src/plan/throttle.ts';
+import { loadMigration } from '../src/spec/load.ts';
+import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
+import { checksums, flagship, FLAGSHIP_TABLES } from './helpers/flagship.ts';
+
+const ROWS = 1_000;
+
+function tmp(): string {
+  return mkdtempSync(path.join(tmpdir(), 'belay-plan-'));
+}
+
+function specFile(body: string): string {
+  const file = path.join(tmp(), 'migration.ts');
+  writeFileSync(file, body);
+  return file;
+}
+
+/** A small table and a migration over it whose plain-SQL step has a down that does not undo its up. */
+const SABOTAGE_SCHEMA = `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL, note text);
+INSERT INTO acct SELECT g, g * 10, NULL FROM generate_series(1, 500) g;`;
+const sabotaged = (down: string) => `export default {
+  id: 'acct-note', purpose: 'Fill acct.note from the balance and bump a few balances (test).',
+  tables: ['acct'],
+  steps: [
+    { kind: 'batched', name: 'note', table: 'acct', writes: ['note'],
+      projection: "SELECT id, 'b' || balance AS note FROM acct WHERE id BETWEEN $1 AND $2" },
+    { kind: 'sql', name: 'bump', up: 'UPDATE acct SET balance = balance + 1 WHERE id <= 10', down: ${JSON.stringify(down)} },
+  ],
+  verify: [{ name: 'all-noted', sql: 'SELECT id FROM acct WHERE note IS NULL' }],
+  options: { batchSize: 100 },
+};`;
+
+for (const kind of DB_KINDS) {
+  describe(`planning on ${kind}`, () => {
+    test('plan: file content, calibration rolled back, read back and recognised', async () => {
+      const f = await freshDb(kind);
+      try {
+        await generate(f.db, { rows: ROWS, seed: 5 });
+        const m = await flagship();
+        const before = await checksums(f.db);
+        const p = await plan(f.db, m, { exact: true, samples: 3 });
+        assert.deepEqual(await checksums(f.db), before, 'calibration batches were rolled back');
+        const runs = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM belay.runs`);
+        assert.equal(runs.rows[0]!.n, 0, 'no run record is left by calibration');
+        assert.equal(p.belayPlan, 1);
+        assert.equal(p.migration.checksum, m.checksum);
+        assert.deepEqual(p.tables.map((t) => t.name), [...FLAGSHIP_TABLES]);
+        const counts = await f.db.query<{ e: number; l: number; u: number }>(
+          `SELECT (SELECT count(*) FROM "EventType")::int AS e, (SELECT count(*) FROM "_user_eventtype")::int AS l, (SELECT count(*) FROM users)::int AS u`,
+        );
+        assert.deepEqual(p.tables.map((t) => t.rows), [counts.rows[0]!.e, counts.rows[0]!.l, counts.rows[0]!.u]);
+        for (const t of p.tables) {
+          assert.equal(t.rowsMethod, 'exact');
+          assert.match(t.fingerprint, /^[0-9a-f]{64}$/);
+          assert.ok(t.tableBytes > 0);
+        }
+        const s = p.steps[0]!;
+        assert.equal(s.samples.length, 3, 'three calibration batches at different key positions');
+        assert.equal(new Set(s.samples.map((x) => x.lo)).size, 3);
+        assert.ok(s.rates && s.rates.low <= s.rates.mid && s.rates.mid <= s.rates.high);
+        assert.ok(p.batchSize >= 100);
+        assert.ok(p.estimate.lowMs <= p.estimate.midMs && p.estimate.midMs <= p.estimate.highMs && p.estimate.highMs > 0);
+        assert.ok(p.estimate.highMs >= p.estimate.midMs * 1.19, 'the range is at least ±20 %');
+        const file = path.join(tmp(), 'plan.json');
+        writePlanFile(file, p);
+        assert.ok(isPlanFile(file));
+        assert.equal(readPlanFile(file).migration.file, m.file, 'the migration path survives the relative form');
+        assert.equal(JSON.parse(readFileSync(file, 'utf8')).migration.file.startsWith('/'), false);
+      } finally {
+        await f.drop();
+      }
+    });
+
+    test('stale plans are refused: changed migration, altered table, drifted row counts', async () => {
+      const f = await freshDb(kind);
+      try {
+        await generate(f.db, { rows: ROWS, seed: 6 });
+        const m = await flagship();
+        const p = await plan(f.db, m, { exact: true, samples: 1 });
+        await assertPlanCurrent(f.db, m, p); // fresh: accepted
+        const stale = async (mm: typeof m, re: RegExp, maxDrift?: number) => {
+          await assert.rejects(assertPlanCurrent(f.db, mm, p, { maxDrift }), (e: unknown) => e instanceof StateError && e.code === 'BELAY_PLAN_STALE' && e.exitCode === EXIT.state && re.test(e.message));
+        };
+        await stale(await flagship({ ambiguous: 'lowest' }), /migration changed/);
+        // refused before any write: no run
+        const before = await checksums(f.db);
+        await assert.rejects(applyPlanned(f.db, await flagship({ ambiguous: 'lowest' }), {}, { plan: p }), /BELAY_PLAN_STALE|no longer matches/);
+        assert.deepEqual(await checksums(f.db), before);
+        const n = Math.ceil(p.tables[2]!.rows * 0.2);
+        await f.db.query(`INSERT INTO users (username, email) SELECT 'x' || g, 'x' || g || '@t' FROM generate_series(1, $1::int) g`, [n]);
+        await stale(m, /users.*rows/);
+        await assertPlanCurrent(f.db, m, p, { maxDrift: 0.5 }); // a wider threshold accepts it
+        await f.db.query(`ALTER TABLE "EventType" ADD COLUMN extra int`);
+        await stale(m, /definition of table "EventType"/, 0.5);
+        await f.db.query(`ALTER TABLE "EventType" DROP COLUMN extra`);
+        await f.db.query(`CREATE INDEX et_title ON "EventType" (title)`);
+        await stale(m, /definition of table "EventType"/, 0.5);
+      } finally {
+        await f.drop();
+      }
+    });
+
+    test('dry run: tables unchanged (checksums), counts equal the planted truth, no run left', async () => {
+      const f = await freshDb(kind);
+      try {
+        const truth = await generate(f.db, { rows: ROWS, seed: 8 });
+        const m = await flagship();
+        const before = await checksums(f.db);
+        const dir = tmp();
+        const r = await dryRun(f.db, m, { batchSize: 150, plan: true, ledger: ledgerFor({ dir, environments: {} }, null) });
+        assert.deepEqual(await checksums(f.db), before, 'every batch was rolled back');
+        assert.ok(r.ok, JSON.stringify(r.steps[0]!.verifyFailures.slice(0, 2)));
+        const count = (code: string) => r.checks.findings.find((x) => x.code === code)!.count;
+        assert.equal(r.steps[0]!.rowsChanged, truth.counts.assign, 'rows that would change = planted assign rows');
+        assert.equal(count('ASSIGN'), truth.counts.assign);
+        assert.equal(count('UNOWNED'), truth.counts.unowned);
+        assert.equal(count('AMBIGUOUS'), truth.counts.ambiguous);
+        assert.equal(count('SLUG_CONFLICT'), truth.counts.conflictExisting + truth.counts.conflictPair);
+        assert.equal(r.steps[0]!.rowsInRange, truth.rows);
+        assert.ok(r.steps[0]!.batches.length >= Math.ceil(truth.rows / 150));
+        // the sample shows before → after from the projection: NULL → the planted owner
+        assert.ok(r.steps[0]!.sample.length > 0);
+        for (const s of r.steps[0]!.sample) {
+          assert.equal(s.before.userId, null);
+          assert.equal(s.after.userId, truth.expectedOwner.get(Number(s.key)));
+        }
+        const runs = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM belay.runs`);
+        assert.equal(runs.rows[0]!.n, 0, 'a dry run is never recorded as a run');
+        const trials = await f.db.query<{ kind: string; result: string }>(`SELECT kind, result FROM belay.trials`);
+        assert.deepEqual(trials.rows, [{ kind: 'dry-run', result: 'pass' }]);
+        const ledger = readLedger(path.join(dir, 'belay-ledger.jsonl'));
+        assert.equal(ledger.length, 1);
+        assert.equal(ledger[0]!.command, 'dry-run');
+        assert.equal(ledger[0]!.checksum, m.checksum);
+        assert.equal(r.plan?.estimate.source, 'dry-run');
+        assert.ok(r.plan!.estimate.midMs > 0);
+      } finally {
+        await f.drop();
+      }
+    });
+
+    test('rehearse: passes on the flagship, with equal checksums per table; a second rehearsal starts a new run', async () => {
+      const f = await freshDb(kind);
+      try {
+        await generate(f.db, { rows: ROWS, seed: 9 });
+        const m = await flagship();
+        const r = await rehearse(f.db, m, { apply: { batchSize: 300 } });
+        assert.equal(r.pass, true, r.reason ?? "");
+        assert.ok(r.apply!.steps[0]!.rowsChanged > 0);
+        assert.deepEqual(r.tables.map((t) => t.same), [true, true, true]);
+        for (const t of r.tables) assert.deepEqual(t.after, t.before);
+        assert.ok(r.verify.every((v) => v.rows === 0));
+        const again = await rehearse(f.db, m, { apply: { batchSize: 300 } });
+        assert.equal(again.pass, true, again.reason ?? "");
+        assert.notEqual(again.runId, r.runId);
+      } finally {
+        await f.drop();
+      }
+    });
+
+    test('rehearse FAILS when the rollback does not restore the data (a wrong down), with the evidence', async () => {
+      const f = await freshDb(kind);
+      try {
+        await f.db.exec(SABOTAGE_SCHEMA);
+        const good = await loadMigration(specFile(sabotaged('UPDATE acct SET balance = balance - 1 WHERE id <= 10')));
+        const ok = await rehearse(f.db, good);
+        assert.equal(ok.pass, true, ok.reason ?? "");
+        const bad = await loadMigration(specFile(sabotaged('UPDATE acct SET balance = balance - 2 WHERE id <= 10')));
+        const r = await rehearse(f.db, bad);
+        assert.equal(r.pass, false);
+        assert.match(r.reason ?? '', /"acct" differs/);
+        const t = r.tables[0]!;
+        assert.equal(t.same, false);
+        assert.equal(t.after!.rows, t.before.rows);
+        assert.notEqual(t.after!.checksum, t.before.checksum);
+        const trials = await f.db.query<{ result: string }>(`SELECT result FROM belay.trials WHERE kind = 'rehearse' ORDER BY id`);
+        assert.deepEqual(trials.rows.map((x) => x.result), ['pass', 'fail']);
+      } finally {
+        await f.drop();
+      }
+    });
+
+    test('protected environment: refused without rehearsal and dry run, accepted with --override (recorded), then by the ledger', async () => {
+      const stagingDb = await freshDb(kind);
+      const prod = await freshDb(kind);
+      try {
+        const dir = tmp();
+        const cfgFile = path.join(dir, 'belay.config.json');
+        writeFileSync(cfgFile, JSON.stringify({ environments: { staging: { url: 'pglite:memory' }, production: { url: 'env:BELAY_TEST_PROD_URL', protected: true } } }));
+        const cfg = parseConfig(cfgFile);
+        const prodLedger: Ledger = ledgerFor(cfg, 'production');
+        assert.equal(prodLedger.protected, true);
+        assert.throws(() => resolveEnvironment(cfg, 'production'), /BELAY_TEST_PROD_URL/);
+        for (const db of [stagingDb.db, prod.db]) await db.exec(SABOTAGE_SCHEMA);
+        const m = await loadMigration(specFile(sabotaged('UPDATE acct SET balance = balance - 1 WHERE id <= 10')));
+        const before = await checksums(prod.db, ['acct']);
+        await assert.rejects(applyPlanned(prod.db, m, {}, { ledger: prodLedger }), (e: unknown) => e instanceof StateError && e.code === 'BELAY_PROTECTED' && /rehearsal.*dry run/.test(e.message));
+        assert.deepEqual(await checksums(prod.db, ['acct']), before, 'nothing written');
+        // rehearsing on the protected environment itself needs a reason too
+        await assert.rejects(rehearse(prod.db, m, { ledger: prodLedger }), /BELAY_PROTECTED|protected/);
+        // a rehearsal elsewhere and a dry run here make the same checksum acceptable
+        assert.equal((await rehearse(stagingDb.db, m, { ledger: ledgerFor(cfg, 'staging') })).pass, true);
+        await assert.rejects(applyPlanned(prod.db, m, {}, { ledger: prodLedger }), /dry run on "production"/);
+        assert.equal((await dryRun(prod.db, m, { ledger: prodLedger })).ok, true);
+        const r = await applyPlanned(prod.db, m, {}, { ledger: prodLedger });
+        assert.equal(r.status, 'completed', r.error?.message ?? "");
+        // another version of the migration is not covered: --override, recorded with its reason
+        const other = await loadMigration(specFile(sabotaged('UPDATE acct SET balance = balance - 1 WHERE id <= 10 AND true')));
+        await assert.rejects(applyPlanned(prod.db, other, {}, { ledger: prodLedger }), /BELAY_PROTECTED|protected/);
+        const o = await applyPlanned(prod.db, other, { again: true }, { ledger: prodLedger, override: 'hotfix approved by the on-call lead' });
+        assert.equal(o.status, 'completed', o.error?.message ?? "");
+        const entries = readLedger(path.join(dir, 'belay-ledger.jsonl'));
+        assert.deepEqual(entries.map((e) => [e.command, e.environment, e.result]), [
+          ['rehearse', 'staging', 'pass'], ['dry-run', 'production', 'pass'], ['apply', 'production', 'pass'], ['apply', 'production', 'pass'],
+        ]);
+        assert.equal(entries[3]!.override, 'hotfix approved by the on-call lead');
+        assert.equal(entries[3]!.checksum, other.checksum);
+        assert.ok(!readFileSync(path.join(dir, 'belay-ledger.jsonl'), 'utf8').includes('password'));
+      } finally {
+        await stagingDb.drop();
+        await prod.drop();
+      }
+    });
+
+    test('temporary indexes: created valid before the run, dropped at cleanup; apply uses them', async () => {
+      const f = await freshDb(kind);
+      try {
+        await f.db.exec(`CREATE TABLE big (id int PRIMARY KEY, grp int NOT NULL, v int);
+          CREATE TABLE grp_owner (grp int NOT NULL, owner int NOT NULL);
+          INSERT INTO big SELECT g, g % 500, NULL FROM generate_series(1, 20000) g;
+          INSERT INTO grp_owner SELECT g, g * 7 FROM generate_series(0, 499) g; ANALYZE big; ANALYZE grp_owner;`);
+        const m = await loadMigration(specFile(`export default {
+          id: 'big-owner', purpose: 'Copy each group owner into big.v (test of temporary indexes).',
+          tables: ['big', 'grp_owner'],
+          tempIndexes: [{ name: 'belay_tmp_big_grp', table: 'big', columns: 'grp' }],
+          steps: [{ kind: 'batched', name: 'copy', table: 'big', writes: ['v'],
+            projection: 'SELECT b.id, o.owner AS v FROM big b JOIN grp_owner o ON o.grp = b.grp WHERE b.id BETWEEN $1 AND $2' }],
+        };`));
+        const made = await createTempIndexes(f.db, m.spec.tempIndexes);
+        assert.deepEqual(made.map((x) => x.status), ['created']);
+        const valid = await f.db.query<{ v: boolean }>(`SELECT indisvalid AS v FROM pg_index WHERE indexrelid = to_regclass('belay_tmp_big_grp')`);
+        assert.equal(valid.rows[0]!.v, true);
+        assert.deepEqual((await createTempIndexes(f.db, m.spec.tempIndexes)).map((x) => x.status), ['existed']);
+        assert.deepEqual(await dropTempIndexes(f.db, m.spec.tempIndexes), ['belay_tmp_big_grp']);
+        // through apply: created by beforeWrite, gone after the run
+        let seen = false;
+        const r = await applyPlanned(f.db, m, { beforeWrite: async () => undefined, onEvent: (e) => { if (e.type === 'log' && /belay_tmp_big_grp created/.test(e.message)) seen = true; } }, {});
+        assert.equal(r.status, 'completed', r.error?.message ?? "");
+        assert.ok(seen, 'the index was created before the first write');
+        const gone = await f.db.query(`SELECT to_regclass('belay_tmp_big_grp') AS r`);
+        assert.equal(gone.rows[0]!.r, null);
+        const wrong = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM big b JOIN grp_owner o USING (grp) WHERE b.v IS DISTINCT FROM o.owner`);
+        assert.equal(wrong.rows[0]!.n, 0);
+        // the plan reports the sequential scan over the unindexed join table and proposes an index
+        const m2 = await loadMigration(specFile(`export default {
+          id: 'grp-scan', purpose: 'Join on an unindexed column of a large table (test of EXPLAIN findings).',
+          tables: ['big', 'grp_owner'],
+          steps: [{ kind: 'batched', name: 'copy', table: 'grp_owner', key: 'grp', writes: ['owner'],
+            projection: 'SELECT o.grp, (SELECT max(b.id) FROM big b WHERE b.v = o.owner) AS owner FROM grp_owner o WHERE o.grp BETWEEN $1 AND $2' }],
+        };`));
+        const p = await plan(f.db, m2, { samples: 1, largeTableRows: 5_000 });
+        const scan = p.steps[0]!.seqScans.find((s) => s.table === 'big');
+        assert.ok(scan, JSON.stringify(p.steps[0]!.seqScans));
+        assert.equal(scan.proposedIndex?.columns, '"v"');
+      } finally {
+        await f.drop();
+      }
+    });
+  });
+}
+
+describe('throttle and adaptive size', () => {
+  test('adaptBatchSize moves toward the target, at most ×2 / ÷2, damped', () => {
+    assert.equal(adaptBatchSize(1000, { durationMs: 100, rowsInRange: 1000 }, 200), 1700);
+    assert.equal(adaptBatchSize(1000, { durationMs: 800, rowsInRange: 1000 }, 200), 650);
+    assert.equal(adaptBatchSize(1000, { durationMs: 200, rowsInRange: 1000 }, 200), 1000);
+    assert.equal(adaptBatchSize(1000, { durationMs: 10, rowsInRange: 10 }, 200), 1000, 'a short last batch says little');
+  });
+
+  test('columnsIn reads the columns a scan filters or joins on', () => {
+    assert.deepEqual(columnsIn(['(("A" >= 1) AND ("A" <= 5))'], 'l', ['A', 'B']), ['A']);
+    assert.deepEqual(columnsIn(['(x.k = 3)', '(l."B" = u.id)'], 'l', ['A', 'B']), ['B']);
+  });
+
+  test('server: a run pauses while an old transaction is open, and goes on when it ends', async () => {
+    const f = await freshDb('postgres');
+    const other = await openDb(f.url);
+    try {
+      await f.db.exec(SABOTAGE_SCHEMA);
+      const m = await loadMigration(specFile(sabotaged('UPDATE acct SET balance = balance - 1 WHERE id <= 10')));
+      await other.query('BEGIN');
+      await other.query('SELECT txid_current()');
+      await new Promise((r) => setTimeout(r, 300));
+      const logs: string[] = [];
+      const t0 = performance.now();
+      setTimeout(() => void other.query('COMMIT'), 1_500);
+      const r = await applyPlanned(f.db, m, { onEvent: (e) => { if (e.type === 'log') logs.push(e.message); } }, { throttle: { maxTransactionAgeMs: 200, pollMs: 100 } });
+      assert.equal(r.status, 'completed', r.error?.message ?? "");
+      assert.ok(logs.some((l) => /throttled.*older than 200 ms/.test(l)), logs.join('\n'));
+      assert.ok(logs.some((l) => /throttle released/.test(l)));
+      assert.ok(performance.now() - t0 >= 1_000, 'it waited for the transaction to end');
+    } finally {
+      await other.close();
+      await f.drop();
+    }
+  });
+
+  test('planController pauses the run (resumable) when the condition outlasts maxWaitMs', async () => {
+    const f = await freshDb('postgres');
+    const other = await openDb(f.url);
+    try {
+      await f.db.exec(SABOTAGE_SCHEMA);
+      const m = await loadMigration(specFile(sabotaged('UPDATE acct SET balance = balance - 1 WHERE id <= 10')));
+      await other.query('BEGIN');
+      await other.query('SELECT txid_current()');
+      await new Promise((r) => setTimeout(r, 300));
+      const r = await applyPlanned(f.db, m, {}, { throttle: { maxTransactionAgeMs: 100, pollMs: 50, maxWaitMs: 300 } });
+      assert.equal(r.status, 'paused');
+      assert.equal(r.error?.code, 'BELAY_ABORTED');
+      await other.query('COMMIT');
+      const resumed = await applyPlanned(f.db, m, {}, {});
+      assert.equal(resumed.status, 'completed', resumed.error?.message ?? "");
+      assert.equal(resumed.resumed, true);
+      assert.ok(planController({ targetMs: 200 }).nextBatchSize, 'adaptive by default');
+    } finally {
+      await other.close();
+      await f.drop();
+    }
+  });
+});
+
+
