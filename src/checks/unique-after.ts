@@ -58,8 +58,9 @@ export async function uniqueShape(db: Db, check: UniqueAfterCheck, m: LoadedMigr
   const ix = r.rows[0];
   if (!ix) {
     const all = await db.query<{ name: string }>(`SELECT c.relname::text AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1 AND i.indisunique ORDER BY 1`, [info.oid]);
-    throw new SpecError(`check ${check.code}: index "${check.index}" does not exist on table ${info.sqlName}`, {
-      field, expected: `a unique index of ${info.sqlName}: ${all.rows.map((x) => x.name).join(', ') || '(none)'}`,
+    const names = all.rows.map((x) => x.name).join(', ') || '(none)';
+    throw new SpecError(`check ${check.code}: index "${check.index}" does not exist on table ${info.sqlName} (its unique indexes: ${names})`, {
+      field, expected: `a unique index of ${info.sqlName}: ${names}`,
       fix: 'Name an existing unique index of the step\'s table (its exact name and case).',
     });
   }

@@ -1,0 +1,370 @@
+// Pre-flight checks: the flagship's categories against the generator's planted truth, the unique-after
+// predictor (zero under the default projection, every colliding pair under a broken one), not-null,
+// bad input (check named, position shown, database unchanged), apply refusing, and in-batch guards.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { preflight, withPreflight, checkResults } from '../src/checks/preflight.ts';
+import { describeChecks } from '../src/checks/registry.ts';
+import { runChecks, type CheckFinding } from '../src/checks/run-checks.ts';
+import type { Db } from '../src/db/connection.ts';
+import { BelayError } from '../src/errors.ts';
+import { apply } from '../src/execute/apply.ts';
+import type { MigrationInput } from '../src/spec/define.ts';
+import { checksumOf, type LoadedMigration, validate } from '../src/spec/load.ts';
+import { validateSql } from '../src/spec/sql-parse.ts';
+import { generate, type Truth } from '../examples/event-type-owner/generate.ts';
+import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
+import { checksums, flagship } from './helpers/flagship.ts';
+
+const ROWS = 1500;
+const ALL = 1_000_000; // sample size that keeps every offending row
+
+/** A projection that assigns the single valid owner and ignores slug conflicts (what a naive script does). */
+const NAIVE_PROJECTION = `
+  SELECT e.id, min(l."B") AS "userId"
+    FROM "EventType" e
+    JOIN "_user_eventtype" l ON l."A" = e.id AND l."A" BETWEEN $1 AND $2
+    JOIN users u ON u.id = l."B"
+   WHERE e.id BETWEEN $1 AND $2 AND e."userId" IS NULL AND e."teamId" IS NULL
+   GROUP BY e.id HAVING count(*) = 1`;
+
+async function derived(base: LoadedMigration, edit: (spec: MigrationInput) => MigrationInput): Promise<LoadedMigration> {
+  const input = edit(structuredClone(base.spec) as MigrationInput);
+  const spec = validate(input, 'test');
+  await validateSql(spec, 'test');
+  return { spec, file: 'test', params: {}, checksum: checksumOf(spec, {}) };
+}
+
+function naive(base: LoadedMigration): Promise<LoadedMigration> {
+  return derived(base, (s) => ({
+    ...s,
+    id: 'event-type-owner-naive',
+    steps: s.steps.map((st) => (st.kind === 'batched' ? { ...st, projection: NAIVE_PROJECTION, verify: undefined } : st)),
+  }));
+}
+
+const byCode = (fs: CheckFinding[], code: string) => {
+  const f = fs.find((x) => x.code === code);
+  assert.ok(f, `finding ${code} present`);
+  return f;
+};
+const ids = (f: CheckFinding, col = 'id') => f.sample.map((r) => Number(r[col])).sort((a, b) => a - b);
+const sorted = (xs: Iterable<number>) => [...xs].sort((a, b) => a - b);
+const linkKey = (a: unknown, b: unknown) => `${a}:${b}`;
+
+async function userIds(db: Db): Promise<Set<number>> {
+  const r = await db.query<{ id: number }>('SELECT id FROM users');
+  return new Set(r.rows.map((x) => Number(x.id)));
+}
+
+for (const kind of DB_KINDS) {
+  describe(`checks on ${kind}`, () => {
+    // the read-only tests share one generated database: a check never changes it (each test asserts so)
+    let shared: { db: Db; drop(): Promise<void> };
+    let truth: Truth;
+    before(async () => {
+      shared = await freshDb(kind);
+      truth = await generate(shared.db, { rows: ROWS, seed: 7 });
+    });
+    after(() => shared.drop());
+
+    test('flagship: every category matches the planted truth, UNIQUE_USER_SLUG predicts zero, nothing changes', async () => {
+      const { db } = shared;
+      try {
+        const m = await flagship();
+        const before = await checksums(db);
+        const r = await runChecks(db, m, { sample: ALL });
+        assert.deepEqual(await checksums(db), before, 'read-only: every table unchanged');
+        const st = await db.query<{ s: string | null }>(`SELECT to_regclass('belay.runs')::text AS s`);
+        assert.equal(st.rows[0]!.s, null, 'belay check creates no state');
+
+        const assign = byCode(r.findings, 'ASSIGN');
+        assert.deepEqual(ids(assign), truth.categories.assign);
+        for (const row of assign.sample) assert.equal(Number(row.userId), truth.expectedOwner.get(Number(row.id)));
+        assert.deepEqual(ids(byCode(r.findings, 'UNOWNED')), truth.categories.unowned);
+        assert.deepEqual(ids(byCode(r.findings, 'AMBIGUOUS')), truth.categories.ambiguous);
+        assert.deepEqual(ids(byCode(r.findings, 'INCONSISTENT_OWNER')), truth.categories.inconsistent);
+        const conflicts = byCode(r.findings, 'SLUG_CONFLICT');
+        assert.deepEqual(ids(conflicts), sorted([...truth.categories.conflictExisting, ...truth.categories.conflictPair]));
+        for (const row of conflicts.sample) assert.equal(Number(row.conflictsWith), truth.conflictCounterpart.get(Number(row.id)), `counterpart of ${row.id}`);
+
+        const users = await userIds(db);
+        const orphanUser = byCode(r.findings, 'ORPHAN_LINK_USER');
+        const expectUser = [...truth.orphanLinks.missingUser, ...truth.orphanLinks.missingEventType.filter(([, b]) => !users.has(b))];
+        assert.equal(orphanUser.count, expectUser.length);
+        assert.deepEqual(new Set(orphanUser.sample.map((x) => linkKey(x.A, x.B))), new Set(expectUser.map(([a, b]) => linkKey(a, b))));
+        const orphanEt = byCode(r.findings, 'ORPHAN_LINK_EVENT_TYPE');
+        assert.equal(orphanEt.count, truth.orphanLinks.missingEventType.length);
+        assert.deepEqual(new Set(orphanEt.sample.map((x) => linkKey(x.A, x.B))), new Set(truth.orphanLinks.missingEventType.map(([a, b]) => linkKey(a, b))));
+
+        const unique = byCode(r.findings, 'UNIQUE_USER_SLUG');
+        assert.equal(unique.kind, 'unique-after');
+        assert.equal(unique.count, 0, 'the flagship projection skips every conflict');
+        assert.equal(r.ok, true);
+        for (const f of r.findings) assert.equal(f.count, f.count === 0 ? 0 : f.sample.length, `${f.code}: the sample holds every row when large enough`);
+      } finally {
+        // shared database: dropped after the suite
+      }
+    });
+
+    test('unique-after lists every colliding pair of a naive projection, also pairs far apart in id', async () => {
+      const { db } = shared;
+      try {
+        const m = await naive(await flagship());
+        const before = await checksums(db);
+        const r = await runChecks(db, m, { sample: ALL });
+        assert.deepEqual(await checksums(db), before);
+        const f = byCode(r.findings, 'UNIQUE_USER_SLUG');
+        const expected = sorted([...truth.categories.conflictExisting, ...truth.categories.conflictPair]);
+        assert.equal(f.count, expected.length);
+        assert.deepEqual(ids(f), expected);
+        const pairs = new Set(truth.categories.conflictPair);
+        let far = 0;
+        for (const row of f.sample) {
+          const id = Number(row.id);
+          assert.equal(Number(row.collidesWith), truth.conflictCounterpart.get(id), `row ${id} collides with its planted counterpart`);
+          // a pair's two rows are both written by the step; an existing conflict meets a row that stays
+          assert.equal(row.collidesWithChanged, pairs.has(id));
+          if (pairs.has(id) && Math.abs(Number(row.collidesWith) - id) > truth.lastEventTypeId / 4) far++;
+        }
+        assert.ok(far >= 2, `pairs in different batches are found (${far} far apart)`);
+        assert.equal(r.ok, false);
+        assert.deepEqual(r.blocking, ['UNIQUE_USER_SLUG']);
+      } finally {
+        // shared database: dropped after the suite
+      }
+    });
+
+    test('not-null: NULLs after the step\'s projected values, and as the table is now', async () => {
+      const { db } = shared;
+      try {
+        const m = await derived(await flagship(), (s) => ({
+          ...s,
+          checks: [
+            { kind: 'not-null', code: 'OWNER_AFTER', table: 'EventType', column: 'userId', step: 'assign-owner' },
+            { kind: 'not-null', code: 'OWNER_NOW', severity: 'warn', table: 'EventType', column: 'userId' },
+          ],
+        }));
+        const r = await runChecks(db, m, { sample: ALL });
+        const c = truth.counts;
+        const after = byCode(r.findings, 'OWNER_AFTER');
+        const stayNull = sorted([...truth.categories.unowned, ...truth.categories.ambiguous, ...truth.categories.conflictExisting, ...truth.categories.conflictPair, ...truth.categories.team]);
+        assert.equal(after.count, stayNull.length);
+        assert.deepEqual(ids(after), stayNull);
+        assert.ok(after.sample.every((x) => x.changedByStep === false));
+        assert.equal(byCode(r.findings, 'OWNER_NOW').count, c.assign + c.unowned + c.ambiguous + c.conflictExisting + c.conflictPair + c.team);
+        assert.deepEqual(r.blocking, ['OWNER_AFTER']);
+      } finally {
+        // shared database: dropped after the suite
+      }
+    });
+
+    test('bad input: the failing check is named with line and column, missing names are named, nothing changes', async () => {
+      const { db } = shared;
+      try {
+        const base = await flagship();
+        const before = await checksums(db);
+        const withCheck = (check: object) => derived(base, (s) => ({ ...s, checks: [check as never] }));
+        const fails = async (m: LoadedMigration, code: string, ...parts: RegExp[]) => {
+          const err = await runChecks(db, m).then(() => undefined, (e: unknown) => e);
+          assert.ok(err instanceof BelayError, `throws a BelayError, got ${String(err)}`);
+          assert.equal(err.code, code);
+          for (const p of parts) assert.match(err.message, p);
+          return err;
+        };
+        const e1 = await fails(await withCheck({ kind: 'sql', code: 'BAD_COLUMN', severity: 'error', message: 'x', sql: 'SELECT id,\n       nosuch\n  FROM "EventType"' }),
+          'BELAY_CHECK_SQL', /check BAD_COLUMN/, /nosuch/, /line 2, column 8/);
+        assert.equal(e1.exitCode, 3);
+        await fails(await withCheck({ kind: 'sql', code: 'BAD_TABLE', severity: 'error', message: 'x', sql: 'SELECT * FROM "EventTypes"' }),
+          'BELAY_CHECK_SQL', /BAD_TABLE/, /"EventTypes"/, /line 1, column 15/);
+        await fails(await withCheck({ kind: 'sql', code: 'DIVIDE', severity: 'error', message: 'x', sql: 'SELECT id / 0 AS x FROM "EventType"' }),
+          'BELAY_CHECK_SQL', /DIVIDE/, /division by zero/);
+        // a SELECT can still write (a sequence here); the read-only transaction refuses it
+        await fails(await withCheck({ kind: 'sql', code: 'SNEAKY', severity: 'error', message: 'x', sql: `SELECT setval(pg_get_serial_sequence('users', 'id'), 1)` }),
+          'BELAY_CHECK_SQL', /SNEAKY/, /read-only/);
+        await fails(await withCheck({ kind: 'orphans', code: 'NO_TABLE', table: 'links', column: 'B', references: { table: 'users', column: 'id' } }),
+          'BELAY_SPEC', /"links" does not exist/);
+        await fails(await withCheck({ kind: 'orphans', code: 'NO_COLUMN', table: '_user_eventtype', column: 'C', references: { table: 'users', column: 'id' } }),
+          'BELAY_SPEC', /column "C" does not exist/);
+        await fails(await withCheck({ kind: 'unique-after', code: 'NO_INDEX', step: 'assign-owner', index: 'EventType_user_slug' }),
+          'BELAY_SPEC', /index "EventType_user_slug" does not exist/, /EventType_userId_slug_key/);
+        // an error inside the step's projection is shown in the projection's own text
+        const badProjection = await derived(base, (s) => ({
+          ...s,
+          checks: [{ kind: 'unique-after', code: 'UNIQUE_USER_SLUG', step: 'assign-owner', index: 'EventType_userId_slug_key' }],
+          steps: s.steps.map((st) => (st.kind === 'batched' ? { ...st, projection: 'SELECT e.id,\n  e."ownerId" AS "userId" FROM "EventType" e WHERE e.id BETWEEN $1 AND $2' } : st)),
+        }));
+        const e2 = await fails(badProjection, 'BELAY_CHECK_SQL', /UNIQUE_USER_SLUG/, /steps\.0\.projection \(assign-owner\)/, /line 2, column 3/);
+        assert.equal(e2.details.field, 'steps.0.projection (assign-owner)');
+        assert.deepEqual(await checksums(db), before, 'nothing changed');
+      } finally {
+        // shared database: dropped after the suite
+      }
+    });
+
+    test('apply refuses before any write when an error finding has rows (exit 6); the flagship passes, guards never fire', async () => {
+      const { db, drop } = await freshDb(kind);
+      try {
+        const truth = await generate(db, { rows: 1200, seed: 9 });
+        {
+          const naiveM = await naive(await flagship());
+          const before = await checksums(db);
+          const r = await apply(db, naiveM, withPreflight({}));
+          assert.equal(r.status, 'failed');
+          assert.equal(r.error?.code, 'BELAY_CHECKS');
+          assert.equal(r.error?.exitCode, 6);
+          assert.deepEqual(r.error?.details.blocking, ['UNIQUE_USER_SLUG']);
+          assert.deepEqual(await checksums(db), before, 'no write');
+          const stored = await checkResults(db, r.runId);
+          const u = stored.find((x) => x.code === 'UNIQUE_USER_SLUG')!;
+          assert.equal(u.outcome, 'blocked');
+          assert.ok(u.count > 0);
+          assert.equal(stored.length, naiveM.spec.checks.length);
+        }
+        {
+          const m = await flagship();
+          // then the flagship itself on the same data: passes, stored with its run id, guards never fire
+          const p = preflight();
+          const guardNames = new Set<string>();
+          const r = await apply(db, m, {
+            beforeWrite: p.beforeWrite,
+            batchSize: 250,
+            controller: { guards: (ctx, step, t) => { const g = p.controller.guards!(ctx, step, t); g.forEach((x) => guardNames.add(x.name)); return g; } },
+          });
+          assert.equal(r.error, undefined);
+          assert.equal(r.status, 'completed');
+          assert.deepEqual([...guardNames], ['guard UNIQUE_USER_SLUG']);
+          assert.equal(r.steps[0]!.rowsChanged, truth.counts.assign);
+          const stored = await checkResults(db, r.runId);
+          assert.equal(stored.find((x) => x.code === 'ASSIGN')!.count, truth.counts.assign);
+          assert.equal(stored.find((x) => x.code === 'UNIQUE_USER_SLUG')!.outcome, 'passed');
+          assert.equal(p.report?.ok, true);
+          assert.ok(describeChecks(m).find((d) => d.code === 'UNIQUE_USER_SLUG')!.guardsBatches);
+        }
+      } finally {
+        await drop();
+      }
+    });
+
+    test('a guard catches a parent deleted after the pre-flight: the batch is rolled back, no wrong value', async () => {
+      const { db, drop } = await freshDb(kind);
+      try {
+        const m = await smallSpec();
+        await smallData(db);
+        let batches = 0;
+        const r = await apply(db, m, withPreflight({
+          batchSize: 3,
+          controller: {
+            // between the pre-flight and the second batch, someone deletes the owner that batch would write
+            async beforeBatch(ctx) {
+              if (++batches === 2) await ctx.db.query('DELETE FROM parents WHERE id = 5');
+            },
+          },
+        }));
+        assert.equal(r.status, 'failed');
+        assert.equal(r.error?.code, 'BELAY_VERIFY');
+        assert.match(r.error!.message, /guard OWNER_EXISTS/);
+        assert.match(r.error!.message, /rolled back/);
+        assert.deepEqual((r.error!.details.sample as Array<{ key: number; value: number }>).map((x) => [Number(x.key), Number(x.value)]), [[5, 5]]);
+        const items = await db.query<{ id: number; owner: number | null }>('SELECT id, owner FROM items ORDER BY id');
+        // batch 1 (ids 1-3) committed; batch 2 (ids 4-6) rolled back whole; nothing after it ran
+        assert.deepEqual(items.rows.map((x) => [Number(x.id), x.owner === null ? null : Number(x.owner)]),
+          [[1, 1], [2, 2], [3, 3], [4, null], [5, null], [6, null], [7, null], [8, null]]);
+        assert.equal((await checkResults(db, r.runId)).every((x) => x.outcome === 'passed'), true);
+      } finally {
+        await drop();
+      }
+    });
+  });
+}
+
+test('postgres: a colliding row inserted after the pre-flight stops its batch: rolled back, nothing written, index named', async () => {
+  const { db, url, drop } = await freshDb('postgres');
+  const { openDb } = await import('../src/db/connection.ts');
+  const other = await openDb(url);
+  try {
+    const m = await smallSpec();
+    await smallData(db);
+    let batches = 0;
+    const r = await apply(db, m, withPreflight({
+      batchSize: 3,
+      controller: {
+        async beforeBatch() {
+          // another session takes (owner 5, slug 's5') after the pre-flight passed
+          if (++batches === 2) await other.query(`INSERT INTO items (id, slug, owner, want) VALUES (100, 's5', 5, NULL)`);
+        },
+      },
+    }));
+    assert.equal(r.status, 'failed');
+    assert.match(r.error!.message, /items_owner_slug/);
+    const items = await db.query<{ id: number; owner: number | null }>('SELECT id, owner FROM items WHERE id BETWEEN 4 AND 6 ORDER BY id');
+    assert.deepEqual(items.rows.map((x) => x.owner), [null, null, null], 'the whole batch rolled back');
+    // the pre-flight run on the same data now predicts the collision
+    const again = await runChecks(db, m, { sample: 10 });
+    const f = again.findings.find((x) => x.code === 'UNIQUE_OWNER_SLUG')!;
+    assert.equal(f.count, 1);
+    assert.equal(Number(f.sample[0]!.id), 5);
+    assert.equal(Number(f.sample[0]!.collidesWith), 100);
+  } finally {
+    await other.close();
+    await drop();
+  }
+});
+
+test('unique-after respects partial indexes and NULLS NOT DISTINCT', async () => {
+  const { db, drop } = await freshDb('postgres');
+  try {
+    await db.exec(`
+      CREATE TABLE t (id int PRIMARY KEY, a int, b text, live boolean NOT NULL DEFAULT true, want int);
+      CREATE UNIQUE INDEX t_partial ON t (a, b) WHERE live;
+      CREATE UNIQUE INDEX t_nnd ON t (a, b) NULLS NOT DISTINCT;
+      INSERT INTO t VALUES (1, 1, 'x', true, NULL), (2, NULL, 'y', true, NULL), (3, NULL, 'x', false, 1), (4, NULL, 'z', true, NULL), (5, NULL, 'w', true, NULL);
+    `);
+    // id 3 (not live) takes a = 1 like id 1: no collision under the partial index, one under the plain one.
+    // ids 4 and 5 stay NULL: collide with nothing under NULLS NOT DISTINCT as their b differ.
+    const spec = validate({
+      id: 'partial', purpose: 'a small spec to test partial indexes', tables: ['t'],
+      checks: [
+        { kind: 'unique-after', code: 'PARTIAL', step: 's', index: 't_partial' },
+        { kind: 'unique-after', code: 'NND', step: 's', index: 't_nnd' },
+      ],
+      steps: [{ kind: 'batched', name: 's', table: 't', writes: ['a'], projection: 'SELECT id, want AS a FROM t WHERE id BETWEEN $1 AND $2 AND want IS NOT NULL' }],
+    });
+    let r = await runChecks(db, { spec, file: 't', params: {}, checksum: 'x' });
+    assert.equal(r.findings.find((f) => f.code === 'PARTIAL')!.count, 0);
+    assert.equal(r.findings.find((f) => f.code === 'NND')!.count, 1);
+    // now a step that sets b = 'y' on id 4 (a stays NULL): collides with id 2 only when NULLs are not distinct
+    const spec2 = validate({ ...spec, steps: [{ kind: 'batched', name: 's', table: 't', writes: ['b'], projection: `SELECT id, 'y' AS b FROM t WHERE id BETWEEN $1 AND $2 AND id = 4` }] });
+    r = await runChecks(db, { spec: spec2, file: 't', params: {}, checksum: 'x' });
+    assert.equal(r.findings.find((f) => f.code === 'PARTIAL')!.count, 0, 'NULL never collides in a plain index');
+    const nnd = r.findings.find((f) => f.code === 'NND')!;
+    assert.equal(nnd.count, 1);
+    assert.equal(Number(nnd.sample[0]!.collidesWith), 2);
+  } finally {
+    await drop();
+  }
+});
+
+// ---- a small schema for guards: items get an owner from `want`; owners must exist; (owner, slug) unique.
+
+async function smallData(db: Db): Promise<void> {
+  await db.exec(`
+    CREATE TABLE parents (id int PRIMARY KEY);
+    CREATE TABLE items (id int PRIMARY KEY, slug text NOT NULL, owner int, want int);
+    CREATE UNIQUE INDEX items_owner_slug ON items (owner, slug);
+    INSERT INTO parents SELECT g FROM generate_series(1, 8) g;
+    INSERT INTO items SELECT g, 's' || g, NULL, g FROM generate_series(1, 8) g;
+  `);
+}
+
+function smallSpec(): Promise<LoadedMigration> {
+  const spec = validate({
+    id: 'items-owner', purpose: 'give every item the owner it wants', tables: ['items', 'parents'],
+    checks: [
+      { kind: 'orphans', code: 'OWNER_EXISTS', severity: 'error', table: 'items', column: 'owner', references: { table: 'parents', column: 'id' } },
+      { kind: 'unique-after', code: 'UNIQUE_OWNER_SLUG', step: 'set-owner', index: 'items_owner_slug' },
+    ],
+    steps: [{ kind: 'batched', name: 'set-owner', table: 'items', writes: ['owner'], projection: 'SELECT id, want AS owner FROM items WHERE id BETWEEN $1 AND $2 AND owner IS NULL AND want IS NOT NULL' }],
+  }, 'items');
+  return Promise.resolve({ spec, file: 'items', params: {}, checksum: checksumOf(spec, {}) });
+}
