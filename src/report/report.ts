@@ -168,7 +168,7 @@ function stages(run: { startedAt: string; finishedAt: string | null; status: str
   // events that carry their own duration (backups, checks, verification … as other stages record them)
   for (const e of events) {
     const d = (e.data ?? {}) as Record<string, unknown>;
-    if (typeof d.durationMs === 'number' && e.type !== 'run-finished') out.push({ stage: e.type, startedAt: e.at, durationMs: d.durationMs, detail: '' });
+    if (typeof d.durationMs === 'number' && e.type !== 'run-finished') out.push({ stage: e.type, startedAt: null, durationMs: d.durationMs, detail: `recorded at ${e.at}` });
   }
   for (const s of steps) out.push({ stage: `step ${s.name}`, startedAt: s.startedAt, durationMs: s.durationMs === null ? null : Number(s.durationMs), detail: `${s.kind}, ${s.status}, ${fmtInt(Number(s.rowsChanged))} rows changed` });
   return out;
