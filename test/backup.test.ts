@@ -225,8 +225,11 @@ for (const kind of DB_KINDS) {
         assert.notDeepEqual(await checksums(db, ['items']), before);
         const runId = taken[0]!.runId!;
         await db.close();
-        assert.equal(await main(['node', 'belay', '--db', f.url, '--json', 'backups', 'verify', String(taken[0]!.id)]), EXIT.ok);
-        assert.equal(await main(['node', 'belay', '--db', f.url, '--json', 'backups', 'list']), EXIT.ok);
+        // each CLI call opens PGlite afresh (seconds each): the read-only commands run on the server only
+        if (kind === 'postgres') {
+          assert.equal(await main(['node', 'belay', '--db', f.url, '--json', 'backups', 'verify', String(taken[0]!.id)]), EXIT.ok);
+          assert.equal(await main(['node', 'belay', '--db', f.url, '--json', 'backups', 'list']), EXIT.ok);
+        }
         assert.equal(await main(['node', 'belay', '--db', f.url, 'apply', migration, '--no-backup', '--backup-dir', '/tmp/x']), EXIT.usage);
         assert.equal(await main(['node', 'belay', '--db', f.url, '--json', 'backups', 'restore', String(taken[0]!.id), '--yes']), EXIT.ok);
         db = await openDb(f.url);
@@ -240,10 +243,9 @@ for (const kind of DB_KINDS) {
         assert.equal(runs.rows.length, 2);
         assert.equal((await listBackups(db, { runId: runs.rows[1]!.id })).length, 0);
         assert.notDeepEqual(await checksums(db, ['items']), before);
-        await db.close();
         // drop removes the copy
-        assert.equal(await main(['node', 'belay', '--db', f.url, '--json', 'backups', 'drop', String(taken[0]!.id)]), EXIT.ok);
-        db = await openDb(f.url);
+        if (kind === 'postgres') assert.equal(await main(['node', 'belay', '--db', f.url, '--json', 'backups', 'drop', String(taken[0]!.id)]), EXIT.ok);
+        else await dropBackup(db, taken[0]!.id);
         const gone = await db.query<{ gone: boolean }>(`SELECT to_regclass($1) IS NULL AS gone`, [copySqlName(taken[0]!)]);
         assert.equal(gone.rows[0]!.gone, true);
         await db.close();
