@@ -1,5 +1,45 @@
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { ConnectionError } from '../errors.ts';
+
+const LOCK_FILE = '.belay-open';
+
+/**
+ * PGlite is one process's database: a second process opening the same folder would corrupt it.
+ * A lock file holding the owner's pid guards it; a lock left by a dead process (kill -9) is taken over.
+ */
+function lockFolder(dir: string): () => void {
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, LOCK_FILE);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(file, 'wx', 0o600);
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return () => rmSync(file, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number(readFileSync(file, 'utf8').trim());
+      if (pid && pid !== process.pid && isAlive(pid)) {
+        throw new ConnectionError(`PGlite database ${dir} is open in another process (pid ${pid})`, {
+          fix: 'Wait for that process to finish: a PGlite folder can be opened by one process at a time.',
+        });
+      }
+      rmSync(file, { force: true });
+    }
+  }
+  throw new ConnectionError(`cannot lock PGlite database ${dir}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 import { type Db, wrapDbError } from './connection.ts';
 
 /** `pglite:memory` (or `pglite:`) is in memory; `pglite:<dir>` persists in that folder. */
@@ -7,9 +47,11 @@ export async function openPglite(url: string): Promise<Db> {
   const target = url.slice('pglite:'.length);
   const dataDir = target === '' || target === 'memory' ? undefined : target;
   let pgl: PGlite;
+  const unlock = dataDir ? lockFolder(dataDir) : () => undefined;
   try {
     pgl = await PGlite.create(dataDir);
   } catch (err) {
+    unlock();
     throw new ConnectionError(`cannot open PGlite database at ${dataDir ?? 'memory'}: ${(err as Error).message}`, {
       cause: err,
       fix: 'Check that the folder exists, is writable and holds a PGlite database (or is empty).',
@@ -58,6 +100,7 @@ export async function openPglite(url: string): Promise<Db> {
     },
     async close() {
       await pgl.close().catch(() => undefined);
+      unlock();
     },
   };
 }

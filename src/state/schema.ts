@@ -184,23 +184,29 @@ export const STATE_VERSION = STATE_MIGRATIONS[STATE_MIGRATIONS.length - 1]!.vers
 
 /** Creates or upgrades schema belay to STATE_VERSION. Idempotent and safe to race. */
 export async function ensureState(db: Db): Promise<number> {
-  const current = await stateVersion(db);
-  if (current === STATE_VERSION) return current;
+  const applied = await appliedVersions(db);
+  if (STATE_MIGRATIONS.every((m) => applied.has(m.version))) return STATE_VERSION;
   return transaction(db, async () => {
     await db.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK_KEY]);
     await db.query(`CREATE SCHEMA IF NOT EXISTS belay`);
     await db.query(`REVOKE ALL ON SCHEMA belay FROM PUBLIC`);
     await db.query(`CREATE TABLE IF NOT EXISTS belay.state_version (version int NOT NULL)`);
-    const r = await db.query<{ v: number | null }>(`SELECT max(version)::int AS v FROM belay.state_version`);
-    let v = r.rows[0]?.v ?? 0;
+    // every entry not yet recorded, in order: versions are a set, not a high-water mark
+    const done = await appliedVersions(db);
     for (const m of STATE_MIGRATIONS) {
-      if (m.version <= v) continue;
+      if (done.has(m.version)) continue;
       await db.exec(m.sql);
       await db.query(`INSERT INTO belay.state_version (version) VALUES ($1)`, [m.version]);
-      v = m.version;
     }
-    return v;
+    return STATE_VERSION;
   });
+}
+
+async function appliedVersions(db: Db): Promise<Set<number>> {
+  const r = await db.query<{ exists: boolean }>(`SELECT to_regclass('belay.state_version') IS NOT NULL AS exists`);
+  if (!r.rows[0]?.exists) return new Set();
+  const v = await db.query<{ version: number }>(`SELECT version FROM belay.state_version`);
+  return new Set(v.rows.map((x) => Number(x.version)));
 }
 
 /** 0 when belay has never run on this database. */
