@@ -146,6 +146,8 @@ for (const kind of DB_KINDS) {
         }
         const runs = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM belay.runs`);
         assert.equal(runs.rows[0]!.n, 0, 'a dry run is never recorded as a run');
+        const seq = await f.db.query<{ used: boolean }>(`SELECT is_called AS used FROM belay.runs_id_seq`);
+        assert.equal(seq.rows[0]!.used, false, 'the next real run is still run 1');
         const trials = await f.db.query<{ kind: string; result: string }>(`SELECT kind, result FROM belay.trials`);
         assert.deepEqual(trials.rows, [{ kind: 'dry-run', result: 'pass' }]);
         const ledger = readLedger(path.join(dir, 'belay-ledger.jsonl'));

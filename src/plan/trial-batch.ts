@@ -7,7 +7,7 @@ import { applyBatchSql, boundsSql, SET_TIMEOUTS_SQL, type BatchTarget, verifyBat
 import { DbError } from '../errors.ts';
 import type { BatchedStep } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
-import { createRun } from '../state/store.ts';
+import { INSERT_TRIAL_RUN_SQL, TRIAL_RUN_ID } from './trial-sql.ts';
 import { explainSql } from './plan-sql.ts';
 
 export interface TrialOptions {
@@ -54,7 +54,8 @@ export async function trialBatch(db: Db, m: LoadedMigration, stepNo: number, opt
       }
     }
     // a scratch run record: the undo log's foreign keys need one; it is rolled back with the batch
-    const runId = await createRun(db, { migrationId: m.spec.id, checksum: m.checksum, params: m.params, spec: m.spec, file: m.file, mode: 'trial', steps: m.spec.steps });
+    await db.query(INSERT_TRIAL_RUN_SQL, [m.spec.id, m.checksum, JSON.stringify(m.spec), m.spec.steps.map((s) => s.name), m.spec.steps.map((s) => s.kind)]);
+    const runId = TRIAL_RUN_ID;
     const t = await batchTarget(db, step, stepNo);
     const t0 = performance.now();
     await db.query(SET_TIMEOUTS_SQL, [`${o.lockTimeoutMs}ms`, `${o.statementTimeoutMs}ms`]);
