@@ -38,5 +38,15 @@ export { schemaSnapshotHook, snapshotSchema, diffTable, type SchemaSnapshot, typ
 export { writeRunDocs, type RunDocs } from './report/write-docs.ts';
 export { composeHooks, type WriteHooks } from './execute/compose-hooks.ts';
 export { ERROR_CODES, errorCodeInfo, type ErrorCodeInfo } from './error-codes.ts';
+export { plan, assertPlanCurrent, readPlanFile, writePlanFile, isPlanFile, PLAN_VERSION, type Plan, type PlanOptions, type TablePlan, type StepPlan } from './plan/plan.ts';
+export { dryRun, type DryRunOptions, type DryRunResult, type DryRunStep } from './plan/dry-run.ts';
+export { rehearse, type RehearseOptions, type RehearseResult, type TableEvidence } from './plan/rehearse.ts';
+export { applyPlanned, tempIndexHooks, type PlannedApplyOptions } from './plan/apply-planned.ts';
+export { createTempIndexes, dropTempIndexes, type TempIndexResult } from './plan/temp-indexes.ts';
+export { planController, adaptBatchSize, throttleReasons, DEFAULT_THROTTLE, type ThrottleOptions } from './plan/throttle.ts';
+export {
+  loadProjectConfig, parseConfig, resolveEnvironment, ledgerFor, recordLedger, readLedger, assertApplyAllowed,
+  type Environment, type ProjectConfig, type Ledger, type LedgerEntry,
+} from './plan/environments.ts';
 export type { BelayEvent, EventSink } from './events.ts';
 export * from './errors.ts';
