@@ -30,37 +30,39 @@ function jsonObject(alias: string, cols: readonly string[]): string {
 
 /**
  * One statement that computes the projection, writes only the rows whose values change, and stores
- * before- and after-images in the undo log. The guard `t.c IS NOT DISTINCT FROM o.c` makes the
- * recorded before-image exact under concurrency: a row changed by another transaction after this
- * statement's snapshot fails the re-check and is left alone instead of being logged wrongly.
+ * before- and after-images in the undo log. The before-image is read in the UPDATE's own FROM and
+ * returned by it, so every join is an index probe on the key (projection estimates are often 1 row,
+ * and a join between two CTEs would then be a nested loop over both). The guard
+ * `t.c IS NOT DISTINCT FROM s.old` makes the before-image exact under concurrency: a row changed by
+ * another transaction after this statement's snapshot fails the re-check and is left alone.
  */
 export function applyBatchSql(t: BatchTarget, projection: string): string {
   const k = ident(t.key);
-  const cols = [t.key, ...t.writes];
-  const set = t.writes.map((c) => `${ident(c)} = p.${ident(c)}`).join(', ');
-  const differs = t.writes.map((c) => `t.${ident(c)} IS DISTINCT FROM p.${ident(c)}`).join(' OR ');
-  const unchanged = t.writes.map((c) => `t.${ident(c)} IS NOT DISTINCT FROM o.${ident(c)}`).join(' AND ');
+  const range = `BETWEEN $1::${t.keyType} AND $2::${t.keyType}`;
+  const w = t.writes.map((c, i) => ({ col: ident(c), name: c, nw: ident(`belay_new_${i}`), old: ident(`belay_old_${i}`) }));
+  const object = (key: string, pick: (x: (typeof w)[number]) => string) =>
+    `jsonb_build_object(${literal(t.key)}, ${key}, ${w.map((x) => `${literal(x.name)}, ${pick(x)}`).join(', ')})`;
   return `WITH p AS (
 ${projection}
-), o AS (
-  SELECT ${cols.map((c) => `t.${ident(c)}`).join(', ')} FROM ${t.table} t
-   WHERE t.${k} BETWEEN $1::${t.keyType} AND $2::${t.keyType} AND t.${k} IN (SELECT ${k} FROM p)
 ), u AS (
-  UPDATE ${t.table} t SET ${set}
-    FROM p, o
-   WHERE t.${k} = p.${k} AND o.${k} = p.${k} AND t.${k} BETWEEN $1::${t.keyType} AND $2::${t.keyType}
-     AND (${differs}) AND ${unchanged}
-  RETURNING ${cols.map((c) => `t.${ident(c)}`).join(', ')}
+  UPDATE ${t.table} t SET ${w.map((x) => `${x.col} = s.${x.nw}`).join(', ')}
+    FROM (SELECT p.${k} AS belay_key, ${w.map((x) => `p.${x.col} AS ${x.nw}, o.${x.col} AS ${x.old}`).join(', ')}
+            FROM p JOIN ${t.table} o ON o.${k} = p.${k} WHERE o.${k} ${range}) s
+   WHERE t.${k} = s.belay_key AND t.${k} ${range}
+     AND (${w.map((x) => `t.${x.col} IS DISTINCT FROM s.${x.nw}`).join(' OR ')})
+     AND ${w.map((x) => `t.${x.col} IS NOT DISTINCT FROM s.${x.old}`).join(' AND ')}
+  RETURNING t.${k} AS belay_key, ${w.map((x) => `s.${x.old}, t.${x.col} AS ${x.nw}`).join(', ')}
 ), ins AS (
   INSERT INTO belay.undo (run_id, step_no, batch_no, table_name, key_column, columns, row_count, before, after)
   SELECT $3::bigint, $4::int, $5::int, ${literal(t.tableName)}, ${literal(t.key)}, ARRAY[${t.writes.map(literal).join(', ')}]::text[], count(*),
-         coalesce(jsonb_agg(${jsonObject('o', cols)}), '[]'::jsonb), coalesce(jsonb_agg(${jsonObject('u', cols)}), '[]'::jsonb)
-    FROM u JOIN o ON o.${k} = u.${k}
+         coalesce(jsonb_agg(${object('u.belay_key', (x) => `u.${x.old}`)}), '[]'::jsonb),
+         coalesce(jsonb_agg(${object('u.belay_key', (x) => `u.${x.nw}`)}), '[]'::jsonb)
+    FROM u
   RETURNING row_count
 )
 SELECT (SELECT row_count FROM ins)::int AS changed,
        (SELECT count(*) - count(DISTINCT ${k}) FROM p)::int AS duplicate_keys,
-       (SELECT count(*) FROM p WHERE ${k} NOT BETWEEN $1::${t.keyType} AND $2::${t.keyType} OR ${k} IS NULL)::int AS out_of_range`;
+       (SELECT count(*) FROM p WHERE ${k} NOT ${range} OR ${k} IS NULL)::int AS out_of_range`;
 }
 
 /** Wraps a step's in-batch verification: it may read `written`, the rows this batch wrote (after-image). */
