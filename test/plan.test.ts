@@ -78,7 +78,7 @@ for (const kind of DB_KINDS) {
         assert.ok(s.rates && s.rates.low <= s.rates.mid && s.rates.mid <= s.rates.high);
         assert.ok(p.batchSize >= 100);
         assert.ok(p.estimate.lowMs <= p.estimate.midMs && p.estimate.midMs <= p.estimate.highMs && p.estimate.highMs > 0);
-        assert.ok(p.estimate.highMs >= p.estimate.midMs * 1.19, 'the range is at least ±20 %');
+        assert.ok(p.estimate.highMs >= p.estimate.midMs * 1.199 && p.estimate.lowMs <= p.estimate.midMs * 0.801, 'the range is at least ±20 %');
         const file = path.join(tmp(), 'plan.json');
         writePlanFile(file, p);
         assert.ok(isPlanFile(file));
@@ -292,9 +292,11 @@ for (const kind of DB_KINDS) {
 }
 
 describe('throttle and adaptive size', () => {
-  test('adaptBatchSize moves toward the target, at most ×2 / ÷2, damped', () => {
-    assert.equal(adaptBatchSize(1000, { durationMs: 100, rowsInRange: 1000 }, 200), 1700);
-    assert.equal(adaptBatchSize(1000, { durationMs: 800, rowsInRange: 1000 }, 200), 650);
+  test('adaptBatchSize shrinks at once (down to ÷2) and grows by half the way (at most ×1.5)', () => {
+    assert.equal(adaptBatchSize(1000, { durationMs: 100, rowsInRange: 1000 }, 200), 1500);
+    assert.equal(adaptBatchSize(1000, { durationMs: 160, rowsInRange: 1000 }, 200), 1125);
+    assert.equal(adaptBatchSize(1000, { durationMs: 800, rowsInRange: 1000 }, 200), 500);
+    assert.equal(adaptBatchSize(1000, { durationMs: 250, rowsInRange: 1000 }, 200), 800);
     assert.equal(adaptBatchSize(1000, { durationMs: 200, rowsInRange: 1000 }, 200), 1000);
     assert.equal(adaptBatchSize(1000, { durationMs: 10, rowsInRange: 10 }, 200), 1000, 'a short last batch says little');
   });

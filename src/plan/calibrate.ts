@@ -12,6 +12,8 @@ export const MIN_BATCH_SIZE = 100;
 export const MAX_BATCH_SIZE = 200_000;
 /** The range is at least this wide around its midpoint: load and caches vary between plan and apply. */
 export const MIN_SPREAD = 0.2;
+/** The first probe batch: small, so that a slow projection does not make planning slow. */
+export const PROBE_SIZE = 1_000;
 
 export interface CalibrationSample {
   lo: string;
@@ -32,13 +34,13 @@ export interface Rates {
  * Runs `samples` rolled-back batches of `size` rows at evenly spread key positions of the step's
  * table (start, middle, …) and returns their timings. The first batch also yields the EXPLAIN.
  */
-export async function calibrate(db: Db, m: LoadedMigration, stepNo: number, opts: { size: number; rows: number; samples?: number }): Promise<{ samples: CalibrationSample[]; explain?: unknown; first?: TrialBatch }> {
+export async function calibrate(db: Db, m: LoadedMigration, stepNo: number, opts: { size: number; rows: number; samples?: number; warmUp?: boolean }): Promise<{ samples: CalibrationSample[]; explain?: unknown; first?: TrialBatch }> {
   const n = opts.samples ?? DEFAULT_CALIBRATION_SAMPLES;
   const out: CalibrationSample[] = [];
   let explain: unknown;
   let first: TrialBatch | undefined;
   // one warm-up pass over the first batch: the first touch of cold pages is not what a run sees
-  await trialBatch(db, m, stepNo, { after: null, size: Math.min(opts.size, 1000) });
+  if (opts.warmUp !== false) await trialBatch(db, m, stepNo, { after: null, size: Math.min(opts.size, 1000) });
   for (let i = 0; i < n; i++) {
     const offset = Math.floor((opts.rows * i) / n);
     let after: string | null = null;

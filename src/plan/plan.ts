@@ -12,7 +12,7 @@ import type { BatchedStep } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { ensureState } from '../state/schema.ts';
 import {
-  calibrate, type CalibrationSample, chooseBatchSize, DEFAULT_TARGET_BATCH_MS, estimateStepMs, type Rates, ratesOf, widen,
+  calibrate, type CalibrationSample, chooseBatchSize, PROBE_SIZE, DEFAULT_TARGET_BATCH_MS, estimateStepMs, type Rates, ratesOf, widen,
 } from './calibrate.ts';
 import { CONSTRAINT_DEFS_SQL, exactCountSql, INDEX_DEFS_SQL, TABLE_SIZE_SQL } from './plan-sql.ts';
 import { findSeqScans, type SeqScanFinding } from './explain.ts';
@@ -117,17 +117,18 @@ export async function plan(db: Db, m: LoadedMigration, opts: PlanOptions = {}): 
       continue;
     }
     const rows = rowsOf(step.table);
-    let size = step.batchSize ?? calSize;
-    let cal = await calibrate(db, m, i, { size, rows, samples: opts.samples });
-    let rates = ratesOf(cal.samples);
-    // per-batch costs are not linear in the size: measure again at the size the target asks for
-    for (let round = 0; round < 2; round++) {
-      const want = chooseBatchSize(rates, targetBatchMs, size);
-      if (want >= size / 1.5 && want <= size * 1.5) break;
+    // probe with single small batches until the size the target asks for settles (per-batch costs are
+    // not linear in the size), then measure `samples` batches of that size at spread key positions
+    let size = Math.min(step.batchSize ?? calSize, PROBE_SIZE);
+    let probe = await calibrate(db, m, i, { size, rows, samples: 1 });
+    for (let round = 0; round < 3; round++) {
+      const want = chooseBatchSize(ratesOf(probe.samples), targetBatchMs, size);
+      if (want >= size / 1.3 && want <= size * 1.3) break;
       size = want;
-      cal = await calibrate(db, m, i, { size, rows, samples: opts.samples });
-      rates = ratesOf(cal.samples);
+      probe = await calibrate(db, m, i, { size, rows, samples: 1, warmUp: false });
     }
+    const cal = await calibrate(db, m, i, { size, rows, samples: opts.samples, warmUp: false });
+    const rates = ratesOf(cal.samples);
     const seqScans = cal.explain ? await findSeqScans(db, cal.explain, step.name, opts.largeTableRows ?? DEFAULT_LARGE_TABLE_ROWS) : [];
     steps.push({ name: step.name, kind: 'batched', table: step.table, rows, samples: cal.samples, rates, estimateMs: { low: 0, mid: 0, high: 0 }, seqScans });
   }
@@ -164,7 +165,7 @@ export function finishPlan(db: Db, m: LoadedMigration, p: { tables: TablePlan[];
     migration: { id: spec.id, checksum: m.checksum, file: m.file, params: { ...m.params } },
     database: { kind: db.kind, label: db.label },
     targetBatchMs: p.targetBatchMs, mode, batchSize, tables: p.tables, steps: p.steps,
-    estimate: { lowMs: Math.round(e.low), midMs: Math.round(e.mid), highMs: Math.round(e.high), source: p.source },
+    estimate: { lowMs: e.low, midMs: e.mid, highMs: e.high, source: p.source },
     commitMs: p.commitMs,
     proposedIndexes: [...proposed.values()],
   };

@@ -48,12 +48,15 @@ export async function throttleReasons(ctx: Pick<RunContext, 'db'>, table: string
   return out;
 }
 
-/** The next size: proportional to how far the last batch was from the target, at most ×2 or ÷2 per step. */
+/**
+ * The next size from how far the last batch was from the target: a slow batch shrinks the size at once
+ * (down to ÷2), a fast one grows it by half the way (at most ×1.5), so that a noisy fast batch does not
+ * make the next one long: the longest batch matters more than the average.
+ */
 export function adaptBatchSize(current: number, last: Pick<BatchInfo, 'durationMs' | 'rowsInRange'>, targetMs: number): number {
   if (last.rowsInRange < current || last.durationMs <= 0) return current; // a short last batch says little
   const ratio = Math.min(2, Math.max(0.5, targetMs / last.durationMs));
-  // damped: move 70 % of the way, so one noisy batch does not swing the size
-  const next = current * (1 + 0.7 * (ratio - 1));
+  const next = ratio < 1 ? current * ratio : current * (1 + 0.5 * (ratio - 1));
   return Math.round(Math.min(MAX_BATCH_SIZE, Math.max(MIN_BATCH_SIZE, next)));
 }
 
