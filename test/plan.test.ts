@@ -127,7 +127,7 @@ for (const kind of DB_KINDS) {
         const m = await flagship();
         const before = await checksums(f.db);
         const dir = tmp();
-        const r = await dryRun(f.db, m, { batchSize: 150, plan: true, ledger: ledgerFor({ dir, environments: {} }, null) });
+        const r = await dryRun(f.db, m, { batchSize: 150, plan: true, ledger: ledgerFor({ dir, file: path.join(dir, 'belay.config.json'), environments: {} }, null) });
         assert.deepEqual(await checksums(f.db), before, 'every batch was rolled back');
         assert.ok(r.ok, JSON.stringify(r.steps[0]!.verifyFailures.slice(0, 2)));
         const count = (code: string) => r.checks.findings.find((x) => x.code === code)!.count;
@@ -210,7 +210,7 @@ for (const kind of DB_KINDS) {
         const cfgFile = path.join(dir, 'belay.config.json');
         writeFileSync(cfgFile, JSON.stringify({ environments: { staging: { url: 'pglite:memory' }, production: { url: 'env:BELAY_TEST_PROD_URL', protected: true } } }));
         const cfg = parseConfig(cfgFile);
-        const prodLedger: Ledger = ledgerFor(cfg, 'production');
+        const prodLedger = ledgerFor(cfg, 'production') as Ledger;
         assert.equal(prodLedger.protected, true);
         assert.throws(() => resolveEnvironment(cfg, 'production'), /BELAY_TEST_PROD_URL/);
         for (const db of [stagingDb.db, prod.db]) await db.exec(SABOTAGE_SCHEMA);

@@ -19,6 +19,8 @@ export interface Environment {
 export interface ProjectConfig {
   /** The folder holding belay.config.json (or the current folder): the ledger is written there. */
   dir: string;
+  /** The config file found, or null: without one, nothing is recorded (no ledger appears in random folders). */
+  file: string | null;
   environments: Record<string, Environment>;
 }
 
@@ -49,7 +51,7 @@ export function loadProjectConfig(from = process.cwd()): ProjectConfig {
     const file = path.join(dir, CONFIG_FILE);
     if (existsSync(file)) return parseConfig(file);
     const up = path.dirname(dir);
-    if (up === dir) return { dir: path.resolve(from), environments: {} };
+    if (up === dir) return { dir: path.resolve(from), file: null, environments: {} };
     dir = up;
   }
 }
@@ -62,7 +64,7 @@ export function parseConfig(file: string): ProjectConfig {
     throw configError(`cannot read ${file}: ${(err as Error).message}`, file);
   }
   const envs = (raw as { environments?: unknown })?.environments;
-  if (envs === undefined) return { dir: path.dirname(file), environments: {} };
+  if (envs === undefined) return { dir: path.dirname(file), file, environments: {} };
   if (!envs || typeof envs !== 'object' || Array.isArray(envs)) throw configError(`${file}: "environments" must be an object of {name: {url, protected?}}`, file);
   const out: Record<string, Environment> = {};
   for (const [name, v] of Object.entries(envs as Record<string, unknown>)) {
@@ -71,7 +73,7 @@ export function parseConfig(file: string): ProjectConfig {
     if (e.protected !== undefined && typeof e.protected !== 'boolean') throw configError(`${file}: environments.${name}.protected must be true or false`, file);
     out[name] = { url: e.url, protected: e.protected ?? false };
   }
-  return { dir: path.dirname(file), environments: out };
+  return { dir: path.dirname(file), file, environments: out };
 }
 
 /** The named environment with its URL resolved (env:NAME / ${NAME} read from the process environment). */
@@ -104,7 +106,9 @@ export interface Ledger {
   protected: boolean;
 }
 
-export function ledgerFor(cfg: ProjectConfig, environment: string | null): Ledger {
+/** The ledger of a configured project (undefined without belay.config.json: nothing is recorded). */
+export function ledgerFor(cfg: ProjectConfig, environment: string | null): Ledger | undefined {
+  if (!cfg.file) return undefined;
   return { file: path.join(cfg.dir, LEDGER_FILE), environment, protected: environment ? !!cfg.environments[environment]?.protected : false };
 }
 

@@ -40,6 +40,7 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
       if (!o.backup && o.backupDir) throw new UsageError('--backup-dir and --no-backup contradict each other', 'Drop one of them.');
       // a plan file names its migration and parameters; apply refuses it when stale (exit 8)
       const planned = isPlanFile(target) ? readPlanFile(target) : undefined;
+      if (planned && o.param) throw new UsageError('--param with a plan file', 'The plan records its parameters: make a new plan with --param instead.');
       const m = await loadMigration(planned?.migration.file ?? target, planned ? planned.migration.params : parseParams(o.param));
       const db = await connect(g);
       try {
