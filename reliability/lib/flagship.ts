@@ -22,6 +22,8 @@ export interface Fixture {
   /** Wall time of the uninterrupted CLI runs, process start to exit. */
   applyMs: number;
   rollbackMs: number;
+  /** When the uninterrupted apply announced its run (process start to the run-started event). */
+  startupMs: number;
 }
 
 export function applyArgs(url: string, batch: number, extra: string[] = []): string[] {
@@ -44,7 +46,13 @@ async function build(rows: number, batch: number, seed: number): Promise<Fixture
   const baseImages = await withDb(base, (db) => readImages(db, 'EventType', 'id', ['userId']));
   const applied = await cloneDb(base, 'tpl_applied');
   created.push(applied);
-  const ref = await runBelay(applyArgs(dbUrl(applied), batch));
+  let startupMs = 0;
+  const t0 = performance.now();
+  const ref = await runBelay(['--json', ...applyArgs(dbUrl(applied), batch)], {
+    onLine: (l) => {
+      if (!startupMs && l.includes('"run-started"')) startupMs = performance.now() - t0;
+    },
+  });
   if (ref.code !== 0) throw new Error(`uninterrupted apply failed (exit ${ref.code}): ${ref.stderr}`);
   const refSums = await withDb(applied, tableChecksums);
   const refChanged = await withDb(applied, async (db) => Number((await db.query<{ n: number }>(`SELECT sum(rows_changed)::int AS n FROM belay.steps WHERE run_id = 1`)).rows[0]!.n));
@@ -54,7 +62,7 @@ async function build(rows: number, batch: number, seed: number): Promise<Fixture
     if (refRb.code !== 0) throw new Error(`uninterrupted rollback failed (exit ${refRb.code}): ${refRb.stderr}`);
     const problems = compareTables(baseSums, await withDb(rb, tableChecksums), 'uninterrupted rollback');
     if (problems.length) throw new Error(problems.join('; '));
-    return { rows, batch, base, applied, baseSums, refSums, refChanged, baseImages, applyMs: ref.ms, rollbackMs: refRb.ms };
+    return { rows, batch, base, applied, baseSums, refSums, refChanged, baseImages, applyMs: ref.ms, rollbackMs: refRb.ms, startupMs };
   } finally {
     await dropDb(rb);
   }
