@@ -40,7 +40,8 @@ export interface Corpus {
   cases: BadInputCase[];
 }
 
-export function loadCorpus(file = CASES_FILE): Corpus {
+/** BELAY_RELIABILITY_CASES=<file> runs another corpus file (e.g. only new cases while writing them). */
+export function loadCorpus(file = process.env.BELAY_RELIABILITY_CASES ?? CASES_FILE): Corpus {
   return JSON.parse(readFileSync(file, 'utf8')) as Corpus;
 }
 
