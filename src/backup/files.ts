@@ -116,3 +116,25 @@ export function readCopyFile(file: string): AsyncIterable<Uint8Array> {
 export async function readManifest(manifestPath: string): Promise<Manifest> {
   return JSON.parse(await readFile(manifestPath, 'utf8')) as Manifest;
 }
+
+/**
+ * Checks before anything runs that a backup folder can be created and written, so a bad --backup-dir
+ * is a usage error (exit 2) with the database untouched, never a failure half-way through a COPY.
+ */
+export async function assertWritableDir(dir: string): Promise<void> {
+  const { access, constants, rm, stat } = await import('node:fs/promises');
+  const abs = path.resolve(dir);
+  const probe = path.join(abs, `.belay-probe-${process.pid}`);
+  try {
+    const s = await stat(abs).catch(() => undefined);
+    if (s && !s.isDirectory()) throw new Error('it exists and is not a folder');
+    await mkdir(abs, { recursive: true, mode: 0o700 });
+    await access(abs, constants.W_OK);
+    await writeFile(probe, 'x', { mode: 0o600 });
+    await rm(probe, { force: true });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = e.code === 'ENOSPC' ? 'the disk is full' : e.code ? `${e.code}: ${e.message}` : e.message;
+    throw new UsageError(`--backup-dir ${dir} cannot hold backups (${why})`, 'Give a writable folder with free space, or drop --backup-dir (the in-database copy is still taken).');
+  }
+}

@@ -94,6 +94,10 @@ async function runOne(db: Db, m: LoadedMigration, check: Check, limit: number): 
 export function checkSqlError(check: Check, embedded: readonly EmbeddedSql[], err: unknown): BelayError {
   if (!(err instanceof DbError)) return err instanceof BelayError ? err : new BelayError('BELAY_INTERNAL', String(err), { cause: err });
   const s = err.server;
+  // the server refusing the session (privileges, resources, connection) is not a fault of the check's SQL
+  if (s.sqlstate === '42501' || /^(08|53|57|58)/.test(s.sqlstate ?? '')) {
+    return new DbError(err.message, s, { context: `check ${check.code} (${check.kind})`, cause: err });
+  }
   let where = '';
   let field: string | undefined;
   if (s.position !== undefined) {

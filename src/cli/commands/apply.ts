@@ -4,6 +4,7 @@ import { ledgerFor, loadProjectConfig } from '../../plan/environments.ts';
 import { isPlanFile, readPlanFile } from '../../plan/plan.ts';
 import { withPreflight } from '../../checks/preflight.ts';
 import { backupHook } from '../../backup/backup.ts';
+import { assertWritableDir } from '../../backup/files.ts';
 import { abortController } from '../../execute/abort-triggers.ts';
 import { composeControllers } from '../../execute/hooks.ts';
 import { composeHooks } from '../../execute/compose-hooks.ts';
@@ -35,9 +36,11 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
     .option('--max-lag-ms <n>', 'pause while a replica lags more than this (default 10000)', parsePositiveInt('--max-lag-ms'))
     .option('--max-lock-waiters <n>', 'pause while more sessions than this wait for a lock on the table (default 0)', parseCount)
     .option('--no-throttle', 'never pause for lock waiters, old transactions or replica lag')
-    .action(async (target: string, o: { param?: string[]; batchSize?: number; single?: boolean; wait?: boolean; again?: boolean; logEvery?: number; skipChecks?: boolean; backup: boolean; backupDir?: string } & PlanFlags, cmd: Command) => {
+    .option('--concurrent-writes', 'the application writes to these tables meanwhile: recounted categories and untouched-column checksums warn instead of failing')
+    .action(async (target: string, o: { param?: string[]; batchSize?: number; single?: boolean; wait?: boolean; again?: boolean; logEvery?: number; skipChecks?: boolean; backup: boolean; backupDir?: string; concurrentWrites?: boolean } & PlanFlags, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       if (!o.backup && o.backupDir) throw new UsageError('--backup-dir and --no-backup contradict each other', 'Drop one of them.');
+      if (o.backupDir) await assertWritableDir(o.backupDir);
       // a plan file names its migration and parameters; apply refuses it when stale (exit 8)
       const planned = isPlanFile(target) ? readPlanFile(target) : undefined;
       if (planned && o.param) throw new UsageError('--param with a plan file', 'The plan records its parameters: make a new plan with --param instead.');
@@ -57,7 +60,7 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
           // then the schema snapshot belay report compares with (summary.schemaBefore / schemaAfter)
           ...composeHooks(o.backup ? backupHook({ dir: o.backupDir }) : undefined, schemaSnapshotHook(),
             // untouched-column checksums before the first write; after the last: verification (exit 7), temp indexes dropped
-            verificationHooks()),
+            verificationHooks({ concurrentWrites: o.concurrentWrites })),
         }, {
           skipChecks: o.skipChecks,
           onReport: (c) => (g.json ? out.json({ type: 'check', ...c }) : c.ok ? undefined : printCheckReport(c)),

@@ -10,12 +10,13 @@ export function registerVerify(program: Command, setExit: (c: number) => void): 
     .description('re-run the post-run verification of a run (exit 7 when a check fails); recorded in the run')
     .option('--validate-constraints', 'run ALTER TABLE … VALIDATE CONSTRAINT on NOT VALID foreign keys and checks (a table scan)')
     .option('--sample <n>', 'offending rows kept per check', parsePositiveInt('--sample'))
-    .action(async (run: string, o: { validateConstraints?: boolean; sample?: number }, cmd: Command) => {
+    .option('--concurrent-writes', 'the application wrote to these tables: recounted categories and untouched-column checksums warn instead of failing')
+    .action(async (run: string, o: { validateConstraints?: boolean; sample?: number; concurrentWrites?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const runId = parseRunId(run);
       const db = await connect(g);
       try {
-        const r = await verifyRun(db, runId, { validateConstraints: o.validateConstraints, sample: o.sample });
+        const r = await verifyRun(db, runId, { validateConstraints: o.validateConstraints, sample: o.sample, concurrentWrites: o.concurrentWrites });
         if (g.json) out.json({ type: 'result', ...r });
         else {
           out.line(`run ${r.runId} (${r.migrationId}): verification ${r.ok ? 'passed' : 'FAILED'} in ${(r.durationMs / 1000).toFixed(2)} s`);
