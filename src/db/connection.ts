@@ -32,6 +32,8 @@ export interface Db {
 export interface OpenOptions {
   /** Application name shown in pg_stat_activity. */
   applicationName?: string;
+  /** PGlite only: start from this dumped data folder (dumpDataDir) instead of running initdb. */
+  pgliteTemplate?: Blob;
 }
 
 /**
@@ -50,7 +52,7 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
   }
   if (/^pglite:/i.test(url)) {
     const { openPglite } = await import('./pglite.ts');
-    return openPglite(url);
+    return openPglite(url, opts);
   }
   throw new ConnectionError(`unsupported database URL "${redactUrl(url)}"`, {
     fix: 'Use postgres://user@host:port/db for a server, or pglite:<dir> / pglite:memory for embedded PGlite.',

@@ -43,13 +43,13 @@ function isAlive(pid: number): boolean {
 import { type Db, wrapDbError } from './connection.ts';
 
 /** `pglite:memory` (or `pglite:`) is in memory; `pglite:<dir>` persists in that folder. */
-export async function openPglite(url: string): Promise<Db> {
+export async function openPglite(url: string, opts: { pgliteTemplate?: Blob } = {}): Promise<Db> {
   const target = url.slice('pglite:'.length);
   const dataDir = target === '' || target === 'memory' ? undefined : target;
   let pgl: PGlite;
   const unlock = dataDir ? lockFolder(dataDir) : () => undefined;
   try {
-    pgl = await PGlite.create(dataDir);
+    pgl = await PGlite.create(dataDir, opts.pgliteTemplate ? { loadDataDir: opts.pgliteTemplate } : {});
   } catch (err) {
     unlock();
     throw new ConnectionError(`cannot open PGlite database at ${dataDir ?? 'memory'}: ${(err as Error).message}`, {
