@@ -1,16 +1,9 @@
 import type { Command } from 'commander';
-import { applyPlanned } from '../../plan/apply-planned.ts';
 import { ledgerFor, loadProjectConfig } from '../../plan/environments.ts';
 import { isPlanFile, readPlanFile } from '../../plan/plan.ts';
-import { withPreflight } from '../../checks/preflight.ts';
-import { backupHook } from '../../backup/backup.ts';
 import { assertWritableDir } from '../../backup/files.ts';
-import { abortController } from '../../execute/abort-triggers.ts';
-import { composeControllers } from '../../execute/hooks.ts';
-import { composeHooks } from '../../execute/compose-hooks.ts';
-import { schemaSnapshotHook } from '../../report/schema-snapshot.ts';
-import { verificationHooks } from '../../verify/verify.ts';
 import { EXIT, UsageError } from '../../errors.ts';
+import { safeApply } from '../../execute/safe-apply.ts';
 import { loadMigration } from '../../spec/load.ts';
 import { connect, type GlobalOptions, out, parseParams, parsePositiveInt, reportError } from '../context.ts';
 import { progressSink } from '../progress.ts';
@@ -47,27 +40,22 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
       const m = await loadMigration(planned?.migration.file ?? target, planned ? planned.migration.params : parseParams(o.param));
       const db = await connect(g);
       try {
-        // the pre-flight runs before the first write and refuses on blocking findings (exit 6)
-        const r = await applyPlanned(db, m, withPreflight({
+        const r = await safeApply(db, m, {
           onEvent: progressSink({ json: g.json, logEvery: o.logEvery }),
           lock: o.wait ? 'wait' : 'fail',
           batchSize: o.batchSize,
           mode: o.single ? 'single' : undefined,
           again: o.again,
-          // the spec's abort triggers (and rollback on a failed in-batch verification)
-          controller: composeControllers(abortController(m.spec)),
-          // a verified copy of every table in spec.tables before the first write (resumes keep theirs),
-          // then the schema snapshot belay report compares with (summary.schemaBefore / schemaAfter)
-          ...composeHooks(o.backup ? backupHook({ dir: o.backupDir }) : undefined, schemaSnapshotHook(),
-            // untouched-column checksums before the first write; after the last: verification (exit 7), temp indexes dropped
-            verificationHooks({ concurrentWrites: o.concurrentWrites })),
-        }, {
+          backup: o.backup,
+          backupDir: o.backupDir,
           skipChecks: o.skipChecks,
-          onReport: (c) => (g.json ? out.json({ type: 'check', ...c }) : c.ok ? undefined : printCheckReport(c)),
-        }), {
-          plan: planned, maxDrift: o.maxDrift / 100, targetBatchMs: o.targetMs, override: o.override,
-          ledger: ledgerFor(loadProjectConfig(), g.env ?? null),
-          throttle: o.throttle ? { maxTransactionAgeMs: o.maxTxAgeMs, maxReplicationLagMs: o.maxLagMs, maxLockWaiters: o.maxLockWaiters } : { maxTransactionAgeMs: null, maxReplicationLagMs: null, maxLockWaiters: null },
+          concurrentWrites: o.concurrentWrites,
+          onCheckReport: (c) => (g.json ? out.json({ type: 'check', ...c }) : c.ok ? undefined : printCheckReport(c)),
+          planned: {
+            plan: planned, maxDrift: o.maxDrift / 100, targetBatchMs: o.targetMs, override: o.override,
+            ledger: ledgerFor(loadProjectConfig(), g.env ?? null),
+            throttle: o.throttle ? { maxTransactionAgeMs: o.maxTxAgeMs, maxReplicationLagMs: o.maxLagMs, maxLockWaiters: o.maxLockWaiters } : { maxTransactionAgeMs: null, maxReplicationLagMs: null, maxLockWaiters: null },
+          },
         });
         if (g.json) out.json({ type: 'result', ...r, error: r.error?.toJSON() });
         else printApplyResult(r);

@@ -2,15 +2,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { generate } from '../../../examples/event-type-owner/generate.ts';
-import { runChecks } from '../../checks/run-checks.ts';
+import type { CheckReport } from '../../checks/run-checks.ts';
+import { safeApply } from '../../execute/safe-apply.ts';
 import { openDb } from '../../db/connection.ts';
-import { apply } from '../../execute/apply.ts';
 import { EXIT } from '../../errors.ts';
 import { loadMigration } from '../../spec/load.ts';
 import { type GlobalOptions, out, parsePositiveInt, reportError } from '../context.ts';
 import { printApplyResult, table } from '../print.ts';
 import { progressSink } from '../progress.ts';
-import { schemaSnapshotHook } from '../../report/schema-snapshot.ts';
 import { writeRunDocs } from '../../report/write-docs.ts';
 
 export const FLAGSHIP_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../examples/event-type-owner');
@@ -35,13 +34,24 @@ export function registerDemo(program: Command, setExit: (c: number) => void): vo
         await generate(db, { rows: o.rows, seed: o.seed });
         log(`  done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
         const m = await loadMigration(FLAGSHIP_DIR);
-        log('\npre-flight (belay check):');
-        const checks = await runChecks(db, m);
-        log(table(checks.findings.map((f) => ({ category: f.code, severity: f.severity, rows: f.count, meaning: f.message })), ['category', 'severity', 'rows', 'meaning']));
-        log('\napply:');
-        const r = await apply(db, m, { onEvent: progressSink({ json: g.json }), ...schemaSnapshotHook() });
+        log('\npre-flight (belay check), then apply with backups, in-batch verification and post-run verification:');
+        let checks: CheckReport | undefined;
+        const r = await safeApply(db, m, {
+          onEvent: progressSink({ json: g.json }),
+          onCheckReport: (c) => {
+            checks = c;
+            log(table(c.findings.map((f) => ({ category: f.code, severity: f.severity, rows: f.count, meaning: f.message })), ['category', 'severity', 'rows', 'meaning']));
+            log('');
+          },
+        });
         if (g.json) out.json({ type: 'result', checks, apply: { ...r, error: r.error?.toJSON() } });
-        else printApplyResult(r);
+        else {
+          printApplyResult(r);
+          const predicted = checks?.findings.find((f) => f.code === 'ASSIGN')?.count;
+          const changed = r.steps.reduce((n, s) => n + s.rowsChanged, 0);
+          log(`\nevent types assigned an owner: ${changed} (pre-flight predicted ${predicted ?? '?'}); ` +
+            'every other category was reported and left unchanged; undo with: belay rollback ' + r.runId);
+        }
         // the runbook a reviewer approves and the report an auditor reads, side by side
         const docs = await writeRunDocs(db, m, r.runId, o.out, { target: 'examples/event-type-owner' });
         if (g.json) out.json({ type: 'docs', ...docs });
