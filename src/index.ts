@@ -9,6 +9,7 @@ export { checksumTable, type TableChecksum } from './db/checksum.ts';
 export { ensureState, STATE_VERSION } from './state/schema.ts';
 export { getRun, getSteps, getBatches, listRuns, latestRun, type RunRecord, type StepRecord } from './state/store.ts';
 export { apply, type ApplyOptions, type ApplyResult } from './execute/apply.ts';
+export { safeApply, type SafeApplyOptions } from './execute/safe-apply.ts';
 export { rollback, type RollbackOptions, type RollbackResult } from './rollback/rollback.ts';
 export { rollbackScript, type RollbackScriptOptions, type RollbackScriptResult } from './rollback/rollback-script.ts';
 export { rollbackFromBackup, previewRollbackFromBackup, type BackupRollbackOptions, type BackupRollbackResult, type BackupRollbackPreview } from './rollback/from-backup.ts';
