@@ -99,3 +99,23 @@ async function main(argv: string[]): Promise<void> {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main(process.argv.slice(2));
+
+/** For npm run bench (bench/run.ts): belay check on a copy of the generated flagship, as Markdown. */
+export async function report(rows: number): Promise<string> {
+  const { copyOf, flagshipTemplate } = await import('./template.ts');
+  const c = await copyOf(await flagshipTemplate(rows), 'check');
+  try {
+    const b = await benchCheck(c.db, rows, { generate: false, runs: 1 });
+    return [
+      `belay check on ${b.rows.toLocaleString('en-US')} event types, ${b.runs} run:`,
+      '| work | ms |', '| --- | ---: |',
+      ...b.perCheck.map((x) => `| check ${x.code} (${x.count} rows) | ${x.ms.toFixed(0)} |`),
+      `| all checks | ${b.checkMs.toFixed(0)} |`,
+      `| one sequential scan of the tables read | ${b.scanMs.toFixed(0)} |`,
+      `| the step's projection alone over the whole key range | ${b.projectionMs.toFixed(0)} |`,
+      '', `ratio check / scan: ${b.ratio.toFixed(1)}x (target 3x or less)`,
+    ].join('\n');
+  } finally {
+    await c.drop();
+  }
+}
