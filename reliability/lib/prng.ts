@@ -1,23 +1,9 @@
-// A seeded PRNG (mulberry32) so every random choice of a trial can be replayed from its seed.
-export class Prng {
-  private state: number;
+// A seeded PRNG (mulberry32, the generator's) so every random choice of a trial can be replayed from its seed.
+import { Rng } from '../../examples/event-type-owner/generate.ts';
+
+export class Prng extends Rng {
   constructor(readonly seed: number) {
-    this.state = seed >>> 0;
-  }
-  /** Uniform in [0, 1). */
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  /** Integer in [lo, hi], both included. */
-  int(lo: number, hi: number): number {
-    return lo + Math.floor(this.next() * (hi - lo + 1));
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[Math.floor(this.next() * items.length)]!;
+    super(seed);
   }
 }
 

@@ -1,6 +1,7 @@
 // Runs the belay command line as a child process, the way a user does.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
+import { Rng } from '../../examples/event-type-owner/generate.ts';
 import { ROOT } from './flagship.ts';
 
 export const BELAY = path.join(ROOT, 'bin/belay.mjs');
@@ -32,14 +33,8 @@ export function runCli(args: string[], opts: { killAfterMs?: number; env?: Recor
   });
 }
 
-/** mulberry32: a small seeded generator, so a failing trial can be replayed from its logged seed. */
+/** A seeded generator (the flagship generator's mulberry32), so a failing trial can be replayed from its logged seed. */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
