@@ -58,7 +58,7 @@ export async function exportFiles(
 ): Promise<{ folder: string; manifestPath: string; manifest: Manifest }> {
   if (!db.copyOut) throw new UsageError(`this connection (${db.label}) cannot export COPY files`, 'Run without --backup-dir.');
   const folder = path.resolve(dir, folderName);
-  await mkdir(path.resolve(dir), { recursive: true, mode: 0o700 });
+  await mkdirEach(path.resolve(dir));
   try {
     await mkdir(folder, { mode: 0o700 });
   } catch (err) {
@@ -128,7 +128,7 @@ export async function assertWritableDir(dir: string): Promise<void> {
   try {
     const s = await stat(abs).catch(() => undefined);
     if (s && !s.isDirectory()) throw new Error('it exists and is not a folder');
-    await mkdir(abs, { recursive: true, mode: 0o700 });
+    await mkdirEach(abs);
     await access(abs, constants.W_OK);
     await writeFile(probe, 'x', { mode: 0o600 });
     await rm(probe, { force: true });
@@ -137,4 +137,21 @@ export async function assertWritableDir(dir: string): Promise<void> {
     const why = e.code === 'ENOSPC' ? 'the disk is full' : e.code ? `${e.code}: ${e.message}` : e.message;
     throw new UsageError(`--backup-dir ${dir} cannot hold backups (${why})`, 'Give a writable folder with free space, or drop --backup-dir (the in-database copy is still taken).');
   }
+}
+
+/**
+ * mkdir -p one level at a time: Node's recursive mkdir never returns on some special file systems
+ * (a folder under /proc), where a plain mkdir fails at once.
+ */
+async function mkdirEach(abs: string): Promise<void> {
+  const { stat } = await import('node:fs/promises');
+  const missing: string[] = [];
+  let dir = abs;
+  while (!(await stat(dir).catch(() => undefined))) {
+    missing.unshift(dir);
+    const up = path.dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  for (const d of missing) await mkdir(d, { mode: 0o700 });
 }
