@@ -3,6 +3,7 @@
 // The gzip file export is timed separately, and two other ways to verify are measured for comparison.
 // Usage: node --import tsx bench/backup.ts [rows=1000000] [--db postgres://…/db] [--no-generate]
 // Without --db it creates (and drops) a database on BELAY_BENCH_SERVER (default the local server).
+import { withScratchDb } from './template.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,7 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { generate } from '../examples/event-type-owner/generate.ts';
 import { copySqlName, dropBackup, takeBackup } from '../src/backup/backup.ts';
 import { exportFiles } from '../src/backup/files.ts';
-import { type Db, openDb } from '../src/db/connection.ts';
+import type { Db } from '../src/db/connection.ts';
 import { pinnedSettingsSql } from '../src/db/sql.ts';
 
 export interface BackupBench {
@@ -118,28 +119,7 @@ export function format(b: BackupBench): string {
 
 /** For npm run bench (bench/run.ts): a fresh server database, the figure as Markdown. */
 export async function report(rows: number): Promise<string> {
-  return withBenchDb(undefined, (db) => benchBackup(db, rows).then(format));
-}
-
-async function withBenchDb<T>(url: string | undefined, fn: (db: Db) => Promise<T>): Promise<T> {
-  const server = process.env.BELAY_BENCH_SERVER ?? 'postgres://postgres@127.0.0.1:5432';
-  const name = `belay_bench_backup_${process.pid}`;
-  if (!url) {
-    const admin = await openDb(`${server}/postgres`);
-    await admin.query(`CREATE DATABASE ${name}`);
-    await admin.close();
-  }
-  const db = await openDb(url ?? `${server}/${name}`);
-  try {
-    return await fn(db);
-  } finally {
-    await db.close();
-    if (!url) {
-      const admin = await openDb(`${server}/postgres`);
-      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await admin.close();
-    }
-  }
+  return withScratchDb('backup', undefined, (db) => benchBackup(db, rows).then(format));
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -147,7 +127,7 @@ async function main(argv: string[]): Promise<void> {
   const url = dbAt >= 0 ? argv[dbAt + 1] : undefined;
   const rows = Number(argv.find((a, i) => /^\d/.test(a) && argv[i - 1] !== '--db') ?? 1_000_000);
   const gen = !argv.includes('--no-generate');
-  console.log(await withBenchDb(url, (db) => benchBackup(db, rows, { generate: gen }).then(format)));
+  console.log(await withScratchDb('backup', url, (db) => benchBackup(db, rows, { generate: gen }).then(format)));
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main(process.argv.slice(2));

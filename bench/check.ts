@@ -2,11 +2,12 @@
 // of one sequential scan of the tables it reads (SELECT count(*) on each, summed). Target: 3x or less.
 // Usage: node --import tsx bench/check.ts [rows=1000000] [--db postgres://…/db]
 // Without --db it creates (and drops) a database on BELAY_BENCH_SERVER (default the local server).
+import { copyOf, flagshipTemplate, withScratchDb } from './template.ts';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { generate } from '../examples/event-type-owner/generate.ts';
 import { runChecks } from '../src/checks/run-checks.ts';
-import { type Db, openDb } from '../src/db/connection.ts';
+import type { Db } from '../src/db/connection.ts';
 import { qualified } from '../src/db/sql.ts';
 import { loadMigration } from '../src/spec/load.ts';
 
@@ -72,15 +73,7 @@ async function main(argv: string[]): Promise<void> {
   const dbAt = argv.indexOf('--db');
   const url = dbAt >= 0 ? argv[dbAt + 1] : undefined;
   const rows = Number(argv.find((a, i) => /^\d/.test(a) && argv[i - 1] !== '--db') ?? 1_000_000);
-  const server = process.env.BELAY_BENCH_SERVER ?? 'postgres://postgres@127.0.0.1:5432';
-  const name = `belay_bench_check_${process.pid}`;
-  if (!url) {
-    const admin = await openDb(`${server}/postgres`);
-    await admin.query(`CREATE DATABASE ${name}`);
-    await admin.close();
-  }
-  const db = await openDb(url ?? `${server}/${name}`);
-  try {
+  await withScratchDb('check', url, async (db) => {
     const b = await benchCheck(db, rows);
     console.log(`belay check on ${b.rows.toLocaleString('en')} event types (${db.kind}), median of ${b.runs}:`);
     for (const c of b.perCheck) console.log(`  ${c.code.padEnd(24)} ${String(c.ms).padStart(7)} ms  ${c.count} rows`);
@@ -88,21 +81,13 @@ async function main(argv: string[]): Promise<void> {
     console.log(`  one seq scan        ${b.scanMs.toFixed(0).padStart(7)} ms  (${Object.entries(b.scans).map(([t, ms]) => `${t} ${ms.toFixed(0)}`).join(', ')})`);
     console.log(`  projection alone    ${b.projectionMs.toFixed(0).padStart(7)} ms  (the step's own SQL over the whole key range, inside unique-after)`);
     console.log(`  ratio               ${b.ratio.toFixed(2).padStart(7)} x   (target 3x or less)`);
-  } finally {
-    await db.close();
-    if (!url) {
-      const admin = await openDb(`${server}/postgres`);
-      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await admin.close();
-    }
-  }
+  });
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main(process.argv.slice(2));
 
 /** For npm run bench (bench/run.ts): belay check on a copy of the generated flagship, as Markdown. */
 export async function report(rows: number): Promise<string> {
-  const { copyOf, flagshipTemplate } = await import('./template.ts');
   const c = await copyOf(await flagshipTemplate(rows), 'check');
   try {
     const b = await benchCheck(c.db, rows, { generate: false, runs: 1 });

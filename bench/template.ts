@@ -53,3 +53,24 @@ export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
 }
+
+/** Runs fn on url, or on a scratch database (belay_bench_<label>_<pid>) that is dropped afterwards. */
+export async function withScratchDb<T>(label: string, url: string | undefined, fn: (db: Db) => Promise<T>): Promise<T> {
+  const name = `belay_bench_${label}_${process.pid}`;
+  if (!url) {
+    const admin = await openDb(`${SERVER}/postgres`);
+    await admin.query(`CREATE DATABASE ${name}`);
+    await admin.close();
+  }
+  const db = await openDb(url ?? `${SERVER}/${name}`);
+  try {
+    return await fn(db);
+  } finally {
+    await db.close();
+    if (!url) {
+      const admin = await openDb(`${SERVER}/postgres`);
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.close();
+    }
+  }
+}
