@@ -122,6 +122,22 @@ export default function eventTypeOwner(params: MigrationParams) {
                               WHERE l2."B" = c.owner AND l2."A" <> c.id
                                 AND e2.slug IS NOT DISTINCT FROM c.slug AND e2."userId" IS NULL AND e2."teamId" IS NULL
                                 AND ${ownerOf('e2.id')} = c.owner)`,
+        // The same rule for the whole table at once (the pre-flight's unique-after prediction): a twin is
+        // another candidate with the same owner and slug, so candidates are grouped instead of looked up
+        // one by one. belay dry-run checks that this yields exactly what the batches write.
+        wholeTableProjection: `
+          WITH valid AS (
+            SELECT l."A" AS id, count(*) AS links, min(l."B") AS lowest
+              FROM "_user_eventtype" l JOIN users u ON u.id = l."B"
+             GROUP BY l."A"
+          ), cand AS (
+            SELECT e.id, e.slug, v.lowest AS owner, count(*) OVER (PARTITION BY v.lowest, e.slug) AS same
+              FROM "EventType" e JOIN valid v ON v.id = e.id
+             WHERE e."userId" IS NULL AND e."teamId" IS NULL AND ${ambiguous === 'skip' ? 'v.links = 1' : 'v.links >= 1'}
+          )
+          SELECT c.id, c.owner AS "userId" FROM cand c
+           WHERE c.same = 1
+             AND NOT EXISTS (SELECT 1 FROM "EventType" x WHERE x."userId" = c.owner AND x.slug = c.slug AND x.id <> c.id)`,
         // Inside every batch, before commit: each written owner is the row's valid link, the row is personal.
         verify: `
           SELECT w.id, w."userId", e."teamId", 'owner is not the valid link of a personal event type' AS problem

@@ -5,7 +5,7 @@ import { batchTarget } from '../execute/apply.ts';
 import type { Check } from '../spec/define.ts';
 import { keyRangeSql, notNullAfterSql, notNullNowSql, PROJECTION_PREFIX } from './check-sql.ts';
 import type { CheckKind } from './registry.ts';
-import { projectedStep } from './unique-after.ts';
+import { projectedStep, wholeTable } from './unique-after.ts';
 
 type NotNullCheck = Extract<Check, { kind: 'not-null' }>;
 
@@ -25,9 +25,9 @@ export const notNullKind: CheckKind<NotNullCheck> = {
         const t = await batchTarget(db, step, stepNo);
         const range = await db.query<{ lo: string | null; hi: string | null }>(keyRangeSql(t.table, t.key));
         return {
-          sql: notNullAfterSql(t.table, t.key, t.keyType, check.column, step.projection),
+          sql: notNullAfterSql(t.table, t.key, t.keyType, check.column, wholeTable(step, stepNo).text),
           params: [range.rows[0]!.lo, range.rows[0]!.hi],
-          embedded: [{ field: `steps.${stepNo}.projection (${step.name})`, text: step.projection, offset: PROJECTION_PREFIX.length }],
+          embedded: [{ ...wholeTable(step, stepNo), offset: PROJECTION_PREFIX.length }],
         };
       }
     }

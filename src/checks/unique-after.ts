@@ -20,9 +20,9 @@ export const uniqueAfterKind: CheckKind<UniqueAfterCheck> = {
     const { step, stepNo, shape } = await uniqueShape(db, check, m);
     const range = await db.query<{ lo: string | null; hi: string | null }>(keyRangeSql(shape.table, shape.key));
     return {
-      sql: uniqueAfterSql(shape, step.projection),
+      sql: uniqueAfterSql(shape, wholeTable(step, stepNo).text),
       params: [range.rows[0]!.lo, range.rows[0]!.hi],
-      embedded: [{ field: `steps.${stepNo}.projection (${step.name})`, text: step.projection, offset: PROJECTION_PREFIX.length }],
+      embedded: [{ ...wholeTable(step, stepNo), offset: PROJECTION_PREFIX.length }],
     };
   },
   // Inside each batch, after the write: no row this batch wrote shares the index value of another row.
@@ -44,6 +44,16 @@ export function projectedStep(m: LoadedMigration, code: string, name: string): {
     });
   }
   return { step, stepNo };
+}
+
+/**
+ * The projection to run over the whole table: the step's set-based wholeTableProjection when it has one
+ * (dry-run proves it agrees with the batches), else the range projection over the whole key range.
+ */
+export function wholeTable(step: BatchedStep, stepNo: number): { field: string; text: string } {
+  return step.wholeTableProjection
+    ? { field: `steps.${stepNo}.wholeTableProjection (${step.name})`, text: step.wholeTableProjection }
+    : { field: `steps.${stepNo}.projection (${step.name})`, text: step.projection };
 }
 
 /** Reads the named index from pg_index: its key columns, partial predicate and NULL semantics. */

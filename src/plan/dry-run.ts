@@ -5,7 +5,7 @@ import type { Db } from '../db/connection.ts';
 import { type CheckReport, runChecks } from '../checks/run-checks.ts';
 import { type GuardFacts, kindOf } from '../checks/registry.ts';
 import { uniqueShape } from '../checks/unique-after.ts';
-import { BelayError } from '../errors.ts';
+import { BelayError, DbError } from '../errors.ts';
 import { type EventSink, noopSink } from '../events.ts';
 import type { BatchedStep } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
@@ -16,7 +16,9 @@ import { type Ledger, recordLedger } from './environments.ts';
 import { finishPlan, type Plan, type StepPlan, tablePlan } from './plan.ts';
 import { adaptBatchSize } from './throttle.ts';
 import { commitCostMs, type TrialBatch, trialBatch } from './trial-batch.ts';
-import { RECORD_TRIAL_SQL } from './trial-sql.ts';
+import { RECORD_TRIAL_SQL, wholeTableDigestSql } from './trial-sql.ts';
+import { batchTarget } from '../execute/apply.ts';
+import { keyRangeSql } from '../checks/check-sql.ts';
 
 export const DEFAULT_DRY_RUN_SAMPLE = 10;
 
@@ -52,6 +54,11 @@ export interface DryRunStep {
   sample: TrialBatch['sample'];
   /** In-batch verifications and guards that returned rows (apply would stop at the first). */
   verifyFailures: Array<{ batchNo: number; name: string; count: number; sample: unknown[] }>;
+  /**
+   * A step with a wholeTableProjection: what the batches would write against what that form yields
+   * (rows whose values change, and a hash sum of their after-images). agrees: false fails the dry run.
+   */
+  wholeTable?: { batches: { rows: number; sum: string }; wholeTable: { rows: number; sum: string }; agrees: boolean };
   /** A plain-SQL step's error when tried (rolled back), if any. */
   error?: string;
   ms: number;
@@ -86,7 +93,7 @@ export async function dryRun(db: Db, m: LoadedMigration, opts: DryRunOptions = {
     for (const [i, step] of m.spec.steps.entries()) {
       steps.push(step.kind === 'sql' ? await trySqlStep(db, m, i) : await walkStep(db, m, i, facts, opts, emit));
     }
-    const ok = checks.ok && steps.every((s) => s.verifyFailures.length === 0 && !s.error);
+    const ok = checks.ok && steps.every((s) => s.verifyFailures.length === 0 && !s.error && s.wholeTable?.agrees !== false);
     result = { migrationId: m.spec.id, checksum: m.checksum, database: db.label, ok, checks, steps, durationMs: performance.now() - t0 };
     if (opts.plan) result.plan = await planFromDryRun(db, m, result, opts.targetBatchMs ?? DEFAULT_TARGET_BATCH_MS);
   } catch (err) {
@@ -110,6 +117,8 @@ async function walkStep(db: Db, m: LoadedMigration, stepNo: number, facts: Guard
   const guards = (t: TrialBatch['target']) => m.spec.checks.flatMap((c) => kindOf(c).guard?.(c, step, t, facts) ?? []);
   // every batch is rolled back, so the walk advances by key in memory, never by a committed checkpoint
   let after: string | null = null;
+  let digestRows = 0;
+  let digestSum = 0n;
   for (let batchNo = 1; ; batchNo++) {
     const b = await trialBatch(db, m, stepNo, { after, size, sampleRows: Math.max(0, want - out.sample.length), guards });
     if (!b) break;
@@ -119,11 +128,43 @@ async function walkStep(db: Db, m: LoadedMigration, stepNo: number, facts: Guard
     out.ms += b.ms;
     out.batches.push({ batchNo, lo: b.lo, hi: b.hi, rows: b.rows, changed: b.changed, ms: b.ms });
     out.sample.push(...b.sample);
+    digestRows += b.digest.rows;
+    digestSum += BigInt(b.digest.sum);
     for (const f of b.verifyFailures) out.verifyFailures.push({ batchNo, ...f });
     emit({ type: 'log', level: 'info', message: `dry run ${step.name} batch ${batchNo} [${b.lo}, ${b.hi}]: ${b.rows} rows, ${b.changed} would change, ${b.ms.toFixed(0)} ms (rolled back)` });
     if (opts.batchSize === undefined) size = adaptBatchSize(size, { durationMs: b.ms, rowsInRange: b.rows }, target);
   }
+  if (step.wholeTableProjection) {
+    const whole = await wholeTableDigest(db, m, stepNo);
+    const batches = { rows: digestRows, sum: digestSum.toString() };
+    out.wholeTable = { batches, wholeTable: whole, agrees: whole.rows === batches.rows && whole.sum === batches.sum };
+    emit({
+      type: 'log', level: out.wholeTable.agrees ? 'info' : 'error',
+      message: out.wholeTable.agrees
+        ? `dry run ${step.name}: wholeTableProjection agrees with the batches (${whole.rows} rows)`
+        : `dry run ${step.name}: wholeTableProjection disagrees with the batches: it would change ${whole.rows} rows, the batches ${batches.rows}${whole.rows === batches.rows ? ' (same count, different rows or values)' : ''}`,
+    });
+  }
   return out;
+}
+
+/** What wholeTableProjection would write, digested like the trial batches (read in one rolled-back snapshot). */
+async function wholeTableDigest(db: Db, m: LoadedMigration, stepNo: number): Promise<{ rows: number; sum: string }> {
+  const step = m.spec.steps[stepNo] as BatchedStep;
+  await db.query('BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+  try {
+    // as in a trial batch: plain-SQL steps declared before this one run first (a column they add exists)
+    for (const prior of m.spec.steps.slice(0, stepNo)) if (prior.kind === 'sql') await db.exec(prior.up);
+    const t = await batchTarget(db, step, stepNo);
+    const range = (await db.query<{ lo: string | null; hi: string | null }>(keyRangeSql(t.table, t.key))).rows[0]!;
+    try {
+      return (await db.query<{ rows: number; sum: string }>(wholeTableDigestSql(t, step.wholeTableProjection!), [range.lo, range.hi])).rows[0]!;
+    } catch (err) {
+      throw err instanceof DbError ? new DbError(err.message, err.server, { context: `steps.${stepNo}.wholeTableProjection (${step.name})`, cause: err }) : err;
+    }
+  } finally {
+    await db.query('ROLLBACK').catch(() => undefined);
+  }
 }
 
 /** A plain-SQL step is run and rolled back, to prove it runs; its effect is not shown. */

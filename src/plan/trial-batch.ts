@@ -7,7 +7,7 @@ import { applyBatchSql, boundsSql, SET_TIMEOUTS_SQL, type BatchTarget, verifyBat
 import { DbError } from '../errors.ts';
 import type { BatchedStep } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
-import { INSERT_TRIAL_RUN_SQL, TRIAL_RUN_ID } from './trial-sql.ts';
+import { INSERT_TRIAL_RUN_SQL, TRIAL_DIGEST_SQL, TRIAL_RUN_ID } from './trial-sql.ts';
 import { explainSql } from './plan-sql.ts';
 
 export interface TrialOptions {
@@ -33,6 +33,8 @@ export interface TrialBatch {
   sample: Array<{ key: unknown; before: Record<string, unknown>; after: Record<string, unknown> }>;
   explain?: unknown;
   target: BatchTarget;
+  /** Count and hash sum of the after-images written (compared with wholeTableProjection by the dry run). */
+  digest: { rows: number; sum: string };
 }
 
 /**
@@ -88,7 +90,8 @@ export async function trialBatch(db: Db, m: LoadedMigration, stepNo: number, opt
       const after = new Map((u.rows[0]?.after ?? []).map((a) => [String(a[t.key]), a]));
       sample = before.slice(0, opts.sampleRows).map((bf) => ({ key: bf[t.key], before: bf, after: after.get(String(bf[t.key])) ?? {} }));
     }
-    return { lo, hi, rows: n, changed: Number(r.rows[0]!.changed), ms, verifyFailures, sample, explain, target: t };
+    const digest = (await db.query<{ rows: number; sum: string }>(TRIAL_DIGEST_SQL, [runId, stepNo])).rows[0]!;
+    return { lo, hi, rows: n, changed: Number(r.rows[0]!.changed), ms, verifyFailures, sample, explain, target: t, digest };
   } finally {
     await db.query('ROLLBACK').catch(() => undefined);
   }

@@ -65,6 +65,14 @@ const batchedStep = z.strictObject({
   writes: z.array(name).min(1, 'must name at least one column'),
   projection: sql,
   /**
+   * Optional: the same projection for every row of the table at once, written set-based (it may ignore
+   * $1/$2). A projection made for key ranges can cost a nested loop per row when run over the whole
+   * table; the whole-table predictions (unique-after, not-null after the step) use this form instead.
+   * `belay dry-run` proves both forms agree: the rows and values the batches would write must equal
+   * what this form yields, or the dry run fails.
+   */
+  wholeTableProjection: sql.optional(),
+  /**
    * Runs inside each batch after the write and must return no rows. It may read `written`
    * (the rows this batch wrote: key and written columns, after the change) and $1/$2 (the range).
    */

@@ -17,6 +17,7 @@ export function sqlFieldsOf(spec: Migration): SqlField[] {
   spec.steps.forEach((s, i) => {
     if (s.kind === 'batched') {
       out.push({ field: `steps.${i}.projection (${s.name})`, sql: s.projection, single: true });
+      if (s.wholeTableProjection) out.push({ field: `steps.${i}.wholeTableProjection (${s.name})`, sql: s.wholeTableProjection, single: true });
       if (s.verify) out.push({ field: `steps.${i}.verify (${s.name})`, sql: s.verify, single: true });
     } else {
       out.push({ field: `steps.${i}.up (${s.name})`, sql: s.up, single: false });
