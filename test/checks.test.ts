@@ -39,7 +39,7 @@ function naive(base: LoadedMigration): Promise<LoadedMigration> {
   return derived(base, (s) => ({
     ...s,
     id: 'event-type-owner-naive',
-    steps: s.steps.map((st) => (st.kind === 'batched' ? { ...st, projection: NAIVE_PROJECTION, verify: undefined } : st)),
+    steps: s.steps.map((st) => (st.kind === 'batched' ? { ...st, projection: NAIVE_PROJECTION, wholeTableProjection: undefined, verify: undefined } : st)),
   }));
 }
 
@@ -192,10 +192,18 @@ for (const kind of DB_KINDS) {
         const badProjection = await derived(base, (s) => ({
           ...s,
           checks: [{ kind: 'unique-after', code: 'UNIQUE_USER_SLUG', step: 'assign-owner', index: 'EventType_userId_slug_key' }],
-          steps: s.steps.map((st) => (st.kind === 'batched' ? { ...st, projection: 'SELECT e.id,\n  e."ownerId" AS "userId" FROM "EventType" e WHERE e.id BETWEEN $1 AND $2' } : st)),
+          steps: s.steps.map((st) => (st.kind === 'batched' ? { ...st, projection: 'SELECT e.id,\n  e."ownerId" AS "userId" FROM "EventType" e WHERE e.id BETWEEN $1 AND $2', wholeTableProjection: undefined } : st)),
         }));
         const e2 = await fails(badProjection, 'BELAY_CHECK_SQL', /UNIQUE_USER_SLUG/, /steps\.0\.projection \(assign-owner\)/, /line 2, column 3/);
         assert.equal(e2.details.field, 'steps.0.projection (assign-owner)');
+        // with a whole-table form, the prediction runs that form, and its errors point into it
+        const badWhole = await derived(base, (s) => ({
+          ...s,
+          checks: [{ kind: 'unique-after', code: 'UNIQUE_USER_SLUG', step: 'assign-owner', index: 'EventType_userId_slug_key' }],
+          steps: s.steps.map((st) => (st.kind === 'batched' ? { ...st, wholeTableProjection: 'SELECT e.id,\n    e.owner AS "userId" FROM "EventType" e' } : st)),
+        }));
+        const e3 = await fails(badWhole, 'BELAY_CHECK_SQL', /UNIQUE_USER_SLUG/, /steps\.0\.wholeTableProjection \(assign-owner\)/, /line 2, column 5/);
+        assert.equal(e3.details.field, 'steps.0.wholeTableProjection (assign-owner)');
         assert.deepEqual(await checksums(db), before, 'nothing changed');
       } finally {
         // shared database: dropped after the suite

@@ -98,6 +98,10 @@ export async function runbook(m: LoadedMigration, opts: RunbookOptions = {}): Pr
     out.push('', 'The statement belay runs for every batch (generated from the projection): it writes only rows whose values change, ' +
       'only while they still hold the value it read, and stores their before- and after-images in the undo log. ' +
       '`$1`/`$2` = key range, `$3` = run, `$4` = step, `$5` = batch.', '', fence(applyBatchSql(t, s.projection), 'sql'));
+    if (s.wholeTableProjection) {
+      out.push('', 'The same projection for the whole table at once, set-based: the pre-flight predictions run this form, ' +
+        'and `belay dry-run` fails unless it writes exactly the rows and values the batches write.', '', fence(s.wholeTableProjection, 'sql'));
+    }
     if (s.verify) out.push('', 'In-batch verification (must return no rows, or the batch rolls back):', '', fence(verifyBatchSql(t, s.verify), 'sql'));
   }
   if (spec.tempIndexes.length) {
