@@ -58,7 +58,9 @@ export async function benchCheck(db: Db, rows: number, opts: { generate?: boolea
   if (step.kind === 'batched') {
     const range = await db.query<{ lo: string; hi: string }>(`SELECT min(id)::text AS lo, max(id)::text AS hi FROM ${qualified(step.table)}`);
     const t0 = performance.now();
-    await db.query(`SELECT count(*) FROM (${step.projection}) p`, [range.rows[0]!.lo, range.rows[0]!.hi]);
+    // what unique-after runs: the set-based whole-table form when the step has one
+    const sql = step.wholeTableProjection ?? step.projection;
+    await db.query(`SELECT count(*) FROM (${sql}) p WHERE $1::int IS NOT NULL OR $2::int IS NULL`, [range.rows[0]!.lo, range.rows[0]!.hi]);
     projectionMs = performance.now() - t0;
   }
   const scanMs = tables.reduce((s, t) => s + median(scans[t]!), 0);
@@ -79,7 +81,7 @@ async function main(argv: string[]): Promise<void> {
     for (const c of b.perCheck) console.log(`  ${c.code.padEnd(24)} ${String(c.ms).padStart(7)} ms  ${c.count} rows`);
     console.log(`  checks total        ${b.checkMs.toFixed(0).padStart(7)} ms`);
     console.log(`  one seq scan        ${b.scanMs.toFixed(0).padStart(7)} ms  (${Object.entries(b.scans).map(([t, ms]) => `${t} ${ms.toFixed(0)}`).join(', ')})`);
-    console.log(`  projection alone    ${b.projectionMs.toFixed(0).padStart(7)} ms  (the step's own SQL over the whole key range, inside unique-after)`);
+    console.log(`  projection alone    ${b.projectionMs.toFixed(0).padStart(7)} ms  (the step's whole-table form, inside unique-after)`);
     console.log(`  ratio               ${b.ratio.toFixed(2).padStart(7)} x   (target 3x or less)`);
   });
 }
@@ -97,7 +99,7 @@ export async function report(rows: number): Promise<string> {
       ...b.perCheck.map((x) => `| check ${x.code} (${x.count} rows) | ${x.ms.toFixed(0)} |`),
       `| all checks | ${b.checkMs.toFixed(0)} |`,
       `| one sequential scan of the tables read | ${b.scanMs.toFixed(0)} |`,
-      `| the step's projection alone over the whole key range | ${b.projectionMs.toFixed(0)} |`,
+      `| the step's whole-table projection alone (inside unique-after) | ${b.projectionMs.toFixed(0)} |`,
       '', `ratio check / scan: ${b.ratio.toFixed(1)}x (target 3x or less)`,
     ].join('\n');
   } finally {
