@@ -135,6 +135,42 @@ for (const kind of DB_KINDS) {
       }
     });
 
+    test('classify: one finding per declared category in the query\'s order; NULL not reported; an undeclared value or a reused code is refused', async () => {
+      const { db } = shared;
+      const base = await flagship();
+      const classify = (categories: object[]) => derived(base, (s) => ({
+        ...s,
+        checks: [{
+          kind: 'classify', code: 'EVENT_TYPE_KINDS', column: 'kind',
+          sql: `SELECT CASE WHEN "teamId" IS NOT NULL THEN 'team' WHEN "userId" IS NOT NULL THEN 'owned' END AS kind, id, slug FROM "EventType" ORDER BY id DESC`,
+          categories: categories as never,
+        }],
+      }));
+      const team = { value: 'team', code: 'TEAM_ROWS', severity: 'info', message: 'team event types' };
+      const owned = { value: 'owned', code: 'OWNED_ROWS', message: 'event types with an owner' };
+      const never = { value: 'none', code: 'NEVER', severity: 'error', message: 'a category no row has' };
+      const before = await checksums(db);
+      const r = await runChecks(db, await classify([team, owned, never]), { sample: 3 });
+      assert.deepEqual(r.findings.map((f) => [f.code, f.kind, f.severity]), [['TEAM_ROWS', 'classify', 'info'], ['OWNED_ROWS', 'classify', 'warn'], ['NEVER', 'classify', 'error']]);
+      const [t, o, n] = r.findings;
+      assert.equal(t!.count, truth.counts.team);
+      assert.deepEqual(t!.sample.map((x) => Number(x.id)), truth.categories.team.slice(-3).reverse(), 'the first rows in the query\'s own order');
+      assert.ok(t!.sample.every((x) => !('kind' in x) && typeof x.slug === 'string'), 'samples leave the category column out');
+      assert.equal(o!.count, truth.counts.owned + truth.counts.inconsistent);
+      assert.equal(n!.count, 0);
+      assert.equal(r.ok, true, 'an error category without rows does not block');
+      // rows of a category the check does not declare: the check is wrong, not the data
+      const err = await runChecks(db, await classify([team])).then(() => undefined, (e: unknown) => e);
+      assert.ok(err instanceof BelayError);
+      assert.equal(err.code, 'BELAY_CHECK_SQL');
+      assert.equal(err.exitCode, 3);
+      assert.match(err.message, /EVENT_TYPE_KINDS.*category "owned".*does not declare/);
+      // findings are keyed by code
+      await assert.rejects(classify([team, { ...owned, code: 'TEAM_ROWS' }]), /code TEAM_ROWS is used twice/);
+      await assert.rejects(classify([team, { ...owned, value: 'team' }]), /two categories have the same value/);
+      assert.deepEqual(await checksums(db), before);
+    });
+
     test('not-null: NULLs after the step\'s projected values, and as the table is now', async () => {
       const { db } = shared;
       try {
@@ -227,7 +263,7 @@ for (const kind of DB_KINDS) {
           const u = stored.find((x) => x.code === 'UNIQUE_USER_SLUG')!;
           assert.equal(u.outcome, 'blocked');
           assert.ok(u.count > 0);
-          assert.equal(stored.length, naiveM.spec.checks.length);
+          assert.equal(stored.length, describeChecks(naiveM).length, 'one stored result per finding (a classify check has one per category)');
         }
         {
           const m = await flagship();

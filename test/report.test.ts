@@ -1,6 +1,7 @@
 // The runbook before, the report after: every section for the flagship on both databases, the schema
 // differences marked, the HTML report opened in headless Chromium, and the error-code registry complete.
 import assert from 'node:assert/strict';
+import { describeChecks } from '../src/checks/registry.ts';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -78,6 +79,7 @@ for (const kind of DB_KINDS) {
       const hs = headings(md);
       for (const s of RUNBOOK_SECTIONS) assert.ok(hs.includes(s), `runbook lacks section "${s}"`);
       for (const c of m.spec.checks) assert.ok(md.includes(`#### ${c.code}`) && md.includes(`\`${c.code}\``), `runbook lacks check ${c.code}`);
+      for (const d of describeChecks(m)) assert.ok(md.includes(`| \`${d.code}\` |`), `runbook's check table lacks finding ${d.code}`);
       for (const e of ERROR_CODES) assert.ok(md.includes(`\`${e.code}\``), `troubleshooting lacks ${e.code}`);
       const step = m.spec.steps[0] as BatchedStep;
       // the generated UPDATE is the one apply runs: same text, with the key's real type (serial = integer)

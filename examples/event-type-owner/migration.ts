@@ -62,27 +62,35 @@ export default function eventTypeOwner(params: MigrationParams) {
         fix: 'Delete these links; belay ignores them.',
       },
       {
-        kind: 'sql', code: 'ASSIGN', severity: 'info', message: 'event types that will get their owner',
-        sql: `${classified} SELECT id, slug, owner AS "userId" FROM outcome WHERE owned_twin IS NULL AND eligible_twin IS NULL ORDER BY id`,
-      },
-      {
-        kind: 'sql', code: 'UNOWNED', severity: 'warn', message: 'personal event types without any valid link: stay without owner',
-        sql: `${classified} SELECT id, slug FROM eligible WHERE links = 0 ORDER BY id`,
-        fix: 'Link them to a user in "_user_eventtype" or assign them by hand.',
-      },
-      {
-        kind: 'sql', code: 'AMBIGUOUS', severity: 'warn',
-        message: ambiguous === 'skip' ? 'event types linked to several users: stay without owner' : 'event types linked to several users: get the lowest user id',
-        sql: `${classified} SELECT id, slug, links FROM eligible WHERE links > 1 ORDER BY id`,
-        fix: 'Decide the owner by hand, or run with --param ambiguous=lowest.',
-      },
-      {
-        kind: 'sql', code: 'SLUG_CONFLICT', severity: 'warn',
-        message: 'the owner would have two event types with the same slug: none of them changes',
-        sql: `${classified} SELECT id, slug, owner AS "userId", coalesce(owned_twin, eligible_twin) AS "conflictsWith",
-                 CASE WHEN owned_twin IS NOT NULL THEN 'owned' ELSE 'eligible' END AS "with"
-              FROM outcome WHERE owned_twin IS NOT NULL OR eligible_twin IS NOT NULL ORDER BY id`,
-        fix: 'Rename one of the slugs, then run the migration again.',
+        // One pass sorts every personal event type into its category (one query instead of four).
+        kind: 'classify', code: 'PERSONAL_EVENT_TYPES',
+        sql: `${classified}
+          SELECT CASE WHEN e.links = 0 THEN 'unowned'
+                      WHEN o.owned_twin IS NOT NULL OR o.eligible_twin IS NOT NULL THEN 'slug-conflict'
+                      WHEN e.links > 1 THEN 'ambiguous'
+                      ELSE 'assign' END AS category,
+                 e.id, e.slug, e.links, e.owner AS "userId", coalesce(o.owned_twin, o.eligible_twin) AS "conflictsWith",
+                 CASE WHEN o.owned_twin IS NOT NULL THEN 'owned' WHEN o.eligible_twin IS NOT NULL THEN 'eligible' END AS "with"
+            FROM eligible e LEFT JOIN outcome o ON o.id = e.id
+           ORDER BY e.id`,
+        categories: [
+          { value: 'assign', code: 'ASSIGN', severity: 'info', message: 'event types with exactly one valid link that will get that user as owner' },
+          {
+            value: 'unowned', code: 'UNOWNED', severity: 'warn', message: 'personal event types without any valid link: stay without owner',
+            fix: 'Link them to a user in "_user_eventtype" or assign them by hand.',
+          },
+          ambiguous === 'skip'
+            ? {
+                value: 'ambiguous', code: 'AMBIGUOUS', severity: 'warn', message: 'event types linked to several users: stay without owner',
+                fix: 'Decide the owner by hand, or run with --param ambiguous=lowest.',
+              }
+            : { value: 'ambiguous', code: 'AMBIGUOUS', severity: 'info', message: 'event types linked to several users: will get the lowest user id' },
+          {
+            value: 'slug-conflict', code: 'SLUG_CONFLICT', severity: 'warn',
+            message: 'the owner would have two event types with the same slug: none of them changes (conflictsWith: the other row, with: owned or eligible)',
+            fix: 'Rename one of the slugs, then run the migration again.',
+          },
+        ],
       },
       {
         kind: 'sql', code: 'INCONSISTENT_OWNER', severity: 'warn',

@@ -4,6 +4,7 @@ import type { Db } from '../db/connection.ts';
 import type { BatchTarget } from '../execute/batch-sql.ts';
 import type { BatchedStep, Check } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
+import { classifyKind } from './classify.ts';
 import { notNullKind } from './not-null.ts';
 import { orphansKind } from './orphans.ts';
 import { sqlKind } from './sql-check.ts';
@@ -55,6 +56,7 @@ export interface GuardFacts {
 
 export const CHECK_KINDS: { readonly [K in CheckKindName]: CheckKind<Extract<Check, { kind: K }>> } = Object.freeze({
   sql: sqlKind,
+  classify: classifyKind,
   orphans: orphansKind,
   'unique-after': uniqueAfterKind,
   'not-null': notNullKind,
@@ -75,13 +77,29 @@ export interface CheckDescription {
 }
 
 export function describeChecks(m: LoadedMigration): CheckDescription[] {
-  return m.spec.checks.map((c) => {
-    const k = kindOf(c);
+  return m.spec.checks.flatMap((c) => {
     const guardsBatches =
       c.kind === 'unique-after' ||
       (c.kind === 'orphans' && m.spec.steps.some((s) => s.kind === 'batched' && s.table === c.table && s.writes.includes(c.column)));
-    return { code: c.code, kind: c.kind, severity: c.severity, meaning: c.message ?? k.meaning, fix: c.fix ?? k.defaultFix, guardsBatches };
+    return declaredFindings(c).map((d) => ({ ...d, guardsBatches }));
   });
+}
+
+/** A finding a check can report: one per check, one per category for classify. */
+export interface DeclaredFinding {
+  code: string;
+  kind: CheckKindName;
+  severity: 'error' | 'warn' | 'info';
+  meaning: string;
+  fix: string;
+}
+
+export function declaredFindings(c: Check): DeclaredFinding[] {
+  const k = kindOf(c);
+  if (c.kind === 'classify') {
+    return c.categories.map((x) => ({ code: x.code, kind: c.kind, severity: x.severity, meaning: x.message, fix: x.fix ?? k.defaultFix }));
+  }
+  return [{ code: c.code, kind: c.kind, severity: c.severity, meaning: c.message ?? k.meaning, fix: c.fix ?? k.defaultFix }];
 }
 
 /** Codes belay itself reports about checks (not findings): in the error registry, listed here for the runbook. */

@@ -7,7 +7,8 @@ import type { Check } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { pointAt } from '../spec/sql-parse.ts';
 import { FINDING_PREFIX, findingSql, READ_ONLY_BEGIN_SQL } from './check-sql.ts';
-import { CHECK_ERROR_CODES, type CheckKindName, type EmbeddedSql, kindOf } from './registry.ts';
+import { classifySql, type ClassifyCheck } from './classify.ts';
+import { CHECK_ERROR_CODES, type CheckKindName, declaredFindings, type EmbeddedSql, kindOf, type PreparedCheck } from './registry.ts';
 
 export const DEFAULT_SAMPLE = 20;
 
@@ -45,6 +46,7 @@ export interface RunChecksOptions {
 export function checkSql(check: Check): string {
   switch (check.kind) {
     case 'sql':
+    case 'classify':
       return check.sql;
     case 'orphans':
       return `SELECT c.* FROM ${qualified(check.table)} c
@@ -66,7 +68,7 @@ export async function runChecks(db: Db, m: LoadedMigration, opts: RunChecksOptio
   const findings: CheckFinding[] = [];
   const end = await beginReadOnly(db);
   try {
-    for (const check of m.spec.checks) findings.push(await runOne(db, m, check, limit));
+    for (const check of m.spec.checks) findings.push(...(await runOne(db, m, check, limit)));
   } finally {
     await end();
   }
@@ -74,20 +76,48 @@ export async function runChecks(db: Db, m: LoadedMigration, opts: RunChecksOptio
   return { migrationId: m.spec.id, findings, ok: blocking.length === 0, blocking, durationMs: performance.now() - started };
 }
 
-async function runOne(db: Db, m: LoadedMigration, check: Check, limit: number): Promise<CheckFinding> {
+async function runOne(db: Db, m: LoadedMigration, check: Check, limit: number): Promise<CheckFinding[]> {
   const kind = kindOf(check);
   const t0 = performance.now();
   const prepared = await kind.prepare(db, check, m);
+  if (check.kind === 'classify') return classified(db, check, prepared, limit, t0);
   let row: { n: number; sample: Record<string, unknown>[] | null };
   try {
     row = (await db.query<typeof row>(findingSql(prepared.sql, limit), prepared.params)).rows[0]!;
   } catch (err) {
     throw checkSqlError(check, prepared.embedded, err);
   }
-  return {
-    code: check.code, kind: check.kind, severity: check.severity, message: check.message ?? kind.meaning,
-    count: Number(row.n), sample: row.sample ?? [], fix: check.fix ?? kind.defaultFix, durationMs: performance.now() - t0,
-  };
+  const [d] = declaredFindings(check);
+  return [{
+    code: d!.code, kind: check.kind, severity: d!.severity, message: d!.meaning,
+    count: Number(row.n), sample: row.sample ?? [], fix: d!.fix, durationMs: performance.now() - t0,
+  }];
+}
+
+/** One query, one finding per declared category (in declared order); an undeclared category is an error in the check. */
+async function classified(db: Db, check: ClassifyCheck, prepared: PreparedCheck, limit: number, t0: number): Promise<CheckFinding[]> {
+  let rows: Array<{ category: string; n: number; sample: Record<string, unknown>[] | null }>;
+  try {
+    rows = (await db.query<(typeof rows)[number]>(classifySql(prepared.sql, check.column, limit), prepared.params)).rows;
+  } catch (err) {
+    throw checkSqlError(check, prepared.embedded, err);
+  }
+  const byValue = new Map(rows.map((r) => [r.category, r]));
+  const unknown = rows.filter((r) => !check.categories.some((c) => c.value === r.category));
+  if (unknown.length > 0) {
+    throw new BelayError(CHECK_ERROR_CODES.sqlFailed,
+      `check ${check.code} (classify) returned ${unknown.map((u) => `${u.n} row(s) of category "${u.category}"`).join(', ')}, which it does not declare (declared: ${check.categories.map((c) => `"${c.value}"`).join(', ')})`, {
+        exitCode: EXIT.spec,
+        details: { check: check.code, kind: check.kind, undeclared: unknown.map((u) => u.category) },
+        fix: `Declare every value the "${check.column}" column can take in categories, or return NULL for rows that are not to be reported. Nothing was changed.`,
+      });
+  }
+  const ms = performance.now() - t0;
+  return declaredFindings(check).map((d, i) => {
+    const r = byValue.get(check.categories[i]!.value);
+    // the query's time is shared: the first category carries it, so the per-check times add up
+    return { code: d.code, kind: check.kind, severity: d.severity, message: d.meaning, count: r ? Number(r.n) : 0, sample: r?.sample ?? [], fix: d.fix, durationMs: i === 0 ? ms : 0 };
+  });
 }
 
 /** What the server said, where in the user's SQL (line, column, caret), and which check. */

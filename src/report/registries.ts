@@ -56,6 +56,8 @@ export function checkMeaning(c: Check): string {
   switch (c.kind) {
     case 'sql':
       return c.message;
+    case 'classify':
+      return `sorts rows into ${c.categories.length} categories by "${c.column}": ${c.categories.map((x) => x.code).join(', ')}`;
     case 'orphans':
       return c.message ?? `rows of ${c.table}.${c.column} whose value is missing from ${c.references.table}.${c.references.column}`;
     case 'unique-after':
@@ -66,14 +68,17 @@ export function checkMeaning(c: Check): string {
 }
 
 export function checkEntries(checks: readonly Check[]): TroubleEntry[] {
-  return checks.map((c) => ({
-    code: c.code,
-    kind: c.severity,
-    meaning: checkMeaning(c),
-    whatToDo: c.fix ?? {
+  const entries = checks.flatMap((c) => (c.kind === 'classify'
+    ? c.categories.map((x) => ({ code: x.code, severity: x.severity, meaning: x.message, fix: x.fix }))
+    : [{ code: c.code, severity: c.severity, meaning: checkMeaning(c), fix: c.fix }]));
+  return entries.map((e) => ({
+    code: e.code,
+    kind: e.severity,
+    meaning: e.meaning,
+    whatToDo: e.fix ?? {
       error: 'Fix the offending rows before applying: this check blocks the run.',
       warn: 'Review the sample rows; they are reported and left unchanged.',
       info: 'Nothing to do: it counts what the migration will change.',
-    }[c.severity],
+    }[e.severity],
   }));
 }

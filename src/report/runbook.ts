@@ -111,10 +111,13 @@ export async function runbook(m: LoadedMigration, opts: RunbookOptions = {}): Pr
 
   h2(2);
   out.push(`Run read-only with ${code(`belay check ${mig}`)}. Severity **error** blocks the apply; **warn** rows are reported and left unchanged; **info** counts what will happen.`, '');
-  out.push(mdTable(['code', 'kind', 'severity', 'looks for', 'fix'], spec.checks.map((c) => [code(c.code), c.kind, c.severity, checkMeaning(c), c.fix ?? ''])));
+  out.push(mdTable(['code', 'kind', 'severity', 'looks for', 'fix'], spec.checks.flatMap((c) => (c.kind === 'classify'
+    ? c.categories.map((x) => [code(x.code), `classify (${code(c.code)}: ${code(`${c.column} = '${x.value}'`)})`, x.severity, x.message, x.fix ?? ''])
+    : [[code(c.code), c.kind, c.severity, checkMeaning(c), c.fix ?? '']]))));
   for (const c of spec.checks) {
     out.push('', `#### ${c.code}`, '');
-    if (c.kind === 'sql' || c.kind === 'orphans') out.push(fence(checkSql(c), 'sql'));
+    if (c.kind === 'classify') out.push(`One query sorts the rows into categories by its column ${code(c.column)}: ${c.categories.map((x) => `${code(x.value)} → ${code(x.code)}`).join(', ')}.`, '');
+    if (c.kind === 'sql' || c.kind === 'orphans' || c.kind === 'classify') out.push(fence(checkSql(c), 'sql'));
     else out.push(`Built-in ${c.kind} check: ${checkMeaning(c)}.`);
   }
 

@@ -17,6 +17,27 @@ const sqlCheck = z.strictObject({
   sql,
   fix: z.string().optional(),
 });
+/**
+ * One SELECT that sorts rows into categories (a column of its rows names each row's category), reported
+ * as one finding per declared category: one pass over the data instead of one query per category, and
+ * no row counted in two categories. Rows whose category is NULL are not reported.
+ */
+const classifyCheck = z.strictObject({
+  kind: z.literal('classify'),
+  /** Names the classification itself (errors, runbook); each category has its own code. */
+  code,
+  sql,
+  /** The column of the rows that holds the category; default "category". */
+  column: name.default('category'),
+  categories: z.array(z.strictObject({
+    /** The value of the category column. */
+    value: z.string().min(1),
+    code,
+    severity: severity.default('warn'),
+    message: z.string().min(1),
+    fix: z.string().optional(),
+  })).min(1, 'must declare at least one category'),
+});
 /** Rows of `table.column` whose value is missing from `references.table.column`. */
 const orphansCheck = z.strictObject({
   kind: z.literal('orphans'),
@@ -49,7 +70,7 @@ const notNullCheck = z.strictObject({
   message: z.string().optional(),
   fix: z.string().optional(),
 });
-export const checkSchema = z.discriminatedUnion('kind', [sqlCheck, orphansCheck, uniqueAfterCheck, notNullCheck]);
+export const checkSchema = z.discriminatedUnion('kind', [sqlCheck, classifyCheck, orphansCheck, uniqueAfterCheck, notNullCheck]);
 
 /**
  * A change over key ranges of a driving table, declared as a projection: SQL that, for the keys in
@@ -127,7 +148,19 @@ export const migrationSchema = z.strictObject({
   id: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be lower-case letters, digits, ".", "_" or "-", at most 63'),
   purpose: z.string().min(10, 'must say in a sentence or more what the migration does and why'),
   tables: z.array(tableName).min(1, 'must list every table the migration touches'),
-  checks: z.array(checkSchema).default([]),
+  checks: z.array(checkSchema).default([]).superRefine((checks, ctx) => {
+    // findings, stored results and verification are keyed by code: one code, one meaning
+    const seen = new Set<string>();
+    for (const [i, c] of checks.entries()) {
+      for (const x of c.kind === 'classify' ? [c.code, ...c.categories.map((k) => k.code)] : [c.code]) {
+        if (seen.has(x)) ctx.addIssue({ code: 'custom', path: [i, 'code'], message: `code ${x} is used twice: every check and category needs its own code` });
+        seen.add(x);
+      }
+      if (c.kind === 'classify' && new Set(c.categories.map((k) => k.value)).size !== c.categories.length) {
+        ctx.addIssue({ code: 'custom', path: [i, 'categories'], message: 'two categories have the same value' });
+      }
+    }
+  }),
   tempIndexes: z.array(tempIndex).default([]),
   steps: z.array(stepSchema).min(1, 'must have at least one step'),
   verify: z.array(verification).default([]),

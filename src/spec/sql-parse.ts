@@ -13,7 +13,7 @@ export interface SqlField {
 
 export function sqlFieldsOf(spec: Migration): SqlField[] {
   const out: SqlField[] = [];
-  spec.checks.forEach((c, i) => c.kind === 'sql' && out.push({ field: `checks.${i}.sql (${c.code})`, sql: c.sql, single: true }));
+  spec.checks.forEach((c, i) => (c.kind === 'sql' || c.kind === 'classify') && out.push({ field: `checks.${i}.sql (${c.code})`, sql: c.sql, single: true }));
   spec.steps.forEach((s, i) => {
     if (s.kind === 'batched') {
       out.push({ field: `steps.${i}.projection (${s.name})`, sql: s.projection, single: true });

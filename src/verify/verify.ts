@@ -232,10 +232,12 @@ async function categoryChecks(db: Db, runId: number, spec: Migration): Promise<V
   });
   const categories = await guarded('categories', 'categories', 'pre-flight categories of rows that stay as they are, counted again', async () => {
     // unique-after and not-null predict the write itself: the constraints checks stand for them afterwards
-    const again = spec.checks.filter((c) => (c.kind === 'sql' || c.kind === 'orphans') && c.severity !== 'info' && before.has(c.code));
+    const recount = (code: string, severity: string) => severity !== 'info' && before.has(code);
+    const again = spec.checks.filter((c) => (c.kind === 'classify' && c.categories.some((x) => recount(x.code, x.severity))) ||
+      ((c.kind === 'sql' || c.kind === 'orphans') && recount(c.code, c.severity)));
     const after = await runChecks(db, { spec: { ...spec, checks: again } } as unknown as LoadedMigration, { sample: 0 });
     const diff = after.findings
-      .filter((f) => before.get(f.code)!.count !== f.count)
+      .filter((f) => recount(f.code, f.severity) && before.get(f.code)!.count !== f.count)
       .map((f) => ({ category: f.code, before: before.get(f.code)!.count, after: f.count }));
     return { count: diff.length, sample: diff };
   });
