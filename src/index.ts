@@ -44,7 +44,8 @@ export { dryRun, type DryRunOptions, type DryRunResult, type DryRunStep } from '
 export { rehearse, type RehearseOptions, type RehearseResult, type TableEvidence } from './plan/rehearse.ts';
 export { applyPlanned, tempIndexHooks, type PlannedApplyOptions } from './plan/apply-planned.ts';
 export { createTempIndexes, dropTempIndexes, type TempIndexResult } from './plan/temp-indexes.ts';
-export { planController, adaptBatchSize, throttleReasons, DEFAULT_THROTTLE, type ThrottleOptions } from './plan/throttle.ts';
+export { planController, throttleReasons, DEFAULT_THROTTLE, type ThrottleOptions } from './plan/throttle.ts';
+export { BatchSizer } from './plan/batch-sizer.ts';
 export {
   loadProjectConfig, parseConfig, resolveEnvironment, ledgerFor, recordLedger, readLedger, assertApplyAllowed,
   type Environment, type ProjectConfig, type Ledger, type LedgerEntry,

@@ -16,7 +16,9 @@ import { columnsIn } from '../src/plan/explain.ts';
 import { assertPlanCurrent, isPlanFile, plan, readPlanFile, writePlanFile } from '../src/plan/plan.ts';
 import { rehearse } from '../src/plan/rehearse.ts';
 import { createTempIndexes, dropTempIndexes } from '../src/plan/temp-indexes.ts';
-import { adaptBatchSize, planController } from '../src/plan/throttle.ts';
+import { BatchSizer, INITIAL_HEADROOM, MAX_GROWTH } from '../src/plan/batch-sizer.ts';
+import { planController } from '../src/plan/throttle.ts';
+import { rng } from './helpers/cli.ts';
 import { loadMigration } from '../src/spec/load.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 import { checksums, flagship, FLAGSHIP_TABLES } from './helpers/flagship.ts';
@@ -292,13 +294,80 @@ for (const kind of DB_KINDS) {
 }
 
 describe('throttle and adaptive size', () => {
-  test('adaptBatchSize shrinks at once (down to ÷2) and grows by half the way (at most ×1.5)', () => {
-    assert.equal(adaptBatchSize(1000, { durationMs: 100, rowsInRange: 1000 }, 200), 1500);
-    assert.equal(adaptBatchSize(1000, { durationMs: 160, rowsInRange: 1000 }, 200), 1125);
-    assert.equal(adaptBatchSize(1000, { durationMs: 800, rowsInRange: 1000 }, 200), 500);
-    assert.equal(adaptBatchSize(1000, { durationMs: 250, rowsInRange: 1000 }, 200), 800);
-    assert.equal(adaptBatchSize(1000, { durationMs: 200, rowsInRange: 1000 }, 200), 1000);
-    assert.equal(adaptBatchSize(1000, { durationMs: 10, rowsInRange: 10 }, 200), 1000, 'a short last batch says little');
+  test('BatchSizer: sizes for target ÷ headroom, shrinks at once after a costly batch, grows at most ×1.5', () => {
+    const z = new BatchSizer(200);
+    // first batch: 1000 rows at 0.05 ms/row; aiming at 200 / 1.5 ms asks for 2667 rows, growth caps it
+    assert.equal(z.next(1000, { durationMs: 50, rowsInRange: 1000 }), Math.round(1000 * MAX_GROWTH));
+    assert.equal(z.headroom, INITIAL_HEADROOM);
+    // a batch 6× costlier per row: the next one is sized from that cost, not from the average
+    assert.equal(z.next(1500, { durationMs: 450, rowsInRange: 1500 }), Math.round(200 / z.headroom / 0.3));
+    assert.ok(z.headroom >= 2.9, `the surprise (6×) raised the headroom to its limit: ${z.headroom}`);
+    assert.equal(z.next(444, { durationMs: 10, rowsInRange: 10 }), 444, 'a short last batch says little');
+  });
+
+  // Regression: batches were aimed at the target itself, so half of them ran over it and a noisy one far
+  // over (flagship at 1M rows: longest 490 ms, 32 of 697 batches over 250 ms at a 200 ms target).
+  test('BatchSizer keeps noisy batches under the target (seeded simulation: spread, runs of costly batches)', () => {
+    const random = rng(4242);
+    const gauss = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+    const simulate = (next: (current: number, last: { durationMs: number; rowsInRange: number }) => number) => {
+      const durations: number[] = [];
+      let size = 2000;
+      let costly = 0;
+      for (let i = 0; i < 1500; i++) {
+        // 0.1 ms/row with ±12 % spread; now and then a run of 10 batches at 1.6× (a checkpoint's full-page writes)
+        if (costly === 0 && random() < 0.01) costly = 10;
+        const perRow = 0.1 * Math.exp(0.12 * gauss()) * (costly-- > 0 ? 1.6 : 1);
+        const d = size * perRow;
+        durations.push(d);
+        size = next(size, { durationMs: d, rowsInRange: size });
+      }
+      const later = durations.slice(20);
+      return { over: later.filter((d) => d > 200).length / later.length, mean: later.reduce((a, b) => a + b, 0) / later.length };
+    };
+    const z = new BatchSizer(200);
+    const ceiling = simulate((c, l) => z.next(c, l));
+    assert.ok(ceiling.over <= 0.02, `${(ceiling.over * 100).toFixed(1)} % of batches over the target`);
+    assert.ok(ceiling.mean >= 100, `batches are not needlessly small: mean ${ceiling.mean.toFixed(0)} ms`);
+    // the rule it replaced (aim at the target, shrink at once, grow half the way) fails the same test
+    const aimAtTarget = simulate((c, l) => { const r = Math.min(2, Math.max(0.5, 200 / l.durationMs)); return Math.round(r < 1 ? c * r : c * (1 + 0.5 * (r - 1))); });
+    assert.ok(aimAtTarget.over > 0.2, `aiming at the target: ${(aimAtTarget.over * 100).toFixed(1)} % over`);
+  });
+
+  test('server: a step whose cost per row triples half-way keeps its batches under the target', async () => {
+    const f = await freshDb('postgres');
+    try {
+      // 100 µs of CPU per row for ids up to 3000, three times that above: the sizer must follow the step
+      await f.db.exec(`CREATE TABLE work (id int PRIMARY KEY, n int NOT NULL, out bigint);
+        INSERT INTO work SELECT g, CASE WHEN g <= 3000 THEN 1000 ELSE 3000 END, NULL FROM generate_series(1, 6000) g;`);
+      const m = await loadMigration(specFile(`export default {
+        id: 'cpu-step', purpose: 'Burn a known amount of CPU per row (test of the batch sizer).', tables: ['work'],
+        steps: [{ kind: 'batched', name: 'burn', table: 'work', writes: ['out'],
+          projection: 'SELECT w.id, (SELECT count(*) FROM generate_series(1, w.n) g) AS out FROM work w WHERE w.id BETWEEN $1 AND $2' }],
+        options: { batchSize: 100 },
+      };`));
+      const target = 60;
+      const batches: Array<{ ms: number; rows: number; lo: number }> = [];
+      const r = await applyPlanned(f.db, m, { onEvent: (e) => { if (e.type === 'batch-committed') batches.push({ ms: e.durationMs, rows: e.rowsInRange, lo: Number(e.lo) }); } }, { targetBatchMs: target });
+      assert.equal(r.status, 'completed', r.error?.message ?? '');
+      assert.equal(Number((await f.db.query<{ n: number }>('SELECT count(*)::int AS n FROM work WHERE out = n')).rows[0]!.n), 6000);
+      const table = batches.map((b) => `${b.rows}:${b.ms.toFixed(0)}`).join(' ');
+      // the first batch with only costly rows (the one before it straddles the step)
+      const step = batches.findIndex((b) => b.lo > 3000);
+      assert.ok(step > 3, table);
+      // the batch after it is sized from its cost, at once
+      assert.ok(batches[step + 1]!.ms <= target, `after the step: ${table}`);
+      // past the first batches and the step, batches stay under the target (the old rule: about half over)
+      const settled = batches.filter((_, i) => i >= 3 && i !== step && i !== step - 1 && i < batches.length - 1);
+      const over = settled.filter((b) => b.ms > target).length;
+      assert.ok(over <= Math.max(1, settled.length * 0.15), `${over} of ${settled.length} over ${target} ms: ${table}`);
+      // and follow the cost: about a third as many rows per batch after the step
+      const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+      const ratio = median(batches.slice(step + 2, -1).map((b) => b.rows)) / median(batches.slice(2, step).map((b) => b.rows));
+      assert.ok(ratio > 0.2 && ratio < 0.55, `rows per batch after ÷ before the step: ${ratio.toFixed(2)}; ${table}`);
+    } finally {
+      await f.drop();
+    }
   });
 
   test('columnsIn reads the columns a scan filters or joins on', () => {

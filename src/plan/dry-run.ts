@@ -14,7 +14,7 @@ import { ensureState } from '../state/schema.ts';
 import { DEFAULT_TARGET_BATCH_MS, ratesOf } from './calibrate.ts';
 import { type Ledger, recordLedger } from './environments.ts';
 import { finishPlan, type Plan, type StepPlan, tablePlan } from './plan.ts';
-import { adaptBatchSize } from './throttle.ts';
+import { BatchSizer } from './batch-sizer.ts';
 import { commitCostMs, type TrialBatch, trialBatch } from './trial-batch.ts';
 import { RECORD_TRIAL_SQL, wholeTableDigestSql } from './trial-sql.ts';
 import { batchTarget } from '../execute/apply.ts';
@@ -112,6 +112,7 @@ async function walkStep(db: Db, m: LoadedMigration, stepNo: number, facts: Guard
   const step = m.spec.steps[stepNo] as BatchedStep;
   const target = opts.targetBatchMs ?? DEFAULT_TARGET_BATCH_MS;
   let size = opts.batchSize ?? step.batchSize ?? m.spec.options.batchSize;
+  const sizer = new BatchSizer(target);
   const want = opts.sampleRows ?? DEFAULT_DRY_RUN_SAMPLE;
   const out: DryRunStep = { name: step.name, kind: 'batched', rowsInRange: 0, rowsChanged: 0, batches: [], sample: [], verifyFailures: [], ms: 0 };
   const guards = (t: TrialBatch['target']) => m.spec.checks.flatMap((c) => kindOf(c).guard?.(c, step, t, facts) ?? []);
@@ -132,7 +133,7 @@ async function walkStep(db: Db, m: LoadedMigration, stepNo: number, facts: Guard
     digestSum += BigInt(b.digest.sum);
     for (const f of b.verifyFailures) out.verifyFailures.push({ batchNo, ...f });
     emit({ type: 'log', level: 'info', message: `dry run ${step.name} batch ${batchNo} [${b.lo}, ${b.hi}]: ${b.rows} rows, ${b.changed} would change, ${b.ms.toFixed(0)} ms (rolled back)` });
-    if (opts.batchSize === undefined) size = adaptBatchSize(size, { durationMs: b.ms, rowsInRange: b.rows }, target);
+    if (opts.batchSize === undefined) size = sizer.next(size, { durationMs: b.ms, rowsInRange: b.rows });
   }
   if (step.wholeTableProjection) {
     const whole = await wholeTableDigest(db, m, stepNo);

@@ -17,6 +17,7 @@ import {
 import { CONSTRAINT_DEFS_SQL, exactCountSql, INDEX_DEFS_SQL, TABLE_SIZE_SQL } from './plan-sql.ts';
 import { findSeqScans, type SeqScanFinding } from './explain.ts';
 import { commitCostMs } from './trial-batch.ts';
+import { INITIAL_HEADROOM } from './batch-sizer.ts';
 
 export const PLAN_VERSION = 1;
 /** A sequential scan over a table with at least this many rows is reported. */
@@ -122,7 +123,7 @@ export async function plan(db: Db, m: LoadedMigration, opts: PlanOptions = {}): 
     let size = Math.min(step.batchSize ?? calSize, PROBE_SIZE);
     let probe = await calibrate(db, m, i, { size, rows, samples: 1 });
     for (let round = 0; round < 3; round++) {
-      const want = chooseBatchSize(ratesOf(probe.samples), targetBatchMs, size);
+      const want = chooseBatchSize(ratesOf(probe.samples), firstBatchMs(targetBatchMs), size);
       if (want >= size / 1.3 && want <= size * 1.3) break;
       size = want;
       probe = await calibrate(db, m, i, { size, rows, samples: 1, warmUp: false });
@@ -135,12 +136,20 @@ export async function plan(db: Db, m: LoadedMigration, opts: PlanOptions = {}): 
   return finishPlan(db, m, { tables, steps, targetBatchMs, commitMs, source: 'calibration' });
 }
 
+/**
+ * What the first batch is sized for: apply treats the target as a ceiling and aims below it
+ * (batch-sizer.ts), starting with INITIAL_HEADROOM; the plan's size and estimate aim the same way.
+ */
+export function firstBatchMs(targetBatchMs: number): number {
+  return targetBatchMs / INITIAL_HEADROOM;
+}
+
 /** Chooses batch size and mode and adds up the estimates (shared by plan and dry-run -o). */
 export function finishPlan(db: Db, m: LoadedMigration, p: { tables: TablePlan[]; steps: StepPlan[]; targetBatchMs: number; commitMs: number; source: 'calibration' | 'dry-run' }): Plan {
   const { spec } = m;
   const batched = p.steps.filter((s) => s.kind === 'batched');
-  // one size for the run (apply adapts it per batch); the slowest step decides, so no batch runs long
-  const sizes = batched.map((s) => chooseBatchSize(s.rates, p.targetBatchMs, (spec.steps.find((x) => x.name === s.name) as BatchedStep).batchSize ?? spec.options.batchSize));
+  // one size to start the run with (apply adapts it per batch); the slowest step decides, so no batch runs long
+  const sizes = batched.map((s) => chooseBatchSize(s.rates, firstBatchMs(p.targetBatchMs), (spec.steps.find((x) => x.name === s.name) as BatchedStep).batchSize ?? spec.options.batchSize));
   const batchSize = sizes.length > 0 ? Math.min(...sizes) : spec.options.batchSize;
   const totalRows = batched.reduce((n, s) => n + s.rows, 0);
   // a migration that fits in one batch of the target duration gains nothing from batches

@@ -1,10 +1,10 @@
-// Steering a planned run: the batch size follows the target duration, and the run pauses between
+// Steering a planned run: the batch size keeps batches under the target duration (batch-sizer.ts), and the run pauses between
 // batches while the database is under strain (lock waiters on the table, an old transaction, replica lag).
 import { qualified } from '../db/sql.ts';
 import { AbortedError } from '../errors.ts';
 import type { BatchController, BatchInfo, RunContext } from '../execute/apply.ts';
 import type { BatchedStep } from '../spec/define.ts';
-import { MAX_BATCH_SIZE, MIN_BATCH_SIZE } from './calibrate.ts';
+import { BatchSizer } from './batch-sizer.ts';
 import { LOCK_WAITERS_SQL, OLD_TRANSACTIONS_SQL, REPLICATION_LAG_SQL } from './plan-sql.ts';
 
 export interface ThrottleOptions {
@@ -49,22 +49,15 @@ export async function throttleReasons(ctx: Pick<RunContext, 'db'>, table: string
 }
 
 /**
- * The next size from how far the last batch was from the target: a slow batch shrinks the size at once
- * (down to ÷2), a fast one grows it by half the way (at most ×1.5), so that a noisy fast batch does not
- * make the next one long: the longest batch matters more than the average.
+ * A BatchController that keeps batches under targetMs (a BatchSizer per step: steps differ in cost per
+ * row) and waits while a throttle condition holds.
  */
-export function adaptBatchSize(current: number, last: Pick<BatchInfo, 'durationMs' | 'rowsInRange'>, targetMs: number): number {
-  if (last.rowsInRange < current || last.durationMs <= 0) return current; // a short last batch says little
-  const ratio = Math.min(2, Math.max(0.5, targetMs / last.durationMs));
-  const next = ratio < 1 ? current * ratio : current * (1 + 0.5 * (ratio - 1));
-  return Math.round(Math.min(MAX_BATCH_SIZE, Math.max(MIN_BATCH_SIZE, next)));
-}
-
-/** A BatchController that adapts the batch size to targetMs and waits while a throttle condition holds. */
 export function planController(opts: { targetMs: number; throttle?: Partial<ThrottleOptions>; adapt?: boolean }): BatchController {
   // undefined means 'the default' (a flag not given), null means 'off'
   const given = Object.fromEntries(Object.entries(opts.throttle ?? {}).filter(([, v]) => v !== undefined));
   const o: ThrottleOptions = { ...DEFAULT_THROTTLE, ...given };
+  const sizers = new Map<number, BatchSizer>();
+  const sizerOf = (stepNo: number) => sizers.get(stepNo) ?? sizers.set(stepNo, new BatchSizer(opts.targetMs)).get(stepNo)!;
   return {
     async beforeBatch(ctx: RunContext, step: BatchedStep) {
       const t0 = performance.now();
@@ -84,6 +77,6 @@ export function planController(opts: { targetMs: number; throttle?: Partial<Thro
       }
       if (announced) ctx.emit({ type: 'log', level: 'info', runId: ctx.runId, message: `throttle released after ${Math.round(performance.now() - t0)} ms` });
     },
-    ...(opts.adapt === false ? {} : { nextBatchSize: (current: number, last: BatchInfo) => adaptBatchSize(current, last, opts.targetMs) }),
+    ...(opts.adapt === false ? {} : { nextBatchSize: (current: number, last: BatchInfo) => sizerOf(last.stepNo).next(current, last) }),
   };
 }
