@@ -81,6 +81,9 @@ for (const kind of DB_KINDS) {
           assert.equal(`${b.rows}:${b.checksum}`, before[b.sourceTable]);
           assert.deepEqual(await publicCanRead(f.db, copySqlName(b)), { table: false, schema: false });
         }
+        // on a server the sources were checksummed by a second session in the copy's snapshot
+        const ev = await f.db.query<{ data: { sourcesReadBy: string } }>(`SELECT data FROM belay.events WHERE run_id = $1 AND type = 'backups-verified'`, [r.runId]);
+        assert.equal(ev.rows[0]?.data.sourcesReadBy, kind === 'postgres' ? 'second session' : 'backup session');
         // the run did write: the copy is not the table any more
         assert.notEqual((await checksums(f.db)).EventType, before.EventType);
         // a resume of the same run finds its verified backups and takes none

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { tableInfo } from '../db/catalog.ts';
+import { checksumColumns, checksumInTransaction, checksumTable, checksumWith } from '../db/checksum.ts';
 import type { Db } from '../db/connection.ts';
 import { ident, pinnedSettingsSql } from '../db/sql.ts';
 import { BelayError, EXIT, StateError } from '../errors.ts';
@@ -12,11 +13,12 @@ import type { RunContext } from '../execute/apply.ts';
 import { ensureState } from '../state/schema.ts';
 import { recordEvent } from '../state/store.ts';
 import {
-  BACKUP_SCHEMA, BEGIN_SNAPSHOT_SQL, checksumSql, COLUMNS_SQL, copyInSql, copyTableSql, CREATE_SCHEMA_SQL, createStagingSql, dropCopySql,
+  BACKUP_SCHEMA, BEGIN_SNAPSHOT_SQL, COLUMNS_SQL, copyInSql, copyTableSql, CREATE_SCHEMA_SQL, createStagingSql, dropCopySql,
   GET_BACKUP_SQL, INSERT_BACKUP_SQL, LIST_BACKUPS_SQL, MARK_DROPPED_SQL, MARK_VERIFIED_SQL, MAX_IDENT_BYTES, PRIMARY_KEY_SQL, revokeSql,
   RUN_BACKUPS_SQL, SET_COPY_NAME_SQL, SET_FILE_SQL, sizeSql,
 } from './backup-sql.ts';
 import { exportFiles, fileDigest, readCopyFile } from './files.ts';
+import { openSnapshotReader, type SnapshotReader } from './snapshot-reader.ts';
 
 export interface BackupColumn {
   name: string;
@@ -60,6 +62,11 @@ export interface TakeBackupOptions {
   migrationId?: string;
   gzipLevel?: number;
   onEvent?: EventSink;
+  /**
+   * Server only, default true: checksum the sources on a second session in the copy's snapshot while this
+   * one copies. false (or no second session to be had) checksums them here, after each copy.
+   */
+  concurrent?: boolean;
 }
 
 /** The qualified, quoted name of a backup's copy. */
@@ -81,6 +88,9 @@ export function copyName(prefix: string, table: string): string {
  * Copies every table into schema belay_backup and verifies each copy (row count and checksum equal to
  * the source's, all computed in one REPEATABLE READ snapshot) before returning. Throws
  * BELAY_BACKUP_UNVERIFIED (exit 7) and leaves nothing behind if any copy differs.
+ * On a server the sources are checksummed by a second session in the same snapshot while this one copies
+ * (snapshot-reader.ts); the copy is re-read here, after it is written, with parallel workers if the server
+ * gives them.
  */
 export async function takeBackup(db: Db, runId: number | null, tables: readonly string[], opts: TakeBackupOptions = {}): Promise<BackupRecord[]> {
   const emit = opts.onEvent ?? noopSink;
@@ -89,13 +99,24 @@ export async function takeBackup(db: Db, runId: number | null, tables: readonly 
   for (const t of tables) sources.push(await tableInfo(db, t)); // a missing table fails here, before anything is written
   const started = performance.now();
   const ids: number[] = [];
+  let reader: SnapshotReader | undefined;
+  let sourcesReadBy: 'second session' | 'backup session' = 'backup session';
   await db.query(BEGIN_SNAPSHOT_SQL);
   try {
     await db.exec(pinnedSettingsSql());
-    await db.exec(CREATE_SCHEMA_SQL);
+    // the snapshot is taken here, before belay writes anything; the reader shares it
+    if (opts.concurrent !== false) reader = await openSnapshotReader(db);
+    if (reader) sourcesReadBy = 'second session';
+    const plans = [];
     for (const src of sources) {
       const cols = (await db.query<BackupColumn>(COLUMNS_SQL, [src.sqlName])).rows.map((c) => ({ name: c.name, type: c.type }));
       const key = (await db.query<{ name: string }>(PRIMARY_KEY_SQL, [src.sqlName])).rows.map((r) => r.name);
+      // CREATE TABLE AS keeps names and types, so the copy is read through the source's columns
+      const sumCols = await checksumColumns(db, src.sqlName);
+      plans.push({ src, cols, key, sumCols, sourceSum: reader?.checksum(src.sqlName, sumCols) });
+    }
+    await db.exec(CREATE_SCHEMA_SQL);
+    for (const { src, cols, key, sumCols, sourceSum } of plans) {
       const ins = await db.query<{ id: number }>(INSERT_BACKUP_SQL, [runId, opts.migrationId ?? null, src.name, BACKUP_SCHEMA, '', JSON.stringify(cols), key]);
       const id = ins.rows[0]!.id;
       const name = copyName(runId === null ? `b${id}` : `r${runId}`, src.name);
@@ -103,10 +124,14 @@ export async function takeBackup(db: Db, runId: number | null, tables: readonly 
       await db.query(SET_COPY_NAME_SQL, [id, name]);
       await db.query(copyTableSql(copy, src.sqlName));
       await db.query(revokeSql(copy));
-      // both checksums in the same snapshot as the copy: concurrent writes cannot make them disagree
-      const s = (await db.query<{ rows: number; checksum: string }>(checksumSql(src.sqlName))).rows[0]!;
-      const c = (await db.query<{ rows: number; checksum: string }>(checksumSql(copy))).rows[0]!;
-      if (Number(s.rows) !== Number(c.rows) || s.checksum !== c.checksum) {
+      // the copy as written, read back; the source in the same snapshot (here if the reader could not)
+      const c = await checksumWith(db, copy, sumCols);
+      let s = await sourceSum;
+      if (!s || s instanceof Error) {
+        sourcesReadBy = 'backup session';
+        s = await checksumWith(db, src.sqlName, sumCols);
+      }
+      if (s.rows !== c.rows || s.checksum !== c.checksum) {
         throw new BelayError('BELAY_BACKUP_UNVERIFIED', `the backup of ${src.sqlName} does not match its source: ${c.rows} rows, checksum ${c.checksum} in the copy; ${s.rows} rows, checksum ${s.checksum} in the table`, {
           exitCode: EXIT.verification,
           details: { table: src.name, source: s, copy: c },
@@ -114,15 +139,17 @@ export async function takeBackup(db: Db, runId: number | null, tables: readonly 
         });
       }
       const size = (await db.query<{ bytes: number }>(sizeSql(copy))).rows[0]!.bytes;
-      await db.query(MARK_VERIFIED_SQL, [id, Number(c.rows), c.checksum, Number(size)]);
+      await db.query(MARK_VERIFIED_SQL, [id, c.rows, c.checksum, Number(size)]);
       ids.push(id);
     }
     await db.query('COMMIT');
   } catch (err) {
     await db.query('ROLLBACK').catch(() => undefined);
+    await reader?.close(true);
     if (runId !== null) await recordEvent(db, runId, 'backup-failed', err instanceof BelayError ? err.toJSON() : { message: String(err) }).catch(() => undefined);
     throw err;
   }
+  await reader?.close();
   let records = await getBackups(db, ids);
   if (opts.dir) records = await exportBackups(db, records, opts.dir, opts.gzipLevel);
   const durationMs = performance.now() - started;
@@ -131,7 +158,7 @@ export async function takeBackup(db: Db, runId: number | null, tables: readonly 
     if (runId !== null) await recordEvent(db, runId, 'backup-taken', data);
     emit({ type: 'log', level: 'info', runId: runId ?? undefined, message: describeBackup(b) });
   }
-  if (runId !== null) await recordEvent(db, runId, 'backups-verified', { count: records.length, durationMs });
+  if (runId !== null) await recordEvent(db, runId, 'backups-verified', { count: records.length, durationMs, sourcesReadBy });
   return records;
 }
 
@@ -216,7 +243,7 @@ export async function verifyBackup(db: Db, id: number, opts: { files?: boolean }
     if (!exists.rows[0]?.ok) {
       res.problems.push(`the copy ${copySqlName(b)} is missing`);
     } else {
-      const c = await pinnedChecksum(db, copySqlName(b));
+      const c = await checksumTable(db, copySqlName(b));
       res.copy = { ...c, ok: same(c) };
       if (!res.copy.ok) res.problems.push(`the copy has ${c.rows} rows, checksum ${c.checksum}; ${b.rows} rows, checksum ${b.checksum} were recorded`);
     }
@@ -243,8 +270,7 @@ async function fileChecksum(db: Db, b: BackupRecord): Promise<{ rows: number; ch
   try {
     const stage = await loadFileIntoStaging(db, b);
     await db.exec(pinnedSettingsSql());
-    const r = (await db.query<{ rows: number; checksum: string }>(checksumSql(ident(stage)))).rows[0]!;
-    return { rows: Number(r.rows), checksum: r.checksum };
+    return await checksumInTransaction(db, ident(stage));
   } finally {
     await db.query('ROLLBACK').catch(() => undefined);
   }
@@ -259,19 +285,6 @@ export async function loadFileIntoStaging(db: Db, b: BackupRecord): Promise<stri
   await db.query(createStagingSql(stage, b.columns));
   await db.copyIn(copyInSql(ident(stage)), readCopyFile(b.file));
   return stage;
-}
-
-async function pinnedChecksum(db: Db, sqlName: string): Promise<{ rows: number; checksum: string }> {
-  await db.query('BEGIN');
-  try {
-    await db.exec(pinnedSettingsSql());
-    const r = (await db.query<{ rows: number; checksum: string }>(checksumSql(sqlName))).rows[0]!;
-    await db.query('COMMIT');
-    return { rows: Number(r.rows), checksum: r.checksum };
-  } catch (err) {
-    await db.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  }
 }
 
 /** Drops the in-database copy; the record stays (status dropped) and exported files are kept. */

@@ -1,11 +1,12 @@
 // Restore: puts a table back exactly as it was backed up (same count and checksum), in one transaction.
+import { checksumInTransaction } from '../db/checksum.ts';
 import type { Db } from '../db/connection.ts';
 import { ident, pinnedSettingsSql, qualified } from '../db/sql.ts';
 import { BelayError, EXIT, StateError } from '../errors.ts';
 import { acquireMigrationLock } from '../state/lock.ts';
 import { recordEvent } from '../state/store.ts';
 import {
-  bumpSequenceSql, checksumSql, COLUMNS_SQL, lockSql, MARK_RESTORED_SQL, OWNED_SEQUENCES_SQL, PRIMARY_KEY_SQL, previewKeyedSql,
+  bumpSequenceSql, COLUMNS_SQL, lockSql, MARK_RESTORED_SQL, OWNED_SEQUENCES_SQL, PRIMARY_KEY_SQL, previewKeyedSql,
   previewMultisetSql, restoreMergeSql, restoreReplaceSql, setTriggerSql, USER_TRIGGERS_SQL,
 } from './backup-sql.ts';
 import { type BackupRecord, copySqlName, getBackup, getBackups, loadFileIntoStaging } from './backup.ts';
@@ -119,7 +120,7 @@ async function restoreOne(db: Db, b: BackupRecord, from: 'copy' | 'file'): Promi
   const source = from === 'file' ? ident(await loadFileIntoStaging(db, b)) : copySqlName(b);
   if (from === 'file') {
     // a damaged file must not become the table
-    const f = (await db.query<{ rows: number; checksum: string }>(checksumSql(source))).rows[0]!;
+    const f = await checksumInTransaction(db, source);
     if (Number(f.rows) !== Number(b.rows) || f.checksum !== b.checksum) {
       throw mismatch(b, `the file ${b.file} holds ${f.rows} rows, checksum ${f.checksum}`);
     }
@@ -133,7 +134,7 @@ async function restoreOne(db: Db, b: BackupRecord, from: 'copy' | 'file'): Promi
   for (const s of (await db.query<{ column: string; seq: string }>(OWNED_SEQUENCES_SQL, [table.sqlName])).rows) {
     await db.query(bumpSequenceSql(table.sqlName, s.column, s.seq));
   }
-  const after = (await db.query<{ rows: number; checksum: string }>(checksumSql(table.sqlName))).rows[0]!;
+  const after = await checksumInTransaction(db, table.sqlName);
   if (Number(after.rows) !== Number(b.rows) || after.checksum !== b.checksum) {
     throw mismatch(b, `after the restore ${table.sqlName} has ${after.rows} rows, checksum ${after.checksum}`);
   }
