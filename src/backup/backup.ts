@@ -18,7 +18,7 @@ import {
   RUN_BACKUPS_SQL, SET_COPY_NAME_SQL, SET_FILE_SQL, sizeSql,
 } from './backup-sql.ts';
 import { exportFiles, fileDigest, readCopyFile } from './files.ts';
-import { openSnapshotReader, type SnapshotReader } from './snapshot-reader.ts';
+import { connectReader, openSnapshotReader, type SnapshotReader } from './snapshot-reader.ts';
 
 export interface BackupColumn {
   name: string;
@@ -94,60 +94,65 @@ export function copyName(prefix: string, table: string): string {
  */
 export async function takeBackup(db: Db, runId: number | null, tables: readonly string[], opts: TakeBackupOptions = {}): Promise<BackupRecord[]> {
   const emit = opts.onEvent ?? noopSink;
-  await ensureState(db);
-  const sources = [];
-  for (const t of tables) sources.push(await tableInfo(db, t)); // a missing table fails here, before anything is written
-  const started = performance.now();
-  const ids: number[] = [];
+  const session = opts.concurrent === false ? undefined : connectReader(db); // connects while the tables are looked up
   let reader: SnapshotReader | undefined;
   let sourcesReadBy: 'second session' | 'backup session' = 'backup session';
-  await db.query(BEGIN_SNAPSHOT_SQL);
+  const ids: number[] = [];
+  const started = performance.now();
   try {
-    await db.exec(pinnedSettingsSql());
-    // the snapshot is taken here, before belay writes anything; the reader shares it
-    if (opts.concurrent !== false) reader = await openSnapshotReader(db);
-    if (reader) sourcesReadBy = 'second session';
-    const plans = [];
-    for (const src of sources) {
-      const cols = (await db.query<BackupColumn>(COLUMNS_SQL, [src.sqlName])).rows.map((c) => ({ name: c.name, type: c.type }));
-      const key = (await db.query<{ name: string }>(PRIMARY_KEY_SQL, [src.sqlName])).rows.map((r) => r.name);
-      // CREATE TABLE AS keeps names and types, so the copy is read through the source's columns
-      const sumCols = await checksumColumns(db, src.sqlName);
-      plans.push({ src, cols, key, sumCols, sourceSum: reader?.checksum(src.sqlName, sumCols) });
-    }
-    await db.exec(CREATE_SCHEMA_SQL);
-    for (const { src, cols, key, sumCols, sourceSum } of plans) {
-      const ins = await db.query<{ id: number }>(INSERT_BACKUP_SQL, [runId, opts.migrationId ?? null, src.name, BACKUP_SCHEMA, '', JSON.stringify(cols), key]);
-      const id = ins.rows[0]!.id;
-      const name = copyName(runId === null ? `b${id}` : `r${runId}`, src.name);
-      const copy = `${ident(BACKUP_SCHEMA)}.${ident(name)}`;
-      await db.query(SET_COPY_NAME_SQL, [id, name]);
-      await db.query(copyTableSql(copy, src.sqlName));
-      await db.query(revokeSql(copy));
-      // the copy as written, read back; the source in the same snapshot (here if the reader could not)
-      const c = await checksumWith(db, copy, sumCols);
-      let s = await sourceSum;
-      if (!s || s instanceof Error) {
-        sourcesReadBy = 'backup session';
-        s = await checksumWith(db, src.sqlName, sumCols);
+    await ensureState(db);
+    const sources = [];
+    for (const t of tables) sources.push(await tableInfo(db, t)); // a missing table fails here, before anything is written
+    await db.query(BEGIN_SNAPSHOT_SQL);
+    try {
+      await db.exec(pinnedSettingsSql());
+      // the snapshot is taken here, before belay writes anything; the reader shares it
+      if (session) reader = await openSnapshotReader(db, session);
+      if (reader) sourcesReadBy = 'second session';
+      const plans = [];
+      for (const src of sources) {
+        const cols = (await db.query<BackupColumn>(COLUMNS_SQL, [src.sqlName])).rows.map((c) => ({ name: c.name, type: c.type }));
+        const key = (await db.query<{ name: string }>(PRIMARY_KEY_SQL, [src.sqlName])).rows.map((r) => r.name);
+        // CREATE TABLE AS keeps names and types, so the copy is read through the source's columns
+        const sumCols = await checksumColumns(db, src.sqlName);
+        plans.push({ src, cols, key, sumCols, sourceSum: reader?.checksum(src.sqlName, sumCols) });
       }
-      if (s.rows !== c.rows || s.checksum !== c.checksum) {
-        throw new BelayError('BELAY_BACKUP_UNVERIFIED', `the backup of ${src.sqlName} does not match its source: ${c.rows} rows, checksum ${c.checksum} in the copy; ${s.rows} rows, checksum ${s.checksum} in the table`, {
-          exitCode: EXIT.verification,
-          details: { table: src.name, source: s, copy: c },
-          fix: 'Nothing was written. Run again; if it persists, check the table for types whose text form is not stable and report it.',
-        });
+      await db.exec(CREATE_SCHEMA_SQL);
+      for (const { src, cols, key, sumCols, sourceSum } of plans) {
+        const ins = await db.query<{ id: number }>(INSERT_BACKUP_SQL, [runId, opts.migrationId ?? null, src.name, BACKUP_SCHEMA, '', JSON.stringify(cols), key]);
+        const id = ins.rows[0]!.id;
+        const name = copyName(runId === null ? `b${id}` : `r${runId}`, src.name);
+        const copy = `${ident(BACKUP_SCHEMA)}.${ident(name)}`;
+        await db.query(SET_COPY_NAME_SQL, [id, name]);
+        await db.query(copyTableSql(copy, src.sqlName));
+        await db.query(revokeSql(copy));
+        // the copy as written, read back; the source in the same snapshot (here if the reader could not)
+        const c = await checksumWith(db, copy, sumCols);
+        let s = await sourceSum;
+        if (!s || s instanceof Error) {
+          sourcesReadBy = 'backup session';
+          s = await checksumWith(db, src.sqlName, sumCols);
+        }
+        if (s.rows !== c.rows || s.checksum !== c.checksum) {
+          throw new BelayError('BELAY_BACKUP_UNVERIFIED', `the backup of ${src.sqlName} does not match its source: ${c.rows} rows, checksum ${c.checksum} in the copy; ${s.rows} rows, checksum ${s.checksum} in the table`, {
+            exitCode: EXIT.verification,
+            details: { table: src.name, source: s, copy: c },
+            fix: 'Nothing was written. Run again; if it persists, check the table for types whose text form is not stable and report it.',
+          });
+        }
+        const size = (await db.query<{ bytes: number }>(sizeSql(copy))).rows[0]!.bytes;
+        await db.query(MARK_VERIFIED_SQL, [id, c.rows, c.checksum, Number(size)]);
+        ids.push(id);
       }
-      const size = (await db.query<{ bytes: number }>(sizeSql(copy))).rows[0]!.bytes;
-      await db.query(MARK_VERIFIED_SQL, [id, c.rows, c.checksum, Number(size)]);
-      ids.push(id);
+      await db.query('COMMIT');
+    } catch (err) {
+      await db.query('ROLLBACK').catch(() => undefined);
+      await reader?.close(true);
+      if (runId !== null) await recordEvent(db, runId, 'backup-failed', err instanceof BelayError ? err.toJSON() : { message: String(err) }).catch(() => undefined);
+      throw err;
     }
-    await db.query('COMMIT');
-  } catch (err) {
-    await db.query('ROLLBACK').catch(() => undefined);
-    await reader?.close(true);
-    if (runId !== null) await recordEvent(db, runId, 'backup-failed', err instanceof BelayError ? err.toJSON() : { message: String(err) }).catch(() => undefined);
-    throw err;
+  } finally {
+    if (!reader) await (await session)?.close(); // connected, never used
   }
   await reader?.close();
   let records = await getBackups(db, ids);

@@ -13,19 +13,27 @@ export interface SnapshotReader {
   close(cancel?: boolean): Promise<void>;
 }
 
+/** Starts connecting the second session (a server only), so that it connects while belay does other work. Never rejects. */
+export function connectReader(db: Db): Promise<Db | undefined> {
+  if (db.kind !== 'postgres') return Promise.resolve(undefined);
+  return openDb(db.url, { applicationName: 'belay backup reader' }).catch(() => undefined);
+}
+
 /**
- * Exports the snapshot of db's open REPEATABLE READ transaction and opens a read-only session on db.url in
- * that snapshot, with the pinned text settings. Undefined when no second session can be had (PGlite, the
- * server's connection limit, a refused import): the caller then checksums in its own session, same snapshot.
+ * Exports the snapshot of db's open REPEATABLE READ transaction and makes `session` (from connectReader) a
+ * read-only reader in that snapshot, with the pinned text settings. Undefined when no second session can be
+ * had (PGlite, the server's connection limit, a refused import): the caller then checksums in its own
+ * session, same snapshot.
  */
-export async function openSnapshotReader(db: Db): Promise<SnapshotReader | undefined> {
-  if (db.kind !== 'postgres') return undefined;
-  const id = (await db.query<{ id: string }>(EXPORT_SNAPSHOT_SQL)).rows[0]!.id;
-  let reader: Db;
+export async function openSnapshotReader(db: Db, session: Promise<Db | undefined> = connectReader(db)): Promise<SnapshotReader | undefined> {
+  const reader = await session;
+  if (!reader) return undefined;
+  let id: string;
   try {
-    reader = await openDb(db.url, { applicationName: 'belay backup reader' });
-  } catch {
-    return undefined;
+    id = (await db.query<{ id: string }>(EXPORT_SNAPSHOT_SQL)).rows[0]!.id;
+  } catch (err) {
+    await reader.close();
+    throw err;
   }
   let pid: number;
   try {
