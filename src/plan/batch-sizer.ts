@@ -10,8 +10,13 @@ import { MAX_BATCH_SIZE, MIN_BATCH_SIZE } from './calibrate.ts';
 
 /** Headroom until CALIBRATED_AFTER batches were seen: the plan's size aims at target ÷ this too. */
 export const INITIAL_HEADROOM = 1.5;
-/** Bounds of the learnt headroom: never aim at the target itself, never below a third of it. */
-export const MIN_HEADROOM = 1.1;
+/**
+ * Bounds of the learnt headroom. At least 1.4: a steady stretch says nothing about the next checkpoint
+ * or competing query, and one-off batches 1.5–1.8× costlier than the batch before were seen on the
+ * flagship after dozens of steady ones; with 1.4 a 1.4× surprise still ends under the target and a
+ * 1.75× one under 1.25 × target. At most 3: never aim below a third of the target.
+ */
+export const MIN_HEADROOM = 1.4;
 export const MAX_HEADROOM = 3;
 /**
  * The headroom is the largest surprise (actual ÷ predicted cost per row) of this many recent batches:

@@ -22,7 +22,7 @@ export function formatPlan(p: Plan): string[] {
       if (f.proposedIndex) lines.push(`    proposed temporary index: tempIndexes: [{ name: '${f.proposedIndex.name}', table: '${f.proposedIndex.table}', columns: '${f.proposedIndex.columns}' }]`);
     }
   }
-  lines.push(`mode: ${p.mode === 'single' ? 'one transaction (the whole change fits in one batch of the target duration)' : `batches of ${p.batchSize} rows (target ${p.targetBatchMs} ms each, adapted while running)`}`);
+  lines.push(`mode: ${p.mode === 'single' ? 'one transaction (the whole change fits in one batch of the target duration)' : `batches of ${p.batchSize} rows to start (each under ${p.targetBatchMs} ms: sized below it, adapted while running)`}`);
   lines.push(`expected time: ${secs(p.estimate.lowMs)} – ${secs(p.estimate.highMs)} (midpoint ${secs(p.estimate.midMs)}, from ${p.estimate.source}; one commit ${p.commitMs.toFixed(1)} ms)`);
   return lines;
 }
