@@ -28,10 +28,10 @@ const extra: Array<[string, string, string]> = [
 for (const [name, file, fn] of extra) {
   if (!want(name)) continue;
   try {
-    const mod = (await import(file)) as Record<string, (rows: number) => Promise<unknown>>;
+    const mod = (await import(file)) as Record<string, (rows: number, runs?: number) => Promise<unknown>>;
     if (typeof mod.report === 'function') {
       console.log(`## ${name}`);
-      console.log(await mod.report(rows));
+      console.log(await mod.report(rows, runs));
     } else if (typeof mod[fn] === 'function') {
       console.log(`## ${name}`);
       console.log(JSON.stringify(await mod[fn](rows), null, 2));

@@ -76,11 +76,11 @@ export function chooseBatchSize(rates: Rates | null, targetMs: number, fallback:
   return Math.min(MAX_BATCH_SIZE, Math.max(MIN_BATCH_SIZE, n));
 }
 
-/** Expected time of a batched step: rows at the slowest/median/fastest rate plus one commit per batch. */
-export function estimateStepMs(rows: number, batchSize: number, rates: Rates | null, commitMs: number): { low: number; mid: number; high: number } {
+/** Expected time of a batched step: rows at the slowest/median/fastest rate plus what each batch costs besides its rows. */
+export function estimateStepMs(rows: number, batchSize: number, rates: Rates | null, perBatchMs: number): { low: number; mid: number; high: number } {
   if (!rates || rows === 0) return { low: 0, mid: 0, high: 0 };
   const batches = Math.ceil(rows / batchSize) + 1; // the last, empty bounds query
-  const at = (rate: number) => (rows / rate) * 1000 + batches * commitMs;
+  const at = (rate: number) => (rows / rate) * 1000 + batches * perBatchMs;
   return { low: at(rates.high), mid: at(rates.mid), high: at(rates.low) };
 }
 

@@ -15,6 +15,7 @@ import { DEFAULT_TARGET_BATCH_MS, ratesOf } from './calibrate.ts';
 import { type Ledger, recordLedger } from './environments.ts';
 import { finishPlan, type Plan, type StepPlan, tablePlan } from './plan.ts';
 import { BatchSizer } from './batch-sizer.ts';
+import { throttleCostMs } from './throttle.ts';
 import { commitCostMs, type TrialBatch, trialBatch } from './trial-batch.ts';
 import { RECORD_TRIAL_SQL, wholeTableDigestSql } from './trial-sql.ts';
 import { batchTarget } from '../execute/apply.ts';
@@ -201,5 +202,7 @@ async function planFromDryRun(db: Db, m: LoadedMigration, r: DryRunResult, targe
       rates: s.kind === 'batched' ? ratesOf(measured) : null, estimateMs: { low: 0, mid: 0, high: 0 }, seqScans: [],
     };
   });
-  return finishPlan(db, m, { tables, steps, targetBatchMs, commitMs: await commitCostMs(db), source: 'dry-run' });
+  const batchedTable = m.spec.steps.find((s): s is BatchedStep => s.kind === 'batched')?.table;
+  const throttleMs = batchedTable ? await throttleCostMs({ db }, batchedTable) : 0;
+  return finishPlan(db, m, { tables, steps, targetBatchMs, commitMs: await commitCostMs(db), throttleMs, source: 'dry-run' });
 }

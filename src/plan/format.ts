@@ -23,7 +23,7 @@ export function formatPlan(p: Plan): string[] {
     }
   }
   lines.push(`mode: ${p.mode === 'single' ? 'one transaction (the whole change fits in one batch of the target duration)' : `batches of ${p.batchSize} rows to start (each under ${p.targetBatchMs} ms: sized below it, adapted while running)`}`);
-  lines.push(`expected time: ${secs(p.estimate.lowMs)} – ${secs(p.estimate.highMs)} (midpoint ${secs(p.estimate.midMs)}, from ${p.estimate.source}; one commit ${p.commitMs.toFixed(1)} ms)`);
+  lines.push(`expected time: ${secs(p.estimate.lowMs)} – ${secs(p.estimate.highMs)} (midpoint ${secs(p.estimate.midMs)}, from ${p.estimate.source}; one commit ${p.commitMs.toFixed(1)} ms, throttle checks ${(p.throttleMs ?? 0).toFixed(1)} ms per batch)`);
   return lines;
 }
 

@@ -18,6 +18,7 @@ import { CONSTRAINT_DEFS_SQL, exactCountSql, INDEX_DEFS_SQL, TABLE_SIZE_SQL } fr
 import { findSeqScans, type SeqScanFinding } from './explain.ts';
 import { commitCostMs } from './trial-batch.ts';
 import { INITIAL_HEADROOM } from './batch-sizer.ts';
+import { throttleCostMs } from './throttle.ts';
 
 export const PLAN_VERSION = 1;
 /** A sequential scan over a table with at least this many rows is reported. */
@@ -66,6 +67,8 @@ export interface Plan {
   estimate: { lowMs: number; midMs: number; highMs: number; source: 'calibration' | 'dry-run' };
   /** One COMMIT, measured (added per batch). */
   commitMs: number;
+  /** The throttle checks apply runs before each batch, measured (added per batch; 0 on PGlite). */
+  throttleMs: number;
   /** Temporary indexes proposed for sequential scans over large tables (add them to spec.tempIndexes). */
   proposedIndexes: Array<{ name: string; table: string; columns: string }>;
 }
@@ -110,6 +113,8 @@ export async function plan(db: Db, m: LoadedMigration, opts: PlanOptions = {}): 
   for (const t of spec.tables) tables.push(await tablePlan(db, t, !!opts.exact, tempNames));
   const rowsOf = (t: string) => tables.find((x) => x.name === t)?.rows ?? 0;
   const commitMs = await commitCostMs(db);
+  const batchedTable = spec.steps.find((s): s is BatchedStep => s.kind === 'batched')?.table;
+  const throttleMs = batchedTable ? await throttleCostMs({ db }, batchedTable) : 0;
   const calSize = spec.options.batchSize;
   const steps: StepPlan[] = [];
   for (const [i, step] of spec.steps.entries()) {
@@ -133,7 +138,7 @@ export async function plan(db: Db, m: LoadedMigration, opts: PlanOptions = {}): 
     const seqScans = cal.explain ? await findSeqScans(db, cal.explain, step.name, opts.largeTableRows ?? DEFAULT_LARGE_TABLE_ROWS) : [];
     steps.push({ name: step.name, kind: 'batched', table: step.table, rows, samples: cal.samples, rates, estimateMs: { low: 0, mid: 0, high: 0 }, seqScans });
   }
-  return finishPlan(db, m, { tables, steps, targetBatchMs, commitMs, source: 'calibration' });
+  return finishPlan(db, m, { tables, steps, targetBatchMs, commitMs, throttleMs, source: 'calibration' });
 }
 
 /**
@@ -145,7 +150,7 @@ export function firstBatchMs(targetBatchMs: number): number {
 }
 
 /** Chooses batch size and mode and adds up the estimates (shared by plan and dry-run -o). */
-export function finishPlan(db: Db, m: LoadedMigration, p: { tables: TablePlan[]; steps: StepPlan[]; targetBatchMs: number; commitMs: number; source: 'calibration' | 'dry-run' }): Plan {
+export function finishPlan(db: Db, m: LoadedMigration, p: { tables: TablePlan[]; steps: StepPlan[]; targetBatchMs: number; commitMs: number; throttleMs: number; source: 'calibration' | 'dry-run' }): Plan {
   const { spec } = m;
   const batched = p.steps.filter((s) => s.kind === 'batched');
   // one size to start the run with (apply adapts it per batch); the slowest step decides, so no batch runs long
@@ -158,7 +163,7 @@ export function finishPlan(db: Db, m: LoadedMigration, p: { tables: TablePlan[];
   let mid = 0;
   let high = 0;
   for (const s of batched) {
-    s.estimateMs = estimateStepMs(s.rows, mode === 'single' ? Math.max(s.rows, 1) : batchSize, s.rates, p.commitMs);
+    s.estimateMs = estimateStepMs(s.rows, mode === 'single' ? Math.max(s.rows, 1) : batchSize, s.rates, p.commitMs + (mode === 'single' ? 0 : p.throttleMs));
     low += s.estimateMs.low;
     mid += s.estimateMs.mid;
     high += s.estimateMs.high;
@@ -176,6 +181,7 @@ export function finishPlan(db: Db, m: LoadedMigration, p: { tables: TablePlan[];
     targetBatchMs: p.targetBatchMs, mode, batchSize, tables: p.tables, steps: p.steps,
     estimate: { lowMs: e.low, midMs: e.mid, highMs: e.high, source: p.source },
     commitMs: p.commitMs,
+    throttleMs: p.throttleMs,
     proposedIndexes: [...proposed.values()],
   };
 }

@@ -48,6 +48,17 @@ export async function throttleReasons(ctx: Pick<RunContext, 'db'>, table: string
   return out;
 }
 
+/** What the throttle checks cost before each batch (default conditions), median of 3, in ms; 0 on PGlite. */
+export async function throttleCostMs(ctx: Pick<RunContext, 'db'>, table: string): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    await throttleReasons(ctx, table, DEFAULT_THROTTLE);
+    times.push(performance.now() - t0);
+  }
+  return times.sort((a, b) => a - b)[1]!;
+}
+
 /**
  * A BatchController that keeps batches under targetMs (a BatchSizer per step: steps differ in cost per
  * row) and waits while a throttle condition holds.
