@@ -96,6 +96,7 @@ export async function takeBackup(db: Db, runId: number | null, tables: readonly 
   const emit = opts.onEvent ?? noopSink;
   const session = opts.concurrent === false ? undefined : connectReader(db); // connects while the tables are looked up
   let reader: SnapshotReader | undefined;
+  let readerClosed: Promise<void> | undefined;
   let sourcesReadBy: 'second session' | 'backup session' = 'backup session';
   const ids: number[] = [];
   const started = performance.now();
@@ -117,6 +118,7 @@ export async function takeBackup(db: Db, runId: number | null, tables: readonly 
         const sumCols = await checksumColumns(db, src.sqlName);
         plans.push({ src, cols, key, sumCols, sourceSum: reader?.checksum(src.sqlName, sumCols) });
       }
+      readerClosed = reader?.close(); // once its checksums are done, while this session still works
       await db.exec(CREATE_SCHEMA_SQL);
       for (const { src, cols, key, sumCols, sourceSum } of plans) {
         const ins = await db.query<{ id: number }>(INSERT_BACKUP_SQL, [runId, opts.migrationId ?? null, src.name, BACKUP_SCHEMA, '', JSON.stringify(cols), key]);
@@ -154,7 +156,7 @@ export async function takeBackup(db: Db, runId: number | null, tables: readonly 
   } finally {
     if (!reader) await (await session)?.close(); // connected, never used
   }
-  await reader?.close();
+  await readerClosed;
   let records = await getBackups(db, ids);
   if (opts.dir) records = await exportBackups(db, records, opts.dir, opts.gzipLevel);
   const durationMs = performance.now() - started;

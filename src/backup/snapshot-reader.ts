@@ -9,7 +9,10 @@ import { BEGIN_READER_SQL, EXPORT_SNAPSHOT_SQL, importSnapshotSql, READER_SERIAL
 export interface SnapshotReader {
   /** Queues a checksum of `table` (quoted) read through `columns`; resolves to it, or to the Error that stopped it. */
   checksum(table: string, columns: readonly ChecksumColumn[]): Promise<TableChecksum | Error>;
-  /** Ends the session; with cancel, first cancels its running query from `db` (a failed backup need not wait for it). */
+  /**
+   * Ends the session once its queued checksums are done (idempotent). With cancel, first cancels its running
+   * query from the exporting session and fails what is still queued: a failed backup need not wait for them.
+   */
   close(cancel?: boolean): Promise<void>;
 }
 
@@ -20,38 +23,35 @@ export function connectReader(db: Db): Promise<Db | undefined> {
 }
 
 /**
- * Exports the snapshot of db's open REPEATABLE READ transaction and makes `session` (from connectReader) a
- * read-only reader in that snapshot, with the pinned text settings. Undefined when no second session can be
- * had (PGlite, the server's connection limit, a refused import): the caller then checksums in its own
- * session, same snapshot.
+ * Exports the snapshot of db's open REPEATABLE READ transaction; `session` (from connectReader) imports it
+ * in the background, read-only, with the pinned text settings, so db goes on at once. The import needs
+ * the exporting transaction still open: the caller waits for every checksum it queued before it ends
+ * that transaction. Undefined on PGlite. When the second session can't be had (the server's connection
+ * limit, a refused import) every checksum resolves to an Error, and the caller reads in its own session,
+ * same snapshot.
  */
 export async function openSnapshotReader(db: Db, session: Promise<Db | undefined> = connectReader(db)): Promise<SnapshotReader | undefined> {
-  const reader = await session;
-  if (!reader) return undefined;
-  let id: string;
-  try {
-    id = (await db.query<{ id: string }>(EXPORT_SNAPSHOT_SQL)).rows[0]!.id;
-  } catch (err) {
-    await reader.close();
-    throw err;
-  }
-  let pid: number;
-  try {
+  if (db.kind !== 'postgres') return undefined;
+  const id = (await db.query<{ id: string }>(EXPORT_SNAPSHOT_SQL)).rows[0]!.id;
+  let pid: number | undefined;
+  let busy = false;
+  let cancelled = false;
+  const ready = (async () => {
+    const reader = await session;
+    if (!reader) throw new Error('no second session could be opened');
     await reader.query(BEGIN_READER_SQL);
     await reader.query(importSnapshotSql(id));
     await reader.exec(`${pinnedSettingsSql()} ${READER_SERIAL_SQL}`);
     pid = (await reader.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-  } catch {
-    await reader.close();
-    return undefined;
-  }
-  let queue: Promise<unknown> = Promise.resolve();
-  let busy = false;
-  let closing = false;
+    return reader;
+  })();
+  let queue: Promise<unknown> = ready.catch(() => undefined);
+  let closed: Promise<void> | undefined;
   return {
     checksum(table, columns) {
       const run = queue.then(async () => {
-        if (closing) throw new Error('the snapshot reader was closed');
+        const reader = await ready;
+        if (cancelled) throw new Error('the backup stopped before this checksum');
         busy = true;
         try {
           return await checksumWith(reader, table, columns);
@@ -63,10 +63,15 @@ export async function openSnapshotReader(db: Db, session: Promise<Db | undefined
       return run;
     },
     async close(cancel = false) {
-      closing = true;
-      if (cancel && busy) await db.query('SELECT pg_cancel_backend($1)', [pid]).catch(() => undefined);
-      await queue;
-      await reader.close();
+      if (cancel && !cancelled) {
+        cancelled = true;
+        if (busy && pid !== undefined) await db.query('SELECT pg_cancel_backend($1)', [pid]).catch(() => undefined);
+      }
+      closed ??= queue.then(async () => {
+        const reader = await ready.catch(() => undefined);
+        await (reader ?? (await session))?.close();
+      });
+      return closed;
     },
   };
 }
