@@ -372,6 +372,35 @@ describe('throttle and adaptive size', () => {
     }
   });
 
+  // Regression: without a plan the first batch took the spec's size (10,000 by default) whatever a row cost.
+  test('server: without a plan, apply and dry run start small and grow, instead of a first batch of the spec size', async () => {
+    const f = await freshDb('postgres');
+    try {
+      // about 100 µs of CPU per row: 4,000 rows in one batch would take some 400 ms
+      await f.db.exec(`CREATE TABLE work (id int PRIMARY KEY, out bigint);
+        INSERT INTO work SELECT g, NULL FROM generate_series(1, 4000) g;`);
+      const m = await loadMigration(specFile(`export default {
+        id: 'cpu-start', purpose: 'A costly projection under the default batch size (test of the first batch).', tables: ['work'],
+        steps: [{ kind: 'batched', name: 'burn', table: 'work', writes: ['out'],
+          projection: 'SELECT w.id, (SELECT count(*) FROM generate_series(1, 1000 + w.id % 2) g) AS out FROM work w WHERE w.id BETWEEN $1 AND $2' }],
+      };`));
+      const target = 60;
+      const dry = await dryRun(f.db, m, { targetBatchMs: target });
+      const drySizes = dry.steps[0]!.batches.map((b) => b.rows);
+      assert.equal(drySizes[0], 100, drySizes.join(' '));
+      assert.ok(drySizes[1]! > 100, `the dry run grows the size: ${drySizes.join(' ')}`);
+      const batches: Array<{ rows: number; ms: number }> = [];
+      const r = await applyPlanned(f.db, m, { onEvent: (e) => { if (e.type === 'batch-committed') batches.push({ rows: e.rowsInRange, ms: e.durationMs }); } }, { targetBatchMs: target });
+      assert.equal(r.status, 'completed', r.error?.message ?? '');
+      const table = batches.map((b) => `${b.rows}:${b.ms.toFixed(0)}`).join(' ');
+      assert.equal(batches[0]!.rows, 100, table);
+      assert.ok(batches.length >= 5 && batches.some((b) => b.rows > 150), `grows from there: ${table}`);
+      assert.ok(batches[0]!.ms < 4 * target, `first batch: ${table}`);
+    } finally {
+      await f.drop();
+    }
+  });
+
   test('columnsIn reads the columns a scan filters or joins on', () => {
     assert.deepEqual(columnsIn(['(("A" >= 1) AND ("A" <= 5))'], 'l', ['A', 'B']), ['A']);
     assert.deepEqual(columnsIn(['(x.k = 3)', '(l."B" = u.id)'], 'l', ['A', 'B']), ['B']);

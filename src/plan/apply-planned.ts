@@ -7,6 +7,7 @@ import { apply, type ApplyOptions, type ApplyResult } from '../execute/apply.ts'
 import { composeHooks } from '../execute/compose-hooks.ts';
 import { composeControllers } from '../execute/hooks.ts';
 import type { LoadedMigration } from '../spec/load.ts';
+import { unmeasuredStartSize } from './batch-sizer.ts';
 import { DEFAULT_TARGET_BATCH_MS } from './calibrate.ts';
 import { assertApplyAllowed, type Ledger, recordLedger } from './environments.ts';
 import { assertPlanCurrent, type Plan } from './plan.ts';
@@ -57,7 +58,9 @@ export async function applyPlanned(db: Db, m: LoadedMigration, options: ApplyOpt
     result = await apply(db, m, {
       ...options,
       ...hooks,
-      batchSize: options.batchSize ?? plan?.batchSize,
+      // no plan: start small, the sizer grows the size to the target within a few batches
+      batchSize: options.batchSize ?? plan?.batchSize
+        ?? (adapt ? unmeasuredStartSize(m.spec.options.batchSize, ...m.spec.steps.map((s) => (s.kind === 'batched' ? s.batchSize : undefined))) : undefined),
       mode: options.mode ?? plan?.mode,
       controller: composeControllers(options.controller, planController({ targetMs, throttle: opts.throttle, adapt })),
     });

@@ -32,6 +32,18 @@ export const COST_SMOOTHING = 0.3;
 /** At most this growth from one batch to the next: a cheap batch is often luck. */
 export const MAX_GROWTH = 1.5;
 
+/**
+ * Without a plan nothing is known of the cost per row, and a spec's batch size (10,000 by default) can take
+ * seconds on a slow projection: an adaptive run starts at this many rows (or the declared size, if
+ * smaller) and grows ×MAX_GROWTH a batch. The small first batches cost a few ms each.
+ */
+export const UNMEASURED_START_SIZE = 100;
+
+/** The first batch of an adaptive run without a plan: the smallest of the declared sizes and UNMEASURED_START_SIZE. */
+export function unmeasuredStartSize(...declared: Array<number | undefined>): number {
+  return Math.min(UNMEASURED_START_SIZE, ...declared.filter((n): n is number => n !== undefined));
+}
+
 /** What a committed batch tells the sizer. */
 export interface BatchSample {
   durationMs: number;

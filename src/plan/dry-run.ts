@@ -14,7 +14,7 @@ import { ensureState } from '../state/schema.ts';
 import { DEFAULT_TARGET_BATCH_MS, ratesOf } from './calibrate.ts';
 import { type Ledger, recordLedger } from './environments.ts';
 import { finishPlan, type Plan, type StepPlan, tablePlan } from './plan.ts';
-import { BatchSizer } from './batch-sizer.ts';
+import { BatchSizer, unmeasuredStartSize } from './batch-sizer.ts';
 import { throttleCostMs } from './throttle.ts';
 import { commitCostMs, type TrialBatch, trialBatch } from './trial-batch.ts';
 import { RECORD_TRIAL_SQL, wholeTableDigestSql } from './trial-sql.ts';
@@ -24,7 +24,7 @@ import { keyRangeSql } from '../checks/check-sql.ts';
 export const DEFAULT_DRY_RUN_SAMPLE = 10;
 
 export interface DryRunOptions {
-  /** Fixed rows per batch; default: the spec's, adapting to the target duration as apply does. */
+  /** Fixed rows per batch; default: adaptive as in apply (starts small, stays under the target duration). */
   batchSize?: number;
   targetBatchMs?: number;
   /** Before → after rows kept per step (default 10). */
@@ -112,7 +112,8 @@ export async function dryRun(db: Db, m: LoadedMigration, opts: DryRunOptions = {
 async function walkStep(db: Db, m: LoadedMigration, stepNo: number, facts: GuardFacts, opts: DryRunOptions, emit: EventSink): Promise<DryRunStep> {
   const step = m.spec.steps[stepNo] as BatchedStep;
   const target = opts.targetBatchMs ?? DEFAULT_TARGET_BATCH_MS;
-  let size = opts.batchSize ?? step.batchSize ?? m.spec.options.batchSize;
+  // adaptive: start small (nothing is measured yet) and let the sizer grow the size, as apply does
+  let size = opts.batchSize ?? unmeasuredStartSize(step.batchSize ?? m.spec.options.batchSize);
   const sizer = new BatchSizer(target);
   const want = opts.sampleRows ?? DEFAULT_DRY_RUN_SAMPLE;
   const out: DryRunStep = { name: step.name, kind: 'batched', rowsInRange: 0, rowsChanged: 0, batches: [], sample: [], verifyFailures: [], ms: 0 };
@@ -194,8 +195,13 @@ async function planFromDryRun(db: Db, m: LoadedMigration, r: DryRunResult, targe
   for (const t of m.spec.tables) tables.push(await tablePlan(db, t, false, tempNames));
   const steps: StepPlan[] = r.steps.map((s) => {
     const spec = m.spec.steps.find((x) => x.name === s.name)!;
-    // the first batch pays for cold caches: leave it out of the rates when there are others
-    const measured = s.batches.length > 2 ? s.batches.slice(1) : s.batches;
+    // the first batch pays for cold caches, and the small batches of the start (the sizer grows from
+    // UNMEASURED_START_SIZE) spread each batch's fixed costs over few rows: leave them out of the rates
+    // when there are others
+    const sizes = s.batches.map((b) => b.rows).sort((x, y) => x - y);
+    const typical = sizes[Math.floor(sizes.length / 2)] ?? 0;
+    const full = s.batches.slice(1).filter((b) => b.rows >= typical / 2);
+    const measured = full.length >= 2 ? full : s.batches.length > 2 ? s.batches.slice(1) : s.batches;
     return {
       name: s.name, kind: s.kind, table: spec.kind === 'batched' ? spec.table : undefined, rows: s.rowsInRange,
       samples: measured.map((b) => ({ lo: b.lo, hi: b.hi, rows: b.rows, changed: b.changed, ms: b.ms, rowsPerSec: (b.rows / Math.max(b.ms, 0.01)) * 1000 })),
