@@ -310,6 +310,7 @@ describe('throttle and adaptive size', () => {
   test('BatchSizer keeps noisy batches under the target (seeded simulation: spread, runs of costly batches)', () => {
     const random = rng(4242);
     const gauss = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+    let clock = 0; // simulated ms: each batch takes its duration and 6 ms between batches
     const simulate = (next: (current: number, last: { durationMs: number; rowsInRange: number }) => number) => {
       const durations: number[] = [];
       let size = 2000;
@@ -320,12 +321,13 @@ describe('throttle and adaptive size', () => {
         const perRow = 0.1 * Math.exp(0.12 * gauss()) * (costly-- > 0 ? 1.6 : 1);
         const d = size * perRow;
         durations.push(d);
+        clock += d + 6;
         size = next(size, { durationMs: d, rowsInRange: size });
       }
       const later = durations.slice(20);
       return { over: later.filter((d) => d > 200).length / later.length, mean: later.reduce((a, b) => a + b, 0) / later.length };
     };
-    const z = new BatchSizer(200);
+    const z = new BatchSizer(200, () => clock);
     const ceiling = simulate((c, l) => z.next(c, l));
     assert.ok(ceiling.over <= 0.02, `${(ceiling.over * 100).toFixed(1)} % of batches over the target`);
     assert.ok(ceiling.mean >= 100, `batches are not needlessly small: mean ${ceiling.mean.toFixed(0)} ms`);

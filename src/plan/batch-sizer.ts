@@ -3,7 +3,7 @@
 // Aiming every batch at the target itself puts half of them above it and every noisy one far above it
 // (measured on the flagship at 1M rows: mean 195 ms, longest 490 ms at a 200 ms target). So the sizer
 // aims below the target by a headroom learnt from the run itself: how much costlier per row a batch
-// turned out than the sizer predicted (the largest such surprise over the recent batches). A steady workload
+// turned out than the sizer predicted (the largest such surprise of the last two minutes). A steady workload
 // earns a small headroom and large batches; a noisy one (checkpoints, full-page writes, a busy
 // machine) gets smaller batches, so that even its surprises stay under the target.
 import { MAX_BATCH_SIZE, MIN_BATCH_SIZE } from './calibrate.ts';
@@ -19,12 +19,14 @@ export const INITIAL_HEADROOM = 1.5;
 export const MIN_HEADROOM = 1.4;
 export const MAX_HEADROOM = 3;
 /**
- * The headroom is the largest surprise (actual ÷ predicted cost per row) of this many recent batches:
- * the largest, not a percentile, because the longest batch is what counts; recent, because a checkpoint
- * storm passes and so should its caution. Smaller batches cost little: a few ms of COMMIT and checkpoint
- * each (flagship at 1M rows, replayed: 54 % more batches, 1.5 % more time, longest 490 → 271 ms).
+ * The headroom is the largest surprise (actual ÷ predicted cost per row) of the batches of the last two
+ * minutes: the largest, not a percentile, because the longest batch is what counts; by time, not by
+ * count, because what causes surprises recurs on a clock (a busy disk stalling WAL writes for 100–150 ms
+ * every 30–90 s on the test machine, checkpoints every few minutes); recent, because a storm passes and
+ * so should its caution. Smaller batches cost little: a COMMIT, a checkpoint row and the throttle
+ * checks, about 10 ms each on the flagship.
  */
-export const HEADROOM_WINDOW = 100;
+export const HEADROOM_WINDOW_MS = 120_000;
 /** Surprises needed before the learnt headroom may go below INITIAL_HEADROOM. */
 export const CALIBRATED_AFTER = 10;
 /** Weight of the newest batch in the smoothed cost per row. */
@@ -56,15 +58,16 @@ export class BatchSizer {
   private costMs: number | null = null;
   /** The cost per row the last chosen size was predicted from. */
   private predicted: number | null = null;
-  /** actual ÷ predicted cost per row, newest last, at most HEADROOM_WINDOW. */
-  private readonly surprises: number[] = [];
+  /** actual ÷ predicted cost per row and when (clock ms), newest last, the last HEADROOM_WINDOW_MS. */
+  private readonly surprises: Array<{ at: number; ratio: number }> = [];
 
-  constructor(readonly targetMs: number) {}
+  /** clock: ms, monotonic (a simulation passes its own). */
+  constructor(readonly targetMs: number, private readonly clock: () => number = () => performance.now()) {}
 
   /** How far below the target the sizer aims: target ÷ headroom is the duration a batch is sized for. */
   get headroom(): number {
     if (this.surprises.length === 0) return INITIAL_HEADROOM;
-    const largest = Math.max(...this.surprises);
+    const largest = Math.max(...this.surprises.map((x) => x.ratio));
     const learnt = this.surprises.length < CALIBRATED_AFTER ? Math.max(largest, INITIAL_HEADROOM) : largest;
     return Math.min(MAX_HEADROOM, Math.max(MIN_HEADROOM, learnt));
   }
@@ -81,8 +84,9 @@ export class BatchSizer {
     const cost = last.durationMs / last.rowsInRange;
     // the first batch's size came from elsewhere (plan, spec, user), not from a prediction of ours
     if (this.predicted !== null) {
-      this.surprises.push(cost / this.predicted);
-      if (this.surprises.length > HEADROOM_WINDOW) this.surprises.shift();
+      const now = this.clock();
+      this.surprises.push({ at: now, ratio: cost / this.predicted });
+      while (this.surprises.length > CALIBRATED_AFTER && this.surprises[0]!.at < now - HEADROOM_WINDOW_MS) this.surprises.shift();
     }
     this.costMs = this.costMs === null ? cost : this.costMs + COST_SMOOTHING * (cost - this.costMs);
     // costly batches come in runs (a checkpoint's full-page writes, a competing query): after one,
