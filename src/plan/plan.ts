@@ -123,17 +123,17 @@ export async function plan(db: Db, m: LoadedMigration, opts: PlanOptions = {}): 
       continue;
     }
     const rows = rowsOf(step.table);
-    // probe with single small batches until the size the target asks for settles (per-batch costs are
-    // not linear in the size), then measure `samples` batches of that size at spread key positions
+    // probe with small batches at the start until the size the target asks for settles (per-batch costs
+    // are not linear in the size), then measure walks of that size at spread key positions
     let size = Math.min(step.batchSize ?? calSize, PROBE_SIZE);
-    let probe = await calibrate(db, m, i, { size, rows, samples: 1 });
+    let probe = await calibrate(db, m, i, { size, rows, samples: 1, walk: 2 });
     for (let round = 0; round < 3; round++) {
       const want = chooseBatchSize(ratesOf(probe.samples), firstBatchMs(targetBatchMs), size);
       if (want >= size / 1.3 && want <= size * 1.3) break;
       size = want;
-      probe = await calibrate(db, m, i, { size, rows, samples: 1, warmUp: false });
+      probe = await calibrate(db, m, i, { size, rows, samples: 1, walk: 2 });
     }
-    const cal = await calibrate(db, m, i, { size, rows, samples: opts.samples, warmUp: false });
+    const cal = await calibrate(db, m, i, { size, rows, samples: opts.samples });
     const rates = ratesOf(cal.samples);
     const seqScans = cal.explain ? await findSeqScans(db, cal.explain, step.name, opts.largeTableRows ?? DEFAULT_LARGE_TABLE_ROWS) : [];
     steps.push({ name: step.name, kind: 'batched', table: step.table, rows, samples: cal.samples, rates, estimateMs: { low: 0, mid: 0, high: 0 }, seqScans });
