@@ -8,6 +8,10 @@ export type BelayEvent =
       rowsInRange: number; rowsChanged: number; durationMs: number; attempts: number; rowsDone: number; rowsTotal: number;
     }
   | { type: 'batch-retry'; runId: number; step: string; batchNo: number; attempt: number; sqlstate: string; waitMs: number }
+  | {
+      type: 'batch-over-ceiling'; runId: number; stepNo: number; step: string; batchNo: number; rows: number; elapsedMs: number;
+      ceilingMs: number; nextSize: number;
+    }
   | { type: 'verification-failed'; runId: number; step: string; batchNo?: number; name?: string; count: number; sample: unknown[] }
   | { type: 'step-finished'; runId: number; stepNo: number; step: string; rowsChanged: number; batches: number }
   | { type: 'run-finished'; runId: number; status: string; durationMs: number; error?: Record<string, unknown> }

@@ -10,6 +10,8 @@ import { generate } from '../examples/event-type-owner/generate.ts';
 import { openDb } from '../src/db/connection.ts';
 import { EXIT, StateError } from '../src/errors.ts';
 import { applyPlanned } from '../src/plan/apply-planned.ts';
+import { MAX_CEILING_SPLITS } from '../src/execute/apply.ts';
+import { rollback } from '../src/rollback/rollback.ts';
 import { dryRun } from '../src/plan/dry-run.ts';
 import { type Ledger, ledgerFor, parseConfig, readLedger, resolveEnvironment } from '../src/plan/environments.ts';
 import { columnsIn } from '../src/plan/explain.ts';
@@ -398,6 +400,93 @@ describe('throttle and adaptive size', () => {
       assert.equal(batches[0]!.rows, 100, table);
       assert.ok(batches.length >= 5 && batches.some((b) => b.rows > 150), `grows from there: ${table}`);
       assert.ok(batches[0]!.ms < 4 * target, `first batch: ${table}`);
+    } finally {
+      await f.drop();
+    }
+  });
+
+  test('server: a batch still running at the target is cancelled, rolled back and split; no committed batch passes it', async () => {
+    const f = await freshDb('postgres');
+    try {
+      // about 5 µs of CPU per row up to id 3,000, 200 µs above: the sizer grows on the cheap rows, so the first
+      // costly batch (some 1,700 rows, 300+ ms) is one no sizer can foresee
+      await f.db.exec(`CREATE TABLE work (id int PRIMARY KEY, n int NOT NULL, out bigint);
+        INSERT INTO work SELECT g, CASE WHEN g <= 3000 THEN 50 ELSE 2000 END, NULL FROM generate_series(1, 6000) g;`);
+      const m = await loadMigration(specFile(`export default {
+        id: 'cpu-jump', purpose: 'A cost per row that jumps forty-fold (test of the batch ceiling).', tables: ['work'],
+        steps: [{ kind: 'batched', name: 'burn', table: 'work', writes: ['out'],
+          projection: 'SELECT w.id, (SELECT count(*) FROM generate_series(1, w.n) g) AS out FROM work w WHERE w.id BETWEEN $1 AND $2' }],
+        options: { batchSize: 5000 },
+      };`));
+      const target = 60;
+      const committed: Array<{ ms: number; rows: number }> = [];
+      const overs: Array<{ rows: number; elapsedMs: number; nextSize: number }> = [];
+      const r = await applyPlanned(f.db, m, {
+        onEvent: (e) => {
+          if (e.type === 'batch-committed') committed.push({ ms: e.durationMs, rows: e.rowsInRange });
+          if (e.type === 'batch-over-ceiling') overs.push(e);
+        },
+      }, { targetBatchMs: target });
+      assert.equal(r.status, 'completed', r.error?.message ?? '');
+      const table = committed.map((b) => `${b.rows}:${b.ms.toFixed(0)}`).join(' ');
+      assert.ok(overs.length >= 1, `the jump is caught by the ceiling: ${table}`);
+      for (const o of overs) {
+        assert.ok(o.elapsedMs >= target - 1 && o.elapsedMs < target + 150, `cancelled near the ceiling: ${JSON.stringify(o)}`);
+        assert.ok(o.nextSize <= Math.floor(o.rows / 2), `split: ${JSON.stringify(o)}`);
+      }
+      // measured by the client, a few ms of round trip over what the server was allowed
+      const longest = Math.max(...committed.map((b) => b.ms));
+      assert.ok(longest <= target + 20, `longest committed batch ${longest.toFixed(0)} ms: ${table}`);
+      // nothing lost or written twice: every row once, batch numbers without holes, the cancels recorded
+      assert.equal(Number((await f.db.query<{ n: number }>('SELECT count(*)::int AS n FROM work WHERE out = n')).rows[0]!.n), 6000);
+      const b = (await f.db.query<{ rows: number; n: number; top: number }>(
+        'SELECT sum(rows_in_range)::int AS rows, count(*)::int AS n, max(batch_no) AS top FROM belay.batches WHERE run_id = $1', [r.runId])).rows[0]!;
+      assert.deepEqual([b.rows, b.n], [6000, committed.length]);
+      assert.equal(b.top, b.n);
+      const recorded = (await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM belay.events WHERE run_id = $1 AND type = 'batch-over-ceiling'`, [r.runId])).rows[0]!.n;
+      assert.equal(recorded, overs.length);
+      const rb = await rollback(f.db, r.runId);
+      assert.equal(rb.restored, 6000);
+      assert.equal(Number((await f.db.query<{ n: number }>('SELECT count(*)::int AS n FROM work WHERE out IS NULL')).rows[0]!.n), 6000);
+    } finally {
+      await f.drop();
+    }
+  });
+
+  test('server: a step whose every batch costs more than the ceiling is split a bounded number of times, then runs without it', async () => {
+    const f = await freshDb('postgres');
+    try {
+      await f.db.exec(`CREATE TABLE work (id int PRIMARY KEY, out int);
+        INSERT INTO work SELECT g, NULL FROM generate_series(1, 400) g;`);
+      // 80 ms a batch whatever its size (a scan per batch, say), against a 40 ms target
+      const m = await loadMigration(specFile(`export default {
+        id: 'fixed-cost', purpose: 'A cost per batch that does not shrink with its size (test of the batch ceiling).', tables: ['work'],
+        steps: [{ kind: 'batched', name: 'slow', table: 'work', writes: ['out'],
+          projection: 'SELECT w.id, w.id AS out FROM work w CROSS JOIN (SELECT pg_sleep(0.08)) s WHERE w.id BETWEEN $1 AND $2' }],
+      };`));
+      const logs: string[] = [];
+      let overs = 0;
+      const r = await applyPlanned(f.db, m, {
+        onEvent: (e) => {
+          if (e.type === 'batch-over-ceiling') overs++;
+          if (e.type === 'log' && e.level === 'warn') logs.push(e.message);
+        },
+      }, { targetBatchMs: 40 });
+      assert.equal(r.status, 'completed', r.error?.message ?? '');
+      assert.equal(overs, MAX_CEILING_SPLITS);
+      assert.ok(logs.some((l) => /no longer cancelled at the ceiling/.test(l)), logs.join('\n'));
+      assert.equal(Number((await f.db.query<{ n: number }>('SELECT count(*)::int AS n FROM work WHERE out = id')).rows[0]!.n), 400);
+      // the user's own statement_timeout is not the ceiling's: it still stops the run
+      const m2 = await loadMigration(specFile(`export default {
+        id: 'user-timeout', purpose: 'A statement slower than the spec allows (test).', tables: ['work'],
+        steps: [{ kind: 'batched', name: 'slow', table: 'work', writes: ['out'],
+          projection: 'SELECT w.id, -w.id AS out FROM work w CROSS JOIN (SELECT pg_sleep(0.3)) s WHERE w.id BETWEEN $1 AND $2' }],
+        options: { statementTimeoutMs: 100 },
+      };`));
+      const r2 = await applyPlanned(f.db, m2, {}, { targetBatchMs: 1000 });
+      assert.equal(r2.status, 'failed');
+      assert.match(r2.error?.message ?? '', /statement timeout/);
+      assert.equal(Number((await f.db.query<{ n: number }>('SELECT count(*)::int AS n FROM work WHERE out = id')).rows[0]!.n), 400);
     } finally {
       await f.drop();
     }

@@ -43,6 +43,9 @@ export function progressSink(opts: { json?: boolean; quiet?: boolean; logEvery?:
       case 'batch-retry':
         if (!bar) stream.write(`  batch ${e.batchNo}: retry ${e.attempt} after SQLSTATE ${e.sqlstate}, waiting ${e.waitMs} ms\n`);
         break;
+      case 'batch-over-ceiling':
+        if (!bar) stream.write(`  batch ${e.batchNo}: ${e.rows} rows ran past the ${e.ceilingMs} ms ceiling (${Math.round(e.elapsedMs)} ms), rolled back; again with ${e.nextSize}\n`);
+        break;
       case 'step-finished':
         bar?.stop();
         bar = undefined;

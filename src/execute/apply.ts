@@ -2,16 +2,22 @@
 // Returns a result instead of throwing half-way: what ran, what changed, and the error that stopped it.
 import { column, tableInfo } from '../db/catalog.ts';
 import type { Db } from '../db/connection.ts';
-import { AbortedError, BelayError, DbError, StateError, VerificationError } from '../errors.ts';
+import { AbortedError, BelayError, DbError, serverFields, StateError, VerificationError } from '../errors.ts';
 import { type EventSink, noopSink } from '../events.ts';
 import type { BatchedStep, Migration, SqlStep } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { acquireMigrationLock, type LockMode } from '../state/lock.ts';
 import { ensureState } from '../state/schema.ts';
 import { createRun, getSteps, latestRun, mergeRunSummary, recordEvent, setRunStatus, setStep, type StepRecord } from '../state/store.ts';
-import { applyBatchSql, type BatchTarget, boundsSql, CHECKPOINT_SQL, countSql, SET_TIMEOUTS_SQL, verifyBatchSql } from './batch-sql.ts';
+import { applyBatchSql, type BatchTarget, boundsSql, CHECKPOINT_SQL, countSql, SET_STATEMENT_TIMEOUT_SQL, SET_TIMEOUTS_SQL, verifyBatchSql } from './batch-sql.ts';
 import { withRetry } from './retry.ts';
 import { rollback } from '../rollback/rollback.ts';
+
+/**
+ * Halvings of one batch after it ran past the ceiling before it runs once without it: from 10,000 rows,
+ * 6 halvings reach 156. A batch that still runs past the ceiling then lifts it for its step.
+ */
+export const MAX_CEILING_SPLITS = 6;
 
 export interface ApplyOptions {
   onEvent?: EventSink;
@@ -52,6 +58,11 @@ export interface BatchController {
   guards?(ctx: RunContext, step: BatchedStep, target: BatchTarget): ReadonlyArray<{ name: string; sql: string }>;
   /** The next batch's size, from the last one's (adaptive sizing). */
   nextBatchSize?(current: number, last: BatchInfo): number;
+  /**
+   * The longest a batch may hold its locks (ms, PostgreSQL server only): a batch still running then is
+   * cancelled, rolled back and tried again at half its size (see runBatchedStep).
+   */
+  batchCeilingMs?: number;
   /** After each committed batch: 'continue', or stop the run ('pause' resumable, 'rollback' undo it). */
   afterBatch?(ctx: RunContext, info: BatchInfo): Promise<'continue' | 'pause' | 'rollback'>;
   /** When the run stops on an error: may return an AbortedError (details.decision pause|rollback) to pause or undo the run. */
@@ -233,23 +244,34 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
     ...(step.verify ? [{ name: `${step.name}.verify`, sql: verifyBatchSql(t, step.verify) }] : []),
     ...(ctl.guards?.(ctx, step, t) ?? []).map((g) => ({ name: g.name, sql: verifyBatchSql(t, g.sql) })),
   ];
+  // the ceiling needs statement_timeout (PGlite never fires it) and a transaction per batch (in single
+  // mode a cancel would undo the whole run); it is lifted for the step when one row cannot meet it
+  let ceiling = db.kind === 'postgres' && !inTx ? ctl.batchCeilingMs : undefined;
+  let splits = 0;
   for (;;) {
     await ctl.beforeBatch?.(ctx, step);
     batchNo++;
-    const t0 = performance.now();
+    let tried = 0;
+    let attemptStart = 0;
+    const thisCeiling = splits < MAX_CEILING_SPLITS ? ceiling : undefined;
     const outcome = await withRetry(
       async (attempt) => {
+        attemptStart = performance.now();
+        tried = 0;
+        // each statement gets what is left of the ceiling; the user's statement_timeout still bounds it
+        const timeout = () => `${thisCeiling === undefined ? o.statementTimeoutMs : Math.min(o.statementTimeoutMs, Math.max(1, Math.floor(thisCeiling - (performance.now() - attemptStart))))}ms`;
         // in single mode the run's one transaction wraps every batch; a failure rolls all of it back
         if (!inTx) await db.query('BEGIN');
         try {
           // lock_timeout, not only statement_timeout: a slow batch is fine, a blocked one is not
-          await db.query(SET_TIMEOUTS_SQL, [`${o.lockTimeoutMs}ms`, `${o.statementTimeoutMs}ms`]);
+          await db.query(SET_TIMEOUTS_SQL, [`${o.lockTimeoutMs}ms`, timeout()]);
           const b = await db.query<{ lo: string | null; hi: string | null; n: number }>(boundsSql(t, last === null), last === null ? [null, size] : [last, size]);
           const { lo, hi, n } = b.rows[0]!;
           if (n === 0 || lo === null || hi === null) {
             if (!inTx) await db.query('ROLLBACK');
             return undefined;
           }
+          tried = n;
           const r = await db.query<{ changed: number; duplicate_keys: number; out_of_range: number }>(applySql, [lo, hi, runId, stepNo, batchNo]);
           const { changed, duplicate_keys, out_of_range } = r.rows[0]!;
           if (duplicate_keys > 0 || out_of_range > 0) {
@@ -258,6 +280,7 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
             });
           }
           for (const check of verifies) {
+            if (thisCeiling !== undefined) await db.query(SET_STATEMENT_TIMEOUT_SQL, [timeout()]);
             const v = await db.query(check.sql, [lo, hi, runId, stepNo, batchNo]);
             if (v.rows.length > 0) {
               emit({ type: 'verification-failed', runId, step: step.name, batchNo, name: check.name, count: v.rows.length, sample: v.rows.slice(0, 10) });
@@ -266,7 +289,8 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
               });
             }
           }
-          const ms = performance.now() - t0;
+          const ms = performance.now() - attemptStart;
+          if (thisCeiling !== undefined) await db.query(SET_STATEMENT_TIMEOUT_SQL, [timeout()]);
           await db.query(CHECKPOINT_SQL, [runId, stepNo, batchNo, lo, hi, n, changed, ms, attempt]);
           if (!inTx) await db.query('COMMIT');
           return { lo, hi, n, changed, ms, attempt };
@@ -279,8 +303,35 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
         maxRetries: inTx ? 0 : o.maxRetries,
         onRetry: (attempt, sqlstate, waitMs) => emit({ type: 'batch-retry', runId, step: step.name, batchNo, attempt, sqlstate, waitMs }),
       },
-    );
+    ).catch((err: unknown) => {
+      // the ceiling's cancel, not the user's statement_timeout (1 ms of slack: the timeouts are whole ms)
+      if (thisCeiling === undefined || serverFields(err).sqlstate !== '57014' || performance.now() - attemptStart < thisCeiling - 1) throw err;
+      return 'over-ceiling' as const;
+    });
+    if (outcome === 'over-ceiling') {
+      // rolled back whole (elapsed includes the ROLLBACK: the locks are held until it ends); the same keys
+      // are tried again under the same batch number, at half the size or what the sizer learnt, if smaller
+      const over = { stepNo, step: step.name, batchNo, rows: tried || size, elapsedMs: performance.now() - attemptStart, ceilingMs: thisCeiling! };
+      const sample: BatchInfo = { runId, stepNo, step: step.name, batchNo, lo: '', hi: '', rowsInRange: over.rows, rowsChanged: 0, durationMs: over.elapsedMs, attempts: 1, batchSize: size };
+      const next = Math.max(1, Math.min(Math.floor(size / 2), Math.round(ctl.nextBatchSize?.(size, sample) ?? size)));
+      splits = next === size ? MAX_CEILING_SPLITS : splits + 1;
+      size = next;
+      batchNo--;
+      emit({ type: 'batch-over-ceiling', runId, ...over, nextSize: size });
+      await recordEvent(db, runId, 'batch-over-ceiling', { ...over, nextSize: size });
+      continue;
+    }
     if (!outcome) break;
+    if (thisCeiling === undefined && ceiling !== undefined) {
+      if (outcome.ms > ceiling) {
+        // even after MAX_CEILING_SPLITS halvings the batch ran past the ceiling: its cost does not shrink with
+        // its size (a scan per batch, a lock wait), so cancelling would only repeat it
+        ceiling = undefined;
+        emit({ type: 'log', level: 'warn', runId, message: `step "${step.name}": a batch of ${outcome.n} row(s) took ${Math.round(outcome.ms)} ms, over the ${ctl.batchCeilingMs} ms ceiling; batches of this step are no longer cancelled at the ceiling (a cost per batch that does not shrink with its size: a missing index?)` });
+        await recordEvent(db, runId, 'batch-ceiling-lifted', { stepNo, step: step.name, batchNo, rows: outcome.n, durationMs: outcome.ms, ceilingMs: ctl.batchCeilingMs });
+      }
+    }
+    splits = 0;
     last = outcome.hi;
     rowsDone += outcome.n;
     changedTotal += outcome.changed;

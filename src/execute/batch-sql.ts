@@ -86,3 +86,6 @@ UPDATE belay.steps SET last_key = $5, rows_done = rows_done + $6, rows_changed =
  WHERE run_id = $1 AND step_no = $2`;
 
 export const SET_TIMEOUTS_SQL = `SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)`;
+
+/** Before each later statement of a batch under a ceiling: what is left of it. */
+export const SET_STATEMENT_TIMEOUT_SQL = `SELECT set_config('statement_timeout', $1, true)`;

@@ -15,7 +15,7 @@ export function strongest(a: Decision, b: Decision): Decision {
 
 /**
  * One controller out of many. beforeBatch and afterBatch run every controller in order (each sees
- * every batch, so tallies stay right); guards concatenate; nextBatchSize chains; onError passes the
+ * every batch, so tallies stay right); guards concatenate; nextBatchSize chains; the lowest batchCeilingMs holds; onError passes the
  * (possibly replaced) error along.
  */
 export function composeControllers(...list: Array<BatchController | undefined>): BatchController {
@@ -36,6 +36,9 @@ export function composeControllers(...list: Array<BatchController | undefined>):
             return size;
           },
         }
+      : {}),
+    ...(cs.some((c) => c.batchCeilingMs !== undefined)
+      ? { batchCeilingMs: Math.min(...cs.flatMap((c) => (c.batchCeilingMs === undefined ? [] : [c.batchCeilingMs]))) }
       : {}),
     async afterBatch(ctx: RunContext, info: BatchInfo) {
       let d: Decision = 'continue';

@@ -61,7 +61,8 @@ export async function throttleCostMs(ctx: Pick<RunContext, 'db'>, table: string)
 
 /**
  * A BatchController that keeps batches under targetMs (a BatchSizer per step: steps differ in cost per
- * row) and waits while a throttle condition holds.
+ * row; on a server a batch still running at targetMs is cancelled and split) and waits while a throttle
+ * condition holds.
  */
 export function planController(opts: { targetMs: number; throttle?: Partial<ThrottleOptions>; adapt?: boolean }): BatchController {
   // undefined means 'the default' (a flag not given), null means 'off'
@@ -88,6 +89,10 @@ export function planController(opts: { targetMs: number; throttle?: Partial<Thro
       }
       if (announced) ctx.emit({ type: 'log', level: 'info', runId: ctx.runId, message: `throttle released after ${Math.round(performance.now() - t0)} ms` });
     },
-    ...(opts.adapt === false ? {} : { nextBatchSize: (current: number, last: BatchInfo) => sizerOf(last.stepNo).next(current, last) }),
+    // the sizer keeps batches under the target, the ceiling catches the surprises it could not foresee;
+    // a fixed size (the user's --batch-size) is neither adapted nor split
+    ...(opts.adapt === false
+      ? {}
+      : { nextBatchSize: (current: number, last: BatchInfo) => sizerOf(last.stepNo).next(current, last), batchCeilingMs: opts.targetMs }),
   };
 }
