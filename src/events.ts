@@ -5,7 +5,11 @@ export type BelayEvent =
   | { type: 'step-started'; runId: number; stepNo: number; step: string; kind: 'batched' | 'sql'; rowsTotal: number; rowsDone: number }
   | {
       type: 'batch-committed'; runId: number; stepNo: number; step: string; batchNo: number; lo: string; hi: string;
-      rowsInRange: number; rowsChanged: number; durationMs: number; attempts: number; rowsDone: number; rowsTotal: number;
+      rowsInRange: number; rowsChanged: number; attempts: number; rowsDone: number; rowsTotal: number;
+      /** BEGIN to the end of the write and its checks (what the batch size scales). */
+      durationMs: number;
+      /** BEGIN to COMMIT returned: how long the batch held its row locks. */
+      heldMs: number;
     }
   | { type: 'batch-retry'; runId: number; step: string; batchNo: number; attempt: number; sqlstate: string; waitMs: number }
   | {

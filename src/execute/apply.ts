@@ -293,7 +293,7 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
           if (thisCeiling !== undefined) await db.query(SET_STATEMENT_TIMEOUT_SQL, [timeout()]);
           await db.query(CHECKPOINT_SQL, [runId, stepNo, batchNo, lo, hi, n, changed, ms, attempt]);
           if (!inTx) await db.query('COMMIT');
-          return { lo, hi, n, changed, ms, attempt };
+          return { lo, hi, n, changed, ms, heldMs: performance.now() - attemptStart, attempt };
         } catch (err) {
           if (!inTx) await db.query('ROLLBACK').catch(() => undefined);
           throw err;
@@ -337,7 +337,7 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
     changedTotal += outcome.changed;
     emit({
       type: 'batch-committed', runId, stepNo, step: step.name, batchNo, lo: outcome.lo, hi: outcome.hi, rowsInRange: outcome.n,
-      rowsChanged: outcome.changed, durationMs: outcome.ms, attempts: outcome.attempt, rowsDone, rowsTotal: total,
+      rowsChanged: outcome.changed, durationMs: outcome.ms, heldMs: outcome.heldMs, attempts: outcome.attempt, rowsDone, rowsTotal: total,
     });
     const info: BatchInfo = {
       runId, stepNo, step: step.name, batchNo, lo: outcome.lo, hi: outcome.hi, rowsInRange: outcome.n, rowsChanged: outcome.changed,
