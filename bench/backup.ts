@@ -80,7 +80,7 @@ export async function benchBackup(db: Db, rows: number, opts: { generate?: boole
       exp.push(await timed(async () => {
         const r = await exportFiles(db, dir, `bench-${i}`, [{
           backupId: rec!.id, table: 'EventType', copySql: copySqlName(rec!), copyName: rec!.copyTable, columns: rec!.columns,
-          keyColumns: rec!.keyColumns, rows: rec!.rows ?? 0, checksum: rec!.checksum ?? '0',
+          keyColumns: rec!.keyColumns, rows: rec!.rows ?? 0, checksum: rec!.checksum ?? '0', checksumMethod: rec!.checksumMethod,
         }], { runId: null, migrationId: null });
         exportBytes = r.manifest.tables[0]!.bytes;
       }));

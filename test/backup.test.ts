@@ -212,6 +212,37 @@ for (const kind of DB_KINDS) {
       }
     });
 
+    test('a backup recorded with the text checksum of earlier versions still verifies and restores by it', async () => {
+      const f = await freshDb(kind);
+      const dir = mkdtempSync(path.join(tmpdir(), 'belay-backup-'));
+      try {
+        await generate(f.db, { rows: ROWS, seed: 9 });
+        const before = await checksums(f.db, ['EventType']);
+        const [b] = await takeBackup(f.db, null, ['EventType'], { dir });
+        assert.equal(b!.checksumMethod, 'typed');
+        assert.equal(JSON.parse(readFileSync(b!.manifest!, 'utf8')).tables[0].checksumMethod, 'typed');
+        // what an earlier version recorded: no method, the sum of the rows' text hashes
+        const legacy = await checksumTable(f.db, copySqlName(b!), 'text');
+        assert.notEqual(legacy.checksum, b!.checksum);
+        await f.db.query(`UPDATE belay.backups SET checksum_method = NULL, checksum = $2 WHERE id = $1`, [b!.id, legacy.checksum]);
+        const v = await verifyBackup(f.db, b!.id);
+        assert.equal(v.ok, true, v.problems.join('; '));
+        assert.equal(v.file?.ok, true);
+        // and the method is really used: the typed checksum recorded as text is a mismatch
+        await f.db.query(`UPDATE belay.backups SET checksum = $2 WHERE id = $1`, [b!.id, b!.checksum]);
+        assert.equal((await verifyBackup(f.db, b!.id)).ok, false);
+        await f.db.query(`UPDATE belay.backups SET checksum = $2 WHERE id = $1`, [b!.id, legacy.checksum]);
+        await f.db.query(`UPDATE "EventType" SET title = 'changed' WHERE id IN (SELECT id FROM "EventType" ORDER BY id LIMIT 5)`);
+        await restoreBackup(f.db, b!.id);
+        assert.deepEqual(await checksums(f.db, ['EventType']), before);
+        await f.db.query(`UPDATE "EventType" SET title = 'again' WHERE id IN (SELECT id FROM "EventType" ORDER BY id LIMIT 5)`);
+        await restoreBackup(f.db, b!.id, { from: 'file' });
+        assert.deepEqual(await checksums(f.db, ['EventType']), before);
+      } finally {
+        await f.drop();
+      }
+    });
+
     test('CLI: apply backs up by default, --no-backup is the only way to skip it; backups list/verify/restore', async () => {
       const f = await freshDb(kind, { persistent: true });
       try {

@@ -52,7 +52,7 @@ SELECT a.attname AS name FROM pg_index i
 
 const COLS = `id::int AS id, run_id::int AS "runId", migration_id AS "migrationId", source_table AS "sourceTable",
   copy_schema AS "copySchema", copy_table AS "copyTable", columns, key_columns AS "keyColumns", row_count::float8 AS "rows",
-  checksum, size_bytes::float8 AS "sizeBytes", file, file_sha256 AS "fileSha256", file_bytes::float8 AS "fileBytes", manifest,
+  checksum, coalesce(checksum_method, 'text') AS "checksumMethod", size_bytes::float8 AS "sizeBytes", file, file_sha256 AS "fileSha256", file_bytes::float8 AS "fileBytes", manifest,
   status, created_at::text AS "createdAt", verified_at::text AS "verifiedAt", restored_at::text AS "restoredAt", dropped_at::text AS "droppedAt"`;
 
 export const INSERT_BACKUP_SQL = `

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { tableInfo } from '../db/catalog.ts';
-import { checksumColumns, checksumInTransaction, checksumTable, checksumWith } from '../db/checksum.ts';
+import { checksumByMethod, checksumColumns, type ChecksumMethod, checksumTable, checksumWith } from '../db/checksum.ts';
 import type { Db } from '../db/connection.ts';
 import { ident, pinnedSettingsSql } from '../db/sql.ts';
 import { BelayError, EXIT, StateError } from '../errors.ts';
@@ -42,6 +42,8 @@ export interface BackupRecord {
   /** Row count and checksum of the source and the copy, equal when verified. */
   rows: number | null;
   checksum: string | null;
+  /** How the checksum was computed ('text' for backups taken before the typed checksum). */
+  checksumMethod: ChecksumMethod;
   /** pg_total_relation_size of the copy. */
   sizeBytes: number | null;
   /** The gzip COPY file (absolute path) and its sha256, when exported. */
@@ -194,7 +196,7 @@ async function exportBackups(db: Db, records: BackupRecord[], dir: string, gzipL
   const folderName = first.runId !== null ? `run-${first.runId}-${stamp}` : `backup-${first.id}-${stamp}`;
   const { manifestPath, manifest, folder } = await exportFiles(db, dir, folderName, records.map((b) => ({
     backupId: b.id, table: b.sourceTable, copySql: copySqlName(b), copyName: b.copyTable, columns: b.columns, keyColumns: b.keyColumns,
-    rows: b.rows ?? 0, checksum: b.checksum ?? '0',
+    rows: b.rows ?? 0, checksum: b.checksum ?? '0', checksumMethod: b.checksumMethod,
   })), { runId: first.runId, migrationId: first.migrationId, gzipLevel });
   for (const t of manifest.tables) await db.query(SET_FILE_SQL, [t.backupId, path.join(folder, t.file), t.sha256, t.bytes, manifestPath]);
   return getBackups(db, records.map((b) => b.id));
@@ -250,7 +252,7 @@ export async function verifyBackup(db: Db, id: number, opts: { files?: boolean }
     if (!exists.rows[0]?.ok) {
       res.problems.push(`the copy ${copySqlName(b)} is missing`);
     } else {
-      const c = await checksumTable(db, copySqlName(b));
+      const c = await checksumTable(db, copySqlName(b), b.checksumMethod);
       res.copy = { ...c, ok: same(c) };
       if (!res.copy.ok) res.problems.push(`the copy has ${c.rows} rows, checksum ${c.checksum}; ${b.rows} rows, checksum ${b.checksum} were recorded`);
     }
@@ -277,7 +279,7 @@ async function fileChecksum(db: Db, b: BackupRecord): Promise<{ rows: number; ch
   try {
     const stage = await loadFileIntoStaging(db, b);
     await db.exec(pinnedSettingsSql());
-    return await checksumInTransaction(db, ident(stage));
+    return await checksumByMethod(db, ident(stage), b.checksumMethod);
   } finally {
     await db.query('ROLLBACK').catch(() => undefined);
   }

@@ -1,5 +1,6 @@
 // Backup files: each copy exported with COPY (text format), gzip-compressed, plus a manifest.json.
 // Files are 0600 and their folder 0700: a backup holds every row of the table.
+import type { ChecksumMethod } from '../db/checksum.ts';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -25,6 +26,8 @@ export interface ManifestTable {
   keyColumns: string[];
   rows: number;
   checksum: string;
+  /** How checksum was computed (src/db/checksum.ts). */
+  checksumMethod: ChecksumMethod;
   /** File name, relative to the manifest's folder. */
   file: string;
   sha256: string;
@@ -50,6 +53,7 @@ export interface ExportInput {
   keyColumns: string[];
   rows: number;
   checksum: string;
+  checksumMethod: ChecksumMethod;
 }
 
 /** Exports each copy into a new folder under dir; returns the folder, the manifest path and the manifest. */
@@ -71,7 +75,7 @@ export async function exportFiles(
   for (const it of items) {
     const file = `${it.copyName}.copy.gz`;
     const { sha256, bytes } = await writeGzip(db.copyOut(copyOutSql(it.copySql)), path.join(folder, file), meta.gzipLevel ?? DEFAULT_GZIP_LEVEL);
-    tables.push({ backupId: it.backupId, table: it.table, copy: it.copySql, columns: it.columns, keyColumns: it.keyColumns, rows: it.rows, checksum: it.checksum, file, sha256, bytes });
+    tables.push({ backupId: it.backupId, table: it.table, copy: it.copySql, columns: it.columns, keyColumns: it.keyColumns, rows: it.rows, checksum: it.checksum, checksumMethod: it.checksumMethod, file, sha256, bytes });
   }
   const manifest: Manifest = {
     format: MANIFEST_FORMAT, runId: meta.runId, migrationId: meta.migrationId, createdAt: new Date().toISOString(),

@@ -1,5 +1,5 @@
 // Restore: puts a table back exactly as it was backed up (same count and checksum), in one transaction.
-import { checksumInTransaction } from '../db/checksum.ts';
+import { checksumByMethod } from '../db/checksum.ts';
 import type { Db } from '../db/connection.ts';
 import { ident, pinnedSettingsSql, qualified } from '../db/sql.ts';
 import { BelayError, EXIT, StateError } from '../errors.ts';
@@ -120,7 +120,7 @@ async function restoreOne(db: Db, b: BackupRecord, from: 'copy' | 'file'): Promi
   const source = from === 'file' ? ident(await loadFileIntoStaging(db, b)) : copySqlName(b);
   if (from === 'file') {
     // a damaged file must not become the table
-    const f = await checksumInTransaction(db, source);
+    const f = await checksumByMethod(db, source, b.checksumMethod);
     if (Number(f.rows) !== Number(b.rows) || f.checksum !== b.checksum) {
       throw mismatch(b, `the file ${b.file} holds ${f.rows} rows, checksum ${f.checksum}`);
     }
@@ -134,7 +134,7 @@ async function restoreOne(db: Db, b: BackupRecord, from: 'copy' | 'file'): Promi
   for (const s of (await db.query<{ column: string; seq: string }>(OWNED_SEQUENCES_SQL, [table.sqlName])).rows) {
     await db.query(bumpSequenceSql(table.sqlName, s.column, s.seq));
   }
-  const after = await checksumInTransaction(db, table.sqlName);
+  const after = await checksumByMethod(db, table.sqlName, b.checksumMethod);
   if (Number(after.rows) !== Number(b.rows) || after.checksum !== b.checksum) {
     throw mismatch(b, `after the restore ${table.sqlName} has ${after.rows} rows, checksum ${after.checksum}`);
   }

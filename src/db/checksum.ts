@@ -99,9 +99,24 @@ export async function checksumInTransaction(db: Db, sqlName: string): Promise<Ta
 }
 
 /** Checksums one table (sqlName must already be quoted, e.g. from qualified()) in its own transaction. */
-export async function checksumTable(db: Db, sqlName: string): Promise<TableChecksum> {
+export async function checksumTable(db: Db, sqlName: string, method: ChecksumMethod = 'typed'): Promise<TableChecksum> {
   return transaction(db, async () => {
     await db.exec(pinnedSettingsSql());
-    return checksumInTransaction(db, sqlName);
+    return checksumByMethod(db, sqlName, method);
   });
+}
+
+/**
+ * How a recorded checksum was computed: 'typed' is checksumSql; 'text' is sum(hashtextextended(t::text, 0)),
+ * what belay recorded for backups before the typed checksum: those are still verified and restored by it.
+ */
+export type ChecksumMethod = 'typed' | 'text';
+
+/** The checksum of `method`, in the caller's transaction (settings already pinned). */
+export async function checksumByMethod(db: Db, sqlName: string, method: ChecksumMethod): Promise<TableChecksum> {
+  if (method === 'typed') return checksumInTransaction(db, sqlName);
+  const r = await db.query<{ rows: number; checksum: string }>(
+    `SELECT count(*)::float8 AS rows, coalesce(sum(hashtextextended(t::text, 0)), 0)::text AS checksum FROM ${sqlName} t`,
+  );
+  return { rows: Number(r.rows[0]!.rows), checksum: r.rows[0]!.checksum };
 }

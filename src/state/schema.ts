@@ -96,7 +96,7 @@ CREATE TABLE belay.backups (
   columns       jsonb NOT NULL,              -- [{name, type}] of the copy, in order
   key_columns   text[] NOT NULL DEFAULT '{}', -- the source's primary key when backed up (restore merges on it)
   row_count     bigint,
-  checksum      text,                        -- sum(hashtextextended(t::text, 0)) with pinned settings
+  checksum      text,                        -- order-independent checksum with pinned settings (see checksum_method)
   size_bytes    bigint,                      -- pg_total_relation_size of the copy
   file          text,                        -- gzip COPY export, when --backup-dir was given
   file_sha256   text,
@@ -176,6 +176,14 @@ CREATE TABLE belay.verification_results (
   error           jsonb
 );
 CREATE INDEX verification_results_round_idx ON belay.verification_results (verification_id);
+`,
+  },
+  {
+    // backups record how their checksum was computed: rows from before stay NULL (the text checksum)
+    version: 7,
+    sql: `
+ALTER TABLE belay.backups ADD COLUMN checksum_method text;
+ALTER TABLE belay.backups ALTER COLUMN checksum_method SET DEFAULT 'typed';
 `,
   },
 ];

@@ -53,7 +53,7 @@ export async function archiveBackups(db: Db, target: { backupId?: number; runId?
     const folderName = `archive-${first.runId !== null ? `run-${first.runId}` : `backup-${first.id}`}-${stamp}`;
     const { folder, manifestPath, manifest } = await exportFiles(db, opts.dir, folderName, toExport.map((b) => ({
       backupId: b.id, table: b.sourceTable, copySql: copySqlName(b), copyName: b.copyTable, columns: b.columns, keyColumns: b.keyColumns,
-      rows: b.rows ?? 0, checksum: b.checksum ?? '0',
+      rows: b.rows ?? 0, checksum: b.checksum ?? '0', checksumMethod: b.checksumMethod,
     })), { runId: first.runId, migrationId: first.migrationId, gzipLevel: opts.gzipLevel });
     for (const t of manifest.tables) {
       await db.query(SET_FILE_SQL, [t.backupId, path.join(folder, t.file), t.sha256, t.bytes, manifestPath]);
