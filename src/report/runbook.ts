@@ -123,7 +123,7 @@ export async function runbook(m: LoadedMigration, opts: RunbookOptions = {}): Pr
 
   h2(3);
   out.push('Before the first write, belay copies every table the migration touches and records each copy\'s row count and an ' +
-    'order-independent checksum (`sum(hashtextextended(t::text, 0))` under pinned text settings):', '');
+    'order-independent checksum (the sum over rows of a hash of each row\'s columns, each hashed by its type, under pinned text settings):', '');
   out.push(mdTable(['table', 'in-database copy', 'file copy'], spec.tables.map((t) => [
     code(t), `a table in schema ${code('belay_backup')}, named after the run and the table`,
     opts.backupDir ? `${code(`${opts.backupDir}/run-<id>-…/`)}: gzip COPY file + manifest.json (sha256 of each file)` : 'none (pass --backup-dir DIR to belay apply)',
