@@ -16,28 +16,30 @@ export default function eventTypeOwner(params: MigrationParams) {
   const ownerOf = (id: string) => `(SELECT CASE WHEN ${owns} THEN min(l."B") END
       FROM "_user_eventtype" l JOIN users u ON u.id = l."B" WHERE l."A" = ${id})`;
 
-  // Whole-table classification used by the pre-flight checks and the post-run verification.
+  // Whole-table classification used by the pre-flight checks and the post-run verification: one chain of
+  // set operations (an aggregate, a window, a hash join), no per-row look-ups. outcome holds every personal
+  // event type; owner is NULL where it gets none.
   const classified = `
     WITH valid AS (
       SELECT l."A" AS id, count(*) AS links, min(l."B") AS lowest
-        FROM "_user_eventtype" l JOIN users u ON u.id = l."B" JOIN "EventType" e ON e.id = l."A"
+        FROM "_user_eventtype" l JOIN users u ON u.id = l."B"
        GROUP BY l."A"
     ), eligible AS (
       SELECT e.id, e.slug, coalesce(v.links, 0) AS links,
              CASE WHEN ${ambiguous === 'skip' ? 'v.links = 1' : 'v.links >= 1'} THEN v.lowest END AS owner
         FROM "EventType" e LEFT JOIN valid v ON v.id = e.id
        WHERE e."userId" IS NULL AND e."teamId" IS NULL
-    ), candidate AS (
+    ), grouped AS (
       SELECT c.*, count(*) OVER w AS same_slug,
              CASE WHEN c.id = min(c.id) OVER w THEN max(c.id) OVER w ELSE min(c.id) OVER w END AS twin
-        FROM eligible c WHERE c.owner IS NOT NULL
+        FROM eligible c
       WINDOW w AS (PARTITION BY c.owner, c.slug)
     ), outcome AS (
+      -- the unique index allows one owned row per (userId, slug): the join adds no rows
       SELECT c.id, c.slug, c.owner, c.links,
-             x.id AS owned_twin, CASE WHEN c.same_slug > 1 THEN c.twin END AS eligible_twin
-        FROM candidate c
-        LEFT JOIN LATERAL (SELECT x.id FROM "EventType" x
-                            WHERE x."userId" = c.owner AND x.slug = c.slug AND x.id <> c.id ORDER BY x.id LIMIT 1) x ON true
+             x.id AS owned_twin, CASE WHEN c.owner IS NOT NULL AND c.same_slug > 1 THEN c.twin END AS eligible_twin
+        FROM grouped c
+        LEFT JOIN "EventType" x ON x."userId" = c.owner AND x.slug = c.slug AND x.id <> c.id
     )`;
 
   return defineMigration({
@@ -65,14 +67,14 @@ export default function eventTypeOwner(params: MigrationParams) {
         // One pass sorts every personal event type into its category (one query instead of four).
         kind: 'classify', code: 'PERSONAL_EVENT_TYPES',
         sql: `${classified}
-          SELECT CASE WHEN e.links = 0 THEN 'unowned'
+          SELECT CASE WHEN o.links = 0 THEN 'unowned'
                       WHEN o.owned_twin IS NOT NULL OR o.eligible_twin IS NOT NULL THEN 'slug-conflict'
-                      WHEN e.links > 1 THEN 'ambiguous'
+                      WHEN o.links > 1 THEN 'ambiguous'
                       ELSE 'assign' END AS category,
-                 e.id, e.slug, e.links, e.owner AS "userId", coalesce(o.owned_twin, o.eligible_twin) AS "conflictsWith",
+                 o.id, o.slug, o.links, o.owner AS "userId", coalesce(o.owned_twin, o.eligible_twin) AS "conflictsWith",
                  CASE WHEN o.owned_twin IS NOT NULL THEN 'owned' WHEN o.eligible_twin IS NOT NULL THEN 'eligible' END AS "with"
-            FROM eligible e LEFT JOIN outcome o ON o.id = e.id
-           ORDER BY e.id`,
+            FROM outcome o
+           ORDER BY o.id`,
         categories: [
           { value: 'assign', code: 'ASSIGN', severity: 'info', message: 'event types with exactly one valid link that will get that user as owner' },
           {
@@ -157,7 +159,7 @@ export default function eventTypeOwner(params: MigrationParams) {
       {
         name: 'no-missed-rows',
         message: 'personal event types that should have an owner by now',
-        sql: `${classified} SELECT id, slug, owner FROM outcome WHERE owned_twin IS NULL AND eligible_twin IS NULL`,
+        sql: `${classified} SELECT id, slug, owner FROM outcome WHERE owner IS NOT NULL AND owned_twin IS NULL AND eligible_twin IS NULL`,
       },
       {
         name: 'owners-exist',
