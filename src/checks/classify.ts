@@ -14,16 +14,18 @@ export type ClassifyCheck = Extract<Check, { kind: 'classify' }>;
  */
 export function classifySql(offending: string, column: string, limit: number): string {
   const c = ident(column);
+  // counts by hash aggregate, samples by a top-N per category: sorting every row by (category, order)
+  // for a window cost a third of the flagship's classification at 1M rows
   return `${FINDING_PREFIX}${offending}
 ), o AS (
   SELECT f.*, row_number() OVER () AS belay_ord FROM f
-), r AS (
-  SELECT o.*, row_number() OVER (PARTITION BY o.${c} ORDER BY o.belay_ord) AS belay_rn FROM o WHERE o.${c} IS NOT NULL
+), n AS (
+  SELECT o.${c} AS belay_category, count(*)::int AS n FROM o WHERE o.${c} IS NOT NULL GROUP BY o.${c}
 )
-SELECT r.${c}::text AS category, count(*)::int AS n,
-       jsonb_agg(to_jsonb(r) - 'belay_ord' - 'belay_rn' - ${literal(column)} ORDER BY r.belay_ord)
-         FILTER (WHERE r.belay_rn <= ${Math.max(0, Math.floor(limit))}) AS sample
-  FROM r GROUP BY r.${c}`;
+SELECT n.belay_category::text AS category, n.n,
+       (SELECT jsonb_agg(to_jsonb(s) - 'belay_ord' - ${literal(column)} ORDER BY s.belay_ord)
+          FROM (SELECT * FROM o WHERE o.${c} = n.belay_category ORDER BY o.belay_ord LIMIT ${Math.max(0, Math.floor(limit))}) s) AS sample
+  FROM n`;
 }
 
 export const classifyKind: CheckKind<ClassifyCheck> = {
