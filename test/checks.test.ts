@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { preflight, withPreflight, checkResults } from '../src/checks/preflight.ts';
 import { describeChecks } from '../src/checks/registry.ts';
 import { runChecks, type CheckFinding } from '../src/checks/run-checks.ts';
-import type { Db } from '../src/db/connection.ts';
+import { type Db, openDb } from '../src/db/connection.ts';
 import { BelayError } from '../src/errors.ts';
 import { apply } from '../src/execute/apply.ts';
 import type { MigrationInput } from '../src/spec/define.ts';
@@ -351,6 +351,55 @@ test('postgres: a colliding row inserted after the pre-flight stops its batch: r
     assert.equal(Number(f.sample[0]!.collidesWith), 100);
   } finally {
     await other.close();
+    await drop();
+  }
+});
+
+test('server: checks spread over two sessions in one snapshot give what one session gives', async () => {
+  const { db, url, drop } = await freshDb('postgres');
+  try {
+    await generate(db, { rows: 1_500, seed: 21 });
+    const m = await flagship();
+    const one = await runChecks(db, m, { sample: 5, jobs: 1 });
+    const two = await runChecks(db, m, { sample: 5, jobs: 2 });
+    const strip = (fs: CheckFinding[]) => fs.map(({ durationMs: _, ...f }) => f);
+    assert.deepEqual(strip(two.findings), strip(one.findings));
+    // two checks that wait long enough to run side by side: other sessions, the same snapshot
+    const seen = (code: string) => ({ kind: 'sql' as const, code, severity: 'info' as const, message: 'session and snapshot', sql: 'SELECT pg_backend_pid() AS pid, pg_current_snapshot()::text AS snap FROM pg_sleep(0.3)' });
+    const spec = validate({ id: 'snap', purpose: 'two checks that report their session and snapshot', tables: ['users'], checks: [seen('FIRST'), seen('SECOND')], steps: [{ kind: 'sql', name: 'noop', up: 'SELECT 1', down: 'SELECT 1' }] });
+    // meanwhile another session commits a transaction every few ms: a session that took its own snapshot
+    // after the first one's would see a later xmax
+    const other = await openDb(url);
+    let stop = false;
+    const churn = (async () => {
+      while (!stop) await other.query('SELECT txid_current()');
+    })();
+    let r;
+    try {
+      r = await runChecks(db, { spec, file: 't', params: {}, checksum: 'x' });
+    } finally {
+      stop = true;
+      await churn;
+      await other.close();
+    }
+    const [a, b] = r.findings.map((f) => f.sample[0] as { pid: number; snap: string });
+    assert.notEqual(a!.pid, b!.pid, 'two sessions');
+    assert.equal(a!.snap, b!.snap, 'one snapshot');
+    // after a failure the error is the first failing check's in declared order, as with one session:
+    // SLOW_BAD fails after 0.3 s, FAST_BAD at once on the other session
+    const bad = validate({
+      id: 'bad', purpose: 'two failing checks', tables: ['users'],
+      checks: [
+        { kind: 'sql', code: 'SLOW_BAD', severity: 'warn', message: 'fails late', sql: 'SELECT 1 / (count(*) - 1) AS x FROM (SELECT pg_sleep(0.3)) s' },
+        { kind: 'sql', code: 'FAST_BAD', severity: 'warn', message: 'fails at once', sql: 'SELECT no_such_column FROM users' },
+      ],
+      steps: [{ kind: 'sql', name: 'noop', up: 'SELECT 1', down: 'SELECT 1' }],
+    });
+    for (const jobs of [1, 2]) {
+      const err = await runChecks(db, { spec: bad, file: 't', params: {}, checksum: 'x' }, { jobs }).then(() => undefined, (e: unknown) => e);
+      assert.ok(err instanceof BelayError && /check SLOW_BAD/.test(err.message), `jobs ${jobs}: ${String(err)}`);
+    }
+  } finally {
     await drop();
   }
 });

@@ -1,6 +1,6 @@
 // Every SQL statement of the backup stage: copies, checksums, state rows, restore merge, file COPY.
 // Identifiers arrive already quoted (qualified()/ident()); values are $n parameters.
-import { ident, literal } from '../db/sql.ts';
+import { ident } from '../db/sql.ts';
 
 /** The schema that holds every in-database copy; belay creates it and keeps PUBLIC out. */
 export const BACKUP_SCHEMA = 'belay_backup';
@@ -18,12 +18,8 @@ export const copyTableSql = (copy: string, source: string) => `CREATE TABLE ${co
 
 export const revokeSql = (copy: string) => `REVOKE ALL ON TABLE ${copy} FROM PUBLIC`;
 
-/** Hands the copy's snapshot to a second session, which checksums the sources while this one copies. */
-export const EXPORT_SNAPSHOT_SQL = 'SELECT pg_export_snapshot() AS id';
-
 /** The second session: read-only, in the exported snapshot (must come first in its transaction). */
 export const BEGIN_READER_SQL = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
-export const importSnapshotSql = (id: string) => `SET TRANSACTION SNAPSHOT ${literal(id)}`;
 
 /**
  * The reader runs beside the copy on a 2-core machine: one process, so it takes the core the copy leaves

@@ -3,8 +3,8 @@
 // after it. Server only (PGlite has one session); without it takeBackup reads the sources itself.
 import { type ChecksumColumn, checksumWith, type TableChecksum } from '../db/checksum.ts';
 import { type Db, openDb } from '../db/connection.ts';
-import { pinnedSettingsSql } from '../db/sql.ts';
-import { BEGIN_READER_SQL, EXPORT_SNAPSHOT_SQL, importSnapshotSql, READER_SERIAL_SQL } from './backup-sql.ts';
+import { EXPORT_SNAPSHOT_SQL, importSnapshotSql, pinnedSettingsSql } from '../db/sql.ts';
+import { BEGIN_READER_SQL, READER_SERIAL_SQL } from './backup-sql.ts';
 
 export interface SnapshotReader {
   /** Queues a checksum of `table` (quoted) read through `columns`; resolves to it, or to the Error that stopped it. */

@@ -1,7 +1,7 @@
 // Pre-flight checks: each returns offending rows; the result has a stable code, severity, count and samples.
 // Everything runs in one READ ONLY transaction (one snapshot) that is always rolled back.
-import type { Db } from '../db/connection.ts';
-import { ident, qualified } from '../db/sql.ts';
+import { type Db, openDb } from '../db/connection.ts';
+import { EXPORT_SNAPSHOT_SQL, ident, importSnapshotSql, qualified } from '../db/sql.ts';
 import { BelayError, DbError, EXIT } from '../errors.ts';
 import type { Check } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
@@ -40,7 +40,19 @@ export interface CheckReport {
 export interface RunChecksOptions {
   /** Sample rows kept per finding (default 20). */
   sample?: number;
+  /**
+   * Sessions the checks are spread over (default 2, server only): the others import the first one's
+   * snapshot, so every check still sees the same data. 1 = one session. Inside a caller's transaction
+   * the checks always run in that one session.
+   */
+  jobs?: number;
 }
+
+/**
+ * Each check is one query on one core; the flagship's two heavy ones (classification, unique-after)
+ * take seconds each at 1M rows, so two sessions about halve the wall time on a server with a core to spare.
+ */
+export const DEFAULT_CHECK_JOBS = 2;
 
 /** The SQL that returns a check's offending rows, for kinds that need no catalog look-up (runbook). */
 export function checkSql(check: Check): string {
@@ -65,10 +77,17 @@ export function checkSql(check: Check): string {
 export async function runChecks(db: Db, m: LoadedMigration, opts: RunChecksOptions = {}): Promise<CheckReport> {
   const limit = opts.sample ?? DEFAULT_SAMPLE;
   const started = performance.now();
-  const findings: CheckFinding[] = [];
-  const end = await beginReadOnly(db);
+  const { end, own } = await beginReadOnly(db);
+  let findings: CheckFinding[];
   try {
-    for (const check of m.spec.checks) findings.push(...(await runOne(db, m, check, limit)));
+    const jobs = Math.min(opts.jobs ?? DEFAULT_CHECK_JOBS, m.spec.checks.length);
+    const helpers = own && jobs > 1 ? await snapshotSessions(db, jobs - 1) : [];
+    try {
+      findings = (await spread([db, ...helpers], m.spec.checks, (session, check) => runOne(session, m, check, limit))).flat();
+    } finally {
+      // closing a helper ends its read-only transaction
+      await Promise.all(helpers.map((h) => h.close().catch(() => undefined)));
+    }
   } finally {
     await end();
   }
@@ -151,23 +170,87 @@ export function checkSqlError(check: Check, embedded: readonly EmbeddedSql[], er
 }
 
 /**
- * Opens the read-only snapshot and returns the function that ends it. Inside a caller's
- * transaction, a savepoint is made read-only for the checks and rolled back after them.
+ * Opens the read-only snapshot and returns the function that ends it; own: the transaction is the
+ * checks' own (not a caller's). Inside a caller's transaction, a savepoint is made read-only for the
+ * checks and rolled back after them.
  */
-async function beginReadOnly(db: Db): Promise<() => Promise<void>> {
+async function beginReadOnly(db: Db): Promise<{ end: () => Promise<void>; own: boolean }> {
   try {
     // fails with 25P01 outside a transaction block, without any effect
     await db.query('SAVEPOINT belay_checks');
   } catch (err) {
     if (!(err instanceof DbError) || err.server.sqlstate !== '25P01') throw err;
     await db.query(READ_ONLY_BEGIN_SQL);
-    return async () => {
-      await db.query('ROLLBACK');
-    };
+    return { own: true, end: async () => void (await db.query('ROLLBACK')) };
   }
   await db.query('SET LOCAL transaction_read_only = on');
-  return async () => {
-    await db.query('ROLLBACK TO SAVEPOINT belay_checks');
-    await db.query('RELEASE SAVEPOINT belay_checks');
+  return {
+    own: false,
+    end: async () => {
+      await db.query('ROLLBACK TO SAVEPOINT belay_checks');
+      await db.query('RELEASE SAVEPOINT belay_checks');
+    },
   };
+}
+
+/**
+ * Up to n more sessions (server only) in db's snapshot: db's own REPEATABLE READ transaction exports it,
+ * each session imports it read-only. A session the server refuses (connection limit, privileges) is
+ * left out: the checks then share fewer sessions.
+ */
+async function snapshotSessions(db: Db, n: number): Promise<Db[]> {
+  if (db.kind !== 'postgres' || n < 1) return [];
+  const id = (await db.query<{ id: string }>(EXPORT_SNAPSHOT_SQL)).rows[0]!.id;
+  const opened = await Promise.all(Array.from({ length: n }, async () => {
+    const s = await openDb(db.url, { applicationName: 'belay check' }).catch(() => undefined);
+    if (!s) return undefined;
+    try {
+      await s.query(READ_ONLY_BEGIN_SQL);
+      await s.query(importSnapshotSql(id));
+      return s;
+    } catch {
+      await s.close().catch(() => undefined);
+      return undefined;
+    }
+  }));
+  return opened.filter((s): s is Db => s !== undefined);
+}
+
+/** Queries on a projection over the whole table first: the longest checks start first. */
+const WEIGHT: Readonly<Record<CheckKindName, number>> = { 'unique-after': 3, 'not-null': 3, classify: 2, sql: 1, orphans: 0 };
+
+/**
+ * Runs every check on the first free session and returns the results in the checks' order. After a
+ * failure only checks declared before it still run (on the other sessions: the failure aborted its
+ * session's transaction), so the error thrown is, as far as sessions remain, the one of the first
+ * failing check in declared order, as if they ran one after another.
+ */
+async function spread<T>(sessions: readonly Db[], checks: readonly Check[], run: (db: Db, check: Check) => Promise<T>): Promise<T[]> {
+  const results: T[] = new Array(checks.length);
+  const order = checks.map((c, i) => ({ c, i })).sort((a, b) => WEIGHT[b.c.kind] - WEIGHT[a.c.kind] || a.i - b.i);
+  let failedAt = Infinity;
+  let error: unknown;
+  let next = 0;
+  await Promise.all(sessions.map(async (session) => {
+    for (;;) {
+      let item: (typeof order)[number] | undefined;
+      while (next < order.length && !item) {
+        const candidate = order[next++]!;
+        if (candidate.i < failedAt) item = candidate;
+      }
+      if (!item) return;
+      try {
+        results[item.i] = await run(session, item.c);
+      } catch (err) {
+        if (item.i < failedAt) {
+          failedAt = item.i;
+          error = err;
+        }
+        // the failed statement aborted this session's transaction
+        return;
+      }
+    }
+  }));
+  if (failedAt !== Infinity) throw error;
+  return results;
 }

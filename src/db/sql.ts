@@ -37,3 +37,8 @@ export function pinnedSettingsSql(): string {
     .map(([k, v]) => `SET LOCAL ${k} = ${literal(v)};`)
     .join(' ');
 }
+
+/** Hands a REPEATABLE READ transaction's snapshot to other sessions (backup reader, parallel checks). */
+export const EXPORT_SNAPSHOT_SQL = 'SELECT pg_export_snapshot() AS id';
+/** In another session, first in its REPEATABLE READ transaction: see exactly the exporter's data. */
+export const importSnapshotSql = (id: string) => `SET TRANSACTION SNAPSHOT ${literal(id)}`;

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { runChecks } from '../../checks/run-checks.ts';
+import { DEFAULT_CHECK_JOBS, runChecks } from '../../checks/run-checks.ts';
 import { EXIT } from '../../errors.ts';
 import { loadMigration } from '../../spec/load.ts';
 import { connect, type GlobalOptions, out, parseParams, parsePositiveInt } from '../context.ts';
@@ -11,12 +11,13 @@ export function registerCheck(program: Command, setExit: (c: number) => void): v
     .description('read-only pre-flight: predicts from live data which rows would fail, conflict or be skipped')
     .option('--param <key=value...>', 'migration parameter (policy), repeatable')
     .option('--sample <n>', 'sample rows per finding', parsePositiveInt('--sample'), 20)
-    .action(async (target: string, o: { param?: string[]; sample: number }, cmd: Command) => {
+    .option('--jobs <n>', `sessions the checks are spread over on a server, in one snapshot (default ${DEFAULT_CHECK_JOBS}; 1 = one session)`, parsePositiveInt('--jobs'))
+    .action(async (target: string, o: { param?: string[]; sample: number; jobs?: number }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const m = await loadMigration(target, parseParams(o.param));
       const db = await connect(g);
       try {
-        const r = await runChecks(db, m, { sample: o.sample });
+        const r = await runChecks(db, m, { sample: o.sample, jobs: o.jobs });
         if (g.json) out.json({ type: 'check', ...r });
         else printCheckReport(r);
         setExit(r.ok ? EXIT.ok : EXIT.checks);
