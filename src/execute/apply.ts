@@ -322,14 +322,12 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
       continue;
     }
     if (!outcome) break;
-    if (thisCeiling === undefined && ceiling !== undefined) {
-      if (outcome.ms > ceiling) {
-        // even after MAX_CEILING_SPLITS halvings the batch ran past the ceiling: its cost does not shrink with
-        // its size (a scan per batch, a lock wait), so cancelling would only repeat it
-        ceiling = undefined;
-        emit({ type: 'log', level: 'warn', runId, message: `step "${step.name}": a batch of ${outcome.n} row(s) took ${Math.round(outcome.ms)} ms, over the ${ctl.batchCeilingMs} ms ceiling; batches of this step are no longer cancelled at the ceiling (a cost per batch that does not shrink with its size: a missing index?)` });
-        await recordEvent(db, runId, 'batch-ceiling-lifted', { stepNo, step: step.name, batchNo, rows: outcome.n, durationMs: outcome.ms, ceilingMs: ctl.batchCeilingMs });
-      }
+    if (thisCeiling === undefined && ceiling !== undefined && outcome.ms > ceiling) {
+      // even after MAX_CEILING_SPLITS halvings the batch ran past the ceiling: its cost does not shrink with
+      // its size (a scan per batch, a lock wait), so cancelling would only repeat it
+      emit({ type: 'log', level: 'warn', runId, message: `step "${step.name}": a batch of ${outcome.n} row(s) took ${Math.round(outcome.ms)} ms, over the ${ceiling} ms ceiling; batches of this step are no longer cancelled at the ceiling (a cost per batch that does not shrink with its size: a missing index?)` });
+      await recordEvent(db, runId, 'batch-ceiling-lifted', { stepNo, step: step.name, batchNo, rows: outcome.n, durationMs: outcome.ms, ceilingMs: ceiling });
+      ceiling = undefined;
     }
     splits = 0;
     last = outcome.hi;
