@@ -257,8 +257,10 @@ export function renderReportMarkdown(r: RunReport): string {
     const ms = b.map((x) => x.durationMs).sort((x, y) => x - y);
     const rows = b.reduce((n, x) => n + x.rowsInRange, 0);
     const time = ms.reduce((n, x) => n + x, 0);
+    const cut = r.timings.events.filter((e) => e.type === 'batch-over-ceiling').length;
     out.push(`${b.length} batches, ${fmtInt(rows)} rows in ${fmtMs(time)} of batch time (${fmtInt((rows * 1000) / (time || 1))} rows/s); ` +
-      `batch time median ${fmtMs(ms[Math.floor(ms.length / 2)])}, slowest ${fmtMs(ms[ms.length - 1])}.`, '');
+      `batch time median ${fmtMs(ms[Math.floor(ms.length / 2)])}, slowest ${fmtMs(ms[ms.length - 1])}` +
+      `${cut ? `; ${cut} attempt(s) ran past the target duration, were rolled back and split (batch-over-ceiling in the event log)` : ''}.`, '');
   }
   out.push(mdTable(['step', 'batch', 'keys', 'rows', 'changed', 'duration', 'rows/s', 'attempts'], b.map((x) => [
     x.stepNo + 1, x.batchNo, `${x.lo} – ${x.hi}`, fmtInt(x.rowsInRange), fmtInt(x.rowsChanged), fmtMs(x.durationMs), fmtInt(x.rowsPerSec), x.attempts,
