@@ -12,6 +12,7 @@ import { EXIT, StateError } from '../src/errors.ts';
 import { applyPlanned } from '../src/plan/apply-planned.ts';
 import { MAX_CEILING_SPLITS } from '../src/execute/apply.ts';
 import { rollback } from '../src/rollback/rollback.ts';
+import { buildReport, renderReportMarkdown } from '../src/report/report.ts';
 import { dryRun } from '../src/plan/dry-run.ts';
 import { type Ledger, ledgerFor, parseConfig, readLedger, resolveEnvironment } from '../src/plan/environments.ts';
 import { columnsIn } from '../src/plan/explain.ts';
@@ -445,6 +446,8 @@ describe('throttle and adaptive size', () => {
       assert.equal(b.top, b.n);
       const recorded = (await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM belay.events WHERE run_id = $1 AND type = 'batch-over-ceiling'`, [r.runId])).rows[0]!.n;
       assert.equal(recorded, overs.length);
+      const md = renderReportMarkdown(await buildReport(f.db, r.runId));
+      assert.match(md, new RegExp(`; ${overs.length} attempt\\(s\\) ran past the target duration, were rolled back and split`));
       const rb = await rollback(f.db, r.runId);
       assert.equal(rb.restored, 6000);
       assert.equal(Number((await f.db.query<{ n: number }>('SELECT count(*)::int AS n FROM work WHERE out IS NULL')).rows[0]!.n), 6000);
