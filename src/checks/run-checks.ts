@@ -1,5 +1,5 @@
 // Pre-flight checks: each returns offending rows; the result has a stable code, severity, count and samples.
-// Everything runs in one READ ONLY transaction (one snapshot) that is always rolled back.
+// Everything runs in one READ ONLY snapshot that is always rolled back (on a server, shared by up to --jobs sessions).
 import { type Db, openDb } from '../db/connection.ts';
 import { EXPORT_SNAPSHOT_SQL, ident, importSnapshotSql, qualified } from '../db/sql.ts';
 import { BelayError, DbError, EXIT } from '../errors.ts';
