@@ -15,9 +15,16 @@ import { rollback } from '../rollback/rollback.ts';
 
 /**
  * Halvings of one batch after it ran past the ceiling before it runs once without it: from 10,000 rows,
- * 6 halvings reach 156. A batch that still runs past the ceiling then lifts it for its step.
+ * 6 halvings reach 156. A batch that still runs past the ceiling then lifts it for its step, for
+ * CEILING_LIFT_MS.
  */
 export const MAX_CEILING_SPLITS = 6;
+/**
+ * How long a lifted ceiling stays off. Not for good: what made the smallest batch slow may pass (a lock
+ * held for a while by another session). If it does not (a scan per batch), coming back costs
+ * MAX_CEILING_SPLITS cancelled attempts every two minutes, about 1 % of the run at a 200 ms target.
+ */
+export const CEILING_LIFT_MS = 120_000;
 
 export interface ApplyOptions {
   onEvent?: EventSink;
@@ -246,14 +253,15 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
   ];
   // the ceiling needs statement_timeout (PGlite never fires it) and a transaction per batch (in single
   // mode a cancel would undo the whole run); it is lifted for the step when one row cannot meet it
-  let ceiling = db.kind === 'postgres' && !inTx ? ctl.batchCeilingMs : undefined;
+  const ceiling = db.kind === 'postgres' && !inTx ? ctl.batchCeilingMs : undefined;
+  let liftedUntil = -Infinity;
   let splits = 0;
   for (;;) {
     await ctl.beforeBatch?.(ctx, step);
     batchNo++;
     let tried = 0;
     let attemptStart = 0;
-    const thisCeiling = splits < MAX_CEILING_SPLITS ? ceiling : undefined;
+    const thisCeiling = splits < MAX_CEILING_SPLITS && performance.now() >= liftedUntil ? ceiling : undefined;
     const outcome = await withRetry(
       async (attempt) => {
         attemptStart = performance.now();
@@ -322,12 +330,12 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
       continue;
     }
     if (!outcome) break;
-    if (thisCeiling === undefined && ceiling !== undefined && outcome.ms > ceiling) {
+    if (splits >= MAX_CEILING_SPLITS && ceiling !== undefined && outcome.ms > ceiling) {
       // even after MAX_CEILING_SPLITS halvings the batch ran past the ceiling: its cost does not shrink with
-      // its size (a scan per batch, a lock wait), so cancelling would only repeat it
-      emit({ type: 'log', level: 'warn', runId, message: `step "${step.name}": a batch of ${outcome.n} row(s) took ${Math.round(outcome.ms)} ms, over the ${ceiling} ms ceiling; batches of this step are no longer cancelled at the ceiling (a cost per batch that does not shrink with its size: a missing index?)` });
-      await recordEvent(db, runId, 'batch-ceiling-lifted', { stepNo, step: step.name, batchNo, rows: outcome.n, durationMs: outcome.ms, ceilingMs: ceiling });
-      ceiling = undefined;
+      // its size (a scan per batch, a lock wait), so cancelling would only repeat it for a while
+      liftedUntil = performance.now() + CEILING_LIFT_MS;
+      emit({ type: 'log', level: 'warn', runId, message: `step "${step.name}": a batch of ${outcome.n} row(s) took ${Math.round(outcome.ms)} ms, over the ${ceiling} ms ceiling; batches of this step are not cancelled at the ceiling for the next ${CEILING_LIFT_MS / 1000} s (a cost per batch that does not shrink with its size: a missing index, a lock held by another session?)` });
+      await recordEvent(db, runId, 'batch-ceiling-lifted', { stepNo, step: step.name, batchNo, rows: outcome.n, durationMs: outcome.ms, ceilingMs: ceiling, forMs: CEILING_LIFT_MS });
     }
     splits = 0;
     last = outcome.hi;
