@@ -93,6 +93,7 @@ for (const kind of DB_KINDS) {
       }
       assert.match(md, /\| `EventType` \| written by assign-owner \| (≈ )?1,200 \|/);
       assert.match(md, /\| estimate\.expectedMs \| 1234 \(1\.23 s\) \|/);
+      assert.match(md, /\| Mode \| batches sized to stay under a target duration \(200 ms [^|]*rolled back and split/);
       assert.ok(md.includes('/backups/run-<id>'));
       assert.match(md, /### Irreversible steps\n\nNone/);
     });

@@ -1,5 +1,6 @@
 // The runbook: everything a reviewer needs to approve a migration before it runs, as Markdown.
 // Works without a database (the SQL then assumes the key); with one it adds table sizes and real key types.
+import { DEFAULT_TARGET_BATCH_MS } from '../plan/calibrate.ts';
 import path from 'node:path';
 import { checkSql } from '../checks/run-checks.ts';
 import type { Db } from '../db/connection.ts';
@@ -56,7 +57,11 @@ export async function runbook(m: LoadedMigration, opts: RunbookOptions = {}): Pr
     ['Checksum', code(m.checksum)],
     ['Parameters', Object.keys(m.params).length ? Object.entries(m.params).map(([k, v]) => `${k}=${v}`).join(', ') : 'none'],
     ['Database', opts.db ? `${opts.db.label} (${opts.db.kind}), read at ${(opts.now ?? new Date()).toISOString()}` : 'none given: sizes unknown, SQL shown with the assumed key'],
-    ['Mode', `${spec.options.mode}, batches of ${fmtInt(spec.options.batchSize)} rows, lock_timeout ${spec.options.lockTimeoutMs} ms, statement_timeout ${spec.options.statementTimeoutMs} ms`],
+    ['Mode', spec.options.mode === 'single'
+      ? `one transaction, lock_timeout ${spec.options.lockTimeoutMs} ms, statement_timeout ${spec.options.statementTimeoutMs} ms`
+      : `batches sized to stay under a target duration (${DEFAULT_TARGET_BATCH_MS} ms unless the plan or --target-ms says otherwise; ` +
+        `on a server a batch still running at it is rolled back and split; --batch-size N fixes the size instead), ` +
+        `lock_timeout ${spec.options.lockTimeoutMs} ms, statement_timeout ${spec.options.statementTimeoutMs} ms`],
   ]));
 
   h2(0);
