@@ -22,7 +22,7 @@ import { createTempIndexes, dropTempIndexes } from '../src/plan/temp-indexes.ts'
 import { BatchSizer, INITIAL_HEADROOM, MAX_GROWTH } from '../src/plan/batch-sizer.ts';
 import { planController } from '../src/plan/throttle.ts';
 import { rng } from './helpers/cli.ts';
-import { loadMigration } from '../src/spec/load.ts';
+import { type LoadedMigration, loadMigration } from '../src/spec/load.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 import { checksums, flagship, FLAGSHIP_TABLES } from './helpers/flagship.ts';
 
@@ -36,6 +36,15 @@ function specFile(body: string): string {
   const file = path.join(tmp(), 'migration.ts');
   writeFileSync(file, body);
   return file;
+}
+
+/** A one-step migration over table work(id, …, out): the step writes out from `projection`. */
+function workMigration(id: string, purpose: string, projection: string, options?: Record<string, number>): Promise<LoadedMigration> {
+  return loadMigration(specFile(`export default {
+    id: ${JSON.stringify(id)}, purpose: ${JSON.stringify(purpose)}, tables: ['work'],
+    steps: [{ kind: 'batched', name: 'work', table: 'work', writes: ['out'], projection: ${JSON.stringify(projection)} }],
+    ${options ? `options: ${JSON.stringify(options)},` : ''}
+  };`));
 }
 
 /** A small table and a migration over it whose plain-SQL step has a down that does not undo its up. */
@@ -346,12 +355,7 @@ describe('throttle and adaptive size', () => {
       // step (small costs: batches stay well above the 100-row minimum even on a busy machine)
       await f.db.exec(`CREATE TABLE work (id int PRIMARY KEY, n int NOT NULL, out bigint);
         INSERT INTO work SELECT g, CASE WHEN g <= 10000 THEN 200 ELSE 1000 END, NULL FROM generate_series(1, 20000) g;`);
-      const m = await loadMigration(specFile(`export default {
-        id: 'cpu-step', purpose: 'Burn a known amount of CPU per row (test of the batch sizer).', tables: ['work'],
-        steps: [{ kind: 'batched', name: 'burn', table: 'work', writes: ['out'],
-          projection: 'SELECT w.id, (SELECT count(*) FROM generate_series(1, w.n) g) AS out FROM work w WHERE w.id BETWEEN $1 AND $2' }],
-        options: { batchSize: 1000 },
-      };`));
+      const m = await workMigration('cpu-step', 'Burn a known amount of CPU per row (test of the batch sizer).', 'SELECT w.id, (SELECT count(*) FROM generate_series(1, w.n) g) AS out FROM work w WHERE w.id BETWEEN $1 AND $2', { batchSize: 1000 });
       const target = 60;
       const batches: Array<{ ms: number; rows: number; lo: number }> = [];
       const r = await applyPlanned(f.db, m, { onEvent: (e) => { if (e.type === 'batch-committed') batches.push({ ms: e.durationMs, rows: e.rowsInRange, lo: Number(e.lo) }); } }, { targetBatchMs: target });
@@ -384,11 +388,7 @@ describe('throttle and adaptive size', () => {
       // about 100 µs of CPU per row: 4,000 rows in one batch would take some 400 ms
       await f.db.exec(`CREATE TABLE work (id int PRIMARY KEY, out bigint);
         INSERT INTO work SELECT g, NULL FROM generate_series(1, 4000) g;`);
-      const m = await loadMigration(specFile(`export default {
-        id: 'cpu-start', purpose: 'A costly projection under the default batch size (test of the first batch).', tables: ['work'],
-        steps: [{ kind: 'batched', name: 'burn', table: 'work', writes: ['out'],
-          projection: 'SELECT w.id, (SELECT count(*) FROM generate_series(1, 1000 + w.id % 2) g) AS out FROM work w WHERE w.id BETWEEN $1 AND $2' }],
-      };`));
+      const m = await workMigration('cpu-start', 'A costly projection under the default batch size (test of the first batch).', 'SELECT w.id, (SELECT count(*) FROM generate_series(1, 1000 + w.id % 2) g) AS out FROM work w WHERE w.id BETWEEN $1 AND $2');
       const target = 60;
       const dry = await dryRun(f.db, m, { targetBatchMs: target });
       const drySizes = dry.steps[0]!.batches.map((b) => b.rows);
@@ -413,12 +413,7 @@ describe('throttle and adaptive size', () => {
       // costly batch (some 1,700 rows, 300+ ms) is one no sizer can foresee
       await f.db.exec(`CREATE TABLE work (id int PRIMARY KEY, n int NOT NULL, out bigint);
         INSERT INTO work SELECT g, CASE WHEN g <= 3000 THEN 50 ELSE 2000 END, NULL FROM generate_series(1, 6000) g;`);
-      const m = await loadMigration(specFile(`export default {
-        id: 'cpu-jump', purpose: 'A cost per row that jumps forty-fold (test of the batch ceiling).', tables: ['work'],
-        steps: [{ kind: 'batched', name: 'burn', table: 'work', writes: ['out'],
-          projection: 'SELECT w.id, (SELECT count(*) FROM generate_series(1, w.n) g) AS out FROM work w WHERE w.id BETWEEN $1 AND $2' }],
-        options: { batchSize: 5000 },
-      };`));
+      const m = await workMigration('cpu-jump', 'A cost per row that jumps forty-fold (test of the batch ceiling).', 'SELECT w.id, (SELECT count(*) FROM generate_series(1, w.n) g) AS out FROM work w WHERE w.id BETWEEN $1 AND $2', { batchSize: 5000 });
       const target = 60;
       const committed: Array<{ ms: number; rows: number }> = [];
       const overs: Array<{ rows: number; elapsedMs: number; nextSize: number }> = [];
@@ -462,11 +457,7 @@ describe('throttle and adaptive size', () => {
       await f.db.exec(`CREATE TABLE work (id int PRIMARY KEY, out int);
         INSERT INTO work SELECT g, NULL FROM generate_series(1, 400) g;`);
       // 80 ms a batch whatever its size (a scan per batch, say), against a 40 ms target
-      const m = await loadMigration(specFile(`export default {
-        id: 'fixed-cost', purpose: 'A cost per batch that does not shrink with its size (test of the batch ceiling).', tables: ['work'],
-        steps: [{ kind: 'batched', name: 'slow', table: 'work', writes: ['out'],
-          projection: 'SELECT w.id, w.id AS out FROM work w CROSS JOIN (SELECT pg_sleep(0.08)) s WHERE w.id BETWEEN $1 AND $2' }],
-      };`));
+      const m = await workMigration('fixed-cost', 'A cost per batch that does not shrink with its size (test of the batch ceiling).', 'SELECT w.id, w.id AS out FROM work w CROSS JOIN (SELECT pg_sleep(0.08)) s WHERE w.id BETWEEN $1 AND $2');
       const logs: string[] = [];
       let overs = 0;
       const r = await applyPlanned(f.db, m, {
@@ -480,12 +471,7 @@ describe('throttle and adaptive size', () => {
       assert.ok(logs.some((l) => /not cancelled at the ceiling for the next 120 s/.test(l)), logs.join('\n'));
       assert.equal(Number((await f.db.query<{ n: number }>('SELECT count(*)::int AS n FROM work WHERE out = id')).rows[0]!.n), 400);
       // the user's own statement_timeout is not the ceiling's: it still stops the run
-      const m2 = await loadMigration(specFile(`export default {
-        id: 'user-timeout', purpose: 'A statement slower than the spec allows (test).', tables: ['work'],
-        steps: [{ kind: 'batched', name: 'slow', table: 'work', writes: ['out'],
-          projection: 'SELECT w.id, -w.id AS out FROM work w CROSS JOIN (SELECT pg_sleep(0.3)) s WHERE w.id BETWEEN $1 AND $2' }],
-        options: { statementTimeoutMs: 100 },
-      };`));
+      const m2 = await workMigration('user-timeout', 'A statement slower than the spec allows (test).', 'SELECT w.id, -w.id AS out FROM work w CROSS JOIN (SELECT pg_sleep(0.3)) s WHERE w.id BETWEEN $1 AND $2', { statementTimeoutMs: 100 });
       const r2 = await applyPlanned(f.db, m2, {}, { targetBatchMs: 1000 });
       assert.equal(r2.status, 'failed');
       assert.match(r2.error?.message ?? '', /statement timeout/);
