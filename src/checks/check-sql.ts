@@ -92,7 +92,7 @@ export function uniqueAfterSql(s: UniqueAfterShape, projection: string): string 
   const out = [s.key, ...s.columns.filter((c) => c !== s.key)].map((c) => `x.${ident(c)}`).join(', ');
   return `${PROJECTION_PREFIX}${projection}
 ), a AS (
-  SELECT * FROM (SELECT ${after}, p.${k} IS NOT NULL AS belay_projected FROM ${s.table} t LEFT JOIN p ON p.${k} = t.${k}) a WHERE ${where}
+  SELECT * FROM (SELECT ${after}, p.${k} IS NOT NULL AS belay_projected FROM ${s.table} t LEFT JOIN p ON p.${k} = t.${k}) v WHERE ${where}
 ), g AS (
   SELECT ${indexCols} FROM a GROUP BY ${indexCols} HAVING count(*) > 1 AND bool_or(a.belay_projected)
 ), m AS (

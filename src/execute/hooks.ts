@@ -15,8 +15,8 @@ export function strongest(a: Decision, b: Decision): Decision {
 
 /**
  * One controller out of many. beforeBatch and afterBatch run every controller in order (each sees
- * every batch, so tallies stay right); guards concatenate; nextBatchSize chains; the lowest batchCeilingMs holds; onError passes the
- * (possibly replaced) error along.
+ * every batch, so tallies stay right); guards concatenate; nextBatchSize chains; the lowest
+ * batchCeilingMs holds; onError passes the (possibly replaced) error along.
  */
 export function composeControllers(...list: Array<BatchController | undefined>): BatchController {
   const cs = list.filter((c): c is BatchController => !!c);

@@ -1,8 +1,8 @@
 // The runbook: everything a reviewer needs to approve a migration before it runs, as Markdown.
 // Works without a database (the SQL then assumes the key); with one it adds table sizes and real key types.
-import { DEFAULT_TARGET_BATCH_MS } from '../plan/calibrate.ts';
 import path from 'node:path';
 import { checkSql } from '../checks/run-checks.ts';
+import { DEFAULT_TARGET_BATCH_MS } from '../plan/calibrate.ts';
 import type { Db } from '../db/connection.ts';
 import { ident, qualified } from '../db/sql.ts';
 import { batchTarget } from '../execute/apply.ts';
