@@ -5,7 +5,7 @@
 import { openDb } from '../src/db/connection.ts';
 import { loadMigration } from '../src/spec/load.ts';
 import { FLAGSHIP_DIR } from '../src/cli/commands/demo.ts';
-import { applyPlanned } from '../src/plan/apply-planned.ts';
+import { applyPlanned } from '../src/run/apply-planned.ts';
 import { plan } from '../src/plan/plan.ts';
 import { copyOf, flagshipTemplate, median } from './template.ts';
 

@@ -13,7 +13,7 @@ import type { Db } from '../src/db/connection.ts';
 import { ERROR_CODES } from '../src/error-codes.ts';
 import { apply } from '../src/execute/apply.ts';
 import { applyBatchSql } from '../src/execute/batch-sql.ts';
-import { composeHooks } from '../src/execute/compose-hooks.ts';
+import { composeHooks } from '../src/run/compose-hooks.ts';
 import { renderReportHtml } from '../src/report/html.ts';
 import { buildReport, REPORT_SECTIONS, renderReportMarkdown, report } from '../src/report/report.ts';
 import { RUNBOOK_SECTIONS, runbook } from '../src/report/runbook.ts';

@@ -14,7 +14,7 @@ import { checksumTable } from '../src/db/checksum.ts';
 import { StateError } from '../src/errors.ts';
 import { apply } from '../src/execute/apply.ts';
 import { backupHook } from '../src/backup/backup.ts';
-import { type BackupRollbackPreview, rollbackFromBackup } from '../src/rollback/from-backup.ts';
+import { type BackupRollbackPreview, rollbackFromBackup } from '../src/backup/restore-run.ts';
 import { reversibility } from '../src/rollback/reversibility.ts';
 import { rollback } from '../src/rollback/rollback.ts';
 import { rollbackScript } from '../src/rollback/rollback-script.ts';

@@ -10,15 +10,15 @@ import { checkResults, withPreflight } from '../src/checks/preflight.ts';
 import { main } from '../src/cli/main.ts';
 import { EXIT, VerificationError } from '../src/errors.ts';
 import { apply, type RunContext } from '../src/execute/apply.ts';
-import { composeHooks } from '../src/execute/compose-hooks.ts';
-import { getRun } from '../src/state/store.ts';
+import { composeHooks } from '../src/run/compose-hooks.ts';
+import { getRun } from '../src/state/runs.ts';
 import { getRounds } from '../src/verify/record.ts';
 import { assertVerified, verificationHooks, verifyRun } from '../src/verify/verify.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 import { checksums, flagship } from './helpers/flagship.ts';
 import { backupHook, listBackups } from '../src/backup/backup.ts';
 import { restoreBackup } from '../src/backup/restore.ts';
-import { archiveBackups, cleanupRun } from '../src/verify/archive.ts';
+import { archiveBackups, cleanupRun } from '../src/backup/archive.ts';
 
 const ROWS = 600;
 

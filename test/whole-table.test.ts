@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 import { generate } from '../examples/event-type-owner/generate.ts';
 import { expectedAfter } from '../examples/event-type-owner/reference.ts';
 import { runChecks } from '../src/checks/run-checks.ts';
-import { dryRun } from '../src/plan/dry-run.ts';
+import { dryRun } from '../src/run/dry-run.ts';
 import { loadMigration } from '../src/spec/load.ts';
 import { checksums, flagship } from './helpers/flagship.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';

@@ -8,10 +8,10 @@ import { checksumByMethod, checksumColumns, type ChecksumMethod, checksumTable, 
 import type { Db } from '../db/connection.ts';
 import { ident, pinnedSettingsSql } from '../db/sql.ts';
 import { BelayError, EXIT, StateError } from '../errors.ts';
-import { type EventSink, noopSink } from '../events.ts';
+import { type EventSink, noopSink } from '../state/events.ts';
 import type { RunContext } from '../execute/apply.ts';
 import { ensureState } from '../state/schema.ts';
-import { recordEvent } from '../state/store.ts';
+import { recordEvent } from '../state/runs.ts';
 import {
   BACKUP_SCHEMA, BEGIN_SNAPSHOT_SQL, COLUMNS_SQL, copyInSql, copyTableSql, CREATE_SCHEMA_SQL, createStagingSql, dropCopySql,
   GET_BACKUP_SQL, INSERT_BACKUP_SQL, LIST_BACKUPS_SQL, MARK_DROPPED_SQL, MARK_VERIFIED_SQL, MAX_IDENT_BYTES, PRIMARY_KEY_SQL, revokeSql,

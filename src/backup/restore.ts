@@ -4,7 +4,7 @@ import type { Db } from '../db/connection.ts';
 import { ident, pinnedSettingsSql, qualified } from '../db/sql.ts';
 import { BelayError, EXIT, StateError } from '../errors.ts';
 import { acquireMigrationLock } from '../state/lock.ts';
-import { recordEvent } from '../state/store.ts';
+import { recordEvent } from '../state/runs.ts';
 import {
   bumpSequenceSql, COLUMNS_SQL, lockSql, MARK_RESTORED_SQL, OWNED_SEQUENCES_SQL, PRIMARY_KEY_SQL, previewKeyedSql,
   previewMultisetSql, restoreMergeSql, restoreReplaceSql, setTriggerSql, USER_TRIGGERS_SQL,

@@ -4,8 +4,8 @@
 import type { Db } from '../db/connection.ts';
 import { ChecksFailedError } from '../errors.ts';
 import type { ApplyOptions, BatchController, RunContext } from '../execute/apply.ts';
-import { composeControllers } from '../execute/hooks.ts';
-import { recordEvent } from '../state/store.ts';
+import { composeControllers } from '../run/compose.ts';
+import { recordEvent } from '../state/runs.ts';
 import { INSERT_CHECK_RESULTS_SQL, SELECT_CHECK_RESULTS_SQL } from './check-sql.ts';
 import { type GuardFacts, kindOf } from './registry.ts';
 import { type CheckReport, runChecks } from './run-checks.ts';

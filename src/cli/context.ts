@@ -4,12 +4,12 @@ import path from 'node:path';
 import { parseEnv } from 'node:util';
 import { type Db, openDb } from '../db/connection.ts';
 import { BelayError, EXIT, UsageError } from '../errors.ts';
-import { loadProjectConfig, resolveEnvironment } from '../plan/environments.ts';
+import { loadProjectConfig, resolveEnvironment } from '../config/environments.ts';
 import type { MigrationParams } from '../spec/define.ts';
 
 export interface GlobalOptions {
   db?: string;
-  /** A named environment of belay.config.json (src/plan/environments.ts); gives the URL. */
+  /** A named environment of belay.config.json (src/config/environments.ts); gives the URL. */
   env?: string;
   json?: boolean;
   param?: string[];

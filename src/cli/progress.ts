@@ -1,6 +1,6 @@
 // Progress for humans: a live bar on a terminal, a log line every N batches elsewhere, JSON lines with --json.
 import cliProgress from 'cli-progress';
-import type { BelayEvent, EventSink } from '../events.ts';
+import type { BelayEvent, EventSink } from '../state/events.ts';
 
 export const DEFAULT_LOG_EVERY = 10;
 

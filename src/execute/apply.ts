@@ -3,14 +3,14 @@
 import { column, tableInfo } from '../db/catalog.ts';
 import type { Db } from '../db/connection.ts';
 import { AbortedError, BelayError, DbError, serverFields, StateError, VerificationError } from '../errors.ts';
-import { type EventSink, noopSink } from '../events.ts';
+import { type EventSink, noopSink } from '../state/events.ts';
 import type { BatchedStep, Migration, SqlStep } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { acquireMigrationLock, type LockMode } from '../state/lock.ts';
 import { ensureState } from '../state/schema.ts';
-import { createRun, getSteps, latestRun, mergeRunSummary, recordEvent, setRunStatus, setStep, type StepRecord } from '../state/store.ts';
+import { createRun, getSteps, latestRun, mergeRunSummary, recordEvent, setRunStatus, setStep, type StepRecord } from '../state/runs.ts';
 import { applyBatchSql, type BatchTarget, boundsSql, CHECKPOINT_SQL, countSql, SET_STATEMENT_TIMEOUT_SQL, SET_TIMEOUTS_SQL, verifyBatchSql } from './batch-sql.ts';
-import { withRetry } from './retry.ts';
+import { withRetry } from '../db/retry.ts';
 import { rollback } from '../rollback/rollback.ts';
 
 /**

@@ -3,7 +3,7 @@
 import type { Db } from '../db/connection.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { keyAtSql } from './plan-sql.ts';
-import { type TrialBatch, trialBatch } from './trial-batch.ts';
+import { type TrialBatch, trialBatch } from '../execute/trial-batch.ts';
 
 /** A batch should hold its row locks about this long: short enough that no one waits noticeably. */
 export const DEFAULT_TARGET_BATCH_MS = 200;

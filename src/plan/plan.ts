@@ -16,9 +16,9 @@ import {
 } from './calibrate.ts';
 import { CONSTRAINT_DEFS_SQL, exactCountSql, INDEX_DEFS_SQL, TABLE_SIZE_SQL } from './plan-sql.ts';
 import { findSeqScans, type SeqScanFinding } from './explain.ts';
-import { commitCostMs } from './trial-batch.ts';
-import { INITIAL_HEADROOM } from './batch-sizer.ts';
-import { throttleCostMs } from './throttle.ts';
+import { commitCostMs } from '../execute/trial-batch.ts';
+import { INITIAL_HEADROOM } from '../steer/batch-sizer.ts';
+import { throttleCostMs } from '../steer/throttle.ts';
 
 export const PLAN_VERSION = 1;
 /** A sequential scan over a table with at least this many rows is reported. */

@@ -6,7 +6,7 @@ import { StateError } from '../errors.ts';
 import type { Migration } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { stateVersion } from '../state/schema.ts';
-import { type BatchRecord, getBatches, getRun } from '../state/store.ts';
+import { type BatchRecord, getBatches, getRun } from '../state/runs.ts';
 import { code, fence, fmtInt, fmtMs, mdTable } from './markdown.ts';
 import { HAS_RUN_ID_SQL, RELATION_EXISTS_SQL, rowsOfRunSql, RUN_EVENTS_SQL, STEP_TIMINGS_SQL, UNDO_TOTALS_SQL } from './report-sql.ts';
 import { diffTable, type DiffRow, type SchemaSnapshot, snapshotSchema, type TableDiff, type TableSchema } from './schema-snapshot.ts';

@@ -7,7 +7,7 @@ import { StateError } from '../errors.ts';
 import type { Migration } from '../spec/define.ts';
 import { MIGRATION_LOCK_CLASS } from '../state/lock.ts';
 import { ensureState } from '../state/schema.ts';
-import { getRun, getSteps } from '../state/store.ts';
+import { getRun, getSteps } from '../state/runs.ts';
 import { irreversibleApplied } from './rollback.ts';
 import { scriptBatchSql, scriptFooterSql, scriptHeaderSql, scriptSqlStepSql, scriptStepDoneSql, UNDO_BATCHES_SQL } from './rollback-sql.ts';
 

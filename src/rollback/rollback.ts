@@ -2,12 +2,12 @@
 import type { Db } from '../db/connection.ts';
 import { qualified } from '../db/sql.ts';
 import { BelayError, StateError } from '../errors.ts';
-import { type EventSink, noopSink } from '../events.ts';
+import { type EventSink, noopSink } from '../state/events.ts';
 import type { Migration } from '../spec/define.ts';
-import { withRetry } from '../execute/retry.ts';
+import { withRetry } from '../db/retry.ts';
 import { acquireMigrationLock, type LockMode } from '../state/lock.ts';
 import { ensureState } from '../state/schema.ts';
-import { getRun, getSteps, recordEvent, setRunStatus } from '../state/store.ts';
+import { getRun, getSteps, recordEvent, setRunStatus } from '../state/runs.ts';
 import { restoreBatchSql, UNDO_BATCHES_SQL } from './rollback-sql.ts';
 import { reversibility, type StepReversibility } from './reversibility.ts';
 

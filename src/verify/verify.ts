@@ -11,8 +11,8 @@ import { batchTarget, type RunContext } from '../execute/apply.ts';
 import type { Migration } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { ensureState } from '../state/schema.ts';
-import { getRun } from '../state/store.ts';
-import { cleanTempIndexes } from './cleanup.ts';
+import { getRun } from '../state/runs.ts';
+import { cleanTempIndexes } from '../cleanup/cleanup.ts';
 import { recordRound } from './record.ts';
 import {
   countedSql, INVALID_UNIQUE_SQL, keyRangeSql, MERGE_SUMMARY_SQL, nullsSql, ROWS_CHANGED_SQL, stepVerifySql, UNVALIDATED_SQL,

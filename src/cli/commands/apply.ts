@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
-import { ledgerFor, loadProjectConfig } from '../../plan/environments.ts';
+import { ledgerFor, loadProjectConfig } from '../../config/environments.ts';
 import { isPlanFile, readPlanFile } from '../../plan/plan.ts';
 import { assertWritableDir } from '../../backup/files.ts';
 import { EXIT, UsageError } from '../../errors.ts';
-import { safeApply } from '../../execute/safe-apply.ts';
+import { safeApply } from '../../run/pipeline.ts';
 import { loadMigration } from '../../spec/load.ts';
 import { connect, type GlobalOptions, out, parseParams, parsePositiveInt, reportError } from '../context.ts';
 import { progressSink } from '../progress.ts';

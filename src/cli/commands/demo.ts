@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { generate } from '../../../examples/event-type-owner/generate.ts';
 import type { CheckReport } from '../../checks/run-checks.ts';
-import { safeApply } from '../../execute/safe-apply.ts';
+import { safeApply } from '../../run/pipeline.ts';
 import { openDb } from '../../db/connection.ts';
 import { EXIT } from '../../errors.ts';
 import { loadMigration } from '../../spec/load.ts';

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { EXIT } from '../../errors.ts';
-import { dryRun } from '../../plan/dry-run.ts';
-import { ledgerFor, loadProjectConfig } from '../../plan/environments.ts';
-import { formatDryRun, formatPlan } from '../../plan/format.ts';
+import { dryRun } from '../../run/dry-run.ts';
+import { ledgerFor, loadProjectConfig } from '../../config/environments.ts';
+import { formatDryRun, formatPlan } from '../format.ts';
 import { writePlanFile } from '../../plan/plan.ts';
 import { loadMigration } from '../../spec/load.ts';
 import { connect, type GlobalOptions, out, parseParams, parsePositiveInt } from '../context.ts';

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { EXIT, UsageError } from '../../errors.ts';
-import { parseDuration } from '../../monitor/duration.ts';
-import { alertError, DEFAULT_MONITOR_EVERY_MS, DEFAULT_MONITOR_FOR_MS, monitorRun } from '../../monitor/monitor.ts';
+import { parseDuration } from '../../verify/duration.ts';
+import { alertError, DEFAULT_MONITOR_EVERY_MS, DEFAULT_MONITOR_FOR_MS, monitorRun } from '../../verify/monitor.ts';
 import { connect, type GlobalOptions, out, parseRunId, reportError } from '../context.ts';
 
 export function registerMonitor(program: Command, setExit: (c: number) => void): void {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { EXIT } from '../../errors.ts';
-import { formatPlan } from '../../plan/format.ts';
+import { formatPlan } from '../format.ts';
 import { plan, writePlanFile } from '../../plan/plan.ts';
 import { loadMigration } from '../../spec/load.ts';
 import { connect, type GlobalOptions, out, parseParams, parsePositiveInt } from '../context.ts';

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { EXIT } from '../../errors.ts';
-import { ledgerFor, loadProjectConfig } from '../../plan/environments.ts';
-import { formatRehearsal } from '../../plan/format.ts';
-import { rehearse } from '../../plan/rehearse.ts';
+import { ledgerFor, loadProjectConfig } from '../../config/environments.ts';
+import { formatRehearsal } from '../format.ts';
+import { rehearse } from '../../run/rehearse.ts';
 import { loadMigration } from '../../spec/load.ts';
 import { connect, type GlobalOptions, out, parseParams, parsePositiveInt } from '../context.ts';
 import { progressSink } from '../progress.ts';

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { EXIT, UsageError } from '../../errors.ts';
 import { rollback } from '../../rollback/rollback.ts';
 import { rollbackScript } from '../../rollback/rollback-script.ts';
-import { type BackupRollbackPreview, rollbackFromBackup } from '../../rollback/from-backup.ts';
+import { type BackupRollbackPreview, rollbackFromBackup } from '../../backup/restore-run.ts';
 import { connect, type GlobalOptions, out, parseRunId } from '../context.ts';
 import { printRollbackResult } from '../print.ts';
 import { progressSink } from '../progress.ts';

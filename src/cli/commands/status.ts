@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { stateVersion } from '../../state/schema.ts';
-import { getSteps, listRuns } from '../../state/store.ts';
+import { getSteps, listRuns } from '../../state/runs.ts';
 import { connect, type GlobalOptions, out } from '../context.ts';
 import { table } from '../print.ts';
 

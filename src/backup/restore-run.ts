@@ -1,14 +1,14 @@
 // `belay rollback <run> --from-backup`: the second path back. Restores every table of the run from its
 // verified backup (restoreBackup, one transaction, checked against the backup's checksum), after showing
 // what that would overwrite, including changes made by others since the backup, and asking to confirm.
-import { type BackupRecord, copySqlName, listBackups } from '../backup/backup.ts';
-import { previewRestore, type RestorePreview, restoreBackup } from '../backup/restore.ts';
+import { type BackupRecord, copySqlName, listBackups } from './backup.ts';
+import { previewRestore, type RestorePreview, restoreBackup } from './restore.ts';
 import type { Db } from '../db/connection.ts';
 import { qualified } from '../db/sql.ts';
 import { StateError } from '../errors.ts';
 import type { Migration } from '../spec/define.ts';
-import { getRun, recordEvent, setRunStatus } from '../state/store.ts';
-import { MARK_RESTORED_FROM_BACKUP_SQL, othersChangesSql } from './rollback-sql.ts';
+import { getRun, recordEvent, setRunStatus } from '../state/runs.ts';
+import { MARK_RESTORED_FROM_BACKUP_SQL, othersChangesSql } from '../rollback/rollback-sql.ts';
 
 export interface BackupRollbackPreview {
   runId: number;

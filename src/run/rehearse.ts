@@ -9,8 +9,8 @@ import { apply, type ApplyOptions, type ApplyResult, asBelayError } from '../exe
 import { rollback, type RollbackResult } from '../rollback/rollback.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { ensureState } from '../state/schema.ts';
-import { type Ledger, recordLedger } from './environments.ts';
-import { RECORD_TRIAL_SQL } from './trial-sql.ts';
+import { type Ledger, recordLedger } from '../config/environments.ts';
+import { RECORD_TRIAL_SQL } from '../execute/trial-sql.ts';
 
 export interface RehearseOptions {
   /** Passed on to apply (events, batch size, hooks such as the pre-flight). */

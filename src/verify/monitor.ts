@@ -5,9 +5,9 @@ import type { Db } from '../db/connection.ts';
 import { BelayError, EXIT, UsageError } from '../errors.ts';
 import type { Migration } from '../spec/define.ts';
 import { ensureState } from '../state/schema.ts';
-import { getRun } from '../state/store.ts';
-import { countedSql, writtenCountedSql } from '../verify/verify-sql.ts';
-import { DEFAULT_SAMPLE, finishRound, guarded, specChecks, type VerifyCheck, type VerifyResult, writtenTables } from '../verify/verify.ts';
+import { getRun } from '../state/runs.ts';
+import { countedSql, writtenCountedSql } from './verify-sql.ts';
+import { DEFAULT_SAMPLE, finishRound, guarded, specChecks, type VerifyCheck, type VerifyResult, writtenTables } from './verify.ts';
 import { startMetrics, type MetricsServer } from './metrics.ts';
 import { MONITOR_SUMMARY_SQL, RUN_ROWS_CHANGED_SQL } from './monitor-sql.ts';
 

@@ -7,7 +7,7 @@ import { StateError } from '../errors.ts';
 import type { Migration } from '../spec/define.ts';
 import {
   createIndexSql, dropIndexSql, GET_STATEMENT_TIMEOUT_SQL, INDEX_VALID_SQL, SET_STATEMENT_TIMEOUT_SQL, TABLE_SCHEMA_SQL,
-} from './plan-sql.ts';
+} from '../plan/plan-sql.ts';
 
 export type TempIndex = Migration['tempIndexes'][number];
 

@@ -5,14 +5,14 @@ import { backupHook } from '../backup/backup.ts';
 import { type CheckReport } from '../checks/run-checks.ts';
 import { withPreflight } from '../checks/preflight.ts';
 import type { Db } from '../db/connection.ts';
-import { applyPlanned, type PlannedApplyOptions } from '../plan/apply-planned.ts';
+import { applyPlanned, type PlannedApplyOptions } from './apply-planned.ts';
 import { schemaSnapshotHook } from '../report/schema-snapshot.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { verificationHooks } from '../verify/verify.ts';
-import { abortController } from './abort-triggers.ts';
-import type { ApplyOptions, ApplyResult } from './apply.ts';
+import { abortController } from '../steer/abort-triggers.ts';
+import type { ApplyOptions, ApplyResult } from '../execute/apply.ts';
 import { composeHooks } from './compose-hooks.ts';
-import { composeControllers } from './hooks.ts';
+import { composeControllers } from './compose.ts';
 
 export interface SafeApplyOptions extends Omit<ApplyOptions, 'beforeWrite' | 'afterWrite' | 'controller'> {
   /** false: no backup (the CLI's --no-backup); default: an in-database copy, plus files in backupDir. */

@@ -14,9 +14,9 @@ import type { Db } from '../db/connection.ts';
 import { ident } from '../db/sql.ts';
 import { AbortedError, type BelayError, SpecError, VerificationError } from '../errors.ts';
 import type { BatchedStep, Migration } from '../spec/define.ts';
-import { getRun, mergeRunSummary, recordEvent } from '../state/store.ts';
-import { type BatchController, type BatchInfo, batchTarget, type RunContext } from './apply.ts';
-import type { BatchTarget } from './batch-sql.ts';
+import { getRun, mergeRunSummary, recordEvent } from '../state/runs.ts';
+import { type BatchController, type BatchInfo, batchTarget, type RunContext } from '../execute/apply.ts';
+import type { BatchTarget } from '../execute/batch-sql.ts';
 
 export type AbortTrigger = Migration['abort'][number];
 export type AbortDecision = 'pause' | 'rollback';

@@ -1,5 +1,5 @@
 // Dry runs and rehearsals are recorded apart from real runs, in belay.trials (state schema 4).
-import type { BatchTarget } from '../execute/batch-sql.ts';
+import type { BatchTarget } from './batch-sql.ts';
 import { ident, literal } from '../db/sql.ts';
 
 /** $1 kind (dry-run | rehearse), $2 migration id, $3 checksum, $4 result (pass | fail), $5 summary (jsonb text). */

@@ -2,13 +2,13 @@
 // transaction that is always ROLLED BACK. Calibration and the dry run are made of these: nothing they do
 // survives, and they never hold more locks than one batch.
 import type { Db } from '../db/connection.ts';
-import { batchTarget } from '../execute/apply.ts';
-import { applyBatchSql, boundsSql, SET_TIMEOUTS_SQL, type BatchTarget, verifyBatchSql } from '../execute/batch-sql.ts';
+import { batchTarget } from './apply.ts';
+import { applyBatchSql, boundsSql, SET_TIMEOUTS_SQL, type BatchTarget, verifyBatchSql } from './batch-sql.ts';
 import { DbError } from '../errors.ts';
 import type { BatchedStep } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { INSERT_TRIAL_RUN_SQL, TRIAL_DIGEST_SQL, TRIAL_RUN_ID } from './trial-sql.ts';
-import { explainSql } from './plan-sql.ts';
+import { explainSql } from '../plan/plan-sql.ts';
 
 export interface TrialOptions {
   /** Keyset position: the batch starts after this key (null = the first key). */

@@ -2,14 +2,14 @@
 // restorable with `belay backups restore <id> --from file`), and the in-database copies dropped once the
 // retention period is over. A copy is only ever dropped when its archive file is there and matches its sha256.
 import path from 'node:path';
-import { copySqlName, dropBackup, getBackup, listBackups, type BackupRecord } from '../backup/backup.ts';
-import { SET_FILE_SQL } from '../backup/backup-sql.ts';
-import { exportFiles, fileDigest } from '../backup/files.ts';
+import { copySqlName, dropBackup, getBackup, listBackups, type BackupRecord } from './backup.ts';
+import { SET_FILE_SQL } from './backup-sql.ts';
+import { exportFiles, fileDigest } from './files.ts';
 import type { Db } from '../db/connection.ts';
 import { UsageError } from '../errors.ts';
 import type { Migration } from '../spec/define.ts';
-import { getRun } from '../state/store.ts';
-import { cleanTempIndexes, recordCleanup } from './cleanup.ts';
+import { getRun } from '../state/runs.ts';
+import { cleanTempIndexes, recordCleanup } from '../cleanup/cleanup.ts';
 
 /** In-database copies are kept this long after they were taken (belay cleanup --retention). */
 export const DEFAULT_RETENTION_MS = 7 * 86_400_000;

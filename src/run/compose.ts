@@ -1,8 +1,8 @@
 // Combines several BatchControllers into one, so that throttling, adaptive sizing, guards and abort
 // triggers (each written by its own module) can steer the same run.
 import type { BelayError } from '../errors.ts';
-import type { BatchController, BatchInfo, RunContext } from './apply.ts';
-import type { BatchTarget } from './batch-sql.ts';
+import type { BatchController, BatchInfo, RunContext } from '../execute/apply.ts';
+import type { BatchTarget } from '../execute/batch-sql.ts';
 import type { BatchedStep } from '../spec/define.ts';
 
 type Decision = 'continue' | 'pause' | 'rollback';

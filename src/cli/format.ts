@@ -1,7 +1,7 @@
 // Human summaries of plans, dry runs and rehearsals (the CLI prints these; --json prints the objects).
-import type { DryRunResult } from './dry-run.ts';
-import type { Plan } from './plan.ts';
-import type { RehearseResult } from './rehearse.ts';
+import type { DryRunResult } from '../run/dry-run.ts';
+import type { Plan } from '../plan/plan.ts';
+import type { RehearseResult } from '../run/rehearse.ts';
 
 const secs = (ms: number) => (ms >= 10_000 ? `${(ms / 1000).toFixed(0)} s` : `${(ms / 1000).toFixed(2)} s`);
 const bytes = (n: number) => (n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(1)} GB` : n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : `${Math.round(n / 1024)} kB`);

@@ -1,6 +1,6 @@
 // Combines several beforeWrite/afterWrite hook pairs (backups, schema snapshots, verification …),
 // each written by its own module, into the one pair ApplyOptions takes.
-import type { ApplyOptions, RunContext } from './apply.ts';
+import type { ApplyOptions, RunContext } from '../execute/apply.ts';
 
 export type WriteHooks = Pick<ApplyOptions, 'beforeWrite' | 'afterWrite'>;
 

@@ -2,7 +2,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Registry } from 'prom-client';
-import type { VerifyResult } from '../verify/verify.ts';
+import type { VerifyResult } from './verify.ts';
 
 export interface MetricsServer {
   /** The port actually bound (useful with port 0). */

@@ -4,15 +4,15 @@
 // and the apply is recorded in the ledger.
 import type { Db } from '../db/connection.ts';
 import { apply, type ApplyOptions, type ApplyResult } from '../execute/apply.ts';
-import { composeHooks } from '../execute/compose-hooks.ts';
-import { composeControllers } from '../execute/hooks.ts';
+import { composeHooks } from './compose-hooks.ts';
+import { composeControllers } from './compose.ts';
 import type { LoadedMigration } from '../spec/load.ts';
-import { unmeasuredStartSize } from './batch-sizer.ts';
-import { DEFAULT_TARGET_BATCH_MS } from './calibrate.ts';
-import { assertApplyAllowed, type Ledger, recordLedger } from './environments.ts';
-import { assertPlanCurrent, type Plan } from './plan.ts';
-import { createTempIndexes, dropTempIndexes } from './temp-indexes.ts';
-import { planController, type ThrottleOptions } from './throttle.ts';
+import { unmeasuredStartSize } from '../steer/batch-sizer.ts';
+import { DEFAULT_TARGET_BATCH_MS } from '../plan/calibrate.ts';
+import { assertApplyAllowed, type Ledger, recordLedger } from '../config/environments.ts';
+import { assertPlanCurrent, type Plan } from '../plan/plan.ts';
+import { createTempIndexes, dropTempIndexes } from '../cleanup/temp-indexes.ts';
+import { planController, type ThrottleOptions } from '../steer/throttle.ts';
 
 export interface PlannedApplyOptions {
   /** A plan made by belay plan / dry-run -o: refused when stale; its batch size and mode are used. */

@@ -6,7 +6,7 @@
 // turned out than the sizer predicted (the largest such surprise of the last two minutes). A steady workload
 // earns a small headroom and large batches; a noisy one (checkpoints, full-page writes, a busy
 // machine) gets smaller batches, so that even its surprises stay under the target.
-import { MAX_BATCH_SIZE, MIN_BATCH_SIZE } from './calibrate.ts';
+import { MAX_BATCH_SIZE, MIN_BATCH_SIZE } from '../plan/calibrate.ts';
 
 /** Headroom until CALIBRATED_AFTER batches were seen: the plan's size aims at target ÷ this too. */
 export const INITIAL_HEADROOM = 1.5;
