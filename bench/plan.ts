@@ -5,8 +5,9 @@
 import { openDb } from '../src/db/connection.ts';
 import { loadMigration } from '../src/spec/load.ts';
 import { FLAGSHIP_DIR } from '../src/cli/commands/demo.ts';
-import { applyPlanned } from '../src/run/apply-planned.ts';
-import { plan } from '../src/plan/plan.ts';
+import { apply } from '../src/execute/apply.ts';
+import { plan } from '../src/run/pipeline.ts';
+import { steerStage } from '../src/steer/throttle.ts';
 import { copyOf, flagshipTemplate, median } from './template.ts';
 
 export interface PlanFigures {
@@ -43,12 +44,14 @@ export async function benchPlan(url: string, rows: number): Promise<PlanFigures>
     const durations: number[] = [];
     const cancelled: number[] = [];
     const t1 = performance.now();
-    const r = await applyPlanned(db, m, {
+    // the batches as the plan sized them, steered as apply steers them (the plan estimates the batches)
+    const r = await apply(db, m, {
+      batchSize: p.batchSize, mode: p.mode, stages: [steerStage({ targetMs: p.targetBatchMs })],
       onEvent: (e) => {
         if (e.type === 'batch-committed') durations.push(e.heldMs);
         if (e.type === 'batch-over-ceiling') cancelled.push(e.elapsedMs);
       },
-    }, { plan: p });
+    });
     const actualS = (performance.now() - t1) / 1000;
     const [lowS, midS, highS] = [p.estimate.lowMs / 1000, p.estimate.midMs / 1000, p.estimate.highMs / 1000];
     const sorted = [...durations].sort((a, b) => a - b);

@@ -1,54 +1,71 @@
-// belay's library entry: everything the CLI does, code can do.
+// belay's library: everything the CLI does, code can do. Only the public API is exported here; the
+// stage folders' internals are not part of it.
+
+// Writing and loading a migration
+/** Identity with types for a migration module's default export. */
 export { defineMigration, migrationSchema } from './spec/define.ts';
-export type { Migration, MigrationInput, MigrationParams, Step, BatchedStep, SqlStep, Check } from './spec/define.ts';
-export { loadMigration, validate, type LoadedMigration } from './spec/load.ts';
-export { openDb, transaction, type Db, type Row, type QueryResult } from './db/connection.ts';
-export { ident, qualified, literal, PINNED_TEXT_SETTINGS } from './db/sql.ts';
+export type { BatchedStep, Check, Migration, MigrationInput, MigrationParams, SqlStep, Step } from './spec/define.ts';
+/** Loads a migration file or folder, validates it with zod and parses every SQL text with the PostgreSQL parser. */
+export { type LoadedMigration, loadMigration, validate } from './spec/load.ts';
+
+// Databases
+/** Opens postgres://… (pg) or pglite:<dir> / pglite:memory (PGlite) behind one narrow interface. */
+export { type Db, openDb, type QueryResult, type Row } from './db/connection.ts';
+/** A connection string with its password masked: safe to print. */
 export { redactUrl } from './db/redact.ts';
+/** Order-independent checksum of a table's rows under pinned text settings. */
 export { checksumTable, type TableChecksum } from './db/checksum.ts';
-export { ensureState, STATE_VERSION } from './state/schema.ts';
-export { getRun, getSteps, getBatches, listRuns, latestRun, type RunRecord, type StepRecord } from './state/runs.ts';
-export { apply, type ApplyOptions, type ApplyResult } from './execute/apply.ts';
-export { safeApply, type SafeApplyOptions } from './run/pipeline.ts';
-export { rollback, type RollbackOptions, type RollbackResult } from './rollback/rollback.ts';
-export { rollbackScript, type RollbackScriptOptions, type RollbackScriptResult } from './rollback/rollback-script.ts';
-export { rollbackFromBackup, previewRollbackFromBackup, type BackupRollbackOptions, type BackupRollbackResult, type BackupRollbackPreview } from './backup/restore-run.ts';
-export { reversibility, type Reversibility, type StepReversibility } from './rollback/reversibility.ts';
-export { abortController, validateAbortTriggers, type AbortTrigger, type FiredTrigger } from './steer/abort-triggers.ts';
-export { composeControllers } from './run/compose.ts';
-export { runChecks, type CheckReport, type CheckFinding, type RunChecksOptions } from './checks/run-checks.ts';
-export { preflight, preflightHook, withPreflight, checkResults, type Preflight, type PreflightOptions, type StoredCheckResult } from './checks/preflight.ts';
-export { CHECK_KINDS, CHECK_ERROR_CODES, describeChecks, type CheckDescription, type CheckKind } from './checks/registry.ts';
-export {
-  takeBackup, verifyBackup, listBackups, dropBackup, getBackup, backupHook, copySqlName,
-  type BackupRecord, type TakeBackupOptions, type VerifyBackupResult, type ListBackupsOptions, type BackupHookOptions,
-} from './backup/backup.ts';
-export { restoreBackup, previewRestore, type RestoreOptions, type RestoreResult, type RestorePreview, type RestoreTableResult } from './backup/restore.ts';
-export { MANIFEST_FORMAT, type Manifest, type ManifestTable } from './backup/files.ts';
-export {
-  verifyRun, verificationHooks, captureBaseline, assertVerified, type VerifyResult, type VerifyCheck, type VerifyOptions, type CheckOutcome,
-} from './verify/verify.ts';
+
+// The pipeline
+/** belay apply: check → backup → batches → verify, resumable, with the result of every step. */
+export { applyStages, type CleanupResult, cleanupRun, plan, type SafeApplyOptions, safeApply } from './run/pipeline.ts';
+/** What a run did, what a stage sees. */
+export type { BatchController, BatchRecord, RunContext, RunResult, Stage, StepResult } from './run/contract.ts';
+/** belay dry-run: every batch run and rolled back; the expected changes. */
+export { type DryRunOptions, type DryRunResult, type DryRunStep, dryRun } from './run/dry-run.ts';
+/** belay rehearse: apply, verify, roll back, prove by checksums the data is back. */
+export { type RehearseOptions, type RehearseResult, rehearse, type TableEvidence } from './run/rehearse.ts';
+
+// Before
+/** belay check: the read-only pre-flight. */
+export { type CheckFinding, type CheckReport, type RunChecksOptions, runChecks } from './checks/run-checks.ts';
+/** The pre-flight results recorded with a run. */
+export { checkResults, type StoredCheckResult } from './checks/preflight.ts';
+/** belay plan: sizes, EXPLAIN, calibration, batch size and expected time; the plan file. */
+export { assertPlanCurrent, type Plan, type PlanOptions, readPlanFile, writePlanFile } from './plan/plan.ts';
+/** Verified backups: take, verify, list, drop, restore, archive. */
+export { type BackupRecord, dropBackup, getBackup, listBackups, takeBackup, verifyBackup } from './backup/backup.ts';
+export { previewRestore, type RestoreOptions, type RestoreResult, restoreBackup } from './backup/restore.ts';
+export { type ArchiveOptions, type ArchiveResult, archiveBackups } from './backup/archive.ts';
+
+// After
+/** belay verify: the post-run verification, recorded as a round. */
+export { verify } from './run/pipeline.ts';
+export type { VerifyCheck, VerifyOptions, VerifyResult } from './verify/verify.ts';
 export { getRounds, type RoundRecord } from './verify/record.ts';
-export { archiveBackups, cleanupRun, DEFAULT_RETENTION_MS, type ArchiveOptions, type ArchiveResult, type CleanupResult } from './backup/archive.ts';
-export { monitorRun, alertError, MONITOR_ALERT_CODE, type MonitorOptions, type MonitorResult, type Alert } from './verify/monitor.ts';
-export { parseDuration } from './verify/duration.ts';
-export { runbook, RUNBOOK_SECTIONS, type RunbookOptions } from './report/runbook.ts';
-export { report, buildReport, renderReportMarkdown, REPORT_SECTIONS, type RunReport, type ReportOptions } from './report/report.ts';
+/** belay monitor: the monitoring window with its alerts. */
+export { type Alert, type MonitorOptions, type MonitorResult, monitorRun } from './verify/monitor.ts';
+/** belay rollback: exact undo, the standalone psql script, or the tables from their backups. */
+export { type RollbackOptions, type RollbackResult, rollback } from './rollback/rollback.ts';
+export { type RollbackScriptOptions, type RollbackScriptResult, rollbackScript } from './rollback/rollback-script.ts';
+export { type BackupRollbackPreview, type BackupRollbackResult, previewRollbackFromBackup, rollbackFromBackup } from './backup/restore-run.ts';
+export { type Reversibility, reversibility } from './rollback/reversibility.ts';
+
+// Documents
+/** belay runbook and belay report (Markdown, JSON data, self-contained HTML). */
+export { buildReport, report, runbook, writeRunDocs } from './run/documents.ts';
+export { renderReportMarkdown, type ReportOptions, type RunReport } from './report/report.ts';
+export type { RunbookOptions } from './report/runbook.ts';
 export { renderReportHtml } from './report/html.ts';
-export { schemaSnapshotHook, snapshotSchema, diffTable, type SchemaSnapshot, type TableSchema, type TableDiff } from './report/schema-snapshot.ts';
-export { writeRunDocs, type RunDocs } from './report/write-docs.ts';
-export { composeHooks, type WriteHooks } from './run/compose-hooks.ts';
-export { ERROR_CODES, errorCodeInfo, type ErrorCodeInfo } from './error-codes.ts';
-export { plan, assertPlanCurrent, readPlanFile, writePlanFile, isPlanFile, PLAN_VERSION, type Plan, type PlanOptions, type TablePlan, type StepPlan } from './plan/plan.ts';
-export { dryRun, type DryRunOptions, type DryRunResult, type DryRunStep } from './run/dry-run.ts';
-export { rehearse, type RehearseOptions, type RehearseResult, type TableEvidence } from './run/rehearse.ts';
-export { applyPlanned, tempIndexHooks, type PlannedApplyOptions } from './run/apply-planned.ts';
-export { createTempIndexes, dropTempIndexes, type TempIndexResult } from './cleanup/temp-indexes.ts';
-export { planController, throttleReasons, DEFAULT_THROTTLE, type ThrottleOptions } from './steer/throttle.ts';
-export { BatchSizer } from './steer/batch-sizer.ts';
-export {
-  loadProjectConfig, parseConfig, resolveEnvironment, ledgerFor, recordLedger, readLedger, assertApplyAllowed,
-  type Environment, type ProjectConfig, type Ledger, type LedgerEntry,
-} from './config/environments.ts';
+export type { RunDocs } from './report/write-docs.ts';
+
+// State, configuration, events, errors
+/** Runs recorded in a database. */
+export { getRun, listRuns, type RunRecord } from './state/runs.ts';
+/** Named environments (belay.config.json) and the ledger of trials and applies. */
+export { type Ledger, ledgerFor, loadProjectConfig, type ProjectConfig, resolveEnvironment } from './config/environments.ts';
+/** The typed events progress, logs and reports listen to. */
 export type { BelayEvent, EventSink } from './state/events.ts';
+/** Error classes with stable codes, the exit codes, and the registry of every code. */
 export * from './errors.ts';
+export { ERROR_CODES, type ErrorCodeInfo, errorCodeInfo } from './error-codes.ts';

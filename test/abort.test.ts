@@ -5,12 +5,18 @@ import { describe, test } from 'node:test';
 import type { Db } from '../src/db/connection.ts';
 import { checksumTable } from '../src/db/checksum.ts';
 import { SpecError } from '../src/errors.ts';
-import { abortController } from '../src/steer/abort-triggers.ts';
-import { apply, type BatchController } from '../src/execute/apply.ts';
-import { composeControllers } from '../src/run/compose.ts';
+import { abortController, abortStage } from '../src/steer/abort-triggers.ts';
+import { apply } from '../src/execute/apply.ts';
+import { rollback } from '../src/rollback/rollback.ts';
 import type { MigrationInput } from '../src/spec/define.ts';
 import { checksumOf, type LoadedMigration, validate } from '../src/spec/load.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
+import type { BatchController, Stage } from '../src/run/contract.ts';
+
+/** apply with the spec's abort triggers, and the rollback the pipeline lends it. */
+function withTriggers(m: LoadedMigration, ...more: Stage[]) {
+  return { stages: [...more, abortStage(m.spec)], undo: (db: Db, runId: number) => rollback(db, runId) };
+}
 
 function loaded(input: MigrationInput): LoadedMigration {
   const spec = validate(input);
@@ -43,7 +49,7 @@ for (const kind of DB_KINDS) {
         await seed(f.db);
         const before = await checksumTable(f.db, 't');
         const m = loaded(base({ steps: [{ ...(base().steps[0] as object), verify: 'SELECT id FROM written WHERE id > 450' } as never] }));
-        const r = await apply(f.db, m, { controller: abortController(m.spec) });
+        const r = await apply(f.db, m, withTriggers(m));
         assert.equal(r.status, 'rolled_back', String(r.error?.message));
         assert.equal(r.error?.code, 'BELAY_ABORTED');
         assert.deepEqual(await checksumTable(f.db, 't'), before, 'the four committed batches were undone');
@@ -67,11 +73,11 @@ for (const kind of DB_KINDS) {
           steps: [{ ...(base().steps[0] as object), verify: 'SELECT id FROM written WHERE id > 450' } as never],
           abort: [{ when: 'verification-failed', action: 'pause' }],
         }));
-        const r = await apply(f.db, m, { controller: abortController(m.spec) });
+        const r = await apply(f.db, m, withTriggers(m));
         assert.equal(r.status, 'paused');
         const n = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM t WHERE v IS NOT NULL`);
         assert.equal(n.rows[0]!.n, 400, 'committed batches stay');
-        const again = await apply(f.db, m, { controller: abortController(m.spec) });
+        const again = await apply(f.db, m, withTriggers(m));
         assert.equal(again.resumed, true, 'a paused run resumes');
         assert.equal(again.runId, r.runId);
       } finally {
@@ -84,7 +90,7 @@ for (const kind of DB_KINDS) {
       try {
         await seed(f.db);
         const m = loaded(base({ abort: [{ when: 'batch-slower-than-ms', threshold: 0, action: 'pause' }] }));
-        const r = await apply(f.db, m, { controller: abortController(m.spec) });
+        const r = await apply(f.db, m, withTriggers(m));
         assert.equal(r.status, 'paused');
         assert.equal(r.steps[0]!.rowsChanged, 100, 'exactly one batch ran');
         const rec = await runRecord(f.db, r.runId);
@@ -108,7 +114,7 @@ for (const kind of DB_KINDS) {
         const before = await checksumTable(f.db, 't');
         // 14 rows per 100 carry tag 'odd' (multiples of 7): 14 + 14 + 15 = 43 > 40 after batch 3
         const m = loaded(base({ abort: [{ when: 'skipped-over', threshold: 40, sql: `SELECT id FROM t WHERE id BETWEEN $1 AND $2 AND tag = 'odd'` }] }));
-        const r = await apply(f.db, m, { controller: abortController(m.spec) });
+        const r = await apply(f.db, m, withTriggers(m));
         assert.equal(r.status, 'rolled_back');
         const rec = await runRecord(f.db, r.runId);
         assert.equal(rec.error?.details.trigger.when, 'skipped-over');
@@ -132,7 +138,7 @@ for (const kind of DB_KINDS) {
           },
         };
         const m = loaded(base({ abort: [{ when: 'conflicts-over', threshold: 2, action: 'pause' }] }));
-        const r = await apply(f.db, m, { controller: composeControllers(meddler, abortController(m.spec)) });
+        const r = await apply(f.db, m, withTriggers(m, { name: 'meddler', batches: meddler }));
         assert.equal(r.status, 'paused');
         const rec = await runRecord(f.db, r.runId);
         assert.equal(rec.summary.abort.when, 'conflicts-over');

@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { generate } from '../examples/event-type-owner/generate.ts';
-import { backupHook, copySqlName, dropBackup, listBackups, takeBackup, verifyBackup } from '../src/backup/backup.ts';
+import { backupStage, copySqlName, dropBackup, listBackups, takeBackup, verifyBackup } from '../src/backup/backup.ts';
 import type { Manifest } from '../src/backup/files.ts';
 import { previewRestore, restoreBackup } from '../src/backup/restore.ts';
 import { main } from '../src/cli/main.ts';
@@ -17,9 +17,10 @@ import { checksumTable } from '../src/db/checksum.ts';
 import { type Db, openDb } from '../src/db/connection.ts';
 import { qualified } from '../src/db/sql.ts';
 import { EXIT } from '../src/errors.ts';
-import { apply, type RunContext } from '../src/execute/apply.ts';
+import { apply } from '../src/execute/apply.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 import { checksums, FLAGSHIP_TABLES, flagship, ROOT } from './helpers/flagship.ts';
+import type { RunContext } from '../src/run/contract.ts';
 
 const ROWS = 1_000;
 
@@ -56,14 +57,16 @@ for (const kind of DB_KINDS) {
         const before = await checksums(f.db);
         let seenAtFirstWrite: Record<string, string> | undefined;
         let ctxSeen: RunContext | undefined;
-        const hook = backupHook();
+        const backup = backupStage();
         const r = await apply(f.db, await flagship(), {
-          async beforeWrite(ctx) {
-            await hook.beforeWrite(ctx);
-            // still before any write: the tables are as they were, and the copies equal them
-            ctxSeen = ctx;
-            seenAtFirstWrite = await checksums(f.db);
-          },
+          stages: [backup, {
+            name: 'probe',
+            async before(ctx) {
+              // still before any write: the tables are as they were, and the copies equal them
+              ctxSeen = ctx;
+              seenAtFirstWrite = await checksums(f.db);
+            },
+          }],
         });
         assert.equal(r.status, 'completed', r.error?.message ?? '');
         assert.deepEqual(seenAtFirstWrite, before);
@@ -87,7 +90,7 @@ for (const kind of DB_KINDS) {
         // the run did write: the copy is not the table any more
         assert.notEqual((await checksums(f.db)).EventType, before.EventType);
         // a resume of the same run finds its verified backups and takes none
-        await hook.beforeWrite(ctxSeen!);
+        await backup.before!(ctxSeen!);
         assert.equal((await listBackups(f.db, { runId: r.runId })).length, FLAGSHIP_TABLES.length);
       } finally {
         await f.drop();
@@ -99,7 +102,7 @@ for (const kind of DB_KINDS) {
       try {
         await generate(f.db, { rows: ROWS, seed: 6 });
         const before = await checksums(f.db);
-        const r = await apply(f.db, await flagship(), backupHook());
+        const r = await apply(f.db, await flagship(), { stages: [backupStage()] });
         assert.equal(r.status, 'completed', r.error?.message ?? '');
         assert.notEqual((await checksums(f.db)).EventType, before.EventType);
         // after the run: a child table referencing EventType, an audit-like trigger, a deleted and an added row

@@ -3,7 +3,7 @@
 // bad input (check named, position shown, database unchanged), apply refusing, and in-batch guards.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { preflight, withPreflight, checkResults } from '../src/checks/preflight.ts';
+import { preflight, checkResults } from '../src/checks/preflight.ts';
 import { describeChecks } from '../src/checks/registry.ts';
 import { runChecks, type CheckFinding } from '../src/checks/run-checks.ts';
 import { type Db, openDb } from '../src/db/connection.ts';
@@ -253,7 +253,7 @@ for (const kind of DB_KINDS) {
         {
           const naiveM = await naive(await flagship());
           const before = await checksums(db);
-          const r = await apply(db, naiveM, withPreflight({}));
+          const r = await apply(db, naiveM, { stages: [preflight()] });
           assert.equal(r.status, 'failed');
           assert.equal(r.error?.code, 'BELAY_CHECKS');
           assert.equal(r.error?.exitCode, 6);
@@ -271,9 +271,11 @@ for (const kind of DB_KINDS) {
           const p = preflight();
           const guardNames = new Set<string>();
           const r = await apply(db, m, {
-            beforeWrite: p.beforeWrite,
             batchSize: 250,
-            controller: { guards: (ctx, step, t) => { const g = p.controller.guards!(ctx, step, t); g.forEach((x) => guardNames.add(x.name)); return g; } },
+            stages: [{
+              name: 'check', before: p.before,
+              batches: { guards: (ctx, step, t) => { const g = p.batches!.guards!(ctx, step, t); g.forEach((x) => guardNames.add(x.name)); return g; } },
+            }],
           });
           assert.equal(r.error, undefined);
           assert.equal(r.status, 'completed');
@@ -296,15 +298,18 @@ for (const kind of DB_KINDS) {
         const m = await smallSpec();
         await smallData(db);
         let batches = 0;
-        const r = await apply(db, m, withPreflight({
+        const r = await apply(db, m, {
           batchSize: 3,
-          controller: {
-            // between the pre-flight and the second batch, someone deletes the owner that batch would write
-            async beforeBatch(ctx) {
-              if (++batches === 2) await ctx.db.query('DELETE FROM parents WHERE id = 5');
+          stages: [preflight(), {
+            name: 'meddler',
+            batches: {
+              // between the pre-flight and the second batch, someone deletes the owner that batch would write
+              async beforeBatch(ctx) {
+                if (++batches === 2) await ctx.db.query('DELETE FROM parents WHERE id = 5');
+              },
             },
-          },
-        }));
+          }],
+        });
         assert.equal(r.status, 'failed');
         assert.equal(r.error?.code, 'BELAY_VERIFY');
         assert.match(r.error!.message, /guard OWNER_EXISTS/);
@@ -330,15 +335,18 @@ test('postgres: a colliding row inserted after the pre-flight stops its batch: r
     const m = await smallSpec();
     await smallData(db);
     let batches = 0;
-    const r = await apply(db, m, withPreflight({
+    const r = await apply(db, m, {
       batchSize: 3,
-      controller: {
-        async beforeBatch() {
-          // another session takes (owner 5, slug 's5') after the pre-flight passed
-          if (++batches === 2) await other.query(`INSERT INTO items (id, slug, owner, want) VALUES (100, 's5', 5, NULL)`);
+      stages: [preflight(), {
+        name: 'meddler',
+        batches: {
+          async beforeBatch() {
+            // another session takes (owner 5, slug 's5') after the pre-flight passed
+            if (++batches === 2) await other.query(`INSERT INTO items (id, slug, owner, want) VALUES (100, 's5', 5, NULL)`);
+          },
         },
-      },
-    }));
+      }],
+    });
     assert.equal(r.status, 'failed');
     assert.match(r.error!.message, /items_owner_slug/);
     const items = await db.query<{ id: number; owner: number | null }>('SELECT id, owner FROM items WHERE id BETWEEN 4 AND 6 ORDER BY id');

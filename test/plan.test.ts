@@ -7,16 +7,17 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { generate } from '../examples/event-type-owner/generate.ts';
-import { openDb } from '../src/db/connection.ts';
+import { type Db, openDb } from '../src/db/connection.ts';
 import { EXIT, StateError } from '../src/errors.ts';
-import { applyPlanned } from '../src/run/apply-planned.ts';
+import { plan, safeApply, type SafeApplyOptions } from '../src/run/pipeline.ts';
 import { MAX_CEILING_SPLITS } from '../src/execute/apply.ts';
 import { rollback } from '../src/rollback/rollback.ts';
-import { buildReport, renderReportMarkdown } from '../src/report/report.ts';
+import { renderReportMarkdown } from '../src/report/report.ts';
+import { buildReport } from '../src/run/documents.ts';
 import { dryRun } from '../src/run/dry-run.ts';
 import { type Ledger, ledgerFor, parseConfig, readLedger, resolveEnvironment } from '../src/config/environments.ts';
 import { columnsIn } from '../src/plan/explain.ts';
-import { assertPlanCurrent, isPlanFile, plan, readPlanFile, writePlanFile } from '../src/plan/plan.ts';
+import { assertPlanCurrent, isPlanFile, readPlanFile, writePlanFile } from '../src/plan/plan.ts';
 import { rehearse } from '../src/run/rehearse.ts';
 import { createTempIndexes, dropTempIndexes } from '../src/cleanup/temp-indexes.ts';
 import { BatchSizer, INITIAL_HEADROOM, MAX_GROWTH } from '../src/steer/batch-sizer.ts';
@@ -25,6 +26,10 @@ import { rng } from './helpers/cli.ts';
 import { type LoadedMigration, loadMigration } from '../src/spec/load.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 import { checksums, flagship, FLAGSHIP_TABLES } from './helpers/flagship.ts';
+
+/** apply with what planning adds (plan file, ledger, sizing, throttle, temporary indexes) and none of the other stages. */
+const applyPlanned = (db: Db, m: LoadedMigration, a: SafeApplyOptions = {}, p: SafeApplyOptions = {}) =>
+  safeApply(db, m, { ...a, ...p, stages: (all) => all.filter((s) => s.name === 'temp-indexes' || s.name === 'steer') });
 
 const ROWS = 400;
 
@@ -87,8 +92,10 @@ for (const kind of DB_KINDS) {
           assert.ok(t.tableBytes > 0);
         }
         const s = p.steps[0]!;
-        assert.equal(s.samples.length, 3, 'three calibration batches at different key positions');
-        assert.equal(new Set(s.samples.map((x) => x.lo)).size, 3);
+        // three positions, a walk of up to 2 measured batches each (fewer where a walk runs off the table's end:
+        // how far depends on the batch size the probe measured)
+        assert.ok(s.samples.length >= 3 && s.samples.length <= 6, `${s.samples.length} calibration batches`);
+        assert.equal(new Set(s.samples.map((x) => x.lo)).size, s.samples.length, 'every measured batch at its own key position');
         assert.ok(s.rates && s.rates.low <= s.rates.mid && s.rates.mid <= s.rates.high);
         assert.ok(p.batchSize >= 100);
         assert.ok(p.estimate.lowMs <= p.estimate.midMs && p.estimate.midMs <= p.estimate.highMs && p.estimate.highMs > 0);
@@ -280,7 +287,7 @@ for (const kind of DB_KINDS) {
         assert.deepEqual(await dropTempIndexes(f.db, m.spec.tempIndexes), ['belay_tmp_big_grp']);
         // through apply: created by beforeWrite, gone after the run
         let seen = false;
-        const r = await applyPlanned(f.db, m, { beforeWrite: async () => undefined, onEvent: (e) => { if (e.type === 'log' && /belay_tmp_big_grp created/.test(e.message)) seen = true; } }, {});
+        const r = await applyPlanned(f.db, m, { onEvent: (e) => { if (e.type === 'log' && /belay_tmp_big_grp created/.test(e.message)) seen = true; } }, {});
         assert.equal(r.status, 'completed', r.error?.message ?? "");
         assert.ok(seen, 'the index was created before the first write');
         const gone = await f.db.query(`SELECT to_regclass('belay_tmp_big_grp') AS r`);

@@ -7,18 +7,17 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { generate } from '../examples/event-type-owner/generate.ts';
-import { backupHook } from '../src/backup/backup.ts';
-import { withPreflight } from '../src/checks/preflight.ts';
+import { backupStage } from '../src/backup/backup.ts';
+import { preflight } from '../src/checks/preflight.ts';
 import type { Db } from '../src/db/connection.ts';
 import { ERROR_CODES } from '../src/error-codes.ts';
 import { apply } from '../src/execute/apply.ts';
 import { applyBatchSql } from '../src/execute/batch-sql.ts';
-import { composeHooks } from '../src/run/compose-hooks.ts';
 import { renderReportHtml } from '../src/report/html.ts';
-import { buildReport, REPORT_SECTIONS, renderReportMarkdown, report } from '../src/report/report.ts';
-import { RUNBOOK_SECTIONS, runbook } from '../src/report/runbook.ts';
-import { schemaSnapshotHook } from '../src/report/schema-snapshot.ts';
-import { writeRunDocs } from '../src/report/write-docs.ts';
+import { REPORT_SECTIONS, renderReportMarkdown } from '../src/report/report.ts';
+import { buildReport, report, runbook, writeRunDocs } from '../src/run/documents.ts';
+import { RUNBOOK_SECTIONS } from '../src/report/runbook.ts';
+import { schemaSnapshotStage } from '../src/report/schema-snapshot.ts';
 import { type BatchedStep, validate } from '../src/index.ts';
 import { checksumOf, type LoadedMigration } from '../src/spec/load.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
@@ -68,7 +67,7 @@ for (const kind of DB_KINDS) {
       truth = await generate(db, { rows: ROWS, seed: 7 });
       m = await flagship();
       // as belay apply runs it: stored pre-flight, backups, then the schema snapshot
-      const r = await apply(db, m, withPreflight({ batchSize: 400, ...composeHooks(backupHook(), schemaSnapshotHook()) }));
+      const r = await apply(db, m, { batchSize: 400, stages: [preflight(), backupStage(), schemaSnapshotStage()] });
       assert.equal(r.status, 'completed', String(r.error?.message));
       runId = r.runId;
     });
@@ -192,7 +191,7 @@ for (const kind of DB_KINDS) {
         ],
       });
       const m: LoadedMigration = { spec, file: path.join(ROOT, 'items.ts'), params: {}, checksum: checksumOf(spec, {}) };
-      const r = await apply(db, m, { batchSize: 100, ...composeHooks(schemaSnapshotHook()) });
+      const r = await apply(db, m, { batchSize: 100, stages: [schemaSnapshotStage()] });
       assert.equal(r.status, 'completed', String(r.error?.message));
       const data = await buildReport(db, r.runId);
       const t = data.schema.tables[0]!;

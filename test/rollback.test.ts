@@ -13,7 +13,7 @@ import { type Db, openDb } from '../src/db/connection.ts';
 import { checksumTable } from '../src/db/checksum.ts';
 import { StateError } from '../src/errors.ts';
 import { apply } from '../src/execute/apply.ts';
-import { backupHook } from '../src/backup/backup.ts';
+import { backupStage } from '../src/backup/backup.ts';
 import { type BackupRollbackPreview, rollbackFromBackup } from '../src/backup/restore-run.ts';
 import { reversibility } from '../src/rollback/reversibility.ts';
 import { rollback } from '../src/rollback/rollback.ts';
@@ -191,7 +191,7 @@ for (const kind of DB_KINDS) {
       try {
         await generate(f.db, { rows: 2_000, seed: 5 });
         const pre = await checksums(f.db);
-        const r = await apply(f.db, await flagship(), { batchSize: 300, ...backupHook() });
+        const r = await apply(f.db, await flagship(), { batchSize: 300, stages: [backupStage()] });
         assert.equal(r.status, 'completed', String(r.error?.message));
         const other = (await f.db.query<{ id: number }>(`SELECT id FROM "EventType" WHERE "teamId" IS NOT NULL ORDER BY id LIMIT 1`)).rows[0]!.id;
         await f.db.query(`UPDATE "EventType" SET title = 'changed by someone else' WHERE id = $1`, [other]);

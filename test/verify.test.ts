@@ -6,19 +6,24 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { generate } from '../examples/event-type-owner/generate.ts';
-import { checkResults, withPreflight } from '../src/checks/preflight.ts';
+import { checkResults, preflight } from '../src/checks/preflight.ts';
 import { main } from '../src/cli/main.ts';
 import { EXIT, VerificationError } from '../src/errors.ts';
-import { apply, type RunContext } from '../src/execute/apply.ts';
-import { composeHooks } from '../src/run/compose-hooks.ts';
+import { apply } from '../src/execute/apply.ts';
+import { recount } from '../src/run/sources.ts';
+import { cleanupRun, verify as verifyRun } from '../src/run/pipeline.ts';
 import { getRun } from '../src/state/runs.ts';
 import { getRounds } from '../src/verify/record.ts';
-import { assertVerified, verificationHooks, verifyRun } from '../src/verify/verify.ts';
+import { assertVerified, baselineStage, verificationStage } from '../src/verify/verify.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 import { checksums, flagship } from './helpers/flagship.ts';
-import { backupHook, listBackups } from '../src/backup/backup.ts';
+import { backupStage, listBackups } from '../src/backup/backup.ts';
 import { restoreBackup } from '../src/backup/restore.ts';
-import { archiveBackups, cleanupRun } from '../src/backup/archive.ts';
+import { archiveBackups } from '../src/backup/archive.ts';
+import type { Stage } from '../src/run/contract.ts';
+
+/** The baseline before the first write and the verification after the last, as the pipeline runs them. */
+const verification = (...between: Stage[]): Stage[] => [baselineStage(), ...between, verificationStage({ recount })];
 
 const ROWS = 600;
 
@@ -35,7 +40,7 @@ for (const kind of DB_KINDS) {
       try {
         const truth = await generate(f.db, { rows: ROWS, seed: 11 });
         // as the CLI composes it: the pre-flight stores its figures, verification compares with them
-        const r = await apply(f.db, await flagship(), withPreflight({ batchSize: 300, ...verificationHooks() }));
+        const r = await apply(f.db, await flagship(), { batchSize: 300, stages: [preflight(), ...verification()] });
         assert.equal(r.status, 'completed', r.error?.message ?? '');
         const rounds = await getRounds(f.db, r.runId);
         assert.equal(rounds.length, 1);
@@ -67,7 +72,7 @@ for (const kind of DB_KINDS) {
       const f = await freshDb(kind);
       try {
         const truth = await generate(f.db, { rows: ROWS, seed: 12 });
-        const r = await apply(f.db, await flagship(), { batchSize: 500, ...verificationHooks() });
+        const r = await apply(f.db, await flagship(), { batchSize: 500, stages: verification() });
         assert.equal(r.status, 'completed', r.error?.message ?? '');
         const victim = truth.categories.assign[Math.floor(truth.categories.assign.length / 2)]!;
         // a new user with no link: the row's owner is no longer its valid link
@@ -103,15 +108,16 @@ for (const kind of DB_KINDS) {
         await generate(f.db, { rows: ROWS, seed: 13 });
         const ids = (await f.db.query<{ id: number }>(`SELECT id FROM "EventType" ORDER BY id`)).rows.map((x) => Number(x.id));
         const edited = ids[Math.floor(ids.length * 0.7)]!;
-        const hooks = composeHooks(verificationHooks(), {
-          async beforeWrite(ctx: RunContext) {
+        const stages = verification({
+          name: 'edit',
+          async before(ctx) {
             // what a buggy migration writing a column it did not declare would do
             await ctx.db.query(`UPDATE "EventType" SET title = title || ' (edited)' WHERE id = $1`, [edited]);
             // the table grows under load too: new rows are not part of the comparison
             await ctx.db.query(`INSERT INTO "EventType" (title, slug) SELECT 'new ' || g, 'new-slug-' || g FROM generate_series(1, 25) g`);
           },
         });
-        const r = await apply(f.db, await flagship(), { batchSize: 400, ...hooks });
+        const r = await apply(f.db, await flagship(), { batchSize: 400, stages });
         assert.equal(r.status, 'failed');
         assert.equal(r.error?.code, 'BELAY_VERIFY');
         assert.equal(r.error?.exitCode, EXIT.verification);
@@ -137,7 +143,7 @@ describe('verify: constraints (postgres)', () => {
     try {
       await generate(f.db, { rows: 300, seed: 3 });
       await f.db.exec(`ALTER TABLE "EventType" ADD CONSTRAINT slug_not_empty CHECK (slug <> '') NOT VALID`);
-      const r = await apply(f.db, await flagship(), verificationHooks());
+      const r = await apply(f.db, await flagship(), { stages: verification() });
       assert.equal(r.status, 'completed', r.error?.message ?? '');
       const v1 = await verifyRun(f.db, r.runId);
       assert.equal(byName(v1, 'constraints-validated').result, 'warn');
@@ -165,7 +171,7 @@ describe('cleanup: archived backups (postgres)', () => {
     try {
       await generate(f.db, { rows: 400, seed: 5 });
       const before = await checksums(f.db);
-      const r = await apply(f.db, await flagship(), composeHooks(backupHook(), verificationHooks()));
+      const r = await apply(f.db, await flagship(), { stages: [backupStage(), ...verification()] });
       assert.equal(r.status, 'completed', r.error?.message ?? '');
       const taken = await listBackups(f.db, { runId: r.runId });
       assert.equal(taken.length, 3);

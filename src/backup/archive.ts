@@ -7,9 +7,7 @@ import { SET_FILE_SQL } from './backup-sql.ts';
 import { exportFiles, fileDigest } from './files.ts';
 import type { Db } from '../db/connection.ts';
 import { UsageError } from '../errors.ts';
-import type { Migration } from '../spec/define.ts';
-import { getRun } from '../state/runs.ts';
-import { cleanTempIndexes, recordCleanup } from '../cleanup/cleanup.ts';
+import { mergeSummaryPart } from '../state/summary.ts';
 
 /** In-database copies are kept this long after they were taken (belay cleanup --retention). */
 export const DEFAULT_RETENTION_MS = 7 * 86_400_000;
@@ -83,7 +81,7 @@ export async function archiveBackups(db: Db, target: { backupId?: number; runId?
   }
   const runs = new Set(list.map((b) => b.runId).filter((x): x is number => x !== null));
   for (const runId of runs) {
-    await recordCleanup(db, runId, {
+    await mergeSummaryPart(db, runId, 'cleanup', {
       backups: {
         at: new Date(now).toISOString(), manifest: out.manifest ?? null, retentionMs: opts.retentionMs ?? null,
         archived: out.archived.filter((a) => list.find((b) => b.id === a.id)?.runId === runId),
@@ -104,18 +102,4 @@ async function archiveProblem(b: BackupRecord): Promise<string | undefined> {
   } catch (err) {
     return `archive file ${b.file} cannot be read: ${(err as Error).message}`;
   }
-}
-
-export interface CleanupResult {
-  runId: number;
-  tempIndexesDropped: string[];
-  backups: ArchiveResult;
-}
-
-/** belay cleanup <run>: temporary indexes dropped; backups archived (with dir) and copies past the retention dropped. */
-export async function cleanupRun(db: Db, runId: number, opts: ArchiveOptions = {}): Promise<CleanupResult> {
-  const run = await getRun(db, runId);
-  const tempIndexesDropped = await cleanTempIndexes(db, runId, run.spec as Migration);
-  const backups = await archiveBackups(db, { runId }, { requireArchive: false, ...opts, retentionMs: opts.retentionMs ?? DEFAULT_RETENTION_MS });
-  return { runId, tempIndexesDropped, backups };
 }

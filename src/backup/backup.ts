@@ -9,16 +9,12 @@ import type { Db } from '../db/connection.ts';
 import { ident, pinnedSettingsSql } from '../db/sql.ts';
 import { BelayError, EXIT, StateError } from '../errors.ts';
 import { type EventSink, noopSink } from '../state/events.ts';
-import type { RunContext } from '../execute/apply.ts';
 import { ensureState } from '../state/schema.ts';
 import { recordEvent } from '../state/runs.ts';
-import {
-  BACKUP_SCHEMA, BEGIN_SNAPSHOT_SQL, COLUMNS_SQL, copyInSql, copyTableSql, CREATE_SCHEMA_SQL, createStagingSql, dropCopySql,
-  GET_BACKUP_SQL, INSERT_BACKUP_SQL, LIST_BACKUPS_SQL, MARK_DROPPED_SQL, MARK_VERIFIED_SQL, MAX_IDENT_BYTES, PRIMARY_KEY_SQL, revokeSql,
-  RUN_BACKUPS_SQL, SET_COPY_NAME_SQL, SET_FILE_SQL, sizeSql,
-} from './backup-sql.ts';
+import { BACKUP_SCHEMA, BEGIN_SNAPSHOT_SQL, COLUMNS_SQL, copyInSql, copyTableSql, CREATE_SCHEMA_SQL, createStagingSql, dropCopySql, GET_BACKUP_SQL, INSERT_BACKUP_SQL, LIST_BACKUPS_SQL, MARK_DROPPED_SQL, MARK_VERIFIED_SQL, MAX_IDENT_BYTES, PRIMARY_KEY_SQL, revokeSql, RUN_BACKUPS_SQL, SET_COPY_NAME_SQL, SET_FILE_SQL, sizeSql } from './backup-sql.ts';
 import { exportFiles, fileDigest, readCopyFile } from './files.ts';
 import { connectReader, openSnapshotReader, type SnapshotReader } from './snapshot-reader.ts';
+import type { Stage } from '../run/contract.ts';
 
 export interface BackupColumn {
   name: string;
@@ -320,12 +316,13 @@ export interface BackupHookOptions {
 }
 
 /**
- * The beforeWrite hook apply() calls: backs up every table of spec.tables before the first write.
+ * The backup stage: every table of spec.tables backed up and verified before the first write.
  * On resume, a run that already has a verified backup of each table is not backed up again.
  */
-export function backupHook(opts: BackupHookOptions = {}): { beforeWrite: (ctx: RunContext) => Promise<void> } {
+export function backupStage(opts: BackupHookOptions = {}): Stage {
   return {
-    async beforeWrite(ctx) {
+    name: 'backup',
+    async before(ctx) {
       const { db, runId, migration, emit } = ctx;
       const tables = migration.spec.tables;
       const have = (await db.query<BackupRecord>(RUN_BACKUPS_SQL, [runId])).rows;

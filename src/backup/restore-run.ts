@@ -8,7 +8,7 @@ import { qualified } from '../db/sql.ts';
 import { StateError } from '../errors.ts';
 import type { Migration } from '../spec/define.ts';
 import { getRun, recordEvent, setRunStatus } from '../state/runs.ts';
-import { MARK_RESTORED_FROM_BACKUP_SQL, othersChangesSql } from '../rollback/rollback-sql.ts';
+import { MARK_RESTORED_FROM_BACKUP_SQL, othersChangesSql } from '../state/undo-log.ts';
 
 export interface BackupRollbackPreview {
   runId: number;

@@ -150,11 +150,3 @@ export function parentGuardSql(key: string, column: string, parent: string, pare
 // ---- state: the results of the pre-flight an apply ran, with its run id (state schema version 3).
 
 // The table is created by state schema version 3 (src/state/schema.ts).
-export const INSERT_CHECK_RESULTS_SQL = `INSERT INTO belay.check_results (run_id, code, kind, severity, outcome, row_count, message, fix, sample, duration_ms)
-SELECT $1::bigint, x.code, x.kind, x.severity, x.outcome, x.count, x.message, x.fix, coalesce(x.sample, '[]'::jsonb), x."durationMs"
-  FROM jsonb_to_recordset($2::jsonb) AS x(code text, kind text, severity text, outcome text, count bigint, message text, fix text, sample jsonb, "durationMs" real)
- -- a resumed run re-checks, but keeps the prediction made before its first write: verification compares with that
- WHERE NOT EXISTS (SELECT 1 FROM belay.check_results c WHERE c.run_id = $1::bigint)`;
-
-export const SELECT_CHECK_RESULTS_SQL = `SELECT code, kind, severity, outcome, row_count::float8 AS count, message, fix, sample, duration_ms AS "durationMs"
-  FROM belay.check_results WHERE run_id = $1 ORDER BY id`;

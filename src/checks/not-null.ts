@@ -1,11 +1,11 @@
 // kind 'not-null': NULLs in a column that is about to become NOT NULL, after the step's projected
 // values when the check names a step that writes the column.
 import { column, tableInfo } from '../db/catalog.ts';
-import { batchTarget } from '../execute/apply.ts';
 import type { Check } from '../spec/define.ts';
 import { keyRangeSql, notNullAfterSql, notNullNowSql, PROJECTION_PREFIX } from './check-sql.ts';
 import type { CheckKind } from './registry.ts';
 import { projectedStep, wholeTable } from './unique-after.ts';
+import { resolveStep } from '../spec/resolve.ts';
 
 type NotNullCheck = Extract<Check, { kind: 'not-null' }>;
 
@@ -22,7 +22,7 @@ export const notNullKind: CheckKind<NotNullCheck> = {
       const { step, stepNo } = projectedStep(m, check.code, check.step);
       // the projection only says something about this column when the step writes it in this table
       if (step.table === check.table && step.writes.includes(check.column)) {
-        const t = await batchTarget(db, step, stepNo);
+        const t = await resolveStep(db, step, stepNo);
         const range = await db.query<{ lo: string | null; hi: string | null }>(keyRangeSql(t.table, t.key));
         return {
           sql: notNullAfterSql(t.table, t.key, t.keyType, check.column, wholeTable(step, stepNo).text),

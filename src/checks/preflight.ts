@@ -1,15 +1,13 @@
-// The pre-flight as apply hooks: the checks run before the first write (and refuse with
+// The check stage: the checks run before the first write (and refuse with
 // ChecksFailedError, exit 6, when an error-severity finding has rows), their results are stored
 // with the run id, and the checks that protect a write lend guards to every batch.
-import type { Db } from '../db/connection.ts';
 import { ChecksFailedError } from '../errors.ts';
-import type { ApplyOptions, BatchController, RunContext } from '../execute/apply.ts';
-import { composeControllers } from '../run/compose.ts';
 import { recordEvent } from '../state/runs.ts';
-import { INSERT_CHECK_RESULTS_SQL, SELECT_CHECK_RESULTS_SQL } from './check-sql.ts';
+import { storeCheckResults } from '../state/check-results.ts';
 import { type GuardFacts, kindOf } from './registry.ts';
 import { type CheckReport, runChecks } from './run-checks.ts';
 import { uniqueShape } from './unique-after.ts';
+import type { RunContext, Stage } from '../run/contract.ts';
 
 export interface PreflightOptions {
   /** Do not run the checks before the first write (recorded as skipped). Guards still protect each batch. */
@@ -20,12 +18,9 @@ export interface PreflightOptions {
   onReport?: (report: CheckReport) => void;
 }
 
-export interface Preflight {
-  /** ApplyOptions.beforeWrite: resolves the guards, runs and stores the checks, refuses on blocking findings. */
-  beforeWrite(ctx: RunContext): Promise<void>;
-  /** ApplyOptions.controller member: the protecting checks as in-batch guards. */
-  controller: BatchController;
-  /** The last report (undefined before beforeWrite ran, or when skipped). */
+/** The check stage: before the first write it runs and stores the checks; every batch gets their guards. */
+export interface Preflight extends Stage {
+  /** The last report (undefined before the stage ran, or when skipped). */
   readonly report: CheckReport | undefined;
 }
 
@@ -33,15 +28,16 @@ export function preflight(opts: PreflightOptions = {}): Preflight {
   const facts: GuardFacts = { indexes: new Map() };
   let report: CheckReport | undefined;
   return {
+    name: 'check',
     get report() {
       return report;
     },
-    async beforeWrite(ctx) {
+    async before(ctx) {
       const { db, runId, migration: m } = ctx;
       // catalog facts for the guards, resolved once so that guards() can stay synchronous
       for (const c of m.spec.checks) if (c.kind === 'unique-after') facts.indexes.set(c.code, (await uniqueShape(db, c, m)).shape);
       if (opts.skipChecks) {
-        await db.query(INSERT_CHECK_RESULTS_SQL, [runId, JSON.stringify([{ code: '-', kind: '-', severity: 'info', outcome: 'skipped', count: 0, message: 'pre-flight skipped (--skip-checks)' }])]);
+        await storeCheckResults(db, runId, [{ code: '-', kind: '-', severity: 'info', outcome: 'skipped', count: 0, message: 'pre-flight skipped (--skip-checks)' }]);
         await recordEvent(db, runId, 'checks-skipped', {});
         ctx.emit({ type: 'log', level: 'warn', message: 'pre-flight checks skipped (--skip-checks)', runId });
         return;
@@ -57,31 +53,11 @@ export function preflight(opts: PreflightOptions = {}): Preflight {
         });
       }
     },
-    controller: {
+    batches: {
       guards(ctx, step, target) {
         return ctx.migration.spec.checks.flatMap((c) => kindOf(c).guard?.(c, step, target, facts) ?? []);
       },
     },
-  };
-}
-
-/** The ApplyOptions.beforeWrite hook alone (guards need the controller too: prefer withPreflight). */
-export function preflightHook(opts: PreflightOptions = {}): (ctx: RunContext) => Promise<void> {
-  return preflight(opts).beforeWrite;
-}
-
-/** ApplyOptions with the pre-flight before any other beforeWrite hook and its guards added to the controller. */
-export function withPreflight(options: ApplyOptions, opts: PreflightOptions = {}): ApplyOptions {
-  const p = preflight(opts);
-  const before = options.beforeWrite;
-  return {
-    ...options,
-    beforeWrite: async (ctx) => {
-      // checks first: a refused run should not pay for a backup
-      await p.beforeWrite(ctx);
-      await before?.(ctx);
-    },
-    controller: composeControllers(options.controller, p.controller),
   };
 }
 
@@ -90,7 +66,7 @@ async function storeReport(ctx: RunContext, r: CheckReport): Promise<void> {
     code: f.code, kind: f.kind, severity: f.severity, message: f.message, fix: f.fix ?? null, count: f.count, sample: f.sample,
     durationMs: f.durationMs, outcome: f.count === 0 ? 'passed' : f.severity === 'error' ? 'blocked' : 'found',
   }));
-  await ctx.db.query(INSERT_CHECK_RESULTS_SQL, [ctx.runId, JSON.stringify(rows)]);
+  await storeCheckResults(ctx.db, ctx.runId, rows);
   const counts = Object.fromEntries(r.findings.map((f) => [f.code, f.count]));
   await recordEvent(ctx.db, ctx.runId, 'checks-finished', { ok: r.ok, blocking: r.blocking, counts, durationMs: r.durationMs });
   ctx.emit({
@@ -99,21 +75,4 @@ async function storeReport(ctx: RunContext, r: CheckReport): Promise<void> {
   });
 }
 
-export interface StoredCheckResult {
-  code: string;
-  kind: string;
-  severity: string;
-  /** passed | found | blocked | skipped */
-  outcome: string;
-  count: number;
-  message: string | null;
-  fix: string | null;
-  sample: Record<string, unknown>[];
-  durationMs: number | null;
-}
-
-/** The pre-flight results recorded for a run (reports read these). */
-export async function checkResults(db: Db, runId: number): Promise<StoredCheckResult[]> {
-  const r = await db.query<StoredCheckResult>(SELECT_CHECK_RESULTS_SQL, [runId]);
-  return r.rows.map((x) => ({ ...x, count: Number(x.count) }));
-}
+export { checkResults, type StoredCheckResult } from '../state/check-results.ts';

@@ -1,7 +1,6 @@
 // The registry of built-in check kinds: what each finds, its default severity and suggested fix,
 // how it turns into SQL, and which in-batch guard it lends to apply. Exported for the runbook.
 import type { Db } from '../db/connection.ts';
-import type { BatchTarget } from '../execute/batch-sql.ts';
 import type { BatchedStep, Check } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { classifyKind } from './classify.ts';
@@ -9,6 +8,7 @@ import { notNullKind } from './not-null.ts';
 import { orphansKind } from './orphans.ts';
 import { sqlKind } from './sql-check.ts';
 import { uniqueAfterKind } from './unique-after.ts';
+import type { StepTarget } from '../spec/resolve.ts';
 
 export type CheckKindName = Check['kind'];
 
@@ -45,7 +45,7 @@ export interface CheckKind<C extends Check = Check> {
   /** Resolves names against the catalog (SpecError naming a missing table/column/index) and builds the query. */
   prepare(db: Db, check: C, m: LoadedMigration): Promise<PreparedCheck>;
   /** The guard this check lends to each batch of `step`, if it protects that step's writes. Catalog facts come from prepareGuards. */
-  guard?(check: C, step: BatchedStep, target: BatchTarget, facts: GuardFacts): Guard | undefined;
+  guard?(check: C, step: BatchedStep, target: StepTarget, facts: GuardFacts): Guard | undefined;
 }
 
 /** Catalog facts resolved once before the first write, so that guards can be built synchronously. */

@@ -3,11 +3,11 @@
 import { tableInfo } from '../db/catalog.ts';
 import type { Db } from '../db/connection.ts';
 import { SpecError } from '../errors.ts';
-import { batchTarget } from '../execute/apply.ts';
 import type { BatchedStep, Check } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { INDEX_DEFINITION_SQL, keyRangeSql, PROJECTION_PREFIX, type UniqueAfterShape, uniqueAfterSql, uniqueGuardSql } from './check-sql.ts';
 import type { CheckKind } from './registry.ts';
+import { resolveStep } from '../spec/resolve.ts';
 
 type UniqueAfterCheck = Extract<Check, { kind: 'unique-after' }>;
 
@@ -59,7 +59,7 @@ export function wholeTable(step: BatchedStep, stepNo: number): { field: string; 
 /** Reads the named index from pg_index: its key columns, partial predicate and NULL semantics. */
 export async function uniqueShape(db: Db, check: UniqueAfterCheck, m: LoadedMigration): Promise<{ step: BatchedStep; stepNo: number; shape: UniqueAfterShape }> {
   const { step, stepNo } = projectedStep(m, check.code, check.step);
-  const target = await batchTarget(db, step, stepNo);
+  const target = await resolveStep(db, step, stepNo);
   const info = await tableInfo(db, step.table);
   const r = await db.query<{ name: string; unique: boolean; nullsNotDistinct: boolean; predicate: string | null; hasExpressions: boolean; columns: string[] | null }>(
     INDEX_DEFINITION_SQL, [info.oid, check.index],

@@ -4,10 +4,12 @@
 import type { Db } from '../db/connection.ts';
 import { qualified } from '../db/sql.ts';
 import { StateError } from '../errors.ts';
+import type { Stage } from '../run/contract.ts';
 import type { Migration } from '../spec/define.ts';
+import { cleanTempIndexes } from './cleanup.ts';
 import {
   createIndexSql, dropIndexSql, GET_STATEMENT_TIMEOUT_SQL, INDEX_VALID_SQL, SET_STATEMENT_TIMEOUT_SQL, TABLE_SCHEMA_SQL,
-} from '../plan/plan-sql.ts';
+} from './cleanup-sql.ts';
 
 export type TempIndex = Migration['tempIndexes'][number];
 
@@ -82,4 +84,19 @@ export async function dropTempIndexes(db: Db, indexes: readonly TempIndex[]): Pr
     dropped.push(ix.name);
   }
   return dropped;
+}
+
+/** The temporary-index stage: the spec's indexes built before the first write, dropped after the last step. */
+export function tempIndexStage(opts: { timeoutMs?: number } = {}): Stage {
+  return {
+    name: 'temp-indexes',
+    async before(ctx) {
+      const made = await createTempIndexes(ctx.db, ctx.migration.spec.tempIndexes, { timeoutMs: opts.timeoutMs });
+      for (const ix of made) ctx.emit({ type: 'log', level: 'info', runId: ctx.runId, message: `temporary index ${ix.name} ${ix.status} (${Math.round(ix.durationMs)} ms)` });
+    },
+    async after(ctx) {
+      const dropped = await cleanTempIndexes(ctx.db, ctx.runId, ctx.migration.spec);
+      if (dropped.length > 0) ctx.emit({ type: 'log', level: 'info', runId: ctx.runId, message: `temporary indexes dropped: ${dropped.join(', ')}` });
+    },
+  };
 }

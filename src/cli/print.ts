@@ -1,8 +1,8 @@
 // Human-readable renderings of results, shared by commands.
-import type { ApplyResult } from '../execute/apply.ts';
 import type { CheckReport } from '../checks/run-checks.ts';
 import type { RollbackResult } from '../rollback/rollback.ts';
 import { out } from './context.ts';
+import type { RunResult } from '../run/contract.ts';
 
 export function table(rows: Array<Record<string, unknown>>, cols: string[]): string {
   const cell = (v: unknown) => (v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
@@ -11,7 +11,7 @@ export function table(rows: Array<Record<string, unknown>>, cols: string[]): str
   return [line(cols), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join('\n');
 }
 
-export function printApplyResult(r: ApplyResult): void {
+export function printRunResult(r: RunResult): void {
   out.line(`run ${r.runId} ${r.status}${r.resumed ? ' (resumed)' : ''} in ${(r.durationMs / 1000).toFixed(2)} s`);
   out.line(table(r.steps.map((s) => ({ step: s.name, kind: s.kind, status: s.status, rows: s.rowsDone, changed: s.rowsChanged, batches: s.batches })),
     ['step', 'kind', 'status', 'rows', 'changed', 'batches']));

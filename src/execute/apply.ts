@@ -1,6 +1,5 @@
 // Carries a migration out: run record, lock, steps in order, batches with checkpoints and undo log.
 // Returns a result instead of throwing half-way: what ran, what changed, and the error that stopped it.
-import { column, tableInfo } from '../db/catalog.ts';
 import type { Db } from '../db/connection.ts';
 import { AbortedError, BelayError, DbError, serverFields, StateError, VerificationError } from '../errors.ts';
 import { type EventSink, noopSink } from '../state/events.ts';
@@ -8,10 +7,13 @@ import type { BatchedStep, Migration, SqlStep } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { acquireMigrationLock, type LockMode } from '../state/lock.ts';
 import { ensureState } from '../state/schema.ts';
-import { createRun, getSteps, latestRun, mergeRunSummary, recordEvent, setRunStatus, setStep, type StepRecord } from '../state/runs.ts';
-import { applyBatchSql, type BatchTarget, boundsSql, CHECKPOINT_SQL, countSql, SET_STATEMENT_TIMEOUT_SQL, SET_TIMEOUTS_SQL, verifyBatchSql } from './batch-sql.ts';
+import { createRun, getSteps, latestRun, recordEvent, setRunStatus, setStep, type StepRecord } from '../state/runs.ts';
+import { mergeSummary, readSummary } from '../state/summary.ts';
+import { applyBatchSql, boundsSql, CHECKPOINT_SQL, countSql, SET_STATEMENT_TIMEOUT_SQL, SET_TIMEOUTS_SQL, verifyBatchSql } from './batch-sql.ts';
 import { withRetry } from '../db/retry.ts';
-import { rollback } from '../rollback/rollback.ts';
+import type { BatchController, BatchRecord, RunContext, RunResult, Stage, StepResult } from '../run/contract.ts';
+import { resolveStep, tableCounts, type StepTarget } from '../spec/resolve.ts';
+import { composeControllers } from './compose.ts';
 
 /**
  * Halvings of one batch after it ran past the ceiling before it runs once without it: from 10,000 rows,
@@ -35,78 +37,13 @@ export interface ApplyOptions {
   mode?: 'batched' | 'single';
   /** Start a new run even if the latest run of this migration completed. */
   again?: boolean;
-  /** Called after the run record exists and before the first write (pre-flight, backups). */
-  beforeWrite?: (ctx: RunContext) => Promise<void>;
-  /** Called after the last step committed (post-run verification, cleanup). */
-  afterWrite?: (ctx: RunContext) => Promise<void>;
-  /** Steers batches: throttling, adaptive size, abort triggers, extra in-batch guards. */
-  controller?: BatchController;
+  /** The pipeline's stages, in order: their before() runs before the first write, after() after the last step. */
+  stages?: readonly Stage[];
+  /** Undoes every committed batch when an abort trigger decides 'rollback' (the pipeline passes rollback). */
+  undo?: (db: Db, runId: number, emit: EventSink) => Promise<{ restored: number; conflictCount: number }>;
 }
 
-export interface BatchInfo {
-  runId: number;
-  stepNo: number;
-  step: string;
-  batchNo: number;
-  lo: string;
-  hi: string;
-  rowsInRange: number;
-  rowsChanged: number;
-  durationMs: number;
-  attempts: number;
-  batchSize: number;
-}
-
-/** Hooks called around every batch; each member is optional. */
-export interface BatchController {
-  /** Awaited before each batch starts (outside its transaction): a throttle waits here. */
-  beforeBatch?(ctx: RunContext, step: BatchedStep): Promise<void>;
-  /** Extra checks run inside each batch after the write, like the step's verify (may read `written`). */
-  guards?(ctx: RunContext, step: BatchedStep, target: BatchTarget): ReadonlyArray<{ name: string; sql: string }>;
-  /** The next batch's size, from the last one's (adaptive sizing). */
-  nextBatchSize?(current: number, last: BatchInfo): number;
-  /**
-   * The longest a batch may hold its locks (ms, PostgreSQL server only): a batch still running then is
-   * cancelled, rolled back and tried again at half its size (see runBatchedStep).
-   */
-  batchCeilingMs?: number;
-  /** After each committed batch: 'continue', or stop the run ('pause' resumable, 'rollback' undo it). */
-  afterBatch?(ctx: RunContext, info: BatchInfo): Promise<'continue' | 'pause' | 'rollback'>;
-  /** When the run stops on an error: may return an AbortedError (details.decision pause|rollback) to pause or undo the run. */
-  onError?(ctx: RunContext, err: BelayError): Promise<BelayError | undefined>;
-}
-
-export interface RunContext {
-  db: Db;
-  runId: number;
-  migration: LoadedMigration;
-  resumed: boolean;
-  emit: EventSink;
-}
-
-export interface StepResult {
-  name: string;
-  kind: 'batched' | 'sql';
-  status: string;
-  rowsTotal: number | null;
-  rowsDone: number;
-  rowsChanged: number;
-  batches: number;
-}
-
-export interface ApplyResult {
-  runId: number;
-  migrationId: string;
-  status: 'completed' | 'failed' | 'paused' | 'rolled_back';
-  resumed: boolean;
-  durationMs: number;
-  steps: StepResult[];
-  /** Row counts of every touched table before the run (as first started) and after. */
-  counts: { before: Record<string, number>; after: Record<string, number> };
-  error?: BelayError;
-}
-
-export async function apply(db: Db, migration: LoadedMigration, opts: ApplyOptions = {}): Promise<ApplyResult> {
+export async function apply(db: Db, migration: LoadedMigration, opts: ApplyOptions = {}): Promise<RunResult> {
   const emit = opts.onEvent ?? noopSink;
   const { spec } = migration;
   const started = performance.now();
@@ -116,27 +53,30 @@ export async function apply(db: Db, migration: LoadedMigration, opts: ApplyOptio
     const { runId, resumed } = await startOrResume(db, migration, opts);
     const ctx: RunContext = { db, runId, migration, resumed, emit };
     emit({ type: 'run-started', runId, migrationId: spec.id, checksum: migration.checksum, resumed, mode: opts.mode ?? spec.options.mode });
-    const countsBefore = resumed ? await storedCounts(db, runId) : await tableCounts(db, spec);
+    const countsBefore = resumed ? ((await readSummary(db, runId)).countsBefore ?? {}) : await tableCounts(db, spec);
     if (!resumed) await setRunStatus(db, runId, 'running', { summary: { countsBefore } });
+    const stages = opts.stages ?? [];
+    const ctl = composeControllers(...stages.map((s) => s.batches));
     let error: BelayError | undefined;
     try {
-      await opts.beforeWrite?.(ctx);
+      for (const s of stages) await s.before?.(ctx);
       const mode = opts.mode ?? spec.options.mode;
-      if (mode === 'single') await runSingle(ctx, opts);
-      else for (const [i, step] of spec.steps.entries()) await runStep(ctx, i, step, opts);
-      await opts.afterWrite?.(ctx);
+      if (mode === 'single') await runSingle(ctx, ctl, opts);
+      else for (const [i, step] of spec.steps.entries()) await runStep(ctx, i, step, ctl, opts);
+      // after() unwinds like a stack: verification first, what was set up first is torn down last
+      for (const s of [...stages].reverse()) await s.after?.(ctx);
     } catch (err) {
       error = asBelayError(err);
-      error = (await opts.controller?.onError?.(ctx, error).catch(() => undefined)) ?? error;
+      error = (await ctl.onError?.(ctx, error).catch(() => undefined)) ?? error;
     }
     // an abort trigger decides: pause leaves the run resumable, rollback undoes every committed batch
     const decision = error instanceof AbortedError ? error.details.decision : undefined;
-    let status: ApplyResult['status'] = error ? (decision === 'pause' ? 'paused' : 'failed') : 'completed';
+    let status: RunResult['status'] = error ? (decision === 'pause' ? 'paused' : 'failed') : 'completed';
     await setRunStatus(db, runId, status, { error: error ? error.toJSON() : null });
     let rollbackFailed = false;
-    if (decision === 'rollback') {
+    if (decision === 'rollback' && opts.undo) {
       try {
-        const rb = await rollback(db, runId, { onEvent: emit });
+        const rb = await opts.undo(db, runId, emit);
         status = 'rolled_back';
         await recordEvent(db, runId, 'abort-rolled-back', { restored: rb.restored, conflictCount: rb.conflictCount });
       } catch (err) {
@@ -147,7 +87,7 @@ export async function apply(db: Db, migration: LoadedMigration, opts: ApplyOptio
     }
     const countsAfter = await tableCounts(db, spec);
     const durationMs = performance.now() - started;
-    if (rollbackFailed) await mergeRunSummary(db, runId, { countsAfter });
+    if (rollbackFailed) await mergeSummary(db, runId, { countsAfter });
     else await setRunStatus(db, runId, status, { summary: { countsAfter } });
     await recordEvent(db, runId, 'run-finished', { status, durationMs, error: error?.toJSON() });
     emit({ type: 'run-finished', runId, status, durationMs, error: error?.toJSON() });
@@ -192,11 +132,11 @@ async function startOrResume(db: Db, m: LoadedMigration, opts: ApplyOptions): Pr
   return { runId, resumed: false };
 }
 
-async function runStep(ctx: RunContext, stepNo: number, step: Migration['steps'][number], opts: ApplyOptions, inTx = false): Promise<void> {
+async function runStep(ctx: RunContext, stepNo: number, step: Migration['steps'][number], ctl: BatchController, opts: ApplyOptions, inTx = false): Promise<void> {
   const rec = (await getSteps(ctx.db, ctx.runId))[stepNo]!;
   if (rec.status === 'done') return;
   if (step.kind === 'sql') return runSqlStep(ctx, stepNo, step, rec, inTx);
-  return runBatchedStep(ctx, stepNo, step, rec, opts, inTx);
+  return runBatchedStep(ctx, stepNo, step, rec, ctl, opts, inTx);
 }
 
 async function runSqlStep(ctx: RunContext, stepNo: number, step: SqlStep, _rec: StepRecord, inTx: boolean): Promise<void> {
@@ -216,28 +156,11 @@ async function runSqlStep(ctx: RunContext, stepNo: number, step: SqlStep, _rec: 
   ctx.emit({ type: 'step-finished', runId, stepNo, step: step.name, rowsChanged: 0, batches: 0 });
 }
 
-export async function batchTarget(db: Db, step: BatchedStep, stepNo: number): Promise<BatchTarget> {
-  const info = await tableInfo(db, step.table);
-  let key = step.key;
-  if (!key) {
-    if (info.primaryKey.length !== 1) {
-      throw new StateError('BELAY_NO_KEY', `table ${info.sqlName} has ${info.primaryKey.length === 0 ? 'no primary key' : 'a composite primary key'}`, {
-        fix: `Name a unique, non-null key column with key: in step "${step.name}".`,
-      });
-    }
-    key = info.primaryKey[0]!;
-  }
-  const keyCol = column(info, key, `steps.${stepNo}.key`);
-  for (const w of step.writes) column(info, w, `steps.${stepNo}.writes`);
-  return { table: info.sqlName, tableName: step.table, key, keyType: keyCol.type, writes: step.writes };
-}
-
-async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep, rec: StepRecord, opts: ApplyOptions, inTx: boolean): Promise<void> {
+async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep, rec: StepRecord, ctl: BatchController, opts: ApplyOptions, inTx: boolean): Promise<void> {
   const { db, runId, migration, emit } = ctx;
   const o = migration.spec.options;
-  const t = await batchTarget(db, step, stepNo);
+  const t = await resolveStep(db, step, stepNo);
   let size = opts.batchSize ?? step.batchSize ?? o.batchSize;
-  const ctl = opts.controller ?? {};
   const total = Number((await db.query<{ n: number }>(countSql(t))).rows[0]!.n);
   await setStep(db, runId, stepNo, { status: 'running', rowsTotal: total, started: true });
   const nb = await db.query<{ n: number }>(`SELECT coalesce(max(batch_no), 0)::int AS n FROM belay.batches WHERE run_id = $1 AND step_no = $2`, [runId, stepNo]);
@@ -320,7 +243,7 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
       // rolled back whole (elapsed includes the ROLLBACK: the locks are held until it ends); the same keys
       // are tried again under the same batch number, at half the size or what the sizer learnt, if smaller
       const over = { stepNo, step: step.name, batchNo, rows: tried || size, elapsedMs: performance.now() - attemptStart, ceilingMs: thisCeiling! };
-      const sample: BatchInfo = { runId, stepNo, step: step.name, batchNo, lo: '', hi: '', rowsInRange: over.rows, rowsChanged: 0, durationMs: over.elapsedMs, attempts: 1, batchSize: size };
+      const sample: BatchRecord = { runId, stepNo, step: step.name, batchNo, lo: '', hi: '', rowsInRange: over.rows, rowsChanged: 0, durationMs: over.elapsedMs, attempts: 1, batchSize: size };
       const next = Math.max(1, Math.min(Math.floor(size / 2), Math.round(ctl.nextBatchSize?.(size, sample) ?? size)));
       splits = next === size ? MAX_CEILING_SPLITS : splits + 1;
       size = next;
@@ -345,7 +268,7 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
       type: 'batch-committed', runId, stepNo, step: step.name, batchNo, lo: outcome.lo, hi: outcome.hi, rowsInRange: outcome.n,
       rowsChanged: outcome.changed, durationMs: outcome.ms, heldMs: outcome.heldMs, attempts: outcome.attempt, rowsDone, rowsTotal: total,
     });
-    const info: BatchInfo = {
+    const info: BatchRecord = {
       runId, stepNo, step: step.name, batchNo, lo: outcome.lo, hi: outcome.hi, rowsInRange: outcome.n, rowsChanged: outcome.changed,
       durationMs: outcome.ms, attempts: outcome.attempt, batchSize: size,
     };
@@ -360,11 +283,11 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
 }
 
 /** All or nothing: every step and batch in one transaction (small migrations). */
-async function runSingle(ctx: RunContext, opts: ApplyOptions): Promise<void> {
+async function runSingle(ctx: RunContext, ctl: BatchController, opts: ApplyOptions): Promise<void> {
   const { db } = ctx;
   await db.query('BEGIN');
   try {
-    for (const [i, step] of ctx.migration.spec.steps.entries()) await runStep(ctx, i, step, opts, true);
+    for (const [i, step] of ctx.migration.spec.steps.entries()) await runStep(ctx, i, step, ctl, opts, true);
     await db.query('COMMIT');
   } catch (err) {
     await db.query('ROLLBACK').catch(() => undefined);
@@ -372,21 +295,6 @@ async function runSingle(ctx: RunContext, opts: ApplyOptions): Promise<void> {
     await db.query(`UPDATE belay.steps SET status = 'pending', last_key = NULL, rows_done = 0, rows_changed = 0 WHERE run_id = $1`, [ctx.runId]);
     throw err;
   }
-}
-
-export async function tableCounts(db: Db, spec: Migration): Promise<Record<string, number>> {
-  const out: Record<string, number> = {};
-  for (const t of spec.tables) {
-    const info = await tableInfo(db, t);
-    const r = await db.query<{ n: number }>(`SELECT count(*)::float8 AS n FROM ${info.sqlName}`);
-    out[t] = Number(r.rows[0]!.n);
-  }
-  return out;
-}
-
-async function storedCounts(db: Db, runId: number): Promise<Record<string, number>> {
-  const r = await db.query<{ c: Record<string, number> | null }>(`SELECT summary->'countsBefore' AS c FROM belay.runs WHERE id = $1`, [runId]);
-  return r.rows[0]?.c ?? {};
 }
 
 function stepResult(s: StepRecord): StepResult {

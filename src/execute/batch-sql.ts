@@ -2,7 +2,7 @@
 // $3 = run id, $4 = step number, $5 = batch number. Identifiers go through ident()/qualified().
 import { ident, literal } from '../db/sql.ts';
 
-export interface BatchTarget {
+export interface StepTarget {
   /** Quoted, qualified table name. */
   table: string;
   /** The table name as given in the spec (recorded in the undo log). */
@@ -12,7 +12,7 @@ export interface BatchTarget {
   writes: readonly string[];
 }
 
-export function boundsSql(t: BatchTarget, first: boolean): string {
+export function boundsSql(t: StepTarget, first: boolean): string {
   const k = ident(t.key);
   // Keyset walk, never OFFSET: sparse ids cost nothing and every batch reads only its own keys.
   // No min()/max(): they do not exist for every key type (uuid on PG 15).
@@ -20,7 +20,7 @@ export function boundsSql(t: BatchTarget, first: boolean): string {
 SELECT (SELECT k FROM s ORDER BY k LIMIT 1)::text AS lo, (SELECT k FROM s ORDER BY k DESC LIMIT 1)::text AS hi, (SELECT count(*) FROM s)::int AS n`;
 }
 
-export function countSql(t: BatchTarget): string {
+export function countSql(t: StepTarget): string {
   return `SELECT count(*)::float8 AS n FROM ${t.table}`;
 }
 
@@ -36,7 +36,7 @@ function jsonObject(alias: string, cols: readonly string[]): string {
  * `t.c IS NOT DISTINCT FROM s.old` makes the before-image exact under concurrency: a row changed by
  * another transaction after this statement's snapshot fails the re-check and is left alone.
  */
-export function applyBatchSql(t: BatchTarget, projection: string): string {
+export function applyBatchSql(t: StepTarget, projection: string): string {
   const k = ident(t.key);
   const range = `BETWEEN $1::${t.keyType} AND $2::${t.keyType}`;
   const w = t.writes.map((c, i) => ({ col: ident(c), name: c, nw: ident(`belay_new_${i}`), old: ident(`belay_old_${i}`) }));
@@ -66,7 +66,7 @@ SELECT (SELECT row_count FROM ins)::int AS changed,
 }
 
 /** Wraps a step's in-batch verification: it may read `written`, the rows this batch wrote (after-image). */
-export function verifyBatchSql(t: BatchTarget, verify: string, limit = 100): string {
+export function verifyBatchSql(t: StepTarget, verify: string, limit = 100): string {
   return `WITH written AS (
   SELECT w.* FROM jsonb_populate_recordset(NULL::${t.table},
     (SELECT after FROM belay.undo WHERE run_id = $3::bigint AND step_no = $4::int AND batch_no = $5::int)) w

@@ -2,13 +2,12 @@
 // transaction that is always ROLLED BACK. Calibration and the dry run are made of these: nothing they do
 // survives, and they never hold more locks than one batch.
 import type { Db } from '../db/connection.ts';
-import { batchTarget } from './apply.ts';
-import { applyBatchSql, boundsSql, SET_TIMEOUTS_SQL, type BatchTarget, verifyBatchSql } from './batch-sql.ts';
+import { applyBatchSql, boundsSql, SET_TIMEOUTS_SQL, verifyBatchSql } from './batch-sql.ts';
 import { DbError } from '../errors.ts';
 import type { BatchedStep } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { INSERT_TRIAL_RUN_SQL, TRIAL_DIGEST_SQL, TRIAL_RUN_ID } from './trial-sql.ts';
-import { explainSql } from '../plan/plan-sql.ts';
+import { type StepTarget, resolveStep } from '../spec/resolve.ts';
 
 export interface TrialOptions {
   /** Keyset position: the batch starts after this key (null = the first key). */
@@ -19,7 +18,7 @@ export interface TrialOptions {
   /** Also EXPLAIN (FORMAT JSON) the batch's statement (no ANALYZE: it is not run twice). */
   explain?: boolean;
   /** Extra in-batch guards, as apply's controller lends them (pre-flight checks that protect writes). */
-  guards?: (target: BatchTarget) => ReadonlyArray<{ name: string; sql: string }>;
+  guards?: (target: StepTarget) => ReadonlyArray<{ name: string; sql: string }>;
 }
 
 export interface TrialBatch {
@@ -32,7 +31,7 @@ export interface TrialBatch {
   verifyFailures: Array<{ name: string; count: number; sample: unknown[] }>;
   sample: Array<{ key: unknown; before: Record<string, unknown>; after: Record<string, unknown> }>;
   explain?: unknown;
-  target: BatchTarget;
+  target: StepTarget;
   /** Count and hash sum of the after-images written (compared with wholeTableProjection by the dry run). */
   digest: { rows: number; sum: string };
 }
@@ -58,7 +57,7 @@ export async function trialBatch(db: Db, m: LoadedMigration, stepNo: number, opt
     // a scratch run record: the undo log's foreign keys need one; it is rolled back with the batch
     await db.query(INSERT_TRIAL_RUN_SQL, [m.spec.id, m.checksum, JSON.stringify(m.spec), m.spec.steps.map((s) => s.name), m.spec.steps.map((s) => s.kind)]);
     const runId = TRIAL_RUN_ID;
-    const t = await batchTarget(db, step, stepNo);
+    const t = await resolveStep(db, step, stepNo);
     const t0 = performance.now();
     await db.query(SET_TIMEOUTS_SQL, [`${o.lockTimeoutMs}ms`, `${o.statementTimeoutMs}ms`]);
     const first = opts.after === null;
@@ -69,7 +68,7 @@ export async function trialBatch(db: Db, m: LoadedMigration, stepNo: number, opt
     const params = [lo, hi, runId, stepNo, 1];
     let explain: unknown;
     if (opts.explain) {
-      const e = await db.query<Record<string, unknown>>(explainSql(sql), params);
+      const e = await db.query<Record<string, unknown>>(`EXPLAIN (FORMAT JSON) ${sql}`, params);
       const v = Object.values(e.rows[0]!)[0];
       explain = typeof v === 'string' ? JSON.parse(v) : v;
     }

@@ -1,6 +1,6 @@
 // Dry runs and rehearsals are recorded apart from real runs, in belay.trials (state schema 4).
-import type { BatchTarget } from './batch-sql.ts';
 import { ident, literal } from '../db/sql.ts';
+import type { StepTarget } from '../spec/resolve.ts';
 
 /** $1 kind (dry-run | rehearse), $2 migration id, $3 checksum, $4 result (pass | fail), $5 summary (jsonb text). */
 export const RECORD_TRIAL_SQL = `INSERT INTO belay.trials (kind, migration_id, checksum, result, summary) VALUES ($1, $2, $3, $4, $5::jsonb)`;
@@ -33,7 +33,7 @@ export const TRIAL_DIGEST_SQL = `SELECT count(*)::int AS rows, coalesce(sum(hash
  * ones (as a batch's UPDATE decides), each value converted to the column's type through the table's row
  * type. $1/$2 = the table's whole key range (a set-based form may ignore them).
  */
-export function wholeTableDigestSql(t: BatchTarget, projection: string): string {
+export function wholeTableDigestSql(t: StepTarget, projection: string): string {
   const k = ident(t.key);
   const obj = `jsonb_build_object(${literal(t.key)}, o.${k}, ${t.writes.map((c) => `${literal(c)}, r.${ident(c)}`).join(', ')})`;
   return `WITH p AS (

@@ -1,15 +1,23 @@
 // Calibration: a few real batches at different key positions, each rolled back, give rows/s; from that
 // the batch size for a target duration and the expected time as a range.
 import type { Db } from '../db/connection.ts';
-import type { LoadedMigration } from '../spec/load.ts';
 import { keyAtSql } from './plan-sql.ts';
-import { type TrialBatch, trialBatch } from '../execute/trial-batch.ts';
+import { MAX_BATCH_SIZE, MIN_BATCH_SIZE } from '../spec/define.ts';
 
-/** A batch should hold its row locks about this long: short enough that no one waits noticeably. */
-export const DEFAULT_TARGET_BATCH_MS = 200;
 export const DEFAULT_CALIBRATION_SAMPLES = 3;
-export const MIN_BATCH_SIZE = 100;
-export const MAX_BATCH_SIZE = 200_000;
+
+/** One batch of a step run exactly as apply runs it, then rolled back; null when no key is left after `after`. */
+export type Trial = (q: { after: string | null; size: number; explain?: boolean }) => Promise<TrialSample | null>;
+
+export interface TrialSample {
+  lo: string;
+  hi: string;
+  rows: number;
+  changed: number;
+  ms: number;
+  explain?: unknown;
+  target: { table: string; key: string };
+}
 /** The range is at least this wide around its midpoint: load and caches vary between plan and apply. */
 export const MIN_SPREAD = 0.2;
 /**
@@ -49,12 +57,12 @@ export const DEFAULT_WALK = 3;
  * (flagship at 1M rows: single cold batches measured 96–141 µs a row from plan to plan, repeated ones
  * 86–93, consecutive ones 103–121, the runs' first minute 103–132).
  */
-export async function calibrate(db: Db, m: LoadedMigration, stepNo: number, opts: { size: number; rows: number; samples?: number; walk?: number }): Promise<{ samples: CalibrationSample[]; explain?: unknown; first?: TrialBatch }> {
+export async function calibrate(db: Db, trial: Trial, opts: { size: number; rows: number; samples?: number; walk?: number }): Promise<{ samples: CalibrationSample[]; explain?: unknown; first?: TrialSample }> {
   const n = opts.samples ?? DEFAULT_CALIBRATION_SAMPLES;
   const walk = Math.max(2, opts.walk ?? DEFAULT_WALK);
   const out: CalibrationSample[] = [];
   let explain: unknown;
-  let first: TrialBatch | undefined;
+  let first: TrialSample | undefined;
   for (let i = 0; i < n; i++) {
     const offset = Math.floor((opts.rows * i) / n);
     let after: string | null = null;
@@ -66,9 +74,9 @@ export async function calibrate(db: Db, m: LoadedMigration, stepNo: number, opts
       after = k.rows[0].k;
     }
     let measured = 0;
-    let opening: TrialBatch | undefined;
+    let opening: TrialSample | undefined;
     for (let j = 0; j < walk; j++) {
-      const b = await trialBatch(db, m, stepNo, { after, size: opts.size, explain: i === 0 && j === 0 });
+      const b = await trial({ after, size: opts.size, explain: i === 0 && j === 0 });
       if (!b) break;
       if (i === 0 && j === 0) {
         first = b;
@@ -87,7 +95,7 @@ export async function calibrate(db: Db, m: LoadedMigration, stepNo: number, opts
   return { samples: out, explain, first };
 }
 
-function sampleOf(b: TrialBatch): CalibrationSample {
+function sampleOf(b: TrialSample): CalibrationSample {
   return { lo: b.lo, hi: b.hi, rows: b.rows, changed: b.changed, ms: b.ms, rowsPerSec: (b.rows / Math.max(b.ms, 0.01)) * 1000 };
 }
 

@@ -11,14 +11,10 @@ import { BelayError, StateError } from '../errors.ts';
 import type { BatchedStep } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { ensureState } from '../state/schema.ts';
-import {
-  calibrate, type CalibrationSample, chooseBatchSize, PROBE_SIZE, DEFAULT_TARGET_BATCH_MS, estimateStepMs, type Rates, ratesOf, widen,
-} from './calibrate.ts';
+import { calibrate, type CalibrationSample, type Trial, chooseBatchSize, PROBE_SIZE, estimateStepMs, type Rates, ratesOf, widen } from './calibrate.ts';
 import { CONSTRAINT_DEFS_SQL, exactCountSql, INDEX_DEFS_SQL, TABLE_SIZE_SQL } from './plan-sql.ts';
 import { findSeqScans, type SeqScanFinding } from './explain.ts';
-import { commitCostMs } from '../execute/trial-batch.ts';
-import { INITIAL_HEADROOM } from '../steer/batch-sizer.ts';
-import { throttleCostMs } from '../steer/throttle.ts';
+import { DEFAULT_TARGET_BATCH_MS, INITIAL_HEADROOM } from '../spec/define.ts';
 
 export const PLAN_VERSION = 1;
 /** A sequential scan over a table with at least this many rows is reported. */
@@ -104,7 +100,17 @@ export async function fingerprint(db: Db, name: string, excludeIndexes: readonly
   return createHash('sha256').update(JSON.stringify(def)).digest('hex');
 }
 
-export async function plan(db: Db, m: LoadedMigration, opts: PlanOptions = {}): Promise<Plan> {
+/** What planning measures through other stages (the pipeline lends them): a rolled-back batch, and per-batch costs. */
+export interface PlanMeasures {
+  /** Runs one batch of step `stepNo` as apply would, and rolls it back. */
+  trial(stepNo: number): Trial;
+  /** One COMMIT that writes. */
+  commitMs: number;
+  /** The throttle checks before each batch (0 on PGlite). */
+  throttleMs: number;
+}
+
+export async function plan(db: Db, m: LoadedMigration, opts: PlanOptions, measures: PlanMeasures): Promise<Plan> {
   await ensureState(db);
   const { spec } = m;
   const targetBatchMs = opts.targetBatchMs ?? DEFAULT_TARGET_BATCH_MS;
@@ -112,9 +118,7 @@ export async function plan(db: Db, m: LoadedMigration, opts: PlanOptions = {}): 
   const tables: TablePlan[] = [];
   for (const t of spec.tables) tables.push(await tablePlan(db, t, !!opts.exact, tempNames));
   const rowsOf = (t: string) => tables.find((x) => x.name === t)?.rows ?? 0;
-  const commitMs = await commitCostMs(db);
-  const batchedTable = spec.steps.find((s): s is BatchedStep => s.kind === 'batched')?.table;
-  const throttleMs = batchedTable ? await throttleCostMs({ db }, batchedTable) : 0;
+  const { commitMs, throttleMs } = measures;
   const calSize = spec.options.batchSize;
   const steps: StepPlan[] = [];
   for (const [i, step] of spec.steps.entries()) {
@@ -126,14 +130,15 @@ export async function plan(db: Db, m: LoadedMigration, opts: PlanOptions = {}): 
     // probe with small batches at the start until the size the target asks for settles (per-batch costs
     // are not linear in the size), then measure walks of that size at spread key positions
     let size = Math.min(step.batchSize ?? calSize, PROBE_SIZE);
-    let probe = await calibrate(db, m, i, { size, rows, samples: 1, walk: 2 });
+    const trial = measures.trial(i);
+    let probe = await calibrate(db, trial, { size, rows, samples: 1, walk: 2 });
     for (let round = 0; round < 3; round++) {
       const want = chooseBatchSize(ratesOf(probe.samples), firstBatchMs(targetBatchMs), size);
       if (want >= size / 1.3 && want <= size * 1.3) break;
       size = want;
-      probe = await calibrate(db, m, i, { size, rows, samples: 1, walk: 2 });
+      probe = await calibrate(db, trial, { size, rows, samples: 1, walk: 2 });
     }
-    const cal = await calibrate(db, m, i, { size, rows, samples: opts.samples });
+    const cal = await calibrate(db, trial, { size, rows, samples: opts.samples });
     const rates = ratesOf(cal.samples);
     const seqScans = cal.explain ? await findSeqScans(db, cal.explain, step.name, opts.largeTableRows ?? DEFAULT_LARGE_TABLE_ROWS) : [];
     steps.push({ name: step.name, kind: 'batched', table: step.table, rows, samples: cal.samples, rates, estimateMs: { low: 0, mid: 0, high: 0 }, seqScans });

@@ -1,5 +1,5 @@
-// The troubleshooting guide's sources: the error-code registry, the spec's checks, and the registry of
-// built-in checks when the checks stage provides one (read generically: code, meaning, fix).
+// The troubleshooting guide's sources: the error-code registry and the spec's checks (the built-in
+// check kinds come with the report's sources).
 import { ERROR_CODES } from '../error-codes.ts';
 import type { Check } from '../spec/define.ts';
 
@@ -10,41 +10,6 @@ export interface TroubleEntry {
   meaning: string;
   whatToDo: string;
   exitCode?: number;
-}
-
-/** Module paths (relative to this file) where the checks stage may keep its registry. */
-const CHECK_REGISTRY_MODULES = ['../checks/registry.ts', '../checks/index.ts'];
-
-function pick(o: Record<string, unknown>, keys: string[]): string | undefined {
-  for (const k of keys) if (typeof o[k] === 'string' && o[k]) return o[k] as string;
-  return undefined;
-}
-
-/** Entries of the built-in checks registry, if one exists; [] otherwise. Never throws. */
-export async function builtInChecks(): Promise<TroubleEntry[]> {
-  for (const rel of CHECK_REGISTRY_MODULES) {
-    let mod: Record<string, unknown>;
-    try {
-      mod = (await import(new URL(rel, import.meta.url).href)) as Record<string, unknown>;
-    } catch {
-      continue;
-    }
-    const entries: TroubleEntry[] = [];
-    for (const v of Object.values(mod)) {
-      const list = Array.isArray(v) ? v : v && typeof v === 'object' && !('code' in v) ? Object.values(v) : [];
-      for (const e of list) {
-        if (!e || typeof e !== 'object') continue;
-        const o = e as Record<string, unknown>;
-        // a check code, or a built-in check kind (orphans, unique-after …)
-        const code = pick(o, ['code', 'kind']);
-        const meaning = pick(o, ['meaning', 'description', 'looksFor', 'message', 'title', 'summary']);
-        if (!code || !meaning || entries.some((x) => x.code === code)) continue;
-        entries.push({ code, kind: pick(o, ['severity', 'defaultSeverity']) ?? 'check', meaning, whatToDo: pick(o, ['fix', 'defaultFix', 'whatToDo', 'remedy']) ?? '' });
-      }
-    }
-    if (entries.length) return entries;
-  }
-  return [];
 }
 
 export function errorEntries(): TroubleEntry[] {

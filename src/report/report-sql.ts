@@ -1,5 +1,4 @@
-// Every SQL the runbook and the report read, in one place. All of it is read-only except
-// MERGE_SUMMARY_SQL, which the schema snapshot hook uses to store a snapshot in the run's summary.
+// Every SQL the runbook and the report read, in one place. All of it is read-only.
 
 /** $1 = table oid. Columns in order, with their type, NOT NULL and default. */
 export const SNAPSHOT_COLUMNS_SQL = `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS "notNull",
@@ -22,12 +21,6 @@ export const TABLE_OID_SQL = `SELECT to_regclass($1)::oid::int AS oid`;
 /** $1 = table oid. Estimated rows (reltuples, -1 when never analyzed) and total size on disk. */
 export const TABLE_SIZE_SQL = `SELECT c.reltuples::float8 AS estimate, pg_total_relation_size(c.oid)::float8 AS bytes
   FROM pg_class c WHERE c.oid = $1`;
-
-/** $1 = run id, $2 = jsonb object merged into runs.summary. */
-export const MERGE_SUMMARY_SQL = `UPDATE belay.runs SET summary = summary || $2::jsonb WHERE id = $1`;
-
-/** $1 = run id, $2 = key. True when summary already holds the key (a resumed run keeps its first snapshot). */
-export const SUMMARY_HAS_SQL = `SELECT summary ? $2 AS has FROM belay.runs WHERE id = $1`;
 
 /** $1 = qualified name: true when the relation exists (state tables other stages may add). */
 export const RELATION_EXISTS_SQL = `SELECT to_regclass($1) IS NOT NULL AS exists`;

@@ -1,6 +1,5 @@
 // The report: what a run did, read back from belay's state (and the live catalog) as plain data,
 // then rendered as Markdown here, as HTML in html.ts, or printed as JSON.
-import { runChecks } from '../checks/run-checks.ts';
 import type { Db } from '../db/connection.ts';
 import { StateError } from '../errors.ts';
 import type { Migration } from '../spec/define.ts';
@@ -8,10 +7,14 @@ import type { LoadedMigration } from '../spec/load.ts';
 import { stateVersion } from '../state/schema.ts';
 import { type BatchRecord, getBatches, getRun } from '../state/runs.ts';
 import { code, fence, fmtInt, fmtMs, mdTable } from './markdown.ts';
+import type { ReportSources } from './sources.ts';
+import type { RunSummary } from '../state/summary.ts';
 import { HAS_RUN_ID_SQL, RELATION_EXISTS_SQL, rowsOfRunSql, RUN_EVENTS_SQL, STEP_TIMINGS_SQL, UNDO_TOTALS_SQL } from './report-sql.ts';
 import { diffTable, type DiffRow, type SchemaSnapshot, snapshotSchema, type TableDiff, type TableSchema } from './schema-snapshot.ts';
 
 export interface ReportOptions {
+  /** What other stages know (the pipeline passes it): without it, a run with no stored pre-flight shows none. */
+  sources?: ReportSources;
   /** Sample rows kept per finding (default 10). */
   sample?: number;
   /** Timestamp shown in the report (tests pin it). */
@@ -62,7 +65,7 @@ export async function buildReport(db: Db, runId: number, opts: ReportOptions = {
   }
   const run = await getRun(db, runId);
   const spec = run.spec as Migration;
-  const summary = run.summary as Record<string, unknown>;
+  const summary = run.summary;
   const sample = opts.sample ?? 10;
   const steps = (await db.query<{ stepNo: number; name: string; kind: string; status: string; rowsTotal: number | null; rowsDone: number;
     rowsChanged: number; startedAt: string | null; finishedAt: string | null; durationMs: number | null }>(STEP_TIMINGS_SQL, [runId])).rows;
@@ -70,8 +73,8 @@ export async function buildReport(db: Db, runId: number, opts: ReportOptions = {
     ...b, durationMs: Number(b.durationMs), rowsPerSec: b.durationMs > 0 ? (b.rowsInRange * 1000) / b.durationMs : 0,
   }));
   const events = (await db.query<{ at: string; elapsedMs: number; type: string; data: unknown }>(RUN_EVENTS_SQL, [runId])).rows;
-  const countsBefore = (summary.countsBefore ?? {}) as Record<string, number>;
-  const countsAfter = (summary.countsAfter ?? {}) as Record<string, number>;
+  const countsBefore = summary.countsBefore ?? {};
+  const countsAfter = summary.countsAfter ?? {};
   const durationMs = run.finishedAt ? Date.parse(run.finishedAt) - Date.parse(run.startedAt) : null;
 
   return {
@@ -94,7 +97,7 @@ export async function buildReport(db: Db, runId: number, opts: ReportOptions = {
       const after = countsAfter[t] ?? null;
       return { table: t, before, after, delta: before !== null && after !== null ? after - before : null };
     }),
-    issues: await issues(db, run.id, spec, run, sample),
+    issues: await issues(db, run.id, spec, run, sample, opts.sources),
     verification: await verification(db, runId),
     backups: await backups(db, runId),
     undo: (await db.query<RunReport['undo'][number]>(UNDO_TOTALS_SQL, [runId])).rows,
@@ -114,7 +117,7 @@ async function stateRows(db: Db, table: string, runId: number): Promise<Array<Re
   return r.rows.map((x) => x.row);
 }
 
-async function issues(db: Db, runId: number, spec: Migration, run: { checksum: string; file: string | null; params: Record<string, string> }, sample: number): Promise<RunReport['issues']> {
+async function issues(db: Db, runId: number, spec: Migration, run: { checksum: string; file: string | null; params: Record<string, string> }, sample: number, sources?: ReportSources): Promise<RunReport['issues']> {
   const stored = await stateRows(db, 'check_results', runId);
   if (stored && stored.length) {
     return {
@@ -129,7 +132,8 @@ async function issues(db: Db, runId: number, spec: Migration, run: { checksum: s
   // No stored results: run the spec's checks now (runChecks is read-only: its own READ ONLY transaction).
   const m: LoadedMigration = { spec, file: run.file ?? '<stored spec>', params: run.params, checksum: run.checksum };
   try {
-    const r = await runChecks(db, m, { sample });
+    if (!sources) throw new Error('no check runner was given');
+    const r = await sources.liveChecks(db, m, sample);
     return {
       source: 'live', note: `No pre-flight results were stored with this run: the migration's checks were run read-only when this report was made (${new Date().toISOString()}), so they describe the data as it is now, after the run.`,
       findings: r.findings.map((f) => ({ ...f, sample: f.sample.slice(0, sample) })),
@@ -174,9 +178,9 @@ function aborts(error: Record<string, unknown> | null, events: Array<{ type: str
   return out;
 }
 
-async function schema(db: Db, spec: Migration, summary: Record<string, unknown>): Promise<RunReport['schema']> {
-  const before = summary.schemaBefore as SchemaSnapshot | undefined;
-  const storedAfter = summary.schemaAfter as SchemaSnapshot | undefined;
+async function schema(db: Db, spec: Migration, summary: RunSummary): Promise<RunReport['schema']> {
+  const before = summary.schemaBefore;
+  const storedAfter = summary.schemaAfter;
   const live = await snapshotSchema(db, spec.tables);
   const tables = spec.tables.map((t) => {
     const b = before?.tables[t] ?? null;

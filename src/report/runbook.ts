@@ -1,19 +1,20 @@
 // The runbook: everything a reviewer needs to approve a migration before it runs, as Markdown.
 // Works without a database (the SQL then assumes the key); with one it adds table sizes and real key types.
 import path from 'node:path';
-import { checkSql } from '../checks/run-checks.ts';
-import { DEFAULT_TARGET_BATCH_MS } from '../plan/calibrate.ts';
 import type { Db } from '../db/connection.ts';
 import { ident, qualified } from '../db/sql.ts';
-import { batchTarget } from '../execute/apply.ts';
-import { applyBatchSql, type BatchTarget, verifyBatchSql } from '../execute/batch-sql.ts';
 import type { BatchedStep } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { cell, code, fence, fmtBytes, fmtInt, fmtMs, mdTable, scalarPaths } from './markdown.ts';
-import { builtInChecks, checkEntries, checkMeaning, errorEntries } from './registries.ts';
+import { checkEntries, checkMeaning, errorEntries } from './registries.ts';
+import type { ReportSources } from './sources.ts';
 import { TABLE_OID_SQL, TABLE_SIZE_SQL } from './report-sql.ts';
+import { type StepTarget, resolveStep } from '../spec/resolve.ts';
+import { DEFAULT_TARGET_BATCH_MS } from '../spec/define.ts';
 
 export interface RunbookOptions {
+  /** What other stages know: the SQL of checks and batches, the built-in check kinds (the pipeline passes them). */
+  sources?: ReportSources;
   /** Read-only: table sizes and key types. Without it the document is still complete. */
   db?: Db;
   /** A parsed plan.json (from belay plan), read generically. */
@@ -102,12 +103,12 @@ export async function runbook(m: LoadedMigration, opts: RunbookOptions = {}): Pr
     out.push('', 'The projection: for the keys in `[$1, $2]`, the key and the new value of every written column.', '', fence(s.projection, 'sql'));
     out.push('', 'The statement belay runs for every batch (generated from the projection): it writes only rows whose values change, ' +
       'only while they still hold the value it read, and stores their before- and after-images in the undo log. ' +
-      '`$1`/`$2` = key range, `$3` = run, `$4` = step, `$5` = batch.', '', fence(applyBatchSql(t, s.projection), 'sql'));
+      '`$1`/`$2` = key range, `$3` = run, `$4` = step, `$5` = batch.', '', fence(opts.sources?.batchSql(t, s) ?? '-- (the batch statement: not available here)', 'sql'));
     if (s.wholeTableProjection) {
       out.push('', 'The same projection for the whole table at once, set-based: the pre-flight predictions run this form, ' +
         'and `belay dry-run` fails unless it writes exactly the rows and values the batches write.', '', fence(s.wholeTableProjection, 'sql'));
     }
-    if (s.verify) out.push('', 'In-batch verification (must return no rows, or the batch rolls back):', '', fence(verifyBatchSql(t, s.verify), 'sql'));
+    if (s.verify) out.push('', 'In-batch verification (must return no rows, or the batch rolls back):', '', fence(opts.sources?.verifySql(t, s) ?? s.verify, 'sql'));
   }
   if (spec.tempIndexes.length) {
     out.push('', '### Temporary indexes', '', 'Created before the first step, dropped in cleanup:', '');
@@ -122,7 +123,7 @@ export async function runbook(m: LoadedMigration, opts: RunbookOptions = {}): Pr
   for (const c of spec.checks) {
     out.push('', `#### ${c.code}`, '');
     if (c.kind === 'classify') out.push(`One query sorts the rows into categories by its column ${code(c.column)}: ${c.categories.map((x) => `${code(x.value)} → ${code(x.code)}`).join(', ')}.`, '');
-    if (c.kind === 'sql' || c.kind === 'orphans' || c.kind === 'classify') out.push(fence(checkSql(c), 'sql'));
+    if (c.kind === 'sql' || c.kind === 'orphans' || c.kind === 'classify') out.push(fence(opts.sources?.checkSql(c) ?? '-- (not available here)', 'sql'));
     else out.push(`Built-in ${c.kind} check: ${checkMeaning(c)}.`);
   }
 
@@ -193,7 +194,7 @@ export async function runbook(m: LoadedMigration, opts: RunbookOptions = {}): Pr
   h2(9);
   out.push('### This migration\'s check codes', '');
   out.push(mdTable(['code', 'severity', 'meaning', 'what to do'], checkEntries(spec.checks).map((e) => [code(e.code), e.kind, e.meaning, e.whatToDo])));
-  const builtIn = await builtInChecks();
+  const builtIn = opts.sources?.checkKinds ?? [];
   if (builtIn.length) {
     out.push('', '### Built-in check kinds', '');
     out.push(mdTable(['kind', 'default severity', 'meaning', 'what to do'], builtIn.map((e) => [code(e.code), e.kind, e.meaning, e.whatToDo])));
@@ -207,10 +208,10 @@ export async function runbook(m: LoadedMigration, opts: RunbookOptions = {}): Pr
   return `${out.join('\n')}\n`;
 }
 
-async function targetOf(db: Db | undefined, s: BatchedStep, i: number): Promise<{ t: BatchTarget; assumed: boolean }> {
+async function targetOf(db: Db | undefined, s: BatchedStep, i: number): Promise<{ t: StepTarget; assumed: boolean }> {
   if (db) {
     const r = await db.query<{ oid: number | null }>(TABLE_OID_SQL, [qualified(s.table)]);
-    if (r.rows[0]?.oid) return { t: await batchTarget(db, s, i), assumed: false };
+    if (r.rows[0]?.oid) return { t: await resolveStep(db, s, i), assumed: false };
   }
   return { t: { table: qualified(s.table), tableName: s.table, key: s.key ?? 'id', keyType: 'bigint', writes: s.writes }, assumed: true };
 }

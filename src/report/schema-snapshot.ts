@@ -2,40 +2,12 @@
 // snapshots, and an apply hook that stores the snapshot at the start and the end of a run.
 import type { Db } from '../db/connection.ts';
 import { qualified } from '../db/sql.ts';
-import type { RunContext } from '../execute/apply.ts';
-import { MERGE_SUMMARY_SQL, SNAPSHOT_COLUMNS_SQL, SNAPSHOT_CONSTRAINTS_SQL, SNAPSHOT_INDEXES_SQL, SUMMARY_HAS_SQL, TABLE_OID_SQL } from './report-sql.ts';
+import { SNAPSHOT_COLUMNS_SQL, SNAPSHOT_CONSTRAINTS_SQL, SNAPSHOT_INDEXES_SQL, TABLE_OID_SQL } from './report-sql.ts';
+import { type ColumnDoc, type ConstraintDoc, type IndexDoc, mergeSummary, type SchemaSnapshot, summaryHas, type TableSchema } from '../state/summary.ts';
 
-export interface ColumnDoc {
-  name: string;
-  type: string;
-  notNull: boolean;
-  default: string | null;
-}
-export interface IndexDoc {
-  name: string;
-  definition: string;
-  unique: boolean;
-  primary: boolean;
-}
-export interface ConstraintDoc {
-  name: string;
-  /** p primary key, u unique, f foreign key, c check, x exclusion. */
-  type: string;
-  definition: string;
-}
-/** One table's shape; exists is false when the table is absent (then the lists are empty). */
-export interface TableSchema {
-  table: string;
-  exists: boolean;
-  columns: ColumnDoc[];
-  indexes: IndexDoc[];
-  constraints: ConstraintDoc[];
-}
-/** Table name (as in the spec) -> its shape, and when it was taken. */
-export interface SchemaSnapshot {
-  takenAt: string;
-  tables: Record<string, TableSchema>;
-}
+export type { ColumnDoc, ConstraintDoc, IndexDoc, SchemaSnapshot, TableSchema };
+import type { Stage } from '../run/contract.ts';
+
 
 export async function snapshotTable(db: Db, table: string): Promise<TableSchema> {
   const r = await db.query<{ oid: number | null }>(TABLE_OID_SQL, [qualified(table)]);
@@ -113,17 +85,15 @@ export function diffTable(before: TableSchema | undefined, after: TableSchema): 
  * Stores a snapshot of the migration's tables in runs.summary.schemaBefore before the first write
  * (kept as first taken when a run resumes) and in summary.schemaAfter after the last step.
  */
-export function schemaSnapshotHook(): { beforeWrite(ctx: RunContext): Promise<void>; afterWrite(ctx: RunContext): Promise<void> } {
+export function schemaSnapshotStage(): Stage {
   return {
-    async beforeWrite(ctx) {
-      const has = await ctx.db.query<{ has: boolean }>(SUMMARY_HAS_SQL, [ctx.runId, 'schemaBefore']);
-      if (has.rows[0]?.has) return;
-      const snap = await snapshotSchema(ctx.db, ctx.migration.spec.tables);
-      await ctx.db.query(MERGE_SUMMARY_SQL, [ctx.runId, JSON.stringify({ schemaBefore: snap })]);
+    name: 'schema-snapshot',
+    async before(ctx) {
+      if (await summaryHas(ctx.db, ctx.runId, 'schemaBefore')) return;
+      await mergeSummary(ctx.db, ctx.runId, { schemaBefore: await snapshotSchema(ctx.db, ctx.migration.spec.tables) });
     },
-    async afterWrite(ctx) {
-      const snap = await snapshotSchema(ctx.db, ctx.migration.spec.tables);
-      await ctx.db.query(MERGE_SUMMARY_SQL, [ctx.runId, JSON.stringify({ schemaAfter: snap })]);
+    async after(ctx) {
+      await mergeSummary(ctx.db, ctx.runId, { schemaAfter: await snapshotSchema(ctx.db, ctx.migration.spec.tables) });
     },
   };
 }

@@ -20,7 +20,7 @@ export async function writeRunDocs(db: Db, m: LoadedMigration, runId: number, di
   mkdirSync(abs, { recursive: true });
   const docs: RunDocs = { dir: abs, runbook: path.join(abs, 'RUNBOOK.md'), report: path.join(abs, 'REPORT.md'), html: path.join(abs, 'report.html') };
   writeFileSync(docs.runbook, await runbook(m, { ...opts, db }));
-  const data = await buildReport(db, runId);
+  const data = await buildReport(db, runId, { sources: opts.sources });
   writeFileSync(docs.report, renderReportMarkdown(data));
   writeFileSync(docs.html, renderReportHtml(data));
   return docs;

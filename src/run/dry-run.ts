@@ -11,15 +11,16 @@ import type { BatchedStep } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { acquireMigrationLock } from '../state/lock.ts';
 import { ensureState } from '../state/schema.ts';
-import { DEFAULT_TARGET_BATCH_MS, ratesOf } from '../plan/calibrate.ts';
+import { ratesOf } from '../plan/calibrate.ts';
 import { type Ledger, recordLedger } from '../config/environments.ts';
 import { finishPlan, type Plan, type StepPlan, tablePlan } from '../plan/plan.ts';
 import { BatchSizer, unmeasuredStartSize } from '../steer/batch-sizer.ts';
 import { throttleCostMs } from '../steer/throttle.ts';
 import { commitCostMs, type TrialBatch, trialBatch } from '../execute/trial-batch.ts';
 import { RECORD_TRIAL_SQL, wholeTableDigestSql } from '../execute/trial-sql.ts';
-import { batchTarget } from '../execute/apply.ts';
 import { keyRangeSql } from '../checks/check-sql.ts';
+import { resolveStep } from '../spec/resolve.ts';
+import { DEFAULT_TARGET_BATCH_MS } from '../spec/define.ts';
 
 export const DEFAULT_DRY_RUN_SAMPLE = 10;
 
@@ -158,7 +159,7 @@ async function wholeTableDigest(db: Db, m: LoadedMigration, stepNo: number): Pro
   try {
     // as in a trial batch: plain-SQL steps declared before this one run first (a column they add exists)
     for (const prior of m.spec.steps.slice(0, stepNo)) if (prior.kind === 'sql') await db.exec(prior.up);
-    const t = await batchTarget(db, step, stepNo);
+    const t = await resolveStep(db, step, stepNo);
     const range = (await db.query<{ lo: string | null; hi: string | null }>(keyRangeSql(t.table, t.key))).rows[0]!;
     try {
       return (await db.query<{ rows: number; sum: string }>(wholeTableDigestSql(t, step.wholeTableProjection!), [range.lo, range.hi])).rows[0]!;

@@ -1,20 +1,36 @@
-// The whole safety pipeline of an apply, as one library call: what `belay apply` and `belay demo` run.
-// pre-flight (refuses on blocking findings) → verified backup → schema snapshot → untouched-column
-// baseline → batches with abort triggers → verification → temporary indexes dropped.
-import { backupHook } from '../backup/backup.ts';
-import { type CheckReport } from '../checks/run-checks.ts';
-import { withPreflight } from '../checks/preflight.ts';
+// The order of a run, written down once. A newcomer reads this file top to bottom and knows what
+// `belay apply` does; every stage it names sees only the run contract (contract.ts).
+//
+//   check → backup → temporary indexes → schema snapshot → baseline → batches (steered, abort triggers)
+//   → verify → (unwinding) schema snapshot after, temporary indexes dropped
+//
+// Rollback is its mirror (rollback/), restore from backup its last resort (backup/restore-run.ts).
+import { archiveBackups, type ArchiveOptions, type ArchiveResult, DEFAULT_RETENTION_MS } from '../backup/archive.ts';
+import { backupStage } from '../backup/backup.ts';
+import { preflight } from '../checks/preflight.ts';
+import type { CheckReport } from '../checks/run-checks.ts';
+import { cleanTempIndexes } from '../cleanup/cleanup.ts';
+import { tempIndexStage } from '../cleanup/temp-indexes.ts';
+import { assertApplyAllowed, type Ledger, recordLedger } from '../config/environments.ts';
 import type { Db } from '../db/connection.ts';
-import { applyPlanned, type PlannedApplyOptions } from './apply-planned.ts';
-import { schemaSnapshotHook } from '../report/schema-snapshot.ts';
+import { apply, type ApplyOptions } from '../execute/apply.ts';
+import { commitCostMs, trialBatch } from '../execute/trial-batch.ts';
+import { assertPlanCurrent, type Plan, type PlanOptions, plan as makePlan } from '../plan/plan.ts';
+import { schemaSnapshotStage } from '../report/schema-snapshot.ts';
+import { rollback } from '../rollback/rollback.ts';
+import { DEFAULT_TARGET_BATCH_MS, type Migration } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
-import { verificationHooks } from '../verify/verify.ts';
-import { abortController } from '../steer/abort-triggers.ts';
-import type { ApplyOptions, ApplyResult } from '../execute/apply.ts';
-import { composeHooks } from './compose-hooks.ts';
-import { composeControllers } from './compose.ts';
+import { getRun } from '../state/runs.ts';
+import { abortStage } from '../steer/abort-triggers.ts';
+import { unmeasuredStartSize } from '../steer/batch-sizer.ts';
+import { steerStage, throttleCostMs, type ThrottleOptions } from '../steer/throttle.ts';
+import { baselineStage, verificationStage, type VerifyOptions, type VerifyResult, verifyRun } from '../verify/verify.ts';
+import type { RunResult, Stage } from './contract.ts';
+import { recount } from './sources.ts';
 
-export interface SafeApplyOptions extends Omit<ApplyOptions, 'beforeWrite' | 'afterWrite' | 'controller'> {
+export interface SafeApplyOptions extends Omit<ApplyOptions, 'stages' | 'undo'> {
+  /** Changes the stages of the run: add one of your own, or leave one out (default: applyStages as they are). */
+  stages?: (defaults: Stage[]) => Stage[];
   /** false: no backup (the CLI's --no-backup); default: an in-database copy, plus files in backupDir. */
   backup?: boolean;
   backupDir?: string;
@@ -23,21 +39,93 @@ export interface SafeApplyOptions extends Omit<ApplyOptions, 'beforeWrite' | 'af
   onCheckReport?: (report: CheckReport) => void;
   /** The application writes meanwhile: drift in categories and untouched columns warns instead of failing. */
   concurrentWrites?: boolean;
-  /** Plan file, ledger, throttle and adaptive sizing (see applyPlanned). */
-  planned?: PlannedApplyOptions;
+  /** A plan made by belay plan / dry-run -o: refused when stale; its batch size and mode are used. */
+  plan?: Plan;
+  /** Row-count drift allowed since the plan, as a fraction (default 0.1). */
+  maxDrift?: number;
+  /** Batch duration the size adapts to (default: the plan's, else 200 ms); adapt: false keeps the size fixed. */
+  targetBatchMs?: number;
+  adapt?: boolean;
+  throttle?: Partial<ThrottleOptions>;
+  /** Where the apply is recorded, and whether its environment is protected. */
+  ledger?: Ledger;
+  /** The reason for applying on a protected environment without rehearsal and dry run (recorded). */
+  override?: string;
+  tempIndexTimeoutMs?: number;
 }
 
-export function safeApply(db: Db, m: LoadedMigration, opts: SafeApplyOptions = {}): Promise<ApplyResult> {
-  const { backup = true, backupDir, skipChecks, onCheckReport, concurrentWrites, planned, ...rest } = opts;
-  const options = withPreflight({
-    ...rest,
-    // the spec's abort triggers (and rollback on a failed in-batch verification)
-    controller: composeControllers(abortController(m.spec)),
-    ...composeHooks(
-      backup ? backupHook({ dir: backupDir }) : undefined,
-      schemaSnapshotHook(),
-      verificationHooks({ concurrentWrites }),
-    ),
-  }, { skipChecks, onReport: onCheckReport });
-  return applyPlanned(db, m, options, planned);
+/** The stages of an apply, in order (their after() hooks run in reverse, as a stack unwinds). */
+export function applyStages(m: LoadedMigration, o: SafeApplyOptions & { targetBatchMs: number; adapt: boolean }): Stage[] {
+  return [
+    preflight({ skipChecks: o.skipChecks, onReport: o.onCheckReport }), // refuses on blocking findings before a backup is paid for
+    ...(o.backup === false ? [] : [backupStage({ dir: o.backupDir })]), // verified copies of every touched table
+    tempIndexStage({ timeoutMs: o.tempIndexTimeoutMs }), // the indexes the batches need; dropped once verified
+    schemaSnapshotStage(), // the touched tables' schema before the first write and after the last
+    baselineStage(), // checksums of the columns the run does not write
+    steerStage({ targetMs: o.targetBatchMs, throttle: o.throttle, adapt: o.adapt }), // batch size and throttle
+    abortStage(m.spec), // the spec's abort triggers, after every batch
+    verificationStage({ concurrentWrites: o.concurrentWrites, recount }), // after the last batch: did the run do what it said
+  ];
+}
+
+/** belay apply: the whole pipeline. Expected failures are in the result's `error`; a refused start throws. */
+export async function safeApply(db: Db, m: LoadedMigration, opts: SafeApplyOptions = {}): Promise<RunResult> {
+  const { plan, ledger } = opts;
+  if (ledger) assertApplyAllowed(ledger, m.spec.id, m.checksum, opts.override);
+  if (plan) await assertPlanCurrent(db, m, plan, { maxDrift: opts.maxDrift });
+  const targetBatchMs = opts.targetBatchMs ?? plan?.targetBatchMs ?? DEFAULT_TARGET_BATCH_MS;
+  // an explicit batch size is the user's choice: keep it fixed
+  const adapt = opts.adapt ?? opts.batchSize === undefined;
+  const spec = m.spec;
+  let result: RunResult;
+  try {
+    result = await apply(db, m, {
+      ...opts,
+      // no plan: start small, the sizer grows the size to the target within a few batches
+      batchSize: opts.batchSize ?? plan?.batchSize
+        ?? (adapt ? unmeasuredStartSize(spec.options.batchSize, ...spec.steps.map((s) => (s.kind === 'batched' ? s.batchSize : undefined))) : undefined),
+      mode: opts.mode ?? plan?.mode,
+      stages: (opts.stages ?? ((s) => s))(applyStages(m, { ...opts, targetBatchMs, adapt })),
+      undo: (d, runId, emit) => rollback(d, runId, { onEvent: emit }),
+    });
+  } catch (err) {
+    if (ledger) recordLedger(ledger, { migrationId: spec.id, checksum: m.checksum, database: db.label, command: 'apply', result: 'fail', override: opts.override, detail: (err as Error).message });
+    throw err;
+  }
+  if (ledger) {
+    recordLedger(ledger, {
+      migrationId: spec.id, checksum: m.checksum, database: db.label, command: 'apply', result: result.status === 'completed' ? 'pass' : 'fail',
+      runId: result.runId, override: opts.override, detail: result.error?.message,
+    });
+  }
+  return result;
+}
+
+export interface CleanupResult {
+  runId: number;
+  tempIndexesDropped: string[];
+  backups: ArchiveResult;
+}
+
+/** belay cleanup <run>: temporary indexes dropped; backups archived (with dir) and copies past the retention dropped. */
+export async function cleanupRun(db: Db, runId: number, opts: ArchiveOptions = {}): Promise<CleanupResult> {
+  const run = await getRun(db, runId);
+  const tempIndexesDropped = await cleanTempIndexes(db, runId, run.spec as Migration);
+  const backups = await archiveBackups(db, { runId }, { requireArchive: false, ...opts, retentionMs: opts.retentionMs ?? DEFAULT_RETENTION_MS });
+  return { runId, tempIndexesDropped, backups };
+}
+
+/** belay verify: the post-run verification again, recorded as a round (the pre-flight's categories recounted). */
+export function verify(db: Db, runId: number, opts: Omit<VerifyOptions, 'recount'> = {}): Promise<VerifyResult> {
+  return verifyRun(db, runId, { ...opts, recount });
+}
+
+/** belay plan: sizes, EXPLAIN and rolled-back calibration batches, measured with the batch body apply runs. */
+export async function plan(db: Db, m: LoadedMigration, opts: PlanOptions = {}): Promise<Plan> {
+  const batched = m.spec.steps.find((s) => s.kind === 'batched');
+  return makePlan(db, m, opts, {
+    trial: (stepNo) => (q) => trialBatch(db, m, stepNo, q),
+    commitMs: await commitCostMs(db),
+    throttleMs: batched ? await throttleCostMs({ db }, batched.table) : 0,
+  });
 }

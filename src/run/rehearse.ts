@@ -5,12 +5,13 @@ import type { Db } from '../db/connection.ts';
 import { checksumTable, type TableChecksum } from '../db/checksum.ts';
 import { qualified } from '../db/sql.ts';
 import { BelayError, StateError } from '../errors.ts';
-import { apply, type ApplyOptions, type ApplyResult, asBelayError } from '../execute/apply.ts';
+import { apply, type ApplyOptions, asBelayError } from '../execute/apply.ts';
 import { rollback, type RollbackResult } from '../rollback/rollback.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { ensureState } from '../state/schema.ts';
 import { type Ledger, recordLedger } from '../config/environments.ts';
 import { RECORD_TRIAL_SQL } from '../execute/trial-sql.ts';
+import type { RunResult } from './contract.ts';
 
 export interface RehearseOptions {
   /** Passed on to apply (events, batch size, hooks such as the pre-flight). */
@@ -34,7 +35,7 @@ export interface RehearseResult {
   /** What failed first, one sentence; undefined when the rehearsal passed. */
   reason?: string;
   runId: number | null;
-  apply: ApplyResult | null;
+  apply: RunResult | null;
   verify: Array<{ name: string; rows: number; sample: unknown[] }>;
   rollback: RollbackResult | null;
   tables: TableEvidence[];

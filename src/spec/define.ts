@@ -2,6 +2,14 @@
 // or a function (params) => defineMigration({...}) for policies chosen on the command line.
 import { z } from 'zod';
 
+/** A batch should hold its row locks about this long: short enough that no one waits noticeably. */
+export const DEFAULT_TARGET_BATCH_MS = 200;
+/** The batch sizer's and calibration's bounds on an adaptive batch size. */
+export const MIN_BATCH_SIZE = 100;
+export const MAX_BATCH_SIZE = 200_000;
+/** The batch sizer aims a batch at the target ÷ this until it has learnt its own headroom; so does the plan. */
+export const INITIAL_HEADROOM = 1.5;
+
 const name = z.string().min(1, 'must not be empty').max(63, 'must be at most 63 characters (a PostgreSQL identifier)');
 const tableName = z.string().min(1, 'must not be empty').max(127);
 const sql = z.string().trim().min(1, 'must be a non-empty SQL text');

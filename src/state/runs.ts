@@ -1,6 +1,7 @@
 // Reads and writes of belay's run records. All SQL on schema belay's run tables is here.
 import type { Db } from '../db/connection.ts';
 import { StateError } from '../errors.ts';
+import { type RunSummary, SUMMARY_VERSION } from './summary.ts';
 
 export type RunStatus = 'running' | 'completed' | 'failed' | 'paused' | 'rolling_back' | 'rolled_back';
 
@@ -16,7 +17,7 @@ export interface RunRecord {
   startedAt: string;
   finishedAt: string | null;
   error: Record<string, unknown> | null;
-  summary: Record<string, unknown>;
+  summary: RunSummary;
 }
 
 export interface StepRecord {
@@ -72,15 +73,15 @@ export async function getSteps(db: Db, runId: number): Promise<StepRecord[]> {
   return r.rows;
 }
 
-export async function setRunStatus(db: Db, runId: number, status: RunStatus, extra: { error?: object | null; summary?: object } = {}): Promise<void> {
+export async function setRunStatus(db: Db, runId: number, status: RunStatus, extra: { error?: object | null; summary?: RunSummary } = {}): Promise<void> {
   const finished = status === 'running' || status === 'rolling_back' ? null : 'now';
   await db.query(
     `UPDATE belay.runs SET status = $2,
        finished_at = CASE WHEN $3::text IS NULL THEN NULL ELSE clock_timestamp() END,
        error = CASE WHEN $4::text = 'keep' THEN error ELSE $5::jsonb END,
-       summary = summary || $6::jsonb
+       summary = summary || $6::jsonb || jsonb_build_object('summaryVersion', $7::int)
      WHERE id = $1`,
-    [runId, status, finished, extra.error === undefined ? 'keep' : 'set', extra.error ? JSON.stringify(extra.error) : null, JSON.stringify(extra.summary ?? {})],
+    [runId, status, finished, extra.error === undefined ? 'keep' : 'set', extra.error ? JSON.stringify(extra.error) : null, JSON.stringify(extra.summary ?? {}), SUMMARY_VERSION],
   );
 }
 
@@ -118,9 +119,4 @@ export async function getBatches(db: Db, runId: number): Promise<BatchRecord[]> 
     [runId],
   );
   return r.rows;
-}
-
-/** Merges keys into a run's summary without touching its status. */
-export async function mergeRunSummary(db: Db, runId: number, summary: object): Promise<void> {
-  await db.query(`UPDATE belay.runs SET summary = summary || $2::jsonb WHERE id = $1`, [runId, JSON.stringify(summary)]);
 }

@@ -14,26 +14,15 @@ import type { Db } from '../db/connection.ts';
 import { ident } from '../db/sql.ts';
 import { AbortedError, type BelayError, SpecError, VerificationError } from '../errors.ts';
 import type { BatchedStep, Migration } from '../spec/define.ts';
-import { getRun, mergeRunSummary, recordEvent } from '../state/runs.ts';
-import { type BatchController, type BatchInfo, batchTarget, type RunContext } from '../execute/apply.ts';
-import type { BatchTarget } from '../execute/batch-sql.ts';
+import { recordEvent } from '../state/runs.ts';
+import { type FiredTrigger, mergeSummary, readSummary } from '../state/summary.ts';
+import type { BatchController, BatchRecord, RunContext, Stage } from '../run/contract.ts';
+import { type StepTarget, resolveStep } from '../spec/resolve.ts';
 
 export type AbortTrigger = Migration['abort'][number];
 export type AbortDecision = 'pause' | 'rollback';
 
-/** What fired, stored in the run's record. */
-export interface FiredTrigger {
-  /** Index in spec.abort, or -1 for the built-in default (failed in-batch verification rolls back). */
-  index: number;
-  when: AbortTrigger['when'];
-  threshold?: number;
-  decision: AbortDecision;
-  /** Measured value that crossed the threshold. */
-  value: number;
-  reason: string;
-  batchNo?: number;
-  step?: string;
-}
+export type { FiredTrigger };
 
 /** The default action of a failed in-batch verification when the spec declares none. */
 export const DEFAULT_VERIFICATION_ACTION: AbortDecision = 'rollback';
@@ -59,7 +48,7 @@ export function validateAbortTriggers(spec: Migration): void {
 }
 
 /** Rows returned by a trigger's SQL for one batch; `written` is the batch's after-image ($3 run, $4 step, $5 batch). */
-export function countTriggerSql(t: BatchTarget, sql: string): string {
+export function countTriggerSql(t: StepTarget, sql: string): string {
   return `WITH written AS (
   SELECT w.* FROM jsonb_populate_recordset(NULL::${t.table},
     (SELECT after FROM belay.undo WHERE run_id = $3::bigint AND step_no = $4::int AND batch_no = $5::int)) w
@@ -71,7 +60,7 @@ ${sql}
 }
 
 /** Rows of one batch's after-image that no longer hold the written values ($1 run, $2 step, $3 batch). */
-export function changedSinceSql(t: BatchTarget): string {
+export function changedSinceSql(t: StepTarget): string {
   const k = ident(t.key);
   const same = t.writes.map((c) => `t.${ident(c)} IS NOT DISTINCT FROM a.${ident(c)}`).join(' AND ');
   return `SELECT count(*)::int AS n
@@ -81,6 +70,11 @@ export function changedSinceSql(t: BatchTarget): string {
 }
 
 export const LOCK_RETRIES_SQL = `SELECT coalesce(sum(attempts - 1), 0)::int AS n FROM belay.batches WHERE run_id = $1`;
+
+/** The abort stage: the spec's triggers evaluated after every batch. */
+export function abortStage(spec: Migration): Stage {
+  return { name: 'abort-triggers', batches: abortController(spec) };
+}
 
 /**
  * A BatchController that evaluates spec.abort after every batch and turns a failed in-batch
@@ -93,12 +87,12 @@ export function abortController(spec: Migration): BatchController {
   // running totals per trigger index, kept in runs.summary.abortTotals so that a resumed run goes on counting
   let totals: Record<number, number> | undefined;
   let fired: FiredTrigger | undefined;
-  const targets = new Map<number, BatchTarget>();
+  const targets = new Map<number, StepTarget>();
 
-  async function target(db: Db, stepNo: number): Promise<BatchTarget> {
+  async function target(db: Db, stepNo: number): Promise<StepTarget> {
     let t = targets.get(stepNo);
     if (!t) {
-      t = await batchTarget(db, spec.steps[stepNo] as BatchedStep, stepNo);
+      t = await resolveStep(db, spec.steps[stepNo] as BatchedStep, stepNo);
       targets.set(stepNo, t);
     }
     return t;
@@ -107,11 +101,11 @@ export function abortController(spec: Migration): BatchController {
   async function record(ctx: RunContext, f: FiredTrigger): Promise<void> {
     fired = f;
     await recordEvent(ctx.db, ctx.runId, 'abort-triggered', f);
-    await mergeRunSummary(ctx.db, ctx.runId, { abort: f });
+    await mergeSummary(ctx.db, ctx.runId, { abort: f });
     ctx.emit({ type: 'log', level: 'warn', runId: ctx.runId, message: `abort trigger ${f.when}: ${f.reason}; ${f.decision === 'pause' ? 'pausing the run' : 'rolling the run back'}` });
   }
 
-  async function measure(ctx: RunContext, i: number, info: BatchInfo): Promise<number> {
+  async function measure(ctx: RunContext, i: number, info: BatchRecord): Promise<number> {
     const t = triggers[i]!;
     const { db } = ctx;
     switch (t.when) {
@@ -136,8 +130,7 @@ export function abortController(spec: Migration): BatchController {
   return {
     async afterBatch(ctx, info) {
       if (totals === undefined) {
-        const run = ctx.resumed ? await getRun(ctx.db, ctx.runId) : undefined;
-        totals = { ...((run?.summary.abortTotals as Record<number, number> | undefined) ?? {}) };
+        totals = { ...(ctx.resumed ? ((await readSummary(ctx.db, ctx.runId)).abortTotals ?? {}) : {}) };
       }
       let hit: FiredTrigger | undefined;
       for (const [i, t] of triggers.entries()) {
@@ -154,7 +147,7 @@ export function abortController(spec: Migration): BatchController {
         const f: FiredTrigger = { index: i, when: t.when, threshold: t.threshold, decision: t.action, value, reason: `${what}, over the threshold of ${t.threshold}${unit}`, batchNo: info.batchNo, step: info.step };
         if (!hit || (hit.decision === 'pause' && f.decision === 'rollback')) hit = f;
       }
-      if (Object.keys(totals).length > 0) await mergeRunSummary(ctx.db, ctx.runId, { abortTotals: totals });
+      if (Object.keys(totals).length > 0) await mergeSummary(ctx.db, ctx.runId, { abortTotals: totals });
       if (!hit) return 'continue';
       await record(ctx, hit);
       return hit.decision;

@@ -6,10 +6,10 @@
 // turned out than the sizer predicted (the largest such surprise of the last two minutes). A steady workload
 // earns a small headroom and large batches; a noisy one (checkpoints, full-page writes, a busy
 // machine) gets smaller batches, so that even its surprises stay under the target.
-import { MAX_BATCH_SIZE, MIN_BATCH_SIZE } from '../plan/calibrate.ts';
+import { INITIAL_HEADROOM, MAX_BATCH_SIZE, MIN_BATCH_SIZE } from '../spec/define.ts';
 
-/** Headroom until CALIBRATED_AFTER batches were seen: the plan's size aims at target ÷ this too. */
-export const INITIAL_HEADROOM = 1.5;
+export { INITIAL_HEADROOM };
+
 /**
  * Bounds of the learnt headroom. At least 1.4: a steady stretch says nothing about the next checkpoint
  * or competing query, and one-off batches 1.5–1.8× costlier than the batch before were seen on the

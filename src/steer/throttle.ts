@@ -2,10 +2,10 @@
 // batches while the database is under strain (lock waiters on the table, an old transaction, replica lag).
 import { qualified } from '../db/sql.ts';
 import { AbortedError } from '../errors.ts';
-import type { BatchController, BatchInfo, RunContext } from '../execute/apply.ts';
 import type { BatchedStep } from '../spec/define.ts';
 import { BatchSizer } from './batch-sizer.ts';
-import { LOCK_WAITERS_SQL, OLD_TRANSACTIONS_SQL, REPLICATION_LAG_SQL } from '../plan/plan-sql.ts';
+import { LOCK_WAITERS_SQL, OLD_TRANSACTIONS_SQL, REPLICATION_LAG_SQL } from './steer-sql.ts';
+import type { BatchController, BatchRecord, RunContext, Stage } from '../run/contract.ts';
 
 export interface ThrottleOptions {
   /** Pause while more than this many sessions wait for a lock on the step's table (null = off). */
@@ -64,7 +64,19 @@ export async function throttleCostMs(ctx: Pick<RunContext, 'db'>, table: string)
  * row; on a server a batch still running at targetMs is cancelled and split) and waits while a throttle
  * condition holds.
  */
-export function planController(opts: { targetMs: number; throttle?: Partial<ThrottleOptions>; adapt?: boolean }): BatchController {
+/** The steer stage: batches sized under the target duration, the run paused while the database is under strain. */
+export function steerStage(opts: SteerOptions): Stage {
+  return { name: 'steer', batches: planController(opts) };
+}
+
+export interface SteerOptions {
+  targetMs: number;
+  throttle?: Partial<ThrottleOptions>;
+  /** false: keep the size fixed (the user's --batch-size): neither adapted nor split. */
+  adapt?: boolean;
+}
+
+export function planController(opts: SteerOptions): BatchController {
   // undefined means 'the default' (a flag not given), null means 'off'
   const given = Object.fromEntries(Object.entries(opts.throttle ?? {}).filter(([, v]) => v !== undefined));
   const o: ThrottleOptions = { ...DEFAULT_THROTTLE, ...given };
@@ -93,6 +105,6 @@ export function planController(opts: { targetMs: number; throttle?: Partial<Thro
     // a fixed size (the user's --batch-size) is neither adapted nor split
     ...(opts.adapt === false
       ? {}
-      : { nextBatchSize: (current: number, last: BatchInfo) => sizerOf(last.stepNo).next(current, last), batchCeilingMs: opts.targetMs }),
+      : { nextBatchSize: (current: number, last: BatchRecord) => sizerOf(last.stepNo).next(current, last), batchCeilingMs: opts.targetMs }),
   };
 }

@@ -7,9 +7,10 @@ import type { Migration } from '../spec/define.ts';
 import { ensureState } from '../state/schema.ts';
 import { getRun } from '../state/runs.ts';
 import { countedSql, writtenCountedSql } from './verify-sql.ts';
-import { DEFAULT_SAMPLE, finishRound, guarded, specChecks, type VerifyCheck, type VerifyResult, writtenTables } from './verify.ts';
+import { DEFAULT_SAMPLE, finishRound, guarded, specChecks, type VerifyCheck, type VerifyResult } from './verify.ts';
 import { startMetrics, type MetricsServer } from './metrics.ts';
 import { MONITOR_SUMMARY_SQL, RUN_ROWS_CHANGED_SQL } from './monitor-sql.ts';
+import { writtenTables } from '../spec/resolve.ts';
 
 /** Error code of a monitoring window that alerted (exit 7, like a failed verification). */
 export const MONITOR_ALERT_CODE = 'BELAY_MONITOR_ALERT';

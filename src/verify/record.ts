@@ -1,6 +1,7 @@
 // belay.verifications: one row per round (apply, verify, monitor), its checks in belay.verification_results.
 import type { Db } from '../db/connection.ts';
-import { INSERT_RESULT_SQL, INSERT_ROUND_SQL, MERGE_SUMMARY_SQL, ROUNDS_SQL } from './verify-sql.ts';
+import { mergeSummary } from '../state/summary.ts';
+import { INSERT_RESULT_SQL, INSERT_ROUND_SQL, ROUNDS_SQL } from './verify-sql.ts';
 import type { RoundSource, VerifyCheck } from './verify.ts';
 
 export interface RoundRecord {
@@ -25,7 +26,7 @@ export async function recordRound(db: Db, runId: number, source: RoundSource, ok
   }
   if (source !== 'monitor') {
     const failed = checks.filter((c) => c.result === 'fail' || c.result === 'error').map((c) => c.name);
-    await db.query(MERGE_SUMMARY_SQL, [runId, JSON.stringify({ verification: { roundId: id, at, source, ok, failed } })]);
+    await mergeSummary(db, runId, { verification: { roundId: id, at, source, ok, failed } });
   }
   return { roundId: id, at };
 }

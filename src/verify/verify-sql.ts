@@ -115,17 +115,11 @@ export const INSERT_RESULT_SQL = `INSERT INTO belay.verification_results
   (verification_id, run_id, name, kind, result, count, threshold, message, sample, error)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb)`;
 
-export const MERGE_SUMMARY_SQL = `UPDATE belay.runs SET summary = summary || $2::jsonb WHERE id = $1`;
-
 export const ROUNDS_SQL = `SELECT v.id::int AS id, v.source, v.at::text AS at, v.ok, v.duration_ms::float8 AS "durationMs", v.alerts,
        coalesce((SELECT jsonb_agg(jsonb_build_object('name', r.name, 'kind', r.kind, 'result', r.result, 'count', r.count,
                  'threshold', r.threshold, 'message', r.message, 'sample', r.sample, 'error', r.error) ORDER BY r.seq)
                    FROM belay.verification_results r WHERE r.verification_id = v.id), '[]'::jsonb) AS checks
   FROM belay.verifications v WHERE v.run_id = $1 AND ($2::text IS NULL OR v.source = $2) ORDER BY v.id`;
-
-/** Merges $2 into runs.summary.cleanup. */
-export const MERGE_CLEANUP_SQL = `UPDATE belay.runs
-   SET summary = summary || jsonb_build_object('cleanup', coalesce(summary->'cleanup', '{}'::jsonb) || $2::jsonb) WHERE id = $1`;
 
 /**
  * A monitor check counted and sampled, with `written` available: the rows the run wrote to `table` (after-images,

@@ -1,23 +1,19 @@
 // Post-run verification: did the run change exactly what it said, do the touched tables' constraints
 // hold, do the migration's own verify queries pass, and did no column it does not write change?
 // A baseline (pre-flight counts, checksums of untouched columns) is taken before the first write.
-import { checkResults } from '../checks/preflight.ts';
-import { runChecks } from '../checks/run-checks.ts';
+import { checkResults } from '../state/check-results.ts';
 import { tableInfo } from '../db/catalog.ts';
 import { type Db, transaction } from '../db/connection.ts';
 import { pinnedSettingsSql } from '../db/sql.ts';
 import { BelayError, VerificationError } from '../errors.ts';
-import { batchTarget, type RunContext } from '../execute/apply.ts';
-import type { Migration } from '../spec/define.ts';
-import type { LoadedMigration } from '../spec/load.ts';
+import type { Check, Migration } from '../spec/define.ts';
 import { ensureState } from '../state/schema.ts';
 import { getRun } from '../state/runs.ts';
-import { cleanTempIndexes } from '../cleanup/cleanup.ts';
+import { type Baseline, mergeSummary, readSummary, type UntouchedBaseline } from '../state/summary.ts';
 import { recordRound } from './record.ts';
-import {
-  countedSql, INVALID_UNIQUE_SQL, keyRangeSql, MERGE_SUMMARY_SQL, nullsSql, ROWS_CHANGED_SQL, stepVerifySql, UNVALIDATED_SQL,
-  untouchedChecksumSql, validateConstraintSql, writesHeldSql, writtenRangeSql,
-} from './verify-sql.ts';
+import { countedSql, INVALID_UNIQUE_SQL, keyRangeSql, nullsSql, ROWS_CHANGED_SQL, stepVerifySql, UNVALIDATED_SQL, untouchedChecksumSql, validateConstraintSql, writesHeldSql, writtenRangeSql } from './verify-sql.ts';
+import type { Stage } from '../run/contract.ts';
+import { resolveStep } from '../spec/resolve.ts';
 
 export const DEFAULT_SAMPLE = 10;
 /** Key buckets of the untouched-column checksum: a mismatch is located to about 1 % of the key range. */
@@ -72,25 +68,13 @@ export interface VerifyOptions {
    * untouched-column checksums then report other sessions' edits as warnings, not failures.
    */
   concurrentWrites?: boolean;
+  /** Counts the given checks' rows again (the pipeline passes the check stage's runner); without it the recount is skipped. */
+  recount?: Recount;
 }
 
-/** What verification compares against, stored in runs.summary.verify before the first write. */
-export interface Baseline {
-  at: string;
-  untouched: UntouchedBaseline[];
-}
+/** Runs checks read-only and returns each finding's code, severity and row count. */
+export type Recount = (db: Db, spec: Migration, checks: Check[]) => Promise<ReadonlyArray<{ code: string; severity: string; count: number }>>;
 
-export interface UntouchedBaseline {
-  table: string;
-  key?: string;
-  /** The columns the run does not write, as they were at baseline time. */
-  columns: string[];
-  lo?: string;
-  hi?: string;
-  width?: string;
-  /** bucket -> [rows, checksum] */
-  buckets: Record<string, [number, string]>;
-}
 
 export interface Written {
   table: string;
@@ -140,7 +124,7 @@ export async function captureBaseline(db: Db, runId: number, spec: Migration, op
     untouched.push(b);
   }
   const baseline: Baseline = { at: new Date().toISOString(), untouched };
-  await db.query(MERGE_SUMMARY_SQL, [runId, JSON.stringify({ verify: baseline })]);
+  await mergeSummary(db, runId, { verify: baseline });
   return baseline;
 }
 
@@ -154,8 +138,7 @@ async function bucketSums(db: Db, sqlName: string, b: Omit<UntouchedBaseline, 'b
 }
 
 export async function storedBaseline(db: Db, runId: number): Promise<Baseline | undefined> {
-  const run = await getRun(db, runId);
-  return (run.summary.verify as Baseline | undefined) ?? undefined;
+  return (await readSummary(db, runId)).verify;
 }
 
 /** Runs every post-run check of a run and records the round. Never throws for a failing check: see `ok`. */
@@ -165,11 +148,11 @@ export async function verifyRun(db: Db, runId: number, opts: VerifyOptions = {})
   const run = await getRun(db, runId);
   const spec = run.spec as Migration;
   const limit = opts.sample ?? DEFAULT_SAMPLE;
-  const baseline = run.summary.verify as Baseline | undefined;
+  const baseline = run.summary.verify;
   const written = await writtenTables(db, spec);
   const checks: VerifyCheck[] = [
     ...(await writesHeld(db, runId, written, limit)),
-    ...(await categoryChecks(db, runId, spec)),
+    ...(await categoryChecks(db, runId, spec, opts.recount)),
     ...(await constraintChecks(db, spec, opts.validateConstraints ?? false, limit)),
     ...(await stepChecks(db, runId, spec, limit)),
     ...(await specChecks(db, spec, limit)),
@@ -212,7 +195,7 @@ async function writesHeld(db: Db, runId: number, written: Written[], limit: numb
  * pre-flight said would change ('info' findings) equal the rows the run changed; every other category
  * of the sql and orphans kinds (rows that stay as they are) has the same count today.
  */
-async function categoryChecks(db: Db, runId: number, spec: Migration): Promise<VerifyCheck[]> {
+async function categoryChecks(db: Db, runId: number, spec: Migration, recount: Recount | undefined): Promise<VerifyCheck[]> {
   const stored = (await checkResults(db, runId)).filter((r) => r.outcome !== 'skipped');
   if (stored.length === 0) {
     const why = 'no pre-flight results were stored for this run (--skip-checks, or applied without the pre-flight): the spec\'s verify queries stand in';
@@ -230,14 +213,15 @@ async function categoryChecks(db: Db, runId: number, spec: Migration): Promise<V
     const same = info.length === 0 || expected === total;
     return { count: same ? 0 : Math.abs(expected - total), sample: same ? [] : [{ categories: info.map((r) => r.code), expected, changed: total }] };
   });
+  if (!recount) return [expectedChange, { name: 'categories', kind: 'categories', result: 'skipped', count: 0, sample: [], message: 'no check runner was given to count the categories again' }];
   const categories = await guarded('categories', 'categories', 'pre-flight categories of rows that stay as they are, counted again', async () => {
     // unique-after and not-null predict the write itself: the constraints checks stand for them afterwards
-    const recount = (code: string, severity: string) => severity !== 'info' && before.has(code);
-    const again = spec.checks.filter((c) => (c.kind === 'classify' && c.categories.some((x) => recount(x.code, x.severity))) ||
-      ((c.kind === 'sql' || c.kind === 'orphans') && recount(c.code, c.severity)));
-    const after = await runChecks(db, { spec: { ...spec, checks: again } } as unknown as LoadedMigration, { sample: 0 });
-    const diff = after.findings
-      .filter((f) => recount(f.code, f.severity) && before.get(f.code)!.count !== f.count)
+    const counted = (code: string, severity: string) => severity !== 'info' && before.has(code);
+    const again = spec.checks.filter((c) => (c.kind === 'classify' && c.categories.some((x) => counted(x.code, x.severity))) ||
+      ((c.kind === 'sql' || c.kind === 'orphans') && counted(c.code, c.severity)));
+    const after = await recount(db, spec, again);
+    const diff = after
+      .filter((f) => counted(f.code, f.severity) && before.get(f.code)!.count !== f.count)
       .map((f) => ({ category: f.code, before: before.get(f.code)!.count, after: f.count }));
     return { count: diff.length, sample: diff };
   });
@@ -308,7 +292,7 @@ async function stepChecks(db: Db, runId: number, spec: Migration, limit: number)
     if (step.kind !== 'batched' || !step.verify) continue;
     const sql = step.verify;
     out.push(await guarded(`${step.name}.verify`, 'spec', `rows written by step "${step.name}" that fail its verification today`, async () => {
-      const t = await batchTarget(db, step, i);
+      const t = await resolveStep(db, step, i);
       const range = await db.query<{ lo: string | null; hi: string | null }>(writtenRangeSql(t.table, t.key), [runId, i]);
       const { lo, hi } = range.rows[0]!;
       if (lo === null || hi === null) return { count: 0, sample: [] };
@@ -370,31 +354,31 @@ export function assertVerified(r: VerifyResult): VerifyResult {
   });
 }
 
-export interface VerificationHookOptions extends Omit<VerifyOptions, 'source' | 'record'> {
+export interface BaselineOptions {
   buckets?: number;
-  /** Drop the spec's temporary indexes once verification passed (default true). */
-  dropTempIndexes?: boolean;
 }
 
-/**
- * ApplyOptions hooks: baseline before the first write, verification (and temporary-index cleanup)
- * after the last. A failed verification throws VerificationError, so the run ends failed with exit 7.
- */
-export function verificationHooks(opts: VerificationHookOptions = {}) {
+/** The baseline stage: checksums of the columns the run does not write, before the first write (kept on resume). */
+export function baselineStage(opts: BaselineOptions = {}): Stage {
   return {
-    async beforeWrite(ctx: RunContext): Promise<void> {
+    name: 'baseline',
+    async before(ctx) {
       if (ctx.resumed && (await storedBaseline(ctx.db, ctx.runId))) return;
       await captureBaseline(ctx.db, ctx.runId, ctx.migration.spec, { buckets: opts.buckets });
     },
-    async afterWrite(ctx: RunContext): Promise<void> {
+  };
+}
+
+/** The verify stage: after the last step, every post-run check; a failure ends the run failed (exit 7). */
+export function verificationStage(opts: Omit<VerifyOptions, 'source' | 'record'> = {}): Stage {
+  return {
+    name: 'verify',
+    async after(ctx) {
       const r = await verifyRun(ctx.db, ctx.runId, { ...opts, source: 'apply' });
       for (const c of r.checks.filter((x) => x.result === 'fail' || x.result === 'error')) {
         ctx.emit({ type: 'verification-failed', runId: ctx.runId, step: 'post-run', name: c.name, count: c.count, sample: c.sample });
       }
       assertVerified(r);
-      if (opts.dropTempIndexes ?? true) {
-        await cleanTempIndexes(ctx.db, ctx.runId, ctx.migration.spec);
-      }
     },
   };
 }

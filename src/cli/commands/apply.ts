@@ -7,7 +7,7 @@ import { safeApply } from '../../run/pipeline.ts';
 import { loadMigration } from '../../spec/load.ts';
 import { connect, type GlobalOptions, out, parseParams, parsePositiveInt, reportError } from '../context.ts';
 import { progressSink } from '../progress.ts';
-import { printApplyResult, printCheckReport } from '../print.ts';
+import { printRunResult, printCheckReport } from '../print.ts';
 
 export function registerApply(program: Command, setExit: (c: number) => void): void {
   program
@@ -51,14 +51,12 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
           skipChecks: o.skipChecks,
           concurrentWrites: o.concurrentWrites,
           onCheckReport: (c) => (g.json ? out.json({ type: 'check', ...c }) : c.ok ? undefined : printCheckReport(c)),
-          planned: {
-            plan: planned, maxDrift: o.maxDrift / 100, targetBatchMs: o.targetMs, override: o.override,
-            ledger: ledgerFor(loadProjectConfig(), g.env ?? null),
-            throttle: o.throttle ? { maxTransactionAgeMs: o.maxTxAgeMs, maxReplicationLagMs: o.maxLagMs, maxLockWaiters: o.maxLockWaiters } : { maxTransactionAgeMs: null, maxReplicationLagMs: null, maxLockWaiters: null },
-          },
+          plan: planned, maxDrift: o.maxDrift / 100, targetBatchMs: o.targetMs, override: o.override,
+          ledger: ledgerFor(loadProjectConfig(), g.env ?? null),
+          throttle: o.throttle ? { maxTransactionAgeMs: o.maxTxAgeMs, maxReplicationLagMs: o.maxLagMs, maxLockWaiters: o.maxLockWaiters } : { maxTransactionAgeMs: null, maxReplicationLagMs: null, maxLockWaiters: null },
         });
         if (g.json) out.json({ type: 'result', ...r, error: r.error?.toJSON() });
-        else printApplyResult(r);
+        else printRunResult(r);
         setExit(r.error ? reportError(r.error, false) : EXIT.ok);
       } finally {
         await db.close();

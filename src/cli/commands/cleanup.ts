@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { EXIT, UsageError } from '../../errors.ts';
 import { parseDuration } from '../../verify/duration.ts';
-import { archiveBackups, cleanupRun, DEFAULT_RETENTION_MS } from '../../backup/archive.ts';
+import { archiveBackups, DEFAULT_RETENTION_MS } from '../../backup/archive.ts';
+import { cleanupRun } from '../../run/pipeline.ts';
 import { connect, type GlobalOptions, out, parseRunId } from '../context.ts';
 
 /** belay cleanup <run>, and `belay backups archive` added to the backups command group. */

@@ -8,9 +8,9 @@ import { openDb } from '../../db/connection.ts';
 import { EXIT } from '../../errors.ts';
 import { loadMigration } from '../../spec/load.ts';
 import { type GlobalOptions, out, parsePositiveInt, reportError } from '../context.ts';
-import { printApplyResult, table } from '../print.ts';
+import { printRunResult, table } from '../print.ts';
 import { progressSink } from '../progress.ts';
-import { writeRunDocs } from '../../report/write-docs.ts';
+import { writeRunDocs } from '../../run/documents.ts';
 
 export const FLAGSHIP_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../examples/event-type-owner');
 export const DEMO_ROWS = 100_000;
@@ -46,7 +46,7 @@ export function registerDemo(program: Command, setExit: (c: number) => void): vo
         });
         if (g.json) out.json({ type: 'result', checks, apply: { ...r, error: r.error?.toJSON() } });
         else {
-          printApplyResult(r);
+          printRunResult(r);
           const predicted = checks?.findings.find((f) => f.code === 'ASSIGN')?.count;
           const changed = r.steps.reduce((n, s) => n + s.rowsChanged, 0);
           log(`\nevent types assigned an owner: ${changed} (pre-flight predicted ${predicted ?? '?'}); ` +

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { EXIT } from '../../errors.ts';
 import { formatPlan } from '../format.ts';
-import { plan, writePlanFile } from '../../plan/plan.ts';
+import { writePlanFile } from '../../plan/plan.ts';
+import { plan } from '../../run/pipeline.ts';
 import { loadMigration } from '../../spec/load.ts';
 import { connect, type GlobalOptions, out, parseParams, parsePositiveInt } from '../context.ts';
 

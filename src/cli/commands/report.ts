@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { EXIT, UsageError } from '../../errors.ts';
-import { report } from '../../report/report.ts';
+import { report } from '../../run/documents.ts';
 import { connect, type GlobalOptions, out, parsePositiveInt, parseRunId } from '../context.ts';
 
 const FORMATS = ['md', 'json', 'html'] as const;

@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { type Db, openDb } from '../../db/connection.ts';
 import { EXIT, UsageError } from '../../errors.ts';
-import { runbook } from '../../report/runbook.ts';
+import { runbook } from '../../run/documents.ts';
 import { loadMigration } from '../../spec/load.ts';
 import { type GlobalOptions, out, parseParams, resolveDbUrl } from '../context.ts';
 

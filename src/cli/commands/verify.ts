@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { EXIT } from '../../errors.ts';
-import { verifyRun } from '../../verify/verify.ts';
+import { verify as verifyRun } from '../../run/pipeline.ts';
 import { connect, type GlobalOptions, out, parsePositiveInt, parseRunId } from '../context.ts';
 import { table } from '../print.ts';
 

@@ -1,9 +1,9 @@
 // Combines several BatchControllers into one, so that throttling, adaptive sizing, guards and abort
 // triggers (each written by its own module) can steer the same run.
 import type { BelayError } from '../errors.ts';
-import type { BatchController, BatchInfo, RunContext } from '../execute/apply.ts';
-import type { BatchTarget } from '../execute/batch-sql.ts';
 import type { BatchedStep } from '../spec/define.ts';
+import type { BatchController, BatchRecord, RunContext } from '../run/contract.ts';
+import type { StepTarget } from '../spec/resolve.ts';
 
 type Decision = 'continue' | 'pause' | 'rollback';
 
@@ -25,12 +25,12 @@ export function composeControllers(...list: Array<BatchController | undefined>):
     async beforeBatch(ctx: RunContext, step: BatchedStep) {
       for (const c of cs) await c.beforeBatch?.(ctx, step);
     },
-    guards(ctx: RunContext, step: BatchedStep, target: BatchTarget) {
+    guards(ctx: RunContext, step: BatchedStep, target: StepTarget) {
       return cs.flatMap((c) => c.guards?.(ctx, step, target) ?? []);
     },
     ...(cs.some((c) => c.nextBatchSize)
       ? {
-          nextBatchSize(current: number, last: BatchInfo) {
+          nextBatchSize(current: number, last: BatchRecord) {
             let size = current;
             for (const c of cs) if (c.nextBatchSize) size = c.nextBatchSize(size, last);
             return size;
@@ -40,7 +40,7 @@ export function composeControllers(...list: Array<BatchController | undefined>):
     ...(cs.some((c) => c.batchCeilingMs !== undefined)
       ? { batchCeilingMs: Math.min(...cs.flatMap((c) => (c.batchCeilingMs === undefined ? [] : [c.batchCeilingMs]))) }
       : {}),
-    async afterBatch(ctx: RunContext, info: BatchInfo) {
+    async afterBatch(ctx: RunContext, info: BatchRecord) {
       let d: Decision = 'continue';
       for (const c of cs) d = strongest(d, (await c.afterBatch?.(ctx, info)) ?? 'continue');
       return d;

@@ -1,0 +1,19 @@
+// What one stage lends another, wired here so that stages never import each other: the check stage's
+// runner for verification's recount, and what the documents show of the checks and of the batches.
+import { CHECK_KINDS } from '../checks/registry.ts';
+import { checkSql, runChecks } from '../checks/run-checks.ts';
+import { applyBatchSql, verifyBatchSql } from '../execute/batch-sql.ts';
+import type { ReportSources } from '../report/sources.ts';
+import type { Recount } from '../verify/verify.ts';
+
+/** Verification counts the pre-flight's categories again with the check stage's own runner. */
+export const recount: Recount = async (db, spec, checks) =>
+  (await runChecks(db, { spec: { ...spec, checks }, file: '<stored spec>', params: {}, checksum: '' }, { sample: 0 })).findings;
+
+export const reportSources: ReportSources = {
+  checkSql: (c) => (c.kind === 'sql' || c.kind === 'orphans' || c.kind === 'classify' ? checkSql(c) : undefined),
+  batchSql: (t, step) => applyBatchSql(t, step.projection),
+  verifySql: (t, step) => (step.verify ? verifyBatchSql(t, step.verify) : undefined),
+  checkKinds: Object.values(CHECK_KINDS).map((k) => ({ code: k.kind, kind: k.defaultSeverity, meaning: k.meaning, whatToDo: k.defaultFix })),
+  liveChecks: (db, m, sample) => runChecks(db, m, { sample }),
+};
