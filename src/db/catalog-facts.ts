@@ -272,7 +272,10 @@ export async function readIndexes(db: Db, oid: number, writes: readonly string[]
     name: r.name,
     constraint: r.constraintName === null ? null : { name: r.constraintName, type: CONSTRAINT_TYPES[r.constraintType!]! },
     unique: r.unique, method: r.method,
-    terms: r.terms.map((x) => ({ column: x.column, sql: x.column === null ? x.sql : ident(x.column), collation: x.collation, operator: x.operator })),
+    terms: r.terms.map((x) => ({
+      column: x.column, sql: x.column === null ? x.sql : ident(x.column),
+      collation: x.collation && `${ident(x.collation.schema)}.${ident(x.collation.name)}`, operator: x.operator,
+    })),
     include: r.include, predicate: r.predicate, nullsNotDistinct: !!r.nullsNotDistinct,
     deferrable: r.deferrable, initiallyDeferred: r.initiallyDeferred, valid: r.valid, ready: r.ready,
     reads: r.reads, readsWritten: r.reads.filter((c) => writes.includes(c)), definition: r.definition,
@@ -371,7 +374,7 @@ interface ColumnRow {
 interface IndexRow {
   name: string; unique: boolean; primary: boolean; valid: boolean; ready: boolean; nullsNotDistinct: boolean | null; method: string; definition: string; predicate: string | null;
   constraintName: string | null; constraintType: string | null; deferrable: boolean; initiallyDeferred: boolean;
-  terms: Array<{ column: string | null; sql: string; collation: string | null; operator: string | null }>; include: string[]; reads: string[];
+  terms: Array<{ column: string | null; sql: string; collation: { schema: string; name: string } | null; operator: string | null }>; include: string[]; reads: string[];
 }
 interface ForeignKeyRow {
   name: string; fromTable: boolean; intoTable: boolean; childSchema: string; childName: string; parentSchema: string; parentName: string;

@@ -66,7 +66,7 @@ export const INDEXES_SQL = `SELECT ic.relname::text AS name, i.indisunique AS "u
                  'column', a.attname::text,
                  'sql', pg_get_indexdef(i.indexrelid, k.ord::int, true),
                  'collation', CASE WHEN i.indcollation[k.ord - 1] <> 0 AND i.indcollation[k.ord - 1] IS DISTINCT FROM a.attcollation
-                                   THEN (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) FROM pg_collation co
+                                   THEN (SELECT jsonb_build_object('schema', cn.nspname::text, 'name', co.collname::text) FROM pg_collation co
                                            JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = i.indcollation[k.ord - 1]) END,
                  'operator', (SELECT o.oprname::text FROM pg_operator o WHERE o.oid = con.conexclop[k.ord]))
                ORDER BY k.ord)
