@@ -113,10 +113,14 @@ for (const kind of DB_KINDS) {
     test('collations of index terms, INCLUDE columns, a deferrable unique constraint (on unwritten columns)', async () => {
       const g = await catalogFacts(shared.db, 'items', ['slug', 'seq']);
       const c = g.uniqueIndexes.find((x) => x.name === 'items_slug_c')!;
-      assert.deepEqual(c.terms, [{ column: 'slug', sql: '"slug"', collation: '"pg_catalog"."C"', operator: null }]);
+      assert.deepEqual(c.terms, [{ column: 'slug', sql: '"slug"', collation: '"pg_catalog"."C"', columnCollation: false, operator: null }]);
       assert.deepEqual(c.include, ['feeling']);
       const live = g.uniqueIndexes.find((x) => x.name === 'items_owner_slug_live')!;
-      assert.equal(live.terms[1]!.collation, null, 'the column\'s own collation is not repeated');
+      assert.deepEqual([live.terms[1]!.collation, live.terms[1]!.columnCollation], ['"public"."ci"', true], 'the column\'s own collation');
+      assert.deepEqual([live.terms[0]!.collation, live.terms[0]!.columnCollation], [null, true], 'an int has none');
+      const lower = f.uniqueIndexes.find((x) => x.name === 'items_lower_code')!;
+      assert.equal(lower.terms[0]!.columnCollation, false, 'an expression has no column');
+      assert.equal(lower.terms[0]!.collation, '"pg_catalog"."default"');
       const seq = g.uniqueIndexes.find((x) => x.name === 'items_seq_key')!;
       assert.deepEqual(seq.constraint, { name: 'items_seq_key', type: 'unique' });
       assert.equal(seq.deferrable, true);

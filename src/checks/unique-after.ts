@@ -81,7 +81,11 @@ export async function uniqueShape(db: Db, check: UniqueAfterCheck, m: LoadedMigr
 export function uniqueShapeOf(target: BatchTarget, ix: IndexFact): UniqueAfterShape {
   return {
     table: target.table, key: target.key, keyType: target.keyType, writes: target.writes,
-    terms: ix.terms.map((t) => ({ name: t.column ?? t.sql, sql: t.collation ? `(${t.sql} COLLATE ${t.collation})` : t.sql })),
+    // a COLLATE of the index's own, and on a written column (whose new value may carry the projection's collation)
+    terms: ix.terms.map((t) => {
+      const collate = t.collation && (!t.columnCollation || (t.column !== null && target.writes.includes(t.column)));
+      return { name: t.column ?? t.sql, sql: collate ? `(${t.sql} COLLATE ${t.collation})` : t.sql };
+    }),
     predicate: ix.predicate, nullsNotDistinct: ix.nullsNotDistinct, reads: ix.reads,
   };
 }

@@ -75,8 +75,10 @@ export interface IndexTerm {
   column: string | null;
   /** SQL over the table's unqualified columns: the quoted column or the expression. */
   sql: string;
-  /** The collation the index compares with, when it is not the column's own (quoted, qualified). */
+  /** The collation the index compares this term with (quoted, qualified); NULL for types without one. */
   collation: string | null;
+  /** The index's collation is the column's own (false for expressions and for a COLLATE of the index's own). */
+  columnCollation: boolean;
   /** Exclusion constraints: the operator that must not hold between two rows (&&, =). */
   operator: string | null;
 }
@@ -274,7 +276,7 @@ export async function readIndexes(db: Db, oid: number, writes: readonly string[]
     unique: r.unique, method: r.method,
     terms: r.terms.map((x) => ({
       column: x.column, sql: x.column === null ? x.sql : ident(x.column),
-      collation: x.collation && `${ident(x.collation.schema)}.${ident(x.collation.name)}`, operator: x.operator,
+      collation: x.collation && `${ident(x.collation.schema)}.${ident(x.collation.name)}`, columnCollation: x.column !== null && x.columnCollation, operator: x.operator,
     })),
     include: r.include, predicate: r.predicate, nullsNotDistinct: !!r.nullsNotDistinct,
     deferrable: r.deferrable, initiallyDeferred: r.initiallyDeferred, valid: r.valid, ready: r.ready,
@@ -374,7 +376,7 @@ interface ColumnRow {
 interface IndexRow {
   name: string; unique: boolean; primary: boolean; valid: boolean; ready: boolean; nullsNotDistinct: boolean | null; method: string; definition: string; predicate: string | null;
   constraintName: string | null; constraintType: string | null; deferrable: boolean; initiallyDeferred: boolean;
-  terms: Array<{ column: string | null; sql: string; collation: { schema: string; name: string } | null; operator: string | null }>; include: string[]; reads: string[];
+  terms: Array<{ column: string | null; sql: string; collation: { schema: string; name: string } | null; columnCollation: boolean; operator: string | null }>; include: string[]; reads: string[];
 }
 interface ForeignKeyRow {
   name: string; fromTable: boolean; intoTable: boolean; childSchema: string; childName: string; parentSchema: string; parentName: string;

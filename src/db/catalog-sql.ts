@@ -53,7 +53,7 @@ SELECT t.oid::text AS oid, format_type(t.oid, NULL) AS name, n.nspname::text AS 
 /**
  * Every index of the table, with its constraint (primary key, unique, exclusion) when it backs one. terms:
  * the key columns in order (column = NULL for an expression; sql = the column or the expression over the
- * table's unqualified columns; the collation when it is not the column's own; the exclusion operator).
+ * table's unqualified columns; the collation it compares with and whether that is the column's own; the exclusion operator).
  * reads: every column the keys, expressions and predicate read (pg_depend records the expressions' and
  * the predicate's columns, indkey the plain ones). indkey and indcollation are 0-based vectors.
  */
@@ -65,9 +65,9 @@ export const INDEXES_SQL = `SELECT ic.relname::text AS name, i.indisunique AS "u
        (SELECT jsonb_agg(jsonb_build_object(
                  'column', a.attname::text,
                  'sql', pg_get_indexdef(i.indexrelid, k.ord::int, true),
-                 'collation', CASE WHEN i.indcollation[k.ord - 1] <> 0 AND i.indcollation[k.ord - 1] IS DISTINCT FROM a.attcollation
-                                   THEN (SELECT jsonb_build_object('schema', cn.nspname::text, 'name', co.collname::text) FROM pg_collation co
-                                           JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = i.indcollation[k.ord - 1]) END,
+                 'collation', (SELECT jsonb_build_object('schema', cn.nspname::text, 'name', co.collname::text) FROM pg_collation co
+                                 JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = i.indcollation[k.ord - 1]),
+                 'columnCollation', a.attcollation IS NOT DISTINCT FROM i.indcollation[k.ord - 1],
                  'operator', (SELECT o.oprname::text FROM pg_operator o WHERE o.oid = con.conexclop[k.ord]))
                ORDER BY k.ord)
           FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)

@@ -235,7 +235,7 @@ async function categoryChecks(db: Db, runId: number, spec: Migration): Promise<V
     const recount = (code: string, severity: string) => severity !== 'info' && before.has(code);
     const again = spec.checks.filter((c) => (c.kind === 'classify' && c.categories.some((x) => recount(x.code, x.severity))) ||
       ((c.kind === 'sql' || c.kind === 'orphans') && recount(c.code, c.severity)));
-    const after = await runChecks(db, { spec: { ...spec, checks: again } } as unknown as LoadedMigration, { sample: 0 });
+    const after = await runChecks(db, { spec: { ...spec, checks: again } } as unknown as LoadedMigration, { sample: 0, derive: false });
     const diff = after.findings
       .filter((f) => recount(f.code, f.severity) && before.get(f.code)!.count !== f.count)
       .map((f) => ({ category: f.code, before: before.get(f.code)!.count, after: f.count }));
