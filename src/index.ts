@@ -6,6 +6,11 @@ export { openDb, transaction, type Db, type Row, type QueryResult } from './db/c
 export { ident, qualified, literal, PINNED_TEXT_SETTINGS } from './db/sql.ts';
 export { redactUrl } from './db/redact.ts';
 export { checksumTable, type TableChecksum } from './db/checksum.ts';
+export {
+  catalogFacts, type CatalogFacts, type ColumnFact, type TypeFact, type CollationFact, type IndexFact, type IndexTerm, type KeyFact,
+  type ForeignKeyFact, type FkAction, type CheckConstraintFact, type TriggerFact, type TableRef,
+} from './db/catalog-facts.ts';
+export type { TriggerBody } from './db/trigger-body.ts';
 export { ensureState, STATE_VERSION } from './state/schema.ts';
 export { getRun, getSteps, getBatches, listRuns, latestRun, type RunRecord, type StepRecord } from './state/store.ts';
 export { apply, type ApplyOptions, type ApplyResult } from './execute/apply.ts';
@@ -17,6 +22,7 @@ export { reversibility, type Reversibility, type StepReversibility } from './rol
 export { abortController, validateAbortTriggers, type AbortTrigger, type FiredTrigger } from './execute/abort-triggers.ts';
 export { composeControllers } from './execute/hooks.ts';
 export { runChecks, type CheckReport, type CheckFinding, type RunChecksOptions } from './checks/run-checks.ts';
+export { derivedUniqueChecks, derivedUniqueCode, type DerivedCheck, type DerivedOrigin } from './checks/derived-unique.ts';
 export { preflight, preflightHook, withPreflight, checkResults, type Preflight, type PreflightOptions, type StoredCheckResult } from './checks/preflight.ts';
 export { CHECK_KINDS, CHECK_ERROR_CODES, describeChecks, type CheckDescription, type CheckKind } from './checks/registry.ts';
 export {
