@@ -15,6 +15,8 @@ export { type Db, openDb, type QueryResult, type Row } from './db/connection.ts'
 export { redactUrl } from './db/redact.ts';
 /** Order-independent checksum of a table's rows under pinned text settings. */
 export { checksumTable, type TableChecksum } from './db/checksum.ts';
+/** What the catalog knows of a table the migration writes: keys, unique indexes, foreign keys, checks, triggers, types. */
+export { type CatalogFacts, catalogFacts } from './db/catalog-facts.ts';
 
 // The pipeline
 /** belay apply: check → backup → batches → verify, resumable, with the result of every step. */

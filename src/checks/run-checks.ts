@@ -8,6 +8,7 @@ import type { LoadedMigration } from '../spec/load.ts';
 import { pointAt } from '../spec/sql-parse.ts';
 import { FINDING_PREFIX, findingSql, READ_ONLY_BEGIN_SQL } from './check-sql.ts';
 import { classifySql, type ClassifyCheck } from './classify.ts';
+import { type DerivedOrigin, derivedUniqueChecks } from './derived-unique.ts';
 import { CHECK_ERROR_CODES, type CheckKindName, declaredFindings, type EmbeddedSql, kindOf, type PreparedCheck } from './registry.ts';
 
 export const DEFAULT_SAMPLE = 20;
@@ -25,6 +26,8 @@ export interface CheckFinding {
   sample: Record<string, unknown>[];
   fix?: string;
   durationMs: number;
+  /** Set when belay derived the check from the catalog (nothing declared it): the step and the index. */
+  derived?: DerivedOrigin;
 }
 
 export interface CheckReport {
@@ -46,6 +49,8 @@ export interface RunChecksOptions {
    * the checks always run in that one session.
    */
   jobs?: number;
+  /** Also predict what the catalog enforces on the written columns (unique indexes), undeclared (default true). */
+  derive?: boolean;
 }
 
 /**
@@ -80,10 +85,15 @@ export async function runChecks(db: Db, m: LoadedMigration, opts: RunChecksOptio
   const { end, own } = await beginReadOnly(db);
   let findings: CheckFinding[];
   try {
-    const jobs = Math.min(opts.jobs ?? DEFAULT_CHECK_JOBS, m.spec.checks.length);
+    // what the catalog enforces, read in the checks' snapshot; declared checks come first in the findings
+    const derived = opts.derive === false ? [] : await derivedUniqueChecks(db, m);
+    const checks = [...m.spec.checks, ...derived.map((d) => d.check)];
+    const jobs = Math.min(opts.jobs ?? DEFAULT_CHECK_JOBS, checks.length);
     const helpers = own && jobs > 1 ? await snapshotSessions(db, jobs - 1) : [];
     try {
-      findings = (await spread([db, ...helpers], m.spec.checks, (session, check) => runOne(session, m, check, limit))).flat();
+      const results = await spread([db, ...helpers], checks, (session, check) => runOne(session, m, check, limit));
+      const declared = m.spec.checks.length;
+      findings = results.flatMap((fs, i) => (i < declared ? fs : fs.map((f) => ({ ...f, derived: derived[i - declared]!.origin }))));
     } finally {
       // closing a helper ends its read-only transaction
       await Promise.all(helpers.map((h) => h.close().catch(() => undefined)));

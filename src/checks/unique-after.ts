@@ -1,13 +1,14 @@
 // kind 'unique-after': rows that would violate a unique index once a projected step has written
 // its new values, predicted over the whole table from the projection, without a write.
 import { tableInfo } from '../db/catalog.ts';
+import { type IndexFact, readIndexes } from '../db/catalog-facts.ts';
 import type { Db } from '../db/connection.ts';
 import { SpecError } from '../errors.ts';
 import type { BatchedStep, Check } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
-import { INDEX_DEFINITION_SQL, keyRangeSql, PROJECTION_PREFIX, type UniqueAfterShape, uniqueAfterSql, uniqueGuardSql } from './check-sql.ts';
+import { keyRangeSql, PROJECTION_PREFIX, type UniqueAfterShape, uniqueAfterSql, uniqueGuardSql } from './check-sql.ts';
 import type { CheckKind } from './registry.ts';
-import { resolveStep } from '../spec/resolve.ts';
+import { resolveStep, type StepTarget } from '../spec/resolve.ts';
 
 type UniqueAfterCheck = Extract<Check, { kind: 'unique-after' }>;
 
@@ -56,35 +57,34 @@ export function wholeTable(step: BatchedStep, stepNo: number): { field: string; 
     : { field: `steps.${stepNo}.projection (${step.name})`, text: step.projection };
 }
 
-/** Reads the named index from pg_index: its key columns, partial predicate and NULL semantics. */
+/** Reads the named index from the catalog: its key terms (columns or expressions), partial predicate, NULL semantics. */
 export async function uniqueShape(db: Db, check: UniqueAfterCheck, m: LoadedMigration): Promise<{ step: BatchedStep; stepNo: number; shape: UniqueAfterShape }> {
   const { step, stepNo } = projectedStep(m, check.code, check.step);
   const target = await resolveStep(db, step, stepNo);
   const info = await tableInfo(db, step.table);
-  const r = await db.query<{ name: string; unique: boolean; nullsNotDistinct: boolean; predicate: string | null; hasExpressions: boolean; columns: string[] | null }>(
-    INDEX_DEFINITION_SQL, [info.oid, check.index],
-  );
+  const indexes = await readIndexes(db, info.oid, step.writes);
   const field = `checks (${check.code}).index`;
-  const ix = r.rows[0];
+  const ix = indexes.find((x) => x.name === check.index);
   if (!ix) {
-    const all = await db.query<{ name: string }>(`SELECT c.relname::text AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1 AND i.indisunique ORDER BY 1`, [info.oid]);
-    const names = all.rows.map((x) => x.name).join(', ') || '(none)';
+    const names = indexes.filter((x) => x.unique).map((x) => x.name).join(', ') || '(none)';
     throw new SpecError(`check ${check.code}: index "${check.index}" does not exist on table ${info.sqlName} (its unique indexes: ${names})`, {
       field, expected: `a unique index of ${info.sqlName}: ${names}`,
       fix: 'Name an existing unique index of the step\'s table (its exact name and case).',
     });
   }
   if (!ix.unique) throw new SpecError(`check ${check.code}: index "${check.index}" is not unique`, { field, expected: 'a unique index' });
-  if (ix.hasExpressions) {
-    throw new SpecError(`check ${check.code}: index "${check.index}" has expression columns, which unique-after cannot predict`, {
-      field, expected: 'a unique index on plain columns', fix: 'Write the prediction as a kind: sql check instead.',
-    });
-  }
+  return { step, stepNo, shape: uniqueShapeOf(target, ix) };
+}
+
+/** The shape the unique-after SQL compares: the batch target's key and writes, the index's terms as SQL. */
+export function uniqueShapeOf(target: StepTarget, ix: IndexFact): UniqueAfterShape {
   return {
-    step, stepNo,
-    shape: {
-      table: target.table, key: target.key, keyType: target.keyType, writes: step.writes, columns: ix.columns ?? [],
-      predicate: ix.predicate, nullsNotDistinct: !!ix.nullsNotDistinct, allColumns: info.columns.map((c) => c.name),
-    },
+    table: target.table, key: target.key, keyType: target.keyType, writes: target.writes,
+    // a COLLATE of the index's own, and on a written column (whose new value may carry the projection's collation)
+    terms: ix.terms.map((t) => {
+      const collate = t.collation && (!t.columnCollation || (t.column !== null && target.writes.includes(t.column)));
+      return { name: t.column ?? t.sql, sql: collate ? `(${t.sql} COLLATE ${t.collation})` : t.sql };
+    }),
+    predicate: ix.predicate, nullsNotDistinct: ix.nullsNotDistinct, reads: ix.reads,
   };
 }

@@ -8,7 +8,7 @@ import type { Recount } from '../verify/verify.ts';
 
 /** Verification counts the pre-flight's categories again with the check stage's own runner. */
 export const recount: Recount = async (db, spec, checks) =>
-  (await runChecks(db, { spec: { ...spec, checks }, file: '<stored spec>', params: {}, checksum: '' }, { sample: 0 })).findings;
+  (await runChecks(db, { spec: { ...spec, checks }, file: '<stored spec>', params: {}, checksum: '' }, { sample: 0, derive: false })).findings;
 
 export const reportSources: ReportSources = {
   checkSql: (c) => (c.kind === 'sql' || c.kind === 'orphans' || c.kind === 'classify' ? checkSql(c) : undefined),
