@@ -1,10 +1,27 @@
-// The registry of every BelayError code: what it means and what to do. The runbook's troubleshooting
-// guide and docs render it; test/report.test.ts fails when src/ uses a code that is missing here.
-import { EXIT, type ExitCode } from './errors.ts';
+// The registry of every BelayError code: its exit code, what it means and what to do. A BelayError's
+// exit code is looked up here and nowhere else; the runbook's troubleshooting guide renders it.
+
+/** The process exit codes the CLI returns (README "Exit codes"). */
+export const EXIT = {
+  ok: 0,
+  unexpected: 1,
+  usage: 2,
+  spec: 3,
+  connection: 4,
+  locked: 5,
+  checks: 6,
+  verification: 7,
+  state: 8,
+  database: 9,
+  aborted: 10,
+  conflicts: 11,
+} as const;
+
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
 export interface ErrorCodeInfo {
   /** The stable code carried by BelayError.code. */
-  code: string;
+  readonly code: string;
   /** The process exit code the CLI returns for it. */
   exitCode: ExitCode;
   /** What happened, one sentence. */
@@ -13,7 +30,7 @@ export interface ErrorCodeInfo {
   whatToDo: string;
 }
 
-export const ERROR_CODES: readonly ErrorCodeInfo[] = Object.freeze([
+export const ERROR_CODES = Object.freeze([
   { code: 'BELAY_USAGE', exitCode: EXIT.usage, meaning: 'The command line is wrong: an unknown option, a missing argument or a value of the wrong form.', whatToDo: 'Read the message and `belay <command> --help`, then run the command again. Nothing was changed.' },
   { code: 'BELAY_SPEC', exitCode: EXIT.spec, meaning: 'The migration file cannot be loaded or does not validate (a field, a table, a column or its SQL).', whatToDo: 'Correct the field the message names in the migration file. Nothing was changed in the database.' },
   { code: 'BELAY_CONNECTION', exitCode: EXIT.connection, meaning: 'The database cannot be reached, or its URL is not supported.', whatToDo: 'Check --db / DATABASE_URL (postgres://… or pglite:<dir>), the network and the credentials.' },
@@ -43,9 +60,19 @@ export const ERROR_CODES: readonly ErrorCodeInfo[] = Object.freeze([
   { code: 'BELAY_DB', exitCode: EXIT.database, meaning: 'SQL failed on the server; the error keeps its SQLSTATE, detail, constraint and table.', whatToDo: 'Read the SQLSTATE and detail. A failed batch was rolled back; fix the cause and run belay apply again to resume.' },
   { code: 'BELAY_ABORTED', exitCode: EXIT.aborted, meaning: 'An abort trigger of the migration fired (pause or rollback) and stopped the run.', whatToDo: 'Read belay report <run> for the trigger and the batch; resume with belay apply after fixing the cause, or roll back.' },
   { code: 'BELAY_INTERNAL', exitCode: EXIT.unexpected, meaning: 'An unexpected error inside belay.', whatToDo: 'Run again with BELAY_DEBUG=1 for the stack; a batch that failed was rolled back and the run can resume.' },
-] satisfies ErrorCodeInfo[]);
+] as const satisfies readonly ErrorCodeInfo[]);
+
+/** Every code belay reports: a BelayError takes only these. */
+export type ErrorCode = (typeof ERROR_CODES)[number]['code'];
+
+const BY_CODE: ReadonlyMap<string, ErrorCodeInfo> = new Map(ERROR_CODES.map((e) => [e.code, e]));
+
+/** The exit code of an error code, from the registry. */
+export function exitCodeOf(code: ErrorCode): ExitCode {
+  return BY_CODE.get(code)!.exitCode;
+}
 
 /** The registry entry for a code, or undefined for a code belay does not know. */
 export function errorCodeInfo(code: string): ErrorCodeInfo | undefined {
-  return ERROR_CODES.find((e) => e.code === code);
+  return BY_CODE.get(code);
 }

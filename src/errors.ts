@@ -1,22 +1,8 @@
-// A few error classes with stable codes and documented exit codes (see README "Exit codes").
+// A few error classes with stable codes; each code's exit code comes from the registry (error-codes.ts).
 // Every error keeps what the server said (SQLSTATE, detail, constraint, table) and the original cause.
+import { EXIT, type ErrorCode, type ExitCode, exitCodeOf } from './error-codes.ts';
 
-export const EXIT = {
-  ok: 0,
-  unexpected: 1,
-  usage: 2,
-  spec: 3,
-  connection: 4,
-  locked: 5,
-  checks: 6,
-  verification: 7,
-  state: 8,
-  database: 9,
-  aborted: 10,
-  conflicts: 11,
-} as const;
-
-export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+export { EXIT, type ErrorCode, type ExitCode };
 
 export interface ServerFields {
   sqlstate?: string;
@@ -29,20 +15,16 @@ export interface ServerFields {
 }
 
 export class BelayError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly exitCode: ExitCode;
   readonly details: Record<string, unknown>;
   /** What the user can do about it, one sentence. */
   readonly fix?: string;
-  constructor(
-    code: string,
-    message: string,
-    opts: { exitCode?: ExitCode; details?: Record<string, unknown>; fix?: string; cause?: unknown } = {},
-  ) {
+  constructor(code: ErrorCode, message: string, opts: { details?: Record<string, unknown>; fix?: string; cause?: unknown } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = new.target.name;
     this.code = code;
-    this.exitCode = opts.exitCode ?? EXIT.unexpected;
+    this.exitCode = exitCodeOf(code);
     this.details = opts.details ?? {};
     this.fix = opts.fix;
   }
@@ -54,7 +36,7 @@ export class BelayError extends Error {
 /** Bad command-line usage. */
 export class UsageError extends BelayError {
   constructor(message: string, fix?: string) {
-    super('BELAY_USAGE', message, { exitCode: EXIT.usage, fix });
+    super('BELAY_USAGE', message, { fix });
   }
 }
 
@@ -62,7 +44,6 @@ export class UsageError extends BelayError {
 export class SpecError extends BelayError {
   constructor(message: string, opts: { file?: string; field?: string; expected?: string; fix?: string; cause?: unknown } = {}) {
     super('BELAY_SPEC', message, {
-      exitCode: EXIT.spec,
       details: { file: opts.file, field: opts.field, expected: opts.expected },
       fix: opts.fix ?? 'Correct the migration file and run the command again.',
       cause: opts.cause,
@@ -73,7 +54,7 @@ export class SpecError extends BelayError {
 /** The database cannot be reached or the URL is wrong. */
 export class ConnectionError extends BelayError {
   constructor(message: string, opts: { cause?: unknown; fix?: string } = {}) {
-    super('BELAY_CONNECTION', message, { exitCode: EXIT.connection, cause: opts.cause, fix: opts.fix });
+    super('BELAY_CONNECTION', message, { cause: opts.cause, fix: opts.fix });
   }
 }
 
@@ -81,7 +62,6 @@ export class ConnectionError extends BelayError {
 export class LockedError extends BelayError {
   constructor(migrationId: string) {
     super('BELAY_LOCKED', `another belay run of migration "${migrationId}" is in progress`, {
-      exitCode: EXIT.locked,
       details: { migrationId },
       fix: 'Wait for it to finish (belay status), or pass --wait to queue behind it.',
     });
@@ -92,7 +72,6 @@ export class LockedError extends BelayError {
 export class ChecksFailedError extends BelayError {
   constructor(message: string, details: Record<string, unknown>) {
     super('BELAY_CHECKS', message, {
-      exitCode: EXIT.checks,
       details,
       fix: 'Fix the offending rows or the migration, then run belay check again.',
     });
@@ -102,21 +81,21 @@ export class ChecksFailedError extends BelayError {
 /** An in-batch or post-run verification returned rows. */
 export class VerificationError extends BelayError {
   constructor(message: string, details: Record<string, unknown>) {
-    super('BELAY_VERIFY', message, { exitCode: EXIT.verification, details });
+    super('BELAY_VERIFY', message, { details });
   }
 }
 
 /** belay's own state forbids the operation (changed spec on resume, unknown run, already applied). */
 export class StateError extends BelayError {
-  constructor(code: string, message: string, opts: { details?: Record<string, unknown>; fix?: string } = {}) {
-    super(code, message, { exitCode: EXIT.state, ...opts });
+  constructor(code: ErrorCode, message: string, opts: { details?: Record<string, unknown>; fix?: string } = {}) {
+    super(code, message, opts);
   }
 }
 
 /** A run stopped by an abort trigger. */
 export class AbortedError extends BelayError {
   constructor(message: string, details: Record<string, unknown>) {
-    super('BELAY_ABORTED', message, { exitCode: EXIT.aborted, details });
+    super('BELAY_ABORTED', message, { details });
   }
 }
 
@@ -125,7 +104,6 @@ export class DbError extends BelayError {
   readonly server: ServerFields;
   constructor(message: string, server: ServerFields, opts: { context?: string; sql?: string; cause?: unknown } = {}) {
     super('BELAY_DB', opts.context ? `${opts.context}: ${message}` : message, {
-      exitCode: EXIT.database,
       details: { ...server, context: opts.context, sql: opts.sql },
       cause: opts.cause,
     });

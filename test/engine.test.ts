@@ -57,6 +57,29 @@ for (const kind of DB_KINDS) {
       }
     });
 
+    test('a listener that throws is isolated: the run completes, the failure is recorded, the other events still flow', async () => {
+      const f = await freshDb(kind);
+      try {
+        await generate(f.db, { rows: 600, seed: 3 });
+        let calls = 0;
+        const r = await apply(f.db, await flagship(), {
+          batchSize: 100,
+          onEvent: (e) => {
+            calls++;
+            if (e.type === 'batch-committed') throw new Error('the dashboard is down');
+          },
+        });
+        assert.equal(r.status, 'completed', r.error?.message ?? '');
+        assert.ok(r.steps[0]!.batches > 1);
+        assert.ok(calls >= 2, 'the listener was called before it failed');
+        const ev = await f.db.query<{ data: { event: string; message: string } }>(`SELECT data FROM belay.events WHERE run_id = $1 AND type = 'listener-failed'`, [r.runId]);
+        assert.equal(ev.rows.length, 1);
+        assert.deepEqual(ev.rows[0]!.data, { event: 'batch-committed', message: 'the dashboard is down' });
+      } finally {
+        await f.drop();
+      }
+    });
+
     test('rollback after apply restores every touched table to its checksum; a changed row is left alone unless forced', async () => {
       const f = await freshDb(kind);
       try {
@@ -210,7 +233,10 @@ for (const kind of DB_KINDS) {
         };`;
         const r1 = await apply(f.db, await loadMigration(specFile(body(120))));
         assert.equal(r1.status, 'failed');
-        await assert.rejects(apply(f.db, await loadMigration(specFile(body(1000)))), (e: unknown) => e instanceof StateError && e.code === 'BELAY_SPEC_CHANGED');
+        const changed = await apply(f.db, await loadMigration(specFile(body(1000))));
+        assert.equal(changed.status, 'refused', 'returned, not thrown');
+        assert.ok(changed.error instanceof StateError && changed.error.code === 'BELAY_SPEC_CHANGED');
+        assert.equal(changed.runId, r1.runId, 'the result names the run that blocks');
         // the same spec resumes from its checkpoint (and fails at the same place)
         const r2 = await apply(f.db, await loadMigration(specFile(body(120))));
         assert.equal(r2.resumed, true);
@@ -257,7 +283,9 @@ test('a second concurrent apply of the same migration is refused (server)', asyn
     const { ensureState } = await import('../src/state/schema.ts');
     await ensureState(other);
     const release = await acquireMigrationLock(other, m.spec.id);
-    await assert.rejects(apply(f.db, m), (e: unknown) => e instanceof LockedError && e.exitCode === EXIT.locked);
+    const locked = await apply(f.db, m);
+    assert.equal(locked.status, 'refused', 'returned, not thrown');
+    assert.ok(locked.error instanceof LockedError && locked.error.exitCode === EXIT.locked);
     const n = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM belay.runs`);
     assert.equal(n.rows[0]!.n, 0, 'the refused apply recorded no run');
     await release();

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { generate } from '../examples/event-type-owner/generate.ts';
 import { type Db, openDb } from '../src/db/connection.ts';
+import type { BelayEvent, EventOf } from '../src/state/events.ts';
 import { EXIT, StateError } from '../src/errors.ts';
 import { plan, safeApply, type SafeApplyOptions } from '../src/run/pipeline.ts';
 import { MAX_CEILING_SPLITS } from '../src/execute/apply.ts';
@@ -124,7 +125,9 @@ for (const kind of DB_KINDS) {
         await stale(edited, /migration changed/);
         // refused before any write: no run, no change
         const before = await checksums(f.db, ['acct']);
-        await assert.rejects(applyPlanned(f.db, edited, {}, { plan: p }), /no longer matches/);
+        const staleRun = await applyPlanned(f.db, edited, {}, { plan: p });
+        assert.equal(staleRun.status, 'refused');
+        assert.match(staleRun.error?.message ?? '', /no longer matches/);
         assert.deepEqual(await checksums(f.db, ['acct']), before);
         assert.equal((await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM belay.runs`)).rows[0]!.n, 0);
         await f.db.query(`INSERT INTO acct SELECT g, 0, NULL FROM generate_series(501, 610) g`); // +22 %
@@ -237,19 +240,20 @@ for (const kind of DB_KINDS) {
         for (const db of [stagingDb.db, prod.db]) await db.exec(SABOTAGE_SCHEMA);
         const m = await loadMigration(specFile(sabotaged('UPDATE acct SET balance = balance - 1 WHERE id <= 10')));
         const before = await checksums(prod.db, ['acct']);
-        await assert.rejects(applyPlanned(prod.db, m, {}, { ledger: prodLedger }), (e: unknown) => e instanceof StateError && e.code === 'BELAY_PROTECTED' && /rehearsal.*dry run/.test(e.message));
+        const refusedHere = await applyPlanned(prod.db, m, {}, { ledger: prodLedger });
+        assert.ok(refusedHere.status === 'refused' && refusedHere.error instanceof StateError && refusedHere.error.code === 'BELAY_PROTECTED' && /rehearsal.*dry run/.test(refusedHere.error.message));
         assert.deepEqual(await checksums(prod.db, ['acct']), before, 'nothing written');
         // rehearsing on the protected environment itself needs a reason too
         await assert.rejects(rehearse(prod.db, m, { ledger: prodLedger }), /BELAY_PROTECTED|protected/);
         // a rehearsal elsewhere and a dry run here make the same checksum acceptable
         assert.equal((await rehearse(stagingDb.db, m, { ledger: ledgerFor(cfg, 'staging') })).pass, true);
-        await assert.rejects(applyPlanned(prod.db, m, {}, { ledger: prodLedger }), /dry run on "production"/);
+        assert.match((await applyPlanned(prod.db, m, {}, { ledger: prodLedger })).error?.message ?? '', /dry run on "production"/);
         assert.equal((await dryRun(prod.db, m, { ledger: prodLedger })).ok, true);
         const r = await applyPlanned(prod.db, m, {}, { ledger: prodLedger });
         assert.equal(r.status, 'completed', r.error?.message ?? "");
         // another version of the migration is not covered: --override, recorded with its reason
         const other = await loadMigration(specFile(sabotaged('UPDATE acct SET balance = balance - 1 WHERE id <= 10 AND true')));
-        await assert.rejects(applyPlanned(prod.db, other, {}, { ledger: prodLedger }), /BELAY_PROTECTED|protected/);
+        assert.equal((await applyPlanned(prod.db, other, {}, { ledger: prodLedger })).error?.code, 'BELAY_PROTECTED');
         const o = await applyPlanned(prod.db, other, { again: true }, { ledger: prodLedger, override: 'hotfix approved by the on-call lead' });
         assert.equal(o.status, 'completed', o.error?.message ?? "");
         const entries = readLedger(path.join(dir, 'belay-ledger.jsonl'));
@@ -287,7 +291,7 @@ for (const kind of DB_KINDS) {
         assert.deepEqual(await dropTempIndexes(f.db, m.spec.tempIndexes), ['belay_tmp_big_grp']);
         // through apply: created by beforeWrite, gone after the run
         let seen = false;
-        const r = await applyPlanned(f.db, m, { onEvent: (e) => { if (e.type === 'log' && /belay_tmp_big_grp created/.test(e.message)) seen = true; } }, {});
+        const r = await applyPlanned(f.db, m, { onEvent: (e) => { if (e.type === 'temp-index-ready' && e.index === 'belay_tmp_big_grp' && e.status === 'created') seen = true; } }, {});
         assert.equal(r.status, 'completed', r.error?.message ?? "");
         assert.ok(seen, 'the index was created before the first write');
         const gone = await f.db.query(`SELECT to_regclass('belay_tmp_big_grp') AS r`);
@@ -465,17 +469,19 @@ describe('throttle and adaptive size', () => {
         INSERT INTO work SELECT g, NULL FROM generate_series(1, 400) g;`);
       // 80 ms a batch whatever its size (a scan per batch, say), against a 40 ms target
       const m = await workMigration('fixed-cost', 'A cost per batch that does not shrink with its size (test of the batch ceiling).', 'SELECT w.id, w.id AS out FROM work w CROSS JOIN (SELECT pg_sleep(0.08)) s WHERE w.id BETWEEN $1 AND $2');
-      const logs: string[] = [];
+      const lifted: Array<EventOf<'batch-ceiling-lifted'>> = [];
       let overs = 0;
       const r = await applyPlanned(f.db, m, {
         onEvent: (e) => {
           if (e.type === 'batch-over-ceiling') overs++;
-          if (e.type === 'log' && e.level === 'warn') logs.push(e.message);
+          if (e.type === 'batch-ceiling-lifted') lifted.push(e);
         },
       }, { targetBatchMs: 40 });
       assert.equal(r.status, 'completed', r.error?.message ?? '');
       assert.equal(overs, MAX_CEILING_SPLITS);
-      assert.ok(logs.some((l) => /not cancelled at the ceiling for the next 120 s/.test(l)), logs.join('\n'));
+      assert.equal(lifted.length, 1, 'the ceiling is lifted once');
+      assert.equal(lifted[0]!.forMs, 120_000);
+      assert.equal(lifted[0]!.ceilingMs, 40);
       assert.equal(Number((await f.db.query<{ n: number }>('SELECT count(*)::int AS n FROM work WHERE out = id')).rows[0]!.n), 400);
       // the user's own statement_timeout is not the ceiling's: it still stops the run
       const m2 = await workMigration('user-timeout', 'A statement slower than the spec allows (test).', 'SELECT w.id, -w.id AS out FROM work w CROSS JOIN (SELECT pg_sleep(0.3)) s WHERE w.id BETWEEN $1 AND $2', { statementTimeoutMs: 100 });
@@ -502,13 +508,15 @@ describe('throttle and adaptive size', () => {
       await other.query('BEGIN');
       await other.query('SELECT txid_current()');
       await new Promise((r) => setTimeout(r, 300));
-      const logs: string[] = [];
+      const events: BelayEvent[] = [];
       const t0 = performance.now();
       setTimeout(() => void other.query('COMMIT'), 1_500);
-      const r = await applyPlanned(f.db, m, { onEvent: (e) => { if (e.type === 'log') logs.push(e.message); } }, { throttle: { maxTransactionAgeMs: 200, pollMs: 100 } });
+      const r = await applyPlanned(f.db, m, { onEvent: (e) => { if (e.type === 'throttled' || e.type === 'throttle-released') events.push(e); } }, { throttle: { maxTransactionAgeMs: 200, pollMs: 100 } });
       assert.equal(r.status, 'completed', r.error?.message ?? "");
-      assert.ok(logs.some((l) => /throttled.*older than 200 ms/.test(l)), logs.join('\n'));
-      assert.ok(logs.some((l) => /throttle released/.test(l)));
+      const throttled = events.find((e) => e.type === 'throttled');
+      assert.ok(throttled && throttled.reasons.some((x) => /older than 200 ms/.test(x)), JSON.stringify(events));
+      const released = events.find((e) => e.type === 'throttle-released');
+      assert.ok(released && released.waitedMs >= 1_000, 'released after the transaction ended');
       assert.ok(performance.now() - t0 >= 1_000, 'it waited for the transaction to end');
     } finally {
       await other.close();

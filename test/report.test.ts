@@ -242,7 +242,7 @@ test('every BelayError code used in src/ is in the error-code registry with a me
     }
   };
   walk(path.join(ROOT, 'src'));
-  const known = new Set(ERROR_CODES.map((e) => e.code));
+  const known = new Set<string>(ERROR_CODES.map((e) => e.code));
   const missing: string[] = [];
   for (const f of files) {
     for (const m of readFileSync(f, 'utf8').matchAll(/['"`](BELAY_[A-Z0-9_]+)['"`]/g)) {

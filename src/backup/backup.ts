@@ -8,9 +8,8 @@ import { checksumByMethod, checksumColumns, type ChecksumMethod, checksumTable, 
 import type { Db } from '../db/connection.ts';
 import { ident, pinnedSettingsSql } from '../db/sql.ts';
 import { BelayError, EXIT, StateError } from '../errors.ts';
-import { type EventSink, noopSink } from '../state/events.ts';
+import { type EventSink, noopSink, recordEvent, tell } from '../state/events.ts';
 import { ensureState } from '../state/schema.ts';
-import { recordEvent } from '../state/runs.ts';
 import { BACKUP_SCHEMA, BEGIN_SNAPSHOT_SQL, COLUMNS_SQL, copyInSql, copyTableSql, CREATE_SCHEMA_SQL, createStagingSql, dropCopySql, GET_BACKUP_SQL, INSERT_BACKUP_SQL, LIST_BACKUPS_SQL, MARK_DROPPED_SQL, MARK_VERIFIED_SQL, MAX_IDENT_BYTES, PRIMARY_KEY_SQL, revokeSql, RUN_BACKUPS_SQL, SET_COPY_NAME_SQL, SET_FILE_SQL, sizeSql } from './backup-sql.ts';
 import { exportFiles, fileDigest, readCopyFile } from './files.ts';
 import { connectReader, openSnapshotReader, type SnapshotReader } from './snapshot-reader.ts';
@@ -135,7 +134,6 @@ export async function takeBackup(db: Db, runId: number | null, tables: readonly 
         }
         if (s.rows !== c.rows || s.checksum !== c.checksum) {
           throw new BelayError('BELAY_BACKUP_UNVERIFIED', `the backup of ${src.sqlName} does not match its source: ${c.rows} rows, checksum ${c.checksum} in the copy; ${s.rows} rows, checksum ${s.checksum} in the table`, {
-            exitCode: EXIT.verification,
             details: { table: src.name, source: s, copy: c },
             fix: 'Nothing was written. Run again; if it persists, check the table for types whose text form is not stable and report it.',
           });
@@ -148,7 +146,7 @@ export async function takeBackup(db: Db, runId: number | null, tables: readonly 
     } catch (err) {
       await db.query('ROLLBACK').catch(() => undefined);
       await reader?.close(true);
-      if (runId !== null) await recordEvent(db, runId, 'backup-failed', err instanceof BelayError ? err.toJSON() : { message: String(err) }).catch(() => undefined);
+      if (runId !== null) await recordEvent(db, { type: 'backup-failed', runId, error: err instanceof BelayError ? err.toJSON() : { message: String(err) } }).catch(() => undefined);
       throw err;
     }
   } finally {
@@ -159,11 +157,14 @@ export async function takeBackup(db: Db, runId: number | null, tables: readonly 
   if (opts.dir) records = await exportBackups(db, records, opts.dir, opts.gzipLevel);
   const durationMs = performance.now() - started;
   for (const b of records) {
-    const data = { backupId: b.id, table: b.sourceTable, copy: copySqlName(b), rows: b.rows, checksum: b.checksum, sizeBytes: b.sizeBytes, file: b.file, sha256: b.fileSha256 };
-    if (runId !== null) await recordEvent(db, runId, 'backup-taken', data);
-    emit({ type: 'log', level: 'info', runId: runId ?? undefined, message: describeBackup(b) });
+    const event = {
+      type: 'backup-taken', runId: runId ?? undefined, backupId: b.id, table: b.sourceTable, copy: copySqlName(b), rows: b.rows, checksum: b.checksum,
+      sizeBytes: b.sizeBytes, file: b.file, sha256: b.fileSha256,
+    } as const;
+    emit(event);
+    if (runId !== null) await recordEvent(db, event);
   }
-  if (runId !== null) await recordEvent(db, runId, 'backups-verified', { count: records.length, durationMs, sourcesReadBy });
+  if (runId !== null) await tell(db, emit, { type: 'backups-verified', runId, count: records.length, durationMs, sourcesReadBy });
   return records;
 }
 
@@ -305,7 +306,7 @@ export async function dropBackup(db: Db, id: number): Promise<BackupRecord> {
     await db.query('ROLLBACK').catch(() => undefined);
     throw err;
   }
-  if (b.runId !== null) await recordEvent(db, b.runId, 'backup-dropped', { backupId: id, copy: copySqlName(b) });
+  if (b.runId !== null) await recordEvent(db, { type: 'backup-dropped', runId: b.runId, backupId: id, copy: copySqlName(b) });
   return getBackup(db, id);
 }
 
@@ -328,7 +329,7 @@ export function backupStage(opts: BackupHookOptions = {}): Stage {
       const have = (await db.query<BackupRecord>(RUN_BACKUPS_SQL, [runId])).rows;
       const missing = tables.filter((t) => !have.some((b) => b.sourceTable === t));
       if (missing.length === 0 && tables.length > 0) {
-        for (const b of have) emit({ type: 'log', level: 'info', runId, message: `kept ${describeBackup(b)}` });
+        for (const b of have) emit({ type: 'backup-kept', runId, backupId: b.id, table: b.sourceTable, copy: copySqlName(b), rows: b.rows });
         return;
       }
       await takeBackup(db, runId, missing, { dir: opts.dir, gzipLevel: opts.gzipLevel, migrationId: migration.spec.id, onEvent: emit });

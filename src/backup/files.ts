@@ -66,8 +66,7 @@ export async function exportFiles(
   try {
     await mkdir(folder, { mode: 0o700 });
   } catch (err) {
-    throw new BelayError('BELAY_BACKUP_FILES', `cannot create backup folder ${folder}: ${(err as Error).message}`, {
-      exitCode: EXIT.state, cause: err, fix: 'Choose another --backup-dir, or remove the folder left by an earlier attempt.',
+    throw new BelayError('BELAY_BACKUP_FILES', `cannot create backup folder ${folder}: ${(err as Error).message}`, { cause: err, fix: 'Choose another --backup-dir, or remove the folder left by an earlier attempt.',
     });
   }
   await chmod(folder, 0o700); // mkdir's mode is filtered by the umask

@@ -7,7 +7,8 @@ import type { Db } from '../db/connection.ts';
 import { qualified } from '../db/sql.ts';
 import { StateError } from '../errors.ts';
 import type { Migration } from '../spec/define.ts';
-import { getRun, recordEvent, setRunStatus } from '../state/runs.ts';
+import { recordEvent } from '../state/events.ts';
+import { getRun, setRunStatus } from '../state/runs.ts';
 import { MARK_RESTORED_FROM_BACKUP_SQL, othersChangesSql } from '../state/undo-log.ts';
 
 export interface BackupRollbackPreview {
@@ -46,13 +47,13 @@ export async function rollbackFromBackup(db: Db, runId: number, opts: BackupRoll
   };
   const r = await restoreBackup(db, backups.map((b) => b.id), { from: opts.from, confirm });
   if (r.status === 'cancelled') {
-    await recordEvent(db, runId, 'rollback-from-backup-cancelled', {});
+    await recordEvent(db, { type: 'rollback-from-backup-cancelled', runId });
     return { runId, status: 'cancelled', preview, tables: [], durationMs: performance.now() - t0 };
   }
   for (const sql of MARK_RESTORED_FROM_BACKUP_SQL) await db.query(sql, [runId]);
   const tables = r.tables.map((t) => ({ table: t.table, backupId: t.backupId, rows: t.rows, checksum: t.checksum }));
   await setRunStatus(db, runId, 'rolled_back', { summary: { rollback: { by: 'backup', tables } } });
-  await recordEvent(db, runId, 'rollback-from-backup', { tables, overwritten: preview.tables.map((p) => ({ table: p.table, changed: p.changed, added: p.added, deleted: p.deleted, notWrittenByRun: p.notWrittenByRun?.count })) });
+  await recordEvent(db, { type: 'rollback-from-backup', runId, tables, overwritten: preview.tables.map((p) => ({ table: p.table, changed: p.changed, added: p.added, deleted: p.deleted, notWrittenByRun: p.notWrittenByRun?.count })) });
   return { runId, status: 'restored', preview, tables, durationMs: performance.now() - t0 };
 }
 

@@ -4,7 +4,7 @@ import type { Db } from '../db/connection.ts';
 import { ident, pinnedSettingsSql, qualified } from '../db/sql.ts';
 import { BelayError, EXIT, StateError } from '../errors.ts';
 import { acquireMigrationLock } from '../state/lock.ts';
-import { recordEvent } from '../state/runs.ts';
+import { recordEvent } from '../state/events.ts';
 import {
   bumpSequenceSql, COLUMNS_SQL, lockSql, MARK_RESTORED_SQL, OWNED_SEQUENCES_SQL, PRIMARY_KEY_SQL, previewKeyedSql,
   previewMultisetSql, restoreMergeSql, restoreReplaceSql, setTriggerSql, USER_TRIGGERS_SQL,
@@ -85,7 +85,7 @@ export async function restoreBackup(db: Db, ids: number | readonly number[], opt
     }
     for (const t of tables) {
       const b = backups.find((x) => x.id === t.backupId)!;
-      if (b.runId !== null) await recordEvent(db, b.runId, 'backup-restored', { ...t.preview, rows: t.rows, checksum: t.checksum });
+      if (b.runId !== null) await recordEvent(db, { ...t.preview, type: 'backup-restored', runId: b.runId, backupId: b.id, table: b.sourceTable, rows: t.rows, checksum: t.checksum });
     }
     return { status: 'restored', tables, durationMs: performance.now() - started };
   } finally {
@@ -200,7 +200,6 @@ function usable(b: BackupRecord, from: 'copy' | 'file'): void {
 
 function mismatch(b: BackupRecord, what: string): BelayError {
   return new BelayError('BELAY_RESTORE_MISMATCH', `restore of backup ${b.id} rolled back: ${what}; the backup recorded ${b.rows} rows, checksum ${b.checksum}`, {
-    exitCode: EXIT.verification,
     details: { backupId: b.id, table: b.sourceTable },
     fix: 'Nothing was changed. Check for rules or constraints that alter inserted rows, then verify the backup (belay backups verify).',
   });

@@ -2,7 +2,7 @@
 // ChecksFailedError, exit 6, when an error-severity finding has rows), their results are stored
 // with the run id, and the checks that protect a write lend guards to every batch.
 import { ChecksFailedError } from '../errors.ts';
-import { recordEvent } from '../state/runs.ts';
+import { tell } from '../state/events.ts';
 import { storeCheckResults } from '../state/check-results.ts';
 import { type GuardFacts, kindOf } from './registry.ts';
 import { type CheckReport, runChecks } from './run-checks.ts';
@@ -38,8 +38,7 @@ export function preflight(opts: PreflightOptions = {}): Preflight {
       for (const c of m.spec.checks) if (c.kind === 'unique-after') facts.indexes.set(c.code, (await uniqueShape(db, c, m)).shape);
       if (opts.skipChecks) {
         await storeCheckResults(db, runId, [{ code: '-', kind: '-', severity: 'info', outcome: 'skipped', count: 0, message: 'pre-flight skipped (--skip-checks)' }]);
-        await recordEvent(db, runId, 'checks-skipped', {});
-        ctx.emit({ type: 'log', level: 'warn', message: 'pre-flight checks skipped (--skip-checks)', runId });
+        await tell(db, ctx.emit, { type: 'checks-skipped', runId });
         return;
       }
       report = await runChecks(db, m, { sample: opts.sample });
@@ -68,11 +67,7 @@ async function storeReport(ctx: RunContext, r: CheckReport): Promise<void> {
   }));
   await storeCheckResults(ctx.db, ctx.runId, rows);
   const counts = Object.fromEntries(r.findings.map((f) => [f.code, f.count]));
-  await recordEvent(ctx.db, ctx.runId, 'checks-finished', { ok: r.ok, blocking: r.blocking, counts, durationMs: r.durationMs });
-  ctx.emit({
-    type: 'log', level: r.ok ? 'info' : 'error', runId: ctx.runId,
-    message: `pre-flight: ${r.ok ? 'no blocking findings' : `blocked by ${r.blocking.join(', ')}`} (${r.findings.map((f) => `${f.code} ${f.count}`).join(', ')})`,
-  });
+  await tell(ctx.db, ctx.emit, { type: 'checks-finished', runId: ctx.runId, ok: r.ok, blocking: r.blocking, counts, durationMs: r.durationMs });
 }
 
 export { checkResults, type StoredCheckResult } from '../state/check-results.ts';

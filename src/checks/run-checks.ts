@@ -136,7 +136,6 @@ async function classified(db: Db, check: ClassifyCheck, prepared: PreparedCheck,
   if (unknown.length > 0) {
     throw new BelayError(CHECK_ERROR_CODES.sqlFailed,
       `check ${check.code} (classify) returned ${unknown.map((u) => `${u.n} row(s) of category "${u.category}"`).join(', ')}, which it does not declare (declared: ${check.categories.map((c) => `"${c.value}"`).join(', ')})`, {
-        exitCode: EXIT.spec,
         details: { check: check.code, kind: check.kind, undeclared: unknown.map((u) => u.category) },
         fix: `Declare every value the "${check.column}" column can take in categories, or return NULL for rows that are not to be reported. Nothing was changed.`,
       });
@@ -170,7 +169,6 @@ export function checkSqlError(check: Check, embedded: readonly EmbeddedSql[], er
   }
   const missing = s.sqlstate === '42P01' ? 'a table it names does not exist' : s.sqlstate === '42703' ? 'a column it names does not exist' : undefined;
   return new BelayError(CHECK_ERROR_CODES.sqlFailed, `check ${check.code} (${check.kind}) failed: ${err.message}${where}`, {
-    exitCode: EXIT.spec,
     details: { check: check.code, kind: check.kind, field, ...s },
     fix: missing
       ? `Correct the check or the migration: ${missing} (belay quotes every identifier, so case matters). Nothing was changed.`

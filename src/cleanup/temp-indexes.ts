@@ -92,11 +92,11 @@ export function tempIndexStage(opts: { timeoutMs?: number } = {}): Stage {
     name: 'temp-indexes',
     async before(ctx) {
       const made = await createTempIndexes(ctx.db, ctx.migration.spec.tempIndexes, { timeoutMs: opts.timeoutMs });
-      for (const ix of made) ctx.emit({ type: 'log', level: 'info', runId: ctx.runId, message: `temporary index ${ix.name} ${ix.status} (${Math.round(ix.durationMs)} ms)` });
+      for (const ix of made) ctx.emit({ type: 'temp-index-ready', runId: ctx.runId, index: ix.name, table: ix.table, status: ix.status, durationMs: ix.durationMs });
     },
     async after(ctx) {
       const dropped = await cleanTempIndexes(ctx.db, ctx.runId, ctx.migration.spec);
-      if (dropped.length > 0) ctx.emit({ type: 'log', level: 'info', runId: ctx.runId, message: `temporary indexes dropped: ${dropped.join(', ')}` });
+      if (dropped.length > 0) ctx.emit({ type: 'temp-indexes-dropped', runId: ctx.runId, indexes: dropped });
     },
   };
 }

@@ -12,6 +12,10 @@ export function table(rows: Array<Record<string, unknown>>, cols: string[]): str
 }
 
 export function printRunResult(r: RunResult): void {
+  if (r.status === 'refused') {
+    out.line(`refused: nothing ran${r.runId ? ` (run ${r.runId})` : ''}`);
+    return;
+  }
   out.line(`run ${r.runId} ${r.status}${r.resumed ? ' (resumed)' : ''} in ${(r.durationMs / 1000).toFixed(2)} s`);
   out.line(table(r.steps.map((s) => ({ step: s.name, kind: s.kind, status: s.status, rows: s.rowsDone, changed: s.rowsChanged, batches: s.batches })),
     ['step', 'kind', 'status', 'rows', 'changed', 'batches']));

@@ -72,11 +72,50 @@ export function progressSink(opts: { json?: boolean; quiet?: boolean; logEvery?:
         bar?.stop();
         bar = undefined;
         break;
-      case 'log':
-        stream.write(`${e.level === 'info' ? '' : `${e.level}: `}${e.message}\n`);
+      default: {
+        const line = describeEvent(e);
+        if (line) stream.write(`${line}\n`);
         break;
-      default:
-        break;
+      }
     }
   };
+}
+
+/** One line for a human about the events that have no bar of their own; undefined for those not worth a line. */
+export function describeEvent(e: BelayEvent): string | undefined {
+  switch (e.type) {
+    case 'checks-finished':
+      return `pre-flight: ${e.ok ? 'no blocking findings' : `blocked by ${e.blocking.join(', ')}`} (${Object.entries(e.counts).map(([c, n]) => `${c} ${n}`).join(', ')})`;
+    case 'checks-skipped':
+      return 'warn: pre-flight checks skipped (--skip-checks)';
+    case 'backup-taken':
+      return `backup of ${e.table}: ${e.copy}, ${e.rows ?? '?'} rows, checksum ${e.checksum ?? '?'}${e.file ? `, file ${e.file}` : ''}`;
+    case 'backup-kept':
+      return `kept the backup of ${e.table}: ${e.copy}, ${e.rows ?? '?'} rows`;
+    case 'temp-index-ready':
+      return `temporary index ${e.index} ${e.status} (${Math.round(e.durationMs)} ms)`;
+    case 'temp-indexes-dropped':
+      return `temporary indexes dropped: ${e.indexes.join(', ')}`;
+    case 'throttled':
+      return `warn: throttled before the next batch of "${e.step}": ${e.reasons.join('; ')}`;
+    case 'throttle-released':
+      return `throttle released after ${Math.round(e.waitedMs)} ms`;
+    case 'batch-ceiling-lifted':
+      return `warn: step "${e.step}": a batch of ${e.rows} row(s) took ${Math.round(e.durationMs)} ms, over the ${e.ceilingMs} ms ceiling; ` +
+        `batches of this step are not cancelled at the ceiling for the next ${e.forMs / 1000} s (a cost per batch that does not shrink with its size: a missing index, a lock held by another session?)`;
+    case 'abort-triggered':
+      return `warn: abort trigger ${e.when}: ${e.reason}; ${e.decision === 'pause' ? 'pausing the run' : 'rolling the run back'}`;
+    case 'rollback-step-kept':
+      return `warn: step "${e.step}" is irreversible: left in place (--skip-irreversible)`;
+    case 'listener-failed':
+      return `warn: an event listener failed on ${e.event}: ${e.message} (the run went on)`;
+    case 'trial-batch':
+      return `dry run ${e.step} batch ${e.batchNo} [${e.lo}, ${e.hi}]: ${e.rows} rows, ${e.changed} would change, ${e.ms.toFixed(0)} ms (rolled back)`;
+    case 'whole-table-compared':
+      return e.agrees
+        ? `dry run ${e.step}: wholeTableProjection agrees with the batches (${e.wholeTableRows} rows)`
+        : `error: dry run ${e.step}: wholeTableProjection disagrees with the batches: it would change ${e.wholeTableRows} rows, the batches ${e.batchRows}`;
+    default:
+      return undefined;
+  }
 }

@@ -41,7 +41,7 @@ export interface LedgerEntry {
 }
 
 function configError(message: string, file: string): BelayError {
-  return new BelayError('BELAY_CONFIG', message, { exitCode: EXIT.usage, details: { file }, fix: `Fix ${file}: {"environments": {"staging": {"url": "env:STAGING_DATABASE_URL"}, "production": {"url": "…", "protected": true}}}.` });
+  return new BelayError('BELAY_CONFIG', message, { details: { file }, fix: `Fix ${file}: {"environments": {"staging": {"url": "env:STAGING_DATABASE_URL"}, "production": {"url": "…", "protected": true}}}.` });
 }
 
 /** Finds belay.config.json in `from` or a parent folder; none = no environments, the ledger in `from`. */
@@ -82,7 +82,6 @@ export function resolveEnvironment(cfg: ProjectConfig, name: string): Environmen
   if (!e) {
     const known = Object.keys(cfg.environments);
     throw new BelayError('BELAY_CONFIG', `unknown environment "${name}"`, {
-      exitCode: EXIT.usage,
       fix: known.length > 0 ? `Use one of: ${known.join(', ')}.` : `Name environments in ${CONFIG_FILE} in the project directory.`,
     });
   }
@@ -90,7 +89,7 @@ export function resolveEnvironment(cfg: ProjectConfig, name: string): Environmen
   const varName = m?.[1] ?? m?.[2];
   if (varName) {
     const v = process.env[varName];
-    if (!v) throw new BelayError('BELAY_CONFIG', `environment "${name}" reads its URL from $${varName}, which is not set`, { exitCode: EXIT.usage, fix: `Set ${varName}.` });
+    if (!v) throw new BelayError('BELAY_CONFIG', `environment "${name}" reads its URL from $${varName}, which is not set`, { fix: `Set ${varName}.` });
     return { name, url: v, protected: e.protected };
   }
   return { name, url: e.url, protected: e.protected };

@@ -1,13 +1,13 @@
 // Carries a migration out: run record, lock, steps in order, batches with checkpoints and undo log.
 // Returns a result instead of throwing half-way: what ran, what changed, and the error that stopped it.
 import type { Db } from '../db/connection.ts';
-import { AbortedError, BelayError, DbError, serverFields, StateError, VerificationError } from '../errors.ts';
-import { type EventSink, noopSink } from '../state/events.ts';
+import { AbortedError, BelayError, DbError, LockedError, serverFields, StateError, VerificationError } from '../errors.ts';
+import { type EventOf, type EventSink, isolated, recordEvent, tell } from '../state/events.ts';
 import type { BatchedStep, Migration, SqlStep } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { acquireMigrationLock, type LockMode } from '../state/lock.ts';
 import { ensureState } from '../state/schema.ts';
-import { createRun, getSteps, latestRun, recordEvent, setRunStatus, setStep, type StepRecord } from '../state/runs.ts';
+import { createRun, getSteps, latestRun, setRunStatus, setStep, type StepRecord } from '../state/runs.ts';
 import { mergeSummary, readSummary } from '../state/summary.ts';
 import { applyBatchSql, boundsSql, CHECKPOINT_SQL, countSql, SET_STATEMENT_TIMEOUT_SQL, SET_TIMEOUTS_SQL, verifyBatchSql } from './batch-sql.ts';
 import { withRetry } from '../db/retry.ts';
@@ -44,15 +44,30 @@ export interface ApplyOptions {
 }
 
 export async function apply(db: Db, migration: LoadedMigration, opts: ApplyOptions = {}): Promise<RunResult> {
-  const emit = opts.onEvent ?? noopSink;
+  // a listener that throws is isolated: the run goes on, and the failure is recorded with it
+  let listenerFailure: EventOf<'listener-failed'> | undefined;
+  const emit = isolated(opts.onEvent, (e) => (listenerFailure = e));
   const { spec } = migration;
   const started = performance.now();
   await ensureState(db);
-  const release = await acquireMigrationLock(db, spec.id, opts.lock ?? 'fail');
+  let release: () => Promise<void>;
   try {
-    const { runId, resumed } = await startOrResume(db, migration, opts);
+    release = await acquireMigrationLock(db, spec.id, opts.lock ?? 'fail');
+  } catch (err) {
+    if (err instanceof LockedError) return refused(spec.id, err);
+    throw err;
+  }
+  try {
+    let start: { runId: number; resumed: boolean };
+    try {
+      start = await startOrResume(db, migration, opts, emit);
+    } catch (err) {
+      if (err instanceof StateError) return refused(spec.id, err);
+      throw err;
+    }
+    const { runId, resumed } = start;
     const ctx: RunContext = { db, runId, migration, resumed, emit };
-    emit({ type: 'run-started', runId, migrationId: spec.id, checksum: migration.checksum, resumed, mode: opts.mode ?? spec.options.mode });
+    await tell(db, emit, { type: 'run-started', runId, migrationId: spec.id, checksum: migration.checksum, resumed, mode: opts.mode ?? spec.options.mode });
     const countsBefore = resumed ? ((await readSummary(db, runId)).countsBefore ?? {}) : await tableCounts(db, spec);
     if (!resumed) await setRunStatus(db, runId, 'running', { summary: { countsBefore } });
     const stages = opts.stages ?? [];
@@ -78,19 +93,19 @@ export async function apply(db: Db, migration: LoadedMigration, opts: ApplyOptio
       try {
         const rb = await opts.undo(db, runId, emit);
         status = 'rolled_back';
-        await recordEvent(db, runId, 'abort-rolled-back', { restored: rb.restored, conflictCount: rb.conflictCount });
+        await tell(db, emit, { type: 'abort-rolled-back', runId, restored: rb.restored, conflictCount: rb.conflictCount });
       } catch (err) {
         // the run keeps the status the rollback left (rolling_back: belay rollback <run> finishes it)
         rollbackFailed = true;
-        await recordEvent(db, runId, 'abort-rollback-failed', asBelayError(err).toJSON());
+        await tell(db, emit, { type: 'abort-rollback-failed', runId, error: asBelayError(err).toJSON() });
       }
     }
     const countsAfter = await tableCounts(db, spec);
     const durationMs = performance.now() - started;
     if (rollbackFailed) await mergeSummary(db, runId, { countsAfter });
     else await setRunStatus(db, runId, status, { summary: { countsAfter } });
-    await recordEvent(db, runId, 'run-finished', { status, durationMs, error: error?.toJSON() });
-    emit({ type: 'run-finished', runId, status, durationMs, error: error?.toJSON() });
+    if (listenerFailure) await recordEvent(db, { ...listenerFailure, runId });
+    await tell(db, emit, { type: 'run-finished', runId, status, durationMs, error: error?.toJSON() });
     const steps = (await getSteps(db, runId)).map(stepResult);
     const batches = await db.query<{ step_no: number; n: number }>(`SELECT step_no, count(*)::int AS n FROM belay.batches WHERE run_id = $1 GROUP BY step_no`, [runId]);
     for (const b of batches.rows) steps[b.step_no]!.batches = b.n;
@@ -100,7 +115,7 @@ export async function apply(db: Db, migration: LoadedMigration, opts: ApplyOptio
   }
 }
 
-async function startOrResume(db: Db, m: LoadedMigration, opts: ApplyOptions): Promise<{ runId: number; resumed: boolean }> {
+async function startOrResume(db: Db, m: LoadedMigration, opts: ApplyOptions, emit: EventSink): Promise<{ runId: number; resumed: boolean }> {
   const last = await latestRun(db, m.spec.id);
   if (last && ['running', 'failed', 'paused'].includes(last.status)) {
     if (last.checksum !== m.checksum) {
@@ -110,11 +125,12 @@ async function startOrResume(db: Db, m: LoadedMigration, opts: ApplyOptions): Pr
       });
     }
     await setRunStatus(db, last.id, 'running', { error: null });
-    await recordEvent(db, last.id, 'run-resumed', { previousStatus: last.status });
+    await tell(db, emit, { type: 'run-resumed', runId: last.id, previousStatus: last.status });
     return { runId: last.id, resumed: true };
   }
   if (last?.status === 'rolling_back') {
     throw new StateError('BELAY_ROLLBACK_UNFINISHED', `run ${last.id} of "${m.spec.id}" is part-way through a rollback`, {
+      details: { runId: last.id },
       fix: `Finish it first: belay rollback ${last.id}.`,
     });
   }
@@ -128,7 +144,6 @@ async function startOrResume(db: Db, m: LoadedMigration, opts: ApplyOptions): Pr
     migrationId: m.spec.id, checksum: m.checksum, params: m.params, spec: m.spec, file: m.file,
     mode: opts.mode ?? m.spec.options.mode, steps: m.spec.steps,
   });
-  await recordEvent(db, runId, 'run-started', { checksum: m.checksum });
   return { runId, resumed: false };
 }
 
@@ -248,8 +263,7 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
       splits = next === size ? MAX_CEILING_SPLITS : splits + 1;
       size = next;
       batchNo--;
-      emit({ type: 'batch-over-ceiling', runId, ...over, nextSize: size });
-      await recordEvent(db, runId, 'batch-over-ceiling', { ...over, nextSize: size });
+      await tell(db, emit, { type: 'batch-over-ceiling', runId, ...over, nextSize: size });
       continue;
     }
     if (!outcome) break;
@@ -257,8 +271,7 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
       // even after MAX_CEILING_SPLITS halvings the batch ran past the ceiling: its cost does not shrink with
       // its size (a scan per batch, a lock wait), so cancelling would only repeat it for a while
       liftedUntil = performance.now() + CEILING_LIFT_MS;
-      emit({ type: 'log', level: 'warn', runId, message: `step "${step.name}": a batch of ${outcome.n} row(s) took ${Math.round(outcome.ms)} ms, over the ${ceiling} ms ceiling; batches of this step are not cancelled at the ceiling for the next ${CEILING_LIFT_MS / 1000} s (a cost per batch that does not shrink with its size: a missing index, a lock held by another session?)` });
-      await recordEvent(db, runId, 'batch-ceiling-lifted', { stepNo, step: step.name, batchNo, rows: outcome.n, durationMs: outcome.ms, ceilingMs: ceiling, forMs: CEILING_LIFT_MS });
+      await tell(db, emit, { type: 'batch-ceiling-lifted', runId, stepNo, step: step.name, batchNo, rows: outcome.n, durationMs: outcome.ms, ceilingMs: ceiling, forMs: CEILING_LIFT_MS });
     }
     splits = 0;
     last = outcome.hi;
@@ -299,6 +312,12 @@ async function runSingle(ctx: RunContext, ctl: BatchController, opts: ApplyOptio
 
 function stepResult(s: StepRecord): StepResult {
   return { name: s.name, kind: s.kind, status: s.status, rowsTotal: s.rowsTotal, rowsDone: Number(s.rowsDone), rowsChanged: Number(s.rowsChanged), batches: 0 };
+}
+
+/** The result of a run that was refused before it started: another holds the lock, the spec changed, … */
+export function refused(migrationId: string, error: BelayError): RunResult {
+  const runId = typeof error.details.runId === 'number' ? error.details.runId : 0;
+  return { runId, migrationId, status: 'refused', resumed: false, durationMs: 0, steps: [], counts: { before: {}, after: {} }, error };
 }
 
 export function asBelayError(err: unknown): BelayError {

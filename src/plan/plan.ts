@@ -216,10 +216,10 @@ export function readPlanFile(file: string): Plan {
   try {
     v = JSON.parse(readFileSync(file, 'utf8')) as Plan;
   } catch (err) {
-    throw new BelayError('BELAY_PLAN_FILE', `cannot read plan file ${file}: ${(err as Error).message}`, { exitCode: 2, fix: 'Write it again with belay plan <migration> -o plan.json.' });
+    throw new BelayError('BELAY_PLAN_FILE', `cannot read plan file ${file}: ${(err as Error).message}`, { fix: 'Write it again with belay plan <migration> -o plan.json.' });
   }
   if (v.belayPlan !== PLAN_VERSION) {
-    throw new BelayError('BELAY_PLAN_FILE', `plan file ${file} has version ${String(v.belayPlan)}; this belay reads version ${PLAN_VERSION}`, { exitCode: 2, fix: 'Make the plan again with this version of belay.' });
+    throw new BelayError('BELAY_PLAN_FILE', `plan file ${file} has version ${String(v.belayPlan)}; this belay reads version ${PLAN_VERSION}`, { fix: 'Make the plan again with this version of belay.' });
   }
   return { ...v, migration: { ...v.migration, file: path.resolve(path.dirname(path.resolve(file)), v.migration.file) } };
 }

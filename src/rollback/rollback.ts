@@ -2,12 +2,12 @@
 import type { Db } from '../db/connection.ts';
 import { qualified } from '../db/sql.ts';
 import { BelayError, StateError } from '../errors.ts';
-import { type EventSink, noopSink } from '../state/events.ts';
+import { type EventSink, noopSink, recordEvent, tell } from '../state/events.ts';
 import type { Migration } from '../spec/define.ts';
 import { withRetry } from '../db/retry.ts';
 import { acquireMigrationLock, type LockMode } from '../state/lock.ts';
 import { ensureState } from '../state/schema.ts';
-import { getRun, getSteps, recordEvent, setRunStatus } from '../state/runs.ts';
+import { getRun, getSteps, setRunStatus } from '../state/runs.ts';
 import { restoreBatchSql, UNDO_BATCHES_SQL } from './rollback-sql.ts';
 import { reversibility, type StepReversibility } from './reversibility.ts';
 
@@ -64,10 +64,10 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
       });
     }
     await setRunStatus(db, runId, 'rolling_back');
-    await recordEvent(db, runId, 'rollback-started', { force: !!opts.force });
+
     const undo = await db.query<{ stepNo: number; batchNo: number; tableName: string; keyColumn: string; columns: string[]; rowCount: number }>(UNDO_BATCHES_SQL, [runId]);
     const rowsTotal = undo.rows.reduce((n, u) => n + u.rowCount, 0);
-    emit({ type: 'rollback-started', runId, batches: undo.rows.length, rows: rowsTotal });
+    await tell(db, emit, { type: 'rollback-started', runId, batches: undo.rows.length, rows: rowsTotal, force: !!opts.force });
     let restored = 0;
     let rowsDone = 0;
     const conflicts: RollbackConflict[] = [];
@@ -78,7 +78,7 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
       if (step.kind === 'sql') {
         if (rec.status !== 'done') continue;
         if (step.down === null) {
-          emit({ type: 'log', level: 'warn', runId, message: `step "${step.name}" is irreversible: left in place (--skip-irreversible)` });
+          await tell(db, emit, { type: 'rollback-step-kept', runId, step: step.name, reason: 'irreversible' });
           continue;
         }
         await db.query('BEGIN');
@@ -119,11 +119,10 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
     const conflictCount = conflicts.reduce((n, c) => n + c.keys.length, 0);
     const skippedIrreversible = irreversible.map((s) => s.name);
     await setRunStatus(db, runId, 'rolled_back', { summary: { rollback: { restored, conflictCount, force: !!opts.force, skippedIrreversible } } });
-    await recordEvent(db, runId, 'rollback-finished', { restored, conflictCount, conflicts: conflicts.slice(0, 20) });
-    emit({ type: 'rollback-finished', runId, restored, conflicts: conflictCount, status: 'rolled_back' });
+    await tell(db, emit, { type: 'rollback-finished', runId, restored, conflicts: conflictCount, status: 'rolled_back', sample: conflicts.slice(0, 20) });
     return { runId, status: 'rolled_back', restored, batches: undo.rows.length, conflicts, conflictCount, durationMs: performance.now() - t0, skippedIrreversible };
   } catch (err) {
-    if (err instanceof BelayError) await recordEvent(db, runId, 'rollback-failed', err.toJSON()).catch(() => undefined);
+    if (err instanceof BelayError) await recordEvent(db, { type: 'rollback-failed', runId, error: err.toJSON() }).catch(() => undefined);
     throw err;
   } finally {
     await release();

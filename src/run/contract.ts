@@ -80,11 +80,11 @@ export interface StepResult {
   batches: number;
 }
 
-/** What a run did; an expected failure is in `error`, never thrown half-way. */
+/** What a run did; an expected failure is in `error`, never thrown (refused: nothing ran, runId is 0 or the blocking run). */
 export interface RunResult {
   runId: number;
   migrationId: string;
-  status: 'completed' | 'failed' | 'paused' | 'rolled_back';
+  status: 'completed' | 'failed' | 'paused' | 'rolled_back' | 'refused';
   resumed: boolean;
   durationMs: number;
   steps: StepResult[];

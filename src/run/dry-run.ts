@@ -87,7 +87,7 @@ export async function dryRun(db: Db, m: LoadedMigration, opts: DryRunOptions = {
   let result: DryRunResult;
   try {
     const checks = await runChecks(db, m);
-    emit({ type: 'log', level: 'info', message: `pre-flight: ${checks.findings.map((f) => `${f.code} ${f.count}`).join(', ')}` });
+    emit({ type: 'checks-finished', ok: checks.ok, blocking: checks.blocking, counts: Object.fromEntries(checks.findings.map((f) => [f.code, f.count])), durationMs: checks.durationMs });
     // the guards apply lends each batch from the checks that protect a write
     const facts: GuardFacts = { indexes: new Map() };
     for (const c of m.spec.checks) if (c.kind === 'unique-after') facts.indexes.set(c.code, (await uniqueShape(db, c, m)).shape);
@@ -135,19 +135,14 @@ async function walkStep(db: Db, m: LoadedMigration, stepNo: number, facts: Guard
     digestRows += b.digest.rows;
     digestSum += BigInt(b.digest.sum);
     for (const f of b.verifyFailures) out.verifyFailures.push({ batchNo, ...f });
-    emit({ type: 'log', level: 'info', message: `dry run ${step.name} batch ${batchNo} [${b.lo}, ${b.hi}]: ${b.rows} rows, ${b.changed} would change, ${b.ms.toFixed(0)} ms (rolled back)` });
+    emit({ type: 'trial-batch', step: step.name, batchNo, lo: b.lo, hi: b.hi, rows: b.rows, changed: b.changed, ms: b.ms });
     if (opts.batchSize === undefined) size = sizer.next(size, { durationMs: b.ms, rowsInRange: b.rows });
   }
   if (step.wholeTableProjection) {
     const whole = await wholeTableDigest(db, m, stepNo);
     const batches = { rows: digestRows, sum: digestSum.toString() };
     out.wholeTable = { batches, wholeTable: whole, agrees: whole.rows === batches.rows && whole.sum === batches.sum };
-    emit({
-      type: 'log', level: out.wholeTable.agrees ? 'info' : 'error',
-      message: out.wholeTable.agrees
-        ? `dry run ${step.name}: wholeTableProjection agrees with the batches (${whole.rows} rows)`
-        : `dry run ${step.name}: wholeTableProjection disagrees with the batches: it would change ${whole.rows} rows, the batches ${batches.rows}${whole.rows === batches.rows ? ' (same count, different rows or values)' : ''}`,
-    });
+    emit({ type: 'whole-table-compared', step: step.name, agrees: out.wholeTable.agrees, batchRows: batches.rows, wholeTableRows: whole.rows });
   }
   return out;
 }

@@ -13,7 +13,8 @@ import { cleanTempIndexes } from '../cleanup/cleanup.ts';
 import { tempIndexStage } from '../cleanup/temp-indexes.ts';
 import { assertApplyAllowed, type Ledger, recordLedger } from '../config/environments.ts';
 import type { Db } from '../db/connection.ts';
-import { apply, type ApplyOptions } from '../execute/apply.ts';
+import { apply, type ApplyOptions, refused } from '../execute/apply.ts';
+import { StateError } from '../errors.ts';
 import { commitCostMs, trialBatch } from '../execute/trial-batch.ts';
 import { assertPlanCurrent, type Plan, type PlanOptions, plan as makePlan } from '../plan/plan.ts';
 import { schemaSnapshotStage } from '../report/schema-snapshot.ts';
@@ -71,8 +72,14 @@ export function applyStages(m: LoadedMigration, o: SafeApplyOptions & { targetBa
 /** belay apply: the whole pipeline. Expected failures are in the result's `error`; a refused start throws. */
 export async function safeApply(db: Db, m: LoadedMigration, opts: SafeApplyOptions = {}): Promise<RunResult> {
   const { plan, ledger } = opts;
-  if (ledger) assertApplyAllowed(ledger, m.spec.id, m.checksum, opts.override);
-  if (plan) await assertPlanCurrent(db, m, plan, { maxDrift: opts.maxDrift });
+  try {
+    if (ledger) assertApplyAllowed(ledger, m.spec.id, m.checksum, opts.override);
+    if (plan) await assertPlanCurrent(db, m, plan, { maxDrift: opts.maxDrift });
+  } catch (err) {
+    // a protected environment or a stale plan: refused, nothing ran
+    if (err instanceof StateError) return refused(m.spec.id, err);
+    throw err;
+  }
   const targetBatchMs = opts.targetBatchMs ?? plan?.targetBatchMs ?? DEFAULT_TARGET_BATCH_MS;
   // an explicit batch size is the user's choice: keep it fixed
   const adapt = opts.adapt ?? opts.batchSize === undefined;

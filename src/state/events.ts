@@ -1,7 +1,34 @@
-// Typed events: progress bars, logs, --json output and reports listen to these instead of stages printing.
+// Typed events: progress bars, logs, --json output and reports listen to these instead of stages
+// printing. Every event a run emits is a member of this one union; reports and tests read its fields.
+// Those that tell a run's story are also recorded in belay.events (recordEvent), with the same fields.
+import type { Db } from '../db/connection.ts';
+import type { FiredTrigger } from './summary.ts';
+
+type Err = Record<string, unknown>;
 
 export type BelayEvent =
+  // the run
   | { type: 'run-started'; runId: number; migrationId: string; checksum: string; resumed: boolean; mode: string }
+  | { type: 'run-resumed'; runId: number; previousStatus: string }
+  | { type: 'run-finished'; runId: number; status: string; durationMs: number; error?: Err }
+  | { type: 'listener-failed'; runId?: number; event: string; message: string }
+  // check
+  | { type: 'checks-finished'; runId?: number; ok: boolean; blocking: string[]; counts: Record<string, number>; durationMs: number }
+  | { type: 'checks-skipped'; runId: number }
+  // backup
+  | {
+      type: 'backup-taken'; runId?: number; backupId: number; table: string; copy: string; rows: number | null; checksum: string | null;
+      sizeBytes: number | null; file: string | null; sha256: string | null;
+    }
+  | { type: 'backup-kept'; runId: number; backupId: number; table: string; copy: string; rows: number | null }
+  | { type: 'backups-verified'; runId: number; count: number; durationMs: number; sourcesReadBy: string }
+  | { type: 'backup-failed'; runId: number; error: Err }
+  | { type: 'backup-dropped'; runId: number; backupId: number; copy: string }
+  | { type: 'backup-restored'; runId: number; backupId: number; table: string; rows: number; checksum: string; [k: string]: unknown }
+  // temporary indexes
+  | { type: 'temp-index-ready'; runId: number; index: string; table: string; status: 'created' | 'existed'; durationMs: number }
+  | { type: 'temp-indexes-dropped'; runId: number; indexes: string[] }
+  // steps and batches
   | { type: 'step-started'; runId: number; stepNo: number; step: string; kind: 'batched' | 'sql'; rowsTotal: number; rowsDone: number }
   | {
       type: 'batch-committed'; runId: number; stepNo: number; step: string; batchNo: number; lo: string; hi: string;
@@ -12,32 +39,62 @@ export type BelayEvent =
       heldMs: number;
     }
   | { type: 'batch-retry'; runId: number; step: string; batchNo: number; attempt: number; sqlstate: string; waitMs: number }
-  | {
-      type: 'batch-over-ceiling'; runId: number; stepNo: number; step: string; batchNo: number; rows: number; elapsedMs: number;
-      ceilingMs: number; nextSize: number;
-    }
+  | { type: 'batch-over-ceiling'; runId: number; stepNo: number; step: string; batchNo: number; rows: number; elapsedMs: number; ceilingMs: number; nextSize: number }
+  | { type: 'batch-ceiling-lifted'; runId: number; stepNo: number; step: string; batchNo: number; rows: number; durationMs: number; ceilingMs: number; forMs: number }
   | { type: 'verification-failed'; runId: number; step: string; batchNo?: number; name?: string; count: number; sample: unknown[] }
   | { type: 'step-finished'; runId: number; stepNo: number; step: string; rowsChanged: number; batches: number }
-  | { type: 'run-finished'; runId: number; status: string; durationMs: number; error?: Record<string, unknown> }
-  | { type: 'rollback-started'; runId: number; batches: number; rows: number }
+  // steering
+  | { type: 'throttled'; runId: number; step: string; reasons: string[] }
+  | { type: 'throttle-released'; runId: number; step: string; waitedMs: number }
+  | ({ type: 'abort-triggered'; runId: number } & FiredTrigger)
+  | { type: 'abort-rolled-back'; runId: number; restored: number; conflictCount: number }
+  | { type: 'abort-rollback-failed'; runId: number; error: Err }
+  // rollback
+  | { type: 'rollback-started'; runId: number; batches: number; rows: number; force: boolean }
   | { type: 'rollback-batch'; runId: number; step: string; batchNo: number; restored: number; conflicts: number; rowsDone: number; rowsTotal: number }
-  | { type: 'rollback-finished'; runId: number; restored: number; conflicts: number; status: string }
-  | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string; runId?: number };
+  | { type: 'rollback-step-kept'; runId: number; step: string; reason: 'irreversible' }
+  | { type: 'rollback-finished'; runId: number; restored: number; conflicts: number; status: string; sample: unknown[] }
+  | { type: 'rollback-failed'; runId: number; error: Err }
+  | { type: 'rollback-from-backup'; runId: number; tables: unknown; overwritten: unknown }
+  | { type: 'rollback-from-backup-cancelled'; runId: number }
+  // dry run
+  | { type: 'trial-batch'; step: string; batchNo: number; lo: string; hi: string; rows: number; changed: number; ms: number }
+  | { type: 'whole-table-compared'; step: string; agrees: boolean; batchRows: number; wholeTableRows: number };
 
+export type EventType = BelayEvent['type'];
+export type EventOf<T extends EventType> = Extract<BelayEvent, { type: T }>;
 export type EventSink = (event: BelayEvent) => void;
 
 export const noopSink: EventSink = () => undefined;
 
-/** Calls every sink; a sink that throws is isolated so that it cannot break a run. */
-export function fanOut(...sinks: Array<EventSink | undefined>): EventSink {
-  const live = sinks.filter((s): s is EventSink => typeof s === 'function');
-  return (e) => {
-    for (const s of live) {
-      try {
-        s(e);
-      } catch {
-        // a broken listener must never stop a migration half-way
-      }
+/**
+ * A sink that never throws: a listener that fails is isolated (the run goes on) and reported once
+ * through `onFailure`, as a listener-failed event to the other listeners and belay.events.
+ */
+export function isolated(sink: EventSink | undefined, onFailure: (e: EventOf<'listener-failed'>) => void): EventSink {
+  if (!sink) return noopSink;
+  let failed = false;
+  return (event) => {
+    if (failed) return;
+    try {
+      sink(event);
+    } catch (err) {
+      failed = true;
+      onFailure({ type: 'listener-failed', runId: 'runId' in event ? event.runId : undefined, event: event.type, message: err instanceof Error ? err.message : String(err) });
     }
   };
+}
+
+const INSERT_EVENT_SQL = `INSERT INTO belay.events (run_id, type, data) VALUES ($1, $2, $3::jsonb)`;
+
+/** Records an event in belay.events: its type, and its other fields as data. */
+export async function recordEvent(db: Db, event: BelayEvent & { runId?: number }): Promise<void> {
+  const { type, runId, ...data } = event;
+  await db.query(INSERT_EVENT_SQL, [runId ?? null, type, JSON.stringify(data)]);
+}
+
+/** Emits an event to the run's listeners and records it. */
+export async function tell(db: Db, emit: EventSink, event: BelayEvent & { runId: number }): Promise<void> {
+  emit(event);
+  await recordEvent(db, event);
 }

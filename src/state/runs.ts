@@ -95,10 +95,6 @@ export async function setStep(db: Db, runId: number, stepNo: number, fields: { s
   );
 }
 
-export async function recordEvent(db: Db, runId: number | null, type: string, data: object): Promise<void> {
-  await db.query(`INSERT INTO belay.events (run_id, type, data) VALUES ($1, $2, $3::jsonb)`, [runId, type, JSON.stringify(data)]);
-}
-
 export interface BatchRecord {
   stepNo: number;
   batchNo: number;

@@ -14,7 +14,7 @@ import type { Db } from '../db/connection.ts';
 import { ident } from '../db/sql.ts';
 import { AbortedError, type BelayError, SpecError, VerificationError } from '../errors.ts';
 import type { BatchedStep, Migration } from '../spec/define.ts';
-import { recordEvent } from '../state/runs.ts';
+import { tell } from '../state/events.ts';
 import { type FiredTrigger, mergeSummary, readSummary } from '../state/summary.ts';
 import type { BatchController, BatchRecord, RunContext, Stage } from '../run/contract.ts';
 import { type StepTarget, resolveStep } from '../spec/resolve.ts';
@@ -100,9 +100,8 @@ export function abortController(spec: Migration): BatchController {
 
   async function record(ctx: RunContext, f: FiredTrigger): Promise<void> {
     fired = f;
-    await recordEvent(ctx.db, ctx.runId, 'abort-triggered', f);
+    await tell(ctx.db, ctx.emit, { type: 'abort-triggered', runId: ctx.runId, ...f });
     await mergeSummary(ctx.db, ctx.runId, { abort: f });
-    ctx.emit({ type: 'log', level: 'warn', runId: ctx.runId, message: `abort trigger ${f.when}: ${f.reason}; ${f.decision === 'pause' ? 'pausing the run' : 'rolling the run back'}` });
   }
 
   async function measure(ctx: RunContext, i: number, info: BatchRecord): Promise<number> {

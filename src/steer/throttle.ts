@@ -91,7 +91,7 @@ export function planController(opts: SteerOptions): BatchController {
         if (reasons.length === 0) break;
         const waited = performance.now() - t0;
         if (!announced) {
-          ctx.emit({ type: 'log', level: 'warn', runId: ctx.runId, message: `throttled before the next batch of "${step.name}": ${reasons.join('; ')}` });
+          ctx.emit({ type: 'throttled', runId: ctx.runId, step: step.name, reasons });
           announced = true;
         }
         if (waited > o.maxWaitMs) {
@@ -99,7 +99,7 @@ export function planController(opts: SteerOptions): BatchController {
         }
         await new Promise((r) => setTimeout(r, o.pollMs));
       }
-      if (announced) ctx.emit({ type: 'log', level: 'info', runId: ctx.runId, message: `throttle released after ${Math.round(performance.now() - t0)} ms` });
+      if (announced) ctx.emit({ type: 'throttle-released', runId: ctx.runId, step: step.name, waitedMs: performance.now() - t0 });
     },
     // the sizer keeps batches under the target, the ceiling catches the surprises it could not foresee;
     // a fixed size (the user's --batch-size) is neither adapted nor split

@@ -204,7 +204,6 @@ function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
 export function alertError(r: MonitorResult): BelayError {
   const names = [...new Set(r.alerts.map((a) => a.check))];
   return new BelayError(MONITOR_ALERT_CODE, `monitoring of run ${r.runId} (${r.migrationId}) alerted: ${names.join(', ')}`, {
-    exitCode: EXIT.verification,
     details: { runId: r.runId, alerts: r.alerts.map((a) => ({ check: a.check, count: a.count, threshold: a.threshold })) },
     fix: `Look at the offending rows (belay verify ${r.runId}), fix them or roll the run back (belay rollback ${r.runId}).`,
   });
