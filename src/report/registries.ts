@@ -25,7 +25,8 @@ export async function builtInChecks(): Promise<TroubleEntry[]> {
   for (const rel of CHECK_REGISTRY_MODULES) {
     let mod: Record<string, unknown>;
     try {
-      mod = (await import(new URL(rel, import.meta.url).href)) as Record<string, unknown>;
+      // a relative specifier, so that the build rewrites .ts to .js (a file URL would be left as it is)
+      mod = (await import(rel)) as Record<string, unknown>;
     } catch {
       continue;
     }
