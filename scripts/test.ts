@@ -31,7 +31,13 @@ const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-conc
   env: { ...process.env, BELAY_TEST_SERVER: server.url },
 });
 // Ctrl-C reaches the test runner through the terminal too; SIGTERM may come to this process alone
-for (const sig of Object.keys(SIGNALS) as (keyof typeof SIGNALS)[]) process.on(sig, () => child.kill(sig));
+let interrupted: keyof typeof SIGNALS | undefined;
+for (const sig of Object.keys(SIGNALS) as (keyof typeof SIGNALS)[]) {
+  process.on(sig, () => {
+    interrupted = sig;
+    child.kill(sig);
+  });
+}
 
 const code = await new Promise<number>((resolve) => {
   child.on('error', () => resolve(1));
@@ -42,4 +48,4 @@ try {
 } catch (err) {
   process.stderr.write(`npm test: stopping the embedded server failed: ${(err as Error).message}\n`);
 }
-process.exit(code);
+process.exit(interrupted ? 128 + SIGNALS[interrupted] : code);
