@@ -6,6 +6,8 @@ import { Rng } from '../../examples/event-type-owner/generate.ts';
 import { ROOT } from './flagship.ts';
 
 export const BELAY = path.join(ROOT, 'scripts/belay-src.ts');
+/** tsx by its file URL: a bare 'tsx' would be looked up from the child's working directory. */
+const TSX = import.meta.resolve('tsx');
 
 export interface CliResult {
   code: number | null;
@@ -17,7 +19,7 @@ export interface CliResult {
 /** Runs belay with args; killAfterMs sends SIGKILL after that delay. */
 export function runCli(args: string[], opts: { killAfterMs?: number; env?: Record<string, string>; cwd?: string } = {}): Promise<CliResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', BELAY, ...args], {
+    const child = spawn(process.execPath, ['--import', TSX, BELAY, ...args], {
       cwd: opts.cwd ?? ROOT,
       env: { ...process.env, DATABASE_URL: '', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
