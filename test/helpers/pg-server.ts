@@ -53,9 +53,10 @@ async function startEmbedded(why: string): Promise<TestServer> {
   const data = path.join(dir, 'data');
   const log = path.join(dir, 'server.log');
   const owner = serverUser();
+  const loc = locale();
   if (owner) chownSync(dir, owner.uid, owner.gid);
   const run = (file: string, args: string[]) => {
-    const r = spawnSync(file, args, { ...owner, encoding: 'utf8', env: { ...process.env, LC_ALL: locale() } });
+    const r = spawnSync(file, args, { ...owner, encoding: 'utf8', env: { ...process.env, LC_ALL: loc } });
     if (r.status !== 0) {
       const tail = (() => { try { return readFileSync(log, 'utf8').slice(-2000); } catch { return ''; } })();
       throw new Error(`${path.basename(file)} ${args.join(' ')} failed (${r.error?.message ?? `exit ${r.status}`}):\n${r.stdout}${r.stderr}${tail}`);
@@ -63,7 +64,7 @@ async function startEmbedded(why: string): Promise<TestServer> {
   };
   try {
     // trust and user postgres, as on the machine's server; the same locale and encoding
-    run(bin.initdb, ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', `--locale=${locale()}`, '--no-sync']);
+    run(bin.initdb, ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', `--locale=${loc}`, '--no-sync']);
     const port = await freePort();
     run(bin.pg_ctl, ['-D', data, '-l', log, '-w', '-t', '60', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1`, 'start']);
     let stopped = false;
