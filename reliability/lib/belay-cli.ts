@@ -1,10 +1,13 @@
-// Runs the belay CLI as a child process, as a user would: node bin/belay.mjs <args>.
+// Runs the belay CLI as a child process, as a user would, from the sources (scripts/belay-src.ts under tsx,
+// what bin/belay.mjs runs once built), so that the suite needs no build.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const BELAY_BIN = path.join(REPO, 'bin/belay.mjs');
+export const BELAY_BIN = path.join(REPO, 'scripts/belay-src.ts');
+/** tsx by its file URL: a bare 'tsx' would be looked up from the child's working directory. */
+const TSX = import.meta.resolve('tsx');
 export const FLAGSHIP = path.join(REPO, 'examples/event-type-owner');
 
 export interface CliRun {
@@ -32,7 +35,7 @@ export interface CliOptions {
 export function runBelay(args: readonly string[], opts: CliOptions = {}): Promise<CliRun> {
   const t0 = performance.now();
   const env: Record<string, string | undefined> = { ...process.env, DATABASE_URL: undefined, BELAY_DEBUG: undefined, FORCE_COLOR: '0', ...opts.env };
-  const child = spawn(process.execPath, [BELAY_BIN, ...args], { cwd: opts.cwd ?? REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', TSX, BELAY_BIN, ...args], { cwd: opts.cwd ?? REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   let pending = '';

@@ -51,11 +51,23 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
     return openPg(url, opts);
   }
   if (/^pglite:/i.test(url)) {
-    const { openPglite } = await import('./pglite.ts');
+    const { openPglite } = await import('./pglite.ts').catch((err: unknown) => {
+      throw pgliteMissing(err) ?? err;
+    });
     return openPglite(url, opts);
   }
   throw new ConnectionError(`unsupported database URL "${redactUrl(url)}"`, {
     fix: 'Use postgres://user@host:port/db for a server, or pglite:<dir> / pglite:memory for embedded PGlite.',
+  });
+}
+
+/** PGlite is an optional peer dependency (27 MB a server user never needs): say how to add it. */
+function pgliteMissing(err: unknown): ConnectionError | undefined {
+  const e = err as NodeJS.ErrnoException;
+  if (e?.code !== 'ERR_MODULE_NOT_FOUND' || !String(e.message).includes('@electric-sql/pglite')) return undefined;
+  return new ConnectionError('a pglite: URL needs the optional package @electric-sql/pglite, which is not installed', {
+    cause: err,
+    fix: 'Install it next to belay: npm install @electric-sql/pglite (or use a postgres:// URL).',
   });
 }
 

@@ -16,7 +16,7 @@ export interface LoadedMigration {
   readonly checksum: string;
 }
 
-const CANDIDATES = ['migration.ts', 'migration.mts', 'migration.js', 'migration.mjs', 'index.ts', 'index.js'];
+const CANDIDATES = ['migration.ts', 'migration.mts', 'migration.cts', 'migration.js', 'migration.mjs', 'migration.cjs', 'index.ts', 'index.js'];
 
 /** Resolves a file or a folder holding migration.ts (or index.ts). */
 export function resolveMigrationPath(target: string): string {

@@ -1,10 +1,13 @@
-// Runs the belay command line as a child process, the way a user does.
+// Runs the belay command line as a child process, the way a user does, from the sources (no build needed:
+// a test always sees src/ as it is; test/package.test.ts runs the built command from the packed tarball).
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { Rng } from '../../examples/event-type-owner/generate.ts';
 import { ROOT } from './flagship.ts';
 
-export const BELAY = path.join(ROOT, 'bin/belay.mjs');
+export const BELAY = path.join(ROOT, 'scripts/belay-src.ts');
+/** tsx by its file URL: a bare 'tsx' would be looked up from the child's working directory. */
+const TSX = import.meta.resolve('tsx');
 
 export interface CliResult {
   code: number | null;
@@ -16,7 +19,7 @@ export interface CliResult {
 /** Runs belay with args; killAfterMs sends SIGKILL after that delay. */
 export function runCli(args: string[], opts: { killAfterMs?: number; env?: Record<string, string>; cwd?: string } = {}): Promise<CliResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BELAY, ...args], {
+    const child = spawn(process.execPath, ['--import', TSX, BELAY, ...args], {
       cwd: opts.cwd ?? ROOT,
       env: { ...process.env, DATABASE_URL: '', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -51,7 +51,7 @@ let template: Promise<Blob> | undefined;
  * A freshly initialised PGlite data folder, dumped once and kept in the temp folder: each new in-memory
  * database starts from it in about a second instead of running initdb (several seconds).
  */
-function pgliteTemplate(): Promise<Blob> {
+export function pgliteTemplate(): Promise<Blob> {
   template ??= (async () => {
     const { PGlite } = await import('@electric-sql/pglite');
     const pkg = JSON.parse(readFileSync(new URL('../../node_modules/@electric-sql/pglite/package.json', import.meta.url), 'utf8')) as { version: string };

@@ -1,0 +1,17 @@
+// Programs that some tests run besides node: Debian's Chromium (the HTML report) and psql (a rollback script
+// run as a user runs it). Where one is missing, its tests are skipped with the reason, so that `npm test`
+// passes on any machine; CI has both and sets BELAY_REQUIRE_TOOLS=1, under which those tests run anyway and
+// a missing program fails them.
+import { existsSync } from 'node:fs';
+
+export const CHROMIUM = process.env.BELAY_CHROMIUM || '/usr/bin/chromium';
+export const PSQL = process.env.PSQL || '/usr/bin/psql';
+
+/** The reason to skip a test that runs `program`, or false to run it. */
+export function skipWithout(program: string, install: string): string | false {
+  if (process.env.BELAY_REQUIRE_TOOLS === '1' || existsSync(program)) return false;
+  return `${program} is missing (${install}); CI sets BELAY_REQUIRE_TOOLS=1, under which this test fails instead`;
+}
+
+export const NO_BROWSER = skipWithout(CHROMIUM, "Debian's chromium package: apt-get install -y chromium");
+export const NO_PSQL = skipWithout(PSQL, 'a PostgreSQL client: apt-get install -y postgresql-client, or set PSQL');
