@@ -31,15 +31,19 @@ export function resolveMigrationPath(target: string): string {
   return abs;
 }
 
-export async function loadMigration(target: string, params: MigrationParams = {}): Promise<LoadedMigration> {
-  const file = resolveMigrationPath(target);
-  let mod: Record<string, unknown>;
+/** Imports a user's module (TypeScript or JavaScript, ESM or CommonJS) as migration files are imported. */
+export async function importModule(file: string): Promise<Record<string, unknown>> {
   try {
     const { tsImport } = await import('tsx/esm/api');
-    mod = (await tsImport(pathToFileURL(file).href, import.meta.url)) as Record<string, unknown>;
+    return (await tsImport(pathToFileURL(file).href, import.meta.url)) as Record<string, unknown>;
   } catch (err) {
     throw new SpecError(`cannot load ${file}: ${(err as Error).message}`, { file, cause: err });
   }
+}
+
+export async function loadMigration(target: string, params: MigrationParams = {}): Promise<LoadedMigration> {
+  const file = resolveMigrationPath(target);
+  const mod = await importModule(file);
   let exported = mod.default as MigrationModule | undefined;
   // tsImport may wrap a CommonJS-shaped default once more.
   if (exported && typeof exported === 'object' && 'default' in exported && !('id' in exported)) {

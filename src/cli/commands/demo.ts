@@ -1,12 +1,13 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { generate } from '../../../examples/event-type-owner/generate.ts';
 import type { CheckReport } from '../../checks/run-checks.ts';
 import { safeApply } from '../../run/pipeline.ts';
 import { openDb } from '../../db/connection.ts';
 import { EXIT } from '../../errors.ts';
-import { loadMigration } from '../../spec/load.ts';
+import type { Db } from '../../db/connection.ts';
+import { importModule, loadMigration } from '../../spec/load.ts';
 import { type GlobalOptions, out, parsePositiveInt, reportError } from '../context.ts';
 import { printRunResult, table } from '../print.ts';
 import { progressSink } from '../progress.ts';
@@ -14,6 +15,16 @@ import { writeRunDocs } from '../../run/documents.ts';
 
 export const FLAGSHIP_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../examples/event-type-owner');
 export const DEMO_ROWS = 100_000;
+
+type Generate = (db: Db, opts: { rows: number; seed: number }) => Promise<unknown>;
+
+/** The flagship's data generator, loaded from the example folder as a user's migration is loaded. */
+async function flagshipGenerator(): Promise<Generate> {
+  const file = ['generate.ts', 'generate.js'].map((f) => path.join(FLAGSHIP_DIR, f)).find((f) => existsSync(f));
+  const mod = file ? await importModule(file) : {};
+  if (typeof mod.generate !== 'function') throw new Error(`the flagship example has no data generator in ${FLAGSHIP_DIR}`);
+  return mod.generate as Generate;
+}
 
 export function registerDemo(program: Command, setExit: (c: number) => void): void {
   program
@@ -31,7 +42,7 @@ export function registerDemo(program: Command, setExit: (c: number) => void): vo
         log(`belay demo: the flagship migration on ${db.label}`);
         log(`generating ${o.rows} event types (seed ${o.seed}) …`);
         const t0 = performance.now();
-        await generate(db, { rows: o.rows, seed: o.seed });
+        await (await flagshipGenerator())(db, { rows: o.rows, seed: o.seed });
         log(`  done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
         const m = await loadMigration(FLAGSHIP_DIR);
         log('\npre-flight (belay check), then apply with backups, in-batch verification and post-run verification:');
