@@ -21,7 +21,7 @@ async function projection(): Promise<string> {
   const m = await loadMigration(FLAGSHIP_DIR);
   const s = m.spec.steps[0]!;
   if (s.kind !== 'batched') throw new Error('flagship step is not batched');
-  return s.projection;
+  return s.decide ?? s.projection!;
 }
 
 async function keyRange(db: Db): Promise<[number, number]> {

@@ -2,6 +2,7 @@
 // differences marked, the HTML report opened in headless Chromium, and the error-code registry complete.
 import assert from 'node:assert/strict';
 import { describeChecks } from '../src/checks/registry.ts';
+import { writeBatchSql } from '../src/state/decision-sql.ts';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,7 +13,7 @@ import { preflight } from '../src/checks/preflight.ts';
 import type { Db } from '../src/db/connection.ts';
 import { ERROR_CODES } from '../src/error-codes.ts';
 import { apply } from '../src/execute/apply.ts';
-import { applyBatchSql } from '../src/execute/batch-sql.ts';
+
 import { renderReportHtml } from '../src/report/html.ts';
 import { REPORT_SECTIONS, renderReportMarkdown } from '../src/report/report.ts';
 import { buildReport, report, runbook, writeRunDocs } from '../src/run/documents.ts';
@@ -81,10 +82,10 @@ for (const kind of DB_KINDS) {
       for (const d of describeChecks(m)) assert.ok(md.includes(`| \`${d.code}\` |`), `runbook's check table lacks finding ${d.code}`);
       for (const e of ERROR_CODES) assert.ok(md.includes(`\`${e.code}\``), `troubleshooting lacks ${e.code}`);
       const step = m.spec.steps[0] as BatchedStep;
-      // the generated UPDATE is the one apply runs: same text, with the key's real type (serial = integer)
-      const expected = applyBatchSql({ table: '"EventType"', tableName: 'EventType', key: 'id', keyType: 'integer', writes: step.writes }, step.projection);
-      assert.ok(md.includes(expected.trim()), 'runbook lacks the generated batch UPDATE with key type integer');
-      assert.ok(md.includes('HAVING count(*) = 1'), 'runbook lacks the projection');
+      // the generated batch statement is the one apply runs: same text, with the key's real type (serial = integer)
+      const expected = writeBatchSql({ table: '"EventType"', tableName: 'EventType', key: 'id', keyType: 'integer', writes: step.writes, relation: 'belay."decision_r<run>_s<step>"' });
+      assert.ok(md.includes(expected.trim()), 'runbook lacks the generated batch statement with key type integer');
+      assert.ok(md.includes(step.decide!.trim().slice(-60)), 'runbook lacks the rule');
       for (const v of m.spec.verify) assert.ok(md.includes(`#### ${v.name}`));
       for (const x of m.spec.monitor) assert.ok(md.includes(`#### ${x.name}`));
       for (const cmd of ['belay check', 'belay dry-run', 'belay rehearse', 'belay apply', 'belay verify', 'belay monitor', 'belay rollback <run> --sql', '--from-backup']) {

@@ -9,38 +9,37 @@ export default function eventTypeOwner(params: MigrationParams) {
     throw new Error(`ambiguous must be "skip" or "lowest", got "${ambiguous}"`);
   }
   for (const k of Object.keys(params)) if (k !== 'ambiguous') throw new Error(`unknown parameter "${k}" (known: ambiguous)`);
-  // links needed for an owner: exactly one valid link (skip) or at least one, lowest user id (lowest)
-  const owns = ambiguous === 'skip' ? 'count(*) = 1' : 'count(*) >= 1';
+  // The rule, each part written once: a link is valid when its user exists (its event type is the row);
+  // an eligible row is personal and unowned; its owner is its one valid link (or the lowest, by policy).
+  const validLinks = (where = 'true') => `SELECT l."A" AS id, count(*) AS links, min(l."B") AS lowest
+        FROM "_user_eventtype" l JOIN users u ON u.id = l."B" WHERE ${where} GROUP BY l."A"`;
+  const ownerOf = (v: string) => `CASE WHEN ${ambiguous === 'skip' ? `${v}.links = 1` : `${v}.links >= 1`} THEN ${v}.lowest END`;
+  const eligible = (e: string) => `${e}."userId" IS NULL AND ${e}."teamId" IS NULL`;
 
-  // An eligible row's owner, computed from valid links only (the user exists; the event type is the row).
-  const ownerOf = (id: string) => `(SELECT CASE WHEN ${owns} THEN min(l."B") END
-      FROM "_user_eventtype" l JOIN users u ON u.id = l."B" WHERE l."A" = ${id})`;
-
-  // Whole-table classification used by the pre-flight checks and the post-run verification: one chain of
-  // set operations (an aggregate, a window, a hash join), no per-row look-ups. outcome holds every personal
-  // event type; owner is NULL where it gets none.
+  // Every personal event type with its owner and its twins: one chain of set operations (an aggregate, a
+  // window, a hash join), no per-row look-ups. The decision, the classification and the verification read it.
+  // twin: another personal event type that would go to the same owner with the same slug (eligible_twin), or
+  // one the owner already has (owned_twin); the unique index allows one owned row per (userId, slug).
   const classified = `
-    WITH valid AS (
-      SELECT l."A" AS id, count(*) AS links, min(l."B") AS lowest
-        FROM "_user_eventtype" l JOIN users u ON u.id = l."B"
-       GROUP BY l."A"
+    WITH valid AS (${validLinks()}
     ), eligible AS (
-      SELECT e.id, e.slug, coalesce(v.links, 0) AS links,
-             CASE WHEN ${ambiguous === 'skip' ? 'v.links = 1' : 'v.links >= 1'} THEN v.lowest END AS owner
+      SELECT e.id, e.slug, coalesce(v.links, 0) AS links, ${ownerOf('v')} AS owner
         FROM "EventType" e LEFT JOIN valid v ON v.id = e.id
-       WHERE e."userId" IS NULL AND e."teamId" IS NULL
+       WHERE ${eligible('e')}
     ), grouped AS (
       SELECT c.*, count(*) OVER w AS same_slug,
              CASE WHEN c.id = min(c.id) OVER w THEN max(c.id) OVER w ELSE min(c.id) OVER w END AS twin
         FROM eligible c
       WINDOW w AS (PARTITION BY c.owner, c.slug)
     ), outcome AS (
-      -- the unique index allows one owned row per (userId, slug): the join adds no rows
       SELECT c.id, c.slug, c.owner, c.links,
              x.id AS owned_twin, CASE WHEN c.owner IS NOT NULL AND c.same_slug > 1 THEN c.twin END AS eligible_twin
         FROM grouped c
         LEFT JOIN "EventType" x ON x."userId" = c.owner AND x.slug = c.slug AND x.id <> c.id
     )`;
+
+  // The owner the rule gives the rows of `written` today, from their own links only (in-batch and monitor checks).
+  const ownerNow = (w: string) => `(SELECT ${ownerOf('v')} FROM (${validLinks(`l."A" = ${w}.id`)}) v)`;
 
   return defineMigration({
     id: 'event-type-owner',
@@ -112,50 +111,13 @@ export default function eventTypeOwner(params: MigrationParams) {
         name: 'assign-owner',
         table: 'EventType',
         writes: ['userId'],
-        // The key range is repeated on the join table: Postgres does not carry it across the join.
-        projection: `
-          WITH cand AS (
-            SELECT e.id, e.slug, min(l."B") AS owner
-              FROM "EventType" e
-              JOIN "_user_eventtype" l ON l."A" = e.id AND l."A" BETWEEN $1 AND $2
-              JOIN users u ON u.id = l."B"
-             WHERE e.id BETWEEN $1 AND $2 AND e."userId" IS NULL AND e."teamId" IS NULL
-             GROUP BY e.id, e.slug
-            HAVING ${owns}
-          )
-          SELECT c.id, c.owner AS "userId" FROM cand c
-           WHERE NOT EXISTS (SELECT 1 FROM "EventType" x WHERE x."userId" = c.owner AND x.slug = c.slug AND x.id <> c.id)
-             -- another personal event type going to the same owner with the same slug, in any batch. It links to
-             -- that owner, so look through the owner's few links: a slug like "30min" is shared by thousands of
-             -- rows. IS NOT DISTINCT FROM (slug is NOT NULL, so it means =) keeps the planner off the slug index.
-             AND NOT EXISTS (SELECT 1 FROM "_user_eventtype" l2 JOIN "EventType" e2 ON e2.id = l2."A"
-                              WHERE l2."B" = c.owner AND l2."A" <> c.id
-                                AND e2.slug IS NOT DISTINCT FROM c.slug AND e2."userId" IS NULL AND e2."teamId" IS NULL
-                                AND ${ownerOf('e2.id')} = c.owner)`,
-        // The same rule for the whole table at once (the pre-flight's unique-after prediction): a twin is
-        // another candidate with the same owner and slug, so candidates are grouped instead of looked up
-        // one by one. belay dry-run checks that this yields exactly what the batches write.
-        wholeTableProjection: `
-          WITH valid AS (
-            -- the owner as a value that is NULL when there is none: the planner estimates "owner IS NOT NULL"
-            -- well and "count(*) = 1" not at all (a few thousand rows of 775,000 at 1M), which made it look
-            -- every row up through nested loops
-            SELECT l."A" AS id, CASE WHEN ${owns} THEN min(l."B") END AS owner
-              FROM "_user_eventtype" l JOIN users u ON u.id = l."B"
-             GROUP BY l."A"
-          ), cand AS (
-            SELECT e.id, e.slug, v.owner, count(*) OVER (PARTITION BY v.owner, e.slug) AS same
-              FROM "EventType" e JOIN valid v ON v.id = e.id
-             WHERE e."userId" IS NULL AND e."teamId" IS NULL AND v.owner IS NOT NULL
-          )
-          SELECT c.id, c.owner AS "userId" FROM cand c
-           WHERE c.same = 1
-             AND NOT EXISTS (SELECT 1 FROM "EventType" x WHERE x."userId" = c.owner AND x.slug = c.slug AND x.id <> c.id)`,
+        // decided once, set-based: the rows that get an owner (no twin anywhere in the table)
+        decide: `${classified} SELECT id, owner AS "userId" FROM outcome WHERE owner IS NOT NULL AND owned_twin IS NULL AND eligible_twin IS NULL`,
         // Inside every batch, before commit: each written owner is the row's valid link, the row is personal.
         verify: `
-          SELECT w.id, w."userId", e."teamId", 'owner is not the valid link of a personal event type' AS problem
-            FROM written w JOIN "EventType" e ON e.id = w.id
-           WHERE e."teamId" IS NOT NULL OR ${ownerOf('w.id')} IS DISTINCT FROM w."userId"`,
+          SELECT w.id, w."userId", w."teamId", 'owner is not the valid link of a personal event type' AS problem
+            FROM written w
+           WHERE w."teamId" IS NOT NULL OR ${ownerNow('w')} IS DISTINCT FROM w."userId"`,
       },
     ],
     verify: [
@@ -184,7 +146,7 @@ export default function eventTypeOwner(params: MigrationParams) {
         // rows are reported by the pre-flight; the window watches what the run wrote.
         name: 'new-inconsistencies', alertAbove: 0, message: 'event types the run assigned whose owner is no longer their valid link',
         sql: `SELECT w.id, w."userId" AS assigned, e."userId" AS now FROM written w JOIN "EventType" e ON e.id = w.id
-               WHERE ${ownerOf('w.id')} IS DISTINCT FROM e."userId"`,
+               WHERE ${ownerNow('w')} IS DISTINCT FROM e."userId"`,
       },
     ],
   });

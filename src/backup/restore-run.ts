@@ -8,8 +8,10 @@ import { qualified } from '../db/sql.ts';
 import { StateError } from '../errors.ts';
 import type { Migration } from '../spec/define.ts';
 import { recordEvent } from '../state/events.ts';
-import { getRun, setRunStatus } from '../state/runs.ts';
-import { MARK_RESTORED_FROM_BACKUP_SQL, othersChangesSql } from '../state/undo-log.ts';
+import { getRun, MARK_RESTORED_FROM_BACKUP_SQL, setRunStatus } from '../state/runs.ts';
+import { othersChangesSql, writtenKeysSql } from '../state/decision-sql.ts';
+import { storedDecision } from '../state/decision.ts';
+import { resolveStep } from '../spec/resolve.ts';
 
 export interface BackupRollbackPreview {
   runId: number;
@@ -84,15 +86,28 @@ export async function previewRollbackFromBackup(db: Db, runId: number, opts: { f
 }
 
 async function withOthers(db: Db, runId: number, backups: BackupRecord[], previews: RestorePreview[], from?: 'copy' | 'file'): Promise<BackupRollbackPreview> {
+  const spec = (await getRun(db, runId)).spec as Migration;
   const tables: BackupRollbackPreview['tables'] = [];
   for (const p of previews) {
     const b = backups.find((x) => x.id === p.backupId)!;
     let notWrittenByRun: { count: number; sample: string[] } | null = null;
     if (b.keyColumns.length === 1 && (from ?? 'copy') === 'copy') {
-      const r = await db.query<{ n: number; sample: string[] }>(othersChangesSql(qualified(b.sourceTable), copySqlName(b), b.keyColumns[0]!), [runId, b.sourceTable]);
+      const written = await writtenKeysOf(db, runId, spec, b.sourceTable);
+      const r = await db.query<{ n: number; sample: string[] }>(othersChangesSql(qualified(b.sourceTable), copySqlName(b), b.keyColumns[0]!, written));
       notWrittenByRun = { count: r.rows[0]!.n, sample: r.rows[0]!.sample };
     }
     tables.push({ ...p, notWrittenByRun });
   }
   return { runId, tables };
+}
+
+/** The keys the run's batched steps wrote to `table`, as text: one SELECT over their decisions. */
+async function writtenKeysOf(db: Db, runId: number, spec: Migration, table: string): Promise<string> {
+  const parts: string[] = [];
+  for (const [stepNo, step] of spec.steps.entries()) {
+    if (step.kind !== 'batched' || step.table !== table) continue;
+    const d = await storedDecision(db, runId, stepNo, await resolveStep(db, step, stepNo));
+    if (d) parts.push(writtenKeysSql(d, runId, stepNo));
+  }
+  return parts.length ? parts.join('\nUNION ALL\n') : 'SELECT NULL::text AS k WHERE false';
 }

@@ -5,6 +5,8 @@ import { ident } from '../db/sql.ts';
 
 /** One snapshot for every check, and the server refuses any write. Always ended with ROLLBACK. */
 export const READ_ONLY_BEGIN_SQL = 'BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY';
+/** The same snapshot, writable at first: the decisions are made in it as temporary tables, then it turns read-only. */
+export const SNAPSHOT_BEGIN_SQL = 'BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ';
 
 /** Text before the offending-rows query in findingSql(): an error position inside it is shifted by its length. */
 export const FINDING_PREFIX = 'WITH f AS (\n';

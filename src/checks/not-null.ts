@@ -25,9 +25,9 @@ export const notNullKind: CheckKind<NotNullCheck> = {
         const t = await resolveStep(db, step, stepNo);
         const range = await db.query<{ lo: string | null; hi: string | null }>(keyRangeSql(t.table, t.key));
         return {
-          sql: notNullAfterSql(t.table, t.key, t.keyType, check.column, wholeTable(step, stepNo).text),
+          sql: notNullAfterSql(t.table, t.key, t.keyType, check.column, wholeTable(step, stepNo, m).text),
           params: [range.rows[0]!.lo, range.rows[0]!.hi],
-          embedded: [{ ...wholeTable(step, stepNo), offset: PROJECTION_PREFIX.length }],
+          embedded: [{ ...wholeTable(step, stepNo, m), offset: PROJECTION_PREFIX.length }],
         };
       }
     }

@@ -3,6 +3,8 @@
 // with the run id, and the checks that protect a write lend guards to every batch.
 import { ChecksFailedError } from '../errors.ts';
 import { tell } from '../state/events.ts';
+import { type DecisionTarget, storedDecision } from '../state/decision.ts';
+import { resolveStep } from '../spec/resolve.ts';
 import { storeCheckResults } from '../state/check-results.ts';
 import { type GuardFacts, kindOf } from './registry.ts';
 import { type CheckReport, runChecks } from './run-checks.ts';
@@ -41,7 +43,14 @@ export function preflight(opts: PreflightOptions = {}): Preflight {
         await tell(db, ctx.emit, { type: 'checks-skipped', runId });
         return;
       }
-      report = await runChecks(db, m, { sample: opts.sample });
+      // the predictions read the decisions made in this snapshot (the decide stage), not the rules again
+      const decisions = new Map<number, DecisionTarget>();
+      for (const [i, step] of m.spec.steps.entries()) {
+        if (step.kind !== 'batched') continue;
+        const d = await storedDecision(db, runId, i, await resolveStep(db, step, i));
+        if (d) decisions.set(i, d);
+      }
+      report = await runChecks(db, m, { sample: opts.sample, decisions });
       await storeReport(ctx, report);
       opts.onReport?.(report);
       if (!report.ok) {

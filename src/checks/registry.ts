@@ -3,6 +3,7 @@
 import type { Db } from '../db/connection.ts';
 import type { BatchedStep, Check } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
+import type { DecisionTarget } from '../state/decision-sql.ts';
 import { classifyKind } from './classify.ts';
 import { notNullKind } from './not-null.ts';
 import { orphansKind } from './orphans.ts';
@@ -20,6 +21,9 @@ export interface EmbeddedSql {
   /** Character offset of `text` inside the prepared query. */
   offset: number;
 }
+
+/** The migration as the checks see it: with the steps' decisions when they were made (by stepNo). */
+export type CheckTarget = LoadedMigration & { readonly decisions?: ReadonlyMap<number, DecisionTarget> };
 
 /** A check ready to run: the query that returns its offending rows, with its parameters. */
 export interface PreparedCheck {
@@ -43,7 +47,7 @@ export interface CheckKind<C extends Check = Check> {
   /** What to do about offending rows when the spec gives no fix. */
   defaultFix: string;
   /** Resolves names against the catalog (SpecError naming a missing table/column/index) and builds the query. */
-  prepare(db: Db, check: C, m: LoadedMigration): Promise<PreparedCheck>;
+  prepare(db: Db, check: C, m: CheckTarget): Promise<PreparedCheck>;
   /** The guard this check lends to each batch of `step`, if it protects that step's writes. Catalog facts come from prepareGuards. */
   guard?(check: C, step: BatchedStep, target: StepTarget, facts: GuardFacts): Guard | undefined;
 }

@@ -5,11 +5,13 @@ import { EXPORT_SNAPSHOT_SQL, ident, importSnapshotSql, qualified } from '../db/
 import { BelayError, DbError, EXIT } from '../errors.ts';
 import type { Check } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
+import { resolveStep } from '../spec/resolve.ts';
+import { type DecisionTarget, makeDecision } from '../state/decision.ts';
 import { pointAt } from '../spec/sql-parse.ts';
-import { FINDING_PREFIX, findingSql, READ_ONLY_BEGIN_SQL } from './check-sql.ts';
+import { FINDING_PREFIX, findingSql, READ_ONLY_BEGIN_SQL, SNAPSHOT_BEGIN_SQL } from './check-sql.ts';
 import { classifySql, type ClassifyCheck } from './classify.ts';
 import { type DerivedOrigin, derivedUniqueChecks } from './derived-unique.ts';
-import { CHECK_ERROR_CODES, type CheckKindName, declaredFindings, type EmbeddedSql, kindOf, type PreparedCheck } from './registry.ts';
+import { CHECK_ERROR_CODES, type CheckKindName, type CheckTarget, declaredFindings, type EmbeddedSql, kindOf, type PreparedCheck } from './registry.ts';
 
 export const DEFAULT_SAMPLE = 20;
 
@@ -51,6 +53,10 @@ export interface RunChecksOptions {
   jobs?: number;
   /** Also predict what the catalog enforces on the written columns (unique indexes), undeclared (default true). */
   derive?: boolean;
+  /** The steps' decisions, made by the caller in this snapshot (apply's pre-flight): the predictions read them. */
+  decisions?: ReadonlyMap<number, DecisionTarget>;
+  /** Make the decisions first, as temporary tables of the checks' snapshot (belay check, the dry run). */
+  decide?: boolean;
 }
 
 /**
@@ -79,10 +85,15 @@ export function checkSql(check: Check): string {
  * throws BELAY_CHECK_SQL (exit 3) naming the check and the error's line and column; a missing
  * table, column or index throws SpecError. The database is never changed.
  */
-export async function runChecks(db: Db, m: LoadedMigration, opts: RunChecksOptions = {}): Promise<CheckReport> {
+export async function runChecks(db: Db, loaded: LoadedMigration, opts: RunChecksOptions = {}): Promise<CheckReport> {
   const limit = opts.sample ?? DEFAULT_SAMPLE;
   const started = performance.now();
-  const { end, own } = await beginReadOnly(db);
+  const decisions = new Map(opts.decisions ?? []);
+  // belay check and the dry run decide each step in the checks' own snapshot (temporary tables), as apply
+  // decides it before its pre-flight: the predictions read what the batches would write
+  const decide = opts.decide && !opts.decisions ? (d: Db) => temporaryDecisions(d, loaded, decisions) : undefined;
+  const { end, own } = await beginReadOnly(db, decide);
+  const m: CheckTarget = { ...loaded, decisions };
   let findings: CheckFinding[];
   try {
     // what the catalog enforces, read in the checks' snapshot; declared checks come first in the findings
@@ -91,7 +102,8 @@ export async function runChecks(db: Db, m: LoadedMigration, opts: RunChecksOptio
     const jobs = Math.min(opts.jobs ?? DEFAULT_CHECK_JOBS, checks.length);
     const helpers = own && jobs > 1 ? await snapshotSessions(db, jobs - 1) : [];
     try {
-      const results = await spread([db, ...helpers], checks, (session, check) => runOne(session, m, check, limit));
+      const readsDecision = (c: Check) => decide !== undefined && (c.kind === 'unique-after' || (c.kind === 'not-null' && !!c.step));
+      const results = await spread([db, ...helpers], checks, (session, check) => runOne(session, m, check, limit), readsDecision);
       const declared = m.spec.checks.length;
       findings = results.flatMap((fs, i) => (i < declared ? fs : fs.map((f) => ({ ...f, derived: derived[i - declared]!.origin }))));
     } finally {
@@ -102,10 +114,19 @@ export async function runChecks(db: Db, m: LoadedMigration, opts: RunChecksOptio
     await end();
   }
   const blocking = findings.filter((f) => f.severity === 'error' && f.count > 0).map((f) => f.code);
-  return { migrationId: m.spec.id, findings, ok: blocking.length === 0, blocking, durationMs: performance.now() - started };
+  return { migrationId: loaded.spec.id, findings, ok: blocking.length === 0, blocking, durationMs: performance.now() - started };
 }
 
-async function runOne(db: Db, m: LoadedMigration, check: Check, limit: number): Promise<CheckFinding[]> {
+/** Decides every batched step that no other step precedes, as temporary tables (rolled back with the checks). */
+async function temporaryDecisions(db: Db, m: LoadedMigration, into: Map<number, DecisionTarget>): Promise<void> {
+  for (const [i, step] of m.spec.steps.entries()) {
+    if (i > 0) break;
+    if (step.kind !== 'batched') continue;
+    into.set(i, await makeDecision(db, step, i, await resolveStep(db, step, i), { runId: null }));
+  }
+}
+
+async function runOne(db: Db, m: CheckTarget, check: Check, limit: number): Promise<CheckFinding[]> {
   const kind = kindOf(check);
   const t0 = performance.now();
   const prepared = await kind.prepare(db, check, m);
@@ -182,13 +203,25 @@ export function checkSqlError(check: Check, embedded: readonly EmbeddedSql[], er
  * checks' own (not a caller's). Inside a caller's transaction, a savepoint is made read-only for the
  * checks and rolled back after them.
  */
-async function beginReadOnly(db: Db): Promise<{ end: () => Promise<void>; own: boolean }> {
+async function beginReadOnly(db: Db, decide?: (db: Db) => Promise<void>): Promise<{ end: () => Promise<void>; own: boolean }> {
   try {
     // fails with 25P01 outside a transaction block, without any effect
     await db.query('SAVEPOINT belay_checks');
   } catch (err) {
     if (!(err instanceof DbError) || err.server.sqlstate !== '25P01') throw err;
-    await db.query(READ_ONLY_BEGIN_SQL);
+    if (!decide) {
+      await db.query(READ_ONLY_BEGIN_SQL);
+      return { own: true, end: async () => void (await db.query('ROLLBACK')) };
+    }
+    // the decisions are temporary tables of this snapshot; after them nothing may write
+    await db.query(SNAPSHOT_BEGIN_SQL);
+    try {
+      await decide(db);
+      await db.query('SET LOCAL transaction_read_only = on');
+    } catch (e) {
+      await db.query('ROLLBACK').catch(() => undefined);
+      throw e;
+    }
     return { own: true, end: async () => void (await db.query('ROLLBACK')) };
   }
   await db.query('SET LOCAL transaction_read_only = on');
@@ -233,20 +266,18 @@ const WEIGHT: Readonly<Record<CheckKindName, number>> = { 'unique-after': 3, 'no
  * session's transaction), so the error thrown is, as far as sessions remain, the one of the first
  * failing check in declared order, as if they ran one after another.
  */
-async function spread<T>(sessions: readonly Db[], checks: readonly Check[], run: (db: Db, check: Check) => Promise<T>): Promise<T[]> {
+async function spread<T>(sessions: readonly Db[], checks: readonly Check[], run: (db: Db, check: Check) => Promise<T>, firstOnly: (c: Check) => boolean = () => false): Promise<T[]> {
   const results: T[] = new Array(checks.length);
   const order = checks.map((c, i) => ({ c, i })).sort((a, b) => WEIGHT[b.c.kind] - WEIGHT[a.c.kind] || a.i - b.i);
   let failedAt = Infinity;
   let error: unknown;
-  let next = 0;
-  await Promise.all(sessions.map(async (session) => {
+  const taken = new Set<number>();
+  await Promise.all(sessions.map(async (session, s) => {
     for (;;) {
-      let item: (typeof order)[number] | undefined;
-      while (next < order.length && !item) {
-        const candidate = order[next++]!;
-        if (candidate.i < failedAt) item = candidate;
-      }
+      // checks that read what only the first session has (its temporary decisions) run there
+      const item = order.find((x) => !taken.has(x.i) && x.i < failedAt && (s === 0 || !firstOnly(x.c)));
       if (!item) return;
+      taken.add(item.i);
       try {
         results[item.i] = await run(session, item.c);
       } catch (err) {

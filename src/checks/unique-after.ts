@@ -7,8 +7,9 @@ import { SpecError } from '../errors.ts';
 import type { BatchedStep, Check } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { keyRangeSql, PROJECTION_PREFIX, type UniqueAfterShape, uniqueAfterSql, uniqueGuardSql } from './check-sql.ts';
-import type { CheckKind } from './registry.ts';
-import { resolveStep, type StepTarget } from '../spec/resolve.ts';
+import type { CheckKind, CheckTarget } from './registry.ts';
+import { decidedRowsSql } from '../state/decision-sql.ts';
+import { resolveStep, ruleOf, type StepTarget } from '../spec/resolve.ts';
 
 type UniqueAfterCheck = Extract<Check, { kind: 'unique-after' }>;
 
@@ -21,9 +22,9 @@ export const uniqueAfterKind: CheckKind<UniqueAfterCheck> = {
     const { step, stepNo, shape } = await uniqueShape(db, check, m);
     const range = await db.query<{ lo: string | null; hi: string | null }>(keyRangeSql(shape.table, shape.key));
     return {
-      sql: uniqueAfterSql(shape, wholeTable(step, stepNo).text),
+      sql: uniqueAfterSql(shape, wholeTable(step, stepNo, m).text),
       params: [range.rows[0]!.lo, range.rows[0]!.hi],
-      embedded: [{ ...wholeTable(step, stepNo), offset: PROJECTION_PREFIX.length }],
+      embedded: [{ ...wholeTable(step, stepNo, m), offset: PROJECTION_PREFIX.length }],
     };
   },
   // Inside each batch, after the write: no row this batch wrote shares the index value of another row.
@@ -48,13 +49,14 @@ export function projectedStep(m: LoadedMigration, code: string, name: string): {
 }
 
 /**
- * The projection to run over the whole table: the step's set-based wholeTableProjection when it has one
- * (dry-run proves it agrees with the batches), else the range projection over the whole key range.
+ * What the step writes, over the whole table: its decision when it was made in this snapshot (apply, belay
+ * check, the dry run), else its rule (set-based, or the range projection over the whole key range).
  */
-export function wholeTable(step: BatchedStep, stepNo: number): { field: string; text: string } {
-  return step.wholeTableProjection
-    ? { field: `steps.${stepNo}.wholeTableProjection (${step.name})`, text: step.wholeTableProjection }
-    : { field: `steps.${stepNo}.projection (${step.name})`, text: step.projection };
+export function wholeTable(step: BatchedStep, stepNo: number, m: CheckTarget): { field: string; text: string } {
+  const d = m.decisions?.get(stepNo);
+  if (d) return { field: `the decision of steps.${stepNo} (${step.name})`, text: decidedRowsSql(d) };
+  const rule = ruleOf(step, stepNo);
+  return { field: rule.field, text: rule.sql };
 }
 
 /** Reads the named index from the catalog: its key terms (columns or expressions), partial predicate, NULL semantics. */

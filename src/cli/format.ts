@@ -40,12 +40,6 @@ export function formatDryRun(r: DryRunResult, sample = 5): string[] {
     lines.push(`step ${s.name}: ${s.rowsChanged} of ${s.rowsInRange} rows would change, ${s.batches.length} batches, ${ms.length ? `${Math.min(...ms).toFixed(0)}–${Math.max(...ms).toFixed(0)} ms each, ${secs(s.ms)} in all` : 'no rows'}`);
     for (const x of s.sample.slice(0, sample)) lines.push(`  ${JSON.stringify(x.before)} → ${JSON.stringify(x.after)}`);
     for (const v of s.verifyFailures.slice(0, 5)) lines.push(`  batch ${v.batchNo}: ${v.name} returned ${v.count} row(s): ${JSON.stringify(v.sample.slice(0, 2))}`);
-    if (s.wholeTable) {
-      const w = s.wholeTable;
-      lines.push(w.agrees
-        ? `  wholeTableProjection agrees with the batches: the same ${w.wholeTable.rows} rows and values`
-        : `  wholeTableProjection DISAGREES with the batches: it would change ${w.wholeTable.rows} rows, the batches ${w.batches.rows}${w.wholeTable.rows === w.batches.rows ? ' (same count, different rows or values)' : ''}; the pre-flight predictions use it, so fix it to match the projection`);
-    }
   }
   const conflicts = r.checks.findings.filter((f) => f.count > 0 && f.severity !== 'info');
   if (conflicts.length > 0) {

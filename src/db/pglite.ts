@@ -77,9 +77,10 @@ export async function openPglite(url: string, opts: { pgliteTemplate?: Blob } = 
         throw wrapDbError(err, sql, url);
       }
     },
-    // PGlite has no COPY protocol: COPY goes through its /dev/blob device instead of STDOUT/STDIN.
+    // PGlite has no COPY protocol: COPY goes through its /dev/blob device instead of STDOUT/STDIN. Only the
+    // statement's own target is rewritten (the last TO STDOUT: a query inside it may hold those words in a literal).
     async *copyOut(sql) {
-      const devSql = sql.replace(/\bTO\s+STDOUT\b/i, "TO '/dev/blob'");
+      const devSql = sql.replace(/\bTO\s+STDOUT\b(?![\s\S]*\bTO\s+STDOUT\b)/i, "TO '/dev/blob'");
       let blob: Blob | undefined;
       try {
         blob = (await pgl.query(devSql)).blob;
@@ -89,7 +90,7 @@ export async function openPglite(url: string, opts: { pgliteTemplate?: Blob } = 
       if (blob) yield new Uint8Array(await blob.arrayBuffer());
     },
     async copyIn(sql, data) {
-      const devSql = sql.replace(/\bFROM\s+STDIN\b/i, "FROM '/dev/blob'");
+      const devSql = sql.replace(/\bFROM\s+STDIN\b(?![\s\S]*\bFROM\s+STDIN\b)/i, "FROM '/dev/blob'");
       const parts: Uint8Array[] = [];
       for await (const c of data) parts.push(c);
       try {

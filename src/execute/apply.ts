@@ -1,4 +1,5 @@
-// Carries a migration out: run record, lock, steps in order, batches with checkpoints and undo log.
+// Carries a migration out: run record, lock, steps in order; a batched step walks its decision in batches
+// (execute/batch.ts), then catches up with what the rule gives by then.
 // Returns a result instead of throwing half-way: what ran, what changed, and the error that stopped it.
 import type { Db } from '../db/connection.ts';
 import { AbortedError, BelayError, DbError, LockedError, serverFields, StateError, VerificationError } from '../errors.ts';
@@ -7,9 +8,10 @@ import type { BatchedStep, Migration, SqlStep } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { acquireMigrationLock, type LockMode } from '../state/lock.ts';
 import { ensureState } from '../state/schema.ts';
-import { createRun, getSteps, latestRun, setRunStatus, setStep, type StepRecord } from '../state/runs.ts';
+import { BATCH_COUNTS_SQL, createRun, getSteps, LAST_BATCH_SQL, latestRun, NEXT_ROUND_SQL, RESET_STEPS_SQL, setRunStatus, setStep, type StepRecord } from '../state/runs.ts';
 import { mergeSummary, readSummary } from '../state/summary.ts';
-import { applyBatchSql, boundsSql, CHECKPOINT_SQL, countSql, SET_STATEMENT_TIMEOUT_SQL, SET_TIMEOUTS_SQL, verifyBatchSql } from './batch-sql.ts';
+import { catchUp, type Decision, makeDecision, storedDecision } from '../state/decision.ts';
+import { type BatchJob, reject, runBatch } from './batch.ts';
 import { withRetry } from '../db/retry.ts';
 import type { BatchController, BatchRecord, RunContext, RunResult, Stage, StepResult } from '../run/contract.ts';
 import { resolveStep, tableCounts, type StepTarget } from '../spec/resolve.ts';
@@ -39,6 +41,8 @@ export interface ApplyOptions {
   again?: boolean;
   /** The pipeline's stages, in order: their before() runs before the first write, after() after the last step. */
   stages?: readonly Stage[];
+  /** Catch-up rounds after the last batch (overrides options.catchUpRounds; 0 = none). */
+  catchUpRounds?: number;
   /** Undoes every committed batch when an abort trigger decides 'rollback' (the pipeline passes rollback). */
   undo?: (db: Db, runId: number, emit: EventSink) => Promise<{ restored: number; conflictCount: number }>;
 }
@@ -107,7 +111,7 @@ export async function apply(db: Db, migration: LoadedMigration, opts: ApplyOptio
     if (listenerFailure) await recordEvent(db, { ...listenerFailure, runId });
     await tell(db, emit, { type: 'run-finished', runId, status, durationMs, error: error?.toJSON() });
     const steps = (await getSteps(db, runId)).map(stepResult);
-    const batches = await db.query<{ step_no: number; n: number }>(`SELECT step_no, count(*)::int AS n FROM belay.batches WHERE run_id = $1 GROUP BY step_no`, [runId]);
+    const batches = await db.query<{ step_no: number; n: number }>(BATCH_COUNTS_SQL, [runId]);
     for (const b of batches.rows) steps[b.step_no]!.batches = b.n;
     return { runId, migrationId: spec.id, status, resumed, durationMs, steps, counts: { before: countsBefore, after: countsAfter }, error };
   } finally {
@@ -168,82 +172,61 @@ async function runSqlStep(ctx: RunContext, stepNo: number, step: SqlStep, _rec: 
     if (!inTx) await db.query('ROLLBACK').catch(() => undefined);
     throw err instanceof DbError ? new DbError(err.server.detail ? `${err.message} (${err.server.detail})` : err.message, err.server, { context: `step "${step.name}"`, cause: err }) : err;
   }
-  ctx.emit({ type: 'step-finished', runId, stepNo, step: step.name, rowsChanged: 0, batches: 0 });
+  ctx.emit({ type: 'step-finished', runId, stepNo, step: step.name, rowsChanged: 0, rowsSkipped: 0, batches: 0 });
 }
 
 async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep, rec: StepRecord, ctl: BatchController, opts: ApplyOptions, inTx: boolean): Promise<void> {
   const { db, runId, migration, emit } = ctx;
   const o = migration.spec.options;
   const t = await resolveStep(db, step, stepNo);
+  // decided once: the pipeline's decide stage made it in the pre-flight's snapshot; a resume finds it stored
+  const decision = (await storedDecision(db, runId, stepNo, t)) ?? (await decideNow(db, step, stepNo, t, runId));
   let size = opts.batchSize ?? step.batchSize ?? o.batchSize;
-  const total = Number((await db.query<{ n: number }>(countSql(t))).rows[0]!.n);
+  let total = decision.rows;
   await setStep(db, runId, stepNo, { status: 'running', rowsTotal: total, started: true });
-  const nb = await db.query<{ n: number }>(`SELECT coalesce(max(batch_no), 0)::int AS n FROM belay.batches WHERE run_id = $1 AND step_no = $2`, [runId, stepNo]);
-  let batchNo = nb.rows[0]!.n;
+  let batchNo = (await db.query<{ n: number }>(LAST_BATCH_SQL, [runId, stepNo])).rows[0]!.n;
+  let round = rec.round;
   let last = rec.lastKey;
   let rowsDone = rec.rowsDone;
   let changedTotal = rec.rowsChanged;
+  let skippedTotal = 0;
+  let rejectedTotal = 0;
   emit({ type: 'step-started', runId, stepNo, step: step.name, kind: 'batched', rowsTotal: total, rowsDone });
-  const applySql = applyBatchSql(t, step.projection);
-  const verifies = [
-    ...(step.verify ? [{ name: `${step.name}.verify`, sql: verifyBatchSql(t, step.verify) }] : []),
-    ...(ctl.guards?.(ctx, step, t) ?? []).map((g) => ({ name: g.name, sql: verifyBatchSql(t, g.sql) })),
-  ];
+  const job: BatchJob = {
+    db, runId, stepNo, decision, options: o, commit: true, inTransaction: inTx,
+    checks: [...(step.verify ? [{ name: `${step.name}.verify`, sql: step.verify }] : []), ...(ctl.guards?.(ctx, step, t) ?? [])],
+  };
+  const maxRejected = o.maxRejected ?? Math.max(10, Math.ceil(total * 0.001));
+  const rounds = inTx ? 0 : (opts.catchUpRounds ?? o.catchUpRounds);
   // the ceiling needs statement_timeout (PGlite never fires it) and a transaction per batch (in single
   // mode a cancel would undo the whole run); it is lifted for the step when one row cannot meet it
   const ceiling = db.kind === 'postgres' && !inTx ? ctl.batchCeilingMs : undefined;
   let liftedUntil = -Infinity;
   let splits = 0;
+  /** Leaves rows out of the step; past maxRejected it is no longer traffic but the rule or the data. */
+  const rejectRows = async (keys: string[], reason: string, sample: unknown[]) => {
+    rejectedTotal += keys.length;
+    await tell(db, emit, { type: 'rows-rejected', runId, step: step.name, batchNo, reason, count: keys.length, keys: keys.slice(0, 20), sample: sample.slice(0, 5) });
+    if (inTx || rejectedTotal > maxRejected) {
+      throw new VerificationError(`step "${step.name}": ${reason} returned ${keys.length} row(s) in batch ${batchNo}${inTx ? '' : ` (${rejectedTotal} rejected in all, more than the ${maxRejected} allowed)`}; the batch was rolled back`, {
+        step: step.name, check: reason, batchNo, sample: sample.slice(0, 10), rejected: rejectedTotal, maxRejected,
+        fix: 'Read the sample rows: when the rule or the data is wrong, fix it and resume (belay apply); raise options.maxRejected only when these rows are expected.',
+      });
+    }
+    await reject(job, keys, reason);
+  };
   for (;;) {
     await ctl.beforeBatch?.(ctx, step);
     batchNo++;
-    let tried = 0;
     let attemptStart = 0;
     const thisCeiling = splits < MAX_CEILING_SPLITS && performance.now() >= liftedUntil ? ceiling : undefined;
+    // each statement gets what is left of the ceiling; the user's statement_timeout still bounds it
+    const timeout = thisCeiling === undefined ? undefined
+      : () => `${Math.min(o.statementTimeoutMs, Math.max(1, Math.floor(thisCeiling - (performance.now() - attemptStart))))}ms`;
     const outcome = await withRetry(
-      async (attempt) => {
+      (attempt) => {
         attemptStart = performance.now();
-        tried = 0;
-        // each statement gets what is left of the ceiling; the user's statement_timeout still bounds it
-        const timeout = () => `${thisCeiling === undefined ? o.statementTimeoutMs : Math.min(o.statementTimeoutMs, Math.max(1, Math.floor(thisCeiling - (performance.now() - attemptStart))))}ms`;
-        // in single mode the run's one transaction wraps every batch; a failure rolls all of it back
-        if (!inTx) await db.query('BEGIN');
-        try {
-          // lock_timeout, not only statement_timeout: a slow batch is fine, a blocked one is not
-          await db.query(SET_TIMEOUTS_SQL, [`${o.lockTimeoutMs}ms`, timeout()]);
-          const b = await db.query<{ lo: string | null; hi: string | null; n: number }>(boundsSql(t, last === null), last === null ? [null, size] : [last, size]);
-          const { lo, hi, n } = b.rows[0]!;
-          if (n === 0 || lo === null || hi === null) {
-            if (!inTx) await db.query('ROLLBACK');
-            return undefined;
-          }
-          tried = n;
-          const r = await db.query<{ changed: number; duplicate_keys: number; out_of_range: number }>(applySql, [lo, hi, runId, stepNo, batchNo]);
-          const { changed, duplicate_keys, out_of_range } = r.rows[0]!;
-          if (duplicate_keys > 0 || out_of_range > 0) {
-            throw new VerificationError(`step "${step.name}": the projection returned ${duplicate_keys > 0 ? `${duplicate_keys} duplicate keys` : `${out_of_range} keys outside [${lo}, ${hi}] or NULL`} in batch ${batchNo}`, {
-              step: step.name, batchNo, lo, hi, fix: 'The projection must return each key of the range at most once and only keys in [$1, $2].',
-            });
-          }
-          for (const check of verifies) {
-            if (thisCeiling !== undefined) await db.query(SET_STATEMENT_TIMEOUT_SQL, [timeout()]);
-            const v = await db.query(check.sql, [lo, hi, runId, stepNo, batchNo]);
-            if (v.rows.length > 0) {
-              emit({ type: 'verification-failed', runId, step: step.name, batchNo, name: check.name, count: v.rows.length, sample: v.rows.slice(0, 10) });
-              throw new VerificationError(`step "${step.name}": in-batch check ${check.name} returned ${v.rows.length} row(s) in batch ${batchNo} [${lo}, ${hi}]; the batch was rolled back`, {
-                step: step.name, check: check.name, batchNo, lo, hi, sample: v.rows.slice(0, 10),
-              });
-            }
-          }
-          const ms = performance.now() - attemptStart;
-          if (thisCeiling !== undefined) await db.query(SET_STATEMENT_TIMEOUT_SQL, [timeout()]);
-          await db.query(CHECKPOINT_SQL, [runId, stepNo, batchNo, lo, hi, n, changed, ms, attempt]);
-          if (!inTx) await db.query('COMMIT');
-          return { lo, hi, n, changed, ms, heldMs: performance.now() - attemptStart, attempt };
-        } catch (err) {
-          if (!inTx) await db.query('ROLLBACK').catch(() => undefined);
-          throw err;
-        }
+        return runBatch(job, { round, after: last, size, batchNo, attempt, timeout });
       },
       {
         maxRetries: inTx ? 0 : o.maxRetries,
@@ -257,8 +240,11 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
     if (outcome === 'over-ceiling') {
       // rolled back whole (elapsed includes the ROLLBACK: the locks are held until it ends); the same keys
       // are tried again under the same batch number, at half the size or what the sizer learnt, if smaller
-      const over = { stepNo, step: step.name, batchNo, rows: tried || size, elapsedMs: performance.now() - attemptStart, ceilingMs: thisCeiling! };
-      const sample: BatchRecord = { runId, stepNo, step: step.name, batchNo, lo: '', hi: '', rowsInRange: over.rows, rowsChanged: 0, durationMs: over.elapsedMs, attempts: 1, batchSize: size };
+      const over = { stepNo, step: step.name, batchNo, rows: size, elapsedMs: performance.now() - attemptStart, ceilingMs: thisCeiling! };
+      const sample: BatchRecord = {
+        runId, stepNo, step: step.name, batchNo, round, lo: '', hi: '', rowsInRange: over.rows, rowsChanged: 0, rowsSkipped: 0, xid: '',
+        durationMs: over.elapsedMs, attempts: 1, batchSize: size,
+      };
       const next = Math.max(1, Math.min(Math.floor(size / 2), Math.round(ctl.nextBatchSize?.(size, sample) ?? size)));
       splits = next === size ? MAX_CEILING_SPLITS : splits + 1;
       size = next;
@@ -266,33 +252,84 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
       await tell(db, emit, { type: 'batch-over-ceiling', runId, ...over, nextSize: size });
       continue;
     }
-    if (!outcome) break;
+    if (outcome.kind === 'done') {
+      // catch-up: what the rule gives now that was not decided (inserted or changed meanwhile), in at most `rounds` rounds
+      batchNo--;
+      if (round >= rounds) break;
+      const added = await catchUp(db, step, stepNo, decision, round + 1, runId);
+      await tell(db, emit, { type: 'catch-up', runId, step: step.name, round: round + 1, added });
+      if (added === 0) break;
+      round++;
+      last = null;
+      total += added;
+      await db.query(NEXT_ROUND_SQL, [runId, stepNo, round]);
+      await setStep(db, runId, stepNo, { rowsTotal: total });
+      continue;
+    }
+    if (outcome.kind === 'rejected') {
+      batchNo--;
+      if (outcome.keys.length === 0) {
+        emit({ type: 'verification-failed', runId, step: step.name, batchNo: batchNo + 1, name: outcome.check, count: outcome.sample.length, sample: outcome.sample });
+        throw new VerificationError(`step "${step.name}": in-batch check ${outcome.check} returned rows without the key in batch ${batchNo + 1} [${outcome.lo}, ${outcome.hi}]; the batch was rolled back`, {
+          step: step.name, check: outcome.check, batchNo: batchNo + 1, lo: outcome.lo, hi: outcome.hi, sample: outcome.sample,
+          fix: `Return the key column (${t.key}) from the check, so that belay can leave the offending rows out instead of stopping.`,
+        });
+      }
+      await rejectRows(outcome.keys, `rejected:${outcome.check}`, outcome.sample);
+      continue;
+    }
+    if (outcome.kind === 'violation') {
+      // split down to the one row that breaks the constraint, which is then left out and reported
+      batchNo--;
+      const reason = `rejected:constraint ${outcome.error.server.constraint ?? outcome.error.server.sqlstate}`;
+      if (outcome.rows > 1 && !inTx) {
+        size = Math.max(1, Math.floor(Math.min(size, outcome.rows) / 2));
+        continue;
+      }
+      if (inTx) throw outcome.error;
+      await rejectRows([outcome.lo], reason, [{ key: outcome.lo, error: outcome.error.message, detail: outcome.error.server.detail }]);
+      continue;
+    }
     if (splits >= MAX_CEILING_SPLITS && ceiling !== undefined && outcome.ms > ceiling) {
       // even after MAX_CEILING_SPLITS halvings the batch ran past the ceiling: its cost does not shrink with
       // its size (a scan per batch, a lock wait), so cancelling would only repeat it for a while
       liftedUntil = performance.now() + CEILING_LIFT_MS;
-      await tell(db, emit, { type: 'batch-ceiling-lifted', runId, stepNo, step: step.name, batchNo, rows: outcome.n, durationMs: outcome.ms, ceilingMs: ceiling, forMs: CEILING_LIFT_MS });
+      await tell(db, emit, { type: 'batch-ceiling-lifted', runId, stepNo, step: step.name, batchNo, rows: outcome.rows, durationMs: outcome.ms, ceilingMs: ceiling, forMs: CEILING_LIFT_MS });
     }
     splits = 0;
     last = outcome.hi;
-    rowsDone += outcome.n;
+    rowsDone += outcome.rows;
     changedTotal += outcome.changed;
+    skippedTotal += outcome.skipped;
     emit({
-      type: 'batch-committed', runId, stepNo, step: step.name, batchNo, lo: outcome.lo, hi: outcome.hi, rowsInRange: outcome.n,
-      rowsChanged: outcome.changed, durationMs: outcome.ms, heldMs: outcome.heldMs, attempts: outcome.attempt, rowsDone, rowsTotal: total,
+      type: 'batch-committed', runId, stepNo, step: step.name, batchNo, round, lo: outcome.lo, hi: outcome.hi, rowsInRange: outcome.rows,
+      rowsChanged: outcome.changed, rowsSkipped: outcome.skipped, durationMs: outcome.ms, heldMs: outcome.heldMs, attempts: 1, rowsDone, rowsTotal: total,
     });
     const info: BatchRecord = {
-      runId, stepNo, step: step.name, batchNo, lo: outcome.lo, hi: outcome.hi, rowsInRange: outcome.n, rowsChanged: outcome.changed,
-      durationMs: outcome.ms, attempts: outcome.attempt, batchSize: size,
+      runId, stepNo, step: step.name, batchNo, round, lo: outcome.lo, hi: outcome.hi, rowsInRange: outcome.rows, rowsChanged: outcome.changed,
+      rowsSkipped: outcome.skipped, xid: outcome.xid, durationMs: outcome.ms, attempts: 1, batchSize: size,
     };
     if (ctl.nextBatchSize) size = Math.max(1, Math.round(ctl.nextBatchSize(size, info)));
-    const decision = (await ctl.afterBatch?.(ctx, info)) ?? 'continue';
-    if (decision !== 'continue') {
-      throw new AbortedError(`run ${runId} stopped after batch ${batchNo} of step "${step.name}" (${decision})`, { decision, batchNo, step: step.name });
+    const next = (await ctl.afterBatch?.(ctx, info)) ?? 'continue';
+    if (next !== 'continue') {
+      throw new AbortedError(`run ${runId} stopped after batch ${batchNo} of step "${step.name}" (${next})`, { decision: next, batchNo, step: step.name });
     }
   }
   await setStep(db, runId, stepNo, { status: 'done', finished: true });
-  emit({ type: 'step-finished', runId, stepNo, step: step.name, rowsChanged: changedTotal, batches: batchNo - 1 });
+  emit({ type: 'step-finished', runId, stepNo, step: step.name, rowsChanged: changedTotal, rowsSkipped: skippedTotal + rejectedTotal, batches: batchNo });
+}
+
+/** Decides a step in its own REPEATABLE READ transaction (when no stage decided it before the first write). */
+async function decideNow(db: Db, step: BatchedStep, stepNo: number, t: StepTarget, runId: number): Promise<Decision> {
+  await db.query('BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+  try {
+    const d = await makeDecision(db, step, stepNo, t, { runId });
+    await db.query('COMMIT');
+    return d;
+  } catch (err) {
+    await db.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
 }
 
 /** All or nothing: every step and batch in one transaction (small migrations). */
@@ -305,13 +342,16 @@ async function runSingle(ctx: RunContext, ctl: BatchController, opts: ApplyOptio
   } catch (err) {
     await db.query('ROLLBACK').catch(() => undefined);
     // the checkpoints rolled back with the work: the steps start afresh on the next apply
-    await db.query(`UPDATE belay.steps SET status = 'pending', last_key = NULL, rows_done = 0, rows_changed = 0 WHERE run_id = $1`, [ctx.runId]);
+    await db.query(RESET_STEPS_SQL, [ctx.runId]);
     throw err;
   }
 }
 
 function stepResult(s: StepRecord): StepResult {
-  return { name: s.name, kind: s.kind, status: s.status, rowsTotal: s.rowsTotal, rowsDone: Number(s.rowsDone), rowsChanged: Number(s.rowsChanged), batches: 0 };
+  return {
+    name: s.name, kind: s.kind, status: s.status, rowsTotal: s.rowsTotal, rowsDone: Number(s.rowsDone), rowsChanged: Number(s.rowsChanged),
+    rowsSkipped: Math.max(0, Number(s.rowsDone) - Number(s.rowsChanged)), batches: 0,
+  };
 }
 
 /** The result of a run that was refused before it started: another holds the lock, the spec changed, … */

@@ -1,22 +1,18 @@
-// One batch of a step run exactly as apply runs it (same SQL, undo log, in-batch verification), inside a
-// transaction that is always ROLLED BACK. Calibration and the dry run are made of these: nothing they do
-// survives, and they never hold more locks than one batch.
+// Trials: a step's batches run exactly as apply runs them (execute/batch.ts), each in a transaction that is
+// always rolled back. The dry run and calibration are made of these: nothing they do survives, and they
+// never hold more locks than one batch. The step's decision is made once for the trial, as a temporary
+// table of the session; a step that follows plain-SQL steps (a column they add) is decided per batch,
+// inside the batch's transaction, after those steps ran in it.
 import type { Db } from '../db/connection.ts';
-import { applyBatchSql, boundsSql, SET_TIMEOUTS_SQL, verifyBatchSql } from './batch-sql.ts';
 import { DbError } from '../errors.ts';
 import type { BatchedStep } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
-import { INSERT_TRIAL_RUN_SQL, TRIAL_DIGEST_SQL, TRIAL_RUN_ID } from './trial-sql.ts';
-import { type StepTarget, resolveStep } from '../spec/resolve.ts';
+import { resolveStep, type StepTarget } from '../spec/resolve.ts';
+import { type Decision, makeDecision } from '../state/decision.ts';
+import { decisionSampleSql, dropDecisionSql } from '../state/decision-sql.ts';
+import { type BatchJob, reject, runBatch } from './batch.ts';
 
 export interface TrialOptions {
-  /** Keyset position: the batch starts after this key (null = the first key). */
-  after: string | null;
-  size: number;
-  /** Before → after pairs to keep from the undo log (0 = none). */
-  sampleRows?: number;
-  /** Also EXPLAIN (FORMAT JSON) the batch's statement (no ANALYZE: it is not run twice). */
-  explain?: boolean;
   /** Extra in-batch guards, as apply's controller lends them (pre-flight checks that protect writes). */
   guards?: (target: StepTarget) => ReadonlyArray<{ name: string; sql: string }>;
 }
@@ -24,76 +20,103 @@ export interface TrialOptions {
 export interface TrialBatch {
   lo: string;
   hi: string;
+  /** Decided rows in the range. */
   rows: number;
   changed: number;
-  /** From the bounds query to the end of the in-batch verification (the batch's work, without COMMIT). */
+  /** From BEGIN to the end of the in-batch checks (the batch's work, without COMMIT). */
   ms: number;
+  /** In-batch checks that returned rows: those rows were left out and the batch run again. */
   verifyFailures: Array<{ name: string; count: number; sample: unknown[] }>;
-  sample: Array<{ key: unknown; before: Record<string, unknown>; after: Record<string, unknown> }>;
   explain?: unknown;
   target: StepTarget;
-  /** Count and hash sum of the after-images written (compared with wholeTableProjection by the dry run). */
-  digest: { rows: number; sum: string };
 }
 
-/**
- * Runs the batch of step `stepNo` that starts after `opts.after`, then rolls it back. Plain-SQL steps
- * declared before the step run first inside the same transaction (a column they add exists); the
- * effects of earlier batched steps are not seen. Returns null when no key is left.
- */
-export async function trialBatch(db: Db, m: LoadedMigration, stepNo: number, opts: TrialOptions): Promise<TrialBatch | null> {
+export interface Trial {
+  /** The step's decision (undefined when it is decided per batch, after earlier plain-SQL steps). */
+  readonly decision: Decision | undefined;
+  /** Runs the batch after `after` and rolls it back; null when no decided key is left. */
+  batch(q: { after: string | null; size: number; explain?: boolean }): Promise<TrialBatch | null>;
+  /** Before → after of the first decided rows. */
+  sample(limit: number): Promise<Array<{ key: unknown; before: Record<string, unknown>; after: Record<string, unknown> }>>;
+  close(): Promise<void>;
+}
+
+/** Opens the trial of step `stepNo`: its decision made once (a temporary table), unless plain-SQL steps precede it. */
+export async function openTrial(db: Db, m: LoadedMigration, stepNo: number, opts: TrialOptions = {}): Promise<Trial> {
   const step = m.spec.steps[stepNo] as BatchedStep;
-  const o = m.spec.options;
-  await db.query('BEGIN');
-  try {
-    for (const prior of m.spec.steps.slice(0, stepNo)) {
-      if (prior.kind !== 'sql') continue;
+  const priorSql = m.spec.steps.slice(0, stepNo).filter((s) => s.kind === 'sql');
+  const runPrior = async () => {
+    for (const prior of priorSql) {
       try {
         await db.exec(prior.up);
       } catch (err) {
         throw err instanceof DbError ? new DbError(err.message, err.server, { context: `step "${prior.name}" (run before "${step.name}")`, cause: err }) : err;
       }
     }
-    // a scratch run record: the undo log's foreign keys need one; it is rolled back with the batch
-    await db.query(INSERT_TRIAL_RUN_SQL, [m.spec.id, m.checksum, JSON.stringify(m.spec), m.spec.steps.map((s) => s.name), m.spec.steps.map((s) => s.kind)]);
-    const runId = TRIAL_RUN_ID;
-    const t = await resolveStep(db, step, stepNo);
-    const t0 = performance.now();
-    await db.query(SET_TIMEOUTS_SQL, [`${o.lockTimeoutMs}ms`, `${o.statementTimeoutMs}ms`]);
-    const first = opts.after === null;
-    const b = await db.query<{ lo: string | null; hi: string | null; n: number }>(boundsSql(t, first), [opts.after, opts.size]);
-    const { lo, hi, n } = b.rows[0]!;
-    if (n === 0 || lo === null || hi === null) return null;
-    const sql = applyBatchSql(t, step.projection);
-    const params = [lo, hi, runId, stepNo, 1];
-    let explain: unknown;
-    if (opts.explain) {
-      const e = await db.query<Record<string, unknown>>(`EXPLAIN (FORMAT JSON) ${sql}`, params);
-      const v = Object.values(e.rows[0]!)[0];
-      explain = typeof v === 'string' ? JSON.parse(v) : v;
+  };
+  let decision: Decision | undefined;
+  let target: StepTarget | undefined;
+  if (priorSql.length === 0) {
+    await db.query('BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+    try {
+      target = await resolveStep(db, step, stepNo);
+      decision = await makeDecision(db, step, stepNo, target, { runId: null });
+      await db.query('COMMIT');
+    } catch (err) {
+      await db.query('ROLLBACK').catch(() => undefined);
+      throw err;
     }
-    const r = await db.query<{ changed: number }>(sql, params);
-    const verifyFailures: TrialBatch['verifyFailures'] = [];
-    const checks = [...(step.verify ? [{ name: `${step.name}.verify`, sql: step.verify }] : []), ...(opts.guards?.(t) ?? [])];
-    for (const c of checks) {
-      const v = await db.query(verifyBatchSql(t, c.sql), params);
-      if (v.rows.length > 0) verifyFailures.push({ name: c.name, count: v.rows.length, sample: v.rows.slice(0, 10) });
-    }
-    const ms = performance.now() - t0;
-    let sample: TrialBatch['sample'] = [];
-    if (opts.sampleRows) {
-      const u = await db.query<{ before: Record<string, unknown>[] | null; after: Record<string, unknown>[] | null }>(
-        `SELECT before, after FROM belay.undo WHERE run_id = $1 AND step_no = $2 AND batch_no = 1`, [runId, stepNo],
-      );
-      const before = u.rows[0]?.before ?? [];
-      const after = new Map((u.rows[0]?.after ?? []).map((a) => [String(a[t.key]), a]));
-      sample = before.slice(0, opts.sampleRows).map((bf) => ({ key: bf[t.key], before: bf, after: after.get(String(bf[t.key])) ?? {} }));
-    }
-    const digest = (await db.query<{ rows: number; sum: string }>(TRIAL_DIGEST_SQL, [runId, stepNo])).rows[0]!;
-    return { lo, hi, rows: n, changed: Number(r.rows[0]!.changed), ms, verifyFailures, sample, explain, target: t, digest };
-  } finally {
-    await db.query('ROLLBACK').catch(() => undefined);
   }
+  const jobOf = async (d: Decision, inTransaction: boolean): Promise<BatchJob> => ({
+    db, runId: null, stepNo, decision: d, options: m.spec.options, commit: false, inTransaction,
+    checks: [...(step.verify ? [{ name: `${step.name}.verify`, sql: step.verify }] : []), ...(opts.guards?.(d) ?? [])],
+  });
+  const failures = new Map<string, { name: string; count: number; sample: unknown[] }>();
+  return {
+    decision,
+    async batch(q) {
+      const verifyFailures: TrialBatch['verifyFailures'] = [];
+      for (;;) {
+        let outcome;
+        if (decision) {
+          outcome = await runBatch(await jobOf(decision, false), { round: 0, after: q.after, size: q.size, batchNo: 1, attempt: 1, explain: q.explain });
+        } else {
+          // after plain-SQL steps: they run in the batch's transaction, then the decision is made in it too
+          await db.query('BEGIN');
+          try {
+            await runPrior();
+            target ??= await resolveStep(db, step, stepNo);
+            const d = await makeDecision(db, step, stepNo, target, { runId: null });
+            outcome = await runBatch(await jobOf(d, true), { round: 0, after: q.after, size: q.size, batchNo: 1, attempt: 1, explain: q.explain });
+          } finally {
+            await db.query('ROLLBACK').catch(() => undefined);
+          }
+        }
+        if (outcome.kind === 'done') return null;
+        if (outcome.kind === 'written') {
+          return { lo: outcome.lo, hi: outcome.hi, rows: outcome.rows, changed: outcome.changed, ms: outcome.ms, verifyFailures, explain: outcome.explain, target: target ?? decision! };
+        }
+        if (outcome.kind === 'violation') throw outcome.error;
+        // an in-batch check returned rows: as apply does, they are left out and the batch runs again
+        verifyFailures.push({ name: outcome.check, count: outcome.keys.length || outcome.sample.length, sample: outcome.sample });
+        const f = failures.get(outcome.check) ?? { name: outcome.check, count: 0, sample: [] };
+        f.count += outcome.keys.length;
+        failures.set(outcome.check, f);
+        if (outcome.keys.length === 0 || !decision) {
+          return { lo: outcome.lo, hi: outcome.hi, rows: 0, changed: 0, ms: 0, verifyFailures, target: target ?? decision! };
+        }
+        await reject(await jobOf(decision, false), outcome.keys, `rejected:${outcome.check}`);
+      }
+    },
+    async sample(limit) {
+      if (!decision || limit <= 0) return [];
+      const r = await db.query<{ key: unknown; before: Record<string, unknown>; after: Record<string, unknown> }>(decisionSampleSql(decision, limit));
+      return r.rows;
+    },
+    async close() {
+      if (decision) await db.query(dropDecisionSql(decision.relation)).catch(() => undefined);
+    },
+  };
 }
 
 /** The cost of one COMMIT that writes (WAL flush): added once per batch to estimates. Median of 3. */

@@ -102,8 +102,8 @@ export async function fingerprint(db: Db, name: string, excludeIndexes: readonly
 
 /** What planning measures through other stages (the pipeline lends them): a rolled-back batch, and per-batch costs. */
 export interface PlanMeasures {
-  /** Runs one batch of step `stepNo` as apply would, and rolls it back. */
-  trial(stepNo: number): Trial;
+  /** Opens the trial of step `stepNo`: its batches run as apply would, each rolled back. */
+  trial(stepNo: number): Promise<{ batch: Trial; close(): Promise<void>; rows?: number }>;
   /** One COMMIT that writes. */
   commitMs: number;
   /** The throttle checks before each batch (0 on PGlite). */
@@ -126,11 +126,13 @@ export async function plan(db: Db, m: LoadedMigration, opts: PlanOptions, measur
       steps.push({ name: step.name, kind: 'sql', rows: 0, samples: [], rates: null, estimateMs: { low: 0, mid: 0, high: 0 }, seqScans: [], note: 'plain SQL: not calibrated' });
       continue;
     }
-    const rows = rowsOf(step.table);
+    const opened = await measures.trial(i);
+    // the batches walk the decision: the rows it holds, not the table's
+    const rows = opened.rows ?? rowsOf(step.table);
     // probe with small batches at the start until the size the target asks for settles (per-batch costs
     // are not linear in the size), then measure walks of that size at spread key positions
     let size = Math.min(step.batchSize ?? calSize, PROBE_SIZE);
-    const trial = measures.trial(i);
+    const trial = opened.batch;
     let probe = await calibrate(db, trial, { size, rows, samples: 1, walk: 2 });
     for (let round = 0; round < 3; round++) {
       const want = chooseBatchSize(ratesOf(probe.samples), firstBatchMs(targetBatchMs), size);
@@ -139,6 +141,7 @@ export async function plan(db: Db, m: LoadedMigration, opts: PlanOptions, measur
       probe = await calibrate(db, trial, { size, rows, samples: 1, walk: 2 });
     }
     const cal = await calibrate(db, trial, { size, rows, samples: opts.samples });
+    await opened.close();
     const rates = ratesOf(cal.samples);
     const seqScans = cal.explain ? await findSeqScans(db, cal.explain, step.name, opts.largeTableRows ?? DEFAULT_LARGE_TABLE_ROWS) : [];
     steps.push({ name: step.name, kind: 'batched', table: step.table, rows, samples: cal.samples, rates, estimateMs: { low: 0, mid: 0, high: 0 }, seqScans });

@@ -69,7 +69,7 @@ export function renderReportHtml(r: RunReport): string {
     parts.push(`<details><summary><code>${esc(f.code)}</code>: sample of ${f.sample.length} of ${fmtInt(f.count)} row(s)</summary>${sampleTable(f.sample)}</details>`);
   }
   const conflicts = r.undo.filter((u) => u.conflicts > 0);
-  if (conflicts.length) parts.push('<h3>Rollback conflicts</h3>', table(['table', 'rows left alone'], conflicts.map((u) => [u.table, fmtInt(u.conflicts)]), [1]));
+  if (conflicts.length) parts.push('<h3>Rollback conflicts</h3>', table(['step', 'rows left alone'], conflicts.map((u) => [u.step, fmtInt(u.conflicts)]), [1]));
 
   parts.push(sec(4, 'verification'), `<p class="note">${esc(r.verification.note)}</p>`);
   if (r.verification.results.length) parts.push(generic(r.verification.results, ['name', 'kind', 'result', 'count', 'threshold', 'message']));
@@ -78,7 +78,7 @@ export function renderReportHtml(r: RunReport): string {
   if (r.backups.rows.length) parts.push(generic(r.backups.rows, ['id', 'source_table', 'table', 'copy_schema', 'copy_table', 'row_count', 'rows', 'checksum', 'size_bytes', 'file', 'file_sha256', 'status', 'created_at']));
   if (r.undo.length) {
     parts.push('<h3>Undo log</h3>', table(['step', 'table', 'batches', 'rows', 'rolled back batches', 'restored', 'conflicts'],
-      r.undo.map((u) => [u.stepNo + 1, u.table, u.batches, fmtInt(u.rows), u.rolledBack, fmtInt(u.restored), fmtInt(u.conflicts)]), [2, 3, 4, 5, 6]));
+      r.undo.map((u) => [u.stepNo + 1, u.step, u.batches, fmtInt(u.rows), u.rolledBack, fmtInt(u.restored), fmtInt(u.conflicts)]), [2, 3, 4, 5, 6]));
   }
 
   parts.push(sec(6, 'timings'));

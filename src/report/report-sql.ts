@@ -36,12 +36,6 @@ export const STEP_TIMINGS_SQL = `SELECT step_no AS "stepNo", name, kind, status,
        (extract(epoch FROM finished_at - started_at) * 1000)::float8 AS "durationMs"
   FROM belay.steps WHERE run_id = $1 ORDER BY step_no`;
 
-/** $1 = run id. Undo log totals per step (what a rollback would restore, what it did). */
-export const UNDO_TOTALS_SQL = `SELECT step_no AS "stepNo", table_name AS "table", count(*)::int AS batches, coalesce(sum(row_count), 0)::int AS rows,
-       count(rolled_back_at)::int AS "rolledBack", coalesce(sum(restored), 0)::int AS restored,
-       coalesce(sum(jsonb_array_length(coalesce(conflicts, '[]'::jsonb))), 0)::int AS conflicts
-  FROM belay.undo WHERE run_id = $1 GROUP BY step_no, table_name ORDER BY step_no`;
-
 /** A state table of another stage, read generically: $1 = run id. The table name is a fixed identifier. */
 export function rowsOfRunSql(qualifiedTable: string): string {
   return `SELECT to_jsonb(t) AS row FROM ${qualifiedTable} t WHERE t.run_id = $1`;

@@ -5,11 +5,11 @@ import { StateError } from '../errors.ts';
 import type { Migration } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { stateVersion } from '../state/schema.ts';
-import { type BatchRecord, getBatches, getRun } from '../state/runs.ts';
+import { getBatches, getRun, type StoredBatch, UNDO_BY_STEP_SQL } from '../state/runs.ts';
 import { code, fence, fmtInt, fmtMs, mdTable } from './markdown.ts';
 import type { ReportSources } from './sources.ts';
 import type { RunSummary } from '../state/summary.ts';
-import { HAS_RUN_ID_SQL, RELATION_EXISTS_SQL, rowsOfRunSql, RUN_EVENTS_SQL, STEP_TIMINGS_SQL, UNDO_TOTALS_SQL } from './report-sql.ts';
+import { HAS_RUN_ID_SQL, RELATION_EXISTS_SQL, rowsOfRunSql, RUN_EVENTS_SQL, STEP_TIMINGS_SQL } from './report-sql.ts';
 import { diffTable, type DiffRow, type SchemaSnapshot, snapshotSchema, type TableDiff, type TableSchema } from './schema-snapshot.ts';
 
 export interface ReportOptions {
@@ -32,7 +32,7 @@ export interface IssueFinding {
   outcome?: string;
 }
 
-export interface BatchTiming extends BatchRecord {
+export interface BatchTiming extends StoredBatch {
   /** Rows of the range per second of batch time. */
   rowsPerSec: number;
 }
@@ -51,7 +51,7 @@ export interface RunReport {
   issues: { source: 'stored' | 'live' | 'unavailable'; note: string; findings: IssueFinding[] };
   verification: { source: 'stored' | 'none'; note: string; results: Array<Record<string, unknown>> };
   backups: { source: 'stored' | 'none'; note: string; rows: Array<Record<string, unknown>> };
-  undo: Array<{ stepNo: number; table: string; batches: number; rows: number; rolledBack: number; restored: number; conflicts: number }>;
+  undo: Array<{ stepNo: number; step: string; batches: number; rows: number; skipped: number; rolledBack: number; restored: number; conflicts: number }>;
   timings: { stages: Array<{ stage: string; startedAt: string | null; durationMs: number | null; detail: string }>; batches: BatchTiming[];
     events: Array<{ at: string; elapsedMs: number; type: string; data: unknown }> };
   aborts: Array<{ source: string; at?: string; what: string; detail: unknown }>;
@@ -100,7 +100,7 @@ export async function buildReport(db: Db, runId: number, opts: ReportOptions = {
     issues: await issues(db, run.id, spec, run, sample, opts.sources),
     verification: await verification(db, runId),
     backups: await backups(db, runId),
-    undo: (await db.query<RunReport['undo'][number]>(UNDO_TOTALS_SQL, [runId])).rows,
+    undo: (await db.query<RunReport['undo'][number]>(UNDO_BY_STEP_SQL, [runId])).rows,
     timings: { stages: stages(run, steps, events), batches, events: events.map((e) => ({ at: e.at, elapsedMs: Number(e.elapsedMs), type: e.type, data: e.data })) },
     aborts: aborts(run.error, events),
     error: run.error,
@@ -239,7 +239,7 @@ export function renderReportMarkdown(r: RunReport): string {
     out.push(sampleTable(f.sample));
   }
   const conflicts = r.undo.filter((u) => u.conflicts > 0);
-  if (conflicts.length) out.push('', '### Rollback conflicts', '', mdTable(['table', 'rows left alone'], conflicts.map((u) => [code(u.table), fmtInt(u.conflicts)])));
+  if (conflicts.length) out.push('', '### Rollback conflicts', '', mdTable(['step', 'rows left alone'], conflicts.map((u) => [u.step, fmtInt(u.conflicts)])));
 
   h2(4);
   out.push(`_${r.verification.note}_`, '');
@@ -250,7 +250,7 @@ export function renderReportMarkdown(r: RunReport): string {
   if (r.backups.rows.length) out.push(genericTable(r.backups.rows, ['id', 'source_table', 'table', 'copy_schema', 'copy_table', 'row_count', 'rows', 'checksum', 'size_bytes', 'file', 'file_sha256', 'status', 'created_at']));
   if (r.undo.length) {
     out.push('', 'Undo log (before-images kept in schema `belay`):', '');
-    out.push(mdTable(['step', 'table', 'batches', 'rows', 'rolled back batches', 'restored', 'conflicts'], r.undo.map((u) => [u.stepNo + 1, code(u.table), u.batches, fmtInt(u.rows), u.rolledBack, fmtInt(u.restored), fmtInt(u.conflicts)])));
+    out.push(mdTable(['step', 'name', 'batches', 'rows', 'rolled back batches', 'restored', 'conflicts'], r.undo.map((u) => [u.stepNo + 1, u.step, u.batches, fmtInt(u.rows), u.rolledBack, fmtInt(u.restored), fmtInt(u.conflicts)])));
   }
 
   h2(6);

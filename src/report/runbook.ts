@@ -9,7 +9,7 @@ import { cell, code, fence, fmtBytes, fmtInt, fmtMs, mdTable, scalarPaths } from
 import { checkEntries, checkMeaning, errorEntries } from './registries.ts';
 import type { ReportSources } from './sources.ts';
 import { TABLE_OID_SQL, TABLE_SIZE_SQL } from './report-sql.ts';
-import { type StepTarget, resolveStep } from '../spec/resolve.ts';
+import { resolveStep, ruleOf, type StepTarget } from '../spec/resolve.ts';
 import { DEFAULT_TARGET_BATCH_MS } from '../spec/define.ts';
 
 export interface RunbookOptions {
@@ -100,15 +100,16 @@ export async function runbook(m: LoadedMigration, opts: RunbookOptions = {}): Pr
       ['Writes', s.writes.map((w) => code(w)).join(', ')],
       ['Batch size', fmtInt(s.batchSize ?? spec.options.batchSize)],
     ]));
-    out.push('', 'The projection: for the keys in `[$1, $2]`, the key and the new value of every written column.', '', fence(s.projection, 'sql'));
-    out.push('', 'The statement belay runs for every batch (generated from the projection): it writes only rows whose values change, ' +
-      'only while they still hold the value it read, and stores their before- and after-images in the undo log. ' +
-      '`$1`/`$2` = key range, `$3` = run, `$4` = step, `$5` = batch.', '', fence(opts.sources?.batchSql(t, s) ?? '-- (the batch statement: not available here)', 'sql'));
-    if (s.wholeTableProjection) {
-      out.push('', 'The same projection for the whole table at once, set-based: the pre-flight predictions run this form, ' +
-        'and `belay dry-run` fails unless it writes exactly the rows and values the batches write.', '', fence(s.wholeTableProjection, 'sql'));
-    }
-    if (s.verify) out.push('', 'In-batch verification (must return no rows, or the batch rolls back):', '', fence(opts.sources?.verifySql(t, s) ?? s.verify, 'sql'));
+    const rule = ruleOf(s, i);
+    out.push('', rule.kind === 'whole-table'
+      ? 'The rule, decided once for the whole table before the first write: the key and the new value of every written column of the rows to change.'
+      : 'The rule, for the keys in `[$1, $2]`: the key and the new value of every written column. belay evaluates it over the whole key range, in chunks, to decide once before the first write.',
+    '', fence(rule.sql, 'sql'));
+    out.push('', 'The decision is kept in a table of schema `belay` with every decided row\'s new values and before-images in the columns\' own types: ' +
+      'the batches walk it, the pre-flight predictions and the dry run read it, and rollback puts the before-images back. ' +
+      'The statement every batch runs (`$1`/`$2` = the batch\'s key range, `$3` = the round): it writes a decided row only while it still holds its before-image, ' +
+      'and marks the others as skipped.', '', fence(opts.sources?.batchSql(t, s) ?? '-- (the batch statement: not available here)', 'sql'));
+    if (s.verify) out.push('', 'In-batch verification (rows it returns are left out of the batch and reported; past options.maxRejected the run stops):', '', fence(opts.sources?.verifySql(t, s) ?? s.verify, 'sql'));
   }
   if (spec.tempIndexes.length) {
     out.push('', '### Temporary indexes', '', 'Created before the first step, dropped in cleanup:', '');

@@ -1,15 +1,20 @@
-// `belay rollback <run> --sql`: the undo log as one standalone SQL file that psql alone can run.
-// Same order and conflict rule as rollback(): steps newest first, batches newest first, one transaction
-// per undo batch; a row changed since the migration is skipped and listed. Re-running it changes nothing.
+// `belay rollback <run> --sql`: the run's undo as one standalone SQL file that psql alone can run. Same
+// order and conflict rule as rollback(): steps newest first, batches newest first, one transaction per
+// batch, only the row versions a batch wrote are restored; the before-images are embedded as COPY data in
+// their own types. The script covers the batches committed when it was made, and says so; it marks the
+// run rolled back only when no committed batch is left. Re-running it changes nothing.
 import type { Db } from '../db/connection.ts';
-import { qualified } from '../db/sql.ts';
+import { pinnedSettingsSql, qualified } from '../db/sql.ts';
 import { StateError } from '../errors.ts';
 import type { Migration } from '../spec/define.ts';
+import { resolveStep } from '../spec/resolve.ts';
+import { storedDecision } from '../state/decision.ts';
+import { batchImagesCopySql, DECISION_TYPES_SQL } from '../state/decision-sql.ts';
 import { MIGRATION_LOCK_CLASS } from '../state/lock.ts';
+import { BATCHES_TO_UNDO_SQL, getRun, getSteps } from '../state/runs.ts';
 import { ensureState } from '../state/schema.ts';
-import { getRun, getSteps } from '../state/runs.ts';
 import { irreversibleApplied } from './rollback.ts';
-import { scriptBatchSql, scriptFooterSql, scriptHeaderSql, scriptSqlStepSql, scriptStepDoneSql, UNDO_BATCHES_SQL } from './rollback-sql.ts';
+import { scriptBatchSql, scriptFooterSql, scriptHeaderSql, scriptSqlStepSql, scriptStepDoneSql } from './rollback-sql.ts';
 
 export interface RollbackScriptOptions {
   /** Leave SQL steps without a reverse in place instead of refusing. */
@@ -25,11 +30,11 @@ export interface RollbackScriptResult {
   bytes: number;
   /** Irreversible steps left out (only with skipIrreversible). */
   skippedIrreversible: string[];
+  /** The run had not ended when the script was made: batches committed after this are not in it. */
+  unfinished: boolean;
   /** The whole script when no write callback was given. */
   text?: string;
 }
-
-const UNDO_IMAGES_SQL = `SELECT before::text AS before, after::text AS after FROM belay.undo WHERE run_id = $1 AND step_no = $2 AND batch_no = $3`;
 
 export async function rollbackScript(db: Db, runId: number, opts: RollbackScriptOptions = {}): Promise<RollbackScriptResult> {
   await ensureState(db);
@@ -44,6 +49,7 @@ export async function rollbackScript(db: Db, runId: number, opts: RollbackScript
       fix: `Restore from the run's backup (belay rollback ${runId} --from-backup), or pass --skip-irreversible to leave ${names} in place.`,
     });
   }
+  const unfinished = run.status === 'running' || run.status === 'paused' || run.status === 'failed';
   const parts: string[] = [];
   let bytes = 0;
   const write = async (s: string) => {
@@ -51,42 +57,76 @@ export async function rollbackScript(db: Db, runId: number, opts: RollbackScript
     if (opts.write) await opts.write(s);
     else parts.push(s);
   };
-  const undo = await db.query<{ stepNo: number; batchNo: number; tableName: string; keyColumn: string; columns: string[]; rowCount: number }>(UNDO_BATCHES_SQL, [runId]);
-  const rows = undo.rows.reduce((n, u) => n + u.rowCount, 0);
-  const lock = { runId, migrationId: run.migrationId, lockClass: MIGRATION_LOCK_CLASS };
+  const plan = [];
+  for (let stepNo = steps.length - 1; stepNo >= 0; stepNo--) {
+    const step = spec.steps[stepNo]!;
+    if (step.kind !== 'batched') {
+      plan.push({ stepNo, batches: [] as Array<{ batchNo: number; lo: string; hi: string; round: number; xid: string | null; rowsChanged: number }> });
+      continue;
+    }
+    plan.push({ stepNo, batches: (await db.query<{ batchNo: number; lo: string; hi: string; round: number; xid: string | null; rowsChanged: number }>(BATCHES_TO_UNDO_SQL, [runId, stepNo])).rows });
+  }
+  const batches = plan.reduce((n, p) => n + p.batches.length, 0);
+  const rows = plan.reduce((n, p) => n + p.batches.reduce((m, b) => m + b.rowsChanged, 0), 0);
+  const lock = { runId, migrationId: run.migrationId, lockClass: MIGRATION_LOCK_CLASS, batches };
   await write(`-- belay rollback script for run ${runId} of migration "${run.migrationId}" (checksum ${run.checksum})
--- ${rows} rows in ${undo.rows.length} undo batches; generated ${new Date().toISOString()}.
+-- ${rows} rows in ${batches} batches; generated ${new Date().toISOString()}.
 -- Run with psql alone:  psql -v ON_ERROR_STOP=1 -f <this file> "$DATABASE_URL"
--- One transaction per undo batch, newest first. A row is restored only while it still holds what the
--- migration wrote; rows changed since are left alone and listed (NOTICE and the last SELECT).
--- Running it again changes nothing more. With schema belay present, the run is marked rolled back.
-${irreversible.length > 0 ? `-- LEFT IN PLACE (irreversible, down: null): ${irreversible.map((s) => s.name).join(', ')}\n` : ''}
+-- One transaction per batch, newest first. A row is restored only while it still holds the version the batch
+-- wrote; rows written since (of any value) or deleted are left alone and listed (NOTICE and the last SELECT).
+-- Running it again changes nothing more. With schema belay present, each batch is marked rolled back, and the
+-- run when no batch of it is left.
+${unfinished ? `-- THE RUN HAD NOT ENDED (status ${run.status}): this script covers the ${batches} batches committed by then; batches committed\n-- later are not in it (belay rollback ${runId} restores them).\n` : ''}${irreversible.length > 0 ? `-- LEFT IN PLACE (irreversible, down: null): ${irreversible.map((s) => s.name).join(', ')}\n` : ''}
 ${scriptHeaderSql(lock)}
 `);
   const lockTimeoutMs = spec.options?.lockTimeoutMs ?? 2000;
-  for (let stepNo = steps.length - 1; stepNo >= 0; stepNo--) {
-    const step = spec.steps[stepNo]!;
+  for (const p of plan) {
+    const step = spec.steps[p.stepNo]!;
     if (step.kind === 'sql') {
-      if (steps[stepNo]!.status !== 'done') continue;
+      if (steps[p.stepNo]!.status !== 'done') continue;
       if (step.down === null) {
-        await write(`-- step ${stepNo} "${step.name}" (sql) is irreversible: left in place\n\n`);
+        await write(`-- step ${p.stepNo} "${step.name}" (sql) is irreversible: left in place\n\n`);
         continue;
       }
-      await write(`-- step ${stepNo} "${step.name}" (sql): its down\n${scriptSqlStepSql({ runId, stepNo, name: step.name, down: step.down })}\n`);
+      await write(`-- step ${p.stepNo} "${step.name}" (sql): its down\n${scriptSqlStepSql({ runId, stepNo: p.stepNo, name: step.name, down: step.down })}\n`);
       continue;
     }
-    const batches = undo.rows.filter((u) => u.stepNo === stepNo);
-    for (const u of batches) {
-      const img = (await db.query<{ before: string; after: string }>(UNDO_IMAGES_SQL, [runId, stepNo, u.batchNo])).rows[0]!;
-      await write(`-- step ${stepNo} "${step.name}", batch ${u.batchNo}: ${u.rowCount} rows of ${u.tableName} (${u.columns.join(', ')})\n`);
+    if (p.batches.length === 0) continue;
+    const d = await storedDecision(db, runId, p.stepNo, await resolveStep(db, step, p.stepNo));
+    if (!d || p.batches.some((b) => b.xid === null)) {
+      throw new StateError('BELAY_LEGACY_UNDO', `run ${runId} was applied by an earlier belay whose undo log this version does not replay; no script was written`, {
+        details: { runId }, fix: `Use the belay version that applied it, or restore from the backup (belay rollback ${runId} --from-backup).`,
+      });
+    }
+    const types = (await db.query<{ type: string }>(DECISION_TYPES_SQL, [d.relation, d.writes.length])).rows.map((r) => r.type);
+    const copy = batchImagesCopySql(d);
+    for (const b of p.batches) {
+      const data = await copyText(db, copy({ lo: b.lo, hi: b.hi, round: b.round }));
+      await write(`-- step ${p.stepNo} "${step.name}", batch ${b.batchNo}: ${b.rowsChanged} rows of ${d.tableName} (${d.writes.join(', ')})\n`);
       await write(scriptBatchSql({
-        table: qualified(u.tableName), tableName: u.tableName, key: u.keyColumn, columns: u.columns,
-        runId, stepNo, batchNo: u.batchNo, lockTimeoutMs, before: img.before, after: img.after,
+        table: qualified(d.tableName), tableName: d.tableName, key: d.key, columns: d.writes, types,
+        runId, stepNo: p.stepNo, batchNo: b.batchNo, xid: b.xid!, lockTimeoutMs, data, rows: b.rowsChanged,
       }));
       await write('\n');
     }
-    if (steps[stepNo]!.status !== 'pending') await write(scriptStepDoneSql(runId, stepNo));
+    await write(scriptStepDoneSql(runId, p.stepNo));
   }
   await write(`\n${scriptFooterSql(lock)}`);
-  return { runId, batches: undo.rows.length, rows, bytes, skippedIrreversible: irreversible.map((s) => s.name), text: opts.write ? undefined : parts.join('') };
+  return { runId, batches, rows, bytes, unfinished, skippedIrreversible: irreversible.map((s) => s.name), text: opts.write ? undefined : parts.join('') };
+}
+
+/** A query's rows as COPY text, under pinned settings so that the text reads back to the same values. */
+async function copyText(db: Db, sql: string): Promise<string> {
+  if (!db.copyOut) throw new StateError('BELAY_BACKUP_NO_FILE', `this connection (${db.label}) cannot read COPY data`, { fix: 'Run belay rollback without --sql, or connect to a server.' });
+  await db.query('BEGIN');
+  try {
+    await db.exec(pinnedSettingsSql());
+    const chunks: Buffer[] = [];
+    for await (const c of db.copyOut(sql)) chunks.push(Buffer.from(c));
+    await db.query('COMMIT');
+    return Buffer.concat(chunks).toString('utf8');
+  } catch (err) {
+    await db.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
 }

@@ -1,14 +1,17 @@
-// Exact undo: the undo log replayed in reverse order of steps and batches, one transaction per batch.
+// Exact undo: every committed batch's before-images put back (from the step's decision), newest first, one
+// transaction per batch, only on the row versions the batch wrote.
 import type { Db } from '../db/connection.ts';
-import { qualified } from '../db/sql.ts';
 import { BelayError, StateError } from '../errors.ts';
 import { type EventSink, noopSink, recordEvent, tell } from '../state/events.ts';
 import type { Migration } from '../spec/define.ts';
 import { withRetry } from '../db/retry.ts';
 import { acquireMigrationLock, type LockMode } from '../state/lock.ts';
 import { ensureState } from '../state/schema.ts';
-import { getRun, getSteps, setRunStatus } from '../state/runs.ts';
-import { restoreBatchSql, UNDO_BATCHES_SQL } from './rollback-sql.ts';
+import { BATCHES_TO_UNDO_SQL, getRun, getSteps, MARK_BATCH_UNDONE_SQL, MARK_STEP_UNDONE_SQL, ROWS_TO_UNDO_SQL, setRunStatus, UNDO_TOTALS_SQL } from '../state/runs.ts';
+import { storedDecision } from '../state/decision.ts';
+import { restoreBatchSql } from '../state/decision-sql.ts';
+import { resolveStep } from '../spec/resolve.ts';
+import { SET_LOCK_TIMEOUT_SQL } from './rollback-sql.ts';
 import { reversibility, type StepReversibility } from './reversibility.ts';
 
 export interface RollbackOptions {
@@ -25,8 +28,10 @@ export interface RollbackConflict {
   table: string;
   stepNo: number;
   batchNo: number;
-  /** Keys of rows changed (or deleted) since the migration wrote them: left alone. */
+  /** Keys of rows someone wrote after the migration did (of any value): left alone unless forced. */
   keys: unknown[];
+  /** Keys of rows deleted since the migration wrote them: nothing to restore them into. */
+  deleted: unknown[];
 }
 
 export interface RollbackResult {
@@ -35,7 +40,9 @@ export interface RollbackResult {
   restored: number;
   batches: number;
   conflicts: RollbackConflict[];
+  /** Rows left alone: changed since (conflicts) and deleted since, over every rollback invocation of the run. */
   conflictCount: number;
+  deletedCount: number;
   durationMs: number;
   /** Irreversible SQL steps left in place (only with skipIrreversible). */
   skippedIrreversible: string[];
@@ -50,7 +57,7 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
   try {
     const fresh = await getRun(db, runId);
     if (fresh.status === 'rolled_back') {
-      return { runId, status: 'nothing-to-do', restored: 0, batches: 0, conflicts: [], conflictCount: 0, durationMs: 0, skippedIrreversible: [] };
+      return { runId, status: 'nothing-to-do', restored: 0, batches: 0, conflicts: [], conflictCount: 0, deletedCount: 0, durationMs: 0, skippedIrreversible: [] };
     }
     const spec = fresh.spec as Migration;
     const steps = await getSteps(db, runId);
@@ -65,13 +72,12 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
     }
     await setRunStatus(db, runId, 'rolling_back');
 
-    const undo = await db.query<{ stepNo: number; batchNo: number; tableName: string; keyColumn: string; columns: string[]; rowCount: number }>(UNDO_BATCHES_SQL, [runId]);
-    const rowsTotal = undo.rows.reduce((n, u) => n + u.rowCount, 0);
-    await tell(db, emit, { type: 'rollback-started', runId, batches: undo.rows.length, rows: rowsTotal, force: !!opts.force });
-    let restored = 0;
+    const pending = (await db.query<{ batches: number; rows: number }>(ROWS_TO_UNDO_SQL, [runId])).rows[0]!;
+    await tell(db, emit, { type: 'rollback-started', runId, batches: pending.batches, rows: pending.rows, force: !!opts.force });
     let rowsDone = 0;
+    let batchesDone = 0;
     const conflicts: RollbackConflict[] = [];
-    // steps newest first; within a step, the batches newest first (the undo query orders them)
+    // steps newest first; within a step, the batches newest first
     for (let stepNo = steps.length - 1; stepNo >= 0; stepNo--) {
       const step = spec.steps[stepNo]!;
       const rec = steps[stepNo]!;
@@ -84,7 +90,7 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
         await db.query('BEGIN');
         try {
           await db.exec(step.down);
-          await db.query(`UPDATE belay.steps SET status = 'rolled_back' WHERE run_id = $1 AND step_no = $2`, [runId, stepNo]);
+          await db.query(MARK_STEP_UNDONE_SQL, [runId, stepNo]);
           await db.query('COMMIT');
         } catch (err) {
           await db.query('ROLLBACK').catch(() => undefined);
@@ -92,41 +98,60 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
         }
         continue;
       }
-      for (const u of undo.rows.filter((x) => x.stepNo === stepNo)) {
-        const sql = restoreBatchSql({ table: qualified(u.tableName), key: u.keyColumn, columns: u.columns });
-        const r = await withRetry(
-          async () => {
-            await db.query('BEGIN');
-            try {
-              await db.query(`SELECT set_config('lock_timeout', $1, true)`, [`${spec.options?.lockTimeoutMs ?? 2000}ms`]);
-              const res = await db.query<{ restored: number; conflicts: unknown[] }>(sql, [runId, stepNo, u.batchNo, !!opts.force]);
-              await db.query('COMMIT');
-              return res.rows[0] ?? { restored: 0, conflicts: [] };
-            } catch (err) {
-              await db.query('ROLLBACK').catch(() => undefined);
-              throw err;
-            }
-          },
-          { maxRetries: opts.maxRetries ?? 8 },
-        );
-        restored += r.restored;
-        rowsDone += u.rowCount;
-        if (r.conflicts.length > 0) conflicts.push({ table: u.tableName, stepNo, batchNo: u.batchNo, keys: r.conflicts });
-        emit({ type: 'rollback-batch', runId, step: step.name, batchNo: u.batchNo, restored: r.restored, conflicts: r.conflicts.length, rowsDone, rowsTotal });
+      const batches = (await db.query<{ batchNo: number; lo: string; hi: string; round: number; xid: string | null; rowsChanged: number }>(BATCHES_TO_UNDO_SQL, [runId, stepNo])).rows;
+      if (batches.length > 0) {
+        const d = await storedDecision(db, runId, stepNo, await resolveStep(db, step, stepNo));
+        if (!d || batches.some((b) => b.xid === null)) throw legacyRun(runId);
+        const sql = restoreBatchSql(d);
+        for (const b of batches) {
+          const r = await withRetry(
+            async () => {
+              await db.query('BEGIN');
+              try {
+                await db.query(SET_LOCK_TIMEOUT_SQL, [`${spec.options?.lockTimeoutMs ?? 2000}ms`]);
+                const res = (await db.query<{ restored: number; changed: unknown[]; deleted: unknown[] }>(sql, [b.lo, b.hi, b.round, b.xid, !!opts.force, runId])).rows[0]!;
+                await db.query(MARK_BATCH_UNDONE_SQL, [runId, stepNo, b.batchNo, res.restored, JSON.stringify({ changed: res.changed, deleted: res.deleted })]);
+                await db.query('COMMIT');
+                return res;
+              } catch (err) {
+                await db.query('ROLLBACK').catch(() => undefined);
+                throw err;
+              }
+            },
+            { maxRetries: opts.maxRetries ?? 8 },
+          );
+          rowsDone += b.rowsChanged;
+          batchesDone++;
+          if (r.changed.length > 0 || r.deleted.length > 0) conflicts.push({ table: d.tableName, stepNo, batchNo: b.batchNo, keys: r.changed, deleted: r.deleted });
+          emit({ type: 'rollback-batch', runId, step: step.name, batchNo: b.batchNo, restored: r.restored, conflicts: r.changed.length + r.deleted.length, rowsDone, rowsTotal: pending.rows });
+        }
       }
-      await db.query(`UPDATE belay.steps SET status = 'rolled_back' WHERE run_id = $1 AND step_no = $2`, [runId, stepNo]);
+      await db.query(MARK_STEP_UNDONE_SQL, [runId, stepNo]);
     }
-    const conflictCount = conflicts.reduce((n, c) => n + c.keys.length, 0);
+    // totals over every invocation: a resumed rollback counts what the earlier ones restored too
+    const totals = (await db.query<{ restored: number; changed: number; deleted: number }>(UNDO_TOTALS_SQL, [runId])).rows[0]!;
+    const conflictCount = totals.changed + totals.deleted;
     const skippedIrreversible = irreversible.map((s) => s.name);
-    await setRunStatus(db, runId, 'rolled_back', { summary: { rollback: { restored, conflictCount, force: !!opts.force, skippedIrreversible } } });
-    await tell(db, emit, { type: 'rollback-finished', runId, restored, conflicts: conflictCount, status: 'rolled_back', sample: conflicts.slice(0, 20) });
-    return { runId, status: 'rolled_back', restored, batches: undo.rows.length, conflicts, conflictCount, durationMs: performance.now() - t0, skippedIrreversible };
+    await setRunStatus(db, runId, 'rolled_back', { summary: { rollback: { by: 'undo', restored: totals.restored, conflictCount, force: !!opts.force, skippedIrreversible } } });
+    await tell(db, emit, { type: 'rollback-finished', runId, restored: totals.restored, conflicts: conflictCount, status: 'rolled_back', sample: conflicts.slice(0, 20) });
+    return {
+      runId, status: 'rolled_back', restored: totals.restored, batches: batchesDone, conflicts, conflictCount, deletedCount: totals.deleted,
+      durationMs: performance.now() - t0, skippedIrreversible,
+    };
   } catch (err) {
     if (err instanceof BelayError) await recordEvent(db, { type: 'rollback-failed', runId, error: err.toJSON() }).catch(() => undefined);
     throw err;
   } finally {
     await release();
   }
+}
+
+/** A run recorded by a belay whose undo log kept images as JSON (state before version 8). */
+function legacyRun(runId: number): StateError {
+  return new StateError('BELAY_LEGACY_UNDO', `run ${runId} was applied by an earlier belay whose undo log this version does not replay; nothing was rolled back`, {
+    details: { runId },
+    fix: `Roll it back with the belay version that applied it, or restore its tables from the backup (belay rollback ${runId} --from-backup).`,
+  });
 }
 
 /** Applied SQL steps without a reverse: what a rollback cannot undo. */

@@ -54,16 +54,21 @@ export interface BatchController {
   onError?(ctx: RunContext, err: BelayError): Promise<BelayError | undefined>;
 }
 
-/** One committed batch; lo and hi: its key range, inclusive, as text. */
+/** One committed batch; lo and hi: its key range of decided rows (round `round`), inclusive, as text. */
 export interface BatchRecord {
   runId: number;
   stepNo: number;
   step: string;
   batchNo: number;
+  round: number;
   lo: string;
   hi: string;
+  /** Decided rows in the range; written (rowsChanged) or skipped because someone changed them since. */
   rowsInRange: number;
   rowsChanged: number;
+  rowsSkipped: number;
+  /** The batch transaction's id: the row version it wrote (xid8 as text). */
+  xid: string;
   /** BEGIN to the end of the write and its checks: what the batch size scales. */
   durationMs: number;
   attempts: number;
@@ -74,9 +79,12 @@ export interface StepResult {
   name: string;
   kind: 'batched' | 'sql';
   status: string;
+  /** Rows decided (batched), all rounds. */
   rowsTotal: number | null;
   rowsDone: number;
   rowsChanged: number;
+  /** Decided rows not written: changed by someone since the decision, or rejected by an in-batch check. */
+  rowsSkipped: number;
   batches: number;
 }
 

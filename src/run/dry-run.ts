@@ -5,7 +5,7 @@ import type { Db } from '../db/connection.ts';
 import { type CheckReport, runChecks } from '../checks/run-checks.ts';
 import { type GuardFacts, kindOf } from '../checks/registry.ts';
 import { uniqueShape } from '../checks/unique-after.ts';
-import { BelayError, DbError } from '../errors.ts';
+import { BelayError } from '../errors.ts';
 import { type EventSink, noopSink } from '../state/events.ts';
 import type { BatchedStep } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
@@ -16,10 +16,8 @@ import { type Ledger, recordLedger } from '../config/environments.ts';
 import { finishPlan, type Plan, type StepPlan, tablePlan } from '../plan/plan.ts';
 import { BatchSizer, unmeasuredStartSize } from '../steer/batch-sizer.ts';
 import { throttleCostMs } from '../steer/throttle.ts';
-import { commitCostMs, type TrialBatch, trialBatch } from '../execute/trial-batch.ts';
-import { RECORD_TRIAL_SQL, wholeTableDigestSql } from '../execute/trial-sql.ts';
-import { keyRangeSql } from '../checks/check-sql.ts';
-import { resolveStep } from '../spec/resolve.ts';
+import { commitCostMs, openTrial, type Trial } from '../execute/trial-batch.ts';
+import { recordTrial } from '../state/trials.ts';
 import { DEFAULT_TARGET_BATCH_MS } from '../spec/define.ts';
 
 export const DEFAULT_DRY_RUN_SAMPLE = 10;
@@ -49,18 +47,15 @@ export interface DryRunStep {
   name: string;
   kind: 'batched' | 'sql';
   rowsInRange: number;
-  /** Rows whose written columns would change. */
+  /** Rows whose written columns would change: the step's decision, written by its batches. */
   rowsChanged: number;
+  /** Rows the decision holds (the same as rowsChanged unless a check left rows out). */
+  decided: number;
   batches: DryRunBatch[];
-  /** Before → after images of the first rows that would change. */
-  sample: TrialBatch['sample'];
-  /** In-batch verifications and guards that returned rows (apply would stop at the first). */
+  /** Before → after images of the first rows that would change (from the decision). */
+  sample: Array<{ key: unknown; before: Record<string, unknown>; after: Record<string, unknown> }>;
+  /** In-batch verifications and guards that returned rows: apply leaves those rows out too, and stops past options.maxRejected. */
   verifyFailures: Array<{ batchNo: number; name: string; count: number; sample: unknown[] }>;
-  /**
-   * A step with a wholeTableProjection: what the batches would write against what that form yields
-   * (rows whose values change, and a hash sum of their after-images). agrees: false fails the dry run.
-   */
-  wholeTable?: { batches: { rows: number; sum: string }; wholeTable: { rows: number; sum: string }; agrees: boolean };
   /** A plain-SQL step's error when tried (rolled back), if any. */
   error?: string;
   ms: number;
@@ -86,16 +81,28 @@ export async function dryRun(db: Db, m: LoadedMigration, opts: DryRunOptions = {
   const release = await acquireMigrationLock(db, m.spec.id, 'fail');
   let result: DryRunResult;
   try {
-    const checks = await runChecks(db, m);
-    emit({ type: 'checks-finished', ok: checks.ok, blocking: checks.blocking, counts: Object.fromEntries(checks.findings.map((f) => [f.code, f.count])), durationMs: checks.durationMs });
-    // the guards apply lends each batch from the checks that protect a write
+    // each step decided once, as apply decides it; the pre-flight reads those decisions
     const facts: GuardFacts = { indexes: new Map() };
-    for (const c of m.spec.checks) if (c.kind === 'unique-after') facts.indexes.set(c.code, (await uniqueShape(db, c, m)).shape);
+    const trials = new Map<number, Trial>();
     const steps: DryRunStep[] = [];
-    for (const [i, step] of m.spec.steps.entries()) {
-      steps.push(step.kind === 'sql' ? await trySqlStep(db, m, i) : await walkStep(db, m, i, facts, opts, emit));
+    let checks: CheckReport;
+    try {
+      for (const [i, step] of m.spec.steps.entries()) {
+        if (step.kind !== 'batched') continue;
+        // the guards apply lends each batch from the checks that protect a write
+        trials.set(i, await openTrial(db, m, i, { guards: (t) => m.spec.checks.flatMap((c) => kindOf(c).guard?.(c, step, t, facts) ?? []) }));
+      }
+      const decisions = new Map([...trials].flatMap(([i, t]) => (t.decision ? [[i, t.decision] as const] : [])));
+      checks = await runChecks(db, m, { decisions });
+      emit({ type: 'checks-finished', ok: checks.ok, blocking: checks.blocking, counts: Object.fromEntries(checks.findings.map((f) => [f.code, f.count])), durationMs: checks.durationMs });
+      for (const c of m.spec.checks) if (c.kind === 'unique-after') facts.indexes.set(c.code, (await uniqueShape(db, c, m)).shape);
+      for (const [i, step] of m.spec.steps.entries()) {
+        steps.push(step.kind === 'sql' ? await trySqlStep(db, m, i) : await walkStep(m, trials.get(i)!, i, opts, emit));
+      }
+    } finally {
+      for (const t of trials.values()) await t.close();
     }
-    const ok = checks.ok && steps.every((s) => s.verifyFailures.length === 0 && !s.error && s.wholeTable?.agrees !== false);
+    const ok = checks.ok && steps.every((s) => s.verifyFailures.length === 0 && !s.error);
     result = { migrationId: m.spec.id, checksum: m.checksum, database: db.label, ok, checks, steps, durationMs: performance.now() - t0 };
     if (opts.plan) result.plan = await planFromDryRun(db, m, result, opts.targetBatchMs ?? DEFAULT_TARGET_BATCH_MS);
   } catch (err) {
@@ -105,71 +112,43 @@ export async function dryRun(db: Db, m: LoadedMigration, opts: DryRunOptions = {
     await release();
   }
   const summary = { steps: result.steps.map((s) => ({ name: s.name, rows: s.rowsInRange, changed: s.rowsChanged, batches: s.batches.length, failures: s.verifyFailures.length })), findings: Object.fromEntries(result.checks.findings.map((f) => [f.code, f.count])) };
-  await db.query(RECORD_TRIAL_SQL, ['dry-run', m.spec.id, m.checksum, result.ok ? 'pass' : 'fail', JSON.stringify(summary)]);
+  await recordTrial(db, { kind: 'dry-run', migrationId: m.spec.id, checksum: m.checksum, pass: result.ok, summary });
   if (opts.ledger) recordLedger(opts.ledger, { migrationId: m.spec.id, checksum: m.checksum, database: db.label, command: 'dry-run', result: result.ok ? 'pass' : 'fail' });
   return result;
 }
 
-async function walkStep(db: Db, m: LoadedMigration, stepNo: number, facts: GuardFacts, opts: DryRunOptions, emit: EventSink): Promise<DryRunStep> {
+async function walkStep(m: LoadedMigration, trial: Trial, stepNo: number, opts: DryRunOptions, emit: EventSink): Promise<DryRunStep> {
   const step = m.spec.steps[stepNo] as BatchedStep;
   const target = opts.targetBatchMs ?? DEFAULT_TARGET_BATCH_MS;
   // adaptive: start small (nothing is measured yet) and let the sizer grow the size, as apply does
   let size = opts.batchSize ?? unmeasuredStartSize(step.batchSize ?? m.spec.options.batchSize);
   const sizer = new BatchSizer(target);
-  const want = opts.sampleRows ?? DEFAULT_DRY_RUN_SAMPLE;
-  const out: DryRunStep = { name: step.name, kind: 'batched', rowsInRange: 0, rowsChanged: 0, batches: [], sample: [], verifyFailures: [], ms: 0 };
-  const guards = (t: TrialBatch['target']) => m.spec.checks.flatMap((c) => kindOf(c).guard?.(c, step, t, facts) ?? []);
-  // every batch is rolled back, so the walk advances by key in memory, never by a committed checkpoint
-  let after: string | null = null;
-  let digestRows = 0;
-  let digestSum = 0n;
-  for (let batchNo = 1; ; batchNo++) {
-    const b = await trialBatch(db, m, stepNo, { after, size, sampleRows: Math.max(0, want - out.sample.length), guards });
-    if (!b) break;
-    after = b.hi;
-    out.rowsInRange += b.rows;
-    out.rowsChanged += b.changed;
-    out.ms += b.ms;
-    out.batches.push({ batchNo, lo: b.lo, hi: b.hi, rows: b.rows, changed: b.changed, ms: b.ms });
-    out.sample.push(...b.sample);
-    digestRows += b.digest.rows;
-    digestSum += BigInt(b.digest.sum);
-    for (const f of b.verifyFailures) out.verifyFailures.push({ batchNo, ...f });
-    emit({ type: 'trial-batch', step: step.name, batchNo, lo: b.lo, hi: b.hi, rows: b.rows, changed: b.changed, ms: b.ms });
-    if (opts.batchSize === undefined) size = sizer.next(size, { durationMs: b.ms, rowsInRange: b.rows });
-  }
-  if (step.wholeTableProjection) {
-    const whole = await wholeTableDigest(db, m, stepNo);
-    const batches = { rows: digestRows, sum: digestSum.toString() };
-    out.wholeTable = { batches, wholeTable: whole, agrees: whole.rows === batches.rows && whole.sum === batches.sum };
-    emit({ type: 'whole-table-compared', step: step.name, agrees: out.wholeTable.agrees, batchRows: batches.rows, wholeTableRows: whole.rows });
+  const out: DryRunStep = { name: step.name, kind: 'batched', rowsInRange: 0, rowsChanged: 0, decided: 0, batches: [], sample: [], verifyFailures: [], ms: 0 };
+  {
+    out.decided = trial.decision?.rows ?? 0;
+    out.sample = await trial.sample(opts.sampleRows ?? DEFAULT_DRY_RUN_SAMPLE);
+    // every batch is rolled back, so the walk advances by key in memory, never by a committed checkpoint
+    let after: string | null = null;
+    for (let batchNo = 1; ; batchNo++) {
+      const b = await trial.batch({ after, size });
+      if (!b) break;
+      after = b.hi;
+      out.rowsInRange += b.rows;
+      out.rowsChanged += b.changed;
+      out.ms += b.ms;
+      out.batches.push({ batchNo, lo: b.lo, hi: b.hi, rows: b.rows, changed: b.changed, ms: b.ms });
+      for (const f of b.verifyFailures) out.verifyFailures.push({ batchNo, ...f });
+      emit({ type: 'trial-batch', step: step.name, batchNo, lo: b.lo, hi: b.hi, rows: b.rows, changed: b.changed, ms: b.ms });
+      if (opts.batchSize === undefined) size = sizer.next(size, { durationMs: b.ms, rowsInRange: b.rows });
+    }
   }
   return out;
-}
-
-/** What wholeTableProjection would write, digested like the trial batches (read in one rolled-back snapshot). */
-async function wholeTableDigest(db: Db, m: LoadedMigration, stepNo: number): Promise<{ rows: number; sum: string }> {
-  const step = m.spec.steps[stepNo] as BatchedStep;
-  await db.query('BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ');
-  try {
-    // as in a trial batch: plain-SQL steps declared before this one run first (a column they add exists)
-    for (const prior of m.spec.steps.slice(0, stepNo)) if (prior.kind === 'sql') await db.exec(prior.up);
-    const t = await resolveStep(db, step, stepNo);
-    const range = (await db.query<{ lo: string | null; hi: string | null }>(keyRangeSql(t.table, t.key))).rows[0]!;
-    try {
-      return (await db.query<{ rows: number; sum: string }>(wholeTableDigestSql(t, step.wholeTableProjection!), [range.lo, range.hi])).rows[0]!;
-    } catch (err) {
-      throw err instanceof DbError ? new DbError(err.message, err.server, { context: `steps.${stepNo}.wholeTableProjection (${step.name})`, cause: err }) : err;
-    }
-  } finally {
-    await db.query('ROLLBACK').catch(() => undefined);
-  }
 }
 
 /** A plain-SQL step is run and rolled back, to prove it runs; its effect is not shown. */
 async function trySqlStep(db: Db, m: LoadedMigration, stepNo: number): Promise<DryRunStep> {
   const step = m.spec.steps[stepNo]!;
-  const out: DryRunStep = { name: step.name, kind: 'sql', rowsInRange: 0, rowsChanged: 0, batches: [], sample: [], verifyFailures: [], ms: 0 };
+  const out: DryRunStep = { name: step.name, kind: 'sql', rowsInRange: 0, rowsChanged: 0, decided: 0, batches: [], sample: [], verifyFailures: [], ms: 0 };
   if (step.kind !== 'sql') return out;
   const t0 = performance.now();
   await db.query('BEGIN');

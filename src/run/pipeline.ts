@@ -1,13 +1,15 @@
 // The order of a run, written down once. A newcomer reads this file top to bottom and knows what
 // `belay apply` does; every stage it names sees only the run contract (contract.ts).
 //
-//   check → backup → temporary indexes → schema snapshot → baseline → batches (steered, abort triggers)
-//   → verify → (unwinding) schema snapshot after, temporary indexes dropped
+//   decide + check (one snapshot) → backup → temporary indexes → schema snapshot → baseline
+//   → batches over the decision (steered, abort triggers), catch-up → verify
+//   → (unwinding) schema snapshot after, temporary indexes dropped
 //
 // Rollback is its mirror (rollback/), restore from backup its last resort (backup/restore-run.ts).
 import { archiveBackups, type ArchiveOptions, type ArchiveResult, DEFAULT_RETENTION_MS } from '../backup/archive.ts';
 import { backupStage } from '../backup/backup.ts';
 import { preflight } from '../checks/preflight.ts';
+import { decideStage } from '../decide/decide.ts';
 import type { CheckReport } from '../checks/run-checks.ts';
 import { cleanTempIndexes } from '../cleanup/cleanup.ts';
 import { tempIndexStage } from '../cleanup/temp-indexes.ts';
@@ -15,7 +17,7 @@ import { assertApplyAllowed, type Ledger, recordLedger } from '../config/environ
 import type { Db } from '../db/connection.ts';
 import { apply, type ApplyOptions, refused } from '../execute/apply.ts';
 import { StateError } from '../errors.ts';
-import { commitCostMs, trialBatch } from '../execute/trial-batch.ts';
+import { commitCostMs, openTrial } from '../execute/trial-batch.ts';
 import { assertPlanCurrent, type Plan, type PlanOptions, plan as makePlan } from '../plan/plan.ts';
 import { schemaSnapshotStage } from '../report/schema-snapshot.ts';
 import { rollback } from '../rollback/rollback.ts';
@@ -58,7 +60,8 @@ export interface SafeApplyOptions extends Omit<ApplyOptions, 'stages' | 'undo'> 
 /** The stages of an apply, in order (their after() hooks run in reverse, as a stack unwinds). */
 export function applyStages(m: LoadedMigration, o: SafeApplyOptions & { targetBatchMs: number; adapt: boolean }): Stage[] {
   return [
-    preflight({ skipChecks: o.skipChecks, onReport: o.onCheckReport }), // refuses on blocking findings before a backup is paid for
+    // the steps decided once, and the pre-flight in that snapshot: refuses on blocking findings before a backup is paid for
+    decideStage({ inSnapshot: preflight({ skipChecks: o.skipChecks, onReport: o.onCheckReport }) }),
     ...(o.backup === false ? [] : [backupStage({ dir: o.backupDir })]), // verified copies of every touched table
     tempIndexStage({ timeoutMs: o.tempIndexTimeoutMs }), // the indexes the batches need; dropped once verified
     schemaSnapshotStage(), // the touched tables' schema before the first write and after the last
@@ -131,7 +134,10 @@ export function verify(db: Db, runId: number, opts: Omit<VerifyOptions, 'recount
 export async function plan(db: Db, m: LoadedMigration, opts: PlanOptions = {}): Promise<Plan> {
   const batched = m.spec.steps.find((s) => s.kind === 'batched');
   return makePlan(db, m, opts, {
-    trial: (stepNo) => (q) => trialBatch(db, m, stepNo, q),
+    trial: async (stepNo) => {
+      const t = await openTrial(db, m, stepNo);
+      return { batch: (q) => t.batch(q), close: () => t.close(), rows: t.decision?.rows };
+    },
     commitMs: await commitCostMs(db),
     throttleMs: batched ? await throttleCostMs({ db }, batched.table) : 0,
   });

@@ -10,7 +10,7 @@ import { rollback, type RollbackResult } from '../rollback/rollback.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { ensureState } from '../state/schema.ts';
 import { type Ledger, recordLedger } from '../config/environments.ts';
-import { RECORD_TRIAL_SQL } from '../execute/trial-sql.ts';
+import { recordTrial } from '../state/trials.ts';
 import type { RunResult } from './contract.ts';
 
 export interface RehearseOptions {
@@ -92,7 +92,7 @@ export async function rehearse(db: Db, m: LoadedMigration, opts: RehearseOptions
   res.pass = res.reason === undefined && changed.length === 0;
   res.durationMs = performance.now() - t0;
   const summary = { runId: res.runId, reason: res.reason ?? null, tables: res.tables.map((t) => ({ table: t.table, before: t.before, after: t.after, same: t.same })) };
-  await db.query(RECORD_TRIAL_SQL, ['rehearse', m.spec.id, m.checksum, res.pass ? 'pass' : 'fail', JSON.stringify(summary)]).catch((e: unknown) => {
+  await recordTrial(db, { kind: 'rehearse', migrationId: m.spec.id, checksum: m.checksum, pass: res.pass, summary }).catch((e: unknown) => {
     if (!(e instanceof BelayError)) throw e;
   });
   if (opts.ledger) recordLedger(opts.ledger, { migrationId: m.spec.id, checksum: m.checksum, database: db.label, command: 'rehearse', result: res.pass ? 'pass' : 'fail', runId: res.runId ?? undefined, override: opts.override, detail: res.reason });

@@ -81,9 +81,11 @@ const notNullCheck = z.strictObject({
 export const checkSchema = z.discriminatedUnion('kind', [sqlCheck, classifyCheck, orphansCheck, uniqueAfterCheck, notNullCheck]);
 
 /**
- * A change over key ranges of a driving table, declared as a projection: SQL that, for the keys in
- * [$1, $2] (inclusive, cast to the key's type), returns the key column and the new value of every
- * column in `writes`. belay derives the UPDATE, the undo log and the predictions from it.
+ * A change of rows of a driving table, decided once and written in batches of its key. The rule is
+ * declared once: `decide`, set-based over the whole table (preferred), or `projection`, per key range
+ * for a rule that cannot be written set-based. Either returns the key column and the new value of every
+ * column in `writes`; belay keeps the rows whose values change, with their before-images, and derives
+ * the writes, the undo, the dry run and the predictions from that one decision.
  */
 const batchedStep = z.strictObject({
   kind: z.literal('batched'),
@@ -92,21 +94,23 @@ const batchedStep = z.strictObject({
   /** Defaults to the table's single-column primary key. */
   key: name.optional(),
   writes: z.array(name).min(1, 'must name at least one column'),
-  projection: sql,
-  /**
-   * Optional: the same projection for every row of the table at once, written set-based (it may ignore
-   * $1/$2). A projection made for key ranges can cost a nested loop per row when run over the whole
-   * table; the whole-table predictions (unique-after, not-null after the step) use this form instead.
-   * `belay dry-run` proves both forms agree: the rows and values the batches would write must equal
-   * what this form yields, or the dry run fails.
-   */
+  /** The rule over the whole table at once: one SELECT returning the key and the written columns of the rows to change. */
+  decide: sql.optional(),
+  /** The rule for the keys in [$1, $2] (inclusive, cast to the key's type), when it cannot be written set-based. */
+  projection: sql.optional(),
+  /** The former name of `decide` (accepted as it). */
   wholeTableProjection: sql.optional(),
   /**
-   * Runs inside each batch after the write and must return no rows. It may read `written`
-   * (the rows this batch wrote: key and written columns, after the change) and $1/$2 (the range).
+   * Runs inside each batch after the write and must return no rows. It may read `written` (the table's
+   * rows this batch wrote, after the write) and $1/$2 (the batch's key range). A returned row that
+   * carries the key is not written and is reported; a batch whose rows all fail stops the run.
    */
   verify: sql.optional(),
   batchSize: z.number().int().positive().max(1_000_000).optional(),
+}).superRefine((s, ctx) => {
+  const rules = [s.decide && 'decide', s.wholeTableProjection && 'wholeTableProjection', s.projection && 'projection'].filter(Boolean);
+  if (rules.length === 0) ctx.addIssue({ code: 'custom', path: ['decide'], message: 'a batched step needs its rule: decide (set-based, the whole table) or projection (per key range $1..$2)' });
+  if (rules.length > 1) ctx.addIssue({ code: 'custom', path: [rules[1] as string], message: `declare the rule once: ${rules.join(' and ')} are both given (keep decide, or projection alone)` });
 });
 /** Plain SQL for small or schema changes, with its reverse (null = irreversible, said so everywhere). */
 const sqlStep = z.strictObject({
@@ -181,6 +185,13 @@ export const migrationSchema = z.strictObject({
       lockTimeoutMs: z.number().int().positive().default(2_000),
       statementTimeoutMs: z.number().int().positive().default(60_000),
       maxRetries: z.number().int().nonnegative().default(8),
+      /** Catch-up rounds after the last batch: rows the rule gives by then that were not decided (0 = none). */
+      catchUpRounds: z.number().int().nonnegative().max(100).default(3),
+      /**
+       * Decided rows an in-batch check or a constraint may reject (left unchanged and reported) before the run
+       * stops with BELAY_VERIFY; default max(10, 0.1 % of the decided rows).
+       */
+      maxRejected: z.number().int().nonnegative().optional(),
     })
     .prefault({}),
 });

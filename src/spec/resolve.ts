@@ -63,3 +63,17 @@ export async function tableCounts(db: Db, spec: Migration): Promise<Record<strin
   }
   return out;
 }
+
+/** A batched step's rule: set-based over the whole table, or per key range ($1/$2). */
+export interface StepRule {
+  kind: 'whole-table' | 'range';
+  sql: string;
+  /** The spec field it comes from, for messages: steps.0.decide (assign-owner). */
+  field: string;
+}
+
+export function ruleOf(step: BatchedStep, stepNo: number): StepRule {
+  const whole = step.decide ?? step.wholeTableProjection;
+  if (whole) return { kind: 'whole-table', sql: whole, field: `steps.${stepNo}.${step.decide ? 'decide' : 'wholeTableProjection'} (${step.name})` };
+  return { kind: 'range', sql: step.projection!, field: `steps.${stepNo}.projection (${step.name})` };
+}

@@ -16,7 +16,8 @@ export function sqlFieldsOf(spec: Migration): SqlField[] {
   spec.checks.forEach((c, i) => (c.kind === 'sql' || c.kind === 'classify') && out.push({ field: `checks.${i}.sql (${c.code})`, sql: c.sql, single: true }));
   spec.steps.forEach((s, i) => {
     if (s.kind === 'batched') {
-      out.push({ field: `steps.${i}.projection (${s.name})`, sql: s.projection, single: true });
+      if (s.decide) out.push({ field: `steps.${i}.decide (${s.name})`, sql: s.decide, single: true });
+      if (s.projection) out.push({ field: `steps.${i}.projection (${s.name})`, sql: s.projection, single: true });
       if (s.wholeTableProjection) out.push({ field: `steps.${i}.wholeTableProjection (${s.name})`, sql: s.wholeTableProjection, single: true });
       if (s.verify) out.push({ field: `steps.${i}.verify (${s.name})`, sql: s.verify, single: true });
     } else {

@@ -32,7 +32,7 @@ export type BelayEvent =
   | { type: 'step-started'; runId: number; stepNo: number; step: string; kind: 'batched' | 'sql'; rowsTotal: number; rowsDone: number }
   | {
       type: 'batch-committed'; runId: number; stepNo: number; step: string; batchNo: number; lo: string; hi: string;
-      rowsInRange: number; rowsChanged: number; attempts: number; rowsDone: number; rowsTotal: number;
+      round: number; rowsInRange: number; rowsChanged: number; rowsSkipped: number; attempts: number; rowsDone: number; rowsTotal: number;
       /** BEGIN to the end of the write and its checks (what the batch size scales). */
       durationMs: number;
       /** BEGIN to COMMIT returned: how long the batch held its row locks. */
@@ -42,7 +42,9 @@ export type BelayEvent =
   | { type: 'batch-over-ceiling'; runId: number; stepNo: number; step: string; batchNo: number; rows: number; elapsedMs: number; ceilingMs: number; nextSize: number }
   | { type: 'batch-ceiling-lifted'; runId: number; stepNo: number; step: string; batchNo: number; rows: number; durationMs: number; ceilingMs: number; forMs: number }
   | { type: 'verification-failed'; runId: number; step: string; batchNo?: number; name?: string; count: number; sample: unknown[] }
-  | { type: 'step-finished'; runId: number; stepNo: number; step: string; rowsChanged: number; batches: number }
+  | { type: 'rows-rejected'; runId: number; step: string; batchNo: number; reason: string; count: number; keys: string[]; sample: unknown[] }
+  | { type: 'catch-up'; runId: number; step: string; round: number; added: number }
+  | { type: 'step-finished'; runId: number; stepNo: number; step: string; rowsChanged: number; rowsSkipped: number; batches: number }
   // steering
   | { type: 'throttled'; runId: number; step: string; reasons: string[] }
   | { type: 'throttle-released'; runId: number; step: string; waitedMs: number }

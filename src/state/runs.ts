@@ -30,12 +30,14 @@ export interface StepRecord {
   rowsDone: number;
   rowsChanged: number;
   lastKey: string | null;
+  /** The round of the decision the step is in (0, then catch-up rounds). */
+  round: number;
 }
 
 const RUN_COLS = `id::int AS id, migration_id AS "migrationId", checksum, params, spec, file, mode, status,
   started_at::text AS "startedAt", finished_at::text AS "finishedAt", error, summary`;
 const STEP_COLS = `run_id::int AS "runId", step_no AS "stepNo", name, kind, status, rows_total::float8 AS "rowsTotal",
-  rows_done::float8 AS "rowsDone", rows_changed::float8 AS "rowsChanged", last_key AS "lastKey"`;
+  rows_done::float8 AS "rowsDone", rows_changed::float8 AS "rowsChanged", last_key AS "lastKey", round`;
 
 export async function createRun(db: Db, r: { migrationId: string; checksum: string; params: object; spec: object; file: string; mode: string;
   steps: ReadonlyArray<{ name: string; kind: string }> }): Promise<number> {
@@ -95,24 +97,84 @@ export async function setStep(db: Db, runId: number, stepNo: number, fields: { s
   );
 }
 
-export interface BatchRecord {
+export interface StoredBatch {
   stepNo: number;
   batchNo: number;
   lo: string;
   hi: string;
   rowsInRange: number;
   rowsChanged: number;
+  rowsSkipped: number;
+  round: number;
+  /** The batch transaction's id (xid8 as text): the row version it wrote. */
+  xid: string | null;
   durationMs: number;
   attempts: number;
   committedAt: string;
+  rolledBackAt: string | null;
 }
 
-export async function getBatches(db: Db, runId: number): Promise<BatchRecord[]> {
-  const r = await db.query<BatchRecord>(
+export async function getBatches(db: Db, runId: number): Promise<StoredBatch[]> {
+  const r = await db.query<StoredBatch>(
     `SELECT step_no AS "stepNo", batch_no AS "batchNo", lo, hi, rows_in_range AS "rowsInRange", rows_changed AS "rowsChanged",
-            duration_ms::float8 AS "durationMs", attempts, committed_at::text AS "committedAt"
+            rows_skipped AS "rowsSkipped", round, xid::text AS xid, duration_ms::float8 AS "durationMs", attempts,
+            committed_at::text AS "committedAt", rolled_back_at::text AS "rolledBackAt"
        FROM belay.batches WHERE run_id = $1 ORDER BY step_no, batch_no`,
     [runId],
   );
   return r.rows;
 }
+
+/** A batch's checkpoint, committed in the same transaction as the batch: its range, counts, round and xid. */
+export const CHECKPOINT_SQL = `WITH b AS (
+  INSERT INTO belay.batches (run_id, step_no, batch_no, lo, hi, rows_in_range, rows_changed, duration_ms, attempts, round, xid, rows_skipped)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::xid8, $12) RETURNING run_id
+)
+UPDATE belay.steps SET last_key = $5, round = $10, rows_done = rows_done + $6, rows_changed = rows_changed + $7
+ WHERE run_id = $1 AND step_no = $2`;
+
+/** A round's batches are done: the next round starts from its first key. */
+export const NEXT_ROUND_SQL = `UPDATE belay.steps SET round = $3, last_key = NULL WHERE run_id = $1 AND step_no = $2`;
+
+/** The highest batch number of a step so far (batch numbers run on across rounds). */
+export const LAST_BATCH_SQL = `SELECT coalesce(max(batch_no), 0)::int AS n FROM belay.batches WHERE run_id = $1 AND step_no = $2`;
+
+/** Batches per step of a run. */
+export const BATCH_COUNTS_SQL = `SELECT step_no, count(*)::int AS n FROM belay.batches WHERE run_id = $1 GROUP BY step_no`;
+
+/** In single mode a failure rolled the checkpoints back with the work: the steps start afresh. */
+export const RESET_STEPS_SQL = `UPDATE belay.steps SET status = 'pending', last_key = NULL, round = 0, rows_done = 0, rows_changed = 0 WHERE run_id = $1`;
+
+/** A step's committed batches not rolled back yet, newest first (rollback's order). $1 run, $2 step. */
+export const BATCHES_TO_UNDO_SQL = `SELECT batch_no AS "batchNo", lo, hi, round, xid::text AS xid, rows_changed AS "rowsChanged"
+  FROM belay.batches WHERE run_id = $1 AND step_no = $2 AND rolled_back_at IS NULL ORDER BY batch_no DESC`;
+
+/** Rows of the run's batches that rollback has to restore, over all steps. $1 run. */
+export const ROWS_TO_UNDO_SQL = `SELECT count(*)::int AS batches, coalesce(sum(rows_changed), 0)::int AS rows
+  FROM belay.batches WHERE run_id = $1 AND rolled_back_at IS NULL`;
+
+/** A batch restored, in the transaction that restored it: its rollback's xid fences later steps' rows. */
+export const MARK_BATCH_UNDONE_SQL = `UPDATE belay.batches SET rolled_back_at = clock_timestamp(), restored = $4, conflicts = $5::jsonb,
+       rollback_xid = pg_current_xact_id()
+ WHERE run_id = $1 AND step_no = $2 AND batch_no = $3`;
+
+export const MARK_STEP_UNDONE_SQL = `UPDATE belay.steps SET status = 'rolled_back' WHERE run_id = $1 AND step_no = $2`;
+
+/** What rollbacks restored and left alone over a run's batches, all invocations together. $1 run. */
+export const UNDO_TOTALS_SQL = `SELECT coalesce(sum(restored), 0)::int AS restored,
+       coalesce(sum(jsonb_array_length(conflicts->'changed')), 0)::int AS changed,
+       coalesce(sum(jsonb_array_length(conflicts->'deleted')), 0)::int AS deleted
+  FROM belay.batches WHERE run_id = $1 AND rolled_back_at IS NOT NULL`;
+
+/** Per step: the batches that wrote, the rows they wrote, and what rollbacks restored and left alone. $1 run. */
+export const UNDO_BY_STEP_SQL = `SELECT b.step_no AS "stepNo", s.name AS step, count(*)::int AS batches, coalesce(sum(b.rows_changed), 0)::int AS rows,
+       coalesce(sum(b.rows_skipped), 0)::int AS skipped, count(b.rolled_back_at)::int AS "rolledBack", coalesce(sum(b.restored), 0)::int AS restored,
+       coalesce(sum(jsonb_array_length(coalesce(b.conflicts->'changed', '[]')) + jsonb_array_length(coalesce(b.conflicts->'deleted', '[]'))), 0)::int AS conflicts
+  FROM belay.batches b JOIN belay.steps s ON s.run_id = b.run_id AND s.step_no = b.step_no
+ WHERE b.run_id = $1 GROUP BY b.step_no, s.name ORDER BY b.step_no`;
+
+/** After a restore from backup the batches are spent: marked undone (nothing restored row by row), and the steps. $1 run. */
+export const MARK_RESTORED_FROM_BACKUP_SQL = [
+  `UPDATE belay.batches SET rolled_back_at = clock_timestamp(), restored = 0 WHERE run_id = $1 AND rolled_back_at IS NULL`,
+  `UPDATE belay.steps SET status = 'rolled_back' WHERE run_id = $1 AND status IN ('done', 'running')`,
+];

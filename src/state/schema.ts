@@ -186,6 +186,36 @@ ALTER TABLE belay.backups ADD COLUMN checksum_method text;
 ALTER TABLE belay.backups ALTER COLUMN checksum_method SET DEFAULT 'typed';
 `,
   },
+  {
+    // decided once, written in batches (src/state/decision.ts): the registry of a run's decisions, the
+    // xid of every batch (the row version it wrote, rollback's fence), rounds, and rollback per batch
+    version: 8,
+    sql: `
+CREATE TABLE belay.decisions (
+  run_id        bigint NOT NULL REFERENCES belay.runs(id) ON DELETE CASCADE,
+  step_no       int NOT NULL,
+  relation      text NOT NULL,               -- belay."decision_r<run>_s<step>"
+  table_name    text NOT NULL,
+  key_column    text NOT NULL,
+  key_type      text NOT NULL,
+  columns       text[] NOT NULL,             -- the written columns, in the order of n0/o0, n1/o1, …
+  row_count     bigint NOT NULL,             -- rows decided (all rounds)
+  checksum      text NOT NULL,               -- of the decision as first made (typed, order-independent)
+  rounds        int NOT NULL DEFAULT 0,      -- catch-up rounds run after the decision
+  decided_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  status        text NOT NULL DEFAULT 'live', -- live | dropped
+  PRIMARY KEY (run_id, step_no)
+);
+ALTER TABLE belay.steps ADD COLUMN round int NOT NULL DEFAULT 0;
+ALTER TABLE belay.batches ADD COLUMN round int NOT NULL DEFAULT 0;
+ALTER TABLE belay.batches ADD COLUMN xid xid8;
+ALTER TABLE belay.batches ADD COLUMN rows_skipped int NOT NULL DEFAULT 0;
+ALTER TABLE belay.batches ADD COLUMN rolled_back_at timestamptz;
+ALTER TABLE belay.batches ADD COLUMN restored int;
+ALTER TABLE belay.batches ADD COLUMN conflicts jsonb;
+ALTER TABLE belay.batches ADD COLUMN rollback_xid xid8;
+`,
+  },
 ];
 
 export const STATE_VERSION = STATE_MIGRATIONS[STATE_MIGRATIONS.length - 1]!.version;

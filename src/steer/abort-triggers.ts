@@ -11,13 +11,14 @@
 //   lock-retries-over     lock/serialization retries of the run so far (from the checkpoints).
 //   batch-slower-than-ms  one batch's duration.
 import type { Db } from '../db/connection.ts';
-import { ident } from '../db/sql.ts';
 import { AbortedError, type BelayError, SpecError, VerificationError } from '../errors.ts';
 import type { BatchedStep, Migration } from '../spec/define.ts';
 import { tell } from '../state/events.ts';
 import { type FiredTrigger, mergeSummary, readSummary } from '../state/summary.ts';
 import type { BatchController, BatchRecord, RunContext, Stage } from '../run/contract.ts';
-import { type StepTarget, resolveStep } from '../spec/resolve.ts';
+import { resolveStep } from '../spec/resolve.ts';
+import { decisionTarget, type DecisionTarget } from '../state/decision.ts';
+import { changedSinceSql, writtenCte } from '../state/decision-sql.ts';
 
 export type AbortTrigger = Migration['abort'][number];
 export type AbortDecision = 'pause' | 'rollback';
@@ -47,26 +48,12 @@ export function validateAbortTriggers(spec: Migration): void {
   });
 }
 
-/** Rows returned by a trigger's SQL for one batch; `written` is the batch's after-image ($3 run, $4 step, $5 batch). */
-export function countTriggerSql(t: StepTarget, sql: string): string {
-  return `WITH written AS (
-  SELECT w.* FROM jsonb_populate_recordset(NULL::${t.table},
-    (SELECT after FROM belay.undo WHERE run_id = $3::bigint AND step_no = $4::int AND batch_no = $5::int)) w
-   WHERE w.${ident(t.key)} BETWEEN $1::${t.keyType} AND $2::${t.keyType}
-)
+/** Rows returned by a trigger's SQL for one batch; `written` is the table's rows the batch wrote ($1/$2 range, $3 round). */
+export function countTriggerSql(d: DecisionTarget, sql: string): string {
+  return `WITH ${writtenCte(d)}
 SELECT count(*)::int AS n FROM (
 ${sql}
 ) AS counted`;
-}
-
-/** Rows of one batch's after-image that no longer hold the written values ($1 run, $2 step, $3 batch). */
-export function changedSinceSql(t: StepTarget): string {
-  const k = ident(t.key);
-  const same = t.writes.map((c) => `t.${ident(c)} IS NOT DISTINCT FROM a.${ident(c)}`).join(' AND ');
-  return `SELECT count(*)::int AS n
-  FROM jsonb_populate_recordset(NULL::${t.table}, (SELECT after FROM belay.undo WHERE run_id = $1 AND step_no = $2 AND batch_no = $3)) a
-  LEFT JOIN ${t.table} t ON t.${k} = a.${k}
- WHERE t.${k} IS NULL OR NOT (${same})`;
 }
 
 export const LOCK_RETRIES_SQL = `SELECT coalesce(sum(attempts - 1), 0)::int AS n FROM belay.batches WHERE run_id = $1`;
@@ -87,12 +74,12 @@ export function abortController(spec: Migration): BatchController {
   // running totals per trigger index, kept in runs.summary.abortTotals so that a resumed run goes on counting
   let totals: Record<number, number> | undefined;
   let fired: FiredTrigger | undefined;
-  const targets = new Map<number, StepTarget>();
+  const targets = new Map<number, DecisionTarget>();
 
-  async function target(db: Db, stepNo: number): Promise<StepTarget> {
+  async function target(db: Db, runId: number, stepNo: number): Promise<DecisionTarget> {
     let t = targets.get(stepNo);
     if (!t) {
-      t = await resolveStep(db, spec.steps[stepNo] as BatchedStep, stepNo);
+      t = decisionTarget(await resolveStep(db, spec.steps[stepNo] as BatchedStep, stepNo), runId, stepNo);
       targets.set(stepNo, t);
     }
     return t;
@@ -114,10 +101,10 @@ export function abortController(spec: Migration): BatchController {
         return (await db.query<{ n: number }>(LOCK_RETRIES_SQL, [info.runId])).rows[0]!.n;
       case 'conflicts-over':
       case 'skipped-over': {
-        const tg = await target(db, info.stepNo);
+        const tg = await target(db, info.runId, info.stepNo);
         const r = t.sql
-          ? await db.query<{ n: number }>(countTriggerSql(tg, t.sql), [info.lo, info.hi, info.runId, info.stepNo, info.batchNo])
-          : await db.query<{ n: number }>(changedSinceSql(tg), [info.runId, info.stepNo, info.batchNo]);
+          ? await db.query<{ n: number }>(countTriggerSql(tg, t.sql), [info.lo, info.hi, info.round])
+          : await db.query<{ n: number }>(changedSinceSql(tg), [info.lo, info.hi, info.round, info.xid]);
         totals![i] = (totals![i] ?? 0) + r.rows[0]!.n;
         return totals![i]!;
       }

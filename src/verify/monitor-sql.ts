@@ -14,5 +14,3 @@ export const MONITOR_SUMMARY_SQL = `UPDATE belay.runs r SET summary = r.summary 
       FROM belay.verifications v WHERE v.run_id = r.id AND v.source = 'monitor'))
  WHERE r.id = $1`;
 
-/** Rows changed by the run (not rolled back), for the run's metrics. */
-export const RUN_ROWS_CHANGED_SQL = `SELECT coalesce(sum(row_count), 0)::float8 AS n FROM belay.undo WHERE run_id = $1 AND rolled_back_at IS NULL`;

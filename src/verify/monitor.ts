@@ -7,10 +7,11 @@ import type { Migration } from '../spec/define.ts';
 import { ensureState } from '../state/schema.ts';
 import { getRun } from '../state/runs.ts';
 import { countedSql, writtenCountedSql } from './verify-sql.ts';
-import { DEFAULT_SAMPLE, finishRound, guarded, specChecks, type VerifyCheck, type VerifyResult } from './verify.ts';
+import { DEFAULT_SAMPLE, finishRound, guarded, runDecisions, specChecks, type VerifyCheck, type VerifyResult } from './verify.ts';
 import { startMetrics, type MetricsServer } from './metrics.ts';
-import { MONITOR_SUMMARY_SQL, RUN_ROWS_CHANGED_SQL } from './monitor-sql.ts';
-import { writtenTables } from '../spec/resolve.ts';
+import { MONITOR_SUMMARY_SQL } from './monitor-sql.ts';
+import { RUN_ROWS_WRITTEN_SQL, writtenAsWrittenSql } from '../state/decision-sql.ts';
+import { tableInfo } from '../db/catalog.ts';
 
 /** Error code of a monitoring window that alerted (exit 7, like a failed verification). */
 export const MONITOR_ALERT_CODE = 'BELAY_MONITOR_ALERT';
@@ -99,7 +100,7 @@ export async function monitorRun(db: Db, runId: number, opts: MonitorOptions = {
       if (round.alerts.length > 0) status = 'alerted';
       await db.query(MONITOR_SUMMARY_SQL, [runId, JSON.stringify({ ...window, status: status === 'alerted' ? 'alerted' : 'watching' })]);
       if (metrics) {
-        const changed = await db.query<{ n: number }>(RUN_ROWS_CHANGED_SQL, [runId]);
+        const changed = await db.query<{ n: number }>(RUN_ROWS_WRITTEN_SQL, [runId]);
         metrics.observe(round.result, { status: (await getRun(db, runId)).status, rowsChanged: Number(changed.rows[0]!.n) });
       }
       await opts.onRound?.(round.result, metrics);
@@ -124,11 +125,13 @@ async function monitorRound(db: Db, runId: number, migrationId: string, spec: Mi
   const t0 = performance.now();
   const limit = opts.sample ?? DEFAULT_SAMPLE;
   const checks: VerifyCheck[] = [];
-  const written = await writtenTables(db, spec).catch(() => []);
-  const only = written.length === 1 ? written[0]! : undefined;
+  // `written`: the rows the run wrote, as it wrote them (when one batched step wrote them)
+  const decisions = await runDecisions(db, runId, spec).catch(() => []);
+  const only = decisions.length === 1 ? decisions[0]! : undefined;
+  const writtenRows = only ? writtenAsWrittenSql(only.d, runId, only.stepNo, (await tableInfo(db, only.d.tableName)).columns.map((c) => c.name)) : undefined;
   for (const m of spec.monitor) {
     const c = await guarded(m.name, 'monitor', m.message ?? m.name, async () => {
-      const sql = only ? writtenCountedSql(m.sql, only.table, only.tableName, runId, limit) : countedSql(m.sql, limit);
+      const sql = writtenRows ? writtenCountedSql(m.sql, writtenRows, limit) : countedSql(m.sql, limit);
       const r = await db.query<{ n: number; sample: unknown[] | null }>(sql);
       return { count: r.rows[0]!.n, sample: r.rows[0]!.sample ?? [] };
     });

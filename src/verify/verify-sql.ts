@@ -1,58 +1,12 @@
 // All SQL of the post-run verification and of its records, in one place. Identifiers go through ident()/qualified().
 import { ident, literal } from '../db/sql.ts';
 
-/** Rows the run wrote and that were not rolled back, per table, from the undo log. */
-export const ROWS_CHANGED_SQL = `SELECT table_name AS "table", coalesce(sum(row_count), 0)::int AS n
-  FROM belay.undo WHERE run_id = $1 AND rolled_back_at IS NULL GROUP BY table_name ORDER BY table_name`;
-
-/**
- * Rows the run wrote whose written columns no longer hold the value the run wrote (or that are gone).
- * $1 run id, $2 table name as recorded in the undo log.
- */
-export function writesHeldSql(table: string, key: string, columns: readonly string[], limit: number): string {
-  const k = ident(key);
-  const differs = columns.map((c) => `t.${ident(c)} IS DISTINCT FROM a.${ident(c)}`).join(' OR ');
-  return `WITH a AS (
-  SELECT x.* FROM belay.undo u, jsonb_populate_recordset(NULL::${table}, u.after) x
-   WHERE u.run_id = $1 AND u.table_name = $2 AND u.rolled_back_at IS NULL
-), bad AS (
-  SELECT a.${k} AS key, ${columns.map((c) => `a.${ident(c)} AS ${ident(`written.${c}`)}, t.${ident(c)} AS ${ident(`now.${c}`)}`).join(', ')},
-         t.${k} IS NULL AS deleted
-    FROM a LEFT JOIN ${table} t ON t.${k} = a.${k}
-   WHERE t.${k} IS NULL OR ${differs}
-)
-SELECT (SELECT count(*) FROM bad)::int AS n, (SELECT jsonb_agg(to_jsonb(s)) FROM (SELECT * FROM bad ORDER BY key LIMIT ${Number(limit)}) s) AS sample`;
-}
-
 /** A spec verify query (offending rows), counted and sampled. Also the monitor's checks. */
 export function countedSql(sql: string, limit: number): string {
   return `WITH f AS (
 ${sql}
 )
 SELECT (SELECT count(*) FROM f)::int AS n, (SELECT jsonb_agg(to_jsonb(s)) FROM (SELECT * FROM f LIMIT ${Number(limit)}) s) AS sample`;
-}
-
-/**
- * A batched step's in-batch verification, re-run over every row the run wrote in that step against the
- * current data: \`written\` is the rows as written (after-images), $1/$2 the lowest and highest written key.
- * $1 lo, $2 hi, $3 run id, $4 step number.
- */
-export function stepVerifySql(table: string, key: string, keyType: string, verify: string, limit: number): string {
-  return `WITH written AS (
-  SELECT x.* FROM belay.undo u, jsonb_populate_recordset(NULL::${table}, u.after) x
-   WHERE u.run_id = $3::bigint AND u.step_no = $4::int AND u.rolled_back_at IS NULL
-     AND x.${ident(key)} BETWEEN $1::${keyType} AND $2::${keyType}
-), f AS (
-${verify}
-)
-SELECT (SELECT count(*) FROM f)::int AS n, (SELECT jsonb_agg(to_jsonb(s)) FROM (SELECT * FROM f LIMIT ${Number(limit)}) s) AS sample`;
-}
-
-/** The lowest and highest key a step wrote ($1 run, $2 step), as text, compared in the key's own type. */
-export function writtenRangeSql(table: string, key: string): string {
-  return `SELECT min(x.${ident(key)})::text AS lo, max(x.${ident(key)})::text AS hi
-  FROM belay.undo u, jsonb_populate_recordset(NULL::${table}, u.after) x
- WHERE u.run_id = $1 AND u.step_no = $2 AND u.rolled_back_at IS NULL`;
 }
 
 /** Unique indexes of the tables (oids in $1) that are not valid (a failed CREATE INDEX CONCURRENTLY, a broken rebuild). */
@@ -121,14 +75,10 @@ export const ROUNDS_SQL = `SELECT v.id::int AS id, v.source, v.at::text AS at, v
                    FROM belay.verification_results r WHERE r.verification_id = v.id), '[]'::jsonb) AS checks
   FROM belay.verifications v WHERE v.run_id = $1 AND ($2::text IS NULL OR v.source = $2) ORDER BY v.id`;
 
-/**
- * A monitor check counted and sampled, with `written` available: the rows the run wrote to `table` (after-images,
- * not rolled back), so that a check can watch what the run changed rather than the whole table.
- */
-export function writtenCountedSql(sql: string, table: string, tableName: string, runId: number, limit: number): string {
+/** A check counted and sampled, with `written` (the rows the run wrote, as `writtenRows` selects them) available. */
+export function writtenCountedSql(sql: string, writtenRows: string, limit: number): string {
   return `WITH written AS (
-  SELECT x.* FROM belay.undo u, jsonb_populate_recordset(NULL::${table}, u.after) x
-   WHERE u.run_id = ${Number(runId)} AND u.table_name = ${literal(tableName)} AND u.rolled_back_at IS NULL
+${writtenRows}
 ), f AS (
 ${sql}
 )

@@ -6,14 +6,16 @@ import { tableInfo } from '../db/catalog.ts';
 import { type Db, transaction } from '../db/connection.ts';
 import { pinnedSettingsSql } from '../db/sql.ts';
 import { BelayError, VerificationError } from '../errors.ts';
-import type { Check, Migration } from '../spec/define.ts';
+import type { BatchedStep, Check, Migration } from '../spec/define.ts';
 import { ensureState } from '../state/schema.ts';
 import { getRun } from '../state/runs.ts';
 import { type Baseline, mergeSummary, readSummary, type UntouchedBaseline } from '../state/summary.ts';
 import { recordRound } from './record.ts';
-import { countedSql, INVALID_UNIQUE_SQL, keyRangeSql, nullsSql, ROWS_CHANGED_SQL, stepVerifySql, UNVALIDATED_SQL, untouchedChecksumSql, validateConstraintSql, writesHeldSql, writtenRangeSql } from './verify-sql.ts';
+import { countedSql, INVALID_UNIQUE_SQL, keyRangeSql, nullsSql, UNVALIDATED_SQL, untouchedChecksumSql, validateConstraintSql, writtenCountedSql } from './verify-sql.ts';
+import { type Decision, storedDecision } from '../state/decision.ts';
+import { decisionCountSql, decisionTotalsSql, writesHeldSql, writtenAsTableSql } from '../state/decision-sql.ts';
 import type { Stage } from '../run/contract.ts';
-import { resolveStep } from '../spec/resolve.ts';
+import { resolveStep, writtenTables } from '../spec/resolve.ts';
 
 export const DEFAULT_SAMPLE = 10;
 /** Key buckets of the untouched-column checksum: a mismatch is located to about 1 % of the key range. */
@@ -76,28 +78,7 @@ export interface VerifyOptions {
 export type Recount = (db: Db, spec: Migration, checks: Check[]) => Promise<ReadonlyArray<{ code: string; severity: string; count: number }>>;
 
 
-export interface Written {
-  table: string;
-  tableName: string;
-  key: string;
-  writes: string[];
-}
-
 const INTEGER_TYPES = new Set(['smallint', 'integer', 'bigint']);
-
-/** The tables batched steps write, with their key and written columns (several steps on one table merge). */
-export async function writtenTables(db: Db, spec: Migration): Promise<Written[]> {
-  const out = new Map<string, Written>();
-  for (const step of spec.steps) {
-    if (step.kind !== 'batched') continue;
-    const info = await tableInfo(db, step.table);
-    const key = step.key ?? info.primaryKey[0] ?? '';
-    const w = out.get(step.table) ?? { table: info.sqlName, tableName: step.table, key, writes: [] };
-    for (const c of step.writes) if (!w.writes.includes(c)) w.writes.push(c);
-    out.set(step.table, w);
-  }
-  return [...out.values()];
-}
 
 /** Takes the baseline before the first write; on a resume the first baseline stays. */
 export async function captureBaseline(db: Db, runId: number, spec: Migration, opts: { buckets?: number } = {}): Promise<Baseline> {
@@ -149,12 +130,12 @@ export async function verifyRun(db: Db, runId: number, opts: VerifyOptions = {})
   const spec = run.spec as Migration;
   const limit = opts.sample ?? DEFAULT_SAMPLE;
   const baseline = run.summary.verify;
-  const written = await writtenTables(db, spec);
+  const decisions = await runDecisions(db, runId, spec);
   const checks: VerifyCheck[] = [
-    ...(await writesHeld(db, runId, written, limit)),
-    ...(await categoryChecks(db, runId, spec, opts.recount)),
+    ...(await writesHeld(db, runId, decisions, limit)),
+    ...(await categoryChecks(db, runId, spec, decisions, opts.recount)),
     ...(await constraintChecks(db, spec, opts.validateConstraints ?? false, limit)),
-    ...(await stepChecks(db, runId, spec, limit)),
+    ...(await stepChecks(db, runId, decisions, limit)),
     ...(await specChecks(db, spec, limit)),
     await untouchedCheck(db, baseline, limit),
   ];
@@ -178,14 +159,41 @@ export async function finishRound(db: Db, runId: number, migrationId: string, so
   return { runId, migrationId, roundId, at, source, ok, durationMs, checks };
 }
 
-/** Every row the run wrote still holds what it wrote (and still exists). */
-async function writesHeld(db: Db, runId: number, written: Written[], limit: number): Promise<VerifyCheck[]> {
+interface StepDecision {
+  stepNo: number;
+  step: BatchedStep;
+  d: Decision;
+}
+
+/** The run's batched steps with the decision each walked (a step that never started has none). */
+export async function runDecisions(db: Db, runId: number, spec: Migration): Promise<StepDecision[]> {
+  const out: StepDecision[] = [];
+  for (const [stepNo, step] of spec.steps.entries()) {
+    if (step.kind !== 'batched') continue;
+    const d = await storedDecision(db, runId, stepNo, await resolveStep(db, step, stepNo));
+    if (d) out.push({ stepNo, step, d });
+  }
+  return out;
+}
+
+/**
+ * Every row the run wrote still holds what it wrote (and still exists); and the decided rows it did not
+ * write, because someone changed them first or an in-batch check left them out, listed apart (a warning:
+ * the application's doing, not belay's).
+ */
+async function writesHeld(db: Db, runId: number, decisions: StepDecision[], limit: number): Promise<VerifyCheck[]> {
   const out: VerifyCheck[] = [];
-  for (const w of written) {
-    out.push(await guarded(`writes-held:${w.tableName}`, 'writes', `rows of ${w.tableName} the run wrote that no longer hold the written value`, async () => {
-      const r = await db.query<{ n: number; sample: unknown[] | null }>(writesHeldSql(w.table, w.key, w.writes, limit), [runId, w.tableName]);
+  for (const { stepNo, step, d } of decisions) {
+    out.push(await guarded(`writes-held:${step.name}`, 'writes', `rows of ${d.tableName} step "${step.name}" wrote that no longer hold the written value`, async () => {
+      const r = await db.query<{ n: number; sample: unknown[] | null }>(writesHeldSql(d, runId, stepNo, limit));
       return { count: r.rows[0]!.n, sample: r.rows[0]!.sample ?? [] };
     }));
+    const left = await guarded(`not-written:${step.name}`, 'writes', `decided rows of step "${step.name}" left unchanged: changed by someone since the decision, or rejected by an in-batch check`, async () => {
+      const r = (await db.query<{ skippedChanged: number; rejected: number; skippedSample: unknown[] }>(decisionTotalsSql(d, runId, stepNo))).rows[0]!;
+      return { count: r.skippedChanged + r.rejected, sample: r.skippedSample.slice(0, limit) };
+    });
+    if (left.result === 'fail') left.result = 'warn';
+    out.push(left);
   }
   return out;
 }
@@ -195,7 +203,7 @@ async function writesHeld(db: Db, runId: number, written: Written[], limit: numb
  * pre-flight said would change ('info' findings) equal the rows the run changed; every other category
  * of the sql and orphans kinds (rows that stay as they are) has the same count today.
  */
-async function categoryChecks(db: Db, runId: number, spec: Migration, recount: Recount | undefined): Promise<VerifyCheck[]> {
+async function categoryChecks(db: Db, runId: number, spec: Migration, decisions: StepDecision[], recount: Recount | undefined): Promise<VerifyCheck[]> {
   const stored = (await checkResults(db, runId)).filter((r) => r.outcome !== 'skipped');
   if (stored.length === 0) {
     const why = 'no pre-flight results were stored for this run (--skip-checks, or applied without the pre-flight): the spec\'s verify queries stand in';
@@ -205,9 +213,9 @@ async function categoryChecks(db: Db, runId: number, spec: Migration, recount: R
     ];
   }
   const before = new Map(stored.map((r) => [r.code, r]));
-  const expectedChange = await guarded('expected-changes', 'categories', 'rows changed by the run against the pre-flight\'s rows to change (info findings)', async () => {
-    const changed = await db.query<{ table: string; n: number }>(ROWS_CHANGED_SQL, [runId]);
-    const total = changed.rows.reduce((s, r) => s + Number(r.n), 0);
+  const expectedChange = await guarded('expected-changes', 'categories', 'rows the run decided to change against the pre-flight\'s rows to change (info findings), in the same snapshot', async () => {
+    let total = 0;
+    for (const { d } of decisions) total += Number((await db.query<{ n: number }>(decisionCountSql(d.relation, 0))).rows[0]!.n);
     const info = stored.filter((r) => r.severity === 'info');
     const expected = info.reduce((s, r) => s + r.count, 0);
     const same = info.length === 0 || expected === total;
@@ -286,17 +294,13 @@ export async function specChecks(db: Db, spec: Migration, limit: number): Promis
  * Each batched step's in-batch verification, re-run over all the rows the run wrote, against today's data
  * (for the flagship: every assigned owner is still its row's single valid link).
  */
-async function stepChecks(db: Db, runId: number, spec: Migration, limit: number): Promise<VerifyCheck[]> {
+async function stepChecks(db: Db, runId: number, decisions: StepDecision[], limit: number): Promise<VerifyCheck[]> {
   const out: VerifyCheck[] = [];
-  for (const [i, step] of spec.steps.entries()) {
-    if (step.kind !== 'batched' || !step.verify) continue;
+  for (const { stepNo, step, d } of decisions) {
+    if (!step.verify) continue;
     const sql = step.verify;
     out.push(await guarded(`${step.name}.verify`, 'spec', `rows written by step "${step.name}" that fail its verification today`, async () => {
-      const t = await resolveStep(db, step, i);
-      const range = await db.query<{ lo: string | null; hi: string | null }>(writtenRangeSql(t.table, t.key), [runId, i]);
-      const { lo, hi } = range.rows[0]!;
-      if (lo === null || hi === null) return { count: 0, sample: [] };
-      const r = await db.query<{ n: number; sample: unknown[] | null }>(stepVerifySql(t.table, t.key, t.keyType, sql, limit), [lo, hi, runId, i]);
+      const r = await db.query<{ n: number; sample: unknown[] | null }>(writtenCountedSql(sql, writtenAsTableSql(d, runId, stepNo), limit));
       return { count: r.rows[0]!.n, sample: r.rows[0]!.sample ?? [] };
     }));
   }

@@ -17,7 +17,7 @@ export function registerCheck(program: Command, setExit: (c: number) => void): v
       const m = await loadMigration(target, parseParams(o.param));
       const db = await connect(g);
       try {
-        const r = await runChecks(db, m, { sample: o.sample, jobs: o.jobs });
+        const r = await runChecks(db, m, { sample: o.sample, jobs: o.jobs, decide: true });
         if (g.json) out.json({ type: 'check', ...r });
         else printCheckReport(r);
         setExit(r.ok ? EXIT.ok : EXIT.checks);

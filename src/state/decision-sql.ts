@@ -1,0 +1,300 @@
+// The decision of a batched step: its rule evaluated once, set-based, into a keyed table of belay's
+// (belay."decision_r<run>_s<step>"), with the new value and the before-image of every written column in
+// the column's own type. It is the step's undo log as well: a batch writes the decided rows of a key
+// range in one transaction whose xid it records, rollback puts the before-images back on the rows that
+// still hold that row version. This module owns the format; every statement on a decision is here.
+//
+// Columns: k (the key), n0… (new values), o0… (before-images), round (0 = the decision, 1… = catch-up
+// rounds), skipped (NULL = to write or written; else why it was not written: changed since the
+// decision, or rejected by an in-batch check or a constraint).
+import type { Db } from '../db/connection.ts';
+import { ident, literal } from '../db/sql.ts';
+import type { StepTarget } from '../spec/resolve.ts';
+
+export interface DecisionTarget extends StepTarget {
+  /** The decision relation, quoted: belay."decision_r1_s0", or a temporary table for trials. */
+  relation: string;
+}
+
+/** Where a step's decision lives: in schema belay for a run, in the session's temporary schema for a trial. */
+export function decisionRelation(runId: number | null, stepNo: number): string {
+  return runId === null ? `pg_temp.${ident(`belay_decision_s${stepNo}`)}` : `belay.${ident(`decision_r${runId}_s${stepNo}`)}`;
+}
+
+const n = (i: number) => `n${i}`;
+const o = (i: number) => `o${i}`;
+
+/** The types of the key and written columns are copied from the table itself (typmods, collations, domains). */
+export function createDecisionSql(t: DecisionTarget, temp: boolean): string {
+  const k = ident(t.key);
+  return `CREATE ${temp ? 'TEMP ' : ''}TABLE ${t.relation} AS
+SELECT t.${k} AS k, ${t.writes.map((c, i) => `t.${ident(c)} AS ${n(i)}`).join(', ')}, ${t.writes.map((c, i) => `t.${ident(c)} AS ${o(i)}`).join(', ')},
+       0 AS round, NULL::text AS skipped, false AS missing
+  FROM ${t.table} t WITH NO DATA`;
+}
+
+export const dropDecisionSql = (relation: string) => `DROP TABLE IF EXISTS ${relation}`;
+
+/**
+ * The rule's rows that change something, with the rows' current values as before-images. A key the
+ * table does not have is kept with missing = true (an error the caller reports). `source` is the rule,
+ * a SELECT returning the key and the written columns under their own names; with a range, $1/$2 bound it.
+ */
+export function fillDecisionSql(t: DecisionTarget, source: string, opts: { round?: number; range?: boolean } = {}): string {
+  const k = ident(t.key);
+  const changed = t.writes.map((c) => `p.${ident(c)} IS DISTINCT FROM x.${ident(c)}`).join(' OR ');
+  const round = opts.round ?? 0;
+  const outside = opts.range ? ` OR p.${k} NOT BETWEEN $1::${t.keyType} AND $2::${t.keyType}` : '';
+  return `INSERT INTO ${t.relation} (k, ${t.writes.map((_, i) => n(i)).join(', ')}, ${t.writes.map((_, i) => o(i)).join(', ')}, round, missing)
+SELECT p.${k}, ${t.writes.map((c) => `p.${ident(c)}`).join(', ')}, ${t.writes.map((c) => `x.${ident(c)}`).join(', ')}, ${round}, x.${k} IS NULL${outside}
+  FROM (
+${source}
+) p LEFT JOIN ${t.table} x ON x.${k} = p.${k}
+ WHERE x.${k} IS NULL OR ${changed}${outside}`;
+}
+
+/** A catch-up round: rows the rule gives now that are not decided (new rows, and rows skipped before). */
+export function catchUpSql(t: DecisionTarget, source: string, round: number, opts: { range?: boolean } = {}): string {
+  const k = ident(t.key);
+  const changed = t.writes.map((c) => `p.${ident(c)} IS DISTINCT FROM x.${ident(c)}`).join(' OR ');
+  const range = opts.range ? ` AND p.${k} BETWEEN $1::${t.keyType} AND $2::${t.keyType}` : '';
+  const cols = [...t.writes.map((_, i) => n(i)), ...t.writes.map((_, i) => o(i))];
+  return `INSERT INTO ${t.relation} AS d (k, ${cols.join(', ')}, round, missing)
+SELECT p.${k}, ${t.writes.map((c) => `p.${ident(c)}`).join(', ')}, ${t.writes.map((c) => `x.${ident(c)}`).join(', ')}, ${round}, false
+  FROM (
+${source}
+) p JOIN ${t.table} x ON x.${k} = p.${k}
+ WHERE (${changed})${range}
+   AND NOT EXISTS (SELECT 1 FROM ${t.relation} w WHERE w.k = p.${k} AND w.skipped IS NULL)
+ON CONFLICT (k) DO UPDATE SET ${cols.map((c) => `${c} = EXCLUDED.${c}`).join(', ')}, round = EXCLUDED.round, skipped = NULL`;
+}
+
+/** The key is the decision's primary key: a rule that returns a key twice fails here (23505). */
+export const decisionKeySql = (relation: string) => `ALTER TABLE ${relation} ADD PRIMARY KEY (k)`;
+
+export const decisionProblemsSql = (relation: string) => `SELECT count(*) FILTER (WHERE missing)::int AS missing,
+       (SELECT coalesce(jsonb_agg(k), '[]') FROM (SELECT k FROM ${relation} WHERE missing ORDER BY k LIMIT 10) s) AS sample
+  FROM ${relation}`;
+
+export const decisionCountSql = (relation: string, round?: number) =>
+  `SELECT count(*)::float8 AS n FROM ${relation}${round === undefined ? '' : ` WHERE round = ${Number(round)}`}`;
+
+/** The key range of the table, walked in chunks to decide a step that has only a range projection. */
+export function tableChunkSql(t: StepTarget, first: boolean): string {
+  const k = ident(t.key);
+  return `WITH s AS (SELECT ${k} AS k FROM ${t.table} ${first ? 'WHERE $1::text IS NULL' : `WHERE ${k} > $1::${t.keyType}`} ORDER BY ${k} LIMIT $2)
+SELECT (SELECT k FROM s ORDER BY k LIMIT 1)::text AS lo, (SELECT k FROM s ORDER BY k DESC LIMIT 1)::text AS hi`;
+}
+
+// ---- the decision as the pre-flight reads it: the rows the step will write, as a projection -------------
+
+/** The decided rows under the table's own names (the whole-table form a check embeds), $1/$2 unused. */
+export function decidedRowsSql(t: DecisionTarget): string {
+  return `SELECT d.k AS ${ident(t.key)}, ${t.writes.map((c, i) => `d.${n(i)} AS ${ident(c)}`).join(', ')}
+  FROM ${t.relation} d WHERE d.skipped IS NULL AND ($1::${t.keyType} IS NOT NULL OR $2::${t.keyType} IS NULL)`;
+}
+
+/** Expected changes: every decided row, before → after, the first `limit` in key order. */
+export function decisionSampleSql(t: DecisionTarget, limit: number): string {
+  return `SELECT d.k AS key, jsonb_build_object(${t.writes.map((c, i) => `${literal(c)}, d.${o(i)}`).join(', ')}) AS before,
+       jsonb_build_object(${t.writes.map((c, i) => `${literal(c)}, d.${n(i)}`).join(', ')}) AS after
+  FROM ${t.relation} d WHERE d.skipped IS NULL ORDER BY d.k LIMIT ${Number(limit)}`;
+}
+
+// ---- the batch: one key range of decided rows, written in one transaction -----------------------------
+
+/** The next range of decided rows to write: after $1 (NULL = from the start), at most $2 keys of round $3. */
+export function nextRangeSql(t: DecisionTarget): string {
+  return `WITH s AS (
+  SELECT k FROM ${t.relation} WHERE round = $3 AND skipped IS NULL AND ($1::text IS NULL OR k > $1::${t.keyType}) ORDER BY k LIMIT $2
+)
+SELECT (SELECT k FROM s ORDER BY k LIMIT 1)::text AS lo, (SELECT k FROM s ORDER BY k DESC LIMIT 1)::text AS hi, (SELECT count(*) FROM s)::int AS n`;
+}
+
+/** The decided rows of a range that are to be written (round $3, keys in [$1, $2]). */
+function batchRows(t: DecisionTarget): string {
+  return `SELECT * FROM ${t.relation} WHERE round = $3 AND skipped IS NULL AND k BETWEEN $1::${t.keyType} AND $2::${t.keyType}`;
+}
+
+/**
+ * Writes one range: each decided row whose written columns still hold their before-image gets its new
+ * values; a row someone changed since the decision (or deleted) is not written and is marked skipped.
+ * The re-check runs on the newest row version (READ COMMITTED re-evaluates it after a concurrent write),
+ * so what is written always replaces exactly its before-image. $1/$2 range, $3 round.
+ */
+export function writeBatchSql(t: DecisionTarget): string {
+  const k = ident(t.key);
+  return `WITH d AS (
+  ${batchRows(t)}
+), u AS (
+  UPDATE ${t.table} t SET ${t.writes.map((c, i) => `${ident(c)} = d.${n(i)}`).join(', ')}
+    FROM d
+   WHERE t.${k} = d.k AND ${t.writes.map((c, i) => `t.${ident(c)} IS NOT DISTINCT FROM d.${o(i)}`).join(' AND ')}
+  RETURNING t.${k} AS k
+), s AS (
+  UPDATE ${t.relation} x SET skipped = 'changed'
+    FROM d LEFT JOIN u ON u.k = d.k
+   WHERE x.k = d.k AND u.k IS NULL
+  RETURNING x.k
+)
+SELECT (SELECT count(*) FROM d)::int AS rows, (SELECT count(*) FROM u)::int AS changed, (SELECT count(*) FROM s)::int AS skipped,
+       (SELECT coalesce(jsonb_agg(k), '[]') FROM (SELECT k FROM s ORDER BY k LIMIT 20) z) AS sample`;
+}
+
+/** `written`, as an in-batch check reads it: the table's rows this batch wrote, after the write. */
+export function writtenCte(t: DecisionTarget): string {
+  return `written AS (
+  SELECT t.* FROM ${t.table} t JOIN (${batchRows(t)}) d ON d.k = t.${ident(t.key)}
+)`;
+}
+
+/** Marks decided rows as not written, with the reason ($1 keys as text, $2 reason). Committed on its own. */
+export function rejectSql(t: DecisionTarget): string {
+  return `UPDATE ${t.relation} SET skipped = $2 WHERE k = ANY($1::text[]::${t.keyType}[]) AND skipped IS NULL`;
+}
+
+/** The transaction's id: every row version a batch writes carries it as xmin (rollback's fence). */
+export const CURRENT_XID_SQL = `SELECT pg_current_xact_id()::text AS xid`;
+
+// ---- after the run: what was written, what was skipped -------------------------------------------------
+
+/** Rows written by the run's committed batches: the decided rows of their ranges that were not skipped. */
+export function writtenRowsSql(t: DecisionTarget, runId: number, stepNo: number, rolledBack = false): string {
+  return `SELECT d.*, b.batch_no, b.xid FROM belay.batches b JOIN ${t.relation} d
+    ON d.round = b.round AND d.skipped IS NULL AND d.k BETWEEN b.lo::${t.keyType} AND b.hi::${t.keyType}
+ WHERE b.run_id = ${Number(runId)} AND b.step_no = ${Number(stepNo)}${rolledBack ? '' : ' AND b.rolled_back_at IS NULL'}`;
+}
+
+/** The written rows under the table's names, as the post-run checks and the monitor read `written`. */
+export function writtenAsTableSql(t: DecisionTarget, runId: number, stepNo: number): string {
+  return `SELECT x.* FROM ${t.table} x JOIN (${writtenRowsSql(t, runId, stepNo)}) w ON w.k = x.${ident(t.key)}`;
+}
+
+/** Rows the run wrote that no longer hold what it wrote (or are gone). */
+export function writesHeldSql(t: DecisionTarget, runId: number, stepNo: number, limit: number): string {
+  const k = ident(t.key);
+  const differs = t.writes.map((c, i) => `x.${ident(c)} IS DISTINCT FROM w.${n(i)}`).join(' OR ');
+  return `WITH w AS (${writtenRowsSql(t, runId, stepNo)}), bad AS (
+  SELECT w.k AS key, ${t.writes.map((c, i) => `w.${n(i)} AS ${ident(`written.${c}`)}, x.${ident(c)} AS ${ident(`now.${c}`)}`).join(', ')}, x.${k} IS NULL AS deleted
+    FROM w LEFT JOIN ${t.table} x ON x.${k} = w.k
+   WHERE x.${k} IS NULL OR ${differs}
+)
+SELECT (SELECT count(*) FROM bad)::int AS n, (SELECT jsonb_agg(to_jsonb(s)) FROM (SELECT * FROM bad ORDER BY key LIMIT ${Number(limit)}) s) AS sample`;
+}
+
+/** Rows of one batch that someone wrote after it (a newer row version than the batch's), or deleted. */
+export function changedSinceSql(t: DecisionTarget): string {
+  const k = ident(t.key);
+  return `SELECT count(*)::int AS n FROM (${batchRows(t)}) d LEFT JOIN ${t.table} x ON x.${k} = d.k
+ WHERE x.${k} IS NULL OR x.xmin <> $4::xid8::xid`;
+}
+
+/** What the run decided, wrote and skipped, per step (report, result). */
+export function decisionTotalsSql(t: DecisionTarget, runId: number, stepNo: number): string {
+  return `SELECT (SELECT count(*) FROM ${t.relation})::int AS decided,
+       (SELECT count(*) FROM (${writtenRowsSql(t, runId, stepNo, true)}) w)::int AS written,
+       (SELECT count(*) FROM ${t.relation} WHERE skipped = 'changed')::int AS "skippedChanged",
+       (SELECT count(*) FROM ${t.relation} WHERE skipped LIKE 'rejected:%')::int AS rejected,
+       (SELECT coalesce(jsonb_agg(s), '[]') FROM (SELECT k AS key, skipped AS reason FROM ${t.relation} WHERE skipped IS NOT NULL ORDER BY k LIMIT 50) s) AS "skippedSample",
+       (SELECT coalesce(max(round), 0) FROM ${t.relation})::int AS rounds`;
+}
+
+// ---- rollback: the before-images back, only on the row versions the batch wrote ----------------------
+
+/**
+ * Restores one committed batch ($1/$2 its range, $3 round, $4 its xid, $5 force, $6 run id). A row is put
+ * back only while its current version is the one the batch wrote (its xmin is the batch's xid, or a
+ * later step's rollback in this run restored it): anyone's later write, of any value, makes it a
+ * conflict. --force overwrites changed rows; a deleted row cannot be brought back and is listed apart.
+ */
+export function restoreBatchSql(t: DecisionTarget): string {
+  const k = ident(t.key);
+  return `WITH d AS (
+  ${batchRows(t)}
+), r AS (
+  UPDATE ${t.table} x SET ${t.writes.map((c, i) => `${ident(c)} = d.${o(i)}`).join(', ')}
+    FROM d
+   WHERE x.${k} = d.k
+     AND ($5::boolean OR x.xmin = $4::xid8::xid
+          OR x.xmin IN (SELECT rollback_xid::xid FROM belay.batches WHERE run_id = $6 AND rollback_xid IS NOT NULL))
+  RETURNING x.${k} AS k
+), left_alone AS (
+  SELECT d.k, x.${k} IS NULL AS deleted FROM d LEFT JOIN r ON r.k = d.k LEFT JOIN ${t.table} x ON x.${k} = d.k WHERE r.k IS NULL
+)
+SELECT (SELECT count(*) FROM r)::int AS restored,
+       (SELECT coalesce(jsonb_agg(to_jsonb(k) ORDER BY k), '[]') FROM left_alone WHERE NOT deleted) AS changed,
+       (SELECT coalesce(jsonb_agg(to_jsonb(k) ORDER BY k), '[]') FROM left_alone WHERE deleted) AS deleted`;
+}
+
+/** The rows a batch wrote with their before-images and xid, as COPY text (the standalone rollback script). */
+export function batchImagesCopySql(t: DecisionTarget): (range: { lo: string; hi: string; round: number }) => string {
+  return ({ lo, hi, round }) => `COPY (SELECT k, ${t.writes.map((_, i) => o(i)).join(', ')} FROM ${t.relation}
+  WHERE round = ${Number(round)} AND skipped IS NULL AND k BETWEEN ${literal(lo)}::${t.keyType} AND ${literal(hi)}::${t.keyType} ORDER BY k) TO STDOUT`;
+}
+
+// ---- belay.decisions: the registry of decisions, with their size and checksum --------------------------
+
+export const INSERT_DECISION_SQL = `INSERT INTO belay.decisions (run_id, step_no, relation, table_name, key_column, key_type, columns, row_count, checksum)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (run_id, step_no) DO UPDATE SET relation = EXCLUDED.relation, row_count = EXCLUDED.row_count, checksum = EXCLUDED.checksum,
+  decided_at = clock_timestamp(), status = 'live'`;
+
+export const ADD_ROUND_SQL = `UPDATE belay.decisions SET rounds = rounds + 1, row_count = row_count + $3 WHERE run_id = $1 AND step_no = $2`;
+
+export const GET_DECISION_SQL = `SELECT relation, table_name AS "tableName", key_column AS "keyColumn", key_type AS "keyType", columns,
+       row_count::float8 AS rows, checksum, rounds, status, decided_at::text AS "decidedAt"
+  FROM belay.decisions WHERE run_id = $1 AND step_no = $2`;
+
+export const RUN_DECISIONS_SQL = `SELECT step_no AS "stepNo", relation, table_name AS "tableName", key_column AS "keyColumn", key_type AS "keyType",
+       columns, row_count::float8 AS rows, checksum, rounds, status FROM belay.decisions WHERE run_id = $1 ORDER BY step_no`;
+
+export const MARK_DECISION_DROPPED_SQL = `UPDATE belay.decisions SET status = 'dropped' WHERE run_id = $1 AND step_no = $2`;
+
+/** Has the step committed a batch? A decision that wrote nothing may be made again. */
+export const STEP_HAS_BATCHES_SQL = `SELECT EXISTS (SELECT 1 FROM belay.batches WHERE run_id = $1 AND step_no = $2) AS has`;
+
+/** The SQL types of k, o0, o1 … of a decision ($1 its relation, $2 written columns), with a collation where not the type's own. */
+export const DECISION_TYPES_SQL = `SELECT format_type(a.atttypid, a.atttypmod)
+       || CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation THEN ' COLLATE ' || quote_ident(cn.nspname) || '.' || quote_ident(c.collname) ELSE '' END AS type
+  FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
+  LEFT JOIN pg_collation c ON c.oid = a.attcollation LEFT JOIN pg_namespace cn ON cn.oid = c.collnamespace
+ WHERE a.attrelid = to_regclass($1) AND (a.attname = 'k' OR a.attname IN (SELECT 'o' || g FROM generate_series(0, $2::int - 1) g))
+ ORDER BY a.attnum`;
+
+/**
+ * The rows the run wrote as it wrote them: the written columns hold the values written, the other columns
+ * their current values; a row deleted since is there too, with only its key and written values (monitoring).
+ */
+export function writtenAsWrittenSql(t: DecisionTarget, runId: number, stepNo: number, columns: readonly string[]): string {
+  const k = ident(t.key);
+  const list = columns.map((c) => {
+    if (c === t.key) return `w.k AS ${k}`;
+    const i = t.writes.indexOf(c);
+    return i >= 0 ? `w.${n(i)} AS ${ident(c)}` : `x.${ident(c)}`;
+  });
+  return `SELECT ${list.join(', ')} FROM (${writtenRowsSql(t, runId, stepNo)}) w LEFT JOIN ${t.table} x ON x.${k} = w.k`;
+}
+
+/** Rows the run's batches wrote and did not roll back. $1 run. */
+export const RUN_ROWS_WRITTEN_SQL = `SELECT coalesce(sum(rows_changed), 0)::float8 AS n FROM belay.batches WHERE run_id = $1 AND rolled_back_at IS NULL`;
+
+/** The keys a run's step wrote (any batch, rolled back or not), as text. */
+export function writtenKeysSql(t: DecisionTarget, runId: number, stepNo: number): string {
+  return `SELECT w.k::text AS k FROM (${writtenRowsSql(t, runId, stepNo, true)}) w`;
+}
+
+/**
+ * Rows of a table that differ from its backup copy (changed, added or deleted since) and whose key this run
+ * never wrote: other people's changes that a restore from backup would lose. `written`: the run's keys as text.
+ */
+export function othersChangesSql(table: string, copy: string, key: string, written: string): string {
+  const k = ident(key);
+  return `WITH w AS (
+${written}
+), d AS (
+  SELECT coalesce(t.${k}, c.${k})::text AS k FROM ${table} t FULL JOIN ${copy} c ON c.${k} = t.${k}
+   WHERE t.${k} IS NULL OR c.${k} IS NULL OR to_jsonb(t) <> to_jsonb(c)
+)
+SELECT count(*)::int AS n, coalesce((array_agg(d.k ORDER BY d.k))[1:10], '{}') AS sample
+  FROM d WHERE NOT EXISTS (SELECT 1 FROM w WHERE w.k = d.k)`;
+}

@@ -1,0 +1,121 @@
+// Making, finding and extending a batched step's decision (the SQL is in decision-sql.ts). The
+// decision is made once per run, before the first write; a resume uses the stored one. Catch-up rounds
+// add what the rule gives later (rows inserted or changed by the application meanwhile).
+import { checksumInTransaction } from '../db/checksum.ts';
+import type { Db } from '../db/connection.ts';
+import { pinnedSettingsSql } from '../db/sql.ts';
+import { DbError, serverFields, VerificationError } from '../errors.ts';
+import type { BatchedStep } from '../spec/define.ts';
+import { ruleOf, type StepTarget } from '../spec/resolve.ts';
+import {
+  ADD_ROUND_SQL, catchUpSql, createDecisionSql, type DecisionTarget, decisionCountSql, decisionKeySql, decisionProblemsSql,
+  decisionRelation, dropDecisionSql, fillDecisionSql, GET_DECISION_SQL, INSERT_DECISION_SQL, STEP_HAS_BATCHES_SQL, tableChunkSql,
+} from './decision-sql.ts';
+
+export type { DecisionTarget } from './decision-sql.ts';
+
+/** Keys per statement when a range projection is evaluated over the whole table to make the decision. */
+export const DECIDE_CHUNK = 10_000;
+
+export interface Decision extends DecisionTarget {
+  /** Rows decided (all rounds). */
+  rows: number;
+  /** Typed, order-independent checksum of the decision as made. */
+  checksum: string;
+  rounds: number;
+}
+
+export function decisionTarget(t: StepTarget, runId: number | null, stepNo: number): DecisionTarget {
+  return { ...t, relation: decisionRelation(runId, stepNo) };
+}
+
+/**
+ * Makes the step's decision in the caller's transaction (REPEATABLE READ, so that every statement of it
+ * sees one snapshot): the rule's rows that change something, with their before-images. Refused, with
+ * nothing left behind by the caller's rollback, when the rule returns a key twice, a NULL key or a key
+ * the table does not have, or a range projection returns keys outside its range.
+ */
+export async function makeDecision(db: Db, step: BatchedStep, stepNo: number, target: StepTarget, opts: { runId: number | null }): Promise<Decision> {
+  const t = decisionTarget(target, opts.runId, stepNo);
+  const rule = ruleOf(step, stepNo);
+  const temp = opts.runId === null;
+  await db.query(dropDecisionSql(t.relation));
+  await db.query(createDecisionSql(t, temp));
+  await fill(db, t, rule, (source, range) => fillDecisionSql(t, source, { range }));
+  try {
+    await db.query(decisionKeySql(t.relation));
+  } catch (err) {
+    if (serverFields(err).sqlstate !== '23505') throw err;
+    throw new VerificationError(`step "${step.name}": its rule returns a key twice (${serverFields(err).detail ?? 'duplicate key'}); nothing was written`, {
+      step: step.name, field: rule.field, fix: `The rule (${rule.field}) must return each key of ${target.tableName} at most once: group by the key, or pick one row per key.`,
+    });
+  }
+  const p = (await db.query<{ missing: number; sample: unknown[] }>(decisionProblemsSql(t.relation))).rows[0]!;
+  if (p.missing > 0) {
+    throw new VerificationError(`step "${step.name}": its rule returns ${p.missing} key(s) that are not rows of ${target.tableName}${rule.kind === 'range' ? ', or outside the range [$1, $2] it was given' : ''} (${JSON.stringify(p.sample)}); nothing was written`, {
+      step: step.name, field: rule.field, sample: p.sample,
+      fix: `The rule (${rule.field}) must return keys of existing rows of ${target.tableName}${rule.kind === 'range' ? ' within [$1, $2]' : ''}.`,
+    });
+  }
+  const rows = Number((await db.query<{ n: number }>(decisionCountSql(t.relation))).rows[0]!.n);
+  // the checksum under pinned text settings, undone with the savepoint so the caller's session keeps its own
+  await db.query('SAVEPOINT belay_decision_sum');
+  await db.exec(pinnedSettingsSql());
+  const sum = await checksumInTransaction(db, t.relation);
+  await db.query('ROLLBACK TO SAVEPOINT belay_decision_sum');
+  if (opts.runId !== null) {
+    await db.query(INSERT_DECISION_SQL, [opts.runId, stepNo, t.relation, t.tableName, t.key, t.keyType, [...t.writes], rows, sum.checksum]);
+  }
+  return { ...t, rows, checksum: sum.checksum, rounds: 0 };
+}
+
+/** Runs the rule over the table: one statement for a set-based rule, chunks of the key range for a range projection. */
+async function fill(db: Db, t: DecisionTarget, rule: ReturnType<typeof ruleOf>, statement: (source: string, range: boolean) => string): Promise<number> {
+  const run = async (sql: string, params: unknown[]) => {
+    try {
+      return (await db.query(sql, params)).rowCount;
+    } catch (err) {
+      if (!(err instanceof DbError)) throw err;
+      throw new DbError(err.message, err.server, { context: `the rule of ${rule.field}`, cause: err });
+    }
+  };
+  if (rule.kind === 'whole-table') return run(statement(rule.sql, false), []);
+  let after: string | null = null;
+  let added = 0;
+  for (;;) {
+    const c: { lo: string | null; hi: string | null } = (await db.query<{ lo: string | null; hi: string | null }>(tableChunkSql(t, after === null), [after, DECIDE_CHUNK])).rows[0]!;
+    if (c.lo === null || c.hi === null) return added;
+    added += await run(statement(rule.sql, true), [c.lo, c.hi]);
+    after = c.hi;
+  }
+}
+
+/** The step's stored decision, or undefined when none was made yet. */
+export async function storedDecision(db: Db, runId: number, stepNo: number, target: StepTarget): Promise<Decision | undefined> {
+  const r = (await db.query<{ relation: string; rows: number; checksum: string; rounds: number; status: string }>(GET_DECISION_SQL, [runId, stepNo])).rows[0];
+  if (!r || r.status !== 'live') return undefined;
+  return { ...target, relation: r.relation, rows: Number(r.rows), checksum: r.checksum, rounds: r.rounds };
+}
+
+/** True once the step committed a batch: from then on its decision is never made again. */
+export async function stepHasWritten(db: Db, runId: number, stepNo: number): Promise<boolean> {
+  return (await db.query<{ has: boolean }>(STEP_HAS_BATCHES_SQL, [runId, stepNo])).rows[0]!.has;
+}
+
+/**
+ * A catch-up round: the rule again, now; rows it gives that were not decided (inserted meanwhile) or
+ * were skipped (changed meanwhile) join the decision as round `round`. Returns the rows added.
+ */
+export async function catchUp(db: Db, step: BatchedStep, stepNo: number, d: Decision, round: number, runId: number | null): Promise<number> {
+  const rule = ruleOf(step, stepNo);
+  await db.query('BEGIN');
+  try {
+    const added = await fill(db, d, rule, (source, range) => catchUpSql(d, source, round, { range }));
+    if (runId !== null && added > 0) await db.query(ADD_ROUND_SQL, [runId, stepNo, added]);
+    await db.query('COMMIT');
+    return added;
+  } catch (err) {
+    await db.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
