@@ -39,7 +39,7 @@ function naive(base: LoadedMigration): Promise<LoadedMigration> {
   return derived(base, (s) => ({
     ...s,
     id: 'event-type-owner-naive',
-    steps: s.steps.map((st) => (st.kind === 'batched' ? { ...st, projection: NAIVE_PROJECTION, wholeTableProjection: undefined, verify: undefined } : st)),
+    steps: s.steps.map((st) => (st.kind === 'batched' ? { ...st, projection: NAIVE_PROJECTION, decide: undefined, wholeTableProjection: undefined, verify: undefined } : st)),
   }));
 }
 
@@ -230,18 +230,18 @@ for (const kind of DB_KINDS) {
         const badProjection = await derived(base, (s) => ({
           ...s,
           checks: [{ kind: 'unique-after', code: 'UNIQUE_USER_SLUG', step: 'assign-owner', index: 'EventType_userId_slug_key' }],
-          steps: s.steps.map((st) => (st.kind === 'batched' ? { ...st, projection: 'SELECT e.id,\n  e."ownerId" AS "userId" FROM "EventType" e WHERE e.id BETWEEN $1 AND $2', wholeTableProjection: undefined } : st)),
+          steps: s.steps.map((st) => (st.kind === 'batched' ? { ...st, projection: 'SELECT e.id,\n  e."ownerId" AS "userId" FROM "EventType" e WHERE e.id BETWEEN $1 AND $2', decide: undefined } : st)),
         }));
         const e2 = await fails(badProjection, 'BELAY_CHECK_SQL', /UNIQUE_USER_SLUG/, /steps\.0\.projection \(assign-owner\)/, /line 2, column 3/);
         assert.equal(e2.details.field, 'steps.0.projection (assign-owner)');
-        // with a whole-table form, the prediction runs that form, and its errors point into it
+        // with a set-based rule, the prediction runs that rule, and its errors point into it
         const badWhole = await derived(base, (s) => ({
           ...s,
           checks: [{ kind: 'unique-after', code: 'UNIQUE_USER_SLUG', step: 'assign-owner', index: 'EventType_userId_slug_key' }],
-          steps: s.steps.map((st) => (st.kind === 'batched' ? { ...st, wholeTableProjection: 'SELECT e.id,\n    e.owner AS "userId" FROM "EventType" e' } : st)),
+          steps: s.steps.map((st) => (st.kind === 'batched' ? { ...st, decide: 'SELECT e.id,\n    e.owner AS "userId" FROM "EventType" e' } : st)),
         }));
-        const e3 = await fails(badWhole, 'BELAY_CHECK_SQL', /UNIQUE_USER_SLUG/, /steps\.0\.wholeTableProjection \(assign-owner\)/, /line 2, column 5/);
-        assert.equal(e3.details.field, 'steps.0.wholeTableProjection (assign-owner)');
+        const e3 = await fails(badWhole, 'BELAY_CHECK_SQL', /UNIQUE_USER_SLUG/, /steps\.0\.decide \(assign-owner\)/, /line 2, column 5/);
+        assert.equal(e3.details.field, 'steps.0.decide (assign-owner)');
         assert.deepEqual(await checksums(db), before, 'nothing changed');
       } finally {
         // shared database: dropped after the suite
@@ -294,42 +294,52 @@ for (const kind of DB_KINDS) {
       }
     });
 
-    test('a guard catches a parent deleted after the pre-flight: the batch is rolled back, no wrong value', async () => {
-      const { db, drop } = await freshDb(kind);
-      try {
-        const m = await smallSpec();
-        await smallData(db);
-        let batches = 0;
-        const r = await apply(db, m, {
-          batchSize: 3,
-          stages: [preflight(), {
-            name: 'meddler',
-            batches: {
-              // between the pre-flight and the second batch, someone deletes the owner that batch would write
-              async beforeBatch(ctx) {
-                if (++batches === 2) await ctx.db.query('DELETE FROM parents WHERE id = 5');
+    test('a guard catches a parent deleted after the pre-flight: that row is left out and reported, no wrong value; past maxRejected the run stops', async () => {
+      for (const maxRejected of [undefined, 0]) {
+        const { db, drop } = await freshDb(kind);
+        try {
+          const m = await smallSpec(maxRejected === undefined ? {} : { maxRejected });
+          await smallData(db);
+          let batches = 0;
+          const r = await apply(db, m, {
+            batchSize: 3,
+            stages: [preflight(), {
+              name: 'meddler',
+              batches: {
+                // between the pre-flight and the second batch, someone deletes the owner that batch would write
+                async beforeBatch(ctx) {
+                  if (++batches === 2) await ctx.db.query('DELETE FROM parents WHERE id = 5');
+                },
               },
-            },
-          }],
-        });
-        assert.equal(r.status, 'failed');
-        assert.equal(r.error?.code, 'BELAY_VERIFY');
-        assert.match(r.error!.message, /guard OWNER_EXISTS/);
-        assert.match(r.error!.message, /rolled back/);
-        assert.deepEqual((r.error!.details.sample as Array<{ key: number; value: number }>).map((x) => [Number(x.key), Number(x.value)]), [[5, 5]]);
-        const items = await db.query<{ id: number; owner: number | null }>('SELECT id, owner FROM items ORDER BY id');
-        // batch 1 (ids 1-3) committed; batch 2 (ids 4-6) rolled back whole; nothing after it ran
-        assert.deepEqual(items.rows.map((x) => [Number(x.id), x.owner === null ? null : Number(x.owner)]),
-          [[1, 1], [2, 2], [3, 3], [4, null], [5, null], [6, null], [7, null], [8, null]]);
-        assert.equal((await checkResults(db, r.runId)).every((x) => x.outcome === 'passed'), true);
-      } finally {
-        await drop();
+            }],
+          });
+          const items = await db.query<{ id: number; owner: number | null }>('SELECT id, owner FROM items ORDER BY id');
+          const owners = items.rows.map((x) => [Number(x.id), x.owner === null ? null : Number(x.owner)]);
+          if (maxRejected === undefined) {
+            // application traffic: the row whose parent went away is not written and is reported; the others are
+            assert.equal(r.status, 'completed', r.error?.message ?? '');
+            assert.deepEqual(owners, [[1, 1], [2, 2], [3, 3], [4, 4], [5, null], [6, 6], [7, 7], [8, 8]]);
+            const ev = await db.query<{ data: { reason: string; keys: string[] } }>(`SELECT data FROM belay.events WHERE run_id = $1 AND type = 'rows-rejected'`, [r.runId]);
+            assert.deepEqual(ev.rows.map((x) => [x.data.reason, x.data.keys]), [['rejected:guard OWNER_EXISTS', ['5']]]);
+          } else {
+            // no rejection allowed: the batch is rolled back whole and the run stops
+            assert.equal(r.status, 'failed');
+            assert.equal(r.error?.code, 'BELAY_VERIFY');
+            assert.match(r.error!.message, /guard OWNER_EXISTS/);
+            assert.match(r.error!.message, /rolled back/);
+            assert.deepEqual((r.error!.details.sample as Array<{ key: number; value: number }>).map((x) => [Number(x.key), Number(x.value)]), [[5, 5]]);
+            assert.deepEqual(owners, [[1, 1], [2, 2], [3, 3], [4, null], [5, null], [6, null], [7, null], [8, null]]);
+          }
+          assert.equal((await checkResults(db, r.runId)).every((x) => x.outcome === 'passed'), true);
+        } finally {
+          await drop();
+        }
       }
     });
   });
 }
 
-test('postgres: a colliding row inserted after the pre-flight stops its batch: rolled back, nothing written, index named', async () => {
+test('postgres: a colliding row inserted after the pre-flight: the batch is split down to that row, which is left out and reported', async () => {
   const { db, url, drop } = await freshDb('postgres');
   const { openDb } = await import('../src/db/connection.ts');
   const other = await openDb(url);
@@ -349,10 +359,11 @@ test('postgres: a colliding row inserted after the pre-flight stops its batch: r
         },
       }],
     });
-    assert.equal(r.status, 'failed');
-    assert.match(r.error!.message, /items_owner_slug/);
+    assert.equal(r.status, 'completed', r.error?.message ?? '');
     const items = await db.query<{ id: number; owner: number | null }>('SELECT id, owner FROM items WHERE id BETWEEN 4 AND 6 ORDER BY id');
-    assert.deepEqual(items.rows.map((x) => x.owner), [null, null, null], 'the whole batch rolled back');
+    assert.deepEqual(items.rows.map((x) => x.owner === null ? null : Number(x.owner)), [4, null, 6], 'only the colliding row is left out');
+    const ev = await db.query<{ data: { reason: string; keys: string[] } }>(`SELECT data FROM belay.events WHERE run_id = $1 AND type = 'rows-rejected'`, [r.runId]);
+    assert.deepEqual(ev.rows.map((x) => [x.data.reason, x.data.keys]), [['rejected:constraint items_owner_slug', ['5']]]);
     // the pre-flight run on the same data now predicts the collision
     const again = await runChecks(db, m, { sample: 10 });
     const f = again.findings.find((x) => x.code === 'UNIQUE_OWNER_SLUG')!;
@@ -460,8 +471,9 @@ async function smallData(db: Db): Promise<void> {
   `);
 }
 
-function smallSpec(): Promise<LoadedMigration> {
+function smallSpec(options: Record<string, number> = {}): Promise<LoadedMigration> {
   const spec = validate({
+    options,
     id: 'items-owner', purpose: 'give every item the owner it wants', tables: ['items', 'parents'],
     checks: [
       { kind: 'orphans', code: 'OWNER_EXISTS', severity: 'error', table: 'items', column: 'owner', references: { table: 'parents', column: 'id' } },

@@ -14,7 +14,7 @@ import { rollback } from '../src/rollback/rollback.ts';
 import { loadMigration } from '../src/spec/load.ts';
 import { acquireMigrationLock } from '../src/state/lock.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
-import { checksums, flagship, rowsWithout } from './helpers/flagship.ts';
+import { checksums, flagship, rowsWithout, writtenIds } from './helpers/flagship.ts';
 
 const ROWS = 3_000;
 
@@ -89,8 +89,7 @@ for (const kind of DB_KINDS) {
         assert.equal(r.status, 'completed');
         assert.notDeepEqual(await checksums(f.db), before);
         // someone edits a row the migration wrote
-        const written = await f.db.query<{ id: number }>(`SELECT (jsonb_array_elements(after)->>'id')::int AS id FROM belay.undo WHERE run_id = $1 LIMIT 1`, [r.runId]);
-        const id = written.rows[0]!.id;
+        const id = (await writtenIds(f.db, r.runId))[0]!;
         await f.db.query(`UPDATE "EventType" SET "userId" = NULL WHERE id = $1`, [id]);
         const rb = await rollback(f.db, r.runId);
         assert.equal(rb.conflictCount, 1);
@@ -111,9 +110,9 @@ for (const kind of DB_KINDS) {
         await generate(f.db, { rows: 800, seed: 5 });
         const before = await checksums(f.db);
         const r = await apply(f.db, await flagship(), { batchSize: 100 });
-        const w = await f.db.query<{ id: number }>(`SELECT (jsonb_array_elements(after)->>'id')::int AS id FROM belay.undo WHERE run_id = $1 LIMIT 1`, [r.runId]);
+        const id = (await writtenIds(f.db, r.runId))[0]!;
         const u = await f.db.query<{ id: number }>(`SELECT id FROM users ORDER BY id LIMIT 1`);
-        await f.db.query(`UPDATE "EventType" SET "userId" = $2 WHERE id = $1`, [w.rows[0]!.id, u.rows[0]!.id]);
+        await f.db.query(`UPDATE "EventType" SET "userId" = $2 WHERE id = $1`, [id, u.rows[0]!.id]);
         const rb = await rollback(f.db, r.runId, { force: true });
         assert.equal(rb.conflictCount, 0);
         assert.deepEqual(await checksums(f.db), before);
@@ -137,7 +136,7 @@ for (const kind of DB_KINDS) {
       }
     });
 
-    test('a failed in-batch verification rolls that batch back and stops the run', async () => {
+    test('an in-batch verification failing for more rows than maxRejected rolls that batch back and stops the run', async () => {
       const f = await freshDb(kind);
       try {
         await f.db.exec(`CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, 0 FROM generate_series(1, 1000) g;`);
@@ -155,8 +154,8 @@ for (const kind of DB_KINDS) {
         const c = await f.db.query<{ changed: number; max: number }>(`SELECT count(*) FILTER (WHERE v <> 0)::int AS changed, max(id) FILTER (WHERE v <> 0)::int AS max FROM t`);
         assert.equal(c.rows[0]!.changed, 400, 'batches 1-4 committed, batch 5 rolled back');
         assert.equal(c.rows[0]!.max, 400);
-        const u = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM belay.undo`);
-        assert.equal(u.rows[0]!.n, 4, 'no undo record of the rolled-back batch');
+        const u = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM belay.batches`);
+        assert.equal(u.rows[0]!.n, 4, 'no checkpoint of the rolled-back batch');
       } finally {
         await f.drop();
       }

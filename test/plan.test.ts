@@ -45,13 +45,20 @@ function specFile(body: string): string {
 }
 
 /** A one-step migration over table work(id, …, out): the step writes out from `projection`. */
-function workMigration(id: string, purpose: string, projection: string, options?: Record<string, number>): Promise<LoadedMigration> {
+function workMigration(id: string, purpose: string, projection: string, options?: Record<string, number>, verify?: string): Promise<LoadedMigration> {
   return loadMigration(specFile(`export default {
     id: ${JSON.stringify(id)}, purpose: ${JSON.stringify(purpose)}, tables: ['work'],
-    steps: [{ kind: 'batched', name: 'work', table: 'work', writes: ['out'], projection: ${JSON.stringify(projection)} }],
+    steps: [{ kind: 'batched', name: 'work', table: 'work', writes: ['out'], projection: ${JSON.stringify(projection)}${verify ? `, verify: ${JSON.stringify(verify)}` : ''} }],
     ${options ? `options: ${JSON.stringify(options)},` : ''}
   };`));
 }
+
+/**
+ * A known amount of CPU per row the batches write (work.n rows of generate_series, in a row trigger): the
+ * rule is decided once, so a cost the batches feel is a cost of the write itself, as triggers are.
+ */
+const BURN = `CREATE FUNCTION burn() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM count(*) FROM generate_series(1, NEW.n); RETURN NEW; END $$;
+  CREATE TRIGGER burn BEFORE UPDATE ON work FOR EACH ROW EXECUTE FUNCTION burn();`;
 
 /** A small table and a migration over it whose plain-SQL step has a down that does not undo its up. */
 const SABOTAGE_SCHEMA = `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL, note text);
@@ -160,9 +167,11 @@ for (const kind of DB_KINDS) {
         assert.equal(count('UNOWNED'), truth.counts.unowned);
         assert.equal(count('AMBIGUOUS'), truth.counts.ambiguous);
         assert.equal(count('SLUG_CONFLICT'), truth.counts.conflictExisting + truth.counts.conflictPair);
-        assert.equal(r.steps[0]!.rowsInRange, truth.rows);
-        assert.ok(r.steps[0]!.batches.length >= Math.ceil(truth.rows / 150));
-        // the sample shows before → after from the projection: NULL → the planted owner
+        // the batches walk the decision: the rows that change, not the table
+        assert.equal(r.steps[0]!.decided, truth.counts.assign);
+        assert.equal(r.steps[0]!.rowsInRange, truth.counts.assign);
+        assert.ok(r.steps[0]!.batches.length >= Math.ceil(truth.counts.assign / 150));
+        // the sample shows before → after from the decision: NULL → the planted owner
         assert.ok(r.steps[0]!.sample.length > 0);
         for (const s of r.steps[0]!.sample) {
           assert.equal(s.before.userId, null);
@@ -365,8 +374,8 @@ describe('throttle and adaptive size', () => {
       // about 20 µs of CPU per row for ids up to 10,000, five times that above: the sizer must follow the
       // step (small costs: batches stay well above the 100-row minimum even on a busy machine)
       await f.db.exec(`CREATE TABLE work (id int PRIMARY KEY, n int NOT NULL, out bigint);
-        INSERT INTO work SELECT g, CASE WHEN g <= 10000 THEN 200 ELSE 1000 END, NULL FROM generate_series(1, 20000) g;`);
-      const m = await workMigration('cpu-step', 'Burn a known amount of CPU per row (test of the batch sizer).', 'SELECT w.id, (SELECT count(*) FROM generate_series(1, w.n) g) AS out FROM work w WHERE w.id BETWEEN $1 AND $2', { batchSize: 1000 });
+        INSERT INTO work SELECT g, CASE WHEN g <= 10000 THEN 200 ELSE 1000 END, NULL FROM generate_series(1, 20000) g; ${BURN}`);
+      const m = await workMigration('cpu-step', 'Burn a known amount of CPU per row (test of the batch sizer).', 'SELECT w.id, w.n::bigint AS out FROM work w WHERE w.id BETWEEN $1 AND $2', { batchSize: 1000 });
       const target = 60;
       const batches: Array<{ ms: number; rows: number; lo: number }> = [];
       const r = await applyPlanned(f.db, m, { onEvent: (e) => { if (e.type === 'batch-committed') batches.push({ ms: e.durationMs, rows: e.rowsInRange, lo: Number(e.lo) }); } }, { targetBatchMs: target });
@@ -397,9 +406,9 @@ describe('throttle and adaptive size', () => {
     const f = await freshDb('postgres');
     try {
       // about 100 µs of CPU per row: 4,000 rows in one batch would take some 400 ms
-      await f.db.exec(`CREATE TABLE work (id int PRIMARY KEY, out bigint);
-        INSERT INTO work SELECT g, NULL FROM generate_series(1, 4000) g;`);
-      const m = await workMigration('cpu-start', 'A costly projection under the default batch size (test of the first batch).', 'SELECT w.id, (SELECT count(*) FROM generate_series(1, 1000 + w.id % 2) g) AS out FROM work w WHERE w.id BETWEEN $1 AND $2');
+      await f.db.exec(`CREATE TABLE work (id int PRIMARY KEY, n int NOT NULL, out bigint);
+        INSERT INTO work SELECT g, 1000 + g % 2, NULL FROM generate_series(1, 4000) g; ${BURN}`);
+      const m = await workMigration('cpu-start', 'A costly write under the default batch size (test of the first batch).', 'SELECT w.id, w.n::bigint AS out FROM work w WHERE w.id BETWEEN $1 AND $2');
       const target = 60;
       const dry = await dryRun(f.db, m, { targetBatchMs: target });
       const drySizes = dry.steps[0]!.batches.map((b) => b.rows);
@@ -423,8 +432,8 @@ describe('throttle and adaptive size', () => {
       // about 5 µs of CPU per row up to id 3,000, 200 µs above: the sizer grows on the cheap rows, so the first
       // costly batch (some 1,700 rows, 300+ ms) is one no sizer can foresee
       await f.db.exec(`CREATE TABLE work (id int PRIMARY KEY, n int NOT NULL, out bigint);
-        INSERT INTO work SELECT g, CASE WHEN g <= 3000 THEN 50 ELSE 2000 END, NULL FROM generate_series(1, 6000) g;`);
-      const m = await workMigration('cpu-jump', 'A cost per row that jumps forty-fold (test of the batch ceiling).', 'SELECT w.id, (SELECT count(*) FROM generate_series(1, w.n) g) AS out FROM work w WHERE w.id BETWEEN $1 AND $2', { batchSize: 5000 });
+        INSERT INTO work SELECT g, CASE WHEN g <= 3000 THEN 50 ELSE 2000 END, NULL FROM generate_series(1, 6000) g; ${BURN}`);
+      const m = await workMigration('cpu-jump', 'A cost per row that jumps forty-fold (test of the batch ceiling).', 'SELECT w.id, w.n::bigint AS out FROM work w WHERE w.id BETWEEN $1 AND $2', { batchSize: 5000 });
       const target = 60;
       const committed: Array<{ ms: number; rows: number }> = [];
       const overs: Array<{ rows: number; elapsedMs: number; nextSize: number }> = [];
@@ -468,7 +477,8 @@ describe('throttle and adaptive size', () => {
       await f.db.exec(`CREATE TABLE work (id int PRIMARY KEY, out int);
         INSERT INTO work SELECT g, NULL FROM generate_series(1, 400) g;`);
       // 80 ms a batch whatever its size (a scan per batch, say), against a 40 ms target
-      const m = await workMigration('fixed-cost', 'A cost per batch that does not shrink with its size (test of the batch ceiling).', 'SELECT w.id, w.id AS out FROM work w CROSS JOIN (SELECT pg_sleep(0.08)) s WHERE w.id BETWEEN $1 AND $2');
+      const m = await workMigration('fixed-cost', 'A cost per batch that does not shrink with its size (test of the batch ceiling).', 'SELECT w.id, w.id AS out FROM work w WHERE w.id BETWEEN $1 AND $2',
+        undefined, 'SELECT 1 AS id FROM pg_sleep(0.08) WHERE random() < 0');
       const lifted: Array<EventOf<'batch-ceiling-lifted'>> = [];
       let overs = 0;
       const r = await applyPlanned(f.db, m, {
@@ -484,7 +494,8 @@ describe('throttle and adaptive size', () => {
       assert.equal(lifted[0]!.ceilingMs, 40);
       assert.equal(Number((await f.db.query<{ n: number }>('SELECT count(*)::int AS n FROM work WHERE out = id')).rows[0]!.n), 400);
       // the user's own statement_timeout is not the ceiling's: it still stops the run
-      const m2 = await workMigration('user-timeout', 'A statement slower than the spec allows (test).', 'SELECT w.id, -w.id AS out FROM work w CROSS JOIN (SELECT pg_sleep(0.3)) s WHERE w.id BETWEEN $1 AND $2', { statementTimeoutMs: 100 });
+      const m2 = await workMigration('user-timeout', 'A statement slower than the spec allows (test).', 'SELECT w.id, -w.id AS out FROM work w WHERE w.id BETWEEN $1 AND $2', { statementTimeoutMs: 100 },
+        'SELECT 1 AS id FROM pg_sleep(0.3) WHERE random() < 0');
       const r2 = await applyPlanned(f.db, m2, {}, { targetBatchMs: 1000 });
       assert.equal(r2.status, 'failed');
       assert.match(r2.error?.message ?? '', /statement timeout/);

@@ -21,7 +21,7 @@ import { rollbackScript } from '../src/rollback/rollback-script.ts';
 import type { MigrationInput } from '../src/spec/define.ts';
 import { checksumOf, type LoadedMigration, validate } from '../src/spec/load.ts';
 import { DB_KINDS, type FreshDb, freshDb } from './helpers/fresh-db.ts';
-import { checksums, flagship } from './helpers/flagship.ts';
+import { checksums, flagship, writtenIds } from './helpers/flagship.ts';
 import { NO_PSQL, PSQL } from './helpers/tools.ts';
 
 const run = promisify(execFile);
@@ -51,7 +51,7 @@ async function diffCount(db: Db, a: string, b: string): Promise<number> {
 
 async function scriptConflicts(f: FreshDb, output: string): Promise<number[]> {
   if (f.db.kind === 'postgres') return [...output.matchAll(/belay conflict: EventType key (\d+)/g)].map((m) => Number(m[1]));
-  const r = await f.db.query<{ k: number }>(`SELECT k.key::int AS k FROM pg_temp.belay_rollback_result r, jsonb_array_elements(r.conflicts) k(key) ORDER BY 1`);
+  const r = await f.db.query<{ k: number }>(`SELECT k.key::int AS k FROM pg_temp.belay_rollback_result r, jsonb_array_elements(r.changed) k(key) ORDER BY 1`);
   return r.rows.map((x) => x.k);
 }
 
@@ -111,8 +111,7 @@ for (const kind of DB_KINDS) {
         await f.db.exec(`CREATE TABLE snap AS TABLE "EventType"`);
         const r2 = await apply(f.db, m, { batchSize: 257 });
         assert.equal(r2.status, 'completed');
-        const w = await f.db.query<{ id: number }>(`SELECT (after->0->>'id')::int AS id FROM belay.undo WHERE run_id = $1 ORDER BY batch_no LIMIT 2`, [r2.runId]);
-        const [x, x2] = w.rows.map((r) => r.id);
+        const [x, x2] = await writtenIds(f.db, r2.runId);
         await f.db.exec(`INSERT INTO users (id, username, email) VALUES (99999999, 'late', 'late@example.com');
           UPDATE "EventType" SET "userId" = 99999999 WHERE id = ${x};
           UPDATE "EventType" SET title = 'edited after the migration' WHERE id = ${x2};
@@ -122,8 +121,8 @@ for (const kind of DB_KINDS) {
         const out = await runScript(f, script2);
         assert.deepEqual(await scriptConflicts(f, out), [x], 'the row changed since is listed as the only conflict');
         assert.equal(await diffCount(f.db, 'snap', '"EventType"'), 0, 'every other row restored; both later changes kept');
-        // built-in bookkeeping agrees: the undo record lists the conflict
-        const c = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM belay.undo WHERE run_id = $1 AND conflicts @> $2::jsonb`, [r2.runId, JSON.stringify([x])]);
+        // built-in bookkeeping agrees: the batch lists the conflict
+        const c = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM belay.batches WHERE run_id = $1 AND conflicts->'changed' @> $2::jsonb`, [r2.runId, JSON.stringify([x])]);
         assert.equal(c.rows[0]!.n, 1);
         await runScript(f, script2);
         assert.equal(await diffCount(f.db, 'snap', '"EventType"'), 0, 'a second run changes nothing');
@@ -208,7 +207,7 @@ for (const kind of DB_KINDS) {
         assert.equal(no.status, 'cancelled');
         assert.deepEqual(await checksums(f.db), changedNow, 'cancelled: nothing written');
         const et = seen!.tables.find((t) => t.table === 'EventType')!;
-        const written = (await f.db.query<{ n: number }>(`SELECT coalesce(sum(row_count), 0)::int AS n FROM belay.undo WHERE run_id = $1`, [r.runId])).rows[0]!.n;
+        const written = (await f.db.query<{ n: number }>(`SELECT coalesce(sum(rows_changed), 0)::int AS n FROM belay.batches WHERE run_id = $1`, [r.runId])).rows[0]!.n;
         assert.equal(et.changed, written + 1, 'every row the run wrote, plus the one changed by someone else');
         assert.deepEqual(et.notWrittenByRun, { count: 1, sample: [String(other)] });
         const yes = await rollbackFromBackup(f.db, r.runId, { confirm: () => true });
@@ -232,7 +231,7 @@ describe('rollback under load (postgres)', () => {
       await f.db.exec(`CREATE TABLE expected (LIKE "EventType" INCLUDING DEFAULTS); INSERT INTO expected SELECT * FROM "EventType"`);
       const r = await apply(f.db, await flagship(), { batchSize: 400 });
       assert.equal(r.status, 'completed', String(r.error?.message));
-      const written = (await f.db.query<{ id: number }>(`SELECT (a->>'id')::int AS id FROM belay.undo u, jsonb_array_elements(u.after) a WHERE run_id = $1`, [r.runId])).rows.map((x) => x.id);
+      const written = await writtenIds(f.db, r.runId);
       const ids = (await f.db.query<{ id: number }>(`SELECT id FROM "EventType" ORDER BY id`)).rows.map((x) => x.id);
       // every statement the load loop committed, in commit order, to replay on "expected"
       const log: Array<(t: string) => [string, unknown[]]> = [];

@@ -47,7 +47,7 @@ for (const kind of DB_KINDS) {
         assert.equal(rounds[0]!.source, 'apply');
         assert.equal(rounds[0]!.ok, true, JSON.stringify(rounds[0]!.checks.filter((c) => c.result !== 'pass')) ?? '');
         const names = rounds[0]!.checks.map((c) => c.name);
-        for (const n of ['writes-held:EventType', 'expected-changes', 'categories', 'unique-indexes-valid', 'constraints-validated',
+        for (const n of ['writes-held:assign-owner', 'expected-changes', 'categories', 'unique-indexes-valid', 'constraints-validated',
           'assign-owner.verify', 'no-missed-rows', 'owners-exist', 'untouched-columns']) assert.ok(names.includes(n), n);
         assert.ok(rounds[0]!.checks.every((c) => c.result === 'pass'));
         // the pre-flight's rows-to-change figure is the generator's planted assign count, and the run changed exactly those
@@ -80,7 +80,7 @@ for (const kind of DB_KINDS) {
         await f.db.query(`UPDATE "EventType" SET "userId" = $1 WHERE id = $2`, [u.rows[0]!.id, victim]);
         const v = await verifyRun(f.db, r.runId);
         assert.equal(v.ok, false);
-        const held = byName(v, 'writes-held:EventType');
+        const held = byName(v, 'writes-held:assign-owner');
         assert.equal(held.result, 'fail');
         assert.equal(held.count, 1);
         assert.equal(Number((held.sample[0] as { key: number }).key), victim);
@@ -90,7 +90,7 @@ for (const kind of DB_KINDS) {
         const rounds = await getRounds(f.db, r.runId, 'verify');
         assert.equal(rounds.length, 1);
         assert.equal(rounds[0]!.ok, false);
-        assert.equal(rounds[0]!.checks.find((c) => c.name === 'writes-held:EventType')!.count, 1);
+        assert.equal(rounds[0]!.checks.find((c) => c.name === 'writes-held:assign-owner')!.count, 1);
         // the CLI (server only: another connection must see the data) ends with exit 7
         if (kind === 'postgres') {
           const code = await main(['node', 'belay', '--db', f.url, 'verify', String(r.runId)]);

@@ -75,18 +75,6 @@ export async function readImages(db: Db, table: string, key: string, columns: re
   return new Map(r.rows.map((x) => [x.k, x.v]));
 }
 
-interface UndoRow {
-  step_no: number;
-  batch_no: number;
-  table_name: string;
-  key_column: string;
-  columns: string[];
-  row_count: number;
-  before: Record<string, unknown>[];
-  after: Record<string, unknown>[];
-  rolled_back_at: string | null;
-}
-
 export interface RunAuditOptions {
   /** Images of the written columns before the run (from the template): every before-image must equal them. */
   base?: RowImages;
@@ -105,55 +93,50 @@ export async function auditBatches(db: Db, runId: number, opts: RunAuditOptions 
   const out: string[] = [];
   const steps = await db.query<{ step_no: number; kind: string; rows_done: number; rows_changed: number; status: string }>(
     `SELECT step_no, kind, rows_done::float8 AS rows_done, rows_changed::float8 AS rows_changed, status FROM belay.steps WHERE run_id = $1 ORDER BY step_no`, [runId]);
-  const batches = await db.query<{ step_no: number; batch_no: number; lo: string; hi: string; rows_in_range: number; rows_changed: number }>(
-    `SELECT step_no, batch_no, lo, hi, rows_in_range, rows_changed FROM belay.batches WHERE run_id = $1 ORDER BY step_no, batch_no`, [runId]);
-  const undo = await db.query<UndoRow>(`SELECT step_no, batch_no, table_name, key_column, columns, row_count, before, after, rolled_back_at::text FROM belay.undo WHERE run_id = $1 ORDER BY step_no, batch_no`, [runId]);
+  const batches = await db.query<{ step_no: number; batch_no: number; lo: string; hi: string; round: number; rows_in_range: number; rows_changed: number }>(
+    `SELECT step_no, batch_no, lo, hi, round, rows_in_range, rows_changed FROM belay.batches WHERE run_id = $1 ORDER BY step_no, batch_no`, [runId]);
   let changedAll = 0;
+  const seen = new Set<string>();
   for (const s of steps.rows.filter((x) => x.kind === 'batched')) {
     const bs = batches.rows.filter((b) => b.step_no === s.step_no);
+    const dec = (await db.query<{ relation: string; key_type: string; key_column: string; table_name: string; columns: string[] }>(
+      `SELECT relation, key_type, key_column, table_name, columns FROM belay.decisions WHERE run_id = $1 AND step_no = $2`, [runId, s.step_no])).rows[0];
+    if (!dec) {
+      if (bs.length > 0) out.push(`step ${s.step_no}: ${bs.length} batches but no decision`);
+      continue;
+    }
+    // the rows each batch wrote, as the decision records them: its range of decided rows that were not skipped
+    const rows = (await db.query<{ batch_no: number; k: string; d: Record<string, unknown> }>(
+      `SELECT b.batch_no, d.k::text AS k, to_jsonb(d) AS d FROM belay.batches b JOIN ${dec.relation} d
+          ON d.round = b.round AND d.skipped IS NULL AND d.k BETWEEN b.lo::${dec.key_type} AND b.hi::${dec.key_type}
+        WHERE b.run_id = $1 AND b.step_no = $2 ORDER BY b.batch_no, d.k`, [runId, s.step_no])).rows;
     let inRange = 0;
     let changed = 0;
     bs.forEach((b, i) => {
       if (b.batch_no !== i + 1) out.push(`step ${s.step_no}: batch numbers not contiguous at ${b.batch_no} (expected ${i + 1})`);
       // keys are integers here; a text comparison would misorder them
       if (Number(b.lo) > Number(b.hi)) out.push(`step ${s.step_no} batch ${b.batch_no}: lo ${b.lo} > hi ${b.hi}`);
-      if (i > 0 && Number(b.lo) <= Number(bs[i - 1]!.hi)) out.push(`step ${s.step_no}: batch ${b.batch_no} [${b.lo}, ${b.hi}] overlaps batch ${bs[i - 1]!.batch_no} [${bs[i - 1]!.lo}, ${bs[i - 1]!.hi}]`);
+      const prev = bs[i - 1];
+      if (prev && prev.round === b.round && Number(b.lo) <= Number(prev.hi)) out.push(`step ${s.step_no}: batch ${b.batch_no} [${b.lo}, ${b.hi}] overlaps batch ${prev.batch_no} [${prev.lo}, ${prev.hi}]`);
       inRange += b.rows_in_range;
       changed += b.rows_changed;
-      const u = undo.rows.find((x) => x.step_no === b.step_no && x.batch_no === b.batch_no);
-      if (!u) out.push(`step ${s.step_no} batch ${b.batch_no}: no undo record`);
-      else if (u.row_count !== b.rows_changed || u.after.length !== b.rows_changed) out.push(`step ${s.step_no} batch ${b.batch_no}: ${b.rows_changed} rows changed but the undo record holds ${u.row_count}/${u.after.length}`);
+      const written = rows.filter((r) => r.batch_no === b.batch_no).length;
+      if (written !== b.rows_changed) out.push(`step ${s.step_no} batch ${b.batch_no}: ${b.rows_changed} rows changed but the decision holds ${written} written rows`);
     });
     if (inRange !== s.rows_done) out.push(`step ${s.step_no}: batches visited ${inRange} rows, step says ${s.rows_done}`);
     if (changed !== s.rows_changed) out.push(`step ${s.step_no}: batches changed ${changed} rows, step says ${s.rows_changed}`);
     changedAll += changed;
+    const now = opts.afterMatchesTable ? await readImages(db, dec.table_name, dec.key_column, dec.columns) : undefined;
+    for (const r of rows) {
+      if (seen.has(`${dec.table_name}:${r.k}`)) out.push(`key ${r.k} of ${dec.table_name} written by two batches`);
+      seen.add(`${dec.table_name}:${r.k}`);
+      const image = (p: 'o' | 'n') => JSON.stringify(Object.fromEntries(dec.columns.map((c, i) => [c, r.d[`${p}${i}`] ?? null])));
+      const want = opts.base?.get(r.k);
+      if (want !== undefined && normJson(want) !== normJson(image('o'))) out.push(`batch ${r.batch_no}: before-image of key ${r.k} is ${image('o')}, the row was ${want}`);
+      if (now && normJson(now.get(r.k) ?? 'null') !== normJson(image('n'))) out.push(`batch ${r.batch_no}: written value of key ${r.k} is ${image('n')}, the table holds ${now.get(r.k)}`);
+    }
   }
-  const orphanUndo = undo.rows.filter((u) => !batches.rows.some((b) => b.step_no === u.step_no && b.batch_no === u.batch_no));
-  if (orphanUndo.length) out.push(`${orphanUndo.length} undo record(s) without a committed batch`);
   if (opts.changedRows !== undefined && changedAll !== opts.changedRows) out.push(`run changed ${changedAll} rows, an uninterrupted run changed ${opts.changedRows}`);
-  const seen = new Set<string>();
-  for (const u of undo.rows) {
-    for (const [i, after] of u.after.entries()) {
-      const k = String(after[u.key_column]);
-      if (seen.has(k)) out.push(`key ${k} of ${u.table_name} written by two batches`);
-      seen.add(k);
-      const before = u.before[i];
-      if (!before || String(before[u.key_column]) !== k) out.push(`undo batch ${u.batch_no}: before- and after-images out of step at key ${k}`);
-      if (opts.base && before) {
-        const want = opts.base.get(k);
-        const got = JSON.stringify(Object.fromEntries(u.columns.map((c) => [c, before[c] ?? null])));
-        if (want !== undefined && normJson(want) !== normJson(got)) out.push(`undo batch ${u.batch_no}: before-image of key ${k} is ${got}, the row was ${want}`);
-      }
-    }
-    if (opts.afterMatchesTable && u.after.length > 0) {
-      const now = await readImages(db, u.table_name, u.key_column, u.columns);
-      for (const after of u.after) {
-        const k = String(after[u.key_column]);
-        const got = JSON.stringify(Object.fromEntries(u.columns.map((c) => [c, after[c] ?? null])));
-        if (normJson(now.get(k) ?? 'null') !== normJson(got)) out.push(`undo batch ${u.batch_no}: after-image of key ${k} is ${got}, the table holds ${now.get(k)}`);
-      }
-    }
-  }
   return out.slice(0, 20);
 }
 

@@ -81,10 +81,10 @@ export const crash: Scenario = {
             const st = await runState(db, MIGRATION_ID);
             if (st.runs.length !== 1 || st.runs[0]!.status !== 'rolled_back') problems.push(`runs after rollback: ${JSON.stringify(st.runs)} (expected one rolled_back run)`);
             const u = await db.query<{ open: number; restored: number; rows: number }>(
-              `SELECT count(*) FILTER (WHERE rolled_back_at IS NULL)::int AS open, coalesce(sum(restored), 0)::int AS restored, coalesce(sum(row_count), 0)::int AS rows FROM belay.undo WHERE run_id = 1`);
-            const { open, restored, rows: undoRows } = u.rows[0]!;
-            if (open > 0) problems.push(`${open} undo record(s) not marked rolled back`);
-            if (restored !== undoRows || undoRows !== refChanged) problems.push(`restored ${restored} of ${undoRows} undo rows (the run changed ${refChanged}): a batch restored twice or missed`);
+              `SELECT count(*) FILTER (WHERE rolled_back_at IS NULL)::int AS open, coalesce(sum(restored), 0)::int AS restored, coalesce(sum(rows_changed), 0)::int AS rows FROM belay.batches WHERE run_id = 1`);
+            const { open, restored, rows: written } = u.rows[0]!;
+            if (open > 0) problems.push(`${open} batch(es) not marked rolled back`);
+            if (restored !== written || written !== refChanged) problems.push(`restored ${restored} of ${written} written rows (the run changed ${refChanged}): a batch restored twice or missed`);
             if (kind === 'mid-rollback' && st.events.filter((e) => e === 'rollback-started').length < 2) problems.push('the interrupted rollback left no trace of being resumed');
           });
         } finally {

@@ -24,7 +24,9 @@ export const lockContention: Scenario = {
     // the keys each batch of the reference run changed: the holder locks those of one early batch
     const changedByBatch = await withDb(fx.applied, async (db) => {
       const r = await db.query<{ batch_no: number; keys: number[] }>(
-        `SELECT batch_no, array_agg((e->>'id')::int) AS keys FROM belay.undo, jsonb_array_elements(after) e WHERE run_id = 1 GROUP BY batch_no ORDER BY batch_no`);
+        `SELECT b.batch_no, array_agg(d.k::int ORDER BY d.k) AS keys FROM belay.batches b JOIN belay."decision_r1_s0" d
+            ON d.round = b.round AND d.skipped IS NULL AND d.k BETWEEN b.lo::int AND b.hi::int
+          WHERE b.run_id = 1 GROUP BY b.batch_no ORDER BY b.batch_no`);
       return r.rows;
     });
     const spec = flagshipWithOptions({ lockTimeoutMs: LOCK_TIMEOUT_MS });

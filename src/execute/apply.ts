@@ -10,7 +10,8 @@ import { acquireMigrationLock, type LockMode } from '../state/lock.ts';
 import { ensureState } from '../state/schema.ts';
 import { BATCH_COUNTS_SQL, createRun, getSteps, LAST_BATCH_SQL, latestRun, NEXT_ROUND_SQL, RESET_STEPS_SQL, setRunStatus, setStep, type StepRecord } from '../state/runs.ts';
 import { mergeSummary, readSummary } from '../state/summary.ts';
-import { catchUp, type Decision, makeDecision, storedDecision } from '../state/decision.ts';
+import { catchUp, type Decision, dropFence, ensureFence, makeDecision, storedDecision } from '../state/decision.ts';
+import { fenceNames, WRITER_SQL } from '../state/decision-sql.ts';
 import { type BatchJob, reject, runBatch } from './batch.ts';
 import { withRetry } from '../db/retry.ts';
 import type { BatchController, BatchRecord, RunContext, RunResult, Stage, StepResult } from '../run/contract.ts';
@@ -162,14 +163,30 @@ async function runSqlStep(ctx: RunContext, stepNo: number, step: SqlStep, _rec: 
   const { db, runId } = ctx;
   ctx.emit({ type: 'step-started', runId, stepNo, step: step.name, kind: 'sql', rowsTotal: 0, rowsDone: 0 });
   await setStep(db, runId, stepNo, { status: 'running', started: true });
-  if (!inTx) await db.query('BEGIN');
+  const once = async () => {
+    if (!inTx) await db.query('BEGIN');
+    try {
+      // belay's own write: an earlier step's fence does not count it
+      await db.query(WRITER_SQL, [String(runId)]);
+      await db.exec(step.up);
+      // the step's completion commits with its effect, so a crash never runs it twice
+      await setStep(db, runId, stepNo, { status: 'done', finished: true });
+      if (!inTx) await db.query('COMMIT');
+    } catch (err) {
+      if (!inTx) await db.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+  };
   try {
-    await db.exec(step.up);
-    // the step's completion commits with its effect, so a crash never runs it twice
-    await setStep(db, runId, stepNo, { status: 'done', finished: true });
-    if (!inTx) await db.query('COMMIT');
+    try {
+      await once();
+    } catch (err) {
+      // it alters or drops a written column, which an earlier step's fence trigger depends on: the fences come
+      // down (rollback of those steps then goes by row versions) and the step runs again
+      if (inTx || !dependsOnFence(err) || !(await dropFences(db, ctx.migration, runId, stepNo))) throw err;
+      await once();
+    }
   } catch (err) {
-    if (!inTx) await db.query('ROLLBACK').catch(() => undefined);
     throw err instanceof DbError ? new DbError(err.server.detail ? `${err.message} (${err.server.detail})` : err.message, err.server, { context: `step "${step.name}"`, cause: err }) : err;
   }
   ctx.emit({ type: 'step-finished', runId, stepNo, step: step.name, rowsChanged: 0, rowsSkipped: 0, batches: 0 });
@@ -180,7 +197,8 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
   const o = migration.spec.options;
   const t = await resolveStep(db, step, stepNo);
   // decided once: the pipeline's decide stage made it in the pre-flight's snapshot; a resume finds it stored
-  const decision = (await storedDecision(db, runId, stepNo, t)) ?? (await decideNow(db, step, stepNo, t, runId));
+  // in single mode the run's one transaction holds the decision too
+  const decision = (await storedDecision(db, runId, stepNo, t)) ?? (inTx ? await makeDecision(db, step, stepNo, t, { runId }) : await decideNow(db, step, stepNo, t, runId));
   let size = opts.batchSize ?? step.batchSize ?? o.batchSize;
   let total = decision.rows;
   await setStep(db, runId, stepNo, { status: 'running', rowsTotal: total, started: true });
@@ -192,8 +210,10 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
   let skippedTotal = 0;
   let rejectedTotal = 0;
   emit({ type: 'step-started', runId, stepNo, step: step.name, kind: 'batched', rowsTotal: total, rowsDone });
+  // who else writes the written columns from now on (rollback leaves those rows alone)
+  const fenced = !inTx && (await ensureFence(db, decision, runId, stepNo, o.lockTimeoutMs));
   const job: BatchJob = {
-    db, runId, stepNo, decision, options: o, commit: true, inTransaction: inTx,
+    db, runId, stepNo, decision, options: o, commit: true, inTransaction: inTx, fence: fenced ? fenceNames(runId, stepNo).table : undefined,
     checks: [...(step.verify ? [{ name: `${step.name}.verify`, sql: step.verify }] : []), ...(ctl.guards?.(ctx, step, t) ?? [])],
   };
   const maxRejected = o.maxRejected ?? Math.max(10, Math.ceil(total * 0.001));
@@ -206,10 +226,10 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
   /** Leaves rows out of the step; past maxRejected it is no longer traffic but the rule or the data. */
   const rejectRows = async (keys: string[], reason: string, sample: unknown[]) => {
     rejectedTotal += keys.length;
-    await tell(db, emit, { type: 'rows-rejected', runId, step: step.name, batchNo, reason, count: keys.length, keys: keys.slice(0, 20), sample: sample.slice(0, 5) });
+    await tell(db, emit, { type: 'rows-rejected', runId, step: step.name, batchNo: batchNo + 1, reason, count: keys.length, keys: keys.slice(0, 20), sample: sample.slice(0, 5) });
     if (inTx || rejectedTotal > maxRejected) {
-      throw new VerificationError(`step "${step.name}": ${reason} returned ${keys.length} row(s) in batch ${batchNo}${inTx ? '' : ` (${rejectedTotal} rejected in all, more than the ${maxRejected} allowed)`}; the batch was rolled back`, {
-        step: step.name, check: reason, batchNo, sample: sample.slice(0, 10), rejected: rejectedTotal, maxRejected,
+      throw new VerificationError(`step "${step.name}": ${reason} returned ${keys.length} row(s) in batch ${batchNo + 1}${inTx ? '' : ` (${rejectedTotal} rejected in all, more than the ${maxRejected} allowed)`}; the batch was rolled back`, {
+        step: step.name, check: reason, batchNo: batchNo + 1, sample: sample.slice(0, 10), rejected: rejectedTotal, maxRejected,
         fix: 'Read the sample rows: when the rule or the data is wrong, fix it and resume (belay apply); raise options.maxRejected only when these rows are expected.',
       });
     }
@@ -317,6 +337,25 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
   }
   await setStep(db, runId, stepNo, { status: 'done', finished: true });
   emit({ type: 'step-finished', runId, stepNo, step: step.name, rowsChanged: changedTotal, rowsSkipped: skippedTotal + rejectedTotal, batches: batchNo });
+}
+
+/** The server refused a schema change because a trigger (a fence) depends on the column. */
+function dependsOnFence(err: unknown): boolean {
+  const f = serverFields(err);
+  return (f.sqlstate === '2BP01' || f.sqlstate === '0A000') && /belay_fence_r\d+_s\d+|trigger/.test(`${(err as Error).message} ${f.detail ?? ''}`);
+}
+
+/** Takes down the fences of the steps before `stepNo`; true when there was one. */
+async function dropFences(db: Db, m: LoadedMigration, runId: number, stepNo: number): Promise<boolean> {
+  let dropped = false;
+  for (const [i, earlier] of m.spec.steps.slice(0, stepNo).entries()) {
+    if (earlier.kind !== 'batched') continue;
+    const d = await storedDecision(db, runId, i, await resolveStep(db, earlier, i));
+    if (!d?.fence) continue;
+    await dropFence(db, d, runId, i);
+    dropped = true;
+  }
+  return dropped;
 }
 
 /** Decides a step in its own REPEATABLE READ transaction (when no stage decided it before the first write). */

@@ -5,7 +5,7 @@
 import type { Db } from '../db/connection.ts';
 import { DbError } from '../errors.ts';
 import type { Migration } from '../spec/define.ts';
-import { CURRENT_XID_SQL, type DecisionTarget, nextRangeSql, rejectSql, writeBatchSql, writtenCte } from '../state/decision-sql.ts';
+import { CURRENT_XID_SQL, type DecisionTarget, nextRangeSql, rejectSql, WRITER_SQL, writeBatchSql, writtenCte } from '../state/decision-sql.ts';
 import { CHECKPOINT_SQL } from '../state/runs.ts';
 import { SET_STATEMENT_TIMEOUT_SQL, SET_TIMEOUTS_SQL } from './batch-sql.ts';
 
@@ -23,6 +23,8 @@ export interface BatchJob {
   commit: boolean;
   /** Inside a caller's transaction (--single): no BEGIN/COMMIT of its own. */
   inTransaction?: boolean;
+  /** The step's write fence (its table), cleared for the rows a batch writes. */
+  fence?: string;
 }
 
 export interface BatchRequest {
@@ -70,6 +72,8 @@ export async function runBatch(job: BatchJob, req: BatchRequest): Promise<BatchO
   try {
     // lock_timeout, not only statement_timeout: a slow batch is fine, a blocked one is not
     await db.query(SET_TIMEOUTS_SQL, [`${o.lockTimeoutMs}ms`, timeout()]);
+    // belay's own writes are not fenced
+    if (job.runId !== null) await db.query(WRITER_SQL, [String(job.runId)]);
     const b = (await db.query<{ lo: string | null; hi: string | null; n: number }>(nextRangeSql(d), [req.after, req.size, req.round])).rows[0]!;
     if (b.n === 0 || b.lo === null || b.hi === null) {
       await end(false);
@@ -77,7 +81,7 @@ export async function runBatch(job: BatchJob, req: BatchRequest): Promise<BatchO
     }
     const { lo, hi } = b;
     const params = [lo, hi, req.round];
-    const write = writeBatchSql(d);
+    const write = writeBatchSql(d, job.fence);
     let explain: unknown;
     if (req.explain) {
       const e = await db.query<Record<string, unknown>>(`EXPLAIN (FORMAT JSON) ${write}`, params);

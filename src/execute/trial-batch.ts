@@ -8,7 +8,7 @@ import { DbError } from '../errors.ts';
 import type { BatchedStep } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { resolveStep, type StepTarget } from '../spec/resolve.ts';
-import { type Decision, makeDecision } from '../state/decision.ts';
+import { type Decision, explainDecision, makeDecision } from '../state/decision.ts';
 import { decisionSampleSql, dropDecisionSql } from '../state/decision-sql.ts';
 import { type BatchJob, reject, runBatch } from './batch.ts';
 
@@ -34,6 +34,8 @@ export interface TrialBatch {
 export interface Trial {
   /** The step's decision (undefined when it is decided per batch, after earlier plain-SQL steps). */
   readonly decision: Decision | undefined;
+  /** EXPLAIN of making the decision (the rule, or its first chunk), when it was made once. */
+  readonly ruleExplain?: unknown;
   /** Runs the batch after `after` and rolls it back; null when no decided key is left. */
   batch(q: { after: string | null; size: number; explain?: boolean }): Promise<TrialBatch | null>;
   /** Before → after of the first decided rows. */
@@ -55,11 +57,13 @@ export async function openTrial(db: Db, m: LoadedMigration, stepNo: number, opts
     }
   };
   let decision: Decision | undefined;
+  let ruleExplain: unknown;
   let target: StepTarget | undefined;
   if (priorSql.length === 0) {
     await db.query('BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ');
     try {
       target = await resolveStep(db, step, stepNo);
+      ruleExplain = await explainDecision(db, step, stepNo, target).catch(() => undefined);
       decision = await makeDecision(db, step, stepNo, target, { runId: null });
       await db.query('COMMIT');
     } catch (err) {
@@ -74,6 +78,7 @@ export async function openTrial(db: Db, m: LoadedMigration, stepNo: number, opts
   const failures = new Map<string, { name: string; count: number; sample: unknown[] }>();
   return {
     decision,
+    ruleExplain,
     async batch(q) {
       const verifyFailures: TrialBatch['verifyFailures'] = [];
       for (;;) {

@@ -103,7 +103,7 @@ export async function fingerprint(db: Db, name: string, excludeIndexes: readonly
 /** What planning measures through other stages (the pipeline lends them): a rolled-back batch, and per-batch costs. */
 export interface PlanMeasures {
   /** Opens the trial of step `stepNo`: its batches run as apply would, each rolled back. */
-  trial(stepNo: number): Promise<{ batch: Trial; close(): Promise<void>; rows?: number }>;
+  trial(stepNo: number): Promise<{ batch: Trial; close(): Promise<void>; rows?: number; ruleExplain?: unknown }>;
   /** One COMMIT that writes. */
   commitMs: number;
   /** The throttle checks before each batch (0 on PGlite). */
@@ -143,7 +143,12 @@ export async function plan(db: Db, m: LoadedMigration, opts: PlanOptions, measur
     const cal = await calibrate(db, trial, { size, rows, samples: opts.samples });
     await opened.close();
     const rates = ratesOf(cal.samples);
-    const seqScans = cal.explain ? await findSeqScans(db, cal.explain, step.name, opts.largeTableRows ?? DEFAULT_LARGE_TABLE_ROWS) : [];
+    // the batches' statement, and the making of the decision (a range rule evaluated chunk by chunk)
+    const large = opts.largeTableRows ?? DEFAULT_LARGE_TABLE_ROWS;
+    const seqScans = [
+      ...(cal.explain ? await findSeqScans(db, cal.explain, step.name, large) : []),
+      ...(opened.ruleExplain ? await findSeqScans(db, opened.ruleExplain, step.name, large) : []),
+    ];
     steps.push({ name: step.name, kind: 'batched', table: step.table, rows, samples: cal.samples, rates, estimateMs: { low: 0, mid: 0, high: 0 }, seqScans });
   }
   return finishPlan(db, m, { tables, steps, targetBatchMs, commitMs, throttleMs, source: 'calibration' });

@@ -9,7 +9,7 @@ import { StateError } from '../errors.ts';
 import type { Migration } from '../spec/define.ts';
 import { resolveStep } from '../spec/resolve.ts';
 import { storedDecision } from '../state/decision.ts';
-import { batchImagesCopySql, DECISION_TYPES_SQL } from '../state/decision-sql.ts';
+import { batchImagesSql, DECISION_TYPES_SQL, dropFenceSql, fenceNames } from '../state/decision-sql.ts';
 import { MIGRATION_LOCK_CLASS } from '../state/lock.ts';
 import { BATCHES_TO_UNDO_SQL, getRun, getSteps } from '../state/runs.ts';
 import { ensureState } from '../state/schema.ts';
@@ -99,32 +99,29 @@ ${scriptHeaderSql(lock)}
       });
     }
     const types = (await db.query<{ type: string }>(DECISION_TYPES_SQL, [d.relation, d.writes.length])).rows.map((r) => r.type);
-    const copy = batchImagesCopySql(d);
     for (const b of p.batches) {
-      const data = await copyText(db, copy({ lo: b.lo, hi: b.hi, round: b.round }));
+      const rows = await imagesOf(db, batchImagesSql(d, b), d.writes.length);
       await write(`-- step ${p.stepNo} "${step.name}", batch ${b.batchNo}: ${b.rowsChanged} rows of ${d.tableName} (${d.writes.join(', ')})\n`);
       await write(scriptBatchSql({
         table: qualified(d.tableName), tableName: d.tableName, key: d.key, columns: d.writes, types,
-        runId, stepNo: p.stepNo, batchNo: b.batchNo, xid: b.xid!, lockTimeoutMs, data, rows: b.rowsChanged,
+        runId, stepNo: p.stepNo, batchNo: b.batchNo, xid: b.xid!, lockTimeoutMs, rows, fence: d.fence ? fenceNames(runId, p.stepNo).table : undefined,
       }));
       await write('\n');
     }
-    await write(scriptStepDoneSql(runId, p.stepNo));
+    await write(scriptStepDoneSql(runId, p.stepNo, d.fence ? { drop: dropFenceSql(d, runId, p.stepNo) } : undefined));
   }
   await write(`\n${scriptFooterSql(lock)}`);
   return { runId, batches, rows, bytes, unfinished, skippedIrreversible: irreversible.map((s) => s.name), text: opts.write ? undefined : parts.join('') };
 }
 
-/** A query's rows as COPY text, under pinned settings so that the text reads back to the same values. */
-async function copyText(db: Db, sql: string): Promise<string> {
-  if (!db.copyOut) throw new StateError('BELAY_BACKUP_NO_FILE', `this connection (${db.label}) cannot read COPY data`, { fix: 'Run belay rollback without --sql, or connect to a server.' });
+/** A batch's images as text values, read under pinned settings so that the text reads back to the same values. */
+async function imagesOf(db: Db, sql: string, columns: number): Promise<Array<Array<string | null>>> {
   await db.query('BEGIN');
   try {
     await db.exec(pinnedSettingsSql());
-    const chunks: Buffer[] = [];
-    for await (const c of db.copyOut(sql)) chunks.push(Buffer.from(c));
+    const r = await db.query<Record<string, string | null>>(sql);
     await db.query('COMMIT');
-    return Buffer.concat(chunks).toString('utf8');
+    return r.rows.map((x) => [x.k!, ...Array.from({ length: columns }, (_, i) => x[`o${i}`] ?? null)]);
   } catch (err) {
     await db.query('ROLLBACK').catch(() => undefined);
     throw err;

@@ -16,12 +16,13 @@ export interface ScriptBatch {
   runId: number;
   stepNo: number;
   batchNo: number;
-  /** The batch's xid: only the row versions it wrote are restored. */
+  /** The batch's xid: without schema belay, only the row versions it wrote are restored. */
   xid: string;
+  /** The step's write fence (a table of schema belay): with it, rows nobody else wrote since are restored. */
+  fence?: string;
   lockTimeoutMs: number;
-  /** COPY text of (k, o0, o1, …), one line per row. */
-  data: string;
-  rows: number;
+  /** The rows (k, o0, o1, …), each value as its text form under pinned settings (NULL as null). */
+  rows: ReadonlyArray<ReadonlyArray<string | null>>;
 }
 
 /** Opens the script: stop on the first error, one lock against a concurrent belay run, result tables. */
@@ -57,10 +58,13 @@ export function scriptBatchSql(b: ScriptBatch): string {
   const cols = b.columns.map((_, i) => `o${i}`);
   const set = b.columns.map((c, i) => `${ident(c)} = u.o${i}`).join(', ');
   const same = b.columns.map((c, i) => `x.${ident(c)} IS NOT DISTINCT FROM u.o${i}`).join(' AND ');
-  const ours = `x.xmin = ${literal(b.xid)}::xid8::xid OR x.xmin IN (SELECT xid::xid FROM pg_temp.belay_rollback_xids)`;
-  const restore = (alsoBelay: boolean) => `WITH r AS (
+  const version = `x.xmin = ${literal(b.xid)}::xid8::xid OR x.xmin IN (SELECT xid::xid FROM pg_temp.belay_rollback_xids)`;
+  const ours = (withBelay: boolean) => (withBelay && b.fence
+    ? `NOT EXISTS (SELECT 1 FROM ${b.fence} f WHERE f.k = u.k)`
+    : `${version}${withBelay ? ` OR x.xmin IN (SELECT rollback_xid::xid FROM belay.batches WHERE run_id = ${b.runId} AND rollback_xid IS NOT NULL)` : ''}`);
+  const restore = (withBelay: boolean) => `WITH r AS (
   UPDATE ${b.table} x SET ${set} FROM pg_temp.belay_undo_batch u
-   WHERE x.${k} = u.k AND (${ours}${alsoBelay ? ` OR x.xmin IN (SELECT rollback_xid::xid FROM belay.batches WHERE run_id = ${b.runId} AND rollback_xid IS NOT NULL)` : ''})
+   WHERE x.${k} = u.k AND (${ours(withBelay)})
   RETURNING x.${k} AS k
 ), s AS (
   SELECT u.k, x.${k} IS NULL AS deleted, (x.${k} IS NOT NULL AND ${same}) AS already
@@ -77,7 +81,8 @@ SELECT ${b.stepNo}, ${b.batchNo}, ${literal(b.tableName)}, (SELECT count(*) FROM
       RAISE NOTICE 'belay: step ${b.stepNo}, batch ${b.batchNo} is already rolled back: skipped';
       RETURN;
     END IF;
-    EXECUTE ${literal(restore(true))};
+    ${b.fence ? `PERFORM 1 FROM ${b.table} x JOIN pg_temp.belay_undo_batch u ON x.${k} = u.k FOR UPDATE OF x;
+    ` : ''}EXECUTE ${literal(restore(true))};
     UPDATE belay.batches x SET rolled_back_at = clock_timestamp(), restored = r.restored, rollback_xid = pg_current_xact_id(),
            conflicts = jsonb_build_object('changed', r.changed, 'deleted', r.deleted)
       FROM pg_temp.belay_rollback_result r
@@ -90,12 +95,22 @@ END`;
   const tag = dollarTag(body);
   return `BEGIN;
 SET LOCAL lock_timeout = ${literal(`${b.lockTimeoutMs}ms`)};
+SET LOCAL belay.writer = ${literal(String(b.runId))};
 CREATE TEMP TABLE belay_undo_batch (k ${b.types[0]}, ${cols.map((c, i) => `${c} ${b.types[i + 1]}`).join(', ')}) ON COMMIT DROP;
-COPY belay_undo_batch (k, ${cols.join(', ')}) FROM STDIN;
-${b.data}\\.
+${insertsOf(b.rows, `INSERT INTO pg_temp.belay_undo_batch (k, ${cols.join(', ')}) VALUES`)}
 DO ${tag} ${body} ${tag};
 COMMIT;
 `;
+}
+
+/** The images as INSERTs of 1,000 rows each: every value a literal of its text form, read back by the column's type. */
+function insertsOf(rows: ReadonlyArray<ReadonlyArray<string | null>>, head: string): string {
+  const out: string[] = [];
+  for (let i = 0; i < rows.length; i += 1000) {
+    const chunk = rows.slice(i, i + 1000).map((r) => `(${r.map((v) => (v === null ? 'NULL' : literal(v))).join(', ')})`);
+    out.push(`${head}\n${chunk.join(',\n')};`);
+  }
+  return out.join('\n');
 }
 
 /** A dollar-quote tag that the body does not contain (table and column names are the user's). */
@@ -106,13 +121,19 @@ function dollarTag(body: string): string {
 }
 
 /** A step whose batches the script covers: marked rolled back when none of its batches is left (schema belay present). */
-export function scriptStepDoneSql(runId: number, stepNo: number): string {
-  return `DO $belay$ BEGIN
+export function scriptStepDoneSql(runId: number, stepNo: number, fence?: { drop: readonly string[] }): string {
+  const drop = (fence?.drop ?? []).map((s) => `      EXECUTE ${literal(s)};`).join('\n');
+  const tag = dollarTag(drop);
+  return `DO ${tag} BEGIN
   IF to_regclass('belay.steps') IS NOT NULL THEN
     UPDATE belay.steps SET status = 'rolled_back' WHERE run_id = ${runId} AND step_no = ${stepNo}
        AND NOT EXISTS (SELECT 1 FROM belay.batches WHERE run_id = ${runId} AND step_no = ${stepNo} AND rolled_back_at IS NULL);
+    IF FOUND THEN
+${drop || '      NULL;'}
+      UPDATE belay.decisions SET fence = false WHERE run_id = ${runId} AND step_no = ${stepNo};
+    END IF;
   END IF;
-END $belay$;
+END ${tag};
 `;
 }
 

@@ -8,8 +8,8 @@ import { withRetry } from '../db/retry.ts';
 import { acquireMigrationLock, type LockMode } from '../state/lock.ts';
 import { ensureState } from '../state/schema.ts';
 import { BATCHES_TO_UNDO_SQL, getRun, getSteps, MARK_BATCH_UNDONE_SQL, MARK_STEP_UNDONE_SQL, ROWS_TO_UNDO_SQL, setRunStatus, UNDO_TOTALS_SQL } from '../state/runs.ts';
-import { storedDecision } from '../state/decision.ts';
-import { restoreBatchSql } from '../state/decision-sql.ts';
+import { dropFence, storedDecision } from '../state/decision.ts';
+import { fenceNames, lockBatchRowsSql, restoreBatchSql, WRITER_SQL } from '../state/decision-sql.ts';
 import { resolveStep } from '../spec/resolve.ts';
 import { SET_LOCK_TIMEOUT_SQL } from './rollback-sql.ts';
 import { reversibility, type StepReversibility } from './reversibility.ts';
@@ -89,6 +89,7 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
         }
         await db.query('BEGIN');
         try {
+          await db.query(WRITER_SQL, [String(runId)]);
           await db.exec(step.down);
           await db.query(MARK_STEP_UNDONE_SQL, [runId, stepNo]);
           await db.query('COMMIT');
@@ -102,13 +103,15 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
       if (batches.length > 0) {
         const d = await storedDecision(db, runId, stepNo, await resolveStep(db, step, stepNo));
         if (!d || batches.some((b) => b.xid === null)) throw legacyRun(runId);
-        const sql = restoreBatchSql(d);
+        const sql = restoreBatchSql(d, d.fence ? fenceNames(runId, stepNo).table : undefined);
         for (const b of batches) {
           const r = await withRetry(
             async () => {
               await db.query('BEGIN');
               try {
                 await db.query(SET_LOCK_TIMEOUT_SQL, [`${spec.options?.lockTimeoutMs ?? 2000}ms`]);
+                await db.query(WRITER_SQL, [String(runId)]);
+                if (d.fence) await db.query(lockBatchRowsSql(d), [b.lo, b.hi, b.round]);
                 const res = (await db.query<{ restored: number; changed: unknown[]; deleted: unknown[] }>(sql, [b.lo, b.hi, b.round, b.xid, !!opts.force, runId])).rows[0]!;
                 await db.query(MARK_BATCH_UNDONE_SQL, [runId, stepNo, b.batchNo, res.restored, JSON.stringify({ changed: res.changed, deleted: res.deleted })]);
                 await db.query('COMMIT');
@@ -127,6 +130,9 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
         }
       }
       await db.query(MARK_STEP_UNDONE_SQL, [runId, stepNo]);
+      // the step is undone: nobody's writes need recording for it any more
+      const live = await storedDecision(db, runId, stepNo, await resolveStep(db, step, stepNo));
+      if (live?.fence) await dropFence(db, live, runId, stepNo);
     }
     // totals over every invocation: a resumed rollback counts what the earlier ones restored too
     const totals = (await db.query<{ restored: number; changed: number; deleted: number }>(UNDO_TOTALS_SQL, [runId])).rows[0]!;

@@ -24,6 +24,8 @@ import { rollback } from '../rollback/rollback.ts';
 import { DEFAULT_TARGET_BATCH_MS, type Migration } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { getRun } from '../state/runs.ts';
+import { dropFence, storedDecision } from '../state/decision.ts';
+import { resolveStep } from '../spec/resolve.ts';
 import { abortStage } from '../steer/abort-triggers.ts';
 import { unmeasuredStartSize } from '../steer/batch-sizer.ts';
 import { steerStage, throttleCostMs, type ThrottleOptions } from '../steer/throttle.ts';
@@ -120,7 +122,14 @@ export interface CleanupResult {
 /** belay cleanup <run>: temporary indexes dropped; backups archived (with dir) and copies past the retention dropped. */
 export async function cleanupRun(db: Db, runId: number, opts: ArchiveOptions = {}): Promise<CleanupResult> {
   const run = await getRun(db, runId);
-  const tempIndexesDropped = await cleanTempIndexes(db, runId, run.spec as Migration);
+  const spec = run.spec as Migration;
+  const tempIndexesDropped = await cleanTempIndexes(db, runId, spec);
+  // the monitoring window is over: the write fences come down
+  for (const [stepNo, step] of spec.steps.entries()) {
+    if (step.kind !== 'batched') continue;
+    const d = await storedDecision(db, runId, stepNo, await resolveStep(db, step, stepNo)).catch(() => undefined);
+    if (d?.fence) await dropFence(db, d, runId, stepNo);
+  }
   const backups = await archiveBackups(db, { runId }, { requireArchive: false, ...opts, retentionMs: opts.retentionMs ?? DEFAULT_RETENTION_MS });
   return { runId, tempIndexesDropped, backups };
 }
@@ -136,7 +145,7 @@ export async function plan(db: Db, m: LoadedMigration, opts: PlanOptions = {}): 
   return makePlan(db, m, opts, {
     trial: async (stepNo) => {
       const t = await openTrial(db, m, stepNo);
-      return { batch: (q) => t.batch(q), close: () => t.close(), rows: t.decision?.rows };
+      return { batch: (q) => t.batch(q), close: () => t.close(), rows: t.decision?.rows, ruleExplain: t.ruleExplain };
     },
     commitMs: await commitCostMs(db),
     throttleMs: batched ? await throttleCostMs({ db }, batched.table) : 0,

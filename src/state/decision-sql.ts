@@ -53,7 +53,7 @@ ${source}
  WHERE x.${k} IS NULL OR ${changed}${outside}`;
 }
 
-/** A catch-up round: rows the rule gives now that are not decided (new rows, and rows skipped before). */
+/** A catch-up round: rows the rule gives now that are not decided (new rows), or were skipped because someone changed them first. */
 export function catchUpSql(t: DecisionTarget, source: string, round: number, opts: { range?: boolean } = {}): string {
   const k = ident(t.key);
   const changed = t.writes.map((c) => `p.${ident(c)} IS DISTINCT FROM x.${ident(c)}`).join(' OR ');
@@ -65,7 +65,8 @@ SELECT p.${k}, ${t.writes.map((c) => `p.${ident(c)}`).join(', ')}, ${t.writes.ma
 ${source}
 ) p JOIN ${t.table} x ON x.${k} = p.${k}
  WHERE (${changed})${range}
-   AND NOT EXISTS (SELECT 1 FROM ${t.relation} w WHERE w.k = p.${k} AND w.skipped IS NULL)
+   -- written or pending rows stay as decided; rows a check or a constraint rejected are not tried again
+   AND NOT EXISTS (SELECT 1 FROM ${t.relation} w WHERE w.k = p.${k} AND (w.skipped IS NULL OR w.skipped LIKE 'rejected:%'))
 ON CONFLICT (k) DO UPDATE SET ${cols.map((c) => `${c} = EXCLUDED.${c}`).join(', ')}, round = EXCLUDED.round, skipped = NULL`;
 }
 
@@ -122,7 +123,7 @@ function batchRows(t: DecisionTarget): string {
  * The re-check runs on the newest row version (READ COMMITTED re-evaluates it after a concurrent write),
  * so what is written always replaces exactly its before-image. $1/$2 range, $3 round.
  */
-export function writeBatchSql(t: DecisionTarget): string {
+export function writeBatchSql(t: DecisionTarget, fence?: string): string {
   const k = ident(t.key);
   return `WITH d AS (
   ${batchRows(t)}
@@ -136,7 +137,9 @@ export function writeBatchSql(t: DecisionTarget): string {
     FROM d LEFT JOIN u ON u.k = d.k
    WHERE x.k = d.k AND u.k IS NULL
   RETURNING x.k
-)
+)${fence ? `, f AS (
+  DELETE FROM ${fence} x USING u WHERE x.k = u.k
+)` : ''}
 SELECT (SELECT count(*) FROM d)::int AS rows, (SELECT count(*) FROM u)::int AS changed, (SELECT count(*) FROM s)::int AS skipped,
        (SELECT coalesce(jsonb_agg(k), '[]') FROM (SELECT k FROM s ORDER BY k LIMIT 20) z) AS sample`;
 }
@@ -189,6 +192,14 @@ export function changedSinceSql(t: DecisionTarget): string {
  WHERE x.${k} IS NULL OR x.xmin <> $4::xid8::xid`;
 }
 
+/**
+ * Locks the rows of one batch before its restore is decided ($1/$2 range, $3 round): a writer still in
+ * flight finishes first (and is seen in the fence), one that comes later waits for the rollback to commit.
+ */
+export function lockBatchRowsSql(t: DecisionTarget): string {
+  return `SELECT count(*)::int AS n FROM (SELECT 1 FROM ${t.table} x JOIN (${batchRows(t)}) d ON x.${ident(t.key)} = d.k FOR UPDATE OF x) z`;
+}
+
 /** What the run decided, wrote and skipped, per step (report, result). */
 export function decisionTotalsSql(t: DecisionTarget, runId: number, stepNo: number): string {
   return `SELECT (SELECT count(*) FROM ${t.relation})::int AS decided,
@@ -207,16 +218,18 @@ export function decisionTotalsSql(t: DecisionTarget, runId: number, stepNo: numb
  * later step's rollback in this run restored it): anyone's later write, of any value, makes it a
  * conflict. --force overwrites changed rows; a deleted row cannot be brought back and is listed apart.
  */
-export function restoreBatchSql(t: DecisionTarget): string {
+export function restoreBatchSql(t: DecisionTarget, fence?: string): string {
   const k = ident(t.key);
+  // with a fence: untouched unless someone wrote a written column since; without: the row version the batch wrote
+  const ours = fence
+    ? `NOT EXISTS (SELECT 1 FROM ${fence} f WHERE f.k = d.k)`
+    : `(x.xmin = $4::xid8::xid OR x.xmin IN (SELECT rollback_xid::xid FROM belay.batches WHERE run_id = $6 AND rollback_xid IS NOT NULL))`;
   return `WITH d AS (
   ${batchRows(t)}
 ), r AS (
   UPDATE ${t.table} x SET ${t.writes.map((c, i) => `${ident(c)} = d.${o(i)}`).join(', ')}
     FROM d
-   WHERE x.${k} = d.k
-     AND ($5::boolean OR x.xmin = $4::xid8::xid
-          OR x.xmin IN (SELECT rollback_xid::xid FROM belay.batches WHERE run_id = $6 AND rollback_xid IS NOT NULL))
+   WHERE x.${k} = d.k AND ($5::boolean OR ${ours}) AND ($4::text IS NOT NULL OR $6::bigint IS NOT NULL)
   RETURNING x.${k} AS k
 ), left_alone AS (
   SELECT d.k, x.${k} IS NULL AS deleted FROM d LEFT JOIN r ON r.k = d.k LEFT JOIN ${t.table} x ON x.${k} = d.k WHERE r.k IS NULL
@@ -226,10 +239,10 @@ SELECT (SELECT count(*) FROM r)::int AS restored,
        (SELECT coalesce(jsonb_agg(to_jsonb(k) ORDER BY k), '[]') FROM left_alone WHERE deleted) AS deleted`;
 }
 
-/** The rows a batch wrote with their before-images and xid, as COPY text (the standalone rollback script). */
-export function batchImagesCopySql(t: DecisionTarget): (range: { lo: string; hi: string; round: number }) => string {
-  return ({ lo, hi, round }) => `COPY (SELECT k, ${t.writes.map((_, i) => o(i)).join(', ')} FROM ${t.relation}
-  WHERE round = ${Number(round)} AND skipped IS NULL AND k BETWEEN ${literal(lo)}::${t.keyType} AND ${literal(hi)}::${t.keyType} ORDER BY k) TO STDOUT`;
+/** The rows of one batch with their before-images, each value as its text form (the standalone rollback script). */
+export function batchImagesSql(t: DecisionTarget, b: { lo: string; hi: string; round: number }): string {
+  return `SELECT k::text AS k, ${t.writes.map((_, i) => `${o(i)}::text AS ${o(i)}`).join(', ')} FROM ${t.relation}
+  WHERE round = ${Number(b.round)} AND skipped IS NULL AND k BETWEEN ${literal(b.lo)}::${t.keyType} AND ${literal(b.hi)}::${t.keyType} ORDER BY k`;
 }
 
 // ---- belay.decisions: the registry of decisions, with their size and checksum --------------------------
@@ -242,7 +255,7 @@ ON CONFLICT (run_id, step_no) DO UPDATE SET relation = EXCLUDED.relation, row_co
 export const ADD_ROUND_SQL = `UPDATE belay.decisions SET rounds = rounds + 1, row_count = row_count + $3 WHERE run_id = $1 AND step_no = $2`;
 
 export const GET_DECISION_SQL = `SELECT relation, table_name AS "tableName", key_column AS "keyColumn", key_type AS "keyType", columns,
-       row_count::float8 AS rows, checksum, rounds, status, decided_at::text AS "decidedAt"
+       row_count::float8 AS rows, checksum, rounds, status, fence, decided_at::text AS "decidedAt"
   FROM belay.decisions WHERE run_id = $1 AND step_no = $2`;
 
 export const RUN_DECISIONS_SQL = `SELECT step_no AS "stepNo", relation, table_name AS "tableName", key_column AS "keyColumn", key_type AS "keyType",
@@ -298,3 +311,47 @@ ${written}
 SELECT count(*)::int AS n, coalesce((array_agg(d.k ORDER BY d.k))[1:10], '{}') AS sample
   FROM d WHERE NOT EXISTS (SELECT 1 FROM w WHERE w.k = d.k)`;
 }
+
+// ---- the write fence: who wrote a written column after belay did, during the run and the monitoring window -----
+
+/** The fence of a step: a table of keys, and the trigger that fills it when anyone but belay writes a written column. */
+export function fenceNames(runId: number, stepNo: number): { table: string; fn: string; trigger: string } {
+  return {
+    table: `belay.${ident(`fence_r${runId}_s${stepNo}`)}`,
+    fn: `belay.${ident(`fence_r${runId}_s${stepNo}`)}`,
+    trigger: ident(`belay_fence_r${runId}_s${stepNo}`),
+  };
+}
+
+export const LOCK_TIMEOUT_SQL = `SELECT set_config('lock_timeout', $1, true)`;
+
+/** belay's own writes say who they are, so that its fence does not count them. */
+export const WRITER_SQL = `SELECT set_config('belay.writer', $1, true)`;
+
+/**
+ * Creates the fence: UPDATE OF the written columns fires on any statement that sets them (the same value
+ * included), by any role (the function runs as belay's), except belay's own writes of this run.
+ */
+export function createFenceSql(t: DecisionTarget, runId: number, stepNo: number): string[] {
+  const f = fenceNames(runId, stepNo);
+  return [
+    `CREATE TABLE IF NOT EXISTS ${f.table} (k ${'%KEYTYPE%'} PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())`.replace('%KEYTYPE%', t.keyType),
+    `CREATE OR REPLACE FUNCTION ${f.fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fence$
+BEGIN
+  IF current_setting('belay.writer', true) IS DISTINCT FROM ${literal(String(runId))} THEN
+    INSERT INTO ${f.table} (k) VALUES (NEW.${ident(t.key)}) ON CONFLICT (k) DO UPDATE SET at = EXCLUDED.at;
+  END IF;
+  RETURN NULL;
+END $fence$`,
+    `REVOKE ALL ON FUNCTION ${f.fn}() FROM PUBLIC`,
+    `DROP TRIGGER IF EXISTS ${f.trigger} ON ${t.table}`,
+    `CREATE TRIGGER ${f.trigger} AFTER UPDATE OF ${t.writes.map(ident).join(', ')} ON ${t.table} FOR EACH ROW EXECUTE FUNCTION ${f.fn}()`,
+  ];
+}
+
+export function dropFenceSql(t: { table: string }, runId: number, stepNo: number): string[] {
+  const f = fenceNames(runId, stepNo);
+  return [`DROP TRIGGER IF EXISTS ${f.trigger} ON ${t.table}`, `DROP FUNCTION IF EXISTS ${f.fn}()`, `DROP TABLE IF EXISTS ${f.table}`];
+}
+
+export const SET_FENCE_SQL = `UPDATE belay.decisions SET fence = $3 WHERE run_id = $1 AND step_no = $2`;

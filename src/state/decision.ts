@@ -3,12 +3,13 @@
 // add what the rule gives later (rows inserted or changed by the application meanwhile).
 import { checksumInTransaction } from '../db/checksum.ts';
 import type { Db } from '../db/connection.ts';
-import { pinnedSettingsSql } from '../db/sql.ts';
+import { ident, pinnedSettingsSql } from '../db/sql.ts';
 import { DbError, serverFields, VerificationError } from '../errors.ts';
 import type { BatchedStep } from '../spec/define.ts';
 import { ruleOf, type StepTarget } from '../spec/resolve.ts';
+import { withRetry } from '../db/retry.ts';
 import {
-  ADD_ROUND_SQL, catchUpSql, createDecisionSql, type DecisionTarget, decisionCountSql, decisionKeySql, decisionProblemsSql,
+  ADD_ROUND_SQL, createFenceSql, dropFenceSql, SET_FENCE_SQL, LOCK_TIMEOUT_SQL, catchUpSql, createDecisionSql, type DecisionTarget, decisionCountSql, decisionKeySql, decisionProblemsSql,
   decisionRelation, dropDecisionSql, fillDecisionSql, GET_DECISION_SQL, INSERT_DECISION_SQL, STEP_HAS_BATCHES_SQL, tableChunkSql,
 } from './decision-sql.ts';
 
@@ -20,6 +21,8 @@ export const DECIDE_CHUNK = 10_000;
 export interface Decision extends DecisionTarget {
   /** Rows decided (all rounds). */
   rows: number;
+  /** A trigger records who else writes the written columns (rollback's conflict rule); false: the row version is the rule. */
+  fence: boolean;
   /** Typed, order-independent checksum of the decision as made. */
   checksum: string;
   rounds: number;
@@ -63,10 +66,11 @@ export async function makeDecision(db: Db, step: BatchedStep, stepNo: number, ta
   await db.exec(pinnedSettingsSql());
   const sum = await checksumInTransaction(db, t.relation);
   await db.query('ROLLBACK TO SAVEPOINT belay_decision_sum');
+  await db.query('RELEASE SAVEPOINT belay_decision_sum');
   if (opts.runId !== null) {
     await db.query(INSERT_DECISION_SQL, [opts.runId, stepNo, t.relation, t.tableName, t.key, t.keyType, [...t.writes], rows, sum.checksum]);
   }
-  return { ...t, rows, checksum: sum.checksum, rounds: 0 };
+  return { ...t, rows, checksum: sum.checksum, rounds: 0, fence: false };
 }
 
 /** Runs the rule over the table: one statement for a set-based rule, chunks of the key range for a range projection. */
@@ -92,9 +96,9 @@ async function fill(db: Db, t: DecisionTarget, rule: ReturnType<typeof ruleOf>, 
 
 /** The step's stored decision, or undefined when none was made yet. */
 export async function storedDecision(db: Db, runId: number, stepNo: number, target: StepTarget): Promise<Decision | undefined> {
-  const r = (await db.query<{ relation: string; rows: number; checksum: string; rounds: number; status: string }>(GET_DECISION_SQL, [runId, stepNo])).rows[0];
+  const r = (await db.query<{ relation: string; rows: number; checksum: string; rounds: number; status: string; fence: boolean }>(GET_DECISION_SQL, [runId, stepNo])).rows[0];
   if (!r || r.status !== 'live') return undefined;
-  return { ...target, relation: r.relation, rows: Number(r.rows), checksum: r.checksum, rounds: r.rounds };
+  return { ...target, relation: r.relation, rows: Number(r.rows), checksum: r.checksum, rounds: r.rounds, fence: r.fence };
 }
 
 /** True once the step committed a batch: from then on its decision is never made again. */
@@ -118,4 +122,67 @@ export async function catchUp(db: Db, step: BatchedStep, stepNo: number, d: Deci
     await db.query('ROLLBACK').catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * Puts up the step's write fence before its first batch: from then until cleanup, anyone else's write of a
+ * written column (the same value included) is recorded, and rollback leaves that row alone. A role that may
+ * not create triggers on the table (42501), or a table that stays locked, runs without it: rollback then
+ * treats any newer row version as someone else's write. Returns whether the fence stands.
+ */
+export async function ensureFence(db: Db, d: Decision, runId: number, stepNo: number, lockTimeoutMs: number): Promise<boolean> {
+  if (d.fence) return true;
+  try {
+    await withRetry(async () => {
+      await db.query('BEGIN');
+      try {
+        await db.query(LOCK_TIMEOUT_SQL, [`${lockTimeoutMs}ms`]);
+        for (const sql of createFenceSql(d, runId, stepNo)) await db.query(sql);
+        await db.query(SET_FENCE_SQL, [runId, stepNo, true]);
+        await db.query('COMMIT');
+      } catch (err) {
+        await db.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    }, { maxRetries: 5 });
+    d.fence = true;
+    return true;
+  } catch (err) {
+    const state = serverFields(err).sqlstate;
+    if (state === '42501' || state === '55P03') return false;
+    throw err;
+  }
+}
+
+/** Takes a step's fence down (after its rollback, or at cleanup). */
+export async function dropFence(db: Db, d: { table: string }, runId: number, stepNo: number): Promise<void> {
+  await db.query('BEGIN');
+  try {
+    for (const sql of dropFenceSql(d, runId, stepNo)) await db.query(sql);
+    await db.query(SET_FENCE_SQL, [runId, stepNo, false]);
+    await db.query('COMMIT');
+  } catch (err) {
+    await db.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * EXPLAIN (FORMAT JSON) of the first chunk of a range rule's decision: a scan per row there is what makes
+ * deciding slow. A set-based rule reads whole tables by design: undefined.
+ */
+export async function explainDecision(db: Db, step: BatchedStep, stepNo: number, target: StepTarget): Promise<unknown> {
+  const t = decisionTarget(target, null, stepNo);
+  const rule = ruleOf(step, stepNo);
+  if (rule.kind !== 'range') return undefined;
+  const c = (await db.query<{ lo: string | null; hi: string | null }>(tableChunkSql(t, true), [null, DECIDE_CHUNK])).rows[0]!;
+  if (c.lo === null) return undefined;
+  const r = await db.query<Record<string, unknown>>(`EXPLAIN (FORMAT JSON) ${fillSelectSql(t, rule.sql)}`, [c.lo, c.hi]);
+  const v = Object.values(r.rows[0]!)[0];
+  return typeof v === 'string' ? JSON.parse(v) : v;
+}
+
+/** The rule's rows for the range [$1, $2] (what a chunk of the decision reads). */
+function fillSelectSql(t: DecisionTarget, rule: string): string {
+  return `SELECT * FROM (\n${rule}\n) p WHERE p.${ident(t.key)} BETWEEN $1::${t.keyType} AND $2::${t.keyType}`;
 }

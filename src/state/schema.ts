@@ -204,6 +204,7 @@ CREATE TABLE belay.decisions (
   rounds        int NOT NULL DEFAULT 0,      -- catch-up rounds run after the decision
   decided_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
   status        text NOT NULL DEFAULT 'live', -- live | dropped
+  fence         boolean NOT NULL DEFAULT false, -- a trigger records who else writes the written columns
   PRIMARY KEY (run_id, step_no)
 );
 ALTER TABLE belay.steps ADD COLUMN round int NOT NULL DEFAULT 0;

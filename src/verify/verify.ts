@@ -13,7 +13,7 @@ import { type Baseline, mergeSummary, readSummary, type UntouchedBaseline } from
 import { recordRound } from './record.ts';
 import { countedSql, INVALID_UNIQUE_SQL, keyRangeSql, nullsSql, UNVALIDATED_SQL, untouchedChecksumSql, validateConstraintSql, writtenCountedSql } from './verify-sql.ts';
 import { type Decision, storedDecision } from '../state/decision.ts';
-import { decisionCountSql, decisionTotalsSql, writesHeldSql, writtenAsTableSql } from '../state/decision-sql.ts';
+import { decisionCountSql, decisionTotalsSql, writesHeldSql, writtenAsWrittenSql } from '../state/decision-sql.ts';
 import type { Stage } from '../run/contract.ts';
 import { resolveStep, writtenTables } from '../spec/resolve.ts';
 
@@ -300,7 +300,9 @@ async function stepChecks(db: Db, runId: number, decisions: StepDecision[], limi
     if (!step.verify) continue;
     const sql = step.verify;
     out.push(await guarded(`${step.name}.verify`, 'spec', `rows written by step "${step.name}" that fail its verification today`, async () => {
-      const r = await db.query<{ n: number; sample: unknown[] | null }>(writtenCountedSql(sql, writtenAsTableSql(d, runId, stepNo), limit));
+      // `written`: the rows as the step wrote them (its values, today's other columns), as in its batches
+      const columns = (await tableInfo(db, d.tableName)).columns.map((c) => c.name);
+      const r = await db.query<{ n: number; sample: unknown[] | null }>(writtenCountedSql(sql, writtenAsWrittenSql(d, runId, stepNo, columns), limit));
       return { count: r.rows[0]!.n, sample: r.rows[0]!.sample ?? [] };
     }));
   }

@@ -16,8 +16,11 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs belay with args; killAfterMs sends SIGKILL after that delay. */
-export function runCli(args: string[], opts: { killAfterMs?: number; env?: Record<string, string>; cwd?: string } = {}): Promise<CliResult> {
+/**
+ * Runs belay with args; killAfterMs sends SIGKILL after that delay, killAfterBatches when the child has
+ * reported that many committed batches (with --json): a kill that lands mid-run, whatever the machine's speed.
+ */
+export function runCli(args: string[], opts: { killAfterMs?: number; killAfterBatches?: number; env?: Record<string, string>; cwd?: string } = {}): Promise<CliResult> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', TSX, BELAY, ...args], {
       cwd: opts.cwd ?? ROOT,
@@ -26,7 +29,13 @@ export function runCli(args: string[], opts: { killAfterMs?: number; env?: Recor
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
+    let batches = 0;
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      if (opts.killAfterBatches === undefined) return;
+      batches += (String(d).match(/"type":"batch-committed"/g) ?? []).length;
+      if (batches >= opts.killAfterBatches) child.kill('SIGKILL');
+    });
     child.stderr.on('data', (d) => (stderr += d));
     const timer = opts.killAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs);
     child.on('close', (code, signal) => {

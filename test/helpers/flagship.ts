@@ -31,3 +31,15 @@ export async function rowsWithout(db: Db, column: string): Promise<Map<number, s
   );
   return new Map(r.rows.map((x) => [Number(x.id), x.rest]));
 }
+
+/** The keys a run's first step wrote (as its decision and batches record them), in key order. */
+export async function writtenIds(db: Db, runId: number, stepNo = 0): Promise<number[]> {
+  const r = await db.query<{ relation: string; key_type: string }>(`SELECT relation, key_type FROM belay.decisions WHERE run_id = $1 AND step_no = $2`, [runId, stepNo]);
+  const d = r.rows[0];
+  if (!d) return [];
+  const w = await db.query<{ k: number }>(
+    `SELECT d.k FROM belay.batches b JOIN ${d.relation} d ON d.round = b.round AND d.skipped IS NULL AND d.k BETWEEN b.lo::${d.key_type} AND b.hi::${d.key_type}
+      WHERE b.run_id = $1 AND b.step_no = $2 ORDER BY d.k`, [runId, stepNo],
+  );
+  return w.rows.map((x) => Number(x.k));
+}
