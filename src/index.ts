@@ -51,4 +51,7 @@ export {
   type Environment, type ProjectConfig, type Ledger, type LedgerEntry,
 } from './plan/environments.ts';
 export type { BelayEvent, EventSink } from './events.ts';
+export { prismaCheck, type PrismaCheckOptions, type PrismaCheckReport } from './prisma/check.ts';
+export { prismaDeploy, type PrismaDeployOptions, type PrismaDeployResult } from './prisma/deploy.ts';
+export { FINDINGS as PRISMA_FINDINGS, type FindingCode as PrismaFindingCode } from './prisma/predictors/registry.ts';
 export * from './errors.ts';

@@ -8,6 +8,7 @@ export function afterCommitHazards(migration: string, statements: readonly State
   if (!after) return [];
   const commit = statements.filter((s) => s.kind === 'TransactionStmt' && s.index < after.index).pop();
   return [statementFinding('PRISMA_AFTER_COMMIT', migration, after, {
+    deployFixes: true,
     message: `statement ${after.index} and the ${statements.filter((s) => s.index >= after.index && s.kind !== 'TransactionStmt').length - 1} after it run after the COMMIT of statement ${commit?.index}: a failure from here on leaves the statements before it applied`,
   })];
 }
