@@ -7,7 +7,7 @@ import { strings, type Fragments } from './fragments.ts';
 import type { Model, TableState } from './model.ts';
 import { emptyRowsSql, insertSql, projectSql, updateFromSql } from './prisma-sql.ts';
 import { innerTargets } from './parse.ts';
-import { findTop, splitTop } from './sql-text.ts';
+import { findTop, type Replacement, splitTop } from './sql-text.ts';
 
 type Node = Record<string, unknown>;
 interface RangeVar { schemaname?: string; relname: string; alias?: { aliasname: string }; location?: number }
@@ -192,13 +192,13 @@ function alterTable(f: Fragments, a: Action, t: TableState): void {
 }
 
 /** The USING expression of an ALTER COLUMN TYPE sub-command, rendered; null without one. */
-export function usingSql(f: Fragments, a: Action): string | null {
+export function usingSql(f: Fragments, a: Action, extra: readonly Replacement[] = []): string | null {
   const def = (a.node.def as { ColumnDef?: ColumnDefNode } | undefined)?.ColumnDef;
   if (!def?.raw_default) return null;
   const from = f.toks.findIndex((t) => t.start >= (def.typeName?.location ?? 0));
   const u = findTop(f.toks, from, (t) => t.up === 'USING');
   const end = findTop(f.toks, u + 1, (t) => t.up === ',' || t.up === ';');
-  return f.tokens(u + 1, end);
+  return f.render(f.toks[u + 1]!.start, f.toks[end - 1]!.end, extra);
 }
 
 /** The expression of ALTER COLUMN … SET DEFAULT, rendered: from the DEFAULT before it to the end of the sub-command. */

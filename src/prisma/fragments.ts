@@ -35,7 +35,7 @@ export class Fragments {
     return this;
   }
 
-  private nameSpan(location: number | undefined): { start: number; end: number } | undefined {
+  nameSpan(location: number | undefined): { start: number; end: number } | undefined {
     if (location === undefined || location < 0) return undefined;
     let i = this.toks.findIndex((t) => t.start === location);
     if (i < 0) return undefined;
@@ -58,9 +58,21 @@ export class Fragments {
     if (to && span) this.reps.push({ ...span, text: to });
   }
 
-  /** Bytes [start, end) rendered. */
-  render(start: number, end: number): string {
-    return this.text.render(start, end, this.reps);
+  /** Bytes [start, end) rendered, with `extra` replacements on top of the statement's own. */
+  render(start: number, end: number, extra: readonly Replacement[] = []): string {
+    return this.text.render(start, end, [...this.reps.filter((r) => !extra.some((e) => e.start < r.end && r.start < e.end)), ...extra]);
+  }
+
+  /** Column references inside `node` as `prefix.column` (a PL/pgSQL record's field, say). */
+  columnRefs(node: unknown, prefix: string): Replacement[] {
+    const out: Replacement[] = [];
+    walk(node, (kind, n) => {
+      if (kind !== 'ColumnRef') return;
+      const fields = strings((n as { fields?: unknown[] }).fields);
+      const span = this.nameSpan((n as { location?: number }).location);
+      if (span && fields.length) out.push({ ...span, text: `${prefix}."${fields[fields.length - 1]!.replace(/"/g, '""')}"` });
+    });
+    return out;
   }
 
   /** Tokens [i, j) rendered. */

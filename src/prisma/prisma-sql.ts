@@ -180,21 +180,22 @@ export function evaluateAllSql(rows: string, alias: string, exprs: readonly stri
 
 /**
  * Tests every row in its own subtransaction (a PL/pgSQL block with an exception handler) without
- * aborting the snapshot: assigning to a variable of the target type applies the assignment cast that
- * ALTER COLUMN TYPE applies. Works on PostgreSQL 15 and PGlite; the count and up to `sample` rows
- * (as JSON) come back through two transaction-local settings.
+ * aborting the snapshot. The conversion is evaluated inside the block from the row's fields (`expr` reads
+ * them as r."column"), and assigning it to a variable of the target type applies the assignment cast that
+ * ALTER COLUMN TYPE applies. Works on PostgreSQL 15 and PGlite; the count and up to `sample` rows (as
+ * JSON) come back through two transaction-local settings.
  */
 export function perRowCastSql(rows: string, alias: string, show: string, expr: string, type: string, sample: number): string {
-  const q = `SELECT ${show} AS j, ${expr} AS x FROM (${rows}) AS ${ident(alias)}`;
+  const q = `SELECT ${show} AS "__j", ${ident(alias)}.* FROM (${rows}) AS ${ident(alias)}`;
   return `DO $belay$
 DECLARE r record; v ${type}; bad bigint := 0; seen jsonb := '[]';
 BEGIN
   FOR r IN EXECUTE ${literal(q)} LOOP
     BEGIN
-      v := r.x;
+      v := ${expr};
     EXCEPTION WHEN others THEN
       bad := bad + 1;
-      IF bad <= ${sample} THEN seen := seen || jsonb_build_array(r.j || jsonb_build_object('error', SQLERRM)); END IF;
+      IF bad <= ${sample} THEN seen := seen || jsonb_build_array(r."__j" || jsonb_build_object('error', SQLERRM)); END IF;
     END;
   END LOOP;
   PERFORM set_config('belay.prisma_bad', bad::text, true), set_config('belay.prisma_sample', seen::text, true);

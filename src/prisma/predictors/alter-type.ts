@@ -15,12 +15,31 @@ import type { Predictor } from './predictor.ts';
 const LIMITED = /^(?:varchar|character\s+varying|char|character|bpchar)\s*\(\s*(\d+)\s*\)$/i;
 const TEXTLIKE = /^(?:text|character varying|varchar|character|char|bpchar|citext)\b/i;
 
-async function perRow(a: Action, ctx: PredictContext, src: string, type: string): Promise<{ count: number; sample: Record<string, unknown>[] }> {
+/** Counts failing rows one by one: the conversion runs in PL/pgSQL from each row's fields. */
+async function perRow(a: Action, ctx: PredictContext, column: string, type: string): Promise<{ count: number; sample: Record<string, unknown>[] }> {
   const t = a.table!;
-  const show = `jsonb_build_object(${identity(t, a.alias!).map((x) => `${literal(x.split('.').pop()!.replace(/^"|"$/g, ''))}, ${x}`).join(', ')}, 'value', (${src})::text)`;
-  await ctx.probe(perRowCastSql(t.rows, a.alias!, show, src, type, ctx.sample));
+  const alias = a.alias!;
+  const ids = identity(t, alias).map((x) => `${literal(x.slice(x.lastIndexOf('.') + 2, -1).replace(/""/g, '"'))}, ${x}`);
+  const show = `jsonb_build_object(${[...ids, `'value', ${ident(alias)}.${ident(column)}::text`].join(', ')})`;
+  const def = (a.node.def as { ColumnDef: ColumnDefNode }).ColumnDef;
+  const expr = def.raw_default ? usingSql(ctx.frag, a, ctx.frag.columnRefs(def.raw_default, 'r'))! : `r.${ident(column)}`;
+  await ctx.probe(perRowCastSql(t.rows, alias, show, expr, type, ctx.sample));
   const r = await ctx.probe<{ n: number; sample: Record<string, unknown>[] }>(PER_ROW_RESULT_SQL);
   return { count: Number(r[0]!.n), sample: r[0]!.sample };
+}
+
+/**
+ * The text column a conversion reads through its input function (no USING, USING c::T or c::text::T on a
+ * text column): then pg_input_is_valid(c, T) answers for every row in one pass. Null otherwise.
+ */
+function inputColumn(a: Action, column: { name: string; type: string }): string | null {
+  if (!TEXTLIKE.test(column.type)) return null;
+  let n = (a.node.def as { ColumnDef: ColumnDefNode }).ColumnDef.raw_default as Record<string, unknown> | undefined;
+  if (!n) return column.name;
+  for (let depth = 0; depth < 2 && n?.TypeCast; depth++) n = (n.TypeCast as { arg: Record<string, unknown> }).arg;
+  const ref = n?.ColumnRef as { fields?: unknown[] } | undefined;
+  const fields = strings(ref?.fields);
+  return fields[fields.length - 1] === column.name ? column.name : null;
 }
 
 export const alterTypePredictor: Predictor = {
@@ -37,7 +56,7 @@ export const alterTypePredictor: Predictor = {
     const names = strings(def.typeName.names);
     const enumState = ctx.model.enumOf(names.length > 1 ? names[0] : undefined, names[names.length - 1]!);
     const array = (def.typeName.arrayBounds?.length ?? 0) > 0;
-    const show = [...new Set([...identity(t, alias), `(${src})::text AS "value"`])];
+    const show = [...new Set([...identity(t, alias), `${ident(alias)}.${ident(col.name)}::text AS "value"`])];
     let result: { count: number; sample: Record<string, unknown>[] };
     // whether converting in the model raises an error (an explicit cast to varchar(n) truncates instead)
     let raises = false;
@@ -61,9 +80,10 @@ export const alterTypePredictor: Predictor = {
         } catch (err) {
           if (!isDataError(err)) throw err;
           raises = true;
-          result = ctx.inputIsValid && !using && TEXTLIKE.test(col.type)
-            ? counted(await ctx.probe(inputInvalidSql(t.rows, alias, show, src, type), [ctx.sample]))
-            : await perRow(a, ctx, src, type);
+          const input = ctx.inputIsValid ? inputColumn(a, col) : null;
+          result = input
+            ? counted(await ctx.probe(inputInvalidSql(t.rows, alias, show, `${ident(alias)}.${ident(input)}`, type), [ctx.sample]))
+            : await perRow(a, ctx, col.name, type);
         }
       }
     }
