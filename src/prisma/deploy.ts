@@ -117,6 +117,11 @@ function refuseOn(check: PrismaCheckReport): void {
       fix: 'Repair what the failed migration left, then `prisma migrate resolve --rolled-back <name>` (or --applied), and deploy again.',
     });
   }
+  if (check.findings.some((f) => f.code === 'PRISMA_BASELINE_REQUIRED')) {
+    throw new BelayError('BELAY_PRISMA_BASELINE', `schema "${check.schema}" has tables but no _prisma_migrations`, {
+      exitCode: EXIT.state, fix: 'Baseline the database first: `prisma migrate resolve --applied <name>` for the migrations it already has.',
+    });
+  }
   const blocking = check.findings.filter((f) => f.severity === 'error' && !f.deployFixes);
   if (blocking.length) {
     throw new BelayError('BELAY_PRISMA_PREDICTED_FAILURE', `the check predicts ${blocking.length} failing statement(s); nothing was run: ${blocking.map((f) => `${f.code} in ${f.migration ?? '-'}${f.line ? ` line ${f.line}` : ''}`).join('; ')}`, {

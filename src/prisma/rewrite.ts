@@ -76,7 +76,7 @@ export function planMigration(file: MigrationFile, parsed: ParsedFile, infos: re
         steps.push({ phase: 'after', sql: `ALTER TABLE ${table} VALIDATE CONSTRAINT ${ident(c.conname)}`, statement: s.index, why: 'validates the existing rows under a SHARE UPDATE EXCLUSIVE lock' });
         continue;
       }
-      if (cmd.subtype === 'AT_SetNotNull' && !act.touchedBefore) {
+      if (cmd.subtype === 'AT_SetNotNull') {
         const col = String(cmd.name);
         const check = ident(`belay_nn_${rel.relname}_${col}`.slice(0, 63));
         tx(`ALTER TABLE ${table} ADD CONSTRAINT ${check} CHECK (${ident(col)} IS NOT NULL) NOT VALID`, 'SET NOT NULL through a CHECK added NOT VALID, validated after the commit');
@@ -90,7 +90,8 @@ export function planMigration(file: MigrationFile, parsed: ParsedFile, infos: re
     }
     tx(s.text);
   }
-  return { name: file.name, checksum: file.checksum, steps };
+  const order: Phase[] = ['before', 'transaction', 'after'];
+  return { name: file.name, checksum: file.checksum, steps: order.flatMap((ph) => steps.filter((x) => x.phase === ph)) };
 }
 
 /** Names a statement drops or renames (an index dropped before being built again under the same name). */

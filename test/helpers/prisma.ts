@@ -97,15 +97,21 @@ export async function runLikePrisma(db: Db, sql: string): Promise<string | null>
 }
 
 /** Every user table's rows (typed checksum) and the catalog of the public schema, as one text. */
-export async function fingerprint(db: Db): Promise<string> {
+export async function fingerprint(db: Db, opts: { skip?: readonly string[] } = {}): Promise<string> {
   const tables = await db.query<{ s: string; t: string }>(
     `SELECT n.nspname AS s, c.relname AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2`);
   const parts: string[] = [];
   for (const r of tables.rows) {
+    if (opts.skip?.includes(r.t)) continue;
     const c = await checksumTable(db, qualified([r.s, r.t]));
     parts.push(`${r.s}.${r.t}:${c.rows}:${c.checksum}`);
   }
+  return `${parts.join('\n')}\n${await catalogText(db)}`;
+}
+
+/** The catalog of the public schema (relations, columns, constraints, index validity, enum labels) as text. */
+export async function catalogText(db: Db): Promise<string> {
   const catalog = await db.query<{ x: string }>(`
     SELECT string_agg(x, E'\\n' ORDER BY x) AS x FROM (
       SELECT format('rel %s %s', c.relname, c.relkind) AS x FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace
@@ -116,5 +122,22 @@ export async function fingerprint(db: Db): Promise<string> {
       UNION ALL SELECT format('idx %s %s', indexrelid::regclass, indisvalid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relnamespace = 'public'::regnamespace
       UNION ALL SELECT format('enum %s %s', t.typname, e.enumlabel) FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid
     ) q`);
-  return `${parts.join('\n')}\n${catalog.rows[0]!.x ?? ''}`;
+  return catalog.rows[0]!.x ?? '';
+}
+
+/**
+ * Two databases compared: the catalog of public, and every table's rows (except _prisma_migrations) as
+ * sorted JSON without timestamp columns, which hold the time each database was seeded.
+ */
+export async function comparable(db: Db): Promise<string> {
+  const tables = await db.query<{ t: string; ts: string[] | null }>(
+    `SELECT c.relname AS t, array_agg(a.attname::text) FILTER (WHERE a.atttypid IN ('timestamp'::regtype, 'timestamptz'::regtype)) AS ts
+       FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+      WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' AND c.relname <> '_prisma_migrations' GROUP BY 1 ORDER BY 1`);
+  const parts: string[] = [];
+  for (const { t, ts } of tables.rows) {
+    const r = await db.query<{ x: string | null }>(`SELECT string_agg(j, E'\\n' ORDER BY j) AS x FROM (SELECT (to_jsonb(t) - $1::text[])::text AS j FROM ${qualified(t)} t) q`, [ts ?? []]);
+    parts.push(`${t}\n${r.rows[0]!.x ?? ''}`);
+  }
+  return `${parts.join('\n')}\n${await catalogText(db)}`;
 }
