@@ -3,7 +3,7 @@ import { EXIT } from '../../errors.ts';
 import { DEFAULT_SAMPLE, prismaCheck } from '../../prisma/check.ts';
 import { DEFAULT_LOCK_TIMEOUT_MS, DEFAULT_LOCK_WAIT_MS, DEFAULT_RETRIES, prismaDeploy } from '../../prisma/deploy.ts';
 import { renderCheck, renderDeploy } from '../../prisma/format.ts';
-import { DEFAULT_MIGRATIONS_DIR } from '../../prisma/migrations-dir.ts';
+import { DEFAULT_MIGRATIONS_DIR, listMigrations } from '../../prisma/migrations-dir.ts';
 import { connect, type GlobalOptions, out, parsePositiveInt } from '../context.ts';
 
 interface Flags { schema?: string; sample: number; info?: boolean; lockWarnMs?: number }
@@ -20,6 +20,7 @@ export function registerPrisma(program: Command, setExit: (c: number) => void): 
     .option('--info', 'also print findings of severity info'))
     .action(async (dir: string | undefined, o: Flags, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
+      listMigrations(dir ?? DEFAULT_MIGRATIONS_DIR); // a bad folder is reported before connecting
       const db = await connect(g);
       try {
         const r = await prismaCheck(db, { dir, schema: o.schema, sample: o.sample, lockWarnMs: o.lockWarnMs });
@@ -40,6 +41,7 @@ export function registerPrisma(program: Command, setExit: (c: number) => void): 
     .option('--no-rewrite', 'run each file as it is, in one transaction'))
     .action(async (dir: string | undefined, o: Flags & { plan?: boolean; lockTimeout: number; retries: number; lockWait: number; rewrite: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
+      listMigrations(dir ?? DEFAULT_MIGRATIONS_DIR);
       const db = await connect(g);
       try {
         const r = await prismaDeploy(db, {
