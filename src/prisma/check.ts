@@ -7,7 +7,7 @@ import { migrationStatus, prismaSchema, readHistory, schemaHasTables } from './h
 import type { Blocker } from './locks.ts';
 import { DEFAULT_MIGRATIONS_DIR, listMigrations } from './migrations-dir.ts';
 import { Model } from './model.ts';
-import { HAS_INPUT_IS_VALID_SQL, setSearchPathSql, SNAPSHOT_SQL } from './prisma-sql.ts';
+import { HAS_INPUT_IS_VALID_SQL, PROBE_MEMORY_SQL, setSearchPathSql, SNAPSHOT_SQL } from './prisma-sql.ts';
 import type { Finding, MigrationFile, MigrationStatus } from './types.ts';
 
 export interface PrismaCheckOptions {
@@ -61,6 +61,7 @@ export async function checkInSnapshot(db: Db, files: readonly MigrationFile[], s
       message: `schema "${schema}" has tables but no _prisma_migrations: prisma migrate deploy stops with P3005`,
     }));
   }
+  await db.query(PROBE_MEMORY_SQL);
   const inputIsValid = !!(await db.query<{ has: boolean }>(HAS_INPUT_IS_VALID_SQL)).rows[0]?.has;
   const model = new Model(db, schema);
   const a = await analyzeMigrations(db, model, status.pending, {

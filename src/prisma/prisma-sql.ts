@@ -12,6 +12,12 @@ export const TRY_LOCK_SQL = `SELECT pg_try_advisory_lock(${PRISMA_LOCK_KEY}) AS 
 export const UNLOCK_SQL = `SELECT pg_advisory_unlock(${PRISMA_LOCK_KEY})`;
 
 export const SNAPSHOT_SQL = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
+/**
+ * The statements a prediction stands for (index builds, constraint validation) sort and hash with
+ * maintenance_work_mem; the probe gets as much, or its GROUP BY spills to disk where the build does not.
+ */
+export const PROBE_MEMORY_SQL = `SELECT set_config('work_mem', (greatest(pg_size_bytes(current_setting('work_mem')),
+  pg_size_bytes(current_setting('maintenance_work_mem'))) / 1024)::text || 'kB', true)`;
 export const SAVEPOINT_SQL = 'SAVEPOINT belay_prisma_probe';
 export const ROLLBACK_TO_SQL = 'ROLLBACK TO SAVEPOINT belay_prisma_probe';
 export const RELEASE_SQL = 'RELEASE SAVEPOINT belay_prisma_probe';
@@ -163,6 +169,11 @@ export function duplicatesSql(rows: string, alias: string, keys: readonly string
   return `SELECT d.*, sum(d."rows") OVER ()::float8 AS "__n", count(*) OVER ()::float8 AS "__groups" FROM (
   SELECT ${sel}, count(*)::float8 AS "rows" FROM (${rows}) AS ${ident(alias)} WHERE ${where} GROUP BY ${by} HAVING count(*) > 1
 ) d ORDER BY d."rows" DESC LIMIT $1`;
+}
+
+/** Rows minus distinct hashes of their keys: 0 proves the keys distinct (see predictors/unique.ts). */
+export function distinctShortfallSql(rows: string, alias: string, keys: readonly string[], where: string): string {
+  return `SELECT (count(*) - count(DISTINCT hash_record_extended(ROW(${keys.join(', ')}), 0)))::float8 AS d FROM (${rows}) AS ${ident(alias)} WHERE ${where}`;
 }
 
 /** Child rows with every key column set and no parent row with those values (MATCH SIMPLE). */
