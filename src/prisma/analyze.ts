@@ -5,9 +5,9 @@ import type { Db } from '../db/connection.ts';
 import { statementFinding, makeContext, type Action } from './context.ts';
 import { applyEffects } from './effects.ts';
 import { Fragments, strings } from './fragments.ts';
-import { blockersNow, blocksOf, conflicts, type LockHold, type LockMode, locksOf, Sizes, stronger } from './locks.ts';
+import { blockersNow, blocksOf, conflicts, type LockHold, type LockMode, locksOf, Sizes, type StatementLock, stronger } from './locks.ts';
 import type { Model, TableState } from './model.ts';
-import { parseFile } from './parse.ts';
+import { innerTargets, parseFile } from './parse.ts';
 import { PREDICTORS } from './predictors/index.ts';
 import { afterCommitHazards } from './predictors/after-commit.ts';
 import { concurrentlyHazards } from './predictors/concurrently.ts';
@@ -84,7 +84,7 @@ export async function analyzeMigrations(db: Db, model: Model, files: readonly Mi
           kind: a.kind, table: t?.name ?? null, live: !!t?.live, rows: t?.live ? (await sizes.of(t.live.oid)).rows : 0,
           touchedBefore: !!t?.touched.some((x) => x.startsWith(`${file.name}#`)),
         });
-        for (const l of locksOf(a)) {
+        for (const l of [...locksOf(a), ...(a.kind === 'DoStmt' ? innerLocks(a) : [])]) {
           const state: TableState | undefined = l.state ?? (l.ref ? await model.table(l.ref.schemaname, l.ref.relname) : undefined);
           locks.push({ stmt: stmt.index, txn: stmt.txn, table: l.table, mode: l.mode, work: state?.empty ? 0 : l.work, oid: state?.live?.oid ?? null });
         }
@@ -147,6 +147,12 @@ async function predict(a: Action, ctx: ReturnType<typeof makeContext>, after: bo
       out.push(ctx.finding('PRISMA_NOT_PREDICTED', { table: t?.name, message: `${p.name}: ${(err as Error).message}` }));
     }
   }
+}
+
+/** The tables a DO block's static SQL writes or alters, with the lock that statement kind takes (work unknown). */
+function innerLocks(a: Action): StatementLock[] {
+  const modes: Record<string, LockMode> = { UpdateStmt: 'ROW EXCLUSIVE', DeleteStmt: 'ROW EXCLUSIVE', InsertStmt: 'ROW EXCLUSIVE', IndexStmt: 'SHARE' };
+  return a.stmt.inner.flatMap(innerTargets).map((t) => ({ table: t.relname, mode: modes[t.kind] ?? 'ACCESS EXCLUSIVE', work: 0, ref: t }));
 }
 
 /** Resolves the action's table in the model; returns the name when it must exist and does not. */
