@@ -126,10 +126,10 @@ export class Sizes {
     return s;
   }
 
-  /** Times a sampled read of the largest table (at most about 8 MB of it): bytes per ms. */
+  /** Times a sampled read of the largest table (at most about 4 MB of it): bytes per ms. */
   async calibrate(sqlName: string, heap: number): Promise<void> {
     if (this.rate !== null || heap < 1 << 20) return;
-    const pct = Math.min(100, (100 * (8 << 20)) / heap);
+    const pct = Math.min(100, (100 * (4 << 20)) / heap);
     const t0 = performance.now();
     await this.db.query(calibrateSql(sqlName, pct));
     this.rate = (heap * pct) / 100 / Math.max(0.5, performance.now() - t0);
