@@ -5,7 +5,7 @@ import type { Db } from '../db/connection.ts';
 import { statementFinding, makeContext, type Action } from './context.ts';
 import { applyEffects } from './effects.ts';
 import { Fragments, strings } from './fragments.ts';
-import { blockersNow, blocksOf, conflicts, type LockHold, type LockMode, locksOf, Sizes, type StatementLock, stronger } from './locks.ts';
+import { blockersNow, blocksOf, LOCK_MODES, type LockHold, type LockMode, locksOf, Sizes, type StatementLock } from './locks.ts';
 import type { Model, TableState } from './model.ts';
 import { innerTargets, parseFile } from './parse.ts';
 import { PREDICTORS } from './predictors/index.ts';
@@ -205,11 +205,15 @@ async function estimateLocks(model: Model, sizes: Sizes, raw: Map<string, RawLoc
     const groups = new Map<string, RawLock[]>();
     for (const l of locks) groups.set(`${l.table}\u0000${l.txn}`, [...(groups.get(`${l.table}\u0000${l.txn}`) ?? []), l]);
     for (const g of groups.values()) {
-      const mode = g.map((l) => l.mode).reduce(stronger);
-      const blocking = g.find((l) => conflicts(l.mode, 'ROW EXCLUSIVE')) ?? g[0]!;
+      // one hold each time the file's lock on the table gets stronger: each lasts to the end of the transaction
       const until = Math.max(...m.statements.filter((s) => s.txn === g[0]!.txn).map((s) => s.index));
-      const estimateMs = [...byStmt].filter(([i]) => i >= blocking.stmt && i <= until).reduce((s, [, ms]) => s + ms, 0);
-      m.locks.push({ table: g[0]!.table, mode, from: blocking.stmt, until, estimateMs: Math.round(estimateMs), blocks: blocksOf(mode), oid: g.find((l) => l.oid)?.oid ?? null });
+      let current: LockMode | null = null;
+      for (const l of [...g].sort((a, b) => a.stmt - b.stmt)) {
+        if (current && LOCK_MODES.indexOf(l.mode) <= LOCK_MODES.indexOf(current)) continue;
+        current = l.mode;
+        const estimateMs = [...byStmt].filter(([i]) => i >= l.stmt && i <= until).reduce((s, [, ms]) => s + ms, 0);
+        m.locks.push({ table: l.table, mode: l.mode, from: l.stmt, until, estimateMs: Math.round(estimateMs), blocks: blocksOf(l.mode), oid: g.find((x) => x.oid)?.oid ?? null });
+      }
     }
   }
 }

@@ -20,7 +20,7 @@ export function renderCheck(r: PrismaCheckReport, opts: { info?: boolean } = {})
     out.push(`  ${f.message}`);
     for (const row of f.sample.slice(0, 5)) out.push(`    ${JSON.stringify(row)}`);
     if (f.count !== null && f.count > Math.min(5, f.sample.length) && f.sample.length) out.push(`    … ${f.count - Math.min(5, f.sample.length)} more (--json lists up to --sample)`);
-    out.push(`  fix: ${f.fix}${f.deployFixes ? ' (belay prisma deploy does this)' : ''}`);
+    out.push(`  fix: ${f.fix}${f.deployFixes && !f.fix.includes('belay prisma deploy') ? ' (belay prisma deploy does this)' : ''}`);
   }
   const locks = r.migrations.flatMap((m) => m.locks.filter((h) => h.oid && h.blocks !== 'nothing').map((h) => ({ m: m.name, h })));
   if (locks.length) {

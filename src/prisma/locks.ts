@@ -22,7 +22,6 @@ const CONFLICTS: Readonly<Record<LockMode, readonly number[]>> = {
 };
 
 export const conflicts = (a: LockMode, b: LockMode) => CONFLICTS[a].includes(LOCK_MODES.indexOf(b));
-export const stronger = (a: LockMode, b: LockMode) => (LOCK_MODES.indexOf(a) >= LOCK_MODES.indexOf(b) ? a : b);
 /** pg_locks spells modes as AccessExclusiveLock. */
 export const fromPgMode = (m: string) => LOCK_MODES.find((x) => x.replace(/ /g, '').toLowerCase() + 'lock' === m.toLowerCase());
 
@@ -84,9 +83,9 @@ export function locksOf(a: Action): StatementLock[] {
 
 export interface LockHold {
   table: string;
-  /** The strongest mode the file takes on the table. */
+  /** The mode, stronger than what the same transaction held on the table before. */
   mode: LockMode;
-  /** Statement that first takes a lock that blocks writes (or the first lock at all), and the last one of its transaction. */
+  /** The statement that takes it, and the last statement of its transaction (it is held until then). */
   from: number;
   until: number;
   /** Estimated time the lock is held: the work of every statement from `from` to `until`, ms. */
@@ -161,7 +160,8 @@ export async function blockersNow(db: Db, holds: readonly LockHold[]): Promise<B
   const out: Blocker[] = [];
   for (const row of r.rows) {
     const mode = fromPgMode(row.mode);
-    const h = live.find((x) => x.oid === row.oid);
+    // the strongest lock the migrations take on that table
+    const h = live.filter((x) => x.oid === row.oid).sort((a, b) => LOCK_MODES.indexOf(b.mode) - LOCK_MODES.indexOf(a.mode))[0];
     if (mode && h && conflicts(h.mode, mode)) out.push({ pid: row.pid, table: h.table, mode, state: row.state, xactSeconds: row.xactSeconds, query: row.query, app: row.app });
   }
   return out;
