@@ -40,10 +40,7 @@ export async function applyEffects(a: Action, f: Fragments, migration: string): 
       const e = m.enumOf(names.length > 1 ? names[0] : undefined, names[names.length - 1]!);
       if (!e) return;
       if (n.oldVal) e.labels = e.labels.map((l) => (l === n.oldVal ? String(n.newVal) : l));
-      else if (n.newVal && !e.labels.includes(String(n.newVal))) {
-        e.labels.push(String(n.newVal));
-        e.added.set(String(n.newVal), { migration, txn: a.stmt.txn });
-      }
+      else if (n.newVal && !e.labels.includes(String(n.newVal))) e.labels.push(String(n.newVal));
       return;
     }
     case 'RenameStmt': return rename(f, a);

@@ -2,7 +2,7 @@
 // table's columns and its rows as one SELECT over the live rows (see prisma-sql.ts), the enums and their
 // labels, and which names are taken. Loaded lazily from the catalog inside the check's snapshot.
 import type { Db } from '../db/connection.ts';
-import { ident, qualified } from '../db/sql.ts';
+import { qualified } from '../db/sql.ts';
 import { COLUMNS_SQL, emptyRowsSql, liveRowsSql, PRIMARY_KEY_SQL, RELATIONS_SQL, TYPES_SQL } from './prisma-sql.ts';
 
 export interface Column {
@@ -42,8 +42,6 @@ export interface EnumState {
   /** The type in the snapshot (quoted, qualified), or null for an enum the files create. */
   live: string | null;
   labels: string[];
-  /** Labels added by ALTER TYPE … ADD VALUE: migration and transaction of the file that added them. */
-  added: Map<string, { migration: string; txn: number }>;
 }
 
 interface RelationEntry {
@@ -80,7 +78,7 @@ export class Model {
     for (const t of types.rows) {
       this.types.set(key(t.schema, t.name), { kind: t.kind, live: true });
       if (t.kind === 'e') {
-        this.enums.set(key(t.schema, t.name), { schema: t.schema, name: t.name, live: qualified([t.schema, t.name]), labels: t.labels ?? [], added: new Map() });
+        this.enums.set(key(t.schema, t.name), { schema: t.schema, name: t.name, live: qualified([t.schema, t.name]), labels: t.labels ?? [] });
       }
     }
   }
@@ -179,7 +177,7 @@ export class Model {
   }
 
   createEnum(schema: string, name: string, labels: string[]): void {
-    this.enums.set(key(schema, name), { schema, name, live: null, labels, added: new Map() });
+    this.enums.set(key(schema, name), { schema, name, live: null, labels });
     this.types.set(key(schema, name), { kind: 'e', live: false });
   }
 
@@ -210,6 +208,3 @@ export class Model {
     return e.live === qualified([e.schema, name]) ? null : e.live;
   }
 }
-
-/** A column's values as "name" in output, for sample rows. */
-export const showColumn = (alias: string, c: string) => `${ident(alias)}.${ident(c)}`;

@@ -1,6 +1,6 @@
 // UPDATE, INSERT … SELECT, DELETE: the statement's own expressions evaluated over the rows it touches (after
 // it has been modelled): a cast or a function that fails on some live row makes the migration fail.
-import { counted, isDataError, type Action } from '../context.ts';
+import { isDataError, type Action } from '../context.ts';
 import { evaluateAllSql } from '../prisma-sql.ts';
 import { ident } from '../../db/sql.ts';
 import type { Predictor } from './predictor.ts';
@@ -22,7 +22,6 @@ export const dataStatementPredictor: Predictor & { after: true } = {
       return [ctx.finding('PRISMA_STATEMENT_FAILS', {
         table: t.name, sqlstate: (err as { server?: { sqlstate?: string } }).server?.sqlstate,
         message: `${a.stmt.text.split(/\s+/)[0]!.toUpperCase()} on "${t.name}" fails on its rows: ${(err as Error).message}`,
-        ...counted([]), count: null,
       })];
     }
   },
