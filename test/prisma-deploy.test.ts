@@ -242,6 +242,34 @@ INSERT INTO "Member" ("email", "orgId", "age") SELECT 'm' || g || '@example.com'
     }
   });
 
+  test('an orphan written after the check: the migration stays applied with its constraint NOT VALID, exit 9 names the VALIDATE to rerun', async () => {
+    const dir = migrations({
+      '20250101000000_init': FILES['20250101000000_init'],
+      '20250301000000_fk': 'ALTER TABLE "Member" ADD CONSTRAINT "Member_orgId_fkey" FOREIGN KEY ("orgId") REFERENCES "Org"("id") ON DELETE SET NULL ON UPDATE CASCADE;\n',
+    });
+    const f = await freshDb('postgres');
+    const other = await openDb(f.url);
+    try {
+      await prismaDeploy(f.db, { dir: migrations({ '20250101000000_init': FILES['20250101000000_init'] }) });
+      await f.db.exec(seed);
+      // the orphan is written while the deploy waits for its lock: the check before did not see it
+      await other.query('BEGIN');
+      await other.query(`INSERT INTO "Member" ("email", "orgId") VALUES ('late@example.com', 999)`);
+      const commit = new Promise((r) => setTimeout(r, 1000)).then(() => other.query('COMMIT'));
+      const err = await rejects(prismaDeploy(f.db, { dir, lockTimeoutMs: 200, retries: 10 }), 'BELAY_PRISMA_FOLLOW_UP', 9);
+      await commit;
+      assert.match(String(err.details.sql), /VALIDATE CONSTRAINT "Member_orgId_fkey"/);
+      assert.equal(err.details.sqlstate, '23503');
+      const rows = await history(f.db);
+      assert.deepEqual(rows.map((x) => [x.migration_name, x.finished_at !== null]), [['20250101000000_init', true], ['20250301000000_fk', true]]);
+      const con = await f.db.query<{ v: boolean }>(`SELECT convalidated AS v FROM pg_constraint WHERE conname = 'Member_orgId_fkey'`);
+      assert.equal(con.rows[0]!.v, false);
+    } finally {
+      await other.close();
+      await f.drop();
+    }
+  });
+
   test('a lock held by a long transaction: the step times out after --lock-timeout and is retried until it gets the lock', async () => {
     const { dir, f } = await prepared();
     const other = await openDb(f.url);
