@@ -71,7 +71,11 @@ export async function analyzeMigrations(db: Db, model: Model, files: readonly Mi
     const locks: RawLock[] = [];
     for (const stmt of stmts) {
       const frag = new Fragments(parsed.text, stmt, model).prepare();
-      const ctx = makeContext(db, model, file.name, frag, opts.sample, opts.inputIsValid);
+      let target: TableState | undefined;
+      const ctx = makeContext(db, model, file.name, frag, opts.sample, opts.inputIsValid, (ms) => {
+        const size = target?.live && !target.changed ? sizes.cached(target.live.oid) : undefined;
+        if (size) sizes.observe(size.heap, ms);
+      });
       const info: StatementInfo = { index: stmt.index, line: stmt.line, kind: stmt.kind, txn: stmt.txn, locks: [], actions: [] };
       for (const a of actionsOf(stmt)) {
         const missing = await resolve(a, model);
@@ -80,6 +84,7 @@ export async function analyzeMigrations(db: Db, model: Model, files: readonly Mi
           continue;
         }
         const t = a.table;
+        target = t;
         info.actions.push({
           kind: a.kind, table: t?.name ?? null, live: !!t?.live, rows: t?.live ? (await sizes.of(t.live.oid)).rows : 0,
           touchedBefore: !!t?.touched.some((x) => x.startsWith(`${file.name}#`)),

@@ -34,14 +34,18 @@ export interface PredictContext {
   finding(code: FindingCode, fields: Partial<Finding> & { message: string }): Finding;
 }
 
-export function makeContext(db: Db, model: Model, migration: string, frag: Fragments, sample: number, inputIsValid: boolean): PredictContext {
+/** `timed` hears how long each probe that succeeded took (the lock estimates calibrate on them). */
+export function makeContext(db: Db, model: Model, migration: string, frag: Fragments, sample: number, inputIsValid: boolean,
+  timed: (ms: number) => void = () => undefined): PredictContext {
   const stmt = frag.stmt;
   return {
     db, model, migration, frag, sample, inputIsValid,
     async probe<R>(sql: string, params: readonly unknown[] = []): Promise<R[]> {
       await db.query(SAVEPOINT_SQL);
       try {
+        const t0 = performance.now();
         const r = await db.query<R>(sql, params);
+        timed(performance.now() - t0);
         await db.query(RELEASE_SQL);
         return r.rows;
       } catch (err) {
