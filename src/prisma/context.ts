@@ -5,7 +5,7 @@ import { DbError, serverFields } from '../errors.ts';
 import { ident } from '../db/sql.ts';
 import type { Fragments } from './fragments.ts';
 import type { Model, TableState } from './model.ts';
-import { RELEASE_SQL, ROLLBACK_TO_SQL, SAVEPOINT_SQL } from './prisma-sql.ts';
+import { countWhereSql, RELEASE_SQL, ROLLBACK_TO_SQL, sampleWhereSql, SAVEPOINT_SQL } from './prisma-sql.ts';
 import { FINDINGS, type FindingCode } from './predictors/registry.ts';
 import type { Finding, Statement } from './types.ts';
 
@@ -31,6 +31,8 @@ export interface PredictContext {
   /** pg_input_is_valid exists (PostgreSQL 16 and later, PGlite). */
   inputIsValid: boolean;
   probe<R = Row>(sql: string, params?: readonly unknown[]): Promise<R[]>;
+  /** Counts the modelled rows satisfying `where`, and samples them (the `show` expressions) when there are some. */
+  offending(rows: string, alias: string, show: readonly string[], where: string): Promise<{ count: number; sample: Row[] }>;
   finding(code: FindingCode, fields: Partial<Finding> & { message: string }): Finding;
 }
 
@@ -38,8 +40,12 @@ export interface PredictContext {
 export function makeContext(db: Db, model: Model, migration: string, frag: Fragments, sample: number, inputIsValid: boolean,
   timed: (ms: number) => void = () => undefined): PredictContext {
   const stmt = frag.stmt;
-  return {
+  const ctx: PredictContext = {
     db, model, migration, frag, sample, inputIsValid,
+    async offending(rows, alias, show, where) {
+      const n = Number((await ctx.probe<{ n: number }>(countWhereSql(rows, alias, where)))[0]!.n);
+      return { count: n, sample: n > 0 ? await ctx.probe(sampleWhereSql(rows, alias, show, where), [sample]) : [] };
+    },
     async probe<R>(sql: string, params: readonly unknown[] = []): Promise<R[]> {
       await db.query(SAVEPOINT_SQL);
       try {
@@ -57,6 +63,7 @@ export function makeContext(db: Db, model: Model, migration: string, frag: Fragm
       return statementFinding(code, migration, stmt, fields);
     },
   };
+  return ctx;
 }
 
 export function statementFinding(code: FindingCode, migration: string | null, stmt: Statement | null, fields: Partial<Finding> & { message: string }): Finding {
@@ -88,7 +95,7 @@ export function identity(t: TableState, alias: string): string[] {
   return (pk.length ? pk : names.slice(0, 3)).map((c) => `${ident(alias)}.${ident(c)}`);
 }
 
-/** Splits rows of offendingSql/duplicatesSql into the total and the sample (without the helper columns). */
+/** Splits rows of duplicatesSql into the total and the sample (without the helper columns). */
 export function counted(rows: Row[]): { count: number; sample: Row[]; groups?: number } {
   const count = rows.length ? Number(rows[0]!.__n) : 0;
   const groups = rows.length && rows[0]!.__groups !== undefined ? Number(rows[0]!.__groups) : undefined;

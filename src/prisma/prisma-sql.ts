@@ -156,10 +156,17 @@ export function insertSql(prev: string, columns: ReadonlyArray<{ name: string; t
   return `${prev} UNION ALL SELECT NULL::tid, NULL::oid${cols} FROM (${values}) AS ins(${given.map(ident).join(', ')})`;
 }
 
-/** Rows satisfying `where`, counted and sampled in one pass: every row carries the total in "__n". */
-export function offendingSql(rows: string, alias: string, show: readonly string[], where: string): string {
+/**
+ * Rows satisfying `where`, counted: a plain aggregate, which PostgreSQL runs in parallel (a window count
+ * over the same rows would not). The sample is read only when there is something to show.
+ */
+export function countWhereSql(rows: string, alias: string, where: string): string {
+  return `SELECT count(*)::float8 AS n FROM (${rows}) AS ${ident(alias)} WHERE ${where}`;
+}
+
+export function sampleWhereSql(rows: string, alias: string, show: readonly string[], where: string): string {
   const cols = show.length ? show.join(', ') : `${ident(alias)}.${RID}::text AS ctid`;
-  return `SELECT ${cols}, count(*) OVER () AS "__n" FROM (${rows}) AS ${ident(alias)} WHERE ${where} LIMIT $1`;
+  return `SELECT ${cols} FROM (${rows}) AS ${ident(alias)} WHERE ${where} LIMIT $1`;
 }
 
 /** Key groups seen more than once: sample groups (largest first) with the totals of rows and groups. */
@@ -176,12 +183,11 @@ export function distinctShortfallSql(rows: string, alias: string, keys: readonly
   return `SELECT (count(*) - count(DISTINCT hash_record_extended(ROW(${keys.join(', ')}), 0)))::float8 AS d FROM (${rows}) AS ${ident(alias)} WHERE ${where}`;
 }
 
-/** Child rows with every key column set and no parent row with those values (MATCH SIMPLE). */
-export function orphansSql(child: string, parent: string, show: readonly string[], fk: readonly string[], pk: readonly string[]): string {
+/** Child rows (alias c) with every key column set and no parent row with those values (MATCH SIMPLE). */
+export function orphanWhere(parent: string, fk: readonly string[], pk: readonly string[]): string {
   const set = fk.map((c) => `c.${ident(c)} IS NOT NULL`).join(' AND ');
   const join = fk.map((c, i) => `p.${ident(pk[i]!)} = c.${ident(c)}`).join(' AND ');
-  return `SELECT ${show.join(', ')}, count(*) OVER () AS "__n" FROM (${child}) AS c
- WHERE ${set} AND NOT EXISTS (SELECT 1 FROM (${parent}) AS p WHERE ${join}) LIMIT $1`;
+  return `${set} AND NOT EXISTS (SELECT 1 FROM (${parent}) AS p WHERE ${join})`;
 }
 
 /** Evaluates `expr` for every row (count() must look at each value): an error means some row fails. */
@@ -214,9 +220,9 @@ END $belay$`;
 }
 export const PER_ROW_RESULT_SQL = `SELECT current_setting('belay.prisma_bad')::float8 AS n, current_setting('belay.prisma_sample')::jsonb AS sample`;
 
-/** Rows whose text form the type's input function rejects (PostgreSQL 16 and later). */
-export function inputInvalidSql(rows: string, alias: string, show: readonly string[], expr: string, type: string): string {
-  return offendingSql(rows, alias, show, `${expr} IS NOT NULL AND NOT pg_input_is_valid((${expr})::text, ${literal(type)})`);
+/** Rows whose text the type's input function rejects (PostgreSQL 16 and later). */
+export function inputInvalidWhere(expr: string, type: string): string {
+  return `${expr} IS NOT NULL AND NOT pg_input_is_valid((${expr})::text, ${literal(type)})`;
 }
 
 // ---- deploy -------------------------------------------------------------------------------------------

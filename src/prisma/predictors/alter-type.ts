@@ -5,10 +5,10 @@
 // truncate as an explicit cast does.
 import { ident, literal } from '../../db/sql.ts';
 import { type ColumnDefNode, typeSql } from '../columns.ts';
-import { counted, identity, isDataError, type Action, type PredictContext } from '../context.ts';
+import { identity, isDataError, type Action, type PredictContext } from '../context.ts';
 import { usingSql } from '../effects.ts';
 import { strings } from '../fragments.ts';
-import { evaluateAllSql, inputInvalidSql, offendingSql, PER_ROW_RESULT_SQL, perRowCastSql } from '../prisma-sql.ts';
+import { evaluateAllSql, inputInvalidWhere, PER_ROW_RESULT_SQL, perRowCastSql } from '../prisma-sql.ts';
 import type { Finding } from '../types.ts';
 import type { Predictor } from './predictor.ts';
 
@@ -66,12 +66,12 @@ export const alterTypePredictor: Predictor = {
       const bad = array
         ? `EXISTS (SELECT 1 FROM unnest((${src})::text[]) AS v(x) WHERE v.x IS NOT NULL AND NOT v.x = ANY (${labels}))`
         : `(${src}) IS NOT NULL AND NOT (${src})::text = ANY (${labels})`;
-      result = counted(await ctx.probe(offendingSql(t.rows, alias, show, bad), [ctx.sample]));
+      result = await ctx.offending(t.rows, alias, show, bad);
     } else {
       const { type } = typeSql(ctx.frag, def.typeName);
       const limited = LIMITED.exec(type.trim());
       if (limited) {
-        result = counted(await ctx.probe(offendingSql(t.rows, alias, show, `char_length(rtrim((${src})::text, ' ')) > ${Number(limited[1])}`), [ctx.sample]));
+        result = await ctx.offending(t.rows, alias, show, `char_length(rtrim((${src})::text, ' ')) > ${Number(limited[1])}`);
       } else {
         try {
           // one pass that converts every row: if it succeeds, no row fails
@@ -82,7 +82,7 @@ export const alterTypePredictor: Predictor = {
           raises = true;
           const input = ctx.inputIsValid ? inputColumn(a, col) : null;
           result = input
-            ? counted(await ctx.probe(inputInvalidSql(t.rows, alias, show, `${ident(alias)}.${ident(input)}`, type), [ctx.sample]))
+            ? await ctx.offending(t.rows, alias, show, inputInvalidWhere(`${ident(alias)}.${ident(input)}`, type))
             : await perRow(a, ctx, col.name, type);
         }
       }

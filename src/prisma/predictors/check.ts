@@ -1,6 +1,5 @@
 // ADD CONSTRAINT … CHECK (validated): rows for which the expression is false (NULL passes, as in PostgreSQL).
-import { counted, identity, isDataError } from '../context.ts';
-import { offendingSql } from '../prisma-sql.ts';
+import { identity, isDataError } from '../context.ts';
 import { findTop, matching } from '../sql-text.ts';
 import { constraintOf, type Predictor } from './predictor.ts';
 
@@ -18,7 +17,7 @@ export const checkPredictor: Predictor = {
     const kw = findTop(f.toks, f.toks.findIndex((x) => x.start >= (c.location ?? 0)), (x) => x.up === 'CHECK');
     const expr = f.tokens(kw + 2, matching(f.toks, kw + 1));
     try {
-      const r = counted(await ctx.probe(offendingSql(t.rows, a.alias!, identity(t, a.alias!), `NOT (${expr})`), [ctx.sample]));
+      const r = await ctx.offending(t.rows, a.alias!, identity(t, a.alias!), `NOT (${expr})`);
       if (r.count === 0) return [];
       return [ctx.finding('PRISMA_CHECK_VIOLATIONS', {
         table: t.name, count: r.count, sample: r.sample,

@@ -1,7 +1,6 @@
 // DROP COLUMN and DROP TABLE: the values or rows that go with them (nothing fails, but nothing brings them back).
 import { ident } from '../../db/sql.ts';
-import { counted, identity } from '../context.ts';
-import { offendingSql } from '../prisma-sql.ts';
+import { identity } from '../context.ts';
 import type { Predictor } from './predictor.ts';
 
 export const dropColumnPredictor: Predictor = {
@@ -13,7 +12,7 @@ export const dropColumnPredictor: Predictor = {
     if (t.empty || !t.columns.some((c) => c.name === col)) return [];
     const x = `${ident(a.alias!)}.${ident(col)}`;
     const show = [...new Set([...identity(t, a.alias!), x])];
-    const r = counted(await ctx.probe(offendingSql(t.rows, a.alias!, show, `${x} IS NOT NULL`), [ctx.sample]));
+    const r = await ctx.offending(t.rows, a.alias!, show, `${x} IS NOT NULL`);
     if (r.count === 0) return [];
     return [ctx.finding('PRISMA_DROP_COLUMN_DATA', {
       table: t.name, count: r.count, sample: r.sample, message: `"${t.name}"."${col}" is dropped with ${r.count} non-NULL value(s)`,
@@ -27,7 +26,7 @@ export const dropTablePredictor: Predictor = {
   async predict(a, ctx) {
     const t = a.table!;
     if (t.empty) return [];
-    const r = counted(await ctx.probe(offendingSql(t.rows, t.name, identity(t, t.name), 'true'), [ctx.sample]));
+    const r = await ctx.offending(t.rows, t.name, identity(t, t.name), 'true');
     if (r.count === 0) return [];
     return [ctx.finding('PRISMA_DROP_TABLE_DATA', {
       table: t.name, count: r.count, sample: r.sample, message: `"${t.name}" is dropped with ${r.count} row(s)`,

@@ -2,9 +2,9 @@
 // and match no parent row. Prisma drops and re-adds a foreign key whenever its onDelete/onUpdate changes, so
 // a legacy database with orphans fails on a migration that looks harmless.
 import { ident } from '../../db/sql.ts';
-import { counted, identity } from '../context.ts';
+import { identity } from '../context.ts';
 import { strings } from '../fragments.ts';
-import { orphansSql } from '../prisma-sql.ts';
+import { orphanWhere } from '../prisma-sql.ts';
 import { constraintOf, type Predictor } from './predictor.ts';
 
 export const foreignKeyPredictor: Predictor = {
@@ -25,7 +25,7 @@ export const foreignKeyPredictor: Predictor = {
     const pk = strings(c.pk_attrs).length ? strings(c.pk_attrs) : parent.primaryKey;
     if (pk.length !== fk.length) return [];
     const show = [...new Set([...identity(t, 'c'), ...fk.map((x) => `c.${ident(x)}`)])];
-    const r = counted(await ctx.probe(orphansSql(t.rows, parent.rows, show, fk, pk), [ctx.sample]));
+    const r = await ctx.offending(t.rows, 'c', show, orphanWhere(parent.rows, fk, pk));
     if (r.count === 0) return [];
     return [ctx.finding('PRISMA_FK_ORPHANS', {
       table: t.name, count: r.count, sample: r.sample,

@@ -1,8 +1,7 @@
 // ALTER COLUMN … SET NOT NULL: rows whose value is NULL, after what the earlier statements set (an UPDATE
 // of the same file, with or without FROM, is part of the model).
 import { ident } from '../../db/sql.ts';
-import { counted, identity } from '../context.ts';
-import { offendingSql } from '../prisma-sql.ts';
+import { identity } from '../context.ts';
 import type { Predictor } from './predictor.ts';
 
 export const notNullPredictor: Predictor = {
@@ -13,7 +12,7 @@ export const notNullPredictor: Predictor = {
     const col = String(a.node.name);
     if (t.empty || !t.columns.some((c) => c.name === col)) return [];
     const x = `${ident(a.alias!)}.${ident(col)}`;
-    const r = counted(await ctx.probe(offendingSql(t.rows, a.alias!, identity(t, a.alias!), `${x} IS NULL`), [ctx.sample]));
+    const r = await ctx.offending(t.rows, a.alias!, identity(t, a.alias!), `${x} IS NULL`);
     if (r.count === 0) return [];
     return [ctx.finding('PRISMA_NULLS_IN_NOT_NULL', {
       table: t.name, count: r.count, sample: r.sample,

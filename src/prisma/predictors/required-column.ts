@@ -1,7 +1,6 @@
 // ADD COLUMN … NOT NULL without a default (or with DEFAULT NULL): fails as soon as the table has a row.
-import { counted, identity } from '../context.ts';
+import { identity } from '../context.ts';
 import { constraintsOf, defaultSql, type ColumnDefNode } from '../columns.ts';
-import { offendingSql } from '../prisma-sql.ts';
 import type { Predictor } from './predictor.ts';
 
 export const requiredColumnPredictor: Predictor = {
@@ -19,7 +18,7 @@ export const requiredColumnPredictor: Predictor = {
     const t = a.table!;
     const def = (a.node.def as { ColumnDef: ColumnDefNode }).ColumnDef;
     if (t.empty || defaultSql(ctx.frag, def) !== null || t.columns.some((c) => c.name === def.colname)) return [];
-    const r = counted(await ctx.probe(offendingSql(t.rows, a.alias!, identity(t, a.alias!), 'true'), [ctx.sample]));
+    const r = await ctx.offending(t.rows, a.alias!, identity(t, a.alias!), 'true');
     if (r.count === 0) return [];
     return [ctx.finding('PRISMA_REQUIRED_COLUMN_ROWS', {
       table: t.name, count: r.count, sample: r.sample,

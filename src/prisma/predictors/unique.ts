@@ -4,7 +4,7 @@
 import { ident } from '../../db/sql.ts';
 import { counted, identity, isDataError, type Action, type PredictContext } from '../context.ts';
 import { strings } from '../fragments.ts';
-import { distinctShortfallSql, duplicatesSql, offendingSql } from '../prisma-sql.ts';
+import { distinctShortfallSql, duplicatesSql } from '../prisma-sql.ts';
 import { findTop, matching, splitTop, tokenAt } from '../sql-text.ts';
 import type { Finding } from '../types.ts';
 import { constraintOf, type Predictor } from './predictor.ts';
@@ -65,7 +65,7 @@ export const uniquePredictor: Predictor = {
     const nullsEqual = c ? !!c.nulls_not_distinct : !!a.node.nulls_not_distinct;
     const out: Finding[] = [];
     if (c?.contype === 'CONSTR_PRIMARY') {
-      const nulls = counted(await ctx.probe(offendingSql(t.rows, alias, identity(t, alias), keys.map((k) => `${k} IS NULL`).join(' OR ')), [ctx.sample]));
+      const nulls = await ctx.offending(t.rows, alias, identity(t, alias), keys.map((k) => `${k} IS NULL`).join(' OR '));
       if (nulls.count > 0) {
         out.push(ctx.finding('PRISMA_NULLS_IN_NOT_NULL', {
           table: t.name, count: nulls.count, sample: nulls.sample,
