@@ -3,30 +3,15 @@
 // unpredicted failure is undone without a failed row, Prisma's advisory lock is honoured, lock timeouts are
 // retried, and --plan changes nothing.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { type Db, openDb } from '../src/db/connection.ts';
 import { BelayError } from '../src/errors.ts';
 import { prismaCheck } from '../src/prisma/check.ts';
 import { prismaDeploy } from '../src/prisma/deploy.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
-import { applyAsPrisma, type Case, cases, comparable, fingerprint, folders, sha256, script } from './helpers/prisma.ts';
+import { applyAsPrisma, type Case, cases, comparable, fingerprint, folders, migrationsFolder, sha256, script } from './helpers/prisma.ts';
 
-const temp: string[] = [];
-after(() => temp.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
-/** A migrations folder written from { name: sql }. */
-function migrations(files: Record<string, string>): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'belay-prisma-'));
-  temp.push(dir);
-  for (const [name, sql] of Object.entries(files)) {
-    mkdirSync(path.join(dir, name));
-    writeFileSync(path.join(dir, name, 'migration.sql'), sql);
-  }
-  return dir;
-}
 
 interface Row { id: string; checksum: string; finished_at: Date | null; migration_name: string; logs: string | null; rolled_back_at: Date | null; started_at: Date; applied_steps_count: number }
 const history = async (db: Db) => (await db.query<Row>('SELECT * FROM _prisma_migrations ORDER BY started_at')).rows;
@@ -106,14 +91,14 @@ for (const kind of DB_KINDS) {
     });
 
     test('a failure the check cannot see is rolled back: no failed row, earlier migrations stay applied', async () => {
-      const dir = migrations({
+      const dir = migrationsFolder({
         '20250101000000_init': 'CREATE TABLE "Item" ("id" SERIAL NOT NULL, "name" TEXT, CONSTRAINT "Item_pkey" PRIMARY KEY ("id"));\n',
         '20250102000000_fine': 'ALTER TABLE "Item" ADD COLUMN "price" INTEGER;\n',
         '20250103000000_boom': `-- CreateIndex\nCREATE INDEX "Item_name_idx" ON "Item"("name");\n\nALTER TABLE "Item" ADD COLUMN "sku" TEXT;\n\nDO $$ BEGIN RAISE EXCEPTION 'refused by a trigger in production'; END $$;\n`,
       });
       const f = await freshDb(kind);
       try {
-        await prismaDeploy(f.db, { dir: path.join(dir), plan: false }).catch(() => undefined);
+        await prismaDeploy(f.db, { dir }).catch(() => undefined);
         const rows = await history(f.db);
         assert.deepEqual(rows.map((x) => x.migration_name), ['20250101000000_init', '20250102000000_fine']);
         assert.ok(rows.every((x) => x.finished_at !== null));
@@ -145,7 +130,7 @@ for (const kind of DB_KINDS) {
     });
 
     test('an empty database gets _prisma_migrations exactly as Prisma creates it; a schema with tables and no history is refused (P3005)', async () => {
-      const dir = migrations({ '20250101000000_init': 'CREATE TABLE "A" ("id" SERIAL NOT NULL, CONSTRAINT "A_pkey" PRIMARY KEY ("id"));\n' });
+      const dir = migrationsFolder({ '20250101000000_init': 'CREATE TABLE "A" ("id" SERIAL NOT NULL, CONSTRAINT "A_pkey" PRIMARY KEY ("id"));\n' });
       const f = await freshDb(kind);
       const g = await freshDb(kind);
       try {
@@ -188,9 +173,9 @@ ALTER TABLE "Member" ADD CONSTRAINT "Member_age_check" CHECK ("age" >= 0);
 INSERT INTO "Member" ("email", "orgId", "age") SELECT 'm' || g || '@example.com', 1 + g % 2, g % 90 FROM generate_series(1, 2000) g;`;
 
   async function prepared() {
-    const dir = migrations(FILES);
+    const dir = migrationsFolder(FILES);
     const f = await freshDb('postgres');
-    await prismaDeploy(f.db, { dir: migrations({ '20250101000000_init': FILES['20250101000000_init'] }) });
+    await prismaDeploy(f.db, { dir: migrationsFolder({ '20250101000000_init': FILES['20250101000000_init'] }) });
     await f.db.exec(seed);
     return { dir, f };
   }
@@ -243,14 +228,14 @@ INSERT INTO "Member" ("email", "orgId", "age") SELECT 'm' || g || '@example.com'
   });
 
   test('an orphan written after the check: the migration stays applied with its constraint NOT VALID, exit 9 names the VALIDATE to rerun', async () => {
-    const dir = migrations({
+    const dir = migrationsFolder({
       '20250101000000_init': FILES['20250101000000_init'],
       '20250301000000_fk': 'ALTER TABLE "Member" ADD CONSTRAINT "Member_orgId_fkey" FOREIGN KEY ("orgId") REFERENCES "Org"("id") ON DELETE SET NULL ON UPDATE CASCADE;\n',
     });
     const f = await freshDb('postgres');
     const other = await openDb(f.url);
     try {
-      await prismaDeploy(f.db, { dir: migrations({ '20250101000000_init': FILES['20250101000000_init'] }) });
+      await prismaDeploy(f.db, { dir: migrationsFolder({ '20250101000000_init': FILES['20250101000000_init'] }) });
       await f.db.exec(seed);
       // the orphan is written while the deploy waits for its lock: the check before did not see it
       await other.query('BEGIN');

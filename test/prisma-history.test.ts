@@ -2,31 +2,18 @@
 // rolled back, edited and missing migrations, the schema of the URL, and bad input (a clear error, the
 // documented exit code, nothing touched).
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { openDb } from '../src/db/connection.ts';
 import { BelayError } from '../src/errors.ts';
 import { errorCodeInfo } from '../src/error-codes.ts';
 import { prismaCheck } from '../src/prisma/check.ts';
 import { checksumMatches, listMigrations, prismaChecksum } from '../src/prisma/migrations-dir.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
-import { fingerprint, sha256 } from './helpers/prisma.ts';
+import { fingerprint, migrationsFolder, sha256 } from './helpers/prisma.ts';
 
-const temp: string[] = [];
-after(() => temp.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
-function folder(files: Record<string, string | null>, lock?: string): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'belay-prisma-h-'));
-  temp.push(dir);
-  if (lock) writeFileSync(path.join(dir, 'migration_lock.toml'), lock);
-  for (const [name, sql] of Object.entries(files)) {
-    mkdirSync(path.join(dir, name));
-    if (sql !== null) writeFileSync(path.join(dir, name, 'migration.sql'), sql);
-  }
-  return dir;
-}
 
 function throwsCode(fn: () => unknown, code: string, exit: number): void {
   assert.throws(fn, (err: unknown) => err instanceof BelayError && err.code === code && err.exitCode === exit && !!errorCodeInfo(code));
@@ -46,15 +33,15 @@ describe('migrations folder', () => {
   });
 
   test('folders in localeCompare order, files and the lock file ignored', () => {
-    const dir = folder({ '20240102_b': 'SELECT 2', '20240101_a': 'SELECT 1', '20240101_A2': 'SELECT 3' }, 'provider = "postgresql"\n');
+    const dir = migrationsFolder({ '20240102_b': 'SELECT 2', '20240101_a': 'SELECT 1', '20240101_A2': 'SELECT 3' }, 'provider = "postgresql"\n');
     writeFileSync(path.join(dir, 'README.md'), 'notes');
     assert.deepEqual(listMigrations(dir).map((m) => m.name), ['20240101_a', '20240101_A2', '20240102_b']);
   });
 
   test('bad input: no folder (exit 2), a folder without migration.sql (exit 2), another provider (exit 3)', () => {
     throwsCode(() => listMigrations('/nonexistent/prisma/migrations'), 'BELAY_PRISMA_DIR', 2);
-    throwsCode(() => listMigrations(folder({ '20240101_a': null })), 'BELAY_PRISMA_DIR', 2);
-    throwsCode(() => listMigrations(folder({ '20240101_a': 'SELECT 1' }, 'provider = "mysql"\n')), 'BELAY_PRISMA_PROVIDER', 3);
+    throwsCode(() => listMigrations(migrationsFolder({ '20240101_a': null })), 'BELAY_PRISMA_DIR', 2);
+    throwsCode(() => listMigrations(migrationsFolder({ '20240101_a': 'SELECT 1' }, 'provider = "mysql"\n')), 'BELAY_PRISMA_PROVIDER', 3);
   });
 });
 
@@ -62,7 +49,7 @@ for (const kind of DB_KINDS) {
   describe(`_prisma_migrations (${kind})`, () => {
     test('applied, failed (with its logs), rolled back (pending again), edited and missing migrations', async () => {
       const a = 'CREATE TABLE "A" ("id" INTEGER);\n';
-      const dir = folder({ '20240101_a': a, '20240102_b': 'ALTER TABLE "A" ADD COLUMN "b" INTEGER;\n', '20240103_c': 'ALTER TABLE "A" ADD COLUMN "c" INTEGER;\n', '20240104_d': 'SELECT 1;\n' });
+      const dir = migrationsFolder({ '20240101_a': a, '20240102_b': 'ALTER TABLE "A" ADD COLUMN "b" INTEGER;\n', '20240103_c': 'ALTER TABLE "A" ADD COLUMN "c" INTEGER;\n', '20240104_d': 'SELECT 1;\n' });
       const f = await freshDb(kind);
       try {
         await f.db.exec(`${a}
@@ -91,7 +78,7 @@ for (const kind of DB_KINDS) {
     });
 
     test('no _prisma_migrations: everything pending on an empty schema; a schema with tables needs a baseline (P3005)', async () => {
-      const dir = folder({ '20240101_a': 'CREATE TABLE "A" ("id" INTEGER);\n' });
+      const dir = migrationsFolder({ '20240101_a': 'CREATE TABLE "A" ("id" INTEGER);\n' });
       const f = await freshDb(kind);
       try {
         const empty = await prismaCheck(f.db, { dir });
@@ -112,7 +99,7 @@ test('the schema parameter of the URL is the schema Prisma uses (server)', async
   const db = await openDb(`${f.url}?schema=app`);
   try {
     await db.exec('CREATE SCHEMA app; CREATE TABLE app."T" ("id" INTEGER, "v" TEXT); INSERT INTO app."T" VALUES (1, NULL); CREATE TABLE public."T" ("id" INTEGER, "v" TEXT);');
-    const dir = folder({ '20240101_v': 'ALTER TABLE "T" ALTER COLUMN "v" SET NOT NULL;\n' });
+    const dir = migrationsFolder({ '20240101_v': 'ALTER TABLE "T" ALTER COLUMN "v" SET NOT NULL;\n' });
     const r = await prismaCheck(db, { dir });
     assert.equal(r.schema, 'app');
     assert.deepEqual(r.findings.map((x) => [x.code, x.count]), [['PRISMA_BASELINE_REQUIRED', null], ['PRISMA_NULLS_IN_NOT_NULL', 1]]);

@@ -2,27 +2,13 @@
 // own COMMIT splits it), a non-concurrent index build and a long lock on a table with rows, a DO block's
 // writes, and the sessions that hold conflicting locks right now.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { openDb } from '../src/db/connection.ts';
 import { prismaCheck } from '../src/prisma/check.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
-import { applyAsPrisma, cases, folders, sha256 } from './helpers/prisma.ts';
+import { applyAsPrisma, cases, folders, migrationsFolder, sha256 } from './helpers/prisma.ts';
 
-const temp: string[] = [];
-after(() => temp.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
-function folder(files: Record<string, string>): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'belay-prisma-l-'));
-  temp.push(dir);
-  for (const [name, sql] of Object.entries(files)) {
-    mkdirSync(path.join(dir, name));
-    writeFileSync(path.join(dir, name, 'migration.sql'), sql);
-  }
-  return dir;
-}
 
 for (const kind of DB_KINDS) {
   test(`locks are held to the end of their transaction: the file's COMMIT ends the first (${kind})`, async () => {
@@ -45,7 +31,7 @@ for (const kind of DB_KINDS) {
 
   test(`a table with rows: CREATE INDEX without CONCURRENTLY and a long lock are reported; a DO block's writes lock (${kind})`, async () => {
     const init = 'CREATE TABLE "Event" ("id" SERIAL NOT NULL, "kind" TEXT, CONSTRAINT "Event_pkey" PRIMARY KEY ("id"));\n';
-    const dir = folder({
+    const dir = migrationsFolder({
       '20250101000000_init': init,
       '20250102000000_index': `CREATE INDEX "Event_kind_idx" ON "Event"("kind");\nDO $$ BEGIN UPDATE "Event" SET "kind" = 'x' WHERE "kind" IS NULL; END $$;\n`,
     });

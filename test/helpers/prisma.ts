@@ -3,7 +3,8 @@
 // state in which it passes) and expect.json. Also: applying migrations the way Prisma does, and a
 // fingerprint of the whole database (rows and catalog) to prove a check changed nothing.
 import { createHash, randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Db } from '../../src/db/connection.ts';
 import { checksumTable } from '../../src/db/checksum.ts';
@@ -46,6 +47,21 @@ export function cases(): Case[] {
       failSql: readFileSync(path.join(dir, 'fail.sql'), 'utf8'), passSql: readFileSync(path.join(dir, 'pass.sql'), 'utf8'),
     };
   });
+}
+
+const folders_ = new Set<string>();
+process.on('exit', () => folders_.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+/** A migrations folder in the temp folder, written from { name: migration.sql or null for none }; removed at exit. */
+export function migrationsFolder(files: Record<string, string | null>, lock?: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'belay-prisma-'));
+  folders_.add(dir);
+  if (lock) writeFileSync(path.join(dir, 'migration_lock.toml'), lock);
+  for (const [name, sql] of Object.entries(files)) {
+    mkdirSync(path.join(dir, name));
+    if (sql !== null) writeFileSync(path.join(dir, name, 'migration.sql'), sql);
+  }
+  return dir;
 }
 
 export function script(c: Case, name: string): string {
