@@ -94,6 +94,13 @@ export const TABLE_SIZE_SQL = `
 SELECT pg_table_size($1::oid)::float8 AS heap, pg_indexes_size($1::oid)::float8 AS indexes,
        greatest(c.reltuples, 0)::float8 AS rows FROM pg_class c WHERE c.oid = $1::oid`;
 
+/** The valid unique indexes of a table: each key (a column name or an expression), predicate and NULLS NOT DISTINCT. */
+export const UNIQUE_INDEXES_SQL = `
+SELECT c.relname AS name, ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true) FROM generate_series(1, i.indnkeyatts) k) AS keys,
+       pg_get_expr(i.indpred, i.indrelid, true) AS "where", i.indnullsnotdistinct AS "nullsEqual"
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+ WHERE i.indrelid = $1::oid AND i.indisunique AND i.indisvalid ORDER BY c.relname`;
+
 export const HAS_INPUT_IS_VALID_SQL = `SELECT to_regproc('pg_catalog.pg_input_is_valid') IS NOT NULL AS has`;
 
 /** Reads about `pct` percent of a table's pages: the read rate of this server, for lock estimates. */

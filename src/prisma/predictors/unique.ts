@@ -50,6 +50,13 @@ async function allDistinct(ctx: PredictContext, rows: string, alias: string, key
   }
 }
 
+/** Rows sharing a key among those a unique index covers (its predicate; NULL keys unless NULLS NOT DISTINCT). */
+export async function duplicates(ctx: PredictContext, rows: string, alias: string, keys: readonly string[], where: string | null, nullsEqual: boolean) {
+  const cond = [where ? `(${where})` : null, ...(nullsEqual ? [] : keys.map((k) => `${k} IS NOT NULL`))].filter(Boolean).join(' AND ') || 'true';
+  if (await allDistinct(ctx, rows, alias, keys, cond)) return { count: 0, groups: 0, sample: [] };
+  return counted(await ctx.probe(duplicatesSql(rows, alias, keys, cond), [ctx.sample]));
+}
+
 export const uniquePredictor: Predictor = {
   name: 'unique',
   applies: (a) => (a.kind === 'IndexStmt' && !!a.node.unique) ||
@@ -73,9 +80,7 @@ export const uniquePredictor: Predictor = {
         }));
       }
     }
-    const cond = [where ? `(${where})` : null, ...(nullsEqual ? [] : keys.map((k) => `${k} IS NOT NULL`))].filter(Boolean).join(' AND ') || 'true';
-    if (await allDistinct(ctx, t.rows, alias, keys, cond)) return out;
-    const d = counted(await ctx.probe(duplicatesSql(t.rows, alias, keys, cond), [ctx.sample]));
+    const d = await duplicates(ctx, t.rows, alias, keys, where, nullsEqual);
     if (d.count > 0) {
       const what = c ? strings(c.keys).join(', ') : keys.join(', ');
       out.push(ctx.finding('PRISMA_DUPLICATE_KEYS', {
