@@ -24,6 +24,7 @@ const extra: Array<[string, string, string]> = [
   ['backup', './backup.ts', 'benchBackup'],
   ['plan', './plan.ts', 'benchPlan'],
   ['rollback', './rollback.ts', 'benchRollback'],
+  ['prisma', './prisma.ts', 'benchPrisma'],
 ];
 for (const [name, file, fn] of extra) {
   if (!want(name)) continue;

@@ -13,8 +13,9 @@ import { registerStatus } from './status.ts';
 import { registerVerify } from './verify.ts';
 import { registerMonitor } from './monitor.ts';
 import { registerCleanup } from './cleanup.ts';
+import { registerPrisma } from './prisma.ts';
 
 /** Each command registers itself; setExit records the command's exit code. */
 export type RegisterCommand = (program: Command, setExit: (code: number) => void) => void;
 
-export const COMMANDS: RegisterCommand[] = [registerDemo, registerCheck, registerPlan, registerDryRun, registerRehearse, registerApply, registerRollback, registerStatus, registerBackups, registerVerify, registerMonitor, registerCleanup, registerRunbook, registerReport];
+export const COMMANDS: RegisterCommand[] = [registerDemo, registerCheck, registerPlan, registerDryRun, registerRehearse, registerApply, registerRollback, registerStatus, registerBackups, registerVerify, registerMonitor, registerCleanup, registerRunbook, registerReport, registerPrisma];
