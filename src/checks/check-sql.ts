@@ -314,7 +314,8 @@ export function explainWriteSql(table: string, key: string, keyType: string, pro
   const k = ident(key);
   const body = column === null
     ? `SELECT 1 FROM ${table} t JOIN p ON t.${k} = p.${k} WHERE ${rangeUsed(keyType)}`
-    : `UPDATE ${table} t SET ${ident(column)} = p.${ident(column)} FROM p WHERE t.${k} = p.${k} AND ${rangeUsed(keyType)}`;
+    // compared as the batches compare it (only rows whose value changes are written), then assigned
+    : `UPDATE ${table} t SET ${ident(column)} = p.${ident(column)} FROM p WHERE t.${k} = p.${k} AND t.${ident(column)} IS DISTINCT FROM p.${ident(column)} AND ${rangeUsed(keyType)}`;
   return `${EXPLAIN_PREFIX}${projection}
 ) ${body}`;
 }

@@ -77,12 +77,10 @@ export function rowRules(step: BatchedStep, facts: CatalogFacts, target: StepTar
   }
   for (const w of writes) {
     const column = col(w);
-    const dom = domainOf(column.typeInfo);
+    const dom = column.typeInfo.kind === 'domain' ? column.typeInfo.domain : undefined;
     for (const d of dom?.checks ?? []) {
-      const expr = checkExpression(d.definition);
-      const test = dom!.array
-        ? `(SELECT bool_and(${expr}) FROM unnest(${v(w)}) AS belay_d(value))`
-        : `(SELECT ${expr} FROM (SELECT ${v(w)} AS value) belay_d)`;
+      // VALUE is an unreserved keyword: in the sub-select it names the one column, the value written
+      const test = `(SELECT ${checkExpression(d.definition)} FROM (SELECT ${v(w)} AS value) belay_d)`;
       rules.push({
         code: `DOMAIN:${w}.${d.name}@${step.name}`, kind: 'domain',
         message: `rows step "${step.name}" would write into "${w}" a value its type ${column.typeInfo.name} refuses: ${d.definition} (constraint "${d.name}", from the catalog; 23514)`,
@@ -147,20 +145,10 @@ function fkDefinition(fk: ForeignKeyFact): string {
   return `FOREIGN KEY (${fk.childColumns.map((c) => ident(c)).join(', ')}) REFERENCES ${fk.parent.sqlName} (${fk.parentColumns.map((c) => ident(c)).join(', ')}) ON UPDATE ${fk.onUpdate.toUpperCase()} ON DELETE ${fk.onDelete.toUpperCase()}`;
 }
 
-/** The domain a column's values must satisfy (its own type, or its arrays' elements), with every check down to its base. */
-function domainOf(t: TypeFact): { checks: Array<{ name: string; definition: string }>; array: boolean } | undefined {
-  if (t.kind === 'domain' && t.domain) return { checks: t.domain.checks, array: false };
-  if (t.kind === 'array' && t.element?.kind === 'domain' && t.element.domain) return { checks: t.element.domain.checks, array: true };
-  return undefined;
-}
-
-/** The type a written value is compared as: the column's type without modifiers, a domain's (or its arrays') base type. */
+/** The type a written value is compared as: the column's type without modifiers, a domain's base type (its checks are rules of their own). */
 function storedType(c: ColumnFact): string {
   const base = (t: TypeFact): TypeFact => (t.kind === 'domain' && t.domain ? base(t.domain.base) : t);
-  const t = c.typeInfo;
-  if (t.kind === 'domain') return base(t).name;
-  if (t.kind === 'array' && t.element?.kind === 'domain') return `${base(t.element).name}[]`;
-  return t.name;
+  return base(c.typeInfo).name;
 }
 
 /** "CHECK ((VALUE > 0)) NOT VALID" → "((VALUE > 0))": the expression pg_get_constraintdef prints. */
