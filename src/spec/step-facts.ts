@@ -188,7 +188,9 @@ function scanNote(step: BatchedStep, fk: ForeignKeyFact): StepNote | undefined {
     code: `CASCADE_SCAN:${fk.name}@${step.name}`, kind: 'cascade-scan', severity: byStep ? 'warn' : 'info',
     message: `${fk.child.sqlName} has no index led by ${cols}, its columns of "${fk.name}": ${byStep
       ? `every row step "${step.name}" writes makes the server scan ${fk.child.sqlName} for rows that reference it`
-      : `every row deleted from ${fk.parent.sqlName} (ON DELETE ${fk.onDelete.toUpperCase()}) scans ${fk.child.sqlName}`}`,
+      : ACTS.has(fk.onDelete)
+        ? `every row deleted from ${fk.parent.sqlName} (ON DELETE ${fk.onDelete.toUpperCase()}) scans ${fk.child.sqlName}`
+        : `every change of a referenced key of ${fk.parent.sqlName} (ON UPDATE ${fk.onUpdate.toUpperCase()}) scans ${fk.child.sqlName}`}`,
     fix: `CREATE INDEX CONCURRENTLY ON ${fk.child.sqlName} (${cols})${byStep ? ', or declare it in tempIndexes for the run' : ''}.`,
     data: fkData(fk, fk.parent.name === step.table ? 'into' : 'from'),
   };
