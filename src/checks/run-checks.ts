@@ -69,7 +69,11 @@ export interface RunChecksOptions {
    * the checks always run in that one session.
    */
   jobs?: number;
-  /** Also predict what the catalog enforces on the written columns and report what it does (default true). */
+  /**
+   * Also predict what the catalog enforces on the written columns, report what it does, and plan every
+   * projection first (default true). false: the declared checks alone, as verification recounts them
+   * after a run (when a later plain-SQL step may have changed what a projection reads).
+   */
   derive?: boolean;
 }
 
@@ -124,7 +128,7 @@ export async function runChecks(db: Db, m: LoadedMigration, opts: RunChecksOptio
       if (!cache.has(k)) cache.set(k, catalogFacts(db, s.table, s.writes));
       return cache.get(k)!;
     };
-    const steps = await preparedSteps(db, m, prior.length < m.spec.steps.filter((s) => s.kind === 'sql').length);
+    const steps = derive ? await preparedSteps(db, m, prior.length < m.spec.steps.filter((s) => s.kind === 'sql').length) : [];
     const units: CheckUnit[] = m.spec.checks.map((c) => ({ weight: WEIGHT[c.kind], run: (s, n) => runOne(s, m, c, n) }));
     let notes: CheckFinding[] = [];
     if (derive) {
