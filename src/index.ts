@@ -17,6 +17,8 @@ export { redactUrl } from './db/redact.ts';
 export { checksumTable, type TableChecksum } from './db/checksum.ts';
 /** What the catalog knows of a table the migration writes: keys, unique indexes, foreign keys, checks, triggers, types. */
 export { type CatalogFacts, catalogFacts } from './db/catalog-facts.ts';
+/** What the database does on a migration's writes (triggers, foreign-key actions, cascades, keys): the notes check, plan and runbook show. */
+export { type IndirectTable, type StepFacts, stepFacts, type StepNote } from './spec/step-facts.ts';
 
 // The pipeline
 /** belay apply: check → backup → batches → verify, resumable, with the result of every step. */

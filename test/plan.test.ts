@@ -283,6 +283,7 @@ for (const kind of DB_KINDS) {
       try {
         await f.db.exec(`CREATE TABLE big (id int PRIMARY KEY, grp int NOT NULL, v int);
           CREATE TABLE grp_owner (grp int NOT NULL, owner int NOT NULL);
+          CREATE UNIQUE INDEX grp_owner_grp ON grp_owner (grp); -- a key: must tell rows apart
           INSERT INTO big SELECT g, g % 500, NULL FROM generate_series(1, 6000) g;
           INSERT INTO grp_owner SELECT g, g * 7 FROM generate_series(0, 499) g; ANALYZE big; ANALYZE grp_owner;`);
         const m = await loadMigration(specFile(`export default {

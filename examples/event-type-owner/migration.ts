@@ -75,7 +75,8 @@ export default function eventTypeOwner(params: MigrationParams) {
             FROM outcome o
            ORDER BY o.id`,
         categories: [
-          { value: 'assign', code: 'ASSIGN', severity: 'info', message: 'event types with exactly one valid link that will get that user as owner' },
+          // changes: these are the rows the run writes (post-run verification expects exactly as many)
+          { value: 'assign', code: 'ASSIGN', severity: 'info', changes: true, message: 'event types with exactly one valid link that will get that user as owner' },
           {
             value: 'unowned', code: 'UNOWNED', severity: 'warn', message: 'personal event types without any valid link: stay without owner',
             fix: 'Link them to a user in "_user_eventtype" or assign them by hand.',
@@ -85,7 +86,7 @@ export default function eventTypeOwner(params: MigrationParams) {
                 value: 'ambiguous', code: 'AMBIGUOUS', severity: 'warn', message: 'event types linked to several users: stay without owner',
                 fix: 'Decide the owner by hand, or run with --param ambiguous=lowest.',
               }
-            : { value: 'ambiguous', code: 'AMBIGUOUS', severity: 'info', message: 'event types linked to several users: will get the lowest user id' },
+            : { value: 'ambiguous', code: 'AMBIGUOUS', severity: 'info', changes: true, message: 'event types linked to several users: will get the lowest user id' },
           {
             value: 'slug-conflict', code: 'SLUG_CONFLICT', severity: 'warn',
             message: 'the owner would have two event types with the same slug: none of them changes (conflictsWith: the other row, with: owned or eligible)',

@@ -1,12 +1,14 @@
 // All SQL of the pre-flight stage, in one place. Identifiers go through ident()/qualified().
 // Offending-row queries are plain SELECTs; runChecks wraps each in FINDING_SQL inside a READ ONLY
 // transaction that is rolled back, so a check can never change the database.
-import { ident } from '../db/sql.ts';
+import { ident, literal } from '../db/sql.ts';
 
 /** One snapshot for every check, and the server refuses any write. Always ended with ROLLBACK. */
 export const READ_ONLY_BEGIN_SQL = 'BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY';
 /** The same snapshot, writable at first: the decisions are made in it as temporary tables, then it turns read-only. */
 export const SNAPSHOT_BEGIN_SQL = 'BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ';
+/** When plain-SQL steps run first (rolled back with the checks): read-only is set once they ran. */
+export const READ_WRITE_BEGIN_SQL = 'BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ';
 
 /** Text before the offending-rows query in findingSql(): an error position inside it is shifted by its length. */
 export const FINDING_PREFIX = 'WITH f AS (\n';
@@ -21,7 +23,9 @@ SELECT (SELECT count(*) FROM f)::int AS n,
 
 /** The whole key range of a table, as text (passed to a projection as $1 and $2, like a batch's bounds). */
 export function keyRangeSql(table: string, key: string): string {
-  return `SELECT min(${ident(key)})::text AS lo, max(${ident(key)})::text AS hi FROM ${table}`;
+  // ORDER BY … LIMIT 1, not min()/max(): PostgreSQL 15 has no min(uuid); the key's index answers either way
+  const k = ident(key);
+  return `SELECT (SELECT ${k} FROM ${table} ORDER BY ${k} LIMIT 1)::text AS lo, (SELECT ${k} FROM ${table} ORDER BY ${k} DESC LIMIT 1)::text AS hi`;
 }
 
 /** Rows of child.column whose value is missing from parent.column (NULL references nothing). */
@@ -164,3 +168,176 @@ export function parentGuardSql(key: string, column: string, parent: string, pare
 // ---- state: the results of the pre-flight an apply ran, with its run id (state schema version 3).
 
 // The table is created by state schema version 3 (src/state/schema.ts).
+
+// ---- constraints predicted from the catalog on the rows a step writes (FK, CHECK, domain, NOT NULL)
+
+/** The rows a step writes, as the row-rule SQL reads them. */
+export interface WrittenRowsShape {
+  /** Quoted, qualified table. */
+  table: string;
+  key: string;
+  keyType: string;
+  /** Written columns and the type the column stores them as (a domain's base type: a domain's checks are rules of their own). */
+  writes: ReadonlyArray<{ name: string; type: string }>;
+  /** Other columns the rules read, as they are now. */
+  reads: readonly string[];
+}
+
+/** A row-level rule: `violated` reads v (the row after the step; written columns also as v.belay_old_<i>). */
+export interface RowRule {
+  violated: string;
+  /** The columns a reported row shows: name → SQL over v. */
+  show: ReadonlyArray<readonly [string, string]>;
+}
+
+/** v's name for the value a written column holds now. */
+export function oldOf(i: number): string {
+  return `belay_old_${i}`;
+}
+
+/**
+ * Per rule: how many rows the step writes violate it, and the first `limit` of them in key order. One
+ * pass: the projection joined to the table once (only rows whose written values change: the rows the
+ * batches write), materialized, then every rule over it. $1/$2 = the table's whole key range.
+ */
+export function rowRulesSql(s: WrittenRowsShape, projection: string, rules: readonly RowRule[], limit: number): string {
+  const k = ident(s.key);
+  const cols = [
+    `t.${k} AS ${k}`,
+    ...s.writes.filter((w) => w.name !== s.key).map((w) => `CAST(p.${ident(w.name)} AS ${w.type}) AS ${ident(w.name)}`),
+    ...s.writes.map((w, i) => `t.${ident(w.name)} AS ${oldOf(i)}`),
+    ...s.reads.filter((c) => c !== s.key && !s.writes.some((w) => w.name === c)).map((c) => `t.${ident(c)}`),
+  ];
+  const changed = s.writes.map((w) => `t.${ident(w.name)} IS DISTINCT FROM p.${ident(w.name)}`).join(' OR ');
+  const hits = rules.map((r, i) => `  SELECT ${i} AS belay_rule, v.${k} AS belay_key, jsonb_build_object(${r.show.map(([n, sql]) => `${literal(n)}, ${sql}`).join(', ')}) AS belay_row
+    FROM v WHERE ${r.violated}`).join('\n  UNION ALL\n');
+  return `${PROJECTION_PREFIX}${projection}
+), v AS MATERIALIZED (
+  SELECT ${cols.join(', ')}
+    FROM p JOIN ${s.table} t ON t.${k} = p.${k}
+   WHERE (${changed}) AND ($1::${s.keyType} IS NOT NULL OR $2::${s.keyType} IS NULL)
+), hit AS (
+${hits}
+), ranked AS (
+  SELECT h.*, row_number() OVER (PARTITION BY h.belay_rule ORDER BY h.belay_key) AS belay_n FROM hit h
+)
+SELECT belay_rule AS rule, count(*)::int AS n,
+       coalesce(jsonb_agg(belay_row ORDER BY belay_key) FILTER (WHERE belay_n <= ${Math.max(0, Math.floor(limit))}), '[]') AS sample
+  FROM ranked GROUP BY belay_rule`;
+}
+
+/** One key term of an exclusion constraint: SQL over unqualified columns, and the operator that must not hold. */
+export interface ExclusionShape {
+  table: string;
+  key: string;
+  keyType: string;
+  writes: readonly string[];
+  terms: ReadonlyArray<{ name: string; sql: string; operator: string }>;
+  predicate: string | null;
+  /** Every column the terms and the predicate read. */
+  reads: readonly string[];
+}
+
+/**
+ * Rows that would violate an exclusion constraint after a projected step: a changed row (a written column
+ * the constraint reads gets another value) whose terms, as they will be, meet another row's under every
+ * operator: the other rows as they are now (through the constraint's own index) and the other changed
+ * rows as they will be. NULL terms never conflict. $1/$2 = the table's whole key range.
+ */
+export function exclusionAfterSql(s: ExclusionShape, projection: string): string {
+  const k = ident(s.key);
+  const cols = [...new Set([s.key, ...s.reads])];
+  const written = (c: string) => s.writes.includes(c) && c !== s.key;
+  const after = cols.map((c) => `${written(c) ? `p.${ident(c)}` : `t.${ident(c)}`} AS ${ident(c)}`).join(', ');
+  const changes = s.reads.filter(written).map((c) => `t.${ident(c)} IS DISTINCT FROM p.${ident(c)}`);
+  const terms = s.terms.map((t, i) => `${t.sql} AS belay_${i}`).join(', ');
+  const where = s.predicate ? ` WHERE (${s.predicate})` : '';
+  const meets = (a: string, b: string) => s.terms.map((t, i) => `${a}.belay_${i} ${t.operator} ${b}.belay_${i}`).join(' AND ');
+  const shown = s.terms.map((t, i) => `x.belay_${i} AS ${ident(t.name)}`).filter((_, i) => s.terms[i]!.name !== s.key);
+  return `${PROJECTION_PREFIX}${projection}
+), a AS MATERIALIZED (
+  SELECT ${k} AS belay_key, ${terms} FROM (
+    SELECT ${after} FROM p JOIN ${s.table} t ON t.${k} = p.${k}
+     WHERE (${changes.length ? changes.join(' OR ') : 'false'}) AND ($1::${s.keyType} IS NOT NULL OR $2::${s.keyType} IS NULL)
+  ) v${where}
+), hit AS (
+  SELECT x.belay_key AS key, o.belay_key AS other, false AS other_changed
+    FROM a x JOIN (SELECT ${k} AS belay_key, ${terms} FROM ${s.table}${where}) o ON ${meets('x', 'o')} AND o.belay_key <> x.belay_key
+   WHERE NOT EXISTS (SELECT 1 FROM a c WHERE c.belay_key = o.belay_key)
+  UNION ALL
+  SELECT x.belay_key, y.belay_key, true FROM a x JOIN a y ON ${meets('x', 'y')} AND y.belay_key <> x.belay_key
+), per_row AS (
+  SELECT key, array_agg(other ORDER BY other) AS others, array_agg(other_changed ORDER BY other) AS changed FROM hit GROUP BY key
+)
+SELECT x.belay_key AS ${k}${shown.length ? `, ${shown.join(', ')}` : ''}, r.others[1] AS "collidesWith", r.changed[1] AS "collidesWithChanged", r.others AS "collidesWithAll"
+  FROM per_row r JOIN a x ON x.belay_key = r.key ORDER BY x.belay_key`;
+}
+
+// ---- a projection's mistakes, found before anything runs: planned (EXPLAIN), never executed. Every
+// ---- statement references $1/$2 (the key range, typed as the key) whether or not the projection does.
+
+/** Text before the user's SQL in the EXPLAIN statements below: positions inside it are shifted by its length. */
+export const EXPLAIN_PREFIX = `EXPLAIN ${PROJECTION_PREFIX}`;
+
+function rangeUsed(keyType: string): string {
+  return `($1::${keyType} IS NOT NULL OR $2::${keyType} IS NULL)`;
+}
+
+/** The projection planned as a query of its own. */
+export function explainProjectionSql(projection: string, keyType: string): string {
+  return `${EXPLAIN_PREFIX}${projection}
+) SELECT * FROM p WHERE ${rangeUsed(keyType)}`;
+}
+
+/**
+ * The projection's output columns, in order, without running it: a LIMIT 0 of it outer-joined to one
+ * row yields one row of NULLs whose JSON has every column's name (duplicates kept) and pg_typeof their types.
+ */
+export function projectionColumnsSql(projection: string, keyType: string): string {
+  return `${PROJECTION_PREFIX}${projection}
+), r AS (
+  SELECT x.* FROM (SELECT 1) o LEFT JOIN (SELECT * FROM p LIMIT 0) x ON true WHERE ${rangeUsed(keyType)}
+)
+SELECT k AS name FROM r, json_object_keys(to_json(r)) k`;
+}
+
+/** The type of one output column of the projection. */
+export function projectionTypeSql(projection: string, keyType: string, column: string): string {
+  return `${PROJECTION_PREFIX}${projection}
+)
+SELECT pg_typeof(x.${ident(column)})::text AS type FROM (SELECT 1) o LEFT JOIN (SELECT * FROM p LIMIT 0) x ON true WHERE ${rangeUsed(keyType)}`;
+}
+
+/**
+ * The write of one projected column, planned: the server's own assignment rules (types, generated
+ * columns), allowed in a read-only transaction because it never runs. column null: the key's join alone.
+ */
+export function explainWriteSql(table: string, key: string, keyType: string, projection: string, column: string | null): string {
+  const k = ident(key);
+  const body = column === null
+    ? `SELECT 1 FROM ${table} t JOIN p ON t.${k} = p.${k} WHERE ${rangeUsed(keyType)}`
+    // compared as the batches compare it (only rows whose value changes are written), then assigned
+    : `UPDATE ${table} t SET ${ident(column)} = p.${ident(column)} FROM p WHERE t.${k} = p.${k} AND t.${ident(column)} IS DISTINCT FROM p.${ident(column)} AND ${rangeUsed(keyType)}`;
+  return `${EXPLAIN_PREFIX}${projection}
+) ${body}`;
+}
+
+/** A step's in-batch verification planned with `written` shaped as the table's rows. */
+export function explainVerifySql(table: string, verify: string, keyType: string): string {
+  return `EXPLAIN WITH written AS (SELECT w.* FROM ${table} w WHERE false)
+SELECT * FROM (
+${verify}
+) v WHERE ${rangeUsed(keyType)}`;
+}
+
+/** Text before the user's SQL in explainVerifySql. */
+export function explainVerifyPrefix(table: string): string {
+  return `EXPLAIN WITH written AS (SELECT w.* FROM ${table} w WHERE false)\nSELECT * FROM (\n`;
+}
+
+/** A post-run verification planned. */
+export const EXPLAIN_QUERY_PREFIX = 'EXPLAIN SELECT * FROM (\n';
+export function explainQuerySql(sql: string): string {
+  return `${EXPLAIN_QUERY_PREFIX}${sql}
+) v`;
+}

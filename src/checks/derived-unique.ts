@@ -15,10 +15,13 @@ export interface DerivedOrigin {
   source: 'catalog';
   step: string;
   table: string;
-  index: string;
-  /** The constraint the index backs (unique, primary key), or null for a plain unique index. */
+  /** The index a unique or exclusion prediction reads. */
+  index?: string;
+  /** The constraint: the one the index backs (unique, primary key, exclusion), the foreign key, CHECK or domain constraint; null for a plain unique index and NOT NULL. */
   constraint: string | null;
-  /** pg_get_indexdef, for the reader. */
+  /** The written column a domain or NOT NULL prediction is about. */
+  column?: string;
+  /** pg_get_indexdef or pg_get_constraintdef, for the reader. */
   definition: string;
 }
 

@@ -1,15 +1,18 @@
 // The check stage: the checks run before the first write (and refuse with
 // ChecksFailedError, exit 6, when an error-severity finding has rows), their results are stored
 // with the run id, and the checks that protect a write lend guards to every batch.
-import { ChecksFailedError } from '../errors.ts';
+import { ChecksFailedError, SpecError } from '../errors.ts';
 import { tell } from '../state/events.ts';
 import { type DecisionTarget, storedDecision } from '../state/decision.ts';
 import { resolveStep } from '../spec/resolve.ts';
 import { storeCheckResults } from '../state/check-results.ts';
+import { priorSqlSteps } from './prior-steps.ts';
 import { type GuardFacts, kindOf } from './registry.ts';
 import { type CheckReport, runChecks } from './run-checks.ts';
 import { uniqueShape } from './unique-after.ts';
 import type { RunContext, Stage } from '../run/contract.ts';
+import type { BatchedStep } from '../spec/define.ts';
+import { assertStepSqlPlans } from './projection-check.ts';
 
 export interface PreflightOptions {
   /** Do not run the checks before the first write (recorded as skipped). Guards still protect each batch. */
@@ -22,6 +25,8 @@ export interface PreflightOptions {
 
 /** The check stage: before the first write it runs and stores the checks; every batch gets their guards. */
 export interface Preflight extends Stage {
+  /** Plans a step's SQL before it is decided (a mistake is BELAY_CHECK_SQL, exit 3, not a database error). */
+  vet(ctx: RunContext, step: BatchedStep, stepNo: number): Promise<void>;
   /** The last report (undefined before the stage ran, or when skipped). */
   readonly report: CheckReport | undefined;
 }
@@ -34,10 +39,20 @@ export function preflight(opts: PreflightOptions = {}): Preflight {
     get report() {
       return report;
     },
+    vet: (ctx, step, stepNo) => assertStepSqlPlans(ctx.db, step, stepNo),
     async before(ctx) {
       const { db, runId, migration: m } = ctx;
-      // catalog facts for the guards, resolved once so that guards() can stay synchronous
-      for (const c of m.spec.checks) if (c.kind === 'unique-after') facts.indexes.set(c.code, (await uniqueShape(db, c, m)).shape);
+      // catalog facts for the guards, resolved once so that guards() can stay synchronous; an index a plain-SQL
+      // step creates does not exist yet (the checks preview it): its batches keep the server's own check
+      const pending = (await priorSqlSteps(db, m.spec)).length > 0;
+      for (const c of m.spec.checks) {
+        if (c.kind !== 'unique-after') continue;
+        try {
+          facts.indexes.set(c.code, (await uniqueShape(db, c, m)).shape);
+        } catch (err) {
+          if (!(pending && err instanceof SpecError)) throw err;
+        }
+      }
       if (opts.skipChecks) {
         await storeCheckResults(db, runId, [{ code: '-', kind: '-', severity: 'info', outcome: 'skipped', count: 0, message: 'pre-flight skipped (--skip-checks)' }]);
         await tell(db, ctx.emit, { type: 'checks-skipped', runId });
@@ -54,7 +69,7 @@ export function preflight(opts: PreflightOptions = {}): Preflight {
       await storeReport(ctx, report);
       opts.onReport?.(report);
       if (!report.ok) {
-        const parts = report.findings.filter((f) => report!.blocking.includes(f.code)).map((f) => `${f.code} (${f.count} row${f.count === 1 ? '' : 's'})`);
+        const parts = report.findings.filter((f) => report!.blocking.includes(f.code)).map((f) => (f.kind === 'catalog' ? f.code : `${f.code} (${f.count} row${f.count === 1 ? '' : 's'})`));
         throw new ChecksFailedError(`pre-flight of "${m.spec.id}" found blocking rows: ${parts.join(', ')}; nothing was written`, {
           runId, blocking: report.blocking,
           findings: report.findings.map((f) => ({ code: f.code, severity: f.severity, count: f.count, sample: f.sample.slice(0, 5) })),
@@ -72,7 +87,8 @@ export function preflight(opts: PreflightOptions = {}): Preflight {
 async function storeReport(ctx: RunContext, r: CheckReport): Promise<void> {
   const rows = r.findings.map((f) => ({
     code: f.code, kind: f.kind, severity: f.severity, message: f.message, fix: f.fix ?? null, count: f.count, sample: f.sample,
-    durationMs: f.durationMs, outcome: f.count === 0 ? 'passed' : f.severity === 'error' ? 'blocked' : 'found',
+    // a catalog fact is about the schema: noted, or blocking when it is an error
+    durationMs: f.durationMs, outcome: f.kind === 'catalog' ? (f.severity === 'error' ? 'blocked' : 'noted') : f.count === 0 ? 'passed' : f.severity === 'error' ? 'blocked' : 'found',
   }));
   await storeCheckResults(ctx.db, ctx.runId, rows);
   const counts = Object.fromEntries(r.findings.map((f) => [f.code, f.count]));

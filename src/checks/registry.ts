@@ -96,14 +96,16 @@ export interface DeclaredFinding {
   severity: 'error' | 'warn' | 'info';
   meaning: string;
   fix: string;
+  /** Its rows are the rows the migration changes (changes: true). */
+  changes: boolean;
 }
 
 export function declaredFindings(c: Check): DeclaredFinding[] {
   const k = kindOf(c);
   if (c.kind === 'classify') {
-    return c.categories.map((x) => ({ code: x.code, kind: c.kind, severity: x.severity, meaning: x.message, fix: x.fix ?? k.defaultFix }));
+    return c.categories.map((x) => ({ code: x.code, kind: c.kind, severity: x.severity, meaning: x.message, fix: x.fix ?? k.defaultFix, changes: !!x.changes }));
   }
-  return [{ code: c.code, kind: c.kind, severity: c.severity, meaning: c.message ?? k.meaning, fix: c.fix ?? k.defaultFix }];
+  return [{ code: c.code, kind: c.kind, severity: c.severity, meaning: c.message ?? k.meaning, fix: c.fix ?? k.defaultFix, changes: c.kind === 'sql' && !!c.changes }];
 }
 
 /** Codes belay itself reports about checks (not findings): in the error registry, listed here for the runbook. */

@@ -20,7 +20,14 @@ export function formatPlan(p: Plan): string[] {
     for (const f of s.seqScans) {
       lines.push(`    sequential scan over ${f.table} (${f.rows} rows)${f.condition ? ` for ${f.condition}` : ''}`);
       if (f.proposedIndex) lines.push(`    proposed temporary index: tempIndexes: [{ name: '${f.proposedIndex.name}', table: '${f.proposedIndex.table}', columns: '${f.proposedIndex.columns}' }]`);
+      else if (f.servedBy) lines.push(`    no index proposed: ${f.servedBy} is led by a column it uses`);
     }
+    if (s.note) lines.push(`    ${s.note}`);
+  }
+  const notes = (p.catalog ?? []).flatMap((c) => c.notes);
+  if (notes.length) {
+    lines.push('what the database does on these writes (from the catalog):');
+    for (const n of notes) lines.push(`  ${n.severity.padEnd(5)} ${n.code}: ${n.message}`);
   }
   lines.push(`mode: ${p.mode === 'single' ? 'one transaction (the whole change fits in one batch of the target duration)' : `batches of ${p.batchSize} rows to start (each under ${p.targetBatchMs} ms: sized below it, adapted while running)`}`);
   lines.push(`expected time: ${secs(p.estimate.lowMs)} – ${secs(p.estimate.highMs)} (midpoint ${secs(p.estimate.midMs)}, from ${p.estimate.source}; one commit ${p.commitMs.toFixed(1)} ms, throttle checks ${(p.throttleMs ?? 0).toFixed(1)} ms per batch)`);

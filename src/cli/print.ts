@@ -25,7 +25,9 @@ export function printRunResult(r: RunResult): void {
 
 export function printCheckReport(r: CheckReport): void {
   out.line(`pre-flight of ${r.migrationId}: ${r.ok ? 'no blocking findings' : 'BLOCKED by errors'}`);
-  out.line(table(r.findings.map((f) => ({ code: f.code, severity: f.severity, count: f.count, message: f.message })), ['code', 'severity', 'count', 'message']));
+  // catalog facts are about the schema, not rows: no count
+  out.line(table(r.findings.map((f) => ({ code: f.code, severity: f.severity, count: f.kind === 'catalog' ? '-' : f.count, message: f.message })), ['code', 'severity', 'count', 'message']));
+  for (const f of r.findings.filter((x) => x.kind === 'catalog' && x.severity !== 'info')) out.line(`\n${f.code}: ${f.message}${f.fix ? `\n  fix: ${f.fix}` : ''}`);
   for (const f of r.findings.filter((x) => x.count > 0 && x.severity !== 'info')) {
     out.line(`\n${f.code} (${f.count}): ${f.message}`);
     for (const s of f.sample.slice(0, 5)) out.line(`  ${JSON.stringify(s)}`);

@@ -144,3 +144,6 @@ export const TRIGGERS_SQL = `SELECT t.tgname::text AS name, t.tgtype::int AS typ
 /** Which of the function names a trigger body calls are built in (pg_catalog): the others may write anything. */
 export const BUILTIN_FUNCTIONS_SQL = `SELECT DISTINCT p.proname::text AS name FROM pg_proc p
  WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.proname = ANY ($1::text[])`;
+
+/** The session's role may set session_replication_role (a superuser, or GRANT SET ON PARAMETER, PG 15+). */
+export const ROLE_MAY_DISABLE_TRIGGERS_SQL = `SELECT has_parameter_privilege('session_replication_role', 'SET') AS may`;

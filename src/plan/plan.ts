@@ -14,6 +14,7 @@ import { ensureState } from '../state/schema.ts';
 import { calibrate, type CalibrationSample, type Trial, chooseBatchSize, PROBE_SIZE, estimateStepMs, type Rates, ratesOf, widen } from './calibrate.ts';
 import { CONSTRAINT_DEFS_SQL, exactCountSql, INDEX_DEFS_SQL, TABLE_SIZE_SQL } from './plan-sql.ts';
 import { findSeqScans, type SeqScanFinding } from './explain.ts';
+import { type StepFacts, stepFacts } from '../spec/step-facts.ts';
 import { DEFAULT_TARGET_BATCH_MS, INITIAL_HEADROOM } from '../spec/define.ts';
 
 export const PLAN_VERSION = 1;
@@ -65,8 +66,14 @@ export interface Plan {
   commitMs: number;
   /** The throttle checks apply runs before each batch, measured (added per batch; 0 on PGlite). */
   throttleMs: number;
-  /** Temporary indexes proposed for sequential scans over large tables (add them to spec.tempIndexes). */
+  /** Temporary indexes proposed for sequential scans over large tables that no index serves (add them to spec.tempIndexes). */
   proposedIndexes: Array<{ name: string; table: string; columns: string }>;
+  /**
+   * What the catalog says about each batched step's writes: triggers it fires, foreign-key actions,
+   * cascades without an index, composite keys (notes with stable codes, as belay check reports them),
+   * and the tables it changes indirectly. Absent in plans made by a dry run.
+   */
+  catalog?: StepFacts[];
 }
 
 export interface PlanOptions {
@@ -120,6 +127,8 @@ export async function plan(db: Db, m: LoadedMigration, opts: PlanOptions, measur
   const rowsOf = (t: string) => tables.find((x) => x.name === t)?.rows ?? 0;
   const { commitMs, throttleMs } = measures;
   const calSize = spec.options.batchSize;
+  const existing = new Set<string>();
+  for (const x of spec.tempIndexes) if ((await db.query<{ r: string | null }>('SELECT to_regclass($1)::text AS r', [qualified(x.name)])).rows[0]?.r) existing.add(x.name);
   const steps: StepPlan[] = [];
   for (const [i, step] of spec.steps.entries()) {
     if (step.kind === 'sql') {
@@ -146,12 +155,15 @@ export async function plan(db: Db, m: LoadedMigration, opts: PlanOptions, measur
     // the batches' statement, and the making of the decision (a range rule evaluated chunk by chunk)
     const large = opts.largeTableRows ?? DEFAULT_LARGE_TABLE_ROWS;
     const seqScans = [
-      ...(cal.explain ? await findSeqScans(db, cal.explain, step.name, large) : []),
-      ...(opened.ruleExplain ? await findSeqScans(db, opened.ruleExplain, step.name, large) : []),
+      ...(cal.explain ? await findSeqScans(db, cal.explain, step.name, large, spec.tempIndexes) : []),
+      ...(opened.ruleExplain ? await findSeqScans(db, opened.ruleExplain, step.name, large, spec.tempIndexes) : []),
     ];
-    steps.push({ name: step.name, kind: 'batched', table: step.table, rows, samples: cal.samples, rates, estimateMs: { low: 0, mid: 0, high: 0 }, seqScans });
+    // apply creates the temporary indexes before the first batch; planning does not write, so it measures without them
+    const missing = spec.tempIndexes.filter((x) => !existing.has(x.name)).map((x) => x.name);
+    const note = missing.length ? `calibrated without the temporary indexes ${missing.join(', ')} (apply creates them first): the estimate may be high` : undefined;
+    steps.push({ name: step.name, kind: 'batched', table: step.table, rows, samples: cal.samples, rates, estimateMs: { low: 0, mid: 0, high: 0 }, seqScans, ...(note ? { note } : {}) });
   }
-  return finishPlan(db, m, { tables, steps, targetBatchMs, commitMs, throttleMs, source: 'calibration' });
+  return { ...finishPlan(db, m, { tables, steps, targetBatchMs, commitMs, throttleMs, source: 'calibration' }), catalog: await stepFacts(db, spec) };
 }
 
 /**

@@ -115,6 +115,11 @@ export async function runbook(m: LoadedMigration, opts: RunbookOptions = {}): Pr
     out.push('', '### Temporary indexes', '', 'Created before the first step, dropped in cleanup:', '');
     out.push(fence(spec.tempIndexes.map((x) => `CREATE INDEX CONCURRENTLY ${ident(x.name)} ON ${qualified(x.table)} (${x.columns})${x.where ? ` WHERE ${x.where}` : ''};`).join('\n'), 'sql'));
   }
+  const catalog = opts.db && opts.sources?.catalog
+    ? await opts.sources.catalog(opts.db, m).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))))
+    : undefined;
+  out.push('', '### What the database does on these writes', '');
+  out.push(...catalogSection(catalog, !!opts.db));
 
   h2(2);
   out.push(`Run read-only with ${code(`belay check ${mig}`)}. Severity **error** blocks the apply; **warn** rows are reported and left unchanged; **info** counts what will happen.`, '');
@@ -127,6 +132,12 @@ export async function runbook(m: LoadedMigration, opts: RunbookOptions = {}): Pr
     if (c.kind === 'sql' || c.kind === 'orphans' || c.kind === 'classify') out.push(fence(opts.sources?.checkSql(c) ?? '-- (not available here)', 'sql'));
     else out.push(`Built-in ${c.kind} check: ${checkMeaning(c)}.`);
   }
+  out.push('', '### Predicted from the catalog', '');
+  if (catalog && !(catalog instanceof Error)) {
+    out.push(catalog.derived.length
+      ? `Nothing declares these: belay reads them from the catalog and predicts each on the rows the step writes (severity **error**: the server would refuse the write).\n\n${mdTable(['code', 'kind', 'looks for', 'fix'], catalog.derived.map((d) => [code(d.code), d.kind, d.meaning, d.fix]))}`
+      : '_No unique index, foreign key, CHECK, domain, NOT NULL or exclusion constraint covers a written column._');
+  } else out.push(opts.db ? `_Could not read the catalog: ${catalog instanceof Error ? catalog.message : 'not available here'}._` : `_Pass --db to list the predictions belay derives from the catalog (unique indexes, foreign keys, CHECKs, domains, NOT NULL, exclusion constraints over written columns)._`);
 
   h2(3);
   out.push('Before the first write, belay copies every table the migration touches and records each copy\'s row count and an ' +
@@ -207,6 +218,26 @@ export async function runbook(m: LoadedMigration, opts: RunbookOptions = {}): Pr
   out.push(...['the purpose matches the change request', 'the SQL of every step was read', 'the pre-flight ran on production data with no blocking findings',
     'a rehearsal passed on staging with this checksum', 'the backups have room', 'someone is on call for the monitoring period'].map((s) => `- [ ] ${s}`));
   return `${out.join('\n')}\n`;
+}
+
+type CatalogSources = Awaited<ReturnType<NonNullable<ReportSources['catalog']>>>;
+
+/** The catalog's notes on the batched steps' writes, and the tables they change indirectly. */
+function catalogSection(catalog: CatalogSources | Error | undefined, hasDb: boolean): string[] {
+  if (!catalog || catalog instanceof Error) {
+    return [hasDb ? `_Could not read the catalog: ${catalog instanceof Error ? catalog.message : 'not available here'}._` : '_Pass --db to read the triggers, foreign-key actions and cascades of the written tables from the catalog._'];
+  }
+  const notes = catalog.facts.flatMap((f) => f.notes);
+  const out: string[] = [];
+  out.push(notes.length
+    ? `From the catalog (\`belay check\` reports the same codes):\n\n${mdTable(['code', 'severity', 'what', 'what to do'], notes.map((n) => [code(n.code), n.severity, n.message, n.fix]))}`
+    : '_No trigger fires on the steps\' UPDATE, and no foreign-key action, cascade or composite key involves the written tables._');
+  const indirect = catalog.facts.flatMap((f) => f.indirectTables.map((t) => ({ ...t, step: f.step })));
+  if (indirect.length) {
+    out.push('', 'Tables changed indirectly:', '');
+    out.push(mdTable(['table', 'by step', 'through', 'backed up and verified'], indirect.map((t) => [code(t.table), t.step, code(t.through), t.listed ? 'yes' : '**no**: add it to tables'])));
+  }
+  return out;
 }
 
 async function targetOf(db: Db | undefined, s: BatchedStep, i: number): Promise<{ t: StepTarget; assumed: boolean }> {

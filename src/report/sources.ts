@@ -4,6 +4,7 @@ import type { Db } from '../db/connection.ts';
 import type { BatchedStep, Check } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import type { StepTarget } from '../spec/resolve.ts';
+import type { StepFacts } from '../spec/step-facts.ts';
 
 export interface ReportSources {
   /** The SQL that returns a declared check's rows, for kinds that need no catalog look-up. */
@@ -14,6 +15,11 @@ export interface ReportSources {
   verifySql(t: StepTarget, step: BatchedStep): string | undefined;
   /** The built-in check kinds, for the troubleshooting guide. */
   checkKinds: Array<{ code: string; kind: string; meaning: string; whatToDo: string }>;
+  /**
+   * What the catalog says about the batched steps' writes (triggers, foreign-key actions, cascades, keys,
+   * tables changed indirectly) and the predictions belay check derives from it, described (not run).
+   */
+  catalog?(db: Db, m: LoadedMigration): Promise<{ facts: StepFacts[]; derived: Array<{ code: string; kind: string; step: string; severity: string; meaning: string; fix: string }> }>;
   /** The migration's checks run read-only now: a report of a run that stored no pre-flight results. */
   liveChecks(db: Db, m: LoadedMigration, sample: number): Promise<{ findings: Array<{ code: string; severity: string; message: string; count: number; sample: unknown[]; fix?: string }> }>;
 }

@@ -1,8 +1,10 @@
 // What one stage lends another, wired here so that stages never import each other: the check stage's
 // runner for verification's recount, and what the documents show of the checks and of the batches.
 import { CHECK_KINDS } from '../checks/registry.ts';
+import { describeDerivedChecks } from '../checks/describe-derived.ts';
 import { checkSql, runChecks } from '../checks/run-checks.ts';
 import { writeBatchSql, writtenCte } from '../state/decision-sql.ts';
+import { stepFacts } from '../spec/step-facts.ts';
 import type { ReportSources } from '../report/sources.ts';
 import type { Recount } from '../verify/verify.ts';
 
@@ -19,4 +21,5 @@ export const reportSources: ReportSources = {
   verifySql: (t, step) => (step.verify ? `WITH ${writtenCte({ ...t, relation: SHOWN_DECISION })}\n${step.verify}` : undefined),
   checkKinds: Object.values(CHECK_KINDS).map((k) => ({ code: k.kind, kind: k.defaultSeverity, meaning: k.meaning, whatToDo: k.defaultFix })),
   liveChecks: (db, m, sample) => runChecks(db, m, { sample }),
+  catalog: async (db, m) => ({ facts: await stepFacts(db, m.spec), derived: await describeDerivedChecks(db, m) }),
 };

@@ -14,6 +14,12 @@ const name = z.string().min(1, 'must not be empty').max(63, 'must be at most 63 
 const tableName = z.string().min(1, 'must not be empty').max(127);
 const sql = z.string().trim().min(1, 'must be a non-empty SQL text');
 const severity = z.enum(['error', 'warn', 'info']);
+/**
+ * true: the rows this check (or category) returns are the rows the migration changes. The post-run
+ * verification (expected-changes) compares the rows the run changed with the sum of these counts; a
+ * finding without it, informational or not, is never taken for rows to change.
+ */
+const changes = z.boolean().optional();
 const code = z.string().regex(/^[A-Z][A-Z0-9_-]{1,40}$/, 'must be an upper-case code like ORPHAN_LINK');
 
 /** A check with SQL that returns the offending rows (no rows = pass). */
@@ -24,6 +30,7 @@ const sqlCheck = z.strictObject({
   message: z.string().min(1),
   sql,
   fix: z.string().optional(),
+  changes,
 });
 /**
  * One SELECT that sorts rows into categories (a column of its rows names each row's category), reported
@@ -44,6 +51,7 @@ const classifyCheck = z.strictObject({
     severity: severity.default('warn'),
     message: z.string().min(1),
     fix: z.string().optional(),
+    changes,
   })).min(1, 'must declare at least one category'),
 });
 /** Rows of `table.column` whose value is missing from `references.table.column`. */
@@ -107,6 +115,25 @@ const batchedStep = z.strictObject({
    */
   verify: sql.optional(),
   batchSize: z.number().int().positive().max(1_000_000).optional(),
+  /**
+   * What user triggers of the table do when the step's UPDATE fires them, declared where belay cannot read
+   * it from the function's body (or to confirm what it read): `sets`, the columns of the written rows a
+   * BEFORE trigger changes besides the step's own writes (e.g. "updatedAt"); `writesTables`, the tables
+   * it writes (an audit log). A declared trigger is reported as known (info) instead of a warning.
+   */
+  triggers: z.array(z.strictObject({
+    name,
+    sets: z.array(name).default([]),
+    writesTables: z.array(tableName).default([]),
+  })).optional(),
+  /**
+   * true: the step's batches run with `SET LOCAL session_replication_role = replica`, so that the table's
+   * ordinary user triggers (ENABLE, the default) do not fire. The role must be allowed to set it
+   * (superuser, or GRANT SET ON PARAMETER session_replication_role): `belay check` refuses otherwise.
+   * Under it the server does not enforce foreign keys either (their triggers are ordinary ones) and
+   * ENABLE ALWAYS / ENABLE REPLICA triggers fire: belay check lists them.
+   */
+  disableUserTriggers: z.boolean().optional(),
 }).superRefine((s, ctx) => {
   const rules = [s.decide && 'decide', s.wholeTableProjection && 'wholeTableProjection', s.projection && 'projection'].filter(Boolean);
   if (rules.length === 0) ctx.addIssue({ code: 'custom', path: ['decide'], message: 'a batched step needs its rule: decide (set-based, the whole table) or projection (per key range $1..$2)' });

@@ -1,8 +1,9 @@
 // A step's names resolved against the catalog: the quoted table, its key and the key's type, the
 // columns it writes. Every stage that touches a step's rows starts from this.
-import { column, tableInfo } from '../db/catalog.ts';
+import { column, tableInfo, type TableInfo } from '../db/catalog.ts';
+import { readIndexes } from '../db/catalog-facts.ts';
 import type { Db } from '../db/connection.ts';
-import { StateError } from '../errors.ts';
+import { BelayError, EXIT, StateError } from '../errors.ts';
 import type { BatchedStep, Migration } from './define.ts';
 
 export interface StepTarget {
@@ -15,21 +16,55 @@ export interface StepTarget {
   writes: readonly string[];
 }
 
-/** Resolves a batched step: its key is the spec's `key`, else the table's single-column primary key. */
+/**
+ * Resolves a batched step: its key is the spec's `key`, else the table's single-column primary key. A key
+ * must tell rows apart: a declared `key:` needs a unique index over exactly that column, and NOT NULL;
+ * a table with neither a primary key nor such a column is refused (BELAY_KEY, exit 3).
+ */
 export async function resolveStep(db: Db, step: BatchedStep, stepNo: number): Promise<StepTarget> {
   const info = await tableInfo(db, step.table);
   let key = step.key;
   if (!key) {
+    if (info.primaryKey.length === 0) {
+      const candidates = await singleColumnKeys(db, info);
+      throw keyError(step, stepNo, `table ${info.sqlName} has no primary key`, candidates.length
+        ? `Name one of its unique NOT NULL columns with key: in step "${step.name}" (${candidates.map((c) => `"${c}"`).join(', ')}), or add a primary key.`
+        : `Add a primary key to ${info.sqlName} (or a unique index over a NOT NULL column and name it with key: in step "${step.name}"): without one, batches cannot tell its rows apart.`);
+    }
     if (info.primaryKey.length !== 1) {
-      throw new StateError('BELAY_NO_KEY', `table ${info.sqlName} has ${info.primaryKey.length === 0 ? 'no primary key' : 'a composite primary key'}`, {
+      throw new StateError('BELAY_NO_KEY', `table ${info.sqlName} has a composite primary key`, {
         fix: `Name a unique, non-null key column with key: in step "${step.name}".`,
       });
     }
     key = info.primaryKey[0]!;
   }
   const keyCol = column(info, key, `steps.${stepNo}.key`);
+  if (step.key && !(info.primaryKey.length === 1 && info.primaryKey[0] === key)) {
+    const candidates = await singleColumnKeys(db, info);
+    if (!candidates.includes(key)) {
+      const why = keyCol.notNull ? 'no unique index covers exactly this column' : 'it is not NOT NULL';
+      throw keyError(step, stepNo, `key "${key}" of step "${step.name}" does not tell the rows of ${info.sqlName} apart: ${why}`,
+        `Name a column with a unique index of its own and NOT NULL (${candidates.length ? candidates.map((c) => `"${c}"`).join(', ') : 'the table has none'}), ` +
+        `or create one (CREATE UNIQUE INDEX … ON ${info.sqlName} ("${key}"); ALTER TABLE … ALTER COLUMN "${key}" SET NOT NULL).`);
+    }
+  }
   for (const w of step.writes) column(info, w, `steps.${stepNo}.writes`);
   return { table: info.sqlName, tableName: step.table, key, keyType: keyCol.type, writes: step.writes };
+}
+
+/** Columns that are keys on their own: NOT NULL and covered by a valid, non-partial unique index over exactly them. */
+async function singleColumnKeys(db: Db, info: TableInfo): Promise<string[]> {
+  const notNull = new Set(info.columns.filter((c) => c.notNull).map((c) => c.name));
+  const out = new Set<string>();
+  for (const ix of await readIndexes(db, info.oid)) {
+    const only = ix.terms.length === 1 ? ix.terms[0]!.column : null;
+    if (ix.unique && ix.valid && ix.ready && ix.predicate === null && only !== null && notNull.has(only)) out.add(only);
+  }
+  return [...out].sort();
+}
+
+function keyError(step: BatchedStep, stepNo: number, message: string, fix: string): BelayError {
+  return new BelayError('BELAY_KEY', message, { details: { step: step.name, table: step.table, field: `steps.${stepNo}.key` }, fix: `${fix} Nothing was changed.` });
 }
 
 export interface WrittenTable {

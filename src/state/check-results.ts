@@ -5,7 +5,7 @@ export interface StoredCheckResult {
   code: string;
   kind: string;
   severity: string;
-  /** passed | found | blocked | skipped */
+  /** passed | found | blocked | skipped | noted (a catalog fact) */
   outcome: string;
   count: number;
   message: string | null;

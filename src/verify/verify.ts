@@ -200,8 +200,9 @@ async function writesHeld(db: Db, runId: number, decisions: StepDecision[], limi
 
 /**
  * Pre-flight categories (as stored by the pre-flight before the first write) against the run: rows the
- * pre-flight said would change ('info' findings) equal the rows the run changed; every other category
- * of the sql and orphans kinds (rows that stay as they are) has the same count today.
+ * pre-flight said would change (the findings of checks that declare changes: true) equal the rows the
+ * run changed; every other category of the sql and orphans kinds (rows that stay as they are) has the
+ * same count today.
  */
 async function categoryChecks(db: Db, runId: number, spec: Migration, decisions: StepDecision[], recount: Recount | undefined): Promise<VerifyCheck[]> {
   const stored = (await checkResults(db, runId)).filter((r) => r.outcome !== 'skipped');
@@ -213,18 +214,22 @@ async function categoryChecks(db: Db, runId: number, spec: Migration, decisions:
     ];
   }
   const before = new Map(stored.map((r) => [r.code, r]));
-  const expectedChange = await guarded('expected-changes', 'categories', 'rows the run decided to change against the pre-flight\'s rows to change (info findings), in the same snapshot', async () => {
-    let total = 0;
-    for (const { d } of decisions) total += Number((await db.query<{ n: number }>(decisionCountSql(d.relation, 0))).rows[0]!.n);
-    const info = stored.filter((r) => r.severity === 'info');
-    const expected = info.reduce((s, r) => s + r.count, 0);
-    const same = info.length === 0 || expected === total;
-    return { count: same ? 0 : Math.abs(expected - total), sample: same ? [] : [{ categories: info.map((r) => r.code), expected, changed: total }] };
-  });
+  // only the checks that declare their rows are the rows to change count, never every informational one
+  const changing = new Set(spec.checks.flatMap((c) => (c.kind === 'classify' ? c.categories.filter((x) => x.changes).map((x) => x.code) : c.kind === 'sql' && c.changes ? [c.code] : [])));
+  const toChange = stored.filter((r) => changing.has(r.code));
+  const expectedChange: VerifyCheck = toChange.length === 0
+    ? { name: 'expected-changes', kind: 'categories', result: 'skipped', count: 0, sample: [], message: 'no pre-flight check declares the rows to change (changes: true on a sql check or a classify category)' }
+    : await guarded('expected-changes', 'categories', `rows the run decided to change against the pre-flight's rows to change (${toChange.map((r) => r.code).join(', ')}), in the same snapshot`, async () => {
+      let total = 0;
+      for (const { d } of decisions) total += Number((await db.query<{ n: number }>(decisionCountSql(d.relation, 0))).rows[0]!.n);
+      const expected = toChange.reduce((s, r) => s + r.count, 0);
+      const same = expected === total;
+      return { count: same ? 0 : Math.abs(expected - total), sample: same ? [] : [{ categories: toChange.map((r) => r.code), expected, changed: total }] };
+    });
   if (!recount) return [expectedChange, { name: 'categories', kind: 'categories', result: 'skipped', count: 0, sample: [], message: 'no check runner was given to count the categories again' }];
   const categories = await guarded('categories', 'categories', 'pre-flight categories of rows that stay as they are, counted again', async () => {
     // unique-after and not-null predict the write itself: the constraints checks stand for them afterwards
-    const counted = (code: string, severity: string) => severity !== 'info' && before.has(code);
+    const counted = (code: string, severity: string) => severity !== 'info' && !changing.has(code) && before.has(code);
     const again = spec.checks.filter((c) => (c.kind === 'classify' && c.categories.some((x) => counted(x.code, x.severity))) ||
       ((c.kind === 'sql' || c.kind === 'orphans') && counted(c.code, c.severity)));
     const after = await recount(db, spec, again);
