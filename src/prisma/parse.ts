@@ -35,7 +35,7 @@ export async function parseFile(script: string): Promise<ParsedFile> {
   let txn = 0;
   for (const r of raw) {
     const start = r.stmt_location ?? 0;
-    const end = r.stmt_len ? start + r.stmt_len : text.buf.length;
+    const end = r.stmt_len ? start + r.stmt_len : text.byteLength;
     const kind = Object.keys(r.stmt)[0]!;
     const node = r.stmt[kind]!;
     const first = text.tokens(start, end)[0];

@@ -18,10 +18,15 @@ export interface Replacement {
 }
 
 export class SqlText {
-  readonly buf: Buffer;
+  private readonly buf: Buffer;
   private lineStarts?: number[];
   constructor(readonly text: string) {
     this.buf = Buffer.from(text, 'utf8');
+  }
+
+  /** The text's length in UTF-8 bytes. */
+  get byteLength(): number {
+    return this.buf.length;
   }
 
   slice(start: number, end: number): string {

@@ -330,7 +330,8 @@ export const WRITER_SQL = `SELECT set_config('belay.writer', $1, true)`;
 
 /**
  * Creates the fence: UPDATE OF the written columns fires on any statement that sets them (the same value
- * included), by any role (the function runs as belay's), except belay's own writes of this run.
+ * included), by any role (the function runs as belay's), except belay's own writes of this run: the WHEN
+ * is evaluated as the row is written, so belay's batches queue no trigger event at all (no cost per row).
  */
 export function createFenceSql(t: DecisionTarget, runId: number, stepNo: number): string[] {
   const f = fenceNames(runId, stepNo);
@@ -338,14 +339,13 @@ export function createFenceSql(t: DecisionTarget, runId: number, stepNo: number)
     `CREATE TABLE IF NOT EXISTS ${f.table} (k ${'%KEYTYPE%'} PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())`.replace('%KEYTYPE%', t.keyType),
     `CREATE OR REPLACE FUNCTION ${f.fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fence$
 BEGIN
-  IF current_setting('belay.writer', true) IS DISTINCT FROM ${literal(String(runId))} THEN
-    INSERT INTO ${f.table} (k) VALUES (NEW.${ident(t.key)}) ON CONFLICT (k) DO UPDATE SET at = EXCLUDED.at;
-  END IF;
+  INSERT INTO ${f.table} (k) VALUES (NEW.${ident(t.key)}) ON CONFLICT (k) DO UPDATE SET at = EXCLUDED.at;
   RETURN NULL;
 END $fence$`,
     `REVOKE ALL ON FUNCTION ${f.fn}() FROM PUBLIC`,
     `DROP TRIGGER IF EXISTS ${f.trigger} ON ${t.table}`,
-    `CREATE TRIGGER ${f.trigger} AFTER UPDATE OF ${t.writes.map(ident).join(', ')} ON ${t.table} FOR EACH ROW EXECUTE FUNCTION ${f.fn}()`,
+    `CREATE TRIGGER ${f.trigger} AFTER UPDATE OF ${t.writes.map(ident).join(', ')} ON ${t.table} FOR EACH ROW
+  WHEN (current_setting('belay.writer', true) IS DISTINCT FROM ${literal(String(runId))}) EXECUTE FUNCTION ${f.fn}()`,
   ];
 }
 
