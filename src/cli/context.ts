@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
 import { type Db, openDb } from '../db/connection.ts';
+import { redactText, scrubKnown } from '../db/redact.ts';
 import { BelayError, EXIT, UsageError } from '../errors.ts';
 import { loadProjectConfig, resolveEnvironment } from '../config/environments.ts';
 import type { MigrationParams } from '../spec/define.ts';
@@ -57,30 +58,36 @@ export function parsePositiveInt(name: string) {
   };
 }
 
+// everything printed is scrubbed of the secrets this process was given (db/redact.ts), behind the masking
+// every label and message already does by shape
 export const out = {
   line(s = ''): void {
-    process.stdout.write(`${s}\n`);
+    process.stdout.write(`${scrubKnown(s)}\n`);
   },
   err(s: string): void {
-    process.stderr.write(`${s}\n`);
+    process.stderr.write(`${scrubKnown(s)}\n`);
   },
   json(v: unknown): void {
-    process.stdout.write(`${JSON.stringify(v)}\n`);
+    process.stdout.write(`${scrubKnown(JSON.stringify(v))}\n`);
+  },
+  /** Text as it is (a report, a script), scrubbed like every line. */
+  raw(s: string): boolean {
+    return process.stdout.write(scrubKnown(s));
   },
 };
 
 /** Prints an error (what, where, what to do) and returns its documented exit code. */
 export function reportError(err: unknown, json: boolean): number {
   if (err instanceof BelayError) {
-    if (json) out.json({ type: 'error', ...err.toJSON() });
-    out.err(`error [${err.code}]: ${err.message}`);
+    if (json) out.json({ type: 'error', ...err.toJSON(), message: redactText(err.message) });
+    out.err(`error [${err.code}]: ${redactText(err.message)}`);
     const d = err.details;
     if (typeof d.sqlstate === 'string') out.err(`  server: SQLSTATE ${d.sqlstate}${d.detail ? `, ${d.detail}` : ''}${d.constraint ? `, constraint ${d.constraint}` : ''}`);
     if (err.fix) out.err(`  what to do: ${err.fix}`);
     return err.exitCode;
   }
   const e = err as Error;
-  out.err(`error [BELAY_INTERNAL]: ${e?.message ?? String(err)}`);
+  out.err(`error [BELAY_INTERNAL]: ${redactText(e?.message ?? String(err))}`);
   if (process.env.BELAY_DEBUG) out.err(e?.stack ?? '');
   return EXIT.unexpected;
 }

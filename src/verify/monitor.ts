@@ -2,6 +2,7 @@
 // every `every` for `for`; a check above its threshold, or one that errors, raises an alert (webhook,
 // caller's onAlert) and ends the window after that round. Every round lands in belay.verifications.
 import type { Db } from '../db/connection.ts';
+import { redactWebhook, rememberSecrets, scrub, secretsOfWebhook } from '../db/redact.ts';
 import { BelayError, EXIT, UsageError } from '../errors.ts';
 import type { Migration } from '../spec/define.ts';
 import { ensureState } from '../state/schema.ts';
@@ -90,7 +91,7 @@ export async function monitorRun(db: Db, runId: number, opts: MonitorOptions = {
   const rounds: VerifyResult[] = [];
   const alerts: Alert[] = [];
   let status: MonitorResult['status'] = 'ok';
-  const window = { until: new Date(until).toISOString(), everyMs, forMs, once: !!opts.once, webhook: opts.webhook ? redactQuery(opts.webhook) : null };
+  const window = { until: new Date(until).toISOString(), everyMs, forMs, once: !!opts.once, webhook: opts.webhook ? redactWebhook(opts.webhook) : null };
   try {
     for (let k = 1; ; k++) {
       const round = await monitorRound(db, runId, run.migrationId, spec, opts);
@@ -150,38 +151,46 @@ async function monitorRound(db: Db, runId: number, migrationId: string, spec: Mi
   return { result, alerts };
 }
 
-/** POSTs one alert; the outcome is recorded, never thrown (an unreachable webhook must not hide the alert). */
+/**
+ * POSTs one alert; the outcome is recorded, never thrown (an unreachable webhook must not hide the alert).
+ * Credentials in the URL go in an Authorization header (fetch refuses a URL that holds them); whatever the
+ * driver says about the request is scrubbed of the URL's secrets before it is recorded or printed.
+ */
 async function postAlert(url: string, alert: Alert): Promise<{ status?: number; error?: string }> {
   try {
     const { delivered: _omit, ...body } = alert;
-    const res = await fetch(url, {
-      method: 'POST', headers: { 'content-type': 'application/json', 'user-agent': 'belay-monitor' },
-      body: JSON.stringify(body), signal: AbortSignal.timeout(WEBHOOK_TIMEOUT_MS),
-    });
+    const u = new URL(url.trim());
+    const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': 'belay-monitor' };
+    if (u.username || u.password) {
+      headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`;
+      u.username = '';
+      u.password = '';
+    }
+    const res = await fetch(u, { method: 'POST', headers, body: JSON.stringify(body), signal: AbortSignal.timeout(WEBHOOK_TIMEOUT_MS) });
     await res.arrayBuffer().catch(() => undefined);
     return res.ok ? { status: res.status } : { status: res.status, error: `HTTP ${res.status}` };
   } catch (err) {
-    return { error: err instanceof Error ? err.message : String(err) };
+    const e = err as Error & { cause?: { message?: string } };
+    const text = err instanceof Error ? `${e.message}${e.cause?.message ? ` (${e.cause.message})` : ''}` : String(err);
+    return { error: scrub(text, secretsOfWebhook(url)) };
   }
 }
 
 function checkWebhook(url: string): void {
+  rememberSecrets(secretsOfWebhook(url));
   let u: URL;
   try {
-    u = new URL(url);
+    u = new URL(url.trim());
   } catch {
-    throw new UsageError(`--webhook "${url}" is not a URL`, 'Give an http(s) URL, e.g. --webhook https://hooks.example.com/belay.');
+    throw new UsageError(`--webhook "${redactWebhook(url)}" is not a URL`, 'Give an http(s) URL, e.g. --webhook https://hooks.example.com/belay.');
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UsageError(`--webhook must be http or https, not ${u.protocol}`);
-}
-
-/** The webhook as recorded: its query string (often a token) is left out. */
-function redactQuery(url: string): string {
-  const u = new URL(url);
-  u.search = u.search ? '?…' : '';
-  u.username = '';
-  u.password = '';
-  return u.toString();
+  try {
+    decodeURIComponent(u.username);
+    decodeURIComponent(u.password);
+  } catch {
+    throw new UsageError(`--webhook "${redactWebhook(url)}": its user name or password holds a "%" not followed by two hex digits`, 'Percent-encode the credentials (%25 for "%").');
+  }
 }
 
 /** Resolves true after ms, false when the signal aborts first. */
