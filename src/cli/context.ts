@@ -7,6 +7,7 @@ import { redactText, scrubKnown } from '../db/redact.ts';
 import { BelayError, EXIT, UsageError } from '../errors.ts';
 import { loadProjectConfig, resolveEnvironment } from '../config/environments.ts';
 import type { MigrationParams } from '../spec/define.ts';
+import { NUMBERS, type NumberSchema, parseNumber } from '../spec/numbers.ts';
 
 export interface GlobalOptions {
   db?: string;
@@ -44,18 +45,14 @@ export function parseParams(list: string[] = []): MigrationParams {
   return out;
 }
 
+/** A run id: digits only ("1e3", "0x10", " 7 " are refused), checked by the schema plan files use too. */
 export function parseRunId(s: string): number {
-  const n = Number(s);
-  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`run id "${s}" is not a positive whole number`, 'List runs with belay status.');
-  return n;
+  return parseNumber('run id', NUMBERS.id, s, 'Give the run id as belay status lists it, e.g. belay report 1.');
 }
 
-export function parsePositiveInt(name: string) {
-  return (s: string): number => {
-    const n = Number(s);
-    if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${name} "${s}" is not a positive whole number`);
-    return n;
-  };
+/** A flag's number, checked by its schema (spec/numbers.ts); default: a whole number of at least 1. */
+export function parsePositiveInt(name: string, schema: NumberSchema = NUMBERS.positive) {
+  return (s: string): number => parseNumber(name, schema, s);
 }
 
 // everything printed is scrubbed of the secrets this process was given (db/redact.ts), behind the masking

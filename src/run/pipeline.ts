@@ -15,11 +15,13 @@ import { assertApplyAllowed, type Ledger, recordLedger } from '../config/environ
 import type { Db } from '../db/connection.ts';
 import { apply, type ApplyOptions } from '../execute/apply.ts';
 import { commitCostMs, trialBatch } from '../execute/trial-batch.ts';
-import { assertPlanCurrent, type Plan, type PlanOptions, plan as makePlan } from '../plan/plan.ts';
+import { assertPlanCurrent, type Plan, type PlanOptions, plan as makePlan, validatePlan } from '../plan/plan.ts';
 import { schemaSnapshotStage } from '../report/schema-snapshot.ts';
 import { rollback } from '../rollback/rollback.ts';
 import { DEFAULT_TARGET_BATCH_MS, type Migration } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
+import { checkNumber, NUMBERS } from '../spec/numbers.ts';
+import { resolveNames } from '../spec/resolve-names.ts';
 import { getRun } from '../state/runs.ts';
 import { abortStage } from '../steer/abort-triggers.ts';
 import { unmeasuredStartSize } from '../steer/batch-sizer.ts';
@@ -71,8 +73,14 @@ export function applyStages(m: LoadedMigration, o: SafeApplyOptions & { targetBa
 /** belay apply: the whole pipeline. Expected failures are in the result's `error`; a refused start throws. */
 export async function safeApply(db: Db, m: LoadedMigration, opts: SafeApplyOptions = {}): Promise<RunResult> {
   const { plan, ledger } = opts;
+  // the library's options are checked as the command line's flags are (spec/numbers.ts)
+  checkNumber('batchSize', NUMBERS.batchSize, opts.batchSize);
+  checkNumber('targetBatchMs', NUMBERS.targetBatchMs, opts.targetBatchMs);
+  if (plan) validatePlan(plan, 'the plan');
   if (ledger) assertApplyAllowed(ledger, m.spec.id, m.checksum, opts.override);
   if (plan) await assertPlanCurrent(db, m, plan, { maxDrift: opts.maxDrift });
+  // before a run record exists: a missing table or column leaves no run behind to block the fixed spec
+  await resolveNames(db, m.spec, m.file);
   const targetBatchMs = opts.targetBatchMs ?? plan?.targetBatchMs ?? DEFAULT_TARGET_BATCH_MS;
   // an explicit batch size is the user's choice: keep it fixed
   const adapt = opts.adapt ?? opts.batchSize === undefined;

@@ -106,7 +106,7 @@ const batchedStep = z.strictObject({
    * (the rows this batch wrote: key and written columns, after the change) and $1/$2 (the range).
    */
   verify: sql.optional(),
-  batchSize: z.number().int().positive().max(1_000_000).optional(),
+  batchSize: z.number().int().positive().max(MAX_BATCH_SIZE).optional(),
 });
 /** Plain SQL for small or schema changes, with its reverse (null = irreversible, said so everywhere). */
 const sqlStep = z.strictObject({
@@ -177,7 +177,7 @@ export const migrationSchema = z.strictObject({
   options: z
     .strictObject({
       mode: z.enum(['batched', 'single']).default('batched'),
-      batchSize: z.number().int().positive().max(1_000_000).default(10_000),
+      batchSize: z.number().int().positive().max(MAX_BATCH_SIZE).default(10_000),
       lockTimeoutMs: z.number().int().positive().default(2_000),
       statementTimeoutMs: z.number().int().positive().default(60_000),
       maxRetries: z.number().int().nonnegative().default(8),
