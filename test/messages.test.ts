@@ -1,0 +1,93 @@
+// Messages and state after failures: what happened, how many times, who holds the lock, that the run is
+// resumable and the command that resumes it; bad input exits with its documented code and changes nothing.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { ConnectionError, EXIT } from '../src/errors.ts';
+import { openDb } from '../src/db/connection.ts';
+import { belay } from './helpers/capture.ts';
+import { checksums } from './helpers/flagship.ts';
+import { DB_KINDS, freshDb, SERVER } from './helpers/fresh-db.ts';
+
+const tmp = () => mkdtempSync(path.join(tmpdir(), 'belay-msg-'));
+
+const SCHEMA = `CREATE TABLE work (id int PRIMARY KEY, w int NOT NULL, out int);
+INSERT INTO work SELECT g, g, NULL FROM generate_series(1, 300) g;`;
+
+/** A migration folder over work; `step` overrides fields of its one step, `extra` adds top-level fields. */
+function workSpec(dir: string, step: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): string {
+  writeFileSync(path.join(dir, 'migration.ts'), `export default ${JSON.stringify({
+    id: 'fill-out', purpose: 'Fill work.out from work.w (message tests).', tables: ['work'],
+    steps: [{ kind: 'batched', name: 'fill', table: 'work', writes: ['out'], projection: 'SELECT id, w * 2 AS out FROM work WHERE id BETWEEN $1 AND $2', ...step }],
+    options: { batchSize: 100 },
+    ...extra,
+  })};`);
+  return dir;
+}
+
+for (const kind of DB_KINDS) {
+  describe(`spec names on ${kind}`, () => {
+    test('regression (spec names): a missing table or column exits 3 and leaves no run, so the fixed spec applies (not BELAY_SPEC_CHANGED)', async () => {
+      const f = await freshDb(kind, { persistent: true });
+      const dir = tmp();
+      try {
+        await f.db.exec(SCHEMA);
+        const before = await checksums(f.db, ['work']);
+        if (kind === 'pglite') await f.db.close();
+        const broken: Array<[string, () => void, RegExp]> = [
+          ['a written column that does not exist', () => workSpec(dir, { writes: ['outt'] }), /column "outt" does not exist in table "work"/],
+          ['a table that does not exist', () => workSpec(dir, {}, { tables: ['work', 'wrok'] }), /tables\.1: table "wrok" does not exist/],
+          ['a key that does not exist', () => workSpec(dir, { key: 'ident' }), /steps\.0 \(fill\).*column "ident" does not exist/],
+          ['a projection naming a missing column', () => workSpec(dir, { projection: 'SELECT id, ww * 2 AS out FROM work WHERE id BETWEEN $1 AND $2' }), /steps\.0\.projection \(fill\).*column "ww" does not exist[^]*line 1/],
+          ['a check naming a missing table', () => workSpec(dir, {}, { checks: [{ kind: 'sql', code: 'NEG', severity: 'error', message: 'negative', sql: 'SELECT id FROM wrk WHERE w < 0' }] }), /checks\.0\.sql \(NEG\).*relation "wrk" does not exist/],
+          ['a verify reading a missing column of written', () => workSpec(dir, { verify: 'SELECT id FROM written WHERE outt IS NULL' }), /steps\.0\.verify.*column "outt" does not exist/],
+          ['an orphans check on a missing column', () => workSpec(dir, {}, { checks: [{ kind: 'orphans', code: 'ORPH', table: 'work', column: 'parent', references: { table: 'work', column: 'id' } }] }), /checks\.0\.column: column "parent" does not exist/],
+        ];
+        for (const [what, write, message] of broken) {
+          write();
+          const r = await belay(['apply', dir, '--db', f.url]);
+          assert.equal(r.code, EXIT.spec, `${what}: exit ${r.code}: ${r.stderr}`);
+          assert.match(r.stderr, /BELAY_SPEC/, what);
+          assert.match(r.stderr, message, what);
+        }
+        const db = kind === 'pglite' ? await openDb(f.url) : f.db;
+        try {
+          assert.deepEqual(await checksums(db, ['work']), before, 'nothing written');
+          const runs = await db.query(`SELECT 1 FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid WHERE n.nspname = 'belay' AND c.relname = 'runs'`);
+          if (runs.rowCount) assert.equal((await db.query(`SELECT 1 FROM belay.runs`)).rowCount, 0, 'no run record left behind');
+        } finally {
+          if (kind === 'pglite') await db.close();
+        }
+        // the corrected spec starts a run of its own
+        workSpec(dir);
+        const ok = await belay(['apply', dir, '--db', f.url, '--no-backup']);
+        assert.equal(ok.code, EXIT.ok, ok.stderr);
+        assert.doesNotMatch(ok.stderr, /BELAY_SPEC_CHANGED/);
+      } finally {
+        if (kind === 'pglite') rmSync(f.url.slice('pglite:'.length), { recursive: true, force: true });
+        else await f.drop();
+      }
+    });
+  });
+}
+
+test('regression (connection URL): a port that is not a number and a trailing % exit 4 (BELAY_CONNECTION), not 1, and never show the password', async () => {
+  const host = new URL(SERVER).host;
+  const urls = [
+    `postgres://u:PortPw-1x@${host.split(':')[0]}:abc/db`,
+    `postgres://u:PctPw-2x@${host}/db%`,
+    `postgres://u:PctPw-3x%@${host}/db`,
+    `postgres://u:PctPw-4x@${host}/db?sslmode=%zz`,
+  ];
+  for (const url of urls) {
+    const pw = /:([A-Za-z]+Pw-\dx)/.exec(url)![1]!;
+    await assert.rejects(openDb(url), (e: unknown) => e instanceof ConnectionError && e.exitCode === EXIT.connection && !e.message.includes(pw), url);
+    const r = await belay(['status', '--db', url]);
+    assert.equal(r.code, EXIT.connection, `${url}: ${r.stderr}`);
+    assert.match(r.stderr, /BELAY_CONNECTION/);
+    assert.match(r.stderr, /port "abc" is not a number|"%" that is not followed by two hex digits/);
+    assert.ok(!`${r.stdout}${r.stderr}`.includes(pw), r.stderr);
+  }
+});
