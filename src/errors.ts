@@ -123,11 +123,12 @@ export class AbortedError extends BelayError {
 /** SQL that failed on the server, with the server's fields kept. */
 export class DbError extends BelayError {
   readonly server: ServerFields;
-  constructor(message: string, server: ServerFields, opts: { context?: string; sql?: string; cause?: unknown } = {}) {
-    super('BELAY_DB', opts.context ? `${opts.context}: ${message}` : message, {
+  constructor(message: string, server: ServerFields, opts: { context?: string; sql?: string; cause?: unknown; code?: string; fix?: string; details?: Record<string, unknown> } = {}) {
+    super(opts.code ?? 'BELAY_DB', opts.context ? `${opts.context}: ${message}` : message, {
       exitCode: EXIT.database,
-      details: { ...server, context: opts.context, sql: opts.sql },
+      details: { ...server, context: opts.context, sql: opts.sql, ...opts.details },
       cause: opts.cause,
+      fix: opts.fix,
     });
     this.server = server;
   }

@@ -91,3 +91,36 @@ test('regression (connection URL): a port that is not a number and a trailing % 
     assert.ok(!`${r.stdout}${r.stderr}`.includes(pw), r.stderr);
   }
 });
+
+test('regression (lock retries): exhausted lock retries say how many attempts, who holds the lock, that the run is resumable and the command; the resume completes', async () => {
+  const f = await freshDb('postgres');
+  const holder = await openDb(f.url, { applicationName: 'app-holding-a-row' });
+  const dir = tmp();
+  try {
+    await f.db.exec(SCHEMA);
+    workSpec(dir, {}, { options: { batchSize: 100, lockTimeoutMs: 50, maxRetries: 2 } });
+    // the application holds one row of the second batch and does not commit
+    await holder.query('BEGIN');
+    await holder.query('UPDATE work SET w = w WHERE id = 150');
+    const pid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    const r = await belay(['apply', dir, '--db', f.url, '--no-backup', '--no-throttle']);
+    assert.equal(r.code, EXIT.database, r.stderr);
+    assert.match(r.stderr, /BELAY_LOCK_TIMEOUT/);
+    assert.match(r.stderr, /step "fill", the batch after key 100 \(1 batch committed before it\)/);
+    assert.match(r.stderr, /in 3 attempts \(2 retries with backoff\)/);
+    assert.match(r.stderr, new RegExp(`pid ${pid} \\(user postgres, application "app-holding-a-row", idle in transaction`));
+    assert.match(r.stderr, new RegExp(`pg_terminate_backend\\(${pid}\\)`));
+    assert.match(r.stderr, /Run 1 is resumable/);
+    assert.ok(r.stderr.includes(`belay apply ${path.join(dir, 'migration.ts')}`), r.stderr);
+    const run = (await f.db.query<{ status: string; code: string }>(`SELECT status, error->>'code' AS code FROM belay.runs WHERE id = 1`)).rows[0]!;
+    assert.deepEqual(run, { status: 'failed', code: 'BELAY_LOCK_TIMEOUT' }, 'the run is left resumable, not running');
+    await holder.query('ROLLBACK');
+    const again = await belay(['apply', dir, '--db', f.url, '--no-backup', '--no-throttle']);
+    assert.equal(again.code, EXIT.ok, again.stderr);
+    assert.match(again.stderr, /resumed/);
+    assert.equal((await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM work WHERE out = w * 2`)).rows[0]!.n, 300);
+  } finally {
+    await holder.close();
+    await f.drop();
+  }
+});

@@ -2,13 +2,12 @@
 // Identifiers arrive already quoted (qualified()/ident()); values are $n parameters.
 import { ident } from '../db/sql.ts';
 
-/** The schema that holds every in-database copy; belay creates it and keeps PUBLIC out. */
-export const BACKUP_SCHEMA = 'belay_backup';
+/** The schema that holds every in-database copy; created with belay's state (state/schema.ts), owner-only. */
+export { BACKUP_SCHEMA } from '../state/schema.ts';
 
 /** PostgreSQL truncates identifiers longer than 63 bytes; a longer copy name is shortened with a hash. */
 export const MAX_IDENT_BYTES = 63;
 
-export const CREATE_SCHEMA_SQL = `CREATE SCHEMA IF NOT EXISTS ${ident(BACKUP_SCHEMA)}; REVOKE ALL ON SCHEMA ${ident(BACKUP_SCHEMA)} FROM PUBLIC`;
 
 /** A REPEATABLE READ snapshot: the copy and both checksums see the same rows, whatever others write meanwhile. */
 export const BEGIN_SNAPSHOT_SQL = 'BEGIN ISOLATION LEVEL REPEATABLE READ';
@@ -16,7 +15,6 @@ export const BEGIN_SNAPSHOT_SQL = 'BEGIN ISOLATION LEVEL REPEATABLE READ';
 /** The copy itself: no indexes, no constraints, same columns and types, in the caller's snapshot. */
 export const copyTableSql = (copy: string, source: string) => `CREATE TABLE ${copy} AS TABLE ${source}`;
 
-export const revokeSql = (copy: string) => `REVOKE ALL ON TABLE ${copy} FROM PUBLIC`;
 
 /** The second session: read-only, in the exported snapshot (must come first in its transaction). */
 export const BEGIN_READER_SQL = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';

@@ -10,8 +10,9 @@ import { ident, pinnedSettingsSql } from '../db/sql.ts';
 import { BelayError, EXIT, StateError } from '../errors.ts';
 import { type EventSink, noopSink } from '../state/events.ts';
 import { ensureState } from '../state/schema.ts';
+import { ownerOnly } from '../state/privileges.ts';
 import { recordEvent } from '../state/runs.ts';
-import { BACKUP_SCHEMA, BEGIN_SNAPSHOT_SQL, COLUMNS_SQL, copyInSql, copyTableSql, CREATE_SCHEMA_SQL, createStagingSql, dropCopySql, GET_BACKUP_SQL, INSERT_BACKUP_SQL, LIST_BACKUPS_SQL, MARK_DROPPED_SQL, MARK_VERIFIED_SQL, MAX_IDENT_BYTES, PRIMARY_KEY_SQL, revokeSql, RUN_BACKUPS_SQL, SET_COPY_NAME_SQL, SET_FILE_SQL, sizeSql } from './backup-sql.ts';
+import { BACKUP_SCHEMA, BEGIN_SNAPSHOT_SQL, COLUMNS_SQL, copyInSql, copyTableSql, createStagingSql, dropCopySql, GET_BACKUP_SQL, INSERT_BACKUP_SQL, LIST_BACKUPS_SQL, MARK_DROPPED_SQL, MARK_VERIFIED_SQL, MAX_IDENT_BYTES, PRIMARY_KEY_SQL, RUN_BACKUPS_SQL, SET_COPY_NAME_SQL, SET_FILE_SQL, sizeSql } from './backup-sql.ts';
 import { exportFiles, fileDigest, readCopyFile } from './files.ts';
 import { connectReader, openSnapshotReader, type SnapshotReader } from './snapshot-reader.ts';
 import type { Stage } from '../run/contract.ts';
@@ -117,7 +118,6 @@ export async function takeBackup(db: Db, runId: number | null, tables: readonly 
         plans.push({ src, cols, key, sumCols, sourceSum: reader?.checksum(src.sqlName, sumCols) });
       }
       readerClosed = reader?.close(); // once its checksums are done, while this session still works
-      await db.exec(CREATE_SCHEMA_SQL);
       for (const { src, cols, key, sumCols, sourceSum } of plans) {
         const ins = await db.query<{ id: number }>(INSERT_BACKUP_SQL, [runId, opts.migrationId ?? null, src.name, BACKUP_SCHEMA, '', JSON.stringify(cols), key]);
         const id = ins.rows[0]!.id;
@@ -125,7 +125,8 @@ export async function takeBackup(db: Db, runId: number | null, tables: readonly 
         const copy = `${ident(BACKUP_SCHEMA)}.${ident(name)}`;
         await db.query(SET_COPY_NAME_SQL, [id, name]);
         await db.query(copyTableSql(copy, src.sqlName));
-        await db.query(revokeSql(copy));
+        // default privileges set for the whole database (GRANT SELECT ON TABLES TO app) reach the copy too
+        await ownerOnly(db, BACKUP_SCHEMA, copy);
         // the copy as written, read back; the source in the same snapshot (here if the reader could not)
         const c = await checksumWith(db, copy, sumCols);
         let s = await sourceSum;

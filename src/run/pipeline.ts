@@ -24,6 +24,7 @@ import { checkNumber, NUMBERS } from '../spec/numbers.ts';
 import { resolveNames } from '../spec/resolve-names.ts';
 import { getRun } from '../state/runs.ts';
 import { abortStage } from '../steer/abort-triggers.ts';
+import { diagnoseStage } from '../steer/diagnose.ts';
 import { unmeasuredStartSize } from '../steer/batch-sizer.ts';
 import { steerStage, throttleCostMs, type ThrottleOptions } from '../steer/throttle.ts';
 import { baselineStage, verificationStage, type VerifyOptions, type VerifyResult, verifyRun } from '../verify/verify.ts';
@@ -67,6 +68,7 @@ export function applyStages(m: LoadedMigration, o: SafeApplyOptions & { targetBa
     steerStage({ targetMs: o.targetBatchMs, throttle: o.throttle, adapt: o.adapt }), // batch size and throttle
     abortStage(m.spec), // the spec's abort triggers, after every batch
     verificationStage({ concurrentWrites: o.concurrentWrites, recount }), // after the last batch: did the run do what it said
+    diagnoseStage(), // last: words the error the others settled on (count, lock holder, resumable, the command)
   ];
 }
 
