@@ -14,6 +14,7 @@ export const EXIT = {
   database: 9,
   aborted: 10,
   conflicts: 11,
+  files: 12,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];

@@ -59,7 +59,17 @@ export const MARK_VERIFIED_SQL = `
 UPDATE belay.backups SET row_count = $2, checksum = $3, size_bytes = $4, status = 'verified', verified_at = clock_timestamp()
  WHERE id = $1`;
 
-export const SET_FILE_SQL = `UPDATE belay.backups SET file = $2, file_sha256 = $3, file_bytes = $4, manifest = $5 WHERE id = $1`;
+/** A file written whole and flushed: only now is a backup that was asked for with files verified. */
+export const SET_FILE_SQL = `UPDATE belay.backups SET file = $2, file_sha256 = $3, file_bytes = $4, manifest = $5, status = 'verified' WHERE id = $1`;
+
+/**
+ * The files of these backups could not be written (or were lost): the copies stay, but no backup is
+ * reported until they are exported again (belay apply resumes and does it).
+ */
+export const MARK_UNVERIFIED_SQL = `UPDATE belay.backups SET status = 'unverified', file = NULL, file_sha256 = NULL, file_bytes = NULL, manifest = NULL
+ WHERE id = ANY ($1::bigint[])`;
+
+export const MARK_COPY_VERIFIED_SQL = `UPDATE belay.backups SET status = 'verified', verified_at = clock_timestamp() WHERE id = $1`;
 
 export const MARK_RESTORED_SQL = `UPDATE belay.backups SET restored_at = clock_timestamp() WHERE id = $1`;
 
@@ -73,6 +83,9 @@ SELECT ${COLS} FROM belay.backups
  ORDER BY id DESC LIMIT $3`;
 
 export const RUN_BACKUPS_SQL = `SELECT ${COLS} FROM belay.backups WHERE run_id = $1 AND status = 'verified' ORDER BY id`;
+
+/** A run's backups whose copies are kept, verified or waiting for their files, oldest first. */
+export const RUN_LIVE_BACKUPS_SQL = `SELECT ${COLS} FROM belay.backups WHERE run_id = $1 AND status IN ('verified', 'unverified') ORDER BY id`;
 
 // --- restore ---------------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 // command that resumes it. It only rewrites the message; the error's code and fields stay the server's.
 import type { Db } from '../db/connection.ts';
 import { qualified } from '../db/sql.ts';
-import { AbortedError, type BelayError, ConnectionError, DbError, serverFields } from '../errors.ts';
+import { AbortedError, BelayError, ConnectionError, DbError, serverFields } from '../errors.ts';
 import type { RunContext, Stage } from '../run/contract.ts';
 import { CURRENT_ROLE_SQL, LOCK_HOLDERS_SQL, RUN_POSITION_SQL } from './steer-sql.ts';
 
@@ -47,6 +47,13 @@ async function diagnose(ctx: RunContext, err: BelayError): Promise<BelayError | 
   // an abort trigger's decision and its words stand as they are
   if (err instanceof AbortedError) return undefined;
   const resume = `Run ${ctx.runId} is resumable: nothing of the failed batch was written and every committed batch is kept; run ${resumeCommand(ctx)} again (with the same --db or --env) to go on from the last checkpoint.`;
+  // an error a stage marked resumable (a backup file that could not be written) gets the command
+  if (err.details.resumable === true && !(err instanceof DbError)) {
+    return new BelayError(err.code, `${err.message}; run ${ctx.runId} is resumable`, {
+      exitCode: err.exitCode, details: err.details, cause: err,
+      fix: `${err.fix ? `${err.fix} ` : ''}That is: ${resumeCommand(ctx)} (with the same --db or --env and options).`,
+    });
+  }
   if (err instanceof ConnectionError) return new ConnectionError(err.message, { cause: err.cause ?? err, fix: `Once the server is reachable: ${resume}` });
   if (!(err instanceof DbError)) return undefined;
   const s = serverFields(err);
