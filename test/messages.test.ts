@@ -124,3 +124,54 @@ test('regression (lock retries): exhausted lock retries say how many attempts, w
     await f.drop();
   }
 });
+
+test('regression (monitor): after the server drops the session and refuses connections for a while, monitor reconnects with backoff and alerts only on what it saw', async () => {
+  const f = await freshDb('postgres');
+  const dbName = new URL(f.url).pathname.slice(1);
+  const admin = await openDb(`${SERVER}/postgres`);
+  const mon = await openDb(f.url, { applicationName: 'belay-monitor-test' });
+  try {
+    await f.db.exec(SCHEMA);
+    const dir = tmp();
+    workSpec(dir, {}, { monitor: [{ name: 'out-missing', sql: 'SELECT id FROM work WHERE out IS NULL', alertAbove: 0 }] });
+    const { safeApply } = await import('../src/run/pipeline.ts');
+    const { loadMigration } = await import('../src/spec/load.ts');
+    const { monitorRun } = await import('../src/verify/monitor.ts');
+    const r = await safeApply(f.db, await loadMigration(dir), { backup: false });
+    assert.equal(r.status, 'completed');
+    const reconnects: number[] = [];
+    let rounds = 0;
+    let outage: Promise<void> | undefined;
+    const result = await monitorRun(mon, r.runId, {
+      forMs: 60_000, everyMs: 200,
+      onReconnect: (x) => reconnects.push(x.waitMs),
+      onRound: async () => {
+        rounds++;
+        if (rounds === 2) {
+          // what a restart looks like to the client: the session ends, and new ones are refused for a while
+          await admin.query(`ALTER DATABASE ${dbName} ALLOW_CONNECTIONS false`);
+          await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'belay-monitor-test'`, [dbName]);
+          outage = new Promise((res) => setTimeout(res, 1_800)).then(() => admin.query(`ALTER DATABASE ${dbName} ALLOW_CONNECTIONS true`)).then(() => undefined);
+        }
+        // after the outage, something the window does see
+        if (rounds === 4) await f.db.query('UPDATE work SET out = NULL WHERE id = 7');
+      },
+    });
+    await outage;
+    assert.ok(result.reconnects >= 1, `reconnected (${result.reconnects})`);
+    assert.ok(reconnects.length >= 2, `more than one attempt while connections were refused: waits ${reconnects.join(', ')} ms`);
+    assert.ok(reconnects.every((w, i) => i === 0 || w >= reconnects[i - 1]!), `backoff grows: ${reconnects.join(', ')}`);
+    assert.equal(result.status, 'alerted', 'the planted row is seen');
+    assert.deepEqual(result.alerts.map((a) => [a.check, a.count]), [['out-missing', 1]], 'one alert: the planted row, none for the outage');
+    const recorded = await f.db.query<{ ok: boolean; errors: number }>(`SELECT v.ok, (SELECT count(*)::int FROM belay.verification_results x WHERE x.verification_id = v.id AND x.result = 'error') AS errors
+      FROM belay.verifications v WHERE v.run_id = $1 AND v.source = 'monitor' ORDER BY v.id`, [r.runId]);
+    assert.ok(recorded.rows.length >= 4, `rounds before and after the outage are recorded (${recorded.rows.length})`);
+    assert.equal(recorded.rows.filter((x) => x.errors > 0).length, 0, 'no round recorded a check error for the outage');
+    assert.deepEqual(recorded.rows.filter((x) => !x.ok).length, 1);
+  } finally {
+    await admin.query(`ALTER DATABASE ${(new URL(f.url)).pathname.slice(1)} ALLOW_CONNECTIONS true`).catch(() => undefined);
+    await admin.close();
+    await mon.close();
+    await f.drop();
+  }
+});

@@ -29,6 +29,7 @@ export function registerMonitor(program: Command, setExit: (c: number) => void):
       try {
         const r = await monitorRun(db, runId, {
           forMs, everyMs, once: o.once, webhook: o.webhook, metricsPort: port, metricsHost: o.metricsHost, verify: o.verify, signal: stop.signal,
+          onReconnect: (x) => out.err(`lost the connection (${x.error}); reconnecting in ${(x.waitMs / 1000).toFixed(1)} s (attempt ${x.attempt})`),
           onAlert: (a) => out.err(`ALERT run ${a.run} ${a.migration}: ${a.check} ${a.error ? `errored: ${String(a.error.message)}` : `returned ${a.count} row(s), above ${a.threshold}`}${a.delivered?.error ? ` (webhook: ${a.delivered.error})` : ''}`),
           onRound: (round, m) => {
             if (g.json) out.json({ type: 'round', ...round });
@@ -36,7 +37,7 @@ export function registerMonitor(program: Command, setExit: (c: number) => void):
           },
         });
         if (g.json) out.json({ type: 'result', ...r });
-        else out.line(`monitoring of run ${r.runId} ended: ${r.status}, ${r.rounds.length} round(s), ${r.alerts.length} alert(s)`);
+        else out.line(`monitoring of run ${r.runId} ended: ${r.status}, ${r.rounds.length} round(s), ${r.alerts.length} alert(s)${r.reconnects ? `, ${r.reconnects} reconnect(s)` : ''}`);
         setExit(r.status === 'alerted' ? reportError(alertError(r), false) : EXIT.ok);
       } finally {
         process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
