@@ -142,9 +142,11 @@ test('regression (monitor): after the server drops the session and refuses conne
     const reconnects: number[] = [];
     let rounds = 0;
     let outage: Promise<void> | undefined;
+    const raised: string[] = [];
     const result = await monitorRun(mon, r.runId, {
       forMs: 60_000, everyMs: 200,
       onReconnect: (x) => reconnects.push(x.waitMs),
+      onAlert: (a) => raised.push(`${a.check}:${a.count}${a.error ? ':error' : ''}`),
       onRound: async () => {
         rounds++;
         if (rounds === 2) {
@@ -163,6 +165,7 @@ test('regression (monitor): after the server drops the session and refuses conne
     assert.ok(reconnects.every((w, i) => i === 0 || w >= reconnects[i - 1]!), `backoff grows: ${reconnects.join(', ')}`);
     assert.equal(result.status, 'alerted', 'the planted row is seen');
     assert.deepEqual(result.alerts.map((a) => [a.check, a.count]), [['out-missing', 1]], 'one alert: the planted row, none for the outage');
+    assert.deepEqual(raised, ['out-missing:1'], 'nothing was raised (webhook, stderr) for the rounds the outage broke');
     const recorded = await f.db.query<{ ok: boolean; errors: number }>(`SELECT v.ok, (SELECT count(*)::int FROM belay.verification_results x WHERE x.verification_id = v.id AND x.result = 'error') AS errors
       FROM belay.verifications v WHERE v.run_id = $1 AND v.source = 'monitor' ORDER BY v.id`, [r.runId]);
     assert.ok(recorded.rows.length >= 4, `rounds before and after the outage are recorded (${recorded.rows.length})`);
