@@ -1,6 +1,8 @@
 // Messages and state after failures: what happened, how many times, who holds the lock, that the run is
 // resumable and the command that resumes it; bad input exits with its documented code and changes nothing.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -176,5 +178,51 @@ test('regression (monitor): after the server drops the session and refuses conne
     await admin.close();
     await mon.close();
     await f.drop();
+  }
+});
+
+/** A tmpfs of `kb` kB owned by the server's user, for a tablespace that fills up (root only, the server on this machine). */
+function smallDisk(kb: number): { dir: string; remove: () => void } | undefined {
+  if (process.getuid?.() !== 0 || !['127.0.0.1', 'localhost'].includes(new URL(SERVER).hostname)) return undefined;
+  const dir = mkdtempSync(path.join(tmpdir(), 'belay-tablespace-'));
+  const ok = spawnSync('sh', ['-c', `mount -t tmpfs -o size=${kb}k,mode=0700 tmpfs "$0" && chown postgres:postgres "$0"`, dir], { stdio: 'ignore' }).status === 0;
+  const remove = () => {
+    spawnSync('umount', [dir], { stdio: 'ignore' });
+    rmSync(dir, { recursive: true, force: true });
+  };
+  if (!ok) remove();
+  return ok ? { dir, remove } : undefined;
+}
+
+test('regression (disk full): a server disk that fills up mid-run says so, that the run is resumable and the command; moved to a disk with room, the resume completes', async (t) => {
+  const disk = smallDisk(512);
+  if (!disk) return t.skip('needs root, mount and the server on this machine');
+  const f = await freshDb('postgres');
+  const space = `belay_t_small_${randomBytes(4).toString('hex')}`;
+  const dir = tmp();
+  try {
+    await f.db.exec(`CREATE TABLESPACE ${space} LOCATION '${disk.dir}'`);
+    await f.db.exec(`CREATE TABLE work (id int PRIMARY KEY, w int NOT NULL, out int, pad text) WITH (fillfactor = 100) TABLESPACE ${space};
+      INSERT INTO work SELECT g, g, NULL, repeat(md5(g::text), 30) FROM generate_series(1, 300) g;`);
+    workSpec(dir);
+    const r = await belay(['apply', dir, '--db', f.url, '--no-backup', '--no-throttle']);
+    assert.equal(r.code, EXIT.database, r.stderr);
+    assert.match(r.stderr, /BELAY_DISK_FULL/);
+    assert.match(r.stderr, /run 1, step "fill", the batch after key \d+ \(\d+ batch(es)? committed before it\): the database server ran out of disk space/);
+    assert.match(r.stderr, /SQLSTATE 53100/);
+    assert.match(r.stderr, /Run 1 is resumable/);
+    assert.ok(r.stderr.includes(`belay apply ${path.join(dir, 'migration.ts')}`), r.stderr);
+    assert.equal((await f.db.query<{ status: string }>(`SELECT status FROM belay.runs WHERE id = 1`)).rows[0]!.status, 'failed');
+    // room made (the table moved to the default tablespace): the same command resumes and completes
+    await f.db.exec(`ALTER TABLE work SET TABLESPACE pg_default`);
+    const again = await belay(['apply', dir, '--db', f.url, '--no-backup', '--no-throttle']);
+    assert.equal(again.code, EXIT.ok, again.stderr);
+    assert.equal((await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM work WHERE out = w * 2`)).rows[0]!.n, 300);
+  } finally {
+    await f.drop();
+    const a = await openDb(`${SERVER}/postgres`);
+    await a.exec(`DROP TABLESPACE IF EXISTS ${space}`).catch(() => undefined);
+    await a.close();
+    disk.remove();
   }
 });
