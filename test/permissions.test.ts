@@ -153,6 +153,14 @@ test('regression (permissions): a schema belay or belay_backup created first by 
     await asRole(s.as(s.owner), (o) => o.exec(takeBack(report.stderr)));
     const after = await belay(['verify', '1', '--db', s.as(s.owner)]);
     assert.equal(after.code, EXIT.ok, after.stderr);
+    // default privileges set inside belay's schema would hand its next tables out: refused, with the revoke
+    await asRole(s.as(s.owner), (o) => o.exec(`ALTER DEFAULT PRIVILEGES IN SCHEMA belay GRANT SELECT ON TABLES TO ${s.app}`));
+    const defaults = await belay(['verify', '1', '--db', s.as(s.owner)]);
+    assert.equal(defaults.code, EXIT.state, defaults.stderr);
+    assert.match(defaults.stderr, new RegExp(`ALTER DEFAULT PRIVILEGES FOR ROLE ${s.owner} IN SCHEMA belay REVOKE ALL ON TABLES FROM ${s.app};`));
+    await asRole(s.as(s.owner), (o) => o.exec(takeBack(defaults.stderr)));
+    const clean = await belay(['verify', '1', '--db', s.as(s.owner)]);
+    assert.equal(clean.code, EXIT.ok, clean.stderr);
   } finally {
     await s.drop();
   }
