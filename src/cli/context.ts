@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
 import { type Db, openDb } from '../db/connection.ts';
-import { redactText, scrubKnown } from '../db/redact.ts';
+import { redactText, scrubKnown, scrubValue } from '../db/redact.ts';
 import { BelayError, EXIT, UsageError } from '../errors.ts';
 import { loadProjectConfig, resolveEnvironment } from '../config/environments.ts';
 import type { MigrationParams } from '../spec/define.ts';
@@ -65,7 +65,7 @@ export const out = {
     process.stderr.write(`${scrubKnown(s)}\n`);
   },
   json(v: unknown): void {
-    process.stdout.write(`${scrubKnown(JSON.stringify(v))}\n`);
+    process.stdout.write(`${JSON.stringify(scrubValue(v))}\n`);
   },
   /** Text as it is (a report, a script), scrubbed like every line. */
   raw(s: string): boolean {

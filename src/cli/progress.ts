@@ -1,13 +1,13 @@
 // Progress for humans: a live bar on a terminal, a log line every N batches elsewhere, JSON lines with --json.
 import cliProgress from 'cli-progress';
-import { scrubKnown, scrubValue } from '../db/redact.ts';
+import { scrubValue } from '../db/redact.ts';
 import type { BelayEvent, EventSink } from '../state/events.ts';
 
 export const DEFAULT_LOG_EVERY = 10;
 
 export function progressSink(opts: { json?: boolean; quiet?: boolean; logEvery?: number; stream?: NodeJS.WriteStream }): EventSink {
   const stream = opts.stream ?? process.stderr;
-  if (opts.json) return (e) => process.stdout.write(`${scrubKnown(JSON.stringify({ at: new Date().toISOString(), ...e }))}\n`);
+  if (opts.json) return (e) => process.stdout.write(`${JSON.stringify(scrubValue({ at: new Date().toISOString(), ...e }))}\n`);
   if (opts.quiet) return () => undefined;
   const every = opts.logEvery ?? DEFAULT_LOG_EVERY;
   let bar: cliProgress.SingleBar | undefined;

@@ -127,14 +127,13 @@ export function secretsOfWebhook(url: string): string[] {
   }
   if (!u) return unique([...secretsOfUrl(url), url.trim()]);
   for (const s of [u.username, u.password]) if (s) out.push(...decoded(s));
-  if (u.pathname && u.pathname !== '/') {
-    out.push(u.pathname.slice(1), ...decoded(u.pathname));
-    for (const seg of u.pathname.split('/')) if (seg.length >= 16 || (seg.length >= 8 && /\d/.test(seg))) out.push(...decoded(seg));
-  }
-  if (u.search) {
-    out.push(u.search.slice(1));
-    for (const [k, v] of u.searchParams) out.push(...(v.length >= MIN_SCRUB_LENGTH ? [v, encodeURIComponent(v)] : []), ...(SECRET_PARAM.test(k) && v ? [v] : []));
-  }
+  // a path or value is taken for a token when it looks like one (long, or with digits): a short word
+  // ("hook", "true") would otherwise be masked in every line belay prints
+  const tokenLike = (x: string) => x.length >= 16 || (x.length >= 8 && /\d/.test(x));
+  if (u.pathname && u.pathname.length >= 12) out.push(u.pathname.slice(1), ...decoded(u.pathname));
+  for (const seg of u.pathname.split('/')) if (tokenLike(seg)) out.push(...decoded(seg));
+  if (u.search.length >= 12) out.push(u.search.slice(1));
+  for (const [k, v] of u.searchParams) if (tokenLike(v) || (SECRET_PARAM.test(k) && v)) out.push(v, encodeURIComponent(v));
   out.push(url.trim());
   return unique(out);
 }
@@ -173,10 +172,22 @@ export function scrubKnown(text: string): string {
   return known.size === 0 ? text : scrub(text, [...known]);
 }
 
-/** A JSON-able value with every string in it scrubbed of the known secrets (events, errors, results). */
+/**
+ * A JSON-able value with every string in it (keys left alone) scrubbed of the known secrets: events,
+ * errors, results. Numbers and booleans are never touched, so a secret such as "true" cannot bend them.
+ */
 export function scrubValue<T>(v: T): T {
   if (known.size === 0) return v;
-  return JSON.parse(scrubKnown(JSON.stringify(v) ?? 'null')) as T;
+  const walk = (x: unknown): unknown => {
+    if (typeof x === 'string') return scrubKnown(x);
+    if (Array.isArray(x)) return x.map(walk);
+    if (x && typeof x === 'object') {
+      if (typeof (x as { toJSON?: unknown }).toJSON === 'function') return walk((x as { toJSON: () => unknown }).toJSON());
+      return Object.fromEntries(Object.entries(x).map(([k, y]) => [k, walk(y)]));
+    }
+    return x;
+  };
+  return walk(v) as T;
 }
 
 function unique(xs: string[]): string[] {

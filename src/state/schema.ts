@@ -202,9 +202,13 @@ export const STATE_VERSION = STATE_MIGRATIONS[STATE_MIGRATIONS.length - 1]!.vers
  * anything to another role (state/privileges.ts); what belay creates is readable by its owner only.
  */
 export async function ensureState(db: Db): Promise<number> {
+  if (ready.has(db)) return STATE_VERSION;
   const audits = await assertOwnSchemas(db, SCHEMAS);
   const applied = await appliedVersions(db);
-  if (audits.length === SCHEMAS.length && STATE_MIGRATIONS.every((m) => applied.has(m.version))) return STATE_VERSION;
+  if (audits.length === SCHEMAS.length && STATE_MIGRATIONS.every((m) => applied.has(m.version))) {
+    ready.add(db);
+    return STATE_VERSION;
+  }
   return transaction(db, async () => {
     await db.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK_KEY]);
     // another session may have created them since the audit: look again under the lock
@@ -226,6 +230,9 @@ export async function ensureState(db: Db): Promise<number> {
     return STATE_VERSION;
   });
 }
+
+/** Sessions whose schemas passed the audit at the current version: one audit per session, not per call. */
+const ready = new WeakSet<Db>();
 
 /** A schema of belay's, marked as such, with every privilege default privileges gave to others taken back. */
 async function createSchema(db: Db, schema: string): Promise<void> {
