@@ -178,9 +178,10 @@ export const migrationSchema = z.strictObject({
     .strictObject({
       mode: z.enum(['batched', 'single']).default('batched'),
       batchSize: z.number().int().positive().max(MAX_BATCH_SIZE).default(10_000),
-      lockTimeoutMs: z.number().int().positive().default(2_000),
-      statementTimeoutMs: z.number().int().positive().default(60_000),
-      maxRetries: z.number().int().nonnegative().default(8),
+      // bounded like every number belay takes: a lock wait of hours or a thousand retries is a typo, not a plan
+      lockTimeoutMs: z.number().int().positive().max(600_000).default(2_000),
+      statementTimeoutMs: z.number().int().positive().max(86_400_000).default(60_000),
+      maxRetries: z.number().int().nonnegative().max(100).default(8),
     })
     .prefault({}),
 });
