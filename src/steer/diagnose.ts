@@ -83,7 +83,7 @@ async function diagnose(ctx: RunContext, err: BelayError): Promise<BelayError | 
       fix: `Free space on the server's disk (or the tablespace of the table) first. ${resume}`,
     });
   }
-  return new DbError(err.message, s, { cause: err.cause ?? err, details: err.details, fix: `${err.fix ? `${err.fix} ` : ''}${resume}` });
+  return new DbError(err.message, s, { code: err.code, cause: err.cause ?? err, details: err.details, fix: `${err.fix ? `${err.fix} ` : ''}${resume}` });
 }
 
 /** "step "fill", the batch after key 200 (2 batches committed)" or "before the first write". */
