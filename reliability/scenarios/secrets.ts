@@ -80,7 +80,15 @@ export const secrets: Scenario = {
     writeFileSync(path.join(work.dir, '.env'), `DATABASE_URL="${encUrl}"\n`);
     const problems: string[] = [];
     interface Cmd { args: string[]; via?: 'db' | 'env' | 'dotenv' | 'config' | 'none'; exits?: number[]; before?: () => Promise<void> }
-    const plantViolation = () => withDb(name, (db) => db.query(`DELETE FROM users WHERE id = (SELECT min("userId") FROM "EventType" WHERE "userId" IS NOT NULL)`).then(() => undefined));
+    // a user moved out of the way makes the owner-deleted monitor check alert; moved back after the monitors
+    let moved: number | undefined;
+    const plantViolation = () => withDb(name, async (db) => {
+      moved = Number((await db.query<{ id: number }>(`SELECT min("userId")::int AS id FROM "EventType" WHERE "userId" IS NOT NULL`)).rows[0]!.id);
+      await db.query(`UPDATE users SET id = -id WHERE id = $1`, [moved]);
+    });
+    const undoViolation = () => withDb(name, async (db) => {
+      if (moved !== undefined) await db.query(`UPDATE users SET id = -id WHERE id = $1`, [-moved]);
+    });
     const commands: Cmd[] = [
       { args: ['check', FLAGSHIP] },
       { args: ['runbook', FLAGSHIP, '-o', path.join(work.dir, 'runbook.md')] },
@@ -94,7 +102,7 @@ export const secrets: Scenario = {
       { args: ['--json', 'monitor', '1', '--once', '--webhook', hook.url(1)], exits: [7] },
       { args: ['monitor', '1', '--once', '--webhook', hook.url().replace(`${HOOK_PASS}@`, `${HOOK_PASS}%zz@`)], exits: [2] },
       { args: ['report', '1', '--format', 'html', '-o', path.join(work.dir, 'report.html')] },
-      { args: ['report', '1', '--format', 'json'] },
+      { args: ['report', '1', '--format', 'json'], before: undoViolation },
       { args: ['report', '1', '--format', 'md', '-o', path.join(work.dir, 'report.md')] },
       { args: ['backups', 'list'] },
       { args: ['rollback', '1'], exits: [0, 11] },
