@@ -4,9 +4,9 @@
 import path from 'node:path';
 import { copySqlName, dropBackup, getBackup, listBackups, type BackupRecord } from './backup.ts';
 import { SET_FILE_SQL } from './backup-sql.ts';
-import { exportFiles, fileDigest } from './files.ts';
+import { ExportError, exportFiles, fileDigest } from './files.ts';
 import type { Db } from '../db/connection.ts';
-import { UsageError } from '../errors.ts';
+import { BelayError, UsageError } from '../errors.ts';
 import { mergeSummaryPart } from '../state/summary.ts';
 
 /** In-database copies are kept this long after they were taken (belay cleanup --retention). */
@@ -52,7 +52,12 @@ export async function archiveBackups(db: Db, target: { backupId?: number; runId?
     const { folder, manifestPath, manifest } = await exportFiles(db, opts.dir, folderName, toExport.map((b) => ({
       backupId: b.id, table: b.sourceTable, copySql: copySqlName(b), copyName: b.copyTable, columns: b.columns, keyColumns: b.keyColumns,
       rows: b.rows ?? 0, checksum: b.checksum ?? '0', checksumMethod: b.checksumMethod,
-    })), { runId: first.runId, migrationId: first.migrationId, gzipLevel: opts.gzipLevel });
+    })), { runId: first.runId, migrationId: first.migrationId, gzipLevel: opts.gzipLevel }).catch((err: unknown) => {
+      if (!(err instanceof ExportError)) throw err;
+      throw new BelayError('BELAY_BACKUP_FILES', `${err.message}; nothing was archived and every in-database copy is kept`, {
+        cause: err, details: { path: err.path, table: err.table }, fix: 'Free space or fix the folder (or give another --dir), then archive again.',
+      });
+    });
     for (const t of manifest.tables) {
       await db.query(SET_FILE_SQL, [t.backupId, path.join(folder, t.file), t.sha256, t.bytes, manifestPath]);
       out.archived.push({ id: t.backupId, table: t.table, file: path.join(folder, t.file), sha256: t.sha256 });

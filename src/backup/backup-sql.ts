@@ -2,13 +2,12 @@
 // Identifiers arrive already quoted (qualified()/ident()); values are $n parameters.
 import { ident } from '../db/sql.ts';
 
-/** The schema that holds every in-database copy; belay creates it and keeps PUBLIC out. */
-export const BACKUP_SCHEMA = 'belay_backup';
+/** The schema that holds every in-database copy; created with belay's state (state/schema.ts), owner-only. */
+export { BACKUP_SCHEMA } from '../state/schema.ts';
 
 /** PostgreSQL truncates identifiers longer than 63 bytes; a longer copy name is shortened with a hash. */
 export const MAX_IDENT_BYTES = 63;
 
-export const CREATE_SCHEMA_SQL = `CREATE SCHEMA IF NOT EXISTS ${ident(BACKUP_SCHEMA)}; REVOKE ALL ON SCHEMA ${ident(BACKUP_SCHEMA)} FROM PUBLIC`;
 
 /** A REPEATABLE READ snapshot: the copy and both checksums see the same rows, whatever others write meanwhile. */
 export const BEGIN_SNAPSHOT_SQL = 'BEGIN ISOLATION LEVEL REPEATABLE READ';
@@ -16,7 +15,6 @@ export const BEGIN_SNAPSHOT_SQL = 'BEGIN ISOLATION LEVEL REPEATABLE READ';
 /** The copy itself: no indexes, no constraints, same columns and types, in the caller's snapshot. */
 export const copyTableSql = (copy: string, source: string) => `CREATE TABLE ${copy} AS TABLE ${source}`;
 
-export const revokeSql = (copy: string) => `REVOKE ALL ON TABLE ${copy} FROM PUBLIC`;
 
 /** The second session: read-only, in the exported snapshot (must come first in its transaction). */
 export const BEGIN_READER_SQL = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
@@ -61,7 +59,17 @@ export const MARK_VERIFIED_SQL = `
 UPDATE belay.backups SET row_count = $2, checksum = $3, size_bytes = $4, status = 'verified', verified_at = clock_timestamp()
  WHERE id = $1`;
 
-export const SET_FILE_SQL = `UPDATE belay.backups SET file = $2, file_sha256 = $3, file_bytes = $4, manifest = $5 WHERE id = $1`;
+/** A file written whole and flushed: only now is a backup that was asked for with files verified. */
+export const SET_FILE_SQL = `UPDATE belay.backups SET file = $2, file_sha256 = $3, file_bytes = $4, manifest = $5, status = 'verified' WHERE id = $1`;
+
+/**
+ * The files of these backups could not be written (or were lost): the copies stay, but no backup is
+ * reported until they are exported again (belay apply resumes and does it).
+ */
+export const MARK_UNVERIFIED_SQL = `UPDATE belay.backups SET status = 'unverified', file = NULL, file_sha256 = NULL, file_bytes = NULL, manifest = NULL
+ WHERE id = ANY ($1::bigint[])`;
+
+export const MARK_COPY_VERIFIED_SQL = `UPDATE belay.backups SET status = 'verified', verified_at = clock_timestamp() WHERE id = $1`;
 
 export const MARK_RESTORED_SQL = `UPDATE belay.backups SET restored_at = clock_timestamp() WHERE id = $1`;
 
@@ -75,6 +83,9 @@ SELECT ${COLS} FROM belay.backups
  ORDER BY id DESC LIMIT $3`;
 
 export const RUN_BACKUPS_SQL = `SELECT ${COLS} FROM belay.backups WHERE run_id = $1 AND status = 'verified' ORDER BY id`;
+
+/** A run's backups whose copies are kept, verified or waiting for their files, oldest first. */
+export const RUN_LIVE_BACKUPS_SQL = `SELECT ${COLS} FROM belay.backups WHERE run_id = $1 AND status IN ('verified', 'unverified') ORDER BY id`;
 
 // --- restore ---------------------------------------------------------------------------------
 

@@ -10,8 +10,9 @@ import { ident, pinnedSettingsSql } from '../db/sql.ts';
 import { BelayError, EXIT, StateError } from '../errors.ts';
 import { type EventSink, noopSink, recordEvent, tell } from '../state/events.ts';
 import { ensureState } from '../state/schema.ts';
-import { BACKUP_SCHEMA, BEGIN_SNAPSHOT_SQL, COLUMNS_SQL, copyInSql, copyTableSql, CREATE_SCHEMA_SQL, createStagingSql, dropCopySql, GET_BACKUP_SQL, INSERT_BACKUP_SQL, LIST_BACKUPS_SQL, MARK_DROPPED_SQL, MARK_VERIFIED_SQL, MAX_IDENT_BYTES, PRIMARY_KEY_SQL, revokeSql, RUN_BACKUPS_SQL, SET_COPY_NAME_SQL, SET_FILE_SQL, sizeSql } from './backup-sql.ts';
-import { exportFiles, fileDigest, readCopyFile } from './files.ts';
+import { ownerOnly } from '../state/privileges.ts';
+import { BACKUP_SCHEMA, BEGIN_SNAPSHOT_SQL, COLUMNS_SQL, copyInSql, copyTableSql, createStagingSql, dropCopySql, GET_BACKUP_SQL, INSERT_BACKUP_SQL, LIST_BACKUPS_SQL, MARK_COPY_VERIFIED_SQL, MARK_DROPPED_SQL, MARK_UNVERIFIED_SQL, MARK_VERIFIED_SQL, MAX_IDENT_BYTES, PRIMARY_KEY_SQL, RUN_LIVE_BACKUPS_SQL, SET_COPY_NAME_SQL, SET_FILE_SQL, sizeSql } from './backup-sql.ts';
+import { ExportError, exportFiles, fileDigest, fileIntact, freeFolderName, readCopyFile, removeAbandoned } from './files.ts';
 import { connectReader, openSnapshotReader, type SnapshotReader } from './snapshot-reader.ts';
 import type { Stage } from '../run/contract.ts';
 
@@ -46,7 +47,8 @@ export interface BackupRecord {
   fileSha256: string | null;
   fileBytes: number | null;
   manifest: string | null;
-  status: 'verified' | 'dropped';
+  /** unverified: the copy is verified but the file asked for could not be written; a resume exports it again. */
+  status: 'verified' | 'unverified' | 'dropped';
   createdAt: string;
   verifiedAt: string | null;
   restoredAt: string | null;
@@ -116,7 +118,6 @@ export async function takeBackup(db: Db, runId: number | null, tables: readonly 
         plans.push({ src, cols, key, sumCols, sourceSum: reader?.checksum(src.sqlName, sumCols) });
       }
       readerClosed = reader?.close(); // once its checksums are done, while this session still works
-      await db.exec(CREATE_SCHEMA_SQL);
       for (const { src, cols, key, sumCols, sourceSum } of plans) {
         const ins = await db.query<{ id: number }>(INSERT_BACKUP_SQL, [runId, opts.migrationId ?? null, src.name, BACKUP_SCHEMA, '', JSON.stringify(cols), key]);
         const id = ins.rows[0]!.id;
@@ -124,7 +125,8 @@ export async function takeBackup(db: Db, runId: number | null, tables: readonly 
         const copy = `${ident(BACKUP_SCHEMA)}.${ident(name)}`;
         await db.query(SET_COPY_NAME_SQL, [id, name]);
         await db.query(copyTableSql(copy, src.sqlName));
-        await db.query(revokeSql(copy));
+        // default privileges set for the whole database (GRANT SELECT ON TABLES TO app) reach the copy too
+        await ownerOnly(db, BACKUP_SCHEMA, copy);
         // the copy as written, read back; the source in the same snapshot (here if the reader could not)
         const c = await checksumWith(db, copy, sumCols);
         let s = await sourceSum;
@@ -189,14 +191,53 @@ export function formatBytes(n: number): string {
 async function exportBackups(db: Db, records: BackupRecord[], dir: string, gzipLevel?: number): Promise<BackupRecord[]> {
   const first = records[0];
   if (!first) return records;
-  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '');
-  const folderName = first.runId !== null ? `run-${first.runId}-${stamp}` : `backup-${first.id}-${stamp}`;
-  const { manifestPath, manifest, folder } = await exportFiles(db, dir, folderName, records.map((b) => ({
-    backupId: b.id, table: b.sourceTable, copySql: copySqlName(b), copyName: b.copyTable, columns: b.columns, keyColumns: b.keyColumns,
-    rows: b.rows ?? 0, checksum: b.checksum ?? '0', checksumMethod: b.checksumMethod,
-  })), { runId: first.runId, migrationId: first.migrationId, gzipLevel });
-  for (const t of manifest.tables) await db.query(SET_FILE_SQL, [t.backupId, path.join(folder, t.file), t.sha256, t.bytes, manifestPath]);
-  return getBackups(db, records.map((b) => b.id));
+  const ids = records.map((b) => b.id);
+  try {
+    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '');
+    const prefix = first.runId !== null ? `run-${first.runId}-` : `backup-${first.id}-`;
+    // a process killed mid-export left a folder without a manifest: not a backup, and in the way
+    await removeAbandoned(dir, prefix);
+    const folderName = await freeFolderName(dir, `${prefix}${stamp}`);
+    const { manifestPath, manifest, folder } = await exportFiles(db, dir, folderName, records.map((b) => ({
+      backupId: b.id, table: b.sourceTable, copySql: copySqlName(b), copyName: b.copyTable, columns: b.columns, keyColumns: b.keyColumns,
+      rows: b.rows ?? 0, checksum: b.checksum ?? '0', checksumMethod: b.checksumMethod,
+    })), { runId: first.runId, migrationId: first.migrationId, gzipLevel });
+    for (const t of manifest.tables) await db.query(SET_FILE_SQL, [t.backupId, path.join(folder, t.file), t.sha256, t.bytes, manifestPath]);
+  } catch (err) {
+    if (!(err instanceof ExportError)) throw err;
+    // the copies are verified, the files are not there: no backup is reported until they are
+    await db.query(MARK_UNVERIFIED_SQL, [ids]).catch(() => undefined);
+    if (first.runId !== null) await recordEvent(db, { type: 'backup-export-failed', runId: first.runId, backups: ids, path: err.path, table: err.table, error: err.message }).catch(() => undefined);
+    throw new BelayError('BELAY_BACKUP_FILES', `${err.message}. The in-database cop${ids.length > 1 ? 'ies are' : 'y is'} verified but no backup file is reported: backup${ids.length > 1 ? 's' : ''} ${ids.join(', ')} marked unverified, nothing was written to the tables`, {
+      cause: err,
+      details: { path: err.path, table: err.table, backups: ids, reason: (err.cause as NodeJS.ErrnoException | undefined)?.code, resumable: first.runId !== null },
+      fix: `Free space or fix the folder (or give another --backup-dir), then run the same command again: the files are exported anew from the verified copies.`,
+    });
+  }
+  return getBackups(db, ids);
+}
+
+/**
+ * Backups of a resumed run whose file was asked for but is missing, truncated or was never written (a
+ * failed or killed export): the in-database copy is checked against what was recorded, then exported
+ * again (or, without a folder now, reported as the verified copy it is). Never a new copy: after the
+ * first batch, the tables no longer hold what the run started from.
+ */
+async function exportAgain(db: Db, records: BackupRecord[], dir: string | undefined, gzipLevel: number | undefined, emit: EventSink): Promise<void> {
+  for (const b of records) {
+    const c = await checksumTable(db, copySqlName(b), b.checksumMethod);
+    if (Number(c.rows) !== Number(b.rows) || c.checksum !== b.checksum) {
+      throw new BelayError('BELAY_BACKUP_UNVERIFIED', `the copy ${copySqlName(b)} of backup ${b.id} no longer matches what was recorded (${c.rows} rows, checksum ${c.checksum}; recorded ${b.rows}, ${b.checksum})`, {
+        details: { backupId: b.id, copy: c },
+        fix: 'Something changed the in-database copy. Do not resume on it: roll the run back (belay rollback <run>) and take the backup again.',
+      });
+    }
+    if (!dir) await db.query(MARK_COPY_VERIFIED_SQL, [b.id]);
+  }
+  if (dir) await exportBackups(db, records, dir, gzipLevel);
+  for (const b of await getBackups(db, records.map((x) => x.id))) {
+    if (b.runId !== null) await tell(db, emit, { type: 'backup-exported-again', runId: b.runId, backupId: b.id, table: b.sourceTable, copy: copySqlName(b), file: b.file, sha256: b.fileSha256 });
+  }
 }
 
 export async function getBackup(db: Db, id: number): Promise<BackupRecord> {
@@ -326,13 +367,18 @@ export function backupStage(opts: BackupHookOptions = {}): Stage {
     async before(ctx) {
       const { db, runId, migration, emit } = ctx;
       const tables = migration.spec.tables;
-      const have = (await db.query<BackupRecord>(RUN_BACKUPS_SQL, [runId])).rows;
-      const missing = tables.filter((t) => !have.some((b) => b.sourceTable === t));
-      if (missing.length === 0 && tables.length > 0) {
-        for (const b of have) emit({ type: 'backup-kept', runId, backupId: b.id, table: b.sourceTable, copy: copySqlName(b), rows: b.rows });
-        return;
+      // the newest live backup of each table (a resumed run keeps its copies: they hold the tables as the run found them)
+      const latest = new Map((await db.query<BackupRecord>(RUN_LIVE_BACKUPS_SQL, [runId])).rows.map((b) => [b.sourceTable, b]));
+      const again: BackupRecord[] = [];
+      for (const b of latest.values()) {
+        // a file asked for must be there whole (size and sha256 as recorded) for the backup to count
+        if (b.status === 'verified' && (!opts.dir || b.file) && (!b.file || (await fileIntact(b.file, b.fileSha256, b.fileBytes)))) {
+          emit({ type: 'backup-kept', runId, backupId: b.id, table: b.sourceTable, copy: copySqlName(b), rows: b.rows });
+        } else again.push(b);
       }
-      await takeBackup(db, runId, missing, { dir: opts.dir, gzipLevel: opts.gzipLevel, migrationId: migration.spec.id, onEvent: emit });
+      if (again.length > 0) await exportAgain(db, again, opts.dir, opts.gzipLevel, emit);
+      const missing = tables.filter((t) => !latest.has(t));
+      if (missing.length > 0) await takeBackup(db, runId, missing, { dir: opts.dir, gzipLevel: opts.gzipLevel, migrationId: migration.spec.id, onEvent: emit });
     },
   };
 }

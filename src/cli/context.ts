@@ -3,9 +3,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
 import { type Db, openDb } from '../db/connection.ts';
+import { redactText, scrubKnown, scrubValue } from '../db/redact.ts';
 import { BelayError, EXIT, UsageError } from '../errors.ts';
 import { loadProjectConfig, resolveEnvironment } from '../config/environments.ts';
 import type { MigrationParams } from '../spec/define.ts';
+import { NUMBERS, type NumberSchema, parseNumber } from '../spec/numbers.ts';
 
 export interface GlobalOptions {
   db?: string;
@@ -43,44 +45,46 @@ export function parseParams(list: string[] = []): MigrationParams {
   return out;
 }
 
+/** A run id: digits only ("1e3", "0x10", " 7 " are refused), checked by the schema plan files use too. */
 export function parseRunId(s: string): number {
-  const n = Number(s);
-  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`run id "${s}" is not a positive whole number`, 'List runs with belay status.');
-  return n;
+  return parseNumber('run id', NUMBERS.id, s, 'Give the run id as belay status lists it, e.g. belay report 1.');
 }
 
-export function parsePositiveInt(name: string) {
-  return (s: string): number => {
-    const n = Number(s);
-    if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${name} "${s}" is not a positive whole number`);
-    return n;
-  };
+/** A flag's number, checked by its schema (spec/numbers.ts); default: a whole number of at least 1. */
+export function parsePositiveInt(name: string, schema: NumberSchema = NUMBERS.positive) {
+  return (s: string): number => parseNumber(name, schema, s);
 }
 
+// everything printed is scrubbed of the secrets this process was given (db/redact.ts), behind the masking
+// every label and message already does by shape
 export const out = {
   line(s = ''): void {
-    process.stdout.write(`${s}\n`);
+    process.stdout.write(`${scrubKnown(s)}\n`);
   },
   err(s: string): void {
-    process.stderr.write(`${s}\n`);
+    process.stderr.write(`${scrubKnown(s)}\n`);
   },
   json(v: unknown): void {
-    process.stdout.write(`${JSON.stringify(v)}\n`);
+    process.stdout.write(`${JSON.stringify(scrubValue(v))}\n`);
+  },
+  /** Text as it is (a report, a script), scrubbed like every line. */
+  raw(s: string): boolean {
+    return process.stdout.write(scrubKnown(s));
   },
 };
 
 /** Prints an error (what, where, what to do) and returns its documented exit code. */
 export function reportError(err: unknown, json: boolean): number {
   if (err instanceof BelayError) {
-    if (json) out.json({ type: 'error', ...err.toJSON() });
-    out.err(`error [${err.code}]: ${err.message}`);
+    if (json) out.json({ type: 'error', ...err.toJSON(), message: redactText(err.message) });
+    out.err(`error [${err.code}]: ${redactText(err.message)}`);
     const d = err.details;
     if (typeof d.sqlstate === 'string') out.err(`  server: SQLSTATE ${d.sqlstate}${d.detail ? `, ${d.detail}` : ''}${d.constraint ? `, constraint ${d.constraint}` : ''}`);
     if (err.fix) out.err(`  what to do: ${err.fix}`);
     return err.exitCode;
   }
   const e = err as Error;
-  out.err(`error [BELAY_INTERNAL]: ${e?.message ?? String(err)}`);
+  out.err(`error [BELAY_INTERNAL]: ${redactText(e?.message ?? String(err))}`);
   if (process.env.BELAY_DEBUG) out.err(e?.stack ?? '');
   return EXIT.unexpected;
 }

@@ -1,12 +1,13 @@
 // Progress for humans: a live bar on a terminal, a log line every N batches elsewhere, JSON lines with --json.
 import cliProgress from 'cli-progress';
+import { scrubValue } from '../db/redact.ts';
 import type { BelayEvent, EventSink } from '../state/events.ts';
 
 export const DEFAULT_LOG_EVERY = 10;
 
 export function progressSink(opts: { json?: boolean; quiet?: boolean; logEvery?: number; stream?: NodeJS.WriteStream }): EventSink {
   const stream = opts.stream ?? process.stderr;
-  if (opts.json) return (e) => process.stdout.write(`${JSON.stringify({ at: new Date().toISOString(), ...e })}\n`);
+  if (opts.json) return (e) => process.stdout.write(`${JSON.stringify(scrubValue({ at: new Date().toISOString(), ...e }))}\n`);
   if (opts.quiet) return () => undefined;
   const every = opts.logEvery ?? DEFAULT_LOG_EVERY;
   let bar: cliProgress.SingleBar | undefined;
@@ -16,7 +17,8 @@ export function progressSink(opts: { json?: boolean; quiet?: boolean; logEvery?:
     const s = (performance.now() - stepStart) / 1000;
     return s > 0 ? Math.round((done - startDone) / s) : 0;
   };
-  return (e: BelayEvent) => {
+  return (raw: BelayEvent) => {
+    const e = scrubValue(raw);
     switch (e.type) {
       case 'run-started':
         stream.write(`run ${e.runId} of ${e.migrationId}${e.resumed ? ' (resumed from its last checkpoint)' : ''}, mode ${e.mode}\n`);
@@ -90,6 +92,8 @@ export function describeEvent(e: BelayEvent): string | undefined {
       return 'warn: pre-flight checks skipped (--skip-checks)';
     case 'backup-taken':
       return `backup of ${e.table}: ${e.copy}, ${e.rows ?? '?'} rows, checksum ${e.checksum ?? '?'}${e.file ? `, file ${e.file}` : ''}`;
+    case 'backup-exported-again':
+      return `warn: the backup file of ${e.table} was missing, incomplete or never written: ${e.file ? `exported again from ${e.copy} to ${e.file}` : `kept as the verified copy ${e.copy}`}`;
     case 'backup-kept':
       return `kept the backup of ${e.table}: ${e.copy}, ${e.rows ?? '?'} rows`;
     case 'temp-index-ready':

@@ -3,7 +3,7 @@
 // was rehearsed elsewhere and dry-run there. Both files live in the project directory and are committed.
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { redactUrl } from '../db/redact.ts';
+import { redactText, redactUrl, scrubKnown } from '../db/redact.ts';
 import { BelayError, EXIT, StateError } from '../errors.ts';
 
 export const CONFIG_FILE = 'belay.config.json';
@@ -113,7 +113,10 @@ export function ledgerFor(cfg: ProjectConfig, environment: string | null): Ledge
 
 /** Appends one entry (one JSON line). The database label never holds a password. */
 export function recordLedger(ledger: Ledger, e: Omit<LedgerEntry, 'at' | 'environment'>): LedgerEntry {
-  const entry: LedgerEntry = { at: new Date().toISOString(), ...e, environment: ledger.environment, database: redactUrl(e.database) };
+  const entry: LedgerEntry = {
+    at: new Date().toISOString(), ...e, environment: ledger.environment, database: redactUrl(e.database),
+    ...(e.detail === undefined ? {} : { detail: scrubKnown(redactText(e.detail)) }),
+  };
   appendFileSync(ledger.file, `${JSON.stringify(entry)}\n`);
   return entry;
 }

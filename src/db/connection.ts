@@ -1,7 +1,7 @@
 // One narrow interface over a PostgreSQL server (pg) and embedded PGlite.
 // Both are a single session: belay's advisory lock, SET LOCAL and transactions rely on that.
 import { ConnectionError, DbError, serverFields } from '../errors.ts';
-import { passwordOf, redactUrl, scrub } from './redact.ts';
+import { redactUrl, rememberSecrets, scrub, scrubKnown, secretsOfUrl } from './redact.ts';
 
 export type Row = Record<string, unknown>;
 
@@ -40,13 +40,17 @@ export interface OpenOptions {
  * Opens `postgres://…` / `postgresql://…` with pg, `pglite:<dir>` or `pglite:memory` with PGlite.
  * The returned Db never puts the password in an error message.
  */
-export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
+export async function openDb(given: string, opts: OpenOptions = {}): Promise<Db> {
+  // a URL pasted from a .env or a shell often carries a space or a newline at either end
+  const url = (given ?? '').trim();
+  rememberSecrets(secretsOfUrl(url));
   if (!url) {
     throw new ConnectionError('no database given', {
       fix: 'Pass --db postgres://user@host/db or pglite:<dir>, or set DATABASE_URL (also read from .env).',
     });
   }
   if (/^postgres(ql)?:\/\//i.test(url)) {
+    assertParsable(url);
     const { openPg } = await import('./pg.ts');
     return openPg(url, opts);
   }
@@ -71,11 +75,36 @@ function pgliteMissing(err: unknown): ConnectionError | undefined {
   });
 }
 
+/**
+ * A server URL the driver would throw on with a bare TypeError or URIError (a port that is not a number,
+ * a "%" not followed by two hex digits) is a connection error (exit 4) that says what is wrong, with the
+ * password masked.
+ */
+function assertParsable(url: string): void {
+  const fix = 'Write the URL as postgres://user:password@host:port/database, with characters such as @ / : % in the password percent-encoded (%40 %2F %3A %25).';
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    const port = /@[^/:?#]*:([^/?#]*)/.exec(url)?.[1];
+    const why = port !== undefined && !/^\d*$/.test(port) ? `its port "${port}" is not a number` : 'it is not a valid URL';
+    throw new ConnectionError(`database URL "${redactUrl(url)}" cannot be read: ${why}`, { fix });
+  }
+  for (const [part, v] of [['user name', u.username], ['password', u.password], ['database name', u.pathname], ['parameters', u.search]] as const) {
+    try {
+      decodeURIComponent(v.replace(/\+/g, ' '));
+    } catch {
+      throw new ConnectionError(`database URL "${redactUrl(url)}" cannot be read: its ${part} holds a "%" that is not followed by two hex digits`, { fix });
+    }
+  }
+}
+
 /** Wraps a driver error as DbError, scrubbing secrets from every text. */
 export function wrapDbError(err: unknown, sql: string, url: string): DbError {
-  const secrets = [passwordOf(url) ?? ''];
-  const msg = scrub(err instanceof Error ? err.message : String(err), secrets);
-  return new DbError(msg, serverFields(err), { sql, cause: err });
+  const msg = scrubKnown(scrub(err instanceof Error ? err.message : String(err), secretsOfUrl(url)));
+  const fields = serverFields(err);
+  if (fields.detail) fields.detail = scrubKnown(scrub(fields.detail, secretsOfUrl(url)));
+  return new DbError(msg, fields, { sql, cause: err });
 }
 
 /** Runs fn inside BEGIN … COMMIT; ROLLBACK on any error, which is rethrown. */

@@ -4,22 +4,24 @@ import pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { ConnectionError } from '../errors.ts';
 import { type Db, type OpenOptions, wrapDbError } from './connection.ts';
-import { passwordOf, redactUrl, scrub } from './redact.ts';
+import { redactUrl, scrub, scrubKnown, secretsOfUrl } from './redact.ts';
 
 // int8 and numeric come back as strings from pg; belay casts in SQL where it needs numbers.
 export async function openPg(url: string, opts: OpenOptions): Promise<Db> {
   const label = redactUrl(url);
-  const client = new pg.Client({
-    connectionString: url,
-    application_name: opts.applicationName ?? 'belay',
-    connectionTimeoutMillis: 10_000,
-  });
-  // A backend killed by the server emits 'error' on the idle client; the next query reports it.
-  client.on('error', () => undefined);
+  const secrets = secretsOfUrl(url);
+  let client: pg.Client;
   try {
+    client = new pg.Client({
+      connectionString: url,
+      application_name: opts.applicationName ?? 'belay',
+      connectionTimeoutMillis: 10_000,
+    });
+    // A backend killed by the server emits 'error' on the idle client; the next query reports it.
+    client.on('error', () => undefined);
     await client.connect();
   } catch (err) {
-    const msg = scrub(err instanceof Error ? err.message : String(err), [passwordOf(url) ?? '']);
+    const msg = scrubKnown(scrub(err instanceof Error ? err.message : String(err), secrets));
     throw new ConnectionError(`cannot connect to ${label}: ${msg}`, {
       cause: err,
       fix: 'Check that the server is running and that the URL (host, port, database, user) is right.',
@@ -80,7 +82,7 @@ export function connectionLost(err: unknown, label: string, url: string): Connec
   const lost = /^(57P0[123]|08)/.test(code) || code === 'ECONNRESET' || code === 'EPIPE' ||
     /Connection terminated|connection error and is not queryable|server closed the connection/i.test(message);
   if (!lost) return undefined;
-  const msg = scrub(message, [passwordOf(url) ?? '']);
+  const msg = scrubKnown(scrub(message, secretsOfUrl(url)));
   return new ConnectionError(`lost the connection to ${label}${code ? ` (SQLSTATE ${code})` : ''}: ${msg}. The work in flight was rolled back with its transaction; committed batches and belay's state are kept, so the run can resume`, {
     cause: err,
     fix: 'Run the same command again once the server is reachable: it resumes from the last committed batch.',

@@ -8,6 +8,7 @@ import { tableInfo } from '../db/catalog.ts';
 import type { Db } from '../db/connection.ts';
 import { qualified } from '../db/sql.ts';
 import { BelayError, StateError } from '../errors.ts';
+import { planFileSchema } from './plan-schema.ts';
 import type { BatchedStep } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { ensureState } from '../state/schema.ts';
@@ -15,7 +16,7 @@ import { calibrate, type CalibrationSample, type Trial, chooseBatchSize, PROBE_S
 import { CONSTRAINT_DEFS_SQL, exactCountSql, INDEX_DEFS_SQL, TABLE_SIZE_SQL } from './plan-sql.ts';
 import { findSeqScans, type SeqScanFinding } from './explain.ts';
 import { type StepFacts, stepFacts } from '../spec/step-facts.ts';
-import { DEFAULT_TARGET_BATCH_MS, INITIAL_HEADROOM } from '../spec/define.ts';
+import { DEFAULT_TARGET_BATCH_MS, INITIAL_HEADROOM, MAX_BATCH_SIZE } from '../spec/define.ts';
 
 export const PLAN_VERSION = 1;
 /** A sequential scan over a table with at least this many rows is reported. */
@@ -180,7 +181,7 @@ export function finishPlan(db: Db, m: LoadedMigration, p: { tables: TablePlan[];
   const batched = p.steps.filter((s) => s.kind === 'batched');
   // one size to start the run with (apply adapts it per batch); the slowest step decides, so no batch runs long
   const sizes = batched.map((s) => chooseBatchSize(s.rates, firstBatchMs(p.targetBatchMs), (spec.steps.find((x) => x.name === s.name) as BatchedStep).batchSize ?? spec.options.batchSize));
-  const batchSize = sizes.length > 0 ? Math.min(...sizes) : spec.options.batchSize;
+  const batchSize = Math.min(MAX_BATCH_SIZE, sizes.length > 0 ? Math.min(...sizes) : spec.options.batchSize);
   const totalRows = batched.reduce((n, s) => n + s.rows, 0);
   // a migration that fits in one batch of the target duration gains nothing from batches
   const mode: Plan['mode'] = spec.options.mode === 'single' || totalRows <= batchSize ? 'single' : 'batched';
@@ -230,21 +231,61 @@ export function isPlanFile(file: string): boolean {
   }
 }
 
-/** Reads a plan file; the migration path comes back absolute. */
+/**
+ * Reads a plan file and validates every field (plan-schema.ts), its numbers as the command line's are:
+ * a hand-edited plan is refused (BELAY_PLAN_FILE, exit 2) before anything connects. The migration path
+ * comes back absolute.
+ */
 export function readPlanFile(file: string): Plan {
-  let v: Plan;
+  let raw: Record<string, unknown>;
   try {
-    v = JSON.parse(readFileSync(file, 'utf8')) as Plan;
+    raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
   } catch (err) {
     throw new BelayError('BELAY_PLAN_FILE', `cannot read plan file ${file}: ${(err as Error).message}`, { fix: 'Write it again with belay plan <migration> -o plan.json.' });
   }
-  if (v.belayPlan !== PLAN_VERSION) {
-    throw new BelayError('BELAY_PLAN_FILE', `plan file ${file} has version ${String(v.belayPlan)}; this belay reads version ${PLAN_VERSION}`, { fix: 'Make the plan again with this version of belay.' });
+  if (!raw || typeof raw !== 'object' || raw.belayPlan !== PLAN_VERSION) {
+    throw new BelayError('BELAY_PLAN_FILE', `plan file ${file} has version ${String(raw?.belayPlan)}; this belay reads version ${PLAN_VERSION}`, { fix: 'Make the plan again with this version of belay.' });
   }
+  const v = validatePlan(raw, `plan file ${file}`);
   return { ...v, migration: { ...v.migration, file: path.resolve(path.dirname(path.resolve(file)), v.migration.file) } };
 }
 
+/** A plan (read from a file, or given to safeApply) checked field by field; BELAY_PLAN_FILE (exit 2) names each problem. */
+export function validatePlan(raw: unknown, what: string): Plan {
+  const r = planFileSchema.safeParse(raw);
+  if (!r.success) {
+    const at = (p: PropertyKey[]) => p.map(String).join('.') || '(root)';
+    const value = (p: PropertyKey[]) => {
+      const x = p.reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<PropertyKey, unknown>)[k] : undefined), raw);
+      return x === undefined ? '' : ` ${JSON.stringify(x).slice(0, 40)}`;
+    };
+    const lines = r.error.issues.slice(0, 8).map((i) => `  ${at(i.path)}${value(i.path)}: ${i.message}`);
+    throw new BelayError('BELAY_PLAN_FILE', `${what} is not valid:\n${lines.join('\n')}`, {
+      details: { fields: r.error.issues.map((i) => ({ field: at(i.path), problem: i.message })) },
+      fix: 'Make the plan again (belay plan <migration> -o plan.json) instead of editing it; nothing was changed.',
+    });
+  }
+  return r.data as Plan;
+}
+
 // --- is the plan still true? ---------------------------------------------------------------------------
+
+/**
+ * A plan must list exactly the migration's tables and steps: one that lists fewer (edited by hand) would
+ * skip the drift check of the tables it left out.
+ */
+function assertPlanCovers(m: LoadedMigration, p: Plan): void {
+  const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x) => b.includes(x));
+  const problems = [
+    ...(same(p.tables.map((t) => t.name), m.spec.tables) ? [] : [`tables: the plan lists ${JSON.stringify(p.tables.map((t) => t.name))}, the migration touches ${JSON.stringify(m.spec.tables)}`]),
+    ...(same(p.steps.map((s) => s.name), m.spec.steps.map((s) => s.name)) ? [] : [`steps: the plan lists ${JSON.stringify(p.steps.map((s) => s.name))}, the migration has ${JSON.stringify(m.spec.steps.map((s) => s.name))}`]),
+  ];
+  if (problems.length === 0) return;
+  throw new BelayError('BELAY_PLAN_FILE', `the plan file does not match the migration:\n  ${problems.join('\n  ')}`, {
+    details: { problems },
+    fix: 'Make the plan again (belay plan <migration> -o plan.json) instead of editing it; nothing was changed.',
+  });
+}
 
 export const DEFAULT_MAX_DRIFT = 0.1;
 
@@ -261,6 +302,8 @@ export async function assertPlanCurrent(db: Db, m: LoadedMigration, p: Plan, opt
   const reasons: string[] = [];
   if (p.migration.id !== m.spec.id) reasons.push(`the plan is for migration "${p.migration.id}", not "${m.spec.id}"`);
   else if (p.migration.checksum !== m.checksum) reasons.push(`the migration changed since the plan (checksum ${p.migration.checksum.slice(0, 12)} → ${m.checksum.slice(0, 12)})`);
+  // with the same migration, a plan that lists other tables or steps was edited by hand
+  if (p.migration.id === m.spec.id && p.migration.checksum === m.checksum) assertPlanCovers(m, p);
   const tempNames = m.spec.tempIndexes.map((i) => i.name);
   for (const t of p.tables) {
     const now = await tablePlan(db, t.name, t.rowsMethod === 'exact', tempNames).catch((err: unknown) => err as Error);

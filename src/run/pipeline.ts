@@ -18,15 +18,18 @@ import type { Db } from '../db/connection.ts';
 import { apply, type ApplyOptions, refused } from '../execute/apply.ts';
 import { StateError } from '../errors.ts';
 import { commitCostMs, openTrial } from '../execute/trial-batch.ts';
-import { assertPlanCurrent, type Plan, type PlanOptions, plan as makePlan } from '../plan/plan.ts';
+import { assertPlanCurrent, type Plan, type PlanOptions, plan as makePlan, validatePlan } from '../plan/plan.ts';
 import { schemaSnapshotStage } from '../report/schema-snapshot.ts';
 import { rollback } from '../rollback/rollback.ts';
 import { DEFAULT_TARGET_BATCH_MS, type Migration } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
+import { checkNumber, NUMBERS } from '../spec/numbers.ts';
+import { resolveNames } from '../spec/resolve-names.ts';
 import { getRun } from '../state/runs.ts';
 import { dropFence, storedDecision } from '../state/decision.ts';
 import { resolveStep } from '../spec/resolve.ts';
 import { abortStage } from '../steer/abort-triggers.ts';
+import { diagnoseStage } from '../steer/diagnose.ts';
 import { unmeasuredStartSize } from '../steer/batch-sizer.ts';
 import { steerStage, throttleCostMs, type ThrottleOptions } from '../steer/throttle.ts';
 import { baselineStage, verificationStage, type VerifyOptions, type VerifyResult, verifyRun } from '../verify/verify.ts';
@@ -71,12 +74,17 @@ export function applyStages(m: LoadedMigration, o: SafeApplyOptions & { targetBa
     steerStage({ targetMs: o.targetBatchMs, throttle: o.throttle, adapt: o.adapt }), // batch size and throttle
     abortStage(m.spec), // the spec's abort triggers, after every batch
     verificationStage({ concurrentWrites: o.concurrentWrites, recount }), // after the last batch: did the run do what it said
+    diagnoseStage(), // last: words the error the others settled on (count, lock holder, resumable, the command)
   ];
 }
 
 /** belay apply: the whole pipeline. Expected failures are in the result's `error`; a refused start throws. */
 export async function safeApply(db: Db, m: LoadedMigration, opts: SafeApplyOptions = {}): Promise<RunResult> {
   const { plan, ledger } = opts;
+  // the library's options are checked as the command line's flags are (spec/numbers.ts)
+  checkNumber('batchSize', NUMBERS.batchSize, opts.batchSize);
+  checkNumber('targetBatchMs', NUMBERS.targetBatchMs, opts.targetBatchMs);
+  if (plan) validatePlan(plan, 'the plan');
   try {
     if (ledger) assertApplyAllowed(ledger, m.spec.id, m.checksum, opts.override);
     if (plan) await assertPlanCurrent(db, m, plan, { maxDrift: opts.maxDrift });
@@ -85,6 +93,8 @@ export async function safeApply(db: Db, m: LoadedMigration, opts: SafeApplyOptio
     if (err instanceof StateError) return refused(m.spec.id, err);
     throw err;
   }
+  // before a run record exists: a missing table or column leaves no run behind to block the fixed spec
+  await resolveNames(db, m.spec, m.file);
   const targetBatchMs = opts.targetBatchMs ?? plan?.targetBatchMs ?? DEFAULT_TARGET_BATCH_MS;
   // an explicit batch size is the user's choice: keep it fixed
   const adapt = opts.adapt ?? opts.batchSize === undefined;

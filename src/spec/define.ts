@@ -114,7 +114,7 @@ const batchedStep = z.strictObject({
    * carries the key is not written and is reported; a batch whose rows all fail stops the run.
    */
   verify: sql.optional(),
-  batchSize: z.number().int().positive().max(1_000_000).optional(),
+  batchSize: z.number().int().positive().max(MAX_BATCH_SIZE).optional(),
   /**
    * What user triggers of the table do when the step's UPDATE fires them, declared where belay cannot read
    * it from the function's body (or to confirm what it read): `sets`, the columns of the written rows a
@@ -208,10 +208,11 @@ export const migrationSchema = z.strictObject({
   options: z
     .strictObject({
       mode: z.enum(['batched', 'single']).default('batched'),
-      batchSize: z.number().int().positive().max(1_000_000).default(10_000),
-      lockTimeoutMs: z.number().int().positive().default(2_000),
-      statementTimeoutMs: z.number().int().positive().default(60_000),
-      maxRetries: z.number().int().nonnegative().default(8),
+      batchSize: z.number().int().positive().max(MAX_BATCH_SIZE).default(10_000),
+      // bounded like every number belay takes: a lock wait of hours or a thousand retries is a typo, not a plan
+      lockTimeoutMs: z.number().int().positive().max(600_000).default(2_000),
+      statementTimeoutMs: z.number().int().positive().max(86_400_000).default(60_000),
+      maxRetries: z.number().int().nonnegative().max(100).default(8),
       /** Catch-up rounds after the last batch: rows the rule gives by then that were not decided (0 = none). */
       catchUpRounds: z.number().int().nonnegative().max(100).default(3),
       /**

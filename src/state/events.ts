@@ -24,6 +24,10 @@ export type BelayEvent =
   | { type: 'backups-verified'; runId: number; count: number; durationMs: number; sourcesReadBy: string }
   | { type: 'backup-failed'; runId: number; error: Err }
   | { type: 'backup-dropped'; runId: number; backupId: number; copy: string }
+  /** The verified copies' files could not be written: the backups are unverified until exported again. */
+  | { type: 'backup-export-failed'; runId: number; backups: number[]; path?: string; table?: string; error: string }
+  /** A resumed run's backup whose file was missing or incomplete: its verified copy exported again (or kept, without a folder). */
+  | { type: 'backup-exported-again'; runId: number; backupId: number; table: string; copy: string; file: string | null; sha256: string | null }
   | { type: 'backup-restored'; runId: number; backupId: number; table: string; rows: number; checksum: string; [k: string]: unknown }
   // temporary indexes
   | { type: 'temp-index-ready'; runId: number; index: string; table: string; status: 'created' | 'existed'; durationMs: number }

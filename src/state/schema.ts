@@ -1,8 +1,14 @@
 // belay's own state lives in schema "belay" of the target database, versioned here.
 // Each entry upgrades from the previous version; never edit a released entry, append a new one.
 import { type Db, transaction } from '../db/connection.ts';
+import { ident, literal } from '../db/sql.ts';
+import { DbError, serverFields } from '../errors.ts';
+import { assertOwnSchemas, ownerOnly, SCHEMA_MARK } from './privileges.ts';
 
 export const STATE_SCHEMA = 'belay';
+/** The schema that holds every in-database backup copy (backup/); created here with the state schema. */
+export const BACKUP_SCHEMA = 'belay_backup';
+const SCHEMAS = [STATE_SCHEMA, BACKUP_SCHEMA] as const;
 
 /** Serialises schema upgrades between concurrent belay processes (pg_advisory_xact_lock key). */
 export const SCHEMA_LOCK_KEY = 1650814049; // 'bela' as int4
@@ -221,14 +227,27 @@ ALTER TABLE belay.batches ADD COLUMN rollback_xid xid8;
 
 export const STATE_VERSION = STATE_MIGRATIONS[STATE_MIGRATIONS.length - 1]!.version;
 
-/** Creates or upgrades schema belay to STATE_VERSION. Idempotent and safe to race. */
+/**
+ * Creates or upgrades schema belay (and belay_backup) to STATE_VERSION. Idempotent and safe to race.
+ * Every call first refuses schemas of those names that belay did not create for this role, or that grant
+ * anything to another role (state/privileges.ts); what belay creates is readable by its owner only.
+ */
 export async function ensureState(db: Db): Promise<number> {
+  if (ready.has(db)) return STATE_VERSION;
+  const audits = await assertOwnSchemas(db, SCHEMAS);
   const applied = await appliedVersions(db);
-  if (STATE_MIGRATIONS.every((m) => applied.has(m.version))) return STATE_VERSION;
+  if (audits.length === SCHEMAS.length && STATE_MIGRATIONS.every((m) => applied.has(m.version))) {
+    ready.add(db);
+    return STATE_VERSION;
+  }
   return transaction(db, async () => {
     await db.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK_KEY]);
-    await db.query(`CREATE SCHEMA IF NOT EXISTS belay`);
-    await db.query(`REVOKE ALL ON SCHEMA belay FROM PUBLIC`);
+    // another session may have created them since the audit: look again under the lock
+    const existing = new Set((await assertOwnSchemas(db, SCHEMAS)).map((a) => a.schema));
+    for (const schema of SCHEMAS) {
+      if (existing.has(schema)) continue;
+      await createSchema(db, schema);
+    }
     await db.query(`CREATE TABLE IF NOT EXISTS belay.state_version (version int NOT NULL)`);
     // every entry not yet recorded, in order: versions are a set, not a high-water mark
     const done = await appliedVersions(db);
@@ -237,8 +256,30 @@ export async function ensureState(db: Db): Promise<number> {
       await db.exec(m.sql);
       await db.query(`INSERT INTO belay.state_version (version) VALUES ($1)`, [m.version]);
     }
+    // default privileges set for the whole database gave the new tables and sequences to others too
+    await ownerOnly(db, STATE_SCHEMA);
     return STATE_VERSION;
   });
+}
+
+/** Sessions whose schemas passed the audit at the current version: one audit per session, not per call. */
+const ready = new WeakSet<Db>();
+
+/** A schema of belay's, marked as such, with every privilege default privileges gave to others taken back. */
+async function createSchema(db: Db, schema: string): Promise<void> {
+  // asked first: after a failed statement the transaction answers nothing more
+  const me = (await db.query<{ role: string; database: string }>(`SELECT current_user::text AS role, current_database()::text AS database`)).rows[0]!;
+  try {
+    await db.query(`CREATE SCHEMA ${ident(schema)}`);
+  } catch (err) {
+    if (serverFields(err).sqlstate !== '42501') throw err;
+    throw new DbError(`role "${me.role}" may not create schemas in database "${me.database}", and belay keeps its state in schemas ${SCHEMAS.join(' and ')}: ${(err as Error).message}. Nothing was written and no run was started`, serverFields(err), {
+      code: 'BELAY_PRIVILEGE', cause: err,
+      fix: `Grant it once: GRANT CREATE ON DATABASE ${ident(me.database)} TO ${ident(me.role)}; (or have the database owner create the schemas with belay's first run), then run the command again.`,
+    });
+  }
+  await db.query(`COMMENT ON SCHEMA ${ident(schema)} IS ${literal(SCHEMA_MARK)}`);
+  await ownerOnly(db, schema);
 }
 
 async function appliedVersions(db: Db): Promise<Set<number>> {

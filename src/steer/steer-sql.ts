@@ -15,3 +15,24 @@ export const OLD_TRANSACTIONS_SQL = `SELECT count(*)::int AS n,
 
 /** The worst replay lag over all replicas in ms (NULL when there are no replicas). */
 export const REPLICATION_LAG_SQL = `SELECT count(*)::int AS replicas, max(extract(epoch FROM replay_lag) * 1000)::float8 AS "lagMs" FROM pg_stat_replication`;
+
+/**
+ * Other sessions holding a lock that can block a writer on one of the tables ($1 = regclass texts):
+ * after a lock_timeout belay's own session no longer waits, so pg_blocking_pids() of it is empty; these
+ * are the sessions that hold row or table locks there now. Query texts are left out (they may hold data).
+ */
+export const LOCK_HOLDERS_SQL = `SELECT l.pid, a.usename AS "user", a.application_name AS application, a.state,
+       string_agg(DISTINCT l.mode, ', ') AS modes,
+       round(extract(epoch FROM clock_timestamp() - a.xact_start) * 1000)::float8 AS "xactMs"
+  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+ WHERE l.granted AND l.pid <> pg_backend_pid() AND l.mode <> 'AccessShareLock'
+   AND l.relation = ANY (SELECT to_regclass(t) FROM unnest($1::text[]) t)
+ GROUP BY l.pid, a.usename, a.application_name, a.state, a.xact_start
+ ORDER BY a.xact_start NULLS LAST LIMIT 5`;
+
+/** Where a run stopped: the step that was running, its last committed key and how many batches it committed. */
+export const RUN_POSITION_SQL = `SELECT s.step_no AS "stepNo", s.name, s.last_key AS "lastKey",
+       (SELECT count(*)::int FROM belay.batches b WHERE b.run_id = s.run_id AND b.step_no = s.step_no) AS committed
+  FROM belay.steps s WHERE s.run_id = $1 AND s.status = 'running' ORDER BY s.step_no LIMIT 1`;
+
+export const CURRENT_ROLE_SQL = `SELECT current_user::text AS role, current_database()::text AS database`;

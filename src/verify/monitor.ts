@@ -1,8 +1,9 @@
 // The monitoring window after a run: the spec's monitor checks (and by default its verify queries) re-run
 // every `every` for `for`; a check above its threshold, or one that errors, raises an alert (webhook,
 // caller's onAlert) and ends the window after that round. Every round lands in belay.verifications.
-import type { Db } from '../db/connection.ts';
-import { BelayError, EXIT, UsageError } from '../errors.ts';
+import { type Db, openDb } from '../db/connection.ts';
+import { redactWebhook, rememberSecrets, scrub, secretsOfWebhook } from '../db/redact.ts';
+import { BelayError, ConnectionError, EXIT, UsageError } from '../errors.ts';
 import type { Migration } from '../spec/define.ts';
 import { ensureState } from '../state/schema.ts';
 import { getRun } from '../state/runs.ts';
@@ -17,6 +18,9 @@ import { tableInfo } from '../db/catalog.ts';
 export const MONITOR_ALERT_CODE = 'BELAY_MONITOR_ALERT';
 export const DEFAULT_MONITOR_FOR_MS = 24 * 3_600_000;
 export const DEFAULT_MONITOR_EVERY_MS = 5 * 60_000;
+/** Reconnecting after a lost session waits this long first, doubling up to RECONNECT_MAX_MS between attempts. */
+export const RECONNECT_MIN_MS = 500;
+export const RECONNECT_MAX_MS = 30_000;
 /** A webhook that does not answer within this is recorded as not delivered; the window goes on. */
 export const WEBHOOK_TIMEOUT_MS = 10_000;
 
@@ -42,6 +46,8 @@ export interface MonitorOptions {
   onRound?: (round: VerifyResult, metrics?: MetricsServer) => Promise<void> | void;
   /** Ends the window early (between rounds), without an alert. */
   signal?: AbortSignal;
+  /** Told before each attempt to reconnect after the server dropped the session (restart, failover). */
+  onReconnect?: (r: { attempt: number; waitMs: number; error: string }) => void;
 }
 
 /** The webhook's JSON body; also recorded in the round (with how the delivery went). */
@@ -71,6 +77,8 @@ export interface MonitorResult {
   alerts: Alert[];
   /** The port metrics were served on, if any. */
   metricsPort?: number;
+  /** Sessions opened again after the server dropped one; the rounds it could not run were not alerts. */
+  reconnects: number;
 }
 
 /** Runs the monitoring window of a run. Never throws for an alert: see status (the CLI maps alerted to exit 7). */
@@ -91,19 +99,38 @@ export async function monitorRun(db: Db, runId: number, opts: MonitorOptions = {
   const rounds: VerifyResult[] = [];
   const alerts: Alert[] = [];
   let status: MonitorResult['status'] = 'ok';
-  const window = { until: new Date(until).toISOString(), everyMs, forMs, once: !!opts.once, webhook: opts.webhook ? redactQuery(opts.webhook) : null };
+  const window = { until: new Date(until).toISOString(), everyMs, forMs, once: !!opts.once, webhook: opts.webhook ? redactWebhook(opts.webhook) : null };
+  // the session in use: a new one after the server restarted or dropped it (the caller's stays the caller's)
+  let session = db;
+  let reconnects = 0;
   try {
     for (let k = 1; ; k++) {
-      const round = await monitorRound(db, runId, run.migrationId, spec, opts);
-      rounds.push(round.result);
-      alerts.push(...round.alerts);
-      if (round.alerts.length > 0) status = 'alerted';
-      await db.query(MONITOR_SUMMARY_SQL, [runId, JSON.stringify({ ...window, status: status === 'alerted' ? 'alerted' : 'watching' })]);
-      if (metrics) {
-        const changed = await db.query<{ n: number }>(RUN_ROWS_WRITTEN_SQL, [runId]);
-        metrics.observe(round.result, { status: (await getRun(db, runId)).status, rowsChanged: Number(changed.rows[0]!.n) });
+      try {
+        const round = await monitorRound(session, runId, run.migrationId, spec, opts);
+        rounds.push(round.result);
+        alerts.push(...round.alerts);
+        if (round.alerts.length > 0) status = 'alerted';
+        await session.query(MONITOR_SUMMARY_SQL, [runId, JSON.stringify({ ...window, status: status === 'alerted' ? 'alerted' : 'watching' })]);
+        if (metrics) {
+          const changed = await session.query<{ n: number }>(RUN_ROWS_WRITTEN_SQL, [runId]);
+          metrics.observe(round.result, { status: (await getRun(session, runId)).status, rowsChanged: Number(changed.rows[0]!.n) });
+        }
+        await opts.onRound?.(round.result, metrics);
+      } catch (err) {
+        // a lost session is not something the window saw: no alert, reconnect and look again
+        if (!(err instanceof ConnectionError) || session.kind !== 'postgres') throw err;
+        const again = await reconnect(session, db, err, until, opts);
+        if (!again) {
+          if (!opts.signal?.aborted) throw new ConnectionError(`monitoring of run ${runId}: the window ended while ${db.label} could not be reached (${err.message})`, { cause: err, fix: `Run belay monitor ${runId} again once the server is back: the rounds so far are recorded.` });
+          status = 'stopped';
+          session = db; // the lost one is closed; nothing more is written
+          return { runId, migrationId: run.migrationId, status, startedAt: new Date(started).toISOString(), endedAt: new Date().toISOString(), rounds, alerts, metricsPort: metrics?.port, reconnects };
+        }
+        session = again;
+        reconnects++;
+        k--;
+        continue;
       }
-      await opts.onRound?.(round.result, metrics);
       if (status === 'alerted' || opts.once) break;
       const next = started + k * everyMs;
       if (next >= until) break;
@@ -112,12 +139,34 @@ export async function monitorRun(db: Db, runId: number, opts: MonitorOptions = {
         break;
       }
     }
+    const endedAt = new Date().toISOString();
+    await session.query(MONITOR_SUMMARY_SQL, [runId, JSON.stringify({ ...window, status: status === 'ok' && !opts.once ? 'completed' : status, endedAt, reconnects })]);
+    return { runId, migrationId: run.migrationId, status, startedAt: new Date(started).toISOString(), endedAt, rounds, alerts, metricsPort: metrics?.port, reconnects };
   } finally {
     await metrics?.close();
+    if (session !== db) await session.close();
   }
-  const endedAt = new Date().toISOString();
-  await db.query(MONITOR_SUMMARY_SQL, [runId, JSON.stringify({ ...window, status: status === 'ok' && !opts.once ? 'completed' : status, endedAt })]);
-  return { runId, migrationId: run.migrationId, status, startedAt: new Date(started).toISOString(), endedAt, rounds, alerts, metricsPort: metrics?.port };
+}
+
+/**
+ * A new session after the server dropped this one (restart, failover, a terminated backend), tried with
+ * backoff (RECONNECT_MIN_MS doubling to RECONNECT_MAX_MS) until the window ends or the signal stops it;
+ * undefined then. Each attempt is reported to onReconnect.
+ */
+async function reconnect(lost: Db, caller: Db, err: ConnectionError, until: number, opts: MonitorOptions): Promise<Db | undefined> {
+  if (lost !== caller) await lost.close();
+  for (let attempt = 1; ; attempt++) {
+    const waitMs = Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** (attempt - 1));
+    if (Date.now() + waitMs >= until) return undefined;
+    opts.onReconnect?.({ attempt, waitMs, error: err.message });
+    if (!(await sleep(waitMs, opts.signal))) return undefined;
+    try {
+      return await openDb(caller.url, { applicationName: 'belay monitor' });
+    } catch (e) {
+      if (!(e instanceof ConnectionError)) throw e;
+      err = e;
+    }
+  }
 }
 
 /** One round: monitor checks against their thresholds, then the verify queries (threshold 0); recorded with its alerts. */
@@ -141,6 +190,9 @@ async function monitorRound(db: Db, runId: number, migrationId: string, spec: Mi
     checks.push(c);
   }
   if (opts.verify ?? true) for (const c of await specChecks(db, spec, limit)) checks.push({ ...c, threshold: 0 });
+  // a check that failed because the session is gone saw nothing: the round is run again, not alerted
+  const lost = checks.find((c) => c.error?.code === 'BELAY_CONNECTION');
+  if (lost) throw new ConnectionError(String(lost.error?.message ?? 'lost the connection'));
   const at = new Date().toISOString();
   const alerts: Alert[] = checks
     .filter((c) => c.result === 'fail' || c.result === 'error')
@@ -153,38 +205,46 @@ async function monitorRound(db: Db, runId: number, migrationId: string, spec: Mi
   return { result, alerts };
 }
 
-/** POSTs one alert; the outcome is recorded, never thrown (an unreachable webhook must not hide the alert). */
+/**
+ * POSTs one alert; the outcome is recorded, never thrown (an unreachable webhook must not hide the alert).
+ * Credentials in the URL go in an Authorization header (fetch refuses a URL that holds them); whatever the
+ * driver says about the request is scrubbed of the URL's secrets before it is recorded or printed.
+ */
 async function postAlert(url: string, alert: Alert): Promise<{ status?: number; error?: string }> {
   try {
     const { delivered: _omit, ...body } = alert;
-    const res = await fetch(url, {
-      method: 'POST', headers: { 'content-type': 'application/json', 'user-agent': 'belay-monitor' },
-      body: JSON.stringify(body), signal: AbortSignal.timeout(WEBHOOK_TIMEOUT_MS),
-    });
+    const u = new URL(url.trim());
+    const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': 'belay-monitor' };
+    if (u.username || u.password) {
+      headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`;
+      u.username = '';
+      u.password = '';
+    }
+    const res = await fetch(u, { method: 'POST', headers, body: JSON.stringify(body), signal: AbortSignal.timeout(WEBHOOK_TIMEOUT_MS) });
     await res.arrayBuffer().catch(() => undefined);
     return res.ok ? { status: res.status } : { status: res.status, error: `HTTP ${res.status}` };
   } catch (err) {
-    return { error: err instanceof Error ? err.message : String(err) };
+    const e = err as Error & { cause?: { message?: string } };
+    const text = err instanceof Error ? `${e.message}${e.cause?.message ? ` (${e.cause.message})` : ''}` : String(err);
+    return { error: scrub(text, secretsOfWebhook(url)) };
   }
 }
 
 function checkWebhook(url: string): void {
+  rememberSecrets(secretsOfWebhook(url));
   let u: URL;
   try {
-    u = new URL(url);
+    u = new URL(url.trim());
   } catch {
-    throw new UsageError(`--webhook "${url}" is not a URL`, 'Give an http(s) URL, e.g. --webhook https://hooks.example.com/belay.');
+    throw new UsageError(`--webhook "${redactWebhook(url)}" is not a URL`, 'Give an http(s) URL, e.g. --webhook https://hooks.example.com/belay.');
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UsageError(`--webhook must be http or https, not ${u.protocol}`);
-}
-
-/** The webhook as recorded: its query string (often a token) is left out. */
-function redactQuery(url: string): string {
-  const u = new URL(url);
-  u.search = u.search ? '?…' : '';
-  u.username = '';
-  u.password = '';
-  return u.toString();
+  try {
+    decodeURIComponent(u.username);
+    decodeURIComponent(u.password);
+  } catch {
+    throw new UsageError(`--webhook "${redactWebhook(url)}": its user name or password holds a "%" not followed by two hex digits`, 'Percent-encode the credentials (%25 for "%").');
+  }
 }
 
 /** Resolves true after ms, false when the signal aborts first. */

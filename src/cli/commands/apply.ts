@@ -4,6 +4,7 @@ import { isPlanFile, readPlanFile } from '../../plan/plan.ts';
 import { assertWritableDir } from '../../backup/files.ts';
 import { EXIT, UsageError } from '../../errors.ts';
 import { safeApply } from '../../run/pipeline.ts';
+import { NUMBERS, parseNumber } from '../../spec/numbers.ts';
 import { loadMigration } from '../../spec/load.ts';
 import { connect, type GlobalOptions, out, parseParams, parsePositiveInt, reportError } from '../context.ts';
 import { progressSink } from '../progress.ts';
@@ -14,7 +15,7 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
     .command('apply <migration>')
     .description('apply a migration (or a plan.json made by belay plan) in checkpointed batches (resumes by itself after a crash)')
     .option('--param <key=value...>', 'migration parameter (policy), repeatable')
-    .option('--batch-size <n>', 'rows per batch', parsePositiveInt('--batch-size'))
+    .option('--batch-size <n>', 'rows per batch', parsePositiveInt('--batch-size', NUMBERS.batchSize))
     .option('--single', 'all or nothing: every batch in one transaction (small migrations)')
     .option('--wait', 'wait for a concurrent run of the same migration instead of failing')
     .option('--again', 'start a new run even though the migration was already applied')
@@ -24,7 +25,7 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
     .option('--no-backup', 'do not back up the tables before the first write (backups are on by default)')
     .option('--override <reason>', 'apply on a protected environment without a passed rehearsal and dry run (recorded in the ledger)')
     .option('--max-drift <percent>', 'with a plan file: row-count change since the plan that is still accepted', parsePercent, 10)
-    .option('--target-ms <n>', 'batch duration the batch size adapts to (default: the plan\'s, else 200)', parsePositiveInt('--target-ms'))
+    .option('--target-ms <n>', 'batch duration the batch size adapts to (default: the plan\'s, else 200)', parsePositiveInt('--target-ms', NUMBERS.targetBatchMs))
     .option('--max-tx-age-ms <n>', 'pause while another transaction is older than this (default 300000)', parsePositiveInt('--max-tx-age-ms'))
     .option('--max-lag-ms <n>', 'pause while a replica lags more than this (default 10000)', parsePositiveInt('--max-lag-ms'))
     .option('--max-lock-waiters <n>', 'pause while more sessions than this wait for a lock on the table (default 0)', parseCount)
@@ -75,13 +76,9 @@ interface PlanFlags {
 }
 
 function parsePercent(s: string): number {
-  const n = Number(s);
-  if (!Number.isFinite(n) || n < 0) throw new UsageError(`--max-drift "${s}" is not a percentage`, 'Write --max-drift 20 for 20 %.');
-  return n;
+  return parseNumber('--max-drift', NUMBERS.percent, s, 'Write --max-drift 20 for 20 %.');
 }
 
 function parseCount(s: string): number {
-  const n = Number(s);
-  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--max-lock-waiters "${s}" is not a whole number`);
-  return n;
+  return parseNumber('--max-lock-waiters', NUMBERS.count, s);
 }

@@ -4,6 +4,7 @@ import { copySqlName, dropBackup, formatBytes, listBackups, verifyBackup } from 
 import { type RestorePreview, restoreBackup } from '../../backup/restore.ts';
 import { EXIT, UsageError } from '../../errors.ts';
 import { connect, type GlobalOptions, out, parsePositiveInt, parseRunId } from '../context.ts';
+import { NUMBERS, parseNumber } from '../../spec/numbers.ts';
 import { table } from '../print.ts';
 
 export function registerBackups(program: Command, setExit: (c: number) => void): void {
@@ -108,11 +109,7 @@ export function registerBackups(program: Command, setExit: (c: number) => void):
 }
 
 function parseBackupId(s: string): number {
-  try {
-    return parseRunId(s);
-  } catch {
-    throw new UsageError(`backup id "${s}" is not a positive whole number`, 'List backups with belay backups list.');
-  }
+  return parseNumber('backup id', NUMBERS.id, s, 'List backups with belay backups list.');
 }
 
 function printPreviews(previews: RestorePreview[]): void {

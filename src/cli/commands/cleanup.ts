@@ -4,6 +4,7 @@ import { parseDuration } from '../../verify/duration.ts';
 import { archiveBackups, DEFAULT_RETENTION_MS } from '../../backup/archive.ts';
 import { cleanupRun } from '../../run/pipeline.ts';
 import { connect, type GlobalOptions, out, parseRunId } from '../context.ts';
+import { NUMBERS, parseNumber } from '../../spec/numbers.ts';
 
 /** belay cleanup <run>, and `belay backups archive` added to the backups command group. */
 export function registerCleanup(program: Command, setExit: (c: number) => void): void {
@@ -40,8 +41,7 @@ export function registerCleanup(program: Command, setExit: (c: number) => void):
     .action(async (id: string | undefined, o: { run?: number; dir?: string; retention?: string }, c: Command) => {
       const g = c.optsWithGlobals<GlobalOptions>();
       if ((id === undefined) === (o.run === undefined)) throw new UsageError('name one backup id or --run N', 'belay backups archive 12 --dir ./archive, or belay backups archive --run 3 --dir ./archive');
-      const backupId = id === undefined ? undefined : Number(id);
-      if (backupId !== undefined && (!Number.isInteger(backupId) || backupId <= 0)) throw new UsageError(`backup id "${id}" is not a positive whole number`, 'List them with belay backups list.');
+      const backupId = id === undefined ? undefined : parseNumber('backup id', NUMBERS.id, id, 'List them with belay backups list.');
       const retentionMs = o.retention ? parseDuration(o.retention, '--retention') : undefined;
       const db = await connect(g);
       try {

@@ -6,6 +6,7 @@ import { formatDryRun, formatPlan } from '../format.ts';
 import { writePlanFile } from '../../plan/plan.ts';
 import { loadMigration } from '../../spec/load.ts';
 import { connect, type GlobalOptions, out, parseParams, parsePositiveInt } from '../context.ts';
+import { NUMBERS } from '../../spec/numbers.ts';
 import { progressSink } from '../progress.ts';
 
 export function registerDryRun(program: Command, setExit: (c: number) => void): void {
@@ -14,8 +15,8 @@ export function registerDryRun(program: Command, setExit: (c: number) => void): 
     .description('the whole pipeline with every batch rolled back: expected changes, samples, conflicts, timings (tables unchanged)')
     .option('--param <key=value...>', 'migration parameter (policy), repeatable')
     .option('-o, --output <file>', 'also write a plan whose estimates come from the measured batches')
-    .option('--batch-size <n>', 'fixed rows per batch (default: adapt to the target duration, as apply does)', parsePositiveInt('--batch-size'))
-    .option('--target-ms <n>', 'target duration of one batch in ms', parsePositiveInt('--target-ms'), 200)
+    .option('--batch-size <n>', 'fixed rows per batch (default: adapt to the target duration, as apply does)', parsePositiveInt('--batch-size', NUMBERS.batchSize))
+    .option('--target-ms <n>', 'target duration of one batch in ms', parsePositiveInt('--target-ms', NUMBERS.targetBatchMs), 200)
     .option('--sample <n>', 'before → after rows to show per step', parsePositiveInt('--sample'), 10)
     .action(async (target: string, o: { param?: string[]; output?: string; batchSize?: number; targetMs: number; sample: number }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();

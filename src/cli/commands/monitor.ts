@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { EXIT, UsageError } from '../../errors.ts';
+import { EXIT } from '../../errors.ts';
+import { NUMBERS, parseNumber } from '../../spec/numbers.ts';
 import { parseDuration } from '../../verify/duration.ts';
 import { alertError, DEFAULT_MONITOR_EVERY_MS, DEFAULT_MONITOR_FOR_MS, monitorRun } from '../../verify/monitor.ts';
 import { connect, type GlobalOptions, out, parseRunId, reportError } from '../context.ts';
@@ -20,8 +21,7 @@ export function registerMonitor(program: Command, setExit: (c: number) => void):
       const runId = parseRunId(run);
       const forMs = o.for ? parseDuration(o.for, '--for') : DEFAULT_MONITOR_FOR_MS;
       const everyMs = o.every ? parseDuration(o.every, '--every') : DEFAULT_MONITOR_EVERY_MS;
-      const port = o.metricsPort === undefined ? undefined : Number(o.metricsPort);
-      if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new UsageError(`--metrics-port "${o.metricsPort}" is not a port number`);
+      const port = o.metricsPort === undefined ? undefined : parseNumber('--metrics-port', NUMBERS.port, o.metricsPort, 'Give a port number from 0 (any free port) to 65535.');
       const db = await connect(g);
       const stop = new AbortController();
       const onSignal = () => stop.abort();
@@ -29,6 +29,7 @@ export function registerMonitor(program: Command, setExit: (c: number) => void):
       try {
         const r = await monitorRun(db, runId, {
           forMs, everyMs, once: o.once, webhook: o.webhook, metricsPort: port, metricsHost: o.metricsHost, verify: o.verify, signal: stop.signal,
+          onReconnect: (x) => out.err(`lost the connection (${x.error}); reconnecting in ${(x.waitMs / 1000).toFixed(1)} s (attempt ${x.attempt})`),
           onAlert: (a) => out.err(`ALERT run ${a.run} ${a.migration}: ${a.check} ${a.error ? `errored: ${String(a.error.message)}` : `returned ${a.count} row(s), above ${a.threshold}`}${a.delivered?.error ? ` (webhook: ${a.delivered.error})` : ''}`),
           onRound: (round, m) => {
             if (g.json) out.json({ type: 'round', ...round });
@@ -36,7 +37,7 @@ export function registerMonitor(program: Command, setExit: (c: number) => void):
           },
         });
         if (g.json) out.json({ type: 'result', ...r });
-        else out.line(`monitoring of run ${r.runId} ended: ${r.status}, ${r.rounds.length} round(s), ${r.alerts.length} alert(s)`);
+        else out.line(`monitoring of run ${r.runId} ended: ${r.status}, ${r.rounds.length} round(s), ${r.alerts.length} alert(s)${r.reconnects ? `, ${r.reconnects} reconnect(s)` : ''}`);
         setExit(r.status === 'alerted' ? reportError(alertError(r), false) : EXIT.ok);
       } finally {
         process.off('SIGINT', onSignal).off('SIGTERM', onSignal);

@@ -5,6 +5,7 @@ import { writePlanFile } from '../../plan/plan.ts';
 import { plan } from '../../run/pipeline.ts';
 import { loadMigration } from '../../spec/load.ts';
 import { connect, type GlobalOptions, out, parseParams, parsePositiveInt } from '../context.ts';
+import { NUMBERS } from '../../spec/numbers.ts';
 
 export function registerPlan(program: Command, setExit: (c: number) => void): void {
   program
@@ -13,8 +14,8 @@ export function registerPlan(program: Command, setExit: (c: number) => void): vo
     .option('--param <key=value...>', 'migration parameter (policy), repeatable')
     .option('-o, --output <file>', 'write the plan as JSON (then: belay apply <file>)')
     .option('--exact', 'count rows exactly instead of using the statistics estimate')
-    .option('--target-ms <n>', 'target duration of one batch in ms', parsePositiveInt('--target-ms'), 200)
-    .option('--samples <n>', 'calibration batches per step', parsePositiveInt('--samples'), 3)
+    .option('--target-ms <n>', 'target duration of one batch in ms', parsePositiveInt('--target-ms', NUMBERS.targetBatchMs), 200)
+    .option('--samples <n>', 'calibration batches per step', parsePositiveInt('--samples', NUMBERS.samples), 3)
     .action(async (target: string, o: { param?: string[]; output?: string; exact?: boolean; targetMs: number; samples: number }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const m = await loadMigration(target, parseParams(o.param));

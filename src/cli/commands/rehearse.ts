@@ -5,6 +5,7 @@ import { formatRehearsal } from '../format.ts';
 import { rehearse } from '../../run/rehearse.ts';
 import { loadMigration } from '../../spec/load.ts';
 import { connect, type GlobalOptions, out, parseParams, parsePositiveInt } from '../context.ts';
+import { NUMBERS } from '../../spec/numbers.ts';
 import { progressSink } from '../progress.ts';
 
 export function registerRehearse(program: Command, setExit: (c: number) => void): void {
@@ -12,7 +13,7 @@ export function registerRehearse(program: Command, setExit: (c: number) => void)
     .command('rehearse <migration>')
     .description('apply, verify, roll back, then prove with checksums that every touched table is as before (use a copy of production)')
     .option('--param <key=value...>', 'migration parameter (policy), repeatable')
-    .option('--batch-size <n>', 'rows per batch', parsePositiveInt('--batch-size'))
+    .option('--batch-size <n>', 'rows per batch', parsePositiveInt('--batch-size', NUMBERS.batchSize))
     .option('--override <reason>', 'rehearse on a protected environment anyway (recorded in the ledger)')
     .action(async (target: string, o: { param?: string[]; batchSize?: number; override?: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();

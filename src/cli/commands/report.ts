@@ -25,7 +25,7 @@ export function registerReport(program: Command, setExit: (c: number) => void): 
           writeFileSync(o.output, text);
           if (g.json) out.json({ type: 'report', file: o.output, format, bytes: Buffer.byteLength(text) });
           else out.line(`report of run ${runId} written to ${o.output}`);
-        } else process.stdout.write(text);
+        } else out.raw(text);
         setExit(EXIT.ok);
       } finally {
         await db.close();

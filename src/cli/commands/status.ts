@@ -1,15 +1,15 @@
 import type { Command } from 'commander';
 import { stateVersion } from '../../state/schema.ts';
 import { getSteps, listRuns } from '../../state/runs.ts';
-import { connect, type GlobalOptions, out } from '../context.ts';
+import { connect, type GlobalOptions, out, parsePositiveInt } from '../context.ts';
 import { table } from '../print.ts';
 
 export function registerStatus(program: Command): void {
   program
     .command('status')
     .description('list the runs recorded in this database, newest first')
-    .option('--limit <n>', 'how many runs', '20')
-    .action(async (o: { limit: string }, cmd: Command) => {
+    .option('--limit <n>', 'how many runs', parsePositiveInt('--limit'), 20)
+    .action(async (o: { limit: number }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const db = await connect(g);
       try {
@@ -18,7 +18,7 @@ export function registerStatus(program: Command): void {
           else out.line(`no belay runs in ${db.label} yet`);
           return;
         }
-        const runs = await listRuns(db, Number(o.limit) || 20);
+        const runs = await listRuns(db, o.limit);
         const rows = [];
         for (const r of runs) {
           const steps = await getSteps(db, r.id);
