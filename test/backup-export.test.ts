@@ -15,7 +15,7 @@ import { EXIT } from '../src/errors.ts';
 import { safeApply } from '../src/run/pipeline.ts';
 import { loadMigration } from '../src/spec/load.ts';
 import { belay } from './helpers/capture.ts';
-import { BELAY } from './helpers/cli.ts';
+import { BELAY, TSX } from './helpers/cli.ts';
 import { checksums } from './helpers/flagship.ts';
 import { DB_KINDS, type DbKind, freshDb } from './helpers/fresh-db.ts';
 
@@ -171,7 +171,7 @@ function canMountTmpfs(): boolean {
 /** belay in a child whose mount namespace has a `kb` kB tmpfs at `at`: a real full disk, unseen by anyone else. */
 function belayOnSmallDisk(at: string, kb: number, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn('unshare', ['-m', 'sh', '-c', `mount -t tmpfs -o size=${kb}k tmpfs "$0" && exec "$@"`, at, process.execPath, BELAY, ...args], {
+    const child = spawn('unshare', ['-m', 'sh', '-c', `mount -t tmpfs -o size=${kb}k tmpfs "$0" && exec "$@"`, at, process.execPath, '--import', TSX, BELAY, ...args], {
       env: { ...process.env, DATABASE_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

@@ -77,7 +77,7 @@ async function asRole<T>(url: string, fn: (db: Db) => Promise<T>): Promise<T> {
   }
 }
 
-test('regression (permissions): under ALTER DEFAULT PRIVILEGES … TO app, the application reads neither belay.undo nor the backups; belay works as a non-superuser owner', async () => {
+test('regression (permissions): under ALTER DEFAULT PRIVILEGES … TO app, the application reads neither the decisions (before-images) nor the backups; belay works as a non-superuser owner', async () => {
   const s = await setup();
   try {
     const apply = await belay(['apply', s.dir, '--db', s.as(s.owner)]);
@@ -91,7 +91,7 @@ test('regression (permissions): under ALTER DEFAULT PRIVILEGES … TO app, the a
       SELECT n.nspname, pg_get_userbyid(n.nspowner), (SELECT array_agg(DISTINCT a.grantee::regrole::text) FROM aclexplode(n.nspacl) a WHERE a.grantee <> n.nspowner)
         FROM pg_namespace n WHERE n.nspname = ANY ($1)`, [SCHEMAS]);
     assert.ok(acl.rows.some((r) => r.name.startsWith('belay_backup.r1_people')), 'the backup copy exists to be checked');
-    assert.ok(acl.rows.some((r) => r.name === 'belay.undo'));
+    assert.ok(acl.rows.some((r) => r.name === 'belay.decision_r1_s0'), 'the decision (before-images) exists to be checked');
     for (const r of acl.rows) {
       assert.equal(r.owner, s.owner, `${r.name} belongs to the role belay ran as`);
       assert.equal(r.others, null, `${r.name} grants nothing to anyone else`);
@@ -99,7 +99,7 @@ test('regression (permissions): under ALTER DEFAULT PRIVILEGES … TO app, the a
     // the application, with everything default privileges would have given it, reads none of it
     await asRole(s.as(s.app), async (app) => {
       assert.equal((await app.query<{ n: number }>('SELECT count(*)::int AS n FROM people')).rows[0]!.n, 250, 'the application still reads its own tables');
-      for (const q of ['SELECT * FROM belay.undo', 'SELECT * FROM belay.runs', 'SELECT * FROM belay_backup.r1_people']) {
+      for (const q of ['SELECT * FROM belay.decision_r1_s0', 'SELECT * FROM belay.runs', 'SELECT * FROM belay_backup.r1_people']) {
         await assert.rejects(app.query(q), (e: unknown) => (e as { server?: { sqlstate?: string } }).server?.sqlstate === '42501', q);
       }
       const priv = await app.query<{ t: string; sel: boolean }>(`SELECT n.nspname || '.' || c.relname AS t, has_table_privilege(c.oid, 'SELECT') AS sel

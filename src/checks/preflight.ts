@@ -11,8 +11,6 @@ import { type GuardFacts, kindOf } from './registry.ts';
 import { type CheckReport, runChecks } from './run-checks.ts';
 import { uniqueShape } from './unique-after.ts';
 import type { RunContext, Stage } from '../run/contract.ts';
-import type { BatchedStep } from '../spec/define.ts';
-import { assertStepSqlPlans } from './projection-check.ts';
 
 export interface PreflightOptions {
   /** Do not run the checks before the first write (recorded as skipped). Guards still protect each batch. */
@@ -25,8 +23,7 @@ export interface PreflightOptions {
 
 /** The check stage: before the first write it runs and stores the checks; every batch gets their guards. */
 export interface Preflight extends Stage {
-  /** Plans a step's SQL before it is decided (a mistake is BELAY_CHECK_SQL, exit 3, not a database error). */
-  vet(ctx: RunContext, step: BatchedStep, stepNo: number): Promise<void>;
+
   /** The last report (undefined before the stage ran, or when skipped). */
   readonly report: CheckReport | undefined;
 }
@@ -39,7 +36,6 @@ export function preflight(opts: PreflightOptions = {}): Preflight {
     get report() {
       return report;
     },
-    vet: (ctx, step, stepNo) => assertStepSqlPlans(ctx.db, step, stepNo),
     async before(ctx) {
       const { db, runId, migration: m } = ctx;
       // catalog facts for the guards, resolved once so that guards() can stay synchronous; an index a plain-SQL

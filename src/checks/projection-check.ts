@@ -74,11 +74,26 @@ export async function verificationProblems(db: Db, spec: Migration, sqlStepsPend
   return out;
 }
 
-/** Plans one batched step's SQL before it is decided: throws BELAY_KEY or BELAY_CHECK_SQL (exit 3), or returns. */
-export async function assertStepSqlPlans(db: Db, step: BatchedStep, stepNo: number): Promise<void> {
-  const t = await resolveStep(db, step, stepNo);
-  const r = (await db.query<{ lo: string | null; hi: string | null }>(keyRangeSql(t.table, t.key))).rows[0]!;
-  assertNoSqlProblems(await stepSqlProblems(db, step, stepNo, t, [r.lo, r.hi]));
+/**
+ * Plans the SQL of every batched step that no plain-SQL step precedes, as its batches write it, before a
+ * run record exists: throws BELAY_KEY or BELAY_CHECK_SQL (exit 3) listing every problem, or returns. (A
+ * step after a plain-SQL step may use what that step creates: belay check and the run plan it then.)
+ */
+export async function assertStepsPlan(db: Db, spec: Migration): Promise<void> {
+  const problems: SqlProblem[] = [];
+  // planned only, in a read-only transaction rolled back (each plan under a savepoint of it)
+  await db.query('BEGIN TRANSACTION READ ONLY');
+  try {
+    for (const [stepNo, step] of spec.steps.entries()) {
+      if (step.kind === 'sql') break;
+      const t = await resolveStep(db, step, stepNo);
+      const r = (await db.query<{ lo: string | null; hi: string | null }>(keyRangeSql(t.table, t.key))).rows[0]!;
+      problems.push(...(await stepSqlProblems(db, step, stepNo, t, [r.lo, r.hi])));
+    }
+  } finally {
+    await db.query('ROLLBACK').catch(() => undefined);
+  }
+  assertNoSqlProblems(problems);
 }
 
 /** Throws BELAY_CHECK_SQL (exit 3) listing every problem, or returns. */

@@ -5,19 +5,13 @@
 // wrote nothing yet is made again on resume (the pre-flight runs again too); once a batch committed, never.
 import { ChecksFailedError } from '../errors.ts';
 import type { RunContext, Stage } from '../run/contract.ts';
-import type { BatchedStep } from '../spec/define.ts';
 import { resolveStep } from '../spec/resolve.ts';
 import { makeDecision, stepHasWritten } from '../state/decision.ts';
 
 const SNAPSHOT_SQL = 'BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ';
 
-/** A stage that runs in the decision's snapshot; `vet` refuses a step's SQL before it is decided. */
-export interface InSnapshot extends Stage {
-  vet?(ctx: RunContext, step: BatchedStep, stepNo: number): Promise<void>;
-}
-
 /** `inSnapshot`: the stage that runs in the decision's snapshot (the pre-flight); its batch hooks are kept. */
-export function decideStage(opts: { inSnapshot?: InSnapshot } = {}): Stage {
+export function decideStage(opts: { inSnapshot?: Stage } = {}): Stage {
   return {
     name: 'decide',
     async before(ctx: RunContext) {
@@ -26,7 +20,6 @@ export function decideStage(opts: { inSnapshot?: InSnapshot } = {}): Stage {
       try {
         const first = m.spec.steps[0];
         if (first?.kind === 'batched' && !(await stepHasWritten(db, runId, 0))) {
-          await opts.inSnapshot?.vet?.(ctx, first, 0);
           await makeDecision(db, first, 0, await resolveStep(db, first, 0), { runId });
         }
         await opts.inSnapshot?.before?.(ctx);

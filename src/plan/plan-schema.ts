@@ -52,4 +52,6 @@ export const planFileSchema = z.strictObject({
   commitMs: amount,
   throttleMs: amount,
   proposedIndexes: z.array(index),
+  // what the catalog said about each step when planned: shown to reviewers, never read back by apply
+  catalog: z.array(z.record(z.string(), z.unknown()), { error: 'must be a list' }).optional(),
 });

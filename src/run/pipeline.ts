@@ -9,6 +9,7 @@
 import { archiveBackups, type ArchiveOptions, type ArchiveResult, DEFAULT_RETENTION_MS } from '../backup/archive.ts';
 import { backupStage } from '../backup/backup.ts';
 import { preflight } from '../checks/preflight.ts';
+import { assertStepsPlan } from '../checks/projection-check.ts';
 import { decideStage } from '../decide/decide.ts';
 import type { CheckReport } from '../checks/run-checks.ts';
 import { cleanTempIndexes } from '../cleanup/cleanup.ts';
@@ -93,8 +94,10 @@ export async function safeApply(db: Db, m: LoadedMigration, opts: SafeApplyOptio
     if (err instanceof StateError) return refused(m.spec.id, err);
     throw err;
   }
-  // before a run record exists: a missing table or column leaves no run behind to block the fixed spec
+  // before a run record exists: a missing table or column, or a projection that does not fit its table,
+  // leaves no run behind to block the fixed spec
   await resolveNames(db, m.spec, m.file);
+  await assertStepsPlan(db, m.spec);
   const targetBatchMs = opts.targetBatchMs ?? plan?.targetBatchMs ?? DEFAULT_TARGET_BATCH_MS;
   // an explicit batch size is the user's choice: keep it fixed
   const adapt = opts.adapt ?? opts.batchSize === undefined;

@@ -6,13 +6,11 @@ import type { Db } from '../db/connection.ts';
 import { ident } from '../db/sql.ts';
 import { serverFields, SpecError } from '../errors.ts';
 import type { Migration } from './define.ts';
-import { resolveStep, ruleOf, type StepTarget } from './resolve.ts';
+import { resolveStep, ruleOf } from './resolve.ts';
 import { pointAt } from './sql-parse.ts';
 
 /** undefined_table, undefined_column: the only failures of a planned-only statement that are surely the spec's. */
 const MISSING_NAME = new Set(['42P01', '42703']);
-/** What writing a projection into its table may add: a type that does not fit, a key it cannot be compared with, an ambiguous name. */
-const MISFIT = new Set([...MISSING_NAME, '42804', '42883', '42702']);
 
 /** The scratch `written` that in-batch checks, monitor checks and abort triggers may read: the table's row type, empty. */
 const writtenSql = (table: string) => `CREATE TEMP TABLE written ON COMMIT DROP AS SELECT * FROM ${table} LIMIT 0`;
@@ -22,25 +20,6 @@ interface Planned {
   sql: string;
   /** The table whose rows `written` holds, for SQL that may read it. */
   written?: string;
-  /** The projection's step: it is also planned as the batch writes it, into its table (types, key, columns). */
-  target?: StepTarget;
-}
-
-/**
- * The projection written into its table the way a batch writes it (execute/batch-sql.ts), planned only:
- * a projection that lacks the key or a written column, or yields a type the column does not take, fails
- * here and not in the first batch, after the run record and its backups.
- */
-function fitSql(t: StepTarget, projection: string): string {
-  const k = ident(t.key);
-  const w = t.writes.map((c, i) => ({ col: ident(c), nw: ident(`belay_new_${i}`) }));
-  return `WITH p AS (
-${projection}
-)
-UPDATE ${t.table} t SET ${w.map((x) => `${x.col} = s.${x.nw}`).join(', ')}
-  FROM (SELECT p.${k} AS belay_key, ${w.map((x) => `p.${x.col} AS ${x.nw}`).join(', ')} FROM p
-         WHERE p.${k} BETWEEN $1::${t.keyType} AND $2::${t.keyType}) s
- WHERE t.${k} = s.belay_key`;
 }
 
 /**
@@ -87,7 +66,7 @@ export async function resolveNames(db: Db, spec: Migration, file = '<inline>'): 
     if (s.kind !== 'batched') continue;
     const t = await resolveStep(db, s, i).catch((e: unknown) => where(`steps.${i} (${s.name})`, e));
     const rule = ruleOf(s, i);
-    planned.push({ field: rule.field, sql: rule.sql, target: t });
+    planned.push({ field: rule.field, sql: rule.sql });
     if (s.verify) planned.push({ field: `steps.${i}.verify (${s.name})`, sql: s.verify, written: t.table });
   }
   if (firstSql < 0) {
@@ -99,23 +78,6 @@ export async function resolveNames(db: Db, spec: Migration, file = '<inline>'): 
     for (const [i, a] of spec.abort.entries()) if (a.sql) planned.push({ field: `abort.${i}.sql (${a.when})`, sql: a.sql, written: only });
   }
   await planEach(db, planned, file);
-}
-
-async function planFit(db: Db, p: Planned, t: StepTarget, file: string): Promise<void> {
-  await db.query('SAVEPOINT belay_resolve');
-  try {
-    await db.query(`EXPLAIN ${fitSql(t, p.sql)}`, [null, null]);
-  } catch (err) {
-    const s = serverFields(err);
-    if (s.sqlstate && MISFIT.has(s.sqlstate)) {
-      throw new SpecError(`${file}: ${p.field} does not fit table ${t.table} as a batch writes it: ${(err as Error).message}`, {
-        file, field: p.field, expected: `the key ${JSON.stringify(t.key)} and each column of writes (${t.writes.join(', ')}), with values of the columns' types`, cause: err,
-        fix: `The projection must return the key column "${t.key}" and ${t.writes.map((c) => `"${c}"`).join(', ')} under those names, each of a type its column takes (cast it: ::${t.keyType} for the key).`,
-      });
-    }
-  } finally {
-    await db.query('ROLLBACK TO SAVEPOINT belay_resolve');
-  }
 }
 
 /** EXPLAIN of each text inside one rolled-back transaction (the scratch `written` goes with it). */
@@ -143,7 +105,6 @@ async function planEach(db: Db, planned: readonly Planned[], file: string): Prom
       } finally {
         await db.query('ROLLBACK TO SAVEPOINT belay_resolve');
       }
-      if (p.target) await planFit(db, p, p.target, file);
     }
   } finally {
     await db.query('ROLLBACK').catch(() => undefined);

@@ -8,8 +8,9 @@ import { DbError, serverFields, VerificationError } from '../errors.ts';
 import type { BatchedStep } from '../spec/define.ts';
 import { ruleOf, type StepTarget } from '../spec/resolve.ts';
 import { withRetry } from '../db/retry.ts';
+import { ownerOnly } from './privileges.ts';
 import {
-  ADD_ROUND_SQL, createFenceSql, dropFenceSql, SET_FENCE_SQL, LOCK_TIMEOUT_SQL, catchUpSql, createDecisionSql, type DecisionTarget, decisionCountSql, decisionKeySql, decisionProblemsSql,
+  ADD_ROUND_SQL, createFenceSql, fenceNames, dropFenceSql, SET_FENCE_SQL, LOCK_TIMEOUT_SQL, catchUpSql, createDecisionSql, type DecisionTarget, decisionCountSql, decisionKeySql, decisionProblemsSql,
   decisionRelation, dropDecisionSql, fillDecisionSql, GET_DECISION_SQL, INSERT_DECISION_SQL, STEP_HAS_BATCHES_SQL, tableChunkSql,
 } from './decision-sql.ts';
 
@@ -44,6 +45,8 @@ export async function makeDecision(db: Db, step: BatchedStep, stepNo: number, ta
   const temp = opts.runId === null;
   await db.query(dropDecisionSql(t.relation));
   await db.query(createDecisionSql(t, temp));
+  // it holds before-images: default privileges (… GRANT SELECT ON TABLES TO app) must not reach it
+  if (!temp) await ownerOnly(db, 'belay', t.relation);
   await fill(db, t, rule, (source, range) => fillDecisionSql(t, source, { range }));
   try {
     await db.query(decisionKeySql(t.relation));
@@ -138,6 +141,7 @@ export async function ensureFence(db: Db, d: Decision, runId: number, stepNo: nu
       try {
         await db.query(LOCK_TIMEOUT_SQL, [`${lockTimeoutMs}ms`]);
         for (const sql of createFenceSql(d, runId, stepNo)) await db.query(sql);
+        await ownerOnly(db, 'belay', fenceNames(runId, stepNo).table);
         await db.query(SET_FENCE_SQL, [runId, stepNo, true]);
         await db.query('COMMIT');
       } catch (err) {

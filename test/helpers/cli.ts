@@ -7,7 +7,7 @@ import { ROOT } from './flagship.ts';
 
 export const BELAY = path.join(ROOT, 'scripts/belay-src.ts');
 /** tsx by its file URL: a bare 'tsx' would be looked up from the child's working directory. */
-const TSX = import.meta.resolve('tsx');
+export const TSX = import.meta.resolve('tsx');
 
 export interface CliResult {
   code: number | null;
