@@ -12,16 +12,14 @@ import type { MigrationInput } from '../src/spec/define.ts';
 import { checksumOf, type LoadedMigration, validate } from '../src/spec/load.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 import type { BatchController, Stage } from '../src/run/contract.ts';
+import { inline } from './helpers/fixture.ts';
 
 /** apply with the spec's abort triggers, and the rollback the pipeline lends it. */
 function withTriggers(m: LoadedMigration, ...more: Stage[]) {
   return { stages: [...more, abortStage(m.spec)], undo: (db: Db, runId: number) => rollback(db, runId) };
 }
 
-function loaded(input: MigrationInput): LoadedMigration {
-  const spec = validate(input);
-  return { spec, file: '<inline>', params: {}, checksum: checksumOf(spec, {}) };
-}
+const loaded = (input: MigrationInput) => inline(input);
 
 async function seed(db: Db, n = 1000): Promise<void> {
   await db.exec(`CREATE TABLE t (id int PRIMARY KEY, v int, tag text);

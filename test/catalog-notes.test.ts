@@ -17,6 +17,7 @@ import { checksumOf, type LoadedMigration, validate } from '../src/spec/load.ts'
 import { seedCalcom } from './fixtures/calcom/seed.ts';
 import { DB_KINDS, freshDb, SERVER } from './helpers/fresh-db.ts';
 import { flagship } from './helpers/flagship.ts';
+import { inline } from './helpers/fixture.ts';
 
 const SCHEMA = `
 CREATE TABLE users (id int PRIMARY KEY, name text);
@@ -37,10 +38,7 @@ INSERT INTO docs (id, owner, title, code, w_owner, w_title) VALUES (1, NULL, 't1
 INSERT INTO parts VALUES (1, 1, 10, 1, 0), (1, 2, 11, 2, 0);
 `;
 
-function spec(input: MigrationInput): LoadedMigration {
-  const s = validate(input, 'test');
-  return { spec: s, file: 'test', params: {}, checksum: checksumOf(s, {}) };
-}
+const spec = (input: MigrationInput) => inline(input, 'test');
 
 const docsStep = (extra: Record<string, unknown> = {}) => ({
   kind: 'batched' as const, name: 's', table: 'docs', writes: ['owner', 'title'],

@@ -13,11 +13,9 @@ import { checksumOf, type LoadedMigration, loadMigration, validate } from '../sr
 import { getRounds } from '../src/verify/record.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 import { checksums } from './helpers/flagship.ts';
+import { inline } from './helpers/fixture.ts';
 
-function spec(input: MigrationInput): LoadedMigration {
-  const s = validate(input, 'test');
-  return { spec: s, file: 'test', params: {}, checksum: checksumOf(s, {}) };
-}
+const spec = (input: MigrationInput) => inline(input, 'test');
 
 async function expectedChanges(db: Db, runId: number) {
   const rounds = await getRounds(db, runId);

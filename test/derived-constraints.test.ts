@@ -13,6 +13,7 @@ import type { MigrationInput } from '../src/spec/define.ts';
 import { checksumOf, type LoadedMigration, validate } from '../src/spec/load.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 import { checksums } from './helpers/flagship.ts';
+import { inline } from './helpers/fixture.ts';
 
 const ALL = 1_000_000;
 const TABLES = ['owners', 'items', 'refs'];
@@ -46,10 +47,7 @@ INSERT INTO items (id, owner, parent, qty, label, lo, hi, during, live, w_owner,
   (6, NULL, NULL, NULL, 'six',   1, 2, '[21,23)', true,  NULL, NULL, NULL, 'seis', NULL, NULL, '[20,25)');
 `;
 
-function spec(input: MigrationInput): LoadedMigration {
-  const s = validate(input, 'test');
-  return { spec: s, file: 'test', params: {}, checksum: checksumOf(s, {}) };
-}
+const spec = (input: MigrationInput) => inline(input, 'test');
 
 const step = (name: string, table: string, writes: string[], projection: string) => ({ kind: 'batched' as const, name, table, writes, projection });
 const find = (r: CheckReport, code: string): CheckFinding => {

@@ -15,6 +15,7 @@ import { checksumOf, type LoadedMigration, validate } from '../src/spec/load.ts'
 import { type CalcomTruth, seedCalcom } from './fixtures/calcom/seed.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 import { checksums, flagship } from './helpers/flagship.ts';
+import { inline } from './helpers/fixture.ts';
 
 const ALL = 1_000_000;
 const PARENT_KEY = derivedUniqueCode('EventType_userId_parentId_key', 'assign-owner');
@@ -28,10 +29,7 @@ const find = (r: CheckReport, code: string): CheckFinding => {
 };
 const ids = (f: CheckFinding, col = 'id') => sorted(f.sample.map((x) => Number(x[col])));
 
-function spec(input: MigrationInput): LoadedMigration {
-  const s = validate(input, 'test');
-  return { spec: s, file: 'test', params: {}, checksum: checksumOf(s, {}) };
-}
+const spec = (input: MigrationInput) => inline(input, 'test');
 
 async function count(db: Db, sql: string): Promise<number> {
   return Number((await db.query<{ n: number }>(sql)).rows[0]!.n);

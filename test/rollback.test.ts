@@ -23,13 +23,11 @@ import { checksumOf, type LoadedMigration, validate } from '../src/spec/load.ts'
 import { DB_KINDS, type FreshDb, freshDb } from './helpers/fresh-db.ts';
 import { checksums, flagship, writtenIds } from './helpers/flagship.ts';
 import { NO_PSQL, PSQL } from './helpers/tools.ts';
+import { inline } from './helpers/fixture.ts';
 
 const run = promisify(execFile);
 
-function loaded(input: MigrationInput): LoadedMigration {
-  const spec = validate(input);
-  return { spec, file: '<inline>', params: {}, checksum: checksumOf(spec, {}) };
-}
+const loaded = (input: MigrationInput) => inline(input);
 
 /** Runs a rollback script the way a user would: psql alone on the server; on PGlite, executed as is. */
 async function runScript(f: FreshDb, script: string): Promise<string> {

@@ -175,7 +175,11 @@ export async function runChecks(db: Db, loaded: LoadedMigration, opts: RunChecks
 async function temporaryDecisions(db: Db, m: LoadedMigration, into: Map<number, DecisionTarget>): Promise<void> {
   for (const [i, step] of m.spec.steps.entries()) {
     if (step.kind !== 'batched') continue;
-    into.set(i, await makeDecision(db, step, i, await resolveStep(db, step, i), { runId: null }));
+    const target = await resolveStep(db, step, i);
+    // a rule that does not plan is the spec's mistake (BELAY_CHECK_SQL), as apply reports it, not a failed decision
+    const r = (await db.query<{ lo: string | null; hi: string | null }>(keyRangeSql(target.table, target.key))).rows[0]!;
+    assertNoSqlProblems(await stepSqlProblems(db, step, i, target, [r.lo, r.hi]));
+    into.set(i, await makeDecision(db, step, i, target, { runId: null }));
   }
 }
 

@@ -111,6 +111,16 @@ export function describeEvent(e: BelayEvent): string | undefined {
       return `warn: abort trigger ${e.when}: ${e.reason}; ${e.decision === 'pause' ? 'pausing the run' : 'rolling the run back'}`;
     case 'rollback-step-kept':
       return `warn: step "${e.step}" is irreversible: left in place (--skip-irreversible)`;
+    case 'run-abandoned':
+      return `run ${e.runId} (${e.previousStatus}) stopped before its first write with another version of the migration: left as abandoned, a new run starts`;
+    case 'rows-skipped':
+      return `warn: step "${e.step}" batch ${e.batchNo}: ${e.count} decided row(s) changed by someone else since the decision, left as they are (keys ${e.keys.slice(0, 5).join(', ')}${e.count > 5 ? ', …' : ''})`;
+    case 'rows-rejected':
+      return `warn: step "${e.step}" batch ${e.batchNo}: ${e.count} row(s) left unchanged, rejected by ${e.reason.replace(/^rejected:/, '')} (keys ${e.keys.slice(0, 5).join(', ')}${e.count > 5 ? ', …' : ''})`;
+    case 'catch-up':
+      return e.added > 0 ? `catch-up round ${e.round} of step "${e.step}": ${e.added} row(s) the rule gives now (inserted or changed meanwhile) decided and written` : undefined;
+    case 'catch-up-left':
+      return `warn: step "${e.step}": after ${e.rounds} catch-up round(s) the rule still gives ${e.remaining} row(s) that the application wrote meanwhile; left as they are (options.catchUpRounds sets how many rounds run)`;
     case 'listener-failed':
       return `warn: an event listener failed on ${e.event}: ${e.message} (the run went on)`;
     case 'trial-batch':

@@ -8,9 +8,9 @@ import type { BatchedStep, Migration, SqlStep } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { acquireMigrationLock, type LockMode } from '../state/lock.ts';
 import { ensureState } from '../state/schema.ts';
-import { BATCH_COUNTS_SQL, createRun, getSteps, LAST_BATCH_SQL, latestRun, NEXT_ROUND_SQL, RESET_STEPS_SQL, setRunStatus, setStep, type StepRecord } from '../state/runs.ts';
+import { BATCH_COUNTS_SQL, createRun, getSteps, LAST_BATCH_SQL, latestRun, NEXT_ROUND_SQL, RESET_STEPS_SQL, RUN_HAS_WRITTEN_SQL, setRunStatus, setStep, type StepRecord } from '../state/runs.ts';
 import { mergeSummary, readSummary } from '../state/summary.ts';
-import { catchUp, type Decision, dropFence, ensureFence, makeDecision, storedDecision } from '../state/decision.ts';
+import { catchUp, type Decision, dropDecisions, dropFence, ensureFence, makeDecision, storedDecision } from '../state/decision.ts';
 import { fenceNames, WRITER_SQL } from '../state/decision-sql.ts';
 import { type BatchJob, reject, runBatch } from './batch.ts';
 import { withRetry } from '../db/retry.ts';
@@ -122,7 +122,16 @@ export async function apply(db: Db, migration: LoadedMigration, opts: ApplyOptio
 
 async function startOrResume(db: Db, m: LoadedMigration, opts: ApplyOptions, emit: EventSink): Promise<{ runId: number; resumed: boolean }> {
   const last = await latestRun(db, m.spec.id);
-  if (last && ['running', 'failed', 'paused'].includes(last.status)) {
+  if (last && ['running', 'failed', 'paused'].includes(last.status) && last.checksum !== m.checksum && !(await db.query<{ wrote: boolean }>(RUN_HAS_WRITTEN_SQL, [last.id])).rows[0]!.wrote) {
+    // it stopped before its first write (refused by a decision, a backup, a stage): nothing to resume or undo,
+    // so the changed migration starts afresh; its decisions go, its backups stay until cleanup
+    await dropDecisions(db, last.id, async (stepNo) => {
+      const step = (last.spec as Migration).steps[stepNo];
+      return step?.kind === 'batched' ? (await resolveStep(db, step, stepNo).catch(() => undefined))?.table : undefined;
+    });
+    await setRunStatus(db, last.id, 'abandoned');
+    await tell(db, emit, { type: 'run-abandoned', runId: last.id, previousStatus: last.status });
+  } else if (last && ['running', 'failed', 'paused'].includes(last.status)) {
     if (last.checksum !== m.checksum) {
       throw new StateError('BELAY_SPEC_CHANGED', `run ${last.id} of "${m.spec.id}" stopped part-way with a different version of the migration`, {
         details: { runId: last.id, recorded: last.checksum, current: m.checksum },
@@ -275,7 +284,14 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
     if (outcome.kind === 'done') {
       // catch-up: what the rule gives now that was not decided (inserted or changed meanwhile), in at most `rounds` rounds
       batchNo--;
-      if (round >= rounds) break;
+      if (round >= rounds) {
+        // the rounds are spent (the run always ends): what the rule would still give is reported, not written
+        if (rounds > 0) {
+          const remaining = await catchUp(db, step, stepNo, decision, round + 1, runId, { count: true });
+          if (remaining > 0) await tell(db, emit, { type: 'catch-up-left', runId, step: step.name, rounds, remaining });
+        }
+        break;
+      }
       const added = await catchUp(db, step, stepNo, decision, round + 1, runId);
       await tell(db, emit, { type: 'catch-up', runId, step: step.name, round: round + 1, added });
       if (added === 0) break;
@@ -325,6 +341,9 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
       type: 'batch-committed', runId, stepNo, step: step.name, batchNo, round, lo: outcome.lo, hi: outcome.hi, rowsInRange: outcome.rows,
       rowsChanged: outcome.changed, rowsSkipped: outcome.skipped, durationMs: outcome.ms, heldMs: outcome.heldMs, attempts: 1, rowsDone, rowsTotal: total,
     });
+    if (outcome.skipped > 0) {
+      await tell(db, emit, { type: 'rows-skipped', runId, step: step.name, batchNo, count: outcome.skipped, keys: outcome.skippedSample.map(String) });
+    }
     const info: BatchRecord = {
       runId, stepNo, step: step.name, batchNo, round, lo: outcome.lo, hi: outcome.hi, rowsInRange: outcome.rows, rowsChanged: outcome.changed,
       rowsSkipped: outcome.skipped, xid: outcome.xid, durationMs: outcome.ms, attempts: 1, batchSize: size,

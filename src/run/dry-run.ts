@@ -19,6 +19,8 @@ import { throttleCostMs } from '../steer/throttle.ts';
 import { commitCostMs, openTrial, type Trial } from '../execute/trial-batch.ts';
 import { recordTrial } from '../state/trials.ts';
 import { DEFAULT_TARGET_BATCH_MS } from '../spec/define.ts';
+import { assertStepsPlan } from '../checks/projection-check.ts';
+import { resolveNames } from '../spec/resolve-names.ts';
 
 export const DEFAULT_DRY_RUN_SAMPLE = 10;
 
@@ -77,6 +79,9 @@ export interface DryRunResult {
 export async function dryRun(db: Db, m: LoadedMigration, opts: DryRunOptions = {}): Promise<DryRunResult> {
   const emit = opts.onEvent ?? noopSink;
   const t0 = performance.now();
+  // the spec's names and its steps' SQL, as apply checks them before its run record: the same refusals
+  await resolveNames(db, m.spec, m.file);
+  await assertStepsPlan(db, m.spec);
   await ensureState(db);
   const release = await acquireMigrationLock(db, m.spec.id, 'fail');
   let result: DryRunResult;

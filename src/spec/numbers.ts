@@ -29,6 +29,8 @@ export const NUMBERS = Object.freeze({
   id: wholeNumber(1),
   positive: wholeNumber(1),
   count: wholeNumber(0),
+  /** Catch-up rounds after the last batch (as options.catchUpRounds). */
+  catchUpRounds: wholeNumber(0, 100),
   samples: wholeNumber(1, MAX_SAMPLES),
   port: wholeNumber(0, 65_535),
   /** A percentage (--max-drift): decimals allowed. */

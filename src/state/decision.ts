@@ -11,7 +11,7 @@ import { withRetry } from '../db/retry.ts';
 import { ownerOnly } from './privileges.ts';
 import {
   ADD_ROUND_SQL, createFenceSql, fenceNames, dropFenceSql, SET_FENCE_SQL, LOCK_TIMEOUT_SQL, catchUpSql, createDecisionSql, type DecisionTarget, decisionCountSql, decisionKeySql, decisionProblemsSql,
-  decisionRelation, dropDecisionSql, fillDecisionSql, GET_DECISION_SQL, INSERT_DECISION_SQL, STEP_HAS_BATCHES_SQL, tableChunkSql,
+  decisionRelation, dropDecisionSql, LIVE_DECISIONS_SQL, MARK_DECISION_DROPPED_SQL, fillDecisionSql, GET_DECISION_SQL, INSERT_DECISION_SQL, STEP_HAS_BATCHES_SQL, tableChunkSql,
 } from './decision-sql.ts';
 
 export type { DecisionTarget } from './decision-sql.ts';
@@ -113,11 +113,16 @@ export async function stepHasWritten(db: Db, runId: number, stepNo: number): Pro
  * A catch-up round: the rule again, now; rows it gives that were not decided (inserted meanwhile) or
  * were skipped (changed meanwhile) join the decision as round `round`. Returns the rows added.
  */
-export async function catchUp(db: Db, step: BatchedStep, stepNo: number, d: Decision, round: number, runId: number | null): Promise<number> {
+export async function catchUp(db: Db, step: BatchedStep, stepNo: number, d: Decision, round: number, runId: number | null, opts: { count?: boolean } = {}): Promise<number> {
   const rule = ruleOf(step, stepNo);
   await db.query('BEGIN');
   try {
     const added = await fill(db, d, rule, (source, range) => catchUpSql(d, source, round, { range }));
+    // count: what one more round would add, rolled back (the rows left when the rounds are spent)
+    if (opts.count) {
+      await db.query('ROLLBACK');
+      return added;
+    }
     if (runId !== null && added > 0) await db.query(ADD_ROUND_SQL, [runId, stepNo, added]);
     await db.query('COMMIT');
     return added;
@@ -155,6 +160,17 @@ export async function ensureFence(db: Db, d: Decision, runId: number, stepNo: nu
     const state = serverFields(err).sqlstate;
     if (state === '42501' || state === '55P03') return false;
     throw err;
+  }
+}
+
+/** Drops a run's decisions and their fences: a run that stopped before its first write, superseded by a new one. */
+export async function dropDecisions(db: Db, runId: number, tableOf: (stepNo: number) => Promise<string | undefined>): Promise<void> {
+  const live = (await db.query<{ stepNo: number; relation: string; fence: boolean }>(LIVE_DECISIONS_SQL, [runId])).rows;
+  for (const d of live) {
+    const table = d.fence ? await tableOf(d.stepNo) : undefined;
+    if (table) await dropFence(db, { table }, runId, d.stepNo);
+    await db.query(dropDecisionSql(d.relation));
+    await db.query(MARK_DECISION_DROPPED_SQL, [runId, d.stepNo]);
   }
 }
 

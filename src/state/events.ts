@@ -9,6 +9,8 @@ type Err = Record<string, unknown>;
 export type BelayEvent =
   // the run
   | { type: 'run-started'; runId: number; migrationId: string; checksum: string; resumed: boolean; mode: string }
+  /** A run that stopped before its first write, superseded by a run of the changed migration. */
+  | { type: 'run-abandoned'; runId: number; previousStatus: string }
   | { type: 'run-resumed'; runId: number; previousStatus: string }
   | { type: 'run-finished'; runId: number; status: string; durationMs: number; error?: Err }
   | { type: 'listener-failed'; runId?: number; event: string; message: string }
@@ -46,8 +48,12 @@ export type BelayEvent =
   | { type: 'batch-over-ceiling'; runId: number; stepNo: number; step: string; batchNo: number; rows: number; elapsedMs: number; ceilingMs: number; nextSize: number }
   | { type: 'batch-ceiling-lifted'; runId: number; stepNo: number; step: string; batchNo: number; rows: number; durationMs: number; ceilingMs: number; forMs: number }
   | { type: 'verification-failed'; runId: number; step: string; batchNo?: number; name?: string; count: number; sample: unknown[] }
+  /** Decided rows the application changed (or deleted) before their batch: left as they are; keys: the first 20. */
+  | { type: 'rows-skipped'; runId: number; step: string; batchNo: number; count: number; keys: string[] }
   | { type: 'rows-rejected'; runId: number; step: string; batchNo: number; reason: string; count: number; keys: string[]; sample: unknown[] }
   | { type: 'catch-up'; runId: number; step: string; round: number; added: number }
+  /** After the last catch-up round: rows the rule still gives that were not decided (written or changed meanwhile), left as they are. */
+  | { type: 'catch-up-left'; runId: number; step: string; rounds: number; remaining: number }
   | { type: 'step-finished'; runId: number; stepNo: number; step: string; rowsChanged: number; rowsSkipped: number; batches: number }
   // steering
   | { type: 'throttled'; runId: number; step: string; reasons: string[] }

@@ -3,7 +3,8 @@ import type { Db } from '../db/connection.ts';
 import { StateError } from '../errors.ts';
 import { type RunSummary, SUMMARY_VERSION } from './summary.ts';
 
-export type RunStatus = 'running' | 'completed' | 'failed' | 'paused' | 'rolling_back' | 'rolled_back';
+/** abandoned: stopped before its first write and superseded by a run of a changed migration. */
+export type RunStatus = 'running' | 'completed' | 'failed' | 'paused' | 'rolling_back' | 'rolled_back' | 'abandoned';
 
 export interface RunRecord {
   id: number;
@@ -60,6 +61,10 @@ export async function getRun(db: Db, runId: number): Promise<RunRecord> {
 }
 
 /** The newest run of a migration, or undefined. */
+/** Whether a run wrote anything: a committed batch, or a plain-SQL step that ran. */
+export const RUN_HAS_WRITTEN_SQL = `SELECT EXISTS (SELECT 1 FROM belay.batches WHERE run_id = $1)
+    OR EXISTS (SELECT 1 FROM belay.steps WHERE run_id = $1 AND kind = 'sql' AND status IN ('done', 'rolled_back')) AS wrote`;
+
 export async function latestRun(db: Db, migrationId: string): Promise<RunRecord | undefined> {
   const r = await db.query<RunRecord>(`SELECT ${RUN_COLS} FROM belay.runs WHERE migration_id = $1 ORDER BY id DESC LIMIT 1`, [migrationId]);
   return r.rows[0];

@@ -25,7 +25,7 @@ CREATE TABLE belay.runs (
   spec          jsonb NOT NULL,
   file          text,
   mode          text NOT NULL,               -- batched | single
-  status        text NOT NULL,               -- running | completed | failed | paused | rolling_back | rolled_back
+  status        text NOT NULL,               -- running | completed | failed | paused | rolling_back | rolled_back | abandoned
   started_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
   finished_at   timestamptz,
   error         jsonb,

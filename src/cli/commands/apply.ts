@@ -30,8 +30,9 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
     .option('--max-lag-ms <n>', 'pause while a replica lags more than this (default 10000)', parsePositiveInt('--max-lag-ms'))
     .option('--max-lock-waiters <n>', 'pause while more sessions than this wait for a lock on the table (default 0)', parseCount)
     .option('--no-throttle', 'never pause for lock waiters, old transactions or replica lag')
+    .option('--catch-up-rounds <n>', 'after the last batch, decide and write rows the application inserted or changed meanwhile, at most N times (default 3, 0: none)', (s) => parseNumber('--catch-up-rounds', NUMBERS.catchUpRounds, s))
     .option('--concurrent-writes', 'the application writes to these tables meanwhile: recounted categories and untouched-column checksums warn instead of failing')
-    .action(async (target: string, o: { param?: string[]; batchSize?: number; single?: boolean; wait?: boolean; again?: boolean; logEvery?: number; skipChecks?: boolean; backup: boolean; backupDir?: string; concurrentWrites?: boolean } & PlanFlags, cmd: Command) => {
+    .action(async (target: string, o: { param?: string[]; batchSize?: number; single?: boolean; wait?: boolean; again?: boolean; logEvery?: number; skipChecks?: boolean; backup: boolean; backupDir?: string; concurrentWrites?: boolean; catchUpRounds?: number } & PlanFlags, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       if (!o.backup && o.backupDir) throw new UsageError('--backup-dir and --no-backup contradict each other', 'Drop one of them.');
       if (o.backupDir) await assertWritableDir(o.backupDir);
@@ -51,6 +52,7 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
           backupDir: o.backupDir,
           skipChecks: o.skipChecks,
           concurrentWrites: o.concurrentWrites,
+          catchUpRounds: o.catchUpRounds,
           onCheckReport: (c) => (g.json ? out.json({ type: 'check', ...c }) : c.ok ? undefined : printCheckReport(c)),
           plan: planned, maxDrift: o.maxDrift / 100, targetBatchMs: o.targetMs, override: o.override,
           ledger: ledgerFor(loadProjectConfig(), g.env ?? null),

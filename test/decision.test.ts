@@ -1,0 +1,175 @@
+// Decide once, write in batches (issue 16): a run writes what it decided before its first write, also
+// across a crash; rows the application changes after the decision are left alone and reported, rows it
+// inserts are caught up in a bounded number of rounds; the dry run refuses what apply refuses.
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import type { Db } from '../src/db/connection.ts';
+import { BelayError } from '../src/errors.ts';
+import type { Stage } from '../src/run/contract.ts';
+import { dryRun } from '../src/run/dry-run.ts';
+import { safeApply, type SafeApplyOptions } from '../src/run/pipeline.ts';
+import type { MigrationInput } from '../src/spec/define.ts';
+import type { BelayEvent } from '../src/state/events.ts';
+import { runCli } from './helpers/cli.ts';
+import { DB_KINDS } from './helpers/fresh-db.ts';
+import { inline, withDb } from './helpers/fixture.ts';
+import { checksums } from './helpers/flagship.ts';
+
+const ROWS = 600;
+/** work.out is filled from src.v; src is only read, so changing it changes what a new decision would write. */
+const SCHEMA = `CREATE TABLE work (id int PRIMARY KEY, w int NOT NULL, out int);
+CREATE TABLE src (id int PRIMARY KEY, v int NOT NULL);
+INSERT INTO work SELECT g, g, NULL FROM generate_series(1, ${ROWS}) g;
+INSERT INTO src SELECT g, g * 2 FROM generate_series(1, ${ROWS}) g;`;
+
+function migration(options: Record<string, unknown> = {}): MigrationInput {
+  return {
+    id: 'fill-out', purpose: 'Fill work.out from src.v (decision tests).', tables: ['work'],
+    steps: [{ kind: 'batched', name: 'fill', table: 'work', writes: ['out'], decide: 'SELECT w.id, s.v AS out FROM work w JOIN src s ON s.id = w.id WHERE w.out IS NULL' }],
+    options: { batchSize: 100, ...options },
+  };
+}
+
+const run = (db: Db, input: MigrationInput, opts: SafeApplyOptions = {}) => safeApply(db, inline(input), { backup: false, adapt: false, batchSize: 100, ...opts });
+
+/** A stage that does what the application would between two batches (after batch `at` committed). */
+function between(at: number, act: (db: Db) => Promise<unknown>, then: 'continue' | 'pause' = 'continue'): (s: Stage[]) => Stage[] {
+  return (stages) => [...stages, {
+    name: 'application',
+    batches: {
+      async afterBatch(ctx, b) {
+        if (b.round !== 0 || b.batchNo !== at) return 'continue';
+        await act(ctx.db);
+        return then;
+      },
+    },
+  }];
+}
+
+const outs = async (db: Db, where = 'true') => new Map((await db.query<{ id: number; out: number | null }>(`SELECT id, out FROM work WHERE ${where} ORDER BY id`)).rows.map((r) => [Number(r.id), r.out === null ? null : Number(r.out)]));
+
+for (const kind of DB_KINDS) {
+  describe(`decide once on ${kind}`, () => {
+    test('a stopped run resumes on its stored decision: what changed in the tables meanwhile does not change what is written', async () => {
+      await withDb(kind, async ({ db }) => {
+        await db.exec(SCHEMA);
+        const first = await run(db, migration({ catchUpRounds: 0 }), { stages: between(2, async () => undefined, 'pause') });
+        assert.equal(first.status, 'paused', first.error?.message ?? '');
+        assert.equal((await outs(db, 'out IS NOT NULL')).size, 200, 'two batches written before the stop');
+        // the rule's input changes for the rows not written yet, and a new row qualifies
+        await db.exec(`UPDATE src SET v = -v WHERE id > 200; INSERT INTO work VALUES (${ROWS + 1}, 0, NULL); INSERT INTO src VALUES (${ROWS + 1}, 77);`);
+        const again = await run(db, migration({ catchUpRounds: 0 }));
+        assert.equal(again.status, 'completed', again.error?.message ?? '');
+        assert.equal(again.runId, first.runId, 'the same run went on');
+        const after = await outs(db);
+        for (let id = 1; id <= ROWS; id++) assert.equal(after.get(id), id * 2, `row ${id} holds the decided value, not the changed source`);
+        assert.equal(after.get(ROWS + 1), null, 'a row inserted after the decision is not written without catch-up');
+        const d = await db.query<{ n: number }>(`SELECT row_count::int AS n FROM belay.decisions WHERE run_id = $1`, [first.runId]);
+        assert.equal(d.rows[0]!.n, ROWS, 'the decision was not made again');
+      });
+    });
+
+    test('rows the application changes after the decision are skipped and reported by key; rows it inserts are caught up', async () => {
+      await withDb(kind, async ({ db }) => {
+        await db.exec(SCHEMA);
+        const events: BelayEvent[] = [];
+        const r = await run(db, migration(), {
+          onEvent: (e) => events.push(e),
+          concurrentWrites: true,
+          stages: between(1, (d) => d.exec(`UPDATE work SET out = -7 WHERE id IN (550, 551);
+            INSERT INTO work VALUES (${ROWS + 1}, 0, NULL), (${ROWS + 2}, 0, NULL); INSERT INTO src VALUES (${ROWS + 1}, 11), (${ROWS + 2}, 12);`)),
+        });
+        assert.equal(r.status, 'completed', r.error?.message ?? '');
+        const after = await outs(db);
+        assert.equal(after.get(550), -7, 'the application\'s value stands');
+        assert.equal(after.get(551), -7);
+        assert.equal(after.get(ROWS + 1), 11, 'an inserted row is caught up');
+        assert.equal(after.get(ROWS + 2), 12);
+        for (let id = 1; id <= ROWS; id++) if (id !== 550 && id !== 551) assert.equal(after.get(id), id * 2, `row ${id}`);
+        assert.equal(r.steps[0]!.rowsSkipped, 2);
+        assert.equal(r.steps[0]!.rowsChanged, ROWS - 2 + 2);
+        const skipped = events.filter((e) => e.type === 'rows-skipped');
+        assert.deepEqual(skipped.flatMap((e) => (e.type === 'rows-skipped' ? e.keys : [])), ['550', '551']);
+        assert.ok(events.some((e) => e.type === 'catch-up' && e.round === 1 && e.added === 2), 'one catch-up round decided the two new rows');
+        const recorded = await db.query<{ type: string }>(`SELECT type FROM belay.events WHERE run_id = $1 AND type IN ('rows-skipped', 'catch-up')`, [r.runId]);
+        assert.ok(recorded.rows.some((x) => x.type === 'rows-skipped'), 'the skipped keys are recorded with the run');
+      });
+    });
+
+    test('the catch-up bound holds under a writer that keeps inserting: the run ends after the rounds and reports what is left', async () => {
+      await withDb(kind, async ({ db }) => {
+        await db.exec(SCHEMA);
+        const events: BelayEvent[] = [];
+        let next = ROWS;
+        // after every batch, of every round, the application inserts a qualifying row
+        const writer: Stage = {
+          name: 'busy-application',
+          batches: {
+            async afterBatch(ctx) {
+              next++;
+              await ctx.db.exec(`INSERT INTO work VALUES (${next}, 0, NULL); INSERT INTO src VALUES (${next}, 5);`);
+              return 'continue';
+            },
+          },
+        };
+        const r = await run(db, migration({ catchUpRounds: 2 }), { onEvent: (e) => events.push(e), concurrentWrites: true, stages: (s) => [...s, writer] });
+        assert.equal(r.status, 'completed', r.error?.message ?? '');
+        const rounds = events.filter((e) => e.type === 'catch-up').map((e) => (e.type === 'catch-up' ? e.added : 0));
+        assert.deepEqual(rounds, [6, 1], 'round 1 decides the rows inserted during the 6 batches, round 2 the one inserted during round 1');
+        const left = events.find((e) => e.type === 'catch-up-left');
+        assert.ok(left && left.type === 'catch-up-left' && left.remaining === 1 && left.rounds === 2, `what is left is reported: ${JSON.stringify(left)}`);
+        assert.equal((await outs(db, 'out IS NULL')).size, 1, 'the row inserted during the last round stays as it is');
+      });
+    });
+
+    test('the dry run refuses exactly what apply refuses, with the same code, before any backup or write', async () => {
+      await withDb(kind, async ({ db }) => {
+        // big: more rows than one chunk of a range rule's decision (10,000), so that a range it ignores shows
+        await db.exec(`${SCHEMA} CREATE TABLE nokey (a int, b int); INSERT INTO nokey VALUES (1, 1);
+          CREATE TABLE big (id int PRIMARY KEY, out int); INSERT INTO big SELECT g, NULL FROM generate_series(1, 12000) g;`);
+        const before = await checksums(db, ['work', 'src', 'big']);
+        const step = (extra: Record<string, unknown>) => ({ ...migration(), steps: [{ kind: 'batched' as const, name: 'fill', table: 'work', writes: ['out'], ...extra }] });
+        const bad: Array<[string, MigrationInput, string]> = [
+          ['a rule that returns a key twice', step({ decide: 'SELECT w.id, s.v AS out FROM work w JOIN src s ON s.id IN (w.id, w.id + 1)' }), 'BELAY_VERIFY'],
+          ['a rule that returns keys the table does not have', step({ decide: 'SELECT s.id + 1000 AS id, s.v AS out FROM src s' }), 'BELAY_VERIFY'],
+          ['a range projection that ignores its range', { ...migration(), tables: ['big'], steps: [{ kind: 'batched', name: 'fill', table: 'big', writes: ['out'], projection: 'SELECT id, 1 AS out FROM big' }] }, 'BELAY_VERIFY'],
+          ['a rule whose columns do not match writes', step({ decide: 'SELECT id, w AS outt FROM work' }), 'BELAY_CHECK_SQL'],
+          ['a table whose rows have no key', { ...migration(), tables: ['nokey'], steps: [{ kind: 'batched', name: 'fill', table: 'nokey', writes: ['b'], decide: 'SELECT a, 2 AS b FROM nokey' }] }, 'BELAY_KEY'],
+        ];
+        for (const [what, input, code] of bad) {
+          const dry = await dryRun(db, inline(input)).then(() => undefined, (e: unknown) => e);
+          assert.ok(dry instanceof BelayError, `${what}: the dry run refuses (${String(dry)})`);
+          const applied = await safeApply(db, inline(input), { batchSize: 100 }).then((r) => r.error, (e: unknown) => e);
+          assert.ok(applied instanceof BelayError, `${what}: apply refuses`);
+          assert.equal(dry.code, code, `${what}: dry run: ${dry.message}`);
+          assert.equal(applied.code, dry.code, `${what}: apply refuses with the dry run's code (${applied.message})`);
+          const copies = await db.query(`SELECT 1 FROM pg_tables WHERE schemaname = 'belay_backup'`);
+          assert.equal(copies.rowCount, 0, `${what}: no backup was taken`);
+        }
+        assert.deepEqual(await checksums(db, ['work', 'src', 'big']), before, 'nothing was written');
+      });
+    });
+  });
+}
+
+test('resume after SIGKILL uses the stored decision (server, the command line)', async () => {
+  await withDb('postgres', async ({ db, url }) => {
+    await db.exec(SCHEMA.replaceAll(String(ROWS), '6000'));
+    const dir = mkdtempSync(path.join(tmpdir(), 'belay-decision-'));
+    writeFileSync(path.join(dir, 'migration.ts'), `export default ${JSON.stringify(migration({ catchUpRounds: 0 }))};`);
+    const killed = await runCli(['--json', 'apply', dir, '--db', url, '--no-backup', '--batch-size', '100'], { killAfterBatches: 3 });
+    assert.equal(killed.signal, 'SIGKILL', `killed mid-run: ${killed.stderr}`);
+    const status = await db.query<{ status: string }>(`SELECT status FROM belay.runs ORDER BY id DESC LIMIT 1`);
+    assert.notEqual(status.rows[0]?.status, 'completed', 'the kill landed before the run ended');
+    const written = (await outs(db, 'out IS NOT NULL')).size;
+    assert.ok(written >= 300 && written < 6000, `some batches were committed (${written} rows)`);
+    await db.exec(`UPDATE src SET v = -v`);
+    const resumed = await runCli(['apply', dir, '--db', url, '--no-backup', '--batch-size', '100', '--concurrent-writes']);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    const after = await outs(db);
+    for (let id = 1; id <= 6000; id++) assert.equal(after.get(id), id * 2, `row ${id} holds the value decided before the crash`);
+  });
+});
