@@ -372,10 +372,11 @@ describe('throttle and adaptive size', () => {
   test('server: a step whose cost per row jumps half-way keeps its batches under the target', async () => {
     const f = await freshDb('postgres');
     try {
-      // about 20 µs of CPU per row for ids up to 10,000, five times that above: the sizer must follow the
-      // step (small costs: batches stay well above the 100-row minimum even on a busy machine)
+      // about 20 µs of CPU per row for ids up to 10,000, fifteen times that above (a write costs some 50 µs
+      // a row of its own, so the whole row costs about four times as much): the sizer must follow the step
+      // (small costs: batches stay well above the 100-row minimum even on a busy machine)
       await f.db.exec(`CREATE TABLE work (id int PRIMARY KEY, n int NOT NULL, out bigint);
-        INSERT INTO work SELECT g, CASE WHEN g <= 10000 THEN 200 ELSE 1000 END, NULL FROM generate_series(1, 20000) g; ${BURN}`);
+        INSERT INTO work SELECT g, CASE WHEN g <= 10000 THEN 200 ELSE 3000 END, NULL FROM generate_series(1, 20000) g; ${BURN}`);
       const m = await workMigration('cpu-step', 'Burn a known amount of CPU per row (test of the batch sizer).', 'SELECT w.id, w.n::bigint AS out FROM work w WHERE w.id BETWEEN $1 AND $2', { batchSize: 1000 });
       const target = 60;
       const batches: Array<{ ms: number; rows: number; lo: number }> = [];
