@@ -14,4 +14,4 @@ const t0 = performance.now();
 const r = await apply(db, spec, { batchSize: Number(batch) });
 const ms = performance.now() - t0;
 await db.close();
-process.stdout.write(JSON.stringify({ ms, status: r.status, changed: r.steps[0]?.rowsChanged, batches: r.steps[0]?.batches, maxRssMb: process.resourceUsage().maxRSS / 1024, error: r.error?.message }) + '\n');
+process.stdout.write(`${JSON.stringify({ ms, status: r.status, changed: r.steps[0]?.rowsChanged, batches: r.steps[0]?.batches, maxRssMb: process.resourceUsage().maxRSS / 1024, error: r.error?.message })}\n`);

@@ -29,7 +29,7 @@ async function keyRange(db: Db): Promise<[number, number]> {
   return [r.rows[0]!.lo, r.rows[0]!.hi];
 }
 
-async function timed(template: string, label: string, fn: (db: Db, url: string) => Promise<number | void>): Promise<number> {
+async function timed(template: string, label: string, fn: (db: Db, url: string) => Promise<number | undefined>): Promise<number> {
   const c = await copyOf(template, label);
   try {
     const t0 = performance.now();

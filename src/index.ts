@@ -24,7 +24,7 @@ export { type IndirectTable, type StepFacts, stepFacts, type StepNote } from './
 /** belay apply: check → backup → batches → verify, resumable, with the result of every step. */
 export { applyStages, type CleanupResult, cleanupRun, plan, type SafeApplyOptions, safeApply } from './run/pipeline.ts';
 /** What a run did, what a stage sees. */
-export type { BatchController, BatchRecord, RunContext, RunResult, Stage, StepResult } from './run/contract.ts';
+export type { BatchController, BatchRecord, RunContext, RunResult, Stage, StepResult } from './contract.ts';
 /** belay dry-run: every batch run and rolled back; the expected changes. */
 export { type DryRunOptions, type DryRunResult, type DryRunStep, dryRun } from './run/dry-run.ts';
 /** belay rehearse: apply, verify, roll back, prove by checksums the data is back. */

@@ -9,10 +9,11 @@ import { abortController, abortStage } from '../src/steer/abort-triggers.ts';
 import { apply } from '../src/execute/apply.ts';
 import { rollback } from '../src/rollback/rollback.ts';
 import type { MigrationInput } from '../src/spec/define.ts';
-import { checksumOf, type LoadedMigration, validate } from '../src/spec/load.ts';
+import { type LoadedMigration, validate } from '../src/spec/load.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
-import type { BatchController, Stage } from '../src/run/contract.ts';
+import type { BatchController, Stage } from '../src/contract.ts';
 import { inline } from './helpers/fixture.ts';
+import { readSummary } from '../src/state/summary.ts';
 
 /** apply with the spec's abort triggers, and the rollback the pipeline lends it. */
 function withTriggers(m: LoadedMigration, ...more: Stage[]) {
@@ -33,10 +34,12 @@ const base = (extra: Partial<MigrationInput> = {}): MigrationInput => ({
   ...extra,
 });
 
+/** The run's error, typed summary and events as recorded (the error as BelayError.toJSON() stores it). */
 async function runRecord(db: Db, runId: number) {
-  const r = await db.query<{ status: string; error: Record<string, any> | null; summary: Record<string, any> }>(`SELECT status, error, summary FROM belay.runs WHERE id = $1`, [runId]);
-  const ev = await db.query<{ type: string; data: Record<string, any> }>(`SELECT type, data FROM belay.events WHERE run_id = $1 ORDER BY id`, [runId]);
-  return { ...r.rows[0]!, events: ev.rows };
+  type Trigger = { when: string; index: number; batchNo?: number; value?: number };
+  const r = await db.query<{ status: string; error: { message: string; details: { trigger: Trigger } } | null }>(`SELECT status, error FROM belay.runs WHERE id = $1`, [runId]);
+  const ev = await db.query<{ type: string; data: Record<string, unknown> }>(`SELECT type, data FROM belay.events WHERE run_id = $1 ORDER BY id`, [runId]);
+  return { ...r.rows[0]!, summary: await readSummary(db, runId), events: ev.rows };
 }
 
 for (const kind of DB_KINDS) {
@@ -55,8 +58,8 @@ for (const kind of DB_KINDS) {
         assert.equal(rec.status, 'rolled_back');
         assert.equal(rec.error?.details.trigger.when, 'verification-failed');
         assert.equal(rec.error?.details.trigger.index, -1, 'the built-in default fired');
-        assert.equal(rec.summary.abort.decision, 'rollback');
-        assert.equal(rec.summary.rollback.restored, 400);
+        assert.equal(rec.summary.abort?.decision, 'rollback');
+        assert.equal(rec.summary.rollback?.restored, 400);
         assert.ok(rec.events.some((e) => e.type === 'abort-triggered' && e.data.when === 'verification-failed'));
       } finally {
         await f.drop();
@@ -139,9 +142,9 @@ for (const kind of DB_KINDS) {
         const r = await apply(f.db, m, withTriggers(m, { name: 'meddler', batches: meddler }));
         assert.equal(r.status, 'paused');
         const rec = await runRecord(f.db, r.runId);
-        assert.equal(rec.summary.abort.when, 'conflicts-over');
-        assert.equal(rec.summary.abort.value, 3);
-        assert.equal(rec.summary.abort.batchNo, 2);
+        assert.equal(rec.summary.abort?.when, 'conflicts-over');
+        assert.equal(rec.summary.abort?.value, 3);
+        assert.equal(rec.summary.abort?.batchNo, 2);
       } finally {
         await f.drop();
       }

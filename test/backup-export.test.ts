@@ -17,7 +17,7 @@ import { loadMigration } from '../src/spec/load.ts';
 import { belay } from './helpers/capture.ts';
 import { BELAY, TSX } from './helpers/cli.ts';
 import { checksums } from './helpers/flagship.ts';
-import { DB_KINDS, type DbKind, freshDb } from './helpers/fresh-db.ts';
+import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 
 const tmp = (tag: string) => mkdtempSync(path.join(tmpdir(), `belay-export-${tag}-`));
 
@@ -44,7 +44,7 @@ async function runState(db: Db): Promise<{ status: string; code: string | null }
 }
 
 /** Opens the database the test holds (server) or reopens a PGlite folder around fn. */
-async function withDb<T>(kind: DbKind, url: string, held: Db | undefined, fn: (db: Db) => Promise<T>): Promise<T> {
+async function reopened<T>(url: string, held: Db | undefined, fn: (db: Db) => Promise<T>): Promise<T> {
   if (held) return fn(held);
   const db = await openDb(url);
   try {
@@ -197,7 +197,7 @@ for (const kind of DB_KINDS) {
       assert.match(r.stderr, /cannot write backup file .*r1_work\.copy\.gz of table work: the disk is full \(ENOSPC\)/);
       assert.match(r.stderr, /backup 1 marked unverified, nothing was written to the tables; run 1 is resumable/);
       assert.match(r.stderr, /belay apply .*migration\.ts/);
-      await withDb(kind, f.url, kind === 'postgres' ? f.db : undefined, async (db) => {
+      await reopened(f.url, kind === 'postgres' ? f.db : undefined, async (db) => {
         assert.deepEqual(await runState(db), { status: 'failed', code: 'BELAY_BACKUP_FILES' }, 'no run left running');
         const backups: BackupRecord[] = await listBackups(db);
         assert.deepEqual(backups.map((b) => [b.status, b.file]), [['unverified', null]]);
@@ -214,7 +214,7 @@ for (const kind of DB_KINDS) {
         assert.equal(again.code, EXIT.ok, again.stderr);
         assert.match(again.stderr, /resumed/);
         assert.match(again.stderr, /exported again/);
-        await withDb(kind, f.url, kind === 'postgres' ? f.db : undefined, async (db) => {
+        await reopened(f.url, kind === 'postgres' ? f.db : undefined, async (db) => {
           const [b] = await listBackups(db);
           assert.equal(b!.status, 'verified');
           assert.ok(await fileIntact(b!.file, b!.fileSha256, b!.fileBytes));

@@ -20,7 +20,7 @@ import { EXIT } from '../src/errors.ts';
 import { apply } from '../src/execute/apply.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 import { checksums, FLAGSHIP_TABLES, flagship, ROOT } from './helpers/flagship.ts';
-import type { RunContext } from '../src/run/contract.ts';
+import type { RunContext } from '../src/contract.ts';
 
 const ROWS = 1_000;
 

@@ -13,7 +13,6 @@ import { BelayError } from '../src/errors.ts';
 import { runbook } from '../src/run/documents.ts';
 import { plan } from '../src/run/pipeline.ts';
 import type { MigrationInput } from '../src/spec/define.ts';
-import { checksumOf, type LoadedMigration, validate } from '../src/spec/load.ts';
 import { seedCalcom } from './fixtures/calcom/seed.ts';
 import { DB_KINDS, freshDb, SERVER } from './helpers/fresh-db.ts';
 import { flagship } from './helpers/flagship.ts';

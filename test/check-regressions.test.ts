@@ -9,7 +9,7 @@ import type { Db } from '../src/db/connection.ts';
 import { findSeqScans } from '../src/plan/explain.ts';
 import { plan, safeApply } from '../src/run/pipeline.ts';
 import type { MigrationInput } from '../src/spec/define.ts';
-import { checksumOf, type LoadedMigration, loadMigration, validate } from '../src/spec/load.ts';
+import { loadMigration, } from '../src/spec/load.ts';
 import { getRounds } from '../src/verify/record.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 import { checksums } from './helpers/flagship.ts';

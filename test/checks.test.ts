@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { preflight, checkResults } from '../src/checks/preflight.ts';
 import { describeChecks } from '../src/checks/registry.ts';
-import { runChecks, type CheckFinding } from '../src/checks/run-checks.ts';
+import { type CheckFinding, type CheckReport, runChecks } from '../src/checks/run-checks.ts';
 import { type Db, openDb } from '../src/db/connection.ts';
 import { BelayError } from '../src/errors.ts';
 import { apply } from '../src/execute/apply.ts';
@@ -277,7 +277,7 @@ for (const kind of DB_KINDS) {
             batchSize: 250,
             stages: [{
               name: 'check', before: p.before,
-              batches: { guards: (ctx, step, t) => { const g = p.batches!.guards!(ctx, step, t); g.forEach((x) => guardNames.add(x.name)); return g; } },
+              batches: { guards: (ctx, step, t) => { const g = p.batches!.guards!(ctx, step, t); for (const x of g) guardNames.add(x.name); return g; } },
             }],
           });
           assert.equal(r.error, undefined);
@@ -396,7 +396,7 @@ test('server: checks spread over two sessions in one snapshot give what one sess
     const churn = (async () => {
       while (!stop) await other.query('SELECT txid_current()');
     })();
-    let r;
+    let r: CheckReport;
     try {
       r = await runChecks(db, { spec, file: 't', params: {}, checksum: 'x' });
     } finally {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import type { Db } from '../src/db/connection.ts';
 import { BelayError } from '../src/errors.ts';
-import type { Stage } from '../src/run/contract.ts';
+import type { Stage } from '../src/contract.ts';
 import { dryRun } from '../src/run/dry-run.ts';
 import { safeApply, type SafeApplyOptions } from '../src/run/pipeline.ts';
 import type { MigrationInput } from '../src/spec/define.ts';

@@ -10,7 +10,6 @@ import type { Db } from '../src/db/connection.ts';
 import { DbError } from '../src/errors.ts';
 import { safeApply } from '../src/run/pipeline.ts';
 import type { MigrationInput } from '../src/spec/define.ts';
-import { checksumOf, type LoadedMigration, validate } from '../src/spec/load.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 import { checksums } from './helpers/flagship.ts';
 import { inline } from './helpers/fixture.ts';

@@ -11,7 +11,6 @@ import { type CheckFinding, type CheckReport, runChecks } from '../src/checks/ru
 import type { Db } from '../src/db/connection.ts';
 import { safeApply } from '../src/run/pipeline.ts';
 import type { MigrationInput } from '../src/spec/define.ts';
-import { checksumOf, type LoadedMigration, validate } from '../src/spec/load.ts';
 import { type CalcomTruth, seedCalcom } from './fixtures/calcom/seed.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 import { checksums, flagship } from './helpers/flagship.ts';

@@ -527,7 +527,7 @@ describe('throttle and adaptive size', () => {
       const r = await applyPlanned(f.db, m, { onEvent: (e) => { if (e.type === 'throttled' || e.type === 'throttle-released') events.push(e); } }, { throttle: { maxTransactionAgeMs: 200, pollMs: 100 } });
       assert.equal(r.status, 'completed', r.error?.message ?? "");
       const throttled = events.find((e) => e.type === 'throttled');
-      assert.ok(throttled && throttled.reasons.some((x) => /older than 200 ms/.test(x)), JSON.stringify(events));
+      assert.ok(throttled?.reasons.some((x) => /older than 200 ms/.test(x)), JSON.stringify(events));
       const released = events.find((e) => e.type === 'throttle-released');
       assert.ok(released && released.waitedMs >= 1_000, 'released after the transaction ended');
       assert.ok(performance.now() - t0 >= 1_000, 'it waited for the transaction to end');

@@ -15,7 +15,8 @@ import { ERROR_CODES } from '../src/error-codes.ts';
 import { apply } from '../src/execute/apply.ts';
 
 import { renderReportHtml } from '../src/report/html.ts';
-import { REPORT_SECTIONS, renderReportMarkdown } from '../src/report/report.ts';
+import { REPORT_SECTIONS } from '../src/report/markdown.ts';
+import { renderReportMarkdown } from '../src/report/report.ts';
 import { buildReport, report, runbook, writeRunDocs } from '../src/run/documents.ts';
 import { RUNBOOK_SECTIONS } from '../src/report/runbook.ts';
 import { schemaSnapshotStage } from '../src/report/schema-snapshot.ts';
@@ -206,7 +207,7 @@ for (const kind of DB_KINDS) {
       assert.equal(t.diff.differences, 4);
       const md = renderReportMarkdown(data);
       assert.match(md, /### items — 4 difference\(s\)/);
-      assert.match(md, /\| `note` \| text \|  \| 'n'::text \| ➕ added \|/);
+      assert.match(md, /\| `note` \| text \| {2}\| 'n'::text \| ➕ added \|/);
       assert.match(md, /\| `items_label_idx` \| .* \| ➖ removed \|/);
       assert.match(md, /\| 2 \| add-note \| sql \| .* \| \*\*no\*\* \|/);
       const html = renderReportHtml(data);
@@ -214,7 +215,7 @@ for (const kind of DB_KINDS) {
       assert.match(html, /<tr class="removed"><td>items_label_idx<\/td>/);
       const rb = await runbook(m, { db });
       assert.match(rb, /\*\*add-note\*\* declares `down: null`/);
-      assert.match(rb, /\| 2 \| add-note \| sql \|  \|  \| \*\*NO\*\* \(down: null\) \|/);
+      assert.match(rb, /\| 2 \| add-note \| sql \| {2}\| {2}\| \*\*NO\*\* \(down: null\) \|/);
       // without a database the runbook is still complete, with the key assumed
       const offline = await runbook(m);
       for (const s of RUNBOOK_SECTIONS) assert.ok(headings(offline).includes(s));

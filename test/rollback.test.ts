@@ -19,7 +19,7 @@ import { reversibility } from '../src/rollback/reversibility.ts';
 import { rollback } from '../src/rollback/rollback.ts';
 import { rollbackScript } from '../src/rollback/rollback-script.ts';
 import type { MigrationInput } from '../src/spec/define.ts';
-import { checksumOf, type LoadedMigration, validate } from '../src/spec/load.ts';
+import { validate } from '../src/spec/load.ts';
 import { DB_KINDS, type FreshDb, freshDb } from './helpers/fresh-db.ts';
 import { checksums, flagship, writtenIds } from './helpers/flagship.ts';
 import { NO_PSQL, PSQL } from './helpers/tools.ts';

@@ -20,7 +20,7 @@ import { checksums, flagship } from './helpers/flagship.ts';
 import { backupStage, listBackups } from '../src/backup/backup.ts';
 import { restoreBackup } from '../src/backup/restore.ts';
 import { archiveBackups } from '../src/backup/archive.ts';
-import type { Stage } from '../src/run/contract.ts';
+import type { Stage } from '../src/contract.ts';
 
 /** The baseline before the first write and the verification after the last, as the pipeline runs them. */
 const verification = (...between: Stage[]): Stage[] => [baselineStage(), ...between, verificationStage({ recount })];

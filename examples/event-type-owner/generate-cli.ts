@@ -8,18 +8,16 @@ import { generate } from './generate.ts';
 const USAGE = 'usage: generate-cli.ts --db <postgres://…|pglite:<dir>|pglite:memory> --rows N [--seed S] [--no-schema]';
 
 async function main(): Promise<number> {
-  let values;
+  const options = {
+    db: { type: 'string' },
+    rows: { type: 'string', default: '10000' },
+    seed: { type: 'string', default: '1' },
+    'no-schema': { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  } as const;
+  let values: ReturnType<typeof parseArgs<{ options: typeof options; strict: true }>>['values'];
   try {
-    ({ values } = parseArgs({
-      options: {
-        db: { type: 'string' },
-        rows: { type: 'string', default: '10000' },
-        seed: { type: 'string', default: '1' },
-        'no-schema': { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-    }));
+    ({ values } = parseArgs({ options, strict: true }));
   } catch (err) {
     console.error(`${(err as Error).message}\n${USAGE}`);
     return 2;

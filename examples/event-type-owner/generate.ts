@@ -309,7 +309,7 @@ export async function generate(db: Db, opts: GenerateOptions): Promise<Truth> {
   const userIds = users.ids;
   const maxUser = userIds[nUsers - 1]!;
   // Some users own many event types, most a few.
-  const pickUser = () => userIds[Math.floor(nUsers * Math.pow(rng.next(), 1.6))]!;
+  const pickUser = () => userIds[Math.floor(nUsers * rng.next() ** 1.6)]!;
   const pickOtherUser = (...not: number[]) => {
     for (;;) {
       const u = pickUser();
@@ -500,7 +500,10 @@ export async function generate(db: Db, opts: GenerateOptions): Promise<Truth> {
       let taken: Set<number> | undefined;
       if (owner !== undefined) {
         taken = plainTaken.get(owner);
-        if (!taken) plainTaken.set(owner, (taken = new Set()));
+        if (!taken) {
+          taken = new Set();
+          plainTaken.set(owner, taken);
+        }
       }
       if (!taken?.has(b)) {
         taken?.add(b);

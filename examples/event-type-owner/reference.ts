@@ -115,7 +115,8 @@ export function computeExpected(snap: Snapshot, policy: Policy = {}): Expected {
     if (i === undefined) orphanLinks.missingEventType.push([a, b]);
     else if (!snap.users.has(b)) orphanLinks.missingUser.push([a, b]);
     else {
-      const v = (valid[i] ??= []);
+      const v = valid[i] ?? [];
+      valid[i] = v;
       if (!v.includes(b)) v.push(b);
     }
   }

@@ -7,14 +7,14 @@ import { tableInfo } from '../db/catalog.ts';
 import { checksumByMethod, checksumColumns, type ChecksumMethod, checksumTable, checksumWith } from '../db/checksum.ts';
 import type { Db } from '../db/connection.ts';
 import { ident, pinnedSettingsSql } from '../db/sql.ts';
-import { BelayError, EXIT, StateError } from '../errors.ts';
+import { BelayError, StateError } from '../errors.ts';
 import { type EventSink, noopSink, recordEvent, tell } from '../state/events.ts';
 import { ensureState } from '../state/schema.ts';
 import { ownerOnly } from '../state/privileges.ts';
 import { BACKUP_SCHEMA, BEGIN_SNAPSHOT_SQL, COLUMNS_SQL, copyInSql, copyTableSql, createStagingSql, dropCopySql, GET_BACKUP_SQL, INSERT_BACKUP_SQL, LIST_BACKUPS_SQL, MARK_COPY_VERIFIED_SQL, MARK_DROPPED_SQL, MARK_UNVERIFIED_SQL, MARK_VERIFIED_SQL, MAX_IDENT_BYTES, PRIMARY_KEY_SQL, RUN_LIVE_BACKUPS_SQL, SET_COPY_NAME_SQL, SET_FILE_SQL, sizeSql } from './backup-sql.ts';
 import { ExportError, exportFiles, fileDigest, fileIntact, freeFolderName, readCopyFile, removeAbandoned } from './files.ts';
 import { connectReader, openSnapshotReader, type SnapshotReader } from './snapshot-reader.ts';
-import type { Stage } from '../run/contract.ts';
+import type { Stage } from '../contract.ts';
 
 export interface BackupColumn {
   name: string;

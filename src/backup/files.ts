@@ -9,7 +9,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import type { Db } from '../db/connection.ts';
-import { BelayError, EXIT, UsageError } from '../errors.ts';
+import { BelayError, UsageError } from '../errors.ts';
 import { copyOutSql } from './backup-sql.ts';
 
 export const MANIFEST_FORMAT = 'belay-backup/1';

@@ -2,7 +2,7 @@
 import { checksumByMethod } from '../db/checksum.ts';
 import type { Db } from '../db/connection.ts';
 import { ident, pinnedSettingsSql, qualified } from '../db/sql.ts';
-import { BelayError, EXIT, StateError } from '../errors.ts';
+import { BelayError, StateError } from '../errors.ts';
 import { acquireMigrationLock } from '../state/lock.ts';
 import { recordEvent } from '../state/events.ts';
 import {

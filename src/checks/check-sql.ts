@@ -84,7 +84,13 @@ function sameIndexValue(s: UniqueAfterShape, a: string, b: string): string {
 /** The terms of a row under their own names; a term that is the key is left out (the key is shown as such). */
 function termColumns(s: UniqueAfterShape, alias: string): string[] {
   const seen = new Set([s.key]);
-  return s.terms.flatMap((t, i) => (seen.has(t.name) ? [] : (seen.add(t.name), [`${alias}.belay_${i} AS ${ident(t.name)}`])));
+  const out: string[] = [];
+  for (const [i, t] of s.terms.entries()) {
+    if (seen.has(t.name)) continue;
+    seen.add(t.name);
+    out.push(`${alias}.belay_${i} AS ${ident(t.name)}`);
+  }
+  return out;
 }
 
 /**
@@ -105,7 +111,7 @@ export function uniqueAfterSql(s: UniqueAfterShape, projection: string): string 
   const k = ident(s.key);
   const cols = [...new Set([s.key, ...s.reads])];
   const written = (c: string) => s.writes.includes(c) && c !== s.key;
-  const after = cols.map((c) => (written(c) ? `CASE WHEN p.${k} IS NULL THEN t.${ident(c)} ELSE p.${ident(c)} END` : `t.${ident(c)}`) + ` AS ${ident(c)}`).join(', ');
+  const after = cols.map((c) => `${written(c) ? `CASE WHEN p.${k} IS NULL THEN t.${ident(c)} ELSE p.${ident(c)} END` : `t.${ident(c)}`} AS ${ident(c)}`).join(', ');
   const changes = s.reads.filter(written).map((c) => `t.${ident(c)} IS DISTINCT FROM p.${ident(c)}`);
   const changed = changes.length ? `p.${k} IS NOT NULL AND (${changes.join(' OR ')})` : 'false';
   const groupBy = s.terms.map((_, i) => `belay_${i}`).join(', ');

@@ -37,7 +37,7 @@ export function rowRules(step: BatchedStep, facts: CatalogFacts, target: StepTar
   const reads = new Set<string>();
 
   for (const fk of facts.foreignKeysFrom) {
-    fk.childColumns.forEach((c) => reads.add(c));
+    for (const c of fk.childColumns) reads.add(c);
     const selfWritten = fk.parent.sqlName === facts.table.sqlName && fk.parentColumns.some((c) => step.writes.includes(c));
     rules.push({
       code: `FOREIGN_KEY:${fk.name}@${step.name}`, kind: 'foreign-key',
@@ -50,7 +50,7 @@ export function rowRules(step: BatchedStep, facts: CatalogFacts, target: StepTar
   for (const fk of facts.foreignKeysInto) {
     // an ON UPDATE action follows the change (a fact of its own); NO ACTION and RESTRICT refuse it
     if (fk.writtenColumns.length === 0 || (fk.onUpdate !== 'no action' && fk.onUpdate !== 'restrict')) continue;
-    fk.parentColumns.forEach((c) => reads.add(c));
+    for (const c of fk.parentColumns) reads.add(c);
     const refs = fk.parentColumns.map((p, i) => `c.${ident(fk.childColumns[i]!)} = ${idx(p) >= 0 ? `v.${oldOf(idx(p))}` : v(p)}`).join(' AND ');
     rules.push({
       code: `REFERENCED:${fk.name}@${step.name}`, kind: 'foreign-key',
@@ -66,7 +66,7 @@ export function rowRules(step: BatchedStep, facts: CatalogFacts, target: StepTar
     });
   }
   for (const c of facts.checks) {
-    c.reads.forEach((x) => reads.add(x));
+    for (const x of c.reads) reads.add(x);
     rules.push({
       code: `CHECK:${c.name}@${step.name}`, kind: 'check-constraint',
       message: `rows step "${step.name}" would make CHECK constraint "${c.name}" false: ${c.definition} (from the catalog) refuses them with 23514`,

@@ -10,7 +10,7 @@ import { priorSqlSteps } from './prior-steps.ts';
 import { type GuardFacts, kindOf } from './registry.ts';
 import { type CheckReport, runChecks } from './run-checks.ts';
 import { uniqueShape } from './unique-after.ts';
-import type { RunContext, Stage } from '../run/contract.ts';
+import type { RunContext, Stage } from '../contract.ts';
 
 export interface PreflightOptions {
   /** Do not run the checks before the first write (recorded as skipped). Guards still protect each batch. */

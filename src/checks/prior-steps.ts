@@ -6,7 +6,7 @@ import { tableInfo } from '../db/catalog.ts';
 import { readIndexes } from '../db/catalog-facts.ts';
 import type { Db } from '../db/connection.ts';
 import { qualified } from '../db/sql.ts';
-import { BelayError, DbError, EXIT } from '../errors.ts';
+import { BelayError, DbError, } from '../errors.ts';
 import type { Migration, SqlStep } from '../spec/define.ts';
 import { pointAt } from '../spec/sql-parse.ts';
 import { CHECK_ERROR_CODES } from './registry.ts';

@@ -5,7 +5,7 @@
 // the line and column in the user's own text and what to do; never in terms of belay's own SQL.
 import { parse } from 'libpg-query';
 import type { Db } from '../db/connection.ts';
-import { BelayError, DbError, EXIT } from '../errors.ts';
+import { BelayError, DbError, } from '../errors.ts';
 import type { BatchedStep, Migration } from '../spec/define.ts';
 import { resolveStep, ruleOf, type StepTarget } from '../spec/resolve.ts';
 import { pointAt } from '../spec/sql-parse.ts';

@@ -3,7 +3,7 @@
 import { type CatalogFacts, catalogFacts } from '../db/catalog-facts.ts';
 import { type Db, openDb } from '../db/connection.ts';
 import { EXPORT_SNAPSHOT_SQL, ident, importSnapshotSql, qualified } from '../db/sql.ts';
-import { BelayError, DbError, EXIT } from '../errors.ts';
+import { BelayError, DbError, } from '../errors.ts';
 import type { BatchedStep, Check } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { resolveStep, type StepTarget } from '../spec/resolve.ts';

@@ -39,7 +39,7 @@ export const uniqueAfterKind: CheckKind<UniqueAfterCheck> = {
 export function projectedStep(m: LoadedMigration, code: string, name: string): { step: BatchedStep; stepNo: number } {
   const stepNo = m.spec.steps.findIndex((s) => s.name === name);
   const step = m.spec.steps[stepNo];
-  if (!step || step.kind !== 'batched') {
+  if (step?.kind !== 'batched') {
     throw new SpecError(`check ${code} names step "${name}", which is not a batched step with a projection`, {
       field: `checks (${code}).step`,
       expected: `one of: ${m.spec.steps.filter((s) => s.kind === 'batched').map((s) => s.name).join(', ') || '(no batched step)'}`,

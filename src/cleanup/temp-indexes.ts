@@ -4,9 +4,9 @@
 import type { Db } from '../db/connection.ts';
 import { qualified } from '../db/sql.ts';
 import { StateError } from '../errors.ts';
-import type { Stage } from '../run/contract.ts';
+import type { Stage } from '../contract.ts';
 import type { Migration } from '../spec/define.ts';
-import { cleanTempIndexes } from './cleanup.ts';
+import { mergeSummaryPart } from '../state/summary.ts';
 import {
   createIndexSql, dropIndexSql, GET_STATEMENT_TIMEOUT_SQL, INDEX_VALID_SQL, SET_STATEMENT_TIMEOUT_SQL, TABLE_SCHEMA_SQL,
 } from './cleanup-sql.ts';
@@ -99,4 +99,11 @@ export function tempIndexStage(opts: { timeoutMs?: number } = {}): Stage {
       if (dropped.length > 0) ctx.emit({ type: 'temp-indexes-dropped', runId: ctx.runId, indexes: dropped });
     },
   };
+}
+
+/** Cleanup after a verified run: drops the spec's temporary indexes (missing ones are fine) and records their names in summary.cleanup. */
+export async function cleanTempIndexes(db: Db, runId: number, spec: Migration): Promise<string[]> {
+  const dropped = await dropTempIndexes(db, spec.tempIndexes);
+  await mergeSummaryPart(db, runId, 'cleanup', { tempIndexes: { at: new Date().toISOString(), declared: spec.tempIndexes.map((i) => i.name), dropped } });
+  return dropped;
 }

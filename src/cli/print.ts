@@ -2,7 +2,7 @@
 import type { CheckReport } from '../checks/run-checks.ts';
 import type { RollbackResult } from '../rollback/rollback.ts';
 import { out } from './context.ts';
-import type { RunResult } from '../run/contract.ts';
+import type { RunResult } from '../contract.ts';
 
 export function table(rows: Array<Record<string, unknown>>, cols: string[]): string {
   const cell = (v: unknown) => (v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));

@@ -4,7 +4,7 @@
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { redactText, redactUrl, scrubKnown } from '../db/redact.ts';
-import { BelayError, EXIT, StateError } from '../errors.ts';
+import { BelayError, StateError } from '../errors.ts';
 
 export const CONFIG_FILE = 'belay.config.json';
 export const LEDGER_FILE = 'belay-ledger.jsonl';

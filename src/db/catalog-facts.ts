@@ -214,7 +214,7 @@ const CONSTRAINT_TYPES: Readonly<Record<string, NonNullable<IndexFact['constrain
  */
 export async function catalogFacts(db: Db, table: string, writes: readonly string[]): Promise<CatalogFacts> {
   const info = await tableInfo(db, table);
-  writes.forEach((w) => column(info, w, 'writes'));
+  for (const w of writes) column(info, w, 'writes');
   const written = new Set(writes);
   const t = (await db.query<TableRow>(TABLE_SQL, [info.oid])).rows[0]!;
   const defaultCollation = { provider: PROVIDERS[t.defaultProvider] ?? 'libc', locale: t.defaultLocale };

@@ -1,7 +1,7 @@
 // One narrow interface over a PostgreSQL server (pg) and embedded PGlite.
 // Both are a single session: belay's advisory lock, SET LOCAL and transactions rely on that.
-import { ConnectionError, DbError, serverFields } from '../errors.ts';
-import { redactUrl, rememberSecrets, scrub, scrubKnown, secretsOfUrl } from './redact.ts';
+import { ConnectionError } from '../errors.ts';
+import { redactUrl, rememberSecrets, secretsOfUrl } from './redact.ts';
 
 export type Row = Record<string, unknown>;
 
@@ -97,14 +97,6 @@ function assertParsable(url: string): void {
       throw new ConnectionError(`database URL "${redactUrl(url)}" cannot be read: its ${part} holds a "%" that is not followed by two hex digits`, { fix });
     }
   }
-}
-
-/** Wraps a driver error as DbError, scrubbing secrets from every text. */
-export function wrapDbError(err: unknown, sql: string, url: string): DbError {
-  const msg = scrubKnown(scrub(err instanceof Error ? err.message : String(err), secretsOfUrl(url)));
-  const fields = serverFields(err);
-  if (fields.detail) fields.detail = scrubKnown(scrub(fields.detail, secretsOfUrl(url)));
-  return new DbError(msg, fields, { sql, cause: err });
 }
 
 /** Runs fn inside BEGIN … COMMIT; ROLLBACK on any error, which is rethrown. */

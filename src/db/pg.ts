@@ -3,8 +3,8 @@ import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { ConnectionError } from '../errors.ts';
-import { type Db, type OpenOptions, wrapDbError } from './connection.ts';
-import { redactUrl, scrub, scrubKnown, secretsOfUrl } from './redact.ts';
+import type { Db, OpenOptions } from './connection.ts';
+import { redactUrl, scrub, scrubKnown, secretsOfUrl, wrapDbError } from './redact.ts';
 
 // int8 and numeric come back as strings from pg; belay casts in SQL where it needs numbers.
 export async function openPg(url: string, opts: OpenOptions): Promise<Db> {

@@ -40,7 +40,8 @@ function isAlive(pid: number): boolean {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
-import { type Db, wrapDbError } from './connection.ts';
+import type { Db } from './connection.ts';
+import { wrapDbError } from './redact.ts';
 
 /** `pglite:memory` (or `pglite:`) is in memory; `pglite:<dir>` persists in that folder. */
 export async function openPglite(url: string, opts: { pgliteTemplate?: Blob } = {}): Promise<Db> {

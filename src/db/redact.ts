@@ -1,6 +1,7 @@
 // The one place where secrets are taken out of what belay shows or keeps. Every URL-shaped input is
 // masked by its shape, not by a successful parse: a URL the parser refuses (no "//", a bad port, a stray
 // "%", a leading space, no scheme at all) is exactly the one that gets echoed back in an error.
+import { DbError, serverFields } from '../errors.ts';
 
 const MASK = '***';
 /** Query or keyword parameters whose value is a secret (libpq's password, sslpassword; tokens and keys). */
@@ -192,4 +193,12 @@ export function scrubValue<T>(v: T): T {
 
 function unique(xs: string[]): string[] {
   return [...new Set(xs.filter((x) => x.length > 0))];
+}
+
+/** Wraps a driver error as DbError, scrubbing secrets from every text. */
+export function wrapDbError(err: unknown, sql: string, url: string): DbError {
+  const msg = scrubKnown(scrub(err instanceof Error ? err.message : String(err), secretsOfUrl(url)));
+  const fields = serverFields(err);
+  if (fields.detail) fields.detail = scrubKnown(scrub(fields.detail, secretsOfUrl(url)));
+  return new DbError(msg, fields, { sql, cause: err });
 }

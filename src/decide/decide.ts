@@ -4,7 +4,7 @@
 // write. A step that follows other steps is decided when it starts (execute/apply.ts). A decision that
 // wrote nothing yet is made again on resume (the pre-flight runs again too); once a batch committed, never.
 import { ChecksFailedError } from '../errors.ts';
-import type { RunContext, Stage } from '../run/contract.ts';
+import type { RunContext, Stage } from '../contract.ts';
 import { resolveStep } from '../spec/resolve.ts';
 import { makeDecision, stepHasWritten } from '../state/decision.ts';
 

@@ -14,7 +14,7 @@ import { catchUp, type Decision, dropDecisions, dropFence, ensureFence, makeDeci
 import { fenceNames, WRITER_SQL } from '../state/decision-sql.ts';
 import { type BatchJob, reject, runBatch } from './batch.ts';
 import { withRetry } from '../db/retry.ts';
-import type { BatchController, BatchRecord, RunContext, RunResult, Stage, StepResult } from '../run/contract.ts';
+import type { BatchController, BatchRecord, RunContext, RunResult, Stage, StepResult } from '../contract.ts';
 import { resolveStep, tableCounts, type StepTarget } from '../spec/resolve.ts';
 import { composeControllers } from './compose.ts';
 

@@ -2,7 +2,7 @@
 // triggers (each written by its own module) can steer the same run.
 import type { BelayError } from '../errors.ts';
 import type { BatchedStep } from '../spec/define.ts';
-import type { BatchController, BatchRecord, RunContext } from '../run/contract.ts';
+import type { BatchController, BatchRecord, RunContext } from '../contract.ts';
 import type { StepTarget } from '../spec/resolve.ts';
 
 type Decision = 'continue' | 'pause' | 'rollback';

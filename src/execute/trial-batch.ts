@@ -10,7 +10,7 @@ import type { LoadedMigration } from '../spec/load.ts';
 import { resolveStep, type StepTarget } from '../spec/resolve.ts';
 import { type Decision, explainDecision, makeDecision } from '../state/decision.ts';
 import { decisionSampleSql, dropDecisionSql } from '../state/decision-sql.ts';
-import { type BatchJob, reject, runBatch } from './batch.ts';
+import { type BatchJob, type BatchOutcome, reject, runBatch } from './batch.ts';
 
 export interface TrialOptions {
   /** Extra in-batch guards, as apply's controller lends them (pre-flight checks that protect writes). */
@@ -82,7 +82,7 @@ export async function openTrial(db: Db, m: LoadedMigration, stepNo: number, opts
     async batch(q) {
       const verifyFailures: TrialBatch['verifyFailures'] = [];
       for (;;) {
-        let outcome;
+        let outcome: BatchOutcome;
         if (decision) {
           outcome = await runBatch(await jobOf(decision, false), { round: 0, after: q.after, size: q.size, batchNo: 1, attempt: 1, explain: q.explain });
         } else {

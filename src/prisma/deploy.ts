@@ -4,8 +4,8 @@
 // as Prisma writes it) in one transaction with lock_timeout and retries, validations after. A failure before
 // the commit rolls back and undoes the index builds: no failed row is ever left (no P3009).
 import { randomUUID } from 'node:crypto';
-import { type Db } from '../db/connection.ts';
-import { BelayError, DbError, EXIT, isRetryable, serverFields } from '../errors.ts';
+import type { Db } from '../db/connection.ts';
+import { BelayError, DbError, isRetryable, serverFields } from '../errors.ts';
 import { checkInSnapshot, type PrismaCheckOptions, type PrismaCheckReport } from './check.ts';
 import { schemaHasTables, prismaSchema } from './history.ts';
 import { listMigrations, DEFAULT_MIGRATIONS_DIR } from './migrations-dir.ts';

@@ -4,7 +4,7 @@ import { ident } from '../db/sql.ts';
 import { columnOf, type ColumnDefNode, type ConstraintNode, defaultForRows, typeSql } from './columns.ts';
 import type { Action } from './context.ts';
 import { strings, type Fragments } from './fragments.ts';
-import type { Model, TableState } from './model.ts';
+import type { TableState } from './model.ts';
 import { emptyRowsSql, insertSql, projectSql, updateFromSql } from './prisma-sql.ts';
 import { innerTargets } from './parse.ts';
 import { findTop, type Replacement, splitTop } from './sql-text.ts';

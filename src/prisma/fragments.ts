@@ -2,7 +2,7 @@
 // they read the modelled state instead of the snapshot: a table the files changed becomes its modelled rows,
 // a cast to an enum the files create becomes a cast to text.
 import type { Model } from './model.ts';
-import { type Replacement, type SqlText, type Tok } from './sql-text.ts';
+import type { Replacement, SqlText, Tok } from './sql-text.ts';
 import type { Statement } from './types.ts';
 
 interface RangeVarNode {

@@ -23,7 +23,7 @@ const CONFLICTS: Readonly<Record<LockMode, readonly number[]>> = {
 
 export const conflicts = (a: LockMode, b: LockMode) => CONFLICTS[a].includes(LOCK_MODES.indexOf(b));
 /** pg_locks spells modes as AccessExclusiveLock. */
-export const fromPgMode = (m: string) => LOCK_MODES.find((x) => x.replace(/ /g, '').toLowerCase() + 'lock' === m.toLowerCase());
+export const fromPgMode = (m: string) => LOCK_MODES.find((x) => `${x.replace(/ /g, '').toLowerCase()}lock` === m.toLowerCase());
 
 /** How much of a table a statement reads or writes, as a multiple of one sequential scan (0: catalog only). */
 export type Work = number;

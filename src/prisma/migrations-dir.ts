@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { BelayError, EXIT } from '../errors.ts';
+import { BelayError, } from '../errors.ts';
 import type { MigrationFile } from './types.ts';
 
 export const DEFAULT_MIGRATIONS_DIR = 'prisma/migrations';

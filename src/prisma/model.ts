@@ -96,7 +96,7 @@ export class Model {
     const known = this.tables.get(k);
     if (known || this.gone.has(k)) return known;
     const rel = this.relations.get(k);
-    if (!rel || !rel.live || !['r', 'p'].includes(rel.kind)) return undefined;
+    if (!rel?.live || !['r', 'p'].includes(rel.kind)) return undefined;
     const oidRow = await this.db.query<{ oid: string }>(`SELECT to_regclass($1)::oid::int8::text AS oid`, [qualified([schema, name])]);
     const oid = oidRow.rows[0]?.oid;
     if (!oid) return undefined;
@@ -114,7 +114,7 @@ export class Model {
   /** The state of a table only if the files changed it (otherwise the live table can be read as it is). */
   changedTable(schemaname: string | undefined, name: string): TableState | undefined {
     const t = this.tables.get(key(this.schemaOf(schemaname), name));
-    return t && t.changed ? t : undefined;
+    return t?.changed ? t : undefined;
   }
 
   createTable(schema: string, name: string, columns: Column[], primaryKey: string[]): TableState {

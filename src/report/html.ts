@@ -1,7 +1,7 @@
 // The HTML report: one self-contained file (inline CSS, inline SVG, no script, no external URL)
 // with a chart of batch duration and rows/s over the run, and the same sections as the Markdown.
-import { fmtBytes, fmtInt, fmtMs } from './markdown.ts';
-import { type BatchTiming, CONSTRAINT_TYPES, REPORT_SECTIONS, type RunReport } from './report.ts';
+import { CONSTRAINT_TYPES, fmtBytes, fmtInt, fmtMs, REPORT_SECTIONS } from './markdown.ts';
+import type { BatchTiming, RunReport } from './report.ts';
 import type { DiffRow } from './schema-snapshot.ts';
 
 export function esc(v: unknown): string {
@@ -204,7 +204,7 @@ export function chart(batches: readonly BatchTiming[]): string {
   const line = batches.map((b, i) => `${i ? 'L' : 'M'}${x(i).toFixed(1)},${yRate(b.rowsPerSec).toFixed(1)}`).join(' ');
   const dots = n <= 200 ? batches.map((b, i) => `<circle cx="${x(i).toFixed(1)}" cy="${yRate(b.rowsPerSec).toFixed(1)}" r="2.5" fill="var(--rate)"/>`).join('') : '';
   const every = Math.max(1, Math.ceil(n / 20));
-  const xLabels = batches.map((b, i) => (i % every === 0 || i === n - 1 ? `<text x="${x(i).toFixed(1)}" y="${m.t + h + 16}" text-anchor="middle">${i + 1}</text>` : '')).join('');
+  const xLabels = batches.map((_, i) => (i % every === 0 || i === n - 1 ? `<text x="${x(i).toFixed(1)}" y="${m.t + h + 16}" text-anchor="middle">${i + 1}</text>` : '')).join('');
   return `<svg role="img" aria-label="batch duration and rows per second" viewBox="0 0 ${W} ${H}" width="100%">
 <text x="${m.l}" y="16" style="fill:var(--bar);font-weight:600">■ batch duration (ms)</text>
 <text x="${m.l + w}" y="16" text-anchor="end" style="fill:var(--rate);font-weight:600">● rows/s</text>

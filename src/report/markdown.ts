@@ -70,3 +70,11 @@ export function scalarPaths(v: unknown, prefix = '', depth = 3): Array<[string, 
   if (depth === 0 || Array.isArray(v)) return [];
   return Object.entries(v as Record<string, unknown>).flatMap(([k, x]) => scalarPaths(x, prefix ? `${prefix}.${k}` : k, depth - 1));
 }
+
+/** The report's level-2 headings, in order: tests and docs name them. */
+export const REPORT_SECTIONS = [
+  'Summary', 'Purpose and changes', 'Row counts', 'Issues found', 'Verification', 'Backups', 'Timings', 'Abort triggers', 'Schema',
+] as const;
+
+/** pg_constraint.contype in words. */
+export const CONSTRAINT_TYPES: Record<string, string> = { p: 'primary key', u: 'unique', f: 'foreign key', c: 'check', x: 'exclusion', t: 'trigger' };

@@ -6,11 +6,11 @@ import type { Migration } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { stateVersion } from '../state/schema.ts';
 import { getBatches, getRun, type StoredBatch, UNDO_BY_STEP_SQL } from '../state/runs.ts';
-import { code, fence, fmtInt, fmtMs, mdTable } from './markdown.ts';
+import { CONSTRAINT_TYPES, code, fence, fmtInt, fmtMs, mdTable, REPORT_SECTIONS } from './markdown.ts';
 import type { ReportSources } from './sources.ts';
 import type { RunSummary } from '../state/summary.ts';
 import { HAS_RUN_ID_SQL, RELATION_EXISTS_SQL, rowsOfRunSql, RUN_EVENTS_SQL, STEP_TIMINGS_SQL } from './report-sql.ts';
-import { diffTable, type DiffRow, type SchemaSnapshot, snapshotSchema, type TableDiff, type TableSchema } from './schema-snapshot.ts';
+import { diffTable, type DiffRow, snapshotSchema, type TableDiff, type TableSchema } from './schema-snapshot.ts';
 
 export interface ReportOptions {
   /** What other stages know (the pipeline passes it): without it, a run with no stored pre-flight shows none. */
@@ -119,7 +119,7 @@ async function stateRows(db: Db, table: string, runId: number): Promise<Array<Re
 
 async function issues(db: Db, runId: number, spec: Migration, run: { checksum: string; file: string | null; params: Record<string, string> }, sample: number, sources?: ReportSources): Promise<RunReport['issues']> {
   const stored = await stateRows(db, 'check_results', runId);
-  if (stored && stored.length) {
+  if (stored?.length) {
     return {
       source: 'stored', note: 'Pre-flight results recorded by the run before its first write.',
       findings: stored.map((r) => ({
@@ -145,13 +145,13 @@ async function issues(db: Db, runId: number, spec: Migration, run: { checksum: s
 
 async function verification(db: Db, runId: number): Promise<RunReport['verification']> {
   const rows = await stateRows(db, 'verification_results', runId);
-  if (!rows || !rows.length) return { source: 'none', note: 'No verification results are stored for this run (belay verify <run> records them).', results: [] };
+  if (!rows?.length) return { source: 'none', note: 'No verification results are stored for this run (belay verify <run> records them).', results: [] };
   return { source: 'stored', note: 'Recorded verification rounds (apply, verify, monitor).', results: rows };
 }
 
 async function backups(db: Db, runId: number): Promise<RunReport['backups']> {
   const rows = await stateRows(db, 'backups', runId);
-  if (!rows || !rows.length) return { source: 'none', note: 'No backups are recorded for this run.', rows: [] };
+  if (!rows?.length) return { source: 'none', note: 'No backups are recorded for this run.', rows: [] };
   return { source: 'stored', note: 'Backups taken before the first write.', rows };
 }
 
@@ -198,11 +198,6 @@ async function schema(db: Db, spec: Migration, summary: RunSummary): Promise<Run
 }
 
 // ---------------------------------------------------------------- Markdown
-
-/** The report's level-2 headings, in order: tests and docs name them. */
-export const REPORT_SECTIONS = [
-  'Summary', 'Purpose and changes', 'Row counts', 'Issues found', 'Verification', 'Backups', 'Timings', 'Abort triggers', 'Schema',
-] as const;
 
 const mark: Record<string, string> = { added: '➕ added', removed: '➖ removed', changed: '✏️ changed', same: '' };
 
@@ -295,7 +290,6 @@ export function renderReportMarkdown(r: RunReport): string {
   return `${out.join('\n')}\n`;
 }
 
-export const CONSTRAINT_TYPES: Record<string, string> = { p: 'primary key', u: 'unique', f: 'foreign key', c: 'check', x: 'exclusion', t: 'trigger' };
 
 export function changeText<T>(d: DiffRow<T>): string {
   return d.change === 'same' ? '' : `${mark[d.change]}${d.what.length ? `: ${d.what.join('; ')}` : ''}`;

@@ -6,7 +6,7 @@ import { SNAPSHOT_COLUMNS_SQL, SNAPSHOT_CONSTRAINTS_SQL, SNAPSHOT_INDEXES_SQL, T
 import { type ColumnDoc, type ConstraintDoc, type IndexDoc, mergeSummary, type SchemaSnapshot, summaryHas, type TableSchema } from '../state/summary.ts';
 
 export type { ColumnDoc, ConstraintDoc, IndexDoc, SchemaSnapshot, TableSchema };
-import type { Stage } from '../run/contract.ts';
+import type { Stage } from '../contract.ts';
 
 
 export async function snapshotTable(db: Db, table: string): Promise<TableSchema> {

@@ -12,8 +12,7 @@ import { preflight } from '../checks/preflight.ts';
 import { assertStepsPlan } from '../checks/projection-check.ts';
 import { decideStage } from '../decide/decide.ts';
 import type { CheckReport } from '../checks/run-checks.ts';
-import { cleanTempIndexes } from '../cleanup/cleanup.ts';
-import { tempIndexStage } from '../cleanup/temp-indexes.ts';
+import { cleanTempIndexes, tempIndexStage } from '../cleanup/temp-indexes.ts';
 import { assertApplyAllowed, type Ledger, recordLedger } from '../config/environments.ts';
 import type { Db } from '../db/connection.ts';
 import { apply, type ApplyOptions, refused } from '../execute/apply.ts';
@@ -34,7 +33,7 @@ import { diagnoseStage } from '../steer/diagnose.ts';
 import { unmeasuredStartSize } from '../steer/batch-sizer.ts';
 import { steerStage, throttleCostMs, type ThrottleOptions } from '../steer/throttle.ts';
 import { baselineStage, verificationStage, type VerifyOptions, type VerifyResult, verifyRun } from '../verify/verify.ts';
-import type { RunResult, Stage } from './contract.ts';
+import type { RunResult, Stage } from '../contract.ts';
 import { recount } from './sources.ts';
 
 export interface SafeApplyOptions extends Omit<ApplyOptions, 'stages' | 'undo'> {

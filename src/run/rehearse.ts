@@ -11,7 +11,7 @@ import type { LoadedMigration } from '../spec/load.ts';
 import { ensureState } from '../state/schema.ts';
 import { type Ledger, recordLedger } from '../config/environments.ts';
 import { recordTrial } from '../state/trials.ts';
-import type { RunResult } from './contract.ts';
+import type { RunResult } from '../contract.ts';
 
 export interface RehearseOptions {
   /** Passed on to apply (events, batch size, hooks such as the pre-flight). */

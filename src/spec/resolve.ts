@@ -3,7 +3,7 @@
 import { column, tableInfo, type TableInfo } from '../db/catalog.ts';
 import { readIndexes } from '../db/catalog-facts.ts';
 import type { Db } from '../db/connection.ts';
-import { BelayError, EXIT, StateError } from '../errors.ts';
+import { BelayError, StateError } from '../errors.ts';
 import type { BatchedStep, Migration } from './define.ts';
 
 export interface StepTarget {

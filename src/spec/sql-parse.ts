@@ -13,8 +13,8 @@ export interface SqlField {
 
 export function sqlFieldsOf(spec: Migration): SqlField[] {
   const out: SqlField[] = [];
-  spec.checks.forEach((c, i) => (c.kind === 'sql' || c.kind === 'classify') && out.push({ field: `checks.${i}.sql (${c.code})`, sql: c.sql, single: true }));
-  spec.steps.forEach((s, i) => {
+  for (const [i, c] of spec.checks.entries()) if (c.kind === 'sql' || c.kind === 'classify') out.push({ field: `checks.${i}.sql (${c.code})`, sql: c.sql, single: true });
+  for (const [i, s] of spec.steps.entries()) {
     if (s.kind === 'batched') {
       if (s.decide) out.push({ field: `steps.${i}.decide (${s.name})`, sql: s.decide, single: true });
       if (s.projection) out.push({ field: `steps.${i}.projection (${s.name})`, sql: s.projection, single: true });
@@ -24,10 +24,10 @@ export function sqlFieldsOf(spec: Migration): SqlField[] {
       out.push({ field: `steps.${i}.up (${s.name})`, sql: s.up, single: false });
       if (s.down) out.push({ field: `steps.${i}.down (${s.name})`, sql: s.down, single: false });
     }
-  });
-  spec.verify.forEach((v, i) => out.push({ field: `verify.${i}.sql (${v.name})`, sql: v.sql, single: true }));
-  spec.monitor.forEach((m, i) => out.push({ field: `monitor.${i}.sql (${m.name})`, sql: m.sql, single: true }));
-  spec.abort.forEach((a, i) => a.sql && out.push({ field: `abort.${i}.sql (${a.when})`, sql: a.sql, single: true }));
+  }
+  for (const [i, v] of spec.verify.entries()) out.push({ field: `verify.${i}.sql (${v.name})`, sql: v.sql, single: true });
+  for (const [i, m] of spec.monitor.entries()) out.push({ field: `monitor.${i}.sql (${m.name})`, sql: m.sql, single: true });
+  for (const [i, a] of spec.abort.entries()) if (a.sql) out.push({ field: `abort.${i}.sql (${a.when})`, sql: a.sql, single: true });
   return out;
 }
 

@@ -256,6 +256,7 @@ function sameTable(a: string, b: string): boolean {
 }
 
 function dedupe(xs: IndirectTable[]): IndirectTable[] {
-  const seen = new Set<string>();
-  return xs.filter((x) => (seen.has(`${x.table}\0${x.through}`) ? false : (seen.add(`${x.table}\0${x.through}`), true)));
+  const byKey = new Map<string, IndirectTable>();
+  for (const x of xs) if (!byKey.has(`${x.table}\0${x.through}`)) byKey.set(`${x.table}\0${x.through}`, x);
+  return [...byKey.values()];
 }

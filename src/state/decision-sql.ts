@@ -1,13 +1,4 @@
-// The decision of a batched step: its rule evaluated once, set-based, into a keyed table of belay's
-// (belay."decision_r<run>_s<step>"), with the new value and the before-image of every written column in
-// the column's own type. It is the step's undo log as well: a batch writes the decided rows of a key
-// range in one transaction whose xid it records, rollback puts the before-images back on the rows that
-// still hold that row version. This module owns the format; every statement on a decision is here.
-//
-// Columns: k (the key), n0… (new values), o0… (before-images), round (0 = the decision, 1… = catch-up
-// rounds), skipped (NULL = to write or written; else why it was not written: changed since the
-// decision, or rejected by an in-batch check or a constraint).
-import type { Db } from '../db/connection.ts';
+
 import { ident, literal } from '../db/sql.ts';
 import type { StepTarget } from '../spec/resolve.ts';
 

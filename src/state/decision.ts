@@ -100,7 +100,7 @@ async function fill(db: Db, t: DecisionTarget, rule: ReturnType<typeof ruleOf>, 
 /** The step's stored decision, or undefined when none was made yet. */
 export async function storedDecision(db: Db, runId: number, stepNo: number, target: StepTarget): Promise<Decision | undefined> {
   const r = (await db.query<{ relation: string; rows: number; checksum: string; rounds: number; status: string; fence: boolean }>(GET_DECISION_SQL, [runId, stepNo])).rows[0];
-  if (!r || r.status !== 'live') return undefined;
+  if (r?.status !== 'live') return undefined;
   return { ...target, relation: r.relation, rows: Number(r.rows), checksum: r.checksum, rounds: r.rounds, fence: r.fence };
 }
 

@@ -15,7 +15,7 @@ import { AbortedError, type BelayError, SpecError, VerificationError } from '../
 import type { BatchedStep, Migration } from '../spec/define.ts';
 import { tell } from '../state/events.ts';
 import { type FiredTrigger, mergeSummary, readSummary } from '../state/summary.ts';
-import type { BatchController, BatchRecord, RunContext, Stage } from '../run/contract.ts';
+import type { BatchController, BatchRecord, RunContext, Stage } from '../contract.ts';
 import { resolveStep } from '../spec/resolve.ts';
 import { decisionTarget, type DecisionTarget } from '../state/decision.ts';
 import { changedSinceSql, writtenCte } from '../state/decision-sql.ts';

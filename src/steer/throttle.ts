@@ -5,7 +5,7 @@ import { AbortedError } from '../errors.ts';
 import type { BatchedStep } from '../spec/define.ts';
 import { BatchSizer } from './batch-sizer.ts';
 import { LOCK_WAITERS_SQL, OLD_TRANSACTIONS_SQL, REPLICATION_LAG_SQL } from './steer-sql.ts';
-import type { BatchController, BatchRecord, RunContext, Stage } from '../run/contract.ts';
+import type { BatchController, BatchRecord, RunContext, Stage } from '../contract.ts';
 
 export interface ThrottleOptions {
   /** Pause while more than this many sessions wait for a lock on the step's table (null = off). */

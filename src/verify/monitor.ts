@@ -3,7 +3,7 @@
 // caller's onAlert) and ends the window after that round. Every round lands in belay.verifications.
 import { type Db, openDb } from '../db/connection.ts';
 import { redactWebhook, rememberSecrets, scrub, secretsOfWebhook } from '../db/redact.ts';
-import { BelayError, ConnectionError, EXIT, UsageError } from '../errors.ts';
+import { BelayError, ConnectionError, UsageError } from '../errors.ts';
 import type { Migration } from '../spec/define.ts';
 import { ensureState } from '../state/schema.ts';
 import { getRun } from '../state/runs.ts';

@@ -14,7 +14,7 @@ import { recordRound } from './record.ts';
 import { countedSql, INVALID_UNIQUE_SQL, keyRangeSql, nullsSql, UNVALIDATED_SQL, untouchedChecksumSql, validateConstraintSql, writtenCountedSql } from './verify-sql.ts';
 import { type Decision, storedDecision } from '../state/decision.ts';
 import { decisionCountSql, decisionTotalsSql, writesHeldSql, writtenAsWrittenSql } from '../state/decision-sql.ts';
-import type { Stage } from '../run/contract.ts';
+import type { Stage } from '../contract.ts';
 import { resolveStep, writtenTables } from '../spec/resolve.ts';
 
 export const DEFAULT_SAMPLE = 10;

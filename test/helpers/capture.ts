@@ -13,8 +13,12 @@ export async function belay(args: string[]): Promise<Captured> {
   const err: string[] = [];
   const w1 = process.stdout.write.bind(process.stdout);
   const w2 = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string | Uint8Array) => (out.push(String(s)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string | Uint8Array) => (err.push(String(s)), true)) as typeof process.stderr.write;
+  const into = (lines: string[]) => ((s: string | Uint8Array) => {
+    lines.push(String(s));
+    return true;
+  }) as typeof process.stdout.write;
+  process.stdout.write = into(out);
+  process.stderr.write = into(err);
   try {
     const code = await main(['node', 'belay', ...args]);
     return { code, stdout: out.join(''), stderr: err.join('') };

@@ -50,7 +50,9 @@ export function cases(): Case[] {
 }
 
 const folders_ = new Set<string>();
-process.on('exit', () => folders_.forEach((d) => rmSync(d, { recursive: true, force: true })));
+process.on('exit', () => {
+  for (const d of folders_) rmSync(d, { recursive: true, force: true });
+});
 
 /** A migrations folder in the temp folder, written from { name: migration.sql or null for none }; removed at exit. */
 export function migrationsFolder(files: Record<string, string | null>, lock?: string): string {

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { copySqlName, dropBackup, formatBytes, listBackups, verifyBackup } from '../../backup/backup.ts';
 import { type RestorePreview, restoreBackup } from '../../backup/restore.ts';
 import { EXIT, UsageError } from '../../errors.ts';
-import { connect, type GlobalOptions, out, parsePositiveInt, parseRunId } from '../context.ts';
+import { connect, type GlobalOptions, out, parsePositiveInt, } from '../context.ts';
 import { NUMBERS, parseNumber } from '../../spec/numbers.ts';
 import { table } from '../print.ts';
 
