@@ -24,7 +24,14 @@ export async function runSuite(opts: SuiteOptions, only?: readonly string[]): Pr
     try {
       out.push(...(await s.run(opts)));
     } catch (err) {
-      out.push({ scenario: s.name, tried: 'set-up', trials: 1, held: 0, failures: [{ trial: 'set-up', seed: opts.seed, problems: [(err as Error).stack ?? String(err)] }], figures: '' });
+      out.push({
+        scenario: s.name,
+        tried: 'set-up',
+        trials: 1,
+        held: 0,
+        failures: [{ trial: 'set-up', seed: opts.seed, problems: [(err as Error).stack ?? String(err)] }],
+        figures: '',
+      });
     }
     opts.log(`   ${s.name} took ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
@@ -82,8 +89,11 @@ async function main(): Promise<number> {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  main().then((c) => process.exit(c), (err) => {
-    process.stderr.write(`${(err as Error).stack ?? err}\n`);
-    process.exit(1);
-  });
+  main().then(
+    (c) => process.exit(c),
+    (err) => {
+      process.stderr.write(`${(err as Error).stack ?? err}\n`);
+      process.exit(1);
+    },
+  );
 }

@@ -14,7 +14,10 @@ const SIGNALS = { SIGINT: 2, SIGTERM: 15 } as const;
 const args = process.argv.slice(2);
 const files = args.some((a) => !a.startsWith('-'))
   ? []
-  : readdirSync(path.join(ROOT, 'test')).filter((f) => f.endsWith('.test.ts')).sort().map((f) => path.join('test', f));
+  : readdirSync(path.join(ROOT, 'test'))
+      .filter((f) => f.endsWith('.test.ts'))
+      .sort()
+      .map((f) => path.join('test', f));
 
 let server: Awaited<ReturnType<typeof testServer>>;
 try {

@@ -53,12 +53,14 @@ export interface BatchController {
  * were written and rowsSkipped changed by someone since the decision; xid the row version it wrote;
  * durationMs BEGIN to the end of its write and checks (what the batch size scales).
  */
+// biome-ignore format: a record read as one row
 export interface BatchRecord {
   runId: number; stepNo: number; step: string; batchNo: number; round: number; lo: string; hi: string;
   rowsInRange: number; rowsChanged: number; rowsSkipped: number; xid: string; durationMs: number; attempts: number; batchSize: number;
 }
 
 /** A step's outcome: rowsTotal decided (all rounds; null for SQL), rowsSkipped changed since or rejected by a check. */
+// biome-ignore format: a record read as one row
 export interface StepResult {
   name: string; kind: 'batched' | 'sql'; status: string; rowsTotal: number | null; rowsDone: number; rowsChanged: number; rowsSkipped: number; batches: number;
 }

@@ -102,7 +102,11 @@ export class AbortedError extends BelayError {
 /** SQL that failed on the server, with the server's fields kept. */
 export class DbError extends BelayError {
   readonly server: ServerFields;
-  constructor(message: string, server: ServerFields, opts: { context?: string; sql?: string; cause?: unknown; code?: ErrorCode; fix?: string; details?: Record<string, unknown> } = {}) {
+  constructor(
+    message: string,
+    server: ServerFields,
+    opts: { context?: string; sql?: string; cause?: unknown; code?: ErrorCode; fix?: string; details?: Record<string, unknown> } = {},
+  ) {
     super(opts.code ?? 'BELAY_DB', opts.context ? `${opts.context}: ${message}` : message, {
       details: { ...server, context: opts.context, sql: opts.sql, ...opts.details },
       cause: opts.cause,

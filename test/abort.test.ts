@@ -28,16 +28,22 @@ async function seed(db: Db, n = 1000): Promise<void> {
 }
 
 const base = (extra: Partial<MigrationInput> = {}): MigrationInput => ({
-  id: 'abort-case', purpose: 'sets v = id * 2 on every row of t, for the abort trigger tests',
+  id: 'abort-case',
+  purpose: 'sets v = id * 2 on every row of t, for the abort trigger tests',
   tables: ['t'],
-  steps: [{ kind: 'batched', name: 'set-v', table: 't', writes: ['v'], projection: 'SELECT id, id * 2 AS v FROM t WHERE id BETWEEN $1 AND $2', batchSize: 100 }],
+  steps: [
+    { kind: 'batched', name: 'set-v', table: 't', writes: ['v'], projection: 'SELECT id, id * 2 AS v FROM t WHERE id BETWEEN $1 AND $2', batchSize: 100 },
+  ],
   ...extra,
 });
 
 /** The run's error, typed summary and events as recorded (the error as BelayError.toJSON() stores it). */
 async function runRecord(db: Db, runId: number) {
   type Trigger = { when: string; index: number; batchNo?: number; value?: number };
-  const r = await db.query<{ status: string; error: { message: string; details: { trigger: Trigger } } | null }>(`SELECT status, error FROM belay.runs WHERE id = $1`, [runId]);
+  const r = await db.query<{ status: string; error: { message: string; details: { trigger: Trigger } } | null }>(
+    `SELECT status, error FROM belay.runs WHERE id = $1`,
+    [runId],
+  );
   const ev = await db.query<{ type: string; data: Record<string, unknown> }>(`SELECT type, data FROM belay.events WHERE run_id = $1 ORDER BY id`, [runId]);
   return { ...r.rows[0]!, summary: await readSummary(db, runId), events: ev.rows };
 }
@@ -70,10 +76,12 @@ for (const kind of DB_KINDS) {
       const f = await freshDb(kind);
       try {
         await seed(f.db);
-        const m = loaded(base({
-          steps: [{ ...(base().steps[0] as object), verify: 'SELECT id FROM written WHERE id > 450' } as never],
-          abort: [{ when: 'verification-failed', action: 'pause' }],
-        }));
+        const m = loaded(
+          base({
+            steps: [{ ...(base().steps[0] as object), verify: 'SELECT id FROM written WHERE id > 450' } as never],
+            abort: [{ when: 'verification-failed', action: 'pause' }],
+          }),
+        );
         const r = await apply(f.db, m, withTriggers(m));
         assert.equal(r.status, 'paused');
         const n = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM t WHERE v IS NOT NULL`);

@@ -56,7 +56,9 @@ for (const kind of DB_KINDS) {
             assert.equal(e.exitCode, EXIT.verification);
             return true;
           });
-          const left = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'belay_backup'`);
+          const left = await f.db.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'belay_backup'`,
+          );
           assert.equal(left.rows[0]!.n, 0, 'no copy is left');
           assert.equal((await f.db.query(`SELECT 1 FROM belay.backups`)).rows.length, 0, 'no backup is recorded');
           assert.deepEqual(await checksumTable(f.db, 'items'), before, 'the source is untouched');
@@ -122,7 +124,10 @@ for (const kind of DB_KINDS) {
         await f.db.query(`UPDATE t SET m = 'ok' WHERE id = 1`);
         assert.notDeepEqual(await checksumTable(f.db, 't'), base, 'an enum changed');
         const cols = await checksumColumns(f.db, 't');
-        assert.deepEqual(cols.map((c) => c.kind), ['int4', 'text', 'text', 'int4', 'enum', 'varchar']);
+        assert.deepEqual(
+          cols.map((c) => c.kind),
+          ['int4', 'text', 'text', 'int4', 'enum', 'varchar'],
+        );
       } finally {
         await f.drop();
       }

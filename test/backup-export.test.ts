@@ -28,14 +28,27 @@ async function setup(db: Db, table: string, rows = 300): Promise<string> {
     INSERT INTO ${t} SELECT g, md5(g::text) || md5((g * 7)::text), NULL FROM generate_series(1, ${rows}) g;
     CREATE TABLE knob (stop boolean NOT NULL); INSERT INTO knob VALUES (false);`);
   const dir = tmp('spec');
-  writeFileSync(path.join(dir, 'migration.ts'), `export default ${JSON.stringify({
-    id: 'fill-out', purpose: 'Fill out from the id (backup export tests).', tables: [table],
-    steps: [{ kind: 'batched', name: 'fill', table, writes: ['out'], projection: `SELECT id, id * 2 AS out FROM ${t} WHERE id BETWEEN $1 AND $2`,
-      // the knob stops the run after its backups, before anything is written, as a failure would
-      verify: 'SELECT id FROM written WHERE (SELECT stop FROM knob)' }],
-    abort: [{ when: 'verification-failed', action: 'pause' }],
-    options: { batchSize: 100 },
-  })};`);
+  writeFileSync(
+    path.join(dir, 'migration.ts'),
+    `export default ${JSON.stringify({
+      id: 'fill-out',
+      purpose: 'Fill out from the id (backup export tests).',
+      tables: [table],
+      steps: [
+        {
+          kind: 'batched',
+          name: 'fill',
+          table,
+          writes: ['out'],
+          projection: `SELECT id, id * 2 AS out FROM ${t} WHERE id BETWEEN $1 AND $2`,
+          // the knob stops the run after its backups, before anything is written, as a failure would
+          verify: 'SELECT id FROM written WHERE (SELECT stop FROM knob)',
+        },
+      ],
+      abort: [{ when: 'verification-failed', action: 'pause' }],
+      options: { batchSize: 100 },
+    })};`,
+  );
   return dir;
 }
 
@@ -92,7 +105,10 @@ for (const kind of DB_KINDS) {
         assert.match(r.error.fix ?? '', /belay apply .*migration\.ts/);
         assert.equal(r.status, 'failed');
         assert.deepEqual(await runState(f.db), { status: 'failed', code: 'BELAY_BACKUP_FILES' });
-        assert.deepEqual((await listBackups(f.db)).map((b) => [b.status, b.file]), [['unverified', null]]);
+        assert.deepEqual(
+          (await listBackups(f.db)).map((b) => [b.status, b.file]),
+          [['unverified', null]],
+        );
         assert.deepEqual(await checksums(f.db, ['work']), before, 'stopped before any write');
         // resumed with a folder that works: the files are exported from the verified copy, the run goes on
         const good = path.join(out, 'good');
@@ -171,9 +187,14 @@ function canMountTmpfs(): boolean {
 /** belay in a child whose mount namespace has a `kb` kB tmpfs at `at`: a real full disk, unseen by anyone else. */
 function belayOnSmallDisk(at: string, kb: number, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn('unshare', ['-m', 'sh', '-c', `mount -t tmpfs -o size=${kb}k tmpfs "$0" && exec "$@"`, at, process.execPath, '--import', TSX, BELAY, ...args], {
-      env: { ...process.env, DATABASE_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      'unshare',
+      ['-m', 'sh', '-c', `mount -t tmpfs -o size=${kb}k tmpfs "$0" && exec "$@"`, at, process.execPath, '--import', TSX, BELAY, ...args],
+      {
+        env: { ...process.env, DATABASE_URL: '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -183,7 +204,9 @@ function belayOnSmallDisk(at: string, kb: number, args: string[]): Promise<{ cod
 }
 
 for (const kind of DB_KINDS) {
-  test(`regression (file export): a full disk on ${kind} exits 12 with the reason, marks the backup unverified, leaves no run running and no file; the resume exports again`, { skip: !canMountTmpfs() && 'needs root and unshare for a tmpfs of its own' }, async () => {
+  test(`regression (file export): a full disk on ${kind} exits 12 with the reason, marks the backup unverified, leaves no run running and no file; the resume exports again`, {
+    skip: !canMountTmpfs() && 'needs root and unshare for a tmpfs of its own',
+  }, async () => {
     const f = await freshDb(kind, { persistent: true });
     const disk = tmp('disk');
     try {
@@ -200,10 +223,15 @@ for (const kind of DB_KINDS) {
       await reopened(f.url, kind === 'postgres' ? f.db : undefined, async (db) => {
         assert.deepEqual(await runState(db), { status: 'failed', code: 'BELAY_BACKUP_FILES' }, 'no run left running');
         const backups: BackupRecord[] = await listBackups(db);
-        assert.deepEqual(backups.map((b) => [b.status, b.file]), [['unverified', null]]);
+        assert.deepEqual(
+          backups.map((b) => [b.status, b.file]),
+          [['unverified', null]],
+        );
         assert.deepEqual(await checksums(db, ['work']), before, 'stopped before any write');
         if (kind === 'postgres') {
-          const locks = await db.query(`SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`);
+          const locks = await db.query(
+            `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+          );
           assert.equal(locks.rowCount, 0, 'the migration lock is released');
         }
       });

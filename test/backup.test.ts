@@ -38,13 +38,16 @@ async function publicCanRead(db: Db, copy: string): Promise<{ table: boolean; sc
 function smallMigration(): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'belay-mig-'));
   const file = path.join(dir, 'raise-prices.ts');
-  writeFileSync(file, `import { defineMigration } from ${JSON.stringify(pathToFileURL(path.join(ROOT, 'src/index.ts')).href)};
+  writeFileSync(
+    file,
+    `import { defineMigration } from ${JSON.stringify(pathToFileURL(path.join(ROOT, 'src/index.ts')).href)};
 export default defineMigration({
   id: 'raise-prices', purpose: 'Raise every price by ten percent.', tables: ['items'],
   steps: [{ kind: 'batched', name: 'raise', table: 'items', writes: ['price'],
             projection: 'SELECT id, price * 1.1 AS price FROM items WHERE id BETWEEN $1 AND $2' }],
 });
-`);
+`,
+  );
   return file;
 }
 
@@ -59,14 +62,17 @@ for (const kind of DB_KINDS) {
         let ctxSeen: RunContext | undefined;
         const backup = backupStage();
         const r = await apply(f.db, await flagship(), {
-          stages: [backup, {
-            name: 'probe',
-            async before(ctx) {
-              // still before any write: the tables are as they were, and the copies equal them
-              ctxSeen = ctx;
-              seenAtFirstWrite = await checksums(f.db);
+          stages: [
+            backup,
+            {
+              name: 'probe',
+              async before(ctx) {
+                // still before any write: the tables are as they were, and the copies equal them
+                ctxSeen = ctx;
+                seenAtFirstWrite = await checksums(f.db);
+              },
             },
-          }],
+          ],
         });
         assert.equal(r.status, 'completed', r.error?.message ?? '');
         assert.deepEqual(seenAtFirstWrite, before);
@@ -85,7 +91,9 @@ for (const kind of DB_KINDS) {
           assert.deepEqual(await publicCanRead(f.db, copySqlName(b)), { table: false, schema: false });
         }
         // on a server the sources were checksummed by a second session in the copy's snapshot
-        const ev = await f.db.query<{ data: { sourcesReadBy: string } }>(`SELECT data FROM belay.events WHERE run_id = $1 AND type = 'backups-verified'`, [r.runId]);
+        const ev = await f.db.query<{ data: { sourcesReadBy: string } }>(`SELECT data FROM belay.events WHERE run_id = $1 AND type = 'backups-verified'`, [
+          r.runId,
+        ]);
         assert.equal(ev.rows[0]?.data.sourcesReadBy, kind === 'postgres' ? 'second session' : 'backup session');
         // the run did write: the copy is not the table any more
         assert.notEqual((await checksums(f.db)).EventType, before.EventType);
@@ -111,7 +119,8 @@ for (const kind of DB_KINDS) {
           INSERT INTO child (et) SELECT id FROM "EventType" ORDER BY id LIMIT 50;
           CREATE FUNCTION mark() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.title := NEW.title || ' (touched)'; RETURN NEW; END $$;
           CREATE TRIGGER mark_et BEFORE INSERT OR UPDATE ON "EventType" FOR EACH ROW EXECUTE FUNCTION mark();`);
-        const gone = (await f.db.query<{ id: number }>(`SELECT id FROM "EventType" WHERE id NOT IN (SELECT et FROM child) ORDER BY id DESC LIMIT 1`)).rows[0]!.id;
+        const gone = (await f.db.query<{ id: number }>(`SELECT id FROM "EventType" WHERE id NOT IN (SELECT et FROM child) ORDER BY id DESC LIMIT 1`)).rows[0]!
+          .id;
         await f.db.query(`DELETE FROM "EventType" WHERE id = $1`, [gone]);
         await f.db.query(`INSERT INTO "EventType" (title, slug) VALUES ('new', 'new-after-run')`);
         const ids = (await listBackups(f.db, { runId: r.runId })).map((b) => b.id);
@@ -130,12 +139,18 @@ for (const kind of DB_KINDS) {
         assert.equal((await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM child`)).rows[0]!.n, 50);
         assert.equal((await f.db.query<{ e: string }>(`SELECT tgenabled::text AS e FROM pg_trigger WHERE tgname = 'mark_et'`)).rows[0]!.e, 'O');
         const ins = await f.db.query<{ id: number; max: number }>(
-          `SELECT nextval(pg_get_serial_sequence('"EventType"', 'id'))::int AS id, (SELECT max(id)::int FROM "EventType") AS max`);
+          `SELECT nextval(pg_get_serial_sequence('"EventType"', 'id'))::int AS id, (SELECT max(id)::int FROM "EventType") AS max`,
+        );
         assert.ok(ins.rows[0]!.id > ins.rows[0]!.max);
         // a confirm that says no changes nothing
         await f.db.query(`UPDATE "EventType" SET slug = slug || '-x' WHERE id = (SELECT min(id) FROM "EventType")`);
         const afterEdit = await checksums(f.db);
-        const no = await restoreBackup(f.db, ids, { confirm: (p) => { assert.equal(p.find((x) => x.table === 'EventType')!.changed, 1); return false; } });
+        const no = await restoreBackup(f.db, ids, {
+          confirm: (p) => {
+            assert.equal(p.find((x) => x.table === 'EventType')!.changed, 1);
+            return false;
+          },
+        });
         assert.equal(no.status, 'cancelled');
         assert.deepEqual(await checksums(f.db), afterEdit);
       } finally {
@@ -155,7 +170,10 @@ for (const kind of DB_KINDS) {
         assert.equal(statSync(manifestPath).mode & 0o777, 0o600);
         const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Manifest;
         assert.equal(manifest.format, 'belay-backup/1');
-        assert.deepEqual(manifest.tables.map((t) => t.table), ['EventType', 'users']);
+        assert.deepEqual(
+          manifest.tables.map((t) => t.table),
+          ['EventType', 'users'],
+        );
         for (const t of manifest.tables) {
           const file = path.join(path.dirname(manifestPath), t.file);
           assert.equal(statSync(file).mode & 0o777, 0o600);
@@ -164,11 +182,17 @@ for (const kind of DB_KINDS) {
           assert.equal(gz.length, t.bytes);
           assert.equal(`${t.rows}:${t.checksum}`, before[t.table]);
           // the decompressed file is exactly what COPY of the table gives, row for row (order aside)
-          const lines = gunzipSync(gz).toString('utf8').split('\n').filter((l) => l.length > 0);
+          const lines = gunzipSync(gz)
+            .toString('utf8')
+            .split('\n')
+            .filter((l) => l.length > 0);
           assert.equal(lines.length, t.rows);
           const chunks: Uint8Array[] = [];
           for await (const c of f.db.copyOut!(`COPY ${qualified(t.table)} TO STDOUT`)) chunks.push(c);
-          const expected = Buffer.concat(chunks).toString('utf8').split('\n').filter((l) => l.length > 0);
+          const expected = Buffer.concat(chunks)
+            .toString('utf8')
+            .split('\n')
+            .filter((l) => l.length > 0);
           assert.deepEqual([...lines].sort(), [...expected].sort());
         }
         const et = list.find((b) => b.sourceTable === 'EventType')!;

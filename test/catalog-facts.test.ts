@@ -88,9 +88,15 @@ for (const kind of DB_KINDS) {
       assert.ok(f.serverVersion >= 150000);
       assert.deepEqual(f.primaryKey, { index: 'items_pkey', constraint: 'items_pkey', columns: ['id'], deferrable: false });
       // items_seq_key (seq) and items_id_seq (id, seq): seq is an identity column, NOT NULL; slug_c has a collation, still plain columns
-      assert.deepEqual(f.keys.map((k) => [k.index, k.columns, k.deferrable]), [
-        ['items_pkey', ['id'], false], ['items_seq_key', ['seq'], true], ['items_slug_c', ['slug'], false], ['items_id_seq', ['id', 'seq'], false],
-      ]);
+      assert.deepEqual(
+        f.keys.map((k) => [k.index, k.columns, k.deferrable]),
+        [
+          ['items_pkey', ['id'], false],
+          ['items_seq_key', ['seq'], true],
+          ['items_slug_c', ['slug'], false],
+          ['items_id_seq', ['id', 'seq'], false],
+        ],
+      );
     });
 
     test('unique indexes reading a written column: predicate, expression, NULLS NOT DISTINCT; others left out', () => {
@@ -98,12 +104,24 @@ for (const kind of DB_KINDS) {
       assert.deepEqual([...byName.keys()], ['items_lower_code', 'items_owner_region_nnd', 'items_owner_slug_live']);
       const partial = byName.get('items_owner_slug_live')!;
       assert.equal(partial.predicate, 'live');
-      assert.deepEqual(partial.terms.map((t) => [t.column, t.sql]), [['owner', '"owner"'], ['slug', '"slug"']]);
+      assert.deepEqual(
+        partial.terms.map((t) => [t.column, t.sql]),
+        [
+          ['owner', '"owner"'],
+          ['slug', '"slug"'],
+        ],
+      );
       assert.deepEqual(partial.reads, ['owner', 'slug', 'live']);
       assert.deepEqual(partial.readsWritten, ['owner']);
       assert.equal(partial.constraint, null);
       const expr = byName.get('items_lower_code')!;
-      assert.deepEqual(expr.terms.map((t) => [t.column, t.sql]), [[null, 'lower(code)'], ['owner', '"owner"']]);
+      assert.deepEqual(
+        expr.terms.map((t) => [t.column, t.sql]),
+        [
+          [null, 'lower(code)'],
+          ['owner', '"owner"'],
+        ],
+      );
       assert.deepEqual(expr.readsWritten, ['owner', 'code']);
       assert.equal(byName.get('items_owner_region_nnd')!.nullsNotDistinct, true);
       assert.equal(partial.nullsNotDistinct, false);
@@ -116,7 +134,7 @@ for (const kind of DB_KINDS) {
       assert.deepEqual(c.terms, [{ column: 'slug', sql: '"slug"', collation: '"pg_catalog"."C"', columnCollation: false, operator: null }]);
       assert.deepEqual(c.include, ['feeling']);
       const live = g.uniqueIndexes.find((x) => x.name === 'items_owner_slug_live')!;
-      assert.deepEqual([live.terms[1]!.collation, live.terms[1]!.columnCollation], ['"public"."ci"', true], 'the column\'s own collation');
+      assert.deepEqual([live.terms[1]!.collation, live.terms[1]!.columnCollation], ['"public"."ci"', true], "the column's own collation");
       assert.deepEqual([live.terms[0]!.collation, live.terms[0]!.columnCollation], [null, true], 'an int has none');
       const lower = f.uniqueIndexes.find((x) => x.name === 'items_lower_code')!;
       assert.equal(lower.terms[0]!.columnCollation, false, 'an expression has no column');
@@ -135,43 +153,97 @@ for (const kind of DB_KINDS) {
       assert.equal(x.name, 'items_no_overlap');
       assert.deepEqual(x.constraint, { name: 'items_no_overlap', type: 'exclusion' });
       assert.equal(x.method, 'gist');
-      assert.deepEqual(x.terms.map((t) => [t.column, t.operator]), [['during', '&&']]);
+      assert.deepEqual(
+        x.terms.map((t) => [t.column, t.operator]),
+        [['during', '&&']],
+      );
       assert.equal(x.predicate, 'live');
       assert.deepEqual(x.reads, ['live', 'during']);
     });
 
     test('foreign keys from written columns: parent, actions, SET NULL columns, deferrable, validated', () => {
-      assert.deepEqual(f.foreignKeysFrom.map((x) => ({ ...x, child: x.child.name, parent: x.parent.name })), [
-        {
-          name: 'items_owner_code_fkey', child: 'items', childColumns: ['region', 'code'], parent: 'owners', parentColumns: ['region', 'code'],
-          onUpdate: 'no action', onDelete: 'set null', onDeleteSetColumns: ['code'], match: 'simple', deferrable: true, initiallyDeferred: true,
-          validated: true, childIndexed: false, writtenColumns: ['code'],
-        },
-        {
-          name: 'items_owner_fkey', child: 'items', childColumns: ['owner'], parent: 'owners', parentColumns: ['id'],
-          onUpdate: 'cascade', onDelete: 'cascade', onDeleteSetColumns: null, match: 'simple', deferrable: false, initiallyDeferred: false,
-          validated: true, childIndexed: true, writtenColumns: ['owner'],
-        },
-      ]);
+      assert.deepEqual(
+        f.foreignKeysFrom.map((x) => ({ ...x, child: x.child.name, parent: x.parent.name })),
+        [
+          {
+            name: 'items_owner_code_fkey',
+            child: 'items',
+            childColumns: ['region', 'code'],
+            parent: 'owners',
+            parentColumns: ['region', 'code'],
+            onUpdate: 'no action',
+            onDelete: 'set null',
+            onDeleteSetColumns: ['code'],
+            match: 'simple',
+            deferrable: true,
+            initiallyDeferred: true,
+            validated: true,
+            childIndexed: false,
+            writtenColumns: ['code'],
+          },
+          {
+            name: 'items_owner_fkey',
+            child: 'items',
+            childColumns: ['owner'],
+            parent: 'owners',
+            parentColumns: ['id'],
+            onUpdate: 'cascade',
+            onDelete: 'cascade',
+            onDeleteSetColumns: null,
+            match: 'simple',
+            deferrable: false,
+            initiallyDeferred: false,
+            validated: true,
+            childIndexed: true,
+            writtenColumns: ['owner'],
+          },
+        ],
+      );
     });
 
     test('foreign keys into the table: children, their actions, NOT VALID, whether the referencing columns are indexed', () => {
-      assert.deepEqual(f.foreignKeysInto.map((x) => [x.name, x.child.sqlName, x.childColumns, x.parentColumns, x.onUpdate, x.onDelete, x.validated, x.childIndexed, x.writtenColumns]), [
-        ['notes_item_fkey', '"public"."notes"', ['item'], ['id'], 'restrict', 'set null', false, true, []],
-        ['parts_item_fkey', '"public"."parts"', ['item'], ['id'], 'no action', 'cascade', true, false, []],
-      ]);
+      assert.deepEqual(
+        f.foreignKeysInto.map((x) => [
+          x.name,
+          x.child.sqlName,
+          x.childColumns,
+          x.parentColumns,
+          x.onUpdate,
+          x.onDelete,
+          x.validated,
+          x.childIndexed,
+          x.writtenColumns,
+        ]),
+        [
+          ['notes_item_fkey', '"public"."notes"', ['item'], ['id'], 'restrict', 'set null', false, true, []],
+          ['parts_item_fkey', '"public"."parts"', ['item'], ['id'], 'no action', 'cascade', true, false, []],
+        ],
+      );
       const owners = f.foreignKeysFrom.map((x) => x.parent.sqlName);
       assert.deepEqual(owners, ['"public"."owners"', '"public"."owners"']);
     });
 
     test('CHECK constraints reading a written column; NOT NULL; generated and identity columns', () => {
-      assert.deepEqual(f.checks, [{
-        name: 'items_qty_owner', definition: 'CHECK (((qty IS NULL) OR (owner IS NOT NULL))) NOT VALID', expression: '((qty IS NULL) OR (owner IS NOT NULL))',
-        reads: ['owner', 'qty'], readsWritten: ['owner'], validated: false, noInherit: false,
-      }]);
+      assert.deepEqual(f.checks, [
+        {
+          name: 'items_qty_owner',
+          definition: 'CHECK (((qty IS NULL) OR (owner IS NOT NULL))) NOT VALID',
+          expression: '((qty IS NULL) OR (owner IS NOT NULL))',
+          reads: ['owner', 'qty'],
+          readsWritten: ['owner'],
+          validated: false,
+          noInherit: false,
+        },
+      ]);
       const col = (n: string) => f.columns.find((c) => c.name === n)!;
-      assert.deepEqual(f.columns.filter((c) => c.notNull).map((c) => c.name), ['id', 'slug', 'live', 'feeling', 'seq']);
-      assert.deepEqual(f.columns.filter((c) => c.written).map((c) => c.name), ['owner', 'code']);
+      assert.deepEqual(
+        f.columns.filter((c) => c.notNull).map((c) => c.name),
+        ['id', 'slug', 'live', 'feeling', 'seq'],
+      );
+      assert.deepEqual(
+        f.columns.filter((c) => c.written).map((c) => c.name),
+        ['owner', 'code'],
+      );
       assert.equal(col('total').generated, 'stored');
       assert.equal(col('total').default, '((qty)::integer * 2)');
       assert.equal(col('seq').identity, 'by default');
@@ -187,12 +259,21 @@ for (const kind of DB_KINDS) {
       assert.equal(qty.domain!.notNull, true);
       assert.equal(qty.domain!.base.name, 'positive');
       assert.equal(qty.domain!.base.domain!.base.name, 'integer');
-      assert.deepEqual(qty.domain!.checks.map((c) => c.definition), ['CHECK (((VALUE)::integer < 100))', 'CHECK ((VALUE > 0))']);
+      assert.deepEqual(
+        qty.domain!.checks.map((c) => c.definition),
+        ['CHECK (((VALUE)::integer < 100))', 'CHECK ((VALUE > 0))'],
+      );
       const amounts = t('amounts');
       assert.equal(amounts.kind, 'array');
       assert.equal(amounts.element!.kind, 'domain');
-      assert.deepEqual(amounts.element!.domain!.checks.map((c) => c.definition), ['CHECK ((VALUE > 0))']);
-      assert.deepEqual(t('price').attributes, [{ name: 'amount', type: 'numeric(30,10)' }, { name: 'currency', type: 'text' }]);
+      assert.deepEqual(
+        amounts.element!.domain!.checks.map((c) => c.definition),
+        ['CHECK ((VALUE > 0))'],
+      );
+      assert.deepEqual(t('price').attributes, [
+        { name: 'amount', type: 'numeric(30,10)' },
+        { name: 'currency', type: 'text' },
+      ]);
       assert.equal(t('price').kind, 'composite');
       assert.equal(t('during').kind, 'range');
       assert.deepEqual([t('grid').kind, t('grid').element!.name], ['array', 'integer']);
@@ -205,7 +286,7 @@ for (const kind of DB_KINDS) {
       const code = c('code')!;
       assert.equal(code.name, 'default');
       assert.ok(['libc', 'icu', 'builtin'].includes(code.provider));
-      assert.ok(code.locale, 'the database\'s locale');
+      assert.ok(code.locale, "the database's locale");
       assert.equal(code.deterministic, true);
       assert.equal(c('owner'), null);
       assert.equal(c('feeling'), null);
@@ -216,7 +297,19 @@ for (const kind of DB_KINDS) {
       assert.deepEqual([...tr.keys()], ['a_touch', 'b_audit', 'c_code', 'd_dynamic', 'e_deferred', 'f_redundant', 'g_replica', 'h_off']);
       const brief = (n: string) => {
         const x = tr.get(n)!;
-        return [x.timing, x.level, x.events, x.updateOf, x.enabled, x.firesOnStepUpdate, x.mayWriteOtherTables, x.body.setsNew, x.body.writesTables, x.body.calls, x.body.dynamicSql];
+        return [
+          x.timing,
+          x.level,
+          x.events,
+          x.updateOf,
+          x.enabled,
+          x.firesOnStepUpdate,
+          x.mayWriteOtherTables,
+          x.body.setsNew,
+          x.body.writesTables,
+          x.body.calls,
+          x.body.dynamicSql,
+        ];
       };
       assert.deepEqual(brief('a_touch'), ['before', 'row', ['update'], null, 'origin', true, 'no', ['updatedAt'], [], [], false]);
       assert.deepEqual(brief('b_audit'), ['after', 'row', ['update'], null, 'origin', true, 'yes', [], ['audit_log'], [], false]);
@@ -231,7 +324,14 @@ for (const kind of DB_KINDS) {
       assert.deepEqual(tr.get('e_deferred')!.constraint, { deferrable: true, initiallyDeferred: true });
       assert.equal(tr.get('a_touch')!.constraint, null);
       assert.deepEqual(tr.get('d_dynamic')!.function.args, ['audit_log', 'x y']);
-      assert.deepEqual(tr.get('a_touch')!.function, { schema: 'public', name: 'touch', signature: 'touch()', language: 'plpgsql', securityDefiner: false, args: [] });
+      assert.deepEqual(tr.get('a_touch')!.function, {
+        schema: 'public',
+        name: 'touch',
+        signature: 'touch()',
+        language: 'plpgsql',
+        securityDefiner: false,
+        args: [],
+      });
       assert.equal(tr.get('f_redundant')!.function.language, 'internal');
       assert.equal(tr.get('a_touch')!.body.unreadable, null);
       // UPDATE OF code does not fire when the step writes other columns
@@ -245,12 +345,21 @@ for (const kind of DB_KINDS) {
       await shared.db.exec(`CREATE TABLE pairs (a int, b text, v int, PRIMARY KEY (a, b)); CREATE TABLE bare (v int, w int UNIQUE)`);
       const p = await catalogFacts(shared.db, 'pairs', ['v']);
       assert.deepEqual(p.primaryKey, { index: 'pairs_pkey', constraint: 'pairs_pkey', columns: ['a', 'b'], deferrable: false });
-      assert.deepEqual(p.keys.map((k) => k.columns), [['a', 'b']]);
+      assert.deepEqual(
+        p.keys.map((k) => k.columns),
+        [['a', 'b']],
+      );
       const b = await catalogFacts(shared.db, 'bare', ['v']);
       assert.equal(b.primaryKey, null);
       assert.deepEqual(b.keys, [], 'a unique index on a nullable column is no key');
-      await assert.rejects(catalogFacts(shared.db, 'nosuch', []), (e: unknown) => e instanceof BelayError && e.code === 'BELAY_SPEC' && /nosuch/.test(e.message));
-      await assert.rejects(catalogFacts(shared.db, 'items', ['nope']), (e: unknown) => e instanceof BelayError && e.code === 'BELAY_SPEC' && /column "nope"/.test(e.message));
+      await assert.rejects(
+        catalogFacts(shared.db, 'nosuch', []),
+        (e: unknown) => e instanceof BelayError && e.code === 'BELAY_SPEC' && /nosuch/.test(e.message),
+      );
+      await assert.rejects(
+        catalogFacts(shared.db, 'items', ['nope']),
+        (e: unknown) => e instanceof BelayError && e.code === 'BELAY_SPEC' && /column "nope"/.test(e.message),
+      );
     });
 
     test('the Cal.com-shaped EventType: its unique indexes over "userId", foreign keys and children, 65 columns', async () => {
@@ -259,22 +368,43 @@ for (const kind of DB_KINDS) {
         await seedCalcom(db, { seed: 1 });
         const e = await catalogFacts(db, 'EventType', ['userId']);
         assert.equal(e.columns.length, 65);
-        assert.deepEqual(e.uniqueIndexes.map((x) => [x.name, x.terms.map((t) => t.column)]), [
-          ['EventType_userId_parentId_key', ['userId', 'parentId']], ['EventType_userId_slug_key', ['userId', 'slug']],
-        ]);
-        assert.deepEqual(e.foreignKeysFrom.map((x) => [x.name, x.parent.name, x.onDelete, x.onUpdate]), [['EventType_userId_fkey', 'users', 'cascade', 'cascade']]);
-        assert.deepEqual(e.foreignKeysInto.map((x) => [x.child.name, x.childColumns[0], x.onDelete, x.childIndexed]), [
-          ['EventType', 'parentId', 'cascade', true], ['Host', 'eventTypeId', 'cascade', true], ['Webhook', 'eventTypeId', 'cascade', false], ['_user_eventtype', 'A', 'cascade', true],
-        ]);
+        assert.deepEqual(
+          e.uniqueIndexes.map((x) => [x.name, x.terms.map((t) => t.column)]),
+          [
+            ['EventType_userId_parentId_key', ['userId', 'parentId']],
+            ['EventType_userId_slug_key', ['userId', 'slug']],
+          ],
+        );
+        assert.deepEqual(
+          e.foreignKeysFrom.map((x) => [x.name, x.parent.name, x.onDelete, x.onUpdate]),
+          [['EventType_userId_fkey', 'users', 'cascade', 'cascade']],
+        );
+        assert.deepEqual(
+          e.foreignKeysInto.map((x) => [x.child.name, x.childColumns[0], x.onDelete, x.childIndexed]),
+          [
+            ['EventType', 'parentId', 'cascade', true],
+            ['Host', 'eventTypeId', 'cascade', true],
+            ['Webhook', 'eventTypeId', 'cascade', false],
+            ['_user_eventtype', 'A', 'cascade', true],
+          ],
+        );
         const type = (n: string) => e.columns.find((c) => c.name === n)!.typeInfo;
         assert.deepEqual(type('schedulingType').labels, ['ROUND_ROBIN', 'COLLECTIVE', 'MANAGED']);
         assert.equal(type('privateLinkSlugs').kind, 'array');
         const host = await catalogFacts(db, 'Host', ['priority']);
         assert.deepEqual(host.primaryKey?.columns, ['userId', 'eventTypeId']);
         const users = await catalogFacts(db, 'users', []);
-        assert.deepEqual(users.foreignKeysInto.map((x) => `${x.child.name}.${x.childColumns.join(',')}:${x.onDelete}`), [
-          'EventType.userId:cascade', 'Host.userId:cascade', 'Membership.userId:cascade', 'Schedule.userId:cascade', 'Webhook.userId:cascade', '_user_eventtype.B:cascade',
-        ]);
+        assert.deepEqual(
+          users.foreignKeysInto.map((x) => `${x.child.name}.${x.childColumns.join(',')}:${x.onDelete}`),
+          [
+            'EventType.userId:cascade',
+            'Host.userId:cascade',
+            'Membership.userId:cascade',
+            'Schedule.userId:cascade',
+            'Webhook.userId:cascade',
+            '_user_eventtype.B:cascade',
+          ],
+        );
       } finally {
         await drop();
       }

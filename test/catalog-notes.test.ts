@@ -40,8 +40,12 @@ INSERT INTO parts VALUES (1, 1, 10, 1, 0), (1, 2, 11, 2, 0);
 const spec = (input: MigrationInput) => inline(input, 'test');
 
 const docsStep = (extra: Record<string, unknown> = {}) => ({
-  kind: 'batched' as const, name: 's', table: 'docs', writes: ['owner', 'title'],
-  projection: 'SELECT id, w_owner AS owner, w_title AS title FROM docs WHERE id BETWEEN $1 AND $2', ...extra,
+  kind: 'batched' as const,
+  name: 's',
+  table: 'docs',
+  writes: ['owner', 'title'],
+  projection: 'SELECT id, w_owner AS owner, w_title AS title FROM docs WHERE id BETWEEN $1 AND $2',
+  ...extra,
 });
 const notes = (r: CheckReport) => r.findings.filter((f) => f.kind === 'catalog').map((f) => [f.code, f.severity]);
 const fact = (r: CheckReport, code: string) => {
@@ -74,14 +78,22 @@ for (const kind of DB_KINDS) {
     });
     after(() => shared.drop());
 
-    test('triggers the step\'s UPDATE fires, foreign-key actions from and into the table, cascades without an index: warn and info findings with stable codes', async () => {
+    test("triggers the step's UPDATE fires, foreign-key actions from and into the table, cascades without an index: warn and info findings with stable codes", async () => {
       const { db } = shared;
       const r = await runChecks(db, spec({ id: 'docs', purpose: 'set owner and title for the tests', tables: ['docs', 'users'], steps: [docsStep()] }));
-      assert.deepEqual(notes(r), [
-        ['TRIGGER:a_touch@s', 'warn'], ['TRIGGER:b_audit@s', 'warn'],
-        ['FK_ACTION:docs_owner_fkey@s', 'warn'], ['FK_ACTION:parts_doc_fkey@s', 'info'],
-        ['CASCADE_SCAN:docs_owner_fkey@s', 'info'], ['CASCADE_SCAN:links_doc_code_fkey@s', 'info'], ['CASCADE_SCAN:parts_doc_fkey@s', 'info'],
-      ], 'c_insert does not fire on UPDATE; links reference code, which the step does not write; docs has no index on owner');
+      assert.deepEqual(
+        notes(r),
+        [
+          ['TRIGGER:a_touch@s', 'warn'],
+          ['TRIGGER:b_audit@s', 'warn'],
+          ['FK_ACTION:docs_owner_fkey@s', 'warn'],
+          ['FK_ACTION:parts_doc_fkey@s', 'info'],
+          ['CASCADE_SCAN:docs_owner_fkey@s', 'info'],
+          ['CASCADE_SCAN:links_doc_code_fkey@s', 'info'],
+          ['CASCADE_SCAN:parts_doc_fkey@s', 'info'],
+        ],
+        'c_insert does not fire on UPDATE; links reference code, which the step does not write; docs has no index on owner',
+      );
       const touch = fact(r, 'TRIGGER:a_touch@s');
       assert.match(touch.message, /sets "updatedAt", which the step does not write/);
       assert.match(touch.fix!, /triggers: \[\{ name: 'a_touch', sets: \['updatedAt'\] \}\]/);
@@ -92,18 +104,30 @@ for (const kind of DB_KINDS) {
       assert.deepEqual(r.catalog[0]!.indirectTables, [{ table: 'audit_log', through: 'b_audit', listed: false }]);
       assert.equal(r.ok, true, 'facts are not blocking');
       // belay plan keeps the same notes as plain data
-      const p = await plan(db, spec({ id: 'docs', purpose: 'set owner and title for the tests', tables: ['docs', 'users'], steps: [docsStep()] }), { samples: 1 });
-      assert.deepEqual(p.catalog?.flatMap((c) => c.notes.map((n) => [n.code, n.severity])), notes(r));
+      const p = await plan(db, spec({ id: 'docs', purpose: 'set owner and title for the tests', tables: ['docs', 'users'], steps: [docsStep()] }), {
+        samples: 1,
+      });
+      assert.deepEqual(
+        p.catalog?.flatMap((c) => c.notes.map((n) => [n.code, n.severity])),
+        notes(r),
+      );
       assert.deepEqual(JSON.parse(JSON.stringify(p.catalog)), p.catalog, 'plain data');
       // what the server does on the same write: the BEFORE trigger sets updatedAt on each written row, the AFTER one
       // (UPDATE OF owner: owner is in every batch's SET list) audits each of them
       assert.deepEqual(await groundTruth(db), { audit: 3, touched: 3 });
     });
 
-    test('a cascade the step\'s own UPDATE fires: ON UPDATE CASCADE into a written column changes another table (listed, warn when not backed up), and its missing index is a warning', async () => {
+    test("a cascade the step's own UPDATE fires: ON UPDATE CASCADE into a written column changes another table (listed, warn when not backed up), and its missing index is a warning", async () => {
       const { db } = shared;
-      const m = (tables: string[]) => spec({ id: 'code', purpose: 'rename the codes for the tests', tables,
-        steps: [{ kind: 'batched', name: 's', table: 'docs', writes: ['code'], projection: "SELECT id, code || '-x' AS code FROM docs WHERE id BETWEEN $1 AND $2" }] });
+      const m = (tables: string[]) =>
+        spec({
+          id: 'code',
+          purpose: 'rename the codes for the tests',
+          tables,
+          steps: [
+            { kind: 'batched', name: 's', table: 'docs', writes: ['code'], projection: "SELECT id, code || '-x' AS code FROM docs WHERE id BETWEEN $1 AND $2" },
+          ],
+        });
       const r = await runChecks(db, m(['docs']));
       assert.equal(fact(r, 'FK_ACTION:links_doc_code_fkey@s').severity, 'warn');
       assert.match(fact(r, 'FK_ACTION:links_doc_code_fkey@s').message, /"public"\."links" is not in the migration's tables/);
@@ -112,26 +136,71 @@ for (const kind of DB_KINDS) {
       assert.deepEqual(r.catalog[0]!.indirectTables, [{ table: 'links', through: 'links_doc_code_fkey', listed: false }]);
       const listed = await runChecks(db, m(['docs', 'links']));
       assert.equal(fact(listed, 'FK_ACTION:links_doc_code_fkey@s').severity, 'info');
-      assert.deepEqual(listed.catalog[0]!.indirectTables.map((t) => t.listed), [true]);
+      assert.deepEqual(
+        listed.catalog[0]!.indirectTables.map((t) => t.listed),
+        [true],
+      );
     });
 
     test('declared triggers: what they change is known (info), the table they write is listed; a trigger that does not exist is refused (exit 3)', async () => {
       const { db } = shared;
-      const r = await runChecks(db, spec({ id: 'docs-declared', purpose: 'set owner and title, triggers declared', tables: ['docs', 'users', 'audit_log'],
-        steps: [docsStep({ triggers: [{ name: 'a_touch', sets: ['updatedAt'] }, { name: 'b_audit', writesTables: ['audit_log'] }] })] }));
-      assert.deepEqual(notes(r).slice(0, 2), [['TRIGGER:a_touch@s', 'info'], ['TRIGGER:b_audit@s', 'info']]);
+      const r = await runChecks(
+        db,
+        spec({
+          id: 'docs-declared',
+          purpose: 'set owner and title, triggers declared',
+          tables: ['docs', 'users', 'audit_log'],
+          steps: [
+            docsStep({
+              triggers: [
+                { name: 'a_touch', sets: ['updatedAt'] },
+                { name: 'b_audit', writesTables: ['audit_log'] },
+              ],
+            }),
+          ],
+        }),
+      );
+      assert.deepEqual(notes(r).slice(0, 2), [
+        ['TRIGGER:a_touch@s', 'info'],
+        ['TRIGGER:b_audit@s', 'info'],
+      ]);
       assert.equal(fact(r, 'TRIGGER:a_touch@s').fact?.declared, true);
       assert.deepEqual(r.catalog[0]!.indirectTables, [{ table: 'audit_log', through: 'b_audit', listed: true }]);
-      const err = await runChecks(db, spec({ id: 'docs-typo', purpose: 'a declared trigger that does not exist', tables: ['docs'],
-        steps: [docsStep({ triggers: [{ name: 'a_tuoch', sets: ['updatedAt'] }] })] })).then(() => undefined, (e: unknown) => e);
+      const err = await runChecks(
+        db,
+        spec({
+          id: 'docs-typo',
+          purpose: 'a declared trigger that does not exist',
+          tables: ['docs'],
+          steps: [docsStep({ triggers: [{ name: 'a_tuoch', sets: ['updatedAt'] }] })],
+        }),
+      ).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       assert.ok(err instanceof BelayError && err.exitCode === 3 && err.details.field === 'steps.0.triggers.0.name', String(err));
       assert.match(err.message, /declares trigger "a_tuoch", which "docs" does not have/);
     });
 
     test('disableUserTriggers where the role may: the ordinary triggers do not fire, and the foreign keys the server then does not enforce are named', async () => {
       const { db } = shared;
-      const r = await runChecks(db, spec({ id: 'docs-off', purpose: 'set owner and title with triggers disabled', tables: ['docs', 'users'], steps: [docsStep({ disableUserTriggers: true })] }));
-      assert.deepEqual(notes(r).filter(([c]) => /^(TRIGGER|DISABLE)/.test(String(c))), [['TRIGGER:a_touch@s', 'info'], ['TRIGGER:b_audit@s', 'info'], ['DISABLE_TRIGGERS:docs@s', 'info']]);
+      const r = await runChecks(
+        db,
+        spec({
+          id: 'docs-off',
+          purpose: 'set owner and title with triggers disabled',
+          tables: ['docs', 'users'],
+          steps: [docsStep({ disableUserTriggers: true })],
+        }),
+      );
+      assert.deepEqual(
+        notes(r).filter(([c]) => /^(TRIGGER|DISABLE)/.test(String(c))),
+        [
+          ['TRIGGER:a_touch@s', 'info'],
+          ['TRIGGER:b_audit@s', 'info'],
+          ['DISABLE_TRIGGERS:docs@s', 'info'],
+        ],
+      );
       assert.equal(fact(r, 'TRIGGER:a_touch@s').fact?.fires, false);
       assert.deepEqual(fact(r, 'DISABLE_TRIGGERS:docs@s').fact?.foreignKeysNotEnforced, ['docs_owner_fkey']);
       assert.deepEqual(r.catalog[0]!.indirectTables, [], 'the audit trigger does not write');
@@ -142,8 +211,17 @@ for (const kind of DB_KINDS) {
 
     test('a composite primary key is noted; a step on it walks its declared single-column key', async () => {
       const { db } = shared;
-      const r = await runChecks(db, spec({ id: 'parts', purpose: 'bump n on parts for the tests', tables: ['parts'],
-        steps: [{ kind: 'batched', name: 's', table: 'parts', key: 'id', writes: ['n'], projection: 'SELECT id, n + 1 AS n FROM parts WHERE id BETWEEN $1 AND $2' }] }));
+      const r = await runChecks(
+        db,
+        spec({
+          id: 'parts',
+          purpose: 'bump n on parts for the tests',
+          tables: ['parts'],
+          steps: [
+            { kind: 'batched', name: 's', table: 'parts', key: 'id', writes: ['n'], projection: 'SELECT id, n + 1 AS n FROM parts WHERE id BETWEEN $1 AND $2' },
+          ],
+        }),
+      );
       const f = fact(r, 'COMPOSITE_KEY:parts@s');
       assert.equal(f.severity, 'info');
       assert.deepEqual(f.fact?.primaryKey, ['a', 'b']);
@@ -161,7 +239,12 @@ test('server: disableUserTriggers is refused (an error finding, apply would be b
   try {
     await f.db.exec(`${SCHEMA} GRANT SELECT, UPDATE ON ALL TABLES IN SCHEMA public TO ${role};`);
     asRole = await openDb(`${f.url.replace('postgres@', `${role}@`)}`);
-    const m = spec({ id: 'docs-off', purpose: 'set owner and title with triggers disabled', tables: ['docs', 'users'], steps: [docsStep({ disableUserTriggers: true })] });
+    const m = spec({
+      id: 'docs-off',
+      purpose: 'set owner and title with triggers disabled',
+      tables: ['docs', 'users'],
+      steps: [docsStep({ disableUserTriggers: true })],
+    });
     const refused = await runChecks(asRole, m);
     const d = fact(refused, 'DISABLE_TRIGGERS:docs@s');
     assert.equal(d.severity, 'error');
@@ -189,13 +272,21 @@ for (const kind of DB_KINDS) {
       await seedCalcom(f.db, { seed: 3 });
       const m = await flagship();
       const r = await runChecks(f.db, m);
-      const codes = r.findings.filter((x) => x.kind === 'catalog').map((x) => [x.code, x.severity]).sort();
-      assert.deepEqual(codes, [
-        ['FK_ACTION:EventType_userId_fkey@assign-owner', 'warn'],
-        ['FK_ACTION:EventType_parentId_fkey@assign-owner', 'info'], ['FK_ACTION:Host_eventTypeId_fkey@assign-owner', 'info'],
-        ['FK_ACTION:Webhook_eventTypeId_fkey@assign-owner', 'info'], ['FK_ACTION:_user_eventtype_A_fkey@assign-owner', 'info'],
-        ['CASCADE_SCAN:Webhook_eventTypeId_fkey@assign-owner', 'info'],
-      ].sort());
+      const codes = r.findings
+        .filter((x) => x.kind === 'catalog')
+        .map((x) => [x.code, x.severity])
+        .sort();
+      assert.deepEqual(
+        codes,
+        [
+          ['FK_ACTION:EventType_userId_fkey@assign-owner', 'warn'],
+          ['FK_ACTION:EventType_parentId_fkey@assign-owner', 'info'],
+          ['FK_ACTION:Host_eventTypeId_fkey@assign-owner', 'info'],
+          ['FK_ACTION:Webhook_eventTypeId_fkey@assign-owner', 'info'],
+          ['FK_ACTION:_user_eventtype_A_fkey@assign-owner', 'info'],
+          ['CASCADE_SCAN:Webhook_eventTypeId_fkey@assign-owner', 'info'],
+        ].sort(),
+      );
       const fk = r.findings.find((x) => x.code === 'FOREIGN_KEY:EventType_userId_fkey@assign-owner');
       assert.equal(fk?.count, 0, 'the flagship assigns only users that exist');
       const md = await runbook(m, { db: f.db });

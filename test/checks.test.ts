@@ -39,7 +39,9 @@ function naive(base: LoadedMigration): Promise<LoadedMigration> {
   return derived(base, (s) => ({
     ...s,
     id: 'event-type-owner-naive',
-    steps: s.steps.map((st) => (st.kind === 'batched' ? { ...st, projection: NAIVE_PROJECTION, decide: undefined, wholeTableProjection: undefined, verify: undefined } : st)),
+    steps: s.steps.map((st) =>
+      st.kind === 'batched' ? { ...st, projection: NAIVE_PROJECTION, decide: undefined, wholeTableProjection: undefined, verify: undefined } : st,
+    ),
   }));
 }
 
@@ -135,34 +137,56 @@ for (const kind of DB_KINDS) {
       }
     });
 
-    test('classify: one finding per declared category in the query\'s order; NULL not reported; an undeclared value or a reused code is refused', async () => {
+    test("classify: one finding per declared category in the query's order; NULL not reported; an undeclared value or a reused code is refused", async () => {
       const { db } = shared;
       const base = await flagship();
-      const classify = (categories: object[]) => derived(base, (s) => ({
-        ...s,
-        checks: [{
-          kind: 'classify', code: 'EVENT_TYPE_KINDS', column: 'kind',
-          sql: `SELECT CASE WHEN "teamId" IS NOT NULL THEN 'team' WHEN "userId" IS NOT NULL THEN 'owned' END AS kind, id, slug FROM "EventType" ORDER BY id DESC`,
-          categories: categories as never,
-        }],
-      }));
+      const classify = (categories: object[]) =>
+        derived(base, (s) => ({
+          ...s,
+          checks: [
+            {
+              kind: 'classify',
+              code: 'EVENT_TYPE_KINDS',
+              column: 'kind',
+              sql: `SELECT CASE WHEN "teamId" IS NOT NULL THEN 'team' WHEN "userId" IS NOT NULL THEN 'owned' END AS kind, id, slug FROM "EventType" ORDER BY id DESC`,
+              categories: categories as never,
+            },
+          ],
+        }));
       const team = { value: 'team', code: 'TEAM_ROWS', severity: 'info', message: 'team event types' };
       const owned = { value: 'owned', code: 'OWNED_ROWS', message: 'event types with an owner' };
       const never = { value: 'none', code: 'NEVER', severity: 'error', message: 'a category no row has' };
       const before = await checksums(db);
       const r = await runChecks(db, await classify([team, owned, never]), { sample: 3 });
       // the spec no longer declares unique-after on ("userId", slug): belay predicts it from the catalog, after the declared findings
-      assert.deepEqual(r.findings.map((f) => [f.code, f.kind, f.severity]), [['TEAM_ROWS', 'classify', 'info'], ['OWNED_ROWS', 'classify', 'warn'], ['NEVER', 'classify', 'error'],
-        ['UNIQUE:EventType_userId_slug_key@assign-owner', 'unique-after', 'error']]);
+      assert.deepEqual(
+        r.findings.map((f) => [f.code, f.kind, f.severity]),
+        [
+          ['TEAM_ROWS', 'classify', 'info'],
+          ['OWNED_ROWS', 'classify', 'warn'],
+          ['NEVER', 'classify', 'error'],
+          ['UNIQUE:EventType_userId_slug_key@assign-owner', 'unique-after', 'error'],
+        ],
+      );
       const [t, o, n] = r.findings;
       assert.equal(t!.count, truth.counts.team);
-      assert.deepEqual(t!.sample.map((x) => Number(x.id)), truth.categories.team.slice(-3).reverse(), 'the first rows in the query\'s own order');
-      assert.ok(t!.sample.every((x) => !('kind' in x) && typeof x.slug === 'string'), 'samples leave the category column out');
+      assert.deepEqual(
+        t!.sample.map((x) => Number(x.id)),
+        truth.categories.team.slice(-3).reverse(),
+        "the first rows in the query's own order",
+      );
+      assert.ok(
+        t!.sample.every((x) => !('kind' in x) && typeof x.slug === 'string'),
+        'samples leave the category column out',
+      );
       assert.equal(o!.count, truth.counts.owned + truth.counts.inconsistent);
       assert.equal(n!.count, 0);
       assert.equal(r.ok, true, 'an error category without rows does not block');
       // rows of a category the check does not declare: the check is wrong, not the data
-      const err = await runChecks(db, await classify([team])).then(() => undefined, (e: unknown) => e);
+      const err = await runChecks(db, await classify([team])).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       assert.ok(err instanceof BelayError);
       assert.equal(err.code, 'BELAY_CHECK_SQL');
       assert.equal(err.exitCode, 3);
@@ -173,7 +197,7 @@ for (const kind of DB_KINDS) {
       assert.deepEqual(await checksums(db), before);
     });
 
-    test('not-null: NULLs after the step\'s projected values, and as the table is now', async () => {
+    test("not-null: NULLs after the step's projected values, and as the table is now", async () => {
       const { db } = shared;
       try {
         const m = await derived(await flagship(), (s) => ({
@@ -186,7 +210,13 @@ for (const kind of DB_KINDS) {
         const r = await runChecks(db, m, { sample: ALL });
         const c = truth.counts;
         const after = byCode(r.findings, 'OWNER_AFTER');
-        const stayNull = sorted([...truth.categories.unowned, ...truth.categories.ambiguous, ...truth.categories.conflictExisting, ...truth.categories.conflictPair, ...truth.categories.team]);
+        const stayNull = sorted([
+          ...truth.categories.unowned,
+          ...truth.categories.ambiguous,
+          ...truth.categories.conflictExisting,
+          ...truth.categories.conflictPair,
+          ...truth.categories.team,
+        ]);
         assert.equal(after.count, stayNull.length);
         assert.deepEqual(ids(after), stayNull);
         assert.ok(after.sample.every((x) => x.changedByStep === false));
@@ -204,34 +234,69 @@ for (const kind of DB_KINDS) {
         const before = await checksums(db);
         const withCheck = (check: object) => derived(base, (s) => ({ ...s, checks: [check as never] }));
         const fails = async (m: LoadedMigration, code: string, ...parts: RegExp[]) => {
-          const err = await runChecks(db, m).then(() => undefined, (e: unknown) => e);
+          const err = await runChecks(db, m).then(
+            () => undefined,
+            (e: unknown) => e,
+          );
           assert.ok(err instanceof BelayError, `throws a BelayError, got ${String(err)}`);
           assert.equal(err.code, code);
           for (const p of parts) assert.match(err.message, p);
           return err;
         };
-        const e1 = await fails(await withCheck({ kind: 'sql', code: 'BAD_COLUMN', severity: 'error', message: 'x', sql: 'SELECT id,\n       nosuch\n  FROM "EventType"' }),
-          'BELAY_CHECK_SQL', /check BAD_COLUMN/, /nosuch/, /line 2, column 8/);
+        const e1 = await fails(
+          await withCheck({ kind: 'sql', code: 'BAD_COLUMN', severity: 'error', message: 'x', sql: 'SELECT id,\n       nosuch\n  FROM "EventType"' }),
+          'BELAY_CHECK_SQL',
+          /check BAD_COLUMN/,
+          /nosuch/,
+          /line 2, column 8/,
+        );
         assert.equal(e1.exitCode, 3);
-        await fails(await withCheck({ kind: 'sql', code: 'BAD_TABLE', severity: 'error', message: 'x', sql: 'SELECT * FROM "EventTypes"' }),
-          'BELAY_CHECK_SQL', /BAD_TABLE/, /"EventTypes"/, /line 1, column 15/);
-        await fails(await withCheck({ kind: 'sql', code: 'DIVIDE', severity: 'error', message: 'x', sql: 'SELECT id / 0 AS x FROM "EventType"' }),
-          'BELAY_CHECK_SQL', /DIVIDE/, /division by zero/);
+        await fails(
+          await withCheck({ kind: 'sql', code: 'BAD_TABLE', severity: 'error', message: 'x', sql: 'SELECT * FROM "EventTypes"' }),
+          'BELAY_CHECK_SQL',
+          /BAD_TABLE/,
+          /"EventTypes"/,
+          /line 1, column 15/,
+        );
+        await fails(
+          await withCheck({ kind: 'sql', code: 'DIVIDE', severity: 'error', message: 'x', sql: 'SELECT id / 0 AS x FROM "EventType"' }),
+          'BELAY_CHECK_SQL',
+          /DIVIDE/,
+          /division by zero/,
+        );
         // a SELECT can still write (a sequence here); the read-only transaction refuses it
-        await fails(await withCheck({ kind: 'sql', code: 'SNEAKY', severity: 'error', message: 'x', sql: `SELECT setval(pg_get_serial_sequence('users', 'id'), 1)` }),
-          'BELAY_CHECK_SQL', /SNEAKY/, /read-only/);
-        await fails(await withCheck({ kind: 'orphans', code: 'NO_TABLE', table: 'links', column: 'B', references: { table: 'users', column: 'id' } }),
-          'BELAY_SPEC', /"links" does not exist/);
-        await fails(await withCheck({ kind: 'orphans', code: 'NO_COLUMN', table: '_user_eventtype', column: 'C', references: { table: 'users', column: 'id' } }),
-          'BELAY_SPEC', /column "C" does not exist/);
-        await fails(await withCheck({ kind: 'unique-after', code: 'NO_INDEX', step: 'assign-owner', index: 'EventType_user_slug' }),
-          'BELAY_SPEC', /index "EventType_user_slug" does not exist/, /EventType_userId_slug_key/);
+        await fails(
+          await withCheck({ kind: 'sql', code: 'SNEAKY', severity: 'error', message: 'x', sql: `SELECT setval(pg_get_serial_sequence('users', 'id'), 1)` }),
+          'BELAY_CHECK_SQL',
+          /SNEAKY/,
+          /read-only/,
+        );
+        await fails(
+          await withCheck({ kind: 'orphans', code: 'NO_TABLE', table: 'links', column: 'B', references: { table: 'users', column: 'id' } }),
+          'BELAY_SPEC',
+          /"links" does not exist/,
+        );
+        await fails(
+          await withCheck({ kind: 'orphans', code: 'NO_COLUMN', table: '_user_eventtype', column: 'C', references: { table: 'users', column: 'id' } }),
+          'BELAY_SPEC',
+          /column "C" does not exist/,
+        );
+        await fails(
+          await withCheck({ kind: 'unique-after', code: 'NO_INDEX', step: 'assign-owner', index: 'EventType_user_slug' }),
+          'BELAY_SPEC',
+          /index "EventType_user_slug" does not exist/,
+          /EventType_userId_slug_key/,
+        );
         // an error inside the step's projection is shown in the projection's own text, found by planning it
         // before any check runs (so it names the step and the field, not a check that uses the projection)
         const badProjection = await derived(base, (s) => ({
           ...s,
           checks: [{ kind: 'unique-after', code: 'UNIQUE_USER_SLUG', step: 'assign-owner', index: 'EventType_userId_slug_key' }],
-          steps: s.steps.map((st) => (st.kind === 'batched' ? { ...st, projection: 'SELECT e.id,\n  e."ownerId" AS "userId" FROM "EventType" e WHERE e.id BETWEEN $1 AND $2', decide: undefined } : st)),
+          steps: s.steps.map((st) =>
+            st.kind === 'batched'
+              ? { ...st, projection: 'SELECT e.id,\n  e."ownerId" AS "userId" FROM "EventType" e WHERE e.id BETWEEN $1 AND $2', decide: undefined }
+              : st,
+          ),
         }));
         const e2 = await fails(badProjection, 'BELAY_CHECK_SQL', /steps\.0\.projection \(assign-owner\)/, /line 2, column 3/);
         assert.equal(e2.details.field, 'steps.0.projection (assign-owner)');
@@ -275,10 +340,19 @@ for (const kind of DB_KINDS) {
           const guardNames = new Set<string>();
           const r = await apply(db, m, {
             batchSize: 250,
-            stages: [{
-              name: 'check', before: p.before,
-              batches: { guards: (ctx, step, t) => { const g = p.batches!.guards!(ctx, step, t); for (const x of g) guardNames.add(x.name); return g; } },
-            }],
+            stages: [
+              {
+                name: 'check',
+                before: p.before,
+                batches: {
+                  guards: (ctx, step, t) => {
+                    const g = p.batches!.guards!(ctx, step, t);
+                    for (const x of g) guardNames.add(x.name);
+                    return g;
+                  },
+                },
+              },
+            ],
           });
           assert.equal(r.error, undefined);
           assert.equal(r.status, 'completed');
@@ -304,34 +378,67 @@ for (const kind of DB_KINDS) {
           let batches = 0;
           const r = await apply(db, m, {
             batchSize: 3,
-            stages: [preflight(), {
-              name: 'meddler',
-              batches: {
-                // between the pre-flight and the second batch, someone deletes the owner that batch would write
-                async beforeBatch(ctx) {
-                  if (++batches === 2) await ctx.db.query('DELETE FROM parents WHERE id = 5');
+            stages: [
+              preflight(),
+              {
+                name: 'meddler',
+                batches: {
+                  // between the pre-flight and the second batch, someone deletes the owner that batch would write
+                  async beforeBatch(ctx) {
+                    if (++batches === 2) await ctx.db.query('DELETE FROM parents WHERE id = 5');
+                  },
                 },
               },
-            }],
+            ],
           });
           const items = await db.query<{ id: number; owner: number | null }>('SELECT id, owner FROM items ORDER BY id');
           const owners = items.rows.map((x) => [Number(x.id), x.owner === null ? null : Number(x.owner)]);
           if (maxRejected === undefined) {
             // application traffic: the row whose parent went away is not written and is reported; the others are
             assert.equal(r.status, 'completed', r.error?.message ?? '');
-            assert.deepEqual(owners, [[1, 1], [2, 2], [3, 3], [4, 4], [5, null], [6, 6], [7, 7], [8, 8]]);
-            const ev = await db.query<{ data: { reason: string; keys: string[] } }>(`SELECT data FROM belay.events WHERE run_id = $1 AND type = 'rows-rejected'`, [r.runId]);
-            assert.deepEqual(ev.rows.map((x) => [x.data.reason, x.data.keys]), [['rejected:guard OWNER_EXISTS', ['5']]]);
+            assert.deepEqual(owners, [
+              [1, 1],
+              [2, 2],
+              [3, 3],
+              [4, 4],
+              [5, null],
+              [6, 6],
+              [7, 7],
+              [8, 8],
+            ]);
+            const ev = await db.query<{ data: { reason: string; keys: string[] } }>(
+              `SELECT data FROM belay.events WHERE run_id = $1 AND type = 'rows-rejected'`,
+              [r.runId],
+            );
+            assert.deepEqual(
+              ev.rows.map((x) => [x.data.reason, x.data.keys]),
+              [['rejected:guard OWNER_EXISTS', ['5']]],
+            );
           } else {
             // no rejection allowed: the batch is rolled back whole and the run stops
             assert.equal(r.status, 'failed');
             assert.equal(r.error?.code, 'BELAY_VERIFY');
             assert.match(r.error!.message, /guard OWNER_EXISTS/);
             assert.match(r.error!.message, /rolled back/);
-            assert.deepEqual((r.error!.details.sample as Array<{ key: number; value: number }>).map((x) => [Number(x.key), Number(x.value)]), [[5, 5]]);
-            assert.deepEqual(owners, [[1, 1], [2, 2], [3, 3], [4, null], [5, null], [6, null], [7, null], [8, null]]);
+            assert.deepEqual(
+              (r.error!.details.sample as Array<{ key: number; value: number }>).map((x) => [Number(x.key), Number(x.value)]),
+              [[5, 5]],
+            );
+            assert.deepEqual(owners, [
+              [1, 1],
+              [2, 2],
+              [3, 3],
+              [4, null],
+              [5, null],
+              [6, null],
+              [7, null],
+              [8, null],
+            ]);
           }
-          assert.equal((await checkResults(db, r.runId)).every((x) => x.outcome === 'passed'), true);
+          assert.equal(
+            (await checkResults(db, r.runId)).every((x) => x.outcome === 'passed'),
+            true,
+          );
         } finally {
           await drop();
         }
@@ -350,21 +457,33 @@ test('postgres: a colliding row inserted after the pre-flight: the batch is spli
     let batches = 0;
     const r = await apply(db, m, {
       batchSize: 3,
-      stages: [preflight(), {
-        name: 'meddler',
-        batches: {
-          async beforeBatch() {
-            // another session takes (owner 5, slug 's5') after the pre-flight passed
-            if (++batches === 2) await other.query(`INSERT INTO items (id, slug, owner, want) VALUES (100, 's5', 5, NULL)`);
+      stages: [
+        preflight(),
+        {
+          name: 'meddler',
+          batches: {
+            async beforeBatch() {
+              // another session takes (owner 5, slug 's5') after the pre-flight passed
+              if (++batches === 2) await other.query(`INSERT INTO items (id, slug, owner, want) VALUES (100, 's5', 5, NULL)`);
+            },
           },
         },
-      }],
+      ],
     });
     assert.equal(r.status, 'completed', r.error?.message ?? '');
     const items = await db.query<{ id: number; owner: number | null }>('SELECT id, owner FROM items WHERE id BETWEEN 4 AND 6 ORDER BY id');
-    assert.deepEqual(items.rows.map((x) => x.owner === null ? null : Number(x.owner)), [4, null, 6], 'only the colliding row is left out');
-    const ev = await db.query<{ data: { reason: string; keys: string[] } }>(`SELECT data FROM belay.events WHERE run_id = $1 AND type = 'rows-rejected'`, [r.runId]);
-    assert.deepEqual(ev.rows.map((x) => [x.data.reason, x.data.keys]), [['rejected:constraint items_owner_slug', ['5']]]);
+    assert.deepEqual(
+      items.rows.map((x) => (x.owner === null ? null : Number(x.owner))),
+      [4, null, 6],
+      'only the colliding row is left out',
+    );
+    const ev = await db.query<{ data: { reason: string; keys: string[] } }>(`SELECT data FROM belay.events WHERE run_id = $1 AND type = 'rows-rejected'`, [
+      r.runId,
+    ]);
+    assert.deepEqual(
+      ev.rows.map((x) => [x.data.reason, x.data.keys]),
+      [['rejected:constraint items_owner_slug', ['5']]],
+    );
     // the pre-flight run on the same data now predicts the collision
     const again = await runChecks(db, m, { sample: 10 });
     const f = again.findings.find((x) => x.code === 'UNIQUE_OWNER_SLUG')!;
@@ -387,8 +506,20 @@ test('server: checks spread over two sessions in one snapshot give what one sess
     const strip = (fs: CheckFinding[]) => fs.map(({ durationMs: _, ...f }) => f);
     assert.deepEqual(strip(two.findings), strip(one.findings));
     // two checks that wait long enough to run side by side: other sessions, the same snapshot
-    const seen = (code: string) => ({ kind: 'sql' as const, code, severity: 'info' as const, message: 'session and snapshot', sql: 'SELECT pg_backend_pid() AS pid, pg_current_snapshot()::text AS snap FROM pg_sleep(0.3)' });
-    const spec = validate({ id: 'snap', purpose: 'two checks that report their session and snapshot', tables: ['users'], checks: [seen('FIRST'), seen('SECOND')], steps: [{ kind: 'sql', name: 'noop', up: 'SELECT 1', down: 'SELECT 1' }] });
+    const seen = (code: string) => ({
+      kind: 'sql' as const,
+      code,
+      severity: 'info' as const,
+      message: 'session and snapshot',
+      sql: 'SELECT pg_backend_pid() AS pid, pg_current_snapshot()::text AS snap FROM pg_sleep(0.3)',
+    });
+    const spec = validate({
+      id: 'snap',
+      purpose: 'two checks that report their session and snapshot',
+      tables: ['users'],
+      checks: [seen('FIRST'), seen('SECOND')],
+      steps: [{ kind: 'sql', name: 'noop', up: 'SELECT 1', down: 'SELECT 1' }],
+    });
     // meanwhile another session commits a transaction every few ms: a session that took its own snapshot
     // after the first one's would see a later xmax
     const other = await openDb(url);
@@ -410,7 +541,9 @@ test('server: checks spread over two sessions in one snapshot give what one sess
     // after a failure the error is the first failing check's in declared order, as with one session:
     // SLOW_BAD fails after 0.3 s, FAST_BAD at once on the other session
     const bad = validate({
-      id: 'bad', purpose: 'two failing checks', tables: ['users'],
+      id: 'bad',
+      purpose: 'two failing checks',
+      tables: ['users'],
       checks: [
         { kind: 'sql', code: 'SLOW_BAD', severity: 'warn', message: 'fails late', sql: 'SELECT 1 / (count(*) - 1) AS x FROM (SELECT pg_sleep(0.3)) s' },
         { kind: 'sql', code: 'FAST_BAD', severity: 'warn', message: 'fails at once', sql: 'SELECT no_such_column FROM users' },
@@ -418,7 +551,10 @@ test('server: checks spread over two sessions in one snapshot give what one sess
       steps: [{ kind: 'sql', name: 'noop', up: 'SELECT 1', down: 'SELECT 1' }],
     });
     for (const jobs of [1, 2]) {
-      const err = await runChecks(db, { spec: bad, file: 't', params: {}, checksum: 'x' }, { jobs }).then(() => undefined, (e: unknown) => e);
+      const err = await runChecks(db, { spec: bad, file: 't', params: {}, checksum: 'x' }, { jobs }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       assert.ok(err instanceof BelayError && /check SLOW_BAD/.test(err.message), `jobs ${jobs}: ${String(err)}`);
     }
   } finally {
@@ -438,18 +574,25 @@ test('unique-after respects partial indexes and NULLS NOT DISTINCT', async () =>
     // id 3 (not live) takes a = 1 like id 1: no collision under the partial index, one under the plain one.
     // ids 4 and 5 stay NULL: collide with nothing under NULLS NOT DISTINCT as their b differ.
     const spec = validate({
-      id: 'partial', purpose: 'a small spec to test partial indexes', tables: ['t'],
+      id: 'partial',
+      purpose: 'a small spec to test partial indexes',
+      tables: ['t'],
       checks: [
         { kind: 'unique-after', code: 'PARTIAL', step: 's', index: 't_partial' },
         { kind: 'unique-after', code: 'NND', step: 's', index: 't_nnd' },
       ],
-      steps: [{ kind: 'batched', name: 's', table: 't', writes: ['a'], projection: 'SELECT id, want AS a FROM t WHERE id BETWEEN $1 AND $2 AND want IS NOT NULL' }],
+      steps: [
+        { kind: 'batched', name: 's', table: 't', writes: ['a'], projection: 'SELECT id, want AS a FROM t WHERE id BETWEEN $1 AND $2 AND want IS NOT NULL' },
+      ],
     });
     let r = await runChecks(db, { spec, file: 't', params: {}, checksum: 'x' });
     assert.equal(r.findings.find((f) => f.code === 'PARTIAL')!.count, 0);
     assert.equal(r.findings.find((f) => f.code === 'NND')!.count, 1);
     // now a step that sets b = 'y' on id 4 (a stays NULL): collides with id 2 only when NULLs are not distinct
-    const spec2 = validate({ ...spec, steps: [{ kind: 'batched', name: 's', table: 't', writes: ['b'], projection: `SELECT id, 'y' AS b FROM t WHERE id BETWEEN $1 AND $2 AND id = 4` }] });
+    const spec2 = validate({
+      ...spec,
+      steps: [{ kind: 'batched', name: 's', table: 't', writes: ['b'], projection: `SELECT id, 'y' AS b FROM t WHERE id BETWEEN $1 AND $2 AND id = 4` }],
+    });
     r = await runChecks(db, { spec: spec2, file: 't', params: {}, checksum: 'x' });
     assert.equal(r.findings.find((f) => f.code === 'PARTIAL')!.count, 0, 'NULL never collides in a plain index');
     const nnd = r.findings.find((f) => f.code === 'NND')!;
@@ -473,14 +616,27 @@ async function smallData(db: Db): Promise<void> {
 }
 
 function smallSpec(options: Record<string, number> = {}): Promise<LoadedMigration> {
-  const spec = validate({
-    options,
-    id: 'items-owner', purpose: 'give every item the owner it wants', tables: ['items', 'parents'],
-    checks: [
-      { kind: 'orphans', code: 'OWNER_EXISTS', severity: 'error', table: 'items', column: 'owner', references: { table: 'parents', column: 'id' } },
-      { kind: 'unique-after', code: 'UNIQUE_OWNER_SLUG', step: 'set-owner', index: 'items_owner_slug' },
-    ],
-    steps: [{ kind: 'batched', name: 'set-owner', table: 'items', writes: ['owner'], projection: 'SELECT id, want AS owner FROM items WHERE id BETWEEN $1 AND $2 AND owner IS NULL AND want IS NOT NULL' }],
-  }, 'items');
+  const spec = validate(
+    {
+      options,
+      id: 'items-owner',
+      purpose: 'give every item the owner it wants',
+      tables: ['items', 'parents'],
+      checks: [
+        { kind: 'orphans', code: 'OWNER_EXISTS', severity: 'error', table: 'items', column: 'owner', references: { table: 'parents', column: 'id' } },
+        { kind: 'unique-after', code: 'UNIQUE_OWNER_SLUG', step: 'set-owner', index: 'items_owner_slug' },
+      ],
+      steps: [
+        {
+          kind: 'batched',
+          name: 'set-owner',
+          table: 'items',
+          writes: ['owner'],
+          projection: 'SELECT id, want AS owner FROM items WHERE id BETWEEN $1 AND $2 AND owner IS NULL AND want IS NOT NULL',
+        },
+      ],
+    },
+    'items',
+  );
   return Promise.resolve({ spec, file: 'items', params: {}, checksum: checksumOf(spec, {}) });
 }

@@ -58,7 +58,11 @@ for (const kind of DB_KINDS) {
         assert.deepEqual(await checksums(db), expected, `trial ${trial} (kill after ${killAfter} ms) ends as the uninterrupted run`);
         await assertNoBatchTwice(db);
         const runs = await db.query<{ status: string }>(`SELECT status FROM belay.runs`);
-        assert.deepEqual(runs.rows.map((r) => r.status), ['completed'], 'one run, completed');
+        assert.deepEqual(
+          runs.rows.map((r) => r.status),
+          ['completed'],
+          'one run, completed',
+        );
       } finally {
         if (kind === 'pglite') await db.close();
         await f.drop();

@@ -27,29 +27,49 @@ INSERT INTO src SELECT g, g * 2 FROM generate_series(1, ${ROWS}) g;`;
 
 function migration(options: Record<string, unknown> = {}): MigrationInput {
   return {
-    id: 'fill-out', purpose: 'Fill work.out from src.v (decision tests).', tables: ['work'],
-    steps: [{ kind: 'batched', name: 'fill', table: 'work', writes: ['out'], decide: 'SELECT w.id, s.v AS out FROM work w JOIN src s ON s.id = w.id WHERE w.out IS NULL' }],
+    id: 'fill-out',
+    purpose: 'Fill work.out from src.v (decision tests).',
+    tables: ['work'],
+    steps: [
+      {
+        kind: 'batched',
+        name: 'fill',
+        table: 'work',
+        writes: ['out'],
+        decide: 'SELECT w.id, s.v AS out FROM work w JOIN src s ON s.id = w.id WHERE w.out IS NULL',
+      },
+    ],
     options: { batchSize: 100, ...options },
   };
 }
 
-const run = (db: Db, input: MigrationInput, opts: SafeApplyOptions = {}) => safeApply(db, inline(input), { backup: false, adapt: false, batchSize: 100, ...opts });
+const run = (db: Db, input: MigrationInput, opts: SafeApplyOptions = {}) =>
+  safeApply(db, inline(input), { backup: false, adapt: false, batchSize: 100, ...opts });
 
 /** A stage that does what the application would between two batches (after batch `at` committed). */
 function between(at: number, act: (db: Db) => Promise<unknown>, then: 'continue' | 'pause' = 'continue'): (s: Stage[]) => Stage[] {
-  return (stages) => [...stages, {
-    name: 'application',
-    batches: {
-      async afterBatch(ctx, b) {
-        if (b.round !== 0 || b.batchNo !== at) return 'continue';
-        await act(ctx.db);
-        return then;
+  return (stages) => [
+    ...stages,
+    {
+      name: 'application',
+      batches: {
+        async afterBatch(ctx, b) {
+          if (b.round !== 0 || b.batchNo !== at) return 'continue';
+          await act(ctx.db);
+          return then;
+        },
       },
     },
-  }];
+  ];
 }
 
-const outs = async (db: Db, where = 'true') => new Map((await db.query<{ id: number; out: number | null }>(`SELECT id, out FROM work WHERE ${where} ORDER BY id`)).rows.map((r) => [Number(r.id), r.out === null ? null : Number(r.out)]));
+const outs = async (db: Db, where = 'true') =>
+  new Map(
+    (await db.query<{ id: number; out: number | null }>(`SELECT id, out FROM work WHERE ${where} ORDER BY id`)).rows.map((r) => [
+      Number(r.id),
+      r.out === null ? null : Number(r.out),
+    ]),
+  );
 
 for (const kind of DB_KINDS) {
   describe(`decide once on ${kind}`, () => {
@@ -79,12 +99,14 @@ for (const kind of DB_KINDS) {
         const r = await run(db, migration(), {
           onEvent: (e) => events.push(e),
           concurrentWrites: true,
-          stages: between(1, (d) => d.exec(`UPDATE work SET out = -7 WHERE id IN (550, 551);
-            INSERT INTO work VALUES (${ROWS + 1}, 0, NULL), (${ROWS + 2}, 0, NULL); INSERT INTO src VALUES (${ROWS + 1}, 11), (${ROWS + 2}, 12);`)),
+          stages: between(1, (d) =>
+            d.exec(`UPDATE work SET out = -7 WHERE id IN (550, 551);
+            INSERT INTO work VALUES (${ROWS + 1}, 0, NULL), (${ROWS + 2}, 0, NULL); INSERT INTO src VALUES (${ROWS + 1}, 11), (${ROWS + 2}, 12);`),
+          ),
         });
         assert.equal(r.status, 'completed', r.error?.message ?? '');
         const after = await outs(db);
-        assert.equal(after.get(550), -7, 'the application\'s value stands');
+        assert.equal(after.get(550), -7, "the application's value stands");
         assert.equal(after.get(551), -7);
         assert.equal(after.get(ROWS + 1), 11, 'an inserted row is caught up');
         assert.equal(after.get(ROWS + 2), 12);
@@ -92,10 +114,21 @@ for (const kind of DB_KINDS) {
         assert.equal(r.steps[0]!.rowsSkipped, 2);
         assert.equal(r.steps[0]!.rowsChanged, ROWS - 2 + 2);
         const skipped = events.filter((e) => e.type === 'rows-skipped');
-        assert.deepEqual(skipped.flatMap((e) => (e.type === 'rows-skipped' ? e.keys : [])), ['550', '551']);
-        assert.ok(events.some((e) => e.type === 'catch-up' && e.round === 1 && e.added === 2), 'one catch-up round decided the two new rows');
-        const recorded = await db.query<{ type: string }>(`SELECT type FROM belay.events WHERE run_id = $1 AND type IN ('rows-skipped', 'catch-up')`, [r.runId]);
-        assert.ok(recorded.rows.some((x) => x.type === 'rows-skipped'), 'the skipped keys are recorded with the run');
+        assert.deepEqual(
+          skipped.flatMap((e) => (e.type === 'rows-skipped' ? e.keys : [])),
+          ['550', '551'],
+        );
+        assert.ok(
+          events.some((e) => e.type === 'catch-up' && e.round === 1 && e.added === 2),
+          'one catch-up round decided the two new rows',
+        );
+        const recorded = await db.query<{ type: string }>(`SELECT type FROM belay.events WHERE run_id = $1 AND type IN ('rows-skipped', 'catch-up')`, [
+          r.runId,
+        ]);
+        assert.ok(
+          recorded.rows.some((x) => x.type === 'rows-skipped'),
+          'the skipped keys are recorded with the run',
+        );
       });
     });
 
@@ -131,18 +164,43 @@ for (const kind of DB_KINDS) {
         await db.exec(`${SCHEMA} CREATE TABLE nokey (a int, b int); INSERT INTO nokey VALUES (1, 1);
           CREATE TABLE big (id int PRIMARY KEY, out int); INSERT INTO big SELECT g, NULL FROM generate_series(1, 12000) g;`);
         const before = await checksums(db, ['work', 'src', 'big']);
-        const step = (extra: Record<string, unknown>) => ({ ...migration(), steps: [{ kind: 'batched' as const, name: 'fill', table: 'work', writes: ['out'], ...extra }] });
+        const step = (extra: Record<string, unknown>) => ({
+          ...migration(),
+          steps: [{ kind: 'batched' as const, name: 'fill', table: 'work', writes: ['out'], ...extra }],
+        });
         const bad: Array<[string, MigrationInput, string]> = [
           ['a rule that returns a key twice', step({ decide: 'SELECT w.id, s.v AS out FROM work w JOIN src s ON s.id IN (w.id, w.id + 1)' }), 'BELAY_VERIFY'],
           ['a rule that returns keys the table does not have', step({ decide: 'SELECT s.id + 1000 AS id, s.v AS out FROM src s' }), 'BELAY_VERIFY'],
-          ['a range projection that ignores its range', { ...migration(), tables: ['big'], steps: [{ kind: 'batched', name: 'fill', table: 'big', writes: ['out'], projection: 'SELECT id, 1 AS out FROM big' }] }, 'BELAY_VERIFY'],
+          [
+            'a range projection that ignores its range',
+            {
+              ...migration(),
+              tables: ['big'],
+              steps: [{ kind: 'batched', name: 'fill', table: 'big', writes: ['out'], projection: 'SELECT id, 1 AS out FROM big' }],
+            },
+            'BELAY_VERIFY',
+          ],
           ['a rule whose columns do not match writes', step({ decide: 'SELECT id, w AS outt FROM work' }), 'BELAY_CHECK_SQL'],
-          ['a table whose rows have no key', { ...migration(), tables: ['nokey'], steps: [{ kind: 'batched', name: 'fill', table: 'nokey', writes: ['b'], decide: 'SELECT a, 2 AS b FROM nokey' }] }, 'BELAY_KEY'],
+          [
+            'a table whose rows have no key',
+            {
+              ...migration(),
+              tables: ['nokey'],
+              steps: [{ kind: 'batched', name: 'fill', table: 'nokey', writes: ['b'], decide: 'SELECT a, 2 AS b FROM nokey' }],
+            },
+            'BELAY_KEY',
+          ],
         ];
         for (const [what, input, code] of bad) {
-          const dry = await dryRun(db, inline(input)).then(() => undefined, (e: unknown) => e);
+          const dry = await dryRun(db, inline(input)).then(
+            () => undefined,
+            (e: unknown) => e,
+          );
           assert.ok(dry instanceof BelayError, `${what}: the dry run refuses (${String(dry)})`);
-          const applied = await safeApply(db, inline(input), { batchSize: 100 }).then((r) => r.error, (e: unknown) => e);
+          const applied = await safeApply(db, inline(input), { batchSize: 100 }).then(
+            (r) => r.error,
+            (e: unknown) => e,
+          );
           assert.ok(applied instanceof BelayError, `${what}: apply refuses`);
           assert.equal(dry.code, code, `${what}: dry run: ${dry.message}`);
           assert.equal(applied.code, dry.code, `${what}: apply refuses with the dry run's code (${applied.message})`);

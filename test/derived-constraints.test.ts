@@ -63,7 +63,7 @@ async function serverSays(db: Db, sql: string): Promise<string | null> {
     await db.exec(sql);
     return null;
   } catch (err) {
-    return err instanceof DbError ? err.server.sqlstate ?? 'unknown' : 'unknown';
+    return err instanceof DbError ? (err.server.sqlstate ?? 'unknown') : 'unknown';
   } finally {
     await db.query('ROLLBACK');
   }
@@ -87,24 +87,45 @@ for (const kind of DB_KINDS) {
 
     test('foreign key from a written column: a value missing in the parent is listed, NULL passes, the server agrees row by row', async () => {
       const { db } = shared;
-      const m = spec({ id: 'owner', purpose: 'set owner from w_owner for the tests', tables: ['items', 'owners'],
-        steps: [step('s', 'items', ['owner'], 'SELECT id, w_owner AS owner FROM items WHERE id BETWEEN $1 AND $2')] });
+      const m = spec({
+        id: 'owner',
+        purpose: 'set owner from w_owner for the tests',
+        tables: ['items', 'owners'],
+        steps: [step('s', 'items', ['owner'], 'SELECT id, w_owner AS owner FROM items WHERE id BETWEEN $1 AND $2')],
+      });
       const before = await checksums(db, TABLES);
       const r = await runChecks(db, m, { sample: ALL });
       assert.deepEqual(await checksums(db, TABLES), before, 'read-only');
       const f = find(r, 'FOREIGN_KEY:items_owner_fkey@s');
       assert.equal(f.kind, 'foreign-key');
       assert.equal(f.severity, 'error');
-      assert.deepEqual(f.sample.map((x) => [x.id, x.owner]), [[2, 99], [4, 98]], 'rows 2 and 4 point at owners that do not exist; 3 becomes NULL, 1 exists');
+      assert.deepEqual(
+        f.sample.map((x) => [x.id, x.owner]),
+        [
+          [2, 99],
+          [4, 98],
+        ],
+        'rows 2 and 4 point at owners that do not exist; 3 becomes NULL, 1 exists',
+      );
       assert.deepEqual(await refusedRows(db, 'items', 'owner = w_owner', [1, 2, 3, 4, 5, 6], '23503'), [2, 4]);
-      assert.deepEqual(f.derived, { source: 'catalog', step: 's', table: 'items', constraint: 'items_owner_fkey', definition: 'FOREIGN KEY ("owner") REFERENCES "public"."owners" ("id") ON UPDATE NO ACTION ON DELETE NO ACTION' });
+      assert.deepEqual(f.derived, {
+        source: 'catalog',
+        step: 's',
+        table: 'items',
+        constraint: 'items_owner_fkey',
+        definition: 'FOREIGN KEY ("owner") REFERENCES "public"."owners" ("id") ON UPDATE NO ACTION ON DELETE NO ACTION',
+      });
       assert.deepEqual(r.blocking, ['FOREIGN_KEY:items_owner_fkey@s']);
     });
 
     test('a foreign key into the table itself: the parent must exist (row 2 → 98 does not, row 4 → itself does)', async () => {
       const { db } = shared;
-      const m = spec({ id: 'parent', purpose: 'set parent from w_parent for the tests', tables: ['items'],
-        steps: [step('s', 'items', ['parent'], 'SELECT id, w_parent AS parent FROM items WHERE id BETWEEN $1 AND $2')] });
+      const m = spec({
+        id: 'parent',
+        purpose: 'set parent from w_parent for the tests',
+        tables: ['items'],
+        steps: [step('s', 'items', ['parent'], 'SELECT id, w_parent AS parent FROM items WHERE id BETWEEN $1 AND $2')],
+      });
       const r = await runChecks(db, m, { sample: ALL });
       assert.deepEqual(ids(find(r, 'FOREIGN_KEY:items_parent_fkey@s')), [2]);
       assert.deepEqual(await refusedRows(db, 'items', 'parent = w_parent', [1, 2, 3, 4, 5, 6], '23503'), [2]);
@@ -112,30 +133,59 @@ for (const kind of DB_KINDS) {
 
     test('a foreign key into a written column (ON UPDATE NO ACTION): changing a value still referenced is listed', async () => {
       const { db } = shared;
-      const m = spec({ id: 'code', purpose: 'rename owner codes for the tests', tables: ['owners', 'refs'],
-        steps: [step('s', 'owners', ['code'], 'SELECT id, want_code AS code FROM owners WHERE id BETWEEN $1 AND $2')] });
+      const m = spec({
+        id: 'code',
+        purpose: 'rename owner codes for the tests',
+        tables: ['owners', 'refs'],
+        steps: [step('s', 'owners', ['code'], 'SELECT id, want_code AS code FROM owners WHERE id BETWEEN $1 AND $2')],
+      });
       const r = await runChecks(db, m, { sample: ALL });
       const f = find(r, 'REFERENCED:refs_owner_code_fkey@s');
       // owner 1 ('a') is referenced twice by refs; owner 2 ('b') by nothing; owner 3 becomes NULL, unreferenced
-      assert.deepEqual(f.sample.map((x) => [x.id, x.code, x.becomes, Number(x.referencedBy)]), [[1, 'a', { code: 'a2' }, 2]]);
+      assert.deepEqual(
+        f.sample.map((x) => [x.id, x.code, x.becomes, Number(x.referencedBy)]),
+        [[1, 'a', { code: 'a2' }, 2]],
+      );
       assert.deepEqual(await refusedRows(db, 'owners', 'code = want_code', [1, 2, 3], '23503'), [1]);
       assert.deepEqual(r.blocking, ['REFERENCED:refs_owner_code_fkey@s']);
     });
 
     test('CHECK and NOT NULL: the constraint evaluated on the row as it will be; a declared not-null check stands for the derived one', async () => {
       const { db } = shared;
-      const m = spec({ id: 'lohi', purpose: 'set lo, hi and label for the tests', tables: ['items'],
-        steps: [step('s', 'items', ['lo', 'hi', 'label'], 'SELECT id, w_lo AS lo, w_hi AS hi, w_label AS label FROM items WHERE id BETWEEN $1 AND $2 AND id <> 5')] });
+      const m = spec({
+        id: 'lohi',
+        purpose: 'set lo, hi and label for the tests',
+        tables: ['items'],
+        steps: [
+          step('s', 'items', ['lo', 'hi', 'label'], 'SELECT id, w_lo AS lo, w_hi AS hi, w_label AS label FROM items WHERE id BETWEEN $1 AND $2 AND id <> 5'),
+        ],
+      });
       const r = await runChecks(db, m, { sample: ALL });
-      assert.deepEqual(r.findings.map((f) => f.code), ['CHECK:items_lo_hi@s', 'NOT_NULL:label@s']);
+      assert.deepEqual(
+        r.findings.map((f) => f.code),
+        ['CHECK:items_lo_hi@s', 'NOT_NULL:label@s'],
+      );
       const check = find(r, 'CHECK:items_lo_hi@s');
-      assert.deepEqual(check.sample.map((x) => [x.id, x.lo, x.hi]), [[2, 5, 4], [4, 9, 1]], 'lo > hi; NULL bounds pass (id 6), id 5 not written');
+      assert.deepEqual(
+        check.sample.map((x) => [x.id, x.lo, x.hi]),
+        [
+          [2, 5, 4],
+          [4, 9, 1],
+        ],
+        'lo > hi; NULL bounds pass (id 6), id 5 not written',
+      );
       assert.deepEqual(await refusedRows(db, 'items', 'lo = w_lo, hi = w_hi', [1, 2, 3, 4, 6], '23514'), [2, 4]);
       assert.deepEqual(ids(find(r, 'NOT_NULL:label@s')), [2, 4]);
       assert.deepEqual(await refusedRows(db, 'items', 'label = w_label', [1, 2, 3, 4, 6], '23502'), [2, 4]);
-      const declared = spec({ ...m.spec, checks: [{ kind: 'not-null', code: 'LABEL_SET', table: 'items', column: 'label', step: 's', severity: 'warn' }] } as MigrationInput);
+      const declared = spec({
+        ...m.spec,
+        checks: [{ kind: 'not-null', code: 'LABEL_SET', table: 'items', column: 'label', step: 's', severity: 'warn' }],
+      } as MigrationInput);
       const again = await runChecks(db, declared, { sample: ALL });
-      assert.deepEqual(again.findings.map((f) => f.code), ['LABEL_SET', 'CHECK:items_lo_hi@s']);
+      assert.deepEqual(
+        again.findings.map((f) => f.code),
+        ['LABEL_SET', 'CHECK:items_lo_hi@s'],
+      );
     });
 
     test('only rows whose values change count: a NOT VALID CHECK that an existing row breaks is reported only where the step writes that row', async () => {
@@ -143,23 +193,46 @@ for (const kind of DB_KINDS) {
       await db.exec(`CREATE TABLE scores (id int PRIMARY KEY, score int, w int);
         INSERT INTO scores VALUES (1, 500, 500), (2, 5, 600), (3, 500, 7), (4, 5, 6);
         ALTER TABLE scores ADD CONSTRAINT scores_small CHECK (score < 100) NOT VALID;`);
-      const m = spec({ id: 'scores', purpose: 'set score from w for the tests', tables: ['scores'],
-        steps: [step('s', 'scores', ['score'], 'SELECT id, w AS score FROM scores WHERE id BETWEEN $1 AND $2')] });
+      const m = spec({
+        id: 'scores',
+        purpose: 'set score from w for the tests',
+        tables: ['scores'],
+        steps: [step('s', 'scores', ['score'], 'SELECT id, w AS score FROM scores WHERE id BETWEEN $1 AND $2')],
+      });
       const r = await runChecks(db, m, { sample: ALL });
       // row 1 is returned with the value it has: the batches do not write it, the server never re-checks it
-      assert.deepEqual(find(r, 'CHECK:scores_small@s').sample.map((x) => [x.id, x.score]), [[2, 600]]);
+      assert.deepEqual(
+        find(r, 'CHECK:scores_small@s').sample.map((x) => [x.id, x.score]),
+        [[2, 600]],
+      );
       assert.deepEqual(await refusedRows(db, 'scores', 'score = w', [2, 3, 4], '23514'), [2]);
     });
 
     test('domains: every check of a domain over a domain, on the written values', async () => {
       const { db } = shared;
-      const m = spec({ id: 'qty', purpose: 'set qty for the tests', tables: ['items'],
-        steps: [step('s', 'items', ['qty'], 'SELECT id, w_qty AS qty FROM items WHERE id BETWEEN $1 AND $2')] });
+      const m = spec({
+        id: 'qty',
+        purpose: 'set qty for the tests',
+        tables: ['items'],
+        steps: [step('s', 'items', ['qty'], 'SELECT id, w_qty AS qty FROM items WHERE id BETWEEN $1 AND $2')],
+      });
       const r = await runChecks(db, m, { sample: ALL });
-      assert.deepEqual(r.findings.map((f) => [f.code, f.kind, f.count]), [['DOMAIN:qty.small_check@s', 'domain', 1], ['DOMAIN:qty.posint_check@s', 'domain', 1]]);
+      assert.deepEqual(
+        r.findings.map((f) => [f.code, f.kind, f.count]),
+        [
+          ['DOMAIN:qty.small_check@s', 'domain', 1],
+          ['DOMAIN:qty.posint_check@s', 'domain', 1],
+        ],
+      );
       // 150 passes posint and fails small; 0 the other way round; NULL passes both
-      assert.deepEqual(find(r, 'DOMAIN:qty.small_check@s').sample.map((x) => [x.id, x.qty]), [[3, 150]]);
-      assert.deepEqual(find(r, 'DOMAIN:qty.posint_check@s').sample.map((x) => [x.id, x.qty]), [[2, 0]]);
+      assert.deepEqual(
+        find(r, 'DOMAIN:qty.small_check@s').sample.map((x) => [x.id, x.qty]),
+        [[3, 150]],
+      );
+      assert.deepEqual(
+        find(r, 'DOMAIN:qty.posint_check@s').sample.map((x) => [x.id, x.qty]),
+        [[2, 0]],
+      );
       assert.deepEqual(await refusedRows(db, 'items', 'qty = w_qty', [1, 2, 3, 4, 5, 6], '23514'), [2, 3]);
     });
 
@@ -167,13 +240,23 @@ for (const kind of DB_KINDS) {
       const { db } = shared;
       // row 1 keeps [1,5); 2 → [3,7) meets 1; 3 is not live; 4 → [42,48) and 5 → [41,43) meet each other;
       // 6 → [20,25) meets only row 3, which is not live
-      const m = spec({ id: 'during', purpose: 'set during for the tests', tables: ['items'],
-        steps: [step('s', 'items', ['during'], 'SELECT id, w_during AS during FROM items WHERE id BETWEEN $1 AND $2')] });
+      const m = spec({
+        id: 'during',
+        purpose: 'set during for the tests',
+        tables: ['items'],
+        steps: [step('s', 'items', ['during'], 'SELECT id, w_during AS during FROM items WHERE id BETWEEN $1 AND $2')],
+      });
       const r = await runChecks(db, m, { sample: ALL });
       const f = find(r, 'EXCLUSION:items_no_overlap@s');
       assert.equal(f.kind, 'exclusion');
-      assert.deepEqual(f.sample.map((x) => [x.id, x.during, x.collidesWith, x.collidesWithChanged]),
-        [[2, '[3,7)', 1, false], [4, '[42,48)', 5, true], [5, '[41,43)', 4, true]]);
+      assert.deepEqual(
+        f.sample.map((x) => [x.id, x.during, x.collidesWith, x.collidesWithChanged]),
+        [
+          [2, '[3,7)', 1, false],
+          [4, '[42,48)', 5, true],
+          [5, '[41,43)', 4, true],
+        ],
+      );
       assert.equal(f.derived?.constraint, 'items_no_overlap');
       assert.equal(await serverSays(db, 'UPDATE items SET during = w_during'), '23P01');
       assert.equal(await serverSays(db, 'UPDATE items SET during = w_during WHERE id NOT IN (2, 4)'), null, 'without rows 2 and 4 nothing conflicts');
@@ -181,8 +264,12 @@ for (const kind of DB_KINDS) {
 
     test('apply refuses with exit 6 before any backup or write when a derived prediction has rows', async () => {
       const { db } = shared;
-      const m = spec({ id: 'owner-apply', purpose: 'set owner from w_owner, applied, for the tests', tables: ['items', 'owners'],
-        steps: [step('s', 'items', ['owner'], 'SELECT id, w_owner AS owner FROM items WHERE id BETWEEN $1 AND $2')] });
+      const m = spec({
+        id: 'owner-apply',
+        purpose: 'set owner from w_owner, applied, for the tests',
+        tables: ['items', 'owners'],
+        steps: [step('s', 'items', ['owner'], 'SELECT id, w_owner AS owner FROM items WHERE id BETWEEN $1 AND $2')],
+      });
       const before = await checksums(db, TABLES);
       const r = await safeApply(db, m, { batchSize: 2 });
       assert.equal(r.error?.code, 'BELAY_CHECKS');

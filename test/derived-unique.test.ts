@@ -65,7 +65,11 @@ for (const kind of DB_KINDS) {
       assert.equal(f.kind, 'unique-after');
       assert.equal(f.severity, 'error');
       assert.deepEqual(f.derived, {
-        source: 'catalog', step: 'assign-owner', table: 'EventType', index: 'EventType_userId_parentId_key', constraint: null,
+        source: 'catalog',
+        step: 'assign-owner',
+        table: 'EventType',
+        index: 'EventType_userId_parentId_key',
+        constraint: null,
         definition: 'CREATE UNIQUE INDEX "EventType_userId_parentId_key" ON public."EventType" USING btree ("userId", "parentId")',
       });
       assert.match(f.message, /EventType_userId_parentId_key/);
@@ -81,7 +85,10 @@ for (const kind of DB_KINDS) {
         assert.equal(row.collidesWithChanged, !existing.has(id), 'a pair changes both rows; an existing child stays');
       }
       // the declared unique-after on ("userId", slug) stands for its index: not derived a second time
-      assert.deepEqual(r.findings.filter((x) => x.kind === 'unique-after').map((x) => x.code), ['UNIQUE_USER_SLUG', PARENT_KEY]);
+      assert.deepEqual(
+        r.findings.filter((x) => x.kind === 'unique-after').map((x) => x.code),
+        ['UNIQUE_USER_SLUG', PARENT_KEY],
+      );
       assert.equal(r.ok, false);
       assert.deepEqual(r.blocking, [PARENT_KEY]);
     });
@@ -100,8 +107,15 @@ for (const kind of DB_KINDS) {
       assert.equal(await count(db, 'SELECT count(*)::int AS n FROM belay.backups'), 0);
       assert.equal(await count(db, 'SELECT count(*)::int AS n FROM belay.undo'), 0, 'no undo row');
       assert.equal(await count(db, 'SELECT count(*)::int AS n FROM belay.batches'), 0, 'no batch');
-      const stored = await db.query<{ code: string; outcome: string; row_count: number }>(`SELECT code, outcome, row_count::int AS row_count FROM belay.check_results WHERE run_id = $1 AND code = $2`, [r.runId, PARENT_KEY]);
-      assert.deepEqual(stored.rows.map((x) => [x.outcome, x.row_count]), [['blocked', truth.parentCollisions.size]], 'the prediction is stored with the run');
+      const stored = await db.query<{ code: string; outcome: string; row_count: number }>(
+        `SELECT code, outcome, row_count::int AS row_count FROM belay.check_results WHERE run_id = $1 AND code = $2`,
+        [r.runId, PARENT_KEY],
+      );
+      assert.deepEqual(
+        stored.rows.map((x) => [x.outcome, x.row_count]),
+        [['blocked', truth.parentCollisions.size]],
+        'the prediction is stored with the run',
+      );
     });
   });
 
@@ -136,68 +150,156 @@ for (const kind of DB_KINDS) {
 
     test('partial index: only rows its predicate holds collide; other unique indexes over the column each get their own finding', async () => {
       // ids 3 (not live) and 4 (live) both take a = 10, like id 1 (live)
-      const m = spec({ id: 'a', purpose: 'set a from want_a for the tests', tables: ['t'], steps: [step(['a'], 'SELECT id, want_a AS a FROM t WHERE id BETWEEN $1 AND $2 AND want_a IS NOT NULL')] });
+      const m = spec({
+        id: 'a',
+        purpose: 'set a from want_a for the tests',
+        tables: ['t'],
+        steps: [step(['a'], 'SELECT id, want_a AS a FROM t WHERE id BETWEEN $1 AND $2 AND want_a IS NOT NULL')],
+      });
       const r = await runChecks(shared.db, m, { sample: ALL });
-      assert.deepEqual(r.findings.map((f) => f.code), ['UNIQUE:t_a_live@s', 'UNIQUE:t_ab_nnd@s'], 'every unique index reading a, none other');
+      assert.deepEqual(
+        r.findings.map((f) => f.code),
+        ['UNIQUE:t_a_live@s', 'UNIQUE:t_ab_nnd@s'],
+        'every unique index reading a, none other',
+      );
       const live = find(r, 'UNIQUE:t_a_live@s');
-      assert.deepEqual(live.sample.map((x) => [x.id, x.a, x.collidesWith]), [[4, 10, 1]], 'id 3 is outside the predicate');
+      assert.deepEqual(
+        live.sample.map((x) => [x.id, x.a, x.collidesWith]),
+        [[4, 10, 1]],
+        'id 3 is outside the predicate',
+      );
       // (a, b) NULLS NOT DISTINCT: every b differs, so no collision; id 6 keeps a = 20 and is not a change
       assert.equal(find(r, 'UNIQUE:t_ab_nnd@s').count, 0);
       assert.deepEqual(r.blocking, ['UNIQUE:t_a_live@s']);
     });
 
     test('expression index: lower(code) of the row as it will be; a collation of the column (case-insensitive ICU) compares as the index does', async () => {
-      const m = spec({ id: 'code', purpose: 'set code and tag from the wanted values', tables: ['t'],
-        steps: [step(['code', 'tag'], 'SELECT id, want_code AS code, want_tag AS tag FROM t WHERE id BETWEEN $1 AND $2 AND (want_code IS NOT NULL OR want_tag IS NOT NULL)')] });
+      const m = spec({
+        id: 'code',
+        purpose: 'set code and tag from the wanted values',
+        tables: ['t'],
+        steps: [
+          step(
+            ['code', 'tag'],
+            'SELECT id, want_code AS code, want_tag AS tag FROM t WHERE id BETWEEN $1 AND $2 AND (want_code IS NOT NULL OR want_tag IS NOT NULL)',
+          ),
+        ],
+      });
       const r = await runChecks(shared.db, m, { sample: ALL });
-      assert.deepEqual(r.findings.map((f) => f.code), ['UNIQUE:t_lower_code@s', 'UNIQUE:t_tag@s']);
+      assert.deepEqual(
+        r.findings.map((f) => f.code),
+        ['UNIQUE:t_lower_code@s', 'UNIQUE:t_tag@s'],
+      );
       const lower = find(r, 'UNIQUE:t_lower_code@s');
       // 'ALPHA' (id 3) meets 'Alpha' (id 1); id 6 writes the code it has: no change, not counted
-      assert.deepEqual(lower.sample.map((x) => [x.id, x['lower(code)'], x.collidesWith, x.collidesWithChanged]), [[3, 'alpha', 1, false]]);
+      assert.deepEqual(
+        lower.sample.map((x) => [x.id, x['lower(code)'], x.collidesWith, x.collidesWithChanged]),
+        [[3, 'alpha', 1, false]],
+      );
       // the prediction compares as the database does: PGlite's ICU has no locale data, so there ci folds no case
       const folds = (await shared.db.query<{ eq: boolean }>(`SELECT 'Red' = 'RED' COLLATE ci AS eq`)).rows[0]!.eq;
       assert.equal(folds, kind === 'postgres');
       const tag = find(r, 'UNIQUE:t_tag@s');
-      assert.deepEqual(tag.sample.map((x) => [x.id, x.collidesWith]), folds ? [[3, 1], [4, 2]] : [], "'RED' = 'Red' and 'BLUE' = 'blue' where ci folds case");
+      assert.deepEqual(
+        tag.sample.map((x) => [x.id, x.collidesWith]),
+        folds
+          ? [
+              [3, 1],
+              [4, 2],
+            ]
+          : [],
+        "'RED' = 'Red' and 'BLUE' = 'blue' where ci folds case",
+      );
       // a projection whose value carries another collation: the column stores it, the index compares it under ci
-      const other = spec({ id: 'tag-c', purpose: 'set tag from a value collated otherwise', tables: ['t'],
-        steps: [step(['tag'], 'SELECT id, want_tag COLLATE "C" AS tag FROM t WHERE id BETWEEN $1 AND $2 AND want_tag IS NOT NULL')] });
+      const other = spec({
+        id: 'tag-c',
+        purpose: 'set tag from a value collated otherwise',
+        tables: ['t'],
+        steps: [step(['tag'], 'SELECT id, want_tag COLLATE "C" AS tag FROM t WHERE id BETWEEN $1 AND $2 AND want_tag IS NOT NULL')],
+      });
       const again = find(await runChecks(shared.db, other, { sample: ALL }), 'UNIQUE:t_tag@s');
-      assert.deepEqual(again.sample.map((x) => [x.id, x.collidesWith]), folds ? [[3, 1], [4, 2]] : []);
+      assert.deepEqual(
+        again.sample.map((x) => [x.id, x.collidesWith]),
+        folds
+          ? [
+              [3, 1],
+              [4, 2],
+            ]
+          : [],
+      );
     });
 
     test('NULLS NOT DISTINCT: NULLs collide; in a plain unique index they never do', async () => {
       // id 5 gets b = NULL: a plain unique index on b lets many NULLs in, (a, b) NULLS NOT DISTINCT meets no (NULL, NULL) yet;
       // then id 4 gets b = NULL as well: (NULL, NULL) twice under NULLS NOT DISTINCT
-      const one = spec({ id: 'b1', purpose: 'clear b of one row for the tests', tables: ['t'], steps: [step(['b'], 'SELECT id, NULL::text AS b FROM t WHERE id BETWEEN $1 AND $2 AND id = 5')] });
+      const one = spec({
+        id: 'b1',
+        purpose: 'clear b of one row for the tests',
+        tables: ['t'],
+        steps: [step(['b'], 'SELECT id, NULL::text AS b FROM t WHERE id BETWEEN $1 AND $2 AND id = 5')],
+      });
       let r = await runChecks(shared.db, one, { sample: ALL });
-      assert.deepEqual(r.findings.map((f) => [f.code, f.count]), [['UNIQUE:t_ab_nnd@s', 0], ['UNIQUE:t_b@s', 0]]);
-      const two = spec({ id: 'b2', purpose: 'clear b of two rows for the tests', tables: ['t'], steps: [step(['b'], 'SELECT id, NULL::text AS b FROM t WHERE id BETWEEN $1 AND $2 AND id IN (4, 5)')] });
+      assert.deepEqual(
+        r.findings.map((f) => [f.code, f.count]),
+        [
+          ['UNIQUE:t_ab_nnd@s', 0],
+          ['UNIQUE:t_b@s', 0],
+        ],
+      );
+      const two = spec({
+        id: 'b2',
+        purpose: 'clear b of two rows for the tests',
+        tables: ['t'],
+        steps: [step(['b'], 'SELECT id, NULL::text AS b FROM t WHERE id BETWEEN $1 AND $2 AND id IN (4, 5)')],
+      });
       r = await runChecks(shared.db, two, { sample: ALL });
       assert.equal(find(r, 'UNIQUE:t_b@s').count, 0, 'NULLs are distinct in a plain unique index');
       const nnd = find(r, 'UNIQUE:t_ab_nnd@s');
-      assert.deepEqual(nnd.sample.map((x) => [x.id, x.a, x.b, x.collidesWith]), [[4, null, null, 5], [5, null, null, 4]]);
+      assert.deepEqual(
+        nnd.sample.map((x) => [x.id, x.a, x.b, x.collidesWith]),
+        [
+          [4, null, null, 5],
+          [5, null, null, 4],
+        ],
+      );
     });
 
     test('regression: unique-after counts rows whose value does not change (a row the projection returns with its own value is not a collision)', async () => {
       // id 1 is returned with the value it has (10), id 4 takes 10: only id 4 collides, with id 1, which stays as it is
-      const m = spec({ id: 'same', purpose: 'return a row unchanged beside one that collides', tables: ['t'],
+      const m = spec({
+        id: 'same',
+        purpose: 'return a row unchanged beside one that collides',
+        tables: ['t'],
         checks: [{ kind: 'unique-after', code: 'A_LIVE', step: 's', index: 't_a_live' }],
-        steps: [step(['a'], 'SELECT id, CASE WHEN id = 1 THEN 10 ELSE 10 END AS a FROM t WHERE id BETWEEN $1 AND $2 AND id IN (1, 4)')] });
+        steps: [step(['a'], 'SELECT id, CASE WHEN id = 1 THEN 10 ELSE 10 END AS a FROM t WHERE id BETWEEN $1 AND $2 AND id IN (1, 4)')],
+      });
       const r = await runChecks(shared.db, m, { sample: ALL });
       const f = find(r, 'A_LIVE');
-      assert.deepEqual(f.sample.map((x) => [x.id, x.collidesWith, x.collidesWithChanged]), [[4, 1, false]]);
+      assert.deepEqual(
+        f.sample.map((x) => [x.id, x.collidesWith, x.collidesWithChanged]),
+        [[4, 1, false]],
+      );
       assert.equal(f.count, 1);
     });
 
     test('a declared unique-after on the index replaces the derived one (its code and severity); a deferrable unique constraint is predicted too', async () => {
       const writesA = step(['a', 'email'], "SELECT id, want_a AS a, 'one@example.com' AS email FROM t WHERE id BETWEEN $1 AND $2 AND id = 4");
-      const declared = spec({ id: 'decl', purpose: 'declare one index, leave the others to the catalog', tables: ['t'],
-        checks: [{ kind: 'unique-after', code: 'LIVE_A', severity: 'warn', step: 's', index: 't_a_live' }], steps: [writesA] });
+      const declared = spec({
+        id: 'decl',
+        purpose: 'declare one index, leave the others to the catalog',
+        tables: ['t'],
+        checks: [{ kind: 'unique-after', code: 'LIVE_A', severity: 'warn', step: 's', index: 't_a_live' }],
+        steps: [writesA],
+      });
       const r = await runChecks(shared.db, declared, { sample: ALL });
-      assert.deepEqual(r.findings.map((f) => [f.code, f.severity, f.count, f.derived?.index ?? null]), [
-        ['LIVE_A', 'warn', 1, null], ['UNIQUE:t_ab_nnd@s', 'error', 0, 't_ab_nnd'], ['UNIQUE:t_email_key@s', 'error', 1, 't_email_key'],
-      ]);
+      assert.deepEqual(
+        r.findings.map((f) => [f.code, f.severity, f.count, f.derived?.index ?? null]),
+        [
+          ['LIVE_A', 'warn', 1, null],
+          ['UNIQUE:t_ab_nnd@s', 'error', 0, 't_ab_nnd'],
+          ['UNIQUE:t_email_key@s', 'error', 1, 't_email_key'],
+        ],
+      );
       assert.equal(find(r, 'UNIQUE:t_email_key@s').derived?.constraint, 't_email_key');
       assert.deepEqual(r.blocking, ['UNIQUE:t_email_key@s'], 'a declared warn does not block; the deferred constraint does (it fails at commit)');
       assert.equal(find(r, 'UNIQUE:t_email_key@s').sample[0]!.collidesWith, 1);

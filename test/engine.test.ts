@@ -72,7 +72,10 @@ for (const kind of DB_KINDS) {
         assert.equal(r.status, 'completed', r.error?.message ?? '');
         assert.ok(r.steps[0]!.batches > 1);
         assert.ok(calls >= 2, 'the listener was called before it failed');
-        const ev = await f.db.query<{ data: { event: string; message: string } }>(`SELECT data FROM belay.events WHERE run_id = $1 AND type = 'listener-failed'`, [r.runId]);
+        const ev = await f.db.query<{ data: { event: string; message: string } }>(
+          `SELECT data FROM belay.events WHERE run_id = $1 AND type = 'listener-failed'`,
+          [r.runId],
+        );
         assert.equal(ev.rows.length, 1);
         assert.deepEqual(ev.rows[0]!.data, { event: 'batch-committed', message: 'the dashboard is down' });
       } finally {
@@ -151,7 +154,9 @@ for (const kind of DB_KINDS) {
         assert.equal(r.status, 'failed');
         assert.equal(r.error?.code, 'BELAY_VERIFY');
         assert.equal(r.error?.exitCode, EXIT.verification);
-        const c = await f.db.query<{ changed: number; max: number }>(`SELECT count(*) FILTER (WHERE v <> 0)::int AS changed, max(id) FILTER (WHERE v <> 0)::int AS max FROM t`);
+        const c = await f.db.query<{ changed: number; max: number }>(
+          `SELECT count(*) FILTER (WHERE v <> 0)::int AS changed, max(id) FILTER (WHERE v <> 0)::int AS max FROM t`,
+        );
         assert.equal(c.rows[0]!.changed, 400, 'batches 1-4 committed, batch 5 rolled back');
         assert.equal(c.rows[0]!.max, 400);
         const u = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM belay.batches`);
@@ -210,7 +215,9 @@ for (const kind of DB_KINDS) {
           assert.equal(s.rowsChanged, 700, s.name);
           assert.equal(s.batches, 11, `${s.name}: ceil(700/64) batches, none empty`);
         }
-        const bad = await f.db.query<{ n: number }>(`SELECT (SELECT count(*) FROM kt WHERE v IS DISTINCT FROM upper(k)) + (SELECT count(*) FROM ku WHERE v IS NULL) + (SELECT count(*) FROM kb WHERE v IS DISTINCT FROM (k % 97)::int) AS n`);
+        const bad = await f.db.query<{ n: number }>(
+          `SELECT (SELECT count(*) FROM kt WHERE v IS DISTINCT FROM upper(k)) + (SELECT count(*) FROM ku WHERE v IS NULL) + (SELECT count(*) FROM kb WHERE v IS DISTINCT FROM (k % 97)::int) AS n`,
+        );
         assert.equal(Number(bad.rows[0]!.n), 0);
         await rollback(f.db, r.runId);
         assert.deepEqual(await checksums(f.db, ['kt', 'ku', 'kb']), before);
@@ -252,16 +259,33 @@ for (const kind of DB_KINDS) {
         const before = await checksums(f.db, ['t']);
         const cases: Array<[string, RegExp]> = [
           [`export default { id: 'x', purpose: 'a purpose long enough', tables: ['t'], steps: [] }`, /steps: must have at least one step/],
-          [`export default { id: 'Bad Id', purpose: 'a purpose long enough', tables: ['t'], steps: [{ kind: 'sql', name: 'a', up: 'SELECT 1', down: null }] }`, /id: must be lower-case/],
-          [`export default { id: 'x', purpose: 'a purpose long enough', tables: ['t'], steps: [{ kind: 'batched', name: 'a', table: 't', writes: ['v'], projection: 'SELEC id FROM t' }] }`, /does not parse[\s\S]*line 1, column 1/],
-          [`export default { id: 'x', purpose: 'a purpose long enough', tables: ['t'], steps: [{ kind: 'batched', name: 'a', table: 'other', writes: ['v'], projection: 'SELECT id FROM t' }] }`, /not listed in tables/],
+          [
+            `export default { id: 'Bad Id', purpose: 'a purpose long enough', tables: ['t'], steps: [{ kind: 'sql', name: 'a', up: 'SELECT 1', down: null }] }`,
+            /id: must be lower-case/,
+          ],
+          [
+            `export default { id: 'x', purpose: 'a purpose long enough', tables: ['t'], steps: [{ kind: 'batched', name: 'a', table: 't', writes: ['v'], projection: 'SELEC id FROM t' }] }`,
+            /does not parse[\s\S]*line 1, column 1/,
+          ],
+          [
+            `export default { id: 'x', purpose: 'a purpose long enough', tables: ['t'], steps: [{ kind: 'batched', name: 'a', table: 'other', writes: ['v'], projection: 'SELECT id FROM t' }] }`,
+            /not listed in tables/,
+          ],
           [`export default { id: 'x', purpose: 'a purpose long enough', tables: ['t'], stepz: [] }`, /Unrecognized key|stepz/],
         ];
         for (const [body, message] of cases) {
-          await assert.rejects(loadMigration(specFile(body)), (e: unknown) => e instanceof SpecError && e.exitCode === EXIT.spec && message.test(e.message) && e.message.includes('migration.ts'), body);
+          await assert.rejects(
+            loadMigration(specFile(body)),
+            (e: unknown) => e instanceof SpecError && e.exitCode === EXIT.spec && message.test(e.message) && e.message.includes('migration.ts'),
+            body,
+          );
         }
         // a spec naming a column that does not exist fails when it meets the database, and changes nothing
-        const m = await loadMigration(specFile(`export default { id: 'x', purpose: 'a purpose long enough', tables: ['t'], steps: [{ kind: 'batched', name: 'a', table: 't', writes: ['nope'], projection: 'SELECT id, 1 AS nope FROM t WHERE id BETWEEN $1 AND $2' }] }`));
+        const m = await loadMigration(
+          specFile(
+            `export default { id: 'x', purpose: 'a purpose long enough', tables: ['t'], steps: [{ kind: 'batched', name: 'a', table: 't', writes: ['nope'], projection: 'SELECT id, 1 AS nope FROM t WHERE id BETWEEN $1 AND $2' }] }`,
+          ),
+        );
         const r = await apply(f.db, m);
         assert.equal(r.error?.code, 'BELAY_SPEC');
         assert.match(r.error!.message, /column "nope" does not exist in table "t"/);

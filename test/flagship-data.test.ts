@@ -18,9 +18,7 @@ async function withDb(kind: DbKind, fn: (db: Db) => Promise<void>): Promise<void
 }
 
 async function currentOwners(db: Db): Promise<Map<number, number | null>> {
-  const { rows } = await db.query<{ id: number; userId: number | null }>(
-    'SELECT id::int AS id, "userId"::int AS "userId" FROM "EventType" ORDER BY id',
-  );
+  const { rows } = await db.query<{ id: number; userId: number | null }>('SELECT id::int AS id, "userId"::int AS "userId" FROM "EventType" ORDER BY id');
   return new Map(rows.map((r) => [Number(r.id), r.userId === null ? null : Number(r.userId)]));
 }
 
@@ -55,11 +53,7 @@ async function ownersAfterSqlUpdate(db: Db, ambiguous: 'skip' | 'lowest'): Promi
 }
 
 /** What the truth says every row's owner must be afterwards, under policy ambiguous=skip or lowest. */
-function ownersFromTruth(
-  truth: Truth,
-  before: Map<number, number | null>,
-  ambiguous: 'skip' | 'lowest',
-): Map<number, number | null> {
+function ownersFromTruth(truth: Truth, before: Map<number, number | null>, ambiguous: 'skip' | 'lowest'): Map<number, number | null> {
   const after = new Map(before);
   for (const [id, u] of truth.expectedOwner) after.set(id, u);
   if (ambiguous === 'lowest') {
@@ -142,7 +136,10 @@ for (const kind of DB_KINDS) {
       const ref = await expectedAfter(db, { slugConflict: 'rename' });
       const { rows } = await db.query<{ id: number; slug: string }>('SELECT id::int AS id, slug FROM "EventType"');
       const slugOf = new Map(rows.map((r) => [Number(r.id), r.slug]));
-      assert.deepEqual([...ref.renamed.keys()].sort((a, b) => a - b), [...truth.conflictCounterpart.keys()].sort((a, b) => a - b));
+      assert.deepEqual(
+        [...ref.renamed.keys()].sort((a, b) => a - b),
+        [...truth.conflictCounterpart.keys()].sort((a, b) => a - b),
+      );
       assert.deepEqual(ref.renameSkipped, []);
       for (const [id, slug] of ref.renamed) {
         assert.equal(slug, `${slugOf.get(id)}-${id}`);
@@ -189,20 +186,16 @@ for (const kind of DB_KINDS) {
         assert.ok(pct > 0.01 && pct < 0.06, `orphan links ${(pct * 100).toFixed(1)}%`);
       }
       // Pairs are far apart: one row in each half of the table.
-      const ids = (await db.query<{ id: number }>('SELECT id::int AS id FROM "EventType" ORDER BY id')).rows.map((x) =>
-        Number(x.id),
-      );
+      const ids = (await db.query<{ id: number }>('SELECT id::int AS id FROM "EventType" ORDER BY id')).rows.map((x) => Number(x.id));
       const middle = ids[1000]!;
       const pairIds = truth.categories.conflictPair;
       for (const id of pairIds) {
         const other = truth.conflictCounterpart.get(id)!;
         assert.ok(pairIds.includes(other));
-        assert.ok((id < middle) !== (other < middle), `pair ${id}/${other} spans both halves`);
+        assert.ok(id < middle !== other < middle, `pair ${id}/${other} spans both halves`);
       }
       // The sequences stand past every id, deleted ones included: the next insert gets a new id.
-      const next = await db.query<{ id: number }>(
-        `INSERT INTO "EventType" (title, slug) VALUES ('t', 'new-row') RETURNING id::int AS id`,
-      );
+      const next = await db.query<{ id: number }>(`INSERT INTO "EventType" (title, slug) VALUES ('t', 'new-row') RETURNING id::int AS id`);
       assert.equal(Number(next.rows[0]!.id), truth.lastEventTypeId + 1);
       assert.ok(truth.orphanLinks.missingEventType.every(([a]) => a < truth.lastEventTypeId + 1));
     });

@@ -25,10 +25,13 @@ INSERT INTO other SELECT g FROM generate_series(1, 5) g;`;
 
 async function workMigration(dir: string) {
   const file = path.join(dir, 'migration.ts');
-  writeFileSync(file, `export default {
+  writeFileSync(
+    file,
+    `export default {
     id: 'fill-out', purpose: 'Fill work.out from work.w (input validation tests).', tables: ['work', 'other'],
     steps: [{ kind: 'batched', name: 'fill', table: 'work', writes: ['out'], projection: 'SELECT id, w * 2 AS out FROM work WHERE id BETWEEN $1 AND $2' }],
-  };`);
+  };`,
+  );
   return loadMigration(file);
 }
 
@@ -40,7 +43,11 @@ async function runsOf(db: Db): Promise<number> {
 
 test('regression (numbers): 1e12, 0x10, " 7 ", "", -5, 0, 1.5 are not numbers of a flag; the schema gives one message', () => {
   for (const text of ['1e12', '0x10', ' 7 ', '', '-5', '+7', '1_000', '1.5', 'Infinity', 'NaN']) {
-    assert.throws(() => parseNumber('--batch-size', NUMBERS.batchSize, text), (e: unknown) => e instanceof UsageError && e.exitCode === EXIT.usage && e.message.includes(`"${text}"`), text);
+    assert.throws(
+      () => parseNumber('--batch-size', NUMBERS.batchSize, text),
+      (e: unknown) => e instanceof UsageError && e.exitCode === EXIT.usage && e.message.includes(`"${text}"`),
+      text,
+    );
   }
   assert.throws(() => parseNumber('--batch-size', NUMBERS.batchSize, '0'), /--batch-size "0" must be at least 1/);
   assert.throws(() => parseNumber('--batch-size', NUMBERS.batchSize, String(MAX_BATCH_SIZE + 1)), new RegExp(`must be at most ${MAX_BATCH_SIZE}`));
@@ -81,8 +88,27 @@ test('regression (numbers): the command line refuses --batch-size 1e12 / 0x10 / 
 });
 
 test('regression (batch size cap): a fixed size above the cap is refused from the library and the spec, as from the command line', async () => {
-  assert.throws(() => validate({ id: 'x', purpose: 'a purpose of some length', tables: ['t'], steps: [{ kind: 'batched', name: 's', table: 't', writes: ['v'], projection: 'SELECT 1', batchSize: MAX_BATCH_SIZE + 1 }] }), SpecError);
-  assert.throws(() => validate({ id: 'x', purpose: 'a purpose of some length', tables: ['t'], options: { batchSize: 1e12 }, steps: [{ kind: 'batched', name: 's', table: 't', writes: ['v'], projection: 'SELECT 1' }] }), SpecError);
+  assert.throws(
+    () =>
+      validate({
+        id: 'x',
+        purpose: 'a purpose of some length',
+        tables: ['t'],
+        steps: [{ kind: 'batched', name: 's', table: 't', writes: ['v'], projection: 'SELECT 1', batchSize: MAX_BATCH_SIZE + 1 }],
+      }),
+    SpecError,
+  );
+  assert.throws(
+    () =>
+      validate({
+        id: 'x',
+        purpose: 'a purpose of some length',
+        tables: ['t'],
+        options: { batchSize: 1e12 },
+        steps: [{ kind: 'batched', name: 's', table: 't', writes: ['v'], projection: 'SELECT 1' }],
+      }),
+    SpecError,
+  );
   const f = await freshDb('pglite');
   try {
     await f.db.exec(SCHEMA);

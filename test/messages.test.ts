@@ -20,12 +20,19 @@ INSERT INTO work SELECT g, g, NULL FROM generate_series(1, 300) g;`;
 
 /** A migration folder over work; `step` overrides fields of its one step, `extra` adds top-level fields. */
 function workSpec(dir: string, step: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): string {
-  writeFileSync(path.join(dir, 'migration.ts'), `export default ${JSON.stringify({
-    id: 'fill-out', purpose: 'Fill work.out from work.w (message tests).', tables: ['work'],
-    steps: [{ kind: 'batched', name: 'fill', table: 'work', writes: ['out'], projection: 'SELECT id, w * 2 AS out FROM work WHERE id BETWEEN $1 AND $2', ...step }],
-    options: { batchSize: 100 },
-    ...extra,
-  })};`);
+  writeFileSync(
+    path.join(dir, 'migration.ts'),
+    `export default ${JSON.stringify({
+      id: 'fill-out',
+      purpose: 'Fill work.out from work.w (message tests).',
+      tables: ['work'],
+      steps: [
+        { kind: 'batched', name: 'fill', table: 'work', writes: ['out'], projection: 'SELECT id, w * 2 AS out FROM work WHERE id BETWEEN $1 AND $2', ...step },
+      ],
+      options: { batchSize: 100 },
+      ...extra,
+    })};`,
+  );
   return dir;
 }
 
@@ -42,13 +49,38 @@ for (const kind of DB_KINDS) {
           ['a written column that does not exist', () => workSpec(dir, { writes: ['outt'] }), /column "outt" does not exist in table "work"/],
           ['a table that does not exist', () => workSpec(dir, {}, { tables: ['work', 'wrok'] }), /tables\.1: table "wrok" does not exist/],
           ['a key that does not exist', () => workSpec(dir, { key: 'ident' }), /steps\.0 \(fill\).*column "ident" does not exist/],
-          ['a projection naming a missing column', () => workSpec(dir, { projection: 'SELECT id, ww * 2 AS out FROM work WHERE id BETWEEN $1 AND $2' }), /steps\.0\.projection \(fill\).*column "ww" does not exist[\s\S]*line 1/],
-          ['a check naming a missing table', () => workSpec(dir, {}, { checks: [{ kind: 'sql', code: 'NEG', severity: 'error', message: 'negative', sql: 'SELECT id FROM wrk WHERE w < 0' }] }), /checks\.0\.sql \(NEG\).*relation "wrk" does not exist/],
-          ['a verify reading a missing column of written', () => workSpec(dir, { verify: 'SELECT id FROM written WHERE outt IS NULL' }), /steps\.0\.verify.*column "outt" does not exist/],
+          [
+            'a projection naming a missing column',
+            () => workSpec(dir, { projection: 'SELECT id, ww * 2 AS out FROM work WHERE id BETWEEN $1 AND $2' }),
+            /steps\.0\.projection \(fill\).*column "ww" does not exist[\s\S]*line 1/,
+          ],
+          [
+            'a check naming a missing table',
+            () => workSpec(dir, {}, { checks: [{ kind: 'sql', code: 'NEG', severity: 'error', message: 'negative', sql: 'SELECT id FROM wrk WHERE w < 0' }] }),
+            /checks\.0\.sql \(NEG\).*relation "wrk" does not exist/,
+          ],
+          [
+            'a verify reading a missing column of written',
+            () => workSpec(dir, { verify: 'SELECT id FROM written WHERE outt IS NULL' }),
+            /steps\.0\.verify.*column "outt" does not exist/,
+          ],
           // planned as its batches write it (checks/projection-check.ts): BELAY_CHECK_SQL, exit 3 too
-          ['a projection without the key column', () => workSpec(dir, { projection: 'SELECT w * 2 AS out FROM work WHERE id BETWEEN $1 AND $2' }), /BELAY_CHECK_SQL[\s\S]*steps\.0\.projection \(fill\): returns no column named "id", the key of step "fill"/],
-          ['a projection of the wrong type', () => workSpec(dir, { projection: "SELECT id, 'x' || w AS out FROM work WHERE id BETWEEN $1 AND $2" }), /BELAY_CHECK_SQL[\s\S]*returns "out" as text, which cannot be written into "?work"?\."out" \(integer\)/],
-          ['an orphans check on a missing column', () => workSpec(dir, {}, { checks: [{ kind: 'orphans', code: 'ORPH', table: 'work', column: 'parent', references: { table: 'work', column: 'id' } }] }), /checks\.0\.column: column "parent" does not exist/],
+          [
+            'a projection without the key column',
+            () => workSpec(dir, { projection: 'SELECT w * 2 AS out FROM work WHERE id BETWEEN $1 AND $2' }),
+            /BELAY_CHECK_SQL[\s\S]*steps\.0\.projection \(fill\): returns no column named "id", the key of step "fill"/,
+          ],
+          [
+            'a projection of the wrong type',
+            () => workSpec(dir, { projection: "SELECT id, 'x' || w AS out FROM work WHERE id BETWEEN $1 AND $2" }),
+            /BELAY_CHECK_SQL[\s\S]*returns "out" as text, which cannot be written into "?work"?\."out" \(integer\)/,
+          ],
+          [
+            'an orphans check on a missing column',
+            () =>
+              workSpec(dir, {}, { checks: [{ kind: 'orphans', code: 'ORPH', table: 'work', column: 'parent', references: { table: 'work', column: 'id' } }] }),
+            /checks\.0\.column: column "parent" does not exist/,
+          ],
         ];
         for (const [what, write, message] of broken) {
           write();
@@ -60,7 +92,9 @@ for (const kind of DB_KINDS) {
         const db = kind === 'pglite' ? await openDb(f.url) : f.db;
         try {
           assert.deepEqual(await checksums(db, ['work']), before, 'nothing written');
-          const runs = await db.query(`SELECT 1 FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid WHERE n.nspname = 'belay' AND c.relname = 'runs'`);
+          const runs = await db.query(
+            `SELECT 1 FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid WHERE n.nspname = 'belay' AND c.relname = 'runs'`,
+          );
           if (runs.rowCount) assert.equal((await db.query(`SELECT 1 FROM belay.runs`)).rowCount, 0, 'no run record left behind');
         } finally {
           if (kind === 'pglite') await db.close();
@@ -149,7 +183,8 @@ test('regression (monitor): after the server drops the session and refuses conne
     let outage: Promise<void> | undefined;
     const raised: string[] = [];
     const result = await monitorRun(mon, r.runId, {
-      forMs: 60_000, everyMs: 200,
+      forMs: 60_000,
+      everyMs: 200,
       onReconnect: (x) => reconnects.push(x.waitMs),
       onAlert: (a) => raised.push(`${a.check}:${a.count}${a.error ? ':error' : ''}`),
       onRound: async () => {
@@ -158,7 +193,9 @@ test('regression (monitor): after the server drops the session and refuses conne
           // what a restart looks like to the client: the session ends, and new ones are refused for a while
           await admin.query(`ALTER DATABASE ${dbName} ALLOW_CONNECTIONS false`);
           await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'belay-monitor-test'`, [dbName]);
-          outage = new Promise((res) => setTimeout(res, 1_800)).then(() => admin.query(`ALTER DATABASE ${dbName} ALLOW_CONNECTIONS true`)).then(() => undefined);
+          outage = new Promise((res) => setTimeout(res, 1_800))
+            .then(() => admin.query(`ALTER DATABASE ${dbName} ALLOW_CONNECTIONS true`))
+            .then(() => undefined);
         }
         // after the outage, something the window does see
         if (rounds === 4) await f.db.query('UPDATE work SET out = NULL WHERE id = 7');
@@ -167,17 +204,27 @@ test('regression (monitor): after the server drops the session and refuses conne
     await outage;
     assert.ok(result.reconnects >= 1, `reconnected (${result.reconnects})`);
     assert.ok(reconnects.length >= 2, `more than one attempt while connections were refused: waits ${reconnects.join(', ')} ms`);
-    assert.ok(reconnects.every((w, i) => i === 0 || w >= reconnects[i - 1]!), `backoff grows: ${reconnects.join(', ')}`);
+    assert.ok(
+      reconnects.every((w, i) => i === 0 || w >= reconnects[i - 1]!),
+      `backoff grows: ${reconnects.join(', ')}`,
+    );
     assert.equal(result.status, 'alerted', 'the planted row is seen');
-    assert.deepEqual(result.alerts.map((a) => [a.check, a.count]), [['out-missing', 1]], 'one alert: the planted row, none for the outage');
+    assert.deepEqual(
+      result.alerts.map((a) => [a.check, a.count]),
+      [['out-missing', 1]],
+      'one alert: the planted row, none for the outage',
+    );
     assert.deepEqual(raised, ['out-missing:1'], 'nothing was raised (webhook, stderr) for the rounds the outage broke');
-    const recorded = await f.db.query<{ ok: boolean; errors: number }>(`SELECT v.ok, (SELECT count(*)::int FROM belay.verification_results x WHERE x.verification_id = v.id AND x.result = 'error') AS errors
-      FROM belay.verifications v WHERE v.run_id = $1 AND v.source = 'monitor' ORDER BY v.id`, [r.runId]);
+    const recorded = await f.db.query<{ ok: boolean; errors: number }>(
+      `SELECT v.ok, (SELECT count(*)::int FROM belay.verification_results x WHERE x.verification_id = v.id AND x.result = 'error') AS errors
+      FROM belay.verifications v WHERE v.run_id = $1 AND v.source = 'monitor' ORDER BY v.id`,
+      [r.runId],
+    );
     assert.ok(recorded.rows.length >= 4, `rounds before and after the outage are recorded (${recorded.rows.length})`);
     assert.equal(recorded.rows.filter((x) => x.errors > 0).length, 0, 'no round recorded a check error for the outage');
     assert.deepEqual(recorded.rows.filter((x) => !x.ok).length, 1);
   } finally {
-    await admin.query(`ALTER DATABASE ${(new URL(f.url)).pathname.slice(1)} ALLOW_CONNECTIONS true`).catch(() => undefined);
+    await admin.query(`ALTER DATABASE ${new URL(f.url).pathname.slice(1)} ALLOW_CONNECTIONS true`).catch(() => undefined);
     await admin.close();
     await mon.close();
     await f.drop();
@@ -188,7 +235,8 @@ test('regression (monitor): after the server drops the session and refuses conne
 function smallDisk(kb: number): { dir: string; remove: () => void } | undefined {
   if (process.getuid?.() !== 0 || !['127.0.0.1', 'localhost'].includes(new URL(SERVER).hostname)) return undefined;
   const dir = mkdtempSync(path.join(tmpdir(), 'belay-tablespace-'));
-  const ok = spawnSync('sh', ['-c', `mount -t tmpfs -o size=${kb}k,mode=0700 tmpfs "$0" && chown postgres:postgres "$0"`, dir], { stdio: 'ignore' }).status === 0;
+  const ok =
+    spawnSync('sh', ['-c', `mount -t tmpfs -o size=${kb}k,mode=0700 tmpfs "$0" && chown postgres:postgres "$0"`, dir], { stdio: 'ignore' }).status === 0;
   const remove = () => {
     spawnSync('umount', [dir], { stdio: 'ignore' });
     rmSync(dir, { recursive: true, force: true });

@@ -40,7 +40,10 @@ test('durations parse like 24h, 5m, 30s and refuse bare numbers', () => {
   assert.equal(parseDuration('30s'), 30_000);
   assert.equal(parseDuration('1.5h'), 5_400_000);
   assert.equal(formatDuration(300_000), '5m');
-  assert.throws(() => parseDuration('300', '--every'), (e: unknown) => e instanceof UsageError && /--every "300"/.test(e.message));
+  assert.throws(
+    () => parseDuration('300', '--every'),
+    (e: unknown) => e instanceof UsageError && /--every "300"/.test(e.message),
+  );
   assert.throws(() => parseDuration('0s'), UsageError);
 });
 
@@ -57,7 +60,10 @@ for (const kind of DB_KINDS) {
         const quiet = await monitorRun(f.db, r.runId, { once: true, webhook: hook.url });
         assert.equal(quiet.status, 'ok');
         assert.equal(quiet.rounds.length, 1);
-        assert.deepEqual(quiet.rounds[0]!.checks.map((c) => c.name), ['owner-deleted', 'new-inconsistencies', 'no-missed-rows', 'owners-exist']);
+        assert.deepEqual(
+          quiet.rounds[0]!.checks.map((c) => c.name),
+          ['owner-deleted', 'new-inconsistencies', 'no-missed-rows', 'owners-exist'],
+        );
         assert.equal(hook.bodies.length, 0);
 
         // planted: an assigned row moved to a user it has no link with (a new inconsistency)
@@ -68,7 +74,11 @@ for (const kind of DB_KINDS) {
         let scraped = '';
         const seen: Alert[] = [];
         const loud = await monitorRun(f.db, r.runId, {
-          forMs: 60_000, everyMs: 50, webhook: hook.url, metricsPort: 0, onAlert: (a) => seen.push(a),
+          forMs: 60_000,
+          everyMs: 50,
+          webhook: hook.url,
+          metricsPort: 0,
+          onAlert: (a) => seen.push(a),
           onRound: async (_round, m) => {
             scraped = await (await fetch(`http://127.0.0.1:${m!.port}/metrics`)).text();
           },
@@ -98,7 +108,10 @@ for (const kind of DB_KINDS) {
         // recorded: both rounds, the alert with its delivery, the window in the run's summary (webhook token left out)
         const rounds = await getRounds(f.db, r.runId, 'monitor');
         assert.equal(rounds.length, 2);
-        assert.deepEqual(rounds.map((x) => x.ok), [true, false]);
+        assert.deepEqual(
+          rounds.map((x) => x.ok),
+          [true, false],
+        );
         assert.equal((rounds[1]!.alerts as Alert[])[0]!.check, 'new-inconsistencies');
         const mon = (await getRun(f.db, r.runId)).summary.monitor as Record<string, unknown>;
         assert.equal(mon.rounds, 2);

@@ -15,12 +15,16 @@ const PKG = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as
 const PGLITE = JSON.parse(readFileSync(path.join(ROOT, 'node_modules/@electric-sql/pglite/package.json'), 'utf8')) as { version: string };
 const TSC = path.join(ROOT, 'node_modules/typescript/bin/tsc');
 
-interface Run { code: number | null; stdout: string; stderr: string }
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 function run(file: string, args: string[], cwd: string): Promise<Run> {
   return new Promise((resolve) => {
     execFile(file, args, { cwd, env: { ...process.env, DATABASE_URL: '', NO_COLOR: '1' }, maxBuffer: 32 << 20 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: unknown }).code as number) ?? 1 : 0, stdout, stderr });
+      resolve({ code: err ? (((err as { code?: unknown }).code as number) ?? 1) : 0, stdout, stderr });
     });
   });
 }
@@ -48,43 +52,79 @@ describe(`the ${PKG.name} package`, () => {
     tmp = mkdtempSync(path.join(tmpdir(), 'belay-package-'));
     app = path.join(tmp, 'app');
     // npm pack builds dist/ first (prepare)
-    const info = JSON.parse(await ok('npm', ['pack', '--json', '--loglevel=error', '--pack-destination', tmp], ROOT)) as { filename: string; files: { path: string }[] }[];
+    const info = JSON.parse(await ok('npm', ['pack', '--json', '--loglevel=error', '--pack-destination', tmp], ROOT)) as {
+      filename: string;
+      files: { path: string }[];
+    }[];
     packed = info[0]!.files;
     write('package.json', JSON.stringify({ name: 'app', private: true, type: 'module' }));
-    await ok('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', path.join(tmp, info[0]!.filename), `@electric-sql/pglite@${PGLITE.version}`], app);
+    await ok(
+      'npm',
+      [
+        'install',
+        '--prefer-offline',
+        '--no-audit',
+        '--no-fund',
+        '--loglevel=error',
+        path.join(tmp, info[0]!.filename),
+        `@electric-sql/pglite@${PGLITE.version}`,
+      ],
+      app,
+    );
   });
   after(() => rmSync(tmp, { recursive: true, force: true }));
 
   test('the tarball holds the built code, its types, the command, README and LICENSE; no sources, tests, benchmarks, reliability suite or CI', () => {
     const files = packed.map((f) => f.path);
-    for (const f of ['package.json', 'README.md', 'LICENSE', 'bin/belay.mjs', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/main.js', 'dist/examples/event-type-owner/schema.sql']) {
+    for (const f of [
+      'package.json',
+      'README.md',
+      'LICENSE',
+      'bin/belay.mjs',
+      'dist/src/index.js',
+      'dist/src/index.d.ts',
+      'dist/src/cli/main.js',
+      'dist/examples/event-type-owner/schema.sql',
+    ]) {
       assert.ok(files.includes(f), `${f} is in the tarball`);
     }
-    const unwanted = files.filter((f) => /^(src|test|bench|reliability|scripts|\.ci|docs|examples|node_modules)\/|\.test\.|(^|\/)tsconfig/.test(f) || (f.endsWith('.ts') && !f.endsWith('.d.ts')));
+    const unwanted = files.filter(
+      (f) =>
+        /^(src|test|bench|reliability|scripts|\.ci|docs|examples|node_modules)\/|\.test\.|(^|\/)tsconfig/.test(f) ||
+        (f.endsWith('.ts') && !f.endsWith('.d.ts')),
+    );
     assert.deepEqual(unwanted, []);
   });
 
   test('plain Node ESM imports every export of the library', async () => {
-    write('esm.mjs', `import * as belay from '${PKG.name}';
-      console.log(JSON.stringify({ names: Object.keys(belay).sort(), redacted: belay.redactUrl('postgres://u:secret@h/db') }));`);
+    write(
+      'esm.mjs',
+      `import * as belay from '${PKG.name}';
+      console.log(JSON.stringify({ names: Object.keys(belay).sort(), redacted: belay.redactUrl('postgres://u:secret@h/db') }));`,
+    );
     const out = JSON.parse(await ok(process.execPath, ['esm.mjs'], app)) as { names: string[]; redacted: string };
     assert.deepEqual(out.names, Object.keys(source).sort());
     assert.equal(out.redacted, source.redactUrl('postgres://u:secret@h/db'));
   });
 
   test('CommonJS require()s the same module (one copy of each error class), and a CommonJS project loads it', async () => {
-    write('cjs.cjs', `const belay = require('${PKG.name}');
+    write(
+      'cjs.cjs',
+      `const belay = require('${PKG.name}');
       import('${PKG.name}').then((esm) => console.log(JSON.stringify({
         names: Object.keys(belay).filter((k) => k !== '__esModule' && k !== 'module.exports').sort(),
         same: esm.SpecError === belay.SpecError && esm.openDb === belay.openDb,
-      })));`);
+      })));`,
+    );
     const out = JSON.parse(await ok(process.execPath, ['cjs.cjs'], app)) as { names: string[]; same: boolean };
     assert.deepEqual(out.names, Object.keys(source).sort());
     assert.equal(out.same, true);
   });
 
   test('strict TypeScript projects type-check against the package with zero errors: nodenext, bundler, and CommonJS under nodenext', async () => {
-    write('use.ts', `import { type BelayEvent, BelayError, type Db, type LoadedMigration, type MigrationInput, defineMigration, openDb, rollback, safeApply, SpecError } from '${PKG.name}';
+    write(
+      'use.ts',
+      `import { type BelayEvent, BelayError, type Db, type LoadedMigration, type MigrationInput, defineMigration, openDb, rollback, safeApply, SpecError } from '${PKG.name}';
 
       const spec: MigrationInput = defineMigration({
         id: 'typed', purpose: 'typed use of the library', tables: ['t'],
@@ -109,15 +149,19 @@ describe(`the ${PKG.name} package`, () => {
           await db.close();
         }
       }
-    `);
-    write('use-cjs.cts', `import { defineMigration, openDb, type Db } from '${PKG.name}';
+    `,
+    );
+    write(
+      'use-cjs.cts',
+      `import { defineMigration, openDb, type Db } from '${PKG.name}';
       import belay = require('${PKG.name}');
 
       export async function open(): Promise<Db> {
         defineMigration({ id: 'c', purpose: 'from CommonJS', tables: [], steps: [] });
         return belay.openDb === openDb ? openDb('pglite:memory') : Promise.reject(new Error('two copies'));
       }
-    `);
+    `,
+    );
     // no @types/node in the project and skipLibCheck off: the package's declarations must stand on their own
     const base = { strict: true, noEmit: true, skipLibCheck: false, target: 'ES2022', types: [] };
     const projects = {
@@ -144,29 +188,39 @@ describe(`the ${PKG.name} package`, () => {
   test('migrations written in the project, in TypeScript and in CommonJS, apply and roll back on PGlite', async () => {
     // the folder starts from a dumped fresh PGlite instead of its initdb (seconds)
     writeFileSync(path.join(app, 'template.tar'), Buffer.from(await (await pgliteTemplate()).arrayBuffer()));
-    write('inspect.mjs', `import { readFileSync } from 'node:fs';
+    write(
+      'inspect.mjs',
+      `import { readFileSync } from 'node:fs';
       import { checksumTable, openDb } from '${PKG.name}';
       const db = await openDb('pglite:./db', process.argv[2] === 'seed' ? { pgliteTemplate: new Blob([readFileSync('template.tar')]) } : {});
       if (process.argv[2] === 'seed') await db.exec('CREATE TABLE t (id int PRIMARY KEY, w int NOT NULL, v int, u int); INSERT INTO t SELECT g, g, NULL, NULL FROM generate_series(1, 500) g');
       const c = await checksumTable(db, 't');
       const n = (await db.query('SELECT count(*) FILTER (WHERE v = w * 2)::int AS v, count(*) FILTER (WHERE u = w + 1)::int AS u FROM t')).rows[0];
       await db.close();
-      console.log(JSON.stringify({ checksum: c.checksum, ...n }));`);
-    write('migrations/fill-v/migration.ts', `import { defineMigration } from '${PKG.name}';
+      console.log(JSON.stringify({ checksum: c.checksum, ...n }));`,
+    );
+    write(
+      'migrations/fill-v/migration.ts',
+      `import { defineMigration } from '${PKG.name}';
 
       export default defineMigration({
         id: 'fill-v', purpose: 'v from w, in TypeScript', tables: ['t'],
         steps: [{ kind: 'batched', name: 'fill', table: 't', writes: ['v'], projection: 'SELECT id, w * 2 AS v FROM t WHERE id BETWEEN $1 AND $2' }],
       });
-    `);
-    write('migrations/fill-u/migration.cjs', `const { defineMigration } = require('${PKG.name}');
+    `,
+    );
+    write(
+      'migrations/fill-u/migration.cjs',
+      `const { defineMigration } = require('${PKG.name}');
 
       module.exports = defineMigration({
         id: 'fill-u', purpose: 'u from w, in CommonJS', tables: ['t'],
         steps: [{ kind: 'batched', name: 'fill', table: 't', writes: ['u'], projection: 'SELECT id, w + 1 AS u FROM t WHERE id BETWEEN $1 AND $2' }],
       });
-    `);
-    const inspect = async (arg?: string) => JSON.parse(await ok(process.execPath, ['inspect.mjs', ...(arg ? [arg] : [])], app)) as { checksum: string; v: number; u: number };
+    `,
+    );
+    const inspect = async (arg?: string) =>
+      JSON.parse(await ok(process.execPath, ['inspect.mjs', ...(arg ? [arg] : [])], app)) as { checksum: string; v: number; u: number };
     const before = await inspect('seed');
     assert.deepEqual([before.v, before.u], [0, 0]);
     for (const m of ['migrations/fill-v', 'migrations/fill-u']) {

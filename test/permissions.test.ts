@@ -28,7 +28,11 @@ async function setup(): Promise<{ f: FreshDb; owner: string; app: string; as: (r
   const dbName = new URL(f.url).pathname.slice(1);
   await f.db.exec(`CREATE ROLE ${owner} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE; CREATE ROLE ${app} LOGIN NOSUPERUSER;
     GRANT CREATE ON DATABASE ${dbName} TO ${owner}; GRANT CREATE ON DATABASE ${dbName} TO ${app}; GRANT USAGE, CREATE ON SCHEMA public TO ${owner};`);
-  const as = (role: string) => { const u = new URL(f.url); u.username = role; return u.toString(); };
+  const as = (role: string) => {
+    const u = new URL(f.url);
+    u.username = role;
+    return u.toString();
+  };
   // the owner's habits: every table and schema it creates is readable by the application
   const o = await openDb(as(owner));
   try {
@@ -42,13 +46,20 @@ async function setup(): Promise<{ f: FreshDb; owner: string; app: string; as: (r
     await o.close();
   }
   const dir = mkdtempSync(path.join(tmpdir(), 'belay-perm-'));
-  writeFileSync(path.join(dir, 'migration.ts'), `export default {
+  writeFileSync(
+    path.join(dir, 'migration.ts'),
+    `export default {
     id: 'people-tier', purpose: 'Give every person a tier from their id (permission tests).', tables: ['people'],
     steps: [{ kind: 'batched', name: 'tier', table: 'people', writes: ['tier'], projection: 'SELECT id, id % 3 AS tier FROM people WHERE id BETWEEN $1 AND $2' }],
     options: { batchSize: 100 },
-  };`);
+  };`,
+  );
   return {
-    f, owner, app, as, dir,
+    f,
+    owner,
+    app,
+    as,
+    dir,
     async drop() {
       await f.drop();
       const a = await openDb(`${SERVER}/postgres`);
@@ -83,15 +94,24 @@ test('regression (permissions): under ALTER DEFAULT PRIVILEGES … TO app, the a
     const apply = await belay(['apply', s.dir, '--db', s.as(s.owner)]);
     assert.equal(apply.code, EXIT.ok, apply.stderr);
     // every relation and schema of belay's: only its owner holds anything
-    const acl = await s.f.db.query<{ name: string; owner: string; others: string[] | null }>(`
+    const acl = await s.f.db.query<{ name: string; owner: string; others: string[] | null }>(
+      `
       SELECT n.nspname || '.' || c.relname AS name, pg_get_userbyid(c.relowner) AS owner,
              (SELECT array_agg(DISTINCT a.grantee::regrole::text) FROM aclexplode(c.relacl) a WHERE a.grantee <> c.relowner) AS others
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ANY ($1) AND c.relkind IN ('r', 'S')
       UNION ALL
       SELECT n.nspname, pg_get_userbyid(n.nspowner), (SELECT array_agg(DISTINCT a.grantee::regrole::text) FROM aclexplode(n.nspacl) a WHERE a.grantee <> n.nspowner)
-        FROM pg_namespace n WHERE n.nspname = ANY ($1)`, [SCHEMAS]);
-    assert.ok(acl.rows.some((r) => r.name.startsWith('belay_backup.r1_people')), 'the backup copy exists to be checked');
-    assert.ok(acl.rows.some((r) => r.name === 'belay.decision_r1_s0'), 'the decision (before-images) exists to be checked');
+        FROM pg_namespace n WHERE n.nspname = ANY ($1)`,
+      [SCHEMAS],
+    );
+    assert.ok(
+      acl.rows.some((r) => r.name.startsWith('belay_backup.r1_people')),
+      'the backup copy exists to be checked',
+    );
+    assert.ok(
+      acl.rows.some((r) => r.name === 'belay.decision_r1_s0'),
+      'the decision (before-images) exists to be checked',
+    );
     for (const r of acl.rows) {
       assert.equal(r.owner, s.owner, `${r.name} belongs to the role belay ran as`);
       assert.equal(r.others, null, `${r.name} grants nothing to anyone else`);
@@ -102,9 +122,16 @@ test('regression (permissions): under ALTER DEFAULT PRIVILEGES … TO app, the a
       for (const q of ['SELECT * FROM belay.decision_r1_s0', 'SELECT * FROM belay.runs', 'SELECT * FROM belay_backup.r1_people']) {
         await assert.rejects(app.query(q), (e: unknown) => (e as { server?: { sqlstate?: string } }).server?.sqlstate === '42501', q);
       }
-      const priv = await app.query<{ t: string; sel: boolean }>(`SELECT n.nspname || '.' || c.relname AS t, has_table_privilege(c.oid, 'SELECT') AS sel
-        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ANY ($1) AND c.relkind = 'r'`, [SCHEMAS]);
-      assert.deepEqual(priv.rows.filter((r) => r.sel), [], 'SELECT on no table of belay\'s');
+      const priv = await app.query<{ t: string; sel: boolean }>(
+        `SELECT n.nspname || '.' || c.relname AS t, has_table_privilege(c.oid, 'SELECT') AS sel
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ANY ($1) AND c.relkind = 'r'`,
+        [SCHEMAS],
+      );
+      assert.deepEqual(
+        priv.rows.filter((r) => r.sel),
+        [],
+        "SELECT on no table of belay's",
+      );
     });
     const rb = await belay(['rollback', '1', '--db', s.as(s.owner)]);
     assert.equal(rb.code, EXIT.ok, rb.stderr);
@@ -188,13 +215,19 @@ test('regression (messages): a role without CREATE on the database gets the GRAN
   }
 });
 
-test('belay\'s schemas are marked as belay\'s and owner-only on PGlite too', async () => {
+test("belay's schemas are marked as belay's and owner-only on PGlite too", async () => {
   const f = await freshDb('pglite');
   try {
     await ensureState(f.db);
     await ensureState(f.db);
-    const r = await f.db.query<{ n: string; c: string | null; acl: string | null }>(`SELECT nspname AS n, obj_description(oid, 'pg_namespace') AS c, nspacl::text AS acl FROM pg_namespace WHERE nspname = ANY ($1) ORDER BY 1`, [SCHEMAS]);
-    assert.deepEqual(r.rows.map((x) => [x.n, x.c]), SCHEMAS.map((n) => [n, SCHEMA_MARK]));
+    const r = await f.db.query<{ n: string; c: string | null; acl: string | null }>(
+      `SELECT nspname AS n, obj_description(oid, 'pg_namespace') AS c, nspacl::text AS acl FROM pg_namespace WHERE nspname = ANY ($1) ORDER BY 1`,
+      [SCHEMAS],
+    );
+    assert.deepEqual(
+      r.rows.map((x) => [x.n, x.c]),
+      SCHEMAS.map((n) => [n, SCHEMA_MARK]),
+    );
     for (const x of r.rows) assert.ok(x.acl === null || !/(^|[{,])=/.test(x.acl), `${x.n}: nothing for PUBLIC (${x.acl})`);
   } finally {
     await f.drop();

@@ -57,5 +57,8 @@ test('BELAY_TEST_SERVER is used as given, and a server that answers is used as i
 
 test('a server that answers but refuses the tests is reported, not replaced by an embedded one', async () => {
   const probe = SERVER.replace(/^postgres:\/\/[^@/]+@/, 'postgres://belay_no_such_role@');
-  await assert.rejects(testServer({ BELAY_TEST_PROBE: probe }), /a server answers at postgres:\/\/belay_no_such_role@.* but refuses the tests: .*belay_no_such_role.*BELAY_TEST_SERVER/);
+  await assert.rejects(
+    testServer({ BELAY_TEST_PROBE: probe }),
+    /a server answers at postgres:\/\/belay_no_such_role@.* but refuses the tests: .*belay_no_such_role.*BELAY_TEST_SERVER/,
+  );
 });

@@ -46,11 +46,13 @@ function specFile(body: string): string {
 
 /** A one-step migration over table work(id, …, out): the step writes out from `projection`. */
 function workMigration(id: string, purpose: string, projection: string, options?: Record<string, number>, verify?: string): Promise<LoadedMigration> {
-  return loadMigration(specFile(`export default {
+  return loadMigration(
+    specFile(`export default {
     id: ${JSON.stringify(id)}, purpose: ${JSON.stringify(purpose)}, tables: ['work'],
     steps: [{ kind: 'batched', name: 'work', table: 'work', writes: ['out'], projection: ${JSON.stringify(projection)}${verify ? `, verify: ${JSON.stringify(verify)}` : ''} }],
     ${options ? `options: ${JSON.stringify(options)},` : ''}
-  };`));
+  };`),
+  );
 }
 
 /**
@@ -89,11 +91,17 @@ for (const kind of DB_KINDS) {
         assert.equal(runs.rows[0]!.n, 0, 'no run record is left by calibration');
         assert.equal(p.belayPlan, 1);
         assert.equal(p.migration.checksum, m.checksum);
-        assert.deepEqual(p.tables.map((t) => t.name), [...FLAGSHIP_TABLES]);
+        assert.deepEqual(
+          p.tables.map((t) => t.name),
+          [...FLAGSHIP_TABLES],
+        );
         const counts = await f.db.query<{ e: number; l: number; u: number }>(
           `SELECT (SELECT count(*) FROM "EventType")::int AS e, (SELECT count(*) FROM "_user_eventtype")::int AS l, (SELECT count(*) FROM users)::int AS u`,
         );
-        assert.deepEqual(p.tables.map((t) => t.rows), [counts.rows[0]!.e, counts.rows[0]!.l, counts.rows[0]!.u]);
+        assert.deepEqual(
+          p.tables.map((t) => t.rows),
+          [counts.rows[0]!.e, counts.rows[0]!.l, counts.rows[0]!.u],
+        );
         for (const t of p.tables) {
           assert.equal(t.rowsMethod, 'exact');
           assert.match(t.fingerprint, /^[0-9a-f]{64}$/);
@@ -126,7 +134,10 @@ for (const kind of DB_KINDS) {
         const p = await plan(f.db, m, { exact: true, samples: 1 });
         await assertPlanCurrent(f.db, m, p); // fresh: accepted
         const stale = async (mm: typeof m, re: RegExp, maxDrift?: number) => {
-          await assert.rejects(assertPlanCurrent(f.db, mm, p, { maxDrift }), (e: unknown) => e instanceof StateError && e.code === 'BELAY_PLAN_STALE' && e.exitCode === EXIT.state && re.test(e.message));
+          await assert.rejects(
+            assertPlanCurrent(f.db, mm, p, { maxDrift }),
+            (e: unknown) => e instanceof StateError && e.code === 'BELAY_PLAN_STALE' && e.exitCode === EXIT.state && re.test(e.message),
+          );
         };
         const edited = await loadMigration(specFile(sabotaged('UPDATE acct SET balance = balance - 1 WHERE id <= 10 AND true')));
         await stale(edited, /migration changed/);
@@ -158,7 +169,11 @@ for (const kind of DB_KINDS) {
         const m = await flagship();
         const before = await checksums(f.db);
         const dir = tmp();
-        const r = await dryRun(f.db, m, { batchSize: 150, plan: true, ledger: ledgerFor({ dir, file: path.join(dir, 'belay.config.json'), environments: {} }, null) });
+        const r = await dryRun(f.db, m, {
+          batchSize: 150,
+          plan: true,
+          ledger: ledgerFor({ dir, file: path.join(dir, 'belay.config.json'), environments: {} }, null),
+        });
         assert.deepEqual(await checksums(f.db), before, 'every batch was rolled back');
         assert.ok(r.ok, JSON.stringify(r.steps[0]!.verifyFailures.slice(0, 2)));
         const count = (code: string) => r.checks.findings.find((x) => x.code === code)!.count;
@@ -200,13 +215,16 @@ for (const kind of DB_KINDS) {
         await generate(f.db, { rows: ROWS, seed: 9 });
         const m = await flagship();
         const r = await rehearse(f.db, m, { apply: { batchSize: 300 } });
-        assert.equal(r.pass, true, r.reason ?? "");
+        assert.equal(r.pass, true, r.reason ?? '');
         assert.ok(r.apply!.steps[0]!.rowsChanged > 0);
-        assert.deepEqual(r.tables.map((t) => t.same), [true, true, true]);
+        assert.deepEqual(
+          r.tables.map((t) => t.same),
+          [true, true, true],
+        );
         for (const t of r.tables) assert.deepEqual(t.after, t.before);
         assert.ok(r.verify.every((v) => v.rows === 0));
         const again = await rehearse(f.db, m, { apply: { batchSize: 300 } });
-        assert.equal(again.pass, true, again.reason ?? "");
+        assert.equal(again.pass, true, again.reason ?? '');
         assert.notEqual(again.runId, r.runId);
       } finally {
         await f.drop();
@@ -219,7 +237,7 @@ for (const kind of DB_KINDS) {
         await f.db.exec(SABOTAGE_SCHEMA);
         const good = await loadMigration(specFile(sabotaged('UPDATE acct SET balance = balance - 1 WHERE id <= 10')));
         const ok = await rehearse(f.db, good);
-        assert.equal(ok.pass, true, ok.reason ?? "");
+        assert.equal(ok.pass, true, ok.reason ?? '');
         const bad = await loadMigration(specFile(sabotaged('UPDATE acct SET balance = balance - 2 WHERE id <= 10')));
         const r = await rehearse(f.db, bad);
         assert.equal(r.pass, false);
@@ -229,7 +247,10 @@ for (const kind of DB_KINDS) {
         assert.equal(t.after!.rows, t.before.rows);
         assert.notEqual(t.after!.checksum, t.before.checksum);
         const trials = await f.db.query<{ result: string }>(`SELECT result FROM belay.trials WHERE kind = 'rehearse' ORDER BY id`);
-        assert.deepEqual(trials.rows.map((x) => x.result), ['pass', 'fail']);
+        assert.deepEqual(
+          trials.rows.map((x) => x.result),
+          ['pass', 'fail'],
+        );
       } finally {
         await f.drop();
       }
@@ -241,7 +262,10 @@ for (const kind of DB_KINDS) {
       try {
         const dir = tmp();
         const cfgFile = path.join(dir, 'belay.config.json');
-        writeFileSync(cfgFile, JSON.stringify({ environments: { staging: { url: 'pglite:memory' }, production: { url: 'env:BELAY_TEST_PROD_URL', protected: true } } }));
+        writeFileSync(
+          cfgFile,
+          JSON.stringify({ environments: { staging: { url: 'pglite:memory' }, production: { url: 'env:BELAY_TEST_PROD_URL', protected: true } } }),
+        );
         const cfg = parseConfig(cfgFile);
         const prodLedger = ledgerFor(cfg, 'production') as Ledger;
         assert.equal(prodLedger.protected, true);
@@ -250,7 +274,12 @@ for (const kind of DB_KINDS) {
         const m = await loadMigration(specFile(sabotaged('UPDATE acct SET balance = balance - 1 WHERE id <= 10')));
         const before = await checksums(prod.db, ['acct']);
         const refusedHere = await applyPlanned(prod.db, m, {}, { ledger: prodLedger });
-        assert.ok(refusedHere.status === 'refused' && refusedHere.error instanceof StateError && refusedHere.error.code === 'BELAY_PROTECTED' && /rehearsal.*dry run/.test(refusedHere.error.message));
+        assert.ok(
+          refusedHere.status === 'refused' &&
+            refusedHere.error instanceof StateError &&
+            refusedHere.error.code === 'BELAY_PROTECTED' &&
+            /rehearsal.*dry run/.test(refusedHere.error.message),
+        );
         assert.deepEqual(await checksums(prod.db, ['acct']), before, 'nothing written');
         // rehearsing on the protected environment itself needs a reason too
         await assert.rejects(rehearse(prod.db, m, { ledger: prodLedger }), /BELAY_PROTECTED|protected/);
@@ -259,16 +288,22 @@ for (const kind of DB_KINDS) {
         assert.match((await applyPlanned(prod.db, m, {}, { ledger: prodLedger })).error?.message ?? '', /dry run on "production"/);
         assert.equal((await dryRun(prod.db, m, { ledger: prodLedger })).ok, true);
         const r = await applyPlanned(prod.db, m, {}, { ledger: prodLedger });
-        assert.equal(r.status, 'completed', r.error?.message ?? "");
+        assert.equal(r.status, 'completed', r.error?.message ?? '');
         // another version of the migration is not covered: --override, recorded with its reason
         const other = await loadMigration(specFile(sabotaged('UPDATE acct SET balance = balance - 1 WHERE id <= 10 AND true')));
         assert.equal((await applyPlanned(prod.db, other, {}, { ledger: prodLedger })).error?.code, 'BELAY_PROTECTED');
         const o = await applyPlanned(prod.db, other, { again: true }, { ledger: prodLedger, override: 'hotfix approved by the on-call lead' });
-        assert.equal(o.status, 'completed', o.error?.message ?? "");
+        assert.equal(o.status, 'completed', o.error?.message ?? '');
         const entries = readLedger(path.join(dir, 'belay-ledger.jsonl'));
-        assert.deepEqual(entries.map((e) => [e.command, e.environment, e.result]), [
-          ['rehearse', 'staging', 'pass'], ['dry-run', 'production', 'pass'], ['apply', 'production', 'pass'], ['apply', 'production', 'pass'],
-        ]);
+        assert.deepEqual(
+          entries.map((e) => [e.command, e.environment, e.result]),
+          [
+            ['rehearse', 'staging', 'pass'],
+            ['dry-run', 'production', 'pass'],
+            ['apply', 'production', 'pass'],
+            ['apply', 'production', 'pass'],
+          ],
+        );
         assert.equal(entries[3]!.override, 'hotfix approved by the on-call lead');
         assert.equal(entries[3]!.checksum, other.checksum);
         assert.ok(!readFileSync(path.join(dir, 'belay-ledger.jsonl'), 'utf8').includes('password'));
@@ -286,35 +321,54 @@ for (const kind of DB_KINDS) {
           CREATE UNIQUE INDEX grp_owner_grp ON grp_owner (grp); -- a key: must tell rows apart
           INSERT INTO big SELECT g, g % 500, NULL FROM generate_series(1, 6000) g;
           INSERT INTO grp_owner SELECT g, g * 7 FROM generate_series(0, 499) g; ANALYZE big; ANALYZE grp_owner;`);
-        const m = await loadMigration(specFile(`export default {
+        const m = await loadMigration(
+          specFile(`export default {
           id: 'big-owner', purpose: 'Copy each group owner into big.v (test of temporary indexes).',
           tables: ['big', 'grp_owner'],
           tempIndexes: [{ name: 'belay_tmp_big_grp', table: 'big', columns: 'grp' }],
           steps: [{ kind: 'batched', name: 'copy', table: 'big', writes: ['v'],
             projection: 'SELECT b.id, o.owner AS v FROM big b JOIN grp_owner o ON o.grp = b.grp WHERE b.id BETWEEN $1 AND $2' }],
-        };`));
+        };`),
+        );
         const made = await createTempIndexes(f.db, m.spec.tempIndexes);
-        assert.deepEqual(made.map((x) => x.status), ['created']);
+        assert.deepEqual(
+          made.map((x) => x.status),
+          ['created'],
+        );
         const valid = await f.db.query<{ v: boolean }>(`SELECT indisvalid AS v FROM pg_index WHERE indexrelid = to_regclass('belay_tmp_big_grp')`);
         assert.equal(valid.rows[0]!.v, true);
-        assert.deepEqual((await createTempIndexes(f.db, m.spec.tempIndexes)).map((x) => x.status), ['existed']);
+        assert.deepEqual(
+          (await createTempIndexes(f.db, m.spec.tempIndexes)).map((x) => x.status),
+          ['existed'],
+        );
         assert.deepEqual(await dropTempIndexes(f.db, m.spec.tempIndexes), ['belay_tmp_big_grp']);
         // through apply: created by beforeWrite, gone after the run
         let seen = false;
-        const r = await applyPlanned(f.db, m, { onEvent: (e) => { if (e.type === 'temp-index-ready' && e.index === 'belay_tmp_big_grp' && e.status === 'created') seen = true; } }, {});
-        assert.equal(r.status, 'completed', r.error?.message ?? "");
+        const r = await applyPlanned(
+          f.db,
+          m,
+          {
+            onEvent: (e) => {
+              if (e.type === 'temp-index-ready' && e.index === 'belay_tmp_big_grp' && e.status === 'created') seen = true;
+            },
+          },
+          {},
+        );
+        assert.equal(r.status, 'completed', r.error?.message ?? '');
         assert.ok(seen, 'the index was created before the first write');
         const gone = await f.db.query(`SELECT to_regclass('belay_tmp_big_grp') AS r`);
         assert.equal(gone.rows[0]!.r, null);
         const wrong = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM big b JOIN grp_owner o USING (grp) WHERE b.v IS DISTINCT FROM o.owner`);
         assert.equal(wrong.rows[0]!.n, 0);
         // the plan reports the sequential scan over the unindexed join table and proposes an index
-        const m2 = await loadMigration(specFile(`export default {
+        const m2 = await loadMigration(
+          specFile(`export default {
           id: 'grp-scan', purpose: 'Join on an unindexed column of a large table (test of EXPLAIN findings).',
           tables: ['big', 'grp_owner'],
           steps: [{ kind: 'batched', name: 'copy', table: 'grp_owner', key: 'grp', writes: ['owner'],
             projection: 'SELECT o.grp, (SELECT max(b.id) FROM big b WHERE b.v = o.owner) AS owner FROM grp_owner o WHERE o.grp BETWEEN $1 AND $2' }],
-        };`));
+        };`),
+        );
         const p = await plan(f.db, m2, { samples: 1, largeTableRows: 2_000 });
         const scan = p.steps[0]!.seqScans.find((s) => s.table === 'big');
         assert.ok(scan, JSON.stringify(p.steps[0]!.seqScans));
@@ -365,7 +419,10 @@ describe('throttle and adaptive size', () => {
     assert.ok(ceiling.over <= 0.02, `${(ceiling.over * 100).toFixed(1)} % of batches over the target`);
     assert.ok(ceiling.mean >= 100, `batches are not needlessly small: mean ${ceiling.mean.toFixed(0)} ms`);
     // the rule it replaced (aim at the target, shrink at once, grow half the way) fails the same test
-    const aimAtTarget = simulate((c, l) => { const r = Math.min(2, Math.max(0.5, 200 / l.durationMs)); return Math.round(r < 1 ? c * r : c * (1 + 0.5 * (r - 1))); });
+    const aimAtTarget = simulate((c, l) => {
+      const r = Math.min(2, Math.max(0.5, 200 / l.durationMs));
+      return Math.round(r < 1 ? c * r : c * (1 + 0.5 * (r - 1)));
+    });
     assert.ok(aimAtTarget.over > 0.2, `aiming at the target: ${(aimAtTarget.over * 100).toFixed(1)} % over`);
   });
 
@@ -377,10 +434,24 @@ describe('throttle and adaptive size', () => {
       // (small costs: batches stay well above the 100-row minimum even on a busy machine)
       await f.db.exec(`CREATE TABLE work (id int PRIMARY KEY, n int NOT NULL, out bigint);
         INSERT INTO work SELECT g, CASE WHEN g <= 10000 THEN 200 ELSE 3000 END, NULL FROM generate_series(1, 20000) g; ${BURN}`);
-      const m = await workMigration('cpu-step', 'Burn a known amount of CPU per row (test of the batch sizer).', 'SELECT w.id, w.n::bigint AS out FROM work w WHERE w.id BETWEEN $1 AND $2', { batchSize: 1000 });
+      const m = await workMigration(
+        'cpu-step',
+        'Burn a known amount of CPU per row (test of the batch sizer).',
+        'SELECT w.id, w.n::bigint AS out FROM work w WHERE w.id BETWEEN $1 AND $2',
+        { batchSize: 1000 },
+      );
       const target = 60;
       const batches: Array<{ ms: number; rows: number; lo: number }> = [];
-      const r = await applyPlanned(f.db, m, { onEvent: (e) => { if (e.type === 'batch-committed') batches.push({ ms: e.durationMs, rows: e.rowsInRange, lo: Number(e.lo) }); } }, { targetBatchMs: target });
+      const r = await applyPlanned(
+        f.db,
+        m,
+        {
+          onEvent: (e) => {
+            if (e.type === 'batch-committed') batches.push({ ms: e.durationMs, rows: e.rowsInRange, lo: Number(e.lo) });
+          },
+        },
+        { targetBatchMs: target },
+      );
       assert.equal(r.status, 'completed', r.error?.message ?? '');
       assert.equal(Number((await f.db.query<{ n: number }>('SELECT count(*)::int AS n FROM work WHERE out = n')).rows[0]!.n), 20000);
       const table = batches.map((b) => `${b.rows}:${b.ms.toFixed(0)}`).join(' ');
@@ -410,14 +481,27 @@ describe('throttle and adaptive size', () => {
       // about 100 µs of CPU per row: 4,000 rows in one batch would take some 400 ms
       await f.db.exec(`CREATE TABLE work (id int PRIMARY KEY, n int NOT NULL, out bigint);
         INSERT INTO work SELECT g, 1000 + g % 2, NULL FROM generate_series(1, 4000) g; ${BURN}`);
-      const m = await workMigration('cpu-start', 'A costly write under the default batch size (test of the first batch).', 'SELECT w.id, w.n::bigint AS out FROM work w WHERE w.id BETWEEN $1 AND $2');
+      const m = await workMigration(
+        'cpu-start',
+        'A costly write under the default batch size (test of the first batch).',
+        'SELECT w.id, w.n::bigint AS out FROM work w WHERE w.id BETWEEN $1 AND $2',
+      );
       const target = 60;
       const dry = await dryRun(f.db, m, { targetBatchMs: target });
       const drySizes = dry.steps[0]!.batches.map((b) => b.rows);
       assert.equal(drySizes[0], 100, drySizes.join(' '));
       assert.ok(drySizes[1]! > 100, `the dry run grows the size: ${drySizes.join(' ')}`);
       const batches: Array<{ rows: number; ms: number }> = [];
-      const r = await applyPlanned(f.db, m, { onEvent: (e) => { if (e.type === 'batch-committed') batches.push({ rows: e.rowsInRange, ms: e.durationMs }); } }, { targetBatchMs: target });
+      const r = await applyPlanned(
+        f.db,
+        m,
+        {
+          onEvent: (e) => {
+            if (e.type === 'batch-committed') batches.push({ rows: e.rowsInRange, ms: e.durationMs });
+          },
+        },
+        { targetBatchMs: target },
+      );
       assert.equal(r.status, 'completed', r.error?.message ?? '');
       const table = batches.map((b) => `${b.rows}:${b.ms.toFixed(0)}`).join(' ');
       assert.equal(batches[0]!.rows, 100, table);
@@ -435,16 +519,26 @@ describe('throttle and adaptive size', () => {
       // costly batch (some 1,700 rows, 300+ ms) is one no sizer can foresee
       await f.db.exec(`CREATE TABLE work (id int PRIMARY KEY, n int NOT NULL, out bigint);
         INSERT INTO work SELECT g, CASE WHEN g <= 3000 THEN 50 ELSE 2000 END, NULL FROM generate_series(1, 6000) g; ${BURN}`);
-      const m = await workMigration('cpu-jump', 'A cost per row that jumps forty-fold (test of the batch ceiling).', 'SELECT w.id, w.n::bigint AS out FROM work w WHERE w.id BETWEEN $1 AND $2', { batchSize: 5000 });
+      const m = await workMigration(
+        'cpu-jump',
+        'A cost per row that jumps forty-fold (test of the batch ceiling).',
+        'SELECT w.id, w.n::bigint AS out FROM work w WHERE w.id BETWEEN $1 AND $2',
+        { batchSize: 5000 },
+      );
       const target = 60;
       const committed: Array<{ ms: number; rows: number }> = [];
       const overs: Array<{ rows: number; elapsedMs: number; nextSize: number }> = [];
-      const r = await applyPlanned(f.db, m, {
-        onEvent: (e) => {
-          if (e.type === 'batch-committed') committed.push({ ms: e.durationMs, rows: e.rowsInRange });
-          if (e.type === 'batch-over-ceiling') overs.push(e);
+      const r = await applyPlanned(
+        f.db,
+        m,
+        {
+          onEvent: (e) => {
+            if (e.type === 'batch-committed') committed.push({ ms: e.durationMs, rows: e.rowsInRange });
+            if (e.type === 'batch-over-ceiling') overs.push(e);
+          },
         },
-      }, { targetBatchMs: target });
+        { targetBatchMs: target },
+      );
       assert.equal(r.status, 'completed', r.error?.message ?? '');
       const table = committed.map((b) => `${b.rows}:${b.ms.toFixed(0)}`).join(' ');
       assert.ok(overs.length >= 1, `the jump is caught by the ceiling: ${table}`);
@@ -457,11 +551,17 @@ describe('throttle and adaptive size', () => {
       assert.ok(longest <= target + 20, `longest committed batch ${longest.toFixed(0)} ms: ${table}`);
       // nothing lost or written twice: every row once, batch numbers without holes, the cancels recorded
       assert.equal(Number((await f.db.query<{ n: number }>('SELECT count(*)::int AS n FROM work WHERE out = n')).rows[0]!.n), 6000);
-      const b = (await f.db.query<{ rows: number; n: number; top: number }>(
-        'SELECT sum(rows_in_range)::int AS rows, count(*)::int AS n, max(batch_no) AS top FROM belay.batches WHERE run_id = $1', [r.runId])).rows[0]!;
+      const b = (
+        await f.db.query<{ rows: number; n: number; top: number }>(
+          'SELECT sum(rows_in_range)::int AS rows, count(*)::int AS n, max(batch_no) AS top FROM belay.batches WHERE run_id = $1',
+          [r.runId],
+        )
+      ).rows[0]!;
       assert.deepEqual([b.rows, b.n], [6000, committed.length]);
       assert.equal(b.top, b.n);
-      const recorded = (await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM belay.events WHERE run_id = $1 AND type = 'batch-over-ceiling'`, [r.runId])).rows[0]!.n;
+      const recorded = (
+        await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM belay.events WHERE run_id = $1 AND type = 'batch-over-ceiling'`, [r.runId])
+      ).rows[0]!.n;
       assert.equal(recorded, overs.length);
       const md = renderReportMarkdown(await buildReport(f.db, r.runId));
       assert.match(md, new RegExp(`; ${overs.length} attempt\\(s\\) ran past the target duration, were rolled back and split`));
@@ -479,16 +579,26 @@ describe('throttle and adaptive size', () => {
       await f.db.exec(`CREATE TABLE work (id int PRIMARY KEY, out int);
         INSERT INTO work SELECT g, NULL FROM generate_series(1, 400) g;`);
       // 80 ms a batch whatever its size (a scan per batch, say), against a 40 ms target
-      const m = await workMigration('fixed-cost', 'A cost per batch that does not shrink with its size (test of the batch ceiling).', 'SELECT w.id, w.id AS out FROM work w WHERE w.id BETWEEN $1 AND $2',
-        undefined, 'SELECT 1 AS id FROM pg_sleep(0.08) WHERE random() < 0');
+      const m = await workMigration(
+        'fixed-cost',
+        'A cost per batch that does not shrink with its size (test of the batch ceiling).',
+        'SELECT w.id, w.id AS out FROM work w WHERE w.id BETWEEN $1 AND $2',
+        undefined,
+        'SELECT 1 AS id FROM pg_sleep(0.08) WHERE random() < 0',
+      );
       const lifted: Array<EventOf<'batch-ceiling-lifted'>> = [];
       let overs = 0;
-      const r = await applyPlanned(f.db, m, {
-        onEvent: (e) => {
-          if (e.type === 'batch-over-ceiling') overs++;
-          if (e.type === 'batch-ceiling-lifted') lifted.push(e);
+      const r = await applyPlanned(
+        f.db,
+        m,
+        {
+          onEvent: (e) => {
+            if (e.type === 'batch-over-ceiling') overs++;
+            if (e.type === 'batch-ceiling-lifted') lifted.push(e);
+          },
         },
-      }, { targetBatchMs: 40 });
+        { targetBatchMs: 40 },
+      );
       assert.equal(r.status, 'completed', r.error?.message ?? '');
       assert.equal(overs, MAX_CEILING_SPLITS);
       assert.equal(lifted.length, 1, 'the ceiling is lifted once');
@@ -496,8 +606,13 @@ describe('throttle and adaptive size', () => {
       assert.equal(lifted[0]!.ceilingMs, 40);
       assert.equal(Number((await f.db.query<{ n: number }>('SELECT count(*)::int AS n FROM work WHERE out = id')).rows[0]!.n), 400);
       // the user's own statement_timeout is not the ceiling's: it still stops the run
-      const m2 = await workMigration('user-timeout', 'A statement slower than the spec allows (test).', 'SELECT w.id, -w.id AS out FROM work w WHERE w.id BETWEEN $1 AND $2', { statementTimeoutMs: 100 },
-        'SELECT 1 AS id FROM pg_sleep(0.3) WHERE random() < 0');
+      const m2 = await workMigration(
+        'user-timeout',
+        'A statement slower than the spec allows (test).',
+        'SELECT w.id, -w.id AS out FROM work w WHERE w.id BETWEEN $1 AND $2',
+        { statementTimeoutMs: 100 },
+        'SELECT 1 AS id FROM pg_sleep(0.3) WHERE random() < 0',
+      );
       const r2 = await applyPlanned(f.db, m2, {}, { targetBatchMs: 1000 });
       assert.equal(r2.status, 'failed');
       assert.match(r2.error?.message ?? '', /statement timeout/);
@@ -524,10 +639,22 @@ describe('throttle and adaptive size', () => {
       const events: BelayEvent[] = [];
       const t0 = performance.now();
       setTimeout(() => void other.query('COMMIT'), 1_500);
-      const r = await applyPlanned(f.db, m, { onEvent: (e) => { if (e.type === 'throttled' || e.type === 'throttle-released') events.push(e); } }, { throttle: { maxTransactionAgeMs: 200, pollMs: 100 } });
-      assert.equal(r.status, 'completed', r.error?.message ?? "");
+      const r = await applyPlanned(
+        f.db,
+        m,
+        {
+          onEvent: (e) => {
+            if (e.type === 'throttled' || e.type === 'throttle-released') events.push(e);
+          },
+        },
+        { throttle: { maxTransactionAgeMs: 200, pollMs: 100 } },
+      );
+      assert.equal(r.status, 'completed', r.error?.message ?? '');
       const throttled = events.find((e) => e.type === 'throttled');
-      assert.ok(throttled?.reasons.some((x) => /older than 200 ms/.test(x)), JSON.stringify(events));
+      assert.ok(
+        throttled?.reasons.some((x) => /older than 200 ms/.test(x)),
+        JSON.stringify(events),
+      );
       const released = events.find((e) => e.type === 'throttle-released');
       assert.ok(released && released.waitedMs >= 1_000, 'released after the transaction ended');
       assert.ok(performance.now() - t0 >= 1_000, 'it waited for the transaction to end');
@@ -551,7 +678,7 @@ describe('throttle and adaptive size', () => {
       assert.equal(r.error?.code, 'BELAY_ABORTED');
       await other.query('COMMIT');
       const resumed = await applyPlanned(f.db, m, {}, {});
-      assert.equal(resumed.status, 'completed', resumed.error?.message ?? "");
+      assert.equal(resumed.status, 'completed', resumed.error?.message ?? '');
       assert.equal(resumed.resumed, true);
       assert.ok(planController({ targetMs: 200 }).nextBatchSize, 'adaptive by default');
     } finally {
@@ -560,5 +687,3 @@ describe('throttle and adaptive size', () => {
     }
   });
 });
-
-

@@ -24,11 +24,19 @@ function assertFindings(r: PrismaCheckReport, expected: readonly ExpectedFinding
   }
   // nothing else is reported as a failure or a warning: a false positive blocks a deploy that would work
   const unexpected = r.findings.filter((f) => f.severity !== 'info' && !expected.some((e) => e.code === f.code && e.statement === f.statement));
-  assert.deepEqual(unexpected.map((f) => `${f.code}: ${f.message}`), [], `${label}: unexpected findings`);
+  assert.deepEqual(
+    unexpected.map((f) => `${f.code}: ${f.message}`),
+    [],
+    `${label}: unexpected findings`,
+  );
 }
 
 async function setUp(db: Db, c: Case): Promise<void> {
-  await applyAsPrisma(db, c, folders(c).filter((n) => !c.pending.includes(n)));
+  await applyAsPrisma(
+    db,
+    c,
+    folders(c).filter((n) => !c.pending.includes(n)),
+  );
   await db.exec(c.failSql);
 }
 
@@ -47,7 +55,8 @@ for (const kind of DB_KINDS) {
           assert.equal(fail.ok, !c.fail.findings.some((e) => FINDINGS[e.code as FindingCode].severity === 'error'), 'ok unless an error is expected');
           assert.equal(await fingerprint(f.db), before, 'the check changed nothing');
           // ground truth: Prisma's way of running the file
-          for (const name of c.pending) assert.equal(await runLikePrisma(f.db, script(c, name)), name === pending ? c.fail.sqlstate : null, `${name} run as Prisma runs it`);
+          for (const name of c.pending)
+            assert.equal(await runLikePrisma(f.db, script(c, name)), name === pending ? c.fail.sqlstate : null, `${name} run as Prisma runs it`);
           // the passing state: from the same database when the failed run rolled back, else from a new one
           const changed = c.halfApplied || c.fail.sqlstate === null;
           const p = changed ? await freshDb(kind) : f;
@@ -70,7 +79,11 @@ for (const kind of DB_KINDS) {
   });
 }
 
-interface StaticCase { findings: Array<ExpectedFinding & { migration: string }>; failing: string; sqlstate: string }
+interface StaticCase {
+  findings: Array<ExpectedFinding & { migration: string }>;
+  failing: string;
+  sqlstate: string;
+}
 const STATIC = path.join(path.dirname(FIXTURES), 'prisma-static');
 
 for (const kind of DB_KINDS) {

@@ -13,7 +13,11 @@ test('belay prisma check and deploy on the server: exit 6 with the rows, exit 0 
   const c = cases().find((x) => x.name === 'unique-index')!;
   const f = await freshDb('postgres');
   try {
-    await applyAsPrisma(f.db, c, folders(c).filter((n) => !c.pending.includes(n)));
+    await applyAsPrisma(
+      f.db,
+      c,
+      folders(c).filter((n) => !c.pending.includes(n)),
+    );
     await f.db.exec(c.failSql);
     const fail = await runCli(['prisma', 'check', c.migrations, '--db', f.url]);
     assert.equal(fail.code, 6, fail.stderr);
@@ -24,7 +28,10 @@ test('belay prisma check and deploy on the server: exit 6 with the rows, exit 0 
     assert.equal(json.code, 6);
     const r = JSON.parse(json.stdout) as { type: string; ok: boolean; findings: Array<{ code: string; count: number }> };
     assert.equal(r.type, 'prisma-check');
-    assert.deepEqual(r.findings.filter((x) => x.code === 'PRISMA_DUPLICATE_KEYS').map((x) => x.count), [5]);
+    assert.deepEqual(
+      r.findings.filter((x) => x.code === 'PRISMA_DUPLICATE_KEYS').map((x) => x.count),
+      [5],
+    );
     const refused = await runCli(['prisma', 'deploy', c.migrations, '--db', f.url]);
     assert.equal(refused.code, 6, refused.stderr);
     assert.match(refused.stderr, /BELAY_PRISMA_PREDICTED_FAILURE/);

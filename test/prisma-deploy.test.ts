@@ -11,9 +11,16 @@ import { prismaDeploy } from '../src/prisma/deploy.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 import { applyAsPrisma, type Case, cases, comparable, fingerprint, folders, migrationsFolder, sha256, script } from './helpers/prisma.ts';
 
-
-
-interface Row { id: string; checksum: string; finished_at: Date | null; migration_name: string; logs: string | null; rolled_back_at: Date | null; started_at: Date; applied_steps_count: number }
+interface Row {
+  id: string;
+  checksum: string;
+  finished_at: Date | null;
+  migration_name: string;
+  logs: string | null;
+  rolled_back_at: Date | null;
+  started_at: Date;
+  applied_steps_count: number;
+}
 const history = async (db: Db) => (await db.query<Row>('SELECT * FROM _prisma_migrations ORDER BY started_at')).rows;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -30,12 +37,24 @@ async function rejects(p: Promise<unknown>, code: string, exit: number): Promise
 }
 
 const byName = (name: string) => cases().find((c) => c.name === name)!;
-const DEPLOYED = ['unique-index', 'foreign-key-on-delete', 'check-constraint', 'enum-rebuild', 'set-not-null-update-from', 'insert-select-then-unique', 'after-commit'];
+const DEPLOYED = [
+  'unique-index',
+  'foreign-key-on-delete',
+  'check-constraint',
+  'enum-rebuild',
+  'set-not-null-update-from',
+  'insert-select-then-unique',
+  'after-commit',
+];
 
 /** The case's passing state in a new database. */
 async function passing(kind: 'postgres' | 'pglite', c: Case) {
   const f = await freshDb(kind);
-  await applyAsPrisma(f.db, c, folders(c).filter((n) => !c.pending.includes(n)));
+  await applyAsPrisma(
+    f.db,
+    c,
+    folders(c).filter((n) => !c.pending.includes(n)),
+  );
   await f.db.exec(c.failSql);
   await f.db.exec(c.passSql);
   return f;
@@ -51,7 +70,10 @@ for (const kind of DB_KINDS) {
         try {
           const t0 = new Date(Date.now() - 1000);
           const r = await prismaDeploy(a.db, { dir: c.migrations });
-          assert.deepEqual(r.applied.map((x) => x.name), c.pending);
+          assert.deepEqual(
+            r.applied.map((x) => x.name),
+            c.pending,
+          );
           await applyAsPrisma(b.db, c, c.pending);
           assert.equal(await comparable(a.db), await comparable(b.db));
           const rows = (await history(a.db)).filter((x) => c.pending.includes(x.migration_name));
@@ -67,7 +89,10 @@ for (const kind of DB_KINDS) {
           }
           const again = await prismaCheck(a.db, { dir: c.migrations });
           assert.deepEqual(again.status.pending, []);
-          assert.deepEqual(again.findings.filter((f) => f.severity !== 'info').map((f) => f.code), []);
+          assert.deepEqual(
+            again.findings.filter((f) => f.severity !== 'info').map((f) => f.code),
+            [],
+          );
         } finally {
           await a.drop();
           await b.drop();
@@ -79,7 +104,11 @@ for (const kind of DB_KINDS) {
       const c = byName('unique-index');
       const f = await freshDb(kind);
       try {
-        await applyAsPrisma(f.db, c, folders(c).filter((n) => !c.pending.includes(n)));
+        await applyAsPrisma(
+          f.db,
+          c,
+          folders(c).filter((n) => !c.pending.includes(n)),
+        );
         await f.db.exec(c.failSql);
         const before = await fingerprint(f.db);
         const err = await rejects(prismaDeploy(f.db, { dir: c.migrations }), 'BELAY_PRISMA_PREDICTED_FAILURE', 6);
@@ -100,10 +129,18 @@ for (const kind of DB_KINDS) {
       try {
         await prismaDeploy(f.db, { dir }).catch(() => undefined);
         const rows = await history(f.db);
-        assert.deepEqual(rows.map((x) => x.migration_name), ['20250101000000_init', '20250102000000_fine']);
+        assert.deepEqual(
+          rows.map((x) => x.migration_name),
+          ['20250101000000_init', '20250102000000_fine'],
+        );
         assert.ok(rows.every((x) => x.finished_at !== null));
-        const cols = await f.db.query<{ n: string }>(`SELECT attname AS n FROM pg_attribute WHERE attrelid = '"Item"'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`);
-        assert.deepEqual(cols.rows.map((x) => x.n), ['id', 'name', 'price']);
+        const cols = await f.db.query<{ n: string }>(
+          `SELECT attname AS n FROM pg_attribute WHERE attrelid = '"Item"'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
+        );
+        assert.deepEqual(
+          cols.rows.map((x) => x.n),
+          ['id', 'name', 'price'],
+        );
         const idx = await f.db.query(`SELECT 1 FROM pg_class WHERE relname = 'Item_name_idx'`);
         assert.equal(idx.rows.length, 0, 'the index built before the transaction was dropped');
         const before = await fingerprint(f.db);
@@ -120,7 +157,10 @@ for (const kind of DB_KINDS) {
       const c = byName('check-constraint');
       const f = await passing(kind, c);
       try {
-        await f.db.query(`INSERT INTO _prisma_migrations (id, checksum, migration_name, logs, started_at) VALUES ('f', $1, $2, 'Database error code: 23514', now())`, [sha256(script(c, c.pending[0]!)), c.pending[0]]);
+        await f.db.query(
+          `INSERT INTO _prisma_migrations (id, checksum, migration_name, logs, started_at) VALUES ('f', $1, $2, 'Database error code: 23514', now())`,
+          [sha256(script(c, c.pending[0]!)), c.pending[0]],
+        );
         const before = await fingerprint(f.db);
         await rejects(prismaDeploy(f.db, { dir: c.migrations }), 'BELAY_PRISMA_FAILED_MIGRATION', 8);
         assert.equal(await fingerprint(f.db), before);
@@ -135,13 +175,23 @@ for (const kind of DB_KINDS) {
       const g = await freshDb(kind);
       try {
         await prismaDeploy(f.db, { dir });
-        const cols = await f.db.query<{ c: string }>(`SELECT format('%s %s %s %s', attname, format_type(atttypid, atttypmod), attnotnull, pg_get_expr(d.adbin, d.adrelid)) AS c
+        const cols = await f.db.query<{
+          c: string;
+        }>(`SELECT format('%s %s %s %s', attname, format_type(atttypid, atttypmod), attnotnull, pg_get_expr(d.adbin, d.adrelid)) AS c
           FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE attrelid = '_prisma_migrations'::regclass AND attnum > 0 ORDER BY attnum`);
-        assert.deepEqual(cols.rows.map((x) => x.c), [
-          'id character varying(36) t ', 'checksum character varying(64) t ', 'finished_at timestamp with time zone f ',
-          'migration_name character varying(255) t ', 'logs text f ', 'rolled_back_at timestamp with time zone f ',
-          'started_at timestamp with time zone t now()', 'applied_steps_count integer t 0',
-        ]);
+        assert.deepEqual(
+          cols.rows.map((x) => x.c),
+          [
+            'id character varying(36) t ',
+            'checksum character varying(64) t ',
+            'finished_at timestamp with time zone f ',
+            'migration_name character varying(255) t ',
+            'logs text f ',
+            'rolled_back_at timestamp with time zone f ',
+            'started_at timestamp with time zone t now()',
+            'applied_steps_count integer t 0',
+          ],
+        );
         await g.db.exec('CREATE TABLE legacy (id int)');
         await rejects(prismaDeploy(g.db, { dir }), 'BELAY_PRISMA_BASELINE', 8);
       } finally {
@@ -152,7 +202,7 @@ for (const kind of DB_KINDS) {
   });
 }
 
-describe('prisma deploy on the server: rewrites, Prisma\'s lock, lock timeouts', () => {
+describe("prisma deploy on the server: rewrites, Prisma's lock, lock timeouts", () => {
   const FILES = {
     '20250101000000_init': `CREATE TABLE "Org" ("id" SERIAL NOT NULL, CONSTRAINT "Org_pkey" PRIMARY KEY ("id"));
 CREATE TABLE "Member" ("id" SERIAL NOT NULL, "email" TEXT, "orgId" INTEGER, "age" INTEGER, CONSTRAINT "Member_pkey" PRIMARY KEY ("id"));
@@ -200,8 +250,13 @@ INSERT INTO "Member" ("email", "orgId", "age") SELECT 'm' || g || '@example.com'
       ]);
       assert.equal(await fingerprint(f.db), before);
       await prismaDeploy(f.db, { dir });
-      const con = await f.db.query<{ c: string }>(`SELECT format('%s %s', conname, convalidated) AS c FROM pg_constraint WHERE conrelid = '"Member"'::regclass ORDER BY 1`);
-      assert.deepEqual(con.rows.map((x) => x.c), ['Member_age_check t', 'Member_orgId_fkey t', 'Member_pkey t']);
+      const con = await f.db.query<{ c: string }>(
+        `SELECT format('%s %s', conname, convalidated) AS c FROM pg_constraint WHERE conrelid = '"Member"'::regclass ORDER BY 1`,
+      );
+      assert.deepEqual(
+        con.rows.map((x) => x.c),
+        ['Member_age_check t', 'Member_orgId_fkey t', 'Member_pkey t'],
+      );
       const col = await f.db.query<{ nn: boolean }>(`SELECT attnotnull AS nn FROM pg_attribute WHERE attrelid = '"Member"'::regclass AND attname = 'email'`);
       assert.equal(col.rows[0]!.nn, true);
       const idx = await f.db.query<{ v: boolean }>(`SELECT indisvalid AS v FROM pg_index WHERE indexrelid = '"Member_email_key"'::regclass`);
@@ -230,7 +285,8 @@ INSERT INTO "Member" ("email", "orgId", "age") SELECT 'm' || g || '@example.com'
   test('an orphan written after the check: the migration stays applied with its constraint NOT VALID, exit 9 names the VALIDATE to rerun', async () => {
     const dir = migrationsFolder({
       '20250101000000_init': FILES['20250101000000_init'],
-      '20250301000000_fk': 'ALTER TABLE "Member" ADD CONSTRAINT "Member_orgId_fkey" FOREIGN KEY ("orgId") REFERENCES "Org"("id") ON DELETE SET NULL ON UPDATE CASCADE;\n',
+      '20250301000000_fk':
+        'ALTER TABLE "Member" ADD CONSTRAINT "Member_orgId_fkey" FOREIGN KEY ("orgId") REFERENCES "Org"("id") ON DELETE SET NULL ON UPDATE CASCADE;\n',
     });
     const f = await freshDb('postgres');
     const other = await openDb(f.url);
@@ -246,7 +302,13 @@ INSERT INTO "Member" ("email", "orgId", "age") SELECT 'm' || g || '@example.com'
       assert.match(String(err.details.sql), /VALIDATE CONSTRAINT "Member_orgId_fkey"/);
       assert.equal(err.details.sqlstate, '23503');
       const rows = await history(f.db);
-      assert.deepEqual(rows.map((x) => [x.migration_name, x.finished_at !== null]), [['20250101000000_init', true], ['20250301000000_fk', true]]);
+      assert.deepEqual(
+        rows.map((x) => [x.migration_name, x.finished_at !== null]),
+        [
+          ['20250101000000_init', true],
+          ['20250301000000_fk', true],
+        ],
+      );
       const con = await f.db.query<{ v: boolean }>(`SELECT convalidated AS v FROM pg_constraint WHERE conname = 'Member_orgId_fkey'`);
       assert.equal(con.rows[0]!.v, false);
     } finally {
@@ -266,7 +328,10 @@ INSERT INTO "Member" ("email", "orgId", "age") SELECT 'm' || g || '@example.com'
       const r = await prismaDeploy(f.db, { dir, lockTimeoutMs: 200, retries: 10, log: (l) => lines.push(l) });
       await release;
       assert.ok(r.applied[0]!.attempts > 1, `attempts ${r.applied[0]!.attempts}`);
-      assert.ok(lines.some((l) => /SQLSTATE 55P03/.test(l)), lines.join('\n'));
+      assert.ok(
+        lines.some((l) => /SQLSTATE 55P03/.test(l)),
+        lines.join('\n'),
+      );
       assert.equal((await history(f.db)).length, 2);
     } finally {
       await other.close();

@@ -13,8 +13,6 @@ import { checksumMatches, listMigrations, prismaChecksum } from '../src/prisma/m
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 import { fingerprint, migrationsFolder, sha256 } from './helpers/prisma.ts';
 
-
-
 function throwsCode(fn: () => unknown, code: string, exit: number): void {
   assert.throws(fn, (err: unknown) => err instanceof BelayError && err.code === code && err.exitCode === exit && !!errorCodeInfo(code));
 }
@@ -35,7 +33,10 @@ describe('migrations folder', () => {
   test('folders in localeCompare order, files and the lock file ignored', () => {
     const dir = migrationsFolder({ '20240102_b': 'SELECT 2', '20240101_a': 'SELECT 1', '20240101_A2': 'SELECT 3' }, 'provider = "postgresql"\n');
     writeFileSync(path.join(dir, 'README.md'), 'notes');
-    assert.deepEqual(listMigrations(dir).map((m) => m.name), ['20240101_a', '20240101_A2', '20240102_b']);
+    assert.deepEqual(
+      listMigrations(dir).map((m) => m.name),
+      ['20240101_a', '20240101_A2', '20240102_b'],
+    );
   });
 
   test('bad input: no folder (exit 2), a folder without migration.sql (exit 2), another provider (exit 3)', () => {
@@ -49,7 +50,12 @@ for (const kind of DB_KINDS) {
   describe(`_prisma_migrations (${kind})`, () => {
     test('applied, failed (with its logs), rolled back (pending again), edited and missing migrations', async () => {
       const a = 'CREATE TABLE "A" ("id" INTEGER);\n';
-      const dir = migrationsFolder({ '20240101_a': a, '20240102_b': 'ALTER TABLE "A" ADD COLUMN "b" INTEGER;\n', '20240103_c': 'ALTER TABLE "A" ADD COLUMN "c" INTEGER;\n', '20240104_d': 'SELECT 1;\n' });
+      const dir = migrationsFolder({
+        '20240101_a': a,
+        '20240102_b': 'ALTER TABLE "A" ADD COLUMN "b" INTEGER;\n',
+        '20240103_c': 'ALTER TABLE "A" ADD COLUMN "c" INTEGER;\n',
+        '20240104_d': 'SELECT 1;\n',
+      });
       const f = await freshDb(kind);
       try {
         await f.db.exec(`${a}
@@ -64,7 +70,10 @@ for (const kind of DB_KINDS) {
         const r = await prismaCheck(f.db, { dir });
         assert.deepEqual(r.status.applied, ['20231231_gone', '20240101_a']);
         assert.deepEqual(r.status.pending, ['20240103_c', '20240104_d']);
-        assert.deepEqual(r.status.failed.map((x) => x.migration_name), ['20240102_b']);
+        assert.deepEqual(
+          r.status.failed.map((x) => x.migration_name),
+          ['20240102_b'],
+        );
         const codes = r.findings.map((x) => `${x.code} ${x.migration}`);
         assert.ok(codes.includes('PRISMA_FAILED_MIGRATION 20240102_b'), codes.join('; '));
         assert.ok(codes.includes('PRISMA_CHANGED_MIGRATION 20240101_a'));
@@ -86,7 +95,10 @@ for (const kind of DB_KINDS) {
         assert.deepEqual(empty.status.pending, ['20240101_a']);
         await f.db.exec('CREATE TABLE other (id int)');
         const r = await prismaCheck(f.db, { dir });
-        assert.deepEqual(r.findings.filter((x) => x.severity === 'error').map((x) => x.code), ['PRISMA_BASELINE_REQUIRED']);
+        assert.deepEqual(
+          r.findings.filter((x) => x.severity === 'error').map((x) => x.code),
+          ['PRISMA_BASELINE_REQUIRED'],
+        );
       } finally {
         await f.drop();
       }
@@ -98,13 +110,24 @@ test('the schema parameter of the URL is the schema Prisma uses (server)', async
   const f = await freshDb('postgres');
   const db = await openDb(`${f.url}?schema=app`);
   try {
-    await db.exec('CREATE SCHEMA app; CREATE TABLE app."T" ("id" INTEGER, "v" TEXT); INSERT INTO app."T" VALUES (1, NULL); CREATE TABLE public."T" ("id" INTEGER, "v" TEXT);');
+    await db.exec(
+      'CREATE SCHEMA app; CREATE TABLE app."T" ("id" INTEGER, "v" TEXT); INSERT INTO app."T" VALUES (1, NULL); CREATE TABLE public."T" ("id" INTEGER, "v" TEXT);',
+    );
     const dir = migrationsFolder({ '20240101_v': 'ALTER TABLE "T" ALTER COLUMN "v" SET NOT NULL;\n' });
     const r = await prismaCheck(db, { dir });
     assert.equal(r.schema, 'app');
-    assert.deepEqual(r.findings.map((x) => [x.code, x.count]), [['PRISMA_BASELINE_REQUIRED', null], ['PRISMA_NULLS_IN_NOT_NULL', 1]]);
+    assert.deepEqual(
+      r.findings.map((x) => [x.code, x.count]),
+      [
+        ['PRISMA_BASELINE_REQUIRED', null],
+        ['PRISMA_NULLS_IN_NOT_NULL', 1],
+      ],
+    );
     const pub = await prismaCheck(db, { dir, schema: 'public' });
-    assert.deepEqual(pub.findings.map((x) => x.code), ['PRISMA_BASELINE_REQUIRED']);
+    assert.deepEqual(
+      pub.findings.map((x) => x.code),
+      ['PRISMA_BASELINE_REQUIRED'],
+    );
     const path = await db.query<{ p: string }>(`SELECT current_setting('search_path') AS p`);
     assert.doesNotMatch(path.rows[0]!.p, /app/, 'the session search_path is restored');
   } finally {

@@ -8,22 +8,30 @@ import { prismaCheck } from '../src/prisma/check.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 import { applyAsPrisma, cases, folders, migrationsFolder, sha256 } from './helpers/prisma.ts';
 
-
-
 for (const kind of DB_KINDS) {
   test(`locks are held to the end of their transaction: the file's COMMIT ends the first (${kind})`, async () => {
     const c = cases().find((x) => x.name === 'after-commit')!;
     const f = await freshDb(kind);
     try {
-      await applyAsPrisma(f.db, c, folders(c).filter((n) => !c.pending.includes(n)));
+      await applyAsPrisma(
+        f.db,
+        c,
+        folders(c).filter((n) => !c.pending.includes(n)),
+      );
       await f.db.exec(c.passSql);
       const r = await prismaCheck(f.db, { dir: c.migrations });
       const m = r.migrations.find((x) => x.name === c.pending[0])!;
-      assert.deepEqual(m.locks.map((h) => [h.table, h.mode, h.from, h.until, h.blocks]), [
-        ['Team', 'ACCESS EXCLUSIVE', 3, 9, 'reads and writes'],
-        ['Team', 'SHARE', 10, 10, 'writes'],
-      ]);
-      assert.deepEqual(m.statements.find((s) => s.index === 4)!.locks.map((l) => l.mode), ['ACCESS EXCLUSIVE']);
+      assert.deepEqual(
+        m.locks.map((h) => [h.table, h.mode, h.from, h.until, h.blocks]),
+        [
+          ['Team', 'ACCESS EXCLUSIVE', 3, 9, 'reads and writes'],
+          ['Team', 'SHARE', 10, 10, 'writes'],
+        ],
+      );
+      assert.deepEqual(
+        m.statements.find((s) => s.index === 4)!.locks.map((l) => l.mode),
+        ['ACCESS EXCLUSIVE'],
+      );
     } finally {
       await f.drop();
     }
@@ -43,10 +51,16 @@ for (const kind of DB_KINDS) {
           logs TEXT, rolled_back_at TIMESTAMPTZ, started_at TIMESTAMPTZ NOT NULL DEFAULT now(), applied_steps_count INTEGER NOT NULL DEFAULT 0);
         INSERT INTO _prisma_migrations (id, checksum, migration_name, finished_at) VALUES ('1', '${sha256(init)}', '20250101000000_init', now());`);
       const quiet = await prismaCheck(f.db, { dir });
-      assert.deepEqual(quiet.findings.filter((x) => x.severity !== 'info').map((x) => x.code), ['PRISMA_INDEX_NOT_CONCURRENT']);
+      assert.deepEqual(
+        quiet.findings.filter((x) => x.severity !== 'info').map((x) => x.code),
+        ['PRISMA_INDEX_NOT_CONCURRENT'],
+      );
       assert.equal(quiet.ok, true);
       const s2 = quiet.migrations[0]!.statements.find((s) => s.index === 2)!;
-      assert.deepEqual(s2.locks.map((l) => [l.table, l.mode]), [['Event', 'ROW EXCLUSIVE']]);
+      assert.deepEqual(
+        s2.locks.map((l) => [l.table, l.mode]),
+        [['Event', 'ROW EXCLUSIVE']],
+      );
       const strict = await prismaCheck(f.db, { dir, lockWarnMs: 0.001 });
       const long = strict.findings.find((x) => x.code === 'PRISMA_LONG_LOCK');
       assert.ok(long, JSON.stringify(strict.findings.map((x) => x.code)));
@@ -62,7 +76,11 @@ test('sessions holding a conflicting lock right now are listed (server)', async 
   const f = await freshDb('postgres');
   const other = await openDb(f.url, { applicationName: 'reporting-job' });
   try {
-    await applyAsPrisma(f.db, c, folders(c).filter((n) => !c.pending.includes(n)));
+    await applyAsPrisma(
+      f.db,
+      c,
+      folders(c).filter((n) => !c.pending.includes(n)),
+    );
     await other.query('BEGIN');
     await other.query('SELECT count(*) FROM "Stock"');
     const r = await prismaCheck(f.db, { dir: c.migrations });

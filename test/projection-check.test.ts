@@ -28,10 +28,20 @@ function spec(input: Partial<MigrationInput> & { steps: MigrationInput['steps'] 
   const s = validate({ id: 'proj', purpose: 'projection mistakes for the tests', tables: ['t', 'nokey', 'uk'], ...input }, 'test');
   return { spec: s, file: 'test', params: {}, checksum: checksumOf(s, {}) };
 }
-const step = (projection: string, extra: Record<string, unknown> = {}) => ({ kind: 'batched' as const, name: 's', table: 't', writes: ['v'], projection, ...extra });
+const step = (projection: string, extra: Record<string, unknown> = {}) => ({
+  kind: 'batched' as const,
+  name: 's',
+  table: 't',
+  writes: ['v'],
+  projection,
+  ...extra,
+});
 
 async function refused(db: Db, m: LoadedMigration): Promise<BelayError> {
-  const err = await runChecks(db, m).then(() => undefined, (e: unknown) => e);
+  const err = await runChecks(db, m).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   assert.ok(err instanceof BelayError, `refused with a BelayError, got ${String(err)}`);
   return err;
 }
@@ -50,7 +60,7 @@ for (const kind of DB_KINDS) {
     });
     after(() => shared.drop());
 
-    test('regression: an alias that does not match writes passed belay check and failed in apply naming belay\'s alias p', async () => {
+    test("regression: an alias that does not match writes passed belay check and failed in apply naming belay's alias p", async () => {
       const { db } = shared;
       const err = await refused(db, spec({ steps: [step('SELECT id,\n       w * 2 AS vv\n  FROM t WHERE id BETWEEN $1 AND $2')] }));
       assert.equal(err.code, 'BELAY_CHECK_SQL');
@@ -107,13 +117,19 @@ for (const kind of DB_KINDS) {
       const before = await checksums(db, ['t']);
       const err = await refused(db, m);
       const problems = err.details.problems as Array<{ field: string; step: string | null }>;
-      assert.deepEqual(problems.map((p) => p.field), ['steps.0.verify (s)', 'steps.1.projection (s2)', 'verify.0.sql (after)']);
+      assert.deepEqual(
+        problems.map((p) => p.field),
+        ['steps.0.verify (s)', 'steps.1.projection (s2)', 'verify.0.sql (after)'],
+      );
       assert.match(err.message, /has 3 problems/);
       assert.match(err.message, /steps\.0\.verify \(s\): column w\.nosuch does not exist[^\n]*\n\s+at line 2, column 8/);
       assert.deepEqual(await checksums(db, ['t']), before, 'nothing changed');
       // a post-run verification that names a column a plain-SQL step creates is not a mistake
       const later = spec({
-        steps: [{ kind: 'sql', name: 'add', up: 'ALTER TABLE t ADD COLUMN gone int', down: 'ALTER TABLE t DROP COLUMN gone' }, step('SELECT id, w AS v FROM t WHERE id BETWEEN $1 AND $2')],
+        steps: [
+          { kind: 'sql', name: 'add', up: 'ALTER TABLE t ADD COLUMN gone int', down: 'ALTER TABLE t DROP COLUMN gone' },
+          step('SELECT id, w AS v FROM t WHERE id BETWEEN $1 AND $2'),
+        ],
         verify: [{ name: 'after', sql: 'SELECT id FROM t WHERE gone > 0' }],
       });
       assert.equal((await runChecks(db, later)).ok, true);
@@ -122,8 +138,9 @@ for (const kind of DB_KINDS) {
     test('apply refuses a projection mistake with exit 3 before any backup or write', async () => {
       const { db } = shared;
       const before = await checksums(db, ['t']);
-      const r = await safeApply(db, spec({ id: 'proj-apply', steps: [step('SELECT id, w * 2 AS vv FROM t WHERE id BETWEEN $1 AND $2')] }), { batchSize: 5 })
-        .catch((e: unknown) => ({ error: e as BelayError }));
+      const r = await safeApply(db, spec({ id: 'proj-apply', steps: [step('SELECT id, w * 2 AS vv FROM t WHERE id BETWEEN $1 AND $2')] }), {
+        batchSize: 5,
+      }).catch((e: unknown) => ({ error: e as BelayError }));
       assert.equal(r.error?.code, 'BELAY_CHECK_SQL');
       assert.equal(r.error?.exitCode, 3);
       assert.deepEqual(await checksums(db, ['t']), before);
@@ -133,8 +150,18 @@ for (const kind of DB_KINDS) {
 
     test('keys: a table with no primary key, a declared key without a unique index, a nullable unique key are refused (BELAY_KEY, exit 3); a unique NOT NULL key is accepted', async () => {
       const { db } = shared;
-      const keyStep = (table: string, key: string | undefined) => ({ kind: 'batched' as const, name: 'k', table, ...(key ? { key } : {}), writes: ['v'], projection: `SELECT ${key ?? 'a'}, 1 AS v FROM ${table} WHERE ${key ?? 'a'} BETWEEN $1 AND $2` });
-      const noPk = await refused(db, spec({ steps: [{ kind: 'batched', name: 'k', table: 'nokey', writes: ['b'], projection: 'SELECT a, b FROM nokey WHERE a BETWEEN $1 AND $2' }] }));
+      const keyStep = (table: string, key: string | undefined) => ({
+        kind: 'batched' as const,
+        name: 'k',
+        table,
+        ...(key ? { key } : {}),
+        writes: ['v'],
+        projection: `SELECT ${key ?? 'a'}, 1 AS v FROM ${table} WHERE ${key ?? 'a'} BETWEEN $1 AND $2`,
+      });
+      const noPk = await refused(
+        db,
+        spec({ steps: [{ kind: 'batched', name: 'k', table: 'nokey', writes: ['b'], projection: 'SELECT a, b FROM nokey WHERE a BETWEEN $1 AND $2' }] }),
+      );
       assert.deepEqual([noPk.code, noPk.exitCode, noPk.details.field], ['BELAY_KEY', 3, 'steps.0.key']);
       assert.match(noPk.message, /table "nokey" has no primary key/);
       assert.match(noPk.fix!, /Add a primary key to "nokey"/);

@@ -9,10 +9,12 @@ import { renderFailures, renderTable, runSuite } from '../reliability/run.ts';
 
 test('reliability (short): every guarantee holds under crashes, lost connections, lock contention, bad input', { timeout: 900_000 }, async () => {
   const lines: string[] = [];
-  const rows = await runSuite(
-    { seed: 20260101, short: true, parallel: 2, log: (s) => lines.push(s) },
-    ['crash', 'connection-loss', 'lock-contention', 'bad-input'],
-  );
+  const rows = await runSuite({ seed: 20260101, short: true, parallel: 2, log: (s) => lines.push(s) }, [
+    'crash',
+    'connection-loss',
+    'lock-contention',
+    'bad-input',
+  ]);
   const table = renderTable(rows);
   assert.equal(rows.length, 6, `every scenario reported:\n${table}`);
   assert.ok((rows.find((r) => r.scenario === 'crash/apply')?.trials ?? 0) >= 3, `three crash trials per command:\n${table}\n${renderFailures(rows)}`);

@@ -38,15 +38,31 @@ after(async () => {
 /** One headless Chromium for the file, launched on first use. Fails when it is not installed (see NO_BROWSER). */
 function chromiumPage(): Promise<Browser> {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: install Debian's chromium package (apt-get install -y chromium); CI installs it`);
-  browser ??= import('playwright-core').then(({ chromium }) => chromium.launchPersistentContext(mkdtempSync(path.join(tmp, 'chromium-')), {
-    executablePath: CHROMIUM, headless: true, viewport: { width: 1200, height: 900 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  }));
+  browser ??= import('playwright-core').then(({ chromium }) =>
+    chromium.launchPersistentContext(mkdtempSync(path.join(tmp, 'chromium-')), {
+      executablePath: CHROMIUM,
+      headless: true,
+      viewport: { width: 1200, height: 900 },
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    }),
+  );
   return browser;
 }
 
 function headings(md: string): string[] {
-  return md.split('\n').filter((l) => /^##? /.test(l)).map((l) => l.replace(/^##? (\d+\. )?/, ''));
+  return md
+    .split('\n')
+    .filter((l) => /^##? /.test(l))
+    .map((l) => l.replace(/^##? (\d+\. )?/, ''));
 }
 
 async function count(db: Db, sql: string): Promise<number> {
@@ -76,7 +92,12 @@ for (const kind of DB_KINDS) {
     after(() => drop());
 
     test('the runbook has every section, every check code and the SQL of each step with the real key type', async () => {
-      const md = await runbook(m, { db, plan: { belayPlan: 1, estimate: { rows: ROWS, batchSize: 400, expectedMs: 1234 } }, planFile: 'plan.json', backupDir: '/backups' });
+      const md = await runbook(m, {
+        db,
+        plan: { belayPlan: 1, estimate: { rows: ROWS, batchSize: 400, expectedMs: 1234 } },
+        planFile: 'plan.json',
+        backupDir: '/backups',
+      });
       const hs = headings(md);
       for (const s of RUNBOOK_SECTIONS) assert.ok(hs.includes(s), `runbook lacks section "${s}"`);
       for (const c of m.spec.checks) assert.ok(md.includes(`#### ${c.code}`) && md.includes(`\`${c.code}\``), `runbook lacks check ${c.code}`);
@@ -84,12 +105,28 @@ for (const kind of DB_KINDS) {
       for (const e of ERROR_CODES) assert.ok(md.includes(`\`${e.code}\``), `troubleshooting lacks ${e.code}`);
       const step = m.spec.steps[0] as BatchedStep;
       // the generated batch statement is the one apply runs: same text, with the key's real type (serial = integer)
-      const expected = writeBatchSql({ table: '"EventType"', tableName: 'EventType', key: 'id', keyType: 'integer', writes: step.writes, relation: 'belay."decision_r<run>_s<step>"' });
+      const expected = writeBatchSql({
+        table: '"EventType"',
+        tableName: 'EventType',
+        key: 'id',
+        keyType: 'integer',
+        writes: step.writes,
+        relation: 'belay."decision_r<run>_s<step>"',
+      });
       assert.ok(md.includes(expected.trim()), 'runbook lacks the generated batch statement with key type integer');
       assert.ok(md.includes(step.decide!.trim().slice(-60)), 'runbook lacks the rule');
       for (const v of m.spec.verify) assert.ok(md.includes(`#### ${v.name}`));
       for (const x of m.spec.monitor) assert.ok(md.includes(`#### ${x.name}`));
-      for (const cmd of ['belay check', 'belay dry-run', 'belay rehearse', 'belay apply', 'belay verify', 'belay monitor', 'belay rollback <run> --sql', '--from-backup']) {
+      for (const cmd of [
+        'belay check',
+        'belay dry-run',
+        'belay rehearse',
+        'belay apply',
+        'belay verify',
+        'belay monitor',
+        'belay rollback <run> --sql',
+        '--from-backup',
+      ]) {
         assert.ok(md.includes(cmd), `runbook lacks ${cmd}`);
       }
       assert.match(md, /\| `EventType` \| written by assign-owner \| (≈ )?1,200 \|/);
@@ -132,7 +169,10 @@ for (const kind of DB_KINDS) {
       const nb = await count(db, `SELECT 1 FROM belay.batches WHERE run_id = ${runId}`);
       assert.equal(data.timings.batches.length, nb);
       assert.ok(nb >= Math.ceil(truth.counts.assign / 400), 'the batches walk the decided rows');
-      assert.equal(data.timings.batches.reduce((n, b) => n + b.rowsChanged, 0), truth.counts.assign);
+      assert.equal(
+        data.timings.batches.reduce((n, b) => n + b.rowsChanged, 0),
+        truth.counts.assign,
+      );
       // backups from belay.backups, with counts equal to the tables' counts
       assert.equal(data.backups.source, 'stored');
       assert.equal(data.backups.rows.length, 3);
@@ -186,10 +226,17 @@ for (const kind of DB_KINDS) {
         CREATE INDEX items_label_idx ON items (label);
         INSERT INTO items (v) SELECT g FROM generate_series(1, 250) g;`);
       const spec = validate({
-        id: 'items-double', purpose: 'Double every value and add a note column with an index on v.', tables: ['items'],
+        id: 'items-double',
+        purpose: 'Double every value and add a note column with an index on v.',
+        tables: ['items'],
         steps: [
           { kind: 'batched', name: 'double', table: 'items', writes: ['v'], projection: 'SELECT id, v * 2 AS v FROM items WHERE id BETWEEN $1 AND $2' },
-          { kind: 'sql', name: 'add-note', up: `ALTER TABLE items ADD COLUMN note text DEFAULT 'n'; CREATE INDEX items_v_idx ON items (v); DROP INDEX items_label_idx; ALTER TABLE items ALTER COLUMN v SET NOT NULL`, down: null },
+          {
+            kind: 'sql',
+            name: 'add-note',
+            up: `ALTER TABLE items ADD COLUMN note text DEFAULT 'n'; CREATE INDEX items_v_idx ON items (v); DROP INDEX items_label_idx; ALTER TABLE items ALTER COLUMN v SET NOT NULL`,
+            down: null,
+          },
         ],
       });
       const m: LoadedMigration = { spec, file: path.join(ROOT, 'items.ts'), params: {}, checksum: checksumOf(spec, {}) };

@@ -12,18 +12,23 @@ import { loadMigration } from '../src/spec/load.ts';
 import { readSummary } from '../src/state/summary.ts';
 import { freshDb } from './helpers/fresh-db.ts';
 
-test('regression (rollback summary): after a resumed rollback the summary counts all invocations\' rows', async () => {
+test("regression (rollback summary): after a resumed rollback the summary counts all invocations' rows", async () => {
   const f = await freshDb('postgres');
   const holder = await openDb(f.url, { applicationName: 'app-holding-a-row' });
   try {
     await f.db.exec(`CREATE TABLE work (id int PRIMARY KEY, w int NOT NULL, out int);
       INSERT INTO work SELECT g, g, NULL FROM generate_series(1, 300) g;`);
     const dir = mkdtempSync(path.join(tmpdir(), 'belay-rbsum-'));
-    writeFileSync(path.join(dir, 'migration.ts'), `export default ${JSON.stringify({
-      id: 'fill-out', purpose: 'Fill work.out from work.w (rollback summary test).', tables: ['work'],
-      steps: [{ kind: 'batched', name: 'fill', table: 'work', writes: ['out'], projection: 'SELECT id, w * 2 AS out FROM work WHERE id BETWEEN $1 AND $2' }],
-      options: { batchSize: 100, lockTimeoutMs: 50 },
-    })};`);
+    writeFileSync(
+      path.join(dir, 'migration.ts'),
+      `export default ${JSON.stringify({
+        id: 'fill-out',
+        purpose: 'Fill work.out from work.w (rollback summary test).',
+        tables: ['work'],
+        steps: [{ kind: 'batched', name: 'fill', table: 'work', writes: ['out'], projection: 'SELECT id, w * 2 AS out FROM work WHERE id BETWEEN $1 AND $2' }],
+        options: { batchSize: 100, lockTimeoutMs: 50 },
+      })};`,
+    );
     const r = await safeApply(f.db, await loadMigration(dir), { backup: false, adapt: false, batchSize: 100 });
     assert.equal(r.status, 'completed');
     // a row of the first batch (restored last) is held: the rollback restores batches 3 and 2, then stops

@@ -54,11 +54,19 @@ async function scriptConflicts(f: FreshDb, output: string): Promise<number[]> {
 }
 
 const sqlAndBatched = (down2: string | null = 'DROP INDEX t_v2_idx'): MigrationInput => ({
-  id: 'sql-steps', purpose: 'adds column v2, fills it in batches, indexes it: plain SQL steps around a batched one',
+  id: 'sql-steps',
+  purpose: 'adds column v2, fills it in batches, indexes it: plain SQL steps around a batched one',
   tables: ['t'],
   steps: [
     { kind: 'sql', name: 'add-column', up: 'ALTER TABLE t ADD COLUMN v2 int', down: 'ALTER TABLE t DROP COLUMN v2' },
-    { kind: 'batched', name: 'fill-v2', table: 't', writes: ['v2'], projection: `SELECT id, id * 2 AS v2 FROM t WHERE id BETWEEN $1 AND $2 AND id % 5 <> 0`, batchSize: 150 },
+    {
+      kind: 'batched',
+      name: 'fill-v2',
+      table: 't',
+      writes: ['v2'],
+      projection: `SELECT id, id * 2 AS v2 FROM t WHERE id BETWEEN $1 AND $2 AND id % 5 <> 0`,
+      batchSize: 150,
+    },
     { kind: 'sql', name: 'index-v2', up: 'CREATE INDEX t_v2_idx ON t (v2)', down: down2 },
   ],
 });
@@ -120,7 +128,10 @@ for (const kind of DB_KINDS) {
         assert.deepEqual(await scriptConflicts(f, out), [x], 'the row changed since is listed as the only conflict');
         assert.equal(await diffCount(f.db, 'snap', '"EventType"'), 0, 'every other row restored; both later changes kept');
         // built-in bookkeeping agrees: the batch lists the conflict
-        const c = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM belay.batches WHERE run_id = $1 AND conflicts->'changed' @> $2::jsonb`, [r2.runId, JSON.stringify([x])]);
+        const c = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM belay.batches WHERE run_id = $1 AND conflicts->'changed' @> $2::jsonb`, [
+          r2.runId,
+          JSON.stringify([x]),
+        ]);
         assert.equal(c.rows[0]!.n, 1);
         await runScript(f, script2);
         assert.equal(await diffCount(f.db, 'snap', '"EventType"'), 0, 'a second run changes nothing');
@@ -165,7 +176,10 @@ for (const kind of DB_KINDS) {
         const spec = sqlAndBatched(null);
         const rv = reversibility(validate(spec));
         assert.equal(rv.reversible, false);
-        assert.deepEqual(rv.irreversible.map((s) => s.name), ['index-v2']);
+        assert.deepEqual(
+          rv.irreversible.map((s) => s.name),
+          ['index-v2'],
+        );
         assert.match(rv.steps[2]!.how, /IRREVERSIBLE/);
         const r = await apply(f.db, loaded(spec));
         assert.equal(r.status, 'completed');
@@ -201,11 +215,17 @@ for (const kind of DB_KINDS) {
           assert.deepEqual(await checksums(f.db), changedNow);
         }
         let seen: BackupRollbackPreview | undefined;
-        const no = await rollbackFromBackup(f.db, r.runId, { confirm: (p) => { seen = p; return false; } });
+        const no = await rollbackFromBackup(f.db, r.runId, {
+          confirm: (p) => {
+            seen = p;
+            return false;
+          },
+        });
         assert.equal(no.status, 'cancelled');
         assert.deepEqual(await checksums(f.db), changedNow, 'cancelled: nothing written');
         const et = seen!.tables.find((t) => t.table === 'EventType')!;
-        const written = (await f.db.query<{ n: number }>(`SELECT coalesce(sum(rows_changed), 0)::int AS n FROM belay.batches WHERE run_id = $1`, [r.runId])).rows[0]!.n;
+        const written = (await f.db.query<{ n: number }>(`SELECT coalesce(sum(rows_changed), 0)::int AS n FROM belay.batches WHERE run_id = $1`, [r.runId]))
+          .rows[0]!.n;
         assert.equal(et.changed, written + 1, 'every row the run wrote, plus the one changed by someone else');
         assert.deepEqual(et.notWrittenByRun, { count: 1, sample: [String(other)] });
         const yes = await rollbackFromBackup(f.db, r.runId, { confirm: () => true });
@@ -240,10 +260,21 @@ describe('rollback under load (postgres)', () => {
           const k = ++n; // each statement keeps its own number for the replay
           const pick = k % 5;
           const op: (t: string) => [string, unknown[]] =
-            pick < 2 ? (t) => [`INSERT INTO ${t} (id, title, slug, "createdAt") VALUES ($1, $2, $3, '2026-01-01T00:00:00Z')`, [50_000_000 + k, `load ${k}`, `load-${k}`]]
-            : pick < 4 ? ((id) => (t: string): [string, unknown[]] => [`UPDATE ${t} SET title = $2, description = $3 WHERE id = $1`, [id, `title ${k}`, `desc ${k}`]])(ids[(k * 7919) % ids.length]!)
-            // a user who owns nothing yet takes over a row the migration wrote: (userId, slug) stays unique
-            : ((id) => (t: string): [string, unknown[]] => [`UPDATE ${t} SET "userId" = $2 WHERE id = $1`, [id, 80_000_000 + k]])(written[(k * 104729) % written.length]!);
+            pick < 2
+              ? (t) => [
+                  `INSERT INTO ${t} (id, title, slug, "createdAt") VALUES ($1, $2, $3, '2026-01-01T00:00:00Z')`,
+                  [50_000_000 + k, `load ${k}`, `load-${k}`],
+                ]
+              : pick < 4
+                ? (
+                    (id) =>
+                    (t: string): [string, unknown[]] => [`UPDATE ${t} SET title = $2, description = $3 WHERE id = $1`, [id, `title ${k}`, `desc ${k}`]]
+                  )(ids[(k * 7919) % ids.length]!)
+                : // a user who owns nothing yet takes over a row the migration wrote: (userId, slug) stays unique
+                  (
+                    (id) =>
+                    (t: string): [string, unknown[]] => [`UPDATE ${t} SET "userId" = $2 WHERE id = $1`, [id, 80_000_000 + k]]
+                  )(written[(k * 104729) % written.length]!);
           const [sql, params] = op('"EventType"');
           await load.query(sql, params);
           log.push(op);
@@ -260,7 +291,12 @@ describe('rollback under load (postgres)', () => {
         await f.db.query(sql, params);
       }
       assert.equal(await diffCount(f.db, 'expected', '"EventType"'), 0, 'pre-run rows + every change of the load, nothing else');
-      const loadOwned = new Set(log.map((op) => op('x')).filter(([sql]) => sql.includes('"userId"')).map(([, p]) => p[0] as number));
+      const loadOwned = new Set(
+        log
+          .map((op) => op('x'))
+          .filter(([sql]) => sql.includes('"userId"'))
+          .map(([, p]) => p[0] as number),
+      );
       const conflicts = rb.conflicts.flatMap((c) => c.keys as number[]);
       assert.ok(conflicts.length > 0, 'some rows were changed by the load before rollback reached them');
       for (const k of conflicts) assert.ok(loadOwned.has(Number(k)), `conflict ${k} is a row the load changed`);

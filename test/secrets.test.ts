@@ -41,7 +41,7 @@ test('regression (secrets): a webhook shows scheme and host only; credentials, p
   assert.ok(!redactWebhook('https://u:Pw-Broken@exa mple.com/Tok/x').includes('Pw-Broken'));
 });
 
-test('secrets (short): a command corpus with planted secrets never shows one in output, files or belay\'s rows', { timeout: 600_000 }, async () => {
+test("secrets (short): a command corpus with planted secrets never shows one in output, files or belay's rows", { timeout: 600_000 }, async () => {
   // the scenario itself, not runSuite: that drops every suite database first, other suites' included
   const rows = await secrets.run({ seed: 20260101, short: true, parallel: 1, log: () => undefined }).finally(dropFixtures);
   assert.equal(rows.length, 1, renderTable(rows));

@@ -47,8 +47,18 @@ for (const kind of DB_KINDS) {
         assert.equal(rounds[0]!.source, 'apply');
         assert.equal(rounds[0]!.ok, true, JSON.stringify(rounds[0]!.checks.filter((c) => c.result !== 'pass')) ?? '');
         const names = rounds[0]!.checks.map((c) => c.name);
-        for (const n of ['writes-held:assign-owner', 'expected-changes', 'categories', 'unique-indexes-valid', 'constraints-validated',
-          'assign-owner.verify', 'no-missed-rows', 'owners-exist', 'untouched-columns']) assert.ok(names.includes(n), n);
+        for (const n of [
+          'writes-held:assign-owner',
+          'expected-changes',
+          'categories',
+          'unique-indexes-valid',
+          'constraints-validated',
+          'assign-owner.verify',
+          'no-missed-rows',
+          'owners-exist',
+          'untouched-columns',
+        ])
+          assert.ok(names.includes(n), n);
         assert.ok(rounds[0]!.checks.every((c) => c.result === 'pass'));
         // the pre-flight's rows-to-change figure is the generator's planted assign count, and the run changed exactly those
         const run = await getRun(f.db, r.runId);
@@ -60,7 +70,10 @@ for (const kind of DB_KINDS) {
         assert.equal((run.summary.verification as { ok: boolean }).ok, true);
         // three tables baselined: EventType without userId, the join table and users whole
         const base = run.summary.verify as { untouched: Array<{ table: string; columns: string[]; buckets: object }> };
-        assert.deepEqual(base.untouched.map((u) => u.table), ['EventType', '_user_eventtype', 'users']);
+        assert.deepEqual(
+          base.untouched.map((u) => u.table),
+          ['EventType', '_user_eventtype', 'users'],
+        );
         assert.ok(!base.untouched[0]!.columns.includes('userId'));
         assert.ok(Object.keys(base.untouched[0]!.buckets).length > 20, 'EventType checksummed in key buckets');
       } finally {
@@ -86,7 +99,10 @@ for (const kind of DB_KINDS) {
         assert.equal(Number((held.sample[0] as { key: number }).key), victim);
         assert.equal(byName(v, 'assign-owner.verify').result, 'pass', 'the written value itself was right');
         assert.equal(byName(v, 'untouched-columns').result, 'pass', 'userId is a written column: not in the checksum');
-        assert.throws(() => assertVerified(v), (e: unknown) => e instanceof VerificationError && e.exitCode === EXIT.verification);
+        assert.throws(
+          () => assertVerified(v),
+          (e: unknown) => e instanceof VerificationError && e.exitCode === EXIT.verification,
+        );
         const rounds = await getRounds(f.db, r.runId, 'verify');
         assert.equal(rounds.length, 1);
         assert.equal(rounds[0]!.ok, false);
@@ -192,7 +208,11 @@ describe('cleanup: archived backups (postgres)', () => {
       assert.ok(cleanup.tempIndexes);
       // the run is undone from the archive alone
       const et = taken.find((b) => b.sourceTable === 'EventType')!;
-      await restoreBackup(f.db, taken.map((b) => b.id), { from: 'file' });
+      await restoreBackup(
+        f.db,
+        taken.map((b) => b.id),
+        { from: 'file' },
+      );
       assert.deepEqual(await checksums(f.db), before);
       assert.ok(et.rows! > 0);
     } finally {

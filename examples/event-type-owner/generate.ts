@@ -17,16 +17,7 @@
 import { readFile } from 'node:fs/promises';
 import { type Db, transaction } from '../../src/db/connection.ts';
 
-export const CATEGORIES = [
-  'assign',
-  'unowned',
-  'ambiguous',
-  'conflictExisting',
-  'conflictPair',
-  'owned',
-  'inconsistent',
-  'team',
-] as const;
+export const CATEGORIES = ['assign', 'unowned', 'ambiguous', 'conflictExisting', 'conflictPair', 'owned', 'inconsistent', 'team'] as const;
 export type Category = (typeof CATEGORIES)[number];
 
 export type Link = [a: number, b: number];
@@ -193,13 +184,50 @@ const DESCRIPTIONS: readonly string[] = [
 ];
 
 const FIRST_NAMES: readonly string[] = [
-  'alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi', 'ivan', 'judy',
-  'mallory', 'niaj', 'olivia', 'peggy', 'rupert', 'sybil', 'trent', 'victor', 'walter',
-  'josé', 'zoë', 'françois', 'søren', 'łukasz', 'анна', 'はると', 'o\'brien',
+  'alice',
+  'bob',
+  'carol',
+  'dave',
+  'erin',
+  'frank',
+  'grace',
+  'heidi',
+  'ivan',
+  'judy',
+  'mallory',
+  'niaj',
+  'olivia',
+  'peggy',
+  'rupert',
+  'sybil',
+  'trent',
+  'victor',
+  'walter',
+  'josé',
+  'zoë',
+  'françois',
+  'søren',
+  'łukasz',
+  'анна',
+  'はると',
+  "o'brien",
 ];
 const LAST_NAMES: readonly string[] = [
-  'smith', 'jones', 'garcia', 'müller', 'rossi', 'nguyen', 'kim', 'silva', 'dubois', 'tanaka',
-  'kowalski', 'o\'neill', 'van der berg', 'ivanov', 'núñez',
+  'smith',
+  'jones',
+  'garcia',
+  'müller',
+  'rossi',
+  'nguyen',
+  'kim',
+  'silva',
+  'dubois',
+  'tanaka',
+  'kowalski',
+  "o'neill",
+  'van der berg',
+  'ivanov',
+  'núñez',
 ];
 const MAIL_DOMAINS: readonly string[] = ['example.com', 'example.org', 'mail.test', 'cal.test'];
 const LENGTHS: readonly number[] = [15, 30, 30, 30, 45, 60, 60, 90, 120];
@@ -493,8 +521,7 @@ export async function generate(db: Db, opts: GenerateOptions): Promise<Truth> {
     if (copyFrom[i]! >= 0) continue;
     const c = CATEGORIES[cat[i]!]!;
     const owner = slugOwner[i];
-    const plainP =
-      c === 'owned' || c === 'inconsistent' || c === 'team' ? 0.3 : c === 'assign' || c === 'unowned' ? 0.1 : 0;
+    const plainP = c === 'owned' || c === 'inconsistent' || c === 'team' ? 0.3 : c === 'assign' || c === 'unowned' ? 0.1 : 0;
     if (plainP > 0 && rng.chance(plainP)) {
       const b = PLAIN_FROM + rng.int(0, PLAIN_BASES.length - 1);
       let taken: Set<number> | undefined;
@@ -512,9 +539,7 @@ export async function generate(db: Db, opts: GenerateOptions): Promise<Truth> {
         continue;
       }
     }
-    const b = rng.chance(0.08)
-      ? AWKWARD_FROM + rng.int(0, AWKWARD_BASES.length - 1)
-      : rng.int(0, NORMAL_BASES.length - 1);
+    const b = rng.chance(0.08) ? AWKWARD_FROM + rng.int(0, AWKWARD_BASES.length - 1) : rng.int(0, NORMAL_BASES.length - 1);
     slug[i] = `${BASES[b]!.slug}-${++counter}`;
     baseOf[i] = b;
   }
@@ -598,11 +623,7 @@ export async function generate(db: Db, opts: GenerateOptions): Promise<Truth> {
         const first = deco.pick(FIRST_NAMES);
         const last = deco.pick(LAST_NAMES);
         const n = i + 1;
-        chunk.push([
-          userIds[i],
-          deco.chance(0.5) ? `${first}.${last}${n}` : `${first}${n}`,
-          `${ascii(first)}.${ascii(last)}.${n}@${deco.pick(MAIL_DOMAINS)}`,
-        ]);
+        chunk.push([userIds[i], deco.chance(0.5) ? `${first}.${last}${n}` : `${first}${n}`, `${ascii(first)}.${ascii(last)}.${n}@${deco.pick(MAIL_DOMAINS)}`]);
       }
       await send(
         `INSERT INTO users (id, username, email)
@@ -626,9 +647,7 @@ export async function generate(db: Db, opts: GenerateOptions): Promise<Truth> {
           length,
           deco.chance(0.06),
           deco.chance(0.35) ? null : deco.pick(DESCRIPTIONS),
-          new Date(
-            t0 + Math.floor((i / rows) * span) + deco.int(-3 * 86_400_000, 3 * 86_400_000) + deco.int(0, 999),
-          ).toISOString(),
+          new Date(t0 + Math.floor((i / rows) * span) + deco.int(-3 * 86_400_000, 3 * 86_400_000) + deco.int(0, 999)).toISOString(),
           metadata(deco),
         ]);
       }

@@ -51,20 +51,29 @@ export default function eventTypeOwner(params: MigrationParams) {
     tables: ['EventType', '_user_eventtype', 'users'],
     checks: [
       {
-        kind: 'orphans', code: 'ORPHAN_LINK_USER', severity: 'warn', table: '_user_eventtype', column: 'B',
+        kind: 'orphans',
+        code: 'ORPHAN_LINK_USER',
+        severity: 'warn',
+        table: '_user_eventtype',
+        column: 'B',
         references: { table: 'users', column: 'id' },
         message: 'links to a user that does not exist (never used)',
         fix: 'Delete these links or restore the users; belay ignores them either way.',
       },
       {
-        kind: 'orphans', code: 'ORPHAN_LINK_EVENT_TYPE', severity: 'warn', table: '_user_eventtype', column: 'A',
+        kind: 'orphans',
+        code: 'ORPHAN_LINK_EVENT_TYPE',
+        severity: 'warn',
+        table: '_user_eventtype',
+        column: 'A',
         references: { table: 'EventType', column: 'id' },
         message: 'links from an event type that does not exist (never used)',
         fix: 'Delete these links; belay ignores them.',
       },
       {
         // One pass sorts every personal event type into its category (one query instead of four).
-        kind: 'classify', code: 'PERSONAL_EVENT_TYPES',
+        kind: 'classify',
+        code: 'PERSONAL_EVENT_TYPES',
         sql: `${classified}
           SELECT CASE WHEN o.links = 0 THEN 'unowned'
                       WHEN o.owned_twin IS NOT NULL OR o.eligible_twin IS NOT NULL THEN 'slug-conflict'
@@ -76,26 +85,48 @@ export default function eventTypeOwner(params: MigrationParams) {
            ORDER BY o.id`,
         categories: [
           // changes: these are the rows the run writes (post-run verification expects exactly as many)
-          { value: 'assign', code: 'ASSIGN', severity: 'info', changes: true, message: 'event types with exactly one valid link that will get that user as owner' },
           {
-            value: 'unowned', code: 'UNOWNED', severity: 'warn', message: 'personal event types without any valid link: stay without owner',
+            value: 'assign',
+            code: 'ASSIGN',
+            severity: 'info',
+            changes: true,
+            message: 'event types with exactly one valid link that will get that user as owner',
+          },
+          {
+            value: 'unowned',
+            code: 'UNOWNED',
+            severity: 'warn',
+            message: 'personal event types without any valid link: stay without owner',
             fix: 'Link them to a user in "_user_eventtype" or assign them by hand.',
           },
           ambiguous === 'skip'
             ? {
-                value: 'ambiguous', code: 'AMBIGUOUS', severity: 'warn', message: 'event types linked to several users: stay without owner',
+                value: 'ambiguous',
+                code: 'AMBIGUOUS',
+                severity: 'warn',
+                message: 'event types linked to several users: stay without owner',
                 fix: 'Decide the owner by hand, or run with --param ambiguous=lowest.',
               }
-            : { value: 'ambiguous', code: 'AMBIGUOUS', severity: 'info', changes: true, message: 'event types linked to several users: will get the lowest user id' },
+            : {
+                value: 'ambiguous',
+                code: 'AMBIGUOUS',
+                severity: 'info',
+                changes: true,
+                message: 'event types linked to several users: will get the lowest user id',
+              },
           {
-            value: 'slug-conflict', code: 'SLUG_CONFLICT', severity: 'warn',
+            value: 'slug-conflict',
+            code: 'SLUG_CONFLICT',
+            severity: 'warn',
             message: 'the owner would have two event types with the same slug: none of them changes (conflictsWith: the other row, with: owned or eligible)',
             fix: 'Rename one of the slugs, then run the migration again.',
           },
         ],
       },
       {
-        kind: 'sql', code: 'INCONSISTENT_OWNER', severity: 'warn',
+        kind: 'sql',
+        code: 'INCONSISTENT_OWNER',
+        severity: 'warn',
         message: 'event types whose userId is set but is not among their valid links (never written)',
         sql: `SELECT e.id, e.slug, e."userId", array_agg(l."B" ORDER BY l."B") AS "linkedUsers"
                 FROM "EventType" e JOIN "_user_eventtype" l ON l."A" = e.id JOIN users u ON u.id = l."B"
@@ -139,13 +170,17 @@ export default function eventTypeOwner(params: MigrationParams) {
     ],
     monitor: [
       {
-        name: 'owner-deleted', alertAbove: 0, message: 'event types whose owner was deleted',
+        name: 'owner-deleted',
+        alertAbove: 0,
+        message: 'event types whose owner was deleted',
         sql: `SELECT e.id, e."userId" FROM "EventType" e WHERE e."userId" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = e."userId")`,
       },
       {
         // `written` (monitoring only): the rows this run assigned. The planted pre-existing inconsistent
         // rows are reported by the pre-flight; the window watches what the run wrote.
-        name: 'new-inconsistencies', alertAbove: 0, message: 'event types the run assigned whose owner is no longer their valid link',
+        name: 'new-inconsistencies',
+        alertAbove: 0,
+        message: 'event types the run assigned whose owner is no longer their valid link',
         sql: `SELECT w.id, w."userId" AS assigned, e."userId" AS now FROM written w JOIN "EventType" e ON e.id = w.id
                WHERE ${ownerNow('w')} IS DISTINCT FROM e."userId"`,
       },

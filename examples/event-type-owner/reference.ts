@@ -60,10 +60,7 @@ const PAGE = 50_000;
 export async function readSnapshot(db: Db): Promise<Snapshot> {
   const users = new Set<number>();
   for (let after = -2147483648; ; ) {
-    const { rows } = await db.query<{ id: number }>(
-      'SELECT id::int AS id FROM users WHERE id > $1 ORDER BY id LIMIT $2',
-      [after, PAGE],
-    );
+    const { rows } = await db.query<{ id: number }>('SELECT id::int AS id FROM users WHERE id > $1 ORDER BY id LIMIT $2', [after, PAGE]);
     for (const r of rows) users.add(Number(r.id));
     if (rows.length < PAGE) break;
     after = Number(rows[rows.length - 1]!.id);
@@ -144,7 +141,10 @@ export function computeExpected(snap: Snapshot, policy: Policy = {}): Expected {
     else if (userId[i] !== null) {
       if (v.length > 0 && !v.includes(userId[i]!)) {
         cat[i] = 'inconsistent';
-        inconsistencies.set(ids[i]!, [...v].sort((x, y) => x - y));
+        inconsistencies.set(
+          ids[i]!,
+          [...v].sort((x, y) => x - y),
+        );
       } else cat[i] = 'owned';
     } else if (v.length === 0) cat[i] = 'unowned';
     else if (v.length > 1) {

@@ -69,7 +69,12 @@ export async function runLoad(o: LoadOptions, stop: Promise<void>): Promise<Load
         const userId = kind === 0 ? prng.pick(o.users) : null;
         const teamId = kind === 1 ? prng.int(1, 50) : null;
         const title = `load insert ${i}`;
-        const r = await db.query<{ id: number }>(`INSERT INTO "EventType" (title, slug, "userId", "teamId") VALUES ($1, $2, $3, $4) RETURNING id`, [title, slug, userId, teamId]);
+        const r = await db.query<{ id: number }>(`INSERT INTO "EventType" (title, slug, "userId", "teamId") VALUES ($1, $2, $3, $4) RETURNING id`, [
+          title,
+          slug,
+          userId,
+          teamId,
+        ]);
         const id = Number(r.rows[0]!.id);
         inserted.push(id);
         if (teamId !== null) deletable.push(id);
@@ -101,7 +106,9 @@ export async function checkLoggedWrites(db: Db, log: LoadLog): Promise<string[]>
   const out: string[] = [];
   const ids = [...log.rows.keys()];
   const r = await db.query<{ id: number; title: string; slug: string; userId: number | null; teamId: number | null }>(
-    `SELECT id, title, slug, "userId", "teamId" FROM "EventType" WHERE id = ANY($1::int[])`, [ids]);
+    `SELECT id, title, slug, "userId", "teamId" FROM "EventType" WHERE id = ANY($1::int[])`,
+    [ids],
+  );
   const now = new Map(r.rows.map((x) => [Number(x.id), x]));
   for (const [id, want] of log.rows) {
     const got = now.get(id);
@@ -114,7 +121,8 @@ export async function checkLoggedWrites(db: Db, log: LoadLog): Promise<string[]>
       continue;
     }
     for (const k of ['title', 'slug', 'userId', 'teamId'] as const) {
-      if (want[k] !== undefined && want[k] !== got[k]) out.push(`row ${id}: ${k} is ${JSON.stringify(got[k])}, the application wrote ${JSON.stringify(want[k])}`);
+      if (want[k] !== undefined && want[k] !== got[k])
+        out.push(`row ${id}: ${k} is ${JSON.stringify(got[k])}, the application wrote ${JSON.stringify(want[k])}`);
     }
   }
   return out.slice(0, 20);

@@ -92,24 +92,36 @@ export interface RunAuditOptions {
 export async function auditBatches(db: Db, runId: number, opts: RunAuditOptions = {}): Promise<string[]> {
   const out: string[] = [];
   const steps = await db.query<{ step_no: number; kind: string; rows_done: number; rows_changed: number; status: string }>(
-    `SELECT step_no, kind, rows_done::float8 AS rows_done, rows_changed::float8 AS rows_changed, status FROM belay.steps WHERE run_id = $1 ORDER BY step_no`, [runId]);
+    `SELECT step_no, kind, rows_done::float8 AS rows_done, rows_changed::float8 AS rows_changed, status FROM belay.steps WHERE run_id = $1 ORDER BY step_no`,
+    [runId],
+  );
   const batches = await db.query<{ step_no: number; batch_no: number; lo: string; hi: string; round: number; rows_in_range: number; rows_changed: number }>(
-    `SELECT step_no, batch_no, lo, hi, round, rows_in_range, rows_changed FROM belay.batches WHERE run_id = $1 ORDER BY step_no, batch_no`, [runId]);
+    `SELECT step_no, batch_no, lo, hi, round, rows_in_range, rows_changed FROM belay.batches WHERE run_id = $1 ORDER BY step_no, batch_no`,
+    [runId],
+  );
   let changedAll = 0;
   const seen = new Set<string>();
   for (const s of steps.rows.filter((x) => x.kind === 'batched')) {
     const bs = batches.rows.filter((b) => b.step_no === s.step_no);
-    const dec = (await db.query<{ relation: string; key_type: string; key_column: string; table_name: string; columns: string[] }>(
-      `SELECT relation, key_type, key_column, table_name, columns FROM belay.decisions WHERE run_id = $1 AND step_no = $2`, [runId, s.step_no])).rows[0];
+    const dec = (
+      await db.query<{ relation: string; key_type: string; key_column: string; table_name: string; columns: string[] }>(
+        `SELECT relation, key_type, key_column, table_name, columns FROM belay.decisions WHERE run_id = $1 AND step_no = $2`,
+        [runId, s.step_no],
+      )
+    ).rows[0];
     if (!dec) {
       if (bs.length > 0) out.push(`step ${s.step_no}: ${bs.length} batches but no decision`);
       continue;
     }
     // the rows each batch wrote, as the decision records them: its range of decided rows that were not skipped
-    const rows = (await db.query<{ batch_no: number; k: string; d: Record<string, unknown> }>(
-      `SELECT b.batch_no, d.k::text AS k, to_jsonb(d) AS d FROM belay.batches b JOIN ${dec.relation} d
+    const rows = (
+      await db.query<{ batch_no: number; k: string; d: Record<string, unknown> }>(
+        `SELECT b.batch_no, d.k::text AS k, to_jsonb(d) AS d FROM belay.batches b JOIN ${dec.relation} d
           ON d.round = b.round AND d.skipped IS NULL AND d.k BETWEEN b.lo::${dec.key_type} AND b.hi::${dec.key_type}
-        WHERE b.run_id = $1 AND b.step_no = $2 ORDER BY b.batch_no, d.k`, [runId, s.step_no])).rows;
+        WHERE b.run_id = $1 AND b.step_no = $2 ORDER BY b.batch_no, d.k`,
+        [runId, s.step_no],
+      )
+    ).rows;
     let inRange = 0;
     let changed = 0;
     bs.forEach((b, i) => {
@@ -117,11 +129,13 @@ export async function auditBatches(db: Db, runId: number, opts: RunAuditOptions 
       // keys are integers here; a text comparison would misorder them
       if (Number(b.lo) > Number(b.hi)) out.push(`step ${s.step_no} batch ${b.batch_no}: lo ${b.lo} > hi ${b.hi}`);
       const prev = bs[i - 1];
-      if (prev && prev.round === b.round && Number(b.lo) <= Number(prev.hi)) out.push(`step ${s.step_no}: batch ${b.batch_no} [${b.lo}, ${b.hi}] overlaps batch ${prev.batch_no} [${prev.lo}, ${prev.hi}]`);
+      if (prev && prev.round === b.round && Number(b.lo) <= Number(prev.hi))
+        out.push(`step ${s.step_no}: batch ${b.batch_no} [${b.lo}, ${b.hi}] overlaps batch ${prev.batch_no} [${prev.lo}, ${prev.hi}]`);
       inRange += b.rows_in_range;
       changed += b.rows_changed;
       const written = rows.filter((r) => r.batch_no === b.batch_no).length;
-      if (written !== b.rows_changed) out.push(`step ${s.step_no} batch ${b.batch_no}: ${b.rows_changed} rows changed but the decision holds ${written} written rows`);
+      if (written !== b.rows_changed)
+        out.push(`step ${s.step_no} batch ${b.batch_no}: ${b.rows_changed} rows changed but the decision holds ${written} written rows`);
     });
     if (inRange !== s.rows_done) out.push(`step ${s.step_no}: batches visited ${inRange} rows, step says ${s.rows_done}`);
     if (changed !== s.rows_changed) out.push(`step ${s.step_no}: batches changed ${changed} rows, step says ${s.rows_changed}`);
@@ -132,11 +146,14 @@ export async function auditBatches(db: Db, runId: number, opts: RunAuditOptions 
       seen.add(`${dec.table_name}:${r.k}`);
       const image = (p: 'o' | 'n') => JSON.stringify(Object.fromEntries(dec.columns.map((c, i) => [c, r.d[`${p}${i}`] ?? null])));
       const want = opts.base?.get(r.k);
-      if (want !== undefined && normJson(want) !== normJson(image('o'))) out.push(`batch ${r.batch_no}: before-image of key ${r.k} is ${image('o')}, the row was ${want}`);
-      if (now && normJson(now.get(r.k) ?? 'null') !== normJson(image('n'))) out.push(`batch ${r.batch_no}: written value of key ${r.k} is ${image('n')}, the table holds ${now.get(r.k)}`);
+      if (want !== undefined && normJson(want) !== normJson(image('o')))
+        out.push(`batch ${r.batch_no}: before-image of key ${r.k} is ${image('o')}, the row was ${want}`);
+      if (now && normJson(now.get(r.k) ?? 'null') !== normJson(image('n')))
+        out.push(`batch ${r.batch_no}: written value of key ${r.k} is ${image('n')}, the table holds ${now.get(r.k)}`);
     }
   }
-  if (opts.changedRows !== undefined && changedAll !== opts.changedRows) out.push(`run changed ${changedAll} rows, an uninterrupted run changed ${opts.changedRows}`);
+  if (opts.changedRows !== undefined && changedAll !== opts.changedRows)
+    out.push(`run changed ${changedAll} rows, an uninterrupted run changed ${opts.changedRows}`);
   return out.slice(0, 20);
 }
 
@@ -154,7 +171,11 @@ export interface RunState {
 export async function runState(db: Db, migrationId: string): Promise<RunState> {
   const exists = await db.query<{ ok: boolean }>(`SELECT to_regclass('belay.runs') IS NOT NULL AS ok`);
   if (!exists.rows[0]?.ok) return { runs: [], events: [] };
-  const runs = await db.query<{ id: number; status: string }>(`SELECT id::int AS id, status FROM belay.runs WHERE migration_id = $1 ORDER BY id`, [migrationId]);
-  const ev = await db.query<{ type: string }>(`SELECT type FROM belay.events WHERE run_id IN (SELECT id FROM belay.runs WHERE migration_id = $1) ORDER BY id`, [migrationId]);
+  const runs = await db.query<{ id: number; status: string }>(`SELECT id::int AS id, status FROM belay.runs WHERE migration_id = $1 ORDER BY id`, [
+    migrationId,
+  ]);
+  const ev = await db.query<{ type: string }>(`SELECT type FROM belay.events WHERE run_id IN (SELECT id FROM belay.runs WHERE migration_id = $1) ORDER BY id`, [
+    migrationId,
+  ]);
   return { runs: runs.rows, events: ev.rows.map((e) => e.type) };
 }

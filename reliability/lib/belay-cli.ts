@@ -52,10 +52,12 @@ export function runBelay(args: readonly string[], opts: CliOptions = {}): Promis
   let killed = false;
   const timers: NodeJS.Timeout[] = [];
   if (opts.killAfterMs !== undefined) {
-    timers.push(setTimeout(() => {
-      killed = child.exitCode === null && child.signalCode === null;
-      child.kill('SIGKILL');
-    }, opts.killAfterMs));
+    timers.push(
+      setTimeout(() => {
+        killed = child.exitCode === null && child.signalCode === null;
+        child.kill('SIGKILL');
+      }, opts.killAfterMs),
+    );
   }
   timers.push(setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 180_000));
   return new Promise((resolve, reject) => {

@@ -55,7 +55,9 @@ async function build(rows: number, batch: number, seed: number): Promise<Fixture
   });
   if (ref.code !== 0) throw new Error(`uninterrupted apply failed (exit ${ref.code}): ${ref.stderr}`);
   const refSums = await withDb(applied, tableChecksums);
-  const refChanged = await withDb(applied, async (db) => Number((await db.query<{ n: number }>(`SELECT sum(rows_changed)::int AS n FROM belay.steps WHERE run_id = 1`)).rows[0]!.n));
+  const refChanged = await withDb(applied, async (db) =>
+    Number((await db.query<{ n: number }>(`SELECT sum(rows_changed)::int AS n FROM belay.steps WHERE run_id = 1`)).rows[0]!.n),
+  );
   const rb = await cloneDb(applied, 'rbref');
   try {
     const refRb = await runBelay(['rollback', '1', '--db', dbUrl(rb)]);

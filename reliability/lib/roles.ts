@@ -12,7 +12,10 @@ export const PW_ROLE = 'belay_pw';
 
 export async function ensureRoles(): Promise<void> {
   await admin(async (a) => {
-    for (const [role, extra] of [[RO_ROLE, 'LOGIN NOSUPERUSER NOCREATEDB'], [PW_ROLE, `LOGIN SUPERUSER PASSWORD ${literal(SECRET)}`]] as const) {
+    for (const [role, extra] of [
+      [RO_ROLE, 'LOGIN NOSUPERUSER NOCREATEDB'],
+      [PW_ROLE, `LOGIN SUPERUSER PASSWORD ${literal(SECRET)}`],
+    ] as const) {
       const r = await a.query(`SELECT 1 FROM pg_roles WHERE rolname = $1`, [role]);
       if (r.rowCount === 0) await a.query(`CREATE ROLE ${ident(role)} ${extra}`);
       else await a.query(`ALTER ROLE ${ident(role)} ${extra}`);

@@ -69,7 +69,10 @@ export function sampleCases(cases: BadInputCase[], n: number, seed: number): Bad
     const j = prng.int(0, i);
     [idx[i], idx[j]] = [idx[j]!, idx[i]!];
   }
-  return idx.slice(0, n).sort((a, b) => a - b).map((i) => cases[i]!);
+  return idx
+    .slice(0, n)
+    .sort((a, b) => a - b)
+    .map((i) => cases[i]!);
 }
 
 const STACK = /\n\s+at .+:\d+:\d+\)?/;
@@ -101,9 +104,16 @@ export const badInput: Scenario = {
         try {
           await resetState(name);
           const before = pristine.get(name)!;
-          const sub = (s: string) => s.replaceAll('{dir}', t.dir).replaceAll('{db}', dbUrl(name)).replaceAll('{flagship}', FLAGSHIP)
-            .replaceAll('{ro}', roleUrl(RO_ROLE, name)).replaceAll('{pwunreachable}', roleUrl(PW_ROLE, name, SECRET, '1'))
-            .replaceAll('{pwnodb}', roleUrl(PW_ROLE, 'belay_rel_no_such_db', SECRET)).replaceAll('{secretenc}', SECRET_ENC).replaceAll('{secret}', SECRET);
+          const sub = (s: string) =>
+            s
+              .replaceAll('{dir}', t.dir)
+              .replaceAll('{db}', dbUrl(name))
+              .replaceAll('{flagship}', FLAGSHIP)
+              .replaceAll('{ro}', roleUrl(RO_ROLE, name))
+              .replaceAll('{pwunreachable}', roleUrl(PW_ROLE, name, SECRET, '1'))
+              .replaceAll('{pwnodb}', roleUrl(PW_ROLE, 'belay_rel_no_such_db', SECRET))
+              .replaceAll('{secretenc}', SECRET_ENC)
+              .replaceAll('{secret}', SECRET);
           if (c.spec) writeFiles(t.dir, { 'migration.ts': `export default ${JSON.stringify(buildSpec(corpus, c.spec), null, 2)};\n` });
           if (c.files) writeFiles(t.dir, Object.fromEntries(Object.entries(c.files).map(([k, v]) => [k, sub(v)])));
           const run = await runBelay(c.args.map(sub), { cwd: c.cwd ? sub(c.cwd) : undefined, timeoutMs: 60_000 });
@@ -133,8 +143,12 @@ export const badInput: Scenario = {
         }
         return problems.length ? { trial: `case ${i} "${c.name}"`, seed: opts.seed, problems } : null;
       });
-      const byExit = Object.entries(exits).map(([code, count]) => `${count}× exit ${code}`).join(', ');
-      return [outcome('bad-input', `${cases.length} of ${corpus.cases.length} corpus cases (specs, SQL, identifiers, URLs, privileges, backup dir)`, results, byExit)];
+      const byExit = Object.entries(exits)
+        .map(([code, count]) => `${count}× exit ${code}`)
+        .join(', ');
+      return [
+        outcome('bad-input', `${cases.length} of ${corpus.cases.length} corpus cases (specs, SQL, identifiers, URLs, privileges, backup dir)`, results, byExit),
+      ];
     } finally {
       for (const d of new Set(dbs)) await dropDb(d);
       await admin(async () => undefined);

@@ -16,7 +16,13 @@ import { computeExpected, readSnapshot } from '../../examples/event-type-owner/r
 
 /** The error lines of a CLI run (what and what to do), without progress output. */
 export function errorLines(stderr: string): string {
-  return stderr.split('\n').filter((l) => /error \[|^\s+(server|what to do):/.test(l)).join(' | ').slice(0, 600) || stderr.trim().slice(-400);
+  return (
+    stderr
+      .split('\n')
+      .filter((l) => /error \[|^\s+(server|what to do):/.test(l))
+      .join(' | ')
+      .slice(0, 600) || stderr.trim().slice(-400)
+  );
 }
 
 export const concurrentLoad: Scenario = {
@@ -41,7 +47,10 @@ export const concurrentLoad: Scenario = {
       const rbProblems: string[] = [];
       try {
         const load = (s: number, stop: Promise<unknown>, deletableNow: number[]) =>
-          runLoad({ url, seed: s, rate, maxWrites: 30_000, maxMs: 120_000, connections: 2, updatable: ids, deletable: deletableNow, users }, stop.then(() => undefined));
+          runLoad(
+            { url, seed: s, rate, maxWrites: 30_000, maxMs: 120_000, connections: 2, updatable: ids, deletable: deletableNow, users },
+            stop.then(() => undefined),
+          );
         // the application writes meanwhile: its own edits are warnings of the post-run verification, not failures
         const applying = runBelay(applyArgs(url, batch, ['--concurrent-writes']));
         const log1 = await load(seed, applying, deletable);
@@ -62,7 +71,9 @@ export const concurrentLoad: Scenario = {
           problems.push(...(await auditBatches(db, 1, { afterMatchesTable: true, changedRows: expected.changed.length })));
         });
         // rollback under a second wave of load
-        const deletableNow = [...deletable, ...[...log1.rows].filter(([, r]) => r.exists && r.teamId != null).map(([id]) => id)].filter((id) => log1.rows.get(id)?.exists !== false);
+        const deletableNow = [...deletable, ...[...log1.rows].filter(([, r]) => r.exists && r.teamId != null).map(([id]) => id)].filter(
+          (id) => log1.rows.get(id)?.exists !== false,
+        );
         const rolling = runBelay(['rollback', '1', '--db', url]);
         const log2 = await load(seed + 1, rolling, deletableNow);
         const rb = await rolling;
@@ -76,7 +87,11 @@ export const concurrentLoad: Scenario = {
           let wrong = 0;
           for (const id of ids) {
             if (merged.rows.get(id)?.exists === false) continue;
-            if (JSON.stringify(JSON.parse(now.get(String(id)) ?? 'null')) !== JSON.stringify(JSON.parse(fx.baseImages.get(String(id)) ?? 'null')) && wrong++ < 5) rbProblems.push(`row ${id}: ${now.get(String(id))} after rollback, was ${fx.baseImages.get(String(id))}`);
+            if (
+              JSON.stringify(JSON.parse(now.get(String(id)) ?? 'null')) !== JSON.stringify(JSON.parse(fx.baseImages.get(String(id)) ?? 'null')) &&
+              wrong++ < 5
+            )
+              rbProblems.push(`row ${id}: ${now.get(String(id))} after rollback, was ${fx.baseImages.get(String(id))}`);
           }
         });
       } finally {
@@ -92,8 +107,18 @@ export const concurrentLoad: Scenario = {
       return `${w} app writes (${ls.reduce((s, l) => s + l.writes.insert, 0)} ins, ${ls.reduce((s, l) => s + l.writes.update, 0)} upd, ${ls.reduce((s, l) => s + l.writes.delete, 0)} del) at ${Math.round((w * 1000) / Math.max(1, ms))}/s`;
     };
     return [
-      outcome('concurrent-load/apply', `apply while the app writes ~${rate}/s: writes kept, contract row for row`, applyRes, fig(logs.filter((_, i) => i % 2 === 0))),
-      outcome('concurrent-load/rollback', `rollback while the app writes ~${rate}/s: writes kept, userId restored`, rbRes, fig(logs.filter((_, i) => i % 2 === 1))),
+      outcome(
+        'concurrent-load/apply',
+        `apply while the app writes ~${rate}/s: writes kept, contract row for row`,
+        applyRes,
+        fig(logs.filter((_, i) => i % 2 === 0)),
+      ),
+      outcome(
+        'concurrent-load/rollback',
+        `rollback while the app writes ~${rate}/s: writes kept, userId restored`,
+        rbRes,
+        fig(logs.filter((_, i) => i % 2 === 1)),
+      ),
     ];
   },
 };

@@ -16,7 +16,9 @@ async function terminateMidBatch(datname: string, deadline: number): Promise<str
     while (performance.now() < deadline) {
       const r = await a.query<{ state: string; ok: boolean }>(
         `SELECT state, pg_terminate_backend(pid) AS ok FROM pg_stat_activity
-          WHERE datname = $1 AND application_name = 'belay' AND state IN ('active', 'idle in transaction') LIMIT 1`, [datname]);
+          WHERE datname = $1 AND application_name = 'belay' AND state IN ('active', 'idle in transaction') LIMIT 1`,
+        [datname],
+      );
       if (r.rows[0]?.ok) return r.rows[0].state;
       await new Promise((res) => setTimeout(res, 2));
     }
@@ -32,8 +34,10 @@ export const connectionLoss: Scenario = {
     const fx = await flagshipFixture(rows, batch, opts.seed);
     const batches = Math.ceil(rows / batch);
     const check = (first: { code: number | null; stderr: string }, problems: string[]) => {
-      if (first.code !== EXIT_CONNECTION) problems.push(`interrupted command exited ${first.code}, expected ${EXIT_CONNECTION}: ${first.stderr.trim().slice(0, 300)}`);
-      else if (!/lost the connection/.test(first.stderr) || !/resume/.test(first.stderr)) problems.push(`message does not say the connection was lost and the run can resume: ${first.stderr.trim().slice(0, 300)}`);
+      if (first.code !== EXIT_CONNECTION)
+        problems.push(`interrupted command exited ${first.code}, expected ${EXIT_CONNECTION}: ${first.stderr.trim().slice(0, 300)}`);
+      else if (!/lost the connection/.test(first.stderr) || !/resume/.test(first.stderr))
+        problems.push(`message does not say the connection was lost and the run can resume: ${first.stderr.trim().slice(0, 300)}`);
     };
     const states: Record<string, number> = {};
 
@@ -63,7 +67,8 @@ export const connectionLoss: Scenario = {
           const st = await runState(db, MIGRATION_ID);
           if (st.runs.length !== 1 || st.runs[0]!.status !== 'completed') problems.push(`runs: ${JSON.stringify(st.runs)} (expected one completed)`);
           if (state && !st.events.includes('run-resumed')) problems.push('the re-run did not resume the interrupted run');
-          if (st.runs[0]) problems.push(...(await auditBatches(db, st.runs[0].id, { base: fx.baseImages, afterMatchesTable: true, changedRows: fx.refChanged })));
+          if (st.runs[0])
+            problems.push(...(await auditBatches(db, st.runs[0].id, { base: fx.baseImages, afterMatchesTable: true, changedRows: fx.refChanged })));
         });
       } finally {
         await dropDb(name);
@@ -100,9 +105,16 @@ export const connectionLoss: Scenario = {
       }
       rbResults.push(problems.length ? { trial: `rollback #${i} (after batch ${target})`, seed, problems } : null);
     }
-    const caught = Object.entries(states).map(([s, c]) => `${c}× ${s}`).join(', ');
+    const caught = Object.entries(states)
+      .map(([s, c]) => `${c}× ${s}`)
+      .join(', ');
     return [
-      outcome('connection-loss/apply', 'pg_terminate_backend(belay) mid-batch during apply, re-run', applyResults, `backend ended while: ${caught}; stop = exit 4, resumable`),
+      outcome(
+        'connection-loss/apply',
+        'pg_terminate_backend(belay) mid-batch during apply, re-run',
+        applyResults,
+        `backend ended while: ${caught}; stop = exit 4, resumable`,
+      ),
       outcome('connection-loss/rollback', 'pg_terminate_backend(belay) mid-batch during rollback, re-run', rbResults, 'stop = exit 4, re-run restores all'),
     ];
   },

@@ -28,7 +28,9 @@ export const crash: Scenario = {
     const refRb = { ms: fx.rollbackMs };
     const args = (url: string) => applyArgs(url, batch);
     {
-      opts.log(`crash: ${rows} rows, batch ${batch}: uninterrupted apply ${Math.round(ref.ms)} ms (${refChanged} rows changed), rollback ${Math.round(refRb.ms)} ms`);
+      opts.log(
+        `crash: ${rows} rows, batch ${batch}: uninterrupted apply ${Math.round(ref.ms)} ms (${refChanged} rows changed), rollback ${Math.round(refRb.ms)} ms`,
+      );
 
       const applyKinds: Record<string, number> = {};
       const applyResults = await pool(trialSeeds(opts, 'crash-apply', n), opts.parallel, async (seed, i): Promise<Failure | null> => {
@@ -40,7 +42,13 @@ export const crash: Scenario = {
           const url = dbUrl(name);
           const first = await runBelay(args(url), { killAfterMs: killAt });
           const mid = await withDb(name, (db) => runState(db, MIGRATION_ID));
-          const kind = !first.killed ? 'finished first' : mid.runs.length === 0 ? 'before the run record' : mid.runs.at(-1)!.status === 'completed' ? 'after completion' : 'mid-run';
+          const kind = !first.killed
+            ? 'finished first'
+            : mid.runs.length === 0
+              ? 'before the run record'
+              : mid.runs.at(-1)!.status === 'completed'
+                ? 'after completion'
+                : 'mid-run';
           applyKinds[kind] = (applyKinds[kind] ?? 0) + 1;
           const again = await runBelay([...args(url), '--wait']);
           const alreadyDone = again.code === 8 && /BELAY_ALREADY_APPLIED/.test(again.stderr) && kind !== 'mid-run' && kind !== 'before the run record';
@@ -48,7 +56,8 @@ export const crash: Scenario = {
           await withDb(name, async (db) => {
             problems.push(...compareTables(refSums, await tableChecksums(db), 'after re-run'));
             const st = await runState(db, MIGRATION_ID);
-            if (st.runs.length !== 1 || st.runs[0]!.status !== 'completed') problems.push(`runs after re-run: ${JSON.stringify(st.runs)} (expected one completed run)`);
+            if (st.runs.length !== 1 || st.runs[0]!.status !== 'completed')
+              problems.push(`runs after re-run: ${JSON.stringify(st.runs)} (expected one completed run)`);
             if (kind === 'mid-run') {
               if (!st.events.includes('run-resumed')) problems.push('the interrupted run was not resumed (no run-resumed event)');
               if (!/resumed/.test(again.stderr + again.stdout)) problems.push('the re-run did not say it resumed');
@@ -72,30 +81,47 @@ export const crash: Scenario = {
           const first = await runBelay(['rollback', '1', '--db', url], { killAfterMs: killAt });
           const mid = await withDb(name, (db) => runState(db, MIGRATION_ID));
           const status = mid.runs[0]?.status;
-          const kind = !first.killed ? 'finished first' : status === 'completed' ? 'before rollback started' : status === 'rolling_back' ? 'mid-rollback' : 'after completion';
+          const kind = !first.killed
+            ? 'finished first'
+            : status === 'completed'
+              ? 'before rollback started'
+              : status === 'rolling_back'
+                ? 'mid-rollback'
+                : 'after completion';
           rbKinds[kind] = (rbKinds[kind] ?? 0) + 1;
           const again = await runBelay(['rollback', '1', '--db', url, '--wait']);
           if (again.code !== 0) problems.push(`re-run exited ${again.code}: ${again.stderr.trim().split('\n').slice(0, 3).join(' | ')}`);
           await withDb(name, async (db) => {
             problems.push(...compareTables(baseSums, await tableChecksums(db), 'after re-run of rollback'));
             const st = await runState(db, MIGRATION_ID);
-            if (st.runs.length !== 1 || st.runs[0]!.status !== 'rolled_back') problems.push(`runs after rollback: ${JSON.stringify(st.runs)} (expected one rolled_back run)`);
+            if (st.runs.length !== 1 || st.runs[0]!.status !== 'rolled_back')
+              problems.push(`runs after rollback: ${JSON.stringify(st.runs)} (expected one rolled_back run)`);
             const u = await db.query<{ open: number; restored: number; rows: number }>(
-              `SELECT count(*) FILTER (WHERE rolled_back_at IS NULL)::int AS open, coalesce(sum(restored), 0)::int AS restored, coalesce(sum(rows_changed), 0)::int AS rows FROM belay.batches WHERE run_id = 1`);
+              `SELECT count(*) FILTER (WHERE rolled_back_at IS NULL)::int AS open, coalesce(sum(restored), 0)::int AS restored, coalesce(sum(rows_changed), 0)::int AS rows FROM belay.batches WHERE run_id = 1`,
+            );
             const { open, restored, rows: written } = u.rows[0]!;
             if (open > 0) problems.push(`${open} batch(es) not marked rolled back`);
-            if (restored !== written || written !== refChanged) problems.push(`restored ${restored} of ${written} written rows (the run changed ${refChanged}): a batch restored twice or missed`);
-            if (kind === 'mid-rollback' && st.events.filter((e) => e === 'rollback-started').length < 2) problems.push('the interrupted rollback left no trace of being resumed');
+            if (restored !== written || written !== refChanged)
+              problems.push(`restored ${restored} of ${written} written rows (the run changed ${refChanged}): a batch restored twice or missed`);
+            if (kind === 'mid-rollback' && st.events.filter((e) => e === 'rollback-started').length < 2)
+              problems.push('the interrupted rollback left no trace of being resumed');
           });
         } finally {
           await dropDb(name);
         }
         return problems.length ? { trial: `rollback #${i} (kill at ${killAt} ms)`, seed, problems } : null;
       });
-      const fmt = (k: Record<string, number>) => Object.entries(k).map(([a, b]) => `${b} ${a}`).join(', ');
+      const fmt = (k: Record<string, number>) =>
+        Object.entries(k)
+          .map(([a, b]) => `${b} ${a}`)
+          .join(', ');
       return [
-        outcome('crash/apply', `SIGKILL apply at a random moment of ${Math.round(ref.ms)} ms, re-run`, applyResults,
-          `${rows} rows, ${refChanged} changed; kills: ${fmt(applyKinds)}`),
+        outcome(
+          'crash/apply',
+          `SIGKILL apply at a random moment of ${Math.round(ref.ms)} ms, re-run`,
+          applyResults,
+          `${rows} rows, ${refChanged} changed; kills: ${fmt(applyKinds)}`,
+        ),
         outcome('crash/rollback', `SIGKILL rollback at a random moment of ${Math.round(refRb.ms)} ms, re-run`, rbResults, `kills: ${fmt(rbKinds)}`),
       ];
     }

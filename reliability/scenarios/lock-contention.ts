@@ -26,7 +26,8 @@ export const lockContention: Scenario = {
       const r = await db.query<{ batch_no: number; keys: number[] }>(
         `SELECT b.batch_no, array_agg(d.k::int ORDER BY d.k) AS keys FROM belay.batches b JOIN belay."decision_r1_s0" d
             ON d.round = b.round AND d.skipped IS NULL AND d.k BETWEEN b.lo::int AND b.hi::int
-          WHERE b.run_id = 1 GROUP BY b.batch_no ORDER BY b.batch_no`);
+          WHERE b.run_id = 1 GROUP BY b.batch_no ORDER BY b.batch_no`,
+      );
       return r.rows;
     });
     const spec = flagshipWithOptions({ lockTimeoutMs: LOCK_TIMEOUT_MS });
@@ -57,7 +58,8 @@ export const lockContention: Scenario = {
             while (polling) {
               const r = await poller.query<{ ms: number }>(
                 `SELECT (extract(epoch FROM clock_timestamp() - query_start) * 1000)::float8 AS ms FROM pg_stat_activity
-                  WHERE datname = current_database() AND application_name = 'belay' AND wait_event_type = 'Lock'`);
+                  WHERE datname = current_database() AND application_name = 'belay' AND wait_event_type = 'Lock'`,
+              );
               for (const x of r.rows) trialMax = Math.max(trialMax, x.ms);
               await new Promise((res) => setTimeout(res, 10));
             }
@@ -100,7 +102,13 @@ export const lockContention: Scenario = {
     } finally {
       spec.remove();
     }
-    return [outcome('lock-contention', `FOR UPDATE on a batch's rows for ${holdMs / 1000} s, lock_timeout ${LOCK_TIMEOUT_MS} ms`, results,
-      `${retries} retries (55P03); longest lock wait ${Math.round(maxWait)} ms (limit ${LOCK_TIMEOUT_MS} + ${WAIT_SLACK_MS})`)];
+    return [
+      outcome(
+        'lock-contention',
+        `FOR UPDATE on a batch's rows for ${holdMs / 1000} s, lock_timeout ${LOCK_TIMEOUT_MS} ms`,
+        results,
+        `${retries} retries (55P03); longest lock wait ${Math.round(maxWait)} ms (limit ${LOCK_TIMEOUT_MS} + ${WAIT_SLACK_MS})`,
+      ),
+    ];
   },
 };

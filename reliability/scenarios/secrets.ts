@@ -43,7 +43,11 @@ function filesUnder(dir: string): string[] {
 }
 
 /** A local webhook that records what it receives (to prove alerts still go out, with the credentials as a header). */
-async function hookServer(): Promise<{ url: (port?: number) => string; requests: Array<{ path: string; auth: string | undefined }>; close: () => Promise<void> }> {
+async function hookServer(): Promise<{
+  url: (port?: number) => string;
+  requests: Array<{ path: string; auth: string | undefined }>;
+  close: () => Promise<void>;
+}> {
   const requests: Array<{ path: string; auth: string | undefined }> = [];
   const server = createServer((req: IncomingMessage, res) => {
     requests.push({ path: req.url ?? '', auth: req.headers.authorization });
@@ -79,16 +83,23 @@ export const secrets: Scenario = {
     writeFileSync(path.join(work.dir, 'belay.config.json'), JSON.stringify({ environments: { staging: { url: 'env:BELAY_REL_SECRET_URL' } } }));
     writeFileSync(path.join(work.dir, '.env'), `DATABASE_URL="${encUrl}"\n`);
     const problems: string[] = [];
-    interface Cmd { args: string[]; via?: 'db' | 'env' | 'dotenv' | 'config' | 'none'; exits?: number[]; before?: () => Promise<void> }
+    interface Cmd {
+      args: string[];
+      via?: 'db' | 'env' | 'dotenv' | 'config' | 'none';
+      exits?: number[];
+      before?: () => Promise<void>;
+    }
     // a user moved out of the way makes the owner-deleted monitor check alert; moved back after the monitors
     let moved: number | undefined;
-    const plantViolation = () => withDb(name, async (db) => {
-      moved = Number((await db.query<{ id: number }>(`SELECT min("userId")::int AS id FROM "EventType" WHERE "userId" IS NOT NULL`)).rows[0]!.id);
-      await db.query(`UPDATE users SET id = -id WHERE id = $1`, [moved]);
-    });
-    const undoViolation = () => withDb(name, async (db) => {
-      if (moved !== undefined) await db.query(`UPDATE users SET id = -id WHERE id = $1`, [-moved]);
-    });
+    const plantViolation = () =>
+      withDb(name, async (db) => {
+        moved = Number((await db.query<{ id: number }>(`SELECT min("userId")::int AS id FROM "EventType" WHERE "userId" IS NOT NULL`)).rows[0]!.id);
+        await db.query(`UPDATE users SET id = -id WHERE id = $1`, [moved]);
+      });
+    const undoViolation = () =>
+      withDb(name, async (db) => {
+        if (moved !== undefined) await db.query(`UPDATE users SET id = -id WHERE id = $1`, [-moved]);
+      });
     const commands: Cmd[] = [
       { args: ['check', FLAGSHIP] },
       { args: ['runbook', FLAGSHIP, '-o', path.join(work.dir, 'runbook.md')] },
@@ -132,26 +143,33 @@ export const secrets: Scenario = {
         const r = await runBelay(args, { cwd: via === 'dotenv' || via === 'config' ? work.dir : undefined, env });
         ran++;
         const label = `belay ${c.args.join(' ')}${via !== 'db' ? ` (URL from ${via})` : ''}`;
-        for (const s of planted) if (`${r.stdout}${r.stderr}`.includes(s)) problems.push(`${label}: a planted secret (${s.slice(0, 6)}…) appears in its output`);
+        for (const s of planted)
+          if (`${r.stdout}${r.stderr}`.includes(s)) problems.push(`${label}: a planted secret (${s.slice(0, 6)}…) appears in its output`);
         const ok = c.exits ?? [0];
         if (r.code === null || !ok.includes(r.code)) problems.push(`${label} exited ${r.code}, expected ${ok.join(' or ')}: ${r.stderr.trim().slice(0, 300)}`);
       }
       const got = hook.requests.filter((q) => q.path.includes(HOOK_PATH_TOKEN));
       if (got.length === 0) problems.push('the webhook that answers received no alert');
-      else if (!got.every((q) => q.auth === `Basic ${Buffer.from(`${HOOK_USER}:${HOOK_PASS}`).toString('base64')}`)) problems.push('the webhook\'s credentials were not sent as an Authorization header');
+      else if (!got.every((q) => q.auth === `Basic ${Buffer.from(`${HOOK_USER}:${HOOK_PASS}`).toString('base64')}`))
+        problems.push("the webhook's credentials were not sent as an Authorization header");
       const inputs = new Set(['.env', 'belay.config.json'].map((f) => path.join(work.dir, f)));
       for (const f of filesUnder(work.dir).filter((x) => !inputs.has(x))) {
         const st = statSync(f);
         const bytes = readFileSync(f);
         for (const s of planted) if (bytes.includes(s)) problems.push(`file ${path.relative(work.dir, f)} holds a planted secret (${s.slice(0, 6)}…)`);
-        if (f.startsWith(backupDir) && (st.mode & 0o077) !== 0) problems.push(`backup file ${path.relative(work.dir, f)} has mode ${(st.mode & 0o777).toString(8)}, expected 600`);
+        if (f.startsWith(backupDir) && (st.mode & 0o077) !== 0)
+          problems.push(`backup file ${path.relative(work.dir, f)} has mode ${(st.mode & 0o777).toString(8)}, expected 600`);
       }
       if (!filesUnder(work.dir).some((f) => f.endsWith('belay-ledger.jsonl'))) problems.push('no ledger was written to check');
       await withDb(name, async (db) => {
         const tables = await db.query<{ s: string; t: string }>(
-          `SELECT n.nspname AS s, c.relname AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname IN ('belay', $1) AND c.relkind = 'r'`, [BACKUP_SCHEMA]);
+          `SELECT n.nspname AS s, c.relname AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname IN ('belay', $1) AND c.relkind = 'r'`,
+          [BACKUP_SCHEMA],
+        );
         if (!tables.rows.some((x) => x.s === BACKUP_SCHEMA)) problems.push('no in-database backup was found to check');
-        const alerts = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM belay.verifications WHERE alerts IS NOT NULL AND jsonb_array_length(alerts) > 0`);
+        const alerts = await db.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM belay.verifications WHERE alerts IS NOT NULL AND jsonb_array_length(alerts) > 0`,
+        );
         if (alerts.rows[0]!.n < 2) problems.push(`belay.verifications holds ${alerts.rows[0]!.n} round(s) with alerts, expected 2 to check`);
         for (const { s, t } of tables.rows) {
           const q = `${ident(s)}.${ident(t)}`;
@@ -160,11 +178,16 @@ export const secrets: Scenario = {
           for (const sec of planted) if ((dump.rows[0]!.d ?? '').includes(sec)) problems.push(`${q}: a row holds a planted secret (${sec.slice(0, 6)}…)`);
           const acl = await db.query<{ pub: boolean; ro: boolean }>(
             `SELECT EXISTS (SELECT 1 FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = $1::regclass AND a.grantee = 0) AS pub,
-                    has_table_privilege($2, $1::regclass, 'SELECT') AS ro`, [q, RO_ROLE]);
+                    has_table_privilege($2, $1::regclass, 'SELECT') AS ro`,
+            [q, RO_ROLE],
+          );
           if (acl.rows[0]!.pub) problems.push(`${q}: PUBLIC holds a privilege`);
           if (acl.rows[0]!.ro) problems.push(`${q}: readable by a role without grants`);
         }
-        const schemas = await db.query<{ s: string; usage: boolean }>(`SELECT nspname AS s, has_schema_privilege($1, oid, 'USAGE') AS usage FROM pg_namespace WHERE nspname IN ('belay', $2)`, [RO_ROLE, BACKUP_SCHEMA]);
+        const schemas = await db.query<{ s: string; usage: boolean }>(
+          `SELECT nspname AS s, has_schema_privilege($1, oid, 'USAGE') AS usage FROM pg_namespace WHERE nspname IN ('belay', $2)`,
+          [RO_ROLE, BACKUP_SCHEMA],
+        );
         for (const x of schemas.rows) if (x.usage) problems.push(`schema ${x.s}: usable by a role without grants`);
       });
     } finally {
@@ -172,8 +195,13 @@ export const secrets: Scenario = {
       work.remove();
       await dropDb(name);
     }
-    return [outcome('secrets', `${ran} commands with planted secrets (db password, ${shapes.length} malformed URL shapes, .env, belay.config.json, webhook credentials and tokens); outputs, files, belay's rows, privileges`,
-      [problems.length ? { trial: 'all commands', seed: opts.seed, problems } : null],
-      `${planted.length} secrets never shown; belay tables and backups not PUBLIC; files 0600`)];
+    return [
+      outcome(
+        'secrets',
+        `${ran} commands with planted secrets (db password, ${shapes.length} malformed URL shapes, .env, belay.config.json, webhook credentials and tokens); outputs, files, belay's rows, privileges`,
+        [problems.length ? { trial: 'all commands', seed: opts.seed, problems } : null],
+        `${planted.length} secrets never shown; belay tables and backups not PUBLIC; files 0600`,
+      ),
+    ];
   },
 };

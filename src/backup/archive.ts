@@ -49,13 +49,28 @@ export async function archiveBackups(db: Db, target: { backupId?: number; runId?
     const first = toExport[0]!;
     const stamp = (opts.now ?? new Date()).toISOString().replace(/[-:]/g, '').replace(/\..*$/, '');
     const folderName = `archive-${first.runId !== null ? `run-${first.runId}` : `backup-${first.id}`}-${stamp}`;
-    const { folder, manifestPath, manifest } = await exportFiles(db, opts.dir, folderName, toExport.map((b) => ({
-      backupId: b.id, table: b.sourceTable, copySql: copySqlName(b), copyName: b.copyTable, columns: b.columns, keyColumns: b.keyColumns,
-      rows: b.rows ?? 0, checksum: b.checksum ?? '0', checksumMethod: b.checksumMethod,
-    })), { runId: first.runId, migrationId: first.migrationId, gzipLevel: opts.gzipLevel }).catch((err: unknown) => {
+    const { folder, manifestPath, manifest } = await exportFiles(
+      db,
+      opts.dir,
+      folderName,
+      toExport.map((b) => ({
+        backupId: b.id,
+        table: b.sourceTable,
+        copySql: copySqlName(b),
+        copyName: b.copyTable,
+        columns: b.columns,
+        keyColumns: b.keyColumns,
+        rows: b.rows ?? 0,
+        checksum: b.checksum ?? '0',
+        checksumMethod: b.checksumMethod,
+      })),
+      { runId: first.runId, migrationId: first.migrationId, gzipLevel: opts.gzipLevel },
+    ).catch((err: unknown) => {
       if (!(err instanceof ExportError)) throw err;
       throw new BelayError('BELAY_BACKUP_FILES', `${err.message}; nothing was archived and every in-database copy is kept`, {
-        cause: err, details: { path: err.path, table: err.table }, fix: 'Free space or fix the folder (or give another --dir), then archive again.',
+        cause: err,
+        details: { path: err.path, table: err.table },
+        fix: 'Free space or fix the folder (or give another --dir), then archive again.',
       });
     });
     for (const t of manifest.tables) {
@@ -88,7 +103,9 @@ export async function archiveBackups(db: Db, target: { backupId?: number; runId?
   for (const runId of runs) {
     await mergeSummaryPart(db, runId, 'cleanup', {
       backups: {
-        at: new Date(now).toISOString(), manifest: out.manifest ?? null, retentionMs: opts.retentionMs ?? null,
+        at: new Date(now).toISOString(),
+        manifest: out.manifest ?? null,
+        retentionMs: opts.retentionMs ?? null,
         archived: out.archived.filter((a) => list.find((b) => b.id === a.id)?.runId === runId),
         dropped: out.dropped.filter((id) => list.find((b) => b.id === id)?.runId === runId),
         kept: out.kept.filter((k) => list.find((b) => b.id === k.id)?.runId === runId),

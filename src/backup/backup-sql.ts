@@ -8,13 +8,11 @@ export { BACKUP_SCHEMA } from '../state/schema.ts';
 /** PostgreSQL truncates identifiers longer than 63 bytes; a longer copy name is shortened with a hash. */
 export const MAX_IDENT_BYTES = 63;
 
-
 /** A REPEATABLE READ snapshot: the copy and both checksums see the same rows, whatever others write meanwhile. */
 export const BEGIN_SNAPSHOT_SQL = 'BEGIN ISOLATION LEVEL REPEATABLE READ';
 
 /** The copy itself: no indexes, no constraints, same columns and types, in the caller's snapshot. */
 export const copyTableSql = (copy: string, source: string) => `CREATE TABLE ${copy} AS TABLE ${source}`;
-
 
 /** The second session: read-only, in the exported snapshot (must come first in its transaction). */
 export const BEGIN_READER_SQL = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
@@ -116,8 +114,10 @@ export const restoreMergeSql = (table: string, from: string, key: readonly strin
     `DELETE FROM ${table} s WHERE NOT EXISTS (SELECT 1 FROM ${from} c WHERE ${keyJoin(key, 'c', 's')})`,
     ...(nonKey.length === 0
       ? []
-      : [`UPDATE ${table} s SET (${nonKey.map(ident).join(', ')}) = ROW(${nonKey.map((c) => `c.${ident(c)}`).join(', ')})
-           FROM ${from} c WHERE ${keyJoin(key, 'c', 's')} AND s::text IS DISTINCT FROM c::text`]),
+      : [
+          `UPDATE ${table} s SET (${nonKey.map(ident).join(', ')}) = ROW(${nonKey.map((c) => `c.${ident(c)}`).join(', ')})
+           FROM ${from} c WHERE ${keyJoin(key, 'c', 's')} AND s::text IS DISTINCT FROM c::text`,
+        ]),
     // OVERRIDING SYSTEM VALUE: identity columns GENERATED ALWAYS get back their old values
     `INSERT INTO ${table} (${list}) OVERRIDING SYSTEM VALUE
        SELECT ${cols.map((c) => `c.${ident(c)}`).join(', ')} FROM ${from} c

@@ -11,7 +11,28 @@ import { BelayError, StateError } from '../errors.ts';
 import { type EventSink, noopSink, recordEvent, tell } from '../state/events.ts';
 import { ensureState } from '../state/schema.ts';
 import { ownerOnly } from '../state/privileges.ts';
-import { BACKUP_SCHEMA, BEGIN_SNAPSHOT_SQL, COLUMNS_SQL, copyInSql, copyTableSql, createStagingSql, dropCopySql, GET_BACKUP_SQL, INSERT_BACKUP_SQL, LIST_BACKUPS_SQL, MARK_COPY_VERIFIED_SQL, MARK_DROPPED_SQL, MARK_UNVERIFIED_SQL, MARK_VERIFIED_SQL, MAX_IDENT_BYTES, PRIMARY_KEY_SQL, RUN_LIVE_BACKUPS_SQL, SET_COPY_NAME_SQL, SET_FILE_SQL, sizeSql } from './backup-sql.ts';
+import {
+  BACKUP_SCHEMA,
+  BEGIN_SNAPSHOT_SQL,
+  COLUMNS_SQL,
+  copyInSql,
+  copyTableSql,
+  createStagingSql,
+  dropCopySql,
+  GET_BACKUP_SQL,
+  INSERT_BACKUP_SQL,
+  LIST_BACKUPS_SQL,
+  MARK_COPY_VERIFIED_SQL,
+  MARK_DROPPED_SQL,
+  MARK_UNVERIFIED_SQL,
+  MARK_VERIFIED_SQL,
+  MAX_IDENT_BYTES,
+  PRIMARY_KEY_SQL,
+  RUN_LIVE_BACKUPS_SQL,
+  SET_COPY_NAME_SQL,
+  SET_FILE_SQL,
+  sizeSql,
+} from './backup-sql.ts';
 import { ExportError, exportFiles, fileDigest, fileIntact, freeFolderName, readCopyFile, removeAbandoned } from './files.ts';
 import { connectReader, openSnapshotReader, type SnapshotReader } from './snapshot-reader.ts';
 import type { Stage } from '../contract.ts';
@@ -119,7 +140,15 @@ export async function takeBackup(db: Db, runId: number | null, tables: readonly 
       }
       readerClosed = reader?.close(); // once its checksums are done, while this session still works
       for (const { src, cols, key, sumCols, sourceSum } of plans) {
-        const ins = await db.query<{ id: number }>(INSERT_BACKUP_SQL, [runId, opts.migrationId ?? null, src.name, BACKUP_SCHEMA, '', JSON.stringify(cols), key]);
+        const ins = await db.query<{ id: number }>(INSERT_BACKUP_SQL, [
+          runId,
+          opts.migrationId ?? null,
+          src.name,
+          BACKUP_SCHEMA,
+          '',
+          JSON.stringify(cols),
+          key,
+        ]);
         const id = ins.rows[0]!.id;
         const name = copyName(runId === null ? `b${id}` : `r${runId}`, src.name);
         const copy = `${ident(BACKUP_SCHEMA)}.${ident(name)}`;
@@ -135,10 +164,14 @@ export async function takeBackup(db: Db, runId: number | null, tables: readonly 
           s = await checksumWith(db, src.sqlName, sumCols);
         }
         if (s.rows !== c.rows || s.checksum !== c.checksum) {
-          throw new BelayError('BELAY_BACKUP_UNVERIFIED', `the backup of ${src.sqlName} does not match its source: ${c.rows} rows, checksum ${c.checksum} in the copy; ${s.rows} rows, checksum ${s.checksum} in the table`, {
-            details: { table: src.name, source: s, copy: c },
-            fix: 'Nothing was written. Run again; if it persists, check the table for types whose text form is not stable and report it.',
-          });
+          throw new BelayError(
+            'BELAY_BACKUP_UNVERIFIED',
+            `the backup of ${src.sqlName} does not match its source: ${c.rows} rows, checksum ${c.checksum} in the copy; ${s.rows} rows, checksum ${s.checksum} in the table`,
+            {
+              details: { table: src.name, source: s, copy: c },
+              fix: 'Nothing was written. Run again; if it persists, check the table for types whose text form is not stable and report it.',
+            },
+          );
         }
         const size = (await db.query<{ bytes: number }>(sizeSql(copy))).rows[0]!.bytes;
         await db.query(MARK_VERIFIED_SQL, [id, c.rows, c.checksum, Number(size)]);
@@ -148,7 +181,10 @@ export async function takeBackup(db: Db, runId: number | null, tables: readonly 
     } catch (err) {
       await db.query('ROLLBACK').catch(() => undefined);
       await reader?.close(true);
-      if (runId !== null) await recordEvent(db, { type: 'backup-failed', runId, error: err instanceof BelayError ? err.toJSON() : { message: String(err) } }).catch(() => undefined);
+      if (runId !== null)
+        await recordEvent(db, { type: 'backup-failed', runId, error: err instanceof BelayError ? err.toJSON() : { message: String(err) } }).catch(
+          () => undefined,
+        );
       throw err;
     }
   } finally {
@@ -160,8 +196,16 @@ export async function takeBackup(db: Db, runId: number | null, tables: readonly 
   const durationMs = performance.now() - started;
   for (const b of records) {
     const event = {
-      type: 'backup-taken', runId: runId ?? undefined, backupId: b.id, table: b.sourceTable, copy: copySqlName(b), rows: b.rows, checksum: b.checksum,
-      sizeBytes: b.sizeBytes, file: b.file, sha256: b.fileSha256,
+      type: 'backup-taken',
+      runId: runId ?? undefined,
+      backupId: b.id,
+      table: b.sourceTable,
+      copy: copySqlName(b),
+      rows: b.rows,
+      checksum: b.checksum,
+      sizeBytes: b.sizeBytes,
+      file: b.file,
+      sha256: b.fileSha256,
     } as const;
     emit(event);
     if (runId !== null) await recordEvent(db, event);
@@ -198,21 +242,47 @@ async function exportBackups(db: Db, records: BackupRecord[], dir: string, gzipL
     // a process killed mid-export left a folder without a manifest: not a backup, and in the way
     await removeAbandoned(dir, prefix);
     const folderName = await freeFolderName(dir, `${prefix}${stamp}`);
-    const { manifestPath, manifest, folder } = await exportFiles(db, dir, folderName, records.map((b) => ({
-      backupId: b.id, table: b.sourceTable, copySql: copySqlName(b), copyName: b.copyTable, columns: b.columns, keyColumns: b.keyColumns,
-      rows: b.rows ?? 0, checksum: b.checksum ?? '0', checksumMethod: b.checksumMethod,
-    })), { runId: first.runId, migrationId: first.migrationId, gzipLevel });
+    const { manifestPath, manifest, folder } = await exportFiles(
+      db,
+      dir,
+      folderName,
+      records.map((b) => ({
+        backupId: b.id,
+        table: b.sourceTable,
+        copySql: copySqlName(b),
+        copyName: b.copyTable,
+        columns: b.columns,
+        keyColumns: b.keyColumns,
+        rows: b.rows ?? 0,
+        checksum: b.checksum ?? '0',
+        checksumMethod: b.checksumMethod,
+      })),
+      { runId: first.runId, migrationId: first.migrationId, gzipLevel },
+    );
     for (const t of manifest.tables) await db.query(SET_FILE_SQL, [t.backupId, path.join(folder, t.file), t.sha256, t.bytes, manifestPath]);
   } catch (err) {
     if (!(err instanceof ExportError)) throw err;
     // the copies are verified, the files are not there: no backup is reported until they are
     await db.query(MARK_UNVERIFIED_SQL, [ids]).catch(() => undefined);
-    if (first.runId !== null) await recordEvent(db, { type: 'backup-export-failed', runId: first.runId, backups: ids, path: err.path, table: err.table, error: err.message }).catch(() => undefined);
-    throw new BelayError('BELAY_BACKUP_FILES', `${err.message}. The in-database cop${ids.length > 1 ? 'ies are' : 'y is'} verified but no backup file is reported: backup${ids.length > 1 ? 's' : ''} ${ids.join(', ')} marked unverified, nothing was written to the tables`, {
-      cause: err,
-      details: { path: err.path, table: err.table, backups: ids, reason: (err.cause as NodeJS.ErrnoException | undefined)?.code, resumable: first.runId !== null },
-      fix: `Free space or fix the folder (or give another --backup-dir), then run the same command again: the files are exported anew from the verified copies.`,
-    });
+    if (first.runId !== null)
+      await recordEvent(db, { type: 'backup-export-failed', runId: first.runId, backups: ids, path: err.path, table: err.table, error: err.message }).catch(
+        () => undefined,
+      );
+    throw new BelayError(
+      'BELAY_BACKUP_FILES',
+      `${err.message}. The in-database cop${ids.length > 1 ? 'ies are' : 'y is'} verified but no backup file is reported: backup${ids.length > 1 ? 's' : ''} ${ids.join(', ')} marked unverified, nothing was written to the tables`,
+      {
+        cause: err,
+        details: {
+          path: err.path,
+          table: err.table,
+          backups: ids,
+          reason: (err.cause as NodeJS.ErrnoException | undefined)?.code,
+          resumable: first.runId !== null,
+        },
+        fix: `Free space or fix the folder (or give another --backup-dir), then run the same command again: the files are exported anew from the verified copies.`,
+      },
+    );
   }
   return getBackups(db, ids);
 }
@@ -227,16 +297,32 @@ async function exportAgain(db: Db, records: BackupRecord[], dir: string | undefi
   for (const b of records) {
     const c = await checksumTable(db, copySqlName(b), b.checksumMethod);
     if (Number(c.rows) !== Number(b.rows) || c.checksum !== b.checksum) {
-      throw new BelayError('BELAY_BACKUP_UNVERIFIED', `the copy ${copySqlName(b)} of backup ${b.id} no longer matches what was recorded (${c.rows} rows, checksum ${c.checksum}; recorded ${b.rows}, ${b.checksum})`, {
-        details: { backupId: b.id, copy: c },
-        fix: 'Something changed the in-database copy. Do not resume on it: roll the run back (belay rollback <run>) and take the backup again.',
-      });
+      throw new BelayError(
+        'BELAY_BACKUP_UNVERIFIED',
+        `the copy ${copySqlName(b)} of backup ${b.id} no longer matches what was recorded (${c.rows} rows, checksum ${c.checksum}; recorded ${b.rows}, ${b.checksum})`,
+        {
+          details: { backupId: b.id, copy: c },
+          fix: 'Something changed the in-database copy. Do not resume on it: roll the run back (belay rollback <run>) and take the backup again.',
+        },
+      );
     }
     if (!dir) await db.query(MARK_COPY_VERIFIED_SQL, [b.id]);
   }
   if (dir) await exportBackups(db, records, dir, gzipLevel);
-  for (const b of await getBackups(db, records.map((x) => x.id))) {
-    if (b.runId !== null) await tell(db, emit, { type: 'backup-exported-again', runId: b.runId, backupId: b.id, table: b.sourceTable, copy: copySqlName(b), file: b.file, sha256: b.fileSha256 });
+  for (const b of await getBackups(
+    db,
+    records.map((x) => x.id),
+  )) {
+    if (b.runId !== null)
+      await tell(db, emit, {
+        type: 'backup-exported-again',
+        runId: b.runId,
+        backupId: b.id,
+        table: b.sourceTable,
+        copy: copySqlName(b),
+        file: b.file,
+        sha256: b.fileSha256,
+      });
   }
 }
 

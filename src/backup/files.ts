@@ -73,10 +73,17 @@ export function fileNameFor(copyName: string): string {
 export function fileProblem(err: unknown): string {
   const e = err as NodeJS.ErrnoException;
   const why: Record<string, string> = {
-    ENOSPC: 'the disk is full', EDQUOT: 'the disk quota is used up', EFBIG: 'the file is larger than this process may write',
-    EACCES: 'permission denied', EPERM: 'permission denied', EROFS: 'the file system is read-only',
-    ENOENT: 'a folder on the path does not exist (any more)', ENOTDIR: 'a part of the path is a file, not a folder', EEXIST: 'a file of that name is already there',
-    EIO: 'an input/output error', EMFILE: 'too many open files',
+    ENOSPC: 'the disk is full',
+    EDQUOT: 'the disk quota is used up',
+    EFBIG: 'the file is larger than this process may write',
+    EACCES: 'permission denied',
+    EPERM: 'permission denied',
+    EROFS: 'the file system is read-only',
+    ENOENT: 'a folder on the path does not exist (any more)',
+    ENOTDIR: 'a part of the path is a file, not a folder',
+    EEXIST: 'a file of that name is already there',
+    EIO: 'an input/output error',
+    EMFILE: 'too many open files',
   };
   return e?.code ? `${why[e.code] ?? e.message} (${e.code})` : (e?.message ?? String(err));
 }
@@ -99,7 +106,11 @@ export class ExportError extends Error {
  * removed and an ExportError says which file and why.
  */
 export async function exportFiles(
-  db: Db, dir: string, folderName: string, items: readonly ExportInput[], meta: { runId: number | null; migrationId: string | null; gzipLevel?: number },
+  db: Db,
+  dir: string,
+  folderName: string,
+  items: readonly ExportInput[],
+  meta: { runId: number | null; migrationId: string | null; gzipLevel?: number },
 ): Promise<{ folder: string; manifestPath: string; manifest: Manifest }> {
   if (!db.copyOut) throw new UsageError(`this connection (${db.label}) cannot export COPY files`, 'Run without --backup-dir.');
   const folder = path.resolve(dir, folderName);
@@ -117,11 +128,27 @@ export async function exportFiles(
       const file = fileNameFor(it.copyName);
       current = { path: path.join(folder, file), table: it.table };
       const { sha256, bytes } = await writeGzip(db.copyOut(copyOutSql(it.copySql)), current.path, meta.gzipLevel ?? DEFAULT_GZIP_LEVEL);
-      tables.push({ backupId: it.backupId, table: it.table, copy: it.copySql, columns: it.columns, keyColumns: it.keyColumns, rows: it.rows, checksum: it.checksum, checksumMethod: it.checksumMethod, file, sha256, bytes });
+      tables.push({
+        backupId: it.backupId,
+        table: it.table,
+        copy: it.copySql,
+        columns: it.columns,
+        keyColumns: it.keyColumns,
+        rows: it.rows,
+        checksum: it.checksum,
+        checksumMethod: it.checksumMethod,
+        file,
+        sha256,
+        bytes,
+      });
     }
     const manifest: Manifest = {
-      format: MANIFEST_FORMAT, runId: meta.runId, migrationId: meta.migrationId, createdAt: new Date().toISOString(),
-      encoding: 'postgresql COPY text format, gzip', tables,
+      format: MANIFEST_FORMAT,
+      runId: meta.runId,
+      migrationId: meta.migrationId,
+      createdAt: new Date().toISOString(),
+      encoding: 'postgresql COPY text format, gzip',
+      tables,
     };
     const manifestPath = path.join(folder, 'manifest.json');
     current = { path: manifestPath, table: undefined };
@@ -131,7 +158,10 @@ export async function exportFiles(
     // nothing half-written stays behind to be taken for a backup: the folder goes, with what it holds
     await rm(folder, { recursive: true, force: true }).catch(() => undefined);
     if (err instanceof BelayError) throw err;
-    throw new ExportError(`cannot write backup file ${current.path}${current.table ? ` of table ${current.table}` : ''}: ${fileProblem(err)}`, { ...current, cause: err });
+    throw new ExportError(`cannot write backup file ${current.path}${current.table ? ` of table ${current.table}` : ''}: ${fileProblem(err)}`, {
+      ...current,
+      cause: err,
+    });
   }
 }
 
@@ -256,7 +286,10 @@ export async function assertWritableDir(dir: string): Promise<void> {
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const why = e.code === 'ENOSPC' ? 'the disk is full' : e.code ? `${e.code}: ${e.message}` : e.message;
-    throw new UsageError(`--backup-dir ${dir} cannot hold backups (${why})`, 'Give a writable folder with free space, or drop --backup-dir (the in-database copy is still taken).');
+    throw new UsageError(
+      `--backup-dir ${dir} cannot hold backups (${why})`,
+      'Give a writable folder with free space, or drop --backup-dir (the in-database copy is still taken).',
+    );
   }
 }
 

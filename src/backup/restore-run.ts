@@ -15,10 +15,12 @@ import { resolveStep } from '../spec/resolve.ts';
 
 export interface BackupRollbackPreview {
   runId: number;
-  tables: Array<RestorePreview & {
-    /** Rows that differ from the backup and that this run never wrote (null: table without a one-column key). */
-    notWrittenByRun: { count: number; sample: string[] } | null;
-  }>;
+  tables: Array<
+    RestorePreview & {
+      /** Rows that differ from the backup and that this run never wrote (null: table without a one-column key). */
+      notWrittenByRun: { count: number; sample: string[] } | null;
+    }
+  >;
 }
 
 export interface BackupRollbackOptions {
@@ -47,7 +49,11 @@ export async function rollbackFromBackup(db: Db, runId: number, opts: BackupRoll
     preview = await withOthers(db, runId, backups, previews, opts.from);
     return opts.confirm ? opts.confirm(preview) : true;
   };
-  const r = await restoreBackup(db, backups.map((b) => b.id), { from: opts.from, confirm });
+  const r = await restoreBackup(
+    db,
+    backups.map((b) => b.id),
+    { from: opts.from, confirm },
+  );
   if (r.status === 'cancelled') {
     await recordEvent(db, { type: 'rollback-from-backup-cancelled', runId });
     return { runId, status: 'cancelled', preview, tables: [], durationMs: performance.now() - t0 };
@@ -55,7 +61,18 @@ export async function rollbackFromBackup(db: Db, runId: number, opts: BackupRoll
   for (const sql of MARK_RESTORED_FROM_BACKUP_SQL) await db.query(sql, [runId]);
   const tables = r.tables.map((t) => ({ table: t.table, backupId: t.backupId, rows: t.rows, checksum: t.checksum }));
   await setRunStatus(db, runId, 'rolled_back', { summary: { rollback: { by: 'backup', tables } } });
-  await recordEvent(db, { type: 'rollback-from-backup', runId, tables, overwritten: preview.tables.map((p) => ({ table: p.table, changed: p.changed, added: p.added, deleted: p.deleted, notWrittenByRun: p.notWrittenByRun?.count })) });
+  await recordEvent(db, {
+    type: 'rollback-from-backup',
+    runId,
+    tables,
+    overwritten: preview.tables.map((p) => ({
+      table: p.table,
+      changed: p.changed,
+      added: p.added,
+      deleted: p.deleted,
+      notWrittenByRun: p.notWrittenByRun?.count,
+    })),
+  });
   return { runId, status: 'restored', preview, tables, durationMs: performance.now() - t0 };
 }
 
@@ -82,7 +99,17 @@ async function runBackups(db: Db, runId: number, tables: readonly string[]): Pro
 export async function previewRollbackFromBackup(db: Db, runId: number, opts: { from?: 'copy' | 'file' } = {}): Promise<BackupRollbackPreview> {
   const run = await getRun(db, runId);
   const backups = await runBackups(db, runId, (run.spec as Migration).tables);
-  return withOthers(db, runId, backups, await previewRestore(db, backups.map((b) => b.id), opts), opts.from);
+  return withOthers(
+    db,
+    runId,
+    backups,
+    await previewRestore(
+      db,
+      backups.map((b) => b.id),
+      opts,
+    ),
+    opts.from,
+  );
 }
 
 async function withOthers(db: Db, runId: number, backups: BackupRecord[], previews: RestorePreview[], from?: 'copy' | 'file'): Promise<BackupRollbackPreview> {

@@ -6,8 +6,18 @@ import { BelayError, StateError } from '../errors.ts';
 import { acquireMigrationLock } from '../state/lock.ts';
 import { recordEvent } from '../state/events.ts';
 import {
-  bumpSequenceSql, COLUMNS_SQL, lockSql, MARK_RESTORED_SQL, OWNED_SEQUENCES_SQL, PRIMARY_KEY_SQL, previewKeyedSql,
-  previewMultisetSql, restoreMergeSql, restoreReplaceSql, setTriggerSql, USER_TRIGGERS_SQL,
+  bumpSequenceSql,
+  COLUMNS_SQL,
+  lockSql,
+  MARK_RESTORED_SQL,
+  OWNED_SEQUENCES_SQL,
+  PRIMARY_KEY_SQL,
+  previewKeyedSql,
+  previewMultisetSql,
+  restoreMergeSql,
+  restoreReplaceSql,
+  setTriggerSql,
+  USER_TRIGGERS_SQL,
 } from './backup-sql.ts';
 import { type BackupRecord, copySqlName, getBackup, getBackups, loadFileIntoStaging } from './backup.ts';
 
@@ -85,7 +95,16 @@ export async function restoreBackup(db: Db, ids: number | readonly number[], opt
     }
     for (const t of tables) {
       const b = backups.find((x) => x.id === t.backupId)!;
-      if (b.runId !== null) await recordEvent(db, { ...t.preview, type: 'backup-restored', runId: b.runId, backupId: b.id, table: b.sourceTable, rows: t.rows, checksum: t.checksum });
+      if (b.runId !== null)
+        await recordEvent(db, {
+          ...t.preview,
+          type: 'backup-restored',
+          runId: b.runId,
+          backupId: b.id,
+          table: b.sourceTable,
+          rows: t.rows,
+          checksum: t.checksum,
+        });
     }
     return { status: 'restored', tables, durationMs: performance.now() - started };
   } finally {
@@ -128,7 +147,8 @@ async function restoreOne(db: Db, b: BackupRecord, from: 'copy' | 'file'): Promi
   const p = await preview(db, b, table, source, from);
   const triggers = (await db.query<{ name: string; enabled: string }>(USER_TRIGGERS_SQL, [table.sqlName])).rows;
   for (const t of triggers) await db.query(setTriggerSql(table.sqlName, t.name, 'D'));
-  const stmts = table.key.length > 0 ? restoreMergeSql(table.sqlName, source, table.key, table.writable) : restoreReplaceSql(table.sqlName, source, table.writable);
+  const stmts =
+    table.key.length > 0 ? restoreMergeSql(table.sqlName, source, table.key, table.writable) : restoreReplaceSql(table.sqlName, source, table.writable);
   for (const s of stmts) await db.query(s);
   for (const t of triggers) await db.query(setTriggerSql(table.sqlName, t.name, t.enabled));
   for (const s of (await db.query<{ column: string; seq: string }>(OWNED_SEQUENCES_SQL, [table.sqlName])).rows) {
@@ -144,7 +164,13 @@ async function restoreOne(db: Db, b: BackupRecord, from: 'copy' | 'file'): Promi
 
 async function preview(db: Db, b: BackupRecord, table: CheckedTable, source: string, from: 'copy' | 'file'): Promise<RestorePreview> {
   const p: RestorePreview = {
-    backupId: b.id, table: b.sourceTable, from, added: 0, changed: 0, deleted: 0, samples: { added: [], changed: [], deleted: [] },
+    backupId: b.id,
+    table: b.sourceTable,
+    from,
+    added: 0,
+    changed: 0,
+    deleted: 0,
+    samples: { added: [], changed: [], deleted: [] },
     method: table.key.length > 0 ? 'merge' : 'replace',
   };
   if (table.key.length > 0) {
@@ -199,8 +225,12 @@ function usable(b: BackupRecord, from: 'copy' | 'file'): void {
 }
 
 function mismatch(b: BackupRecord, what: string): BelayError {
-  return new BelayError('BELAY_RESTORE_MISMATCH', `restore of backup ${b.id} rolled back: ${what}; the backup recorded ${b.rows} rows, checksum ${b.checksum}`, {
-    details: { backupId: b.id, table: b.sourceTable },
-    fix: 'Nothing was changed. Check for rules or constraints that alter inserted rows, then verify the backup (belay backups verify).',
-  });
+  return new BelayError(
+    'BELAY_RESTORE_MISMATCH',
+    `restore of backup ${b.id} rolled back: ${what}; the backup recorded ${b.rows} rows, checksum ${b.checksum}`,
+    {
+      details: { backupId: b.id, table: b.sourceTable },
+      fix: 'Nothing was changed. Check for rules or constraints that alter inserted rows, then verify the backup (belay backups verify).',
+    },
+  );
 }

@@ -49,16 +49,18 @@ export async function openSnapshotReader(db: Db, session: Promise<Db | undefined
   let closed: Promise<void> | undefined;
   return {
     checksum(table, columns) {
-      const run = queue.then(async () => {
-        const reader = await ready;
-        if (cancelled) throw new Error('the backup stopped before this checksum');
-        busy = true;
-        try {
-          return await checksumWith(reader, table, columns);
-        } finally {
-          busy = false;
-        }
-      }).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
+      const run = queue
+        .then(async () => {
+          const reader = await ready;
+          if (cancelled) throw new Error('the backup stopped before this checksum');
+          busy = true;
+          try {
+            return await checksumWith(reader, table, columns);
+          } finally {
+            busy = false;
+          }
+        })
+        .catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
       queue = run;
       return run;
     },

@@ -64,10 +64,7 @@ export interface UniqueAfterShape {
 
 /** Index rows: a NULL term keeps a row out of a plain unique index; a partial index holds the rows of its predicate. */
 function indexedWhere(s: UniqueAfterShape): string {
-  const conds = [
-    ...(s.nullsNotDistinct ? [] : s.terms.map((t) => `(${t.sql}) IS NOT NULL`)),
-    ...(s.predicate ? [`(${s.predicate})`] : []),
-  ];
+  const conds = [...(s.nullsNotDistinct ? [] : s.terms.map((t) => `(${t.sql}) IS NOT NULL`)), ...(s.predicate ? [`(${s.predicate})`] : [])];
   return conds.length ? conds.join(' AND ') : 'true';
 }
 
@@ -78,7 +75,9 @@ function indexedRows(s: UniqueAfterShape, from: string, extra = ''): string {
 
 function sameIndexValue(s: UniqueAfterShape, a: string, b: string): string {
   // NULLS NOT DISTINCT indexes treat NULL = NULL as a collision; plain ones never do (and hash-join on =)
-  return s.terms.map((_, i) => (s.nullsNotDistinct ? `${b}.belay_${i} IS NOT DISTINCT FROM ${a}.belay_${i}` : `${b}.belay_${i} = ${a}.belay_${i}`)).join(' AND ');
+  return s.terms
+    .map((_, i) => (s.nullsNotDistinct ? `${b}.belay_${i} IS NOT DISTINCT FROM ${a}.belay_${i}` : `${b}.belay_${i} = ${a}.belay_${i}`))
+    .join(' AND ');
 }
 
 /** The terms of a row under their own names; a term that is the key is left out (the key is shown as such). */
@@ -111,7 +110,9 @@ export function uniqueAfterSql(s: UniqueAfterShape, projection: string): string 
   const k = ident(s.key);
   const cols = [...new Set([s.key, ...s.reads])];
   const written = (c: string) => s.writes.includes(c) && c !== s.key;
-  const after = cols.map((c) => `${written(c) ? `CASE WHEN p.${k} IS NULL THEN t.${ident(c)} ELSE p.${ident(c)} END` : `t.${ident(c)}`} AS ${ident(c)}`).join(', ');
+  const after = cols
+    .map((c) => `${written(c) ? `CASE WHEN p.${k} IS NULL THEN t.${ident(c)} ELSE p.${ident(c)} END` : `t.${ident(c)}`} AS ${ident(c)}`)
+    .join(', ');
   const changes = s.reads.filter(written).map((c) => `t.${ident(c)} IS DISTINCT FROM p.${ident(c)}`);
   const changed = changes.length ? `p.${k} IS NOT NULL AND (${changes.join(' OR ')})` : 'false';
   const groupBy = s.terms.map((_, i) => `belay_${i}`).join(', ');
@@ -215,8 +216,15 @@ export function rowRulesSql(s: WrittenRowsShape, projection: string, rules: read
     ...s.reads.filter((c) => c !== s.key && !s.writes.some((w) => w.name === c)).map((c) => `t.${ident(c)}`),
   ];
   const changed = s.writes.map((w) => `t.${ident(w.name)} IS DISTINCT FROM p.${ident(w.name)}`).join(' OR ');
-  const hits = rules.map((r, i) => `  SELECT ${i} AS belay_rule, v.${k} AS belay_key, jsonb_build_object(${r.show.map(([n, sql]) => `${literal(n)}, ${sql}`).join(', ')}) AS belay_row
-    FROM v WHERE ${r.violated}`).join('\n  UNION ALL\n');
+  const hits = rules
+    .map(
+      (
+        r,
+        i,
+      ) => `  SELECT ${i} AS belay_rule, v.${k} AS belay_key, jsonb_build_object(${r.show.map(([n, sql]) => `${literal(n)}, ${sql}`).join(', ')}) AS belay_row
+    FROM v WHERE ${r.violated}`,
+    )
+    .join('\n  UNION ALL\n');
   return `${PROJECTION_PREFIX}${projection}
 ), v AS MATERIALIZED (
   SELECT ${cols.join(', ')}
@@ -320,10 +328,11 @@ SELECT pg_typeof(x.${ident(column)})::text AS type FROM (SELECT 1) o LEFT JOIN (
  */
 export function explainWriteSql(table: string, key: string, keyType: string, projection: string, column: string | null): string {
   const k = ident(key);
-  const body = column === null
-    ? `SELECT 1 FROM ${table} t JOIN p ON t.${k} = p.${k} WHERE ${rangeUsed(keyType)}`
-    // compared as the batches compare it (only rows whose value changes are written), then assigned
-    : `UPDATE ${table} t SET ${ident(column)} = p.${ident(column)} FROM p WHERE t.${k} = p.${k} AND t.${ident(column)} IS DISTINCT FROM p.${ident(column)} AND ${rangeUsed(keyType)}`;
+  const body =
+    column === null
+      ? `SELECT 1 FROM ${table} t JOIN p ON t.${k} = p.${k} WHERE ${rangeUsed(keyType)}`
+      : // compared as the batches compare it (only rows whose value changes are written), then assigned
+        `UPDATE ${table} t SET ${ident(column)} = p.${ident(column)} FROM p WHERE t.${k} = p.${k} AND t.${ident(column)} IS DISTINCT FROM p.${ident(column)} AND ${rangeUsed(keyType)}`;
   return `${EXPLAIN_PREFIX}${projection}
 ) ${body}`;
 }

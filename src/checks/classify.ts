@@ -30,9 +30,9 @@ SELECT n.belay_category::text AS category, n.n,
 
 export const classifyKind: CheckKind<ClassifyCheck> = {
   kind: 'classify',
-  meaning: 'rows sorted into categories by the check\'s own SQL, one finding per category',
+  meaning: "rows sorted into categories by the check's own SQL, one finding per category",
   defaultSeverity: 'warn',
-  defaultFix: 'Read each category\'s sample rows; fix the data or adjust the migration\'s policy.',
+  defaultFix: "Read each category's sample rows; fix the data or adjust the migration's policy.",
   async prepare(_db, check, m) {
     const i = m.spec.checks.indexOf(check);
     return { sql: check.sql, params: [], embedded: [{ field: `checks.${i}.sql (${check.code})`, text: check.sql, offset: 0 }] };

@@ -25,14 +25,23 @@ export interface DerivedRule {
 }
 
 /** Every row rule of a step, in order: foreign keys (from, then into), CHECKs, domains, NOT NULL. */
-export function rowRules(step: BatchedStep, facts: CatalogFacts, target: StepTarget, declared: readonly Check[]): { shape: WrittenRowsShape; rules: DerivedRule[] } {
+export function rowRules(
+  step: BatchedStep,
+  facts: CatalogFacts,
+  target: StepTarget,
+  declared: readonly Check[],
+): { shape: WrittenRowsShape; rules: DerivedRule[] } {
   const writes = step.writes.filter((w) => w !== target.key);
   const idx = (c: string) => step.writes.indexOf(c);
   const col = (c: string) => facts.columns.find((x) => x.name === c)!;
   const v = (c: string) => `v.${ident(c)}`;
   const show = (cols: readonly string[]) => [[target.key, v(target.key)] as const, ...cols.filter((c) => c !== target.key).map((c) => [c, v(c)] as const)];
   const origin = (o: Omit<DerivedOrigin, 'source' | 'step' | 'table'>): DerivedOrigin => ({ source: 'catalog', step: step.name, table: step.table, ...o });
-  const changed = (cols: readonly string[]) => cols.filter((c) => idx(c) >= 0).map((c) => `${v(c)} IS DISTINCT FROM v.${oldOf(idx(c))}`).join(' OR ');
+  const changed = (cols: readonly string[]) =>
+    cols
+      .filter((c) => idx(c) >= 0)
+      .map((c) => `${v(c)} IS DISTINCT FROM v.${oldOf(idx(c))}`)
+      .join(' OR ');
   const rules: DerivedRule[] = [];
   const reads = new Set<string>();
 
@@ -40,7 +49,8 @@ export function rowRules(step: BatchedStep, facts: CatalogFacts, target: StepTar
     for (const c of fk.childColumns) reads.add(c);
     const selfWritten = fk.parent.sqlName === facts.table.sqlName && fk.parentColumns.some((c) => step.writes.includes(c));
     rules.push({
-      code: `FOREIGN_KEY:${fk.name}@${step.name}`, kind: 'foreign-key',
+      code: `FOREIGN_KEY:${fk.name}@${step.name}`,
+      kind: 'foreign-key',
       message: `rows step "${step.name}" would give (${fk.childColumns.map((c) => `"${c}"`).join(', ')}) a value that ${fk.parent.sqlName} (${fk.parentColumns.map((c) => `"${c}"`).join(', ')}) does not hold: foreign key "${fk.name}" (from the catalog) refuses it with 23503`,
       fix: `Make the projection write only values that exist in ${fk.parent.sqlName} (join it), or create the missing parent rows first. NULL references nothing and passes.`,
       origin: origin({ constraint: fk.name, definition: fkDefinition(fk) }),
@@ -53,22 +63,27 @@ export function rowRules(step: BatchedStep, facts: CatalogFacts, target: StepTar
     for (const c of fk.parentColumns) reads.add(c);
     const refs = fk.parentColumns.map((p, i) => `c.${ident(fk.childColumns[i]!)} = ${idx(p) >= 0 ? `v.${oldOf(idx(p))}` : v(p)}`).join(' AND ');
     rules.push({
-      code: `REFERENCED:${fk.name}@${step.name}`, kind: 'foreign-key',
+      code: `REFERENCED:${fk.name}@${step.name}`,
+      kind: 'foreign-key',
       message: `rows step "${step.name}" would change (${fk.parentColumns.map((c) => `"${c}"`).join(', ')}) while rows of ${fk.child.sqlName} still reference the old value: foreign key "${fk.name}" (ON UPDATE ${fk.onUpdate.toUpperCase()}, from the catalog) refuses it with 23503`,
       fix: `Point the rows of ${fk.child.sqlName} elsewhere (or delete them) first, or make the projection leave these rows alone.`,
       origin: origin({ constraint: fk.name, definition: fkDefinition(fk) }),
       rule: {
         violated: `(${changed(fk.parentColumns)}) AND EXISTS (SELECT 1 FROM ${fk.child.sqlName} c WHERE ${refs})`,
-        show: [...show(fk.parentColumns.filter((p) => idx(p) < 0)), ...fk.parentColumns.filter((p) => idx(p) >= 0).map((p) => [p, `v.${oldOf(idx(p))}`] as const),
+        show: [
+          ...show(fk.parentColumns.filter((p) => idx(p) < 0)),
+          ...fk.parentColumns.filter((p) => idx(p) >= 0).map((p) => [p, `v.${oldOf(idx(p))}`] as const),
           ['becomes', `jsonb_build_object(${fk.parentColumns.map((p) => `${literal(p)}, ${v(p)}`).join(', ')})`] as const,
-          ['referencedBy', `(SELECT count(*) FROM ${fk.child.sqlName} c WHERE ${refs})`] as const],
+          ['referencedBy', `(SELECT count(*) FROM ${fk.child.sqlName} c WHERE ${refs})`] as const,
+        ],
       },
     });
   }
   for (const c of facts.checks) {
     for (const x of c.reads) reads.add(x);
     rules.push({
-      code: `CHECK:${c.name}@${step.name}`, kind: 'check-constraint',
+      code: `CHECK:${c.name}@${step.name}`,
+      kind: 'check-constraint',
       message: `rows step "${step.name}" would make CHECK constraint "${c.name}" false: ${c.definition} (from the catalog) refuses them with 23514`,
       fix: 'Make the projection write values that satisfy the constraint, or leave these rows out of it.',
       origin: origin({ constraint: c.name, definition: c.definition }),
@@ -82,7 +97,8 @@ export function rowRules(step: BatchedStep, facts: CatalogFacts, target: StepTar
       // VALUE is an unreserved keyword: in the sub-select it names the one column, the value written
       const test = `(SELECT ${checkExpression(d.definition)} FROM (SELECT ${v(w)} AS value) belay_d)`;
       rules.push({
-        code: `DOMAIN:${w}.${d.name}@${step.name}`, kind: 'domain',
+        code: `DOMAIN:${w}.${d.name}@${step.name}`,
+        kind: 'domain',
         message: `rows step "${step.name}" would write into "${w}" a value its type ${column.typeInfo.name} refuses: ${d.definition} (constraint "${d.name}", from the catalog; 23514)`,
         fix: `Make the projection write values the domain accepts, or leave these rows out of it.`,
         origin: origin({ constraint: d.name, column: w, definition: d.definition }),
@@ -97,7 +113,8 @@ export function rowRules(step: BatchedStep, facts: CatalogFacts, target: StepTar
     // a declared not-null check on this column after this step stands for it
     if (declared.some((c) => c.kind === 'not-null' && c.step === step.name && c.column === w && c.table === step.table)) continue;
     rules.push({
-      code: `NOT_NULL:${w}@${step.name}`, kind: 'not-null',
+      code: `NOT_NULL:${w}@${step.name}`,
+      kind: 'not-null',
       message: `rows step "${step.name}" would set "${w}" to NULL, which ${column.notNull ? 'is NOT NULL' : `its type ${column.typeInfo.name} forbids`} (from the catalog; 23502)`,
       fix: 'Make the projection give these rows a value, or leave them out of it.',
       origin: origin({ constraint: null, column: w, definition: column.notNull ? `"${w}" ${column.type} NOT NULL` : `${column.typeInfo.name} NOT NULL` }),
@@ -105,7 +122,9 @@ export function rowRules(step: BatchedStep, facts: CatalogFacts, target: StepTar
     });
   }
   const shape: WrittenRowsShape = {
-    table: target.table, key: target.key, keyType: target.keyType,
+    table: target.table,
+    key: target.key,
+    keyType: target.keyType,
     writes: step.writes.map((w) => ({ name: w, type: storedType(col(w)) })),
     reads: [...reads].filter((c) => !step.writes.includes(c) && c !== target.key),
   };
@@ -113,16 +132,24 @@ export function rowRules(step: BatchedStep, facts: CatalogFacts, target: StepTar
 }
 
 /** Every exclusion constraint over a written column, as a check of its own. */
-export function exclusionRules(step: BatchedStep, facts: CatalogFacts, target: StepTarget): Array<{ code: string; message: string; fix: string; origin: DerivedOrigin; shape: ExclusionShape }> {
+export function exclusionRules(
+  step: BatchedStep,
+  facts: CatalogFacts,
+  target: StepTarget,
+): Array<{ code: string; message: string; fix: string; origin: DerivedOrigin; shape: ExclusionShape }> {
   return facts.exclusions.map((ix: IndexFact) => ({
     code: `EXCLUSION:${ix.constraint?.name ?? ix.name}@${step.name}`,
     message: `rows step "${step.name}" would give (${ix.terms.map((t) => t.sql).join(', ')}) values that conflict with another row under exclusion constraint "${ix.constraint?.name ?? ix.name}" (from the catalog; 23P01)`,
     fix: 'Make the projection skip these rows (collidesWith names the row each one meets), or change the rows they meet first.',
     origin: { source: 'catalog', step: step.name, table: step.table, index: ix.name, constraint: ix.constraint?.name ?? null, definition: ix.definition },
     shape: {
-      table: target.table, key: target.key, keyType: target.keyType, writes: target.writes,
+      table: target.table,
+      key: target.key,
+      keyType: target.keyType,
+      writes: target.writes,
       terms: ix.terms.map((t) => ({ name: t.column ?? t.sql, sql: t.sql, operator: t.operator ?? '=' })),
-      predicate: ix.predicate, reads: ix.reads,
+      predicate: ix.predicate,
+      reads: ix.reads,
     },
   }));
 }
@@ -137,7 +164,8 @@ function missingParent(fk: ForeignKeyFact, target: StepTarget, selfWritten: bool
     ? `(EXISTS (SELECT 1 FROM v q WHERE ${eq('q')}) OR EXISTS (SELECT 1 FROM ${fk.parent.sqlName} q WHERE ${eq('q')} AND NOT EXISTS (SELECT 1 FROM v w WHERE w.${k} = q.${k})))`
     : `EXISTS (SELECT 1 FROM ${fk.parent.sqlName} q WHERE ${eq('q')})`;
   const allSet = cs.map((c) => `${c} IS NOT NULL`).join(' AND ');
-  if (fk.match === 'full' && cs.length > 1) return `((num_nulls(${cs.join(', ')}) > 0 AND num_nonnulls(${cs.join(', ')}) > 0) OR (${allSet} AND NOT ${exists}))`;
+  if (fk.match === 'full' && cs.length > 1)
+    return `((num_nulls(${cs.join(', ')}) > 0 AND num_nonnulls(${cs.join(', ')}) > 0) OR (${allSet} AND NOT ${exists}))`;
   return `(${allSet} AND NOT ${exists})`;
 }
 

@@ -59,7 +59,11 @@ function checkFor(ix: IndexFact, step: string, table: string): UniqueAfterCheck 
   const what = ix.constraint ? `${ix.constraint.type} constraint "${ix.constraint.name}"` : `unique index "${ix.name}"`;
   const terms = ix.terms.map((t) => t.sql).join(', ');
   return {
-    kind: 'unique-after', code: derivedUniqueCode(ix.name, step), severity: 'error', step, index: ix.name,
+    kind: 'unique-after',
+    code: derivedUniqueCode(ix.name, step),
+    severity: 'error',
+    step,
+    index: ix.name,
     message: `rows step "${step}" would give the same (${terms}) as another row of ${table}: ${what} (from the catalog) refuses it with 23505`,
     fix: 'Make the projection skip these rows (collidesWith names the row each one meets), or fix the data first. A unique-after check declared on this index replaces this one.',
   };

@@ -20,14 +20,21 @@ export interface DerivedDescription {
 /** Every derived prediction of the migration's batched steps, in the order belay check reports them. */
 export async function describeDerivedChecks(db: Db, m: LoadedMigration): Promise<DerivedDescription[]> {
   const out: DerivedDescription[] = (await derivedUniqueChecks(db, m)).map((d) => ({
-    code: d.check.code, kind: 'unique-after', step: d.origin.step, severity: 'error', meaning: d.check.message ?? '', fix: d.check.fix ?? '',
+    code: d.check.code,
+    kind: 'unique-after',
+    step: d.origin.step,
+    severity: 'error',
+    meaning: d.check.message ?? '',
+    fix: d.check.fix ?? '',
   }));
   for (const [stepNo, step] of m.spec.steps.entries()) {
     if (step.kind !== 'batched') continue;
     const target = await resolveStep(db, step, stepNo);
     const facts = await catalogFacts(db, step.table, step.writes);
-    for (const r of rowRules(step, facts, target, m.spec.checks).rules) out.push({ code: r.code, kind: r.kind, step: step.name, severity: 'error', meaning: r.message, fix: r.fix });
-    for (const x of exclusionRules(step, facts, target)) out.push({ code: x.code, kind: 'exclusion', step: step.name, severity: 'error', meaning: x.message, fix: x.fix });
+    for (const r of rowRules(step, facts, target, m.spec.checks).rules)
+      out.push({ code: r.code, kind: r.kind, step: step.name, severity: 'error', meaning: r.message, fix: r.fix });
+    for (const x of exclusionRules(step, facts, target))
+      out.push({ code: x.code, kind: 'exclusion', step: step.name, severity: 'error', meaning: x.message, fix: x.fix });
   }
   return out;
 }

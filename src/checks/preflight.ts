@@ -23,7 +23,6 @@ export interface PreflightOptions {
 
 /** The check stage: before the first write it runs and stores the checks; every batch gets their guards. */
 export interface Preflight extends Stage {
-
   /** The last report (undefined before the stage ran, or when skipped). */
   readonly report: CheckReport | undefined;
 }
@@ -50,7 +49,9 @@ export function preflight(opts: PreflightOptions = {}): Preflight {
         }
       }
       if (opts.skipChecks) {
-        await storeCheckResults(db, runId, [{ code: '-', kind: '-', severity: 'info', outcome: 'skipped', count: 0, message: 'pre-flight skipped (--skip-checks)' }]);
+        await storeCheckResults(db, runId, [
+          { code: '-', kind: '-', severity: 'info', outcome: 'skipped', count: 0, message: 'pre-flight skipped (--skip-checks)' },
+        ]);
         await tell(db, ctx.emit, { type: 'checks-skipped', runId });
         return;
       }
@@ -65,9 +66,12 @@ export function preflight(opts: PreflightOptions = {}): Preflight {
       await storeReport(ctx, report);
       opts.onReport?.(report);
       if (!report.ok) {
-        const parts = report.findings.filter((f) => report!.blocking.includes(f.code)).map((f) => (f.kind === 'catalog' ? f.code : `${f.code} (${f.count} row${f.count === 1 ? '' : 's'})`));
+        const parts = report.findings
+          .filter((f) => report!.blocking.includes(f.code))
+          .map((f) => (f.kind === 'catalog' ? f.code : `${f.code} (${f.count} row${f.count === 1 ? '' : 's'})`));
         throw new ChecksFailedError(`pre-flight of "${m.spec.id}" found blocking rows: ${parts.join(', ')}; nothing was written`, {
-          runId, blocking: report.blocking,
+          runId,
+          blocking: report.blocking,
           findings: report.findings.map((f) => ({ code: f.code, severity: f.severity, count: f.count, sample: f.sample.slice(0, 5) })),
         });
       }
@@ -82,9 +86,16 @@ export function preflight(opts: PreflightOptions = {}): Preflight {
 
 async function storeReport(ctx: RunContext, r: CheckReport): Promise<void> {
   const rows = r.findings.map((f) => ({
-    code: f.code, kind: f.kind, severity: f.severity, message: f.message, fix: f.fix ?? null, count: f.count, sample: f.sample,
+    code: f.code,
+    kind: f.kind,
+    severity: f.severity,
+    message: f.message,
+    fix: f.fix ?? null,
+    count: f.count,
+    sample: f.sample,
     // a catalog fact is about the schema: noted, or blocking when it is an error
-    durationMs: f.durationMs, outcome: f.kind === 'catalog' ? (f.severity === 'error' ? 'blocked' : 'noted') : f.count === 0 ? 'passed' : f.severity === 'error' ? 'blocked' : 'found',
+    durationMs: f.durationMs,
+    outcome: f.kind === 'catalog' ? (f.severity === 'error' ? 'blocked' : 'noted') : f.count === 0 ? 'passed' : f.severity === 'error' ? 'blocked' : 'found',
   }));
   await storeCheckResults(ctx.db, ctx.runId, rows);
   const counts = Object.fromEntries(r.findings.map((f) => [f.code, f.count]));

@@ -6,7 +6,7 @@ import { tableInfo } from '../db/catalog.ts';
 import { readIndexes } from '../db/catalog-facts.ts';
 import type { Db } from '../db/connection.ts';
 import { qualified } from '../db/sql.ts';
-import { BelayError, DbError, } from '../errors.ts';
+import { BelayError, DbError } from '../errors.ts';
 import type { Migration, SqlStep } from '../spec/define.ts';
 import { pointAt } from '../spec/sql-parse.ts';
 import { CHECK_ERROR_CODES } from './registry.ts';
@@ -36,7 +36,10 @@ export async function priorSqlSteps(db: Db, spec: Migration): Promise<PriorStep[
   for (const c of spec.checks) {
     if (c.kind === 'not-null') needed.push({ before: stepNo(c.step), exists: () => hasColumns(db, c.table, [c.column]) });
     if (c.kind === 'orphans') {
-      needed.push({ before: last, exists: async () => (await hasColumns(db, c.table, [c.column])) && hasColumns(db, c.references.table, [c.references.column]) });
+      needed.push({
+        before: last,
+        exists: async () => (await hasColumns(db, c.table, [c.column])) && hasColumns(db, c.references.table, [c.references.column]),
+      });
     }
     if (c.kind === 'unique-after') {
       const step = spec.steps.find((s) => s.name === c.step);
@@ -76,8 +79,10 @@ export async function runPriorSteps(db: Db, spec: Migration, steps: readonly Pri
       const field = `steps.${stepNo}.up (${step.name})`;
       const where = s.position === undefined ? '' : `\n${pointAt(step.up, s.position - 1)}`;
       const blocked = s.sqlstate === '25001';
-      throw new BelayError(CHECK_ERROR_CODES.sqlFailed,
-        `belay check runs plain-SQL step "${step.name}" (rolled back) to see what it creates for the steps after it, and it failed: ${err.message} in ${field}${where}`, {
+      throw new BelayError(
+        CHECK_ERROR_CODES.sqlFailed,
+        `belay check runs plain-SQL step "${step.name}" (rolled back) to see what it creates for the steps after it, and it failed: ${err.message} in ${field}${where}`,
+        {
           details: { step: step.name, field, ...s },
           fix: blocked
             ? `Step "${step.name}" cannot run inside a transaction (CONCURRENTLY): run it by hand before belay check, or split what the later steps need into a step of its own.`
@@ -85,7 +90,8 @@ export async function runPriorSteps(db: Db, spec: Migration, steps: readonly Pri
               ? `Another session holds a lock step "${step.name}" needs: run belay check again when it is released. Nothing was changed.`
               : `Correct step "${step.name}" and run belay check again. Nothing was changed.`,
           cause: err,
-        });
+        },
+      );
     }
   }
 }

@@ -5,13 +5,21 @@
 // the line and column in the user's own text and what to do; never in terms of belay's own SQL.
 import { parse } from 'libpg-query';
 import type { Db } from '../db/connection.ts';
-import { BelayError, DbError, } from '../errors.ts';
+import { BelayError, DbError } from '../errors.ts';
 import type { BatchedStep, Migration } from '../spec/define.ts';
 import { resolveStep, ruleOf, type StepTarget } from '../spec/resolve.ts';
 import { pointAt } from '../spec/sql-parse.ts';
 import {
-  EXPLAIN_PREFIX, EXPLAIN_QUERY_PREFIX, keyRangeSql, explainProjectionSql, explainQuerySql, explainVerifyPrefix, explainVerifySql, explainWriteSql,
-  projectionColumnsSql, projectionTypeSql,
+  EXPLAIN_PREFIX,
+  EXPLAIN_QUERY_PREFIX,
+  keyRangeSql,
+  explainProjectionSql,
+  explainQuerySql,
+  explainVerifyPrefix,
+  explainVerifySql,
+  explainWriteSql,
+  projectionColumnsSql,
+  projectionTypeSql,
 } from './check-sql.ts';
 import { CHECK_ERROR_CODES } from './registry.ts';
 
@@ -99,11 +107,25 @@ export async function assertStepsPlan(db: Db, spec: Migration): Promise<void> {
 /** Throws BELAY_CHECK_SQL (exit 3) listing every problem, or returns. */
 export function assertNoSqlProblems(problems: readonly SqlProblem[]): void {
   if (problems.length === 0) return;
-  const lines = problems.map((p) => `  ${p.field}: ${p.message}${p.at ? `\n${p.at.split('\n').map((l) => `  ${l}`).join('\n')}` : ''}\n    fix: ${p.fix}`);
-  throw new BelayError(CHECK_ERROR_CODES.sqlFailed, `the migration's SQL has ${problems.length} problem${problems.length === 1 ? '' : 's'} (found by planning it; nothing ran, nothing was changed):\n${lines.join('\n')}`, {
-    details: { step: problems[0]!.step, field: problems[0]!.field, problems },
-    fix: problems[0]!.fix,
-  });
+  const lines = problems.map(
+    (p) =>
+      `  ${p.field}: ${p.message}${
+        p.at
+          ? `\n${p.at
+              .split('\n')
+              .map((l) => `  ${l}`)
+              .join('\n')}`
+          : ''
+      }\n    fix: ${p.fix}`,
+  );
+  throw new BelayError(
+    CHECK_ERROR_CODES.sqlFailed,
+    `the migration's SQL has ${problems.length} problem${problems.length === 1 ? '' : 's'} (found by planning it; nothing ran, nothing was changed):\n${lines.join('\n')}`,
+    {
+      details: { step: problems[0]!.step, field: problems[0]!.field, problems },
+      fix: problems[0]!.fix,
+    },
+  );
 }
 
 function serverProblem(step: string | null, field: string, text: string, err: DbError, prefix: number): SqlProblem {
@@ -112,7 +134,9 @@ function serverProblem(step: string | null, field: string, text: string, err: Db
   const inside = pos !== undefined && pos >= 0 && pos <= text.length;
   const missing = s.sqlstate === '42P01' ? 'a table it names does not exist' : s.sqlstate === '42703' ? 'a column it names does not exist' : undefined;
   return {
-    step, field, sqlstate: s.sqlstate,
+    step,
+    field,
+    sqlstate: s.sqlstate,
     message: `${firstLine(err.message)}${s.hint ? ` (hint: ${s.hint})` : ''}`,
     ...(inside ? { at: pointAt(text, pos) } : {}),
     fix: missing
@@ -138,8 +162,10 @@ async function outputProblems(db: Db, step: BatchedStep, f: { field: string; tex
     const near = extra.find((x) => similar(x.n, w));
     const isKey = w === t.key;
     out.push({
-      step: step.name, field: f.field,
-      message: `returns no column named "${w}"${isKey ? `, the key of step "${step.name}"` : `, which the step writes (writes: ${step.writes.map((c) => `"${c}"`).join(', ')})`}` +
+      step: step.name,
+      field: f.field,
+      message:
+        `returns no column named "${w}"${isKey ? `, the key of step "${step.name}"` : `, which the step writes (writes: ${step.writes.map((c) => `"${c}"`).join(', ')})`}` +
         `${near ? `; it returns "${near.n}"` : ''} (its columns: ${names.map((n) => `"${n}"`).join(', ') || 'none'})`,
       ...(near ? at(near.i) : at(0)),
       fix: near
@@ -157,14 +183,18 @@ async function outputProblems(db: Db, step: BatchedStep, f: { field: string; tex
     const column = await columnType(db, t.table, col);
     const known = ['42804', '42883', '428C9', '0A000', '42P10'].includes(err.server.sqlstate ?? '');
     out.push({
-      step: step.name, field: f.field, sqlstate: err.server.sqlstate,
-      message: c === null
-        ? `returns its key "${col}" as ${type}, which does not compare with ${t.table}."${col}" (${column})${known ? `: ${firstLine(err.message)}` : ''}`
-        : `returns "${col}" as ${type}, which cannot be written into ${t.table}."${col}" (${column})${known ? `: ${firstLine(err.message)}` : ` (SQLSTATE ${err.server.sqlstate})`}`,
+      step: step.name,
+      field: f.field,
+      sqlstate: err.server.sqlstate,
+      message:
+        c === null
+          ? `returns its key "${col}" as ${type}, which does not compare with ${t.table}."${col}" (${column})${known ? `: ${firstLine(err.message)}` : ''}`
+          : `returns "${col}" as ${type}, which cannot be written into ${t.table}."${col}" (${column})${known ? `: ${firstLine(err.message)}` : ` (SQLSTATE ${err.server.sqlstate})`}`,
       ...at(names.indexOf(col)),
-      fix: err.server.sqlstate === '428C9'
-        ? `"${col}" is a generated column: the table computes it; remove it from writes and from the projection.`
-        : `Cast it in the projection (… ::${column} AS "${col}") or compute it in the column's type.`,
+      fix:
+        err.server.sqlstate === '428C9'
+          ? `"${col}" is a generated column: the table computes it; remove it from writes and from the projection.`
+          : `Cast it in the projection (… ::${column} AS "${col}") or compute it in the column's type.`,
     });
   }
   return out;
@@ -172,7 +202,9 @@ async function outputProblems(db: Db, step: BatchedStep, f: { field: string; tex
 
 async function columnType(db: Db, table: string, column: string): Promise<string> {
   const r = await db.query<{ type: string }>(
-    'SELECT format_type(a.atttypid, a.atttypmod) AS type FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped', [table, column]);
+    'SELECT format_type(a.atttypid, a.atttypmod) AS type FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped',
+    [table, column],
+  );
   return r.rows[0]?.type ?? 'unknown';
 }
 

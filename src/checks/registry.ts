@@ -103,9 +103,18 @@ export interface DeclaredFinding {
 export function declaredFindings(c: Check): DeclaredFinding[] {
   const k = kindOf(c);
   if (c.kind === 'classify') {
-    return c.categories.map((x) => ({ code: x.code, kind: c.kind, severity: x.severity, meaning: x.message, fix: x.fix ?? k.defaultFix, changes: !!x.changes }));
+    return c.categories.map((x) => ({
+      code: x.code,
+      kind: c.kind,
+      severity: x.severity,
+      meaning: x.message,
+      fix: x.fix ?? k.defaultFix,
+      changes: !!x.changes,
+    }));
   }
-  return [{ code: c.code, kind: c.kind, severity: c.severity, meaning: c.message ?? k.meaning, fix: c.fix ?? k.defaultFix, changes: c.kind === 'sql' && !!c.changes }];
+  return [
+    { code: c.code, kind: c.kind, severity: c.severity, meaning: c.message ?? k.meaning, fix: c.fix ?? k.defaultFix, changes: c.kind === 'sql' && !!c.changes },
+  ];
 }
 
 /** Codes belay itself reports about checks (not findings): in the error registry, listed here for the runbook. */

@@ -3,7 +3,7 @@
 import { type CatalogFacts, catalogFacts } from '../db/catalog-facts.ts';
 import { type Db, openDb } from '../db/connection.ts';
 import { EXPORT_SNAPSHOT_SQL, ident, importSnapshotSql, qualified } from '../db/sql.ts';
-import { BelayError, DbError, } from '../errors.ts';
+import { BelayError, DbError } from '../errors.ts';
 import type { BatchedStep, Check } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { resolveStep, type StepTarget } from '../spec/resolve.ts';
@@ -11,7 +11,14 @@ import { type DecisionTarget, makeDecision } from '../state/decision.ts';
 import { pointAt } from '../spec/sql-parse.ts';
 import { type StepFacts, stepFacts } from '../spec/step-facts.ts';
 import {
-  exclusionAfterSql, FINDING_PREFIX, findingSql, keyRangeSql, PROJECTION_PREFIX, READ_ONLY_BEGIN_SQL, READ_WRITE_BEGIN_SQL, rowRulesSql,
+  exclusionAfterSql,
+  FINDING_PREFIX,
+  findingSql,
+  keyRangeSql,
+  PROJECTION_PREFIX,
+  READ_ONLY_BEGIN_SQL,
+  READ_WRITE_BEGIN_SQL,
+  rowRulesSql,
 } from './check-sql.ts';
 import { classifySql, type ClassifyCheck } from './classify.ts';
 import { type DerivedKind, exclusionRules, rowRules } from './derived-constraints.ts';
@@ -141,23 +148,44 @@ export async function runChecks(db: Db, loaded: LoadedMigration, opts: RunChecks
       return cache.get(k)!;
     };
     const steps = derive ? await preparedSteps(db, m, prior.length < m.spec.steps.filter((s) => s.kind === 'sql').length) : [];
-    const units: CheckUnit[] = m.spec.checks.map((c) => ({ weight: WEIGHT[c.kind], readsDecision: c.kind === 'unique-after' || (c.kind === 'not-null' && !!c.step), run: (s, n) => runOne(s, m, c, n) }));
+    const units: CheckUnit[] = m.spec.checks.map((c) => ({
+      weight: WEIGHT[c.kind],
+      readsDecision: c.kind === 'unique-after' || (c.kind === 'not-null' && !!c.step),
+      run: (s, n) => runOne(s, m, c, n),
+    }));
     let notes: CheckFinding[] = [];
     if (derive) {
       // what the catalog enforces, read in the checks' snapshot; declared checks come first in the findings
       for (const d of await derivedUniqueChecks(db, m)) {
-        units.push({ weight: WEIGHT['unique-after'], readsDecision: true, run: async (s, n) => (await runOne(s, m, d.check, n)).map((f) => ({ ...f, derived: d.origin })) });
+        units.push({
+          weight: WEIGHT['unique-after'],
+          readsDecision: true,
+          run: async (s, n) => (await runOne(s, m, d.check, n)).map((f) => ({ ...f, derived: d.origin })),
+        });
       }
       for (const p of steps) units.push(...derivedUnits(m, p, await read(p.step)));
       catalog = await stepFacts(db, m.spec, read);
-      notes = catalogFindings(catalog, prior.map((x) => x.step.name));
+      notes = catalogFindings(
+        catalog,
+        prior.map((x) => x.step.name),
+      );
     }
     const jobs = Math.min(opts.jobs ?? DEFAULT_CHECK_JOBS, units.length);
     // a session importing the snapshot would not see what the previewed steps created
     const helpers = own && jobs > 1 && prior.length === 0 ? await snapshotSessions(db, jobs - 1) : [];
     try {
       // the temporary decisions are this session's: the checks that read them run here
-      findings = [...(await spread([db, ...helpers], units, (session, u) => u.run(session, limit), (u) => decide !== undefined && !!u.readsDecision)).flat(), ...notes];
+      findings = [
+        ...(
+          await spread(
+            [db, ...helpers],
+            units,
+            (session, u) => u.run(session, limit),
+            (u) => decide !== undefined && !!u.readsDecision,
+          )
+        ).flat(),
+        ...notes,
+      ];
     } finally {
       // closing a helper ends its read-only transaction
       await Promise.all(helpers.map((h) => h.close().catch(() => undefined)));
@@ -167,7 +195,13 @@ export async function runChecks(db: Db, loaded: LoadedMigration, opts: RunChecks
   }
   const blocking = findings.filter((f) => f.severity === 'error' && (f.count > 0 || f.kind === 'catalog')).map((f) => f.code);
   return {
-    migrationId: m.spec.id, findings, ok: blocking.length === 0, blocking, catalog, previewedSteps: prior.map((x) => x.step.name), durationMs: performance.now() - started,
+    migrationId: m.spec.id,
+    findings,
+    ok: blocking.length === 0,
+    blocking,
+    catalog,
+    previewedSteps: prior.map((x) => x.step.name),
+    durationMs: performance.now() - started,
   };
 }
 
@@ -222,14 +256,34 @@ function derivedUnits(m: CheckTarget, p: PreparedStep, facts: CatalogFacts): Che
         const t0 = performance.now();
         let rows: Array<{ rule: number; n: number; sample: Record<string, unknown>[] }>;
         try {
-          rows = (await db.query<(typeof rows)[number]>(rowRulesSql(shape, projection.text, rules.map((r) => r.rule), limit), range)).rows;
+          rows = (
+            await db.query<(typeof rows)[number]>(
+              rowRulesSql(
+                shape,
+                projection.text,
+                rules.map((r) => r.rule),
+                limit,
+              ),
+              range,
+            )
+          ).rows;
         } catch (err) {
           throw checkSqlError({ code: rules[0]!.code, kind: rules[0]!.kind }, embedded, err, 0);
         }
         const ms = performance.now() - t0;
         return rules.map((r, i) => {
           const hit = rows.find((x) => Number(x.rule) === i);
-          return { code: r.code, kind: r.kind, severity: 'error', message: r.message, count: hit ? Number(hit.n) : 0, sample: hit?.sample ?? [], fix: r.fix, durationMs: i === 0 ? ms : 0, derived: r.origin };
+          return {
+            code: r.code,
+            kind: r.kind,
+            severity: 'error',
+            message: r.message,
+            count: hit ? Number(hit.n) : 0,
+            sample: hit?.sample ?? [],
+            fix: r.fix,
+            durationMs: i === 0 ? ms : 0,
+            derived: r.origin,
+          };
         });
       },
     });
@@ -246,7 +300,19 @@ function derivedUnits(m: CheckTarget, p: PreparedStep, facts: CatalogFacts): Che
         } catch (err) {
           throw checkSqlError({ code: x.code, kind: 'exclusion' }, [{ ...projection, offset: PROJECTION_PREFIX.length }], err);
         }
-        return [{ code: x.code, kind: 'exclusion', severity: 'error', message: x.message, count: Number(row.n), sample: row.sample ?? [], fix: x.fix, durationMs: performance.now() - t0, derived: x.origin }];
+        return [
+          {
+            code: x.code,
+            kind: 'exclusion',
+            severity: 'error',
+            message: x.message,
+            count: Number(row.n),
+            sample: row.sample ?? [],
+            fix: x.fix,
+            durationMs: performance.now() - t0,
+            derived: x.origin,
+          },
+        ];
       },
     });
   }
@@ -256,14 +322,29 @@ function derivedUnits(m: CheckTarget, p: PreparedStep, facts: CatalogFacts): Che
 /** The catalog's notes as findings (count 0: they are about the schema), and the plain-SQL steps the checks ran. */
 function catalogFindings(catalog: readonly StepFacts[], previewed: readonly string[]): CheckFinding[] {
   const out: CheckFinding[] = previewed.map((name) => ({
-    code: `SQL_STEP_PREVIEW:${name}`, kind: 'catalog', severity: 'info', count: 0, sample: [], durationMs: 0,
+    code: `SQL_STEP_PREVIEW:${name}`,
+    kind: 'catalog',
+    severity: 'info',
+    count: 0,
+    sample: [],
+    durationMs: 0,
     message: `belay check ran plain-SQL step "${name}" inside its own transaction, rolled back, to see the columns and tables it creates for the steps after it; its locks were held until the checks ended`,
     fix: 'Nothing to do; on a busy database run the check when a short lock on the tables it alters does not matter.',
     fact: { kind: 'sql-step-preview', step: name },
   }));
   for (const s of catalog) {
     for (const n of s.notes) {
-      out.push({ code: n.code, kind: 'catalog', severity: n.severity, message: n.message, count: 0, sample: [], fix: n.fix, durationMs: 0, fact: { kind: n.kind, step: s.step, table: s.table, ...n.data } });
+      out.push({
+        code: n.code,
+        kind: 'catalog',
+        severity: n.severity,
+        message: n.message,
+        count: 0,
+        sample: [],
+        fix: n.fix,
+        durationMs: 0,
+        fact: { kind: n.kind, step: s.step, table: s.table, ...n.data },
+      });
     }
   }
   return out;
@@ -281,11 +362,19 @@ async function runOne(db: Db, m: CheckTarget, check: Check, limit: number): Prom
     throw checkSqlError(check, prepared.embedded, err);
   }
   const [d] = declaredFindings(check);
-  return [{
-    code: d!.code, kind: check.kind, severity: d!.severity, message: d!.meaning,
-    count: Number(row.n), sample: row.sample ?? [], fix: d!.fix, durationMs: performance.now() - t0,
-    ...(d!.changes ? { changes: true } : {}),
-  }];
+  return [
+    {
+      code: d!.code,
+      kind: check.kind,
+      severity: d!.severity,
+      message: d!.meaning,
+      count: Number(row.n),
+      sample: row.sample ?? [],
+      fix: d!.fix,
+      durationMs: performance.now() - t0,
+      ...(d!.changes ? { changes: true } : {}),
+    },
+  ];
 }
 
 /** One query, one finding per declared category (in declared order); an undeclared category is an error in the check. */
@@ -299,18 +388,28 @@ async function classified(db: Db, check: ClassifyCheck, prepared: PreparedCheck,
   const byValue = new Map(rows.map((r) => [r.category, r]));
   const unknown = rows.filter((r) => !check.categories.some((c) => c.value === r.category));
   if (unknown.length > 0) {
-    throw new BelayError(CHECK_ERROR_CODES.sqlFailed,
-      `check ${check.code} (classify) returned ${unknown.map((u) => `${u.n} row(s) of category "${u.category}"`).join(', ')}, which it does not declare (declared: ${check.categories.map((c) => `"${c.value}"`).join(', ')})`, {
+    throw new BelayError(
+      CHECK_ERROR_CODES.sqlFailed,
+      `check ${check.code} (classify) returned ${unknown.map((u) => `${u.n} row(s) of category "${u.category}"`).join(', ')}, which it does not declare (declared: ${check.categories.map((c) => `"${c.value}"`).join(', ')})`,
+      {
         details: { check: check.code, kind: check.kind, undeclared: unknown.map((u) => u.category) },
         fix: `Declare every value the "${check.column}" column can take in categories, or return NULL for rows that are not to be reported. Nothing was changed.`,
-      });
+      },
+    );
   }
   const ms = performance.now() - t0;
   return declaredFindings(check).map((d, i) => {
     const r = byValue.get(check.categories[i]!.value);
     // the query's time is shared: the first category carries it, so the per-check times add up
     return {
-      code: d.code, kind: check.kind, severity: d.severity, message: d.meaning, count: r ? Number(r.n) : 0, sample: r?.sample ?? [], fix: d.fix, durationMs: i === 0 ? ms : 0,
+      code: d.code,
+      kind: check.kind,
+      severity: d.severity,
+      message: d.meaning,
+      count: r ? Number(r.n) : 0,
+      sample: r?.sample ?? [],
+      fix: d.fix,
+      durationMs: i === 0 ? ms : 0,
       ...(d.changes ? { changes: true } : {}),
     };
   });
@@ -320,7 +419,12 @@ async function classified(db: Db, check: ClassifyCheck, prepared: PreparedCheck,
  * What the server said, where in the user's SQL (line, column, caret), and which check. prefix: the
  * characters before the check's own query in the statement sent (findingSql's by default).
  */
-export function checkSqlError(check: { code: string; kind: string }, embedded: readonly EmbeddedSql[], err: unknown, prefix = FINDING_PREFIX.length): BelayError {
+export function checkSqlError(
+  check: { code: string; kind: string },
+  embedded: readonly EmbeddedSql[],
+  err: unknown,
+  prefix = FINDING_PREFIX.length,
+): BelayError {
   if (!(err instanceof DbError)) return err instanceof BelayError ? err : new BelayError('BELAY_INTERNAL', String(err), { cause: err });
   const s = err.server;
   // the server refusing the session (privileges, resources, connection) is not a fault of the check's SQL
@@ -353,7 +457,12 @@ export function checkSqlError(check: { code: string; kind: string }, embedded: r
  * own (not a caller's). Inside a caller's transaction, a savepoint is made read-only for the checks and
  * rolled back after them. Plain-SQL steps to preview run first, then the transaction turns read-only.
  */
-async function beginChecks(db: Db, m: LoadedMigration, prior: readonly PriorStep[], decide?: (db: Db) => Promise<void>): Promise<{ end: () => Promise<void>; own: boolean }> {
+async function beginChecks(
+  db: Db,
+  m: LoadedMigration,
+  prior: readonly PriorStep[],
+  decide?: (db: Db) => Promise<void>,
+): Promise<{ end: () => Promise<void>; own: boolean }> {
   let own = false;
   try {
     // fails with 25P01 outside a transaction block, without any effect
@@ -365,9 +474,9 @@ async function beginChecks(db: Db, m: LoadedMigration, prior: readonly PriorStep
   const end = own
     ? async () => void (await db.query('ROLLBACK'))
     : async () => {
-      await db.query('ROLLBACK TO SAVEPOINT belay_checks');
-      await db.query('RELEASE SAVEPOINT belay_checks');
-    };
+        await db.query('ROLLBACK TO SAVEPOINT belay_checks');
+        await db.query('RELEASE SAVEPOINT belay_checks');
+      };
   const writable = prior.length > 0 || (own && decide !== undefined);
   if (own) await db.query(writable ? READ_WRITE_BEGIN_SQL : READ_ONLY_BEGIN_SQL);
   try {
@@ -390,18 +499,20 @@ async function beginChecks(db: Db, m: LoadedMigration, prior: readonly PriorStep
 async function snapshotSessions(db: Db, n: number): Promise<Db[]> {
   if (db.kind !== 'postgres' || n < 1) return [];
   const id = (await db.query<{ id: string }>(EXPORT_SNAPSHOT_SQL)).rows[0]!.id;
-  const opened = await Promise.all(Array.from({ length: n }, async () => {
-    const s = await openDb(db.url, { applicationName: 'belay check' }).catch(() => undefined);
-    if (!s) return undefined;
-    try {
-      await s.query(READ_ONLY_BEGIN_SQL);
-      await s.query(importSnapshotSql(id));
-      return s;
-    } catch {
-      await s.close().catch(() => undefined);
-      return undefined;
-    }
-  }));
+  const opened = await Promise.all(
+    Array.from({ length: n }, async () => {
+      const s = await openDb(db.url, { applicationName: 'belay check' }).catch(() => undefined);
+      if (!s) return undefined;
+      try {
+        await s.query(READ_ONLY_BEGIN_SQL);
+        await s.query(importSnapshotSql(id));
+        return s;
+      } catch {
+        await s.close().catch(() => undefined);
+        return undefined;
+      }
+    }),
+  );
   return opened.filter((s): s is Db => s !== undefined);
 }
 
@@ -415,30 +526,37 @@ const WEIGHT: Readonly<Record<CheckKindName, number>> = { 'unique-after': 3, 'no
  * transaction), so the error thrown is, as far as sessions remain, the one of the first failing unit in
  * order (declared checks first), as if they ran one after another.
  */
-async function spread<U extends { weight: number }, T>(sessions: readonly Db[], units: readonly U[], run: (db: Db, unit: U) => Promise<T>, firstOnly: (u: U) => boolean = () => false): Promise<T[]> {
+async function spread<U extends { weight: number }, T>(
+  sessions: readonly Db[],
+  units: readonly U[],
+  run: (db: Db, unit: U) => Promise<T>,
+  firstOnly: (u: U) => boolean = () => false,
+): Promise<T[]> {
   const results: T[] = new Array(units.length);
   const order = units.map((c, i) => ({ c, i })).sort((a, b) => b.c.weight - a.c.weight || a.i - b.i);
   let failedAt = Infinity;
   let error: unknown;
   const taken = new Set<number>();
-  await Promise.all(sessions.map(async (session, s) => {
-    for (;;) {
-      // units that read what only the first session has (its temporary decisions) run there
-      const item = order.find((x) => !taken.has(x.i) && x.i < failedAt && (s === 0 || !firstOnly(x.c)));
-      if (!item) return;
-      taken.add(item.i);
-      try {
-        results[item.i] = await run(session, item.c);
-      } catch (err) {
-        if (item.i < failedAt) {
-          failedAt = item.i;
-          error = err;
+  await Promise.all(
+    sessions.map(async (session, s) => {
+      for (;;) {
+        // units that read what only the first session has (its temporary decisions) run there
+        const item = order.find((x) => !taken.has(x.i) && x.i < failedAt && (s === 0 || !firstOnly(x.c)));
+        if (!item) return;
+        taken.add(item.i);
+        try {
+          results[item.i] = await run(session, item.c);
+        } catch (err) {
+          if (item.i < failedAt) {
+            failedAt = item.i;
+            error = err;
+          }
+          // the failed statement aborted this session's transaction
+          return;
         }
-        // the failed statement aborted this session's transaction
-        return;
       }
-    }
-  }));
+    }),
+  );
   if (failedAt !== Infinity) throw error;
   return results;
 }

@@ -4,7 +4,7 @@ import type { CheckKind } from './registry.ts';
 
 export const sqlKind: CheckKind<Extract<Check, { kind: 'sql' }>> = {
   kind: 'sql',
-  meaning: 'rows returned by the check\'s own SQL',
+  meaning: "rows returned by the check's own SQL",
   defaultSeverity: 'error',
   defaultFix: 'Read the sample rows and fix them, or adjust the check.',
   async prepare(_db, check, m) {

@@ -17,7 +17,7 @@ export const uniqueAfterKind: CheckKind<UniqueAfterCheck> = {
   kind: 'unique-after',
   meaning: 'rows the step would give the same unique-index value as another row (the write would fail or be wrong)',
   defaultSeverity: 'error',
-  defaultFix: 'Make the projection skip or rename the colliding rows (see each row\'s collidesWith), or fix the data first.',
+  defaultFix: "Make the projection skip or rename the colliding rows (see each row's collidesWith), or fix the data first.",
   async prepare(db, check, m) {
     const { step, stepNo, shape } = await uniqueShape(db, check, m);
     const range = await db.query<{ lo: string | null; hi: string | null }>(keyRangeSql(shape.table, shape.key));
@@ -42,7 +42,12 @@ export function projectedStep(m: LoadedMigration, code: string, name: string): {
   if (step?.kind !== 'batched') {
     throw new SpecError(`check ${code} names step "${name}", which is not a batched step with a projection`, {
       field: `checks (${code}).step`,
-      expected: `one of: ${m.spec.steps.filter((s) => s.kind === 'batched').map((s) => s.name).join(', ') || '(no batched step)'}`,
+      expected: `one of: ${
+        m.spec.steps
+          .filter((s) => s.kind === 'batched')
+          .map((s) => s.name)
+          .join(', ') || '(no batched step)'
+      }`,
     });
   }
   return { step, stepNo };
@@ -60,7 +65,11 @@ export function wholeTable(step: BatchedStep, stepNo: number, m: CheckTarget): {
 }
 
 /** Reads the named index from the catalog: its key terms (columns or expressions), partial predicate, NULL semantics. */
-export async function uniqueShape(db: Db, check: UniqueAfterCheck, m: LoadedMigration): Promise<{ step: BatchedStep; stepNo: number; shape: UniqueAfterShape }> {
+export async function uniqueShape(
+  db: Db,
+  check: UniqueAfterCheck,
+  m: LoadedMigration,
+): Promise<{ step: BatchedStep; stepNo: number; shape: UniqueAfterShape }> {
   const { step, stepNo } = projectedStep(m, check.code, check.step);
   const target = await resolveStep(db, step, stepNo);
   const info = await tableInfo(db, step.table);
@@ -68,10 +77,15 @@ export async function uniqueShape(db: Db, check: UniqueAfterCheck, m: LoadedMigr
   const field = `checks (${check.code}).index`;
   const ix = indexes.find((x) => x.name === check.index);
   if (!ix) {
-    const names = indexes.filter((x) => x.unique).map((x) => x.name).join(', ') || '(none)';
+    const names =
+      indexes
+        .filter((x) => x.unique)
+        .map((x) => x.name)
+        .join(', ') || '(none)';
     throw new SpecError(`check ${check.code}: index "${check.index}" does not exist on table ${info.sqlName} (its unique indexes: ${names})`, {
-      field, expected: `a unique index of ${info.sqlName}: ${names}`,
-      fix: 'Name an existing unique index of the step\'s table (its exact name and case).',
+      field,
+      expected: `a unique index of ${info.sqlName}: ${names}`,
+      fix: "Name an existing unique index of the step's table (its exact name and case).",
     });
   }
   if (!ix.unique) throw new SpecError(`check ${check.code}: index "${check.index}" is not unique`, { field, expected: 'a unique index' });
@@ -81,12 +95,17 @@ export async function uniqueShape(db: Db, check: UniqueAfterCheck, m: LoadedMigr
 /** The shape the unique-after SQL compares: the batch target's key and writes, the index's terms as SQL. */
 export function uniqueShapeOf(target: StepTarget, ix: IndexFact): UniqueAfterShape {
   return {
-    table: target.table, key: target.key, keyType: target.keyType, writes: target.writes,
+    table: target.table,
+    key: target.key,
+    keyType: target.keyType,
+    writes: target.writes,
     // a COLLATE of the index's own, and on a written column (whose new value may carry the projection's collation)
     terms: ix.terms.map((t) => {
       const collate = t.collation && (!t.columnCollation || (t.column !== null && target.writes.includes(t.column)));
       return { name: t.column ?? t.sql, sql: collate ? `(${t.sql} COLLATE ${t.collation})` : t.sql };
     }),
-    predicate: ix.predicate, nullsNotDistinct: ix.nullsNotDistinct, reads: ix.reads,
+    predicate: ix.predicate,
+    nullsNotDistinct: ix.nullsNotDistinct,
+    reads: ix.reads,
   };
 }

@@ -7,9 +7,7 @@ import { StateError } from '../errors.ts';
 import type { Stage } from '../contract.ts';
 import type { Migration } from '../spec/define.ts';
 import { mergeSummaryPart } from '../state/summary.ts';
-import {
-  createIndexSql, dropIndexSql, GET_STATEMENT_TIMEOUT_SQL, INDEX_VALID_SQL, SET_STATEMENT_TIMEOUT_SQL, TABLE_SCHEMA_SQL,
-} from './cleanup-sql.ts';
+import { createIndexSql, dropIndexSql, GET_STATEMENT_TIMEOUT_SQL, INDEX_VALID_SQL, SET_STATEMENT_TIMEOUT_SQL, TABLE_SCHEMA_SQL } from './cleanup-sql.ts';
 
 export type TempIndex = Migration['tempIndexes'][number];
 
@@ -58,16 +56,22 @@ export async function createTempIndexes(db: Db, indexes: readonly TempIndex[], o
     } catch (err) {
       await db.query(dropIndexSql(schema, ix.name, concurrently)).catch(() => undefined);
       throw new StateError('BELAY_TEMP_INDEX', `temporary index "${ix.name}" on ${qualified(ix.table)} could not be built: ${(err as Error).message}`, {
-        details: { index: ix.name, sql }, fix: 'Check the index definition (tempIndexes) and the server load, then run again.',
+        details: { index: ix.name, sql },
+        fix: 'Check the index definition (tempIndexes) and the server load, then run again.',
       });
     } finally {
       await db.query(SET_STATEMENT_TIMEOUT_SQL, [prev]);
     }
     if ((await isValid(db, schema, ix.name)) !== true) {
       await db.query(dropIndexSql(schema, ix.name, concurrently)).catch(() => undefined);
-      throw new StateError('BELAY_TEMP_INDEX', `temporary index "${ix.name}" on ${qualified(ix.table)} is invalid after CREATE INDEX CONCURRENTLY; it was dropped`, {
-        details: { index: ix.name, sql }, fix: 'A concurrent build fails on deadlocks or unique violations: run again, or build the index by hand.',
-      });
+      throw new StateError(
+        'BELAY_TEMP_INDEX',
+        `temporary index "${ix.name}" on ${qualified(ix.table)} is invalid after CREATE INDEX CONCURRENTLY; it was dropped`,
+        {
+          details: { index: ix.name, sql },
+          fix: 'A concurrent build fails on deadlocks or unique violations: run again, or build the index by hand.',
+        },
+      );
     }
     out.push({ name: ix.name, table: ix.table, status: 'created', durationMs: performance.now() - t0 });
   }
@@ -92,7 +96,8 @@ export function tempIndexStage(opts: { timeoutMs?: number } = {}): Stage {
     name: 'temp-indexes',
     async before(ctx) {
       const made = await createTempIndexes(ctx.db, ctx.migration.spec.tempIndexes, { timeoutMs: opts.timeoutMs });
-      for (const ix of made) ctx.emit({ type: 'temp-index-ready', runId: ctx.runId, index: ix.name, table: ix.table, status: ix.status, durationMs: ix.durationMs });
+      for (const ix of made)
+        ctx.emit({ type: 'temp-index-ready', runId: ctx.runId, index: ix.name, table: ix.table, status: ix.status, durationMs: ix.durationMs });
     },
     async after(ctx) {
       const dropped = await cleanTempIndexes(ctx.db, ctx.runId, ctx.migration.spec);

@@ -79,7 +79,8 @@ export function reportError(err: unknown, json: boolean): number {
     if (json) out.json({ type: 'error', ...err.toJSON(), message: redactText(err.message) });
     out.err(`error [${err.code}]: ${redactText(err.message)}`);
     const d = err.details;
-    if (typeof d.sqlstate === 'string') out.err(`  server: SQLSTATE ${d.sqlstate}${d.detail ? `, ${d.detail}` : ''}${d.constraint ? `, constraint ${d.constraint}` : ''}`);
+    if (typeof d.sqlstate === 'string')
+      out.err(`  server: SQLSTATE ${d.sqlstate}${d.detail ? `, ${d.detail}` : ''}${d.constraint ? `, constraint ${d.constraint}` : ''}`);
     if (err.fix) out.err(`  what to do: ${err.fix}`);
     return err.exitCode;
   }

@@ -28,7 +28,11 @@ export function progressSink(opts: { json?: boolean; quiet?: boolean; logEvery?:
         startDone = e.rowsDone;
         if (e.kind === 'batched' && stream.isTTY) {
           bar = new cliProgress.SingleBar(
-            { format: `${e.step} [{bar}] {percentage}% | {value}/{total} rows | {rate} rows/s | ETA {eta_formatted} | batch {batch}`, stream, hideCursor: true },
+            {
+              format: `${e.step} [{bar}] {percentage}% | {value}/{total} rows | {rate} rows/s | ETA {eta_formatted} | batch {batch}`,
+              stream,
+              hideCursor: true,
+            },
             cliProgress.Presets.shades_classic,
           );
           bar.start(e.rowsTotal, e.rowsDone, { rate: 0, batch: '-' });
@@ -39,14 +43,19 @@ export function progressSink(opts: { json?: boolean; quiet?: boolean; logEvery?:
       case 'batch-committed':
         if (bar) bar.update(e.rowsDone, { rate: rate(e.rowsDone), batch: e.batchNo });
         else if (e.batchNo % every === 0) {
-          stream.write(`  batch ${e.batchNo}: ${e.rowsDone}/${e.rowsTotal} rows, ${e.rowsChanged} changed, ${e.durationMs.toFixed(0)} ms, ${rate(e.rowsDone)} rows/s\n`);
+          stream.write(
+            `  batch ${e.batchNo}: ${e.rowsDone}/${e.rowsTotal} rows, ${e.rowsChanged} changed, ${e.durationMs.toFixed(0)} ms, ${rate(e.rowsDone)} rows/s\n`,
+          );
         }
         break;
       case 'batch-retry':
         if (!bar) stream.write(`  batch ${e.batchNo}: retry ${e.attempt} after SQLSTATE ${e.sqlstate}, waiting ${e.waitMs} ms\n`);
         break;
       case 'batch-over-ceiling':
-        if (!bar) stream.write(`  batch ${e.batchNo}: ${e.rows} rows ran past the ${e.ceilingMs} ms ceiling (${Math.round(e.elapsedMs)} ms), rolled back; again with ${e.nextSize}\n`);
+        if (!bar)
+          stream.write(
+            `  batch ${e.batchNo}: ${e.rows} rows ran past the ${e.ceilingMs} ms ceiling (${Math.round(e.elapsedMs)} ms), rolled back; again with ${e.nextSize}\n`,
+          );
         break;
       case 'step-finished':
         bar?.stop();
@@ -63,7 +72,10 @@ export function progressSink(opts: { json?: boolean; quiet?: boolean; logEvery?:
         if (stream.isTTY && e.rows > 0) {
           stepStart = performance.now();
           startDone = 0;
-          bar = new cliProgress.SingleBar({ format: `rollback [{bar}] {percentage}% | {value}/{total} rows | {rate} rows/s`, stream }, cliProgress.Presets.shades_classic);
+          bar = new cliProgress.SingleBar(
+            { format: `rollback [{bar}] {percentage}% | {value}/{total} rows | {rate} rows/s`, stream },
+            cliProgress.Presets.shades_classic,
+          );
           bar.start(e.rows, 0, { rate: 0 });
         }
         break;
@@ -87,7 +99,9 @@ export function progressSink(opts: { json?: boolean; quiet?: boolean; logEvery?:
 export function describeEvent(e: BelayEvent): string | undefined {
   switch (e.type) {
     case 'checks-finished':
-      return `pre-flight: ${e.ok ? 'no blocking findings' : `blocked by ${e.blocking.join(', ')}`} (${Object.entries(e.counts).map(([c, n]) => `${c} ${n}`).join(', ')})`;
+      return `pre-flight: ${e.ok ? 'no blocking findings' : `blocked by ${e.blocking.join(', ')}`} (${Object.entries(e.counts)
+        .map(([c, n]) => `${c} ${n}`)
+        .join(', ')})`;
     case 'checks-skipped':
       return 'warn: pre-flight checks skipped (--skip-checks)';
     case 'backup-taken':
@@ -105,8 +119,10 @@ export function describeEvent(e: BelayEvent): string | undefined {
     case 'throttle-released':
       return `throttle released after ${Math.round(e.waitedMs)} ms`;
     case 'batch-ceiling-lifted':
-      return `warn: step "${e.step}": a batch of ${e.rows} row(s) took ${Math.round(e.durationMs)} ms, over the ${e.ceilingMs} ms ceiling; ` +
-        `batches of this step are not cancelled at the ceiling for the next ${e.forMs / 1000} s (a cost per batch that does not shrink with its size: a missing index, a lock held by another session?)`;
+      return (
+        `warn: step "${e.step}": a batch of ${e.rows} row(s) took ${Math.round(e.durationMs)} ms, over the ${e.ceilingMs} ms ceiling; ` +
+        `batches of this step are not cancelled at the ceiling for the next ${e.forMs / 1000} s (a cost per batch that does not shrink with its size: a missing index, a lock held by another session?)`
+      );
     case 'abort-triggered':
       return `warn: abort trigger ${e.when}: ${e.reason}; ${e.decision === 'pause' ? 'pausing the run' : 'rolling the run back'}`;
     case 'rollback-step-kept':
@@ -118,7 +134,9 @@ export function describeEvent(e: BelayEvent): string | undefined {
     case 'rows-rejected':
       return `warn: step "${e.step}" batch ${e.batchNo}: ${e.count} row(s) left unchanged, rejected by ${e.reason.replace(/^rejected:/, '')} (keys ${e.keys.slice(0, 5).join(', ')}${e.count > 5 ? ', …' : ''})`;
     case 'catch-up':
-      return e.added > 0 ? `catch-up round ${e.round} of step "${e.step}": ${e.added} row(s) the rule gives now (inserted or changed meanwhile) decided and written` : undefined;
+      return e.added > 0
+        ? `catch-up round ${e.round} of step "${e.step}": ${e.added} row(s) the rule gives now (inserted or changed meanwhile) decided and written`
+        : undefined;
     case 'catch-up-left':
       return `warn: step "${e.step}": after ${e.rounds} catch-up round(s) the rule still gives ${e.remaining} row(s) that the application wrote meanwhile; left as they are (options.catchUpRounds sets how many rounds run)`;
     case 'listener-failed':

@@ -41,7 +41,10 @@ export interface LedgerEntry {
 }
 
 function configError(message: string, file: string): BelayError {
-  return new BelayError('BELAY_CONFIG', message, { details: { file }, fix: `Fix ${file}: {"environments": {"staging": {"url": "env:STAGING_DATABASE_URL"}, "production": {"url": "…", "protected": true}}}.` });
+  return new BelayError('BELAY_CONFIG', message, {
+    details: { file },
+    fix: `Fix ${file}: {"environments": {"staging": {"url": "env:STAGING_DATABASE_URL"}, "production": {"url": "…", "protected": true}}}.`,
+  });
 }
 
 /** Finds belay.config.json in `from` or a parent folder; none = no environments, the ledger in `from`. */
@@ -65,7 +68,8 @@ export function parseConfig(file: string): ProjectConfig {
   }
   const envs = (raw as { environments?: unknown })?.environments;
   if (envs === undefined) return { dir: path.dirname(file), file, environments: {} };
-  if (!envs || typeof envs !== 'object' || Array.isArray(envs)) throw configError(`${file}: "environments" must be an object of {name: {url, protected?}}`, file);
+  if (!envs || typeof envs !== 'object' || Array.isArray(envs))
+    throw configError(`${file}: "environments" must be an object of {name: {url, protected?}}`, file);
   const out: Record<string, Environment> = {};
   for (const [name, v] of Object.entries(envs as Record<string, unknown>)) {
     const e = v as Partial<Environment> | null;
@@ -114,7 +118,10 @@ export function ledgerFor(cfg: ProjectConfig, environment: string | null): Ledge
 /** Appends one entry (one JSON line). The database label never holds a password. */
 export function recordLedger(ledger: Ledger, e: Omit<LedgerEntry, 'at' | 'environment'>): LedgerEntry {
   const entry: LedgerEntry = {
-    at: new Date().toISOString(), ...e, environment: ledger.environment, database: redactUrl(e.database),
+    at: new Date().toISOString(),
+    ...e,
+    environment: ledger.environment,
+    database: redactUrl(e.database),
     ...(e.detail === undefined ? {} : { detail: scrubKnown(redactText(e.detail)) }),
   };
   appendFileSync(ledger.file, `${JSON.stringify(entry)}\n`);
@@ -123,13 +130,16 @@ export function recordLedger(ledger: Ledger, e: Omit<LedgerEntry, 'at' | 'enviro
 
 export function readLedger(file: string): LedgerEntry[] {
   if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).flatMap((l) => {
-    try {
-      return [JSON.parse(l) as LedgerEntry];
-    } catch {
-      return []; // a torn last line (crash while appending) is skipped, not fatal
-    }
-  });
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l) as LedgerEntry];
+      } catch {
+        return []; // a torn last line (crash while appending) is skipped, not fatal
+      }
+    });
 }
 
 /**
@@ -143,8 +153,12 @@ export function assertApplyAllowed(ledger: Ledger, migrationId: string, checksum
   const dryRun = entries.some((e) => e.command === 'dry-run' && e.environment === ledger.environment);
   if (rehearsed && dryRun) return;
   const missing = [...(rehearsed ? [] : ['a passed rehearsal in another environment']), ...(dryRun ? [] : [`a passed dry run on "${ledger.environment}"`])];
-  throw new StateError('BELAY_PROTECTED', `environment "${ledger.environment}" is protected: this version of "${migrationId}" (checksum ${checksum.slice(0, 12)}) lacks ${missing.join(' and ')}`, {
-    details: { environment: ledger.environment, checksum, missing, ledger: ledger.file },
-    fix: `Run belay rehearse on staging and belay dry-run --env ${ledger.environment}, or pass --override "<reason>" (recorded in the ledger).`,
-  });
+  throw new StateError(
+    'BELAY_PROTECTED',
+    `environment "${ledger.environment}" is protected: this version of "${migrationId}" (checksum ${checksum.slice(0, 12)}) lacks ${missing.join(' and ')}`,
+    {
+      details: { environment: ledger.environment, checksum, missing, ledger: ledger.file },
+      fix: `Run belay rehearse on staging and belay dry-run --env ${ledger.environment}, or pass --override "<reason>" (recorded in the ledger).`,
+    },
+  );
 }

@@ -4,9 +4,7 @@
 // types and collations. Checks, plan and runbook turn these facts into predictions and warnings.
 import { scan } from 'libpg-query';
 import { column, tableInfo } from './catalog.ts';
-import {
-  BUILTIN_FUNCTIONS_SQL, CHECKS_SQL, COLUMNS_SQL, FOREIGN_KEYS_SQL, INDEXES_SQL, TABLE_SQL, TRIGGERS_SQL, TYPES_SQL,
-} from './catalog-sql.ts';
+import { BUILTIN_FUNCTIONS_SQL, CHECKS_SQL, COLUMNS_SQL, FOREIGN_KEYS_SQL, INDEXES_SQL, TABLE_SQL, TRIGGERS_SQL, TYPES_SQL } from './catalog-sql.ts';
 import type { Db } from './connection.ts';
 import { ident } from './sql.ts';
 import { readTriggerBody, type TriggerBody } from './trigger-body.ts';
@@ -219,22 +217,41 @@ export async function catalogFacts(db: Db, table: string, writes: readonly strin
   const t = (await db.query<TableRow>(TABLE_SQL, [info.oid])).rows[0]!;
   const defaultCollation = { provider: PROVIDERS[t.defaultProvider] ?? 'libc', locale: t.defaultLocale };
   const types = typeFacts((await db.query<TypeRow>(TYPES_SQL, [info.oid])).rows);
-  const columns = (await db.query<ColumnRow>(COLUMNS_SQL, [info.oid])).rows.map((c): ColumnFact => ({
-    name: c.name, attnum: c.attnum, type: c.type, typeInfo: types(c.typeOid), written: written.has(c.name), notNull: c.notNull, default: c.default,
-    generated: c.generated === 's' ? 'stored' : c.generated === 'v' ? 'virtual' : null,
-    identity: c.identity === 'a' ? 'always' : c.identity === 'd' ? 'by default' : null,
-    collation: c.collationName === null ? null : {
-      sqlName: `${ident(c.collationSchema!)}.${ident(c.collationName)}`, name: c.collationName,
-      ...(c.collationProvider === 'd' ? defaultCollation : { provider: PROVIDERS[c.collationProvider!] ?? 'libc', locale: c.collationLocale }),
-      deterministic: c.collationDeterministic !== false,
-    },
-  }));
+  const columns = (await db.query<ColumnRow>(COLUMNS_SQL, [info.oid])).rows.map(
+    (c): ColumnFact => ({
+      name: c.name,
+      attnum: c.attnum,
+      type: c.type,
+      typeInfo: types(c.typeOid),
+      written: written.has(c.name),
+      notNull: c.notNull,
+      default: c.default,
+      generated: c.generated === 's' ? 'stored' : c.generated === 'v' ? 'virtual' : null,
+      identity: c.identity === 'a' ? 'always' : c.identity === 'd' ? 'by default' : null,
+      collation:
+        c.collationName === null
+          ? null
+          : {
+              sqlName: `${ident(c.collationSchema!)}.${ident(c.collationName)}`,
+              name: c.collationName,
+              ...(c.collationProvider === 'd' ? defaultCollation : { provider: PROVIDERS[c.collationProvider!] ?? 'libc', locale: c.collationLocale }),
+              deterministic: c.collationDeterministic !== false,
+            },
+    }),
+  );
   const indexes = await readIndexes(db, info.oid, writes);
   const notNull = new Set(columns.filter((c) => c.notNull).map((c) => c.name));
-  const keyOf = (ix: IndexFact): KeyFact => ({ index: ix.name, constraint: ix.constraint?.name ?? null, columns: ix.terms.map((x) => x.column!), deferrable: ix.deferrable });
+  const keyOf = (ix: IndexFact): KeyFact => ({
+    index: ix.name,
+    constraint: ix.constraint?.name ?? null,
+    columns: ix.terms.map((x) => x.column!),
+    deferrable: ix.deferrable,
+  });
   const pk = indexes.find((ix) => ix.constraint?.type === 'primary key');
-  const keys = indexes.filter((ix) => ix.unique && ix.ready && ix.predicate === null && ix.terms.every((x) => x.column !== null && notNull.has(x.column)))
-    .sort((a, b) => Number(b === pk) - Number(a === pk) || a.terms.length - b.terms.length || a.name.localeCompare(b.name)).map(keyOf);
+  const keys = indexes
+    .filter((ix) => ix.unique && ix.ready && ix.predicate === null && ix.terms.every((x) => x.column !== null && notNull.has(x.column)))
+    .sort((a, b) => Number(b === pk) - Number(a === pk) || a.terms.length - b.terms.length || a.name.localeCompare(b.name))
+    .map(keyOf);
   const touches = (ix: IndexFact) => ix.readsWritten.length > 0;
   const fks = (await db.query<ForeignKeyRow>(FOREIGN_KEYS_SQL, [info.oid])).rows;
   const fk = (r: ForeignKeyRow, side: 'child' | 'parent'): ForeignKeyFact => {
@@ -242,17 +259,33 @@ export async function catalogFacts(db: Db, table: string, writes: readonly strin
     const parent = { schema: r.parentSchema, name: r.parentName, sqlName: `${ident(r.parentSchema)}.${ident(r.parentName)}` };
     const own = side === 'child' ? r.childColumns : r.parentColumns;
     return {
-      name: r.name, child, childColumns: r.childColumns, parent, parentColumns: r.parentColumns,
-      onUpdate: FK_ACTIONS[r.onUpdate] ?? 'no action', onDelete: FK_ACTIONS[r.onDelete] ?? 'no action', onDeleteSetColumns: r.onDeleteSetColumns,
-      match: FK_MATCH[r.match] ?? 'simple', deferrable: r.deferrable, initiallyDeferred: r.initiallyDeferred, validated: r.validated,
-      childIndexed: r.childIndexed, writtenColumns: own.filter((c) => written.has(c)),
+      name: r.name,
+      child,
+      childColumns: r.childColumns,
+      parent,
+      parentColumns: r.parentColumns,
+      onUpdate: FK_ACTIONS[r.onUpdate] ?? 'no action',
+      onDelete: FK_ACTIONS[r.onDelete] ?? 'no action',
+      onDeleteSetColumns: r.onDeleteSetColumns,
+      match: FK_MATCH[r.match] ?? 'simple',
+      deferrable: r.deferrable,
+      initiallyDeferred: r.initiallyDeferred,
+      validated: r.validated,
+      childIndexed: r.childIndexed,
+      writtenColumns: own.filter((c) => written.has(c)),
     };
   };
   const checks = (await db.query<CheckRow>(CHECKS_SQL, [info.oid])).rows
     .map((c): CheckConstraintFact => ({ ...c, readsWritten: c.reads.filter((x) => written.has(x)) }))
     .filter((c) => c.readsWritten.length > 0);
   return {
-    table: { schema: t.schema, name: t.name, sqlName: info.sqlName, kind: t.kind === 'r' ? 'table' : t.kind === 'p' ? 'partitioned table' : 'other', rowSecurity: t.rowSecurity },
+    table: {
+      schema: t.schema,
+      name: t.name,
+      sqlName: info.sqlName,
+      kind: t.kind === 'r' ? 'table' : t.kind === 'p' ? 'partitioned table' : 'other',
+      rowSecurity: t.rowSecurity,
+    },
     written: [...writes],
     serverVersion: t.serverVersion,
     columns,
@@ -260,7 +293,10 @@ export async function catalogFacts(db: Db, table: string, writes: readonly strin
     keys,
     uniqueIndexes: indexes.filter((ix) => ix.unique && touches(ix)),
     exclusions: indexes.filter((ix) => ix.constraint?.type === 'exclusion' && touches(ix)),
-    foreignKeysFrom: fks.filter((r) => r.fromTable).map((r) => fk(r, 'child')).filter((f) => f.writtenColumns.length > 0),
+    foreignKeysFrom: fks
+      .filter((r) => r.fromTable)
+      .map((r) => fk(r, 'child'))
+      .filter((f) => f.writtenColumns.length > 0),
     foreignKeysInto: fks.filter((r) => r.intoTable).map((r) => fk(r, 'parent')),
     checks,
     triggers: await triggerFacts(db, info.oid, t, writes),
@@ -273,14 +309,25 @@ export async function readIndexes(db: Db, oid: number, writes: readonly string[]
   return rows.map((r) => ({
     name: r.name,
     constraint: r.constraintName === null ? null : { name: r.constraintName, type: CONSTRAINT_TYPES[r.constraintType!]! },
-    unique: r.unique, method: r.method,
+    unique: r.unique,
+    method: r.method,
     terms: r.terms.map((x) => ({
-      column: x.column, sql: x.column === null ? x.sql : ident(x.column),
-      collation: x.collation && `${ident(x.collation.schema)}.${ident(x.collation.name)}`, columnCollation: x.column !== null && x.columnCollation, operator: x.operator,
+      column: x.column,
+      sql: x.column === null ? x.sql : ident(x.column),
+      collation: x.collation && `${ident(x.collation.schema)}.${ident(x.collation.name)}`,
+      columnCollation: x.column !== null && x.columnCollation,
+      operator: x.operator,
     })),
-    include: r.include, predicate: r.predicate, nullsNotDistinct: !!r.nullsNotDistinct,
-    deferrable: r.deferrable, initiallyDeferred: r.initiallyDeferred, valid: r.valid, ready: r.ready,
-    reads: r.reads, readsWritten: r.reads.filter((c) => writes.includes(c)), definition: r.definition,
+    include: r.include,
+    predicate: r.predicate,
+    nullsNotDistinct: !!r.nullsNotDistinct,
+    deferrable: r.deferrable,
+    initiallyDeferred: r.initiallyDeferred,
+    valid: r.valid,
+    ready: r.ready,
+    reads: r.reads,
+    readsWritten: r.reads.filter((c) => writes.includes(c)),
+    definition: r.definition,
   }));
 }
 
@@ -349,7 +396,7 @@ function typeFacts(rows: TypeRow[]): (oid: string) => TypeFact {
     if (hit) return hit;
     const r = byOid.get(oid);
     if (!r) return { name: `oid ${oid}`, schema: '', kind: 'base' };
-    const fact: TypeFact = { name: r.name, schema: r.schema, kind: r.element ? 'array' : TYPE_KINDS[r.typtype] ?? 'base' };
+    const fact: TypeFact = { name: r.name, schema: r.schema, kind: r.element ? 'array' : (TYPE_KINDS[r.typtype] ?? 'base') };
     made.set(oid, fact);
     if (r.element) fact.element = build(r.element);
     if (r.labels) fact.labels = r.labels;
@@ -364,27 +411,103 @@ function typeFacts(rows: TypeRow[]): (oid: string) => TypeFact {
   return build;
 }
 
-interface TableRow { schema: string; name: string; kind: string; rowSecurity: boolean; serverVersion: number; defaultProvider: string; defaultLocale: string | null }
+interface TableRow {
+  schema: string;
+  name: string;
+  kind: string;
+  rowSecurity: boolean;
+  serverVersion: number;
+  defaultProvider: string;
+  defaultLocale: string | null;
+}
 interface TypeRow {
-  oid: string; name: string; schema: string; typtype: string; element: string | null; base: string | null; baseName: string; notNull: boolean;
-  labels: string[] | null; checks: NamedDefinition[] | null; attributes: Array<{ name: string; type: string }> | null;
+  oid: string;
+  name: string;
+  schema: string;
+  typtype: string;
+  element: string | null;
+  base: string | null;
+  baseName: string;
+  notNull: boolean;
+  labels: string[] | null;
+  checks: NamedDefinition[] | null;
+  attributes: Array<{ name: string; type: string }> | null;
 }
 interface ColumnRow {
-  name: string; attnum: number; type: string; typeOid: string; dims: number; notNull: boolean; default: string | null; generated: string | null; identity: string | null;
-  collationName: string | null; collationSchema: string | null; collationProvider: string | null; collationDeterministic: boolean | null; collationLocale: string | null;
+  name: string;
+  attnum: number;
+  type: string;
+  typeOid: string;
+  dims: number;
+  notNull: boolean;
+  default: string | null;
+  generated: string | null;
+  identity: string | null;
+  collationName: string | null;
+  collationSchema: string | null;
+  collationProvider: string | null;
+  collationDeterministic: boolean | null;
+  collationLocale: string | null;
 }
 interface IndexRow {
-  name: string; unique: boolean; primary: boolean; valid: boolean; ready: boolean; nullsNotDistinct: boolean | null; method: string; definition: string; predicate: string | null;
-  constraintName: string | null; constraintType: string | null; deferrable: boolean; initiallyDeferred: boolean;
-  terms: Array<{ column: string | null; sql: string; collation: { schema: string; name: string } | null; columnCollation: boolean; operator: string | null }>; include: string[]; reads: string[];
+  name: string;
+  unique: boolean;
+  primary: boolean;
+  valid: boolean;
+  ready: boolean;
+  nullsNotDistinct: boolean | null;
+  method: string;
+  definition: string;
+  predicate: string | null;
+  constraintName: string | null;
+  constraintType: string | null;
+  deferrable: boolean;
+  initiallyDeferred: boolean;
+  terms: Array<{ column: string | null; sql: string; collation: { schema: string; name: string } | null; columnCollation: boolean; operator: string | null }>;
+  include: string[];
+  reads: string[];
 }
 interface ForeignKeyRow {
-  name: string; fromTable: boolean; intoTable: boolean; childSchema: string; childName: string; parentSchema: string; parentName: string;
-  childColumns: string[]; parentColumns: string[]; onDeleteSetColumns: string[] | null; onUpdate: string; onDelete: string; match: string;
-  deferrable: boolean; initiallyDeferred: boolean; validated: boolean; childIndexed: boolean;
+  name: string;
+  fromTable: boolean;
+  intoTable: boolean;
+  childSchema: string;
+  childName: string;
+  parentSchema: string;
+  parentName: string;
+  childColumns: string[];
+  parentColumns: string[];
+  onDeleteSetColumns: string[] | null;
+  onUpdate: string;
+  onDelete: string;
+  match: string;
+  deferrable: boolean;
+  initiallyDeferred: boolean;
+  validated: boolean;
+  childIndexed: boolean;
 }
-interface CheckRow { name: string; definition: string; expression: string; validated: boolean; noInherit: boolean; reads: string[] }
+interface CheckRow {
+  name: string;
+  definition: string;
+  expression: string;
+  validated: boolean;
+  noInherit: boolean;
+  reads: string[];
+}
 interface TriggerRow {
-  name: string; type: number; enabled: string; updateOf: string[]; definition: string; isConstraint: boolean; deferrable: boolean; initiallyDeferred: boolean;
-  args: string; functionSchema: string; functionName: string; signature: string; language: string; securityDefiner: boolean; source: string | null;
+  name: string;
+  type: number;
+  enabled: string;
+  updateOf: string[];
+  definition: string;
+  isConstraint: boolean;
+  deferrable: boolean;
+  initiallyDeferred: boolean;
+  args: string;
+  functionSchema: string;
+  functionName: string;
+  signature: string;
+  language: string;
+  securityDefiner: boolean;
+  source: string | null;
 }

@@ -81,7 +81,8 @@ function pgliteMissing(err: unknown): ConnectionError | undefined {
  * password masked.
  */
 function assertParsable(url: string): void {
-  const fix = 'Write the URL as postgres://user:password@host:port/database, with characters such as @ / : % in the password percent-encoded (%40 %2F %3A %25).';
+  const fix =
+    'Write the URL as postgres://user:password@host:port/database, with characters such as @ / : % in the password percent-encoded (%40 %2F %3A %25).';
   let u: URL;
   try {
     u = new URL(url);
@@ -90,7 +91,12 @@ function assertParsable(url: string): void {
     const why = port !== undefined && !/^\d*$/.test(port) ? `its port "${port}" is not a number` : 'it is not a valid URL';
     throw new ConnectionError(`database URL "${redactUrl(url)}" cannot be read: ${why}`, { fix });
   }
-  for (const [part, v] of [['user name', u.username], ['password', u.password], ['database name', u.pathname], ['parameters', u.search]] as const) {
+  for (const [part, v] of [
+    ['user name', u.username],
+    ['password', u.password],
+    ['database name', u.pathname],
+    ['parameters', u.search],
+  ] as const) {
     try {
       decodeURIComponent(v.replace(/\+/g, ' '));
     } catch {

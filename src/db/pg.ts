@@ -79,12 +79,18 @@ export function connectionLost(err: unknown, label: string, url: string): Connec
   const e = err as { code?: unknown; message?: unknown } | undefined;
   const code = typeof e?.code === 'string' ? e.code : '';
   const message = typeof e?.message === 'string' ? e.message : String(err);
-  const lost = /^(57P0[123]|08)/.test(code) || code === 'ECONNRESET' || code === 'EPIPE' ||
+  const lost =
+    /^(57P0[123]|08)/.test(code) ||
+    code === 'ECONNRESET' ||
+    code === 'EPIPE' ||
     /Connection terminated|connection error and is not queryable|server closed the connection/i.test(message);
   if (!lost) return undefined;
   const msg = scrubKnown(scrub(message, secretsOfUrl(url)));
-  return new ConnectionError(`lost the connection to ${label}${code ? ` (SQLSTATE ${code})` : ''}: ${msg}. The work in flight was rolled back with its transaction; committed batches and belay's state are kept, so the run can resume`, {
-    cause: err,
-    fix: 'Run the same command again once the server is reachable: it resumes from the last committed batch.',
-  });
+  return new ConnectionError(
+    `lost the connection to ${label}${code ? ` (SQLSTATE ${code})` : ''}: ${msg}. The work in flight was rolled back with its transaction; committed batches and belay's state are kept, so the run can resume`,
+    {
+      cause: err,
+      fix: 'Run the same command again once the server is reachable: it resumes from the last committed batch.',
+    },
+  );
 }

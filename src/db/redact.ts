@@ -52,10 +52,12 @@ function maskUserinfo(userinfo: string): string {
 
 /** Masks the values of secret query parameters (password=…, token=…) in a query string or keyword list. */
 function maskParams(text: string): string {
-  return text
-    // libpq keyword/value strings may quote a value: password='a b'
-    .replace(/\b([a-z_]*pass(word)?)\s*=\s*'(?:[^'\\]|\\.)*'/gi, `$1=${MASK}`)
-    .replace(/([?&;\s]|^)([a-z0-9_.-]+)=([^&#\s]*)/gi, (m, sep: string, k: string) => (SECRET_PARAM.test(k) ? `${sep}${k}=${MASK}` : m));
+  return (
+    text
+      // libpq keyword/value strings may quote a value: password='a b'
+      .replace(/\b([a-z_]*pass(word)?)\s*=\s*'(?:[^'\\]|\\.)*'/gi, `$1=${MASK}`)
+      .replace(/([?&;\s]|^)([a-z0-9_.-]+)=([^&#\s]*)/gi, (m, sep: string, k: string) => (SECRET_PARAM.test(k) ? `${sep}${k}=${MASK}` : m))
+  );
 }
 
 /**

@@ -38,7 +38,9 @@ export async function readTriggerBody(
   const empty: TriggerBody = { writesTables: [], setsNew: [], calls: [], dynamicSql: false, unreadable: null };
   if (fn.language !== 'plpgsql' || fn.source === null) {
     const known = fn.schema === 'pg_catalog' ? KNOWN_BUILTINS[fn.name] : undefined;
-    return known ? { ...empty, ...known(fn.args) } : { ...empty, unreadable: `function ${fn.schema}.${fn.name} is written in ${fn.language}, which belay cannot read` };
+    return known
+      ? { ...empty, ...known(fn.args) }
+      : { ...empty, unreadable: `function ${fn.schema}.${fn.name} is written in ${fn.language}, which belay cannot read` };
   }
   let func: Node;
   try {

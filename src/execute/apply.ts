@@ -8,7 +8,19 @@ import type { BatchedStep, Migration, SqlStep } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { acquireMigrationLock, type LockMode } from '../state/lock.ts';
 import { ensureState } from '../state/schema.ts';
-import { BATCH_COUNTS_SQL, createRun, getSteps, LAST_BATCH_SQL, latestRun, NEXT_ROUND_SQL, RESET_STEPS_SQL, RUN_HAS_WRITTEN_SQL, setRunStatus, setStep, type StepRecord } from '../state/runs.ts';
+import {
+  BATCH_COUNTS_SQL,
+  createRun,
+  getSteps,
+  LAST_BATCH_SQL,
+  latestRun,
+  NEXT_ROUND_SQL,
+  RESET_STEPS_SQL,
+  RUN_HAS_WRITTEN_SQL,
+  setRunStatus,
+  setStep,
+  type StepRecord,
+} from '../state/runs.ts';
 import { mergeSummary, readSummary } from '../state/summary.ts';
 import { catchUp, type Decision, dropDecisions, dropFence, ensureFence, makeDecision, storedDecision } from '../state/decision.ts';
 import { fenceNames, WRITER_SQL } from '../state/decision-sql.ts';
@@ -122,7 +134,12 @@ export async function apply(db: Db, migration: LoadedMigration, opts: ApplyOptio
 
 async function startOrResume(db: Db, m: LoadedMigration, opts: ApplyOptions, emit: EventSink): Promise<{ runId: number; resumed: boolean }> {
   const last = await latestRun(db, m.spec.id);
-  if (last && ['running', 'failed', 'paused'].includes(last.status) && last.checksum !== m.checksum && !(await db.query<{ wrote: boolean }>(RUN_HAS_WRITTEN_SQL, [last.id])).rows[0]!.wrote) {
+  if (
+    last &&
+    ['running', 'failed', 'paused'].includes(last.status) &&
+    last.checksum !== m.checksum &&
+    !(await db.query<{ wrote: boolean }>(RUN_HAS_WRITTEN_SQL, [last.id])).rows[0]!.wrote
+  ) {
     // it stopped before its first write (refused by a decision, a backup, a stage): nothing to resume or undo,
     // so the changed migration starts afresh; its decisions go, its backups stay until cleanup
     await dropDecisions(db, last.id, async (stepNo) => {
@@ -155,13 +172,25 @@ async function startOrResume(db: Db, m: LoadedMigration, opts: ApplyOptions, emi
     });
   }
   const runId = await createRun(db, {
-    migrationId: m.spec.id, checksum: m.checksum, params: m.params, spec: m.spec, file: m.file,
-    mode: opts.mode ?? m.spec.options.mode, steps: m.spec.steps,
+    migrationId: m.spec.id,
+    checksum: m.checksum,
+    params: m.params,
+    spec: m.spec,
+    file: m.file,
+    mode: opts.mode ?? m.spec.options.mode,
+    steps: m.spec.steps,
   });
   return { runId, resumed: false };
 }
 
-async function runStep(ctx: RunContext, stepNo: number, step: Migration['steps'][number], ctl: BatchController, opts: ApplyOptions, inTx = false): Promise<void> {
+async function runStep(
+  ctx: RunContext,
+  stepNo: number,
+  step: Migration['steps'][number],
+  ctl: BatchController,
+  opts: ApplyOptions,
+  inTx = false,
+): Promise<void> {
   const rec = (await getSteps(ctx.db, ctx.runId))[stepNo]!;
   if (rec.status === 'done') return;
   if (step.kind === 'sql') return runSqlStep(ctx, stepNo, step, rec, inTx);
@@ -196,18 +225,29 @@ async function runSqlStep(ctx: RunContext, stepNo: number, step: SqlStep, _rec: 
       await once();
     }
   } catch (err) {
-    throw err instanceof DbError ? new DbError(err.server.detail ? `${err.message} (${err.server.detail})` : err.message, err.server, { context: `step "${step.name}"`, cause: err }) : err;
+    throw err instanceof DbError
+      ? new DbError(err.server.detail ? `${err.message} (${err.server.detail})` : err.message, err.server, { context: `step "${step.name}"`, cause: err })
+      : err;
   }
   ctx.emit({ type: 'step-finished', runId, stepNo, step: step.name, rowsChanged: 0, rowsSkipped: 0, batches: 0 });
 }
 
-async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep, rec: StepRecord, ctl: BatchController, opts: ApplyOptions, inTx: boolean): Promise<void> {
+async function runBatchedStep(
+  ctx: RunContext,
+  stepNo: number,
+  step: BatchedStep,
+  rec: StepRecord,
+  ctl: BatchController,
+  opts: ApplyOptions,
+  inTx: boolean,
+): Promise<void> {
   const { db, runId, migration, emit } = ctx;
   const o = migration.spec.options;
   const t = await resolveStep(db, step, stepNo);
   // decided once: the pipeline's decide stage made it in the pre-flight's snapshot; a resume finds it stored
   // in single mode the run's one transaction holds the decision too
-  const decision = (await storedDecision(db, runId, stepNo, t)) ?? (inTx ? await makeDecision(db, step, stepNo, t, { runId }) : await decideNow(db, step, stepNo, t, runId));
+  const decision =
+    (await storedDecision(db, runId, stepNo, t)) ?? (inTx ? await makeDecision(db, step, stepNo, t, { runId }) : await decideNow(db, step, stepNo, t, runId));
   let size = opts.batchSize ?? step.batchSize ?? o.batchSize;
   let total = decision.rows;
   await setStep(db, runId, stepNo, { status: 'running', rowsTotal: total, started: true });
@@ -222,7 +262,14 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
   // who else writes the written columns from now on (rollback leaves those rows alone)
   const fenced = !inTx && (await ensureFence(db, decision, runId, stepNo, o.lockTimeoutMs));
   const job: BatchJob = {
-    db, runId, stepNo, decision, options: o, commit: true, inTransaction: inTx, fence: fenced ? fenceNames(runId, stepNo).table : undefined,
+    db,
+    runId,
+    stepNo,
+    decision,
+    options: o,
+    commit: true,
+    inTransaction: inTx,
+    fence: fenced ? fenceNames(runId, stepNo).table : undefined,
     checks: [...(step.verify ? [{ name: `${step.name}.verify`, sql: step.verify }] : []), ...(ctl.guards?.(ctx, step, t) ?? [])],
   };
   const maxRejected = o.maxRejected ?? Math.max(10, Math.ceil(total * 0.001));
@@ -235,12 +282,29 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
   /** Leaves rows out of the step; past maxRejected it is no longer traffic but the rule or the data. */
   const rejectRows = async (keys: string[], reason: string, sample: unknown[]) => {
     rejectedTotal += keys.length;
-    await tell(db, emit, { type: 'rows-rejected', runId, step: step.name, batchNo: batchNo + 1, reason, count: keys.length, keys: keys.slice(0, 20), sample: sample.slice(0, 5) });
+    await tell(db, emit, {
+      type: 'rows-rejected',
+      runId,
+      step: step.name,
+      batchNo: batchNo + 1,
+      reason,
+      count: keys.length,
+      keys: keys.slice(0, 20),
+      sample: sample.slice(0, 5),
+    });
     if (inTx || rejectedTotal > maxRejected) {
-      throw new VerificationError(`step "${step.name}": ${reason} returned ${keys.length} row(s) in batch ${batchNo + 1}${inTx ? '' : ` (${rejectedTotal} rejected in all, more than the ${maxRejected} allowed)`}; the batch was rolled back`, {
-        step: step.name, check: reason, batchNo: batchNo + 1, sample: sample.slice(0, 10), rejected: rejectedTotal, maxRejected,
-        fix: 'Read the sample rows: when the rule or the data is wrong, fix it and resume (belay apply); raise options.maxRejected only when these rows are expected.',
-      });
+      throw new VerificationError(
+        `step "${step.name}": ${reason} returned ${keys.length} row(s) in batch ${batchNo + 1}${inTx ? '' : ` (${rejectedTotal} rejected in all, more than the ${maxRejected} allowed)`}; the batch was rolled back`,
+        {
+          step: step.name,
+          check: reason,
+          batchNo: batchNo + 1,
+          sample: sample.slice(0, 10),
+          rejected: rejectedTotal,
+          maxRejected,
+          fix: 'Read the sample rows: when the rule or the data is wrong, fix it and resume (belay apply); raise options.maxRejected only when these rows are expected.',
+        },
+      );
     }
     await reject(job, keys, reason);
   };
@@ -250,8 +314,10 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
     let attemptStart = 0;
     const thisCeiling = splits < MAX_CEILING_SPLITS && performance.now() >= liftedUntil ? ceiling : undefined;
     // each statement gets what is left of the ceiling; the user's statement_timeout still bounds it
-    const timeout = thisCeiling === undefined ? undefined
-      : () => `${Math.min(o.statementTimeoutMs, Math.max(1, Math.floor(thisCeiling - (performance.now() - attemptStart))))}ms`;
+    const timeout =
+      thisCeiling === undefined
+        ? undefined
+        : () => `${Math.min(o.statementTimeoutMs, Math.max(1, Math.floor(thisCeiling - (performance.now() - attemptStart))))}ms`;
     const outcome = await withRetry(
       (attempt) => {
         attemptStart = performance.now();
@@ -271,8 +337,20 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
       // are tried again under the same batch number, at half the size or what the sizer learnt, if smaller
       const over = { stepNo, step: step.name, batchNo, rows: size, elapsedMs: performance.now() - attemptStart, ceilingMs: thisCeiling! };
       const sample: BatchRecord = {
-        runId, stepNo, step: step.name, batchNo, round, lo: '', hi: '', rowsInRange: over.rows, rowsChanged: 0, rowsSkipped: 0, xid: '',
-        durationMs: over.elapsedMs, attempts: 1, batchSize: size,
+        runId,
+        stepNo,
+        step: step.name,
+        batchNo,
+        round,
+        lo: '',
+        hi: '',
+        rowsInRange: over.rows,
+        rowsChanged: 0,
+        rowsSkipped: 0,
+        xid: '',
+        durationMs: over.elapsedMs,
+        attempts: 1,
+        batchSize: size,
       };
       const next = Math.max(1, Math.min(Math.floor(size / 2), Math.round(ctl.nextBatchSize?.(size, sample) ?? size)));
       splits = next === size ? MAX_CEILING_SPLITS : splits + 1;
@@ -305,11 +383,27 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
     if (outcome.kind === 'rejected') {
       batchNo--;
       if (outcome.keys.length === 0) {
-        emit({ type: 'verification-failed', runId, step: step.name, batchNo: batchNo + 1, name: outcome.check, count: outcome.sample.length, sample: outcome.sample });
-        throw new VerificationError(`step "${step.name}": in-batch check ${outcome.check} returned rows without the key in batch ${batchNo + 1} [${outcome.lo}, ${outcome.hi}]; the batch was rolled back`, {
-          step: step.name, check: outcome.check, batchNo: batchNo + 1, lo: outcome.lo, hi: outcome.hi, sample: outcome.sample,
-          fix: `Return the key column (${t.key}) from the check, so that belay can leave the offending rows out instead of stopping.`,
+        emit({
+          type: 'verification-failed',
+          runId,
+          step: step.name,
+          batchNo: batchNo + 1,
+          name: outcome.check,
+          count: outcome.sample.length,
+          sample: outcome.sample,
         });
+        throw new VerificationError(
+          `step "${step.name}": in-batch check ${outcome.check} returned rows without the key in batch ${batchNo + 1} [${outcome.lo}, ${outcome.hi}]; the batch was rolled back`,
+          {
+            step: step.name,
+            check: outcome.check,
+            batchNo: batchNo + 1,
+            lo: outcome.lo,
+            hi: outcome.hi,
+            sample: outcome.sample,
+            fix: `Return the key column (${t.key}) from the check, so that belay can leave the offending rows out instead of stopping.`,
+          },
+        );
       }
       await rejectRows(outcome.keys, `rejected:${outcome.check}`, outcome.sample);
       continue;
@@ -330,7 +424,17 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
       // even after MAX_CEILING_SPLITS halvings the batch ran past the ceiling: its cost does not shrink with
       // its size (a scan per batch, a lock wait), so cancelling would only repeat it for a while
       liftedUntil = performance.now() + CEILING_LIFT_MS;
-      await tell(db, emit, { type: 'batch-ceiling-lifted', runId, stepNo, step: step.name, batchNo, rows: outcome.rows, durationMs: outcome.ms, ceilingMs: ceiling, forMs: CEILING_LIFT_MS });
+      await tell(db, emit, {
+        type: 'batch-ceiling-lifted',
+        runId,
+        stepNo,
+        step: step.name,
+        batchNo,
+        rows: outcome.rows,
+        durationMs: outcome.ms,
+        ceilingMs: ceiling,
+        forMs: CEILING_LIFT_MS,
+      });
     }
     splits = 0;
     last = outcome.hi;
@@ -338,15 +442,41 @@ async function runBatchedStep(ctx: RunContext, stepNo: number, step: BatchedStep
     changedTotal += outcome.changed;
     skippedTotal += outcome.skipped;
     emit({
-      type: 'batch-committed', runId, stepNo, step: step.name, batchNo, round, lo: outcome.lo, hi: outcome.hi, rowsInRange: outcome.rows,
-      rowsChanged: outcome.changed, rowsSkipped: outcome.skipped, durationMs: outcome.ms, heldMs: outcome.heldMs, attempts: 1, rowsDone, rowsTotal: total,
+      type: 'batch-committed',
+      runId,
+      stepNo,
+      step: step.name,
+      batchNo,
+      round,
+      lo: outcome.lo,
+      hi: outcome.hi,
+      rowsInRange: outcome.rows,
+      rowsChanged: outcome.changed,
+      rowsSkipped: outcome.skipped,
+      durationMs: outcome.ms,
+      heldMs: outcome.heldMs,
+      attempts: 1,
+      rowsDone,
+      rowsTotal: total,
     });
     if (outcome.skipped > 0) {
       await tell(db, emit, { type: 'rows-skipped', runId, step: step.name, batchNo, count: outcome.skipped, keys: outcome.skippedSample.map(String) });
     }
     const info: BatchRecord = {
-      runId, stepNo, step: step.name, batchNo, round, lo: outcome.lo, hi: outcome.hi, rowsInRange: outcome.rows, rowsChanged: outcome.changed,
-      rowsSkipped: outcome.skipped, xid: outcome.xid, durationMs: outcome.ms, attempts: 1, batchSize: size,
+      runId,
+      stepNo,
+      step: step.name,
+      batchNo,
+      round,
+      lo: outcome.lo,
+      hi: outcome.hi,
+      rowsInRange: outcome.rows,
+      rowsChanged: outcome.changed,
+      rowsSkipped: outcome.skipped,
+      xid: outcome.xid,
+      durationMs: outcome.ms,
+      attempts: 1,
+      batchSize: size,
     };
     if (ctl.nextBatchSize) size = Math.max(1, Math.round(ctl.nextBatchSize(size, info)));
     const next = (await ctl.afterBatch?.(ctx, info)) ?? 'continue';
@@ -407,8 +537,14 @@ async function runSingle(ctx: RunContext, ctl: BatchController, opts: ApplyOptio
 
 function stepResult(s: StepRecord): StepResult {
   return {
-    name: s.name, kind: s.kind, status: s.status, rowsTotal: s.rowsTotal, rowsDone: Number(s.rowsDone), rowsChanged: Number(s.rowsChanged),
-    rowsSkipped: Math.max(0, Number(s.rowsDone) - Number(s.rowsChanged)), batches: 0,
+    name: s.name,
+    kind: s.kind,
+    status: s.status,
+    rowsTotal: s.rowsTotal,
+    rowsDone: Number(s.rowsDone),
+    rowsChanged: Number(s.rowsChanged),
+    rowsSkipped: Math.max(0, Number(s.rowsDone) - Number(s.rowsChanged)),
+    batches: 0,
   };
 }
 

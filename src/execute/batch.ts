@@ -44,7 +44,13 @@ export type BatchOutcome =
   /** No decided key is left in the round after `after`. */
   | { kind: 'done' }
   | {
-      kind: 'written'; lo: string; hi: string; rows: number; changed: number; skipped: number; skippedSample: unknown[];
+      kind: 'written';
+      lo: string;
+      hi: string;
+      rows: number;
+      changed: number;
+      skipped: number;
+      skippedSample: unknown[];
       /** BEGIN to the end of the checks: what the batch size scales. */
       ms: number;
       /** BEGIN to COMMIT (or ROLLBACK) returned: how long the batch held its row locks. */
@@ -111,7 +117,19 @@ export async function runBatch(job: BatchJob, req: BatchRequest): Promise<BatchO
       await db.query(CHECKPOINT_SQL, [job.runId, job.stepNo, req.batchNo, lo, hi, w.rows, w.changed, ms, req.attempt, req.round, xid, w.skipped]);
     }
     await end(job.commit);
-    return { kind: 'written', lo, hi, rows: w.rows, changed: w.changed, skipped: w.skipped, skippedSample: w.sample, ms, heldMs: performance.now() - t0, xid, explain };
+    return {
+      kind: 'written',
+      lo,
+      hi,
+      rows: w.rows,
+      changed: w.changed,
+      skipped: w.skipped,
+      skippedSample: w.sample,
+      ms,
+      heldMs: performance.now() - t0,
+      xid,
+      explain,
+    };
   } catch (err) {
     if (!ended && own) await db.query('ROLLBACK').catch(() => undefined);
     throw err;

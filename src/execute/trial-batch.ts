@@ -72,7 +72,13 @@ export async function openTrial(db: Db, m: LoadedMigration, stepNo: number, opts
     }
   }
   const jobOf = async (d: Decision, inTransaction: boolean): Promise<BatchJob> => ({
-    db, runId: null, stepNo, decision: d, options: m.spec.options, commit: false, inTransaction,
+    db,
+    runId: null,
+    stepNo,
+    decision: d,
+    options: m.spec.options,
+    commit: false,
+    inTransaction,
     checks: [...(step.verify ? [{ name: `${step.name}.verify`, sql: step.verify }] : []), ...(opts.guards?.(d) ?? [])],
   });
   const failures = new Map<string, { name: string; count: number; sample: unknown[] }>();
@@ -99,7 +105,16 @@ export async function openTrial(db: Db, m: LoadedMigration, stepNo: number, opts
         }
         if (outcome.kind === 'done') return null;
         if (outcome.kind === 'written') {
-          return { lo: outcome.lo, hi: outcome.hi, rows: outcome.rows, changed: outcome.changed, ms: outcome.ms, verifyFailures, explain: outcome.explain, target: target ?? decision! };
+          return {
+            lo: outcome.lo,
+            hi: outcome.hi,
+            rows: outcome.rows,
+            changed: outcome.changed,
+            ms: outcome.ms,
+            verifyFailures,
+            explain: outcome.explain,
+            target: target ?? decision!,
+          };
         }
         if (outcome.kind === 'violation') throw outcome.error;
         // an in-batch check returned rows: as apply does, they are left out and the batch runs again

@@ -57,7 +57,11 @@ export const DEFAULT_WALK = 3;
  * (flagship at 1M rows: single cold batches measured 96–141 µs a row from plan to plan, repeated ones
  * 86–93, consecutive ones 103–121, the runs' first minute 103–132).
  */
-export async function calibrate(db: Db, trial: Trial, opts: { size: number; rows: number; samples?: number; walk?: number }): Promise<{ samples: CalibrationSample[]; explain?: unknown; first?: TrialSample }> {
+export async function calibrate(
+  db: Db,
+  trial: Trial,
+  opts: { size: number; rows: number; samples?: number; walk?: number },
+): Promise<{ samples: CalibrationSample[]; explain?: unknown; first?: TrialSample }> {
   const n = opts.samples ?? DEFAULT_CALIBRATION_SAMPLES;
   const walk = Math.max(2, opts.walk ?? DEFAULT_WALK);
   const out: CalibrationSample[] = [];
@@ -101,7 +105,10 @@ function sampleOf(b: TrialSample): CalibrationSample {
 
 /** Slowest, median and fastest rate of the samples (rows/s). */
 export function ratesOf(samples: ReadonlyArray<{ rows: number; ms: number }>): Rates | null {
-  const r = samples.filter((s) => s.rows > 0).map((s) => (s.rows / Math.max(s.ms, 0.01)) * 1000).sort((a, b) => a - b);
+  const r = samples
+    .filter((s) => s.rows > 0)
+    .map((s) => (s.rows / Math.max(s.ms, 0.01)) * 1000)
+    .sort((a, b) => a - b);
   if (r.length === 0) return null;
   return { low: r[0]!, mid: r[Math.floor((r.length - 1) / 2)]!, high: r[r.length - 1]! };
 }

@@ -60,13 +60,23 @@ export function columnsIn(conds: readonly string[], alias: string, columns: read
 
 /** The leading column of a temporary index's column list, as the catalog names it (an expression: none). */
 export function leadingColumn(columns: string): string | null {
-  const first = columns.split(',')[0]!.trim().replace(/\s+(ASC|DESC|NULLS\s+\w+|COLLATE\s+.*)$/i, '').trim();
+  const first = columns
+    .split(',')[0]!
+    .trim()
+    .replace(/\s+(ASC|DESC|NULLS\s+\w+|COLLATE\s+.*)$/i, '')
+    .trim();
   const quoted = /^"((?:[^"]|"")+)"$/.exec(first);
   if (quoted) return quoted[1]!.replace(/""/g, '"');
   return /^[A-Za-z_][A-Za-z0-9_$]*$/.test(first) ? first.toLowerCase() : null;
 }
 
-export async function findSeqScans(db: Db, explain: unknown, step: string, largeRows: number, tempIndexes: Migration['tempIndexes'] = []): Promise<SeqScanFinding[]> {
+export async function findSeqScans(
+  db: Db,
+  explain: unknown,
+  step: string,
+  largeRows: number,
+  tempIndexes: Migration['tempIndexes'] = [],
+): Promise<SeqScanFinding[]> {
   const root = (Array.isArray(explain) ? explain[0] : explain) as { Plan?: PlanNode } | undefined;
   if (!root?.Plan) return [];
   const scans: Array<{ node: PlanNode; conds: string[] }> = [];
@@ -80,17 +90,25 @@ export async function findSeqScans(db: Db, explain: unknown, step: string, large
     let rows = Number(size.rows[0]?.estimate ?? 0);
     if (rows < 0) rows = Number((await db.query<{ n: number }>(`SELECT count(*)::float8 AS n FROM ${qualified(table)}`)).rows[0]!.n);
     if (rows < largeRows) continue;
-    const cols = await db.query<{ name: string }>(`SELECT attname AS name FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped`, [qualified(table)]);
-    const used = columnsIn(conds, alias, cols.rows.map((c) => c.name)).slice(0, 3);
+    const cols = await db.query<{ name: string }>(
+      `SELECT attname AS name FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped`,
+      [qualified(table)],
+    );
+    const used = columnsIn(
+      conds,
+      alias,
+      cols.rows.map((c) => c.name),
+    ).slice(0, 3);
     const name = `belay_tmp_${table}_${used.join('_')}`.replace(/[^A-Za-z0-9_]/g, '_').slice(0, 63);
     const finding: SeqScanFinding = { step, table, alias, rows, condition: conds[0] ?? null, proposedIndex: null };
     if (used.length > 0) {
       // an index led by a column the scan uses could serve it already: the planner chose the scan (the
       // primary key for a wide key range, say), and another index would not change its mind
       const existing = (await db.query<{ index: string; column: string }>(LEADING_INDEX_COLUMNS_SQL, [qualified(table)])).rows;
-      const served = existing.find((x) => used.includes(x.column))?.index
-        ?? tempIndexes.find((x) => x.table.replace(/^.*\./, '') === table && used.includes(leadingColumn(x.columns) ?? ''))?.name
-        ?? (proposed.has(name) ? name : undefined);
+      const served =
+        existing.find((x) => used.includes(x.column))?.index ??
+        tempIndexes.find((x) => x.table.replace(/^.*\./, '') === table && used.includes(leadingColumn(x.columns) ?? ''))?.name ??
+        (proposed.has(name) ? name : undefined);
       if (served) finding.servedBy = served;
       else {
         proposed.add(name);

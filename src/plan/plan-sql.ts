@@ -26,7 +26,6 @@ export function keyAtSql(table: string, key: string): string {
   return `SELECT ${ident(key)}::text AS k FROM ${table} ORDER BY ${ident(key)} OFFSET $1 LIMIT 1`;
 }
 
-
 /** The leading column of every valid index of a table ($1 = regclass text); expression indexes lead with none. */
 export const LEADING_INDEX_COLUMNS_SQL = `SELECT c.relname::text AS index, a.attname::text AS "column"
   FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid

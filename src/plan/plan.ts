@@ -89,13 +89,19 @@ export async function tablePlan(db: Db, name: string, exact: boolean, exclude: r
   const info = await tableInfo(db, name);
   const size = (await db.query<{ estimate: number; tableBytes: number; indexBytes: number }>(TABLE_SIZE_SQL, [info.sqlName])).rows[0]!;
   const estimate = Number(size.estimate) >= 0 ? Number(size.estimate) : null;
-  const rowsExact = exact || estimate === null || (estimate === 0 && db.kind === 'pglite')
-    ? Number((await db.query<{ n: number }>(exactCountSql(info.sqlName))).rows[0]!.n)
-    : null;
+  const rowsExact =
+    exact || estimate === null || (estimate === 0 && db.kind === 'pglite')
+      ? Number((await db.query<{ n: number }>(exactCountSql(info.sqlName))).rows[0]!.n)
+      : null;
   return {
-    name, fingerprint: await fingerprint(db, name, exclude), rowsEstimate: estimate, rowsExact,
-    rows: rowsExact ?? estimate ?? 0, rowsMethod: rowsExact === null ? 'estimate' : 'exact',
-    tableBytes: Number(size.tableBytes), indexBytes: Number(size.indexBytes),
+    name,
+    fingerprint: await fingerprint(db, name, exclude),
+    rowsEstimate: estimate,
+    rowsExact,
+    rows: rowsExact ?? estimate ?? 0,
+    rowsMethod: rowsExact === null ? 'estimate' : 'exact',
+    tableBytes: Number(size.tableBytes),
+    indexBytes: Number(size.indexBytes),
   };
 }
 
@@ -104,7 +110,11 @@ export async function fingerprint(db: Db, name: string, excludeIndexes: readonly
   const info = await tableInfo(db, name);
   const idx = (await db.query<{ name: string; def: string }>(INDEX_DEFS_SQL, [info.oid])).rows.filter((i) => !excludeIndexes.includes(i.name));
   const con = (await db.query<{ name: string; def: string }>(CONSTRAINT_DEFS_SQL, [info.oid])).rows;
-  const def = { columns: info.columns.map((c) => [c.name, c.type, c.notNull, c.default]), indexes: idx.map((i) => i.def), constraints: con.map((c) => [c.name, c.def]) };
+  const def = {
+    columns: info.columns.map((c) => [c.name, c.type, c.notNull, c.default]),
+    indexes: idx.map((i) => i.def),
+    constraints: con.map((c) => [c.name, c.def]),
+  };
   return createHash('sha256').update(JSON.stringify(def)).digest('hex');
 }
 
@@ -129,11 +139,21 @@ export async function plan(db: Db, m: LoadedMigration, opts: PlanOptions, measur
   const { commitMs, throttleMs } = measures;
   const calSize = spec.options.batchSize;
   const existing = new Set<string>();
-  for (const x of spec.tempIndexes) if ((await db.query<{ r: string | null }>('SELECT to_regclass($1)::text AS r', [qualified(x.name)])).rows[0]?.r) existing.add(x.name);
+  for (const x of spec.tempIndexes)
+    if ((await db.query<{ r: string | null }>('SELECT to_regclass($1)::text AS r', [qualified(x.name)])).rows[0]?.r) existing.add(x.name);
   const steps: StepPlan[] = [];
   for (const [i, step] of spec.steps.entries()) {
     if (step.kind === 'sql') {
-      steps.push({ name: step.name, kind: 'sql', rows: 0, samples: [], rates: null, estimateMs: { low: 0, mid: 0, high: 0 }, seqScans: [], note: 'plain SQL: not calibrated' });
+      steps.push({
+        name: step.name,
+        kind: 'sql',
+        rows: 0,
+        samples: [],
+        rates: null,
+        estimateMs: { low: 0, mid: 0, high: 0 },
+        seqScans: [],
+        note: 'plain SQL: not calibrated',
+      });
       continue;
     }
     const opened = await measures.trial(i);
@@ -161,8 +181,20 @@ export async function plan(db: Db, m: LoadedMigration, opts: PlanOptions, measur
     ];
     // apply creates the temporary indexes before the first batch; planning does not write, so it measures without them
     const missing = spec.tempIndexes.filter((x) => !existing.has(x.name)).map((x) => x.name);
-    const note = missing.length ? `calibrated without the temporary indexes ${missing.join(', ')} (apply creates them first): the estimate may be high` : undefined;
-    steps.push({ name: step.name, kind: 'batched', table: step.table, rows, samples: cal.samples, rates, estimateMs: { low: 0, mid: 0, high: 0 }, seqScans, ...(note ? { note } : {}) });
+    const note = missing.length
+      ? `calibrated without the temporary indexes ${missing.join(', ')} (apply creates them first): the estimate may be high`
+      : undefined;
+    steps.push({
+      name: step.name,
+      kind: 'batched',
+      table: step.table,
+      rows,
+      samples: cal.samples,
+      rates,
+      estimateMs: { low: 0, mid: 0, high: 0 },
+      seqScans,
+      ...(note ? { note } : {}),
+    });
   }
   return { ...finishPlan(db, m, { tables, steps, targetBatchMs, commitMs, throttleMs, source: 'calibration' }), catalog: await stepFacts(db, spec) };
 }
@@ -176,11 +208,17 @@ export function firstBatchMs(targetBatchMs: number): number {
 }
 
 /** Chooses batch size and mode and adds up the estimates (shared by plan and dry-run -o). */
-export function finishPlan(db: Db, m: LoadedMigration, p: { tables: TablePlan[]; steps: StepPlan[]; targetBatchMs: number; commitMs: number; throttleMs: number; source: 'calibration' | 'dry-run' }): Plan {
+export function finishPlan(
+  db: Db,
+  m: LoadedMigration,
+  p: { tables: TablePlan[]; steps: StepPlan[]; targetBatchMs: number; commitMs: number; throttleMs: number; source: 'calibration' | 'dry-run' },
+): Plan {
   const { spec } = m;
   const batched = p.steps.filter((s) => s.kind === 'batched');
   // one size to start the run with (apply adapts it per batch); the slowest step decides, so no batch runs long
-  const sizes = batched.map((s) => chooseBatchSize(s.rates, firstBatchMs(p.targetBatchMs), (spec.steps.find((x) => x.name === s.name) as BatchedStep).batchSize ?? spec.options.batchSize));
+  const sizes = batched.map((s) =>
+    chooseBatchSize(s.rates, firstBatchMs(p.targetBatchMs), (spec.steps.find((x) => x.name === s.name) as BatchedStep).batchSize ?? spec.options.batchSize),
+  );
   const batchSize = Math.min(MAX_BATCH_SIZE, sizes.length > 0 ? Math.min(...sizes) : spec.options.batchSize);
   const totalRows = batched.reduce((n, s) => n + s.rows, 0);
   // a migration that fits in one batch of the target duration gains nothing from batches
@@ -204,7 +242,11 @@ export function finishPlan(db: Db, m: LoadedMigration, p: { tables: TablePlan[];
     createdAt: new Date().toISOString(),
     migration: { id: spec.id, checksum: m.checksum, file: m.file, params: { ...m.params } },
     database: { kind: db.kind, label: db.label },
-    targetBatchMs: p.targetBatchMs, mode, batchSize, tables: p.tables, steps: p.steps,
+    targetBatchMs: p.targetBatchMs,
+    mode,
+    batchSize,
+    tables: p.tables,
+    steps: p.steps,
     estimate: { lowMs: e.low, midMs: e.mid, highMs: e.high, source: p.source },
     commitMs: p.commitMs,
     throttleMs: p.throttleMs,
@@ -241,10 +283,14 @@ export function readPlanFile(file: string): Plan {
   try {
     raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
   } catch (err) {
-    throw new BelayError('BELAY_PLAN_FILE', `cannot read plan file ${file}: ${(err as Error).message}`, { fix: 'Write it again with belay plan <migration> -o plan.json.' });
+    throw new BelayError('BELAY_PLAN_FILE', `cannot read plan file ${file}: ${(err as Error).message}`, {
+      fix: 'Write it again with belay plan <migration> -o plan.json.',
+    });
   }
   if (!raw || typeof raw !== 'object' || raw.belayPlan !== PLAN_VERSION) {
-    throw new BelayError('BELAY_PLAN_FILE', `plan file ${file} has version ${String(raw?.belayPlan)}; this belay reads version ${PLAN_VERSION}`, { fix: 'Make the plan again with this version of belay.' });
+    throw new BelayError('BELAY_PLAN_FILE', `plan file ${file} has version ${String(raw?.belayPlan)}; this belay reads version ${PLAN_VERSION}`, {
+      fix: 'Make the plan again with this version of belay.',
+    });
   }
   const v = validatePlan(raw, `plan file ${file}`);
   return { ...v, migration: { ...v.migration, file: path.resolve(path.dirname(path.resolve(file)), v.migration.file) } };
@@ -277,8 +323,18 @@ export function validatePlan(raw: unknown, what: string): Plan {
 function assertPlanCovers(m: LoadedMigration, p: Plan): void {
   const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x) => b.includes(x));
   const problems = [
-    ...(same(p.tables.map((t) => t.name), m.spec.tables) ? [] : [`tables: the plan lists ${JSON.stringify(p.tables.map((t) => t.name))}, the migration touches ${JSON.stringify(m.spec.tables)}`]),
-    ...(same(p.steps.map((s) => s.name), m.spec.steps.map((s) => s.name)) ? [] : [`steps: the plan lists ${JSON.stringify(p.steps.map((s) => s.name))}, the migration has ${JSON.stringify(m.spec.steps.map((s) => s.name))}`]),
+    ...(same(
+      p.tables.map((t) => t.name),
+      m.spec.tables,
+    )
+      ? []
+      : [`tables: the plan lists ${JSON.stringify(p.tables.map((t) => t.name))}, the migration touches ${JSON.stringify(m.spec.tables)}`]),
+    ...(same(
+      p.steps.map((s) => s.name),
+      m.spec.steps.map((s) => s.name),
+    )
+      ? []
+      : [`steps: the plan lists ${JSON.stringify(p.steps.map((s) => s.name))}, the migration has ${JSON.stringify(m.spec.steps.map((s) => s.name))}`]),
   ];
   if (problems.length === 0) return;
   throw new BelayError('BELAY_PLAN_FILE', `the plan file does not match the migration:\n  ${problems.join('\n  ')}`, {
@@ -301,7 +357,8 @@ export async function assertPlanCurrent(db: Db, m: LoadedMigration, p: Plan, opt
   const maxDrift = opts.maxDrift ?? DEFAULT_MAX_DRIFT;
   const reasons: string[] = [];
   if (p.migration.id !== m.spec.id) reasons.push(`the plan is for migration "${p.migration.id}", not "${m.spec.id}"`);
-  else if (p.migration.checksum !== m.checksum) reasons.push(`the migration changed since the plan (checksum ${p.migration.checksum.slice(0, 12)} → ${m.checksum.slice(0, 12)})`);
+  else if (p.migration.checksum !== m.checksum)
+    reasons.push(`the migration changed since the plan (checksum ${p.migration.checksum.slice(0, 12)} → ${m.checksum.slice(0, 12)})`);
   // with the same migration, a plan that lists other tables or steps was edited by hand
   if (p.migration.id === m.spec.id && p.migration.checksum === m.checksum) assertPlanCovers(m, p);
   const tempNames = m.spec.tempIndexes.map((i) => i.name);
@@ -313,7 +370,10 @@ export async function assertPlanCurrent(db: Db, m: LoadedMigration, p: Plan, opt
     }
     if (now.fingerprint !== t.fingerprint) reasons.push(`the definition of table ${qualified(t.name)} changed (columns, indexes or constraints)`);
     const drift = t.rows === 0 ? (now.rows === 0 ? 0 : 1) : Math.abs(now.rows - t.rows) / t.rows;
-    if (drift > maxDrift) reasons.push(`table ${qualified(t.name)} has ${now.rows} rows, the plan counted ${t.rows} (${(drift * 100).toFixed(1)} % > ${(maxDrift * 100).toFixed(0)} %)`);
+    if (drift > maxDrift)
+      reasons.push(
+        `table ${qualified(t.name)} has ${now.rows} rows, the plan counted ${t.rows} (${(drift * 100).toFixed(1)} % > ${(maxDrift * 100).toFixed(0)} %)`,
+      );
   }
   if (reasons.length > 0) {
     throw new StateError('BELAY_PLAN_STALE', `the plan no longer matches the database:\n  ${reasons.join('\n  ')}`, {

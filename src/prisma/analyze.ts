@@ -47,7 +47,14 @@ export interface AnalyzeOptions {
   inputIsValid: boolean;
 }
 
-interface RawLock { stmt: number; txn: number; table: string; mode: LockMode; work: number; oid: string | null }
+interface RawLock {
+  stmt: number;
+  txn: number;
+  table: string;
+  mode: LockMode;
+  work: number;
+  oid: string | null;
+}
 
 /** Tables with at least this many rows (planner estimate) get a warning for a non-concurrent index build. */
 export const INDEX_WARN_ROWS = 10_000;
@@ -80,13 +87,21 @@ export async function analyzeMigrations(db: Db, model: Model, files: readonly Mi
       for (const a of actionsOf(stmt)) {
         const missing = await resolve(a, model);
         if (missing) {
-          findings.push(ctx.finding('PRISMA_MISSING_TABLE', { table: missing, message: `relation "${missing}" does not exist (and no earlier pending statement creates it)` }));
+          findings.push(
+            ctx.finding('PRISMA_MISSING_TABLE', {
+              table: missing,
+              message: `relation "${missing}" does not exist (and no earlier pending statement creates it)`,
+            }),
+          );
           continue;
         }
         const t = a.table;
         target = t;
         info.actions.push({
-          kind: a.kind, table: t?.name ?? null, live: !!t?.live, rows: t?.live ? (await sizes.of(t.live.oid)).rows : 0,
+          kind: a.kind,
+          table: t?.name ?? null,
+          live: !!t?.live,
+          rows: t?.live ? (await sizes.of(t.live.oid)).rows : 0,
           touchedBefore: !!t?.touched.some((x) => x.startsWith(`${file.name}#`)),
         });
         for (const l of [...locksOf(a), ...(a.kind === 'DoStmt' ? innerLocks(a) : [])]) {
@@ -94,10 +109,13 @@ export async function analyzeMigrations(db: Db, model: Model, files: readonly Mi
           locks.push({ stmt: stmt.index, txn: stmt.txn, table: l.table, mode: l.mode, work: state?.empty ? 0 : l.work, oid: state?.live?.oid ?? null });
         }
         if (t?.live && a.kind === 'IndexStmt' && !a.node.concurrent && (await sizes.of(t.live.oid)).rows >= INDEX_WARN_ROWS) {
-          findings.push(ctx.finding('PRISMA_INDEX_NOT_CONCURRENT', {
-            table: t.name, deployFixes: true,
-            message: `CREATE INDEX ${String(a.node.idxname ?? '')} on "${t.name}" (about ${Math.round((await sizes.of(t.live.oid)).rows).toLocaleString('en-US')} rows) takes a SHARE lock: writes wait for the whole build`,
-          }));
+          findings.push(
+            ctx.finding('PRISMA_INDEX_NOT_CONCURRENT', {
+              table: t.name,
+              deployFixes: true,
+              message: `CREATE INDEX ${String(a.node.idxname ?? '')} on "${t.name}" (about ${Math.round((await sizes.of(t.live.oid)).rows).toLocaleString('en-US')} rows) takes a SHARE lock: writes wait for the whole build`,
+            }),
+          );
         }
         await predict(a, ctx, false, findings);
         await applyEffects(a, frag, file.name);
@@ -118,7 +136,8 @@ export async function analyzeMigrations(db: Db, model: Model, files: readonly Mi
             table: h.table,
             message: `${h.mode} on "${h.table}" from statement ${h.from} to the end of its transaction (statement ${h.until}): about ${(h.estimateMs / 1000).toFixed(1)} s during which ${h.blocks} wait`,
           }),
-          statement: h.from, line: s?.line ?? null,
+          statement: h.from,
+          line: s?.line ?? null,
         });
       }
     }
@@ -127,10 +146,14 @@ export async function analyzeMigrations(db: Db, model: Model, files: readonly Mi
   const blockers = await blockersNow(db, holds);
   for (const table of new Set(blockers.map((b) => b.table))) {
     const bs = blockers.filter((b) => b.table === table);
-    findings.push(statementFinding('PRISMA_BLOCKED_NOW', null, null, {
-      table, count: bs.length, sample: bs.map((b) => ({ ...b })),
-      message: `${bs.length} session(s) hold locks on "${table}" that the migration's lock would wait for`,
-    }));
+    findings.push(
+      statementFinding('PRISMA_BLOCKED_NOW', null, null, {
+        table,
+        count: bs.length,
+        sample: bs.map((b) => ({ ...b })),
+        message: `${bs.length} session(s) hold locks on "${table}" that the migration's lock would wait for`,
+      }),
+    );
   }
   return { findings, migrations, blockers };
 }
@@ -144,7 +167,7 @@ async function predict(a: Action, ctx: ReturnType<typeof makeContext>, after: bo
     return;
   }
   for (const p of PREDICTORS) {
-    if (('after' in p) !== after || !p.applies(a)) continue;
+    if ('after' in p !== after || !p.applies(a)) continue;
     try {
       const fs = await p.predict(a, ctx);
       out.push(...fs.map((f) => (t?.approx && f.severity !== 'info' ? { ...f, message: `${f.message} (approximate: ${t.approx})` } : f)));
@@ -164,7 +187,7 @@ function innerLocks(a: Action): StatementLock[] {
 async function resolve(a: Action, model: Model): Promise<string | null> {
   const rv = a.node.relation as { schemaname?: string; relname?: string; alias?: { aliasname: string } } | undefined;
   const stmtRv = a.stmt.node.relation as typeof rv;
-  const target = a.kind === 'DropStmt' || a.kind === 'RenameStmt' ? (a as { rv?: typeof rv }).rv : rv ?? (a.kind.startsWith('AT_') ? stmtRv : undefined);
+  const target = a.kind === 'DropStmt' || a.kind === 'RenameStmt' ? (a as { rv?: typeof rv }).rv : (rv ?? (a.kind.startsWith('AT_') ? stmtRv : undefined));
   if (!target?.relname) return null;
   a.table = await model.table(target.schemaname, target.relname);
   a.alias = target.alias?.aliasname ?? target.relname;
@@ -176,12 +199,21 @@ async function resolve(a: Action, model: Model): Promise<string | null> {
 export function actionsOf(stmt: Statement): Array<Action & { rv?: { schemaname?: string; relname: string } }> {
   const n = stmt.node;
   if (stmt.kind === 'AlterTableStmt' && n.objtype === 'OBJECT_TABLE') {
-    return ((n.cmds as Array<{ AlterTableCmd: Record<string, unknown> }>) ?? []).map((c) => ({ stmt, kind: String(c.AlterTableCmd.subtype), node: c.AlterTableCmd }));
+    return ((n.cmds as Array<{ AlterTableCmd: Record<string, unknown> }>) ?? []).map((c) => ({
+      stmt,
+      kind: String(c.AlterTableCmd.subtype),
+      node: c.AlterTableCmd,
+    }));
   }
   if (stmt.kind === 'DropStmt' && n.removeType === 'OBJECT_TABLE') {
     return ((n.objects as Array<{ List: { items: unknown[] } }>) ?? []).map((o) => {
       const names = strings(o.List.items);
-      return { stmt, kind: 'DropStmt', node: { ...n, objects: [o] }, rv: { schemaname: names.length > 1 ? names[names.length - 2] : undefined, relname: names[names.length - 1]! } };
+      return {
+        stmt,
+        kind: 'DropStmt',
+        node: { ...n, objects: [o] },
+        rv: { schemaname: names.length > 1 ? names[names.length - 2] : undefined, relname: names[names.length - 1]! },
+      };
     });
   }
   if (stmt.kind === 'RenameStmt' && ['OBJECT_TABLE', 'OBJECT_COLUMN', 'OBJECT_TABCONSTRAINT'].includes(String(n.renameType))) {
@@ -204,7 +236,8 @@ async function estimateLocks(model: Model, sizes: Sizes, raw: Map<string, RawLoc
   for (const m of migrations) {
     const locks = raw.get(m.name) ?? [];
     const cost = (l: RawLock) => (l.oid ? sizes.estimate(heaps.get(l.oid) ?? 0, l.work) : 0);
-    for (const s of m.statements) s.locks = locks.filter((l) => l.stmt === s.index).map((l) => ({ table: l.table, mode: l.mode, estimateMs: Math.round(cost(l)) }));
+    for (const s of m.statements)
+      s.locks = locks.filter((l) => l.stmt === s.index).map((l) => ({ table: l.table, mode: l.mode, estimateMs: Math.round(cost(l)) }));
     const byStmt = new Map<number, number>();
     for (const l of locks) byStmt.set(l.stmt, (byStmt.get(l.stmt) ?? 0) + cost(l));
     const groups = new Map<string, RawLock[]>();
@@ -217,7 +250,15 @@ async function estimateLocks(model: Model, sizes: Sizes, raw: Map<string, RawLoc
         if (current && LOCK_MODES.indexOf(l.mode) <= LOCK_MODES.indexOf(current)) continue;
         current = l.mode;
         const estimateMs = [...byStmt].filter(([i]) => i >= l.stmt && i <= until).reduce((s, [, ms]) => s + ms, 0);
-        m.locks.push({ table: l.table, mode: l.mode, from: l.stmt, until, estimateMs: Math.round(estimateMs), blocks: blocksOf(l.mode), oid: g.find((x) => x.oid)?.oid ?? null });
+        m.locks.push({
+          table: l.table,
+          mode: l.mode,
+          from: l.stmt,
+          until,
+          estimateMs: Math.round(estimateMs),
+          blocks: blocksOf(l.mode),
+          oid: g.find((x) => x.oid)?.oid ?? null,
+        });
       }
     }
   }

@@ -57,15 +57,19 @@ export async function checkInSnapshot(db: Db, files: readonly MigrationFile[], s
   const status = migrationStatus(files, rows);
   const findings = historyFindings(status);
   if (!status.tableExists && status.pending.length && (await schemaHasTables(db, schema))) {
-    findings.push(statementFinding('PRISMA_BASELINE_REQUIRED', null, null, {
-      message: `schema "${schema}" has tables but no _prisma_migrations: prisma migrate deploy stops with P3005`,
-    }));
+    findings.push(
+      statementFinding('PRISMA_BASELINE_REQUIRED', null, null, {
+        message: `schema "${schema}" has tables but no _prisma_migrations: prisma migrate deploy stops with P3005`,
+      }),
+    );
   }
   await db.query(PROBE_MEMORY_SQL);
   const inputIsValid = !!(await db.query<{ has: boolean }>(HAS_INPUT_IS_VALID_SQL)).rows[0]?.has;
   const model = new Model(db, schema);
   const a = await analyzeMigrations(db, model, status.pending, {
-    sample: opts.sample ?? DEFAULT_SAMPLE, lockWarnMs: opts.lockWarnMs ?? DEFAULT_LOCK_WARN_MS, inputIsValid,
+    sample: opts.sample ?? DEFAULT_SAMPLE,
+    lockWarnMs: opts.lockWarnMs ?? DEFAULT_LOCK_WARN_MS,
+    inputIsValid,
   });
   findings.push(...a.findings);
   return {
@@ -81,13 +85,19 @@ export async function checkInSnapshot(db: Db, files: readonly MigrationFile[], s
 
 function historyFindings(s: MigrationStatus): Finding[] {
   return [
-    ...s.failed.map((r) => statementFinding('PRISMA_FAILED_MIGRATION', r.migration_name, null, {
-      message: `${r.migration_name} started at ${String(r.started_at instanceof Date ? r.started_at.toISOString() : r.started_at)} and failed${r.logs?.trim() ? `: ${r.logs.trim().split('\n')[0]}` : ''}`,
-      sample: r.logs ? [{ logs: r.logs }] : [],
-    })),
-    ...s.changed.map((c) => statementFinding('PRISMA_CHANGED_MIGRATION', c.name, null, {
-      message: `${c.name} was applied with checksum ${c.recorded.slice(0, 12)}…, the file now has ${c.local.slice(0, 12)}…`,
-    })),
-    ...s.missingLocally.map((n) => statementFinding('PRISMA_MISSING_MIGRATION', n, null, { message: `${n} is applied but has no folder in the migrations directory` })),
+    ...s.failed.map((r) =>
+      statementFinding('PRISMA_FAILED_MIGRATION', r.migration_name, null, {
+        message: `${r.migration_name} started at ${String(r.started_at instanceof Date ? r.started_at.toISOString() : r.started_at)} and failed${r.logs?.trim() ? `: ${r.logs.trim().split('\n')[0]}` : ''}`,
+        sample: r.logs ? [{ logs: r.logs }] : [],
+      }),
+    ),
+    ...s.changed.map((c) =>
+      statementFinding('PRISMA_CHANGED_MIGRATION', c.name, null, {
+        message: `${c.name} was applied with checksum ${c.recorded.slice(0, 12)}…, the file now has ${c.local.slice(0, 12)}…`,
+      }),
+    ),
+    ...s.missingLocally.map((n) =>
+      statementFinding('PRISMA_MISSING_MIGRATION', n, null, { message: `${n} is applied but has no folder in the migrations directory` }),
+    ),
   ];
 }

@@ -48,7 +48,13 @@ export function typeSql(f: Fragments, tn: TypeNameNode): { type: string; serial:
   if (inSnapshot) return { type: inSnapshot + brackets, serial: false };
   const i = f.toks.findIndex((t) => t.start === tn.location);
   if (i < 0) return { type: names.map((n) => `"${n.replace(/"/g, '""')}"`).join('.') + brackets, serial: false };
-  return { type: f.tokens(i, findTop(f.toks, i + 1, (t) => TYPE_END.has(t.up))), serial: false };
+  return {
+    type: f.tokens(
+      i,
+      findTop(f.toks, i + 1, (t) => TYPE_END.has(t.up)),
+    ),
+    serial: false,
+  };
 }
 
 /** The default of a column definition as written (rendered for the snapshot), or null. */
@@ -57,7 +63,13 @@ export function defaultSql(f: Fragments, def: ColumnDefNode): string | null {
   if (!c) return null;
   const i = f.toks.findIndex((t) => t.start === c.location);
   if (i < 0 || f.toks[i]!.up !== 'DEFAULT') return null;
-  const text = f.tokens(i + 1, Math.max(i + 2, findTop(f.toks, i + 2, (t) => DEFAULT_END.has(t.up))));
+  const text = f.tokens(
+    i + 1,
+    Math.max(
+      i + 2,
+      findTop(f.toks, i + 2, (t) => DEFAULT_END.has(t.up)),
+    ),
+  );
   return /^null$/i.test(text.trim()) ? null : text;
 }
 
@@ -71,7 +83,10 @@ export function columnOf(f: Fragments, def: ColumnDefNode): Column & { serial: b
   const cons = constraintsOf(def);
   const identity = cons.some((c) => c.contype === 'CONSTR_IDENTITY' || c.contype === 'CONSTR_GENERATED');
   return {
-    name: def.colname!, type, serial, identity,
+    name: def.colname!,
+    type,
+    serial,
+    identity,
     notNull: cons.some((c) => c.contype === 'CONSTR_NOTNULL' || c.contype === 'CONSTR_PRIMARY'),
     default: serial ? 'nextval(serial)' : defaultSql(f, def),
   };

@@ -37,11 +37,23 @@ export interface PredictContext {
 }
 
 /** `timed` hears how long each probe that succeeded took (the lock estimates calibrate on them). */
-export function makeContext(db: Db, model: Model, migration: string, frag: Fragments, sample: number, inputIsValid: boolean,
-  timed: (ms: number) => void = () => undefined): PredictContext {
+export function makeContext(
+  db: Db,
+  model: Model,
+  migration: string,
+  frag: Fragments,
+  sample: number,
+  inputIsValid: boolean,
+  timed: (ms: number) => void = () => undefined,
+): PredictContext {
   const stmt = frag.stmt;
   const ctx: PredictContext = {
-    db, model, migration, frag, sample, inputIsValid,
+    db,
+    model,
+    migration,
+    frag,
+    sample,
+    inputIsValid,
     async offending(rows, alias, show, where) {
       const n = Number((await ctx.probe<{ n: number }>(countWhereSql(rows, alias, where)))[0]!.n);
       return { count: n, sample: n > 0 ? await ctx.probe(sampleWhereSql(rows, alias, show, where), [sample]) : [] };
@@ -69,9 +81,16 @@ export function makeContext(db: Db, model: Model, migration: string, frag: Fragm
 export function statementFinding(code: FindingCode, migration: string | null, stmt: Statement | null, fields: Partial<Finding> & { message: string }): Finding {
   const kind = FINDINGS[code];
   return {
-    code, severity: kind.severity, migration,
-    statement: stmt?.index ?? null, line: stmt?.line ?? null, column: stmt?.column ?? null,
-    sql: stmt ? firstLine(stmt.text) : null, count: null, sample: [], fix: kind.fix,
+    code,
+    severity: kind.severity,
+    migration,
+    statement: stmt?.index ?? null,
+    line: stmt?.line ?? null,
+    column: stmt?.column ?? null,
+    sql: stmt ? firstLine(stmt.text) : null,
+    count: null,
+    sample: [],
+    fix: kind.fix,
     ...('sqlstate' in kind ? { sqlstate: kind.sqlstate } : {}),
     ...fields,
   };

@@ -11,8 +11,20 @@ import { schemaHasTables, prismaSchema } from './history.ts';
 import { listMigrations, DEFAULT_MIGRATIONS_DIR } from './migrations-dir.ts';
 import { parseFile } from './parse.ts';
 import {
-  CREATE_MIGRATIONS_TABLE_SQL, INDEX_VALID_SQL, MIGRATIONS_TABLE_EXISTS_SQL, recordFinishedSql, recordStartedSql, recordStepSql,
-  RESET_LOCK_TIMEOUT_SQL, restoreSearchPathSql, setLockTimeoutSql, setSearchPathSql, SHOW_SEARCH_PATH_SQL, SNAPSHOT_SQL, TRY_LOCK_SQL, UNLOCK_SQL,
+  CREATE_MIGRATIONS_TABLE_SQL,
+  INDEX_VALID_SQL,
+  MIGRATIONS_TABLE_EXISTS_SQL,
+  recordFinishedSql,
+  recordStartedSql,
+  recordStepSql,
+  RESET_LOCK_TIMEOUT_SQL,
+  restoreSearchPathSql,
+  setLockTimeoutSql,
+  setSearchPathSql,
+  SHOW_SEARCH_PATH_SQL,
+  SNAPSHOT_SQL,
+  TRY_LOCK_SQL,
+  UNLOCK_SQL,
 } from './prisma-sql.ts';
 import { type DeployStep, type MigrationPlan, planMigration } from './rewrite.ts';
 
@@ -111,10 +123,14 @@ async function takePrismaLock(db: Db, waitMs: number): Promise<void> {
 function refuseOn(check: PrismaCheckReport): void {
   const failed = check.findings.filter((f) => f.code === 'PRISMA_FAILED_MIGRATION');
   if (failed.length) {
-    throw new BelayError('BELAY_PRISMA_FAILED_MIGRATION', `${failed.length} migration(s) are recorded as failed: ${failed.map((f) => f.migration).join(', ')}`, {
-      details: { findings: failed },
-      fix: 'Repair what the failed migration left, then `prisma migrate resolve --rolled-back <name>` (or --applied), and deploy again.',
-    });
+    throw new BelayError(
+      'BELAY_PRISMA_FAILED_MIGRATION',
+      `${failed.length} migration(s) are recorded as failed: ${failed.map((f) => f.migration).join(', ')}`,
+      {
+        details: { findings: failed },
+        fix: 'Repair what the failed migration left, then `prisma migrate resolve --rolled-back <name>` (or --applied), and deploy again.',
+      },
+    );
   }
   if (check.findings.some((f) => f.code === 'PRISMA_BASELINE_REQUIRED')) {
     throw new BelayError('BELAY_PRISMA_BASELINE', `schema "${check.schema}" has tables but no _prisma_migrations`, {
@@ -123,10 +139,14 @@ function refuseOn(check: PrismaCheckReport): void {
   }
   const blocking = check.findings.filter((f) => f.severity === 'error' && !f.deployFixes);
   if (blocking.length) {
-    throw new BelayError('BELAY_PRISMA_PREDICTED_FAILURE', `the check predicts ${blocking.length} failing statement(s); nothing was run: ${blocking.map((f) => `${f.code} in ${f.migration ?? '-'}${f.line ? ` line ${f.line}` : ''}`).join('; ')}`, {
-      details: { findings: blocking },
-      fix: 'Run belay prisma check for the rows and fixes, correct the data or the migration, then deploy again.',
-    });
+    throw new BelayError(
+      'BELAY_PRISMA_PREDICTED_FAILURE',
+      `the check predicts ${blocking.length} failing statement(s); nothing was run: ${blocking.map((f) => `${f.code} in ${f.migration ?? '-'}${f.line ? ` line ${f.line}` : ''}`).join('; ')}`,
+      {
+        details: { findings: blocking },
+        fix: 'Run belay prisma check for the rows and fixes, correct the data or the migration, then deploy again.',
+      },
+    );
   }
 }
 
@@ -140,7 +160,12 @@ async function ensureHistoryTable(db: Db, schema: string): Promise<void> {
   await db.exec(CREATE_MIGRATIONS_TABLE_SQL);
 }
 
-async function withRetries<T>(opts: PrismaDeployOptions, log: (l: string) => void, what: string, fn: () => Promise<T>): Promise<{ value: T; attempts: number }> {
+async function withRetries<T>(
+  opts: PrismaDeployOptions,
+  log: (l: string) => void,
+  what: string,
+  fn: () => Promise<T>,
+): Promise<{ value: T; attempts: number }> {
   const retries = opts.retries ?? DEFAULT_RETRIES;
   for (let attempt = 1; ; attempt++) {
     try {
@@ -223,19 +248,27 @@ async function runMigration(db: Db, p: MigrationPlan, schema: string, opts: Pris
 
 function deployError(p: MigrationPlan, s: DeployStep | undefined, err: unknown): BelayError {
   const server = serverFields(err);
-  return new BelayError('BELAY_PRISMA_DEPLOY_FAILED', `${p.name}${s?.statement ? `, statement ${s.statement}` : ''} failed: ${(err as Error).message}. It was rolled back and no _prisma_migrations row was written`, {
-    cause: err,
-    details: { migration: p.name, statement: s?.statement ?? null, sql: s?.sql, ...server },
-    fix: 'Nothing of this migration is left in the database: fix the cause (belay prisma check shows what it can predict) and deploy again.',
-  });
+  return new BelayError(
+    'BELAY_PRISMA_DEPLOY_FAILED',
+    `${p.name}${s?.statement ? `, statement ${s.statement}` : ''} failed: ${(err as Error).message}. It was rolled back and no _prisma_migrations row was written`,
+    {
+      cause: err,
+      details: { migration: p.name, statement: s?.statement ?? null, sql: s?.sql, ...server },
+      fix: 'Nothing of this migration is left in the database: fix the cause (belay prisma check shows what it can predict) and deploy again.',
+    },
+  );
 }
 
 function followUpError(p: MigrationPlan, s: DeployStep, err: unknown): BelayError {
-  return new BelayError('BELAY_PRISMA_FOLLOW_UP', `${p.name} is applied and recorded, but its follow-up step failed: ${firstLine(s.sql)}: ${(err as Error).message}`, {
-    cause: err,
-    details: { migration: p.name, statement: s.statement, sql: s.sql, ...(err instanceof DbError ? err.server : serverFields(err)) },
-    fix: 'The constraint is in place as NOT VALID (new rows are checked). Fix the rows the error names, then run the SQL shown yourself.',
-  });
+  return new BelayError(
+    'BELAY_PRISMA_FOLLOW_UP',
+    `${p.name} is applied and recorded, but its follow-up step failed: ${firstLine(s.sql)}: ${(err as Error).message}`,
+    {
+      cause: err,
+      details: { migration: p.name, statement: s.statement, sql: s.sql, ...(err instanceof DbError ? err.server : serverFields(err)) },
+      fix: 'The constraint is in place as NOT VALID (new rows are checked). Fix the rows the error names, then run the SQL shown yourself.',
+    },
+  );
 }
 
 const firstLine = (sql: string) => sql.split('\n')[0]!.slice(0, 120);

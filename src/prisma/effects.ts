@@ -10,7 +10,12 @@ import { innerTargets } from './parse.ts';
 import { findTop, type Replacement, splitTop } from './sql-text.ts';
 
 type Node = Record<string, unknown>;
-interface RangeVar { schemaname?: string; relname: string; alias?: { aliasname: string }; location?: number }
+interface RangeVar {
+  schemaname?: string;
+  relname: string;
+  alias?: { aliasname: string };
+  location?: number;
+}
 
 /** Rebuilds a table's rows as a projection of its previous rows: `exprs` gives each column by name. */
 function project(t: TableState, alias: string, exprs: Array<[string, string]>, where?: string): void {
@@ -26,7 +31,8 @@ export async function applyEffects(a: Action, f: Fragments, migration: string): 
   if (t) t.touched.push(`${migration}#${a.stmt.index}`);
   const n = a.node;
   switch (a.kind) {
-    case 'CreateStmt': return createTable(f, n);
+    case 'CreateStmt':
+      return createTable(f, n);
     case 'IndexStmt':
       if (t && n.idxname) m.addIndex(t.schema, String(n.idxname), t);
       return;
@@ -43,8 +49,10 @@ export async function applyEffects(a: Action, f: Fragments, migration: string): 
       else if (n.newVal && !e.labels.includes(String(n.newVal))) e.labels.push(String(n.newVal));
       return;
     }
-    case 'RenameStmt': return rename(f, a);
-    case 'DropStmt': return drop(f, n);
+    case 'RenameStmt':
+      return rename(f, a);
+    case 'DropStmt':
+      return drop(f, n);
     case 'TruncateStmt':
       for (const r of (n.relations as Array<{ RangeVar: RangeVar }>) ?? []) {
         const tt = await m.table(r.RangeVar.schemaname, r.RangeVar.relname);
@@ -55,9 +63,12 @@ export async function applyEffects(a: Action, f: Fragments, migration: string): 
         }
       }
       return;
-    case 'UpdateStmt': return t ? update(f, a, t) : undefined;
-    case 'DeleteStmt': return t ? remove(f, a, t) : undefined;
-    case 'InsertStmt': return t ? insert(f, a, t) : undefined;
+    case 'UpdateStmt':
+      return t ? update(f, a, t) : undefined;
+    case 'DeleteStmt':
+      return t ? remove(f, a, t) : undefined;
+    case 'InsertStmt':
+      return t ? insert(f, a, t) : undefined;
     case 'DoStmt':
       for (const sql of a.stmt.inner) {
         for (const target of innerTargets(sql)) {
@@ -105,7 +116,11 @@ async function rename(f: Fragments, a: Action): Promise<void> {
     const t = a.table;
     const from = String(n.subname);
     const alias = t.name;
-    project(t, alias, t.columns.map((c) => [c.name === from ? to : c.name, `${ident(alias)}.${ident(c.name)}`]));
+    project(
+      t,
+      alias,
+      t.columns.map((c) => [c.name === from ? to : c.name, `${ident(alias)}.${ident(c.name)}`]),
+    );
     for (const c of t.columns) if (c.name === from) c.name = to;
     t.primaryKey = t.primaryKey.map((c) => (c === from ? to : c));
     if (t.empty) t.rows = emptyRowsSql(t.columns);
@@ -162,11 +177,16 @@ function alterTable(f: Fragments, a: Action, t: TableState): void {
       if (!c || !def.typeName) return;
       const { type } = typeSql(f, def.typeName);
       const using = usingSql(f, a) ?? `${ident(alias)}.${ident(c.name)}`;
-      project(t, alias, t.columns.map((x) => [x.name, x === c ? `(${using})::${type}` : `${ident(alias)}.${ident(x.name)}`]));
+      project(
+        t,
+        alias,
+        t.columns.map((x) => [x.name, x === c ? `(${using})::${type}` : `${ident(alias)}.${ident(x.name)}`]),
+      );
       c.type = type;
       return;
     }
-    case 'AT_SetNotNull': case 'AT_DropNotNull': {
+    case 'AT_SetNotNull':
+    case 'AT_DropNotNull': {
       const c = col(String(n.name));
       if (c) c.notNull = a.kind === 'AT_SetNotNull';
       return;
@@ -248,11 +268,15 @@ function update(f: Fragments, a: Action, t: TableState): void {
   if (from) {
     t.rows = updateFromSql(t.rows, alias, t.columns, sets, from, where);
   } else {
-    project(t, alias, t.columns.map((col) => {
-      const e = sets.get(col.name);
-      const old = `${ident(alias)}.${ident(col.name)}`;
-      return [col.name, e === undefined ? old : `CASE WHEN ${where ?? 'true'} THEN (${e})::${col.type} ELSE ${old} END`];
-    }));
+    project(
+      t,
+      alias,
+      t.columns.map((col) => {
+        const e = sets.get(col.name);
+        const old = `${ident(alias)}.${ident(col.name)}`;
+        return [col.name, e === undefined ? old : `CASE WHEN ${where ?? 'true'} THEN (${e})::${col.type} ELSE ${old} END`];
+      }),
+    );
   }
   t.changed = true;
 }
@@ -290,10 +314,10 @@ function insert(f: Fragments, a: Action, t: TableState): void {
     return;
   }
   const end = findTop(f.toks, i, (x) => x.up === 'ON' || x.up === 'RETURNING');
-  const defaults = new Map(t.columns.filter((c) => c.default).map((c) => [c.name,
-    /\bnextval\s*\(/i.test(c.default!) ? `-(row_number() OVER ())` : c.default!]));
+  const defaults = new Map(
+    t.columns.filter((c) => c.default).map((c) => [c.name, /\bnextval\s*\(/i.test(c.default!) ? `-(row_number() OVER ())` : c.default!]),
+  );
   t.rows = insertSql(t.rows, t.columns, given, f.tokens(i, end), defaults);
   t.empty = false;
   t.changed = true;
 }
-

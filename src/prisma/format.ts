@@ -3,12 +3,15 @@ import type { PrismaCheckReport } from './check.ts';
 import type { PrismaDeployResult } from './deploy.ts';
 import type { Finding } from './types.ts';
 
-const where = (f: Finding) => [f.migration, f.line ? `line ${f.line}${f.column ? `:${f.column}` : ''}` : null, f.statement ? `statement ${f.statement}` : null].filter(Boolean).join(', ');
+const where = (f: Finding) =>
+  [f.migration, f.line ? `line ${f.line}${f.column ? `:${f.column}` : ''}` : null, f.statement ? `statement ${f.statement}` : null].filter(Boolean).join(', ');
 
 export function renderCheck(r: PrismaCheckReport, opts: { info?: boolean } = {}): string {
   const out: string[] = [];
   const s = r.status;
-  out.push(`belay prisma check ${r.dir} (schema ${r.schema}): ${s.applied.length} applied, ${s.pending.length} pending${s.failed.length ? `, ${s.failed.length} FAILED` : ''}`);
+  out.push(
+    `belay prisma check ${r.dir} (schema ${r.schema}): ${s.applied.length} applied, ${s.pending.length} pending${s.failed.length ? `, ${s.failed.length} FAILED` : ''}`,
+  );
   for (const name of s.pending) out.push(`  pending  ${name}`);
   const shown = r.findings.filter((f) => opts.info || f.severity !== 'info');
   const errors = r.findings.filter((f) => f.severity === 'error').length;
@@ -19,7 +22,8 @@ export function renderCheck(r: PrismaCheckReport, opts: { info?: boolean } = {})
     if (f.sql) out.push(`  ${f.sql}`);
     out.push(`  ${f.message}`);
     for (const row of f.sample.slice(0, 5)) out.push(`    ${JSON.stringify(row)}`);
-    if (f.count !== null && f.count > Math.min(5, f.sample.length) && f.sample.length) out.push(`    … ${f.count - Math.min(5, f.sample.length)} more (--json lists up to --sample)`);
+    if (f.count !== null && f.count > Math.min(5, f.sample.length) && f.sample.length)
+      out.push(`    … ${f.count - Math.min(5, f.sample.length)} more (--json lists up to --sample)`);
     out.push(`  fix: ${f.fix}${f.deployFixes && !f.fix.includes('belay prisma deploy') ? ' (belay prisma deploy does this)' : ''}`);
   }
   const locks = r.migrations.flatMap((m) => m.locks.filter((h) => h.oid && h.blocks !== 'nothing').map((h) => ({ m: m.name, h })));
@@ -29,9 +33,12 @@ export function renderCheck(r: PrismaCheckReport, opts: { info?: boolean } = {})
       out.push(`  ${m}: ${h.mode} on "${h.table}", statements ${h.from}–${h.until}, about ${fmtMs(h.estimateMs)}; blocks ${h.blocks}`);
     }
   }
-  out.push('', r.ok
-    ? `no statement is predicted to fail (${warnings} warning(s)) in ${fmtMs(r.durationMs)}`
-    : `BLOCKED: ${errors} statement(s) predicted to fail, ${warnings} warning(s), in ${fmtMs(r.durationMs)}`);
+  out.push(
+    '',
+    r.ok
+      ? `no statement is predicted to fail (${warnings} warning(s)) in ${fmtMs(r.durationMs)}`
+      : `BLOCKED: ${errors} statement(s) predicted to fail, ${warnings} warning(s), in ${fmtMs(r.durationMs)}`,
+  );
   return out.join('\n');
 }
 
@@ -43,7 +50,9 @@ export function renderPlan(r: PrismaDeployResult): string {
     for (const phase of ['before', 'transaction', 'after'] as const) {
       const steps = p.steps.filter((s) => s.phase === phase);
       if (!steps.length) continue;
-      out.push(`  ${phase === 'before' ? 'before the transaction' : phase === 'after' ? 'after the commit' : 'in one transaction, with its _prisma_migrations row'}:`);
+      out.push(
+        `  ${phase === 'before' ? 'before the transaction' : phase === 'after' ? 'after the commit' : 'in one transaction, with its _prisma_migrations row'}:`,
+      );
       for (const s of steps) {
         out.push(`    ${s.statement ? `[${s.statement}] ` : ''}${s.sql.replace(/\s*\n\s*/g, ' ').slice(0, 200)}`);
         if (s.why) out.push(`        ${s.why}`);

@@ -21,7 +21,11 @@ export class Fragments {
   readonly toks: Tok[];
   private reps: Replacement[] = [];
 
-  constructor(readonly text: SqlText, readonly stmt: Statement, readonly model: Model) {
+  constructor(
+    readonly text: SqlText,
+    readonly stmt: Statement,
+    readonly model: Model,
+  ) {
     this.toks = text.tokens(stmt.start, stmt.end);
   }
 

@@ -6,7 +6,16 @@ import type { Action } from './context.ts';
 import type { TableState } from './model.ts';
 import { calibrateSql, LOCKS_NOW_SQL, TABLE_SIZE_SQL } from './prisma-sql.ts';
 
-export const LOCK_MODES = ['ACCESS SHARE', 'ROW SHARE', 'ROW EXCLUSIVE', 'SHARE UPDATE EXCLUSIVE', 'SHARE', 'SHARE ROW EXCLUSIVE', 'EXCLUSIVE', 'ACCESS EXCLUSIVE'] as const;
+export const LOCK_MODES = [
+  'ACCESS SHARE',
+  'ROW SHARE',
+  'ROW EXCLUSIVE',
+  'SHARE UPDATE EXCLUSIVE',
+  'SHARE',
+  'SHARE ROW EXCLUSIVE',
+  'EXCLUSIVE',
+  'ACCESS EXCLUSIVE',
+] as const;
 export type LockMode = (typeof LOCK_MODES)[number];
 
 /** Which modes each mode conflicts with (PostgreSQL's table-level lock matrix), by index in LOCK_MODES. */
@@ -38,7 +47,15 @@ export interface StatementLock {
   ref?: { schemaname?: string; relname: string };
 }
 
-const SHARE_UPDATE_CMDS = new Set(['AT_ValidateConstraint', 'AT_SetStatistics', 'AT_ClusterOn', 'AT_DropCluster', 'AT_SetRelOptions', 'AT_ResetRelOptions', 'AT_AttachPartition']);
+const SHARE_UPDATE_CMDS = new Set([
+  'AT_ValidateConstraint',
+  'AT_SetStatistics',
+  'AT_ClusterOn',
+  'AT_DropCluster',
+  'AT_SetRelOptions',
+  'AT_ResetRelOptions',
+  'AT_AttachPartition',
+]);
 
 /** The locks one action takes on its own table (and, for a foreign key, on the referenced one). */
 export function locksOf(a: Action): StatementLock[] {
@@ -46,12 +63,20 @@ export function locksOf(a: Action): StatementLock[] {
   const own = (mode: LockMode, work: Work): StatementLock[] => (t ? [{ table: t.name, mode, work, state: t }] : []);
   const n = a.node;
   switch (a.kind) {
-    case 'IndexStmt': return own(n.concurrent ? 'SHARE UPDATE EXCLUSIVE' : 'SHARE', 2.5);
-    case 'UpdateStmt': return own('ROW EXCLUSIVE', 3);
-    case 'DeleteStmt': return own('ROW EXCLUSIVE', 2);
-    case 'InsertStmt': return own('ROW EXCLUSIVE', 0);
-    case 'TruncateStmt': case 'DropStmt': case 'RenameStmt': return own('ACCESS EXCLUSIVE', 0);
-    case 'CreateTrigStmt': return own('SHARE ROW EXCLUSIVE', 0);
+    case 'IndexStmt':
+      return own(n.concurrent ? 'SHARE UPDATE EXCLUSIVE' : 'SHARE', 2.5);
+    case 'UpdateStmt':
+      return own('ROW EXCLUSIVE', 3);
+    case 'DeleteStmt':
+      return own('ROW EXCLUSIVE', 2);
+    case 'InsertStmt':
+      return own('ROW EXCLUSIVE', 0);
+    case 'TruncateStmt':
+    case 'DropStmt':
+    case 'RenameStmt':
+      return own('ACCESS EXCLUSIVE', 0);
+    case 'CreateTrigStmt':
+      return own('SHARE ROW EXCLUSIVE', 0);
     case 'AT_AddConstraint': {
       const c = (n.def as { Constraint: { contype: string; skip_validation?: boolean; pktable?: { schemaname?: string; relname: string } } }).Constraint;
       const validate = c.skip_validation ? 0 : 1;
@@ -60,8 +85,10 @@ export function locksOf(a: Action): StatementLock[] {
       }
       return own('ACCESS EXCLUSIVE', c.contype === 'CONSTR_PRIMARY' || c.contype === 'CONSTR_UNIQUE' ? 2.5 : validate);
     }
-    case 'AT_AlterColumnType': return own('ACCESS EXCLUSIVE', 4);
-    case 'AT_SetNotNull': return own('ACCESS EXCLUSIVE', 1);
+    case 'AT_AlterColumnType':
+      return own('ACCESS EXCLUSIVE', 4);
+    case 'AT_SetNotNull':
+      return own('ACCESS EXCLUSIVE', 1);
     case 'AT_AddColumn': {
       // a volatile default (or a serial) rewrites the table; a constant default is a catalog change
       const text = JSON.stringify(n.def);
@@ -72,9 +99,16 @@ export function locksOf(a: Action): StatementLock[] {
       if (a.kind === 'CreateStmt') {
         return ((n.tableElts as Array<Record<string, unknown>>) ?? []).flatMap((el) => {
           const refs = el.ColumnDef
-            ? ((el.ColumnDef as { constraints?: Array<{ Constraint: { contype: string; pktable?: { schemaname?: string; relname: string } } }> }).constraints ?? []).map((c) => c.Constraint)
-            : el.Constraint ? [el.Constraint as { contype: string; pktable?: { schemaname?: string; relname: string } }] : [];
-          return refs.filter((c) => c.contype === 'CONSTR_FOREIGN' && c.pktable).map((c) => ({ table: c.pktable!.relname, mode: 'SHARE ROW EXCLUSIVE' as const, work: 0, ref: c.pktable }));
+            ? (
+                (el.ColumnDef as { constraints?: Array<{ Constraint: { contype: string; pktable?: { schemaname?: string; relname: string } } }> })
+                  .constraints ?? []
+              ).map((c) => c.Constraint)
+            : el.Constraint
+              ? [el.Constraint as { contype: string; pktable?: { schemaname?: string; relname: string } }]
+              : [];
+          return refs
+            .filter((c) => c.contype === 'CONSTR_FOREIGN' && c.pktable)
+            .map((c) => ({ table: c.pktable!.relname, mode: 'SHARE ROW EXCLUSIVE' as const, work: 0, ref: c.pktable }));
         });
       }
       return [];
@@ -171,15 +205,22 @@ export interface Blocker {
 export async function blockersNow(db: Db, holds: readonly LockHold[]): Promise<Blocker[]> {
   const live = holds.filter((h) => h.oid);
   if (live.length === 0) return [];
-  const r = await db.query<{ oid: string; mode: string; pid: number; state: string | null; xactSeconds: number | null; query: string | null; app: string | null }>(
-    LOCKS_NOW_SQL, [live.map((h) => h.oid)]);
+  const r = await db.query<{
+    oid: string;
+    mode: string;
+    pid: number;
+    state: string | null;
+    xactSeconds: number | null;
+    query: string | null;
+    app: string | null;
+  }>(LOCKS_NOW_SQL, [live.map((h) => h.oid)]);
   const out: Blocker[] = [];
   for (const row of r.rows) {
     const mode = fromPgMode(row.mode);
     // the strongest lock the migrations take on that table
     const h = live.filter((x) => x.oid === row.oid).sort((a, b) => LOCK_MODES.indexOf(b.mode) - LOCK_MODES.indexOf(a.mode))[0];
-    if (mode && h && conflicts(h.mode, mode)) out.push({ pid: row.pid, table: h.table, mode, state: row.state, xactSeconds: row.xactSeconds, query: row.query, app: row.app });
+    if (mode && h && conflicts(h.mode, mode))
+      out.push({ pid: row.pid, table: h.table, mode, state: row.state, xactSeconds: row.xactSeconds, query: row.query, app: row.app });
   }
   return out;
 }
-

@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { BelayError, } from '../errors.ts';
+import { BelayError } from '../errors.ts';
 import type { MigrationFile } from './types.ts';
 
 export const DEFAULT_MIGRATIONS_DIR = 'prisma/migrations';
@@ -21,9 +21,7 @@ export function checksumMatches(script: string, recorded: string): boolean {
   const variants = [script, script.replace(/\r\n/g, '\n'), script.replace(/\n/g, '\r\n')];
   return variants.some((s) => {
     const digest = createHash('sha256').update(s, 'utf8').digest();
-    const hex = recorded.length !== 0 && recorded.length !== 64
-      ? [...digest].map((b) => b.toString(16)).join('')
-      : digest.toString('hex');
+    const hex = recorded.length !== 0 && recorded.length !== 64 ? [...digest].map((b) => b.toString(16)).join('') : digest.toString('hex');
     return hex === recorded;
   });
 }
@@ -35,7 +33,9 @@ export function listMigrations(dir: string): MigrationFile[] {
     });
   }
   assertProvider(dir);
-  const names = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name)
+  const names = readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
     .sort((a, b) => a.localeCompare(b));
   return names.map((name) => {
     const file = path.join(dir, name, 'migration.sql');
@@ -56,8 +56,13 @@ export function listMigrations(dir: string): MigrationFile[] {
 function assertProvider(dir: string): void {
   const lock = path.join(dir, 'migration_lock.toml');
   if (!existsSync(lock)) return;
-  const line = readFileSync(lock, 'utf8').split(/\r?\n/).find((l) => l.startsWith('provider'));
-  const provider = line?.replace(/^provider\s*=\s*/, '').trim().replace(/^"|"$/g, '');
+  const line = readFileSync(lock, 'utf8')
+    .split(/\r?\n/)
+    .find((l) => l.startsWith('provider'));
+  const provider = line
+    ?.replace(/^provider\s*=\s*/, '')
+    .trim()
+    .replace(/^"|"$/g, '');
   if (provider && provider !== 'postgresql') {
     throw new BelayError('BELAY_PRISMA_PROVIDER', `${lock} says provider = "${provider}"; belay reads PostgreSQL migrations only`, {
       fix: 'Point belay at the migrations of a PostgreSQL datasource.',

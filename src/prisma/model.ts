@@ -64,15 +64,21 @@ export class Model {
   /** Live tables dropped or renamed away by the files: their name no longer resolves to the snapshot. */
   private gone = new Set<string>();
 
-  constructor(readonly db: Db, readonly schema: string) {}
+  constructor(
+    readonly db: Db,
+    readonly schema: string,
+  ) {}
 
   async load(schema: string): Promise<void> {
     if (this.loadedSchemas.has(schema)) return;
     this.loadedSchemas.add(schema);
-    const rels = await this.db.query<{ schema: string; name: string; kind: string; oid: string; valid: boolean | null; tableOid: string | null }>(RELATIONS_SQL, [[schema]]);
+    const rels = await this.db.query<{ schema: string; name: string; kind: string; oid: string; valid: boolean | null; tableOid: string | null }>(
+      RELATIONS_SQL,
+      [[schema]],
+    );
     const byOid = new Map(rels.rows.map((r) => [r.oid, key(r.schema, r.name)]));
     for (const r of rels.rows) {
-      this.relations.set(key(r.schema, r.name), { kind: r.kind, valid: r.valid, table: r.tableOid ? byOid.get(r.tableOid) ?? null : null, live: true });
+      this.relations.set(key(r.schema, r.name), { kind: r.kind, valid: r.valid, table: r.tableOid ? (byOid.get(r.tableOid) ?? null) : null, live: true });
     }
     const types = await this.db.query<{ schema: string; name: string; kind: string; labels: string[] | null }>(TYPES_SQL, [[schema]]);
     for (const t of types.rows) {
@@ -104,8 +110,20 @@ export class Model {
     const pk = await this.db.query<{ name: string }>(PRIMARY_KEY_SQL, [oid]);
     const sql = qualified([schema, name]);
     const state: TableState = {
-      schema, name, live: { oid, sql }, columns: cols.rows, primaryKey: pk.rows.map((r) => r.name),
-      rows: liveRowsSql(sql, cols.rows.map((c) => c.name)), empty: false, changed: false, approx: null, broken: null, touched: [],
+      schema,
+      name,
+      live: { oid, sql },
+      columns: cols.rows,
+      primaryKey: pk.rows.map((r) => r.name),
+      rows: liveRowsSql(
+        sql,
+        cols.rows.map((c) => c.name),
+      ),
+      empty: false,
+      changed: false,
+      approx: null,
+      broken: null,
+      touched: [],
     };
     this.tables.set(k, state);
     return state;
@@ -119,7 +137,17 @@ export class Model {
 
   createTable(schema: string, name: string, columns: Column[], primaryKey: string[]): TableState {
     const state: TableState = {
-      schema, name, live: null, columns, primaryKey, rows: emptyRowsSql(columns), empty: true, changed: true, approx: null, broken: null, touched: [],
+      schema,
+      name,
+      live: null,
+      columns,
+      primaryKey,
+      rows: emptyRowsSql(columns),
+      empty: true,
+      changed: true,
+      approx: null,
+      broken: null,
+      touched: [],
     };
     this.tables.set(key(schema, name), state);
     this.relations.set(key(schema, name), { kind: 'r', valid: null, table: null, live: false });

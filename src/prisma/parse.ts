@@ -26,7 +26,7 @@ export async function parseFile(script: string): Promise<ParsedFile> {
   const text = new SqlText(script);
   let raw: RawStmt[];
   try {
-    raw = ((parseSync(script) as { stmts?: RawStmt[] }).stmts ?? []);
+    raw = (parseSync(script) as { stmts?: RawStmt[] }).stmts ?? [];
   } catch (err) {
     const pos = (err as { sqlDetails?: { cursorPosition?: number } }).sqlDetails?.cursorPosition ?? 0;
     return { text, statements: [], error: { message: (err as Error).message, offset: Buffer.byteLength(script.slice(0, pos)) } };
@@ -42,7 +42,15 @@ export async function parseFile(script: string): Promise<ParsedFile> {
     const at = first?.start ?? start;
     const { line, column } = text.lineCol(at);
     statements.push({
-      index: statements.length + 1, text: text.slice(at, end), start: at, end, line, column, kind, node, txn,
+      index: statements.length + 1,
+      text: text.slice(at, end),
+      start: at,
+      end,
+      line,
+      column,
+      kind,
+      node,
+      txn,
       inner: kind === 'DoStmt' ? doBlockSql(text.slice(at, end)) : [],
     });
     if (kind === 'TransactionStmt' && ['TRANS_STMT_COMMIT', 'TRANS_STMT_ROLLBACK'].includes(String(node.kind))) txn++;

@@ -55,10 +55,8 @@ export const CREATE_MIGRATIONS_TABLE_SQL = `CREATE TABLE _prisma_migrations (
 // step (the whole script is one step), finished. logs and rolled_back_at stay NULL.
 export const recordStartedSql = (schema: string) =>
   `INSERT INTO ${ident(schema)}."_prisma_migrations" (id, checksum, started_at, migration_name) VALUES ($1, $2, $3, $4)`;
-export const recordStepSql = (schema: string) =>
-  `UPDATE ${ident(schema)}."_prisma_migrations" SET applied_steps_count = applied_steps_count + 1 WHERE id = $1`;
-export const recordFinishedSql = (schema: string) =>
-  `UPDATE ${ident(schema)}."_prisma_migrations" SET finished_at = $2 WHERE id = $1`;
+export const recordStepSql = (schema: string) => `UPDATE ${ident(schema)}."_prisma_migrations" SET applied_steps_count = applied_steps_count + 1 WHERE id = $1`;
+export const recordFinishedSql = (schema: string) => `UPDATE ${ident(schema)}."_prisma_migrations" SET finished_at = $2 WHERE id = $1`;
 
 // ---- catalog ------------------------------------------------------------------------------------------
 
@@ -104,8 +102,7 @@ SELECT c.relname AS name, ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true) FR
 export const HAS_INPUT_IS_VALID_SQL = `SELECT to_regproc('pg_catalog.pg_input_is_valid') IS NOT NULL AS has`;
 
 /** Reads about `pct` percent of a table's pages: the read rate of this server, for lock estimates. */
-export const calibrateSql = (table: string, pct: number) =>
-  `SELECT count(*)::float8 AS n FROM ${table} TABLESAMPLE SYSTEM (${Number(pct.toFixed(4))})`;
+export const calibrateSql = (table: string, pct: number) => `SELECT count(*)::float8 AS n FROM ${table} TABLESAMPLE SYSTEM (${Number(pct.toFixed(4))})`;
 
 /** Relation locks other sessions hold right now on the tables, with what those sessions are doing. */
 export const LOCKS_NOW_SQL = `
@@ -140,26 +137,41 @@ export function projectSql(prev: string, alias: string, exprs: ReadonlyArray<[st
  * UPDATE … FROM: each previous row joined to at most one match (PostgreSQL updates a row once even when
  * the join matches it several times). `sets` maps a column to its new value over the joined rows.
  */
-export function updateFromSql(prev: string, alias: string, columns: ReadonlyArray<{ name: string; type: string }>,
-  sets: ReadonlyMap<string, string>, from: string, where: string | undefined): string {
+export function updateFromSql(
+  prev: string,
+  alias: string,
+  columns: ReadonlyArray<{ name: string; type: string }>,
+  sets: ReadonlyMap<string, string>,
+  from: string,
+  where: string | undefined,
+): string {
   const a = ident(alias);
   const setList = [...sets].map(([c, e], i) => `, (${e})::${columns.find((x) => x.name === c)!.type} AS "__v${i}"`).join('');
   const matched = `SELECT DISTINCT ON (${a}.${REL}, ${a}.${RID}) ${a}.${RID}, ${a}.${REL}${setList} FROM (${prev}) AS ${a}, ${from}${where ? ` WHERE ${where}` : ''}`;
   const names = [...sets.keys()];
-  const cols = columns.map((c) => {
-    const i = names.indexOf(c.name);
-    return i < 0 ? `, p.${ident(c.name)}` : `, CASE WHEN u.${RID} IS NULL THEN p.${ident(c.name)} ELSE u."__v${i}" END AS ${ident(c.name)}`;
-  }).join('');
+  const cols = columns
+    .map((c) => {
+      const i = names.indexOf(c.name);
+      return i < 0 ? `, p.${ident(c.name)}` : `, CASE WHEN u.${RID} IS NULL THEN p.${ident(c.name)} ELSE u."__v${i}" END AS ${ident(c.name)}`;
+    })
+    .join('');
   return `SELECT p.${RID}, p.${REL}${cols} FROM (${prev}) AS p LEFT JOIN (${matched}) AS u ON u.${RID} = p.${RID} AND u.${REL} = p.${REL}`;
 }
 
 /** INSERT: the previous rows and the inserted ones, `values` yielding the given columns. */
-export function insertSql(prev: string, columns: ReadonlyArray<{ name: string; type: string }>, given: readonly string[],
-  values: string, defaults: ReadonlyMap<string, string>): string {
-  const cols = columns.map((c) => {
-    const e = given.includes(c.name) ? `ins.${ident(c.name)}` : (defaults.get(c.name) ?? 'NULL');
-    return `, (${e})::${c.type}`;
-  }).join('');
+export function insertSql(
+  prev: string,
+  columns: ReadonlyArray<{ name: string; type: string }>,
+  given: readonly string[],
+  values: string,
+  defaults: ReadonlyMap<string, string>,
+): string {
+  const cols = columns
+    .map((c) => {
+      const e = given.includes(c.name) ? `ins.${ident(c.name)}` : (defaults.get(c.name) ?? 'NULL');
+      return `, (${e})::${c.type}`;
+    })
+    .join('');
   return `${prev} UNION ALL SELECT NULL::tid, NULL::oid${cols} FROM (${values}) AS ins(${given.map(ident).join(', ')})`;
 }
 

@@ -52,12 +52,17 @@ export function planMigration(file: MigrationFile, parsed: ParsedFile, infos: re
       if (opts.rewrite && name && act?.live && !act.touchedBefore && !reused) {
         const index = qualified([rel.schemaname ?? opts.schema, name]);
         steps.push({
-          phase: 'before', sql: s.node.concurrent ? s.text : withConcurrently(parsed, s), statement: s.index, index,
-          undo: dropIndexConcurrentlySql(index), why: 'built CONCURRENTLY before the transaction: writes to the table go on during the build',
+          phase: 'before',
+          sql: s.node.concurrent ? s.text : withConcurrently(parsed, s),
+          statement: s.index,
+          index,
+          undo: dropIndexConcurrentlySql(index),
+          why: 'built CONCURRENTLY before the transaction: writes to the table go on during the build',
         });
         continue;
       }
-      if (s.node.concurrent) tx(withoutConcurrently(parsed, s), 'CONCURRENTLY removed: the table is new or changed earlier in this file, so the index is built in the transaction');
+      if (s.node.concurrent)
+        tx(withoutConcurrently(parsed, s), 'CONCURRENTLY removed: the table is new or changed earlier in this file, so the index is built in the transaction');
       else tx(s.text);
       continue;
     }
@@ -73,16 +78,29 @@ export function planMigration(file: MigrationFile, parsed: ParsedFile, infos: re
       const c = (cmd.def as { Constraint?: { contype: string; conname?: string; skip_validation?: boolean } } | undefined)?.Constraint;
       if (cmd.subtype === 'AT_AddConstraint' && c && ['CONSTR_FOREIGN', 'CONSTR_CHECK'].includes(c.contype) && !c.skip_validation && c.conname) {
         tx(`${core(parsed, s)} NOT VALID`, 'added NOT VALID: checked for new rows at once, existing rows validated after the commit without blocking writes');
-        steps.push({ phase: 'after', sql: `ALTER TABLE ${table} VALIDATE CONSTRAINT ${ident(c.conname)}`, statement: s.index, why: 'validates the existing rows under a SHARE UPDATE EXCLUSIVE lock' });
+        steps.push({
+          phase: 'after',
+          sql: `ALTER TABLE ${table} VALIDATE CONSTRAINT ${ident(c.conname)}`,
+          statement: s.index,
+          why: 'validates the existing rows under a SHARE UPDATE EXCLUSIVE lock',
+        });
         continue;
       }
       if (cmd.subtype === 'AT_SetNotNull') {
         const col = String(cmd.name);
         const check = ident(`belay_nn_${rel.relname}_${col}`.slice(0, 63));
-        tx(`ALTER TABLE ${table} ADD CONSTRAINT ${check} CHECK (${ident(col)} IS NOT NULL) NOT VALID`, 'SET NOT NULL through a CHECK added NOT VALID, validated after the commit');
+        tx(
+          `ALTER TABLE ${table} ADD CONSTRAINT ${check} CHECK (${ident(col)} IS NOT NULL) NOT VALID`,
+          'SET NOT NULL through a CHECK added NOT VALID, validated after the commit',
+        );
         steps.push(
           { phase: 'after', sql: `ALTER TABLE ${table} VALIDATE CONSTRAINT ${check}`, statement: s.index, why: 'scans the rows without blocking writes' },
-          { phase: 'after', sql: `ALTER TABLE ${table} ALTER COLUMN ${ident(col)} SET NOT NULL`, statement: s.index, why: 'uses the validated CHECK instead of scanning the table' },
+          {
+            phase: 'after',
+            sql: `ALTER TABLE ${table} ALTER COLUMN ${ident(col)} SET NOT NULL`,
+            statement: s.index,
+            why: 'uses the validated CHECK instead of scanning the table',
+          },
           { phase: 'after', sql: `ALTER TABLE ${table} DROP CONSTRAINT ${check}`, statement: null, why: 'the CHECK is no longer needed' },
         );
         continue;

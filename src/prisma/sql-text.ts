@@ -103,7 +103,10 @@ export function splitTop(toks: readonly Tok[], from: number, to: number): Array<
   const out: Array<[number, number]> = [];
   let at = from;
   while (at < to) {
-    const comma = Math.min(findTop(toks, at, (t) => t.up === ','), to);
+    const comma = Math.min(
+      findTop(toks, at, (t) => t.up === ','),
+      to,
+    );
     out.push([at, comma]);
     at = comma + 1;
   }

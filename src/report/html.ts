@@ -41,56 +41,180 @@ export function renderReportHtml(r: RunReport): string {
   const batchMs = b.reduce((n, x) => n + x.durationMs, 0);
   const parts: string[] = [];
   parts.push(`<h1>${esc(r.run.migrationId)} <small>run ${r.run.id}</small></h1>`);
-  parts.push(`<p class="sub"><span class="badge status-${esc(r.run.status)}">${esc(r.run.status)}</span> on ${esc(r.database)} · started ${esc(r.run.startedAt)} · report made ${esc(r.generatedAt)}</p>`);
+  parts.push(
+    `<p class="sub"><span class="badge status-${esc(r.run.status)}">${esc(r.run.status)}</span> on ${esc(r.database)} · started ${esc(r.run.startedAt)} · report made ${esc(r.generatedAt)}</p>`,
+  );
 
   parts.push(sec(0, 'summary'));
-  parts.push(`<div class="cards">${[
-    ['rows changed', fmtInt(changed)], ['duration', fmtMs(r.run.durationMs)], ['batches', fmtInt(b.length)],
-    ['rows/s (batch time)', fmtInt(batchMs > 0 ? (b.reduce((n, x) => n + x.rowsInRange, 0) * 1000) / batchMs : null)],
-    ['issue categories with rows', fmtInt(r.issues.findings.filter((f) => f.count > 0 && f.severity !== 'info').length)],
-  ].map(([k, v]) => `<div class="card"><b>${esc(v)}</b><span>${esc(k)}</span></div>`).join('')}</div>`);
-  parts.push(kv([['Migration file', r.run.file ?? ''], ['Checksum', r.run.checksum], ['Parameters', Object.entries(r.run.params).map(([k, v]) => `${k}=${v}`).join(', ') || 'none'],
-    ['Mode', r.run.mode], ['Finished', r.run.finishedAt ?? 'not finished']]));
+  parts.push(
+    `<div class="cards">${[
+      ['rows changed', fmtInt(changed)],
+      ['duration', fmtMs(r.run.durationMs)],
+      ['batches', fmtInt(b.length)],
+      ['rows/s (batch time)', fmtInt(batchMs > 0 ? (b.reduce((n, x) => n + x.rowsInRange, 0) * 1000) / batchMs : null)],
+      ['issue categories with rows', fmtInt(r.issues.findings.filter((f) => f.count > 0 && f.severity !== 'info').length)],
+    ]
+      .map(([k, v]) => `<div class="card"><b>${esc(v)}</b><span>${esc(k)}</span></div>`)
+      .join('')}</div>`,
+  );
+  parts.push(
+    kv([
+      ['Migration file', r.run.file ?? ''],
+      ['Checksum', r.run.checksum],
+      [
+        'Parameters',
+        Object.entries(r.run.params)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(', ') || 'none',
+      ],
+      ['Mode', r.run.mode],
+      ['Finished', r.run.finishedAt ?? 'not finished'],
+    ]),
+  );
   if (r.error) parts.push(`<p class="sev-error">Stopped by <code>${esc(r.error.code)}</code>: ${esc(r.error.message)}</p>`);
 
   parts.push(sec(1, 'changes'), `<p>${esc(r.purpose)}</p>`);
-  parts.push(table(['#', 'step', 'kind', 'table', 'writes', 'status', 'rows scanned', 'rows changed', 'reversible'], r.steps.map((s) => [
-    s.stepNo + 1, s.name, s.kind, s.table ?? '', (s.writes ?? []).join(', '), s.status, s.rowsTotal === null ? '' : fmtInt(s.rowsDone), fmtInt(s.rowsChanged), s.reversible ? 'yes' : 'NO',
-  ]), [6, 7], 'steps'));
+  parts.push(
+    table(
+      ['#', 'step', 'kind', 'table', 'writes', 'status', 'rows scanned', 'rows changed', 'reversible'],
+      r.steps.map((s) => [
+        s.stepNo + 1,
+        s.name,
+        s.kind,
+        s.table ?? '',
+        (s.writes ?? []).join(', '),
+        s.status,
+        s.rowsTotal === null ? '' : fmtInt(s.rowsDone),
+        fmtInt(s.rowsChanged),
+        s.reversible ? 'yes' : 'NO',
+      ]),
+      [6, 7],
+      'steps',
+    ),
+  );
 
   parts.push(sec(2, 'counts'));
-  parts.push(table(['table', 'before', 'after', 'difference'], r.counts.map((c) => [c.table, fmtInt(c.before), fmtInt(c.after), c.delta === null ? '' : `${c.delta > 0 ? '+' : ''}${fmtInt(c.delta)}`]), [1, 2, 3], 'counts'));
+  parts.push(
+    table(
+      ['table', 'before', 'after', 'difference'],
+      r.counts.map((c) => [c.table, fmtInt(c.before), fmtInt(c.after), c.delta === null ? '' : `${c.delta > 0 ? '+' : ''}${fmtInt(c.delta)}`]),
+      [1, 2, 3],
+      'counts',
+    ),
+  );
 
   parts.push(sec(3, 'issues'), `<p class="note">${esc(r.issues.note)}</p>`);
-  parts.push(table(['code', 'severity', 'rows', 'meaning', 'what to do'], r.issues.findings.map((f) => [
-    raw(`<code>${esc(f.code)}</code>`), raw(`<span class="sev-${esc(f.severity)}">${esc(f.severity)}</span>`), fmtInt(f.count), f.message, f.fix ?? '',
-  ]), [2], 'issues'));
+  parts.push(
+    table(
+      ['code', 'severity', 'rows', 'meaning', 'what to do'],
+      r.issues.findings.map((f) => [
+        raw(`<code>${esc(f.code)}</code>`),
+        raw(`<span class="sev-${esc(f.severity)}">${esc(f.severity)}</span>`),
+        fmtInt(f.count),
+        f.message,
+        f.fix ?? '',
+      ]),
+      [2],
+      'issues',
+    ),
+  );
   for (const f of r.issues.findings.filter((x) => x.count > 0 && x.sample.length)) {
-    parts.push(`<details><summary><code>${esc(f.code)}</code>: sample of ${f.sample.length} of ${fmtInt(f.count)} row(s)</summary>${sampleTable(f.sample)}</details>`);
+    parts.push(
+      `<details><summary><code>${esc(f.code)}</code>: sample of ${f.sample.length} of ${fmtInt(f.count)} row(s)</summary>${sampleTable(f.sample)}</details>`,
+    );
   }
   const conflicts = r.undo.filter((u) => u.conflicts > 0);
-  if (conflicts.length) parts.push('<h3>Rollback conflicts</h3>', table(['step', 'rows left alone'], conflicts.map((u) => [u.step, fmtInt(u.conflicts)]), [1]));
+  if (conflicts.length)
+    parts.push(
+      '<h3>Rollback conflicts</h3>',
+      table(
+        ['step', 'rows left alone'],
+        conflicts.map((u) => [u.step, fmtInt(u.conflicts)]),
+        [1],
+      ),
+    );
 
   parts.push(sec(4, 'verification'), `<p class="note">${esc(r.verification.note)}</p>`);
   if (r.verification.results.length) parts.push(generic(r.verification.results, ['name', 'kind', 'result', 'count', 'threshold', 'message']));
 
   parts.push(sec(5, 'backups'), `<p class="note">${esc(r.backups.note)}</p>`);
-  if (r.backups.rows.length) parts.push(generic(r.backups.rows, ['id', 'source_table', 'table', 'copy_schema', 'copy_table', 'row_count', 'rows', 'checksum', 'size_bytes', 'file', 'file_sha256', 'status', 'created_at']));
+  if (r.backups.rows.length)
+    parts.push(
+      generic(r.backups.rows, [
+        'id',
+        'source_table',
+        'table',
+        'copy_schema',
+        'copy_table',
+        'row_count',
+        'rows',
+        'checksum',
+        'size_bytes',
+        'file',
+        'file_sha256',
+        'status',
+        'created_at',
+      ]),
+    );
   if (r.undo.length) {
-    parts.push('<h3>Undo log</h3>', table(['step', 'table', 'batches', 'rows', 'rolled back batches', 'restored', 'conflicts'],
-      r.undo.map((u) => [u.stepNo + 1, u.step, u.batches, fmtInt(u.rows), u.rolledBack, fmtInt(u.restored), fmtInt(u.conflicts)]), [2, 3, 4, 5, 6]));
+    parts.push(
+      '<h3>Undo log</h3>',
+      table(
+        ['step', 'table', 'batches', 'rows', 'rolled back batches', 'restored', 'conflicts'],
+        r.undo.map((u) => [u.stepNo + 1, u.step, u.batches, fmtInt(u.rows), u.rolledBack, fmtInt(u.restored), fmtInt(u.conflicts)]),
+        [2, 3, 4, 5, 6],
+      ),
+    );
   }
 
   parts.push(sec(6, 'timings'));
-  parts.push(`<figure id="batch-chart">${chart(b)}<figcaption>Bars: duration of each batch (left axis). Line: rows per second of batch time (right axis). Hover a bar for its key range.</figcaption></figure>`);
-  parts.push('<h3>Stages</h3>', table(['stage', 'started', 'duration', 'detail'], r.timings.stages.map((s) => [s.stage, s.startedAt ?? '', fmtMs(s.durationMs), s.detail]), [2]));
-  parts.push(`<h3>Batches</h3>`, table(['step', 'batch', 'keys', 'rows', 'changed', 'duration', 'rows/s', 'attempts'], b.map((x) => [
-    x.stepNo + 1, x.batchNo, `${x.lo} – ${x.hi}`, fmtInt(x.rowsInRange), fmtInt(x.rowsChanged), fmtMs(x.durationMs), fmtInt(x.rowsPerSec), x.attempts,
-  ]), [3, 4, 5, 6, 7], 'batches'));
-  parts.push('<h3>Event log</h3>', table(['elapsed', 'event', 'data'], r.timings.events.map((e) => [fmtMs(e.elapsedMs), e.type, short(e.data)]), [0]));
+  parts.push(
+    `<figure id="batch-chart">${chart(b)}<figcaption>Bars: duration of each batch (left axis). Line: rows per second of batch time (right axis). Hover a bar for its key range.</figcaption></figure>`,
+  );
+  parts.push(
+    '<h3>Stages</h3>',
+    table(
+      ['stage', 'started', 'duration', 'detail'],
+      r.timings.stages.map((s) => [s.stage, s.startedAt ?? '', fmtMs(s.durationMs), s.detail]),
+      [2],
+    ),
+  );
+  parts.push(
+    `<h3>Batches</h3>`,
+    table(
+      ['step', 'batch', 'keys', 'rows', 'changed', 'duration', 'rows/s', 'attempts'],
+      b.map((x) => [
+        x.stepNo + 1,
+        x.batchNo,
+        `${x.lo} – ${x.hi}`,
+        fmtInt(x.rowsInRange),
+        fmtInt(x.rowsChanged),
+        fmtMs(x.durationMs),
+        fmtInt(x.rowsPerSec),
+        x.attempts,
+      ]),
+      [3, 4, 5, 6, 7],
+      'batches',
+    ),
+  );
+  parts.push(
+    '<h3>Event log</h3>',
+    table(
+      ['elapsed', 'event', 'data'],
+      r.timings.events.map((e) => [fmtMs(e.elapsedMs), e.type, short(e.data)]),
+      [0],
+    ),
+  );
 
   parts.push(sec(7, 'aborts'));
-  parts.push(r.aborts.length ? table(['source', 'at', 'what', 'detail'], r.aborts.map((a) => [a.source, a.at ?? '', a.what, short(a.detail)])) : '<p>None fired.</p>');
+  parts.push(
+    r.aborts.length
+      ? table(
+          ['source', 'at', 'what', 'detail'],
+          r.aborts.map((a) => [a.source, a.at ?? '', a.what, short(a.detail)]),
+        )
+      : '<p>None fired.</p>',
+  );
 
   parts.push(sec(8, 'schema'), `<p class="note">${esc(r.schema.note)}</p>`);
   for (const t of r.schema.tables) {
@@ -99,9 +223,13 @@ export function renderReportHtml(r: RunReport): string {
       parts.push('<p class="note">The table does not exist.</p>');
       continue;
     }
-    parts.push(diffTable(['column', 'type', 'not null', 'default'], t.diff.columns, (c) => [c.name, c.type, c.notNull ? 'yes' : '', c.default ?? ''], 'columns'));
+    parts.push(
+      diffTable(['column', 'type', 'not null', 'default'], t.diff.columns, (c) => [c.name, c.type, c.notNull ? 'yes' : '', c.default ?? ''], 'columns'),
+    );
     parts.push(diffTable(['index', 'definition'], t.diff.indexes, (c) => [c.name, c.definition], 'indexes'));
-    parts.push(diffTable(['constraint', 'type', 'definition'], t.diff.constraints, (c) => [c.name, CONSTRAINT_TYPES[c.type] ?? c.type, c.definition], 'constraints'));
+    parts.push(
+      diffTable(['constraint', 'type', 'definition'], t.diff.constraints, (c) => [c.name, CONSTRAINT_TYPES[c.type] ?? c.type, c.definition], 'constraints'),
+    );
   }
 
   return `<!doctype html>
@@ -120,7 +248,9 @@ ${parts.join('\n')}
 }
 
 /** A cell that is already HTML. */
-interface Raw { html: string }
+interface Raw {
+  html: string;
+}
 const raw = (html: string): Raw => ({ html });
 const isRaw = (v: unknown): v is Raw => !!v && typeof v === 'object' && 'html' in (v as object);
 
@@ -152,13 +282,27 @@ function short(v: unknown, max = 200): string {
 function sampleTable(rows: readonly unknown[]): string {
   const objs = rows.map((r) => (r && typeof r === 'object' && !Array.isArray(r) ? (r as Record<string, unknown>) : { value: r }));
   const cols = [...new Set(objs.flatMap((o) => Object.keys(o)))];
-  return table(cols, objs.map((o) => cols.map((c) => o[c])));
+  return table(
+    cols,
+    objs.map((o) => cols.map((c) => o[c])),
+  );
 }
 
 function generic(rows: ReadonlyArray<Record<string, unknown>>, preferred: readonly string[]): string {
   const present = preferred.filter((c) => rows.some((r) => c in r));
   const cols = present.length ? present : Object.keys(rows[0] ?? {}).slice(0, 8);
-  return table(cols, rows.map((r) => cols.map((c) => (/bytes$/.test(c) && r[c] !== null && Number.isFinite(Number(r[c])) ? fmtBytes(Number(r[c])) : typeof r[c] === 'object' && r[c] !== null ? short(r[c]) : r[c]))));
+  return table(
+    cols,
+    rows.map((r) =>
+      cols.map((c) =>
+        /bytes$/.test(c) && r[c] !== null && Number.isFinite(Number(r[c]))
+          ? fmtBytes(Number(r[c]))
+          : typeof r[c] === 'object' && r[c] !== null
+            ? short(r[c])
+            : r[c],
+      ),
+    ),
+  );
 }
 
 /** Round numbers for an axis: 0 … max in about `n` steps of 1, 2 or 5 × 10^k. */
@@ -196,15 +340,28 @@ export function chart(batches: readonly BatchTiming[]): string {
   const x = (i: number) => m.l + i * slot + slot / 2;
   const yMs = (v: number) => m.t + h - (v / msMax) * h;
   const yRate = (v: number) => m.t + h - (v / rateMax) * h;
-  const grid = msTicks.map((t) => `<line x1="${m.l}" x2="${m.l + w}" y1="${yMs(t).toFixed(1)}" y2="${yMs(t).toFixed(1)}" stroke="#d1d9e0" stroke-width="${t === 0 ? 1 : 0.5}"/>` +
-    `<text x="${m.l - 6}" y="${(yMs(t) + 4).toFixed(1)}" text-anchor="end">${compact(t)}</text>`).join('');
+  const grid = msTicks
+    .map(
+      (t) =>
+        `<line x1="${m.l}" x2="${m.l + w}" y1="${yMs(t).toFixed(1)}" y2="${yMs(t).toFixed(1)}" stroke="#d1d9e0" stroke-width="${t === 0 ? 1 : 0.5}"/>` +
+        `<text x="${m.l - 6}" y="${(yMs(t) + 4).toFixed(1)}" text-anchor="end">${compact(t)}</text>`,
+    )
+    .join('');
   const right = rateTicks.map((t) => `<text x="${m.l + w + 6}" y="${(yRate(t) + 4).toFixed(1)}" style="fill:var(--rate)">${compact(t)}</text>`).join('');
-  const bars = batches.map((b, i) => `<rect class="bar" x="${(x(i) - bw / 2).toFixed(1)}" y="${yMs(b.durationMs).toFixed(1)}" width="${bw.toFixed(1)}" height="${Math.max(0.5, h - (yMs(b.durationMs) - m.t)).toFixed(1)}" fill="var(--bar)" opacity="0.85">` +
-    `<title>step ${b.stepNo + 1} batch ${b.batchNo}: keys ${esc(b.lo)}–${esc(b.hi)}, ${fmtInt(b.rowsInRange)} rows, ${fmtInt(b.rowsChanged)} changed, ${fmtMs(b.durationMs)}, ${fmtInt(b.rowsPerSec)} rows/s</title></rect>`).join('');
+  const bars = batches
+    .map(
+      (b, i) =>
+        `<rect class="bar" x="${(x(i) - bw / 2).toFixed(1)}" y="${yMs(b.durationMs).toFixed(1)}" width="${bw.toFixed(1)}" height="${Math.max(0.5, h - (yMs(b.durationMs) - m.t)).toFixed(1)}" fill="var(--bar)" opacity="0.85">` +
+        `<title>step ${b.stepNo + 1} batch ${b.batchNo}: keys ${esc(b.lo)}–${esc(b.hi)}, ${fmtInt(b.rowsInRange)} rows, ${fmtInt(b.rowsChanged)} changed, ${fmtMs(b.durationMs)}, ${fmtInt(b.rowsPerSec)} rows/s</title></rect>`,
+    )
+    .join('');
   const line = batches.map((b, i) => `${i ? 'L' : 'M'}${x(i).toFixed(1)},${yRate(b.rowsPerSec).toFixed(1)}`).join(' ');
-  const dots = n <= 200 ? batches.map((b, i) => `<circle cx="${x(i).toFixed(1)}" cy="${yRate(b.rowsPerSec).toFixed(1)}" r="2.5" fill="var(--rate)"/>`).join('') : '';
+  const dots =
+    n <= 200 ? batches.map((b, i) => `<circle cx="${x(i).toFixed(1)}" cy="${yRate(b.rowsPerSec).toFixed(1)}" r="2.5" fill="var(--rate)"/>`).join('') : '';
   const every = Math.max(1, Math.ceil(n / 20));
-  const xLabels = batches.map((_, i) => (i % every === 0 || i === n - 1 ? `<text x="${x(i).toFixed(1)}" y="${m.t + h + 16}" text-anchor="middle">${i + 1}</text>` : '')).join('');
+  const xLabels = batches
+    .map((_, i) => (i % every === 0 || i === n - 1 ? `<text x="${x(i).toFixed(1)}" y="${m.t + h + 16}" text-anchor="middle">${i + 1}</text>` : ''))
+    .join('');
   return `<svg role="img" aria-label="batch duration and rows per second" viewBox="0 0 ${W} ${H}" width="100%">
 <text x="${m.l}" y="16" style="fill:var(--bar);font-weight:600">■ batch duration (ms)</text>
 <text x="${m.l + w}" y="16" text-anchor="end" style="fill:var(--rate);font-weight:600">● rows/s</text>

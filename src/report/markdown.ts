@@ -4,7 +4,10 @@
 export function cell(v: unknown): string {
   if (v === null || v === undefined) return '';
   const s = typeof v === 'object' ? JSON.stringify(v) : String(v);
-  return s.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r?\n\s*/g, ' ');
+  return s
+    .replace(/\\/g, '\\\\')
+    .replace(/\|/g, '\\|')
+    .replace(/\r?\n\s*/g, ' ');
 }
 
 export function mdTable(headers: readonly string[], rows: ReadonlyArray<readonly unknown[]>): string {
@@ -73,7 +76,15 @@ export function scalarPaths(v: unknown, prefix = '', depth = 3): Array<[string, 
 
 /** The report's level-2 headings, in order: tests and docs name them. */
 export const REPORT_SECTIONS = [
-  'Summary', 'Purpose and changes', 'Row counts', 'Issues found', 'Verification', 'Backups', 'Timings', 'Abort triggers', 'Schema',
+  'Summary',
+  'Purpose and changes',
+  'Row counts',
+  'Issues found',
+  'Verification',
+  'Backups',
+  'Timings',
+  'Abort triggers',
+  'Schema',
 ] as const;
 
 /** pg_constraint.contype in words. */

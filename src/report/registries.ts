@@ -26,24 +26,31 @@ export function checkMeaning(c: Check): string {
     case 'orphans':
       return c.message ?? `rows of ${c.table}.${c.column} whose value is missing from ${c.references.table}.${c.references.column}`;
     case 'unique-after':
-      return c.message ?? `rows that would violate unique index ${c.index} once step "${c.step}" wrote its projected values (projected values for the rows it changes, current values for the rest)`;
+      return (
+        c.message ??
+        `rows that would violate unique index ${c.index} once step "${c.step}" wrote its projected values (projected values for the rows it changes, current values for the rest)`
+      );
     case 'not-null':
       return c.message ?? `NULLs in ${c.table}.${c.column}, which is about to become NOT NULL${c.step ? ` (after step "${c.step}")` : ''}`;
   }
 }
 
 export function checkEntries(checks: readonly Check[]): TroubleEntry[] {
-  const entries = checks.flatMap((c) => (c.kind === 'classify'
-    ? c.categories.map((x) => ({ code: x.code, severity: x.severity, meaning: x.message, fix: x.fix }))
-    : [{ code: c.code, severity: c.severity, meaning: checkMeaning(c), fix: c.fix }]));
+  const entries = checks.flatMap((c) =>
+    c.kind === 'classify'
+      ? c.categories.map((x) => ({ code: x.code, severity: x.severity, meaning: x.message, fix: x.fix }))
+      : [{ code: c.code, severity: c.severity, meaning: checkMeaning(c), fix: c.fix }],
+  );
   return entries.map((e) => ({
     code: e.code,
     kind: e.severity,
     meaning: e.meaning,
-    whatToDo: e.fix ?? {
-      error: 'Fix the offending rows before applying: this check blocks the run.',
-      warn: 'Review the sample rows; they are reported and left unchanged.',
-      info: 'Nothing to do: it counts what the migration will change.',
-    }[e.severity],
+    whatToDo:
+      e.fix ??
+      {
+        error: 'Fix the offending rows before applying: this check blocks the run.',
+        warn: 'Review the sample rows; they are reported and left unchanged.',
+        info: 'Nothing to do: it counts what the migration will change.',
+      }[e.severity],
   }));
 }

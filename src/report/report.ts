@@ -40,20 +40,47 @@ export interface BatchTiming extends StoredBatch {
 export interface RunReport {
   generatedAt: string;
   database: string;
-  run: { id: number; migrationId: string; checksum: string; status: string; mode: string; startedAt: string; finishedAt: string | null;
-    durationMs: number | null; file: string | null; params: Record<string, string> };
+  run: {
+    id: number;
+    migrationId: string;
+    checksum: string;
+    status: string;
+    mode: string;
+    startedAt: string;
+    finishedAt: string | null;
+    durationMs: number | null;
+    file: string | null;
+    params: Record<string, string>;
+  };
   purpose: string;
   tables: string[];
-  steps: Array<{ stepNo: number; name: string; kind: string; table?: string; writes?: string[]; status: string; rowsTotal: number | null;
-    rowsDone: number; rowsChanged: number; startedAt: string | null; finishedAt: string | null; durationMs: number | null; sql?: string; reversible: boolean }>;
+  steps: Array<{
+    stepNo: number;
+    name: string;
+    kind: string;
+    table?: string;
+    writes?: string[];
+    status: string;
+    rowsTotal: number | null;
+    rowsDone: number;
+    rowsChanged: number;
+    startedAt: string | null;
+    finishedAt: string | null;
+    durationMs: number | null;
+    sql?: string;
+    reversible: boolean;
+  }>;
   counts: Array<{ table: string; before: number | null; after: number | null; delta: number | null }>;
   /** stored: results recorded during the run; live: the spec's checks run read-only when the report was made. */
   issues: { source: 'stored' | 'live' | 'unavailable'; note: string; findings: IssueFinding[] };
   verification: { source: 'stored' | 'none'; note: string; results: Array<Record<string, unknown>> };
   backups: { source: 'stored' | 'none'; note: string; rows: Array<Record<string, unknown>> };
   undo: Array<{ stepNo: number; step: string; batches: number; rows: number; skipped: number; rolledBack: number; restored: number; conflicts: number }>;
-  timings: { stages: Array<{ stage: string; startedAt: string | null; durationMs: number | null; detail: string }>; batches: BatchTiming[];
-    events: Array<{ at: string; elapsedMs: number; type: string; data: unknown }> };
+  timings: {
+    stages: Array<{ stage: string; startedAt: string | null; durationMs: number | null; detail: string }>;
+    batches: BatchTiming[];
+    events: Array<{ at: string; elapsedMs: number; type: string; data: unknown }>;
+  };
   aborts: Array<{ source: string; at?: string; what: string; detail: unknown }>;
   error: Record<string, unknown> | null;
   schema: { source: string; tables: Array<{ table: string; before: TableSchema | null; after: TableSchema; diff: TableDiff }>; note: string };
@@ -61,16 +88,32 @@ export interface RunReport {
 
 export async function buildReport(db: Db, runId: number, opts: ReportOptions = {}): Promise<RunReport> {
   if ((await stateVersion(db)) === 0) {
-    throw new StateError('BELAY_NO_RUN', `no belay runs are recorded in ${db.label}`, { fix: 'Check --db: it must be the database the run used (belay status lists its runs).' });
+    throw new StateError('BELAY_NO_RUN', `no belay runs are recorded in ${db.label}`, {
+      fix: 'Check --db: it must be the database the run used (belay status lists its runs).',
+    });
   }
   const run = await getRun(db, runId);
   const spec = run.spec as Migration;
   const summary = run.summary;
   const sample = opts.sample ?? 10;
-  const steps = (await db.query<{ stepNo: number; name: string; kind: string; status: string; rowsTotal: number | null; rowsDone: number;
-    rowsChanged: number; startedAt: string | null; finishedAt: string | null; durationMs: number | null }>(STEP_TIMINGS_SQL, [runId])).rows;
+  const steps = (
+    await db.query<{
+      stepNo: number;
+      name: string;
+      kind: string;
+      status: string;
+      rowsTotal: number | null;
+      rowsDone: number;
+      rowsChanged: number;
+      startedAt: string | null;
+      finishedAt: string | null;
+      durationMs: number | null;
+    }>(STEP_TIMINGS_SQL, [runId])
+  ).rows;
   const batches: BatchTiming[] = (await getBatches(db, runId)).map((b) => ({
-    ...b, durationMs: Number(b.durationMs), rowsPerSec: b.durationMs > 0 ? (b.rowsInRange * 1000) / b.durationMs : 0,
+    ...b,
+    durationMs: Number(b.durationMs),
+    rowsPerSec: b.durationMs > 0 ? (b.rowsInRange * 1000) / b.durationMs : 0,
   }));
   const events = (await db.query<{ at: string; elapsedMs: number; type: string; data: unknown }>(RUN_EVENTS_SQL, [runId])).rows;
   const countsBefore = summary.countsBefore ?? {};
@@ -80,16 +123,30 @@ export async function buildReport(db: Db, runId: number, opts: ReportOptions = {
   return {
     generatedAt: (opts.now ?? new Date()).toISOString(),
     database: db.label,
-    run: { id: run.id, migrationId: run.migrationId, checksum: run.checksum, status: run.status, mode: run.mode, startedAt: run.startedAt,
-      finishedAt: run.finishedAt, durationMs: Number.isFinite(durationMs) ? durationMs : null, file: run.file, params: run.params },
+    run: {
+      id: run.id,
+      migrationId: run.migrationId,
+      checksum: run.checksum,
+      status: run.status,
+      mode: run.mode,
+      startedAt: run.startedAt,
+      finishedAt: run.finishedAt,
+      durationMs: Number.isFinite(durationMs) ? durationMs : null,
+      file: run.file,
+      params: run.params,
+    },
     purpose: spec.purpose,
     tables: [...spec.tables],
     steps: steps.map((s) => {
       const st = spec.steps[s.stepNo];
       return {
-        ...s, rowsDone: Number(s.rowsDone), rowsChanged: Number(s.rowsChanged),
-        table: st?.kind === 'batched' ? st.table : undefined, writes: st?.kind === 'batched' ? [...st.writes] : undefined,
-        sql: st?.kind === 'sql' ? st.up : undefined, reversible: st?.kind !== 'sql' || st.down !== null,
+        ...s,
+        rowsDone: Number(s.rowsDone),
+        rowsChanged: Number(s.rowsChanged),
+        table: st?.kind === 'batched' ? st.table : undefined,
+        writes: st?.kind === 'batched' ? [...st.writes] : undefined,
+        sql: st?.kind === 'sql' ? st.up : undefined,
+        reversible: st?.kind !== 'sql' || st.down !== null,
       };
     }),
     counts: [...new Set([...spec.tables, ...Object.keys(countsBefore), ...Object.keys(countsAfter)])].map((t) => {
@@ -101,7 +158,11 @@ export async function buildReport(db: Db, runId: number, opts: ReportOptions = {
     verification: await verification(db, runId),
     backups: await backups(db, runId),
     undo: (await db.query<RunReport['undo'][number]>(UNDO_BY_STEP_SQL, [runId])).rows,
-    timings: { stages: stages(run, steps, events), batches, events: events.map((e) => ({ at: e.at, elapsedMs: Number(e.elapsedMs), type: e.type, data: e.data })) },
+    timings: {
+      stages: stages(run, steps, events),
+      batches,
+      events: events.map((e) => ({ at: e.at, elapsedMs: Number(e.elapsedMs), type: e.type, data: e.data })),
+    },
     aborts: aborts(run.error, events),
     error: run.error,
     schema: await schema(db, spec, summary),
@@ -117,14 +178,26 @@ async function stateRows(db: Db, table: string, runId: number): Promise<Array<Re
   return r.rows.map((x) => x.row);
 }
 
-async function issues(db: Db, runId: number, spec: Migration, run: { checksum: string; file: string | null; params: Record<string, string> }, sample: number, sources?: ReportSources): Promise<RunReport['issues']> {
+async function issues(
+  db: Db,
+  runId: number,
+  spec: Migration,
+  run: { checksum: string; file: string | null; params: Record<string, string> },
+  sample: number,
+  sources?: ReportSources,
+): Promise<RunReport['issues']> {
   const stored = await stateRows(db, 'check_results', runId);
   if (stored?.length) {
     return {
-      source: 'stored', note: 'Pre-flight results recorded by the run before its first write.',
+      source: 'stored',
+      note: 'Pre-flight results recorded by the run before its first write.',
       findings: stored.map((r) => ({
-        code: String(r.code), severity: String(r.severity ?? ''), message: String(r.message ?? r.code), count: Number(r.row_count ?? r.count ?? 0),
-        sample: Array.isArray(r.sample) ? r.sample.slice(0, sample) : [], fix: typeof r.fix === 'string' ? r.fix : undefined,
+        code: String(r.code),
+        severity: String(r.severity ?? ''),
+        message: String(r.message ?? r.code),
+        count: Number(r.row_count ?? r.count ?? 0),
+        sample: Array.isArray(r.sample) ? r.sample.slice(0, sample) : [],
+        fix: typeof r.fix === 'string' ? r.fix : undefined,
         outcome: typeof r.outcome === 'string' ? r.outcome : undefined,
       })),
     };
@@ -135,7 +208,8 @@ async function issues(db: Db, runId: number, spec: Migration, run: { checksum: s
     if (!sources) throw new Error('no check runner was given');
     const r = await sources.liveChecks(db, m, sample);
     return {
-      source: 'live', note: `No pre-flight results were stored with this run: the migration's checks were run read-only when this report was made (${new Date().toISOString()}), so they describe the data as it is now, after the run.`,
+      source: 'live',
+      note: `No pre-flight results were stored with this run: the migration's checks were run read-only when this report was made (${new Date().toISOString()}), so they describe the data as it is now, after the run.`,
       findings: r.findings.map((f) => ({ ...f, sample: f.sample.slice(0, sample) })),
     };
   } catch (err) {
@@ -155,17 +229,27 @@ async function backups(db: Db, runId: number): Promise<RunReport['backups']> {
   return { source: 'stored', note: 'Backups taken before the first write.', rows };
 }
 
-function stages(run: { startedAt: string; finishedAt: string | null; status: string }, steps: Array<{ name: string; kind: string; startedAt: string | null;
-  durationMs: number | null; rowsChanged: number; status: string }>, events: Array<{ type: string; at: string; elapsedMs: number; data: unknown }>): RunReport['timings']['stages'] {
+function stages(
+  run: { startedAt: string; finishedAt: string | null; status: string },
+  steps: Array<{ name: string; kind: string; startedAt: string | null; durationMs: number | null; rowsChanged: number; status: string }>,
+  events: Array<{ type: string; at: string; elapsedMs: number; data: unknown }>,
+): RunReport['timings']['stages'] {
   const out: RunReport['timings']['stages'] = [];
   const total = run.finishedAt ? Date.parse(run.finishedAt) - Date.parse(run.startedAt) : null;
   out.push({ stage: 'run', startedAt: run.startedAt, durationMs: total, detail: run.status });
   // events that carry their own duration (backups, checks, verification … as other stages record them)
   for (const e of events) {
     const d = (e.data ?? {}) as Record<string, unknown>;
-    if (typeof d.durationMs === 'number' && e.type !== 'run-finished') out.push({ stage: e.type, startedAt: null, durationMs: d.durationMs, detail: `recorded at ${e.at}` });
+    if (typeof d.durationMs === 'number' && e.type !== 'run-finished')
+      out.push({ stage: e.type, startedAt: null, durationMs: d.durationMs, detail: `recorded at ${e.at}` });
   }
-  for (const s of steps) out.push({ stage: `step ${s.name}`, startedAt: s.startedAt, durationMs: s.durationMs === null ? null : Number(s.durationMs), detail: `${s.kind}, ${s.status}, ${fmtInt(Number(s.rowsChanged))} rows changed` });
+  for (const s of steps)
+    out.push({
+      stage: `step ${s.name}`,
+      startedAt: s.startedAt,
+      durationMs: s.durationMs === null ? null : Number(s.durationMs),
+      detail: `${s.kind}, ${s.status}, ${fmtInt(Number(s.rowsChanged))} rows changed`,
+    });
   return out;
 }
 
@@ -207,34 +291,87 @@ export function renderReportMarkdown(r: RunReport): string {
   out.push(`# Report: ${r.run.migrationId}, run ${r.run.id}`, '');
 
   h2(0);
-  out.push(mdTable(['', ''], [
-    ['Status', `**${r.run.status}**`], ['Database', r.database], ['Migration file', r.run.file ? code(r.run.file) : ''],
-    ['Checksum', code(r.run.checksum)], ['Parameters', Object.entries(r.run.params).map(([k, v]) => `${k}=${v}`).join(', ') || 'none'],
-    ['Mode', r.run.mode], ['Started', r.run.startedAt], ['Finished', r.run.finishedAt ?? 'not finished'], ['Duration', fmtMs(r.run.durationMs)],
-    ['Rows changed', fmtInt(r.steps.reduce((n, s) => n + s.rowsChanged, 0))], ['Report made', r.generatedAt],
-  ]));
+  out.push(
+    mdTable(
+      ['', ''],
+      [
+        ['Status', `**${r.run.status}**`],
+        ['Database', r.database],
+        ['Migration file', r.run.file ? code(r.run.file) : ''],
+        ['Checksum', code(r.run.checksum)],
+        [
+          'Parameters',
+          Object.entries(r.run.params)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(', ') || 'none',
+        ],
+        ['Mode', r.run.mode],
+        ['Started', r.run.startedAt],
+        ['Finished', r.run.finishedAt ?? 'not finished'],
+        ['Duration', fmtMs(r.run.durationMs)],
+        ['Rows changed', fmtInt(r.steps.reduce((n, s) => n + s.rowsChanged, 0))],
+        ['Report made', r.generatedAt],
+      ],
+    ),
+  );
   if (r.error) out.push('', `**Stopped by ${code(String(r.error.code))}**: ${r.error.message}`);
 
   h2(1);
   out.push(r.purpose, '');
-  out.push(mdTable(['#', 'step', 'kind', 'table', 'writes', 'status', 'rows scanned', 'rows changed', 'reversible'], r.steps.map((s) => [
-    s.stepNo + 1, s.name, s.kind, s.table ? code(s.table) : '', (s.writes ?? []).map((w) => code(w)).join(', '), s.status,
-    s.rowsTotal === null ? '' : fmtInt(s.rowsDone), fmtInt(s.rowsChanged), s.reversible ? 'yes' : '**no**',
-  ])));
+  out.push(
+    mdTable(
+      ['#', 'step', 'kind', 'table', 'writes', 'status', 'rows scanned', 'rows changed', 'reversible'],
+      r.steps.map((s) => [
+        s.stepNo + 1,
+        s.name,
+        s.kind,
+        s.table ? code(s.table) : '',
+        (s.writes ?? []).map((w) => code(w)).join(', '),
+        s.status,
+        s.rowsTotal === null ? '' : fmtInt(s.rowsDone),
+        fmtInt(s.rowsChanged),
+        s.reversible ? 'yes' : '**no**',
+      ]),
+    ),
+  );
   for (const s of r.steps.filter((x) => x.sql)) out.push('', `Step ${s.name}:`, '', fence(s.sql!, 'sql'));
 
   h2(2);
-  out.push(mdTable(['table', 'before', 'after', 'difference'], r.counts.map((c) => [code(c.table), fmtInt(c.before), fmtInt(c.after), c.delta === null ? '' : c.delta === 0 ? '0' : `**${c.delta > 0 ? '+' : ''}${fmtInt(c.delta)}**`])));
+  out.push(
+    mdTable(
+      ['table', 'before', 'after', 'difference'],
+      r.counts.map((c) => [
+        code(c.table),
+        fmtInt(c.before),
+        fmtInt(c.after),
+        c.delta === null ? '' : c.delta === 0 ? '0' : `**${c.delta > 0 ? '+' : ''}${fmtInt(c.delta)}**`,
+      ]),
+    ),
+  );
 
   h2(3);
   out.push(`_${r.issues.note}_`, '');
-  out.push(mdTable(['code', 'severity', 'rows', 'meaning', 'what to do'], r.issues.findings.map((f) => [code(f.code), f.severity, fmtInt(f.count), f.message, f.fix ?? ''])));
+  out.push(
+    mdTable(
+      ['code', 'severity', 'rows', 'meaning', 'what to do'],
+      r.issues.findings.map((f) => [code(f.code), f.severity, fmtInt(f.count), f.message, f.fix ?? '']),
+    ),
+  );
   for (const f of r.issues.findings.filter((x) => x.count > 0 && x.sample.length)) {
     out.push('', `### ${f.code}: ${fmtInt(f.count)} row(s)`, '', `${f.message}. Sample (${f.sample.length} of ${fmtInt(f.count)}):`, '');
     out.push(sampleTable(f.sample));
   }
   const conflicts = r.undo.filter((u) => u.conflicts > 0);
-  if (conflicts.length) out.push('', '### Rollback conflicts', '', mdTable(['step', 'rows left alone'], conflicts.map((u) => [u.step, fmtInt(u.conflicts)])));
+  if (conflicts.length)
+    out.push(
+      '',
+      '### Rollback conflicts',
+      '',
+      mdTable(
+        ['step', 'rows left alone'],
+        conflicts.map((u) => [u.step, fmtInt(u.conflicts)]),
+      ),
+    );
 
   h2(4);
   out.push(`_${r.verification.note}_`, '');
@@ -242,14 +379,43 @@ export function renderReportMarkdown(r: RunReport): string {
 
   h2(5);
   out.push(`_${r.backups.note}_`, '');
-  if (r.backups.rows.length) out.push(genericTable(r.backups.rows, ['id', 'source_table', 'table', 'copy_schema', 'copy_table', 'row_count', 'rows', 'checksum', 'size_bytes', 'file', 'file_sha256', 'status', 'created_at']));
+  if (r.backups.rows.length)
+    out.push(
+      genericTable(r.backups.rows, [
+        'id',
+        'source_table',
+        'table',
+        'copy_schema',
+        'copy_table',
+        'row_count',
+        'rows',
+        'checksum',
+        'size_bytes',
+        'file',
+        'file_sha256',
+        'status',
+        'created_at',
+      ]),
+    );
   if (r.undo.length) {
     out.push('', 'Undo log (before-images kept in schema `belay`):', '');
-    out.push(mdTable(['step', 'name', 'batches', 'rows', 'rolled back batches', 'restored', 'conflicts'], r.undo.map((u) => [u.stepNo + 1, u.step, u.batches, fmtInt(u.rows), u.rolledBack, fmtInt(u.restored), fmtInt(u.conflicts)])));
+    out.push(
+      mdTable(
+        ['step', 'name', 'batches', 'rows', 'rolled back batches', 'restored', 'conflicts'],
+        r.undo.map((u) => [u.stepNo + 1, u.step, u.batches, fmtInt(u.rows), u.rolledBack, fmtInt(u.restored), fmtInt(u.conflicts)]),
+      ),
+    );
   }
 
   h2(6);
-  out.push('### Stages', '', mdTable(['stage', 'started', 'duration', 'detail'], r.timings.stages.map((s) => [s.stage, s.startedAt ?? '', fmtMs(s.durationMs), s.detail])));
+  out.push(
+    '### Stages',
+    '',
+    mdTable(
+      ['stage', 'started', 'duration', 'detail'],
+      r.timings.stages.map((s) => [s.stage, s.startedAt ?? '', fmtMs(s.durationMs), s.detail]),
+    ),
+  );
   const b = r.timings.batches;
   out.push('', '### Batches', '');
   if (b.length) {
@@ -257,17 +423,47 @@ export function renderReportMarkdown(r: RunReport): string {
     const rows = b.reduce((n, x) => n + x.rowsInRange, 0);
     const time = ms.reduce((n, x) => n + x, 0);
     const cut = r.timings.events.filter((e) => e.type === 'batch-over-ceiling').length;
-    out.push(`${b.length} batches, ${fmtInt(rows)} rows in ${fmtMs(time)} of batch time (${fmtInt((rows * 1000) / (time || 1))} rows/s); ` +
-      `batch time median ${fmtMs(ms[Math.floor(ms.length / 2)])}, slowest ${fmtMs(ms[ms.length - 1])}` +
-      `${cut ? `; ${cut} attempt(s) ran past the target duration, were rolled back and split (batch-over-ceiling in the event log)` : ''}.`, '');
+    out.push(
+      `${b.length} batches, ${fmtInt(rows)} rows in ${fmtMs(time)} of batch time (${fmtInt((rows * 1000) / (time || 1))} rows/s); ` +
+        `batch time median ${fmtMs(ms[Math.floor(ms.length / 2)])}, slowest ${fmtMs(ms[ms.length - 1])}` +
+        `${cut ? `; ${cut} attempt(s) ran past the target duration, were rolled back and split (batch-over-ceiling in the event log)` : ''}.`,
+      '',
+    );
   }
-  out.push(mdTable(['step', 'batch', 'keys', 'rows', 'changed', 'duration', 'rows/s', 'attempts'], b.map((x) => [
-    x.stepNo + 1, x.batchNo, `${x.lo} – ${x.hi}`, fmtInt(x.rowsInRange), fmtInt(x.rowsChanged), fmtMs(x.durationMs), fmtInt(x.rowsPerSec), x.attempts,
-  ])));
-  out.push('', '### Event log', '', mdTable(['elapsed', 'event', 'data'], r.timings.events.map((e) => [fmtMs(e.elapsedMs), e.type, shortJson(e.data)])));
+  out.push(
+    mdTable(
+      ['step', 'batch', 'keys', 'rows', 'changed', 'duration', 'rows/s', 'attempts'],
+      b.map((x) => [
+        x.stepNo + 1,
+        x.batchNo,
+        `${x.lo} – ${x.hi}`,
+        fmtInt(x.rowsInRange),
+        fmtInt(x.rowsChanged),
+        fmtMs(x.durationMs),
+        fmtInt(x.rowsPerSec),
+        x.attempts,
+      ]),
+    ),
+  );
+  out.push(
+    '',
+    '### Event log',
+    '',
+    mdTable(
+      ['elapsed', 'event', 'data'],
+      r.timings.events.map((e) => [fmtMs(e.elapsedMs), e.type, shortJson(e.data)]),
+    ),
+  );
 
   h2(7);
-  out.push(r.aborts.length ? mdTable(['source', 'at', 'what', 'detail'], r.aborts.map((a) => [a.source, a.at ?? '', a.what, shortJson(a.detail)])) : 'None fired.');
+  out.push(
+    r.aborts.length
+      ? mdTable(
+          ['source', 'at', 'what', 'detail'],
+          r.aborts.map((a) => [a.source, a.at ?? '', a.what, shortJson(a.detail)]),
+        )
+      : 'None fired.',
+  );
 
   h2(8);
   out.push(`_${r.schema.note}_`);
@@ -277,19 +473,41 @@ export function renderReportMarkdown(r: RunReport): string {
       out.push('_The table does not exist._');
       continue;
     }
-    out.push('**Columns**', '', mdTable(['column', 'type', 'not null', 'default', 'change'], t.diff.columns.map((c) => {
-      const x = c.after ?? c.before!;
-      return [code(c.name), x.type, x.notNull ? 'yes' : '', x.default ?? '', changeText(c)];
-    })));
-    out.push('', '**Indexes**', '', mdTable(['index', 'definition', 'change'], t.diff.indexes.map((c) => [code(c.name), (c.after ?? c.before!).definition, changeText(c)])));
-    out.push('', '**Constraints**', '', mdTable(['constraint', 'type', 'definition', 'change'], t.diff.constraints.map((c) => {
-      const x = c.after ?? c.before!;
-      return [code(c.name), CONSTRAINT_TYPES[x.type] ?? x.type, x.definition, changeText(c)];
-    })));
+    out.push(
+      '**Columns**',
+      '',
+      mdTable(
+        ['column', 'type', 'not null', 'default', 'change'],
+        t.diff.columns.map((c) => {
+          const x = c.after ?? c.before!;
+          return [code(c.name), x.type, x.notNull ? 'yes' : '', x.default ?? '', changeText(c)];
+        }),
+      ),
+    );
+    out.push(
+      '',
+      '**Indexes**',
+      '',
+      mdTable(
+        ['index', 'definition', 'change'],
+        t.diff.indexes.map((c) => [code(c.name), (c.after ?? c.before!).definition, changeText(c)]),
+      ),
+    );
+    out.push(
+      '',
+      '**Constraints**',
+      '',
+      mdTable(
+        ['constraint', 'type', 'definition', 'change'],
+        t.diff.constraints.map((c) => {
+          const x = c.after ?? c.before!;
+          return [code(c.name), CONSTRAINT_TYPES[x.type] ?? x.type, x.definition, changeText(c)];
+        }),
+      ),
+    );
   }
   return `${out.join('\n')}\n`;
 }
-
 
 export function changeText<T>(d: DiffRow<T>): string {
   return d.change === 'same' ? '' : `${mark[d.change]}${d.what.length ? `: ${d.what.join('; ')}` : ''}`;
@@ -305,14 +523,24 @@ function shortJson(v: unknown, max = 160): string {
 export function sampleTable(rows: readonly unknown[]): string {
   const objs = rows.map((r) => (r && typeof r === 'object' && !Array.isArray(r) ? (r as Record<string, unknown>) : { value: r }));
   const cols = [...new Set(objs.flatMap((o) => Object.keys(o)))];
-  return mdTable(cols, objs.map((o) => cols.map((c) => o[c])));
+  return mdTable(
+    cols,
+    objs.map((o) => cols.map((c) => o[c])),
+  );
 }
 
 /** A stored state table rendered with the preferred columns it has (else its first scalar columns). */
 export function genericTable(rows: ReadonlyArray<Record<string, unknown>>, preferred: readonly string[]): string {
   const present = preferred.filter((c) => rows.some((r) => c in r));
-  const cols = present.length ? present : Object.keys(rows[0] ?? {}).filter((c) => rows.every((r) => r[c] === null || typeof r[c] !== 'object')).slice(0, 8);
-  return mdTable(cols, rows.map((r) => cols.map((c) => (typeof r[c] === 'object' && r[c] !== null ? shortJson(r[c]) : r[c]))));
+  const cols = present.length
+    ? present
+    : Object.keys(rows[0] ?? {})
+        .filter((c) => rows.every((r) => r[c] === null || typeof r[c] !== 'object'))
+        .slice(0, 8);
+  return mdTable(
+    cols,
+    rows.map((r) => cols.map((c) => (typeof r[c] === 'object' && r[c] !== null ? shortJson(r[c]) : r[c]))),
+  );
 }
 
 /** The library entry: the report of a run in one of the three formats. */

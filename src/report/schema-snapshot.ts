@@ -8,7 +8,6 @@ import { type ColumnDoc, type ConstraintDoc, type IndexDoc, mergeSummary, type S
 export type { ColumnDoc, ConstraintDoc, IndexDoc, SchemaSnapshot, TableSchema };
 import type { Stage } from '../contract.ts';
 
-
 export async function snapshotTable(db: Db, table: string): Promise<TableSchema> {
   const r = await db.query<{ oid: number | null }>(TABLE_OID_SQL, [qualified(table)]);
   const oid = r.rows[0]?.oid;

@@ -19,7 +19,14 @@ export interface ReportSources {
    * What the catalog says about the batched steps' writes (triggers, foreign-key actions, cascades, keys,
    * tables changed indirectly) and the predictions belay check derives from it, described (not run).
    */
-  catalog?(db: Db, m: LoadedMigration): Promise<{ facts: StepFacts[]; derived: Array<{ code: string; kind: string; step: string; severity: string; meaning: string; fix: string }> }>;
+  catalog?(
+    db: Db,
+    m: LoadedMigration,
+  ): Promise<{ facts: StepFacts[]; derived: Array<{ code: string; kind: string; step: string; severity: string; meaning: string; fix: string }> }>;
   /** The migration's checks run read-only now: a report of a run that stored no pre-flight results. */
-  liveChecks(db: Db, m: LoadedMigration, sample: number): Promise<{ findings: Array<{ code: string; severity: string; message: string; count: number; sample: unknown[]; fix?: string }> }>;
+  liveChecks(
+    db: Db,
+    m: LoadedMigration,
+    sample: number,
+  ): Promise<{ findings: Array<{ code: string; severity: string; message: string; count: number; sample: unknown[]; fix?: string }> }>;
 }

@@ -22,7 +22,13 @@ export interface Reversibility {
 export function reversibility(spec: Pick<Migration, 'steps'>): Reversibility {
   const steps = spec.steps.map((s, stepNo): StepReversibility => {
     if (s.kind === 'batched') {
-      return { stepNo, name: s.name, kind: 'batched', reversible: true, how: `undo log: before-images of ${s.writes.join(', ')} in ${s.table}, restored newest batch first` };
+      return {
+        stepNo,
+        name: s.name,
+        kind: 'batched',
+        reversible: true,
+        how: `undo log: before-images of ${s.writes.join(', ')} in ${s.table}, restored newest batch first`,
+      };
     }
     return s.down === null
       ? { stepNo, name: s.name, kind: 'sql', reversible: false, how: 'IRREVERSIBLE (down: null): only a restore from backup undoes it' }

@@ -44,10 +44,14 @@ export async function rollbackScript(db: Db, runId: number, opts: RollbackScript
   const irreversible = irreversibleApplied(spec, steps);
   if (irreversible.length > 0 && !opts.skipIrreversible) {
     const names = irreversible.map((s) => `"${s.name}"`).join(', ');
-    throw new StateError('BELAY_IRREVERSIBLE', `run ${runId} applied ${names}, which declare${irreversible.length === 1 ? 's' : ''} no reverse (down: null); no script was written`, {
-      details: { runId, steps: irreversible.map((s) => s.name) },
-      fix: `Restore from the run's backup (belay rollback ${runId} --from-backup), or pass --skip-irreversible to leave ${names} in place.`,
-    });
+    throw new StateError(
+      'BELAY_IRREVERSIBLE',
+      `run ${runId} applied ${names}, which declare${irreversible.length === 1 ? 's' : ''} no reverse (down: null); no script was written`,
+      {
+        details: { runId, steps: irreversible.map((s) => s.name) },
+        fix: `Restore from the run's backup (belay rollback ${runId} --from-backup), or pass --skip-irreversible to leave ${names} in place.`,
+      },
+    );
   }
   const unfinished = run.status === 'running' || run.status === 'paused' || run.status === 'failed';
   const parts: string[] = [];
@@ -64,7 +68,15 @@ export async function rollbackScript(db: Db, runId: number, opts: RollbackScript
       plan.push({ stepNo, batches: [] as Array<{ batchNo: number; lo: string; hi: string; round: number; xid: string | null; rowsChanged: number }> });
       continue;
     }
-    plan.push({ stepNo, batches: (await db.query<{ batchNo: number; lo: string; hi: string; round: number; xid: string | null; rowsChanged: number }>(BATCHES_TO_UNDO_SQL, [runId, stepNo])).rows });
+    plan.push({
+      stepNo,
+      batches: (
+        await db.query<{ batchNo: number; lo: string; hi: string; round: number; xid: string | null; rowsChanged: number }>(BATCHES_TO_UNDO_SQL, [
+          runId,
+          stepNo,
+        ])
+      ).rows,
+    });
   }
   const batches = plan.reduce((n, p) => n + p.batches.length, 0);
   const rows = plan.reduce((n, p) => n + p.batches.reduce((m, b) => m + b.rowsChanged, 0), 0);
@@ -94,18 +106,35 @@ ${scriptHeaderSql(lock)}
     if (p.batches.length === 0) continue;
     const d = await storedDecision(db, runId, p.stepNo, await resolveStep(db, step, p.stepNo));
     if (!d || p.batches.some((b) => b.xid === null)) {
-      throw new StateError('BELAY_LEGACY_UNDO', `run ${runId} was applied by an earlier belay whose undo log this version does not replay; no script was written`, {
-        details: { runId }, fix: `Use the belay version that applied it, or restore from the backup (belay rollback ${runId} --from-backup).`,
-      });
+      throw new StateError(
+        'BELAY_LEGACY_UNDO',
+        `run ${runId} was applied by an earlier belay whose undo log this version does not replay; no script was written`,
+        {
+          details: { runId },
+          fix: `Use the belay version that applied it, or restore from the backup (belay rollback ${runId} --from-backup).`,
+        },
+      );
     }
     const types = (await db.query<{ type: string }>(DECISION_TYPES_SQL, [d.relation, d.writes.length])).rows.map((r) => r.type);
     for (const b of p.batches) {
       const rows = await imagesOf(db, batchImagesSql(d, b), d.writes.length);
       await write(`-- step ${p.stepNo} "${step.name}", batch ${b.batchNo}: ${b.rowsChanged} rows of ${d.tableName} (${d.writes.join(', ')})\n`);
-      await write(scriptBatchSql({
-        table: qualified(d.tableName), tableName: d.tableName, key: d.key, columns: d.writes, types,
-        runId, stepNo: p.stepNo, batchNo: b.batchNo, xid: b.xid!, lockTimeoutMs, rows, fence: d.fence ? fenceNames(runId, p.stepNo).table : undefined,
-      }));
+      await write(
+        scriptBatchSql({
+          table: qualified(d.tableName),
+          tableName: d.tableName,
+          key: d.key,
+          columns: d.writes,
+          types,
+          runId,
+          stepNo: p.stepNo,
+          batchNo: b.batchNo,
+          xid: b.xid!,
+          lockTimeoutMs,
+          rows,
+          fence: d.fence ? fenceNames(runId, p.stepNo).table : undefined,
+        }),
+      );
       await write('\n');
     }
     await write(scriptStepDoneSql(runId, p.stepNo, d.fence ? { drop: dropFenceSql(d, runId, p.stepNo) } : undefined));

@@ -59,9 +59,10 @@ export function scriptBatchSql(b: ScriptBatch): string {
   const set = b.columns.map((c, i) => `${ident(c)} = u.o${i}`).join(', ');
   const same = b.columns.map((c, i) => `x.${ident(c)} IS NOT DISTINCT FROM u.o${i}`).join(' AND ');
   const version = `x.xmin = ${literal(b.xid)}::xid8::xid OR x.xmin IN (SELECT xid::xid FROM pg_temp.belay_rollback_xids)`;
-  const ours = (withBelay: boolean) => (withBelay && b.fence
-    ? `NOT EXISTS (SELECT 1 FROM ${b.fence} f WHERE f.k = u.k)`
-    : `${version}${withBelay ? ` OR x.xmin IN (SELECT rollback_xid::xid FROM belay.batches WHERE run_id = ${b.runId} AND rollback_xid IS NOT NULL)` : ''}`);
+  const ours = (withBelay: boolean) =>
+    withBelay && b.fence
+      ? `NOT EXISTS (SELECT 1 FROM ${b.fence} f WHERE f.k = u.k)`
+      : `${version}${withBelay ? ` OR x.xmin IN (SELECT rollback_xid::xid FROM belay.batches WHERE run_id = ${b.runId} AND rollback_xid IS NOT NULL)` : ''}`;
   const restore = (withBelay: boolean) => `WITH r AS (
   UPDATE ${b.table} x SET ${set} FROM pg_temp.belay_undo_batch u
    WHERE x.${k} = u.k AND (${ours(withBelay)})
@@ -81,8 +82,12 @@ SELECT ${b.stepNo}, ${b.batchNo}, ${literal(b.tableName)}, (SELECT count(*) FROM
       RAISE NOTICE 'belay: step ${b.stepNo}, batch ${b.batchNo} is already rolled back: skipped';
       RETURN;
     END IF;
-    ${b.fence ? `PERFORM 1 FROM ${b.table} x JOIN pg_temp.belay_undo_batch u ON x.${k} = u.k FOR UPDATE OF x;
-    ` : ''}EXECUTE ${literal(restore(true))};
+    ${
+      b.fence
+        ? `PERFORM 1 FROM ${b.table} x JOIN pg_temp.belay_undo_batch u ON x.${k} = u.k FOR UPDATE OF x;
+    `
+        : ''
+    }EXECUTE ${literal(restore(true))};
     UPDATE belay.batches x SET rolled_back_at = clock_timestamp(), restored = r.restored, rollback_xid = pg_current_xact_id(),
            conflicts = jsonb_build_object('changed', r.changed, 'deleted', r.deleted)
       FROM pg_temp.belay_rollback_result r

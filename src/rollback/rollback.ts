@@ -7,7 +7,16 @@ import type { Migration } from '../spec/define.ts';
 import { withRetry } from '../db/retry.ts';
 import { acquireMigrationLock, type LockMode } from '../state/lock.ts';
 import { ensureState } from '../state/schema.ts';
-import { BATCHES_TO_UNDO_SQL, getRun, getSteps, MARK_BATCH_UNDONE_SQL, MARK_STEP_UNDONE_SQL, ROWS_TO_UNDO_SQL, setRunStatus, UNDO_TOTALS_SQL } from '../state/runs.ts';
+import {
+  BATCHES_TO_UNDO_SQL,
+  getRun,
+  getSteps,
+  MARK_BATCH_UNDONE_SQL,
+  MARK_STEP_UNDONE_SQL,
+  ROWS_TO_UNDO_SQL,
+  setRunStatus,
+  UNDO_TOTALS_SQL,
+} from '../state/runs.ts';
 import { dropFence, storedDecision } from '../state/decision.ts';
 import { fenceNames, lockBatchRowsSql, restoreBatchSql, WRITER_SQL } from '../state/decision-sql.ts';
 import { resolveStep } from '../spec/resolve.ts';
@@ -57,7 +66,17 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
   try {
     const fresh = await getRun(db, runId);
     if (fresh.status === 'rolled_back') {
-      return { runId, status: 'nothing-to-do', restored: 0, batches: 0, conflicts: [], conflictCount: 0, deletedCount: 0, durationMs: 0, skippedIrreversible: [] };
+      return {
+        runId,
+        status: 'nothing-to-do',
+        restored: 0,
+        batches: 0,
+        conflicts: [],
+        conflictCount: 0,
+        deletedCount: 0,
+        durationMs: 0,
+        skippedIrreversible: [],
+      };
     }
     const spec = fresh.spec as Migration;
     const steps = await getSteps(db, runId);
@@ -65,10 +84,14 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
     const irreversible = irreversibleApplied(spec, steps);
     if (irreversible.length > 0 && !opts.skipIrreversible) {
       const names = irreversible.map((s) => `"${s.name}"`).join(', ');
-      throw new StateError('BELAY_IRREVERSIBLE', `run ${runId} applied ${irreversible.length === 1 ? 'step' : 'steps'} ${names}, which ${irreversible.length === 1 ? 'declares' : 'declare'} no reverse (down: null); nothing was rolled back`, {
-        details: { runId, steps: irreversible.map((s) => s.name) },
-        fix: `Restore the tables from the run's backup (belay rollback ${runId} --from-backup), or undo the rest and leave ${names} in place (--skip-irreversible).`,
-      });
+      throw new StateError(
+        'BELAY_IRREVERSIBLE',
+        `run ${runId} applied ${irreversible.length === 1 ? 'step' : 'steps'} ${names}, which ${irreversible.length === 1 ? 'declares' : 'declare'} no reverse (down: null); nothing was rolled back`,
+        {
+          details: { runId, steps: irreversible.map((s) => s.name) },
+          fix: `Restore the tables from the run's backup (belay rollback ${runId} --from-backup), or undo the rest and leave ${names} in place (--skip-irreversible).`,
+        },
+      );
     }
     await setRunStatus(db, runId, 'rolling_back');
 
@@ -99,7 +122,12 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
         }
         continue;
       }
-      const batches = (await db.query<{ batchNo: number; lo: string; hi: string; round: number; xid: string | null; rowsChanged: number }>(BATCHES_TO_UNDO_SQL, [runId, stepNo])).rows;
+      const batches = (
+        await db.query<{ batchNo: number; lo: string; hi: string; round: number; xid: string | null; rowsChanged: number }>(BATCHES_TO_UNDO_SQL, [
+          runId,
+          stepNo,
+        ])
+      ).rows;
       if (batches.length > 0) {
         const d = await storedDecision(db, runId, stepNo, await resolveStep(db, step, stepNo));
         if (!d || batches.some((b) => b.xid === null)) throw legacyRun(runId);
@@ -112,7 +140,9 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
                 await db.query(SET_LOCK_TIMEOUT_SQL, [`${spec.options?.lockTimeoutMs ?? 2000}ms`]);
                 await db.query(WRITER_SQL, [String(runId)]);
                 if (d.fence) await db.query(lockBatchRowsSql(d), [b.lo, b.hi, b.round]);
-                const res = (await db.query<{ restored: number; changed: unknown[]; deleted: unknown[] }>(sql, [b.lo, b.hi, b.round, b.xid, !!opts.force, runId])).rows[0]!;
+                const res = (
+                  await db.query<{ restored: number; changed: unknown[]; deleted: unknown[] }>(sql, [b.lo, b.hi, b.round, b.xid, !!opts.force, runId])
+                ).rows[0]!;
                 await db.query(MARK_BATCH_UNDONE_SQL, [runId, stepNo, b.batchNo, res.restored, JSON.stringify({ changed: res.changed, deleted: res.deleted })]);
                 await db.query('COMMIT');
                 return res;
@@ -125,8 +155,18 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
           );
           rowsDone += b.rowsChanged;
           batchesDone++;
-          if (r.changed.length > 0 || r.deleted.length > 0) conflicts.push({ table: d.tableName, stepNo, batchNo: b.batchNo, keys: r.changed, deleted: r.deleted });
-          emit({ type: 'rollback-batch', runId, step: step.name, batchNo: b.batchNo, restored: r.restored, conflicts: r.changed.length + r.deleted.length, rowsDone, rowsTotal: pending.rows });
+          if (r.changed.length > 0 || r.deleted.length > 0)
+            conflicts.push({ table: d.tableName, stepNo, batchNo: b.batchNo, keys: r.changed, deleted: r.deleted });
+          emit({
+            type: 'rollback-batch',
+            runId,
+            step: step.name,
+            batchNo: b.batchNo,
+            restored: r.restored,
+            conflicts: r.changed.length + r.deleted.length,
+            rowsDone,
+            rowsTotal: pending.rows,
+          });
         }
       }
       await db.query(MARK_STEP_UNDONE_SQL, [runId, stepNo]);
@@ -138,11 +178,27 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
     const totals = (await db.query<{ restored: number; changed: number; deleted: number }>(UNDO_TOTALS_SQL, [runId])).rows[0]!;
     const conflictCount = totals.changed + totals.deleted;
     const skippedIrreversible = irreversible.map((s) => s.name);
-    await setRunStatus(db, runId, 'rolled_back', { summary: { rollback: { by: 'undo', restored: totals.restored, conflictCount, force: !!opts.force, skippedIrreversible } } });
-    await tell(db, emit, { type: 'rollback-finished', runId, restored: totals.restored, conflicts: conflictCount, status: 'rolled_back', sample: conflicts.slice(0, 20) });
+    await setRunStatus(db, runId, 'rolled_back', {
+      summary: { rollback: { by: 'undo', restored: totals.restored, conflictCount, force: !!opts.force, skippedIrreversible } },
+    });
+    await tell(db, emit, {
+      type: 'rollback-finished',
+      runId,
+      restored: totals.restored,
+      conflicts: conflictCount,
+      status: 'rolled_back',
+      sample: conflicts.slice(0, 20),
+    });
     return {
-      runId, status: 'rolled_back', restored: totals.restored, batches: batchesDone, conflicts, conflictCount, deletedCount: totals.deleted,
-      durationMs: performance.now() - t0, skippedIrreversible,
+      runId,
+      status: 'rolled_back',
+      restored: totals.restored,
+      batches: batchesDone,
+      conflicts,
+      conflictCount,
+      deletedCount: totals.deleted,
+      durationMs: performance.now() - t0,
+      skippedIrreversible,
     };
   } catch (err) {
     if (err instanceof BelayError) await recordEvent(db, { type: 'rollback-failed', runId, error: err.toJSON() }).catch(() => undefined);
@@ -154,10 +210,14 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
 
 /** A run recorded by a belay whose undo log kept images as JSON (state before version 8). */
 function legacyRun(runId: number): StateError {
-  return new StateError('BELAY_LEGACY_UNDO', `run ${runId} was applied by an earlier belay whose undo log this version does not replay; nothing was rolled back`, {
-    details: { runId },
-    fix: `Roll it back with the belay version that applied it, or restore its tables from the backup (belay rollback ${runId} --from-backup).`,
-  });
+  return new StateError(
+    'BELAY_LEGACY_UNDO',
+    `run ${runId} was applied by an earlier belay whose undo log this version does not replay; nothing was rolled back`,
+    {
+      details: { runId },
+      fix: `Roll it back with the belay version that applied it, or restore its tables from the backup (belay rollback ${runId} --from-backup).`,
+    },
+  );
 }
 
 /** Applied SQL steps without a reverse: what a rollback cannot undo. */

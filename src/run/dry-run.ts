@@ -99,7 +99,13 @@ export async function dryRun(db: Db, m: LoadedMigration, opts: DryRunOptions = {
       }
       const decisions = new Map([...trials].flatMap(([i, t]) => (t.decision ? [[i, t.decision] as const] : [])));
       checks = await runChecks(db, m, { decisions });
-      emit({ type: 'checks-finished', ok: checks.ok, blocking: checks.blocking, counts: Object.fromEntries(checks.findings.map((f) => [f.code, f.count])), durationMs: checks.durationMs });
+      emit({
+        type: 'checks-finished',
+        ok: checks.ok,
+        blocking: checks.blocking,
+        counts: Object.fromEntries(checks.findings.map((f) => [f.code, f.count])),
+        durationMs: checks.durationMs,
+      });
       for (const c of m.spec.checks) if (c.kind === 'unique-after') facts.indexes.set(c.code, (await uniqueShape(db, c, m)).shape);
       for (const [i, step] of m.spec.steps.entries()) {
         steps.push(step.kind === 'sql' ? await trySqlStep(db, m, i) : await walkStep(m, trials.get(i)!, i, opts, emit));
@@ -111,14 +117,25 @@ export async function dryRun(db: Db, m: LoadedMigration, opts: DryRunOptions = {
     result = { migrationId: m.spec.id, checksum: m.checksum, database: db.label, ok, checks, steps, durationMs: performance.now() - t0 };
     if (opts.plan) result.plan = await planFromDryRun(db, m, result, opts.targetBatchMs ?? DEFAULT_TARGET_BATCH_MS);
   } catch (err) {
-    if (opts.ledger && err instanceof BelayError) recordLedger(opts.ledger, { migrationId: m.spec.id, checksum: m.checksum, database: db.label, command: 'dry-run', result: 'fail', detail: err.message });
+    if (opts.ledger && err instanceof BelayError)
+      recordLedger(opts.ledger, { migrationId: m.spec.id, checksum: m.checksum, database: db.label, command: 'dry-run', result: 'fail', detail: err.message });
     throw err;
   } finally {
     await release();
   }
-  const summary = { steps: result.steps.map((s) => ({ name: s.name, rows: s.rowsInRange, changed: s.rowsChanged, batches: s.batches.length, failures: s.verifyFailures.length })), findings: Object.fromEntries(result.checks.findings.map((f) => [f.code, f.count])) };
+  const summary = {
+    steps: result.steps.map((s) => ({
+      name: s.name,
+      rows: s.rowsInRange,
+      changed: s.rowsChanged,
+      batches: s.batches.length,
+      failures: s.verifyFailures.length,
+    })),
+    findings: Object.fromEntries(result.checks.findings.map((f) => [f.code, f.count])),
+  };
   await recordTrial(db, { kind: 'dry-run', migrationId: m.spec.id, checksum: m.checksum, pass: result.ok, summary });
-  if (opts.ledger) recordLedger(opts.ledger, { migrationId: m.spec.id, checksum: m.checksum, database: db.label, command: 'dry-run', result: result.ok ? 'pass' : 'fail' });
+  if (opts.ledger)
+    recordLedger(opts.ledger, { migrationId: m.spec.id, checksum: m.checksum, database: db.label, command: 'dry-run', result: result.ok ? 'pass' : 'fail' });
   return result;
 }
 
@@ -183,9 +200,14 @@ async function planFromDryRun(db: Db, m: LoadedMigration, r: DryRunResult, targe
     const full = s.batches.slice(1).filter((b) => b.rows >= typical / 2);
     const measured = full.length >= 2 ? full : s.batches.length > 2 ? s.batches.slice(1) : s.batches;
     return {
-      name: s.name, kind: s.kind, table: spec.kind === 'batched' ? spec.table : undefined, rows: s.rowsInRange,
+      name: s.name,
+      kind: s.kind,
+      table: spec.kind === 'batched' ? spec.table : undefined,
+      rows: s.rowsInRange,
       samples: measured.map((b) => ({ lo: b.lo, hi: b.hi, rows: b.rows, changed: b.changed, ms: b.ms, rowsPerSec: (b.rows / Math.max(b.ms, 0.01)) * 1000 })),
-      rates: s.kind === 'batched' ? ratesOf(measured) : null, estimateMs: { low: 0, mid: 0, high: 0 }, seqScans: [],
+      rates: s.kind === 'batched' ? ratesOf(measured) : null,
+      estimateMs: { low: 0, mid: 0, high: 0 },
+      seqScans: [],
     };
   });
   const batchedTable = m.spec.steps.find((s): s is BatchedStep => s.kind === 'batched')?.table;

@@ -106,20 +106,37 @@ export async function safeApply(db: Db, m: LoadedMigration, opts: SafeApplyOptio
     result = await apply(db, m, {
       ...opts,
       // no plan: start small, the sizer grows the size to the target within a few batches
-      batchSize: opts.batchSize ?? plan?.batchSize
-        ?? (adapt ? unmeasuredStartSize(spec.options.batchSize, ...spec.steps.map((s) => (s.kind === 'batched' ? s.batchSize : undefined))) : undefined),
+      batchSize:
+        opts.batchSize ??
+        plan?.batchSize ??
+        (adapt ? unmeasuredStartSize(spec.options.batchSize, ...spec.steps.map((s) => (s.kind === 'batched' ? s.batchSize : undefined))) : undefined),
       mode: opts.mode ?? plan?.mode,
       stages: (opts.stages ?? ((s) => s))(applyStages(m, { ...opts, targetBatchMs, adapt })),
       undo: (d, runId, emit) => rollback(d, runId, { onEvent: emit }),
     });
   } catch (err) {
-    if (ledger) recordLedger(ledger, { migrationId: spec.id, checksum: m.checksum, database: db.label, command: 'apply', result: 'fail', override: opts.override, detail: (err as Error).message });
+    if (ledger)
+      recordLedger(ledger, {
+        migrationId: spec.id,
+        checksum: m.checksum,
+        database: db.label,
+        command: 'apply',
+        result: 'fail',
+        override: opts.override,
+        detail: (err as Error).message,
+      });
     throw err;
   }
   if (ledger) {
     recordLedger(ledger, {
-      migrationId: spec.id, checksum: m.checksum, database: db.label, command: 'apply', result: result.status === 'completed' ? 'pass' : 'fail',
-      runId: result.runId, override: opts.override, detail: result.error?.message,
+      migrationId: spec.id,
+      checksum: m.checksum,
+      database: db.label,
+      command: 'apply',
+      result: result.status === 'completed' ? 'pass' : 'fail',
+      runId: result.runId,
+      override: opts.override,
+      detail: result.error?.message,
     });
   }
   return result;

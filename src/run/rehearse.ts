@@ -59,7 +59,17 @@ export async function rehearse(db: Db, m: LoadedMigration, opts: RehearseOptions
   await ensureState(db);
   const tables = m.spec.tables;
   const before = await checksums(db, tables);
-  const res: RehearseResult = { migrationId: m.spec.id, checksum: m.checksum, pass: false, runId: null, apply: null, verify: [], rollback: null, tables: [], durationMs: 0 };
+  const res: RehearseResult = {
+    migrationId: m.spec.id,
+    checksum: m.checksum,
+    pass: false,
+    runId: null,
+    apply: null,
+    verify: [],
+    rollback: null,
+    tables: [],
+    durationMs: 0,
+  };
   try {
     // a migration applied and rolled back before starts a new run by itself (apply: rolled_back → new run)
     const a = await apply(db, m, { ...opts.apply, mode: 'batched' });
@@ -87,14 +97,29 @@ export async function rehearse(db: Db, m: LoadedMigration, opts: RehearseOptions
     return { table: t, before: b, after: a, same: !!a && a.rows === b.rows && a.checksum === b.checksum };
   });
   const changed = res.tables.filter((t) => !t.same);
-  if (changed.length > 0) res.reason ??= `after the rollback ${changed.map((t) => qualified(t.table)).join(', ')} differ${changed.length === 1 ? 's' : ''} from before the run`;
+  if (changed.length > 0)
+    res.reason ??= `after the rollback ${changed.map((t) => qualified(t.table)).join(', ')} differ${changed.length === 1 ? 's' : ''} from before the run`;
   else if (res.reason === undefined && !res.rollback) res.reason = 'nothing was rolled back';
   res.pass = res.reason === undefined && changed.length === 0;
   res.durationMs = performance.now() - t0;
-  const summary = { runId: res.runId, reason: res.reason ?? null, tables: res.tables.map((t) => ({ table: t.table, before: t.before, after: t.after, same: t.same })) };
+  const summary = {
+    runId: res.runId,
+    reason: res.reason ?? null,
+    tables: res.tables.map((t) => ({ table: t.table, before: t.before, after: t.after, same: t.same })),
+  };
   await recordTrial(db, { kind: 'rehearse', migrationId: m.spec.id, checksum: m.checksum, pass: res.pass, summary }).catch((e: unknown) => {
     if (!(e instanceof BelayError)) throw e;
   });
-  if (opts.ledger) recordLedger(opts.ledger, { migrationId: m.spec.id, checksum: m.checksum, database: db.label, command: 'rehearse', result: res.pass ? 'pass' : 'fail', runId: res.runId ?? undefined, override: opts.override, detail: res.reason });
+  if (opts.ledger)
+    recordLedger(opts.ledger, {
+      migrationId: m.spec.id,
+      checksum: m.checksum,
+      database: db.label,
+      command: 'rehearse',
+      result: res.pass ? 'pass' : 'fail',
+      runId: res.runId ?? undefined,
+      override: opts.override,
+      detail: res.reason,
+    });
   return res;
 }

@@ -44,15 +44,19 @@ const classifyCheck = z.strictObject({
   sql,
   /** The column of the rows that holds the category; default "category". */
   column: name.default('category'),
-  categories: z.array(z.strictObject({
-    /** The value of the category column. */
-    value: z.string().min(1),
-    code,
-    severity: severity.default('warn'),
-    message: z.string().min(1),
-    fix: z.string().optional(),
-    changes,
-  })).min(1, 'must declare at least one category'),
+  categories: z
+    .array(
+      z.strictObject({
+        /** The value of the category column. */
+        value: z.string().min(1),
+        code,
+        severity: severity.default('warn'),
+        message: z.string().min(1),
+        fix: z.string().optional(),
+        changes,
+      }),
+    )
+    .min(1, 'must declare at least one category'),
 });
 /** Rows of `table.column` whose value is missing from `references.table.column`. */
 const orphansCheck = z.strictObject({
@@ -95,50 +99,66 @@ export const checkSchema = z.discriminatedUnion('kind', [sqlCheck, classifyCheck
  * column in `writes`; belay keeps the rows whose values change, with their before-images, and derives
  * the writes, the undo, the dry run and the predictions from that one decision.
  */
-const batchedStep = z.strictObject({
-  kind: z.literal('batched'),
-  name,
-  table: tableName,
-  /** Defaults to the table's single-column primary key. */
-  key: name.optional(),
-  writes: z.array(name).min(1, 'must name at least one column'),
-  /** The rule over the whole table at once: one SELECT returning the key and the written columns of the rows to change. */
-  decide: sql.optional(),
-  /** The rule for the keys in [$1, $2] (inclusive, cast to the key's type), when it cannot be written set-based. */
-  projection: sql.optional(),
-  /** The former name of `decide` (accepted as it). */
-  wholeTableProjection: sql.optional(),
-  /**
-   * Runs inside each batch after the write and must return no rows. It may read `written` (the table's
-   * rows this batch wrote, after the write) and $1/$2 (the batch's key range). A returned row that
-   * carries the key is not written and is reported; a batch whose rows all fail stops the run.
-   */
-  verify: sql.optional(),
-  batchSize: z.number().int().positive().max(MAX_BATCH_SIZE).optional(),
-  /**
-   * What user triggers of the table do when the step's UPDATE fires them, declared where belay cannot read
-   * it from the function's body (or to confirm what it read): `sets`, the columns of the written rows a
-   * BEFORE trigger changes besides the step's own writes (e.g. "updatedAt"); `writesTables`, the tables
-   * it writes (an audit log). A declared trigger is reported as known (info) instead of a warning.
-   */
-  triggers: z.array(z.strictObject({
+const batchedStep = z
+  .strictObject({
+    kind: z.literal('batched'),
     name,
-    sets: z.array(name).default([]),
-    writesTables: z.array(tableName).default([]),
-  })).optional(),
-  /**
-   * true: the step's batches run with `SET LOCAL session_replication_role = replica`, so that the table's
-   * ordinary user triggers (ENABLE, the default) do not fire. The role must be allowed to set it
-   * (superuser, or GRANT SET ON PARAMETER session_replication_role): `belay check` refuses otherwise.
-   * Under it the server does not enforce foreign keys either (their triggers are ordinary ones) and
-   * ENABLE ALWAYS / ENABLE REPLICA triggers fire: belay check lists them.
-   */
-  disableUserTriggers: z.boolean().optional(),
-}).superRefine((s, ctx) => {
-  const rules = [s.decide && 'decide', s.wholeTableProjection && 'wholeTableProjection', s.projection && 'projection'].filter(Boolean);
-  if (rules.length === 0) ctx.addIssue({ code: 'custom', path: ['decide'], message: 'a batched step needs its rule: decide (set-based, the whole table) or projection (per key range $1..$2)' });
-  if (rules.length > 1) ctx.addIssue({ code: 'custom', path: [rules[1] as string], message: `declare the rule once: ${rules.join(' and ')} are both given (keep decide, or projection alone)` });
-});
+    table: tableName,
+    /** Defaults to the table's single-column primary key. */
+    key: name.optional(),
+    writes: z.array(name).min(1, 'must name at least one column'),
+    /** The rule over the whole table at once: one SELECT returning the key and the written columns of the rows to change. */
+    decide: sql.optional(),
+    /** The rule for the keys in [$1, $2] (inclusive, cast to the key's type), when it cannot be written set-based. */
+    projection: sql.optional(),
+    /** The former name of `decide` (accepted as it). */
+    wholeTableProjection: sql.optional(),
+    /**
+     * Runs inside each batch after the write and must return no rows. It may read `written` (the table's
+     * rows this batch wrote, after the write) and $1/$2 (the batch's key range). A returned row that
+     * carries the key is not written and is reported; a batch whose rows all fail stops the run.
+     */
+    verify: sql.optional(),
+    batchSize: z.number().int().positive().max(MAX_BATCH_SIZE).optional(),
+    /**
+     * What user triggers of the table do when the step's UPDATE fires them, declared where belay cannot read
+     * it from the function's body (or to confirm what it read): `sets`, the columns of the written rows a
+     * BEFORE trigger changes besides the step's own writes (e.g. "updatedAt"); `writesTables`, the tables
+     * it writes (an audit log). A declared trigger is reported as known (info) instead of a warning.
+     */
+    triggers: z
+      .array(
+        z.strictObject({
+          name,
+          sets: z.array(name).default([]),
+          writesTables: z.array(tableName).default([]),
+        }),
+      )
+      .optional(),
+    /**
+     * true: the step's batches run with `SET LOCAL session_replication_role = replica`, so that the table's
+     * ordinary user triggers (ENABLE, the default) do not fire. The role must be allowed to set it
+     * (superuser, or GRANT SET ON PARAMETER session_replication_role): `belay check` refuses otherwise.
+     * Under it the server does not enforce foreign keys either (their triggers are ordinary ones) and
+     * ENABLE ALWAYS / ENABLE REPLICA triggers fire: belay check lists them.
+     */
+    disableUserTriggers: z.boolean().optional(),
+  })
+  .superRefine((s, ctx) => {
+    const rules = [s.decide && 'decide', s.wholeTableProjection && 'wholeTableProjection', s.projection && 'projection'].filter(Boolean);
+    if (rules.length === 0)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['decide'],
+        message: 'a batched step needs its rule: decide (set-based, the whole table) or projection (per key range $1..$2)',
+      });
+    if (rules.length > 1)
+      ctx.addIssue({
+        code: 'custom',
+        path: [rules[1] as string],
+        message: `declare the rule once: ${rules.join(' and ')} are both given (keep decide, or projection alone)`,
+      });
+  });
 /** Plain SQL for small or schema changes, with its reverse (null = irreversible, said so everywhere). */
 const sqlStep = z.strictObject({
   kind: z.literal('sql'),
@@ -187,19 +207,22 @@ export const migrationSchema = z.strictObject({
   id: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be lower-case letters, digits, ".", "_" or "-", at most 63'),
   purpose: z.string().min(10, 'must say in a sentence or more what the migration does and why'),
   tables: z.array(tableName).min(1, 'must list every table the migration touches'),
-  checks: z.array(checkSchema).default([]).superRefine((checks, ctx) => {
-    // findings, stored results and verification are keyed by code: one code, one meaning
-    const seen = new Set<string>();
-    for (const [i, c] of checks.entries()) {
-      for (const x of c.kind === 'classify' ? [c.code, ...c.categories.map((k) => k.code)] : [c.code]) {
-        if (seen.has(x)) ctx.addIssue({ code: 'custom', path: [i, 'code'], message: `code ${x} is used twice: every check and category needs its own code` });
-        seen.add(x);
+  checks: z
+    .array(checkSchema)
+    .default([])
+    .superRefine((checks, ctx) => {
+      // findings, stored results and verification are keyed by code: one code, one meaning
+      const seen = new Set<string>();
+      for (const [i, c] of checks.entries()) {
+        for (const x of c.kind === 'classify' ? [c.code, ...c.categories.map((k) => k.code)] : [c.code]) {
+          if (seen.has(x)) ctx.addIssue({ code: 'custom', path: [i, 'code'], message: `code ${x} is used twice: every check and category needs its own code` });
+          seen.add(x);
+        }
+        if (c.kind === 'classify' && new Set(c.categories.map((k) => k.value)).size !== c.categories.length) {
+          ctx.addIssue({ code: 'custom', path: [i, 'categories'], message: 'two categories have the same value' });
+        }
       }
-      if (c.kind === 'classify' && new Set(c.categories.map((k) => k.value)).size !== c.categories.length) {
-        ctx.addIssue({ code: 'custom', path: [i, 'categories'], message: 'two categories have the same value' });
-      }
-    }
-  }),
+    }),
   tempIndexes: z.array(tempIndex).default([]),
   steps: z.array(stepSchema).min(1, 'must have at least one step'),
   verify: z.array(verification).default([]),

@@ -95,14 +95,20 @@ function crossCheck(spec: Migration, file: string): void {
     names.add(s.name);
     if (s.kind === 'batched' && !spec.tables.includes(s.table)) {
       throw new SpecError(`${file}: step "${s.name}" writes table "${s.table}", which is not listed in tables`, {
-        file, field: `steps.${i}.table`, expected: `one of: ${spec.tables.join(', ')}`,
+        file,
+        field: `steps.${i}.table`,
+        expected: `one of: ${spec.tables.join(', ')}`,
         fix: `Add "${s.table}" to tables so that it is backed up and verified.`,
       });
     }
   });
   spec.checks.forEach((c, i) => {
     if ((c.kind === 'unique-after' || (c.kind === 'not-null' && c.step)) && !names.has(c.step!)) {
-      throw new SpecError(`${file}: check ${c.code} names step "${c.step}", which does not exist`, { file, field: `checks.${i}.step`, expected: `one of: ${[...names].join(', ')}` });
+      throw new SpecError(`${file}: check ${c.code} names step "${c.step}", which does not exist`, {
+        file,
+        field: `checks.${i}.step`,
+        expected: `one of: ${[...names].join(', ')}`,
+      });
     }
   });
 }
@@ -114,7 +120,10 @@ export function checksumOf(spec: Migration, params: MigrationParams): string {
 function stableJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`;
   if (v && typeof v === 'object') {
-    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${stableJson((v as Record<string, unknown>)[k])}`).join(',')}}`;
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stableJson((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
   }
   return JSON.stringify(v) ?? 'null';
 }

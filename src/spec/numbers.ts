@@ -13,7 +13,8 @@ const NOT_A_NUMBER = 'must be a whole number written in decimal digits';
 
 /** A whole number in [min, max], with messages that read the same after a flag name or a file field. */
 export function wholeNumber(min: number, max = Number.MAX_SAFE_INTEGER) {
-  return z.number({ error: NOT_A_NUMBER })
+  return z
+    .number({ error: NOT_A_NUMBER })
     .int({ error: NOT_A_NUMBER })
     .min(min, { error: `must be at least ${min}` })
     .max(max, { error: `must be at most ${max}` });
@@ -34,7 +35,10 @@ export const NUMBERS = Object.freeze({
   samples: wholeNumber(1, MAX_SAMPLES),
   port: wholeNumber(0, 65_535),
   /** A percentage (--max-drift): decimals allowed. */
-  percent: z.number({ error: 'must be a number written in decimal digits' }).min(0, { error: 'must be at least 0' }).max(1000, { error: 'must be at most 1000' }),
+  percent: z
+    .number({ error: 'must be a number written in decimal digits' })
+    .min(0, { error: 'must be at least 0' })
+    .max(1000, { error: 'must be at most 1000' }),
 });
 
 export type NumberSchema = z.ZodType<number>;
@@ -50,7 +54,7 @@ export function readNumber(text: string, fraction = false): number | undefined {
 /** The first problem of a value against its schema, as "must be …", or undefined when it fits. */
 export function numberProblem(schema: NumberSchema, value: unknown): string | undefined {
   const r = schema.safeParse(value);
-  return r.success ? undefined : r.error.issues[0]?.message ?? NOT_A_NUMBER;
+  return r.success ? undefined : (r.error.issues[0]?.message ?? NOT_A_NUMBER);
 }
 
 /** A command-line number: `--batch-size "1e12" must be a whole number written in decimal digits`. */

@@ -29,7 +29,8 @@ interface Planned {
  */
 export async function resolveNames(db: Db, spec: Migration, file = '<inline>'): Promise<void> {
   const where = (field: string, err: unknown): never => {
-    if (err instanceof SpecError) throw new SpecError(`${file}: ${field}: ${err.message}`, { file, field, expected: String(err.details.expected ?? ''), fix: err.fix, cause: err });
+    if (err instanceof SpecError)
+      throw new SpecError(`${file}: ${field}: ${err.message}`, { file, field, expected: String(err.details.expected ?? ''), fix: err.fix, cause: err });
     throw err;
   };
   const col = (info: TableInfo, name: string, field: string) => {
@@ -54,7 +55,12 @@ export async function resolveNames(db: Db, spec: Migration, file = '<inline>'): 
     } else if (c.kind === 'unique-after') {
       const r = await db.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [ident(c.index)]);
       if (!r.rows[0]?.ok) {
-        throw new SpecError(`${file}: checks.${i}.index: index "${c.index}" does not exist`, { file, field: `checks.${i}.index`, expected: 'an existing unique index on the step\'s table', fix: 'Check the index name and its case (\\d+ <table> in psql lists them).' });
+        throw new SpecError(`${file}: checks.${i}.index: index "${c.index}" does not exist`, {
+          file,
+          field: `checks.${i}.index`,
+          expected: "an existing unique index on the step's table",
+          fix: 'Check the index name and its case (\\d+ <table> in psql lists them).',
+        });
       }
     }
   }
@@ -91,13 +97,19 @@ async function planEach(db: Db, planned: readonly Planned[], file: string): Prom
         if (p.written) await db.query(writtenSql(p.written));
         // parameters ($1, $2 …) planned as NULL: only their names have to resolve, not their values
         const n = Math.max(0, ...[...p.sql.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
-        await db.query(`EXPLAIN ${p.sql}`, Array.from({ length: n }, () => null));
+        await db.query(
+          `EXPLAIN ${p.sql}`,
+          Array.from({ length: n }, () => null),
+        );
       } catch (err) {
         const s = serverFields(err);
         if (s.sqlstate && MISSING_NAME.has(s.sqlstate)) {
           const at = s.position === undefined ? '' : `\n${pointAt(p.sql, s.position - 1 - 'EXPLAIN '.length)}`;
           throw new SpecError(`${file}: ${p.field} names what the database does not have: ${(err as Error).message}${at}`, {
-            file, field: p.field, expected: 'tables and columns that exist', cause: err,
+            file,
+            field: p.field,
+            expected: 'tables and columns that exist',
+            cause: err,
             fix: 'Check the name and its case (an unquoted name is folded to lower case; "EventType" needs its quotes).',
           });
         }

@@ -27,9 +27,14 @@ export async function resolveStep(db: Db, step: BatchedStep, stepNo: number): Pr
   if (!key) {
     if (info.primaryKey.length === 0) {
       const candidates = await singleColumnKeys(db, info);
-      throw keyError(step, stepNo, `table ${info.sqlName} has no primary key`, candidates.length
-        ? `Name one of its unique NOT NULL columns with key: in step "${step.name}" (${candidates.map((c) => `"${c}"`).join(', ')}), or add a primary key.`
-        : `Add a primary key to ${info.sqlName} (or a unique index over a NOT NULL column and name it with key: in step "${step.name}"): without one, batches cannot tell its rows apart.`);
+      throw keyError(
+        step,
+        stepNo,
+        `table ${info.sqlName} has no primary key`,
+        candidates.length
+          ? `Name one of its unique NOT NULL columns with key: in step "${step.name}" (${candidates.map((c) => `"${c}"`).join(', ')}), or add a primary key.`
+          : `Add a primary key to ${info.sqlName} (or a unique index over a NOT NULL column and name it with key: in step "${step.name}"): without one, batches cannot tell its rows apart.`,
+      );
     }
     if (info.primaryKey.length !== 1) {
       throw new StateError('BELAY_NO_KEY', `table ${info.sqlName} has a composite primary key`, {
@@ -43,9 +48,13 @@ export async function resolveStep(db: Db, step: BatchedStep, stepNo: number): Pr
     const candidates = await singleColumnKeys(db, info);
     if (!candidates.includes(key)) {
       const why = keyCol.notNull ? 'no unique index covers exactly this column' : 'it is not NOT NULL';
-      throw keyError(step, stepNo, `key "${key}" of step "${step.name}" does not tell the rows of ${info.sqlName} apart: ${why}`,
+      throw keyError(
+        step,
+        stepNo,
+        `key "${key}" of step "${step.name}" does not tell the rows of ${info.sqlName} apart: ${why}`,
         `Name a column with a unique index of its own and NOT NULL (${candidates.length ? candidates.map((c) => `"${c}"`).join(', ') : 'the table has none'}), ` +
-        `or create one (CREATE UNIQUE INDEX … ON ${info.sqlName} ("${key}"); ALTER TABLE … ALTER COLUMN "${key}" SET NOT NULL).`);
+          `or create one (CREATE UNIQUE INDEX … ON ${info.sqlName} ("${key}"); ALTER TABLE … ALTER COLUMN "${key}" SET NOT NULL).`,
+      );
     }
   }
   for (const w of step.writes) column(info, w, `steps.${stepNo}.writes`);
@@ -64,7 +73,10 @@ async function singleColumnKeys(db: Db, info: TableInfo): Promise<string[]> {
 }
 
 function keyError(step: BatchedStep, stepNo: number, message: string, fix: string): BelayError {
-  return new BelayError('BELAY_KEY', message, { details: { step: step.name, table: step.table, field: `steps.${stepNo}.key` }, fix: `${fix} Nothing was changed.` });
+  return new BelayError('BELAY_KEY', message, {
+    details: { step: step.name, table: step.table, field: `steps.${stepNo}.key` },
+    fix: `${fix} Nothing was changed.`,
+  });
 }
 
 export interface WrittenTable {

@@ -13,7 +13,8 @@ export interface SqlField {
 
 export function sqlFieldsOf(spec: Migration): SqlField[] {
   const out: SqlField[] = [];
-  for (const [i, c] of spec.checks.entries()) if (c.kind === 'sql' || c.kind === 'classify') out.push({ field: `checks.${i}.sql (${c.code})`, sql: c.sql, single: true });
+  for (const [i, c] of spec.checks.entries())
+    if (c.kind === 'sql' || c.kind === 'classify') out.push({ field: `checks.${i}.sql (${c.code})`, sql: c.sql, single: true });
   for (const [i, s] of spec.steps.entries()) {
     if (s.kind === 'batched') {
       if (s.decide) out.push({ field: `steps.${i}.decide (${s.name})`, sql: s.decide, single: true });
@@ -39,16 +40,25 @@ export async function validateSql(spec: Migration, file: string): Promise<void> 
     } catch (err) {
       const pos = (err as { sqlDetails?: { cursorPosition?: number } }).sqlDetails?.cursorPosition;
       throw new SpecError(`${file}: SQL of ${f.field} does not parse: ${(err as Error).message}${pos === undefined ? '' : `\n${pointAt(f.sql, pos)}`}`, {
-        file, field: f.field, expected: 'valid PostgreSQL', cause: err,
+        file,
+        field: f.field,
+        expected: 'valid PostgreSQL',
+        cause: err,
       });
     }
     const stmts = tree.stmts ?? [];
     if (f.single && stmts.length !== 1) {
-      throw new SpecError(`${file}: ${f.field} must be exactly one statement, found ${stmts.length}`, { file, field: f.field, expected: 'one SELECT statement' });
+      throw new SpecError(`${file}: ${f.field} must be exactly one statement, found ${stmts.length}`, {
+        file,
+        field: f.field,
+        expected: 'one SELECT statement',
+      });
     }
     if (f.single && !('SelectStmt' in (stmts[0]?.stmt ?? {}))) {
       throw new SpecError(`${file}: ${f.field} must be a SELECT (it returns rows); found ${Object.keys(stmts[0]!.stmt)[0]}`, {
-        file, field: f.field, expected: 'a SELECT statement',
+        file,
+        field: f.field,
+        expected: 'a SELECT statement',
       });
     }
   }

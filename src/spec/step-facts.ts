@@ -86,7 +86,9 @@ export function notesOf(spec: Migration, step: BatchedStep, stepNo: number, fact
   if (facts.primaryKey && facts.primaryKey.columns.length > 1) {
     const cols = facts.primaryKey.columns.map((c) => `"${c}"`).join(', ');
     notes.push({
-      code: `COMPOSITE_KEY:${step.table}@${step.name}`, kind: 'composite-key', severity: 'info',
+      code: `COMPOSITE_KEY:${step.table}@${step.name}`,
+      kind: 'composite-key',
+      severity: 'info',
       message: `the primary key of ${facts.table.sqlName} is composite (${cols})${step.key ? `; step "${step.name}" walks it by its key: "${step.key}"` : ''}`,
       fix: step.key ? 'Nothing to do.' : `Name a unique NOT NULL column with key: in step "${step.name}" if the table has one.`,
       data: { table: step.table, primaryKey: facts.primaryKey.columns, keys: facts.keys.map((k) => k.columns) },
@@ -106,12 +108,29 @@ function triggerNote(step: BatchedStep, t: TriggerFact, indirect: IndirectTable[
   const sets = declared ? declared.sets : t.timing === 'before' && t.level === 'row' ? t.body.setsNew : [];
   const writesTables = declared ? declared.writesTables : t.body.writesTables;
   const data = {
-    trigger: t.name, timing: t.timing, level: t.level, enabled: t.enabled, when: t.when, function: t.function.signature,
-    sets, writesTables, declared: !!declared, unreadable: t.body.unreadable, dynamicSql: t.body.dynamicSql, calls: t.body.calls,
+    trigger: t.name,
+    timing: t.timing,
+    level: t.level,
+    enabled: t.enabled,
+    when: t.when,
+    function: t.function.signature,
+    sets,
+    writesTables,
+    declared: !!declared,
+    unreadable: t.body.unreadable,
+    dynamicSql: t.body.dynamicSql,
+    calls: t.body.calls,
     fires: !off,
   };
   if (off) {
-    return { code, kind: 'trigger', severity: 'info', message: `${what} does not fire on step "${step.name}" (${step.disableUserTriggers ? 'disableUserTriggers' : 'ENABLE REPLICA: only under session_replication_role = replica'})`, fix: 'Nothing to do.', data };
+    return {
+      code,
+      kind: 'trigger',
+      severity: 'info',
+      message: `${what} does not fire on step "${step.name}" (${step.disableUserTriggers ? 'disableUserTriggers' : 'ENABLE REPLICA: only under session_replication_role = replica'})`,
+      fix: 'Nothing to do.',
+      data,
+    };
   }
   for (const w of writesTables) indirect.push({ table: w, through: t.name, listed: listed(w) });
   const others = sets.filter((c) => !step.writes.includes(c));
@@ -119,22 +138,39 @@ function triggerNote(step: BatchedStep, t: TriggerFact, indirect: IndirectTable[
   if (others.includes('*')) effects.push('replaces the whole row (NEW)');
   else if (others.length) effects.push(`sets ${others.map((c) => `"${c}"`).join(', ')}, which the step does not write`);
   if (writesTables.length) effects.push(`writes ${writesTables.map((w) => `"${w}"`).join(', ')}`);
-  const unknown = !declared && (t.body.unreadable ?? (t.body.dynamicSql ? 'it runs dynamic SQL' : t.body.calls.length ? `it calls ${t.body.calls.join(', ')}` : null));
+  const unknown =
+    !declared && (t.body.unreadable ?? (t.body.dynamicSql ? 'it runs dynamic SQL' : t.body.calls.length ? `it calls ${t.body.calls.join(', ')}` : null));
   const when = t.when ? ` when ${t.when}` : '';
   if (declared) {
-    return { code, kind: 'trigger', severity: 'info', message: `${what} fires on the rows step "${step.name}" writes${when}; declared: ${effects.join(' and ') || 'changes nothing else'}`, fix: 'Nothing to do: the declaration stands for it.', data };
+    return {
+      code,
+      kind: 'trigger',
+      severity: 'info',
+      message: `${what} fires on the rows step "${step.name}" writes${when}; declared: ${effects.join(' and ') || 'changes nothing else'}`,
+      fix: 'Nothing to do: the declaration stands for it.',
+      data,
+    };
   }
   if (!effects.length && !unknown) {
-    return { code, kind: 'trigger', severity: 'info', message: `${what} fires on the rows step "${step.name}" writes${when}; it changes nothing belay can see`, fix: 'Nothing to do.', data };
+    return {
+      code,
+      kind: 'trigger',
+      severity: 'info',
+      message: `${what} fires on the rows step "${step.name}" writes${when}; it changes nothing belay can see`,
+      fix: 'Nothing to do.',
+      data,
+    };
   }
   const consequences = [
     ...(others.length ? ['the post-run check of untouched columns sees those columns change, and rollback restores only the written ones'] : []),
-    ...(writesTables.length ? ['apply writes there for every row, and a rollback\'s UPDATE fires it again'] : []),
+    ...(writesTables.length ? ["apply writes there for every row, and a rollback's UPDATE fires it again"] : []),
   ];
-  const message = `${what} fires on the rows step "${step.name}" writes${when}${effects.length ? ` and ${effects.join(' and ')}` : ''}` +
+  const message =
+    `${what} fires on the rows step "${step.name}" writes${when}${effects.length ? ` and ${effects.join(' and ')}` : ''}` +
     `${unknown ? `; what else it does is unknown (${unknown})` : ''}${consequences.length ? `: ${consequences.join('; ')}` : ''}`;
   const example = `triggers: [{ name: '${t.name}'${others.length && !others.includes('*') ? `, sets: [${others.map((c) => `'${c}'`).join(', ')}]` : ''}${writesTables.length ? `, writesTables: [${writesTables.map((w) => `'${w}'`).join(', ')}]` : ''} }]`;
-  const fix = `Declare what it changes in step "${step.name}" (${example})${writesTables.length ? ' and list the tables it writes in tables (backed up, verified)' : ''}, ` +
+  const fix =
+    `Declare what it changes in step "${step.name}" (${example})${writesTables.length ? ' and list the tables it writes in tables (backed up, verified)' : ''}, ` +
     'or run the step with disableUserTriggers: true (session_replication_role = replica, where the role may).';
   return { code, kind: 'trigger', severity: 'warn', message, fix, data };
 }
@@ -143,13 +179,22 @@ function fromNote(step: BatchedStep, fk: ForeignKeyFact): StepNote {
   const cols = fk.childColumns.map((c) => `"${c}"`).join(', ');
   const parts: string[] = [];
   if (ACTS.has(fk.onDelete)) {
-    const verb = fk.onDelete === 'cascade' ? 'deletes the rows' : `sets ${(fk.onDeleteSetColumns ?? fk.childColumns).map((c) => `"${c}"`).join(', ')} of the rows to ${fk.onDelete === 'set null' ? 'NULL' : 'its default'}`;
-    parts.push(`deleting a row of ${fk.parent.sqlName} after the run ${verb} that reference it, rows this run wrote among them` +
-      (fk.onDelete === 'cascade' ? ' (rollback cannot bring back a deleted row, and a monitor looking for rows whose parent is gone never sees them)' : ' (rollback then finds them changed)'));
+    const verb =
+      fk.onDelete === 'cascade'
+        ? 'deletes the rows'
+        : `sets ${(fk.onDeleteSetColumns ?? fk.childColumns).map((c) => `"${c}"`).join(', ')} of the rows to ${fk.onDelete === 'set null' ? 'NULL' : 'its default'}`;
+    parts.push(
+      `deleting a row of ${fk.parent.sqlName} after the run ${verb} that reference it, rows this run wrote among them` +
+        (fk.onDelete === 'cascade'
+          ? ' (rollback cannot bring back a deleted row, and a monitor looking for rows whose parent is gone never sees them)'
+          : ' (rollback then finds them changed)'),
+    );
   }
   if (ACTS.has(fk.onUpdate)) parts.push(`changing the referenced key of ${fk.parent.sqlName} rewrites them (ON UPDATE ${fk.onUpdate.toUpperCase()})`);
   return {
-    code: `FK_ACTION:${fk.name}@${step.name}`, kind: 'foreign-key', severity: ACTS.has(fk.onDelete) ? 'warn' : 'info',
+    code: `FK_ACTION:${fk.name}@${step.name}`,
+    kind: 'foreign-key',
+    severity: ACTS.has(fk.onDelete) ? 'warn' : 'info',
     message: `step "${step.name}" writes ${cols}, which references ${fk.parent.sqlName} through "${fk.name}" (ON DELETE ${fk.onDelete.toUpperCase()}, ON UPDATE ${fk.onUpdate.toUpperCase()}): ${parts.join('; ')}`,
     fix: 'Know it before applying: watch the parent table during the monitoring window, and prefer a foreign key that restricts deletes while the migration can still be rolled back.',
     data: fkData(fk, 'from'),
@@ -161,17 +206,25 @@ function intoNote(step: BatchedStep, fk: ForeignKeyFact, listed: (t: string) => 
   if (written && ACTS.has(fk.onUpdate)) {
     const inList = listed(fk.child.name);
     return {
-      code: `FK_ACTION:${fk.name}@${step.name}`, kind: 'foreign-key', severity: inList && !step.disableUserTriggers ? 'info' : 'warn',
+      code: `FK_ACTION:${fk.name}@${step.name}`,
+      kind: 'foreign-key',
+      severity: inList && !step.disableUserTriggers ? 'info' : 'warn',
       message: step.disableUserTriggers
         ? `step "${step.name}" writes ${fk.writtenColumns.map((c) => `"${c}"`).join(', ')}, referenced by ${fk.child.sqlName} through "${fk.name}" (ON UPDATE ${fk.onUpdate.toUpperCase()}); with disableUserTriggers the action does not run, and the children keep the old values`
         : `step "${step.name}" changes ${fk.child.sqlName} too: "${fk.name}" (ON UPDATE ${fk.onUpdate.toUpperCase()}) rewrites its rows that reference the rows the step writes${inList ? '' : `; ${fk.child.sqlName} is not in the migration's tables, so it is neither backed up nor verified`}`,
-      fix: step.disableUserTriggers ? `Run without disableUserTriggers, or update ${fk.child.sqlName} in a step of its own.` : inList ? 'Nothing to do: the table is backed up and verified.' : `Add "${fk.child.name}" to tables.`,
+      fix: step.disableUserTriggers
+        ? `Run without disableUserTriggers, or update ${fk.child.sqlName} in a step of its own.`
+        : inList
+          ? 'Nothing to do: the table is backed up and verified.'
+          : `Add "${fk.child.name}" to tables.`,
       data: fkData(fk, 'into'),
     };
   }
   if (!ACTS.has(fk.onDelete)) return undefined;
   return {
-    code: `FK_ACTION:${fk.name}@${step.name}`, kind: 'foreign-key', severity: 'info',
+    code: `FK_ACTION:${fk.name}@${step.name}`,
+    kind: 'foreign-key',
+    severity: 'info',
     message: `${fk.child.sqlName} references ${fk.parent.sqlName} through "${fk.name}" (ON DELETE ${fk.onDelete.toUpperCase()}): deleting rows of ${fk.parent.sqlName} (by the application, or a restore from backup that replaces the table) ${fk.onDelete === 'cascade' ? 'deletes' : 'changes'} their rows in ${fk.child.sqlName}`,
     fix: `Restore from backup only with ${fk.child.sqlName} in mind; the step's UPDATE itself does not fire it.`,
     data: fkData(fk, 'into'),
@@ -185,12 +238,16 @@ function scanNote(step: BatchedStep, fk: ForeignKeyFact): StepNote | undefined {
   if (!byStep && !ACTS.has(fk.onDelete) && !ACTS.has(fk.onUpdate)) return undefined;
   const cols = fk.childColumns.map((c) => `"${c}"`).join(', ');
   return {
-    code: `CASCADE_SCAN:${fk.name}@${step.name}`, kind: 'cascade-scan', severity: byStep ? 'warn' : 'info',
-    message: `${fk.child.sqlName} has no index led by ${cols}, its columns of "${fk.name}": ${byStep
-      ? `every row step "${step.name}" writes makes the server scan ${fk.child.sqlName} for rows that reference it`
-      : ACTS.has(fk.onDelete)
-        ? `every row deleted from ${fk.parent.sqlName} (ON DELETE ${fk.onDelete.toUpperCase()}) scans ${fk.child.sqlName}`
-        : `every change of a referenced key of ${fk.parent.sqlName} (ON UPDATE ${fk.onUpdate.toUpperCase()}) scans ${fk.child.sqlName}`}`,
+    code: `CASCADE_SCAN:${fk.name}@${step.name}`,
+    kind: 'cascade-scan',
+    severity: byStep ? 'warn' : 'info',
+    message: `${fk.child.sqlName} has no index led by ${cols}, its columns of "${fk.name}": ${
+      byStep
+        ? `every row step "${step.name}" writes makes the server scan ${fk.child.sqlName} for rows that reference it`
+        : ACTS.has(fk.onDelete)
+          ? `every row deleted from ${fk.parent.sqlName} (ON DELETE ${fk.onDelete.toUpperCase()}) scans ${fk.child.sqlName}`
+          : `every change of a referenced key of ${fk.parent.sqlName} (ON UPDATE ${fk.onUpdate.toUpperCase()}) scans ${fk.child.sqlName}`
+    }`,
     fix: `CREATE INDEX CONCURRENTLY ON ${fk.child.sqlName} (${cols})${byStep ? ', or declare it in tempIndexes for the run' : ''}.`,
     data: fkData(fk, fk.parent.name === step.table ? 'into' : 'from'),
   };
@@ -199,25 +256,34 @@ function scanNote(step: BatchedStep, fk: ForeignKeyFact): StepNote | undefined {
 function disableNote(step: BatchedStep, facts: CatalogFacts, may: boolean): StepNote {
   const code = `DISABLE_TRIGGERS:${step.table}@${step.name}`;
   const data = {
-    table: step.table, roleMay: may,
+    table: step.table,
+    roleMay: may,
     stillFire: facts.triggers.filter((t) => t.enabled === 'always' || t.enabled === 'replica').map((t) => t.name),
     notFiring: facts.triggers.filter((t) => t.enabled === 'origin').map((t) => t.name),
     foreignKeysNotEnforced: [...facts.foreignKeysFrom, ...facts.foreignKeysInto.filter((f) => f.writtenColumns.length > 0)].map((f) => f.name),
   };
   if (!may) {
     return {
-      code, kind: 'disable-triggers', severity: 'error', data,
+      code,
+      kind: 'disable-triggers',
+      severity: 'error',
+      data,
       message: `step "${step.name}" declares disableUserTriggers, but this role may not set session_replication_role: apply would fail at its first batch`,
-      fix: 'Run as a role that may (a superuser, or: GRANT SET ON PARAMETER session_replication_role TO <role>), or drop disableUserTriggers and declare the triggers\' effects instead.',
+      fix: "Run as a role that may (a superuser, or: GRANT SET ON PARAMETER session_replication_role TO <role>), or drop disableUserTriggers and declare the triggers' effects instead.",
     };
   }
   const parts = [
     `ordinary triggers do not fire${data.notFiring.length ? ` (${data.notFiring.map((n) => `"${n}"`).join(', ')})` : ''}`,
-    ...(data.foreignKeysNotEnforced.length ? [`the server does not enforce ${data.foreignKeysNotEnforced.map((n) => `"${n}"`).join(', ')} (belay's predictions check them before the run)`] : []),
+    ...(data.foreignKeysNotEnforced.length
+      ? [`the server does not enforce ${data.foreignKeysNotEnforced.map((n) => `"${n}"`).join(', ')} (belay's predictions check them before the run)`]
+      : []),
     ...(data.stillFire.length ? [`ENABLE ALWAYS / REPLICA triggers fire: ${data.stillFire.map((n) => `"${n}"`).join(', ')}`] : []),
   ];
   return {
-    code, kind: 'disable-triggers', severity: 'info', data,
+    code,
+    kind: 'disable-triggers',
+    severity: 'info',
+    data,
     message: `step "${step.name}" runs with session_replication_role = replica: ${parts.join('; ')}`,
     fix: 'Nothing to do.',
   };
@@ -225,8 +291,16 @@ function disableNote(step: BatchedStep, facts: CatalogFacts, may: boolean): Step
 
 function fkData(fk: ForeignKeyFact, side: 'from' | 'into'): Record<string, unknown> {
   return {
-    constraint: fk.name, side, child: fk.child.name, childColumns: fk.childColumns, parent: fk.parent.name, parentColumns: fk.parentColumns,
-    onUpdate: fk.onUpdate, onDelete: fk.onDelete, childIndexed: fk.childIndexed, writtenColumns: fk.writtenColumns,
+    constraint: fk.name,
+    side,
+    child: fk.child.name,
+    childColumns: fk.childColumns,
+    parent: fk.parent.name,
+    parentColumns: fk.parentColumns,
+    onUpdate: fk.onUpdate,
+    onDelete: fk.onDelete,
+    childIndexed: fk.childIndexed,
+    writtenColumns: fk.writtenColumns,
   };
 }
 
@@ -236,14 +310,16 @@ function checkDeclarations(step: BatchedStep, stepNo: number, facts: CatalogFact
     const field = `steps.${stepNo}.triggers.${i}`;
     if (!facts.triggers.some((t) => t.name === d.name)) {
       throw new SpecError(`step "${step.name}" declares trigger "${d.name}", which ${facts.table.sqlName} does not have`, {
-        field: `${field}.name`, expected: `one of: ${facts.triggers.map((t) => t.name).join(', ') || '(the table has no user trigger)'}`,
-        fix: 'Name an existing trigger of the step\'s table (its exact name and case), or drop the declaration.',
+        field: `${field}.name`,
+        expected: `one of: ${facts.triggers.map((t) => t.name).join(', ') || '(the table has no user trigger)'}`,
+        fix: "Name an existing trigger of the step's table (its exact name and case), or drop the declaration.",
       });
     }
     for (const c of d.sets) {
       if (!facts.columns.some((x) => x.name === c)) {
         throw new SpecError(`step "${step.name}" declares that trigger "${d.name}" sets "${c}", which is not a column of ${facts.table.sqlName}`, {
-          field: `${field}.sets`, expected: `columns of ${facts.table.sqlName}`,
+          field: `${field}.sets`,
+          expected: `columns of ${facts.table.sqlName}`,
         });
       }
     }

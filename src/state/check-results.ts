@@ -24,7 +24,11 @@ const SELECT_CHECK_RESULTS_SQL = `SELECT code, kind, severity, outcome, row_coun
   FROM belay.check_results WHERE run_id = $1 ORDER BY id`;
 
 /** Records the findings of a run's pre-flight, unless the run has some already. */
-export async function storeCheckResults(db: Db, runId: number, rows: ReadonlyArray<Omit<StoredCheckResult, 'fix' | 'sample' | 'durationMs' | 'message'> & Partial<StoredCheckResult>>): Promise<void> {
+export async function storeCheckResults(
+  db: Db,
+  runId: number,
+  rows: ReadonlyArray<Omit<StoredCheckResult, 'fix' | 'sample' | 'durationMs' | 'message'> & Partial<StoredCheckResult>>,
+): Promise<void> {
   await db.query(INSERT_CHECK_RESULTS_SQL, [runId, JSON.stringify(rows)]);
 }
 

@@ -1,4 +1,3 @@
-
 import { ident, literal } from '../db/sql.ts';
 import type { StepTarget } from '../spec/resolve.ts';
 
@@ -128,9 +127,13 @@ export function writeBatchSql(t: DecisionTarget, fence?: string): string {
     FROM d LEFT JOIN u ON u.k = d.k
    WHERE x.k = d.k AND u.k IS NULL
   RETURNING x.k
-)${fence ? `, f AS (
+)${
+    fence
+      ? `, f AS (
   DELETE FROM ${fence} x USING u WHERE x.k = u.k
-)` : ''}
+)`
+      : ''
+  }
 SELECT (SELECT count(*) FROM d)::int AS rows, (SELECT count(*) FROM u)::int AS changed, (SELECT count(*) FROM s)::int AS skipped,
        (SELECT coalesce(jsonb_agg(k), '[]') FROM (SELECT k FROM s ORDER BY k LIMIT 20) z) AS sample`;
 }

@@ -10,8 +10,27 @@ import { ruleOf, type StepTarget } from '../spec/resolve.ts';
 import { withRetry } from '../db/retry.ts';
 import { ownerOnly } from './privileges.ts';
 import {
-  ADD_ROUND_SQL, createFenceSql, fenceNames, dropFenceSql, SET_FENCE_SQL, LOCK_TIMEOUT_SQL, catchUpSql, createDecisionSql, type DecisionTarget, decisionCountSql, decisionKeySql, decisionProblemsSql,
-  decisionRelation, dropDecisionSql, LIVE_DECISIONS_SQL, MARK_DECISION_DROPPED_SQL, fillDecisionSql, GET_DECISION_SQL, INSERT_DECISION_SQL, STEP_HAS_BATCHES_SQL, tableChunkSql,
+  ADD_ROUND_SQL,
+  createFenceSql,
+  fenceNames,
+  dropFenceSql,
+  SET_FENCE_SQL,
+  LOCK_TIMEOUT_SQL,
+  catchUpSql,
+  createDecisionSql,
+  type DecisionTarget,
+  decisionCountSql,
+  decisionKeySql,
+  decisionProblemsSql,
+  decisionRelation,
+  dropDecisionSql,
+  LIVE_DECISIONS_SQL,
+  MARK_DECISION_DROPPED_SQL,
+  fillDecisionSql,
+  GET_DECISION_SQL,
+  INSERT_DECISION_SQL,
+  STEP_HAS_BATCHES_SQL,
+  tableChunkSql,
 } from './decision-sql.ts';
 
 export type { DecisionTarget } from './decision-sql.ts';
@@ -53,15 +72,22 @@ export async function makeDecision(db: Db, step: BatchedStep, stepNo: number, ta
   } catch (err) {
     if (serverFields(err).sqlstate !== '23505') throw err;
     throw new VerificationError(`step "${step.name}": its rule returns a key twice (${serverFields(err).detail ?? 'duplicate key'}); nothing was written`, {
-      step: step.name, field: rule.field, fix: `The rule (${rule.field}) must return each key of ${target.tableName} at most once: group by the key, or pick one row per key.`,
+      step: step.name,
+      field: rule.field,
+      fix: `The rule (${rule.field}) must return each key of ${target.tableName} at most once: group by the key, or pick one row per key.`,
     });
   }
   const p = (await db.query<{ missing: number; sample: unknown[] }>(decisionProblemsSql(t.relation))).rows[0]!;
   if (p.missing > 0) {
-    throw new VerificationError(`step "${step.name}": its rule returns ${p.missing} key(s) that are not rows of ${target.tableName}${rule.kind === 'range' ? ', or outside the range [$1, $2] it was given' : ''} (${JSON.stringify(p.sample)}); nothing was written`, {
-      step: step.name, field: rule.field, sample: p.sample,
-      fix: `The rule (${rule.field}) must return keys of existing rows of ${target.tableName}${rule.kind === 'range' ? ' within [$1, $2]' : ''}.`,
-    });
+    throw new VerificationError(
+      `step "${step.name}": its rule returns ${p.missing} key(s) that are not rows of ${target.tableName}${rule.kind === 'range' ? ', or outside the range [$1, $2] it was given' : ''} (${JSON.stringify(p.sample)}); nothing was written`,
+      {
+        step: step.name,
+        field: rule.field,
+        sample: p.sample,
+        fix: `The rule (${rule.field}) must return keys of existing rows of ${target.tableName}${rule.kind === 'range' ? ' within [$1, $2]' : ''}.`,
+      },
+    );
   }
   const rows = Number((await db.query<{ n: number }>(decisionCountSql(t.relation))).rows[0]!.n);
   // the checksum under pinned text settings, undone with the savepoint so the caller's session keeps its own
@@ -90,7 +116,9 @@ async function fill(db: Db, t: DecisionTarget, rule: ReturnType<typeof ruleOf>, 
   let after: string | null = null;
   let added = 0;
   for (;;) {
-    const c: { lo: string | null; hi: string | null } = (await db.query<{ lo: string | null; hi: string | null }>(tableChunkSql(t, after === null), [after, DECIDE_CHUNK])).rows[0]!;
+    const c: { lo: string | null; hi: string | null } = (
+      await db.query<{ lo: string | null; hi: string | null }>(tableChunkSql(t, after === null), [after, DECIDE_CHUNK])
+    ).rows[0]!;
     if (c.lo === null || c.hi === null) return added;
     added += await run(statement(rule.sql, true), [c.lo, c.hi]);
     after = c.hi;
@@ -99,7 +127,9 @@ async function fill(db: Db, t: DecisionTarget, rule: ReturnType<typeof ruleOf>, 
 
 /** The step's stored decision, or undefined when none was made yet. */
 export async function storedDecision(db: Db, runId: number, stepNo: number, target: StepTarget): Promise<Decision | undefined> {
-  const r = (await db.query<{ relation: string; rows: number; checksum: string; rounds: number; status: string; fence: boolean }>(GET_DECISION_SQL, [runId, stepNo])).rows[0];
+  const r = (
+    await db.query<{ relation: string; rows: number; checksum: string; rounds: number; status: string; fence: boolean }>(GET_DECISION_SQL, [runId, stepNo])
+  ).rows[0];
   if (r?.status !== 'live') return undefined;
   return { ...target, relation: r.relation, rows: Number(r.rows), checksum: r.checksum, rounds: r.rounds, fence: r.fence };
 }
@@ -113,7 +143,15 @@ export async function stepHasWritten(db: Db, runId: number, stepNo: number): Pro
  * A catch-up round: the rule again, now; rows it gives that were not decided (inserted meanwhile) or
  * were skipped (changed meanwhile) join the decision as round `round`. Returns the rows added.
  */
-export async function catchUp(db: Db, step: BatchedStep, stepNo: number, d: Decision, round: number, runId: number | null, opts: { count?: boolean } = {}): Promise<number> {
+export async function catchUp(
+  db: Db,
+  step: BatchedStep,
+  stepNo: number,
+  d: Decision,
+  round: number,
+  runId: number | null,
+  opts: { count?: boolean } = {},
+): Promise<number> {
   const rule = ruleOf(step, stepNo);
   await db.query('BEGIN');
   try {
@@ -141,19 +179,22 @@ export async function catchUp(db: Db, step: BatchedStep, stepNo: number, d: Deci
 export async function ensureFence(db: Db, d: Decision, runId: number, stepNo: number, lockTimeoutMs: number): Promise<boolean> {
   if (d.fence) return true;
   try {
-    await withRetry(async () => {
-      await db.query('BEGIN');
-      try {
-        await db.query(LOCK_TIMEOUT_SQL, [`${lockTimeoutMs}ms`]);
-        for (const sql of createFenceSql(d, runId, stepNo)) await db.query(sql);
-        await ownerOnly(db, 'belay', fenceNames(runId, stepNo).table);
-        await db.query(SET_FENCE_SQL, [runId, stepNo, true]);
-        await db.query('COMMIT');
-      } catch (err) {
-        await db.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      }
-    }, { maxRetries: 5 });
+    await withRetry(
+      async () => {
+        await db.query('BEGIN');
+        try {
+          await db.query(LOCK_TIMEOUT_SQL, [`${lockTimeoutMs}ms`]);
+          for (const sql of createFenceSql(d, runId, stepNo)) await db.query(sql);
+          await ownerOnly(db, 'belay', fenceNames(runId, stepNo).table);
+          await db.query(SET_FENCE_SQL, [runId, stepNo, true]);
+          await db.query('COMMIT');
+        } catch (err) {
+          await db.query('ROLLBACK').catch(() => undefined);
+          throw err;
+        }
+      },
+      { maxRetries: 5 },
+    );
     d.fence = true;
     return true;
   } catch (err) {

@@ -19,8 +19,16 @@ export type BelayEvent =
   | { type: 'checks-skipped'; runId: number }
   // backup
   | {
-      type: 'backup-taken'; runId?: number; backupId: number; table: string; copy: string; rows: number | null; checksum: string | null;
-      sizeBytes: number | null; file: string | null; sha256: string | null;
+      type: 'backup-taken';
+      runId?: number;
+      backupId: number;
+      table: string;
+      copy: string;
+      rows: number | null;
+      checksum: string | null;
+      sizeBytes: number | null;
+      file: string | null;
+      sha256: string | null;
     }
   | { type: 'backup-kept'; runId: number; backupId: number; table: string; copy: string; rows: number | null }
   | { type: 'backups-verified'; runId: number; count: number; durationMs: number; sourcesReadBy: string }
@@ -37,16 +45,48 @@ export type BelayEvent =
   // steps and batches
   | { type: 'step-started'; runId: number; stepNo: number; step: string; kind: 'batched' | 'sql'; rowsTotal: number; rowsDone: number }
   | {
-      type: 'batch-committed'; runId: number; stepNo: number; step: string; batchNo: number; lo: string; hi: string;
-      round: number; rowsInRange: number; rowsChanged: number; rowsSkipped: number; attempts: number; rowsDone: number; rowsTotal: number;
+      type: 'batch-committed';
+      runId: number;
+      stepNo: number;
+      step: string;
+      batchNo: number;
+      lo: string;
+      hi: string;
+      round: number;
+      rowsInRange: number;
+      rowsChanged: number;
+      rowsSkipped: number;
+      attempts: number;
+      rowsDone: number;
+      rowsTotal: number;
       /** BEGIN to the end of the write and its checks (what the batch size scales). */
       durationMs: number;
       /** BEGIN to COMMIT returned: how long the batch held its row locks. */
       heldMs: number;
     }
   | { type: 'batch-retry'; runId: number; step: string; batchNo: number; attempt: number; sqlstate: string; waitMs: number }
-  | { type: 'batch-over-ceiling'; runId: number; stepNo: number; step: string; batchNo: number; rows: number; elapsedMs: number; ceilingMs: number; nextSize: number }
-  | { type: 'batch-ceiling-lifted'; runId: number; stepNo: number; step: string; batchNo: number; rows: number; durationMs: number; ceilingMs: number; forMs: number }
+  | {
+      type: 'batch-over-ceiling';
+      runId: number;
+      stepNo: number;
+      step: string;
+      batchNo: number;
+      rows: number;
+      elapsedMs: number;
+      ceilingMs: number;
+      nextSize: number;
+    }
+  | {
+      type: 'batch-ceiling-lifted';
+      runId: number;
+      stepNo: number;
+      step: string;
+      batchNo: number;
+      rows: number;
+      durationMs: number;
+      ceilingMs: number;
+      forMs: number;
+    }
   | { type: 'verification-failed'; runId: number; step: string; batchNo?: number; name?: string; count: number; sample: unknown[] }
   /** Decided rows the application changed (or deleted) before their batch: left as they are; keys: the first 20. */
   | { type: 'rows-skipped'; runId: number; step: string; batchNo: number; count: number; keys: string[] }
@@ -92,7 +132,12 @@ export function isolated(sink: EventSink | undefined, onFailure: (e: EventOf<'li
       sink(event);
     } catch (err) {
       failed = true;
-      onFailure({ type: 'listener-failed', runId: 'runId' in event ? event.runId : undefined, event: event.type, message: err instanceof Error ? err.message : String(err) });
+      onFailure({
+        type: 'listener-failed',
+        runId: 'runId' in event ? event.runId : undefined,
+        event: event.type,
+        message: err instanceof Error ? err.message : String(err),
+      });
     }
   };
 }

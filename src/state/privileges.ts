@@ -8,7 +8,7 @@ import { ident } from '../db/sql.ts';
 import { StateError } from '../errors.ts';
 
 /** The comment belay puts on the schemas it creates; a schema without it was not made by belay. */
-export const SCHEMA_MARK = 'created by belay: migration state and backups, readable by this schema\'s owner only';
+export const SCHEMA_MARK = "created by belay: migration state and backups, readable by this schema's owner only";
 
 /** The roles whose privileges belay's session has by membership: itself and the roles it is a member of (not superuser's "everything"). */
 const MINE_CTE = `WITH RECURSIVE mine AS (
@@ -16,7 +16,8 @@ const MINE_CTE = `WITH RECURSIVE mine AS (
   UNION SELECT m.roleid FROM pg_auth_members m JOIN mine ON m.member = mine.oid
 )`;
 
-const objtype = (col: string) => `CASE ${col} WHEN 'r' THEN 'TABLES' WHEN 'S' THEN 'SEQUENCES' WHEN 'f' THEN 'FUNCTIONS' WHEN 'T' THEN 'TYPES' ELSE 'SCHEMAS' END`;
+const objtype = (col: string) =>
+  `CASE ${col} WHEN 'r' THEN 'TABLES' WHEN 'S' THEN 'SEQUENCES' WHEN 'f' THEN 'FUNCTIONS' WHEN 'T' THEN 'TYPES' ELSE 'SCHEMAS' END`;
 const grantee = (col: string) => `CASE WHEN ${col} = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(${col})) END`;
 
 /** What each of belay's schemas that exists looks like: owner, mark, grants to others, objects of others. */
@@ -87,30 +88,48 @@ export async function assertOwnSchemas(db: Db, schemas: readonly string[]): Prom
     const s = ident(a.schema);
     const refuse = (why: string, fix: string, details: Record<string, unknown> = {}): never => {
       throw new StateError('BELAY_STATE_SCHEMA', `schema ${s} ${why}; belay keeps its undo log and backups there and will not use it`, {
-        details: { schema: a.schema, owner: a.owner, role: a.me, ...details }, fix,
+        details: { schema: a.schema, owner: a.owner, role: a.me, ...details },
+        fix,
       });
     };
     if (!a.ownedByMe) {
-      refuse(`is owned by role "${a.owner}", not by "${a.me}" (the role belay runs as) or a role it is a member of: its owner could read or drop the backups`,
-        `If ${s} is belay's from an earlier run as "${a.owner}", run belay as "${a.owner}"; otherwise move it out of the way (ALTER SCHEMA ${s} RENAME TO ${ident(`${a.schema}_old`)}) and run belay again: it creates its own.`);
+      refuse(
+        `is owned by role "${a.owner}", not by "${a.me}" (the role belay runs as) or a role it is a member of: its owner could read or drop the backups`,
+        `If ${s} is belay's from an earlier run as "${a.owner}", run belay as "${a.owner}"; otherwise move it out of the way (ALTER SCHEMA ${s} RENAME TO ${ident(`${a.schema}_old`)}) and run belay again: it creates its own.`,
+      );
     }
     if (a.comment !== SCHEMA_MARK && !a.hasState) {
-      refuse('exists but was not created by belay',
-        `Rename or drop it (ALTER SCHEMA ${s} RENAME TO ${ident(`${a.schema}_old`)}) and run belay again; if it was made for belay on purpose, mark it as its owner: COMMENT ON SCHEMA ${s} IS '${SCHEMA_MARK.replace(/'/g, "''")}';`);
+      refuse(
+        'exists but was not created by belay',
+        `Rename or drop it (ALTER SCHEMA ${s} RENAME TO ${ident(`${a.schema}_old`)}) and run belay again; if it was made for belay on purpose, mark it as its owner: COMMENT ON SCHEMA ${s} IS '${SCHEMA_MARK.replace(/'/g, "''")}';`,
+      );
     }
     if (a.othersObjects.length > 0) {
-      refuse(`holds objects of other roles (${a.othersObjects.join(', ')})`, `Move them out (ALTER TABLE … SET SCHEMA public) or drop them, then run belay again.`, { objects: a.othersObjects });
+      refuse(
+        `holds objects of other roles (${a.othersObjects.join(', ')})`,
+        `Move them out (ALTER TABLE … SET SCHEMA public) or drop them, then run belay again.`,
+        { objects: a.othersObjects },
+      );
     }
-    const grants = [...a.schemaGrantees.map((g) => `privileges on the schema to ${g}`), ...a.tableGrants, ...a.defaultGrants.map((g) => `default privileges (${g.replace(/;$/, '').replace(' REVOKE ALL ON', ' …').replace(' FROM ', ' to ')})`)];
+    const grants = [
+      ...a.schemaGrantees.map((g) => `privileges on the schema to ${g}`),
+      ...a.tableGrants,
+      ...a.defaultGrants.map((g) => `default privileges (${g.replace(/;$/, '').replace(' REVOKE ALL ON', ' …').replace(' FROM ', ' to ')})`),
+    ];
     if (grants.length > 0) {
       const to = [...new Set(a.tableGrants.map((g) => g.split(' to ').pop()!))].join(', ');
       const revokes = [
         ...(a.schemaGrantees.length ? [`REVOKE ALL ON SCHEMA ${s} FROM ${a.schemaGrantees.join(', ')} CASCADE;`] : []),
-        ...(a.tableGrants.length ? [`REVOKE ALL ON ALL TABLES IN SCHEMA ${s} FROM ${to} CASCADE; REVOKE ALL ON ALL SEQUENCES IN SCHEMA ${s} FROM ${to} CASCADE;`] : []),
+        ...(a.tableGrants.length
+          ? [`REVOKE ALL ON ALL TABLES IN SCHEMA ${s} FROM ${to} CASCADE; REVOKE ALL ON ALL SEQUENCES IN SCHEMA ${s} FROM ${to} CASCADE;`]
+          : []),
         ...a.defaultGrants,
       ];
-      refuse(`grants privileges to other roles (${grants.join('; ')}): they could read the undo log and the backups`,
-        `As the owner, take them back: ${revokes.join(' ')} Then run belay again.`, { grants });
+      refuse(
+        `grants privileges to other roles (${grants.join('; ')}): they could read the undo log and the backups`,
+        `As the owner, take them back: ${revokes.join(' ')} Then run belay again.`,
+        { grants },
+      );
     }
   }
   return audits;

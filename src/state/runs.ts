@@ -40,8 +40,10 @@ const RUN_COLS = `id::int AS id, migration_id AS "migrationId", checksum, params
 const STEP_COLS = `run_id::int AS "runId", step_no AS "stepNo", name, kind, status, rows_total::float8 AS "rowsTotal",
   rows_done::float8 AS "rowsDone", rows_changed::float8 AS "rowsChanged", last_key AS "lastKey", round`;
 
-export async function createRun(db: Db, r: { migrationId: string; checksum: string; params: object; spec: object; file: string; mode: string;
-  steps: ReadonlyArray<{ name: string; kind: string }> }): Promise<number> {
+export async function createRun(
+  db: Db,
+  r: { migrationId: string; checksum: string; params: object; spec: object; file: string; mode: string; steps: ReadonlyArray<{ name: string; kind: string }> },
+): Promise<number> {
   const res = await db.query<{ id: number }>(
     `INSERT INTO belay.runs (migration_id, checksum, params, spec, file, mode, status)
      VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6, 'running') RETURNING id::int AS id`,
@@ -88,11 +90,24 @@ export async function setRunStatus(db: Db, runId: number, status: RunStatus, ext
        error = CASE WHEN $4::text = 'keep' THEN error ELSE $5::jsonb END,
        summary = summary || $6::jsonb || jsonb_build_object('summaryVersion', $7::int)
      WHERE id = $1`,
-    [runId, status, finished, extra.error === undefined ? 'keep' : 'set', extra.error ? JSON.stringify(extra.error) : null, JSON.stringify(extra.summary ?? {}), SUMMARY_VERSION],
+    [
+      runId,
+      status,
+      finished,
+      extra.error === undefined ? 'keep' : 'set',
+      extra.error ? JSON.stringify(extra.error) : null,
+      JSON.stringify(extra.summary ?? {}),
+      SUMMARY_VERSION,
+    ],
   );
 }
 
-export async function setStep(db: Db, runId: number, stepNo: number, fields: { status?: string; rowsTotal?: number; started?: boolean; finished?: boolean }): Promise<void> {
+export async function setStep(
+  db: Db,
+  runId: number,
+  stepNo: number,
+  fields: { status?: string; rowsTotal?: number; started?: boolean; finished?: boolean },
+): Promise<void> {
   await db.query(
     `UPDATE belay.steps SET status = coalesce($3, status), rows_total = coalesce($4, rows_total),
        started_at = CASE WHEN $5 AND started_at IS NULL THEN clock_timestamp() ELSE started_at END,

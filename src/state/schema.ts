@@ -273,10 +273,15 @@ async function createSchema(db: Db, schema: string): Promise<void> {
     await db.query(`CREATE SCHEMA ${ident(schema)}`);
   } catch (err) {
     if (serverFields(err).sqlstate !== '42501') throw err;
-    throw new DbError(`role "${me.role}" may not create schemas in database "${me.database}", and belay keeps its state in schemas ${SCHEMAS.join(' and ')}: ${(err as Error).message}. Nothing was written and no run was started`, serverFields(err), {
-      code: 'BELAY_PRIVILEGE', cause: err,
-      fix: `Grant it once: GRANT CREATE ON DATABASE ${ident(me.database)} TO ${ident(me.role)}; (or have the database owner create the schemas with belay's first run), then run the command again.`,
-    });
+    throw new DbError(
+      `role "${me.role}" may not create schemas in database "${me.database}", and belay keeps its state in schemas ${SCHEMAS.join(' and ')}: ${(err as Error).message}. Nothing was written and no run was started`,
+      serverFields(err),
+      {
+        code: 'BELAY_PRIVILEGE',
+        cause: err,
+        fix: `Grant it once: GRANT CREATE ON DATABASE ${ident(me.database)} TO ${ident(me.role)}; (or have the database owner create the schemas with belay's first run), then run the command again.`,
+      },
+    );
   }
   await db.query(`COMMENT ON SCHEMA ${ident(schema)} IS ${literal(SCHEMA_MARK)}`);
   await ownerOnly(db, schema);

@@ -34,11 +34,16 @@ const NEEDS_THRESHOLD = new Set(['conflicts-over', 'batch-slower-than-ms', 'lock
 export function validateAbortTriggers(spec: Migration): void {
   spec.abort.forEach((t, i) => {
     if (NEEDS_THRESHOLD.has(t.when) && t.threshold === undefined) {
-      throw new SpecError(`abort trigger ${t.when} has no threshold`, { field: `abort.${i}.threshold`, expected: 'a number', fix: `Add threshold: N to abort.${i}.` });
+      throw new SpecError(`abort trigger ${t.when} has no threshold`, {
+        field: `abort.${i}.threshold`,
+        expected: 'a number',
+        fix: `Add threshold: N to abort.${i}.`,
+      });
     }
     if (t.when === 'skipped-over' && !t.sql) {
       throw new SpecError('abort trigger skipped-over needs sql: the rows it counts as skipped', {
-        field: `abort.${i}.sql`, expected: 'a SELECT over the batch range $1..$2 (it may read `written`)',
+        field: `abort.${i}.sql`,
+        expected: 'a SELECT over the batch range $1..$2 (it may read `written`)',
         fix: 'Add sql: returning the rows of [$1, $2] that the step leaves out on purpose (e.g. slug conflicts).',
       });
     }
@@ -127,10 +132,19 @@ export function abortController(spec: Migration): BatchController {
         const what = {
           'batch-slower-than-ms': `batch ${info.batchNo} of step "${info.step}" took ${Math.round(value)} ms`,
           'lock-retries-over': `${value} lock retries so far`,
-          'conflicts-over': `${value} conflicting rows so far${t.sql ? ' (counted by the trigger\'s SQL)' : ' (rows written and changed again by others)'}`,
+          'conflicts-over': `${value} conflicting rows so far${t.sql ? " (counted by the trigger's SQL)" : ' (rows written and changed again by others)'}`,
           'skipped-over': `${value} skipped rows so far (counted by the trigger's SQL)`,
         }[t.when];
-        const f: FiredTrigger = { index: i, when: t.when, threshold: t.threshold, decision: t.action, value, reason: `${what}, over the threshold of ${t.threshold}${unit}`, batchNo: info.batchNo, step: info.step };
+        const f: FiredTrigger = {
+          index: i,
+          when: t.when,
+          threshold: t.threshold,
+          decision: t.action,
+          value,
+          reason: `${what}, over the threshold of ${t.threshold}${unit}`,
+          batchNo: info.batchNo,
+          step: info.step,
+        };
         if (!hit || (hit.decision === 'pause' && f.decision === 'rollback')) hit = f;
       }
       if (Object.keys(totals).length > 0) await mergeSummary(ctx.db, ctx.runId, { abortTotals: totals });
@@ -147,16 +161,22 @@ export function abortController(spec: Migration): BatchController {
       if (err instanceof VerificationError && err.details.batchNo !== undefined) {
         const t = verifyTrigger >= 0 ? triggers[verifyTrigger]! : undefined;
         const f: FiredTrigger = {
-          index: verifyTrigger, when: 'verification-failed', decision: t?.action ?? DEFAULT_VERIFICATION_ACTION, value: 1,
-          reason: err.message, batchNo: err.details.batchNo as number, step: err.details.step as string | undefined,
+          index: verifyTrigger,
+          when: 'verification-failed',
+          decision: t?.action ?? DEFAULT_VERIFICATION_ACTION,
+          value: 1,
+          reason: err.message,
+          batchNo: err.details.batchNo as number,
+          step: err.details.step as string | undefined,
         };
         await record(ctx, f);
         return new AbortedError(`run ${ctx.runId}: abort trigger verification-failed fired: ${err.message} (${f.decision})`, {
-          decision: f.decision, trigger: f, verification: err.toJSON(),
+          decision: f.decision,
+          trigger: f,
+          verification: err.toJSON(),
         });
       }
       return undefined;
     },
   };
 }
-

@@ -62,7 +62,10 @@ export class BatchSizer {
   private readonly surprises: Array<{ at: number; ratio: number }> = [];
 
   /** clock: ms, monotonic (a simulation passes its own). */
-  constructor(readonly targetMs: number, private readonly clock: () => number = () => performance.now()) {}
+  constructor(
+    readonly targetMs: number,
+    private readonly clock: () => number = () => performance.now(),
+  ) {}
 
   /** How far below the target the sizer aims: target ÷ headroom is the duration a batch is sized for. */
   get headroom(): number {

@@ -43,7 +43,8 @@ export async function throttleReasons(ctx: Pick<RunContext, 'db'>, table: string
   }
   if (o.maxReplicationLagMs !== null) {
     const r = (await db.query<{ replicas: number; lagMs: number | null }>(REPLICATION_LAG_SQL)).rows[0]!;
-    if (r.replicas > 0 && r.lagMs !== null && r.lagMs > o.maxReplicationLagMs) out.push(`replica replay lag ${Math.round(r.lagMs)} ms > ${o.maxReplicationLagMs} ms`);
+    if (r.replicas > 0 && r.lagMs !== null && r.lagMs > o.maxReplicationLagMs)
+      out.push(`replica replay lag ${Math.round(r.lagMs)} ms > ${o.maxReplicationLagMs} ms`);
   }
   return out;
 }
@@ -95,7 +96,10 @@ export function planController(opts: SteerOptions): BatchController {
           announced = true;
         }
         if (waited > o.maxWaitMs) {
-          throw new AbortedError(`run ${ctx.runId} paused: the throttle held for more than ${o.maxWaitMs} ms (${reasons.join('; ')})`, { decision: 'pause', reasons });
+          throw new AbortedError(`run ${ctx.runId} paused: the throttle held for more than ${o.maxWaitMs} ms (${reasons.join('; ')})`, {
+            decision: 'pause',
+            reasons,
+          });
         }
         await new Promise((r) => setTimeout(r, o.pollMs));
       }

@@ -15,6 +15,12 @@ export function parseDuration(text: string, option = 'duration'): number {
 
 /** 300000 -> "5m", for messages and the run's record. */
 export function formatDuration(ms: number): string {
-  for (const [u, f] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1_000]] as const) if (ms >= f && ms % f === 0) return `${ms / f}${u}`;
+  for (const [u, f] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1_000],
+  ] as const)
+    if (ms >= f && ms % f === 0) return `${ms / f}${u}`;
   return `${ms}ms`;
 }

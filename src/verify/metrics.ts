@@ -22,8 +22,18 @@ export async function startMetrics(port: number, host = '127.0.0.1'): Promise<Me
   const last = new Gauge({ name: 'belay_check_last_run_timestamp_seconds', help: 'When the check last ran (unix time)', labelNames, registers: [registry] });
   const errors = new Counter({ name: 'belay_check_errors_total', help: 'Rounds in which the check could not run', labelNames, registers: [registry] });
   const alerts = new Counter({ name: 'belay_check_alerts_total', help: 'Rounds in which the check alerted', labelNames, registers: [registry] });
-  const changed = new Gauge({ name: 'belay_run_rows_changed', help: 'Rows the run changed (not rolled back)', labelNames: ['run', 'migration'], registers: [registry] });
-  const status = new Gauge({ name: 'belay_run_status', help: 'The run\'s status (1 for the current one)', labelNames: ['run', 'migration', 'status'], registers: [registry] });
+  const changed = new Gauge({
+    name: 'belay_run_rows_changed',
+    help: 'Rows the run changed (not rolled back)',
+    labelNames: ['run', 'migration'],
+    registers: [registry],
+  });
+  const status = new Gauge({
+    name: 'belay_run_status',
+    help: "The run's status (1 for the current one)",
+    labelNames: ['run', 'migration', 'status'],
+    registers: [registry],
+  });
   const rounds = new Counter({ name: 'belay_monitor_rounds_total', help: 'Monitoring rounds run', labelNames: ['run', 'migration'], registers: [registry] });
 
   const server: Server = createServer((req, res) => {

@@ -13,4 +13,3 @@ export const MONITOR_SUMMARY_SQL = `UPDATE belay.runs r SET summary = r.summary 
            'alertedRounds', count(*) FILTER (WHERE NOT v.ok))
       FROM belay.verifications v WHERE v.run_id = r.id AND v.source = 'monitor'))
  WHERE r.id = $1`;
-

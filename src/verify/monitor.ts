@@ -90,8 +90,10 @@ export async function monitorRun(db: Db, runId: number, opts: MonitorOptions = {
   const run = await getRun(db, runId);
   const spec = run.spec as Migration;
   if (spec.monitor.length === 0 && (opts.verify === false || spec.verify.length === 0)) {
-    throw new UsageError(`migration "${run.migrationId}" declares no monitor checks${opts.verify === false ? '' : ' and no verify queries'}: nothing to monitor`,
-      'Add monitor: [{ name, sql, alertAbove }] to the migration.');
+    throw new UsageError(
+      `migration "${run.migrationId}" declares no monitor checks${opts.verify === false ? '' : ' and no verify queries'}: nothing to monitor`,
+      'Add monitor: [{ name, sql, alertAbove }] to the migration.',
+    );
   }
   const started = Date.now();
   const until = started + forMs;
@@ -121,10 +123,24 @@ export async function monitorRun(db: Db, runId: number, opts: MonitorOptions = {
         if (!(err instanceof ConnectionError) || session.kind !== 'postgres') throw err;
         const again = await reconnect(session, db, err, until, opts);
         if (!again) {
-          if (!opts.signal?.aborted) throw new ConnectionError(`monitoring of run ${runId}: the window ended while ${db.label} could not be reached (${err.message})`, { cause: err, fix: `Run belay monitor ${runId} again once the server is back: the rounds so far are recorded.` });
+          if (!opts.signal?.aborted)
+            throw new ConnectionError(`monitoring of run ${runId}: the window ended while ${db.label} could not be reached (${err.message})`, {
+              cause: err,
+              fix: `Run belay monitor ${runId} again once the server is back: the rounds so far are recorded.`,
+            });
           status = 'stopped';
           session = db; // the lost one is closed; nothing more is written
-          return { runId, migrationId: run.migrationId, status, startedAt: new Date(started).toISOString(), endedAt: new Date().toISOString(), rounds, alerts, metricsPort: metrics?.port, reconnects };
+          return {
+            runId,
+            migrationId: run.migrationId,
+            status,
+            startedAt: new Date(started).toISOString(),
+            endedAt: new Date().toISOString(),
+            rounds,
+            alerts,
+            metricsPort: metrics?.port,
+            reconnects,
+          };
         }
         session = again;
         reconnects++;
@@ -140,8 +156,21 @@ export async function monitorRun(db: Db, runId: number, opts: MonitorOptions = {
       }
     }
     const endedAt = new Date().toISOString();
-    await session.query(MONITOR_SUMMARY_SQL, [runId, JSON.stringify({ ...window, status: status === 'ok' && !opts.once ? 'completed' : status, endedAt, reconnects })]);
-    return { runId, migrationId: run.migrationId, status, startedAt: new Date(started).toISOString(), endedAt, rounds, alerts, metricsPort: metrics?.port, reconnects };
+    await session.query(MONITOR_SUMMARY_SQL, [
+      runId,
+      JSON.stringify({ ...window, status: status === 'ok' && !opts.once ? 'completed' : status, endedAt, reconnects }),
+    ]);
+    return {
+      runId,
+      migrationId: run.migrationId,
+      status,
+      startedAt: new Date(started).toISOString(),
+      endedAt,
+      rounds,
+      alerts,
+      metricsPort: metrics?.port,
+      reconnects,
+    };
   } finally {
     await metrics?.close();
     if (session !== db) await session.close();
@@ -170,14 +199,27 @@ async function reconnect(lost: Db, caller: Db, err: ConnectionError, until: numb
 }
 
 /** One round: monitor checks against their thresholds, then the verify queries (threshold 0); recorded with its alerts. */
-async function monitorRound(db: Db, runId: number, migrationId: string, spec: Migration, opts: MonitorOptions): Promise<{ result: VerifyResult; alerts: Alert[] }> {
+async function monitorRound(
+  db: Db,
+  runId: number,
+  migrationId: string,
+  spec: Migration,
+  opts: MonitorOptions,
+): Promise<{ result: VerifyResult; alerts: Alert[] }> {
   const t0 = performance.now();
   const limit = opts.sample ?? DEFAULT_SAMPLE;
   const checks: VerifyCheck[] = [];
   // `written`: the rows the run wrote, as it wrote them (when one batched step wrote them)
   const decisions = await runDecisions(db, runId, spec).catch(() => []);
   const only = decisions.length === 1 ? decisions[0]! : undefined;
-  const writtenRows = only ? writtenAsWrittenSql(only.d, runId, only.stepNo, (await tableInfo(db, only.d.tableName)).columns.map((c) => c.name)) : undefined;
+  const writtenRows = only
+    ? writtenAsWrittenSql(
+        only.d,
+        runId,
+        only.stepNo,
+        (await tableInfo(db, only.d.tableName)).columns.map((c) => c.name),
+      )
+    : undefined;
   for (const m of spec.monitor) {
     const c = await guarded(m.name, 'monitor', m.message ?? m.name, async () => {
       const sql = writtenRows ? writtenCountedSql(m.sql, writtenRows, limit) : countedSql(m.sql, limit);
@@ -196,7 +238,18 @@ async function monitorRound(db: Db, runId: number, migrationId: string, spec: Mi
   const at = new Date().toISOString();
   const alerts: Alert[] = checks
     .filter((c) => c.result === 'fail' || c.result === 'error')
-    .map((c) => ({ run: runId, migration: migrationId, check: c.name, kind: c.kind, count: c.count, threshold: c.threshold ?? 0, sample: c.sample, message: c.message, error: c.error, at }));
+    .map((c) => ({
+      run: runId,
+      migration: migrationId,
+      check: c.name,
+      kind: c.kind,
+      count: c.count,
+      threshold: c.threshold ?? 0,
+      sample: c.sample,
+      message: c.message,
+      error: c.error,
+      at,
+    }));
   for (const a of alerts) {
     if (opts.webhook) a.delivered = await postAlert(opts.webhook, a);
     opts.onAlert?.(a);
@@ -243,7 +296,10 @@ function checkWebhook(url: string): void {
     decodeURIComponent(u.username);
     decodeURIComponent(u.password);
   } catch {
-    throw new UsageError(`--webhook "${redactWebhook(url)}": its user name or password holds a "%" not followed by two hex digits`, 'Percent-encode the credentials (%25 for "%").');
+    throw new UsageError(
+      `--webhook "${redactWebhook(url)}": its user name or password holds a "%" not followed by two hex digits`,
+      'Percent-encode the credentials (%25 for "%").',
+    );
   }
 }
 
@@ -251,10 +307,13 @@ function checkWebhook(url: string): void {
 function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
   if (signal?.aborted) return Promise.resolve(false);
   return new Promise((resolve) => {
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, Math.max(0, ms));
+    const t = setTimeout(
+      () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve(true);
+      },
+      Math.max(0, ms),
+    );
     const onAbort = () => {
       clearTimeout(t);
       resolve(false);

@@ -16,13 +16,30 @@ export interface RoundRecord {
 }
 
 /** Records a round and its checks; also keeps runs.summary.verification (the latest non-monitor round). */
-export async function recordRound(db: Db, runId: number, source: RoundSource, ok: boolean, durationMs: number, checks: VerifyCheck[],
-  alerts?: unknown[]): Promise<{ roundId: number; at: string }> {
+export async function recordRound(
+  db: Db,
+  runId: number,
+  source: RoundSource,
+  ok: boolean,
+  durationMs: number,
+  checks: VerifyCheck[],
+  alerts?: unknown[],
+): Promise<{ roundId: number; at: string }> {
   const r = await db.query<{ id: number; at: string }>(INSERT_ROUND_SQL, [runId, source, ok, durationMs, alerts ? JSON.stringify(alerts) : null]);
   const { id, at } = r.rows[0]!;
   for (const c of checks) {
-    await db.query(INSERT_RESULT_SQL, [id, runId, c.name, c.kind, c.result, c.count, c.threshold ?? null, c.message,
-      JSON.stringify(c.sample), c.error ? JSON.stringify(c.error) : null]);
+    await db.query(INSERT_RESULT_SQL, [
+      id,
+      runId,
+      c.name,
+      c.kind,
+      c.result,
+      c.count,
+      c.threshold ?? null,
+      c.message,
+      JSON.stringify(c.sample),
+      c.error ? JSON.stringify(c.error) : null,
+    ]);
   }
   if (source !== 'monitor') {
     const failed = checks.filter((c) => c.result === 'fail' || c.result === 'error').map((c) => c.name);

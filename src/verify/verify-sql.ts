@@ -1,5 +1,5 @@
 // All SQL of the post-run verification and of its records, in one place. Identifiers go through ident()/qualified().
-import { ident, } from '../db/sql.ts';
+import { ident } from '../db/sql.ts';
 
 /** A spec verify query (offending rows), counted and sampled. Also the monitor's checks. */
 export function countedSql(sql: string, limit: number): string {

@@ -11,7 +11,16 @@ import { ensureState } from '../state/schema.ts';
 import { getRun } from '../state/runs.ts';
 import { type Baseline, mergeSummary, readSummary, type UntouchedBaseline } from '../state/summary.ts';
 import { recordRound } from './record.ts';
-import { countedSql, INVALID_UNIQUE_SQL, keyRangeSql, nullsSql, UNVALIDATED_SQL, untouchedChecksumSql, validateConstraintSql, writtenCountedSql } from './verify-sql.ts';
+import {
+  countedSql,
+  INVALID_UNIQUE_SQL,
+  keyRangeSql,
+  nullsSql,
+  UNVALIDATED_SQL,
+  untouchedChecksumSql,
+  validateConstraintSql,
+  writtenCountedSql,
+} from './verify-sql.ts';
 import { type Decision, storedDecision } from '../state/decision.ts';
 import { decisionCountSql, decisionTotalsSql, writesHeldSql, writtenAsWrittenSql } from '../state/decision-sql.ts';
 import type { Stage } from '../contract.ts';
@@ -76,7 +85,6 @@ export interface VerifyOptions {
 
 /** Runs checks read-only and returns each finding's code, severity and row count. */
 export type Recount = (db: Db, spec: Migration, checks: Check[]) => Promise<ReadonlyArray<{ code: string; severity: string; count: number }>>;
-
 
 const INTEGER_TYPES = new Set(['smallint', 'integer', 'bigint']);
 
@@ -150,8 +158,16 @@ export async function verifyRun(db: Db, runId: number, opts: VerifyOptions = {})
   return finishRound(db, run.id, run.migrationId, opts.source ?? 'verify', checks, performance.now() - t0, opts.record ?? true);
 }
 
-export async function finishRound(db: Db, runId: number, migrationId: string, source: RoundSource, checks: VerifyCheck[], durationMs: number,
-  record: boolean, alerts?: unknown[]): Promise<VerifyResult> {
+export async function finishRound(
+  db: Db,
+  runId: number,
+  migrationId: string,
+  source: RoundSource,
+  checks: VerifyCheck[],
+  durationMs: number,
+  record: boolean,
+  alerts?: unknown[],
+): Promise<VerifyResult> {
   const ok = !checks.some((c) => c.result === 'fail' || c.result === 'error');
   let roundId = 0;
   let at = new Date().toISOString();
@@ -184,14 +200,26 @@ export async function runDecisions(db: Db, runId: number, spec: Migration): Prom
 async function writesHeld(db: Db, runId: number, decisions: StepDecision[], limit: number): Promise<VerifyCheck[]> {
   const out: VerifyCheck[] = [];
   for (const { stepNo, step, d } of decisions) {
-    out.push(await guarded(`writes-held:${step.name}`, 'writes', `rows of ${d.tableName} step "${step.name}" wrote that no longer hold the written value`, async () => {
-      const r = await db.query<{ n: number; sample: unknown[] | null }>(writesHeldSql(d, runId, stepNo, limit));
-      return { count: r.rows[0]!.n, sample: r.rows[0]!.sample ?? [] };
-    }));
-    const left = await guarded(`not-written:${step.name}`, 'writes', `decided rows of step "${step.name}" left unchanged: changed by someone since the decision, or rejected by an in-batch check`, async () => {
-      const r = (await db.query<{ skippedChanged: number; rejected: number; skippedSample: unknown[] }>(decisionTotalsSql(d, runId, stepNo))).rows[0]!;
-      return { count: r.skippedChanged + r.rejected, sample: r.skippedSample.slice(0, limit) };
-    });
+    out.push(
+      await guarded(
+        `writes-held:${step.name}`,
+        'writes',
+        `rows of ${d.tableName} step "${step.name}" wrote that no longer hold the written value`,
+        async () => {
+          const r = await db.query<{ n: number; sample: unknown[] | null }>(writesHeldSql(d, runId, stepNo, limit));
+          return { count: r.rows[0]!.n, sample: r.rows[0]!.sample ?? [] };
+        },
+      ),
+    );
+    const left = await guarded(
+      `not-written:${step.name}`,
+      'writes',
+      `decided rows of step "${step.name}" left unchanged: changed by someone since the decision, or rejected by an in-batch check`,
+      async () => {
+        const r = (await db.query<{ skippedChanged: number; rejected: number; skippedSample: unknown[] }>(decisionTotalsSql(d, runId, stepNo))).rows[0]!;
+        return { count: r.skippedChanged + r.rejected, sample: r.skippedSample.slice(0, limit) };
+      },
+    );
     if (left.result === 'fail') left.result = 'warn';
     out.push(left);
   }
@@ -207,7 +235,7 @@ async function writesHeld(db: Db, runId: number, decisions: StepDecision[], limi
 async function categoryChecks(db: Db, runId: number, spec: Migration, decisions: StepDecision[], recount: Recount | undefined): Promise<VerifyCheck[]> {
   const stored = (await checkResults(db, runId)).filter((r) => r.outcome !== 'skipped');
   if (stored.length === 0) {
-    const why = 'no pre-flight results were stored for this run (--skip-checks, or applied without the pre-flight): the spec\'s verify queries stand in';
+    const why = "no pre-flight results were stored for this run (--skip-checks, or applied without the pre-flight): the spec's verify queries stand in";
     return [
       { name: 'expected-changes', kind: 'categories', result: 'skipped', count: 0, sample: [], message: why },
       { name: 'categories', kind: 'categories', result: 'skipped', count: 0, sample: [], message: why },
@@ -215,23 +243,50 @@ async function categoryChecks(db: Db, runId: number, spec: Migration, decisions:
   }
   const before = new Map(stored.map((r) => [r.code, r]));
   // only the checks that declare their rows are the rows to change count, never every informational one
-  const changing = new Set(spec.checks.flatMap((c) => (c.kind === 'classify' ? c.categories.filter((x) => x.changes).map((x) => x.code) : c.kind === 'sql' && c.changes ? [c.code] : [])));
+  const changing = new Set(
+    spec.checks.flatMap((c) =>
+      c.kind === 'classify' ? c.categories.filter((x) => x.changes).map((x) => x.code) : c.kind === 'sql' && c.changes ? [c.code] : [],
+    ),
+  );
   const toChange = stored.filter((r) => changing.has(r.code));
-  const expectedChange: VerifyCheck = toChange.length === 0
-    ? { name: 'expected-changes', kind: 'categories', result: 'skipped', count: 0, sample: [], message: 'no pre-flight check declares the rows to change (changes: true on a sql check or a classify category)' }
-    : await guarded('expected-changes', 'categories', `rows the run decided to change against the pre-flight's rows to change (${toChange.map((r) => r.code).join(', ')}), in the same snapshot`, async () => {
-      let total = 0;
-      for (const { d } of decisions) total += Number((await db.query<{ n: number }>(decisionCountSql(d.relation, 0))).rows[0]!.n);
-      const expected = toChange.reduce((s, r) => s + r.count, 0);
-      const same = expected === total;
-      return { count: same ? 0 : Math.abs(expected - total), sample: same ? [] : [{ categories: toChange.map((r) => r.code), expected, changed: total }] };
-    });
-  if (!recount) return [expectedChange, { name: 'categories', kind: 'categories', result: 'skipped', count: 0, sample: [], message: 'no check runner was given to count the categories again' }];
+  const expectedChange: VerifyCheck =
+    toChange.length === 0
+      ? {
+          name: 'expected-changes',
+          kind: 'categories',
+          result: 'skipped',
+          count: 0,
+          sample: [],
+          message: 'no pre-flight check declares the rows to change (changes: true on a sql check or a classify category)',
+        }
+      : await guarded(
+          'expected-changes',
+          'categories',
+          `rows the run decided to change against the pre-flight's rows to change (${toChange.map((r) => r.code).join(', ')}), in the same snapshot`,
+          async () => {
+            let total = 0;
+            for (const { d } of decisions) total += Number((await db.query<{ n: number }>(decisionCountSql(d.relation, 0))).rows[0]!.n);
+            const expected = toChange.reduce((s, r) => s + r.count, 0);
+            const same = expected === total;
+            return {
+              count: same ? 0 : Math.abs(expected - total),
+              sample: same ? [] : [{ categories: toChange.map((r) => r.code), expected, changed: total }],
+            };
+          },
+        );
+  if (!recount)
+    return [
+      expectedChange,
+      { name: 'categories', kind: 'categories', result: 'skipped', count: 0, sample: [], message: 'no check runner was given to count the categories again' },
+    ];
   const categories = await guarded('categories', 'categories', 'pre-flight categories of rows that stay as they are, counted again', async () => {
     // unique-after and not-null predict the write itself: the constraints checks stand for them afterwards
     const counted = (code: string, severity: string) => severity !== 'info' && !changing.has(code) && before.has(code);
-    const again = spec.checks.filter((c) => (c.kind === 'classify' && c.categories.some((x) => counted(x.code, x.severity))) ||
-      ((c.kind === 'sql' || c.kind === 'orphans') && counted(c.code, c.severity)));
+    const again = spec.checks.filter(
+      (c) =>
+        (c.kind === 'classify' && c.categories.some((x) => counted(x.code, x.severity))) ||
+        ((c.kind === 'sql' || c.kind === 'orphans') && counted(c.code, c.severity)),
+    );
     const after = await recount(db, spec, again);
     const diff = after
       .filter((f) => counted(f.code, f.severity) && before.get(f.code)!.count !== f.count)
@@ -247,10 +302,12 @@ async function constraintChecks(db: Db, spec: Migration, validate: boolean, limi
   for (const t of spec.tables) infos.push(await tableInfo(db, t)); // one session: one query at a time
   const oids = infos.map((i) => i.oid);
   const out: VerifyCheck[] = [];
-  out.push(await guarded('unique-indexes-valid', 'constraints', 'unique indexes of the touched tables that are not valid (indisvalid)', async () => {
-    const r = await db.query(INVALID_UNIQUE_SQL, [oids]);
-    return { count: r.rows.length, sample: r.rows.slice(0, limit) };
-  }));
+  out.push(
+    await guarded('unique-indexes-valid', 'constraints', 'unique indexes of the touched tables that are not valid (indisvalid)', async () => {
+      const r = await db.query(INVALID_UNIQUE_SQL, [oids]);
+      return { count: r.rows.length, sample: r.rows.slice(0, limit) };
+    }),
+  );
   const unvalidated = await guarded('constraints-validated', 'constraints', 'foreign keys and checks on the touched tables that are NOT VALID', async () => {
     const r = await db.query<{ name: string; table: string; type: string }>(UNVALIDATED_SQL, [oids]);
     const left: unknown[] = [];
@@ -275,10 +332,12 @@ async function constraintChecks(db: Db, spec: Migration, validate: boolean, limi
     if (check.kind !== 'not-null') continue;
     const info = infos[spec.tables.indexOf(check.table)] ?? (await tableInfo(db, check.table));
     const key = info.primaryKey.length === 1 ? info.primaryKey[0] : undefined;
-    out.push(await guarded(`not-null:${check.table}.${check.column}`, 'constraints', `NULLs in ${check.table}.${check.column}, which must be NOT NULL`, async () => {
-      const r = await db.query<{ n: number; sample: unknown[] | null }>(nullsSql(info.sqlName, check.column, key, limit));
-      return { count: r.rows[0]!.n, sample: r.rows[0]!.sample ?? [] };
-    }));
+    out.push(
+      await guarded(`not-null:${check.table}.${check.column}`, 'constraints', `NULLs in ${check.table}.${check.column}, which must be NOT NULL`, async () => {
+        const r = await db.query<{ n: number; sample: unknown[] | null }>(nullsSql(info.sqlName, check.column, key, limit));
+        return { count: r.rows[0]!.n, sample: r.rows[0]!.sample ?? [] };
+      }),
+    );
   }
   return out;
 }
@@ -287,10 +346,12 @@ async function constraintChecks(db: Db, spec: Migration, validate: boolean, limi
 export async function specChecks(db: Db, spec: Migration, limit: number): Promise<VerifyCheck[]> {
   const out: VerifyCheck[] = [];
   for (const v of spec.verify) {
-    out.push(await guarded(v.name, 'spec', v.message ?? v.name, async () => {
-      const r = await db.query<{ n: number; sample: unknown[] | null }>(countedSql(v.sql, limit));
-      return { count: r.rows[0]!.n, sample: r.rows[0]!.sample ?? [] };
-    }));
+    out.push(
+      await guarded(v.name, 'spec', v.message ?? v.name, async () => {
+        const r = await db.query<{ n: number; sample: unknown[] | null }>(countedSql(v.sql, limit));
+        return { count: r.rows[0]!.n, sample: r.rows[0]!.sample ?? [] };
+      }),
+    );
   }
   return out;
 }
@@ -304,12 +365,14 @@ async function stepChecks(db: Db, runId: number, decisions: StepDecision[], limi
   for (const { stepNo, step, d } of decisions) {
     if (!step.verify) continue;
     const sql = step.verify;
-    out.push(await guarded(`${step.name}.verify`, 'spec', `rows written by step "${step.name}" that fail its verification today`, async () => {
-      // `written`: the rows as the step wrote them (its values, today's other columns), as in its batches
-      const columns = (await tableInfo(db, d.tableName)).columns.map((c) => c.name);
-      const r = await db.query<{ n: number; sample: unknown[] | null }>(writtenCountedSql(sql, writtenAsWrittenSql(d, runId, stepNo, columns), limit));
-      return { count: r.rows[0]!.n, sample: r.rows[0]!.sample ?? [] };
-    }));
+    out.push(
+      await guarded(`${step.name}.verify`, 'spec', `rows written by step "${step.name}" that fail its verification today`, async () => {
+        // `written`: the rows as the step wrote them (its values, today's other columns), as in its batches
+        const columns = (await tableInfo(db, d.tableName)).columns.map((c) => c.name);
+        const r = await db.query<{ n: number; sample: unknown[] | null }>(writtenCountedSql(sql, writtenAsWrittenSql(d, runId, stepNo, columns), limit));
+        return { count: r.rows[0]!.n, sample: r.rows[0]!.sample ?? [] };
+      }),
+    );
   }
   return out;
 }
@@ -318,7 +381,14 @@ async function stepChecks(db: Db, runId: number, decisions: StepDecision[], limi
 async function untouchedCheck(db: Db, baseline: Baseline | undefined, limit: number): Promise<VerifyCheck> {
   const message = 'key ranges in which a column the run does not write changed (rows present at baseline time)';
   if (!baseline) {
-    return { name: 'untouched-columns', kind: 'untouched', result: 'skipped', count: 0, sample: [], message: 'no baseline checksum was taken before the first write' };
+    return {
+      name: 'untouched-columns',
+      kind: 'untouched',
+      result: 'skipped',
+      count: 0,
+      sample: [],
+      message: 'no baseline checksum was taken before the first write',
+    };
   }
   return guarded('untouched-columns', 'untouched', message, async () => {
     const diffs: unknown[] = [];
@@ -344,8 +414,7 @@ function bucketRange(lo: string, width: string, hi: string, bucket: string): [st
 }
 
 /** Runs one check; offending rows make it fail, an exception makes it an error (never thrown). */
-export async function guarded(name: string, kind: CheckKind, message: string,
-  fn: () => Promise<{ count: number; sample: unknown[] }>): Promise<VerifyCheck> {
+export async function guarded(name: string, kind: CheckKind, message: string, fn: () => Promise<{ count: number; sample: unknown[] }>): Promise<VerifyCheck> {
   try {
     const { count, sample } = await fn();
     return { name, kind, result: count > 0 ? 'fail' : 'pass', count, sample, message };
@@ -359,10 +428,15 @@ export async function guarded(name: string, kind: CheckKind, message: string,
 export function assertVerified(r: VerifyResult): VerifyResult {
   if (r.ok) return r;
   const failed = r.checks.filter((c) => c.result === 'fail' || c.result === 'error');
-  throw new VerificationError(`verification of run ${r.runId} failed: ${failed.map((c) => `${c.name} (${c.result === 'error' ? 'error' : c.count})`).join(', ')}`, {
-    runId: r.runId, roundId: r.roundId, failed: failed.map((c) => ({ name: c.name, result: c.result, count: c.count, sample: c.sample.slice(0, 5), error: c.error })),
-    fix: `Read the offending rows (belay verify ${r.runId} --json), fix them or roll the run back (belay rollback ${r.runId}).`,
-  });
+  throw new VerificationError(
+    `verification of run ${r.runId} failed: ${failed.map((c) => `${c.name} (${c.result === 'error' ? 'error' : c.count})`).join(', ')}`,
+    {
+      runId: r.runId,
+      roundId: r.roundId,
+      failed: failed.map((c) => ({ name: c.name, result: c.result, count: c.count, sample: c.sample.slice(0, 5), error: c.error })),
+      fix: `Read the offending rows (belay verify ${r.runId} --json), fix them or roll the run back (belay rollback ${r.runId}).`,
+    },
+  );
 }
 
 export interface BaselineOptions {

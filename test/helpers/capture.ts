@@ -13,10 +13,11 @@ export async function belay(args: string[]): Promise<Captured> {
   const err: string[] = [];
   const w1 = process.stdout.write.bind(process.stdout);
   const w2 = process.stderr.write.bind(process.stderr);
-  const into = (lines: string[]) => ((s: string | Uint8Array) => {
-    lines.push(String(s));
-    return true;
-  }) as typeof process.stdout.write;
+  const into = (lines: string[]) =>
+    ((s: string | Uint8Array) => {
+      lines.push(String(s));
+      return true;
+    }) as typeof process.stdout.write;
   process.stdout.write = into(out);
   process.stderr.write = into(err);
   try {

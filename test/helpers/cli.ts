@@ -20,7 +20,10 @@ export interface CliResult {
  * Runs belay with args; killAfterMs sends SIGKILL after that delay, killAfterBatches when the child has
  * reported that many committed batches (with --json): a kill that lands mid-run, whatever the machine's speed.
  */
-export function runCli(args: string[], opts: { killAfterMs?: number; killAfterBatches?: number; env?: Record<string, string>; cwd?: string } = {}): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  opts: { killAfterMs?: number; killAfterBatches?: number; env?: Record<string, string>; cwd?: string } = {},
+): Promise<CliResult> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', TSX, BELAY, ...args], {
       cwd: opts.cwd ?? ROOT,

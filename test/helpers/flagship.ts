@@ -26,20 +26,22 @@ export async function checksums(db: Db, tables: readonly string[] = FLAGSHIP_TAB
 
 /** Every EventType row as text with one column left out, keyed by id (to prove nothing else changed). */
 export async function rowsWithout(db: Db, column: string): Promise<Map<number, string>> {
-  const r = await db.query<{ id: number; rest: string }>(
-    `SELECT id, (to_jsonb(e) - $1::text)::text AS rest FROM "EventType" e ORDER BY id`, [column],
-  );
+  const r = await db.query<{ id: number; rest: string }>(`SELECT id, (to_jsonb(e) - $1::text)::text AS rest FROM "EventType" e ORDER BY id`, [column]);
   return new Map(r.rows.map((x) => [Number(x.id), x.rest]));
 }
 
 /** The keys a run's first step wrote (as its decision and batches record them), in key order. */
 export async function writtenIds(db: Db, runId: number, stepNo = 0): Promise<number[]> {
-  const r = await db.query<{ relation: string; key_type: string }>(`SELECT relation, key_type FROM belay.decisions WHERE run_id = $1 AND step_no = $2`, [runId, stepNo]);
+  const r = await db.query<{ relation: string; key_type: string }>(`SELECT relation, key_type FROM belay.decisions WHERE run_id = $1 AND step_no = $2`, [
+    runId,
+    stepNo,
+  ]);
   const d = r.rows[0];
   if (!d) return [];
   const w = await db.query<{ k: number }>(
     `SELECT d.k FROM belay.batches b JOIN ${d.relation} d ON d.round = b.round AND d.skipped IS NULL AND d.k BETWEEN b.lo::${d.key_type} AND b.hi::${d.key_type}
-      WHERE b.run_id = $1 AND b.step_no = $2 ORDER BY d.k`, [runId, stepNo],
+      WHERE b.run_id = $1 AND b.step_no = $2 ORDER BY d.k`,
+    [runId, stepNo],
   );
   return w.rows.map((x) => Number(x.k));
 }

@@ -26,7 +26,8 @@ export async function freshDb(kind: DbKind, opts: { persistent?: boolean } = {})
     const url = `${SERVER}/${name}`;
     const db = await openDb(url);
     return {
-      db, url,
+      db,
+      url,
       async drop() {
         await db.close();
         const a = await openDb(`${SERVER}/postgres`);
@@ -39,10 +40,23 @@ export async function freshDb(kind: DbKind, opts: { persistent?: boolean } = {})
     const dir = mkdtempSync(path.join(tmpdir(), 'belay-pglite-'));
     const url = `pglite:${dir}`;
     const db = await openDb(url);
-    return { db, url, async drop() { await db.close(); rmSync(dir, { recursive: true, force: true }); } };
+    return {
+      db,
+      url,
+      async drop() {
+        await db.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
   }
   const db = await openDb('pglite:memory', { pgliteTemplate: await pgliteTemplate() });
-  return { db, url: 'pglite:memory', async drop() { await db.close(); } };
+  return {
+    db,
+    url: 'pglite:memory',
+    async drop() {
+      await db.close();
+    },
+  };
 }
 
 let template: Promise<Blob> | undefined;

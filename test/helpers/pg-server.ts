@@ -39,7 +39,10 @@ async function nothingListens(url: string): Promise<string | undefined> {
     if (codes.every((c) => c === 'ECONNREFUSED' || c === 'ENOENT')) return codes[0];
     if (/timeout/i.test((err as Error).message)) return 'connection timeout';
     // a server that answers and refuses is a setup to fix, not one to replace silently
-    throw new Error(`a server answers at ${url} but refuses the tests: ${(err as Error).message}. Fix its access (trust for user postgres), or set BELAY_TEST_SERVER.`, { cause: err });
+    throw new Error(
+      `a server answers at ${url} but refuses the tests: ${(err as Error).message}. Fix its access (trust for user postgres), or set BELAY_TEST_SERVER.`,
+      { cause: err },
+    );
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -58,7 +61,13 @@ async function startEmbedded(why: string): Promise<TestServer> {
   const run = (file: string, args: string[]) => {
     const r = spawnSync(file, args, { ...owner, encoding: 'utf8', env: { ...process.env, LC_ALL: loc } });
     if (r.status !== 0) {
-      const tail = (() => { try { return readFileSync(log, 'utf8').slice(-2000); } catch { return ''; } })();
+      const tail = (() => {
+        try {
+          return readFileSync(log, 'utf8').slice(-2000);
+        } catch {
+          return '';
+        }
+      })();
       throw new Error(`${path.basename(file)} ${args.join(' ')} failed (${r.error?.message ?? `exit ${r.status}`}):\n${r.stdout}${r.stderr}${tail}`);
     }
   };
@@ -111,7 +120,9 @@ function locale(): string {
 }
 
 function version(pgCtl: string): string {
-  return execFileSync(pgCtl, ['--version'], { encoding: 'utf8' }).trim().replace(/^pg_ctl \(PostgreSQL\) /, '');
+  return execFileSync(pgCtl, ['--version'], { encoding: 'utf8' })
+    .trim()
+    .replace(/^pg_ctl \(PostgreSQL\) /, '');
 }
 
 function freePort(): Promise<number> {

@@ -39,14 +39,20 @@ export interface Case {
 }
 
 export function cases(): Case[] {
-  return readdirSync(FIXTURES, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => {
-    const dir = path.join(FIXTURES, e.name);
-    const expect = JSON.parse(readFileSync(path.join(dir, 'expect.json'), 'utf8')) as Omit<Case, 'name' | 'dir' | 'migrations' | 'failSql' | 'passSql'>;
-    return {
-      ...expect, name: e.name, dir, migrations: path.join(dir, 'migrations'),
-      failSql: readFileSync(path.join(dir, 'fail.sql'), 'utf8'), passSql: readFileSync(path.join(dir, 'pass.sql'), 'utf8'),
-    };
-  });
+  return readdirSync(FIXTURES, { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => {
+      const dir = path.join(FIXTURES, e.name);
+      const expect = JSON.parse(readFileSync(path.join(dir, 'expect.json'), 'utf8')) as Omit<Case, 'name' | 'dir' | 'migrations' | 'failSql' | 'passSql'>;
+      return {
+        ...expect,
+        name: e.name,
+        dir,
+        migrations: path.join(dir, 'migrations'),
+        failSql: readFileSync(path.join(dir, 'fail.sql'), 'utf8'),
+        passSql: readFileSync(path.join(dir, 'pass.sql'), 'utf8'),
+      };
+    });
 }
 
 const folders_ = new Set<string>();
@@ -72,7 +78,10 @@ export function script(c: Case, name: string): string {
 
 /** The migrations folders of a case, in Prisma's order. */
 export function folders(c: Case): string[] {
-  return readdirSync(c.migrations, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort((a, b) => a.localeCompare(b));
+  return readdirSync(c.migrations, { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort((a, b) => a.localeCompare(b));
 }
 
 // Written here from Prisma's schema engine, independently of src/prisma, so a mistake there shows.
@@ -118,7 +127,8 @@ export async function runLikePrisma(db: Db, sql: string): Promise<string | null>
 export async function fingerprint(db: Db, opts: { skip?: readonly string[] } = {}): Promise<string> {
   const tables = await db.query<{ s: string; t: string }>(
     `SELECT n.nspname AS s, c.relname AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2`);
+      WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2`,
+  );
   const parts: string[] = [];
   for (const r of tables.rows) {
     if (opts.skip?.includes(r.t)) continue;
@@ -151,10 +161,14 @@ export async function comparable(db: Db): Promise<string> {
   const tables = await db.query<{ t: string; ts: string[] | null }>(
     `SELECT c.relname AS t, array_agg(a.attname::text) FILTER (WHERE a.atttypid IN ('timestamp'::regtype, 'timestamptz'::regtype)) AS ts
        FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-      WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' AND c.relname <> '_prisma_migrations' GROUP BY 1 ORDER BY 1`);
+      WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' AND c.relname <> '_prisma_migrations' GROUP BY 1 ORDER BY 1`,
+  );
   const parts: string[] = [];
   for (const { t, ts } of tables.rows) {
-    const r = await db.query<{ x: string | null }>(`SELECT string_agg(j, E'\\n' ORDER BY j) AS x FROM (SELECT (to_jsonb(t) - $1::text[])::text AS j FROM ${qualified(t)} t) q`, [ts ?? []]);
+    const r = await db.query<{ x: string | null }>(
+      `SELECT string_agg(j, E'\\n' ORDER BY j) AS x FROM (SELECT (to_jsonb(t) - $1::text[])::text AS j FROM ${qualified(t)} t) q`,
+      [ts ?? []],
+    );
     parts.push(`${t}\n${r.rows[0]!.x ?? ''}`);
   }
   return `${parts.join('\n')}\n${await catalogText(db)}`;

@@ -25,46 +25,80 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
     .option('--no-backup', 'do not back up the tables before the first write (backups are on by default)')
     .option('--override <reason>', 'apply on a protected environment without a passed rehearsal and dry run (recorded in the ledger)')
     .option('--max-drift <percent>', 'with a plan file: row-count change since the plan that is still accepted', parsePercent, 10)
-    .option('--target-ms <n>', 'batch duration the batch size adapts to (default: the plan\'s, else 200)', parsePositiveInt('--target-ms', NUMBERS.targetBatchMs))
+    .option(
+      '--target-ms <n>',
+      "batch duration the batch size adapts to (default: the plan's, else 200)",
+      parsePositiveInt('--target-ms', NUMBERS.targetBatchMs),
+    )
     .option('--max-tx-age-ms <n>', 'pause while another transaction is older than this (default 300000)', parsePositiveInt('--max-tx-age-ms'))
     .option('--max-lag-ms <n>', 'pause while a replica lags more than this (default 10000)', parsePositiveInt('--max-lag-ms'))
     .option('--max-lock-waiters <n>', 'pause while more sessions than this wait for a lock on the table (default 0)', parseCount)
     .option('--no-throttle', 'never pause for lock waiters, old transactions or replica lag')
-    .option('--catch-up-rounds <n>', 'after the last batch, decide and write rows the application inserted or changed meanwhile, at most N times (default 3, 0: none)', (s) => parseNumber('--catch-up-rounds', NUMBERS.catchUpRounds, s))
-    .option('--concurrent-writes', 'the application writes to these tables meanwhile: recounted categories and untouched-column checksums warn instead of failing')
-    .action(async (target: string, o: { param?: string[]; batchSize?: number; single?: boolean; wait?: boolean; again?: boolean; logEvery?: number; skipChecks?: boolean; backup: boolean; backupDir?: string; concurrentWrites?: boolean; catchUpRounds?: number } & PlanFlags, cmd: Command) => {
-      const g = cmd.optsWithGlobals<GlobalOptions>();
-      if (!o.backup && o.backupDir) throw new UsageError('--backup-dir and --no-backup contradict each other', 'Drop one of them.');
-      if (o.backupDir) await assertWritableDir(o.backupDir);
-      // a plan file names its migration and parameters; apply refuses it when stale (exit 8)
-      const planned = isPlanFile(target) ? readPlanFile(target) : undefined;
-      if (planned && o.param) throw new UsageError('--param with a plan file', 'The plan records its parameters: make a new plan with --param instead.');
-      const m = await loadMigration(planned?.migration.file ?? target, planned ? planned.migration.params : parseParams(o.param));
-      const db = await connect(g);
-      try {
-        const r = await safeApply(db, m, {
-          onEvent: progressSink({ json: g.json, logEvery: o.logEvery }),
-          lock: o.wait ? 'wait' : 'fail',
-          batchSize: o.batchSize,
-          mode: o.single ? 'single' : undefined,
-          again: o.again,
-          backup: o.backup,
-          backupDir: o.backupDir,
-          skipChecks: o.skipChecks,
-          concurrentWrites: o.concurrentWrites,
-          catchUpRounds: o.catchUpRounds,
-          onCheckReport: (c) => (g.json ? out.json({ type: 'check', ...c }) : c.ok ? undefined : printCheckReport(c)),
-          plan: planned, maxDrift: o.maxDrift / 100, targetBatchMs: o.targetMs, override: o.override,
-          ledger: ledgerFor(loadProjectConfig(), g.env ?? null),
-          throttle: o.throttle ? { maxTransactionAgeMs: o.maxTxAgeMs, maxReplicationLagMs: o.maxLagMs, maxLockWaiters: o.maxLockWaiters } : { maxTransactionAgeMs: null, maxReplicationLagMs: null, maxLockWaiters: null },
-        });
-        if (g.json) out.json({ type: 'result', ...r, error: r.error?.toJSON() });
-        else printRunResult(r);
-        setExit(r.error ? reportError(r.error, false) : EXIT.ok);
-      } finally {
-        await db.close();
-      }
-    });
+    .option(
+      '--catch-up-rounds <n>',
+      'after the last batch, decide and write rows the application inserted or changed meanwhile, at most N times (default 3, 0: none)',
+      (s) => parseNumber('--catch-up-rounds', NUMBERS.catchUpRounds, s),
+    )
+    .option(
+      '--concurrent-writes',
+      'the application writes to these tables meanwhile: recounted categories and untouched-column checksums warn instead of failing',
+    )
+    .action(
+      async (
+        target: string,
+        o: {
+          param?: string[];
+          batchSize?: number;
+          single?: boolean;
+          wait?: boolean;
+          again?: boolean;
+          logEvery?: number;
+          skipChecks?: boolean;
+          backup: boolean;
+          backupDir?: string;
+          concurrentWrites?: boolean;
+          catchUpRounds?: number;
+        } & PlanFlags,
+        cmd: Command,
+      ) => {
+        const g = cmd.optsWithGlobals<GlobalOptions>();
+        if (!o.backup && o.backupDir) throw new UsageError('--backup-dir and --no-backup contradict each other', 'Drop one of them.');
+        if (o.backupDir) await assertWritableDir(o.backupDir);
+        // a plan file names its migration and parameters; apply refuses it when stale (exit 8)
+        const planned = isPlanFile(target) ? readPlanFile(target) : undefined;
+        if (planned && o.param) throw new UsageError('--param with a plan file', 'The plan records its parameters: make a new plan with --param instead.');
+        const m = await loadMigration(planned?.migration.file ?? target, planned ? planned.migration.params : parseParams(o.param));
+        const db = await connect(g);
+        try {
+          const r = await safeApply(db, m, {
+            onEvent: progressSink({ json: g.json, logEvery: o.logEvery }),
+            lock: o.wait ? 'wait' : 'fail',
+            batchSize: o.batchSize,
+            mode: o.single ? 'single' : undefined,
+            again: o.again,
+            backup: o.backup,
+            backupDir: o.backupDir,
+            skipChecks: o.skipChecks,
+            concurrentWrites: o.concurrentWrites,
+            catchUpRounds: o.catchUpRounds,
+            onCheckReport: (c) => (g.json ? out.json({ type: 'check', ...c }) : c.ok ? undefined : printCheckReport(c)),
+            plan: planned,
+            maxDrift: o.maxDrift / 100,
+            targetBatchMs: o.targetMs,
+            override: o.override,
+            ledger: ledgerFor(loadProjectConfig(), g.env ?? null),
+            throttle: o.throttle
+              ? { maxTransactionAgeMs: o.maxTxAgeMs, maxReplicationLagMs: o.maxLagMs, maxLockWaiters: o.maxLockWaiters }
+              : { maxTransactionAgeMs: null, maxReplicationLagMs: null, maxLockWaiters: null },
+          });
+          if (g.json) out.json({ type: 'result', ...r, error: r.error?.toJSON() });
+          else printRunResult(r);
+          setExit(r.error ? reportError(r.error, false) : EXIT.ok);
+        } finally {
+          await db.close();
+        }
+      },
+    );
 }
 
 interface PlanFlags {

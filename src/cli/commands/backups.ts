@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { copySqlName, dropBackup, formatBytes, listBackups, verifyBackup } from '../../backup/backup.ts';
 import { type RestorePreview, restoreBackup } from '../../backup/restore.ts';
 import { EXIT, UsageError } from '../../errors.ts';
-import { connect, type GlobalOptions, out, parsePositiveInt, } from '../context.ts';
+import { connect, type GlobalOptions, out, parsePositiveInt } from '../context.ts';
 import { NUMBERS, parseNumber } from '../../spec/numbers.ts';
 import { table } from '../print.ts';
 
@@ -23,10 +23,22 @@ export function registerBackups(program: Command, setExit: (c: number) => void):
         if (g.json) out.json({ type: 'result', backups: list });
         else if (list.length === 0) out.line('no backups');
         else {
-          out.line(table(list.map((b) => ({
-            id: b.id, run: b.runId, table: b.sourceTable, copy: b.status === 'dropped' ? '(dropped)' : copySqlName(b), size: b.sizeBytes === null ? '' : formatBytes(b.sizeBytes),
-            rows: b.rows, checksum: b.checksum, file: b.file ?? '', created: b.createdAt.slice(0, 19),
-          })), ['id', 'run', 'table', 'copy', 'size', 'rows', 'checksum', 'file', 'created']));
+          out.line(
+            table(
+              list.map((b) => ({
+                id: b.id,
+                run: b.runId,
+                table: b.sourceTable,
+                copy: b.status === 'dropped' ? '(dropped)' : copySqlName(b),
+                size: b.sizeBytes === null ? '' : formatBytes(b.sizeBytes),
+                rows: b.rows,
+                checksum: b.checksum,
+                file: b.file ?? '',
+                created: b.createdAt.slice(0, 19),
+              })),
+              ['id', 'run', 'table', 'copy', 'size', 'rows', 'checksum', 'file', 'created'],
+            ),
+          );
         }
         setExit(EXIT.ok);
       } finally {
@@ -47,7 +59,10 @@ export function registerBackups(program: Command, setExit: (c: number) => void):
         else {
           out.line(`backup ${r.id} of ${r.table}: ${r.ok ? 'OK' : 'FAILED'} (recorded ${r.expected.rows} rows, checksum ${r.expected.checksum})`);
           if (r.copy) out.line(`  copy: ${r.copy.rows} rows, checksum ${r.copy.checksum} ${r.copy.ok ? 'ok' : 'MISMATCH'}`);
-          if (r.file) out.line(`  file: sha256 ${r.file.sha256Ok ? 'ok' : 'MISMATCH'}, ${r.file.rows} rows, checksum ${r.file.checksum} ${r.file.ok ? 'ok' : 'MISMATCH'}`);
+          if (r.file)
+            out.line(
+              `  file: sha256 ${r.file.sha256Ok ? 'ok' : 'MISMATCH'}, ${r.file.rows} rows, checksum ${r.file.checksum} ${r.file.ok ? 'ok' : 'MISMATCH'}`,
+            );
           for (const p of r.problems) out.line(`  problem: ${p}`);
         }
         setExit(r.ok ? EXIT.ok : EXIT.verification);
@@ -114,7 +129,9 @@ function parseBackupId(s: string): number {
 
 function printPreviews(previews: RestorePreview[]): void {
   for (const p of previews) {
-    out.line(`${p.table} (backup ${p.backupId}, from ${p.from}, ${p.method}): ${p.changed} row(s) to overwrite, ${p.added} added since to delete, ${p.deleted} deleted since to put back`);
+    out.line(
+      `${p.table} (backup ${p.backupId}, from ${p.from}, ${p.method}): ${p.changed} row(s) to overwrite, ${p.added} added since to delete, ${p.deleted} deleted since to put back`,
+    );
     for (const k of ['changed', 'added', 'deleted'] as const) {
       if (p.samples[k].length > 0) out.line(`  ${k}: ${p.samples[k].map((x) => JSON.stringify(x)).join(' ')}${p[k] > p.samples[k].length ? ' …' : ''}`);
     }

@@ -11,7 +11,11 @@ export function registerCheck(program: Command, setExit: (c: number) => void): v
     .description('read-only pre-flight: predicts from live data which rows would fail, conflict or be skipped')
     .option('--param <key=value...>', 'migration parameter (policy), repeatable')
     .option('--sample <n>', 'sample rows per finding', parsePositiveInt('--sample'), 20)
-    .option('--jobs <n>', `sessions the checks are spread over on a server, in one snapshot (default ${DEFAULT_CHECK_JOBS}; 1 = one session)`, parsePositiveInt('--jobs'))
+    .option(
+      '--jobs <n>',
+      `sessions the checks are spread over on a server, in one snapshot (default ${DEFAULT_CHECK_JOBS}; 1 = one session)`,
+      parsePositiveInt('--jobs'),
+    )
     .action(async (target: string, o: { param?: string[]; sample: number; jobs?: number }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const m = await loadMigration(target, parseParams(o.param));

@@ -10,7 +10,7 @@ import { NUMBERS, parseNumber } from '../../spec/numbers.ts';
 export function registerCleanup(program: Command, setExit: (c: number) => void): void {
   program
     .command('cleanup <run>')
-    .description('drop the run\'s temporary indexes; archive its backups (--dir) and drop in-database copies past the retention')
+    .description("drop the run's temporary indexes; archive its backups (--dir) and drop in-database copies past the retention")
     .option('--dir <folder>', 'archive backups without a file into this folder (gzip COPY files + manifest.json)')
     .option('--retention <duration>', 'keep in-database copies this long after they were taken', '7d')
     .action(async (run: string, o: { dir?: string; retention: string }, cmd: Command) => {
@@ -40,7 +40,8 @@ export function registerCleanup(program: Command, setExit: (c: number) => void):
     .option('--retention <duration>', 'then drop archived in-database copies older than this (e.g. 7d)')
     .action(async (id: string | undefined, o: { run?: number; dir?: string; retention?: string }, c: Command) => {
       const g = c.optsWithGlobals<GlobalOptions>();
-      if ((id === undefined) === (o.run === undefined)) throw new UsageError('name one backup id or --run N', 'belay backups archive 12 --dir ./archive, or belay backups archive --run 3 --dir ./archive');
+      if ((id === undefined) === (o.run === undefined))
+        throw new UsageError('name one backup id or --run N', 'belay backups archive 12 --dir ./archive, or belay backups archive --run 3 --dir ./archive');
       const backupId = id === undefined ? undefined : parseNumber('backup id', NUMBERS.id, id, 'List them with belay backups list.');
       const retentionMs = o.retention ? parseDuration(o.retention, '--retention') : undefined;
       const db = await connect(g);

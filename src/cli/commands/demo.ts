@@ -51,7 +51,12 @@ export function registerDemo(program: Command, setExit: (c: number) => void): vo
           onEvent: progressSink({ json: g.json }),
           onCheckReport: (c) => {
             checks = c;
-            log(table(c.findings.map((f) => ({ category: f.code, severity: f.severity, rows: f.count, meaning: f.message })), ['category', 'severity', 'rows', 'meaning']));
+            log(
+              table(
+                c.findings.map((f) => ({ category: f.code, severity: f.severity, rows: f.count, meaning: f.message })),
+                ['category', 'severity', 'rows', 'meaning'],
+              ),
+            );
             log('');
           },
         });
@@ -60,8 +65,11 @@ export function registerDemo(program: Command, setExit: (c: number) => void): vo
           printRunResult(r);
           const predicted = checks?.findings.find((f) => f.code === 'ASSIGN')?.count;
           const changed = r.steps.reduce((n, s) => n + s.rowsChanged, 0);
-          log(`\nevent types assigned an owner: ${changed} (pre-flight predicted ${predicted ?? '?'}); ` +
-            'every other category was reported and left unchanged; undo with: belay rollback ' + r.runId);
+          log(
+            `\nevent types assigned an owner: ${changed} (pre-flight predicted ${predicted ?? '?'}); ` +
+              'every other category was reported and left unchanged; undo with: belay rollback ' +
+              r.runId,
+          );
         }
         // the runbook a reviewer approves and the report an auditor reads, side by side
         const docs = await writeRunDocs(db, m, r.runId, o.out, { target: 'examples/event-type-owner' });

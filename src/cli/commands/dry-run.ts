@@ -15,7 +15,11 @@ export function registerDryRun(program: Command, setExit: (c: number) => void): 
     .description('the whole pipeline with every batch rolled back: expected changes, samples, conflicts, timings (tables unchanged)')
     .option('--param <key=value...>', 'migration parameter (policy), repeatable')
     .option('-o, --output <file>', 'also write a plan whose estimates come from the measured batches')
-    .option('--batch-size <n>', 'fixed rows per batch (default: adapt to the target duration, as apply does)', parsePositiveInt('--batch-size', NUMBERS.batchSize))
+    .option(
+      '--batch-size <n>',
+      'fixed rows per batch (default: adapt to the target duration, as apply does)',
+      parsePositiveInt('--batch-size', NUMBERS.batchSize),
+    )
     .option('--target-ms <n>', 'target duration of one batch in ms', parsePositiveInt('--target-ms', NUMBERS.targetBatchMs), 200)
     .option('--sample <n>', 'before → after rows to show per step', parsePositiveInt('--sample'), 10)
     .action(async (target: string, o: { param?: string[]; output?: string; batchSize?: number; targetMs: number; sample: number }, cmd: Command) => {
@@ -24,8 +28,12 @@ export function registerDryRun(program: Command, setExit: (c: number) => void): 
       const db = await connect(g);
       try {
         const r = await dryRun(db, m, {
-          batchSize: o.batchSize, targetBatchMs: o.targetMs, sampleRows: o.sample, plan: !!o.output,
-          ledger: ledgerFor(loadProjectConfig(), g.env ?? null), onEvent: progressSink({ json: g.json, quiet: !g.json }),
+          batchSize: o.batchSize,
+          targetBatchMs: o.targetMs,
+          sampleRows: o.sample,
+          plan: !!o.output,
+          ledger: ledgerFor(loadProjectConfig(), g.env ?? null),
+          onEvent: progressSink({ json: g.json, quiet: !g.json }),
         });
         if (o.output && r.plan) writePlanFile(o.output, r.plan);
         if (g.json) out.json({ type: 'dry-run', ...r });

@@ -18,4 +18,20 @@ import { registerPrisma } from './prisma.ts';
 /** Each command registers itself; setExit records the command's exit code. */
 export type RegisterCommand = (program: Command, setExit: (code: number) => void) => void;
 
-export const COMMANDS: RegisterCommand[] = [registerDemo, registerCheck, registerPlan, registerDryRun, registerRehearse, registerApply, registerRollback, registerStatus, registerBackups, registerVerify, registerMonitor, registerCleanup, registerRunbook, registerReport, registerPrisma];
+export const COMMANDS: RegisterCommand[] = [
+  registerDemo,
+  registerCheck,
+  registerPlan,
+  registerDryRun,
+  registerRehearse,
+  registerApply,
+  registerRollback,
+  registerStatus,
+  registerBackups,
+  registerVerify,
+  registerMonitor,
+  registerCleanup,
+  registerRunbook,
+  registerReport,
+  registerPrisma,
+];

@@ -22,7 +22,8 @@ export function registerRehearse(program: Command, setExit: (c: number) => void)
       try {
         const r = await rehearse(db, m, {
           apply: { batchSize: o.batchSize, onEvent: progressSink({ json: g.json }) },
-          ledger: ledgerFor(loadProjectConfig(), g.env ?? null), override: o.override,
+          ledger: ledgerFor(loadProjectConfig(), g.env ?? null),
+          override: o.override,
         });
         if (g.json) out.json({ type: 'rehearsal', ...r, apply: r.apply ? { ...r.apply, error: r.apply.error?.toJSON() } : null });
         else for (const l of formatRehearsal(r)) out.line(l);

@@ -17,7 +17,8 @@ export function registerReport(program: Command, setExit: (c: number) => void): 
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const runId = parseRunId(run);
       const format = o.format as (typeof FORMATS)[number];
-      if (!FORMATS.includes(format)) throw new UsageError(`--format "${o.format}" is not one of ${FORMATS.join(', ')}`, 'Write --format md, --format json or --format html.');
+      if (!FORMATS.includes(format))
+        throw new UsageError(`--format "${o.format}" is not one of ${FORMATS.join(', ')}`, 'Write --format md, --format json or --format html.');
       const db = await connect(g);
       try {
         const text = await report(db, runId, { format, sample: o.sample });

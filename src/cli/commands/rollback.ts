@@ -29,14 +29,16 @@ export function registerRollback(program: Command, setExit: (c: number) => void)
     .option('--sql', 'write a standalone SQL script (run it with psql alone) instead of rolling back')
     .option('-o, --output <file>', 'with --sql: the file to write (default: standard output)')
     .option('--skip-irreversible', 'undo everything else and leave SQL steps without a reverse (down: null) in place')
-    .option('--from-backup', 'restore the run\'s tables from its verified backup instead of the undo log (shows what it overwrites first)')
+    .option('--from-backup', "restore the run's tables from its verified backup instead of the undo log (shows what it overwrites first)")
     .option('--yes', 'with --from-backup: do not ask for confirmation')
     .action(async (run: string, o: RollbackFlags, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const runId = parseRunId(run);
       if (o.output && !o.sql) throw new UsageError('-o/--output only goes with --sql', `Write belay rollback ${runId} --sql -o rollback.sql.`);
-      if (o.sql && o.force) throw new UsageError('--force does not apply to --sql', 'The script always leaves rows changed since the migration alone and lists them.');
-      if (o.fromBackup && (o.sql || o.force || o.skipIrreversible)) throw new UsageError('--from-backup goes alone (not with --sql, --force or --skip-irreversible)');
+      if (o.sql && o.force)
+        throw new UsageError('--force does not apply to --sql', 'The script always leaves rows changed since the migration alone and lists them.');
+      if (o.fromBackup && (o.sql || o.force || o.skipIrreversible))
+        throw new UsageError('--from-backup goes alone (not with --sql, --force or --skip-irreversible)');
       if (o.yes && !o.fromBackup) throw new UsageError('--yes only goes with --from-backup');
       const db = await connect(g);
       try {
@@ -46,14 +48,20 @@ export function registerRollback(program: Command, setExit: (c: number) => void)
               printBackupPreview(p);
               if (o.yes) return true;
               if (!process.stdin.isTTY) {
-                throw new UsageError('refusing to restore from backup without confirmation (no terminal to ask on)', `Read the preview above, then run belay rollback ${runId} --from-backup --yes.`);
+                throw new UsageError(
+                  'refusing to restore from backup without confirmation (no terminal to ask on)',
+                  `Read the preview above, then run belay rollback ${runId} --from-backup --yes.`,
+                );
               }
               return askYes('Restore these tables from the backup and overwrite the rows above? [y/N] ');
             },
           });
           if (g.json) out.json({ type: 'result', ...r });
           else if (r.status === 'cancelled') out.line('cancelled: nothing was restored');
-          else out.line(`run ${runId} rolled back from its backup: ${r.tables.map((t) => `${t.table} (${t.rows} rows, checksum verified)`).join(', ')} in ${(r.durationMs / 1000).toFixed(2)} s`);
+          else
+            out.line(
+              `run ${runId} rolled back from its backup: ${r.tables.map((t) => `${t.table} (${t.rows} rows, checksum verified)`).join(', ')} in ${(r.durationMs / 1000).toFixed(2)} s`,
+            );
           setExit(r.status === 'cancelled' ? EXIT.aborted : EXIT.ok);
           return;
         }
@@ -69,13 +77,19 @@ export function registerRollback(program: Command, setExit: (c: number) => void)
             file.end();
             await once(file, 'finish');
             if (g.json) out.json({ type: 'result', ...r, file: o.output });
-            else out.err(`wrote ${o.output}: ${r.rows} rows in ${r.batches} undo batches (${(r.bytes / 1e6).toFixed(1)} MB); run it with psql -v ON_ERROR_STOP=1 -f ${o.output}`);
+            else
+              out.err(
+                `wrote ${o.output}: ${r.rows} rows in ${r.batches} undo batches (${(r.bytes / 1e6).toFixed(1)} MB); run it with psql -v ON_ERROR_STOP=1 -f ${o.output}`,
+              );
           }
           setExit(EXIT.ok);
           return;
         }
         const r = await rollback(db, runId, {
-          force: o.force, lock: o.wait ? 'wait' : 'fail', skipIrreversible: o.skipIrreversible, onEvent: progressSink({ json: g.json }),
+          force: o.force,
+          lock: o.wait ? 'wait' : 'fail',
+          skipIrreversible: o.skipIrreversible,
+          onEvent: progressSink({ json: g.json }),
         });
         if (g.json) out.json({ type: 'result', ...r });
         else printRollbackResult(r);
@@ -92,7 +106,9 @@ function printBackupPreview(p: BackupRollbackPreview): void {
     out.err(`  ${t.table} (backup ${t.backupId}): ${t.changed} changed, ${t.added} added and ${t.deleted} deleted rows since the backup`);
     for (const [kind, keys] of Object.entries(t.samples)) if (keys.length > 0) out.err(`    ${kind}, e.g. keys ${JSON.stringify(keys.slice(0, 10))}`);
     if (t.notWrittenByRun && t.notWrittenByRun.count > 0) {
-      out.err(`    ${t.notWrittenByRun.count} of them were NOT written by this run (changes by others, lost by the restore), e.g. keys ${JSON.stringify(t.notWrittenByRun.sample)}`);
+      out.err(
+        `    ${t.notWrittenByRun.count} of them were NOT written by this run (changes by others, lost by the restore), e.g. keys ${JSON.stringify(t.notWrittenByRun.sample)}`,
+      );
     }
   }
 }

@@ -45,7 +45,10 @@ function readPlan(file: string): unknown {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new UsageError(`--plan ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, 'Give the path of a plan.json written by belay plan -o plan.json.');
+    throw new UsageError(
+      `--plan ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      'Give the path of a plan.json written by belay plan -o plan.json.',
+    );
   }
   try {
     return JSON.parse(text);

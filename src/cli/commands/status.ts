@@ -23,8 +23,13 @@ export function registerStatus(program: Command): void {
         for (const r of runs) {
           const steps = await getSteps(db, r.id);
           rows.push({
-            run: r.id, migration: r.migrationId, status: r.status, started: r.startedAt.slice(0, 19), finished: r.finishedAt?.slice(0, 19) ?? '',
-            changed: steps.reduce((n, s) => n + Number(s.rowsChanged), 0), checksum: r.checksum.slice(0, 12),
+            run: r.id,
+            migration: r.migrationId,
+            status: r.status,
+            started: r.startedAt.slice(0, 19),
+            finished: r.finishedAt?.slice(0, 19) ?? '',
+            changed: steps.reduce((n, s) => n + Number(s.rowsChanged), 0),
+            checksum: r.checksum.slice(0, 12),
             error: (r.error as { code?: string } | null)?.code ?? '',
           });
         }

@@ -20,7 +20,12 @@ export function registerVerify(program: Command, setExit: (c: number) => void): 
         if (g.json) out.json({ type: 'result', ...r });
         else {
           out.line(`run ${r.runId} (${r.migrationId}): verification ${r.ok ? 'passed' : 'FAILED'} in ${(r.durationMs / 1000).toFixed(2)} s`);
-          out.line(table(r.checks.map((c) => ({ check: c.name, result: c.result, count: c.count, meaning: c.message })), ['check', 'result', 'count', 'meaning']));
+          out.line(
+            table(
+              r.checks.map((c) => ({ check: c.name, result: c.result, count: c.count, meaning: c.message })),
+              ['check', 'result', 'count', 'meaning'],
+            ),
+          );
           for (const c of r.checks.filter((x) => x.result === 'fail' || x.result === 'error')) {
             out.err(`\n${c.name}: ${c.result === 'error' ? `could not run: ${String(c.error?.message)}` : `${c.count} offending`}`);
             for (const s of c.sample.slice(0, 5)) out.err(`  ${JSON.stringify(s)}`);

@@ -7,8 +7,10 @@ export function afterCommitHazards(migration: string, statements: readonly State
   const after = statements.find((s) => s.txn > 0 && s.kind !== 'TransactionStmt');
   if (!after) return [];
   const commit = statements.filter((s) => s.kind === 'TransactionStmt' && s.index < after.index).pop();
-  return [statementFinding('PRISMA_AFTER_COMMIT', migration, after, {
-    deployFixes: true,
-    message: `statement ${after.index} and the ${statements.filter((s) => s.index >= after.index && s.kind !== 'TransactionStmt').length - 1} after it run after the COMMIT of statement ${commit?.index}: a failure from here on leaves the statements before it applied`,
-  })];
+  return [
+    statementFinding('PRISMA_AFTER_COMMIT', migration, after, {
+      deployFixes: true,
+      message: `statement ${after.index} and the ${statements.filter((s) => s.index >= after.index && s.kind !== 'TransactionStmt').length - 1} after it run after the COMMIT of statement ${commit?.index}: a failure from here on leaves the statements before it applied`,
+    }),
+  ];
 }

@@ -91,11 +91,15 @@ export const alterTypePredictor: Predictor = {
     // the model converts the column for later statements: a conversion that errors would stop them all
     if (raises) t.broken = `statement ${a.stmt.index} (ALTER COLUMN "${col.name}" TYPE) fails on its rows`;
     const isEnum = !!enumState;
-    return [ctx.finding(isEnum ? 'PRISMA_ENUM_VALUES' : 'PRISMA_CAST_FAILS', {
-      table: t.name, count: result.count, sample: result.sample,
-      message: isEnum
-        ? `${result.count} row(s) of "${t.name}" hold a "${col.name}" value that enum ${names[names.length - 1]} does not have (${enumState.labels.join(', ')})`
-        : `${result.count} row(s) of "${t.name}" have a "${col.name}" value that cannot be converted to ${typeSql(ctx.frag, def.typeName).type}`,
-    })];
+    return [
+      ctx.finding(isEnum ? 'PRISMA_ENUM_VALUES' : 'PRISMA_CAST_FAILS', {
+        table: t.name,
+        count: result.count,
+        sample: result.sample,
+        message: isEnum
+          ? `${result.count} row(s) of "${t.name}" hold a "${col.name}" value that enum ${names[names.length - 1]} does not have (${enumState.labels.join(', ')})`
+          : `${result.count} row(s) of "${t.name}" have a "${col.name}" value that cannot be converted to ${typeSql(ctx.frag, def.typeName).type}`,
+      }),
+    ];
   },
 };

@@ -14,20 +14,31 @@ export const checkPredictor: Predictor = {
     const c = constraintOf(a)!;
     if (t.empty) return [];
     const f = ctx.frag;
-    const kw = findTop(f.toks, f.toks.findIndex((x) => x.start >= (c.location ?? 0)), (x) => x.up === 'CHECK');
+    const kw = findTop(
+      f.toks,
+      f.toks.findIndex((x) => x.start >= (c.location ?? 0)),
+      (x) => x.up === 'CHECK',
+    );
     const expr = f.tokens(kw + 2, matching(f.toks, kw + 1));
     try {
       const r = await ctx.offending(t.rows, a.alias!, identity(t, a.alias!), `NOT (${expr})`);
       if (r.count === 0) return [];
-      return [ctx.finding('PRISMA_CHECK_VIOLATIONS', {
-        table: t.name, count: r.count, sample: r.sample,
-        message: `${r.count} row(s) of "${t.name}" violate CHECK (${expr})${c.conname ? ` of ${c.conname}` : ''}`,
-      })];
+      return [
+        ctx.finding('PRISMA_CHECK_VIOLATIONS', {
+          table: t.name,
+          count: r.count,
+          sample: r.sample,
+          message: `${r.count} row(s) of "${t.name}" violate CHECK (${expr})${c.conname ? ` of ${c.conname}` : ''}`,
+        }),
+      ];
     } catch (err) {
       if (!isDataError(err)) throw err;
-      return [ctx.finding('PRISMA_CHECK_VIOLATIONS', {
-        table: t.name, message: `evaluating CHECK (${expr}) on the rows of "${t.name}" fails: ${(err as Error).message}`,
-      })];
+      return [
+        ctx.finding('PRISMA_CHECK_VIOLATIONS', {
+          table: t.name,
+          message: `evaluating CHECK (${expr}) on the rows of "${t.name}" fails: ${(err as Error).message}`,
+        }),
+      ];
     }
   },
 };

@@ -14,8 +14,10 @@ export function outsideTransactionOnly(s: Statement): boolean {
 
 export function concurrentlyHazards(migration: string, statements: readonly Statement[]): Finding[] {
   if (statements.length < 2) return [];
-  return statements.filter(outsideTransactionOnly).map((s) => statementFinding('PRISMA_CONCURRENTLY_IN_TRANSACTION', migration, s, {
-    deployFixes: s.kind === 'IndexStmt' || s.kind === 'DropStmt',
-    message: `${s.text.split(/\s+/).slice(0, 4).join(' ')} cannot run inside a transaction block, and this file's ${statements.length} statements run as one`,
-  }));
+  return statements.filter(outsideTransactionOnly).map((s) =>
+    statementFinding('PRISMA_CONCURRENTLY_IN_TRANSACTION', migration, s, {
+      deployFixes: s.kind === 'IndexStmt' || s.kind === 'DropStmt',
+      message: `${s.text.split(/\s+/).slice(0, 4).join(' ')} cannot run inside a transaction block, and this file's ${statements.length} statements run as one`,
+    }),
+  );
 }

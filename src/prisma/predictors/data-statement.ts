@@ -21,10 +21,13 @@ export const dataStatementPredictor: Predictor & { after: true } = {
     } catch (err) {
       if (!isDataError(err)) throw err;
       t.broken = `statement ${a.stmt.index} fails on its rows`;
-      return [ctx.finding('PRISMA_STATEMENT_FAILS', {
-        table: t.name, sqlstate: (err as { server?: { sqlstate?: string } }).server?.sqlstate,
-        message: `${a.stmt.text.split(/\s+/)[0]!.toUpperCase()} on "${t.name}" fails on its rows: ${(err as Error).message}`,
-      })];
+      return [
+        ctx.finding('PRISMA_STATEMENT_FAILS', {
+          table: t.name,
+          sqlstate: (err as { server?: { sqlstate?: string } }).server?.sqlstate,
+          message: `${a.stmt.text.split(/\s+/)[0]!.toUpperCase()} on "${t.name}" fails on its rows: ${(err as Error).message}`,
+        }),
+      ];
     }
     if (a.kind === 'DeleteStmt' || !t.live) return [];
     const out = [];
@@ -36,10 +39,14 @@ export const dataStatementPredictor: Predictor & { after: true } = {
     for (const u of indexes.filter((x) => touches(x.keys))) {
       const d = await duplicates(ctx, t.rows, t.name, u.keys, u.where, u.nullsEqual);
       if (d.count === 0) continue;
-      out.push(ctx.finding('PRISMA_DUPLICATE_KEYS', {
-        table: t.name, count: d.count, sample: d.sample,
-        message: `after this ${a.kind === 'UpdateStmt' ? 'UPDATE' : 'INSERT'}, ${d.count} rows of "${t.name}" would share ${d.groups} value(s) of (${u.keys.join(', ')}): the existing unique index ${u.name} makes it fail`,
-      }));
+      out.push(
+        ctx.finding('PRISMA_DUPLICATE_KEYS', {
+          table: t.name,
+          count: d.count,
+          sample: d.sample,
+          message: `after this ${a.kind === 'UpdateStmt' ? 'UPDATE' : 'INSERT'}, ${d.count} rows of "${t.name}" would share ${d.groups} value(s) of (${u.keys.join(', ')}): the existing unique index ${u.name} makes it fail`,
+        }),
+      );
     }
     return out;
   },

@@ -14,9 +14,14 @@ export const dropColumnPredictor: Predictor = {
     const show = [...new Set([...identity(t, a.alias!), x])];
     const r = await ctx.offending(t.rows, a.alias!, show, `${x} IS NOT NULL`);
     if (r.count === 0) return [];
-    return [ctx.finding('PRISMA_DROP_COLUMN_DATA', {
-      table: t.name, count: r.count, sample: r.sample, message: `"${t.name}"."${col}" is dropped with ${r.count} non-NULL value(s)`,
-    })];
+    return [
+      ctx.finding('PRISMA_DROP_COLUMN_DATA', {
+        table: t.name,
+        count: r.count,
+        sample: r.sample,
+        message: `"${t.name}"."${col}" is dropped with ${r.count} non-NULL value(s)`,
+      }),
+    ];
   },
 };
 
@@ -28,8 +33,13 @@ export const dropTablePredictor: Predictor = {
     if (t.empty) return [];
     const r = await ctx.offending(t.rows, t.name, identity(t, t.name), 'true');
     if (r.count === 0) return [];
-    return [ctx.finding('PRISMA_DROP_TABLE_DATA', {
-      table: t.name, count: r.count, sample: r.sample, message: `"${t.name}" is dropped with ${r.count} row(s)`,
-    })];
+    return [
+      ctx.finding('PRISMA_DROP_TABLE_DATA', {
+        table: t.name,
+        count: r.count,
+        sample: r.sample,
+        message: `"${t.name}" is dropped with ${r.count} row(s)`,
+      }),
+    ];
   },
 };

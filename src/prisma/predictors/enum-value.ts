@@ -18,9 +18,11 @@ export function enumValueHazards(migration: string, statements: readonly Stateme
     }
     const used = added.filter((a) => a.txn === s.txn && a.at < s.index && constants(s).has(a.label));
     for (const u of used) {
-      out.push(statementFinding('PRISMA_ENUM_VALUE_IN_SAME_TRANSACTION', migration, s, {
-        message: `'${u.label}' is added to enum ${u.type} by statement ${u.at} and used here, in the same transaction`,
-      }));
+      out.push(
+        statementFinding('PRISMA_ENUM_VALUE_IN_SAME_TRANSACTION', migration, s, {
+          message: `'${u.label}' is added to enum ${u.type} by statement ${u.at} and used here, in the same transaction`,
+        }),
+      );
     }
   }
   return out;

@@ -26,11 +26,17 @@ export const existsPredictor: Predictor = {
     const rel = m.relation(schema, name);
     if (!rel) return [];
     if (rel.kind === 'i' && rel.valid === false) {
-      return [ctx.finding('PRISMA_INVALID_INDEX', {
-        message: `an INVALID index "${name}" exists (left by an interrupted CREATE INDEX CONCURRENTLY): CREATE INDEX "${name}" fails`,
-        fix: `Drop the leftover first: DROP INDEX CONCURRENTLY ${JSON.stringify(name)}; then deploy again.`,
-      })];
+      return [
+        ctx.finding('PRISMA_INVALID_INDEX', {
+          message: `an INVALID index "${name}" exists (left by an interrupted CREATE INDEX CONCURRENTLY): CREATE INDEX "${name}" fails`,
+          fix: `Drop the leftover first: DROP INDEX CONCURRENTLY ${JSON.stringify(name)}; then deploy again.`,
+        }),
+      ];
     }
-    return [ctx.finding('PRISMA_ALREADY_EXISTS', { message: `relation "${name}" already exists in schema "${schema}"${rel.live ? '' : ' (created by an earlier pending statement)'}` })];
+    return [
+      ctx.finding('PRISMA_ALREADY_EXISTS', {
+        message: `relation "${name}" already exists in schema "${schema}"${rel.live ? '' : ' (created by an earlier pending statement)'}`,
+      }),
+    ];
   },
 };

@@ -27,9 +27,13 @@ export const foreignKeyPredictor: Predictor = {
     const show = [...new Set([...identity(t, 'c'), ...fk.map((x) => `c.${ident(x)}`)])];
     const r = await ctx.offending(t.rows, 'c', show, orphanWhere(parent.rows, fk, pk));
     if (r.count === 0) return [];
-    return [ctx.finding('PRISMA_FK_ORPHANS', {
-      table: t.name, count: r.count, sample: r.sample,
-      message: `${r.count} row(s) of "${t.name}" have (${fk.join(', ')}) with no matching row in "${parent.name}" (${pk.join(', ')}): ${c.conname ?? 'the foreign key'} fails`,
-    })];
+    return [
+      ctx.finding('PRISMA_FK_ORPHANS', {
+        table: t.name,
+        count: r.count,
+        sample: r.sample,
+        message: `${r.count} row(s) of "${t.name}" have (${fk.join(', ')}) with no matching row in "${parent.name}" (${pk.join(', ')}): ${c.conname ?? 'the foreign key'} fails`,
+      }),
+    ];
   },
 };

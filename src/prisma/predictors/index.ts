@@ -11,6 +11,14 @@ import { requiredColumnPredictor } from './required-column.ts';
 import { uniquePredictor } from './unique.ts';
 
 export const PREDICTORS: readonly Predictor[] = Object.freeze([
-  existsPredictor, uniquePredictor, notNullPredictor, requiredColumnPredictor, foreignKeyPredictor,
-  alterTypePredictor, checkPredictor, dropColumnPredictor, dropTablePredictor, dataStatementPredictor,
+  existsPredictor,
+  uniquePredictor,
+  notNullPredictor,
+  requiredColumnPredictor,
+  foreignKeyPredictor,
+  alterTypePredictor,
+  checkPredictor,
+  dropColumnPredictor,
+  dropTablePredictor,
+  dataStatementPredictor,
 ]);

@@ -14,9 +14,13 @@ export const notNullPredictor: Predictor = {
     const x = `${ident(a.alias!)}.${ident(col)}`;
     const r = await ctx.offending(t.rows, a.alias!, identity(t, a.alias!), `${x} IS NULL`);
     if (r.count === 0) return [];
-    return [ctx.finding('PRISMA_NULLS_IN_NOT_NULL', {
-      table: t.name, count: r.count, sample: r.sample,
-      message: `${r.count} row(s) of "${t.name}" have NULL in "${col}" when SET NOT NULL runs`,
-    })];
+    return [
+      ctx.finding('PRISMA_NULLS_IN_NOT_NULL', {
+        table: t.name,
+        count: r.count,
+        sample: r.sample,
+        message: `${r.count} row(s) of "${t.name}" have NULL in "${col}" when SET NOT NULL runs`,
+      }),
+    ];
   },
 };

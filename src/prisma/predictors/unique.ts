@@ -9,7 +9,12 @@ import { findTop, matching, splitTop, tokenAt } from '../sql-text.ts';
 import type { Finding } from '../types.ts';
 import { constraintOf, type Predictor } from './predictor.ts';
 
-interface IndexElem { name?: string; expr?: unknown; opclass?: unknown[]; collation?: unknown[] }
+interface IndexElem {
+  name?: string;
+  expr?: unknown;
+  opclass?: unknown[];
+  collation?: unknown[];
+}
 
 const TRAILING = new Set(['ASC', 'DESC', 'NULLS', 'FIRST', 'LAST']);
 
@@ -59,34 +64,41 @@ export async function duplicates(ctx: PredictContext, rows: string, alias: strin
 
 export const uniquePredictor: Predictor = {
   name: 'unique',
-  applies: (a) => (a.kind === 'IndexStmt' && !!a.node.unique) ||
+  applies: (a) =>
+    (a.kind === 'IndexStmt' && !!a.node.unique) ||
     (['CONSTR_UNIQUE', 'CONSTR_PRIMARY'].includes(constraintOf(a)?.contype ?? '') && !constraintOf(a)?.indexname),
   async predict(a, ctx): Promise<Finding[]> {
     const t = a.table!;
     if (t.empty) return [];
     const c = constraintOf(a);
     const alias = a.alias!;
-    const { keys, where } = c
-      ? { keys: strings(c.keys).map((k) => `${ident(alias)}.${ident(k)}`), where: null }
-      : indexKeys(a, ctx);
+    const { keys, where } = c ? { keys: strings(c.keys).map((k) => `${ident(alias)}.${ident(k)}`), where: null } : indexKeys(a, ctx);
     const nullsEqual = c ? !!c.nulls_not_distinct : !!a.node.nulls_not_distinct;
     const out: Finding[] = [];
     if (c?.contype === 'CONSTR_PRIMARY') {
       const nulls = await ctx.offending(t.rows, alias, identity(t, alias), keys.map((k) => `${k} IS NULL`).join(' OR '));
       if (nulls.count > 0) {
-        out.push(ctx.finding('PRISMA_NULLS_IN_NOT_NULL', {
-          table: t.name, count: nulls.count, sample: nulls.sample,
-          message: `${nulls.count} row(s) of "${t.name}" have NULL in a column of the new primary key (${strings(c.keys).join(', ')})`,
-        }));
+        out.push(
+          ctx.finding('PRISMA_NULLS_IN_NOT_NULL', {
+            table: t.name,
+            count: nulls.count,
+            sample: nulls.sample,
+            message: `${nulls.count} row(s) of "${t.name}" have NULL in a column of the new primary key (${strings(c.keys).join(', ')})`,
+          }),
+        );
       }
     }
     const d = await duplicates(ctx, t.rows, alias, keys, where, nullsEqual);
     if (d.count > 0) {
       const what = c ? strings(c.keys).join(', ') : keys.join(', ');
-      out.push(ctx.finding('PRISMA_DUPLICATE_KEYS', {
-        table: t.name, count: d.count, sample: d.sample,
-        message: `${d.count} rows of "${t.name}" share ${d.groups} value(s) of (${what})${where ? ' among the rows the index covers' : ''}: building ${String(a.node.idxname ?? c?.conname ?? 'the index')} fails`,
-      }));
+      out.push(
+        ctx.finding('PRISMA_DUPLICATE_KEYS', {
+          table: t.name,
+          count: d.count,
+          sample: d.sample,
+          message: `${d.count} rows of "${t.name}" share ${d.groups} value(s) of (${what})${where ? ' among the rows the index covers' : ''}: building ${String(a.node.idxname ?? c?.conname ?? 'the index')} fails`,
+        }),
+      );
     }
     return out;
   },
