@@ -16,7 +16,9 @@ import type { MigrationInput } from '../src/spec/define.ts';
 import { seedCalcom } from './fixtures/calcom/seed.ts';
 import { DB_KINDS, freshDb, SERVER } from './helpers/fresh-db.ts';
 import { flagship } from './helpers/flagship.ts';
-import { inline } from './helpers/fixture.ts';
+import { inline, withDb } from './helpers/fixture.ts';
+import { rollback } from '../src/rollback/rollback.ts';
+import { safeApply } from '../src/run/pipeline.ts';
 
 const SCHEMA = `
 CREATE TABLE users (id int PRIMARY KEY, name text);
@@ -207,6 +209,54 @@ for (const kind of DB_KINDS) {
       assert.equal(r.ok, true);
       // the server agrees: under replica the write fires neither trigger
       assert.deepEqual(await groundTruth(db, true), { audit: 0, touched: 0 });
+    });
+
+    test('apply with disableUserTriggers: no user trigger fires on the batches or the rollback, and the foreign key the server no longer checks is checked by the batch', async () => {
+      await withDb(kind, async ({ db }) => {
+        await db.exec(SCHEMA);
+        // doc 4's new owner does not exist: under replica only belay's own check stops it
+        await db.exec(`INSERT INTO docs (id, owner, title, code, w_owner, w_title) VALUES (4, NULL, 't4', 'c4', 99, 'T4')`);
+        const before = await db.query<{ updatedAt: string | null }>('SELECT id, owner, title, "updatedAt" FROM docs ORDER BY id');
+        const m = spec({
+          id: 'docs-off-apply',
+          purpose: 'set owner and title with triggers disabled',
+          tables: ['docs'],
+          steps: [docsStep({ disableUserTriggers: true })],
+        });
+        const refused = await safeApply(db, m, { backup: false, batchSize: 10 });
+        assert.match(refused.error?.message ?? '', /FOREIGN_KEY:docs_owner_fkey@s \(1 row\)/, 'the pre-flight predicts it');
+        // without the pre-flight (a row changed after it) the batch's own check leaves the row out
+        const r = await safeApply(db, m, { backup: false, batchSize: 10, skipChecks: true });
+        assert.equal(r.status, 'completed', r.error?.message ?? '');
+        const after = await db.query<{ id: number; owner: number | null; title: string; updatedAt: string | null }>(
+          'SELECT id, owner, title, "updatedAt" FROM docs ORDER BY id',
+        );
+        assert.deepEqual(
+          after.rows.map((x) => [x.id, x.owner, x.title]),
+          [
+            [1, 1, 'T1'],
+            [2, 2, 't2'],
+            [3, null, 'T3'],
+            [4, null, 't4'],
+          ],
+          'doc 4 left as it was',
+        );
+        assert.deepEqual(
+          after.rows.map((x) => x.updatedAt),
+          before.rows.map((x) => x.updatedAt),
+          'touch() did not fire',
+        );
+        assert.equal((await db.query('SELECT 1 FROM audit_log')).rowCount, 0, 'audit() did not fire');
+        assert.equal(r.steps[0]!.rowsSkipped, 1, 'the row that would break docs_owner_fkey was left out');
+        const rb = await rollback(db, r.runId);
+        assert.equal(rb.status, 'rolled_back');
+        assert.deepEqual(
+          (await db.query('SELECT id, owner, title, "updatedAt" FROM docs ORDER BY id')).rows,
+          before.rows,
+          'restored, and touch() did not fire on the restore',
+        );
+        assert.equal((await db.query('SELECT 1 FROM audit_log')).rowCount, 0);
+      });
     });
 
     test('a composite primary key is noted; a step on it walks its declared single-column key', async () => {

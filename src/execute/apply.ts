@@ -22,13 +22,14 @@ import {
   type StepRecord,
 } from '../state/runs.ts';
 import { mergeSummary, readSummary } from '../state/summary.ts';
-import { catchUp, type Decision, dropDecisions, dropFence, ensureFence, makeDecision, storedDecision } from '../state/decision.ts';
+import { catchUp, type Decision, dropDecisions, skippedRows, dropFence, ensureFence, makeDecision, storedDecision } from '../state/decision.ts';
 import { fenceNames, WRITER_SQL } from '../state/decision-sql.ts';
 import { type BatchJob, reject, runBatch } from './batch.ts';
 import { withRetry } from '../db/retry.ts';
 import type { BatchController, BatchRecord, RunContext, RunResult, Stage, StepResult } from '../contract.ts';
 import { resolveStep, tableCounts, type StepTarget } from '../spec/resolve.ts';
 import { composeControllers } from './compose.ts';
+import { replicaRoleGuards } from './user-triggers.ts';
 
 /**
  * Halvings of one batch after it ran past the ceiling before it runs once without it: from 10,000 rows,
@@ -126,6 +127,8 @@ export async function apply(db: Db, migration: LoadedMigration, opts: ApplyOptio
     const steps = (await getSteps(db, runId)).map(stepResult);
     const batches = await db.query<{ step_no: number; n: number }>(BATCH_COUNTS_SQL, [runId]);
     for (const b of batches.rows) steps[b.step_no]!.batches = b.n;
+    // rejected rows are left out of the batches' counts: the decision knows every row left unchanged
+    for (const [i, s] of steps.entries()) if (s.kind === 'batched') s.rowsSkipped = (await skippedRows(db, runId, i)) ?? s.rowsSkipped;
     return { runId, migrationId: spec.id, status, resumed, durationMs, steps, counts: { before: countsBefore, after: countsAfter }, error };
   } finally {
     await release();
@@ -270,7 +273,12 @@ async function runBatchedStep(
     commit: true,
     inTransaction: inTx,
     fence: fenced ? fenceNames(runId, stepNo).table : undefined,
-    checks: [...(step.verify ? [{ name: `${step.name}.verify`, sql: step.verify }] : []), ...(ctl.guards?.(ctx, step, t) ?? [])],
+    replicaRole: !!step.disableUserTriggers,
+    checks: [
+      ...(step.verify ? [{ name: `${step.name}.verify`, sql: step.verify }] : []),
+      ...(ctl.guards?.(ctx, step, t) ?? []),
+      ...(await replicaRoleGuards(db, step, t.key)),
+    ],
   };
   const maxRejected = o.maxRejected ?? Math.max(10, Math.ceil(total * 0.001));
   const rounds = inTx ? 0 : (opts.catchUpRounds ?? o.catchUpRounds);

@@ -7,7 +7,7 @@ import { DbError } from '../errors.ts';
 import type { Migration } from '../spec/define.ts';
 import { CURRENT_XID_SQL, type DecisionTarget, nextRangeSql, rejectSql, WRITER_SQL, writeBatchSql, writtenCte } from '../state/decision-sql.ts';
 import { CHECKPOINT_SQL } from '../state/runs.ts';
-import { SET_STATEMENT_TIMEOUT_SQL, SET_TIMEOUTS_SQL } from './batch-sql.ts';
+import { REPLICA_ROLE_SQL, SET_STATEMENT_TIMEOUT_SQL, SET_TIMEOUTS_SQL } from './batch-sql.ts';
 
 /** What one batch runs against: the step's decision, its in-batch checks, and whether it commits. */
 export interface BatchJob {
@@ -25,6 +25,8 @@ export interface BatchJob {
   inTransaction?: boolean;
   /** The step's write fence (its table), cleared for the rows a batch writes. */
   fence?: string;
+  /** The step's disableUserTriggers: the batch runs under session_replication_role = replica. */
+  replicaRole?: boolean;
 }
 
 export interface BatchRequest {
@@ -78,6 +80,7 @@ export async function runBatch(job: BatchJob, req: BatchRequest): Promise<BatchO
   try {
     // lock_timeout, not only statement_timeout: a slow batch is fine, a blocked one is not
     await db.query(SET_TIMEOUTS_SQL, [`${o.lockTimeoutMs}ms`, timeout()]);
+    if (job.replicaRole) await db.query(REPLICA_ROLE_SQL);
     // belay's own writes are not fenced
     if (job.runId !== null) await db.query(WRITER_SQL, [String(job.runId)]);
     const b = (await db.query<{ lo: string | null; hi: string | null; n: number }>(nextRangeSql(d), [req.after, req.size, req.round])).rows[0]!;

@@ -11,6 +11,7 @@ import { resolveStep, type StepTarget } from '../spec/resolve.ts';
 import { type Decision, explainDecision, makeDecision } from '../state/decision.ts';
 import { decisionSampleSql, dropDecisionSql } from '../state/decision-sql.ts';
 import { type BatchJob, type BatchOutcome, reject, runBatch } from './batch.ts';
+import { replicaRoleGuards } from './user-triggers.ts';
 
 export interface TrialOptions {
   /** Extra in-batch guards, as apply's controller lends them (pre-flight checks that protect writes). */
@@ -79,7 +80,12 @@ export async function openTrial(db: Db, m: LoadedMigration, stepNo: number, opts
     options: m.spec.options,
     commit: false,
     inTransaction,
-    checks: [...(step.verify ? [{ name: `${step.name}.verify`, sql: step.verify }] : []), ...(opts.guards?.(d) ?? [])],
+    replicaRole: !!step.disableUserTriggers,
+    checks: [
+      ...(step.verify ? [{ name: `${step.name}.verify`, sql: step.verify }] : []),
+      ...(opts.guards?.(d) ?? []),
+      ...(await replicaRoleGuards(db, step, d.key)),
+    ],
   });
   const failures = new Map<string, { name: string; count: number; sample: unknown[] }>();
   return {

@@ -204,3 +204,6 @@ SELECT r.table_name, r.step_no, r.batch_no, k.key AS conflict_key
   FROM pg_temp.belay_rollback_result r, jsonb_array_elements(r.changed) k(key) ORDER BY 2, 3, 4;
 `;
 }
+
+/** A step run with disableUserTriggers is restored the same way: its user triggers do not fire on the before-images either. */
+export const REPLICA_ROLE_SQL = `SET LOCAL session_replication_role = replica`;

@@ -20,7 +20,7 @@ import {
 import { dropFence, storedDecision } from '../state/decision.ts';
 import { fenceNames, lockBatchRowsSql, restoreBatchSql, WRITER_SQL } from '../state/decision-sql.ts';
 import { resolveStep } from '../spec/resolve.ts';
-import { SET_LOCK_TIMEOUT_SQL } from './rollback-sql.ts';
+import { REPLICA_ROLE_SQL, SET_LOCK_TIMEOUT_SQL } from './rollback-sql.ts';
 import { reversibility, type StepReversibility } from './reversibility.ts';
 
 export interface RollbackOptions {
@@ -139,6 +139,7 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
               try {
                 await db.query(SET_LOCK_TIMEOUT_SQL, [`${spec.options?.lockTimeoutMs ?? 2000}ms`]);
                 await db.query(WRITER_SQL, [String(runId)]);
+                if (step.disableUserTriggers) await db.query(REPLICA_ROLE_SQL);
                 if (d.fence) await db.query(lockBatchRowsSql(d), [b.lo, b.hi, b.round]);
                 const res = (
                   await db.query<{ restored: number; changed: unknown[]; deleted: unknown[] }>(sql, [b.lo, b.hi, b.round, b.xid, !!opts.force, runId])

@@ -255,6 +255,9 @@ export const GET_DECISION_SQL = `SELECT relation, table_name AS "tableName", key
 export const RUN_DECISIONS_SQL = `SELECT step_no AS "stepNo", relation, table_name AS "tableName", key_column AS "keyColumn", key_type AS "keyType",
        columns, row_count::float8 AS rows, checksum, rounds, status FROM belay.decisions WHERE run_id = $1 ORDER BY step_no`;
 
+/** Decided rows a run left unchanged (changed by someone since, or rejected by a check or a constraint). */
+export const skippedCountSql = (relation: string) => `SELECT count(*)::int AS n FROM ${relation} WHERE skipped IS NOT NULL`;
+
 export const LIVE_DECISIONS_SQL = `SELECT step_no AS "stepNo", relation, fence FROM belay.decisions WHERE run_id = $1 AND status = 'live' ORDER BY step_no`;
 
 export const MARK_DECISION_DROPPED_SQL = `UPDATE belay.decisions SET status = 'dropped' WHERE run_id = $1 AND step_no = $2`;

@@ -25,6 +25,7 @@ import {
   decisionRelation,
   dropDecisionSql,
   LIVE_DECISIONS_SQL,
+  skippedCountSql,
   MARK_DECISION_DROPPED_SQL,
   fillDecisionSql,
   GET_DECISION_SQL,
@@ -213,6 +214,12 @@ export async function dropDecisions(db: Db, runId: number, tableOf: (stepNo: num
     await db.query(dropDecisionSql(d.relation));
     await db.query(MARK_DECISION_DROPPED_SQL, [runId, d.stepNo]);
   }
+}
+
+/** Decided rows of a step the run left unchanged (changed since the decision, or rejected); undefined without a decision. */
+export async function skippedRows(db: Db, runId: number, stepNo: number): Promise<number | undefined> {
+  const live = (await db.query<{ stepNo: number; relation: string }>(LIVE_DECISIONS_SQL, [runId])).rows.find((d) => d.stepNo === stepNo);
+  return live ? (await db.query<{ n: number }>(skippedCountSql(live.relation))).rows[0]!.n : undefined;
 }
 
 /** Takes a step's fence down (after its rollback, or at cleanup). */
