@@ -10,7 +10,7 @@ import type { Db } from '../src/db/connection.ts';
 import { BelayError } from '../src/errors.ts';
 import type { Stage } from '../src/contract.ts';
 import { dryRun } from '../src/run/dry-run.ts';
-import { safeApply, type SafeApplyOptions } from '../src/run/pipeline.ts';
+import { safeApply, type SafeApplyOptions, verify } from '../src/run/pipeline.ts';
 import type { MigrationInput } from '../src/spec/define.ts';
 import type { BelayEvent } from '../src/state/events.ts';
 import { runCli } from './helpers/cli.ts';
@@ -155,6 +155,24 @@ for (const kind of DB_KINDS) {
         const left = events.find((e) => e.type === 'catch-up-left');
         assert.ok(left && left.type === 'catch-up-left' && left.remaining === 1 && left.rounds === 2, `what is left is reported: ${JSON.stringify(left)}`);
         assert.equal((await outs(db, 'out IS NULL')).size, 1, 'the row inserted during the last round stays as it is');
+      });
+    });
+
+    test("a step's verify that reads its range ($1/$2) runs in every batch and again after the run, over every decided key", async () => {
+      await withDb(kind, async ({ db }) => {
+        await db.exec(SCHEMA);
+        const input = migration();
+        const checked = { ...input, steps: [{ ...input.steps[0]!, verify: 'SELECT id FROM written WHERE id BETWEEN $1 AND $2 AND out IS DISTINCT FROM w * 2' }] } as MigrationInput;
+        const r = await run(db, checked);
+        assert.equal(r.status, 'completed', r.error?.message ?? '');
+        const v = await verify(db, r.runId);
+        const c = v.checks.find((x) => x.name === 'fill.verify');
+        assert.equal(c?.result, 'pass', JSON.stringify(c));
+        // and it does find a row broken since, inside the range it is given
+        await db.exec('UPDATE work SET w = 0 WHERE id = 300');
+        const again = (await verify(db, r.runId)).checks.find((x) => x.name === 'fill.verify');
+        assert.equal(again?.result, 'fail', JSON.stringify(again));
+        assert.equal(again?.count, 1);
       });
     });
 

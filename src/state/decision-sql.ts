@@ -258,6 +258,9 @@ export const RUN_DECISIONS_SQL = `SELECT step_no AS "stepNo", relation, table_na
 /** Decided rows a run left unchanged (changed by someone since, or rejected by a check or a constraint). */
 export const skippedCountSql = (relation: string) => `SELECT count(*)::int AS n FROM ${relation} WHERE skipped IS NOT NULL`;
 
+/** The lowest and highest decided key (a step's verify reads $1/$2 as the range it checks). */
+export const decisionRangeSql = (relation: string) => `SELECT min(k)::text AS lo, max(k)::text AS hi FROM ${relation}`;
+
 export const LIVE_DECISIONS_SQL = `SELECT step_no AS "stepNo", relation, fence FROM belay.decisions WHERE run_id = $1 AND status = 'live' ORDER BY step_no`;
 
 export const MARK_DECISION_DROPPED_SQL = `UPDATE belay.decisions SET status = 'dropped' WHERE run_id = $1 AND step_no = $2`;

@@ -222,8 +222,11 @@ async function monitorRound(
     : undefined;
   for (const m of spec.monitor) {
     const c = await guarded(m.name, 'monitor', m.message ?? m.name, async () => {
-      const sql = writtenRows ? writtenCountedSql(m.sql, writtenRows, limit) : countedSql(m.sql, limit);
-      const r = await db.query<{ n: number; sample: unknown[] | null }>(sql);
+      // monitor checks take no parameters: the range stays NULL
+      const r = await db.query<{ n: number; sample: unknown[] | null }>(
+        writtenRows && only ? writtenCountedSql(m.sql, writtenRows, limit, only.d.keyType) : countedSql(m.sql, limit),
+        writtenRows ? [null, null] : [],
+      );
       return { count: r.rows[0]!.n, sample: r.rows[0]!.sample ?? [] };
     });
     c.threshold = m.alertAbove;

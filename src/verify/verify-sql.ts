@@ -76,11 +76,13 @@ export const ROUNDS_SQL = `SELECT v.id::int AS id, v.source, v.at::text AS at, v
   FROM belay.verifications v WHERE v.run_id = $1 AND ($2::text IS NULL OR v.source = $2) ORDER BY v.id`;
 
 /** A check counted and sampled, with `written` (the rows the run wrote, as `writtenRows` selects them) available. */
-export function writtenCountedSql(sql: string, writtenRows: string, limit: number): string {
+export function writtenCountedSql(sql: string, writtenRows: string, limit: number, keyType: string): string {
+  // $1/$2: a batch's key range in the batches, here every decided key; the WHERE types them when sql does not use them
   return `WITH written AS (
 ${writtenRows}
 ), f AS (
 ${sql}
 )
-SELECT (SELECT count(*) FROM f)::int AS n, (SELECT jsonb_agg(to_jsonb(s)) FROM (SELECT * FROM f LIMIT ${Number(limit)}) s) AS sample`;
+SELECT (SELECT count(*) FROM f)::int AS n, (SELECT jsonb_agg(to_jsonb(s)) FROM (SELECT * FROM f LIMIT ${Number(limit)}) s) AS sample
+ WHERE ($1::${keyType} IS NOT NULL OR $2::${keyType} IS NULL)`;
 }

@@ -22,7 +22,7 @@ import {
   writtenCountedSql,
 } from './verify-sql.ts';
 import { type Decision, storedDecision } from '../state/decision.ts';
-import { decisionCountSql, decisionTotalsSql, writesHeldSql, writtenAsWrittenSql } from '../state/decision-sql.ts';
+import { decisionCountSql, decisionRangeSql, decisionTotalsSql, writesHeldSql, writtenAsWrittenSql } from '../state/decision-sql.ts';
 import type { Stage } from '../contract.ts';
 import { resolveStep, writtenTables } from '../spec/resolve.ts';
 
@@ -369,7 +369,11 @@ async function stepChecks(db: Db, runId: number, decisions: StepDecision[], limi
       await guarded(`${step.name}.verify`, 'spec', `rows written by step "${step.name}" that fail its verification today`, async () => {
         // `written`: the rows as the step wrote them (its values, today's other columns), as in its batches
         const columns = (await tableInfo(db, d.tableName)).columns.map((c) => c.name);
-        const r = await db.query<{ n: number; sample: unknown[] | null }>(writtenCountedSql(sql, writtenAsWrittenSql(d, runId, stepNo, columns), limit));
+        const range = (await db.query<{ lo: string | null; hi: string | null }>(decisionRangeSql(d.relation))).rows[0]!;
+        const r = await db.query<{ n: number; sample: unknown[] | null }>(writtenCountedSql(sql, writtenAsWrittenSql(d, runId, stepNo, columns), limit, d.keyType), [
+          range.lo,
+          range.hi,
+        ]);
         return { count: r.rows[0]!.n, sample: r.rows[0]!.sample ?? [] };
       }),
     );
