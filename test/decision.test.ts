@@ -162,7 +162,10 @@ for (const kind of DB_KINDS) {
       await withDb(kind, async ({ db }) => {
         await db.exec(SCHEMA);
         const input = migration();
-        const checked = { ...input, steps: [{ ...input.steps[0]!, verify: 'SELECT id FROM written WHERE id BETWEEN $1 AND $2 AND out IS DISTINCT FROM w * 2' }] } as MigrationInput;
+        const checked = {
+          ...input,
+          steps: [{ ...input.steps[0]!, verify: 'SELECT id FROM written WHERE id BETWEEN $1 AND $2 AND out IS DISTINCT FROM w * 2' }],
+        } as MigrationInput;
         const r = await run(db, checked);
         assert.equal(r.status, 'completed', r.error?.message ?? '');
         const v = await verify(db, r.runId);
@@ -173,6 +176,36 @@ for (const kind of DB_KINDS) {
         const again = (await verify(db, r.runId)).checks.find((x) => x.name === 'fill.verify');
         assert.equal(again?.result, 'fail', JSON.stringify(again));
         assert.equal(again?.count, 1);
+      });
+    });
+
+    test('a row whose write breaks a constraint: the dry run reports it as apply would leave it out, instead of failing', async () => {
+      await withDb(kind, async ({ db }) => {
+        await db.exec(`CREATE TABLE u (id int PRIMARY KEY, out int UNIQUE);
+          INSERT INTO u SELECT g, CASE WHEN g = 5 THEN 5000 END FROM generate_series(1, 300) g;`);
+        const input: MigrationInput = {
+          id: 'u-out',
+          purpose: 'Fill u.out (decision tests).',
+          tables: ['u'],
+          steps: [
+            {
+              kind: 'batched',
+              name: 'fill',
+              table: 'u',
+              writes: ['out'],
+              decide: 'SELECT id, CASE WHEN id = 10 THEN 5000 ELSE id END AS out FROM u WHERE out IS NULL',
+            },
+          ],
+        };
+        const dry = await dryRun(db, inline(input), { batchSize: 100 });
+        assert.equal(dry.ok, false, 'the pre-flight and the batches both find it');
+        const failures = dry.steps[0]!.verifyFailures;
+        assert.deepEqual(
+          failures.map((f) => [f.name, f.count]),
+          [['constraint u_out_key', 1]],
+        );
+        assert.equal((failures[0]!.sample[0] as { key: string }).key, '10');
+        assert.equal(dry.steps[0]!.rowsChanged, 298, 'every other row would be written');
       });
     });
 

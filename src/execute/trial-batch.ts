@@ -93,10 +93,12 @@ export async function openTrial(db: Db, m: LoadedMigration, stepNo: number, opts
     ruleExplain,
     async batch(q) {
       const verifyFailures: TrialBatch['verifyFailures'] = [];
+      // a constraint violation halves the batch down to the row that breaks it, as apply does
+      let size = q.size;
       for (;;) {
         let outcome: BatchOutcome;
         if (decision) {
-          outcome = await runBatch(await jobOf(decision, false), { round: 0, after: q.after, size: q.size, batchNo: 1, attempt: 1, explain: q.explain });
+          outcome = await runBatch(await jobOf(decision, false), { round: 0, after: q.after, size, batchNo: 1, attempt: 1, explain: q.explain });
         } else {
           // after plain-SQL steps: they run in the batch's transaction, then the decision is made in it too
           await db.query('BEGIN');
@@ -104,7 +106,7 @@ export async function openTrial(db: Db, m: LoadedMigration, stepNo: number, opts
             await runPrior();
             target ??= await resolveStep(db, step, stepNo);
             const d = await makeDecision(db, step, stepNo, target, { runId: null });
-            outcome = await runBatch(await jobOf(d, true), { round: 0, after: q.after, size: q.size, batchNo: 1, attempt: 1, explain: q.explain });
+            outcome = await runBatch(await jobOf(d, true), { round: 0, after: q.after, size, batchNo: 1, attempt: 1, explain: q.explain });
           } finally {
             await db.query('ROLLBACK').catch(() => undefined);
           }
@@ -122,7 +124,18 @@ export async function openTrial(db: Db, m: LoadedMigration, stepNo: number, opts
             target: target ?? decision!,
           };
         }
-        if (outcome.kind === 'violation') throw outcome.error;
+        if (outcome.kind === 'violation') {
+          if (!decision) throw outcome.error;
+          if (outcome.rows > 1) {
+            size = Math.max(1, Math.floor(Math.min(size, outcome.rows) / 2));
+            continue;
+          }
+          const check = `constraint ${outcome.error.server.constraint ?? outcome.error.server.sqlstate}`;
+          verifyFailures.push({ name: check, count: 1, sample: [{ key: outcome.lo, error: outcome.error.message, detail: outcome.error.server.detail }] });
+          await reject(await jobOf(decision, false), [outcome.lo], `rejected:${check}`);
+          size = q.size;
+          continue;
+        }
         // an in-batch check returned rows: as apply does, they are left out and the batch runs again
         verifyFailures.push({ name: outcome.check, count: outcome.keys.length || outcome.sample.length, sample: outcome.sample });
         const f = failures.get(outcome.check) ?? { name: outcome.check, count: 0, sample: [] };
