@@ -23,3 +23,6 @@ export function foreignKeyGuardSql(fk: ForeignKeyFact, key: string): string {
  WHERE ${w.map((c) => `${c} IS NOT NULL`).join(' AND ')}
    AND NOT EXISTS (SELECT 1 FROM ${fk.parent.sqlName} p WHERE ${match})`;
 }
+
+/** The table's key `$1` rows in, in key order (a trial after plain-SQL steps has no decision to walk yet). */
+export const tableKeyAtSql = (table: string, key: string) => `SELECT ${ident(key)}::text AS k FROM ${table} ORDER BY ${ident(key)} OFFSET $1 LIMIT 1`;

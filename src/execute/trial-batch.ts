@@ -9,7 +9,8 @@ import type { BatchedStep } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { resolveStep, type StepTarget } from '../spec/resolve.ts';
 import { type Decision, explainDecision, makeDecision } from '../state/decision.ts';
-import { decisionSampleSql, dropDecisionSql } from '../state/decision-sql.ts';
+import { decisionKeyAtSql, decisionSampleSql, dropDecisionSql } from '../state/decision-sql.ts';
+import { tableKeyAtSql } from './batch-sql.ts';
 import { type BatchJob, type BatchOutcome, reject, runBatch } from './batch.ts';
 import { replicaRoleGuards } from './user-triggers.ts';
 
@@ -39,6 +40,8 @@ export interface Trial {
   readonly ruleExplain?: unknown;
   /** Runs the batch after `after` and rolls it back; null when no decided key is left. */
   batch(q: { after: string | null; size: number; explain?: boolean }): Promise<TrialBatch | null>;
+  /** The decided key `offset` rows in (null past the end), to start a walk there; without a decision, the table's. */
+  keyAt(offset: number): Promise<string | null>;
   /** Before → after of the first decided rows. */
   sample(limit: number): Promise<Array<{ key: unknown; before: Record<string, unknown>; after: Record<string, unknown> }>>;
   close(): Promise<void>;
@@ -91,6 +94,11 @@ export async function openTrial(db: Db, m: LoadedMigration, stepNo: number, opts
   return {
     decision,
     ruleExplain,
+    async keyAt(offset) {
+      target ??= await resolveStep(db, step, stepNo);
+      const sql = decision ? decisionKeyAtSql(decision.relation) : tableKeyAtSql(target.table, target.key);
+      return (await db.query<{ k: string }>(sql, [offset])).rows[0]?.k ?? null;
+    },
     async batch(q) {
       const verifyFailures: TrialBatch['verifyFailures'] = [];
       // a constraint violation halves the batch down to the row that breaks it, as apply does

@@ -1,7 +1,6 @@
 // Calibration: a few real batches at different key positions, each rolled back, give rows/s; from that
 // the batch size for a target duration and the expected time as a range.
 import type { Db } from '../db/connection.ts';
-import { keyAtSql } from './plan-sql.ts';
 import { MAX_BATCH_SIZE, MIN_BATCH_SIZE } from '../spec/define.ts';
 
 export const DEFAULT_CALIBRATION_SAMPLES = 3;
@@ -60,7 +59,7 @@ export const DEFAULT_WALK = 3;
 export async function calibrate(
   db: Db,
   trial: Trial,
-  opts: { size: number; rows: number; samples?: number; walk?: number },
+  opts: { size: number; rows: number; keyAt: (offset: number) => Promise<string | null>; samples?: number; walk?: number },
 ): Promise<{ samples: CalibrationSample[]; explain?: unknown; first?: TrialSample }> {
   const n = opts.samples ?? DEFAULT_CALIBRATION_SAMPLES;
   const walk = Math.max(2, opts.walk ?? DEFAULT_WALK);
@@ -71,11 +70,9 @@ export async function calibrate(
     const offset = Math.floor((opts.rows * i) / n);
     let after: string | null = null;
     if (offset > 0) {
-      const t = first?.target;
-      if (!t) break;
-      const k = await db.query<{ k: string }>(keyAtSql(t.table, t.key), [offset]);
-      if (!k.rows[0]) break;
-      after = k.rows[0].k;
+      // rows counts decided rows: the position is one in the decision the batches walk
+      after = await opts.keyAt(offset);
+      if (after === null) break;
     }
     let measured = 0;
     let opening: TrialSample | undefined;

@@ -1,6 +1,5 @@
 // All SQL of planning and calibration, in one place.
-// Identifiers go through ident()/qualified(); values are parameters.
-import { ident } from '../db/sql.ts';
+// Identifiers arrive quoted; values are parameters.
 
 /** Estimated rows (reltuples, -1 = never analysed), heap and index bytes of one table ($1 = regclass text). */
 export const TABLE_SIZE_SQL = `SELECT c.reltuples::float8 AS estimate,
@@ -20,11 +19,6 @@ export const INDEX_DEFS_SQL = `SELECT i.relname AS name, pg_get_indexdef(x.index
 /** Every constraint definition of a table ($1 = oid): a new CHECK or FK changes the plan too. */
 export const CONSTRAINT_DEFS_SQL = `SELECT conname AS name, pg_get_constraintdef(oid) AS def
   FROM pg_constraint WHERE conrelid = $1 ORDER BY conname`;
-
-/** The key at a position of the table in key order (calibration picks a few; OFFSET is fine once). */
-export function keyAtSql(table: string, key: string): string {
-  return `SELECT ${ident(key)}::text AS k FROM ${table} ORDER BY ${ident(key)} OFFSET $1 LIMIT 1`;
-}
 
 /** The leading column of every valid index of a table ($1 = regclass text); expression indexes lead with none. */
 export const LEADING_INDEX_COLUMNS_SQL = `SELECT c.relname::text AS index, a.attname::text AS "column"

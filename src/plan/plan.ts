@@ -121,7 +121,7 @@ export async function fingerprint(db: Db, name: string, excludeIndexes: readonly
 /** What planning measures through other stages (the pipeline lends them): a rolled-back batch, and per-batch costs. */
 export interface PlanMeasures {
   /** Opens the trial of step `stepNo`: its batches run as apply would, each rolled back. */
-  trial(stepNo: number): Promise<{ batch: Trial; close(): Promise<void>; rows?: number; ruleExplain?: unknown }>;
+  trial(stepNo: number): Promise<{ batch: Trial; keyAt(offset: number): Promise<string | null>; close(): Promise<void>; rows?: number; ruleExplain?: unknown }>;
   /** One COMMIT that writes. */
   commitMs: number;
   /** The throttle checks before each batch (0 on PGlite). */
@@ -163,14 +163,14 @@ export async function plan(db: Db, m: LoadedMigration, opts: PlanOptions, measur
     // are not linear in the size), then measure walks of that size at spread key positions
     let size = Math.min(step.batchSize ?? calSize, PROBE_SIZE);
     const trial = opened.batch;
-    let probe = await calibrate(db, trial, { size, rows, samples: 1, walk: 2 });
+    let probe = await calibrate(db, trial, { size, rows, keyAt: opened.keyAt, samples: 1, walk: 2 });
     for (let round = 0; round < 3; round++) {
       const want = chooseBatchSize(ratesOf(probe.samples), firstBatchMs(targetBatchMs), size);
       if (want >= size / 1.3 && want <= size * 1.3) break;
       size = want;
-      probe = await calibrate(db, trial, { size, rows, samples: 1, walk: 2 });
+      probe = await calibrate(db, trial, { size, rows, keyAt: opened.keyAt, samples: 1, walk: 2 });
     }
-    const cal = await calibrate(db, trial, { size, rows, samples: opts.samples });
+    const cal = await calibrate(db, trial, { size, rows, keyAt: opened.keyAt, samples: opts.samples });
     await opened.close();
     const rates = ratesOf(cal.samples);
     // the batches' statement, and the making of the decision (a range rule evaluated chunk by chunk)

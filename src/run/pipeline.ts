@@ -174,7 +174,7 @@ export async function plan(db: Db, m: LoadedMigration, opts: PlanOptions = {}): 
   return makePlan(db, m, opts, {
     trial: async (stepNo) => {
       const t = await openTrial(db, m, stepNo);
-      return { batch: (q) => t.batch(q), close: () => t.close(), rows: t.decision?.rows, ruleExplain: t.ruleExplain };
+      return { batch: (q) => t.batch(q), keyAt: (o) => t.keyAt(o), close: () => t.close(), rows: t.decision?.rows, ruleExplain: t.ruleExplain };
     },
     commitMs: await commitCostMs(db),
     throttleMs: batched ? await throttleCostMs({ db }, batched.table) : 0,

@@ -370,10 +370,10 @@ async function stepChecks(db: Db, runId: number, decisions: StepDecision[], limi
         // `written`: the rows as the step wrote them (its values, today's other columns), as in its batches
         const columns = (await tableInfo(db, d.tableName)).columns.map((c) => c.name);
         const range = (await db.query<{ lo: string | null; hi: string | null }>(decisionRangeSql(d.relation))).rows[0]!;
-        const r = await db.query<{ n: number; sample: unknown[] | null }>(writtenCountedSql(sql, writtenAsWrittenSql(d, runId, stepNo, columns), limit, d.keyType), [
-          range.lo,
-          range.hi,
-        ]);
+        const r = await db.query<{ n: number; sample: unknown[] | null }>(
+          writtenCountedSql(sql, writtenAsWrittenSql(d, runId, stepNo, columns), limit, d.keyType),
+          [range.lo, range.hi],
+        );
         return { count: r.rows[0]!.n, sample: r.rows[0]!.sample ?? [] };
       }),
     );
