@@ -120,6 +120,12 @@ export const ERROR_CODES = Object.freeze([
     whatToDo: 'Roll it back with the belay version that applied it, or restore its tables from the backup (belay rollback <run> --from-backup).',
   },
   {
+    code: 'BELAY_DECISION_DROPPED',
+    exitCode: EXIT.state,
+    meaning: "The run's decision, which holds the before-images its rollback restores, was dropped by belay cleanup after the monitoring window.",
+    whatToDo: 'Restore the tables from the backup instead (belay rollback <run> --from-backup), or write the reverse as a new migration.',
+  },
+  {
     code: 'BELAY_KEY',
     exitCode: EXIT.spec,
     meaning:

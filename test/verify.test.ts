@@ -8,7 +8,8 @@ import { describe, test } from 'node:test';
 import { generate } from '../examples/event-type-owner/generate.ts';
 import { checkResults, preflight } from '../src/checks/preflight.ts';
 import { main } from '../src/cli/main.ts';
-import { EXIT, VerificationError } from '../src/errors.ts';
+import { BelayError, EXIT, VerificationError } from '../src/errors.ts';
+import { rollback } from '../src/rollback/rollback.ts';
 import { apply } from '../src/execute/apply.ts';
 import { recount } from '../src/run/sources.ts';
 import { cleanupRun, verify as verifyRun } from '../src/run/pipeline.ts';
@@ -197,8 +198,16 @@ describe('cleanup: archived backups (postgres)', () => {
       assert.equal(a1.dropped.length, 0);
       const manifest = JSON.parse(readFileSync(a1.manifest!, 'utf8')) as { tables: Array<{ backupId: number; rows: number }> };
       assert.deepEqual(manifest.tables.map((t) => t.backupId).sort(), taken.map((b) => b.id).sort());
+      // within the retention the decision (the exact rollback's before-images) stays
+      assert.deepEqual((await cleanupRun(f.db, r.runId, { retentionMs: 7 * 86_400_000 })).decisionsDropped, []);
       // past the retention (the clock moved 8 days): every copy dropped, nothing exported twice
       const r2 = await cleanupRun(f.db, r.runId, { retentionMs: 7 * 86_400_000, now: new Date(Date.now() + 8 * 86_400_000) });
+      assert.deepEqual(r2.decisionsDropped, ['assign-owner']);
+      assert.equal((await f.db.query(`SELECT to_regclass('belay.decision_r${r.runId}_s0') AS t`)).rows[0]!.t, null, 'the decision table is gone');
+      await assert.rejects(
+        rollback(f.db, r.runId),
+        (e: unknown) => e instanceof BelayError && e.code === 'BELAY_DECISION_DROPPED' && /--from-backup/.test(e.fix ?? ''),
+      );
       assert.equal(r2.backups.archived.length, 0);
       assert.equal(r2.backups.dropped.length, 3);
       const left = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'belay_backup'`);

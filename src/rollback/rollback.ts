@@ -17,7 +17,7 @@ import {
   setRunStatus,
   UNDO_TOTALS_SQL,
 } from '../state/runs.ts';
-import { dropFence, storedDecision } from '../state/decision.ts';
+import { decisionDropped, dropFence, storedDecision } from '../state/decision.ts';
 import { fenceNames, lockBatchRowsSql, restoreBatchSql, WRITER_SQL } from '../state/decision-sql.ts';
 import { resolveStep } from '../spec/resolve.ts';
 import { REPLICA_ROLE_SQL, SET_LOCK_TIMEOUT_SQL } from './rollback-sql.ts';
@@ -130,6 +130,7 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
       ).rows;
       if (batches.length > 0) {
         const d = await storedDecision(db, runId, stepNo, await resolveStep(db, step, stepNo));
+        if (!d && (await decisionDropped(db, runId, stepNo))) throw droppedDecision(runId, step.name);
         if (!d || batches.some((b) => b.xid === null)) throw legacyRun(runId);
         const sql = restoreBatchSql(d, d.fence ? fenceNames(runId, stepNo).table : undefined);
         for (const b of batches) {
@@ -210,6 +211,17 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
 }
 
 /** A run recorded by a belay whose undo log kept images as JSON (state before version 8). */
+function droppedDecision(runId: number, step: string): StateError {
+  return new StateError(
+    'BELAY_DECISION_DROPPED',
+    `run ${runId}: the decision of step "${step}" (its before-images) was dropped by belay cleanup; nothing was rolled back`,
+    {
+      details: { runId, step },
+      fix: `Restore the tables from the backup (belay rollback ${runId} --from-backup), or write the reverse as a new migration.`,
+    },
+  );
+}
+
 function legacyRun(runId: number): StateError {
   return new StateError(
     'BELAY_LEGACY_UNDO',

@@ -26,7 +26,7 @@ import type { LoadedMigration } from '../spec/load.ts';
 import { checkNumber, NUMBERS } from '../spec/numbers.ts';
 import { resolveNames } from '../spec/resolve-names.ts';
 import { getRun } from '../state/runs.ts';
-import { dropFence, storedDecision } from '../state/decision.ts';
+import { dropDecisions, dropFence, storedDecision } from '../state/decision.ts';
 import { resolveStep } from '../spec/resolve.ts';
 import { abortStage } from '../steer/abort-triggers.ts';
 import { diagnoseStage } from '../steer/diagnose.ts';
@@ -145,6 +145,8 @@ export async function safeApply(db: Db, m: LoadedMigration, opts: SafeApplyOptio
 export interface CleanupResult {
   runId: number;
   tempIndexesDropped: string[];
+  /** Steps whose decision (the before-images the exact rollback restores) was dropped: past the retention, the run ended. */
+  decisionsDropped: string[];
   backups: ArchiveResult;
 }
 
@@ -159,8 +161,22 @@ export async function cleanupRun(db: Db, runId: number, opts: ArchiveOptions = {
     const d = await storedDecision(db, runId, stepNo, await resolveStep(db, step, stepNo)).catch(() => undefined);
     if (d?.fence) await dropFence(db, d, runId, stepNo);
   }
-  const backups = await archiveBackups(db, { runId }, { requireArchive: false, ...opts, retentionMs: opts.retentionMs ?? DEFAULT_RETENTION_MS });
-  return { runId, tempIndexesDropped, backups };
+  const retentionMs = opts.retentionMs ?? DEFAULT_RETENTION_MS;
+  // as the backup copies: kept for the retention (the exact rollback needs them), never while the run can resume
+  const ended = run.status === 'completed' || run.status === 'rolled_back';
+  const dropped = ended
+    ? await dropDecisions(
+        db,
+        runId,
+        async (stepNo) => {
+          const step = spec.steps[stepNo];
+          return step?.kind === 'batched' ? (await resolveStep(db, step, stepNo).catch(() => undefined))?.table : undefined;
+        },
+        (opts.now ?? new Date()).getTime() - retentionMs,
+      )
+    : [];
+  const backups = await archiveBackups(db, { runId }, { requireArchive: false, ...opts, retentionMs });
+  return { runId, tempIndexesDropped, decisionsDropped: dropped.map((i) => spec.steps[i]!.name), backups };
 }
 
 /** belay verify: the post-run verification again, recorded as a round (the pre-flight's categories recounted). */

@@ -264,7 +264,8 @@ export const decisionRangeSql = (relation: string) => `SELECT min(k)::text AS lo
 /** The first round's decided key `$1` rows in, in key order (where calibration starts a walk). */
 export const decisionKeyAtSql = (relation: string) => `SELECT k::text AS k FROM ${relation} WHERE round = 0 ORDER BY k OFFSET $1 LIMIT 1`;
 
-export const LIVE_DECISIONS_SQL = `SELECT step_no AS "stepNo", relation, fence FROM belay.decisions WHERE run_id = $1 AND status = 'live' ORDER BY step_no`;
+export const LIVE_DECISIONS_SQL = `SELECT step_no AS "stepNo", relation, fence, (extract(epoch FROM decided_at) * 1000)::float8 AS "decidedMs"
+  FROM belay.decisions WHERE run_id = $1 AND status = 'live' ORDER BY step_no`;
 
 export const MARK_DECISION_DROPPED_SQL = `UPDATE belay.decisions SET status = 'dropped' WHERE run_id = $1 AND step_no = $2`;
 

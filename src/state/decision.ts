@@ -135,6 +135,12 @@ export async function storedDecision(db: Db, runId: number, stepNo: number, targ
   return { ...target, relation: r.relation, rows: Number(r.rows), checksum: r.checksum, rounds: r.rounds, fence: r.fence };
 }
 
+/** The step's decision existed and cleanup dropped it (its rollback has no before-images left). */
+export async function decisionDropped(db: Db, runId: number, stepNo: number): Promise<boolean> {
+  const r = (await db.query<{ status: string }>(GET_DECISION_SQL, [runId, stepNo])).rows[0];
+  return r?.status === 'dropped';
+}
+
 /** True once the step committed a batch: from then on its decision is never made again. */
 export async function stepHasWritten(db: Db, runId: number, stepNo: number): Promise<boolean> {
   return (await db.query<{ has: boolean }>(STEP_HAS_BATCHES_SQL, [runId, stepNo])).rows[0]!.has;
@@ -205,15 +211,26 @@ export async function ensureFence(db: Db, d: Decision, runId: number, stepNo: nu
   }
 }
 
-/** Drops a run's decisions and their fences: a run that stopped before its first write, superseded by a new one. */
-export async function dropDecisions(db: Db, runId: number, tableOf: (stepNo: number) => Promise<string | undefined>): Promise<void> {
-  const live = (await db.query<{ stepNo: number; relation: string; fence: boolean }>(LIVE_DECISIONS_SQL, [runId])).rows;
+/**
+ * Drops a run's decisions (those decided before `decidedBefore`, epoch ms) and their fences: a run that
+ * stopped before its first write and was superseded, or cleanup past the retention. Returns their steps.
+ */
+export async function dropDecisions(
+  db: Db,
+  runId: number,
+  tableOf: (stepNo: number) => Promise<string | undefined>,
+  decidedBefore = Infinity,
+): Promise<number[]> {
+  const live = (await db.query<{ stepNo: number; relation: string; fence: boolean; decidedMs: number }>(LIVE_DECISIONS_SQL, [runId])).rows.filter(
+    (d) => d.decidedMs < decidedBefore,
+  );
   for (const d of live) {
     const table = d.fence ? await tableOf(d.stepNo) : undefined;
     if (table) await dropFence(db, { table }, runId, d.stepNo);
     await db.query(dropDecisionSql(d.relation));
     await db.query(MARK_DECISION_DROPPED_SQL, [runId, d.stepNo]);
   }
+  return live.map((d) => d.stepNo);
 }
 
 /** Decided rows of a step the run left unchanged (changed since the decision, or rejected); undefined without a decision. */

@@ -23,6 +23,11 @@ export function registerCleanup(program: Command, setExit: (c: number) => void):
         if (g.json) out.json({ type: 'result', ...r });
         else {
           out.line(`run ${runId}: temporary indexes dropped: ${r.tempIndexesDropped.join(', ') || 'none'}`);
+          if (r.decisionsDropped.length > 0) {
+            out.line(
+              `run ${runId}: decisions dropped (past --retention; an exact rollback is no longer possible, --from-backup is): ${r.decisionsDropped.join(', ')}`,
+            );
+          }
           printArchive(r.backups);
         }
         setExit(EXIT.ok);
