@@ -66,7 +66,7 @@ export const ERROR_CODES = Object.freeze([
     code: 'BELAY_CHECK_SQL',
     exitCode: EXIT.spec,
     meaning:
-      "The migration's SQL is wrong: a projection, whole-table projection or verification that does not plan (a typo, an alias that does not match writes, a missing key column, a value its column does not take, a generated column), a pre-flight check whose SQL fails at run time, or a plain-SQL step that fails when belay check runs it (rolled back) to see what it creates.",
+      "The migration's SQL is wrong: a step's rule (decide or projection) or verification that does not plan (a typo, an alias that does not match writes, a missing key column, a value its column does not take, a generated column), a pre-flight check whose SQL fails at run time, or a plain-SQL step that fails when belay check runs it (rolled back) to see what it creates.",
     whatToDo: 'Read the step or check, the spec field and the line/column shown, correct the migration and run belay check again. Nothing was changed.',
   },
   {

@@ -52,7 +52,7 @@ export function rowRules(
       code: `FOREIGN_KEY:${fk.name}@${step.name}`,
       kind: 'foreign-key',
       message: `rows step "${step.name}" would give (${fk.childColumns.map((c) => `"${c}"`).join(', ')}) a value that ${fk.parent.sqlName} (${fk.parentColumns.map((c) => `"${c}"`).join(', ')}) does not hold: foreign key "${fk.name}" (from the catalog) refuses it with 23503`,
-      fix: `Make the projection write only values that exist in ${fk.parent.sqlName} (join it), or create the missing parent rows first. NULL references nothing and passes.`,
+      fix: `Make the step's rule write only values that exist in ${fk.parent.sqlName} (join it), or create the missing parent rows first. NULL references nothing and passes.`,
       origin: origin({ constraint: fk.name, definition: fkDefinition(fk) }),
       rule: { violated: `(${changed(fk.writtenColumns)}) AND ${missingParent(fk, target, selfWritten)}`, show: show(fk.childColumns) },
     });
@@ -66,7 +66,7 @@ export function rowRules(
       code: `REFERENCED:${fk.name}@${step.name}`,
       kind: 'foreign-key',
       message: `rows step "${step.name}" would change (${fk.parentColumns.map((c) => `"${c}"`).join(', ')}) while rows of ${fk.child.sqlName} still reference the old value: foreign key "${fk.name}" (ON UPDATE ${fk.onUpdate.toUpperCase()}, from the catalog) refuses it with 23503`,
-      fix: `Point the rows of ${fk.child.sqlName} elsewhere (or delete them) first, or make the projection leave these rows alone.`,
+      fix: `Point the rows of ${fk.child.sqlName} elsewhere (or delete them) first, or make the step's rule leave these rows alone.`,
       origin: origin({ constraint: fk.name, definition: fkDefinition(fk) }),
       rule: {
         violated: `(${changed(fk.parentColumns)}) AND EXISTS (SELECT 1 FROM ${fk.child.sqlName} c WHERE ${refs})`,
@@ -85,7 +85,7 @@ export function rowRules(
       code: `CHECK:${c.name}@${step.name}`,
       kind: 'check-constraint',
       message: `rows step "${step.name}" would make CHECK constraint "${c.name}" false: ${c.definition} (from the catalog) refuses them with 23514`,
-      fix: 'Make the projection write values that satisfy the constraint, or leave these rows out of it.',
+      fix: "Make the step's rule write values that satisfy the constraint, or leave these rows out of it.",
       origin: origin({ constraint: c.name, definition: c.definition }),
       rule: { violated: `NOT coalesce((${c.expression}), true)`, show: show(c.reads) },
     });
@@ -100,7 +100,7 @@ export function rowRules(
         code: `DOMAIN:${w}.${d.name}@${step.name}`,
         kind: 'domain',
         message: `rows step "${step.name}" would write into "${w}" a value its type ${column.typeInfo.name} refuses: ${d.definition} (constraint "${d.name}", from the catalog; 23514)`,
-        fix: `Make the projection write values the domain accepts, or leave these rows out of it.`,
+        fix: `Make the step's rule write values the domain accepts, or leave these rows out of it.`,
         origin: origin({ constraint: d.name, column: w, definition: d.definition }),
         rule: { violated: `NOT coalesce(${test}, true)`, show: show([w]) },
       });
@@ -116,7 +116,7 @@ export function rowRules(
       code: `NOT_NULL:${w}@${step.name}`,
       kind: 'not-null',
       message: `rows step "${step.name}" would set "${w}" to NULL, which ${column.notNull ? 'is NOT NULL' : `its type ${column.typeInfo.name} forbids`} (from the catalog; 23502)`,
-      fix: 'Make the projection give these rows a value, or leave them out of it.',
+      fix: "Make the step's rule give these rows a value, or leave them out of it.",
       origin: origin({ constraint: null, column: w, definition: column.notNull ? `"${w}" ${column.type} NOT NULL` : `${column.typeInfo.name} NOT NULL` }),
       rule: { violated: `${v(w)} IS NULL`, show: show([w]) },
     });
@@ -140,7 +140,7 @@ export function exclusionRules(
   return facts.exclusions.map((ix: IndexFact) => ({
     code: `EXCLUSION:${ix.constraint?.name ?? ix.name}@${step.name}`,
     message: `rows step "${step.name}" would give (${ix.terms.map((t) => t.sql).join(', ')}) values that conflict with another row under exclusion constraint "${ix.constraint?.name ?? ix.name}" (from the catalog; 23P01)`,
-    fix: 'Make the projection skip these rows (collidesWith names the row each one meets), or change the rows they meet first.',
+    fix: "Make the step's rule skip these rows (collidesWith names the row each one meets), or change the rows they meet first.",
     origin: { source: 'catalog', step: step.name, table: step.table, index: ix.name, constraint: ix.constraint?.name ?? null, definition: ix.definition },
     shape: {
       table: target.table,

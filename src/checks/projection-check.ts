@@ -1,4 +1,4 @@
-// Mistakes in a batched step's SQL found before anything runs: every projection, whole-table projection
+// Mistakes in a batched step's SQL found before anything runs: every rule (decide or projection)
 // and in-batch verification is planned against the catalog (EXPLAIN, never executed), its output
 // columns are compared with the key and `writes`, and each written column's assignment is planned as the
 // batches will run it (types, generated columns). Every mistake is reported with its step, its spec field,

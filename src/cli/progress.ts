@@ -143,10 +143,6 @@ export function describeEvent(e: BelayEvent): string | undefined {
       return `warn: an event listener failed on ${e.event}: ${e.message} (the run went on)`;
     case 'trial-batch':
       return `dry run ${e.step} batch ${e.batchNo} [${e.lo}, ${e.hi}]: ${e.rows} rows, ${e.changed} would change, ${e.ms.toFixed(0)} ms (rolled back)`;
-    case 'whole-table-compared':
-      return e.agrees
-        ? `dry run ${e.step}: wholeTableProjection agrees with the batches (${e.wholeTableRows} rows)`
-        : `error: dry run ${e.step}: wholeTableProjection disagrees with the batches: it would change ${e.wholeTableRows} rows, the batches ${e.batchRows}`;
     default:
       return undefined;
   }

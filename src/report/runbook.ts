@@ -263,7 +263,7 @@ export async function runbook(m: LoadedMigration, opts: RunbookOptions = {}): Pr
     `Every copy is recorded in ${code('belay.backups')} with its row count and checksum, and verified against its source before the first write. ` +
       `List and check them with ${code('belay backups list')} and ${code('belay backups verify <backup>')}; ` +
       `restore with ${code('belay backups restore <backup>')} or ${code('belay rollback <run> --from-backup')}. ` +
-      'Besides the copies, the undo log in schema `belay` holds the before-image of every row and column a batch wrote, committed with the batch.',
+      'Besides the copies, the decision of each batched step (in schema `belay`) holds the before-image of every row and column it writes, recorded before the first batch.',
   );
 
   h2(4);

@@ -1,7 +1,7 @@
 // `belay rollback <run> --sql`: the run's undo as one standalone SQL file that psql alone can run. Same
 // order and conflict rule as rollback(): steps newest first, batches newest first, one transaction per
-// batch, only the row versions a batch wrote are restored; the before-images are embedded as COPY data in
-// their own types. The script covers the batches committed when it was made, and says so; it marks the
+// batch, only the row versions a batch wrote are restored; the before-images are embedded as typed literals
+// (INSERT values). The script covers the batches committed when it was made, and says so; it marks the
 // run rolled back only when no committed batch is left. Re-running it changes nothing.
 import type { Db } from '../db/connection.ts';
 import { pinnedSettingsSql, qualified } from '../db/sql.ts';
@@ -84,8 +84,9 @@ export async function rollbackScript(db: Db, runId: number, opts: RollbackScript
   await write(`-- belay rollback script for run ${runId} of migration "${run.migrationId}" (checksum ${run.checksum})
 -- ${rows} rows in ${batches} batches; generated ${new Date().toISOString()}.
 -- Run with psql alone:  psql -v ON_ERROR_STOP=1 -f <this file> "$DATABASE_URL"
--- One transaction per batch, newest first. A row is restored only while it still holds the version the batch
--- wrote; rows written since (of any value) or deleted are left alone and listed (NOTICE and the last SELECT).
+-- One transaction per batch, newest first. A row is restored only when no one else wrote its written columns
+-- since the batch (as the run's write fence recorded it; without a fence: while it holds the version the batch
+-- wrote); rows written since or deleted are left alone and listed (NOTICE and the last SELECT).
 -- Running it again changes nothing more. With schema belay present, each batch is marked rolled back, and the
 -- run when no batch of it is left.
 ${unfinished ? `-- THE RUN HAD NOT ENDED (status ${run.status}): this script covers the ${batches} batches committed by then; batches committed\n-- later are not in it (belay rollback ${runId} restores them).\n` : ''}${irreversible.length > 0 ? `-- LEFT IN PLACE (irreversible, down: null): ${irreversible.map((s) => s.name).join(', ')}\n` : ''}

@@ -116,7 +116,8 @@ const batchedStep = z
     /**
      * Runs inside each batch after the write and must return no rows. It may read `written` (the table's
      * rows this batch wrote, after the write) and $1/$2 (the batch's key range). A returned row that
-     * carries the key is not written and is reported; a batch whose rows all fail stops the run.
+     * carries the key is left unchanged and reported (past options.maxRejected the run stops); a row without
+     * the key stops the run.
      */
     verify: sql.optional(),
     batchSize: z.number().int().positive().max(MAX_BATCH_SIZE).optional(),

@@ -110,8 +110,7 @@ export type BelayEvent =
   | { type: 'rollback-from-backup'; runId: number; tables: unknown; overwritten: unknown }
   | { type: 'rollback-from-backup-cancelled'; runId: number }
   // dry run
-  | { type: 'trial-batch'; step: string; batchNo: number; lo: string; hi: string; rows: number; changed: number; ms: number }
-  | { type: 'whole-table-compared'; step: string; agrees: boolean; batchRows: number; wholeTableRows: number };
+  | { type: 'trial-batch'; step: string; batchNo: number; lo: string; hi: string; rows: number; changed: number; ms: number };
 
 export type EventType = BelayEvent['type'];
 export type EventOf<T extends EventType> = Extract<BelayEvent, { type: T }>;
