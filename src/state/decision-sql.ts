@@ -133,9 +133,11 @@ export function writeBatchSql(t: DecisionTarget, fence?: string): string {
    WHERE t.${k} = d.k AND ${t.writes.map((c, i) => `t.${ident(c)} IS NOT DISTINCT FROM d.${o(i)}`).join(' AND ')}
   RETURNING t.${k} AS k
 ), s AS (
+  -- EXCEPT is a hashed set operation whatever the estimates (a fresh decision has no statistics): an
+  -- anti-join of d with u was planned as a nested loop, quadratic in the batch size
   UPDATE ${t.relation} x SET skipped = 'changed'
-    FROM d LEFT JOIN u ON u.k = d.k
-   WHERE x.k = d.k AND u.k IS NULL
+    FROM (SELECT k FROM d EXCEPT SELECT k FROM u) z
+   WHERE x.k = z.k
   RETURNING x.k
 )${fence ? `, f AS (
   DELETE FROM ${fence} x USING u WHERE x.k = u.k
