@@ -73,6 +73,12 @@ ON CONFLICT (k) DO UPDATE SET ${cols.map((c) => `${c} = EXCLUDED.${c}`).join(', 
 /** The key is the decision's primary key: a rule that returns a key twice fails here (23505). */
 export const decisionKeySql = (relation: string) => `ALTER TABLE ${relation} ADD PRIMARY KEY (k)`;
 
+/**
+ * Statistics of a fresh decision: without them the planner takes every filter on it as selective and the
+ * next batch's range ("the next N keys after k") is found by reading every key after k, not N of them.
+ */
+export const analyzeDecisionSql = (relation: string) => `ANALYZE ${relation}`;
+
 export const decisionProblemsSql = (relation: string) => `SELECT count(*) FILTER (WHERE missing)::int AS missing,
        (SELECT coalesce(jsonb_agg(k), '[]') FROM (SELECT k FROM ${relation} WHERE missing ORDER BY k LIMIT 10) s) AS sample
   FROM ${relation}`;

@@ -10,7 +10,7 @@ import { ruleOf, type StepTarget } from '../spec/resolve.ts';
 import { withRetry } from '../db/retry.ts';
 import { ownerOnly } from './privileges.ts';
 import {
-  ADD_ROUND_SQL, createFenceSql, fenceNames, dropFenceSql, SET_FENCE_SQL, LOCK_TIMEOUT_SQL, catchUpSql, createDecisionSql, type DecisionTarget, decisionCountSql, decisionKeySql, decisionProblemsSql,
+  ADD_ROUND_SQL, createFenceSql, fenceNames, dropFenceSql, SET_FENCE_SQL, LOCK_TIMEOUT_SQL, catchUpSql, createDecisionSql, type DecisionTarget, analyzeDecisionSql, decisionCountSql, decisionKeySql, decisionProblemsSql,
   decisionRelation, dropDecisionSql, fillDecisionSql, GET_DECISION_SQL, INSERT_DECISION_SQL, STEP_HAS_BATCHES_SQL, tableChunkSql,
 } from './decision-sql.ts';
 
@@ -56,6 +56,7 @@ export async function makeDecision(db: Db, step: BatchedStep, stepNo: number, ta
       step: step.name, field: rule.field, fix: `The rule (${rule.field}) must return each key of ${target.tableName} at most once: group by the key, or pick one row per key.`,
     });
   }
+  await db.query(analyzeDecisionSql(t.relation));
   const p = (await db.query<{ missing: number; sample: unknown[] }>(decisionProblemsSql(t.relation))).rows[0]!;
   if (p.missing > 0) {
     throw new VerificationError(`step "${step.name}": its rule returns ${p.missing} key(s) that are not rows of ${target.tableName}${rule.kind === 'range' ? ', or outside the range [$1, $2] it was given' : ''} (${JSON.stringify(p.sample)}); nothing was written`, {
