@@ -36,6 +36,16 @@ SELECT t.${k} AS k, ${t.writes.map((c, i) => `t.${ident(c)} AS ${n(i)}`).join(',
 export const dropDecisionSql = (relation: string) => `DROP TABLE IF EXISTS ${relation}`;
 
 /**
+ * The rule's rows in key order. A set-based rule's rows come out in the order of its last sort (the flagship:
+ * owner and slug), and each row's before-image was then read at a random place of the table; in key order
+ * they are read along the key index, and the decision is laid out in the order the batches read it
+ * (1,000,000 rows: the before-images 2.9 s at random, 0.9 s in order).
+ */
+function inKeyOrder(source: string, k: string): string {
+  return `SELECT * FROM (\n${source}\n) r ORDER BY r.${k}`;
+}
+
+/**
  * The rule's rows that change something, with the rows' current values as before-images. A key the
  * table does not have is kept with missing = true (an error the caller reports). `source` is the rule,
  * a SELECT returning the key and the written columns under their own names; with a range, $1/$2 bound it.
@@ -47,9 +57,7 @@ export function fillDecisionSql(t: DecisionTarget, source: string, opts: { round
   const outside = opts.range ? ` OR p.${k} NOT BETWEEN $1::${t.keyType} AND $2::${t.keyType}` : '';
   return `INSERT INTO ${t.relation} (k, ${t.writes.map((_, i) => n(i)).join(', ')}, ${t.writes.map((_, i) => o(i)).join(', ')}, round, missing)
 SELECT p.${k}, ${t.writes.map((c) => `p.${ident(c)}`).join(', ')}, ${t.writes.map((c) => `x.${ident(c)}`).join(', ')}, ${round}, x.${k} IS NULL${outside}
-  FROM (
-${source}
-) p LEFT JOIN ${t.table} x ON x.${k} = p.${k}
+  FROM (${inKeyOrder(source, k)}) p LEFT JOIN ${t.table} x ON x.${k} = p.${k}
  WHERE x.${k} IS NULL OR ${changed}${outside}`;
 }
 
@@ -61,9 +69,7 @@ export function catchUpSql(t: DecisionTarget, source: string, round: number, opt
   const cols = [...t.writes.map((_, i) => n(i)), ...t.writes.map((_, i) => o(i))];
   return `INSERT INTO ${t.relation} AS d (k, ${cols.join(', ')}, round, missing)
 SELECT p.${k}, ${t.writes.map((c) => `p.${ident(c)}`).join(', ')}, ${t.writes.map((c) => `x.${ident(c)}`).join(', ')}, ${round}, false
-  FROM (
-${source}
-) p JOIN ${t.table} x ON x.${k} = p.${k}
+  FROM (${inKeyOrder(source, k)}) p JOIN ${t.table} x ON x.${k} = p.${k}
  WHERE (${changed})${range}
    -- written or pending rows stay as decided; rows a check or a constraint rejected are not tried again
    AND NOT EXISTS (SELECT 1 FROM ${t.relation} w WHERE w.k = p.${k} AND (w.skipped IS NULL OR w.skipped LIKE 'rejected:%'))
