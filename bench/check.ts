@@ -67,7 +67,7 @@ export async function benchCheck(db: Db, rows: number, opts: { generate?: boolea
     const range = await db.query<{ lo: string; hi: string }>(`SELECT min(id)::text AS lo, max(id)::text AS hi FROM ${qualified(step.table)}`);
     const t0 = performance.now();
     // what unique-after runs: the set-based whole-table form when the step has one
-    const sql = step.wholeTableProjection ?? step.projection;
+    const sql = step.decide ?? step.wholeTableProjection ?? step.projection;
     await db.query(`SELECT count(*) FROM (${sql}) p WHERE $1::int IS NOT NULL OR $2::int IS NULL`, [range.rows[0]!.lo, range.rows[0]!.hi]);
     projectionMs = performance.now() - t0;
   }
