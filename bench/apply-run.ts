@@ -30,13 +30,18 @@ export interface ApplyRun {
   changed: number;
   /** The longest a committed batch held its row locks (BEGIN to COMMIT returned), and how many went over the target. */
   maxHeldMs: number;
+  p95HeldMs: number;
   heldOver: number;
+  /** Decided rows per committed batch, on average (the sizer grows the size to its target from 100). */
+  meanBatchRows: number;
   /** The longest batch as belay.batches records it (BEGIN to the end of its checks). */
   maxRecordedMs: number;
   /** Attempts cancelled at the ceiling, rolled back and split (they held their locks up to the ceiling). */
   overCeiling: number;
   maxOverCeilingMs: number;
   peakRssMb: number;
+  /** With --profile: the statements that took longest in all (sessions in parallel overlap). */
+  statements?: Array<{ sql: string; calls: number; ms: number; maxMs: number }>;
 }
 
 type Line = BelayEvent & { at?: string } & Record<string, unknown>;
@@ -62,6 +67,7 @@ export async function readApplyRun(db: Db, child: { lines: Array<Record<string, 
 
   const committed = all('batch-committed');
   const over = all('batch-over-ceiling');
+  const held = committed.map((e) => e.heldMs).sort((x, y) => x - y);
   const started = at(one('run-started'), 'run-started');
   const checked = at(one('checks-finished'), 'checks-finished');
   const backedUp = one('backups-verified') ? at(one('backups-verified'), 'backups-verified') : checked;
@@ -91,10 +97,13 @@ export async function readApplyRun(db: Db, child: { lines: Array<Record<string, 
     batches: b.n,
     changed: b.changed,
     maxHeldMs: Math.max(0, ...committed.map((e) => e.heldMs)),
+    p95HeldMs: held[Math.min(held.length - 1, Math.floor(held.length * 0.95))] ?? 0,
+    meanBatchRows: committed.length ? committed.reduce((n, e) => n + e.rowsInRange, 0) / committed.length : 0,
     heldOver: committed.filter((e) => e.heldMs > targetMs).length,
     maxRecordedMs: b.max,
     overCeiling: over.length,
     maxOverCeilingMs: Math.max(0, ...over.map((e) => e.elapsedMs)),
     peakRssMb: end.maxRssMb,
+    statements: (lines.find((l) => (l.type as string) === 'bench-statements') as { top?: ApplyRun['statements'] } | undefined)?.top,
   };
 }

@@ -66,10 +66,11 @@ async function onCopy(template: string, label: string, fn: (db: Db, url: string)
   }
 }
 
-function spawnApply(url: string): Promise<{ lines: Array<Record<string, unknown>>; spawnedAt: number; exitedAt: number }> {
+function spawnApply(url: string, profile: boolean): Promise<{ lines: Array<Record<string, unknown>>; spawnedAt: number; exitedAt: number }> {
   const spawnedAt = Date.now();
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--import', 'tsx', path.join(HERE, 'apply-child.ts'), url], { encoding: 'utf8', maxBuffer: 1 << 30 }, (err, stdout, stderr) => {
+    const preload = profile ? ['--import', path.join(HERE, 'statement-times.ts')] : [];
+    execFile(process.execPath, ['--import', 'tsx', ...preload, path.join(HERE, 'apply-child.ts'), url], { encoding: 'utf8', maxBuffer: 1 << 30 }, (err, stdout, stderr) => {
       const exitedAt = Date.now();
       const lines = stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
       if (err && !lines.some((l) => l.type === 'bench-child')) reject(new Error(`belay apply crashed: ${err.message}\n${stderr}`));
@@ -78,7 +79,8 @@ function spawnApply(url: string): Promise<{ lines: Array<Record<string, unknown>
   });
 }
 
-export async function benchApply(rows: number, runs = 1): Promise<ApplyBench> {
+/** profile: belay apply's process also times each statement it sends (statement-times.ts). */
+export async function benchApply(rows: number, runs = 1, opts: { profile?: boolean } = {}): Promise<ApplyBench> {
   const template = await flagshipTemplate(rows);
   const reference = await readFile(REFERENCE_SQL, 'utf8');
   const rule = await decideRule();
@@ -100,7 +102,7 @@ export async function benchApply(rows: number, runs = 1): Promise<ApplyBench> {
   for (let i = 0; i < runs; i++) {
     let run: ApplyRun | undefined;
     const r = await onCopy(template, 'belay', async (db, url) => {
-      run = await readApplyRun(db, await spawnApply(url));
+      run = await readApplyRun(db, await spawnApply(url, !!opts.profile));
       return run.commandMs / 1000;
     });
     must('belay apply', r.result, ref);

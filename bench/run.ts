@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { benchApply, TARGETS } from './apply.ts';
 
-const { values } = parseArgs({ options: { rows: { type: 'string', default: '1000000' }, runs: { type: 'string', default: '3' }, only: { type: 'string' } } });
+const { values } = parseArgs({ options: { rows: { type: 'string', default: '1000000' }, runs: { type: 'string', default: '3' }, only: { type: 'string' }, profile: { type: 'boolean', default: false } } });
 const rows = Number(values.rows);
 const runs = Number(values.runs);
 const only = values.only?.split(',');
@@ -13,7 +13,7 @@ const fmt = (n: number, d = 2) => n.toLocaleString('en-US', { maximumFractionDig
 console.log(`belay benchmark: ${rows.toLocaleString('en-US')} event types, PostgreSQL server, median of ${runs}\n`);
 
 if (want('apply')) {
-  const a = await benchApply(rows, runs);
+  const a = await benchApply(rows, runs, { profile: values.profile });
   const b = a.belay;
   const rssTarget = rows >= 10_000_000 ? TARGETS.rssMb10M : TARGETS.rssMb;
   const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
@@ -24,10 +24,16 @@ if (want('apply')) {
 rows changed: ${a.changed.toLocaleString('en-US')} by belay in ${b.batches} batches, "EventType" (id, "userId") identical to the reference's
 step: ${fmt(b.stepMs / 1000 / a.reference)}× the reference (target ≤ ${TARGETS.step}×): ${verdict(b.stepMs / 1000 <= TARGETS.step * a.reference)}
 whole command: ${fmt(b.commandMs / 1000 / a.reference)}× the reference (target ≤ ${TARGETS.command}×): ${verdict(b.commandMs / 1000 <= TARGETS.command * a.reference)}
-longest lock hold of a committed batch (BEGIN to COMMIT): ${fmt(b.maxHeldMs, 0)} ms, ${b.heldOver} batch(es) over ${TARGETS.batchMs} ms (target: none): ${verdict(b.heldOver === 0)}
+longest lock hold of a committed batch (BEGIN to COMMIT): ${fmt(b.maxHeldMs, 0)} ms (p95 ${fmt(b.p95HeldMs, 0)} ms, ${fmt(b.meanBatchRows, 0)} rows a batch on average), ${b.heldOver} of ${b.batches} over ${TARGETS.batchMs} ms (target: none): ${verdict(b.heldOver === 0)}
   (belay.batches' longest batch, BEGIN to the end of its checks: ${fmt(b.maxRecordedMs, 0)} ms; attempts cancelled at the ${TARGETS.batchMs} ms ceiling and split: ${b.overCeiling}${b.overCeiling ? `, the longest held ${fmt(b.maxOverCeilingMs, 0)} ms until its ROLLBACK` : ''})
 peak RSS of the belay apply process: ${fmt(b.peakRssMb, 0)} MB (target < ${rssTarget} MB): ${verdict(b.peakRssMb < rssTarget)}
 `);
+  if (b.statements) {
+    console.log('### where belay apply\'s time goes (--profile: every statement it sent, summed; the pre-flight\'s sessions overlap)');
+    console.log('| total (s) | calls | longest (ms) | statement |\n| ---: | ---: | ---: | --- |');
+    for (const s of b.statements) console.log(`| ${fmt(s.ms / 1000)} | ${s.calls} | ${fmt(s.maxMs, 0)} | \`${s.sql.replace(/\|/g, '\\|').replace(/`/g, "'")}\` |`);
+    console.log('');
+  }
 }
 
 const extra: Array<[string, string, string]> = [
