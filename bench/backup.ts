@@ -71,9 +71,11 @@ export async function benchBackup(db: Db, rows: number, opts: { generate?: boole
       };
       let rec: Awaited<ReturnType<typeof takeBackup>>[number] | undefined;
       const belay = async () => {
-        backup.push(await timed(async () => {
-          [rec] = await takeBackup(db, null, ['EventType']);
-        }));
+        backup.push(
+          await timed(async () => {
+            [rec] = await takeBackup(db, null, ['EventType']);
+          }),
+        );
       };
       // whichever goes first finds the other's dropped files being unlinked: take turns
       if (i % 2 === 0) {
@@ -84,26 +86,47 @@ export async function benchBackup(db: Db, rows: number, opts: { generate?: boole
         await plain();
       }
       copyBytes = rec!.sizeBytes ?? 0;
-      exp.push(await timed(async () => {
-        const r = await exportFiles(db, dir, `bench-${i}`, [{
-          backupId: rec!.id, table: 'EventType', copySql: copySqlName(rec!), copyName: rec!.copyTable, columns: rec!.columns,
-          keyColumns: rec!.keyColumns, rows: rec!.rows ?? 0, checksum: rec!.checksum ?? '0', checksumMethod: rec!.checksumMethod,
-        }], { runId: null, migrationId: null });
-        exportBytes = r.manifest.tables[0]!.bytes;
-      }));
+      exp.push(
+        await timed(async () => {
+          const r = await exportFiles(
+            db,
+            dir,
+            `bench-${i}`,
+            [
+              {
+                backupId: rec!.id,
+                table: 'EventType',
+                copySql: copySqlName(rec!),
+                copyName: rec!.copyTable,
+                columns: rec!.columns,
+                keyColumns: rec!.keyColumns,
+                rows: rec!.rows ?? 0,
+                checksum: rec!.checksum ?? '0',
+                checksumMethod: rec!.checksumMethod,
+              },
+            ],
+            { runId: null, migrationId: null },
+          );
+          exportBytes = r.manifest.tables[0]!.bytes;
+        }),
+      );
       await dropBackup(db, rec!.id);
 
       chk.push(await timed(() => checksumTable(db, '"EventType"')));
 
-      sequential.push(await timed(async () => {
-        [rec] = await takeBackup(db, null, ['EventType'], { concurrent: false });
-      }));
+      sequential.push(
+        await timed(async () => {
+          [rec] = await takeBackup(db, null, ['EventType'], { concurrent: false });
+        }),
+      );
       await dropBackup(db, rec!.id);
 
-      floor.push(await timed(async () => {
-        await db.query('CREATE TABLE bench_floor AS TABLE "EventType"');
-        await checksumTable(db, 'bench_floor');
-      }));
+      floor.push(
+        await timed(async () => {
+          await db.query('CREATE TABLE bench_floor AS TABLE "EventType"');
+          await checksumTable(db, 'bench_floor');
+        }),
+      );
       await db.query('DROP TABLE bench_floor');
     }
   } finally {
@@ -112,7 +135,18 @@ export async function benchBackup(db: Db, rows: number, opts: { generate?: boole
   const ctasMs = median(ctas);
   const backupMs = median(backup);
   return {
-    rows, runs, ctasMs, backupMs, ratio: backupMs / ctasMs, pairedRatio: median(backup.map((b, i) => b / ctas[i]!)), exportMs: median(exp), exportBytes, checksumMs: median(chk), sequentialMs: median(sequential), floorMs: median(floor), copyBytes,
+    rows,
+    runs,
+    ctasMs,
+    backupMs,
+    ratio: backupMs / ctasMs,
+    pairedRatio: median(backup.map((b, i) => b / ctas[i]!)),
+    exportMs: median(exp),
+    exportBytes,
+    checksumMs: median(chk),
+    sequentialMs: median(sequential),
+    floorMs: median(floor),
+    copyBytes,
   };
 }
 

@@ -67,7 +67,7 @@ export async function benchCheck(db: Db, rows: number, opts: { generate?: boolea
     const range = await db.query<{ lo: string; hi: string }>(`SELECT min(id)::text AS lo, max(id)::text AS hi FROM ${qualified(step.table)}`);
     const t0 = performance.now();
     // what unique-after runs: the set-based whole-table form when the step has one
-    const sql = step.wholeTableProjection ?? step.projection;
+    const sql = step.decide ?? step.wholeTableProjection ?? step.projection;
     await db.query(`SELECT count(*) FROM (${sql}) p WHERE $1::int IS NOT NULL OR $2::int IS NULL`, [range.rows[0]!.lo, range.rows[0]!.hi]);
     projectionMs = performance.now() - t0;
   }
@@ -77,8 +77,15 @@ export async function benchCheck(db: Db, rows: number, opts: { generate?: boolea
   const scanMs = tables.reduce((s, t) => s + median(scans[t]!), 0);
   const mid = [...checkRuns].sort((a, b) => a.ms - b.ms)[Math.floor(runs / 2)]!;
   return {
-    rows, checkMs: mid.ms, scanMs, ratio: mid.ms / scanMs, perCheck: mid.perCheck,
-    scans: Object.fromEntries(tables.map((t) => [t, median(scans[t]!)])), runs, projectionMs, linkAggregateMs,
+    rows,
+    checkMs: mid.ms,
+    scanMs,
+    ratio: mid.ms / scanMs,
+    perCheck: mid.perCheck,
+    scans: Object.fromEntries(tables.map((t) => [t, median(scans[t]!)])),
+    runs,
+    projectionMs,
+    linkAggregateMs,
   };
 }
 
@@ -91,9 +98,15 @@ async function main(argv: string[]): Promise<void> {
     console.log(`belay check on ${b.rows.toLocaleString('en')} event types (${db.kind}), median of ${b.runs}:`);
     for (const c of b.perCheck) console.log(`  ${c.code.padEnd(24)} ${String(c.ms).padStart(7)} ms  ${c.count} rows`);
     console.log(`  checks total        ${b.checkMs.toFixed(0).padStart(7)} ms`);
-    console.log(`  one seq scan        ${b.scanMs.toFixed(0).padStart(7)} ms  (${Object.entries(b.scans).map(([t, ms]) => `${t} ${ms.toFixed(0)}`).join(', ')})`);
+    console.log(
+      `  one seq scan        ${b.scanMs.toFixed(0).padStart(7)} ms  (${Object.entries(b.scans)
+        .map(([t, ms]) => `${t} ${ms.toFixed(0)}`)
+        .join(', ')})`,
+    );
     console.log(`  projection alone    ${b.projectionMs.toFixed(0).padStart(7)} ms  (the step's whole-table form, inside unique-after)`);
-    console.log(`  link aggregate      ${b.linkAggregateMs.toFixed(0).padStart(7)} ms  (valid links per event type: the least every whole-table check needs; ${(b.linkAggregateMs / b.scanMs).toFixed(1)}x the scan)`);
+    console.log(
+      `  link aggregate      ${b.linkAggregateMs.toFixed(0).padStart(7)} ms  (valid links per event type: the least every whole-table check needs; ${(b.linkAggregateMs / b.scanMs).toFixed(1)}x the scan)`,
+    );
     console.log(`  ratio               ${b.ratio.toFixed(2).padStart(7)} x   (target 3x or less)`);
   });
 }
@@ -107,13 +120,15 @@ export async function report(rows: number): Promise<string> {
     const b = await benchCheck(c.db, rows, { generate: false, runs: 1 });
     return [
       `belay check on ${b.rows.toLocaleString('en-US')} event types, ${b.runs} run:`,
-      '| work | ms |', '| --- | ---: |',
+      '| work | ms |',
+      '| --- | ---: |',
       ...b.perCheck.map((x) => `| check ${x.code} (${x.count} rows) | ${x.ms.toFixed(0)} |`),
       `| all checks | ${b.checkMs.toFixed(0)} |`,
       `| one sequential scan of the tables read | ${b.scanMs.toFixed(0)} |`,
       `| the step's whole-table projection alone (inside unique-after) | ${b.projectionMs.toFixed(0)} |`,
       `| one aggregate of the valid links per event type (the least every whole-table check needs) | ${b.linkAggregateMs.toFixed(0)} |`,
-      '', `ratio check / scan: ${b.ratio.toFixed(1)}x (target 3x or less); the link aggregate alone: ${(b.linkAggregateMs / b.scanMs).toFixed(1)}x the scan`,
+      '',
+      `ratio check / scan: ${b.ratio.toFixed(1)}x (target 3x or less); the link aggregate alone: ${(b.linkAggregateMs / b.scanMs).toFixed(1)}x the scan`,
     ].join('\n');
   } finally {
     await c.drop();

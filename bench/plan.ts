@@ -46,7 +46,9 @@ export async function benchPlan(url: string, rows: number): Promise<PlanFigures>
     const t1 = performance.now();
     // the batches as the plan sized them, steered as apply steers them (the plan estimates the batches)
     const r = await apply(db, m, {
-      batchSize: p.batchSize, mode: p.mode, stages: [steerStage({ targetMs: p.targetBatchMs })],
+      batchSize: p.batchSize,
+      mode: p.mode,
+      stages: [steerStage({ targetMs: p.targetBatchMs })],
       onEvent: (e) => {
         if (e.type === 'batch-committed') durations.push(e.heldMs);
         if (e.type === 'batch-over-ceiling') cancelled.push(e.elapsedMs);
@@ -57,11 +59,23 @@ export async function benchPlan(url: string, rows: number): Promise<PlanFigures>
     const sorted = [...durations].sort((a, b) => a - b);
     const off = midS > 0 ? (actualS - midS) / midS : Infinity;
     return {
-      rows, planSeconds, batchSize: p.batchSize, mode: p.mode, expected: { lowS, midS, highS }, actualS,
-      insideRange: actualS >= lowS && actualS <= highS, offMidpoint: off, withinQuarter: Math.abs(off) <= 0.25,
-      batches: durations.length, longestBatchMs: sorted.at(-1) ?? 0, p95BatchMs: sorted[Math.floor(sorted.length * 0.95)] ?? 0,
-      meanBatchMs: durations.length > 0 ? durations.reduce((a, b) => a + b, 0) / durations.length : 0, over250: durations.filter((d) => d >= 250).length,
-      cancelled: cancelled.length, longestCancelledMs: Math.max(0, ...cancelled), status: r.status,
+      rows,
+      planSeconds,
+      batchSize: p.batchSize,
+      mode: p.mode,
+      expected: { lowS, midS, highS },
+      actualS,
+      insideRange: actualS >= lowS && actualS <= highS,
+      offMidpoint: off,
+      withinQuarter: Math.abs(off) <= 0.25,
+      batches: durations.length,
+      longestBatchMs: sorted.at(-1) ?? 0,
+      p95BatchMs: sorted[Math.floor(sorted.length * 0.95)] ?? 0,
+      meanBatchMs: durations.length > 0 ? durations.reduce((a, b) => a + b, 0) / durations.length : 0,
+      over250: durations.filter((d) => d >= 250).length,
+      cancelled: cancelled.length,
+      longestCancelledMs: Math.max(0, ...cancelled),
+      status: r.status,
     };
   } finally {
     await db.close();
@@ -87,13 +101,17 @@ export async function report(rows: number, runs = 1): Promise<string> {
       try {
         const f = await benchPlan(c.url, n);
         all.push(f);
-        lines.push(`| ${n.toLocaleString('en-US')} | ${run} | ${f.planSeconds.toFixed(1)} | ${f.batchSize} | ${f.expected.lowS.toFixed(1)} – ${f.expected.highS.toFixed(1)} (mid ${f.expected.midS.toFixed(1)}) | ${f.actualS.toFixed(1)} | ${f.insideRange ? 'yes' : 'NO'} | ${pct(f.offMidpoint)} ${f.withinQuarter ? '' : '(outside ±25 %)'} | ${f.batches} | ${f.longestBatchMs.toFixed(0)} ${f.longestBatchMs < 250 ? '' : '(≥ 250)'} | ${f.p95BatchMs.toFixed(0)} | ${f.meanBatchMs.toFixed(0)} | ${f.over250} | ${f.cancelled}${f.cancelled > 0 ? ` (${f.longestCancelledMs.toFixed(0)})` : ''} |`);
+        lines.push(
+          `| ${n.toLocaleString('en-US')} | ${run} | ${f.planSeconds.toFixed(1)} | ${f.batchSize} | ${f.expected.lowS.toFixed(1)} – ${f.expected.highS.toFixed(1)} (mid ${f.expected.midS.toFixed(1)}) | ${f.actualS.toFixed(1)} | ${f.insideRange ? 'yes' : 'NO'} | ${pct(f.offMidpoint)} ${f.withinQuarter ? '' : '(outside ±25 %)'} | ${f.batches} | ${f.longestBatchMs.toFixed(0)} ${f.longestBatchMs < 250 ? '' : '(≥ 250)'} | ${f.p95BatchMs.toFixed(0)} | ${f.meanBatchMs.toFixed(0)} | ${f.over250} | ${f.cancelled}${f.cancelled > 0 ? ` (${f.longestCancelledMs.toFixed(0)})` : ''} |`,
+        );
       } finally {
         await c.drop();
       }
     }
     if (runs > 1) {
-      medians.push(`${n.toLocaleString('en-US')} rows, median of ${runs}: vs midpoint ${pct(median(all.map((f) => f.offMidpoint)))} (range ${pct(Math.min(...all.map((f) => f.offMidpoint)))} … ${pct(Math.max(...all.map((f) => f.offMidpoint)))}), longest ${median(all.map((f) => f.longestBatchMs)).toFixed(0)} ms (worst ${Math.max(...all.map((f) => f.longestBatchMs)).toFixed(0)}), p95 ${median(all.map((f) => f.p95BatchMs)).toFixed(0)} ms, mean ${median(all.map((f) => f.meanBatchMs)).toFixed(0)} ms`);
+      medians.push(
+        `${n.toLocaleString('en-US')} rows, median of ${runs}: vs midpoint ${pct(median(all.map((f) => f.offMidpoint)))} (range ${pct(Math.min(...all.map((f) => f.offMidpoint)))} … ${pct(Math.max(...all.map((f) => f.offMidpoint)))}), longest ${median(all.map((f) => f.longestBatchMs)).toFixed(0)} ms (worst ${Math.max(...all.map((f) => f.longestBatchMs)).toFixed(0)}), p95 ${median(all.map((f) => f.p95BatchMs)).toFixed(0)} ms, mean ${median(all.map((f) => f.meanBatchMs)).toFixed(0)} ms`,
+      );
     }
   }
   return [...lines, '', ...medians].join('\n');

@@ -38,7 +38,10 @@ SELECT 'user' || g || '@example.com', 'User number ' || g, (ARRAY['USER', 'ADMIN
 const CASES: Array<{ name: string; sql: string; note?: string }> = [
   { name: 'unique index (duplicates)', sql: 'CREATE UNIQUE INDEX "User_email_key" ON "User"("email");' },
   { name: 'SET NOT NULL (NULLs)', sql: 'ALTER TABLE "User" ALTER COLUMN "name" SET NOT NULL;' },
-  { name: 'foreign key (orphans)', sql: 'ALTER TABLE "User" ADD CONSTRAINT "User_orgId_fkey" FOREIGN KEY ("orgId") REFERENCES "Org"("id") ON DELETE SET NULL ON UPDATE CASCADE;' },
+  {
+    name: 'foreign key (orphans)',
+    sql: 'ALTER TABLE "User" ADD CONSTRAINT "User_orgId_fkey" FOREIGN KEY ("orgId") REFERENCES "Org"("id") ON DELETE SET NULL ON UPDATE CASCADE;',
+  },
   { name: 'CHECK (violations)', sql: 'ALTER TABLE "User" ADD CONSTRAINT "User_age_check" CHECK ("age" >= 0);' },
   { name: 'ALTER TYPE varchar(n) (too long)', sql: 'ALTER TABLE "User" ALTER COLUMN "name" SET DATA TYPE VARCHAR(64);' },
   { name: 'ALTER TYPE text to integer USING (casts)', sql: 'ALTER TABLE "User" ALTER COLUMN "price" SET DATA TYPE INTEGER USING "price"::integer;' },
@@ -107,7 +110,14 @@ function probeTimer(db: Db): { db: Db; take(): number } {
       if (inProbe && !sql.startsWith('SAVEPOINT')) total += performance.now() - t0;
     }
   };
-  return { db: { ...db, query } as Db, take: () => { const t = total; total = 0; return t; } };
+  return {
+    db: { ...db, query } as Db,
+    take: () => {
+      const t = total;
+      total = 0;
+      return t;
+    },
+  };
 }
 
 /** The statement(s) as Prisma sends them, rolled back: the file's BEGIN/COMMIT become a savepoint-free block. */
@@ -128,7 +138,10 @@ async function timeStatement(db: Db, sql: string): Promise<number> {
 export async function benchPrisma(db: Db, rows: number, runs = 3): Promise<PrismaBench> {
   await db.exec(INIT);
   await db.exec(CREATE_MIGRATIONS_TABLE_SQL);
-  await db.query(`INSERT INTO _prisma_migrations (id, checksum, migration_name, finished_at, applied_steps_count) VALUES ('init', $1, '20240101000000_init', now(), 1)`, [prismaChecksum(INIT)]);
+  await db.query(
+    `INSERT INTO _prisma_migrations (id, checksum, migration_name, finished_at, applied_steps_count) VALUES ('init', $1, '20240101000000_init', now(), 1)`,
+    [prismaChecksum(INIT)],
+  );
   const t0 = performance.now();
   await db.exec(SEED(rows));
   await db.query('VACUUM ANALYZE "Org", "User"');
@@ -164,7 +177,11 @@ export async function benchPrisma(db: Db, rows: number, runs = 3): Promise<Prism
     const castDir = folder({ '20240101000000_init': INIT, '20240601000000_change': `${CASES[5]!.sql}\n` });
     dirs.push(castDir);
     const r = await prismaCheck(db, { dir: castDir });
-    const failingCast = { checkMs: r.durationMs, count: r.findings.find((f) => f.code === 'PRISMA_CAST_FAILS')?.count ?? -1, statementMs: await timeStatement(db, CASES[5]!.sql) };
+    const failingCast = {
+      checkMs: r.durationMs,
+      count: r.findings.find((f) => f.code === 'PRISMA_CAST_FAILS')?.count ?? -1,
+      statementMs: await timeStatement(db, CASES[5]!.sql),
+    };
     return { rows, runs, figures, failingCast, fiftyFiles: await fiftyFiles(runs) };
   } finally {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -183,11 +200,13 @@ async function fiftyFiles(runs: number): Promise<PrismaBench['fiftyFiles']> {
       `-- CreateTable\nCREATE TABLE "${t}" (\n    "id" SERIAL NOT NULL,\n    "name" TEXT NOT NULL,\n    "kind" "Kind${i}" NOT NULL DEFAULT 'A',\n    "parentId" INTEGER,\n    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,\n\n    CONSTRAINT "${t}_pkey" PRIMARY KEY ("id")\n);`,
       `-- CreateIndex\nCREATE UNIQUE INDEX "${t}_name_key" ON "${t}"("name");`,
       `-- CreateIndex\nCREATE INDEX "${t}_createdAt_idx" ON "${t}"("createdAt");`,
-      ...(prev ? [
-        `-- AlterTable\nALTER TABLE "${prev}" ADD COLUMN     "note" TEXT,\nALTER COLUMN "name" SET DATA TYPE VARCHAR(191);`,
-        `-- AlterTable\nALTER TABLE "${prev}" ALTER COLUMN "parentId" SET NOT NULL;`,
-        `-- AddForeignKey\nALTER TABLE "${t}" ADD CONSTRAINT "${t}_parentId_fkey" FOREIGN KEY ("parentId") REFERENCES "${prev}"("id") ON DELETE SET NULL ON UPDATE CASCADE;`,
-      ] : []),
+      ...(prev
+        ? [
+            `-- AlterTable\nALTER TABLE "${prev}" ADD COLUMN     "note" TEXT,\nALTER COLUMN "name" SET DATA TYPE VARCHAR(191);`,
+            `-- AlterTable\nALTER TABLE "${prev}" ALTER COLUMN "parentId" SET NOT NULL;`,
+            `-- AddForeignKey\nALTER TABLE "${t}" ADD CONSTRAINT "${t}_parentId_fkey" FOREIGN KEY ("parentId") REFERENCES "${prev}"("id") ON DELETE SET NULL ON UPDATE CASCADE;`,
+          ]
+        : []),
     ];
     statements += sql.length;
     files[`2024${String(i).padStart(4, '0')}000000_step_${i}`] = `${sql.join('\n\n')}\n`;
@@ -214,7 +233,9 @@ function markdown(b: PrismaBench): string {
     `belay prisma check on a table of ${b.rows.toLocaleString('en-US')} rows (PostgreSQL server), median of ${b.runs}:`,
     '| prediction | the prediction (s) | the statement itself (s) | ratio (target ≤ 1) | whole check (s) | whole check / statement |',
     '| --- | ---: | ---: | ---: | ---: | ---: |',
-    ...b.figures.map((x) => `| ${x.work} | ${f(x.predictMs)} | ${f(x.statementMs)} | ${x.ratio.toFixed(2)} | ${f(x.checkMs)} | ${(x.checkMs / x.statementMs).toFixed(2)} |`),
+    ...b.figures.map(
+      (x) => `| ${x.work} | ${f(x.predictMs)} | ${f(x.statementMs)} | ${x.ratio.toFixed(2)} | ${f(x.checkMs)} | ${(x.checkMs / x.statementMs).toFixed(2)} |`,
+    ),
     '',
     `ALTER TYPE text to integer when 1 % of the rows fail: the check counts ${b.failingCast.count.toLocaleString('en-US')} failing rows one by one in ${f(b.failingCast.checkMs)} s (the statement stops at the first in ${f(b.failingCast.statementMs)} s)`,
     `prisma check of ${b.fiftyFiles.files} pending files (${b.fiftyFiles.statements} statements) on an empty database: ${f(b.fiftyFiles.checkMs)} s (target < 2 s)`,

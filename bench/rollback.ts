@@ -43,8 +43,14 @@ export async function benchRollback(url: string, rows: number): Promise<Rollback
     const applyRowsPerSec = changed / applySeconds;
     const rollbackRowsPerSec = r.restored / rollbackSeconds;
     return {
-      rows, changed, applySeconds, rollbackSeconds, applyRowsPerSec, rollbackRowsPerSec,
-      ratio: rollbackRowsPerSec / applyRowsPerSec, exact: after.checksum === before.checksum && after.rows === before.rows,
+      rows,
+      changed,
+      applySeconds,
+      rollbackSeconds,
+      applyRowsPerSec,
+      rollbackRowsPerSec,
+      ratio: rollbackRowsPerSec / applyRowsPerSec,
+      exact: after.checksum === before.checksum && after.rows === before.rows,
     };
   } finally {
     await db.close();
@@ -59,10 +65,13 @@ export async function report(rows: number): Promise<string> {
     const f = await benchRollback(c.url, rows);
     const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
     return [
-      `| work | time (s) | rows/s |`, `| --- | ---: | ---: |`,
+      `| work | time (s) | rows/s |`,
+      `| --- | ---: | ---: |`,
       `| apply (${fmt(f.changed)} rows changed of ${fmt(f.rows)}) | ${f.applySeconds.toFixed(2)} | ${fmt(f.applyRowsPerSec)} |`,
       `| rollback (same rows restored) | ${f.rollbackSeconds.toFixed(2)} | ${fmt(f.rollbackRowsPerSec)} |`,
-      ``, `rollback / apply throughput: ${f.ratio.toFixed(2)}x (target >= 0.8x); checksum after rollback equals before: ${f.exact}`, ``,
+      ``,
+      `rollback / apply throughput: ${f.ratio.toFixed(2)}x (target >= 0.8x); checksum after rollback equals before: ${f.exact}`,
+      ``,
     ].join('\n');
   } finally {
     await c.drop();

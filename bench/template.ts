@@ -39,7 +39,8 @@ export async function copyOf(template: string, label: string): Promise<{ url: st
   await db.query(`SELECT count(*) FROM "EventType"`);
   await db.query(`SELECT count(*) FROM "_user_eventtype"`);
   return {
-    url, db,
+    url,
+    db,
     async drop() {
       await db.close();
       const a = await openDb(`${SERVER}/postgres`);

@@ -1,6 +1,5 @@
 // Calibration: a few real batches at different key positions, each rolled back, give rows/s; from that
 // the batch size for a target duration and the expected time as a range.
-import type { Db } from '../db/connection.ts';
 import { MAX_BATCH_SIZE, MIN_BATCH_SIZE } from '../spec/define.ts';
 
 export const DEFAULT_CALIBRATION_SAMPLES = 3;
@@ -57,7 +56,6 @@ export const DEFAULT_WALK = 3;
  * 86–93, consecutive ones 103–121, the runs' first minute 103–132).
  */
 export async function calibrate(
-  db: Db,
   trial: Trial,
   opts: { size: number; rows: number; keyAt: (offset: number) => Promise<string | null>; samples?: number; walk?: number },
 ): Promise<{ samples: CalibrationSample[]; explain?: unknown; first?: TrialSample }> {

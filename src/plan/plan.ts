@@ -163,14 +163,14 @@ export async function plan(db: Db, m: LoadedMigration, opts: PlanOptions, measur
     // are not linear in the size), then measure walks of that size at spread key positions
     let size = Math.min(step.batchSize ?? calSize, PROBE_SIZE);
     const trial = opened.batch;
-    let probe = await calibrate(db, trial, { size, rows, keyAt: opened.keyAt, samples: 1, walk: 2 });
+    let probe = await calibrate(trial, { size, rows, keyAt: opened.keyAt, samples: 1, walk: 2 });
     for (let round = 0; round < 3; round++) {
       const want = chooseBatchSize(ratesOf(probe.samples), firstBatchMs(targetBatchMs), size);
       if (want >= size / 1.3 && want <= size * 1.3) break;
       size = want;
-      probe = await calibrate(db, trial, { size, rows, keyAt: opened.keyAt, samples: 1, walk: 2 });
+      probe = await calibrate(trial, { size, rows, keyAt: opened.keyAt, samples: 1, walk: 2 });
     }
-    const cal = await calibrate(db, trial, { size, rows, keyAt: opened.keyAt, samples: opts.samples });
+    const cal = await calibrate(trial, { size, rows, keyAt: opened.keyAt, samples: opts.samples });
     await opened.close();
     const rates = ratesOf(cal.samples);
     // the batches' statement, and the making of the decision (a range rule evaluated chunk by chunk)

@@ -26,6 +26,16 @@ SELECT t.${k} AS k, ${t.writes.map((c, i) => `t.${ident(c)} AS ${n(i)}`).join(',
 export const dropDecisionSql = (relation: string) => `DROP TABLE IF EXISTS ${relation}`;
 
 /**
+ * The rule's rows in key order. A set-based rule's rows come out in the order of its last sort (the flagship:
+ * owner and slug), and each row's before-image was then read at a random place of the table; in key order
+ * they are read along the key index, and the decision is laid out in the order the batches read it
+ * (1,000,000 rows: the before-images 2.9 s at random, 0.9 s in order).
+ */
+function inKeyOrder(source: string, k: string): string {
+  return `SELECT * FROM (\n${source}\n) r ORDER BY r.${k}`;
+}
+
+/**
  * The rule's rows that change something, with the rows' current values as before-images. A key the
  * table does not have is kept with missing = true (an error the caller reports). `source` is the rule,
  * a SELECT returning the key and the written columns under their own names; with a range, $1/$2 bound it.
@@ -37,9 +47,7 @@ export function fillDecisionSql(t: DecisionTarget, source: string, opts: { round
   const outside = opts.range ? ` OR p.${k} NOT BETWEEN $1::${t.keyType} AND $2::${t.keyType}` : '';
   return `INSERT INTO ${t.relation} (k, ${t.writes.map((_, i) => n(i)).join(', ')}, ${t.writes.map((_, i) => o(i)).join(', ')}, round, missing)
 SELECT p.${k}, ${t.writes.map((c) => `p.${ident(c)}`).join(', ')}, ${t.writes.map((c) => `x.${ident(c)}`).join(', ')}, ${round}, x.${k} IS NULL${outside}
-  FROM (
-${source}
-) p LEFT JOIN ${t.table} x ON x.${k} = p.${k}
+  FROM (${inKeyOrder(source, k)}) p LEFT JOIN ${t.table} x ON x.${k} = p.${k}
  WHERE x.${k} IS NULL OR ${changed}${outside}`;
 }
 
@@ -51,9 +59,7 @@ export function catchUpSql(t: DecisionTarget, source: string, round: number, opt
   const cols = [...t.writes.map((_, i) => n(i)), ...t.writes.map((_, i) => o(i))];
   return `INSERT INTO ${t.relation} AS d (k, ${cols.join(', ')}, round, missing)
 SELECT p.${k}, ${t.writes.map((c) => `p.${ident(c)}`).join(', ')}, ${t.writes.map((c) => `x.${ident(c)}`).join(', ')}, ${round}, false
-  FROM (
-${source}
-) p JOIN ${t.table} x ON x.${k} = p.${k}
+  FROM (${inKeyOrder(source, k)}) p JOIN ${t.table} x ON x.${k} = p.${k}
  WHERE (${changed})${range}
    -- written or pending rows stay as decided; rows a check or a constraint rejected are not tried again
    AND NOT EXISTS (SELECT 1 FROM ${t.relation} w WHERE w.k = p.${k} AND (w.skipped IS NULL OR w.skipped LIKE 'rejected:%'))
@@ -62,6 +68,12 @@ ON CONFLICT (k) DO UPDATE SET ${cols.map((c) => `${c} = EXCLUDED.${c}`).join(', 
 
 /** The key is the decision's primary key: a rule that returns a key twice fails here (23505). */
 export const decisionKeySql = (relation: string) => `ALTER TABLE ${relation} ADD PRIMARY KEY (k)`;
+
+/**
+ * Statistics of a fresh decision: without them the planner takes every filter on it as selective and the
+ * next batch's range ("the next N keys after k") is found by reading every key after k, not N of them.
+ */
+export const analyzeDecisionSql = (relation: string) => `ANALYZE ${relation}`;
 
 export const decisionProblemsSql = (relation: string) => `SELECT count(*) FILTER (WHERE missing)::int AS missing,
        (SELECT coalesce(jsonb_agg(k), '[]') FROM (SELECT k FROM ${relation} WHERE missing ORDER BY k LIMIT 10) s) AS sample
@@ -123,9 +135,11 @@ export function writeBatchSql(t: DecisionTarget, fence?: string): string {
    WHERE t.${k} = d.k AND ${t.writes.map((c, i) => `t.${ident(c)} IS NOT DISTINCT FROM d.${o(i)}`).join(' AND ')}
   RETURNING t.${k} AS k
 ), s AS (
+  -- EXCEPT is a hashed set operation whatever the estimates (a fresh decision has no statistics): an
+  -- anti-join of d with u was planned as a nested loop, quadratic in the batch size
   UPDATE ${t.relation} x SET skipped = 'changed'
-    FROM d LEFT JOIN u ON u.k = d.k
-   WHERE x.k = d.k AND u.k IS NULL
+    FROM (SELECT k FROM d EXCEPT SELECT k FROM u) z
+   WHERE x.k = z.k
   RETURNING x.k
 )${
     fence

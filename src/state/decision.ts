@@ -19,6 +19,7 @@ import {
   catchUpSql,
   createDecisionSql,
   type DecisionTarget,
+  analyzeDecisionSql,
   decisionCountSql,
   decisionKeySql,
   decisionProblemsSql,
@@ -78,6 +79,7 @@ export async function makeDecision(db: Db, step: BatchedStep, stepNo: number, ta
       fix: `The rule (${rule.field}) must return each key of ${target.tableName} at most once: group by the key, or pick one row per key.`,
     });
   }
+  await db.query(analyzeDecisionSql(t.relation));
   const p = (await db.query<{ missing: number; sample: unknown[] }>(decisionProblemsSql(t.relation))).rows[0]!;
   if (p.missing > 0) {
     throw new VerificationError(
