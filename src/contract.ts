@@ -51,12 +51,12 @@ export interface BatchController {
 /**
  * One committed batch of decided rows (round `round`): lo/hi its key range as text; of rowsInRange, rowsChanged
  * were written and rowsSkipped changed by someone since the decision; xid the row version it wrote;
- * durationMs BEGIN to the end of its write and checks (what the batch size scales).
+ * durationMs BEGIN to the end of its write and checks, heldMs BEGIN to COMMIT returned (its locks' time).
  */
 // biome-ignore format: a record read as one row
 export interface BatchRecord {
   runId: number; stepNo: number; step: string; batchNo: number; round: number; lo: string; hi: string;
-  rowsInRange: number; rowsChanged: number; rowsSkipped: number; xid: string; durationMs: number; attempts: number; batchSize: number;
+  rowsInRange: number; rowsChanged: number; rowsSkipped: number; xid: string; durationMs: number; heldMs: number; attempts: number; batchSize: number;
 }
 
 /** A step's outcome: rowsTotal decided (all rounds; null for SQL), rowsSkipped changed since or rejected by a check. */

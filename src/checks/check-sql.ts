@@ -60,6 +60,8 @@ export interface UniqueAfterShape {
   nullsNotDistinct: boolean;
   /** Every column the index reads (keys, expressions, predicate). */
   reads: readonly string[];
+  /** Valid, ready and not deferrable: the server refuses a duplicate at the write itself (23505). */
+  enforced: boolean;
 }
 
 /** Index rows: a NULL term keeps a row out of a plain unique index; a partial index holds the rows of its predicate. */

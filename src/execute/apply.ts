@@ -357,6 +357,7 @@ async function runBatchedStep(
         rowsSkipped: 0,
         xid: '',
         durationMs: over.elapsedMs,
+        heldMs: over.elapsedMs,
         attempts: 1,
         batchSize: size,
       };
@@ -483,6 +484,7 @@ async function runBatchedStep(
       rowsSkipped: outcome.skipped,
       xid: outcome.xid,
       durationMs: outcome.ms,
+      heldMs: outcome.heldMs,
       attempts: 1,
       batchSize: size,
     };

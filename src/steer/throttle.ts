@@ -109,6 +109,10 @@ export function planController(opts: SteerOptions): BatchController {
     // a fixed size (the user's --batch-size) is neither adapted nor split
     ...(opts.adapt === false
       ? {}
-      : { nextBatchSize: (current: number, last: BatchRecord) => sizerOf(last.stepNo).next(current, last), batchCeilingMs: opts.targetMs }),
+      : {
+          // sized for the time the batch holds its locks: BEGIN until its COMMIT returned
+          nextBatchSize: (current: number, last: BatchRecord) => sizerOf(last.stepNo).next(current, { rowsInRange: last.rowsInRange, durationMs: last.heldMs }),
+          batchCeilingMs: opts.targetMs,
+        }),
   };
 }
