@@ -120,6 +120,12 @@ export const ERROR_CODES = Object.freeze([
     whatToDo: 'Roll it back with the belay version that applied it, or restore its tables from the backup (belay rollback <run> --from-backup).',
   },
   {
+    code: 'BELAY_RUN_NOT_ACTIVE',
+    exitCode: EXIT.state,
+    meaning: 'belay pause, resume, abort or tune was asked of a run that no belay apply is running now (it finished, failed, or its process is gone).',
+    whatToDo: 'See belay status. A stopped run goes on with belay apply <migration> (it resumes); a finished one is undone with belay rollback <run>.',
+  },
+  {
     code: 'BELAY_DECISION_DROPPED',
     exitCode: EXIT.state,
     meaning: "The run's decision, which holds the before-images its rollback restores, was dropped by belay cleanup after the monitoring window.",

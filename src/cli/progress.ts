@@ -127,6 +127,13 @@ export function describeEvent(e: BelayEvent): string | undefined {
       return `warn: abort trigger ${e.when}: ${e.reason}; ${e.decision === 'pause' ? 'pausing the run' : 'rolling the run back'}`;
     case 'rollback-step-kept':
       return `warn: step "${e.step}" is irreversible: left in place (--skip-irreversible)`;
+    case 'control-taken': {
+      const by = [e.requestedBy.osUser && `${e.requestedBy.osUser}@${e.requestedBy.host ?? '?'}`, e.requestedBy.role && `role ${e.requestedBy.role}`]
+        .filter(Boolean)
+        .join(', ');
+      const what = e.command === 'tune' ? `tune ${JSON.stringify(e.settings)}` : e.command;
+      return `${e.command === 'resume' || e.command === 'tune' ? '' : 'warn: '}${what} asked by ${by || 'someone'} at ${e.requestedAt}`;
+    }
     case 'run-abandoned':
       return `run ${e.runId} (${e.previousStatus}) stopped before its first write with another version of the migration: left as abandoned, a new run starts`;
     case 'rows-skipped':

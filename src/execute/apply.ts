@@ -284,7 +284,7 @@ async function runBatchedStep(
   const rounds = inTx ? 0 : (opts.catchUpRounds ?? o.catchUpRounds);
   // the ceiling needs statement_timeout (PGlite never fires it) and a transaction per batch (in single
   // mode a cancel would undo the whole run); it is lifted for the step when one row cannot meet it
-  const ceiling = db.kind === 'postgres' && !inTx ? ctl.batchCeilingMs : undefined;
+  const ceilingNow = () => (db.kind === 'postgres' && !inTx ? ctl.batchCeilingMs : undefined);
   let liftedUntil = -Infinity;
   let splits = 0;
   /** Leaves rows out of the step; past maxRejected it is no longer traffic but the rule or the data. */
@@ -320,6 +320,7 @@ async function runBatchedStep(
     await ctl.beforeBatch?.(ctx, step);
     batchNo++;
     let attemptStart = 0;
+    const ceiling = ceilingNow();
     const thisCeiling = splits < MAX_CEILING_SPLITS && performance.now() >= liftedUntil ? ceiling : undefined;
     // each statement gets what is left of the ceiling; the user's statement_timeout still bounds it
     const timeout =

@@ -21,7 +21,7 @@ export function strongest(a: Decision, b: Decision): Decision {
 export function composeControllers(...list: Array<BatchController | undefined>): BatchController {
   const cs = list.filter((c): c is BatchController => !!c);
   if (cs.length === 1) return cs[0]!;
-  return {
+  const composed: BatchController = {
     async beforeBatch(ctx: RunContext, step: BatchedStep) {
       for (const c of cs) await c.beforeBatch?.(ctx, step);
     },
@@ -37,9 +37,6 @@ export function composeControllers(...list: Array<BatchController | undefined>):
           },
         }
       : {}),
-    ...(cs.some((c) => c.batchCeilingMs !== undefined)
-      ? { batchCeilingMs: Math.min(...cs.flatMap((c) => (c.batchCeilingMs === undefined ? [] : [c.batchCeilingMs]))) }
-      : {}),
     async afterBatch(ctx: RunContext, info: BatchRecord) {
       let d: Decision = 'continue';
       for (const c of cs) d = strongest(d, (await c.afterBatch?.(ctx, info)) ?? 'continue');
@@ -51,4 +48,15 @@ export function composeControllers(...list: Array<BatchController | undefined>):
       return e;
     },
   };
+  // read when a batch starts: a stage may change its ceiling while the run goes on (belay tune)
+  if (cs.some((c) => c.batchCeilingMs !== undefined)) {
+    Object.defineProperty(composed, 'batchCeilingMs', {
+      get: () => {
+        const ceilings = cs.flatMap((c) => (c.batchCeilingMs === undefined ? [] : [c.batchCeilingMs]));
+        return ceilings.length ? Math.min(...ceilings) : undefined;
+      },
+      enumerable: true,
+    });
+  }
+  return composed;
 }

@@ -2,7 +2,7 @@
 // `belay apply` does; every stage it names sees only the run contract (contract.ts).
 //
 //   decide + check (one snapshot) → backup → temporary indexes → schema snapshot → baseline
-//   → batches over the decision (steered, abort triggers), catch-up → verify
+//   → batches over the decision (steered, controlled from other terminals, abort triggers), catch-up → verify
 //   → (unwinding) schema snapshot after, temporary indexes dropped
 //
 // Rollback is its mirror (rollback/), restore from backup its last resort (backup/restore-run.ts).
@@ -31,7 +31,8 @@ import { resolveStep } from '../spec/resolve.ts';
 import { abortStage } from '../steer/abort-triggers.ts';
 import { diagnoseStage } from '../steer/diagnose.ts';
 import { unmeasuredStartSize } from '../steer/batch-sizer.ts';
-import { steerStage, throttleCostMs, type ThrottleOptions } from '../steer/throttle.ts';
+import { controlStage } from '../steer/control.ts';
+import { steerSettings, steerStage, throttleCostMs, type ThrottleOptions } from '../steer/throttle.ts';
 import { baselineStage, verificationStage, type VerifyOptions, type VerifyResult, verifyRun } from '../verify/verify.ts';
 import type { RunResult, Stage } from '../contract.ts';
 import { recount } from './sources.ts';
@@ -64,6 +65,8 @@ export interface SafeApplyOptions extends Omit<ApplyOptions, 'stages' | 'undo'> 
 
 /** The stages of an apply, in order (their after() hooks run in reverse, as a stack unwinds). */
 export function applyStages(m: LoadedMigration, o: SafeApplyOptions & { targetBatchMs: number; adapt: boolean }): Stage[] {
+  // the batch target and throttle limits: the steer stage reads them, belay tune changes them (control stage)
+  const live = steerSettings(o.targetBatchMs, o.throttle);
   return [
     // the steps decided once, and the pre-flight in that snapshot: refuses on blocking findings before a backup is paid for
     decideStage({ inSnapshot: preflight({ skipChecks: o.skipChecks, onReport: o.onCheckReport }) }),
@@ -71,7 +74,8 @@ export function applyStages(m: LoadedMigration, o: SafeApplyOptions & { targetBa
     tempIndexStage({ timeoutMs: o.tempIndexTimeoutMs }), // the indexes the batches need; dropped once verified
     schemaSnapshotStage(), // the touched tables' schema before the first write and after the last
     baselineStage(), // checksums of the columns the run does not write
-    steerStage({ targetMs: o.targetBatchMs, throttle: o.throttle, adapt: o.adapt }), // batch size and throttle
+    steerStage({ targetMs: o.targetBatchMs, adapt: o.adapt, live }), // batch size and throttle
+    controlStage({ live }), // belay pause | resume | abort | tune from another terminal, between batches
     abortStage(m.spec), // the spec's abort triggers, after every batch
     verificationStage({ concurrentWrites: o.concurrentWrites, recount }), // after the last batch: did the run do what it said
     diagnoseStage(), // last: words the error the others settled on (count, lock holder, resumable, the command)

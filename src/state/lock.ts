@@ -17,3 +17,14 @@ export async function acquireMigrationLock(db: Db, migrationId: string, mode: Lo
     await db.query('SELECT pg_advisory_unlock($1, hashtext($2))', [MIGRATION_LOCK_CLASS, migrationId]).catch(() => undefined);
   };
 }
+
+/** The backend holding a migration's lock (the process running it), or null. */
+export async function migrationLockHolder(db: Db, migrationId: string): Promise<number | null> {
+  if (db.kind !== 'postgres') return null;
+  const r = await db.query<{ pid: number }>(
+    `SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        AND l.classid = $1::int::oid AND l.objid = hashtext($2)::oid AND l.objsubid = 2 LIMIT 1`,
+    [MIGRATION_LOCK_CLASS, migrationId],
+  );
+  return r.rows[0]?.pid ?? null;
+}

@@ -223,6 +223,22 @@ ALTER TABLE belay.batches ADD COLUMN conflicts jsonb;
 ALTER TABLE belay.batches ADD COLUMN rollback_xid xid8;
 `,
   },
+  {
+    // control of a running apply from another terminal (belay pause | resume | abort | tune)
+    version: 9,
+    sql: `
+CREATE TABLE belay.controls (
+  id            bigserial PRIMARY KEY,
+  run_id        bigint NOT NULL REFERENCES belay.runs(id) ON DELETE CASCADE,
+  command       text NOT NULL,               -- pause | resume | abort | abort-rollback | tune
+  settings      jsonb NOT NULL DEFAULT '{}', -- tune: targetMs, maxLockWaiters, maxTransactionAgeMs, maxReplicationLagMs
+  requested_by  jsonb NOT NULL,              -- role, application, client address, OS user and host of the asker
+  requested_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  seen_at       timestamptz                  -- when the running apply took it
+);
+CREATE INDEX controls_unseen ON belay.controls (run_id) WHERE seen_at IS NULL;
+`,
+  },
 ];
 
 export const STATE_VERSION = STATE_MIGRATIONS[STATE_MIGRATIONS.length - 1]!.version;

@@ -10,6 +10,7 @@
 //                         which rows it counts as skipped (for the flagship, slug conflicts in the range).
 //   lock-retries-over     lock/serialization retries of the run so far (from the checkpoints).
 //   batch-slower-than-ms  one batch's duration.
+import { LOCK_RETRIES_SQL } from '../state/runs.ts';
 import type { Db } from '../db/connection.ts';
 import { AbortedError, type BelayError, SpecError, VerificationError } from '../errors.ts';
 import type { BatchedStep, Migration } from '../spec/define.ts';
@@ -20,7 +21,6 @@ import { resolveStep } from '../spec/resolve.ts';
 import { decisionTarget, type DecisionTarget } from '../state/decision.ts';
 import { changedSinceSql, writtenCte } from '../state/decision-sql.ts';
 
-export type AbortTrigger = Migration['abort'][number];
 export type AbortDecision = 'pause' | 'rollback';
 
 export type { FiredTrigger };
@@ -60,8 +60,6 @@ SELECT count(*)::int AS n FROM (
 ${sql}
 ) AS counted`;
 }
-
-export const LOCK_RETRIES_SQL = `SELECT coalesce(sum(attempts - 1), 0)::int AS n FROM belay.batches WHERE run_id = $1`;
 
 /** The abort stage: the spec's triggers evaluated after every batch. */
 export function abortStage(spec: Migration): Stage {

@@ -62,8 +62,9 @@ export class BatchSizer {
   private readonly surprises: Array<{ at: number; ratio: number }> = [];
 
   /** clock: ms, monotonic (a simulation passes its own). */
+  /** targetMs: the batch duration aimed under; `belay tune` may change it while the run goes on. */
   constructor(
-    readonly targetMs: number,
+    public targetMs: number,
     private readonly clock: () => number = () => performance.now(),
   ) {}
 

@@ -5,7 +5,8 @@ import type { Db } from '../db/connection.ts';
 import { qualified } from '../db/sql.ts';
 import { AbortedError, BelayError, ConnectionError, DbError, serverFields } from '../errors.ts';
 import type { RunContext, Stage } from '../contract.ts';
-import { CURRENT_ROLE_SQL, LOCK_HOLDERS_SQL, RUN_POSITION_SQL } from './steer-sql.ts';
+import { CURRENT_ROLE_SQL, LOCK_HOLDERS_SQL } from './steer-sql.ts';
+import { RUN_POSITION_SQL } from '../state/runs.ts';
 
 export const LOCK_TIMEOUT_CODE = 'BELAY_LOCK_TIMEOUT';
 export const PRIVILEGE_CODE = 'BELAY_PRIVILEGE';

@@ -30,9 +30,4 @@ export const LOCK_HOLDERS_SQL = `SELECT l.pid, a.usename AS "user", a.applicatio
  GROUP BY l.pid, a.usename, a.application_name, a.state, a.xact_start
  ORDER BY a.xact_start NULLS LAST LIMIT 5`;
 
-/** Where a run stopped: the step that was running, its last committed key and how many batches it committed. */
-export const RUN_POSITION_SQL = `SELECT s.step_no AS "stepNo", s.name, s.last_key AS "lastKey",
-       (SELECT count(*)::int FROM belay.batches b WHERE b.run_id = s.run_id AND b.step_no = s.step_no) AS committed
-  FROM belay.steps s WHERE s.run_id = $1 AND s.status = 'running' ORDER BY s.step_no LIMIT 1`;
-
 export const CURRENT_ROLE_SQL = `SELECT current_user::text AS role, current_database()::text AS database`;

@@ -75,19 +75,36 @@ export interface SteerOptions {
   throttle?: Partial<ThrottleOptions>;
   /** false: keep the size fixed (the user's --batch-size): neither adapted nor split. */
   adapt?: boolean;
+  /** Settings another stage may change while the run goes on (belay tune); read before every batch. */
+  live?: SteerSettings;
+}
+
+/** What `belay tune` changes in a running apply: the batch target and the throttle's limits. */
+export interface SteerSettings {
+  targetMs: number;
+  throttle: ThrottleOptions;
+}
+
+/** The steer settings a run starts with: undefined means 'the default' (a flag not given), null means 'off'. */
+export function steerSettings(targetMs: number, throttle: Partial<ThrottleOptions> = {}): SteerSettings {
+  const given = Object.fromEntries(Object.entries(throttle).filter(([, v]) => v !== undefined));
+  return { targetMs, throttle: { ...DEFAULT_THROTTLE, ...given } };
 }
 
 export function planController(opts: SteerOptions): BatchController {
-  // undefined means 'the default' (a flag not given), null means 'off'
-  const given = Object.fromEntries(Object.entries(opts.throttle ?? {}).filter(([, v]) => v !== undefined));
-  const o: ThrottleOptions = { ...DEFAULT_THROTTLE, ...given };
+  const live = opts.live ?? steerSettings(opts.targetMs, opts.throttle);
   const sizers = new Map<number, BatchSizer>();
-  const sizerOf = (stepNo: number) => sizers.get(stepNo) ?? sizers.set(stepNo, new BatchSizer(opts.targetMs)).get(stepNo)!;
-  return {
+  const sizerOf = (stepNo: number) => {
+    const s = sizers.get(stepNo) ?? sizers.set(stepNo, new BatchSizer(live.targetMs)).get(stepNo)!;
+    s.targetMs = live.targetMs;
+    return s;
+  };
+  const controller: BatchController = {
     async beforeBatch(ctx: RunContext, step: BatchedStep) {
       const t0 = performance.now();
       let announced = false;
       for (;;) {
+        const o = live.throttle;
         const reasons = await throttleReasons(ctx, step.table, o);
         if (reasons.length === 0) break;
         const waited = performance.now() - t0;
@@ -105,14 +122,14 @@ export function planController(opts: SteerOptions): BatchController {
       }
       if (announced) ctx.emit({ type: 'throttle-released', runId: ctx.runId, step: step.name, waitedMs: performance.now() - t0 });
     },
-    // the sizer keeps batches under the target, the ceiling catches the surprises it could not foresee;
-    // a fixed size (the user's --batch-size) is neither adapted nor split
-    ...(opts.adapt === false
-      ? {}
-      : {
-          // sized for the time the batch holds its locks: BEGIN until its COMMIT returned
-          nextBatchSize: (current: number, last: BatchRecord) => sizerOf(last.stepNo).next(current, { rowsInRange: last.rowsInRange, durationMs: last.heldMs }),
-          batchCeilingMs: opts.targetMs,
-        }),
   };
+  // the sizer keeps batches under the target, the ceiling catches the surprises it could not foresee;
+  // a fixed size (the user's --batch-size) is neither adapted nor split
+  if (opts.adapt === false) return controller;
+  // sized for the time the batch holds its locks: BEGIN until its COMMIT returned
+  controller.nextBatchSize = (current: number, last: BatchRecord) =>
+    sizerOf(last.stepNo).next(current, { rowsInRange: last.rowsInRange, durationMs: last.heldMs });
+  // a getter: the ceiling follows the target when it is tuned
+  Object.defineProperty(controller, 'batchCeilingMs', { get: () => live.targetMs, enumerable: true });
+  return controller;
 }

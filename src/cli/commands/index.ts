@@ -13,6 +13,7 @@ import { registerStatus } from './status.ts';
 import { registerVerify } from './verify.ts';
 import { registerMonitor } from './monitor.ts';
 import { registerCleanup } from './cleanup.ts';
+import { registerControl } from './control.ts';
 import { registerPrisma } from './prisma.ts';
 
 /** Each command registers itself; setExit records the command's exit code. */
@@ -27,6 +28,7 @@ export const COMMANDS: RegisterCommand[] = [
   registerApply,
   registerRollback,
   registerStatus,
+  registerControl,
   registerBackups,
   registerVerify,
   registerMonitor,
