@@ -182,7 +182,9 @@ for (const kind of DB_KINDS) {
       for (const t of data.schema.tables) assert.equal(t.diff.differences, 0, `${t.table} should be unchanged`);
       const et = data.schema.tables.find((t) => t.table === 'EventType')!;
       assert.ok(et.after.indexes.some((i) => i.name === 'EventType_userId_slug_key' && i.unique));
-      assert.ok(md.includes('`EventType_userId_slug_key`'));
+      // unchanged tables are named, not dumped
+      assert.ok(md.includes('Unchanged: `EventType`, `_user_eventtype`, `users`'));
+      assert.ok(!md.includes('`EventType_userId_slug_key`'));
       assert.equal(data.aborts.length, 0);
     });
 
@@ -210,7 +212,7 @@ for (const kind of DB_KINDS) {
         const box = await page.locator('#batch-chart svg').boundingBox();
         assert.ok(box && box.width > 600 && box.height > 150, `chart is ${JSON.stringify(box)}`);
         assert.equal(await page.locator('table[data-table="batches"] tbody tr').count(), batches);
-        for (const id of ['steps', 'counts', 'issues', 'columns', 'indexes', 'constraints']) {
+        for (const id of ['steps', 'counts', 'issues', 'backups', 'slowest-batches', 'batches', 'events']) {
           assert.ok((await page.locator(`table[data-table="${id}"]`).count()) > 0, `table ${id} missing`);
         }
         for (const sec of REPORT_SECTIONS) assert.equal(await page.locator('h2', { hasText: sec }).count(), 1, `section ${sec} missing`);
@@ -254,12 +256,16 @@ for (const kind of DB_KINDS) {
       assert.equal(t.diff.differences, 4);
       const md = renderReportMarkdown(data);
       assert.match(md, /### items — 4 difference\(s\)/);
+      // the changed rows in view; the unchanged column only in the folded whole table
+      const [shown, folded] = md.split('<summary>The whole of items after the run</summary>');
+      assert.ok(!shown!.includes('| `label` |') && folded!.includes('| `label` | text | yes |'));
       assert.match(md, /\| `note` \| text \| {2}\| 'n'::text \| ➕ added \|/);
       assert.match(md, /\| `items_label_idx` \| .* \| ➖ removed \|/);
       assert.match(md, /\| 2 \| add-note \| sql \| .* \| \*\*no\*\* \|/);
       const html = renderReportHtml(data);
       assert.match(html, /<tr class="added"><td>note<\/td>/);
       assert.match(html, /<tr class="removed"><td>items_label_idx<\/td>/);
+      assert.equal(html.match(/<tr class="same"><td>label<\/td>/g)?.length, 1, 'the unchanged column only in the folded whole table');
       const rb = await runbook(m, { db });
       assert.match(rb, /\*\*add-note\*\* declares `down: null`/);
       assert.match(rb, /\| 2 \| add-note \| sql \| {2}\| {2}\| \*\*NO\*\* \(down: null\) \|/);

@@ -67,6 +67,46 @@ export function fmtBytes(b: number | null | undefined): string {
   return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 }
 
+/** Text for an HTML element inside Markdown (a `<summary>`): what would read as a tag or entity escaped. */
+export function htmlText(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/**
+ * A folded block: GitHub and most Markdown viewers show the summary line and open the body on a click. The
+ * blank lines around the body let the Markdown inside it render.
+ */
+export function details(summary: string, body: readonly string[]): string[] {
+  const lines = [...body];
+  while (lines.length && lines[lines.length - 1] === '') lines.pop();
+  return ['<details>', `<summary>${htmlText(summary)}</summary>`, '', ...lines, '', '</details>'];
+}
+
+/**
+ * A recorded value as a reader reads it: `key: value, …`, strings as they are (not JSON with its quotes
+ * escaped once more), durations (keys ending in Ms) in ms or s, fractions cut to three places.
+ */
+export function plainData(v: unknown, max = 200): string {
+  const s = v && typeof v === 'object' && !Array.isArray(v) ? plainFields(v as Record<string, unknown>) : plainValue(v, '');
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+}
+
+function plainFields(o: Record<string, unknown>): string {
+  return Object.entries(o)
+    .filter(([, x]) => x !== undefined)
+    .map(([k, x]) => `${k}: ${plainValue(x, k)}`)
+    .join(', ');
+}
+
+function plainValue(v: unknown, key: string): string {
+  if (v === null || v === undefined) return 'none';
+  if (typeof v === 'number') return /ms$/i.test(key) ? fmtMs(v) : Number.isInteger(v) ? String(v) : String(+v.toFixed(3));
+  if (typeof v === 'string') return v;
+  if (Array.isArray(v)) return `[${v.map((x) => plainValue(x, '')).join(', ')}]`;
+  if (typeof v === 'object') return `{${plainFields(v as Record<string, unknown>)}}`;
+  return String(v);
+}
+
 /** Scalars of a JSON value as "a.b.c: value" lines, depth-limited; what a generic plan rendering lists. */
 export function scalarPaths(v: unknown, prefix = '', depth = 3): Array<[string, string]> {
   if (v === null || typeof v !== 'object') return prefix ? [[prefix, String(v)]] : [];

@@ -25,17 +25,6 @@ export const TABLE_SIZE_SQL = `SELECT c.reltuples::float8 AS estimate, pg_total_
 /** $1 = qualified name: true when the relation exists (state tables other stages may add). */
 export const RELATION_EXISTS_SQL = `SELECT to_regclass($1) IS NOT NULL AS exists`;
 
-/** $1 = run id. The run's event log with elapsed time from the first event. */
-export const RUN_EVENTS_SQL = `SELECT id::int AS id, at::text AS at, type, data,
-       (extract(epoch FROM at - min(at) OVER ()) * 1000)::float8 AS "elapsedMs"
-  FROM belay.events WHERE run_id = $1 ORDER BY id`;
-
-/** $1 = run id. Step timings from the step records. */
-export const STEP_TIMINGS_SQL = `SELECT step_no AS "stepNo", name, kind, status, rows_total::float8 AS "rowsTotal", rows_done::float8 AS "rowsDone",
-       rows_changed::float8 AS "rowsChanged", started_at::text AS "startedAt", finished_at::text AS "finishedAt",
-       (extract(epoch FROM finished_at - started_at) * 1000)::float8 AS "durationMs"
-  FROM belay.steps WHERE run_id = $1 ORDER BY step_no`;
-
 /** A state table of another stage, read generically: $1 = run id. The table name is a fixed identifier. */
 export function rowsOfRunSql(qualifiedTable: string): string {
   return `SELECT to_jsonb(t) AS row FROM ${qualifiedTable} t WHERE t.run_id = $1`;

@@ -5,12 +5,17 @@ import { StateError } from '../errors.ts';
 import type { Migration } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { stateVersion } from '../state/schema.ts';
-import { getBatches, getRun, type StoredBatch, UNDO_BY_STEP_SQL } from '../state/runs.ts';
-import { CONSTRAINT_TYPES, code, fence, fmtInt, fmtMs, mdTable, REPORT_SECTIONS } from './markdown.ts';
+import { getBatches, getRun, type StoredBatch, UNDO_BY_STEP_SQL, STEP_TIMINGS_SQL } from '../state/runs.ts';
+import { fmtInt } from './markdown.ts';
+import { renderReportMarkdown } from './report-markdown.ts';
 import type { ReportSources } from './sources.ts';
 import type { RunSummary } from '../state/summary.ts';
-import { HAS_RUN_ID_SQL, RELATION_EXISTS_SQL, rowsOfRunSql, RUN_EVENTS_SQL, STEP_TIMINGS_SQL } from './report-sql.ts';
-import { diffTable, type DiffRow, snapshotSchema, type TableDiff, type TableSchema } from './schema-snapshot.ts';
+import { HAS_RUN_ID_SQL, RELATION_EXISTS_SQL, rowsOfRunSql } from './report-sql.ts';
+import { diffTable, snapshotSchema, type TableDiff, type TableSchema } from './schema-snapshot.ts';
+import { RUN_EVENTS_SQL } from '../state/events.ts';
+import { VERIFICATION_ROUNDS_SQL } from '../state/verification-sql.ts';
+
+export { renderReportMarkdown };
 
 export interface ReportOptions {
   /** What other stages know (the pipeline passes it): without it, a run with no stored pre-flight shows none. */
@@ -35,6 +40,19 @@ export interface IssueFinding {
 export interface BatchTiming extends StoredBatch {
   /** Rows of the range per second of batch time. */
   rowsPerSec: number;
+}
+
+export interface VerificationRound {
+  round: number;
+  id: number;
+  /** apply (after the last batch), verify (belay verify), monitor (belay monitor). */
+  source: string;
+  at: string;
+  ok: boolean;
+  durationMs: number;
+  checks: number;
+  /** Names of the checks that failed or errored. */
+  failed: string[];
 }
 
 export interface RunReport {
@@ -73,7 +91,8 @@ export interface RunReport {
   counts: Array<{ table: string; before: number | null; after: number | null; delta: number | null }>;
   /** stored: results recorded during the run; live: the spec's checks run read-only when the report was made. */
   issues: { source: 'stored' | 'live' | 'unavailable'; note: string; findings: IssueFinding[] };
-  verification: { source: 'stored' | 'none'; note: string; results: Array<Record<string, unknown>> };
+  /** Rounds numbered from 1 in the order they ran; every result carries the `round` it belongs to. */
+  verification: { source: 'stored' | 'none'; note: string; rounds: VerificationRound[]; results: Array<Record<string, unknown>> };
   backups: { source: 'stored' | 'none'; note: string; rows: Array<Record<string, unknown>> };
   undo: Array<{ stepNo: number; step: string; batches: number; rows: number; skipped: number; rolledBack: number; restored: number; conflicts: number }>;
   timings: {
@@ -219,8 +238,26 @@ async function issues(
 
 async function verification(db: Db, runId: number): Promise<RunReport['verification']> {
   const rows = await stateRows(db, 'verification_results', runId);
-  if (!rows?.length) return { source: 'none', note: 'No verification results are stored for this run (belay verify <run> records them).', results: [] };
-  return { source: 'stored', note: 'Recorded verification rounds (apply, verify, monitor).', results: rows };
+  if (!rows?.length)
+    return { source: 'none', note: 'No verification results are stored for this run (belay verify <run> records them).', rounds: [], results: [] };
+  const stored = (await db.query<Omit<VerificationRound, 'checks' | 'failed'>>(VERIFICATION_ROUNDS_SQL, [runId])).rows;
+  const byId = new Map(stored.map((x) => [Number(x.id), x]));
+  const results = rows
+    .map((r): Record<string, unknown> & { round: number | null } => {
+      const of = byId.get(Number(r.verification_id));
+      return { ...r, round: of?.round ?? null, source: of?.source ?? null };
+    })
+    .sort((x, y) => (x.round ?? 0) - (y.round ?? 0) || Number(x.seq) - Number(y.seq));
+  const rounds = stored.map((x) => {
+    const own = results.filter((r) => r.round === x.round);
+    return {
+      ...x,
+      durationMs: Number(x.durationMs),
+      checks: own.length,
+      failed: own.filter((r) => r.result === 'fail' || r.result === 'error').map((r) => String(r.name)),
+    };
+  });
+  return { source: 'stored', note: 'Recorded verification rounds (apply, verify, monitor), numbered in the order they ran.', rounds, results };
 }
 
 async function backups(db: Db, runId: number): Promise<RunReport['backups']> {
@@ -279,268 +316,6 @@ async function schema(db: Db, spec: Migration, summary: RunSummary): Promise<Run
     if (drift.length) note += ` The schema of ${drift.join(', ')} changed after the run ended (snapshot at ${storedAfter.takenAt}).`;
   }
   return { source: before ? 'snapshot' : 'live only', tables, note };
-}
-
-// ---------------------------------------------------------------- Markdown
-
-const mark: Record<string, string> = { added: '➕ added', removed: '➖ removed', changed: '✏️ changed', same: '' };
-
-export function renderReportMarkdown(r: RunReport): string {
-  const out: string[] = [];
-  const h2 = (n: number) => out.push('', `## ${n + 1}. ${REPORT_SECTIONS[n]}`, '');
-  out.push(`# Report: ${r.run.migrationId}, run ${r.run.id}`, '');
-
-  h2(0);
-  out.push(
-    mdTable(
-      ['', ''],
-      [
-        ['Status', `**${r.run.status}**`],
-        ['Database', r.database],
-        ['Migration file', r.run.file ? code(r.run.file) : ''],
-        ['Checksum', code(r.run.checksum)],
-        [
-          'Parameters',
-          Object.entries(r.run.params)
-            .map(([k, v]) => `${k}=${v}`)
-            .join(', ') || 'none',
-        ],
-        ['Mode', r.run.mode],
-        ['Started', r.run.startedAt],
-        ['Finished', r.run.finishedAt ?? 'not finished'],
-        ['Duration', fmtMs(r.run.durationMs)],
-        ['Rows changed', fmtInt(r.steps.reduce((n, s) => n + s.rowsChanged, 0))],
-        ['Report made', r.generatedAt],
-      ],
-    ),
-  );
-  if (r.error) out.push('', `**Stopped by ${code(String(r.error.code))}**: ${r.error.message}`);
-
-  h2(1);
-  out.push(r.purpose, '');
-  out.push(
-    mdTable(
-      ['#', 'step', 'kind', 'table', 'writes', 'status', 'rows scanned', 'rows changed', 'reversible'],
-      r.steps.map((s) => [
-        s.stepNo + 1,
-        s.name,
-        s.kind,
-        s.table ? code(s.table) : '',
-        (s.writes ?? []).map((w) => code(w)).join(', '),
-        s.status,
-        s.rowsTotal === null ? '' : fmtInt(s.rowsDone),
-        fmtInt(s.rowsChanged),
-        s.reversible ? 'yes' : '**no**',
-      ]),
-    ),
-  );
-  for (const s of r.steps.filter((x) => x.sql)) out.push('', `Step ${s.name}:`, '', fence(s.sql!, 'sql'));
-
-  h2(2);
-  out.push(
-    mdTable(
-      ['table', 'before', 'after', 'difference'],
-      r.counts.map((c) => [
-        code(c.table),
-        fmtInt(c.before),
-        fmtInt(c.after),
-        c.delta === null ? '' : c.delta === 0 ? '0' : `**${c.delta > 0 ? '+' : ''}${fmtInt(c.delta)}**`,
-      ]),
-    ),
-  );
-
-  h2(3);
-  out.push(`_${r.issues.note}_`, '');
-  out.push(
-    mdTable(
-      ['code', 'severity', 'rows', 'meaning', 'what to do'],
-      r.issues.findings.map((f) => [code(f.code), f.severity, fmtInt(f.count), f.message, f.fix ?? '']),
-    ),
-  );
-  for (const f of r.issues.findings.filter((x) => x.count > 0 && x.sample.length)) {
-    out.push('', `### ${f.code}: ${fmtInt(f.count)} row(s)`, '', `${f.message}. Sample (${f.sample.length} of ${fmtInt(f.count)}):`, '');
-    out.push(sampleTable(f.sample));
-  }
-  const conflicts = r.undo.filter((u) => u.conflicts > 0);
-  if (conflicts.length)
-    out.push(
-      '',
-      '### Rollback conflicts',
-      '',
-      mdTable(
-        ['step', 'rows left alone'],
-        conflicts.map((u) => [u.step, fmtInt(u.conflicts)]),
-      ),
-    );
-
-  h2(4);
-  out.push(`_${r.verification.note}_`, '');
-  if (r.verification.results.length) out.push(genericTable(r.verification.results, ['name', 'kind', 'result', 'count', 'threshold', 'message']));
-
-  h2(5);
-  out.push(`_${r.backups.note}_`, '');
-  if (r.backups.rows.length)
-    out.push(
-      genericTable(r.backups.rows, [
-        'id',
-        'source_table',
-        'table',
-        'copy_schema',
-        'copy_table',
-        'row_count',
-        'rows',
-        'checksum',
-        'size_bytes',
-        'file',
-        'file_sha256',
-        'status',
-        'created_at',
-      ]),
-    );
-  if (r.undo.length) {
-    out.push('', 'Undo log (before-images kept in schema `belay`):', '');
-    out.push(
-      mdTable(
-        ['step', 'name', 'batches', 'rows', 'rolled back batches', 'restored', 'conflicts'],
-        r.undo.map((u) => [u.stepNo + 1, u.step, u.batches, fmtInt(u.rows), u.rolledBack, fmtInt(u.restored), fmtInt(u.conflicts)]),
-      ),
-    );
-  }
-
-  h2(6);
-  out.push(
-    '### Stages',
-    '',
-    mdTable(
-      ['stage', 'started', 'duration', 'detail'],
-      r.timings.stages.map((s) => [s.stage, s.startedAt ?? '', fmtMs(s.durationMs), s.detail]),
-    ),
-  );
-  const b = r.timings.batches;
-  out.push('', '### Batches', '');
-  if (b.length) {
-    const ms = b.map((x) => x.durationMs).sort((x, y) => x - y);
-    const rows = b.reduce((n, x) => n + x.rowsInRange, 0);
-    const time = ms.reduce((n, x) => n + x, 0);
-    const cut = r.timings.events.filter((e) => e.type === 'batch-over-ceiling').length;
-    out.push(
-      `${b.length} batches, ${fmtInt(rows)} rows in ${fmtMs(time)} of batch time (${fmtInt((rows * 1000) / (time || 1))} rows/s); ` +
-        `batch time median ${fmtMs(ms[Math.floor(ms.length / 2)])}, slowest ${fmtMs(ms[ms.length - 1])}` +
-        `${cut ? `; ${cut} attempt(s) ran past the target duration, were rolled back and split (batch-over-ceiling in the event log)` : ''}.`,
-      '',
-    );
-  }
-  out.push(
-    mdTable(
-      ['step', 'batch', 'keys', 'rows', 'changed', 'duration', 'rows/s', 'attempts'],
-      b.map((x) => [
-        x.stepNo + 1,
-        x.batchNo,
-        `${x.lo} – ${x.hi}`,
-        fmtInt(x.rowsInRange),
-        fmtInt(x.rowsChanged),
-        fmtMs(x.durationMs),
-        fmtInt(x.rowsPerSec),
-        x.attempts,
-      ]),
-    ),
-  );
-  out.push(
-    '',
-    '### Event log',
-    '',
-    mdTable(
-      ['elapsed', 'event', 'data'],
-      r.timings.events.map((e) => [fmtMs(e.elapsedMs), e.type, shortJson(e.data)]),
-    ),
-  );
-
-  h2(7);
-  out.push(
-    r.aborts.length
-      ? mdTable(
-          ['source', 'at', 'what', 'detail'],
-          r.aborts.map((a) => [a.source, a.at ?? '', a.what, shortJson(a.detail)]),
-        )
-      : 'None fired.',
-  );
-
-  h2(8);
-  out.push(`_${r.schema.note}_`);
-  for (const t of r.schema.tables) {
-    out.push('', `### ${t.table}${t.diff.differences ? ` — ${t.diff.differences} difference(s)` : ' — unchanged'}`, '');
-    if (!t.after.exists && !t.before?.exists) {
-      out.push('_The table does not exist._');
-      continue;
-    }
-    out.push(
-      '**Columns**',
-      '',
-      mdTable(
-        ['column', 'type', 'not null', 'default', 'change'],
-        t.diff.columns.map((c) => {
-          const x = c.after ?? c.before!;
-          return [code(c.name), x.type, x.notNull ? 'yes' : '', x.default ?? '', changeText(c)];
-        }),
-      ),
-    );
-    out.push(
-      '',
-      '**Indexes**',
-      '',
-      mdTable(
-        ['index', 'definition', 'change'],
-        t.diff.indexes.map((c) => [code(c.name), (c.after ?? c.before!).definition, changeText(c)]),
-      ),
-    );
-    out.push(
-      '',
-      '**Constraints**',
-      '',
-      mdTable(
-        ['constraint', 'type', 'definition', 'change'],
-        t.diff.constraints.map((c) => {
-          const x = c.after ?? c.before!;
-          return [code(c.name), CONSTRAINT_TYPES[x.type] ?? x.type, x.definition, changeText(c)];
-        }),
-      ),
-    );
-  }
-  return `${out.join('\n')}\n`;
-}
-
-export function changeText<T>(d: DiffRow<T>): string {
-  return d.change === 'same' ? '' : `${mark[d.change]}${d.what.length ? `: ${d.what.join('; ')}` : ''}`;
-}
-
-function shortJson(v: unknown, max = 160): string {
-  if (v === null || v === undefined) return '';
-  const s = JSON.stringify(v);
-  return s === '{}' ? '' : s.length > max ? `${s.slice(0, max - 1)}…` : s;
-}
-
-/** Sample rows as a table with the union of their keys. */
-export function sampleTable(rows: readonly unknown[]): string {
-  const objs = rows.map((r) => (r && typeof r === 'object' && !Array.isArray(r) ? (r as Record<string, unknown>) : { value: r }));
-  const cols = [...new Set(objs.flatMap((o) => Object.keys(o)))];
-  return mdTable(
-    cols,
-    objs.map((o) => cols.map((c) => o[c])),
-  );
-}
-
-/** A stored state table rendered with the preferred columns it has (else its first scalar columns). */
-export function genericTable(rows: ReadonlyArray<Record<string, unknown>>, preferred: readonly string[]): string {
-  const present = preferred.filter((c) => rows.some((r) => c in r));
-  const cols = present.length
-    ? present
-    : Object.keys(rows[0] ?? {})
-        .filter((c) => rows.every((r) => r[c] === null || typeof r[c] !== 'object'))
-        .slice(0, 8);
-  return mdTable(
-    cols,
-    rows.map((r) => cols.map((c) => (typeof r[c] === 'object' && r[c] !== null ? shortJson(r[c]) : r[c]))),
-  );
 }
 
 /** The library entry: the report of a run in one of the three formats. */

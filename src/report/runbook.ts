@@ -1,16 +1,18 @@
-// The runbook: everything a reviewer needs to approve a migration before it runs, as Markdown.
+// The runbook: everything a reviewer needs to approve a migration before it runs, as Markdown. It opens
+// with one screen of summary (runbook-summary.ts); each section's detail is folded in <details>.
 // Works without a database (the SQL then assumes the key); with one it adds table sizes and real key types.
 import path from 'node:path';
 import type { Db } from '../db/connection.ts';
-import { ident, qualified } from '../db/sql.ts';
+import { qualified } from '../db/sql.ts';
 import type { BatchedStep } from '../spec/define.ts';
-import type { LoadedMigration } from '../spec/load.ts';
-import { cell, code, fence, fmtBytes, fmtInt, fmtMs, mdTable, scalarPaths } from './markdown.ts';
-import { checkEntries, checkMeaning, errorEntries } from './registries.ts';
-import type { ReportSources } from './sources.ts';
-import { TABLE_OID_SQL, TABLE_SIZE_SQL } from './report-sql.ts';
-import { resolveStep, ruleOf, type StepTarget } from '../spec/resolve.ts';
 import { DEFAULT_TARGET_BATCH_MS } from '../spec/define.ts';
+import type { LoadedMigration } from '../spec/load.ts';
+import { code, details, fence, mdTable } from './markdown.ts';
+import { migrationPath } from './project-path.ts';
+import { TABLE_OID_SQL, TABLE_SIZE_SQL } from './report-sql.ts';
+import { backupPlan, execution, planFigures, preflightChecks, rollbackPlan, troubleshooting, whatChanges } from './runbook-sections.ts';
+import { type CatalogSources, runbookSummary, type TableFacts } from './runbook-summary.ts';
+import type { ReportSources } from './sources.ts';
 
 export interface RunbookOptions {
   /** What other stages know: the SQL of checks and batches, the built-in check kinds (the pipeline passes them). */
@@ -31,7 +33,7 @@ export interface RunbookOptions {
 
 /** The runbook's level-2 headings, in order: tests and docs name them. */
 export const RUNBOOK_SECTIONS = [
-  'Purpose',
+  'Summary',
   'What changes',
   'Pre-flight checks',
   'Backup plan',
@@ -44,14 +46,6 @@ export const RUNBOOK_SECTIONS = [
   'Sign-off',
 ] as const;
 
-interface TableFacts {
-  table: string;
-  exists: boolean;
-  rows?: number;
-  estimated?: boolean;
-  bytes?: number;
-}
-
 export async function runbook(m: LoadedMigration, opts: RunbookOptions = {}): Promise<string> {
   const { spec } = m;
   const target = opts.target ?? (path.relative(process.cwd(), path.dirname(m.file)) || '.');
@@ -60,15 +54,27 @@ export async function runbook(m: LoadedMigration, opts: RunbookOptions = {}): Pr
     .join('');
   const mig = `${target}${params}`;
   const facts = opts.db ? await tableFacts(opts.db, spec.tables) : [];
+  const catalog =
+    opts.db && opts.sources?.catalog
+      ? await opts.sources.catalog(opts.db, m).then(withoutOwnFences, (err: unknown) => (err instanceof Error ? err : new Error(String(err))))
+      : undefined;
   const out: string[] = [];
   const h2 = (n: number) => out.push('', `## ${n + 1}. ${RUNBOOK_SECTIONS[n]}`, '');
+  /** A section's detail, folded: the heading and `visible` stay on the page. */
+  const section = (n: number, visible: string[], summary?: string, body?: string[]) => {
+    h2(n);
+    out.push(...visible);
+    if (summary && body?.length) out.push(...(visible.length ? [''] : []), ...details(summary, body));
+  };
 
-  out.push(`# Runbook: ${spec.id}`, '');
+  out.push(`# Runbook: ${spec.id}`);
+  h2(0);
+  out.push(spec.purpose, '');
   out.push(
     mdTable(
       ['', ''],
       [
-        ['Migration file', code(path.relative(process.cwd(), m.file) || m.file)],
+        ['Migration file', code(migrationPath(m.file))],
         ['Checksum', code(m.checksum)],
         [
           'Parameters',
@@ -94,299 +100,95 @@ export async function runbook(m: LoadedMigration, opts: RunbookOptions = {}): Pr
         ],
       ],
     ),
-  );
-
-  h2(0);
-  out.push(spec.purpose);
-
-  h2(1);
-  out.push('### Tables', '');
-  const written = (t: string) => spec.steps.filter((s) => s.kind === 'batched' && s.table === t).map((s) => s.name);
-  out.push(
-    mdTable(
-      ['table', 'role', 'rows', 'size on disk'],
-      spec.tables.map((t) => {
-        const f = facts.find((x) => x.table === t);
-        const w = written(t);
-        return [
-          code(t),
-          w.length ? `written by ${w.join(', ')}` : 'read / backed up',
-          f ? (f.exists ? `${f.estimated ? '≈ ' : ''}${fmtInt(f.rows)}` : 'missing') : 'unknown (no --db)',
-          f?.exists ? fmtBytes(f.bytes) : '',
-        ];
-      }),
-    ),
-  );
-  out.push('', '### Steps', '');
-  out.push(
-    mdTable(
-      ['#', 'step', 'kind', 'table', 'writes', 'reversible'],
-      spec.steps.map((s, i) => [
-        i + 1,
-        s.name,
-        s.kind,
-        s.kind === 'batched' ? code(s.table) : '',
-        s.kind === 'batched' ? s.writes.map((w) => code(w)).join(', ') : '',
-        s.kind === 'batched' ? 'yes: undo log (before-images)' : s.down === null ? '**NO** (down: null)' : 'yes: its down SQL',
-      ]),
-    ),
-  );
-  for (const [i, s] of spec.steps.entries()) {
-    out.push('', `### Step ${i + 1}: ${s.name} (${s.kind})`, '');
-    if (s.kind === 'sql') {
-      out.push('Runs once, in one transaction with its checkpoint.', '', '**Up**', '', fence(s.up, 'sql'), '');
-      out.push(
-        '**Down**',
-        '',
-        s.down === null ? '**Irreversible**: this step declares `down: null`. Undo it only by restoring its tables from the backup.' : fence(s.down, 'sql'),
-      );
-      continue;
-    }
-    const { t, assumed } = await targetOf(opts.db, s, i);
-    out.push(
-      mdTable(
-        ['', ''],
-        [
-          ['Table', code(s.table)],
-          ['Key', `${code(t.key)} (${t.keyType})${assumed ? ' — assumed without a database; pass --db for the real key and type' : ''}`],
-          ['Writes', s.writes.map((w) => code(w)).join(', ')],
-          ['Batch size', fmtInt(s.batchSize ?? spec.options.batchSize)],
-        ],
-      ),
-    );
-    const rule = ruleOf(s, i);
-    out.push(
-      '',
-      rule.kind === 'whole-table'
-        ? 'The rule, decided once for the whole table before the first write: the key and the new value of every written column of the rows to change.'
-        : 'The rule, for the keys in `[$1, $2]`: the key and the new value of every written column. belay evaluates it over the whole key range, in chunks, to decide once before the first write.',
-      '',
-      fence(rule.sql, 'sql'),
-    );
-    out.push(
-      '',
-      "The decision is kept in a table of schema `belay` with every decided row's new values and before-images in the columns' own types: " +
-        'the batches walk it, the pre-flight predictions and the dry run read it, and rollback puts the before-images back. ' +
-        "The statement every batch runs (`$1`/`$2` = the batch's key range, `$3` = the round): it writes a decided row only while it still holds its before-image, " +
-        'and marks the others as skipped.',
-      '',
-      fence(opts.sources?.batchSql(t, s) ?? '-- (the batch statement: not available here)', 'sql'),
-    );
-    if (s.verify)
-      out.push(
-        '',
-        'In-batch verification (rows it returns are left out of the batch and reported; past options.maxRejected the run stops):',
-        '',
-        fence(opts.sources?.verifySql(t, s) ?? s.verify, 'sql'),
-      );
-  }
-  if (spec.tempIndexes.length) {
-    out.push('', '### Temporary indexes', '', 'Created before the first step, dropped in cleanup:', '');
-    out.push(
-      fence(
-        spec.tempIndexes
-          .map((x) => `CREATE INDEX CONCURRENTLY ${ident(x.name)} ON ${qualified(x.table)} (${x.columns})${x.where ? ` WHERE ${x.where}` : ''};`)
-          .join('\n'),
-        'sql',
-      ),
-    );
-  }
-  const catalog =
-    opts.db && opts.sources?.catalog
-      ? await opts.sources.catalog(opts.db, m).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))))
-      : undefined;
-  out.push('', '### What the database does on these writes', '');
-  out.push(...catalogSection(catalog, !!opts.db));
-
-  h2(2);
-  out.push(
-    `Run read-only with ${code(`belay check ${mig}`)}. Severity **error** blocks the apply; **warn** rows are reported and left unchanged; **info** counts what will happen.`,
     '',
   );
-  out.push(
-    mdTable(
-      ['code', 'kind', 'severity', 'looks for', 'fix'],
-      spec.checks.flatMap((c) =>
-        c.kind === 'classify'
-          ? c.categories.map((x) => [code(x.code), `classify (${code(c.code)}: ${code(`${c.column} = '${x.value}'`)})`, x.severity, x.message, x.fix ?? ''])
-          : [[code(c.code), c.kind, c.severity, checkMeaning(c), c.fix ?? '']],
-      ),
-    ),
-  );
-  for (const c of spec.checks) {
-    out.push('', `#### ${c.code}`, '');
-    if (c.kind === 'classify')
-      out.push(
-        `One query sorts the rows into categories by its column ${code(c.column)}: ${c.categories.map((x) => `${code(x.value)} → ${code(x.code)}`).join(', ')}.`,
-        '',
-      );
-    if (c.kind === 'sql' || c.kind === 'orphans' || c.kind === 'classify') out.push(fence(opts.sources?.checkSql(c) ?? '-- (not available here)', 'sql'));
-    else out.push(`Built-in ${c.kind} check: ${checkMeaning(c)}.`);
-  }
-  out.push('', '### Predicted from the catalog', '');
-  if (catalog && !(catalog instanceof Error)) {
-    out.push(
-      catalog.derived.length
-        ? `Nothing declares these: belay reads them from the catalog and predicts each on the rows the step writes (severity **error**: the server would refuse the write).\n\n${mdTable(
-            ['code', 'kind', 'looks for', 'fix'],
-            catalog.derived.map((d) => [code(d.code), d.kind, d.meaning, d.fix]),
-          )}`
-        : '_No unique index, foreign key, CHECK, domain, NOT NULL or exclusion constraint covers a written column._',
-    );
-  } else
-    out.push(
-      opts.db
-        ? `_Could not read the catalog: ${catalog instanceof Error ? catalog.message : 'not available here'}._`
-        : `_Pass --db to list the predictions belay derives from the catalog (unique indexes, foreign keys, CHECKs, domains, NOT NULL, exclusion constraints over written columns)._`,
-    );
+  out.push(...runbookSummary(m, facts, !!opts.db, catalog));
 
-  h2(3);
-  out.push(
-    "Before the first write, belay copies every table the migration touches and records each copy's row count and an " +
-      "order-independent checksum (the sum over rows of a hash of each row's columns, each hashed by its type, under pinned text settings):",
-    '',
-  );
-  out.push(
-    mdTable(
-      ['table', 'in-database copy', 'file copy'],
-      spec.tables.map((t) => [
-        code(t),
-        `a table in schema ${code('belay_backup')}, named after the run and the table`,
-        opts.backupDir
-          ? `${code(`${opts.backupDir}/run-<id>-…/`)}: gzip COPY file + manifest.json (sha256 of each file)`
-          : 'none (pass --backup-dir DIR to belay apply)',
-      ]),
-    ),
-  );
-  out.push(
-    '',
-    `Every copy is recorded in ${code('belay.backups')} with its row count and checksum, and verified against its source before the first write. ` +
-      `List and check them with ${code('belay backups list')} and ${code('belay backups verify <backup>')}; ` +
-      `restore with ${code('belay backups restore <backup>')} or ${code('belay rollback <run> --from-backup')}. ` +
-      'Besides the copies, the decision of each batched step (in schema `belay`) holds the before-image of every row and column it writes, recorded before the first batch.',
+  section(1, [], 'Tables, steps and the SQL of each step; what the database does on these writes', await whatChanges(m, opts, facts, catalog));
+
+  const checks = await preflightChecks(m, opts, catalog);
+  section(
+    2,
+    [
+      `Run read-only with ${code(`belay check ${mig}`)}. Severity **error** blocks the apply; **warn** rows are reported and left unchanged; **info** counts what will happen.`,
+      '',
+      checks.table,
+    ],
+    "Each check's SQL, and what belay predicts from the catalog",
+    checks.detail,
   );
 
-  h2(4);
-  if (opts.plan && typeof opts.plan === 'object') out.push(...planFigures(opts.plan as Record<string, unknown>, opts.planFile));
+  section(
+    3,
+    [
+      `Before the first write, belay copies ${spec.tables.map((t) => code(t)).join(', ')} into schema ${code('belay_backup')}` +
+        `${opts.backupDir ? ` and to files under ${code(opts.backupDir)}` : ''}, and verifies each copy's row count and checksum against its source.`,
+    ],
+    'Where the copies go, how they are checked, listed and restored',
+    backupPlan(spec.tables, opts.backupDir),
+  );
+
+  if (opts.plan && typeof opts.plan === 'object')
+    section(
+      4,
+      [`From ${opts.planFile ? code(opts.planFile) : 'the plan given'}:`],
+      'The figures of the plan',
+      planFigures(opts.plan as Record<string, unknown>),
+    );
   else
-    out.push(
+    section(4, [
       `No plan given. Make one against the target database with ${code(`belay plan ${mig} -o plan.json`)} and pass it with ${code('--plan plan.json')} for sizes, batch size and expected time.`,
-    );
+    ]);
 
-  h2(5);
-  out.push('Run each command against the environment named by `--db` or `DATABASE_URL`; stop at the first that fails.', '');
-  out.push(
-    fence(
-      [
-        `# 1. pre-flight, read-only: blocking findings stop here`,
-        `belay check ${mig}`,
-        `# 2. the whole pipeline in a transaction that is rolled back: prints the expected changes`,
-        `belay dry-run ${mig}`,
-        `# 3. on a copy (staging): apply, verify, roll back, prove the data is back by checksums`,
-        `belay rehearse ${mig}`,
-        `# 4. the real run: backups, checkpointed batches; resumes by itself after a crash`,
-        `belay apply ${mig}${opts.backupDir ? ` --backup-dir ${opts.backupDir}` : ''}`,
-        `# 5. post-run verification (the run id is printed by apply, also in belay status)`,
-        `belay verify <run>`,
-        `# 6. watch the data afterwards`,
-        `belay monitor <run> --for 24h --every 5m`,
-        `# 7. the audit record`,
-        `belay report <run> --format html -o report.html`,
-      ].join('\n'),
-      'sh',
-    ),
-  );
+  section(5, ['Run each command against the environment named by `--db` or `DATABASE_URL`; stop at the first that fails.', '', execution(mig, opts.backupDir)]);
 
-  h2(6);
-  out.push(`After the last step, ${code('belay verify <run>')} runs each query below; each must return no rows.`, '');
-  if (!spec.verify.length) out.push('_The migration declares no post-run verification: consider adding one._');
-  for (const v of spec.verify) out.push(`#### ${v.name}`, '', v.message ?? '', '', fence(v.sql, 'sql'), '');
   const inBatch = spec.steps.filter((s): s is BatchedStep => s.kind === 'batched' && !!s.verify);
-  if (inBatch.length)
-    out.push(`In-batch verifications (shown with their steps above) also run inside every batch of: ${inBatch.map((s) => s.name).join(', ')}.`);
-
-  h2(7);
-  out.push('### Automatic triggers', '');
-  out.push(
-    spec.abort.length
-      ? mdTable(
-          ['when', 'threshold', 'action'],
-          spec.abort.map((a) => [
-            a.when,
-            a.threshold ?? '',
-            a.action === 'rollback' ? 'roll back every committed batch' : 'pause (resumable with belay apply)',
-          ]),
-        )
-      : '_No abort triggers declared: a failing batch still rolls itself back, and the run stops resumable._',
-  );
-  out.push(
-    '',
-    '### Exact undo',
-    '',
-    fence(
-      `belay rollback <run>          # restores every written row to its before-image, newest batch first\nbelay rollback <run> --force  # also overwrites rows changed after the migration wrote them`,
-      'sh',
-    ),
-    '',
-  );
-  out.push('A row changed by someone else after the migration wrote it is a conflict: it is left alone and listed (exit code 11) unless `--force`.');
-  out.push(
-    '',
-    '### Standalone SQL path (psql only, belay not installed)',
-    '',
-    fence(`belay rollback <run> --sql > rollback-<run>.sql   # review it\npsql "$DATABASE_URL" -v ON_ERROR_STOP=1 -f rollback-<run>.sql`, 'sh'),
-  );
-  out.push('', '### Restore from backup', '', fence('belay rollback <run> --from-backup   # puts back the copies taken before the first write', 'sh'), '');
-  out.push('This restores whole tables: changes made by others since the run are lost. Use it for irreversible steps or a damaged undo log.');
-  const irreversible = spec.steps.filter((s) => s.kind === 'sql' && s.down === null).map((s) => s.name);
-  out.push(
-    '',
-    '### Irreversible steps',
-    '',
-    irreversible.length
-      ? `**${irreversible.join(', ')}** declare${irreversible.length === 1 ? 's' : ''} \`down: null\`: \`belay rollback\` stops there (BELAY_IRREVERSIBLE). Restore from backup instead.`
-      : 'None: every step can be undone exactly.',
+  section(
+    6,
+    spec.verify.length
+      ? [
+          `After the last step, ${code('belay verify <run>')} runs each query below; each must return no rows.`,
+          '',
+          ...spec.verify.map((v) => `- **${v.name}**: ${v.message ?? ''}`),
+          ...(inBatch.length
+            ? ['', `In-batch verifications also run inside every batch of: ${inBatch.map((s) => s.name).join(', ')} (section What changes).`]
+            : []),
+        ]
+      : ['_The migration declares no post-run verification: consider adding one._'],
+    'The SQL of each verification',
+    spec.verify.flatMap((v) => [`#### ${v.name}`, '', fence(v.sql, 'sql'), '']),
   );
 
-  h2(8);
-  out.push(
-    `After the run: ${code('belay monitor <run> --for 24h --every 5m [--webhook URL]')} runs each check below and alerts when it returns more rows than its threshold.`,
-    '',
+  section(
+    7,
+    ['The triggers that stop the run by themselves, and each way back in full (the summary lists them).'],
+    'Automatic triggers, exact undo, the psql script, restore from backup, irreversible steps',
+    rollbackPlan(m),
   );
-  out.push(
-    spec.monitor.length
-      ? mdTable(
-          ['check', 'alert when rows >', 'meaning'],
-          spec.monitor.map((x) => [x.name, x.alertAbove, x.message ?? '']),
-        )
-      : '_No monitoring checks declared._',
-  );
-  for (const x of spec.monitor) out.push('', `#### ${x.name}`, '', fence(x.sql, 'sql'));
 
-  h2(9);
-  out.push("### This migration's check codes", '');
-  out.push(
-    mdTable(
-      ['code', 'severity', 'meaning', 'what to do'],
-      checkEntries(spec.checks).map((e) => [code(e.code), e.kind, e.meaning, e.whatToDo]),
-    ),
+  section(
+    8,
+    [
+      `After the run: ${code('belay monitor <run> --for 24h --every 5m [--webhook URL]')} runs each check below and alerts when it returns more rows than its threshold.`,
+      '',
+      spec.monitor.length
+        ? mdTable(
+            ['check', 'alert when rows >', 'meaning'],
+            spec.monitor.map((x) => [x.name, x.alertAbove, x.message ?? '']),
+          )
+        : '_No monitoring checks declared._',
+    ],
+    'The SQL of each monitoring check',
+    spec.monitor.flatMap((x) => [`#### ${x.name}`, '', fence(x.sql, 'sql'), '']),
   );
-  const builtIn = opts.sources?.checkKinds ?? [];
-  if (builtIn.length) {
-    out.push('', '### Built-in check kinds', '');
-    out.push(
-      mdTable(
-        ['kind', 'default severity', 'meaning', 'what to do'],
-        builtIn.map((e) => [code(e.code), e.kind, e.meaning, e.whatToDo]),
-      ),
-    );
-  }
-  out.push('', '### Error codes', '');
-  out.push(
-    mdTable(
-      ['code', 'exit', 'meaning', 'what to do'],
-      errorEntries().map((e) => [code(e.code), e.exitCode, e.meaning, e.whatToDo]),
-    ),
+
+  section(
+    9,
+    [
+      "What each kind of check looks for, and every belay error code with its exit code and what to do (the README's Exit codes section lists them too; this migration's own codes are in Pre-flight checks).",
+    ],
+    'Appendix: built-in check kinds, error codes',
+    troubleshooting(opts.sources),
   );
 
   h2(10);
@@ -403,46 +205,22 @@ export async function runbook(m: LoadedMigration, opts: RunbookOptions = {}): Pr
   return `${out.join('\n')}\n`;
 }
 
-type CatalogSources = Awaited<ReturnType<NonNullable<ReportSources['catalog']>>>;
+/** belay's fence trigger of an earlier run (state/decision-sql.ts names it belay_fence_r<run>_s<step>). */
+const OWN_FENCE = /^"?belay_fence_r\d+_s\d+"?$/;
 
-/** The catalog's notes on the batched steps' writes, and the tables they change indirectly. */
-function catalogSection(catalog: CatalogSources | Error | undefined, hasDb: boolean): string[] {
-  if (!catalog || catalog instanceof Error) {
-    return [
-      hasDb
-        ? `_Could not read the catalog: ${catalog instanceof Error ? catalog.message : 'not available here'}._`
-        : '_Pass --db to read the triggers, foreign-key actions and cascades of the written tables from the catalog._',
-    ];
-  }
-  const notes = catalog.facts.flatMap((f) => f.notes);
-  const out: string[] = [];
-  out.push(
-    notes.length
-      ? `From the catalog (\`belay check\` reports the same codes):\n\n${mdTable(
-          ['code', 'severity', 'what', 'what to do'],
-          notes.map((n) => [code(n.code), n.severity, n.message, n.fix]),
-        )}`
-      : "_No trigger fires on the steps' UPDATE, and no foreign-key action, cascade or composite key involves the written tables._",
-  );
-  const indirect = catalog.facts.flatMap((f) => f.indirectTables.map((t) => ({ ...t, step: f.step })));
-  if (indirect.length) {
-    out.push('', 'Tables changed indirectly:', '');
-    out.push(
-      mdTable(
-        ['table', 'by step', 'through', 'backed up and verified'],
-        indirect.map((t) => [code(t.table), t.step, code(t.through), t.listed ? 'yes' : '**no**: add it to tables']),
-      ),
-    );
-  }
-  return out;
-}
-
-async function targetOf(db: Db | undefined, s: BatchedStep, i: number): Promise<{ t: StepTarget; assumed: boolean }> {
-  if (db) {
-    const r = await db.query<{ oid: number | null }>(TABLE_OID_SQL, [qualified(s.table)]);
-    if (r.rows[0]?.oid) return { t: await resolveStep(db, s, i), assumed: false };
-  }
-  return { t: { table: qualified(s.table), tableName: s.table, key: s.key ?? 'id', keyType: 'bigint', writes: s.writes }, assumed: true };
+/**
+ * A runbook written after a run (the demo writes it next to the report) finds that run's fence trigger on the
+ * written table: it is belay's record of other writers, not something the migration changes, so it is left out.
+ */
+function withoutOwnFences(c: CatalogSources): CatalogSources {
+  return {
+    ...c,
+    facts: c.facts.map((f) => ({
+      ...f,
+      notes: f.notes.filter((n) => !(n.kind === 'trigger' && OWN_FENCE.test(String(n.data.trigger ?? '')))),
+      indirectTables: f.indirectTables.filter((t) => !OWN_FENCE.test(t.through)),
+    })),
+  };
 }
 
 async function tableFacts(db: Db, tables: readonly string[]): Promise<TableFacts[]> {
@@ -460,40 +238,6 @@ async function tableFacts(db: Db, tables: readonly string[]): Promise<TableFacts
       const c = await db.query<{ n: number }>(`SELECT count(*)::float8 AS n FROM ${qualified(t)}`);
       out.push({ table: t, exists: true, rows: Number(c.rows[0]!.n), estimated: false, bytes: Number(s.bytes) });
     } else out.push({ table: t, exists: true, rows: Number(s.estimate), estimated: true, bytes: Number(s.bytes) });
-  }
-  return out;
-}
-
-/** A plan.json rendered generically: its scalar figures, and its arrays of objects as tables. */
-function planFigures(plan: Record<string, unknown>, file?: string): string[] {
-  const out: string[] = [file ? `From ${code(file)}:` : 'From the plan given:', ''];
-  const pretty = (k: string, v: string) =>
-    /ms$/i.test(k) && Number.isFinite(Number(v))
-      ? `${v} (${fmtMs(Number(v))})`
-      : /bytes$/i.test(k) && Number.isFinite(Number(v))
-        ? `${v} (${fmtBytes(Number(v))})`
-        : v;
-  const scalars = scalarPaths(plan);
-  if (scalars.length)
-    out.push(
-      mdTable(
-        ['figure', 'value'],
-        scalars.map(([k, v]) => [k, pretty(k, v)]),
-      ),
-    );
-  for (const [k, v] of Object.entries(plan)) {
-    if (!Array.isArray(v) || !v.length || typeof v[0] !== 'object') continue;
-    const rows = v.slice(0, 50) as Array<Record<string, unknown>>;
-    const cols = [...new Set(rows.flatMap((r) => Object.keys(r).filter((c) => r[c] === null || typeof r[c] !== 'object')))].slice(0, 10);
-    out.push(
-      '',
-      `**${k}**`,
-      '',
-      mdTable(
-        cols,
-        rows.map((r) => cols.map((c) => cell(pretty(c, String(r[c] ?? ''))))),
-      ),
-    );
   }
   return out;
 }

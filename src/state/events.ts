@@ -9,6 +9,15 @@ type Err = Record<string, unknown>;
 export type BelayEvent =
   // the run
   | { type: 'run-started'; runId: number; migrationId: string; checksum: string; resumed: boolean; mode: string }
+  /** A command from belay pause | resume | abort | tune, taken by the running apply between two batches. */
+  | {
+      type: 'control-taken';
+      runId: number;
+      command: import('./controls.ts').ControlCommand;
+      settings: import('./controls.ts').TuneSettings;
+      requestedBy: import('./controls.ts').Asker;
+      requestedAt: string;
+    }
   /** A run that stopped before its first write, superseded by a run of the changed migration. */
   | { type: 'run-abandoned'; runId: number; previousStatus: string }
   | { type: 'run-resumed'; runId: number; previousStatus: string }
@@ -154,3 +163,8 @@ export async function tell(db: Db, emit: EventSink, event: BelayEvent & { runId:
   emit(event);
   await recordEvent(db, event);
 }
+
+/** $1 = run id. The run's event log with elapsed time from the first event. */
+export const RUN_EVENTS_SQL = `SELECT id::int AS id, at::text AS at, type, data,
+       (extract(epoch FROM at - min(at) OVER ()) * 1000)::float8 AS "elapsedMs"
+  FROM belay.events WHERE run_id = $1 ORDER BY id`;

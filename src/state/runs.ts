@@ -198,3 +198,16 @@ export const MARK_RESTORED_FROM_BACKUP_SQL = [
   `UPDATE belay.batches SET rolled_back_at = clock_timestamp(), restored = 0 WHERE run_id = $1 AND rolled_back_at IS NULL`,
   `UPDATE belay.steps SET status = 'rolled_back' WHERE run_id = $1 AND status IN ('done', 'running')`,
 ];
+
+/** Where a run stopped: the step that was running, its last committed key and how many batches it committed. */
+export const RUN_POSITION_SQL = `SELECT s.step_no AS "stepNo", s.name, s.last_key AS "lastKey",
+       (SELECT count(*)::int FROM belay.batches b WHERE b.run_id = s.run_id AND b.step_no = s.step_no) AS committed
+  FROM belay.steps s WHERE s.run_id = $1 AND s.status = 'running' ORDER BY s.step_no LIMIT 1`;
+
+export const LOCK_RETRIES_SQL = `SELECT coalesce(sum(attempts - 1), 0)::int AS n FROM belay.batches WHERE run_id = $1`;
+
+/** $1 = run id. Step timings from the step records. */
+export const STEP_TIMINGS_SQL = `SELECT step_no AS "stepNo", name, kind, status, rows_total::float8 AS "rowsTotal", rows_done::float8 AS "rowsDone",
+       rows_changed::float8 AS "rowsChanged", started_at::text AS "startedAt", finished_at::text AS "finishedAt",
+       (extract(epoch FROM finished_at - started_at) * 1000)::float8 AS "durationMs"
+  FROM belay.steps WHERE run_id = $1 ORDER BY step_no`;

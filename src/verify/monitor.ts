@@ -10,9 +10,9 @@ import { getRun } from '../state/runs.ts';
 import { countedSql, writtenCountedSql } from './verify-sql.ts';
 import { DEFAULT_SAMPLE, finishRound, guarded, runDecisions, specChecks, type VerifyCheck, type VerifyResult } from './verify.ts';
 import { startMetrics, type MetricsServer } from './metrics.ts';
-import { MONITOR_SUMMARY_SQL } from './monitor-sql.ts';
 import { RUN_ROWS_WRITTEN_SQL, writtenAsWrittenSql } from '../state/decision-sql.ts';
 import { tableInfo } from '../db/catalog.ts';
+import { MONITOR_SUMMARY_SQL } from '../state/verification-sql.ts';
 
 /** Error code of a monitoring window that alerted (exit 7, like a failed verification). */
 export const MONITOR_ALERT_CODE = 'BELAY_MONITOR_ALERT';

@@ -1,8 +1,8 @@
 // belay.verifications: one row per round (apply, verify, monitor), its checks in belay.verification_results.
 import type { Db } from '../db/connection.ts';
 import { mergeSummary } from '../state/summary.ts';
-import { INSERT_RESULT_SQL, INSERT_ROUND_SQL, ROUNDS_SQL } from './verify-sql.ts';
 import type { RoundSource, VerifyCheck } from './verify.ts';
+import { INSERT_RESULT_SQL, INSERT_ROUND_SQL, ROUNDS_SQL } from '../state/verification-sql.ts';
 
 export interface RoundRecord {
   id: number;

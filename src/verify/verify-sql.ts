@@ -62,19 +62,6 @@ export function untouchedChecksumSql(table: string, columns: readonly string[], 
 
 // --- records (state schema version 6) ---
 
-export const INSERT_ROUND_SQL = `INSERT INTO belay.verifications (run_id, source, ok, duration_ms, alerts)
-  VALUES ($1, $2, $3, $4, $5) RETURNING id::int AS id, at::text AS at`;
-
-export const INSERT_RESULT_SQL = `INSERT INTO belay.verification_results
-  (verification_id, run_id, name, kind, result, count, threshold, message, sample, error)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb)`;
-
-export const ROUNDS_SQL = `SELECT v.id::int AS id, v.source, v.at::text AS at, v.ok, v.duration_ms::float8 AS "durationMs", v.alerts,
-       coalesce((SELECT jsonb_agg(jsonb_build_object('name', r.name, 'kind', r.kind, 'result', r.result, 'count', r.count,
-                 'threshold', r.threshold, 'message', r.message, 'sample', r.sample, 'error', r.error) ORDER BY r.seq)
-                   FROM belay.verification_results r WHERE r.verification_id = v.id), '[]'::jsonb) AS checks
-  FROM belay.verifications v WHERE v.run_id = $1 AND ($2::text IS NULL OR v.source = $2) ORDER BY v.id`;
-
 /** A check counted and sampled, with `written` (the rows the run wrote, as `writtenRows` selects them) available. */
 export function writtenCountedSql(sql: string, writtenRows: string, limit: number, keyType: string): string {
   // $1/$2: a batch's key range in the batches, here every decided key; the WHERE types them when sql does not use them
