@@ -1,12 +1,10 @@
 // Rollback you can trust: the standalone SQL script (run with psql on the server, executed as is on
 // PGlite), plain SQL steps undone in reverse, irreversible steps refused before anything is touched.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { generate } from '../examples/event-type-owner/generate.ts';
 import { main } from '../src/cli/main.ts';
 import { type Db, openDb } from '../src/db/connection.ts';
@@ -22,24 +20,10 @@ import type { MigrationInput } from '../src/spec/define.ts';
 import { validate } from '../src/spec/load.ts';
 import { DB_KINDS, type FreshDb, freshDb } from './helpers/fresh-db.ts';
 import { checksums, flagship, writtenIds } from './helpers/flagship.ts';
-import { NO_PSQL, PSQL } from './helpers/tools.ts';
+import { NO_PSQL, runScript } from './helpers/tools.ts';
 import { inline } from './helpers/fixture.ts';
 
-const run = promisify(execFile);
-
 const loaded = (input: MigrationInput) => inline(input);
-
-/** Runs a rollback script the way a user would: psql alone on the server; on PGlite, executed as is. */
-async function runScript(f: FreshDb, script: string): Promise<string> {
-  if (f.db.kind === 'pglite') {
-    await f.db.exec(script.replace(/^\\set .*$/m, ''));
-    return '';
-  }
-  const file = path.join(mkdtempSync(path.join(tmpdir(), 'belay-script-')), 'rollback.sql');
-  writeFileSync(file, script);
-  const r = await run(PSQL, ['-X', '-v', 'ON_ERROR_STOP=1', '-f', file, f.url], { maxBuffer: 64 << 20 });
-  return r.stdout + r.stderr;
-}
 
 /** Rows of a that are not in b, and of b not in a (as multisets). */
 async function diffCount(db: Db, a: string, b: string): Promise<number> {

@@ -82,22 +82,32 @@ for (const kind of DB_KINDS) {
       }
     });
 
-    test('a planted violation (an assigned row moved to another user) fails verification: exit 7, recorded', async () => {
+    test("a row belay wrote and the application changed afterwards is listed as the application's; one changed past the fence fails verification: exit 7, recorded", async () => {
       const f = await freshDb(kind);
       try {
         const truth = await generate(f.db, { rows: ROWS, seed: 12 });
         const r = await apply(f.db, await flagship(), { batchSize: 500, stages: verification() });
         assert.equal(r.status, 'completed', r.error?.message ?? '');
-        const victim = truth.categories.assign[Math.floor(truth.categories.assign.length / 2)]!;
+        const [moved, hidden] = [truth.categories.assign[Math.floor(truth.categories.assign.length / 2)]!, truth.categories.assign[0]!];
         // a new user with no link: the row's owner is no longer its valid link
         const u = await f.db.query<{ id: number }>(`INSERT INTO users (username, email) VALUES ('intruder', 'i@example.com') RETURNING id`);
-        await f.db.query(`UPDATE "EventType" SET "userId" = $1 WHERE id = $2`, [u.rows[0]!.id, victim]);
+        await f.db.query(`UPDATE "EventType" SET "userId" = $1 WHERE id = $2`, [u.rows[0]!.id, moved]);
+        const seen = await verifyRun(f.db, r.runId);
+        assert.equal(seen.ok, true, "the write fence recorded the application's write");
+        assert.equal(byName(seen, 'writes-held:assign-owner').result, 'pass');
+        const changed = byName(seen, 'changed-since:assign-owner');
+        assert.deepEqual([changed.result, changed.count, Number((changed.sample[0] as { key: number }).key)], ['warn', 1, moved]);
+        // a write the fence cannot see (its triggers off for the session): nobody can say whose it is
+        await f.db.query('BEGIN');
+        await f.db.query(`SET LOCAL session_replication_role = replica`);
+        await f.db.query(`UPDATE "EventType" SET "userId" = $1 WHERE id = $2`, [u.rows[0]!.id, hidden]);
+        await f.db.query('COMMIT');
         const v = await verifyRun(f.db, r.runId);
         assert.equal(v.ok, false);
         const held = byName(v, 'writes-held:assign-owner');
         assert.equal(held.result, 'fail');
         assert.equal(held.count, 1);
-        assert.equal(Number((held.sample[0] as { key: number }).key), victim);
+        assert.equal(Number((held.sample[0] as { key: number }).key), hidden);
         assert.equal(byName(v, 'assign-owner.verify').result, 'pass', 'the written value itself was right');
         assert.equal(byName(v, 'untouched-columns').result, 'pass', 'userId is a written column: not in the checksum');
         assert.throws(
@@ -105,14 +115,14 @@ for (const kind of DB_KINDS) {
           (e: unknown) => e instanceof VerificationError && e.exitCode === EXIT.verification,
         );
         const rounds = await getRounds(f.db, r.runId, 'verify');
-        assert.equal(rounds.length, 1);
-        assert.equal(rounds[0]!.ok, false);
-        assert.equal(rounds[0]!.checks.find((c) => c.name === 'writes-held:assign-owner')!.count, 1);
+        assert.equal(rounds.length, 2);
+        assert.equal(rounds[1]!.ok, false);
+        assert.equal(rounds[1]!.checks.find((c) => c.name === 'writes-held:assign-owner')!.count, 1);
         // the CLI (server only: another connection must see the data) ends with exit 7
         if (kind === 'postgres') {
           const code = await main(['node', 'belay', '--db', f.url, 'verify', String(r.runId)]);
           assert.equal(code, EXIT.verification);
-          assert.equal((await getRounds(f.db, r.runId, 'verify')).length, 2);
+          assert.equal((await getRounds(f.db, r.runId, 'verify')).length, 3);
         }
       } finally {
         await f.drop();
@@ -128,10 +138,8 @@ for (const kind of DB_KINDS) {
         const stages = verification({
           name: 'edit',
           async before(ctx) {
-            // what a buggy migration writing a column it did not declare would do
+            // what a buggy migration writing a column it did not declare would do, with no sign of other writers
             await ctx.db.query(`UPDATE "EventType" SET title = title || ' (edited)' WHERE id = $1`, [edited]);
-            // the table grows under load too: new rows are not part of the comparison
-            await ctx.db.query(`INSERT INTO "EventType" (title, slug) SELECT 'new ' || g, 'new-slug-' || g FROM generate_series(1, 25) g`);
           },
         });
         const r = await apply(f.db, await flagship(), { batchSize: 400, stages });
@@ -147,6 +155,28 @@ for (const kind of DB_KINDS) {
         assert.ok(BigInt(s.range[0]) <= BigInt(edited) && BigInt(edited) <= BigInt(s.range[1]), `${edited} in ${s.range}`);
         assert.equal(s.rowsBefore, s.rowsAfter);
         assert.equal((await getRun(f.db, r.runId)).status, 'failed');
+      } finally {
+        await f.drop();
+      }
+    });
+
+    test("under application traffic (the table grows during the run) the same drift is the application's: a warning, the run completes", async () => {
+      const f = await freshDb(kind);
+      try {
+        await generate(f.db, { rows: ROWS, seed: 13 });
+        const ids = (await f.db.query<{ id: number }>(`SELECT id FROM "EventType" ORDER BY id`)).rows.map((x) => Number(x.id));
+        const stages = verification({
+          name: 'application',
+          async before(ctx) {
+            await ctx.db.query(`UPDATE "EventType" SET title = title || ' (edited)' WHERE id = $1`, [ids[Math.floor(ids.length * 0.7)]]);
+            await ctx.db.query(`INSERT INTO "EventType" (title, slug) SELECT 'new ' || g, 'new-slug-' || g FROM generate_series(1, 25) g`);
+          },
+        });
+        const r = await apply(f.db, await flagship(), { batchSize: 400, stages });
+        assert.equal(r.status, 'completed', r.error?.message ?? '');
+        const c = (await getRounds(f.db, r.runId, 'apply'))[0]!.checks.find((x) => x.name === 'untouched-columns')!;
+        assert.equal(c.result, 'warn');
+        assert.match(c.message, /the application wrote meanwhile: .*"?EventType"? held \d+ rows before the run, \d+ now/);
       } finally {
         await f.drop();
       }

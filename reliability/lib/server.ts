@@ -56,9 +56,21 @@ export async function dropDb(name: string): Promise<void> {
 }
 
 /** Drops every database of this suite left behind by an earlier, interrupted run. */
+/**
+ * Drops databases of the suite's that an earlier, interrupted run left behind: only those created more than
+ * LEFTOVER_AGE_MS ago (PG_VERSION is written once, when a database is created), never a suite's that runs now
+ * (npm test runs the short suites side by side).
+ */
+export const LEFTOVER_AGE_MS = 3 * 3_600_000;
+
 export async function dropLeftovers(): Promise<number> {
   return admin(async (a) => {
-    const r = await a.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`${DB_PREFIX}%`]);
+    const r = await a.query<{ datname: string }>(
+      `SELECT datname FROM pg_database d
+        WHERE datname LIKE $1
+          AND (pg_stat_file('base/' || d.oid || '/PG_VERSION')).modification < clock_timestamp() - make_interval(secs => $2::float8 / 1000)`,
+      [`${DB_PREFIX}%`, LEFTOVER_AGE_MS],
+    );
     for (const { datname } of r.rows) await a.query(`DROP DATABASE IF EXISTS ${ident(datname)} WITH (FORCE)`);
     return r.rows.length;
   });

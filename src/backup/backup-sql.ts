@@ -80,8 +80,6 @@ SELECT ${COLS} FROM belay.backups
  WHERE ($1::bigint IS NULL OR run_id = $1) AND ($2 OR status <> 'dropped')
  ORDER BY id DESC LIMIT $3`;
 
-export const RUN_BACKUPS_SQL = `SELECT ${COLS} FROM belay.backups WHERE run_id = $1 AND status = 'verified' ORDER BY id`;
-
 /** A run's backups whose copies are kept, verified or waiting for their files, oldest first. */
 export const RUN_LIVE_BACKUPS_SQL = `SELECT ${COLS} FROM belay.backups WHERE run_id = $1 AND status IN ('verified', 'unverified') ORDER BY id`;
 

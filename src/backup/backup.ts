@@ -214,12 +214,6 @@ export async function takeBackup(db: Db, runId: number | null, tables: readonly 
   return records;
 }
 
-/** One line for humans: where, how big, how many rows, which checksum. */
-export function describeBackup(b: BackupRecord): string {
-  const size = b.sizeBytes === null ? '?' : formatBytes(b.sizeBytes);
-  return `backup ${b.id} of ${b.sourceTable}: ${copySqlName(b)}, ${b.rows} rows, ${size}, checksum ${b.checksum}, verified${b.file ? `; file ${b.file} (sha256 ${b.fileSha256?.slice(0, 12)}…)` : ''}`;
-}
-
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
   const units = ['kB', 'MB', 'GB', 'TB'];

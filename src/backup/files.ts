@@ -3,7 +3,7 @@
 import type { ChecksumMethod } from '../db/checksum.ts';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { chmod, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -262,10 +262,6 @@ export async function fileDigest(file: string): Promise<{ sha256: string; bytes:
 /** The decompressed COPY text of a backup file, as a stream. */
 export function readCopyFile(file: string): AsyncIterable<Uint8Array> {
   return createReadStream(file).pipe(createGunzip());
-}
-
-export async function readManifest(manifestPath: string): Promise<Manifest> {
-  return JSON.parse(await readFile(manifestPath, 'utf8')) as Manifest;
 }
 
 /**

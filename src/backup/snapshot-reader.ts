@@ -3,7 +3,8 @@
 // after it. Server only (PGlite has one session); without it takeBackup reads the sources itself.
 import { type ChecksumColumn, checksumWith, type TableChecksum } from '../db/checksum.ts';
 import { type Db, openDb } from '../db/connection.ts';
-import { EXPORT_SNAPSHOT_SQL, importSnapshotSql, pinnedSettingsSql } from '../db/sql.ts';
+import { exportSnapshot } from '../db/snapshot.ts';
+import { importSnapshotSql, pinnedSettingsSql } from '../db/sql.ts';
 import { BEGIN_READER_SQL, READER_SERIAL_SQL } from './backup-sql.ts';
 
 export interface SnapshotReader {
@@ -31,8 +32,8 @@ export function connectReader(db: Db): Promise<Db | undefined> {
  * same snapshot.
  */
 export async function openSnapshotReader(db: Db, session: Promise<Db | undefined> = connectReader(db)): Promise<SnapshotReader | undefined> {
-  if (db.kind !== 'postgres') return undefined;
-  const id = (await db.query<{ id: string }>(EXPORT_SNAPSHOT_SQL)).rows[0]!.id;
+  const id = await exportSnapshot(db);
+  if (id === undefined) return undefined;
   let pid: number | undefined;
   let busy = false;
   let cancelled = false;

@@ -5,8 +5,6 @@ import { ident, literal } from '../db/sql.ts';
 
 /** One snapshot for every check, and the server refuses any write. Always ended with ROLLBACK. */
 export const READ_ONLY_BEGIN_SQL = 'BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY';
-/** The same snapshot, writable at first: the decisions are made in it as temporary tables, then it turns read-only. */
-export const SNAPSHOT_BEGIN_SQL = 'BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ';
 /** When plain-SQL steps run first (rolled back with the checks): read-only is set once they ran. */
 export const READ_WRITE_BEGIN_SQL = 'BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ';
 

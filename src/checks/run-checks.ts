@@ -2,7 +2,8 @@
 // Everything runs in one READ ONLY snapshot that is always rolled back (on a server, shared by up to --jobs sessions).
 import { type CatalogFacts, catalogFacts } from '../db/catalog-facts.ts';
 import { type Db, openDb } from '../db/connection.ts';
-import { EXPORT_SNAPSHOT_SQL, ident, importSnapshotSql, qualified } from '../db/sql.ts';
+import { exportSnapshot } from '../db/snapshot.ts';
+import { ident, importSnapshotSql, qualified } from '../db/sql.ts';
 import { BelayError, DbError } from '../errors.ts';
 import type { BatchedStep, Check } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
@@ -498,7 +499,8 @@ async function beginChecks(
  */
 async function snapshotSessions(db: Db, n: number): Promise<Db[]> {
   if (db.kind !== 'postgres' || n < 1) return [];
-  const id = (await db.query<{ id: string }>(EXPORT_SNAPSHOT_SQL)).rows[0]!.id;
+  const id = await exportSnapshot(db);
+  if (id === undefined) return [];
   const opened = await Promise.all(
     Array.from({ length: n }, async () => {
       const s = await openDb(db.url, { applicationName: 'belay check' }).catch(() => undefined);

@@ -139,6 +139,8 @@ export const TRIGGERS_SQL = `SELECT t.tgname::text AS name, t.tgtype::int AS typ
   JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace
   JOIN pg_language l ON l.oid = p.prolang
  WHERE t.tgrelid = $1 AND NOT t.tgisinternal
+   -- belay's own write fences (state/decision-sql.ts: a trigger function in schema belay) are not the user's
+   AND NOT (pn.nspname = 'belay' AND t.tgname LIKE 'belay\\_fence\\_r%')
  ORDER BY t.tgname`;
 
 /** Which of the function names a trigger body calls are built in (pg_catalog): the others may write anything. */

@@ -149,14 +149,6 @@ export function scrub(text: string, secrets: readonly string[]): string {
   return out;
 }
 
-/** Kept for callers that want the one password of a URL. */
-export function passwordOf(url: string): string | undefined {
-  const { userinfo } = split(url);
-  if (userinfo === undefined || !userinfo.includes(':')) return undefined;
-  const raw = userinfo.slice(userinfo.indexOf(':') + 1);
-  return decoded(raw).at(1) ?? raw;
-}
-
 // --- the process's known secrets ------------------------------------------------------------------
 
 /**

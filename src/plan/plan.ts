@@ -345,10 +345,6 @@ function assertPlanCovers(m: LoadedMigration, p: Plan): void {
 
 export const DEFAULT_MAX_DRIFT = 0.1;
 
-export interface PlanDrift {
-  reasons: string[];
-}
-
 /**
  * Refuses (StateError BELAY_PLAN_STALE, exit 8) when the migration changed since the plan, a touched
  * table's definition changed, or a row count moved by more than maxDrift (a fraction, default 10 %).

@@ -176,22 +176,27 @@ export function writtenRowsSql(t: DecisionTarget, runId: number, stepNo: number,
  WHERE b.run_id = ${Number(runId)} AND b.step_no = ${Number(stepNo)}${rolledBack ? '' : ' AND b.rolled_back_at IS NULL'}`;
 }
 
-/** The written rows under the table's names, as the post-run checks and the monitor read `written`. */
-export function writtenAsTableSql(t: DecisionTarget, runId: number, stepNo: number): string {
-  return `SELECT x.* FROM ${t.table} x JOIN (${writtenRowsSql(t, runId, stepNo)}) w ON w.k = x.${ident(t.key)}`;
-}
-
 /** Rows the run wrote that no longer hold what it wrote (or are gone). */
-export function writesHeldSql(t: DecisionTarget, runId: number, stepNo: number, limit: number): string {
+export function writesHeldSql(t: DecisionTarget, runId: number, stepNo: number, limit: number, fence?: string): string {
   const k = ident(t.key);
   const differs = t.writes.map((c, i) => `x.${ident(c)} IS DISTINCT FROM w.${n(i)}`).join(' OR ');
+  // belay never deletes, and the fence records every other writer of a written column: those rows are the
+  // application's doing; a row that differs with no fence entry is not (without a fence, nothing can tell)
+  const others = `x.${k} IS NULL${fence ? ` OR EXISTS (SELECT 1 FROM ${fence} f WHERE f.k = w.k)` : ''}`;
   return `WITH w AS (${writtenRowsSql(t, runId, stepNo)}), bad AS (
-  SELECT w.k AS key, ${t.writes.map((c, i) => `w.${n(i)} AS ${ident(`written.${c}`)}, x.${ident(c)} AS ${ident(`now.${c}`)}`).join(', ')}, x.${k} IS NULL AS deleted
+  SELECT w.k AS key, ${t.writes.map((c, i) => `w.${n(i)} AS ${ident(`written.${c}`)}, x.${ident(c)} AS ${ident(`now.${c}`)}`).join(', ')}, x.${k} IS NULL AS deleted,
+         (${others}) AS "byOthers"
     FROM w LEFT JOIN ${t.table} x ON x.${k} = w.k
    WHERE x.${k} IS NULL OR ${differs}
 )
-SELECT (SELECT count(*) FROM bad)::int AS n, (SELECT jsonb_agg(to_jsonb(s)) FROM (SELECT * FROM bad ORDER BY key LIMIT ${Number(limit)}) s) AS sample`;
+SELECT (SELECT count(*) FROM bad WHERE NOT "byOthers")::int AS n,
+       (SELECT jsonb_agg(to_jsonb(s)) FROM (SELECT * FROM bad WHERE NOT "byOthers" ORDER BY key LIMIT ${Number(limit)}) s) AS sample,
+       (SELECT count(*) FROM bad WHERE "byOthers")::int AS "othersN",
+       (SELECT jsonb_agg(to_jsonb(s)) FROM (SELECT * FROM bad WHERE "byOthers" ORDER BY key LIMIT ${Number(limit)}) s) AS "othersSample"`;
 }
+
+/** How many keys a step's fence recorded: writes of a written column by anyone but belay since its first batch. */
+export const fenceCountSql = (fence: string) => `SELECT count(*)::int AS n FROM ${fence}`;
 
 /** Rows of one batch that someone wrote after it (a newer row version than the batch's), or deleted. */
 export function changedSinceSql(t: DecisionTarget): string {
@@ -265,9 +270,6 @@ export const ADD_ROUND_SQL = `UPDATE belay.decisions SET rounds = rounds + 1, ro
 export const GET_DECISION_SQL = `SELECT relation, table_name AS "tableName", key_column AS "keyColumn", key_type AS "keyType", columns,
        row_count::float8 AS rows, checksum, rounds, status, fence, decided_at::text AS "decidedAt"
   FROM belay.decisions WHERE run_id = $1 AND step_no = $2`;
-
-export const RUN_DECISIONS_SQL = `SELECT step_no AS "stepNo", relation, table_name AS "tableName", key_column AS "keyColumn", key_type AS "keyType",
-       columns, row_count::float8 AS rows, checksum, rounds, status FROM belay.decisions WHERE run_id = $1 ORDER BY step_no`;
 
 /** Decided rows a run left unchanged (changed by someone since, or rejected by a check or a constraint). */
 export const skippedCountSql = (relation: string) => `SELECT count(*)::int AS n FROM ${relation} WHERE skipped IS NOT NULL`;

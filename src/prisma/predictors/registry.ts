@@ -147,5 +147,3 @@ export const FINDINGS = Object.freeze({
 } satisfies Record<string, FindingKind>);
 
 export type FindingCode = keyof typeof FINDINGS;
-
-export const FINDING_CODES = Object.freeze(Object.keys(FINDINGS) as FindingCode[]);
