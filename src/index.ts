@@ -67,7 +67,8 @@ export type { RunDocs } from './report/write-docs.ts';
 /** belay prisma check: predicts from the live data whether pending prisma/migrations will fail. */
 export { prismaCheck, type PrismaCheckOptions, type PrismaCheckReport } from './prisma/check.ts';
 /** belay prisma deploy: runs the pending migrations the safe way and records them as Prisma does. */
-export { prismaDeploy, type PrismaDeployOptions, type PrismaDeployResult } from './prisma/deploy.ts';
+export type { PrismaDeployOptions, PrismaDeployResult } from './prisma/deploy.ts';
+export { prismaDeploy, type PrismaDeployRunOptions } from './run/prisma-deploy.ts';
 export { FINDINGS as PRISMA_FINDINGS, type FindingCode as PrismaFindingCode } from './prisma/predictors/registry.ts';
 
 // State, configuration, events, errors

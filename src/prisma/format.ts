@@ -42,20 +42,26 @@ export function renderCheck(r: PrismaCheckReport, opts: { info?: boolean } = {})
   return out.join('\n');
 }
 
+const PHASES = {
+  batched: 'first, as belay batched steps (each batch one transaction with its undo log)',
+  before: 'before the transaction',
+  transaction: 'in one transaction, with its _prisma_migrations row',
+  after: 'after the commit',
+} as const;
+
 export function renderPlan(r: PrismaDeployResult): string {
   const out: string[] = [];
   if (r.plans.length === 0) return 'nothing to deploy: every migration is applied';
   for (const p of r.plans) {
     out.push(`${p.name} (checksum ${p.checksum.slice(0, 12)}…)`);
-    for (const phase of ['before', 'transaction', 'after'] as const) {
+    for (const phase of ['batched', 'before', 'transaction', 'after'] as const) {
       const steps = p.steps.filter((s) => s.phase === phase);
       if (!steps.length) continue;
-      out.push(
-        `  ${phase === 'before' ? 'before the transaction' : phase === 'after' ? 'after the commit' : 'in one transaction, with its _prisma_migrations row'}:`,
-      );
+      out.push(`  ${PHASES[phase]}:`);
       for (const s of steps) {
         out.push(`    ${s.statement ? `[${s.statement}] ` : ''}${s.sql.replace(/\s*\n\s*/g, ' ').slice(0, 200)}`);
         if (s.why) out.push(`        ${s.why}`);
+        if (s.batched) out.push(`        as belay decides it: ${s.batched.decide.replace(/\s*\n\s*/g, ' ').slice(0, 300)}`);
       }
     }
   }
@@ -66,7 +72,11 @@ export function renderDeploy(r: PrismaDeployResult): string {
   if (r.planOnly) return renderPlan(r);
   if (r.applied.length === 0) return 'nothing to deploy: every migration is applied';
   return [
-    ...r.applied.map((a) => `applied ${a.name} in ${fmtMs(a.durationMs)}${a.attempts > 1 ? ` (${a.attempts} attempts)` : ''}`),
+    ...r.applied.map(
+      (a) =>
+        `applied ${a.name} in ${fmtMs(a.durationMs)}${a.attempts > 1 ? ` (${a.attempts} attempts)` : ''}` +
+        (a.belayRuns.length ? `; batched UPDATE(s) in belay run(s) ${a.belayRuns.join(', ')} (belay report <run>)` : ''),
+    ),
     `${r.applied.length} migration(s) applied and recorded in _prisma_migrations in ${fmtMs(r.durationMs)}`,
   ].join('\n');
 }
