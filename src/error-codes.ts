@@ -285,6 +285,13 @@ export const ERROR_CODES = Object.freeze([
     whatToDo: 'Repair what the failed migration left, run `prisma migrate resolve --rolled-back <name>` (or --applied), then deploy again.',
   },
   {
+    code: 'BELAY_PRISMA_DELETE_INTERRUPTED',
+    exitCode: EXIT.state,
+    meaning:
+      'belay prisma deploy: an earlier deploy of this migration stopped between the batches of a DELETE; the rows it had deleted are kept in its undo table in belay_backup.',
+    whatToDo: 'Put the rows back with the INSERT the message shows and drop the undo table (or drop it if they are meant to stay deleted), then deploy again.',
+  },
+  {
     code: 'BELAY_PRISMA_BASELINE',
     exitCode: EXIT.state,
     meaning: "belay prisma deploy: the schema has tables but no _prisma_migrations (Prisma's P3005).",

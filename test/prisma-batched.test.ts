@@ -9,6 +9,7 @@ import { describe, test } from 'node:test';
 import type { Db } from '../src/db/connection.ts';
 import { BelayError } from '../src/errors.ts';
 import { prismaDeploy } from '../src/run/prisma-deploy.ts';
+import { ensureState } from '../src/state/schema.ts';
 import { withDb } from './helpers/fixture.ts';
 import { comparable, migrationsFolder, sha256 } from './helpers/prisma.ts';
 
@@ -33,6 +34,8 @@ function addMigration(dir: string, name: string, sql: string): void {
 }
 
 const tableSum = async (db: Db) => (await db.query<{ s: string }>(`SELECT md5(string_agg(t::text, ',' ORDER BY id)) AS s FROM "Account" t`)).rows[0]!.s;
+
+const PURGE = `-- Delete the accounts without a tier\nDELETE FROM "Account" WHERE "tier" IS NULL;\n`;
 
 describe('prisma deploy: a large UPDATE in belay batches (postgres)', () => {
   test('the UPDATE runs in belay batches and leaves exactly what the file run as Prisma runs it leaves', async () => {
@@ -132,6 +135,90 @@ describe('prisma deploy: a large UPDATE in belay batches (postgres)', () => {
         low.plans.map((p) => p.steps.some((s) => s.phase === 'batched')),
         [false, false, true],
       );
+    });
+  });
+
+  test('a large DELETE that opens a file runs in keyset batches, keeps every deleted row, and leaves what Prisma leaves', async () => {
+    const dirA = migrationsFolder({ '20260101000000_init': INIT });
+    const dirB = migrationsFolder({ '20260101000000_init': INIT });
+    await withDb('postgres', async (a) => {
+      await withDb('postgres', async (b) => {
+        await seeded(a.db, dirA);
+        await seeded(b.db, dirB);
+        const before = await tableSum(a.db);
+        addMigration(dirA, '20260102000000_purge', PURGE);
+        addMigration(dirB, '20260102000000_purge', PURGE);
+        const plan = await prismaDeploy(a.db, { dir: dirA, batchOver: 1000, plan: true });
+        assert.equal(plan.plans[0]!.steps[0]!.phase, 'batched');
+        assert.ok(plan.plans[0]!.steps[0]!.deleted);
+        const r = await prismaDeploy(a.db, { dir: dirA, batchOver: 1000 });
+        const kept = r.applied[0]!.deletedRowsKept;
+        assert.equal(kept.length, 1);
+        await prismaDeploy(b.db, { dir: dirB, batchOver: Number.POSITIVE_INFINITY });
+        assert.equal(await comparable(a.db), await comparable(b.db));
+        // every deleted row is in the undo table: put back, the table is byte for byte as before
+        const n = (await a.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${kept[0]}`)).rows[0]!.n;
+        assert.equal(n, ROWS - Math.floor(ROWS / 3));
+        await a.db.exec(`INSERT INTO "Account" SELECT * FROM ${kept[0]}`);
+        assert.equal(await tableSum(a.db), before);
+      });
+    });
+  });
+
+  test('when a later statement fails, the rows a batched DELETE deleted are put back: the table byte for byte as before, no row, no undo table', async () => {
+    const dir = migrationsFolder({ '20260101000000_init': INIT });
+    await withDb('postgres', async (f) => {
+      await seeded(f.db, dir);
+      const before = await tableSum(f.db);
+      addMigration(dir, '20260102000000_purge_then_boom', `${PURGE}\nDO $$ BEGIN RAISE EXCEPTION 'refused by a trigger in production'; END $$;\n`);
+      const plan = await prismaDeploy(f.db, { dir, batchOver: 1000, plan: true });
+      const undo = plan.plans[0]!.steps[0]!.deleted!.undo;
+      const err = await prismaDeploy(f.db, { dir, batchOver: 1000 }).then(
+        () => assert.fail('expected the deploy to fail'),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof BelayError && err.code === 'BELAY_PRISMA_DEPLOY_FAILED', String(err));
+      assert.equal(await tableSum(f.db), before);
+      assert.equal((await f.db.query(`SELECT 1 FROM _prisma_migrations WHERE migration_name = '20260102000000_purge_then_boom'`)).rows.length, 0);
+      assert.equal((await f.db.query<{ r: string | null }>(`SELECT to_regclass($1)::text AS r`, [undo])).rows[0]!.r, null);
+    });
+  });
+
+  test('a DELETE whose rows a cascading foreign key or a DELETE trigger would change elsewhere stays in the transaction', async () => {
+    const dir = migrationsFolder({ '20260101000000_init': INIT });
+    await withDb('postgres', async (f) => {
+      await seeded(f.db, dir);
+      addMigration(dir, '20260102000000_purge', PURGE);
+      assert.ok((await prismaDeploy(f.db, { dir, batchOver: 1000, plan: true })).plans[0]!.steps[0]!.deleted, 'batched before the hazard');
+      await f.db.exec(`CREATE TABLE "Session" ("id" SERIAL PRIMARY KEY, "accountId" INTEGER REFERENCES "Account"("id") ON DELETE CASCADE)`);
+      assert.ok((await prismaDeploy(f.db, { dir, batchOver: 1000, plan: true })).plans[0]!.steps.every((s) => s.phase !== 'batched'));
+      await f.db.exec(`DROP TABLE "Session"; CREATE FUNCTION audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN OLD; END $$;
+        CREATE TRIGGER "Account_audit" BEFORE DELETE ON "Account" FOR EACH ROW EXECUTE FUNCTION audit()`);
+      assert.ok((await prismaDeploy(f.db, { dir, batchOver: 1000, plan: true })).plans[0]!.steps.every((s) => s.phase !== 'batched'));
+    });
+  });
+
+  test('a deploy that finds the undo table of an interrupted batched DELETE refuses, names it, and changes nothing', async () => {
+    const dir = migrationsFolder({ '20260101000000_init': INIT });
+    await withDb('postgres', async (f) => {
+      await seeded(f.db, dir);
+      addMigration(dir, '20260102000000_purge', PURGE);
+      const undo = (await prismaDeploy(f.db, { dir, batchOver: 1000, plan: true })).plans[0]!.steps[0]!.deleted!.undo;
+      // what a kill between two batches leaves: some rows moved into the undo table
+      await ensureState(f.db);
+      await f.db.exec(`CREATE TABLE ${undo} AS SELECT * FROM "Account" WHERE false;
+        WITH d AS (DELETE FROM "Account" WHERE "id" <= 100 AND "tier" IS NULL RETURNING *) INSERT INTO ${undo} SELECT * FROM d`);
+      const before = await tableSum(f.db);
+      const err = await prismaDeploy(f.db, { dir, batchOver: 1000 }).then(
+        () => assert.fail('expected a refusal'),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof BelayError && err.code === 'BELAY_PRISMA_DELETE_INTERRUPTED', String(err));
+      assert.equal(err.exitCode, 8);
+      assert.match(err.message, /67 deleted row\(s\) of "public"."Account" are kept in "belay_backup"."prisma_deleted_/);
+      assert.match(err.fix ?? '', /INSERT INTO "public"."Account" OVERRIDING SYSTEM VALUE SELECT \* FROM "belay_backup"/);
+      assert.equal(await tableSum(f.db), before);
+      assert.equal((await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${undo}`)).rows[0]!.n, 67);
     });
   });
 });

@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { RunResult } from '../contract.ts';
 import type { Db } from '../db/connection.ts';
 import type { LoadedMigration } from '../spec/load.ts';
+import { deleteHazard, runDelete, startDelete, undoDelete } from './batched-delete.ts';
 import { batchedMigration } from './batched-update.ts';
 import { BelayError, DbError, isRetryable, serverFields } from '../errors.ts';
 import { checkInSnapshot, type PrismaCheckOptions, type PrismaCheckReport } from './check.ts';
@@ -68,6 +69,8 @@ export interface AppliedMigration {
   attempts: number;
   /** belay runs that wrote its batched UPDATEs (belay report <run>, belay rollback <run>). */
   belayRuns: number[];
+  /** Undo tables holding every row its batched DELETEs deleted (drop them once the rows are no longer needed). */
+  deletedRowsKept: string[];
 }
 
 export interface PrismaDeployResult {
@@ -106,13 +109,21 @@ export async function deployMigrations(db: Db, opts: PrismaDeployOptions = {}): 
     refuseOn(check);
     const rewrite = opts.rewrite ?? db.kind === 'postgres';
     const plans: MigrationPlan[] = [];
+    const deleteHazards = new Map<string, string>();
+    if (opts.batches && rewrite) {
+      for (const a of check.migrations.flatMap((m) => m.statements.flatMap((s) => s.actions))) {
+        const name = `${a.schema}.${a.table}`;
+        if (a.kind === 'DeleteStmt' && a.live && a.schema && a.table && !deleteHazards.has(name))
+          deleteHazards.set(name, await deleteHazard(db, a.schema, a.table));
+      }
+    }
     for (const f of pendingFiles) {
       const infos = check.migrations.find((m) => m.name === f.name)?.statements ?? [];
       plans.push(
         planMigration(f, await parseFile(f.script), infos, {
           rewrite,
           schema,
-          ...(opts.batches ? { batchOver: opts.batchOver ?? DEFAULT_BATCH_OVER } : {}),
+          ...(opts.batches ? { batchOver: opts.batchOver ?? DEFAULT_BATCH_OVER, deleteHazards } : {}),
         }),
       );
     }
@@ -223,11 +234,19 @@ async function runMigration(db: Db, p: MigrationPlan, schema: string, opts: Pris
   const t0 = performance.now();
   const lockTimeout = opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
   const done: DeployStep[] = [];
-  const runs: number[] = [];
+  const runs = new Map<DeployStep, number>();
+  const deletes: DeployStep[] = [];
   let current: DeployStep | undefined;
   const undo = async () => {
     for (const s of done.reverse()) if (s.undo) await db.exec(s.undo).catch(() => undefined);
-    for (const id of runs.reverse()) {
+    // the batched statements, last first
+    for (const s of p.steps.filter((x) => x.phase === 'batched').reverse()) {
+      if (s.deleted && deletes.includes(s)) {
+        await undoDelete(db, s.deleted);
+        log(`  the rows statement ${s.statement} deleted in batches were put back`);
+      }
+      const id = runs.get(s);
+      if (id === undefined) continue;
       const { conflicts } = await opts.batches!.rollback(id);
       if (conflicts) log(`  belay run ${id} rolled back; ${conflicts} row(s) the application changed since were left as they are`);
     }
@@ -235,11 +254,22 @@ async function runMigration(db: Db, p: MigrationPlan, schema: string, opts: Pris
   try {
     for (const s of p.steps.filter((x) => x.phase === 'batched')) {
       current = s;
+      if (s.deleted) {
+        const d = s.deleted;
+        log(
+          `  in batches: statement ${s.statement}, DELETE from ${d.table} (about ${Math.round(d.rows).toLocaleString('en-US')} rows), deleted rows kept in ${d.undo}`,
+        );
+        await startDelete(db, d);
+        deletes.push(s);
+        const n = await runDelete(db, d, lockTimeout, (what, fn) => withRetries(opts, log, what, fn).then((r) => r.value));
+        log(`  ${n} rows deleted`);
+        continue;
+      }
       const u = s.batched!;
       log(`  in batches: statement ${s.statement}, UPDATE of ${u.table} (about ${Math.round(u.rows).toLocaleString('en-US')} rows)`);
       const r = await opts.batches!.apply(batchedMigration(u, p.name, s.statement!, `${p.name}/migration.sql`));
       // a refused run wrote nothing (its runId may be another run's): nothing of it to undo
-      if (r.status !== 'refused') runs.push(r.runId);
+      if (r.status !== 'refused') runs.set(s, r.runId);
       if (r.status !== 'completed') {
         throw r.error ?? new BelayError('BELAY_PRISMA_DEPLOY_FAILED', `the batched UPDATE ended ${r.status}`, {});
       }
@@ -280,9 +310,22 @@ async function runMigration(db: Db, p: MigrationPlan, schema: string, opts: Pris
         throw followUpError(p, s, err);
       }
     }
-    return { name: p.name, id, durationMs: performance.now() - t0, attempts: tx.attempts, belayRuns: runs };
+    return {
+      name: p.name,
+      id,
+      durationMs: performance.now() - t0,
+      attempts: tx.attempts,
+      belayRuns: [...runs.values()],
+      deletedRowsKept: deletes.map((s) => s.deleted!.undo),
+    };
   } catch (err) {
+    // applied and recorded: nothing to undo
     if (err instanceof BelayError && err.code === 'BELAY_PRISMA_FOLLOW_UP') throw err;
+    // an earlier batched DELETE of this file waits for its rows: what this deploy did is undone, the message kept
+    if (err instanceof BelayError && err.code === 'BELAY_PRISMA_DELETE_INTERRUPTED') {
+      await undo();
+      throw err;
+    }
     try {
       await undo();
     } catch (undoErr) {
@@ -291,8 +334,8 @@ async function runMigration(db: Db, p: MigrationPlan, schema: string, opts: Pris
         `${p.name} failed (${(err as Error).message}), and undoing its batched UPDATE failed too: ${(undoErr as Error).message}. No _prisma_migrations row was written`,
         {
           cause: err,
-          details: { migration: p.name, belayRuns: runs },
-          fix: `Roll the batched UPDATE back with belay rollback ${runs.join(' / ')} once the cause is fixed, then deploy again.`,
+          details: { migration: p.name, belayRuns: [...runs.values()], deletedRowsKept: deletes.map((s) => s.deleted!.undo) },
+          fix: `Undo what is left once the cause is fixed (belay rollback ${[...runs.values()].join(' / ') || '-'}; the rows in ${deletes.map((s) => s.deleted!.undo).join(', ') || '-'} back into their table), then deploy again.`,
         },
       );
     }

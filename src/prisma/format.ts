@@ -1,4 +1,5 @@
 // Terminal renderings of a check report and a deploy plan: what a developer reads in CI.
+import { DELETE_BATCH_ROWS } from './batched-delete.ts';
 import type { PrismaCheckReport } from './check.ts';
 import type { PrismaDeployResult } from './deploy.ts';
 import type { Finding } from './types.ts';
@@ -61,6 +62,8 @@ export function renderPlan(r: PrismaDeployResult): string {
       for (const s of steps) {
         out.push(`    ${s.statement ? `[${s.statement}] ` : ''}${s.sql.replace(/\s*\n\s*/g, ' ').slice(0, 200)}`);
         if (s.why) out.push(`        ${s.why}`);
+        if (s.deleted)
+          out.push(`        in batches of ${DELETE_BATCH_ROWS}: DELETE FROM ${s.deleted.relation} WHERE ${s.deleted.where ?? 'true'} (by ${s.deleted.key})`);
         if (s.batched) out.push(`        as belay decides it: ${s.batched.decide.replace(/\s*\n\s*/g, ' ').slice(0, 300)}`);
       }
     }
@@ -75,7 +78,8 @@ export function renderDeploy(r: PrismaDeployResult): string {
     ...r.applied.map(
       (a) =>
         `applied ${a.name} in ${fmtMs(a.durationMs)}${a.attempts > 1 ? ` (${a.attempts} attempts)` : ''}` +
-        (a.belayRuns.length ? `; batched UPDATE(s) in belay run(s) ${a.belayRuns.join(', ')} (belay report <run>)` : ''),
+        (a.belayRuns.length ? `; batched UPDATE(s) in belay run(s) ${a.belayRuns.join(', ')} (belay report <run>)` : '') +
+        (a.deletedRowsKept.length ? `; the rows its batched DELETE(s) deleted are kept in ${a.deletedRowsKept.join(', ')}` : ''),
     ),
     `${r.applied.length} migration(s) applied and recorded in _prisma_migrations in ${fmtMs(r.durationMs)}`,
   ].join('\n');

@@ -6,6 +6,7 @@
 // keyset batches with the undo log, rolled back by belay if anything after it fails.
 import { ident, qualified } from '../db/sql.ts';
 import type { StatementInfo } from './analyze.ts';
+import { type BatchedDelete, batchedDelete } from './batched-delete.ts';
 import { type BatchedUpdate, batchedUpdate } from './batched-update.ts';
 import { strings } from './fragments.ts';
 import type { ParsedFile } from './parse.ts';
@@ -27,6 +28,8 @@ export interface DeployStep {
   index?: string;
   /** A `batched` step: the UPDATE as a belay step. */
   batched?: BatchedUpdate;
+  /** A `batched` step: the DELETE in keyset batches with its undo table. */
+  deleted?: BatchedDelete;
 }
 
 export interface MigrationPlan {
@@ -40,8 +43,10 @@ export interface RewriteOptions {
   rewrite: boolean;
   /** The schema unqualified names resolve to. */
   schema: string;
-  /** An UPDATE that opens the file, on a table of at least this many rows (estimated), runs batched; unset: never. */
+  /** An UPDATE or DELETE that opens the file, on a table of at least this many rows (estimated), runs batched; unset: never. */
   batchOver?: number;
+  /** Why a DELETE on `schema.table` cannot be batched ('' when it can; absent: not looked up, not batched). */
+  deleteHazards?: ReadonlyMap<string, string>;
 }
 
 export function planMigration(file: MigrationFile, parsed: ParsedFile, infos: readonly StatementInfo[], opts: RewriteOptions): MigrationPlan {
@@ -54,9 +59,21 @@ export function planMigration(file: MigrationFile, parsed: ParsedFile, infos: re
     const act = info?.actions[0];
     const tx = (sql: string, why?: string): void => void steps.push({ phase: 'transaction', sql, statement: s.index, ...(why ? { why } : {}) });
     if (s.kind === 'TransactionStmt') continue;
-    const batched: BatchedUpdate | undefined =
-      leading && opts.rewrite && opts.batchOver !== undefined && act ? batchedUpdate(parsed, s, act, opts.batchOver) : undefined;
-    leading &&= batched !== undefined;
+    const over: number | undefined = leading && opts.rewrite ? opts.batchOver : undefined;
+    const batched: BatchedUpdate | undefined = over !== undefined && act ? batchedUpdate(parsed, s, act, over) : undefined;
+    const deleted: BatchedDelete | undefined =
+      over !== undefined && act && !batched ? batchedDelete(parsed, s, act, over, file.name, opts.deleteHazards?.get(`${act.schema}.${act.table}`)) : undefined;
+    leading &&= batched !== undefined || deleted !== undefined;
+    if (deleted) {
+      steps.push({
+        phase: 'batched',
+        sql: s.text,
+        statement: s.index,
+        deleted,
+        why: `about ${Math.round(deleted.rows).toLocaleString('en-US')} rows: deleted in keyset batches, every deleted row kept in ${deleted.undo}; put back if the rest of the file fails`,
+      });
+      continue;
+    }
     if (batched) {
       steps.push({
         phase: 'batched',
