@@ -12,7 +12,7 @@ import { ident } from './sql.ts';
  * search_path is set to that schema alone, as Prisma's own engine sets it, so unqualified names resolve as
  * they do for the application.
  */
-export function splitSchemaParam(url: string): { connectionString: string; schema: string | null } {
+function splitSchemaParam(url: string): { connectionString: string; schema: string | null } {
   const q = url.indexOf('?');
   if (q < 0) return { connectionString: url, schema: null };
   const params = new URLSearchParams(url.slice(q + 1));
