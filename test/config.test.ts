@@ -8,7 +8,10 @@ import { after, describe, test } from 'node:test';
 import { loadEnvFiles } from '../src/config/env-file.ts';
 import { loadProjectConfig, parseConfig } from '../src/config/environments.ts';
 import { BelayError } from '../src/errors.ts';
-import { findMigration } from '../src/run/migrations.ts';
+import { findMigration, migrationStatus } from '../src/run/migrations.ts';
+import { safeApply } from '../src/run/pipeline.ts';
+import { loadMigration } from '../src/spec/load.ts';
+import { withDb } from './helpers/fixture.ts';
 import { initProject, newMigration } from '../src/run/scaffold.ts';
 import { runCli } from './helpers/cli.ts';
 
@@ -120,5 +123,28 @@ describe('finding a migration', () => {
       return true;
     });
     assert.throws(() => newMigration(cfg, 'legacy'), /a migration named "legacy" exists/);
+  });
+});
+
+test('belay status reads the newest run of each id: a run whose step fails on the server is failed (PGlite)', async () => {
+  await withDb('pglite', async (f) => {
+    await f.db.exec(`CREATE TABLE users (id int PRIMARY KEY, email text); INSERT INTO users SELECT g, 'A' || g || '@x.org' FROM generate_series(1, 50) g;`);
+    const dir = tmp();
+    initProject(dir);
+    const cfg = loadProjectConfig(dir);
+    writeFileSync(
+      path.join(dir, 'migrations', 'broken.ts'),
+      `export default { id: 'broken', purpose: 'A step that divides by zero on the server.', tables: ['users'],
+        steps: [{ kind: 'sql', name: 'boom', up: 'UPDATE users SET email = email || (1 / (id - id))::text', down: null }] };\n`,
+    );
+    const r = await safeApply(f.db, await loadMigration(await findMigration('broken', cfg)), {});
+    assert.equal(r.status, 'failed', r.error?.message ?? '');
+    assert.deepEqual(
+      (await migrationStatus(cfg, f.db)).map((m) => [m.id, m.state, m.run]),
+      [
+        ['example-lower-case-emails', 'pending', null],
+        ['broken', 'failed', r.runId],
+      ],
+    );
   });
 });
