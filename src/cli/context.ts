@@ -4,7 +4,6 @@ import { redactText, scrubKnown, scrubValue } from '../db/redact.ts';
 import { BelayError, EXIT, UsageError } from '../errors.ts';
 import { loadEnvFiles } from '../config/env-file.ts';
 import { loadProjectConfig, resolveEnvironment } from '../config/environments.ts';
-import { findMigration } from '../run/migrations.ts';
 import type { MigrationParams } from '../spec/define.ts';
 import { NUMBERS, type NumberSchema, parseNumber } from '../spec/numbers.ts';
 
@@ -36,7 +35,9 @@ export function databaseUrl(opts: GlobalOptions): string {
 }
 
 /** A command's migration: a path, or a folder name or id in the project's migrations folder. */
-export function locate(target: string): Promise<string> {
+export async function locate(target: string): Promise<string> {
+  // imported when a command needs it: the loader brings the SQL parser, which --help never needs
+  const { findMigration } = await import('../run/migrations.ts');
   return findMigration(target, loadProjectConfig());
 }
 
