@@ -18,7 +18,7 @@ export interface EnvFilesResult {
 const loaded = new Set<string>();
 
 /** Reads the .env files of `dir` once per process and folder; returns what it set. */
-export function loadEnvFiles(dir = process.cwd(), env: NodeJS.ProcessEnv = process.env): EnvFilesResult {
+export function loadEnvFiles(dir = process.cwd(), env: Record<string, string | undefined> = process.env): EnvFilesResult {
   const key = path.resolve(dir);
   if (env === process.env && loaded.has(key)) return { files: [], set: [] };
   if (env === process.env) loaded.add(key);
