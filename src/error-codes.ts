@@ -223,8 +223,9 @@ export const ERROR_CODES = Object.freeze([
   {
     code: 'BELAY_CONFIG',
     exitCode: EXIT.usage,
-    meaning: 'belay.config.json is malformed, names no such environment, or an environment URL reads a variable that is not set.',
-    whatToDo: 'Fix the file or the --env name, or set the variable the URL names.',
+    meaning:
+      'belay.config.json is malformed (the message names the field), names no such environment, or an environment URL reads a variable that is not set; or ./.env and prisma/.env give one variable two values.',
+    whatToDo: 'Fix the file or the --env name, set the variable the URL names, or keep each variable in one .env file.',
   },
   {
     code: 'BELAY_DB',
