@@ -64,6 +64,15 @@ function between(at: number, act: (db: Db) => Promise<unknown>, then: 'continue'
   ];
 }
 
+/** A step whose check rejects 61 rows the rule still gives as decided. */
+function input2(): MigrationInput {
+  const m = migration();
+  return {
+    ...m,
+    steps: [{ ...(m.steps[0] as object), verify: 'SELECT w.id FROM written w WHERE w.id BETWEEN 100 AND 160' } as MigrationInput['steps'][number]],
+  };
+}
+
 const outs = async (db: Db, where = 'true') =>
   new Map(
     (await db.query<{ id: number; out: number | null }>(`SELECT id, out FROM work WHERE ${where} ORDER BY id`)).rows.map((r) => [
@@ -138,6 +147,38 @@ for (const kind of DB_KINDS) {
       });
     });
 
+    test("rows a step's check rejects because the application changed what the rule reads are skipped as changed and decided again, not counted against maxRejected", async () => {
+      await withDb(kind, async ({ db }) => {
+        await db.exec(SCHEMA);
+        const input = (verify: string): MigrationInput => {
+          const m = migration();
+          return { ...m, steps: [{ ...(m.steps[0] as object), verify } as MigrationInput['steps'][number]] };
+        };
+        // the in-batch check re-reads src: after the application changes src.v of 50 decided rows, the check
+        // rejects them (far more than the 10 allowed); the rule itself now gives other values for them
+        const events: BelayEvent[] = [];
+        const r = await run(db, input('SELECT w.id FROM written w JOIN src s ON s.id = w.id WHERE w.out IS DISTINCT FROM s.v'), {
+          onEvent: (e) => events.push(e),
+          stages: between(1, (d) => d.exec('UPDATE src SET v = -v WHERE id BETWEEN 300 AND 349')),
+        });
+        assert.equal(r.status, 'completed', r.error?.message ?? '');
+        const after = await outs(db);
+        for (let id = 1; id <= ROWS; id++) assert.equal(after.get(id), id >= 300 && id <= 349 ? -id * 2 : id * 2, `row ${id}`);
+        assert.ok(
+          events.some((e) => e.type === 'rows-skipped' && e.count > 0),
+          'the rejected rows were found changed since the decision',
+        );
+        assert.ok(events.some((e) => e.type === 'catch-up' && e.added === 50));
+      });
+      // a check that rejects rows the rule still gives as decided is the rule's or the check's problem: the run stops
+      await withDb(kind, async ({ db }) => {
+        await db.exec(SCHEMA);
+        const r = await run(db, input2());
+        assert.notEqual(r.status, 'completed');
+        assert.match(r.error?.message ?? '', /fill\.verify returned .* more than the 10 allowed/);
+      });
+    });
+
     test('the catch-up bound holds under a writer that keeps inserting: the run ends after the rounds and reports what is left', async () => {
       await withDb(kind, async ({ db }) => {
         await db.exec(SCHEMA);
@@ -161,6 +202,28 @@ for (const kind of DB_KINDS) {
         const left = events.find((e) => e.type === 'catch-up-left');
         assert.ok(left && left.type === 'catch-up-left' && left.remaining === 1 && left.rounds === 2, `what is left is reported: ${JSON.stringify(left)}`);
         assert.equal((await outs(db, 'out IS NULL')).size, 1, 'the row inserted during the last round stays as it is');
+      });
+    });
+
+    test('verification after the run: rows the run never wrote that fail a spec query under application writes warn; a written row that fails it still fails', async () => {
+      await withDb(kind, async ({ db }) => {
+        await db.exec(SCHEMA);
+        const m = {
+          ...migration(),
+          verify: [{ name: 'all-filled', sql: 'SELECT w.id FROM work w JOIN src s ON s.id = w.id WHERE w.out IS DISTINCT FROM s.v' }],
+        };
+        const r = await run(db, m);
+        assert.equal(r.status, 'completed', r.error?.message ?? '');
+        const result = async () => (await verify(db, r.runId)).checks.find((c) => c.name === 'all-filled')!;
+        assert.equal((await result()).result, 'pass');
+        // the application inserts rows after the run: the query finds them, belay never wrote them
+        await db.exec(`INSERT INTO work VALUES (${ROWS + 1}, 0, NULL); INSERT INTO src VALUES (${ROWS + 1}, 3)`);
+        const late = await result();
+        assert.equal(late.result, 'warn', late.message);
+        assert.match(late.message, /none of these rows is one the run wrote/);
+        // a row the run wrote that fails the query is not explained away
+        await db.exec('UPDATE src SET v = 0 WHERE id = 5');
+        assert.equal((await result()).result, 'fail');
       });
     });
 

@@ -22,7 +22,17 @@ import {
   type StepRecord,
 } from '../state/runs.ts';
 import { mergeSummary, readSummary } from '../state/summary.ts';
-import { catchUp, type Decision, dropDecisions, skippedRows, dropFence, ensureFence, makeDecision, storedDecision } from '../state/decision.ts';
+import {
+  catchUp,
+  changedSinceDecision,
+  type Decision,
+  dropDecisions,
+  skippedRows,
+  dropFence,
+  ensureFence,
+  makeDecision,
+  storedDecision,
+} from '../state/decision.ts';
 import { fenceNames, WRITER_SQL } from '../state/decision-sql.ts';
 import { type BatchJob, reject, runBatch } from './batch.ts';
 import { withRetry } from '../db/retry.ts';
@@ -287,9 +297,20 @@ async function runBatchedStep(
   const ceilingNow = () => (db.kind === 'postgres' && !inTx ? ctl.batchCeilingMs : undefined);
   let liftedUntil = -Infinity;
   let splits = 0;
+  /** Rejected keys not yet tested against the rule evaluated again (see below). */
+  let untested: string[] = [];
+  const retest = async () => {
+    const changed = await changedSinceDecision(db, step, stepNo, decision, untested);
+    untested = [];
+    rejectedTotal -= changed.length;
+    skippedTotal += changed.length;
+    if (changed.length)
+      await tell(db, emit, { type: 'rows-skipped', runId, step: step.name, batchNo: batchNo + 1, count: changed.length, keys: changed.slice(0, 20) });
+  };
   /** Leaves rows out of the step; past maxRejected it is no longer traffic but the rule or the data. */
   const rejectRows = async (keys: string[], reason: string, sample: unknown[]) => {
     rejectedTotal += keys.length;
+    untested.push(...keys);
     await tell(db, emit, {
       type: 'rows-rejected',
       runId,
@@ -300,6 +321,12 @@ async function runBatchedStep(
       keys: keys.slice(0, 20),
       sample: sample.slice(0, 5),
     });
+    if (!inTx && rejectedTotal > maxRejected) {
+      // before stopping: rows for which the rule itself, evaluated now, no longer gives the decided value were
+      // changed since the decision (a link edited, a slug renamed by the application): skipped as changed, not
+      // rejected, and a catch-up round may decide them again; only the rest count against maxRejected
+      await retest();
+    }
     if (inTx || rejectedTotal > maxRejected) {
       throw new VerificationError(
         `step "${step.name}": ${reason} returned ${keys.length} row(s) in batch ${batchNo + 1}${inTx ? '' : ` (${rejectedTotal} rejected in all, more than the ${maxRejected} allowed)`}; the batch was rolled back`,
@@ -372,6 +399,8 @@ async function runBatchedStep(
     if (outcome.kind === 'done') {
       // catch-up: what the rule gives now that was not decided (inserted or changed meanwhile), in at most `rounds` rounds
       batchNo--;
+      // rejected rows the rule no longer gives as decided join the catch-up as changed ones
+      if (untested.length && !inTx) await retest();
       if (round >= rounds) {
         // the rounds are spent (the run always ends): what the rule would still give is reported, not written
         if (rounds > 0) {

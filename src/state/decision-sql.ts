@@ -164,6 +164,24 @@ export function rejectSql(t: DecisionTarget): string {
   return `UPDATE ${t.relation} SET skipped = $2 WHERE k = ANY($1::text[]::${t.keyType}[]) AND skipped IS NULL`;
 }
 
+/**
+ * Of decided keys ($1, or $3 with a range rule's $1/$2), those for which the rule, evaluated now, no longer
+ * gives the decided values (another value, or no row): the data changed since the decision.
+ */
+export function ruleChangedSql(t: DecisionTarget, source: string, range: boolean): string {
+  const k = ident(t.key);
+  const keys = range ? '$3' : '$1';
+  const same = t.writes.map((c, i) => `p.${ident(c)} IS NOT DISTINCT FROM d.${n(i)}`).join(' AND ');
+  return `SELECT d.k::text AS k FROM ${t.relation} d
+ WHERE d.k = ANY(${keys}::text[]::${t.keyType}[])
+   AND NOT EXISTS (SELECT 1 FROM (${source}) p WHERE p.${k} = d.k AND ${same})`;
+}
+
+/** Rejected rows found changed since the decision become skipped as changed (a catch-up round may decide them again). */
+export function reclassifyChangedSql(t: DecisionTarget): string {
+  return `UPDATE ${t.relation} SET skipped = 'changed' WHERE k = ANY($1::text[]::${t.keyType}[]) AND (skipped IS NULL OR skipped LIKE 'rejected:%')`;
+}
+
 /** The transaction's id: every row version a batch writes carries it as xmin (rollback's fence). */
 export const CURRENT_XID_SQL = `SELECT pg_current_xact_id()::text AS xid`;
 
@@ -377,3 +395,7 @@ export function dropFenceSql(t: { table: string }, runId: number, stepNo: number
 }
 
 export const SET_FENCE_SQL = `UPDATE belay.decisions SET fence = $3 WHERE run_id = $1 AND step_no = $2`;
+
+/** The lowest and highest of some decided keys ($1, text), in the key's own order (no min(uuid) in PostgreSQL 15). */
+export const keysRangeSql = (t: DecisionTarget) =>
+  `SELECT (array_agg(k ORDER BY k))[1]::text AS lo, (array_agg(k ORDER BY k DESC))[1]::text AS hi FROM (SELECT unnest($1::text[]::${t.keyType}[]) AS k) s`;

@@ -33,6 +33,9 @@ import {
   INSERT_DECISION_SQL,
   STEP_HAS_BATCHES_SQL,
   tableChunkSql,
+  ruleChangedSql,
+  reclassifyChangedSql,
+  keysRangeSql,
 } from './decision-sql.ts';
 
 export type { DecisionTarget } from './decision-sql.ts';
@@ -177,6 +180,25 @@ export async function catchUp(
     await db.query('ROLLBACK').catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * Of keys a check or a constraint rejected, those the rule itself no longer gives as decided, evaluated now:
+ * the data changed since the decision (the application edited a row the rule reads), not the rule or the
+ * check. They are marked skipped as changed. A range rule is evaluated once over the keys' whole range.
+ */
+export async function changedSinceDecision(db: Db, step: BatchedStep, stepNo: number, d: Decision, keys: readonly string[]): Promise<string[]> {
+  if (keys.length === 0) return [];
+  const rule = ruleOf(step, stepNo);
+  const range = rule.kind !== 'whole-table';
+  let params: unknown[] = [keys];
+  if (range) {
+    const r = (await db.query<{ lo: string; hi: string }>(keysRangeSql(d), [keys])).rows[0]!;
+    params = [r.lo, r.hi, keys];
+  }
+  const changed = (await db.query<{ k: string }>(ruleChangedSql(d, rule.sql, range), params)).rows.map((r) => r.k);
+  if (changed.length) await db.query(reclassifyChangedSql(d), [changed]);
+  return changed;
 }
 
 /**

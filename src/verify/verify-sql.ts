@@ -1,5 +1,5 @@
 // All SQL of the post-run verification and of its records, in one place. Identifiers go through ident()/qualified().
-import { ident } from '../db/sql.ts';
+import { ident, literal } from '../db/sql.ts';
 
 /** A spec verify query (offending rows), counted and sampled. Also the monitor's checks. */
 export function countedSql(sql: string, limit: number): string {
@@ -72,4 +72,14 @@ ${sql}
 )
 SELECT (SELECT count(*) FROM f)::int AS n, (SELECT jsonb_agg(to_jsonb(s)) FROM (SELECT * FROM f LIMIT ${Number(limit)}) s) AS sample
  WHERE ($1::${keyType} IS NOT NULL OR $2::${keyType} IS NULL)`;
+}
+
+/** Of a verify query's rows: how many, how many carry the key column, how many of those are rows the run wrote (`written`: k). */
+export function offendingWrittenSql(sql: string, written: string, key: string): string {
+  return `WITH f AS (
+${sql}
+), w AS (${written})
+SELECT count(*)::int AS n, count(*) FILTER (WHERE to_jsonb(f) ? ${literal(key)})::int AS keyed,
+       count(*) FILTER (WHERE (to_jsonb(f) ->> ${literal(key)}) IN (SELECT w.k::text FROM w))::int AS mine
+  FROM f`;
 }
