@@ -44,8 +44,8 @@ export const WATCH_SCRIPT = `
   function renderRuns(runs, runId) {
     table('runs', ['run', 'migration', 'status', 'started', 'rows', 'changed', 'error'], runs.map(function (r) {
       var tr = el('tr', { 'data-run': r.id, class: r.id === runId ? 'selected' : null },
-        el('td', null, r.id), el('td', null, r.migrationId), el('td', { class: 'status-' + r.status }, r.status),
-        el('td', null, r.startedAt.slice(0, 19)), el('td', null, num(r.rowsDone) + ' / ' + num(r.rowsTotal)),
+        el('td', null, r.id), el('td', null, r.migrationId), el('td', { class: 'nowrap status-' + r.status }, r.status),
+        el('td', { class: 'nowrap' }, r.startedAt.slice(0, 19)), el('td', null, num(r.rowsDone) + ' / ' + num(r.rowsTotal)),
         el('td', null, num(r.rowsChanged)), el('td', null, r.errorCode || ''));
       tr.addEventListener('click', function () { select(r.id); });
       return tr;
@@ -61,7 +61,7 @@ export const WATCH_SCRIPT = `
     if (t.tuned) throttle += ' (tuned ' + JSON.stringify(t.tuned.settings) + ')';
     $('figures').replaceChildren(
       figure('rows done / total', num(r.rowsDone) + ' / ' + num(r.rowsTotal) + ' (' + pct.toFixed(1) + ' %)', 'rows'),
-      figure('rows/s', num(v.rowsPerSec), 'rate'),
+      figure('rows/s', r.status === 'running' || r.status === 'paused' ? num(v.rowsPerSec) : '–', 'rate'),
       figure('ETA', r.status === 'running' ? dur(v.etaSec) : '–', 'eta'),
       figure('lock waiters', v.lockWaiters === null ? 'n/a (PGlite)' : v.lockWaiters, 'lock-waiters'),
       figure('throttle', throttle, 'throttle'));
@@ -82,7 +82,7 @@ export const WATCH_SCRIPT = `
     }));
     table('events', ['at', 'event', 'data'], v.events.map(function (e) {
       var d = JSON.stringify(e.data);
-      return el('tr', { 'data-type': e.type }, el('td', null, e.at.slice(11, 23)), el('td', null, e.type), el('td', null, d.length > 240 ? d.slice(0, 240) + '…' : d));
+      return el('tr', { 'data-type': e.type }, el('td', { class: 'nowrap' }, e.at.slice(11, 23)), el('td', { class: 'nowrap' }, e.type), el('td', null, d.length > 240 ? d.slice(0, 240) + '…' : d));
     }));
     if (!readOnly) {
       var active = r.status === 'running' || r.status === 'paused';
@@ -114,8 +114,8 @@ export const WATCH_SCRIPT = `
       s.append(svg('polyline', { class: 'waits', points: pts.join(' ') }));
     }
     s.append(svg('line', { class: 'axis', x1: left, y1: bottom, x2: left + width, y2: bottom }));
-    [[4, 11, Math.round(maxMs) + ' ms'], [4, bottom, '0'], [left + width + 4, 11, maxN + ' waiting'], [left, H - 4, 'batch duration (bars, newest ' + batches.length + ')   lock waiters (line)']]
-      .forEach(function (l) { var x = svg('text', { x: l[0], y: l[1] }); x.textContent = l[2]; s.append(x); });
+    [[4, 11, Math.round(maxMs) + ' ms'], [4, bottom, '0'], [W - 2, 11, maxN + ' waiting', 'end'], [left, H - 4, 'batch duration (bars, newest ' + batches.length + ')   lock waiters (line)']]
+      .forEach(function (l) { var x = svg('text', { x: l[0], y: l[1], 'text-anchor': l[3] || 'start' }); x.textContent = l[2]; s.append(x); });
     $('chart').replaceChildren(s);
   }
 

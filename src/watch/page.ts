@@ -13,6 +13,7 @@ export function watchPage(o: { nonce: string; token: string; readOnly: boolean; 
 <body data-token="${esc(o.token)}" data-read-only="${o.readOnly}" data-run="${o.runId ?? ''}">
 <header><h1>belay watch</h1><span id="db">${esc(o.label)}</span>${o.readOnly ? '<span class="badge">read-only</span>' : ''}<span id="conn">connecting…</span></header>
 <main>
+<section id="runs-section"><h2>Runs</h2><table id="runs"></table></section>
 <section id="run-section"><h2 id="run-title">no run yet</h2>
 <div id="figures"></div><div class="bar-track"><div id="progress"></div></div>
 ${
@@ -29,7 +30,7 @@ ${
 <h3>Last findings</h3><table id="findings"></table>
 <h3>Last events</h3><table id="events"></table>
 </section>
-<section id="runs-section"><h2>Runs</h2><table id="runs"></table></section>
+
 </main>
 <script nonce="${o.nonce}">${WATCH_SCRIPT}</script>
 </body></html>`;
@@ -38,8 +39,9 @@ ${
 const STYLE = `body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#222;background:#fafafa}
 header{display:flex;gap:1em;align-items:baseline;padding:.6em 1em;background:#263238;color:#fff}
 header h1{font-size:1.2em;margin:0}#conn{margin-left:auto;opacity:.8}.badge{background:#f9a825;color:#000;padding:0 .4em;border-radius:3px}
-main{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:1em;padding:1em}
+main{display:grid;gap:1em;padding:1em;max-width:1100px}
 section{background:#fff;border:1px solid #ddd;border-radius:4px;padding:.6em 1em;overflow:hidden}
+#runs-section{max-height:30vh;overflow-y:auto}th,td.nowrap{white-space:nowrap}
 h2{font-size:1.1em;margin:.2em 0 .6em}h3{font-size:1em;margin:1em 0 .3em}
 table{border-collapse:collapse;width:100%;font-size:13px}td,th{text-align:left;padding:2px 6px;border-bottom:1px solid #eee;vertical-align:top;overflow-wrap:anywhere}
 #runs tr[data-run]{cursor:pointer}#runs tr.selected{background:#e3f2fd}
