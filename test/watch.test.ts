@@ -183,6 +183,9 @@ test('server: the JSON and the event stream follow a running apply; pause, tune 
         runs.runs.map((r) => [r.id, r.migrationId, r.status]),
         [[runId, 'fill-out', 'running']],
       );
+      const missing = await fetch(`${watch.url}api/runs/999`);
+      assert.equal(missing.status, 404);
+      assert.match(JSON.stringify(await missing.json()), /BELAY_NO_RUN/);
       // the stream: the run moves from one view to the next, with a pace and an ETA while it runs
       const views = await snapshots(watch.url, runId, 3);
       const [first, , last] = views.map((v) => v.view);
@@ -312,7 +315,7 @@ test('server: the page in headless Chromium loads without console errors, its ch
       const chart = page.locator('#chart svg');
       const before = await chart.getAttribute('data-last-batch');
       assert.ok(before, 'the chart shows batches');
-      await page.waitForFunction((b) => document.querySelector('#chart svg')?.getAttribute('data-last-batch') !== b, before, { timeout: 10_000 });
+      await page.waitForFunction((b) => document.querySelector('#chart svg')?.getAttribute('data-last-batch') !== b, before, { timeout: 20_000 });
       assert.ok((await page.locator('#chart svg rect.bar').count()) >= 2);
       assert.equal(await page.locator('#chart svg polyline.waits').count(), 1);
       const box = await chart.boundingBox();

@@ -81,7 +81,14 @@ export async function startWatch(db: Db, opts: WatchOptions = {}): Promise<Watch
       return;
     }
     if (url.pathname === '/api/runs') return send(res, 200, { runs: await listWatchRuns(db) });
-    if (runMatch && !runMatch[2]) return send(res, 200, await runView(db, Number(runMatch[1])));
+    if (runMatch && !runMatch[2]) {
+      try {
+        return send(res, 200, await runView(db, Number(runMatch[1])));
+      } catch (err) {
+        if (err instanceof BelayError && err.code === 'BELAY_NO_RUN') return send(res, 404, { error: problem(err) });
+        throw err;
+      }
+    }
     if (url.pathname === '/api/stream') return stream(req, res, Number(url.searchParams.get('run')) || opts.runId);
     return send(res, 404, { error: { message: 'not found' } });
   }
