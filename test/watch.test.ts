@@ -9,7 +9,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import type { Db } from '../src/db/connection.ts';
+import { type Db, openDb } from '../src/db/connection.ts';
 import { EXIT } from '../src/errors.ts';
 import { safeApply } from '../src/run/pipeline.ts';
 import { startWatch } from '../src/watch/server.ts';
@@ -29,6 +29,15 @@ const input = {
   id: 'fill-out',
   purpose: 'Fill work.out from work.w (watch tests).',
   tables: ['work'],
+  checks: [
+    {
+      kind: 'sql' as const,
+      code: 'ROUND_W',
+      severity: 'info' as const,
+      message: 'rows whose w is a multiple of 1000',
+      sql: 'SELECT id FROM work WHERE w % 1000 = 0',
+    },
+  ],
   steps: [
     {
       kind: 'batched' as const,
@@ -198,6 +207,10 @@ test('server: the JSON and the event stream follow a running apply; pause, tune 
       assert.equal(last!.lockWaiters, 0);
       assert.equal(last!.throttle.state, 'clear');
       assert.ok(last!.events.some((e) => e.type === 'run-started'));
+      assert.deepEqual(
+        last!.findings.map((f) => [f.source, f.name, f.result, f.count]),
+        [['check', 'ROUND_W', 'info', ROWS / 1000]],
+      );
       assert.ok(views.every((v) => !v.raw.includes(PASSWORD)));
 
       // refused: no token, a wrong one, another site's origin, another Host name, bad commands
@@ -236,15 +249,33 @@ test('server: the JSON and the event stream follow a running apply; pause, tune 
       assert.equal(await batchCount(db, runId), atPause, 'no batch while paused');
       assert.equal((await post(watch.url, runId, token, { command: 'tune', settings: { targetMs: 300 } })).status, 200);
       assert.equal((await post(watch.url, runId, token, { command: 'resume' })).status, 200);
+      // the throttle state as the run records it: a transaction held open past a limit tuned from the page
+      const other = await openDb(url);
+      try {
+        await other.query('BEGIN');
+        await other.query('SELECT txid_current()');
+        assert.equal((await post(watch.url, runId, token, { command: 'tune', settings: { maxTransactionAgeMs: 300 } })).status, 200);
+        const held = await until('the run throttled', async () => {
+          const v = (await (await fetch(`${watch.url}api/runs/${runId}`)).json()) as RunView;
+          return v.throttle.state === 'throttled' && v;
+        });
+        assert.match(held.throttle.reasons.join(), /1 transaction\(s\) older than 300 ms/);
+        assert.equal(held.run.status, 'running');
+      } finally {
+        await other.query('COMMIT');
+        await other.close();
+      }
+      await until('the throttle released', async () => ((await (await fetch(`${watch.url}api/runs/${runId}`)).json()) as RunView).throttle.state === 'clear');
       const done = await applying;
       assert.equal(done.code, EXIT.ok, done.stderr);
       assert.equal(Number(await scalar(db, `SELECT count(*)::int AS v FROM work WHERE out = w * 2`)), ROWS);
       const taken = await controlsTaken(db, runId);
       assert.deepEqual(
         taken.map((c) => c.command),
-        ['pause', 'tune', 'resume'],
+        ['pause', 'tune', 'resume', 'tune'],
       );
       assert.deepEqual(taken[1]!.settings, { targetMs: 300 });
+      assert.deepEqual(taken[3]!.settings, { maxTransactionAgeMs: 300 });
       assert.ok(
         taken.every((c) => c.requestedBy.application === 'belay watch' && c.requestedBy.osUser),
         JSON.stringify(taken),
@@ -252,7 +283,7 @@ test('server: the JSON and the event stream follow a running apply; pause, tune 
       const [finished] = await snapshots(watch.url, runId, 1);
       assert.equal(finished!.view.run.status, 'completed');
       assert.equal(finished!.view.run.rowsDone, ROWS);
-      assert.equal(finished!.view.throttle.tuned?.settings.targetMs, 300);
+      assert.deepEqual(finished!.view.throttle.tuned?.settings, { targetMs: 300, maxTransactionAgeMs: 300 });
       // over: the same refusal as belay pause
       const late = await post(watch.url, runId, token, { command: 'pause' });
       assert.equal(late.status, 409);
@@ -288,7 +319,7 @@ test('server: --read-only shows the runs without buttons and refuses every comma
   });
 });
 
-test('server: the page in headless Chromium loads without console errors, its chart moves, and Pause and Resume are taken by the running apply', {
+test('server: the page in headless Chromium loads without console errors, its chart moves, and Pause, the batch target and Resume (each confirmed) are taken by the running apply', {
   skip: NO_BROWSER,
 }, async () => {
   await withDb('postgres', async ({ db, url }) => {
@@ -304,9 +335,10 @@ test('server: the page in headless Chromium loads without console errors, its ch
       if (!req.url().startsWith(watch.url)) problems.push(`request to ${req.url()}`);
     });
     const questions: string[] = [];
+    let answer = false;
     page.on('dialog', (d) => {
       questions.push(d.message());
-      void d.accept();
+      void (answer ? d.accept() : d.dismiss());
     });
     try {
       const { applying, runId } = await startApply(db, url);
@@ -323,14 +355,22 @@ test('server: the page in headless Chromium loads without console errors, its ch
       assert.match((await page.locator('#rate b').textContent()) ?? '', /^[1-9][\d,]*$/);
       assert.match((await page.locator('#eta b').textContent()) ?? '', /\d+ s$/);
       assert.ok((await page.locator('#runs tr[data-run]').count()) === 1);
+      assert.match((await page.locator('#findings').textContent()) ?? '', /ROUND_W/);
 
+      // every button asks first: answered no, nothing is left for the run
+      await page.locator('#pause').click();
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(Number(await scalar(db, `SELECT count(*)::int AS v FROM belay.controls`)), 0);
+      answer = true;
       await page.locator('#pause').click();
       await until('the run paused', async () => (await status(db, runId)) === 'paused');
       await page.locator('#status', { hasText: 'paused' }).waitFor();
       assert.match((await page.locator('#message').textContent()) ?? '', /pause left for the running apply/);
       await page.locator('#events tr[data-type="control-taken"]').first().waitFor();
       const atPause = await batchCount(db, runId);
-      await page.locator('#resume').waitFor({ state: 'attached' });
+      await page.locator('#target').fill('250');
+      await page.locator('#tune').click();
+      await until('the tune taken', async () => (await controlsTaken(db, runId)).some((c) => c.command === 'tune'));
       await until('resume enabled', async () => page.locator('#resume').isEnabled());
       await page.locator('#resume').click();
       await until('the run going on', async () => (await batchCount(db, runId)) > atPause);
@@ -339,9 +379,11 @@ test('server: the page in headless Chromium loads without console errors, its ch
       await page.locator('#status', { hasText: 'completed' }).waitFor();
       assert.deepEqual(
         (await controlsTaken(db, runId)).map((c) => c.command),
-        ['pause', 'resume'],
+        ['pause', 'tune', 'resume'],
       );
-      assert.equal(questions.length, 2);
+      assert.deepEqual((await controlsTaken(db, runId))[1]!.settings, { targetMs: 250 });
+      assert.equal(questions.length, 4);
+      assert.match(questions[2]!, /Set the batch target of .* to 250 ms\?/);
       assert.match(questions[0]!, new RegExp(`^Pause run ${runId} \\(fill-out\\)`));
       await page.screenshot({ path: path.join(process.env.BELAY_WATCH_SCREENSHOT ?? tmp, 'watch.png'), fullPage: true });
       assert.deepEqual(problems, []);

@@ -19,12 +19,12 @@ export const WATCH_NOW_SQL = `SELECT (extract(epoch FROM clock_timestamp()) * 10
 /** The run's newest events ($2 of them), newest first. */
 export const WATCH_EVENTS_SQL = `SELECT id::int AS id, at::text AS at, type, data FROM belay.events WHERE run_id = $1 ORDER BY id DESC LIMIT $2`;
 
-/** The newest throttle event and the newest tune taken: the run's throttle state as the apply recorded it. */
+/** The newest throttle event and every tune taken, oldest first: the run's throttle state as the apply recorded it. */
 export const WATCH_THROTTLE_SQL = `SELECT
   (SELECT jsonb_build_object('type', type, 'at', at::text, 'data', data) FROM belay.events
     WHERE run_id = $1 AND type IN ('throttled', 'throttle-released') ORDER BY id DESC LIMIT 1) AS last,
-  (SELECT jsonb_build_object('at', at::text, 'settings', data->'settings') FROM belay.events
-    WHERE run_id = $1 AND type = 'control-taken' AND data->>'command' = 'tune' ORDER BY id DESC LIMIT 1) AS tuned`;
+  (SELECT jsonb_agg(jsonb_build_object('at', at::text, 'settings', data->'settings') ORDER BY id) FROM belay.events
+    WHERE run_id = $1 AND type = 'control-taken' AND data->>'command' = 'tune') AS tunes`;
 
 /** Commands left for the run that its apply has not taken yet (it takes them between two batches). */
 export const WATCH_PENDING_SQL = `SELECT id::int AS id, command, settings, requested_at::text AS "requestedAt"

@@ -58,6 +58,7 @@ export interface RunView {
   batches: BatchPoint[];
   /** Sessions waiting for a lock on the run's tables now; null on PGlite (one session). */
   lockWaiters: number | null;
+  /** throttled: the apply waits before its next batch (reasons as it recorded them); tuned: what every tune taken so far changed. */
   throttle: { state: 'clear' | 'throttled'; reasons: string[]; since: string | null; tuned: { at: string; settings: TuneSettings } | null };
   /** Commands left for the apply and not taken yet. */
   pending: Array<{ id: number; command: string; settings: TuneSettings; requestedAt: string }>;
@@ -90,11 +91,11 @@ export async function runView(db: Db, runId: number): Promise<RunView> {
   const totals = steps.filter((s) => s.rowsTotal !== null);
   const rowsTotal = totals.length ? totals.reduce((n, s) => n + s.rowsTotal!, 0) : null;
   const left = rowsTotal === null ? null : Math.max(0, rowsTotal - rowsDone);
-  const t = (
-    await db.query<{ last: { type: string; at: string; data: { reasons?: string[] } } | null; tuned: RunView['throttle']['tuned'] }>(WATCH_THROTTLE_SQL, [
-      runId,
-    ])
-  ).rows[0]!;
+  type Tune = { at: string; settings: TuneSettings };
+  type Throttle = { last: { type: string; at: string; data: { reasons?: string[] } } | null; tunes: Tune[] | null };
+  const t = (await db.query<Throttle>(WATCH_THROTTLE_SQL, [runId])).rows[0]!;
+  // each tune changes only what it names: what holds now is all of them, in order
+  const tuned = t.tunes?.length ? { at: t.tunes.at(-1)!.at, settings: Object.assign({}, ...t.tunes.map((x) => x.settings)) as TuneSettings } : null;
   const throttled = run.status === 'running' && t.last?.type === 'throttled';
   const tables = tablesOf(run.spec);
   const view: RunView = {
@@ -130,7 +131,7 @@ export async function runView(db: Db, runId: number): Promise<RunView> {
       state: throttled ? 'throttled' : 'clear',
       reasons: throttled ? (t.last?.data.reasons ?? []) : [],
       since: throttled ? t.last!.at : null,
-      tuned: t.tuned,
+      tuned,
     },
     pending: (await db.query<RunView['pending'][number]>(WATCH_PENDING_SQL, [runId])).rows,
     findings: (await db.query<RunView['findings'][number]>(WATCH_FINDINGS_SQL, [runId, FINDINGS])).rows,
