@@ -394,7 +394,7 @@ test('server: the page in headless Chromium loads without console errors, its ch
   });
 });
 
-test('pglite: the library server follows an apply in the same process; pause and resume from it are taken', async () => {
+test('pglite: the library server follows an apply in the same process; pause, resume and abort --rollback from it are taken', async () => {
   await withDb('pglite', async ({ db }) => {
     await db.exec(SCHEMA.replace(String(ROWS), '3000'));
     const w = await startWatch(db, { port: 0, pollMs: 200 });
@@ -415,12 +415,17 @@ test('pglite: the library server follows an apply in the same process; pause and
       const [s] = await snapshots(w.url, runId, 1);
       assert.equal(s!.view.run.status, 'paused');
       assert.ok(s!.runs.some((r) => r.id === runId && r.status === 'paused'));
+      const atResume = await batchCount(db, runId);
       assert.equal((await post(w.url, runId, token, { command: 'resume' })).status, 200);
+      await until('a batch after resume', async () => (await batchCount(db, runId)) > atResume);
+      // abort with roll back, as belay abort --rollback: every committed batch undone
+      assert.equal((await post(w.url, runId, token, { command: 'abort-rollback' })).status, 200);
       const r = await applying;
-      assert.equal(r.status, 'completed', r.error?.message ?? '');
+      assert.equal(r.status, 'rolled_back', r.error?.message ?? '');
+      assert.equal(Number(await scalar(db, `SELECT count(*)::int AS v FROM work WHERE out IS NOT NULL`)), 0);
       assert.deepEqual(
         (await controlsTaken(db, runId)).map((c) => c.command),
-        ['pause', 'resume'],
+        ['pause', 'resume', 'abort-rollback'],
       );
     } finally {
       await w.close();
