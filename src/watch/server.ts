@@ -138,9 +138,14 @@ export async function startWatch(db: Db, opts: WatchOptions = {}): Promise<Watch
     }
   }
 
+  const asked = opts.port ?? DEFAULT_WATCH_PORT;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? DEFAULT_WATCH_PORT, host, () => resolve());
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL')
+        reject(new UsageError(`belay watch cannot listen on ${host}:${asked} (${err.code})`, 'Pick another --port (0: any free one), or a --host address of this machine.'));
+      else reject(err);
+    });
+    server.listen(asked, host, () => resolve());
   });
   const port = (server.address() as { port: number }).port;
   const shown = host.includes(':') ? `[${host}]` : host;
