@@ -142,7 +142,12 @@ export async function startWatch(db: Db, opts: WatchOptions = {}): Promise<Watch
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL')
-        reject(new UsageError(`belay watch cannot listen on ${host}:${asked} (${err.code})`, 'Pick another --port (0: any free one), or a --host address of this machine.'));
+        reject(
+          new UsageError(
+            `belay watch cannot listen on ${host}:${asked} (${err.code})`,
+            'Pick another --port (0: any free one), or a --host address of this machine.',
+          ),
+        );
       else reject(err);
     });
     server.listen(asked, host, () => resolve());
