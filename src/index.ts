@@ -49,6 +49,11 @@ export type { VerifyCheck, VerifyOptions, VerifyResult } from './verify/verify.t
 export { getRounds, type RoundRecord } from './verify/record.ts';
 /** belay monitor: the monitoring window with its alerts. */
 export { type Alert, type MonitorOptions, type MonitorResult, monitorRun } from './verify/monitor.ts';
+/** belay pause | resume | abort | tune: a command for the apply running a run, from any process. */
+export { type Asker, controlRun, localAsker, type TuneSettings } from './run/control.ts';
+/** belay watch: the live dashboard (node:http, 127.0.0.1 by default). */
+export { type RunView, runView } from './watch/snapshot.ts';
+export { startWatch, type WatchOptions, type WatchServer } from './watch/server.ts';
 /** belay rollback: exact undo, the standalone psql script, or the tables from their backups. */
 export { type RollbackOptions, type RollbackResult, rollback } from './rollback/rollback.ts';
 export { type RollbackScriptOptions, type RollbackScriptResult, rollbackScript } from './rollback/rollback-script.ts';

@@ -136,10 +136,18 @@ test('pglite: a pause left for the run waits until resume; tune changes the targ
               if (b.batchNo !== 2) return 'continue';
               await requestControl(ctx.db, ctx.runId, 'pause', {}, asker);
               await requestControl(ctx.db, ctx.runId, 'tune', { targetMs: 120 }, asker);
-              setTimeout(async () => {
-                statusWhilePaused = await scalar(ctx.db, `SELECT status AS v FROM belay.runs WHERE id = $1`, [ctx.runId]);
+              // resume once the pause is taken (the apply yields to the event loop between batches, so a
+              // fixed delay could land before it on a slow machine), after 400 ms paused
+              void (async () => {
+                const t0 = Date.now();
+                for (;;) {
+                  statusWhilePaused = await scalar(ctx.db, `SELECT status AS v FROM belay.runs WHERE id = $1`, [ctx.runId]);
+                  if (statusWhilePaused === 'paused' || Date.now() - t0 > 20_000) break;
+                  await new Promise((r) => setTimeout(r, 50));
+                }
+                await new Promise((r) => setTimeout(r, 400));
                 await requestControl(ctx.db, ctx.runId, 'resume', {}, asker);
-              }, 400);
+              })();
               return 'continue';
             },
           },

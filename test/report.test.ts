@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describeChecks } from '../src/checks/registry.ts';
 import { writeBatchSql } from '../src/state/decision-sql.ts';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -24,37 +24,19 @@ import { type BatchedStep, validate } from '../src/index.ts';
 import { checksumOf, type LoadedMigration } from '../src/spec/load.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 import { flagship, ROOT } from './helpers/flagship.ts';
-import { CHROMIUM, NO_BROWSER } from './helpers/tools.ts';
+import { type Browser, launchChromium, NO_BROWSER } from './helpers/tools.ts';
 
 const ROWS = 1200;
 const tmp = mkdtempSync(path.join(tmpdir(), 'belay-report-'));
-type Browser = Awaited<ReturnType<typeof import('playwright-core')['chromium']['launchPersistentContext']>>;
 let browser: Promise<Browser> | undefined;
 after(async () => {
   if (browser) await (await browser).close();
   rmSync(tmp, { recursive: true, force: true });
 });
 
-/** One headless Chromium for the file, launched on first use. Fails when it is not installed (see NO_BROWSER). */
+/** One headless Chromium for the file, launched on first use. */
 function chromiumPage(): Promise<Browser> {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: install Debian's chromium package (apt-get install -y chromium); CI installs it`);
-  browser ??= import('playwright-core').then(({ chromium }) =>
-    chromium.launchPersistentContext(mkdtempSync(path.join(tmp, 'chromium-')), {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1200, height: 900 },
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    }),
-  );
+  browser ??= launchChromium(tmp);
   return browser;
 }
 

@@ -41,8 +41,9 @@ export async function locate(target: string): Promise<string> {
   return findMigration(target, loadProjectConfig());
 }
 
-export async function connect(opts: GlobalOptions): Promise<Db> {
-  return openDb(databaseUrl(opts), { applicationName: 'belay' });
+/** applicationName: how the session shows in pg_stat_activity, and in who asked for a command (belay watch). */
+export async function connect(opts: GlobalOptions, applicationName = 'belay'): Promise<Db> {
+  return openDb(databaseUrl(opts), { applicationName });
 }
 
 export function parseParams(list: string[] = []): MigrationParams {

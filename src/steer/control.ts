@@ -17,6 +17,9 @@ export function controlStage(opts: { live?: SteerSettings; pollMs?: number } = {
 async function follow(ctx: RunContext, live: SteerSettings | undefined, pollMs: number): Promise<BatchDecision> {
   const { db, runId, emit } = ctx;
   let paused: Control | undefined;
+  // PGlite runs in this thread and its queries settle as microtasks: without one turn of the event loop a
+  // batch, a server in the same process (belay watch over PGlite) would not answer until the run is over
+  await new Promise((r) => setImmediate(r));
   for (;;) {
     for (const c of await takeControls(db, runId)) {
       await tell(db, emit, { type: 'control-taken', runId, command: c.command, settings: c.settings, requestedBy: c.requestedBy, requestedAt: c.requestedAt });

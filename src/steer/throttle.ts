@@ -3,6 +3,7 @@
 import { qualified } from '../db/sql.ts';
 import { AbortedError } from '../errors.ts';
 import type { BatchedStep } from '../spec/define.ts';
+import { tell } from '../state/events.ts';
 import { BatchSizer } from './batch-sizer.ts';
 import { LOCK_WAITERS_SQL, OLD_TRANSACTIONS_SQL, REPLICATION_LAG_SQL } from './steer-sql.ts';
 import type { BatchController, BatchRecord, RunContext, Stage } from '../contract.ts';
@@ -109,7 +110,8 @@ export function planController(opts: SteerOptions): BatchController {
         if (reasons.length === 0) break;
         const waited = performance.now() - t0;
         if (!announced) {
-          ctx.emit({ type: 'throttled', runId: ctx.runId, step: step.name, reasons });
+          // recorded too: belay watch shows the throttle state from another process
+          await tell(ctx.db, ctx.emit, { type: 'throttled', runId: ctx.runId, step: step.name, reasons });
           announced = true;
         }
         if (waited > o.maxWaitMs) {
@@ -120,7 +122,7 @@ export function planController(opts: SteerOptions): BatchController {
         }
         await new Promise((r) => setTimeout(r, o.pollMs));
       }
-      if (announced) ctx.emit({ type: 'throttle-released', runId: ctx.runId, step: step.name, waitedMs: performance.now() - t0 });
+      if (announced) await tell(ctx.db, ctx.emit, { type: 'throttle-released', runId: ctx.runId, step: step.name, waitedMs: performance.now() - t0 });
     },
   };
   // the sizer keeps batches under the target, the ceiling catches the surprises it could not foresee;

@@ -1,29 +1,9 @@
-import { hostname, userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { EXIT, UsageError } from '../../errors.ts';
-import { type Asker, controlRun, type TuneSettings } from '../../run/control.ts';
+import { CONTROL_SAID, controlRun, localAsker, type TuneSettings } from '../../run/control.ts';
 import { NUMBERS } from '../../spec/numbers.ts';
 import type { ControlCommand } from '../../state/controls.ts';
 import { connect, type GlobalOptions, out, parsePositiveInt, parseRunId } from '../context.ts';
-
-/** Who asks, as the running apply records it (the database adds role, application and address). */
-function asker(): Asker {
-  let osUser: string | undefined;
-  try {
-    osUser = userInfo().username;
-  } catch {
-    osUser = undefined;
-  }
-  return { osUser, host: hostname() };
-}
-
-const SAID: Record<ControlCommand, string> = {
-  pause: 'it pauses after its current batch, holding no lock, until belay resume',
-  resume: 'it goes on with its next batch',
-  abort: 'it stops after its current batch; the run stays resumable (belay apply <migration>)',
-  'abort-rollback': 'it stops after its current batch and rolls back every committed batch',
-  tune: 'its next batch uses the new settings',
-};
 
 /** belay pause | resume | abort | tune <run>: commands for the apply running a run, from any terminal that reaches the database. */
 export function registerControl(program: Command, setExit: (c: number) => void): void {
@@ -32,9 +12,9 @@ export function registerControl(program: Command, setExit: (c: number) => void):
     const runId = parseRunId(run);
     const db = await connect(g);
     try {
-      const c = await controlRun(db, runId, command, asker(), settings);
+      const c = await controlRun(db, runId, command, localAsker(), settings);
       if (g.json) out.json({ type: 'control', runId, ...c });
-      else out.line(`run ${runId}: ${command.replace('-rollback', ' --rollback')} left for the running apply (request ${c.id}); ${SAID[command]}`);
+      else out.line(`run ${runId}: ${command.replace('-rollback', ' --rollback')} left for the running apply (request ${c.id}); ${CONTROL_SAID[command]}`);
       setExit(EXIT.ok);
     } finally {
       await db.close();

@@ -16,6 +16,7 @@ import { registerCleanup } from './cleanup.ts';
 import { registerControl } from './control.ts';
 import { registerPrisma } from './prisma.ts';
 import { registerInit } from './init.ts';
+import { registerWatch } from './watch.ts';
 
 /** Each command registers itself; setExit records the command's exit code. */
 export type RegisterCommand = (program: Command, setExit: (code: number) => void) => void;
@@ -31,6 +32,7 @@ export const COMMANDS: RegisterCommand[] = [
   registerRollback,
   registerStatus,
   registerControl,
+  registerWatch,
   registerBackups,
   registerVerify,
   registerMonitor,
