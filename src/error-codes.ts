@@ -189,6 +189,19 @@ export const ERROR_CODES = Object.freeze([
     whatToDo: 'Recreate the table with the columns the message lists, then restore again.',
   },
   {
+    code: 'BELAY_RESTORE_CYCLE',
+    exitCode: EXIT.state,
+    meaning: 'The tables to restore reference each other in a cycle of foreign keys that are not deferrable, so no order restores them one after the other.',
+    whatToDo: 'Nothing was changed. Make one of the named foreign keys DEFERRABLE, or restore the backups one at a time (belay backups restore).',
+  },
+  {
+    code: 'BELAY_RESTORE_BLOCKED',
+    exitCode: EXIT.state,
+    meaning:
+      'A constraint refused a statement of a restore (a foreign key into or out of a table not restored, a unique index), so the restore was rolled back.',
+    whatToDo: 'Nothing was changed. Read the table, the constraint and the detail in the message; restore the other table too, or put its rows back first.',
+  },
+  {
     code: 'BELAY_RESTORE_MISMATCH',
     exitCode: EXIT.verification,
     meaning: "A restore did not reproduce the backup's row count and checksum, so it was rolled back.",

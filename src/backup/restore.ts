@@ -2,12 +2,14 @@
 import { checksumByMethod } from '../db/checksum.ts';
 import type { Db } from '../db/connection.ts';
 import { ident, pinnedSettingsSql, qualified } from '../db/sql.ts';
-import { BelayError, StateError } from '../errors.ts';
+import { BelayError, serverFields, StateError } from '../errors.ts';
 import { acquireMigrationLock } from '../state/lock.ts';
 import { recordEvent } from '../state/events.ts';
 import {
   bumpSequenceSql,
+  CASCADE_REACHABLE_SQL,
   COLUMNS_SQL,
+  DEFER_ALL_SQL,
   lockSql,
   MARK_RESTORED_SQL,
   OWNED_SEQUENCES_SQL,
@@ -15,11 +17,15 @@ import {
   previewKeyedSql,
   previewMultisetSql,
   restoreMergeSql,
+  type RestoreStatements,
   restoreReplaceSql,
   setTriggerSql,
+  snapshotDiffSql,
+  snapshotRowsSql,
   USER_TRIGGERS_SQL,
 } from './backup-sql.ts';
 import { type BackupRecord, copySqlName, getBackup, getBackups, loadFileIntoStaging } from './backup.ts';
+import { foreignKeysAmong, orderByForeignKeys } from './restore-order.ts';
 
 export interface RestorePreview {
   backupId: number;
@@ -31,7 +37,7 @@ export interface RestorePreview {
   changed: number;
   /** Rows of the backup missing from the table: restore inserts them. */
   deleted: number;
-  /** Up to 10 keys per kind (primary key tables only). */
+  /** Keys per kind (primary key tables only): every key of the rows restore deletes (up to MAX_LISTED), up to 10 of the others. */
   samples: { added: unknown[]; changed: unknown[]; deleted: unknown[] };
   /** 'merge' on the primary key (unchanged rows untouched), or 'replace' every row (no primary key). */
   method: 'merge' | 'replace';
@@ -42,9 +48,10 @@ export interface RestoreOptions {
   from?: 'copy' | 'file';
   /**
    * Called with the preview before anything is written; return false to cancel (status 'cancelled').
-   * Without it, restore proceeds (library callers decide for themselves).
+   * Without it, restore proceeds (library callers decide for themselves). `effects`: what the restore does
+   * to tables it does not restore (cascades), from a trial restore rolled back.
    */
-  confirm?: (previews: RestorePreview[]) => boolean | Promise<boolean>;
+  confirm?: (previews: RestorePreview[], effects: RestoreEffects) => boolean | Promise<boolean>;
 }
 
 export interface RestoreTableResult {
@@ -81,13 +88,14 @@ export async function restoreBackup(db: Db, ids: number | readonly number[], opt
     for (const m of new Set(backups.map((b) => b.migrationId).filter((x): x is string => !!x))) releases.push(await acquireMigrationLock(db, m, 'fail'));
     if (opts.confirm) {
       const previews = await previewRestore(db, list, { from });
-      if (!(await opts.confirm(previews))) return { status: 'cancelled', tables: [], durationMs: performance.now() - started };
+      if (!(await opts.confirm(previews, await previewEffects(db, list, { from }))))
+        return { status: 'cancelled', tables: [], durationMs: performance.now() - started };
     }
-    const tables: RestoreTableResult[] = [];
+    let tables: RestoreTableResult[] = [];
     await db.query('BEGIN');
     try {
       await db.exec(pinnedSettingsSql());
-      for (const b of backups) tables.push(await restoreOne(db, b, from));
+      tables = await restoreAll(db, backups, from);
       await db.query('COMMIT');
     } catch (err) {
       await db.query('ROLLBACK').catch(() => undefined);
@@ -133,7 +141,128 @@ export async function previewRestore(db: Db, ids: number | readonly number[], op
   return out;
 }
 
-async function restoreOne(db: Db, b: BackupRecord, from: 'copy' | 'file'): Promise<RestoreTableResult> {
+interface Prepared {
+  b: BackupRecord;
+  table: CheckedTable;
+  source: string;
+  preview: RestorePreview;
+  sql: RestoreStatements;
+  triggers: Array<{ name: string; enabled: string }>;
+}
+
+/** Rows of a table the restore does not restore that it deletes or changes all the same (ON DELETE actions). */
+export interface CascadeEffect {
+  table: string;
+  deleted: number;
+  /** Set to NULL or their default by ON DELETE SET NULL / SET DEFAULT. */
+  changed: number;
+  /** Every key (the whole row as text for a table without a primary key). */
+  deletedKeys: unknown[];
+  changedKeys: unknown[];
+}
+
+export interface RestoreEffects {
+  cascades: CascadeEffect[];
+  /** The trial restore failed: the restore would fail the same way (its message). */
+  failure?: string;
+}
+
+/**
+ * What restoring the backups does beyond their own tables: the tables ON DELETE actions reach from them
+ * are snapshotted by key, the restore is tried and rolled back, and the rows gone or changed are listed.
+ * Only when such a table exists (otherwise nothing is tried: the per-table preview says it all).
+ */
+export async function previewEffects(db: Db, ids: number | readonly number[], opts: { from?: 'copy' | 'file' } = {}): Promise<RestoreEffects> {
+  const list = typeof ids === 'number' ? [ids] : [...ids];
+  const from = opts.from ?? 'copy';
+  const backups = await getBackups(db, list);
+  const cascades: CascadeEffect[] = [];
+  let failure: string | undefined;
+  await db.query('BEGIN');
+  try {
+    await db.exec(pinnedSettingsSql());
+    const names = backups.map((b) => qualified(b.sourceTable));
+    const reached = (await db.query<{ name: string }>(CASCADE_REACHABLE_SQL, [names])).rows.map((r) => r.name);
+    if (reached.length === 0) return { cascades };
+    const snaps = [];
+    for (const [i, table] of reached.entries()) {
+      const key = (await db.query<{ name: string }>(PRIMARY_KEY_SQL, [table])).rows.map((r) => r.name);
+      await db.query(snapshotRowsSql(`belay_cascade_${i}`, table, key));
+      snaps.push({ name: `belay_cascade_${i}`, table, key });
+    }
+    await db.query('SAVEPOINT belay_trial_restore');
+    try {
+      await restoreAll(db, backups, from);
+    } catch (err) {
+      failure = (err as Error).message;
+      await db.query('ROLLBACK TO SAVEPOINT belay_trial_restore');
+    }
+    if (!failure) {
+      for (const s of snaps) {
+        const d = (await db.query<Omit<CascadeEffect, 'table'>>(snapshotDiffSql(s.name, s.table, s.key))).rows[0]!;
+        if (d.deleted > 0 || d.changed > 0) cascades.push({ table: s.table, ...d, deleted: Number(d.deleted), changed: Number(d.changed) });
+      }
+    }
+  } finally {
+    await db.query('ROLLBACK').catch(() => undefined);
+  }
+  return { cascades, failure };
+}
+
+/**
+ * Inside the caller's transaction: every table locked and checked first, then the foreign keys' order —
+ * rows added since deleted children first, rows put back parents first. A delete that a row still pointing
+ * at it blocks (23503) waits, under a savepoint, until that row has been put back. Then every table is
+ * compared with its backup.
+ */
+async function restoreAll(db: Db, backups: readonly BackupRecord[], from: 'copy' | 'file'): Promise<RestoreTableResult[]> {
+  const prepared: Prepared[] = [];
+  for (const b of backups) prepared.push(await prepare(db, b, from));
+  const names = prepared.map((p) => p.table.sqlName);
+  const order = orderByForeignKeys(names, await foreignKeysAmong(db, names));
+  if (order.deferred.length > 0) await db.query(DEFER_ALL_SQL);
+  const parentsFirst = order.parentsFirst.map((i) => prepared[i]!);
+  const childrenFirst = [...parentsFirst].reverse();
+  for (const p of prepared) for (const t of p.triggers) await db.query(setTriggerSql(p.table.sqlName, t.name, 'D'));
+  const blocked: Prepared[] = [];
+  for (const p of childrenFirst) {
+    await db.query('SAVEPOINT belay_restore_delete');
+    try {
+      await db.query(p.sql.delete);
+      await db.query('RELEASE SAVEPOINT belay_restore_delete');
+    } catch (err) {
+      await db.query('ROLLBACK TO SAVEPOINT belay_restore_delete');
+      if (serverFields(err).sqlstate !== '23503') throw blockedBy(p, `delete the rows added since the backup from ${p.table.sqlName}`, err);
+      blocked.push(p);
+    }
+  }
+  for (const p of parentsFirst) {
+    for (const s of p.sql.write) await run(db, s, p, `put the backed-up rows of ${p.table.sqlName} back`);
+  }
+  for (const p of blocked) await run(db, p.sql.delete, p, `delete the rows added since the backup from ${p.table.sqlName}`);
+  // deferred foreign keys are checked now, not at COMMIT: their failure names the restore, and a table with
+  // pending checks cannot have its triggers enabled again
+  if (order.deferred.length > 0)
+    await run(db, 'SET CONSTRAINTS ALL IMMEDIATE', prepared[0]!, `check the deferred foreign keys ${order.deferred.map((n) => `"${n}"`).join(', ')}`);
+  const out: RestoreTableResult[] = [];
+  for (const p of prepared) {
+    for (const t of p.triggers) await db.query(setTriggerSql(p.table.sqlName, t.name, t.enabled));
+    for (const s of (await db.query<{ column: string; seq: string }>(OWNED_SEQUENCES_SQL, [p.table.sqlName])).rows) {
+      await db.query(bumpSequenceSql(p.table.sqlName, s.column, s.seq));
+    }
+  }
+  for (const { b, table, preview } of prepared) {
+    const after = await checksumByMethod(db, table.sqlName, b.checksumMethod);
+    if (Number(after.rows) !== Number(b.rows) || after.checksum !== b.checksum) {
+      throw mismatch(b, `after the restore ${table.sqlName} has ${after.rows} rows, checksum ${after.checksum}`);
+    }
+    await db.query(MARK_RESTORED_SQL, [b.id]);
+    out.push({ backupId: b.id, table: b.sourceTable, rows: Number(after.rows), checksum: after.checksum, preview });
+  }
+  return out;
+}
+
+async function prepare(db: Db, b: BackupRecord, from: 'copy' | 'file'): Promise<Prepared> {
   const table = await checkTable(db, b);
   await db.query(lockSql(table.sqlName));
   const source = from === 'file' ? ident(await loadFileIntoStaging(db, b)) : copySqlName(b);
@@ -146,20 +275,29 @@ async function restoreOne(db: Db, b: BackupRecord, from: 'copy' | 'file'): Promi
   }
   const p = await preview(db, b, table, source, from);
   const triggers = (await db.query<{ name: string; enabled: string }>(USER_TRIGGERS_SQL, [table.sqlName])).rows;
-  for (const t of triggers) await db.query(setTriggerSql(table.sqlName, t.name, 'D'));
-  const stmts =
+  const sql =
     table.key.length > 0 ? restoreMergeSql(table.sqlName, source, table.key, table.writable) : restoreReplaceSql(table.sqlName, source, table.writable);
-  for (const s of stmts) await db.query(s);
-  for (const t of triggers) await db.query(setTriggerSql(table.sqlName, t.name, t.enabled));
-  for (const s of (await db.query<{ column: string; seq: string }>(OWNED_SEQUENCES_SQL, [table.sqlName])).rows) {
-    await db.query(bumpSequenceSql(table.sqlName, s.column, s.seq));
+  return { b, table, source, preview: p, sql, triggers };
+}
+
+/** A statement of the restore; a constraint's refusal (SQLSTATE 23…) is said with the table and what it was doing. */
+async function run(db: Db, sql: string, p: Prepared, doing: string): Promise<void> {
+  try {
+    await db.query(sql);
+  } catch (err) {
+    throw serverFields(err).sqlstate?.startsWith('23') ? blockedBy(p, doing, err) : err;
   }
-  const after = await checksumByMethod(db, table.sqlName, b.checksumMethod);
-  if (Number(after.rows) !== Number(b.rows) || after.checksum !== b.checksum) {
-    throw mismatch(b, `after the restore ${table.sqlName} has ${after.rows} rows, checksum ${after.checksum}`);
-  }
-  await db.query(MARK_RESTORED_SQL, [b.id]);
-  return { backupId: b.id, table: b.sourceTable, rows: Number(after.rows), checksum: after.checksum, preview: p };
+}
+
+/** A constraint refused a statement of the restore: which table, what it was doing, what the server said. */
+function blockedBy(p: Prepared, doing: string, err: unknown): BelayError {
+  const f = serverFields(err);
+  const msg = `restore rolled back: could not ${doing}: ${(err as Error).message}${f.detail ? ` (${f.detail})` : ''}`;
+  return new BelayError('BELAY_RESTORE_BLOCKED', msg, {
+    details: { backupId: p.b.id, table: p.b.sourceTable, ...f },
+    cause: err,
+    fix: 'Nothing was changed. Rows of another table that is not being restored refer to these rows, or these rows refer to rows deleted since (the constraint and detail above): restore that table too, or put those rows back first.',
+  });
 }
 
 async function preview(db: Db, b: BackupRecord, table: CheckedTable, source: string, from: 'copy' | 'file'): Promise<RestorePreview> {
