@@ -108,12 +108,6 @@ export const ERROR_CODES = Object.freeze([
       'Run the statements the message gives (rename the schema, run belay as its owner, or REVOKE the grants as its owner), then run the command again. Nothing was written.',
   },
   {
-    code: 'BELAY_NO_KEY',
-    exitCode: EXIT.state,
-    meaning: "A batched step's table has no single-column primary key to walk in key ranges.",
-    whatToDo: 'Name a unique, non-null key column with key: in the step.',
-  },
-  {
     code: 'BELAY_LEGACY_UNDO',
     exitCode: EXIT.state,
     meaning: 'The run was applied by an earlier belay whose undo log kept images as JSON; this version does not replay it.',
@@ -135,7 +129,7 @@ export const ERROR_CODES = Object.freeze([
     code: 'BELAY_KEY',
     exitCode: EXIT.spec,
     meaning:
-      "A batched step's key cannot tell its rows apart: the table has no primary key (nor a key: naming a unique NOT NULL column), or the declared key: has no unique index over exactly it or is not NOT NULL.",
+      "A batched step's key cannot tell its rows apart: the table has no primary key (nor a key: naming a unique NOT NULL column), its primary key is composite and no key: names a single column, or the declared key: has no unique index over exactly it or is not NOT NULL.",
     whatToDo: 'Name with key: a NOT NULL column that has a unique index of its own (the message lists them), or add a primary key. Nothing was changed.',
   },
   {

@@ -12,11 +12,13 @@ import { checksumTable } from '../src/db/checksum.ts';
 import { BelayError } from '../src/errors.ts';
 import { apply } from '../src/execute/apply.ts';
 import { rollback } from '../src/rollback/rollback.ts';
+import { rollbackScript } from '../src/rollback/rollback-script.ts';
 import { sqlTargets, tableRoles } from '../src/spec/written-tables.ts';
 import type { MigrationInput } from '../src/spec/define.ts';
 import { belay } from './helpers/capture.ts';
 import { inline } from './helpers/fixture.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
+import { NO_PSQL, runScript } from './helpers/tools.ts';
 
 async function sums(db: Db, tables: readonly string[]): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
@@ -133,6 +135,40 @@ for (const kind of DB_KINDS) {
         }
         const st = await f.db.query<{ summary: { rollback: { changed: number; deleted: number } } }>(`SELECT summary FROM belay.runs WHERE id = $1`, [r.runId]);
         assert.deepEqual([st.rows[0]!.summary.rollback.changed, st.rows[0]!.summary.rollback.deleted], [1, gone.length]);
+      } finally {
+        await f.drop();
+      }
+    });
+
+    test('the rollback script lists rows deleted since apart (a NOTICE and a row of kind "deleted since" each), and restores the rest', {
+      skip: kind === 'postgres' && NO_PSQL,
+    }, async () => {
+      const f = await freshDb(kind);
+      try {
+        await f.db.exec(OWNED);
+        const r = await apply(f.db, inline(bumpItems));
+        assert.equal(r.status, 'completed', String(r.error?.message));
+        const gone = await ids(f.db, 'SELECT id FROM items WHERE owner = 4 ORDER BY id');
+        await f.db.exec('DELETE FROM users WHERE id = 4');
+        const out = await runScript(f, (await rollbackScript(f.db, r.runId)).text!);
+        if (kind === 'postgres') {
+          const listed = [...out.matchAll(/belay deleted: items key (\d+) .*was deleted since the migration: not restored/g)].map((x) => Number(x[1]));
+          assert.deepEqual(
+            listed.sort((a, b) => a - b),
+            gone,
+          );
+          assert.doesNotMatch(out, /belay conflict:/, 'a deleted row is not a conflict to overwrite');
+        } else {
+          const d = await f.db.query<{ k: number }>(
+            `SELECT k.key::int AS k FROM pg_temp.belay_rollback_result r, jsonb_array_elements(r.deleted) k(key) ORDER BY 1`,
+          );
+          assert.deepEqual(
+            d.rows.map((x) => x.k),
+            gone,
+          );
+        }
+        const left = await ids(f.db, 'SELECT id FROM items WHERE v <> id ORDER BY id');
+        assert.deepEqual(left, [], 'every remaining item has its value back');
       } finally {
         await f.drop();
       }

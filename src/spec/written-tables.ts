@@ -15,17 +15,24 @@ export interface TableRoles {
   read: string[];
 }
 
+/** The roles as the catalog says today (the tables changed indirectly read from it). */
 export async function tableRoles(db: Db, spec: Migration): Promise<TableRoles> {
-  const names = new Set<string>();
+  const indirect: string[] = [];
+  try {
+    for (const f of await stepFacts(db, spec)) for (const t of f.indirectTables) indirect.push(t.table);
+  } catch (err) {
+    // a declared trigger that is gone (schema changed since): the tables the steps name stay the written ones
+    if (!(err instanceof SpecError)) throw err;
+  }
+  return rolesOf(spec, indirect);
+}
+
+/** The roles from the spec alone, plus the tables known to change indirectly (none without a database). */
+export async function rolesOf(spec: Migration, indirect: readonly string[] = []): Promise<TableRoles> {
+  const names = new Set<string>(indirect);
   for (const s of spec.steps) {
     if (s.kind === 'batched') names.add(s.table);
     else for (const t of await sqlTargets(s.up)) names.add(t);
-  }
-  try {
-    for (const f of await stepFacts(db, spec)) for (const t of f.indirectTables) names.add(t.table);
-  } catch (err) {
-    // a declared trigger that is gone (schema changed since): the tables named above stay the written ones
-    if (!(err instanceof SpecError)) throw err;
   }
   const written = spec.tables.filter((t) => [...names].some((n) => sameTable(n, t)));
   return { written, read: spec.tables.filter((t) => !written.includes(t)) };
