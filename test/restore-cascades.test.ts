@@ -199,6 +199,29 @@ for (const kind of DB_KINDS) {
       }
     });
 
+    test('restore from backup refuses, naming the table and the foreign key, rows whose parent was deleted since; nothing changed', async () => {
+      const f = await freshDb(kind);
+      try {
+        await f.db.exec(OWNED);
+        const r = await apply(f.db, inline(bumpItems), { stages: [backupStage()] });
+        assert.equal(r.status, 'completed', String(r.error?.message));
+        await f.db.exec('DELETE FROM users WHERE id = 5');
+        const now = await sums(f.db, ['items', 'users']);
+        await assert.rejects(
+          rollbackFromBackup(f.db, r.runId, { confirm: () => true }),
+          (e: unknown) =>
+            e instanceof BelayError &&
+            e.code === 'BELAY_RESTORE_BLOCKED' &&
+            e.exitCode === 8 &&
+            /could not put the backed-up rows of "items" back/.test(e.message) &&
+            e.details.constraint === 'items_owner_fkey',
+        );
+        assert.deepEqual(await sums(f.db, ['items', 'users']), now);
+      } finally {
+        await f.drop();
+      }
+    });
+
     test('restore from backup of two tables in a cycle: deferred when one foreign key is deferrable, refused (nothing changed) when none is', async () => {
       const f = await freshDb(kind);
       try {

@@ -79,8 +79,9 @@ export async function restoreAll(db: Db, backups: readonly BackupRecord[], from:
       await db.query('RELEASE SAVEPOINT belay_restore_delete');
     } catch (err) {
       await db.query('ROLLBACK TO SAVEPOINT belay_restore_delete');
-      if (serverFields(err).sqlstate !== '23503') throw blockedBy(p, `delete the rows added since the backup from ${p.table.sqlName}`, err);
-      blocked.push(p);
+      const state = serverFields(err).sqlstate;
+      if (state === '23503') blocked.push(p);
+      else throw state?.startsWith('23') ? blockedBy(p, `delete the rows added since the backup from ${p.table.sqlName}`, err) : err;
     }
   }
   for (const p of parentsFirst) {
