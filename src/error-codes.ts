@@ -108,12 +108,6 @@ export const ERROR_CODES = Object.freeze([
       'Run the statements the message gives (rename the schema, run belay as its owner, or REVOKE the grants as its owner), then run the command again. Nothing was written.',
   },
   {
-    code: 'BELAY_NO_KEY',
-    exitCode: EXIT.state,
-    meaning: "A batched step's table has no single-column primary key to walk in key ranges.",
-    whatToDo: 'Name a unique, non-null key column with key: in the step.',
-  },
-  {
     code: 'BELAY_LEGACY_UNDO',
     exitCode: EXIT.state,
     meaning: 'The run was applied by an earlier belay whose undo log kept images as JSON; this version does not replay it.',
@@ -135,7 +129,7 @@ export const ERROR_CODES = Object.freeze([
     code: 'BELAY_KEY',
     exitCode: EXIT.spec,
     meaning:
-      "A batched step's key cannot tell its rows apart: the table has no primary key (nor a key: naming a unique NOT NULL column), or the declared key: has no unique index over exactly it or is not NOT NULL.",
+      "A batched step's key cannot tell its rows apart: the table has no primary key (nor a key: naming a unique NOT NULL column), its primary key is composite and no key: names a single column, or the declared key: has no unique index over exactly it or is not NOT NULL.",
     whatToDo: 'Name with key: a NOT NULL column that has a unique index of its own (the message lists them), or add a primary key. Nothing was changed.',
   },
   {
@@ -187,6 +181,19 @@ export const ERROR_CODES = Object.freeze([
     exitCode: EXIT.state,
     meaning: "The table of a backup no longer exists or no longer has the backup's columns.",
     whatToDo: 'Recreate the table with the columns the message lists, then restore again.',
+  },
+  {
+    code: 'BELAY_RESTORE_CYCLE',
+    exitCode: EXIT.state,
+    meaning: 'The tables to restore reference each other in a cycle of foreign keys that are not deferrable, so no order restores them one after the other.',
+    whatToDo: 'Nothing was changed. Make one of the named foreign keys DEFERRABLE, or restore the backups one at a time (belay backups restore).',
+  },
+  {
+    code: 'BELAY_RESTORE_BLOCKED',
+    exitCode: EXIT.state,
+    meaning:
+      'A constraint refused a statement of a restore (a foreign key into or out of a table not restored, a unique index), so the restore was rolled back.',
+    whatToDo: 'Nothing was changed. Read the table, the constraint and the detail in the message; restore the other table too, or put its rows back first.',
   },
   {
     code: 'BELAY_RESTORE_MISMATCH',

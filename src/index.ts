@@ -39,7 +39,16 @@ export { checkResults, type StoredCheckResult } from './checks/preflight.ts';
 export { assertPlanCurrent, type Plan, type PlanOptions, readPlanFile, writePlanFile } from './plan/plan.ts';
 /** Verified backups: take, verify, list, drop, restore, archive. */
 export { type BackupRecord, dropBackup, getBackup, listBackups, takeBackup, verifyBackup } from './backup/backup.ts';
-export { previewRestore, type RestoreOptions, type RestoreResult, restoreBackup } from './backup/restore.ts';
+export {
+  type CascadeEffect,
+  previewEffects,
+  previewRestore,
+  type RestoreEffects,
+  type RestoreOptions,
+  type RestoreResult,
+  restoreBackup,
+} from './backup/restore.ts';
+export { type TableRoles, tableRoles } from './spec/written-tables.ts';
 export { type ArchiveOptions, type ArchiveResult, archiveBackups } from './backup/archive.ts';
 
 // After

@@ -19,13 +19,15 @@ CREATE TABLE t (id int PRIMARY KEY, v int, w int, label text, total int GENERATE
 CREATE TABLE nokey (a int, b int);
 CREATE TABLE uk (code text NOT NULL, maybe text UNIQUE, plain text NOT NULL, v int);
 CREATE UNIQUE INDEX uk_code ON uk (code);
+CREATE TABLE pairs (a int, b text, v int, PRIMARY KEY (a, b));
+CREATE TABLE pairs_id (a int, b text, id bigint NOT NULL UNIQUE, v int, PRIMARY KEY (a, b));
 INSERT INTO t (id, v, w, label) SELECT g, NULL, g, 'n' || g FROM generate_series(1, 20) g;
 INSERT INTO nokey VALUES (1, 1);
 INSERT INTO uk VALUES ('a', 'x', 'p', 1), ('b', NULL, 'p', 2);
 `;
 
 function spec(input: Partial<MigrationInput> & { steps: MigrationInput['steps'] }): LoadedMigration {
-  const s = validate({ id: 'proj', purpose: 'projection mistakes for the tests', tables: ['t', 'nokey', 'uk'], ...input }, 'test');
+  const s = validate({ id: 'proj', purpose: 'projection mistakes for the tests', tables: ['t', 'nokey', 'uk', 'pairs', 'pairs_id'], ...input }, 'test');
   return { spec: s, file: 'test', params: {}, checksum: checksumOf(s, {}) };
 }
 const step = (projection: string, extra: Record<string, unknown> = {}) => ({
@@ -174,6 +176,25 @@ for (const kind of DB_KINDS) {
       assert.match(maybe.message, /key "maybe" .*: it is not NOT NULL/);
       const ok = await runChecks(db, spec({ steps: [keyStep('uk', 'code')] }));
       assert.equal(ok.ok, true);
+    });
+
+    test('keys: a composite primary key without key: is refused at check (BELAY_KEY, exit 3) with the single-column keys that would do', async () => {
+      const { db } = shared;
+      const pairStep = (table: string, key?: string) => ({
+        kind: 'batched' as const,
+        name: 'k',
+        table,
+        ...(key ? { key } : {}),
+        writes: ['v'],
+        projection: `SELECT ${key ?? 'a'}, 1 AS v FROM ${table} WHERE ${key ?? 'a'} BETWEEN $1 AND $2`,
+      });
+      const bare = await refused(db, spec({ steps: [pairStep('pairs')] }));
+      assert.deepEqual([bare.code, bare.exitCode, bare.details.field], ['BELAY_KEY', 3, 'steps.0.key']);
+      assert.match(bare.message, /table "pairs" has a composite primary key \("a", "b"\)/);
+      assert.match(bare.fix!, /Add a unique NOT NULL column to "pairs"/);
+      const withId = await refused(db, spec({ steps: [pairStep('pairs_id')] }));
+      assert.match(withId.fix!, /Name one of its unique NOT NULL columns with key: in step "k" \("id"\)/);
+      assert.equal((await runChecks(db, spec({ steps: [pairStep('pairs_id', 'id')] }))).ok, true);
     });
   });
 }

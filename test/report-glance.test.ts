@@ -152,12 +152,15 @@ for (const kind of DB_KINDS) {
       assert.ok(summary.length < 60, `the summary is ${summary.length} lines`);
       const text = summary.join('\n');
       assert.match(text, /\*\*What will change\*\*\n\n- `EventType` \(≈? ?1,200 rows, [^)]+\): step 1 \*\*assign-owner\*\* writes `userId`/);
-      assert.match(text, /- Read and backed up, not written: `_user_eventtype` \([^)]+\), `users` \([^)]+\)\./);
+      assert.match(
+        text,
+        /- Read, not written \(not backed up; a restore from backup leaves them as they are\): `_user_eventtype` \([^)]+\), `users` \([^)]+\)\./,
+      );
       assert.match(text, /\*\*What blocks\*\*[\s\S]*- Checks of severity error: `UNIQUE_USER_SLUG`\./);
       assert.match(text, /- Not blocking: 6 check\(s\) of severity warn report their rows and leave them unchanged: `ORPHAN_LINK_USER`/);
       assert.match(
         text,
-        /\*\*How to undo\*\*\n\n- `belay rollback <run>`: [^\n]+\n- `belay rollback <run> --sql`[^\n]+\n- `belay rollback <run> --from-backup`: the 3 table\(s\)/,
+        /\*\*How to undo\*\*\n\n- `belay rollback <run>`: [^\n]+\n- `belay rollback <run> --sql`[^\n]+\n- `belay rollback <run> --from-backup`: the tables the run writes from the verified copies/,
       );
       assert.match(text, /- Every step can be undone exactly\./);
     });
@@ -201,7 +204,7 @@ for (const kind of DB_KINDS) {
       assert.match(text, /- Reported and left unchanged: `ORPHAN_LINK_USER` [\d,]+, .*`UNOWNED` [\d,]+/);
       assert.ok(text.includes('- Verification: 2 round(s); the last (round 2, verify) passed its'));
       assert.ok(text.includes(`- \`belay rollback ${runId}\`: every one of the ${fmt(assign)} written row(s) back to its before-image`));
-      assert.ok(text.includes(`- \`belay rollback ${runId} --from-backup\`: the 3 table(s)`));
+      assert.ok(text.includes(`- \`belay rollback ${runId} --from-backup\`: the 1 table(s)`));
     });
 
     test('REPORT.md shows the batches as a chart and the ten slowest; every batch only folded', async () => {

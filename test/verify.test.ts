@@ -218,7 +218,8 @@ describe('cleanup: archived backups (postgres)', () => {
     try {
       await generate(f.db, { rows: 400, seed: 5 });
       const before = await checksums(f.db);
-      const r = await apply(f.db, await flagship(), { stages: [backupStage(), ...verification()] });
+      // the tables it only reads too, so that the archive holds several tables
+      const r = await apply(f.db, await flagship(), { stages: [backupStage({ readTables: true }), ...verification()] });
       assert.equal(r.status, 'completed', r.error?.message ?? '');
       const taken = await listBackups(f.db, { runId: r.runId });
       assert.equal(taken.length, 3);

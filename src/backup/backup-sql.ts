@@ -100,41 +100,93 @@ export const setTriggerSql = (table: string, trigger: string, enabled: string) =
 
 const keyJoin = (key: readonly string[], a: string, b: string) => key.map((k) => `${a}.${ident(k)} = ${b}.${ident(k)}`).join(' AND ');
 
+/** The three statements of a restore, run in the foreign keys' order (restore-order.ts): deletes children first, the rest parents first. */
+export interface RestoreStatements {
+  /** Rows the backup does not have. */
+  delete: string;
+  /** Rows put back: inserted, then (with a key) overwritten where they differ. */
+  write: string[];
+}
+
 /**
  * With a primary key, restore is a merge on the key, so rows that did not change are not touched
  * and foreign keys that reference the table see no DELETE of a row that is still wanted:
- * delete rows added since the backup, overwrite rows that differ, insert rows deleted since.
+ * delete rows added since the backup, insert rows deleted since, overwrite rows that differ (after the
+ * insert, so that a row may point again at a row of its own table that comes back).
  */
-export const restoreMergeSql = (table: string, from: string, key: readonly string[], cols: readonly string[]) => {
+export const restoreMergeSql = (table: string, from: string, key: readonly string[], cols: readonly string[]): RestoreStatements => {
   const nonKey = cols.filter((c) => !key.includes(c));
   const list = cols.map(ident).join(', ');
-  const stmts = [
-    `DELETE FROM ${table} s WHERE NOT EXISTS (SELECT 1 FROM ${from} c WHERE ${keyJoin(key, 'c', 's')})`,
-    ...(nonKey.length === 0
-      ? []
-      : [
-          `UPDATE ${table} s SET (${nonKey.map(ident).join(', ')}) = ROW(${nonKey.map((c) => `c.${ident(c)}`).join(', ')})
-           FROM ${from} c WHERE ${keyJoin(key, 'c', 's')} AND s::text IS DISTINCT FROM c::text`,
-        ]),
-    // OVERRIDING SYSTEM VALUE: identity columns GENERATED ALWAYS get back their old values
-    `INSERT INTO ${table} (${list}) OVERRIDING SYSTEM VALUE
+  return {
+    delete: `DELETE FROM ${table} s WHERE NOT EXISTS (SELECT 1 FROM ${from} c WHERE ${keyJoin(key, 'c', 's')})`,
+    write: [
+      // OVERRIDING SYSTEM VALUE: identity columns GENERATED ALWAYS get back their old values
+      `INSERT INTO ${table} (${list}) OVERRIDING SYSTEM VALUE
        SELECT ${cols.map((c) => `c.${ident(c)}`).join(', ')} FROM ${from} c
         WHERE NOT EXISTS (SELECT 1 FROM ${table} s WHERE ${keyJoin(key, 'c', 's')})`,
-  ];
-  return stmts;
+      ...(nonKey.length === 0
+        ? []
+        : [
+            `UPDATE ${table} s SET (${nonKey.map(ident).join(', ')}) = ROW(${nonKey.map((c) => `c.${ident(c)}`).join(', ')})
+           FROM ${from} c WHERE ${keyJoin(key, 'c', 's')} AND s::text IS DISTINCT FROM c::text`,
+          ]),
+    ],
+  };
 };
 
 /** Without a key there is no row identity: replace every row. */
-export const restoreReplaceSql = (table: string, from: string, cols: readonly string[]) => [
-  `DELETE FROM ${table}`,
-  `INSERT INTO ${table} (${cols.map(ident).join(', ')}) OVERRIDING SYSTEM VALUE SELECT ${cols.map(ident).join(', ')} FROM ${from}`,
-];
+export const restoreReplaceSql = (table: string, from: string, cols: readonly string[]): RestoreStatements => ({
+  delete: `DELETE FROM ${table}`,
+  write: [`INSERT INTO ${table} (${cols.map(ident).join(', ')}) OVERRIDING SYSTEM VALUE SELECT ${cols.map(ident).join(', ')} FROM ${from}`],
+});
 
-/** What a restore would do, with a key: rows added since (deleted by restore), changed, and deleted since (re-inserted). */
+/** Foreign keys between the tables of $1 (qualified names), with the tables as 1-based positions in $1. */
+export const FOREIGN_KEYS_AMONG_SQL = `
+WITH t AS (SELECT to_regclass(n) AS oid, ord FROM unnest($1::text[]) WITH ORDINALITY u(n, ord))
+SELECT c.conname AS name, ch.ord::int AS child, pa.ord::int AS parent, c.condeferrable AS deferrable
+  FROM pg_constraint c JOIN t ch ON ch.oid = c.conrelid JOIN t pa ON pa.oid = c.confrelid
+ WHERE c.contype = 'f' AND c.conparentid = 0
+ ORDER BY c.conname`;
+
+/**
+ * Tables outside $1 that a DELETE from the tables of $1 changes through ON DELETE CASCADE / SET NULL / SET
+ * DEFAULT, followed as far as the cascades go (UNION stops at a cycle).
+ */
+export const CASCADE_REACHABLE_SQL = `
+WITH RECURSIVE given AS (SELECT to_regclass(n)::oid AS oid FROM unnest($1::text[]) n),
+r(oid) AS (
+  SELECT oid FROM given
+  UNION
+  SELECT c.conrelid FROM pg_constraint c JOIN r ON c.confrelid = r.oid WHERE c.contype = 'f' AND c.confdeltype IN ('c', 'n', 'd')
+)
+SELECT r.oid::regclass::text AS name FROM r WHERE r.oid NOT IN (SELECT oid FROM given) ORDER BY 1`;
+
+const rowKey = (key: readonly string[], alias: string) =>
+  key.length > 0 ? `jsonb_build_object(${key.map((c) => `${literalName(c)}, ${alias}.${ident(c)}`).join(', ')})` : `to_jsonb(${alias}::text)`;
+
+/** Every row of a table by its key (the whole row without one), to compare after a trial restore. */
+export const snapshotRowsSql = (name: string, table: string, key: readonly string[]) =>
+  `CREATE TEMP TABLE ${ident(name)} ON COMMIT DROP AS SELECT ${rowKey(key, 't')} AS k, t::text AS r FROM ${table} t`;
+
+/** The rows of a snapshot that are gone from the table, and those whose values differ now (SET NULL / SET DEFAULT). */
+export const snapshotDiffSql = (name: string, table: string, key: readonly string[]) => `
+SELECT count(*) FILTER (WHERE a.k IS NULL)::float8 AS deleted, count(*) FILTER (WHERE a.k IS NOT NULL)::float8 AS changed,
+       coalesce(jsonb_agg(b.k ORDER BY b.k::text) FILTER (WHERE a.k IS NULL), '[]') AS "deletedKeys",
+       coalesce(jsonb_agg(b.k ORDER BY b.k::text) FILTER (WHERE a.k IS NOT NULL), '[]') AS "changedKeys"
+  FROM ${ident(name)} b LEFT JOIN (SELECT ${rowKey(key, 't')} AS k, t::text AS r FROM ${table} t) a ON a.k = b.k
+ WHERE a.k IS NULL OR a.r <> b.r`;
+
+/** Deferrable constraints are checked at COMMIT from here on (in this transaction only). */
+export const DEFER_ALL_SQL = 'SET CONSTRAINTS ALL DEFERRED';
+
+/** Keys listed of the rows a restore deletes: all of them, up to this many (the count is exact). */
+export const MAX_LISTED = 100_000;
+
+/** What a restore would do, with a key: rows added since (deleted by restore; every key), changed, and deleted since (re-inserted). */
 export const previewKeyedSql = (table: string, from: string, key: readonly string[]) => {
   const k = (alias: string) => `json_build_object(${key.map((c) => `${literalName(c)}, ${alias}.${ident(c)}`).join(', ')})`;
   return `
-SELECT kind, count(*)::float8 AS n, (array_agg(k ORDER BY k::text))[1:10] AS sample FROM (
+SELECT kind, count(*)::float8 AS n, (array_agg(k ORDER BY k::text))[1:CASE WHEN kind = 'added' THEN ${MAX_LISTED} ELSE 10 END] AS sample FROM (
   SELECT 'added' AS kind, ${k('s')}::jsonb AS k FROM ${table} s WHERE NOT EXISTS (SELECT 1 FROM ${from} c WHERE ${keyJoin(key, 'c', 's')})
   UNION ALL
   SELECT 'changed', ${k('s')}::jsonb FROM ${table} s JOIN ${from} c ON ${keyJoin(key, 'c', 's')} WHERE s::text IS DISTINCT FROM c::text

@@ -36,6 +36,7 @@ import {
 import { ExportError, exportFiles, fileDigest, fileIntact, freeFolderName, readCopyFile, removeAbandoned } from './files.ts';
 import { connectReader, openSnapshotReader, type SnapshotReader } from './snapshot-reader.ts';
 import type { Stage } from '../contract.ts';
+import { tableRoles } from '../spec/written-tables.ts';
 
 export interface BackupColumn {
   name: string;
@@ -435,10 +436,16 @@ export interface BackupHookOptions {
   /** Export files under this folder too (--backup-dir). */
   dir?: string;
   gzipLevel?: number;
+  /**
+   * Also back up the tables the migration only reads (default false: only the tables it writes, see
+   * spec/written-tables.ts; a read table's rows, secrets included, are not copied for nothing).
+   */
+  readTables?: boolean;
 }
 
 /**
- * The backup stage: every table of spec.tables backed up and verified before the first write.
+ * The backup stage: every table the run writes (with readTables, every table of spec.tables) backed up and
+ * verified before the first write.
  * On resume, a run that already has a verified backup of each table is not backed up again.
  */
 export function backupStage(opts: BackupHookOptions = {}): Stage {
@@ -446,7 +453,8 @@ export function backupStage(opts: BackupHookOptions = {}): Stage {
     name: 'backup',
     async before(ctx) {
       const { db, runId, migration, emit } = ctx;
-      const tables = migration.spec.tables;
+      const roles = await tableRoles(db, migration.spec);
+      const tables = opts.readTables ? migration.spec.tables : roles.written;
       // the newest live backup of each table (a resumed run keeps its copies: they hold the tables as the run found them)
       const latest = new Map((await db.query<BackupRecord>(RUN_LIVE_BACKUPS_SQL, [runId])).rows.map((b) => [b.sourceTable, b]));
       const again: BackupRecord[] = [];

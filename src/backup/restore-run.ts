@@ -1,8 +1,11 @@
-// `belay rollback <run> --from-backup`: the second path back. Restores every table of the run from its
-// verified backup (restoreBackup, one transaction, checked against the backup's checksum), after showing
-// what that would overwrite, including changes made by others since the backup, and asking to confirm.
+// `belay rollback <run> --from-backup`: the second path back. Restores the tables the run wrote from their
+// verified backups (restoreBackup, one transaction, in the foreign keys' order, checked against the backups'
+// checksums), after showing what that would overwrite, including changes made by others since the backup and
+// rows of other tables that cascades delete, and asking to confirm. A table the run only read is restored
+// only when asked (readTables): restoring it deletes whatever others added since.
 import { type BackupRecord, copySqlName, listBackups } from './backup.ts';
-import { previewRestore, type RestorePreview, restoreBackup } from './restore.ts';
+import { previewEffects, previewRestore, type RestoreEffects, type RestorePreview, restoreBackup } from './restore.ts';
+import { type TableRoles, tableRoles } from '../spec/written-tables.ts';
 import type { Db } from '../db/connection.ts';
 import { qualified } from '../db/sql.ts';
 import { StateError } from '../errors.ts';
@@ -15,6 +18,12 @@ import { resolveStep } from '../spec/resolve.ts';
 
 export interface BackupRollbackPreview {
   runId: number;
+  /** Tables restored that the run only read (with readTables). */
+  readTables: string[];
+  /** Tables the run only read that are left as they are (backed up, but readTables not given). */
+  skipped: string[];
+  /** Rows of tables not restored that the restore deletes or changes (ON DELETE actions), every key; a failure the trial restore met. */
+  effects: RestoreEffects;
   tables: Array<
     RestorePreview & {
       /** Rows that differ from the backup and that this run never wrote (null: table without a one-column key). */
@@ -28,6 +37,8 @@ export interface BackupRollbackOptions {
   confirm?: (p: BackupRollbackPreview) => boolean | Promise<boolean>;
   /** 'copy' (default): the in-database copies; 'file': the exported files. */
   from?: 'copy' | 'file';
+  /** Also restore the tables the run only read (they must have been backed up: apply --backup-read-tables). */
+  readTables?: boolean;
 }
 
 export interface BackupRollbackResult {
@@ -42,11 +53,12 @@ export async function rollbackFromBackup(db: Db, runId: number, opts: BackupRoll
   const t0 = performance.now();
   const run = await getRun(db, runId);
   const spec = run.spec as Migration;
-  const backups = await runBackups(db, runId, spec.tables);
+  const roles = await tableRoles(db, spec);
+  const backups = await runBackups(db, runId, roles, opts.readTables);
   // the preview restoreBackup computes under the migration's lock, completed with what others changed
-  let preview: BackupRollbackPreview = { runId, tables: [] };
-  const confirm = async (previews: RestorePreview[]) => {
-    preview = await withOthers(db, runId, backups, previews, opts.from);
+  let preview: BackupRollbackPreview = { runId, readTables: [], skipped: [], effects: { cascades: [] }, tables: [] };
+  const confirm = async (previews: RestorePreview[], effects: RestoreEffects) => {
+    preview = await withOthers(db, runId, roles, backups, previews, effects, opts);
     return opts.confirm ? opts.confirm(preview) : true;
   };
   const r = await restoreBackup(
@@ -72,60 +84,77 @@ export async function rollbackFromBackup(db: Db, runId: number, opts: BackupRoll
       deleted: p.deleted,
       notWrittenByRun: p.notWrittenByRun?.count,
     })),
+    cascades: preview.effects.cascades.map((c) => ({ table: c.table, deleted: c.deleted, changed: c.changed })),
+    readTables: preview.readTables,
   });
   return { runId, status: 'restored', preview, tables, durationMs: performance.now() - t0 };
 }
 
-/** The newest verified backup of every table of the run; refuses when one is missing. */
-async function runBackups(db: Db, runId: number, tables: readonly string[]): Promise<BackupRecord[]> {
+/** The newest verified backup of every table the run wrote (and read, with readTables); refuses when one is missing. */
+async function runBackups(db: Db, runId: number, roles: TableRoles, readTables = false): Promise<BackupRecord[]> {
   const all = await listBackups(db, { runId });
   const out: BackupRecord[] = [];
   const missing: string[] = [];
-  for (const t of tables) {
+  for (const t of readTables ? [...roles.written, ...roles.read] : roles.written) {
     const b = all.find((x) => x.sourceTable === t && x.status === 'verified' && x.checksum !== null);
     if (b) out.push(b);
     else missing.push(t);
   }
   if (missing.length > 0) {
+    const read = missing.filter((t) => roles.read.includes(t));
     throw new StateError('BELAY_NO_BACKUP', `run ${runId} has no verified backup of ${missing.map((t) => `"${t}"`).join(', ')}; nothing was restored`, {
-      details: { runId, missing },
-      fix: `Roll back from the undo log instead (belay rollback ${runId}), or restore single backups with belay backups restore.`,
+      details: { runId, missing, readOnly: read },
+      fix:
+        read.length === missing.length
+          ? `${read.map((t) => `"${t}"`).join(', ')} ${read.length > 1 ? 'are' : 'is'} only read by the migration, so the run did not back ${read.length > 1 ? 'them' : 'it'} up (apply --backup-read-tables does): restore without --include-read-tables.`
+          : `Roll back from the undo log instead (belay rollback ${runId}), or restore single backups with belay backups restore.`,
     });
   }
   return out;
 }
 
 /** What restoring would overwrite, computed without writing anything. */
-export async function previewRollbackFromBackup(db: Db, runId: number, opts: { from?: 'copy' | 'file' } = {}): Promise<BackupRollbackPreview> {
+export async function previewRollbackFromBackup(
+  db: Db,
+  runId: number,
+  opts: { from?: 'copy' | 'file'; readTables?: boolean } = {},
+): Promise<BackupRollbackPreview> {
   const run = await getRun(db, runId);
-  const backups = await runBackups(db, runId, (run.spec as Migration).tables);
-  return withOthers(
-    db,
-    runId,
-    backups,
-    await previewRestore(
-      db,
-      backups.map((b) => b.id),
-      opts,
-    ),
-    opts.from,
-  );
+  const roles = await tableRoles(db, run.spec as Migration);
+  const backups = await runBackups(db, runId, roles, opts.readTables);
+  const ids = backups.map((b) => b.id);
+  return withOthers(db, runId, roles, backups, await previewRestore(db, ids, opts), await previewEffects(db, ids, opts), opts);
 }
 
-async function withOthers(db: Db, runId: number, backups: BackupRecord[], previews: RestorePreview[], from?: 'copy' | 'file'): Promise<BackupRollbackPreview> {
+async function withOthers(
+  db: Db,
+  runId: number,
+  roles: TableRoles,
+  backups: BackupRecord[],
+  previews: RestorePreview[],
+  effects: RestoreEffects,
+  opts: { from?: 'copy' | 'file'; readTables?: boolean },
+): Promise<BackupRollbackPreview> {
   const spec = (await getRun(db, runId)).spec as Migration;
   const tables: BackupRollbackPreview['tables'] = [];
   for (const p of previews) {
     const b = backups.find((x) => x.id === p.backupId)!;
     let notWrittenByRun: { count: number; sample: string[] } | null = null;
-    if (b.keyColumns.length === 1 && (from ?? 'copy') === 'copy') {
+    if (b.keyColumns.length === 1 && (opts.from ?? 'copy') === 'copy') {
       const written = await writtenKeysOf(db, runId, spec, b.sourceTable);
       const r = await db.query<{ n: number; sample: string[] }>(othersChangesSql(qualified(b.sourceTable), copySqlName(b), b.keyColumns[0]!, written));
       notWrittenByRun = { count: r.rows[0]!.n, sample: r.rows[0]!.sample };
     }
     tables.push({ ...p, notWrittenByRun });
   }
-  return { runId, tables };
+  const backedUp = new Set((await listBackups(db, { runId })).filter((b) => b.status === 'verified').map((b) => b.sourceTable));
+  return {
+    runId,
+    readTables: opts.readTables ? roles.read : [],
+    skipped: opts.readTables ? [] : roles.read.filter((t) => backedUp.has(t)),
+    effects,
+    tables,
+  };
 }
 
 /** The keys the run's batched steps wrote to `table`, as text: one SELECT over their decisions. */

@@ -55,15 +55,30 @@ export function printCheckReport(r: CheckReport): void {
   }
 }
 
-export function printRollbackResult(r: RollbackResult): void {
+/** `copies`: the in-database backups of the run (table → qualified copy), where rows deleted since still are. */
+export function printRollbackResult(r: RollbackResult, copies: ReadonlyMap<string, string> = new Map()): void {
   if (r.status === 'nothing-to-do') {
     out.line(`run ${r.runId} is already rolled back: nothing to do`);
     return;
   }
   out.line(`run ${r.runId} rolled back: ${r.restored} rows restored from ${r.batches} undo batches in ${(r.durationMs / 1000).toFixed(2)} s`);
   if (r.skippedIrreversible.length > 0) out.line(`left in place (irreversible, --skip-irreversible): ${r.skippedIrreversible.join(', ')}`);
-  if (r.conflictCount > 0) {
-    out.line(`${r.conflictCount} row(s) changed since the migration wrote them were left alone (use --force to overwrite):`);
-    for (const c of r.conflicts.slice(0, 10)) out.line(`  ${c.table} batch ${c.batchNo}: keys ${JSON.stringify(c.keys.slice(0, 20))}`);
+  const changed = r.conflicts.filter((c) => c.keys.length > 0);
+  if (r.changedCount > 0) {
+    out.line(`${r.changedCount} row(s) changed since the migration wrote them were left alone (--force overwrites them with their before-images):`);
+    for (const c of changed.slice(0, 10)) out.line(`  ${c.table} batch ${c.batchNo}: keys ${JSON.stringify(c.keys.slice(0, 20))}`);
+  }
+  const deleted = r.conflicts.filter((c) => c.deleted.length > 0);
+  if (r.deletedCount > 0) {
+    // --force updates rows in place: a deleted row has no place left, so it is never the advice here
+    out.line(`${r.deletedCount} row(s) deleted since the migration wrote them could not be restored (not even with --force: nothing is left to update):`);
+    for (const c of deleted.slice(0, 10)) out.line(`  ${c.table} batch ${c.batchNo}: keys ${JSON.stringify(c.deleted.slice(0, 20))}`);
+    const tables = [...new Set(deleted.map((c) => c.table))];
+    const where = tables.map((t) => copies.get(t) ?? copies.get(t.replace(/"/g, ''))).filter((x): x is string => !!x);
+    out.line(
+      where.length > 0
+        ? `  the run's backup holds them as the run found them (${where.join(', ')}): put them back from there if they must come back, or restore the table with belay backups restore`
+        : '  this run has no backup of them: bring them back from your own backup if they must come back',
+    );
   }
 }

@@ -44,7 +44,8 @@ export function runbookSummary(m: LoadedMigration, facts: readonly TableFacts[],
     else out.push(`- Step ${i + 1} **${s.name}** runs its SQL once, in one transaction${s.down === null ? ' (**irreversible**: `down: null`)' : ''}.`);
   }
   const readOnly = spec.tables.filter((t) => !spec.steps.some((s) => s.kind === 'batched' && s.table === t));
-  if (readOnly.length) out.push(`- Read and backed up, not written: ${readOnly.map((t) => `${code(t)}${size(t)}`).join(', ')}.`);
+  if (readOnly.length)
+    out.push(`- Read, not written (not backed up; a restore from backup leaves them as they are): ${readOnly.map((t) => `${code(t)}${size(t)}`).join(', ')}.`);
   const facts2 = catalog && !(catalog instanceof Error) ? catalog.facts : [];
   const indirect = facts2.flatMap((f) => f.indirectTables);
   if (indirect.length)
@@ -81,9 +82,9 @@ export function runbookSummary(m: LoadedMigration, facts: readonly TableFacts[],
 
   out.push('', '**How to undo**', '');
   out.push(
-    '- `belay rollback <run>`: every written row back to its before-image, newest batch first; rows others changed since are left alone and listed (exit 11), `--force` overwrites them.',
+    '- `belay rollback <run>`: every written row back to its before-image, newest batch first; rows others changed since are left alone and listed (exit 11), `--force` overwrites them; rows deleted since are listed apart: `--force` cannot bring them back, the backup copy holds them.',
     '- `belay rollback <run> --sql`: the same undo as one script for psql, where belay is not installed.',
-    `- \`belay rollback <run> --from-backup\`: the ${spec.tables.length} table(s) from the verified copies taken before the first write.`,
+    '- `belay rollback <run> --from-backup`: the tables the run writes from the verified copies taken before the first write, in the order of their foreign keys; the tables it only reads stay as they are.',
   );
   const irreversible = spec.steps.filter((s) => s.kind === 'sql' && s.down === null).map((s) => s.name);
   out.push(

@@ -10,6 +10,7 @@ import type { LoadedMigration } from '../spec/load.ts';
 import { code, details, fence, mdTable } from './markdown.ts';
 import { migrationPath } from './project-path.ts';
 import { TABLE_OID_SQL, TABLE_SIZE_SQL } from './report-sql.ts';
+import { rolesOf } from '../spec/written-tables.ts';
 import { backupPlan, execution, planFigures, preflightChecks, rollbackPlan, troubleshooting, whatChanges } from './runbook-sections.ts';
 import { type CatalogSources, runbookSummary, type TableFacts } from './runbook-summary.ts';
 import type { ReportSources } from './sources.ts';
@@ -118,14 +119,18 @@ export async function runbook(m: LoadedMigration, opts: RunbookOptions = {}): Pr
     checks.detail,
   );
 
+  const roles = await rolesOf(spec, catalog instanceof Error ? [] : (catalog?.facts ?? []).flatMap((f) => f.indirectTables.map((t) => t.table)));
   section(
     3,
     [
-      `Before the first write, belay copies ${spec.tables.map((t) => code(t)).join(', ')} into schema ${code('belay_backup')}` +
-        `${opts.backupDir ? ` and to files under ${code(opts.backupDir)}` : ''}, and verifies each copy's row count and checksum against its source.`,
+      `Before the first write, belay copies the table${roles.written.length === 1 ? '' : 's'} the migration writes, ${roles.written.map((t) => code(t)).join(', ')}, into schema ${code('belay_backup')}` +
+        `${opts.backupDir ? ` and to files under ${code(opts.backupDir)}` : ''}, and verifies each copy's row count and checksum against its source.` +
+        (roles.read.length
+          ? ` The tables it only reads (${roles.read.map((t) => code(t)).join(', ')}) are not copied (${code('belay apply --backup-read-tables')} copies them too) and a restore leaves them as they are.`
+          : ''),
     ],
     'Where the copies go, how they are checked, listed and restored',
-    backupPlan(spec.tables, opts.backupDir),
+    backupPlan(roles.written, opts.backupDir),
   );
 
   if (opts.plan && typeof opts.plan === 'object')

@@ -181,7 +181,7 @@ BEGIN
     SELECT count(*) INTO n_left FROM belay.batches WHERE run_id = ${p.runId} AND rolled_back_at IS NULL;
     IF n_left = 0 THEN
       UPDATE belay.runs SET status = 'rolled_back', finished_at = clock_timestamp(),
-             summary = summary || jsonb_build_object('rollback', jsonb_build_object('by', 'sql-script', 'restored', n_restored, 'conflictCount', n_changed + n_deleted))
+             summary = summary || jsonb_build_object('rollback', jsonb_build_object('by', 'sql-script', 'restored', n_restored, 'conflictCount', n_changed + n_deleted, 'changed', n_changed, 'deleted', n_deleted))
        WHERE id = ${p.runId} AND status <> 'rolled_back';
     ELSE
       RAISE NOTICE 'belay: run ${p.runId} has % committed batch(es) this script does not cover (committed after it was made): roll them back with belay rollback ${p.runId}', n_left;
@@ -195,13 +195,20 @@ BEGIN
             ORDER BY r.step_no, r.batch_no, k.key LIMIT 1000 LOOP
     RAISE NOTICE 'belay conflict: % key % (step %, batch %) changed since the migration: left alone', c.table_name, c.key, c.step_no, c.batch_no;
   END LOOP;
+  -- a deleted row has nothing left to update: no rerun of this script brings it back, the run's backup holds it
+  FOR c IN SELECT r.table_name, r.step_no, r.batch_no, k.key FROM pg_temp.belay_rollback_result r, jsonb_array_elements(r.deleted) k(key)
+            ORDER BY r.step_no, r.batch_no, k.key LIMIT 1000 LOOP
+    RAISE NOTICE 'belay deleted: % key % (step %, batch %) was deleted since the migration: not restored (its row as the run found it is in the run''s backup)', c.table_name, c.key, c.step_no, c.batch_no;
+  END LOOP;
   PERFORM pg_advisory_unlock(${p.lockClass}, hashtext(${literal(p.migrationId)}));
 END $belay$;
 SELECT sum(restored)::bigint AS restored, sum(already)::bigint AS already_restored,
        sum(jsonb_array_length(changed))::bigint AS changed_since, sum(jsonb_array_length(deleted))::bigint AS deleted_since
   FROM pg_temp.belay_rollback_result;
-SELECT r.table_name, r.step_no, r.batch_no, k.key AS conflict_key
-  FROM pg_temp.belay_rollback_result r, jsonb_array_elements(r.changed) k(key) ORDER BY 2, 3, 4;
+SELECT r.table_name, r.step_no, r.batch_no, k.key AS conflict_key, k.kind
+  FROM pg_temp.belay_rollback_result r,
+       LATERAL (SELECT key, 'changed since' AS kind FROM jsonb_array_elements(r.changed) c(key)
+                UNION ALL SELECT key, 'deleted since' FROM jsonb_array_elements(r.deleted) d(key)) k ORDER BY 2, 3, 5, 4;
 `;
 }
 

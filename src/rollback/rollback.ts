@@ -51,6 +51,9 @@ export interface RollbackResult {
   conflicts: RollbackConflict[];
   /** Rows left alone: changed since (conflicts) and deleted since, over every rollback invocation of the run. */
   conflictCount: number;
+  /** Rows someone wrote after the migration did: --force overwrites them. */
+  changedCount: number;
+  /** Rows deleted since the migration wrote them: no rollback of the undo log brings them back (--force neither); the run's backup holds them. */
   deletedCount: number;
   durationMs: number;
   /** Irreversible SQL steps left in place (only with skipIrreversible). */
@@ -73,6 +76,7 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
         batches: 0,
         conflicts: [],
         conflictCount: 0,
+        changedCount: 0,
         deletedCount: 0,
         durationMs: 0,
         skippedIrreversible: [],
@@ -181,13 +185,25 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
     const conflictCount = totals.changed + totals.deleted;
     const skippedIrreversible = irreversible.map((s) => s.name);
     await setRunStatus(db, runId, 'rolled_back', {
-      summary: { rollback: { by: 'undo', restored: totals.restored, conflictCount, force: !!opts.force, skippedIrreversible } },
+      summary: {
+        rollback: {
+          by: 'undo',
+          restored: totals.restored,
+          conflictCount,
+          changed: totals.changed,
+          deleted: totals.deleted,
+          force: !!opts.force,
+          skippedIrreversible,
+        },
+      },
     });
     await tell(db, emit, {
       type: 'rollback-finished',
       runId,
       restored: totals.restored,
       conflicts: conflictCount,
+      changed: totals.changed,
+      deleted: totals.deleted,
       status: 'rolled_back',
       sample: conflicts.slice(0, 20),
     });
@@ -198,6 +214,7 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
       batches: batchesDone,
       conflicts,
       conflictCount,
+      changedCount: totals.changed,
       deletedCount: totals.deleted,
       durationMs: performance.now() - t0,
       skippedIrreversible,

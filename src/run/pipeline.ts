@@ -43,6 +43,8 @@ export interface SafeApplyOptions extends Omit<ApplyOptions, 'stages' | 'undo'> 
   /** false: no backup (the CLI's --no-backup); default: an in-database copy, plus files in backupDir. */
   backup?: boolean;
   backupDir?: string;
+  /** Also back up the tables the migration only reads (default: only the tables it writes). */
+  backupReadTables?: boolean;
   skipChecks?: boolean;
   /** Called with the pre-flight's findings before the first write. */
   onCheckReport?: (report: CheckReport) => void;
@@ -70,7 +72,7 @@ export function applyStages(m: LoadedMigration, o: SafeApplyOptions & { targetBa
   return [
     // the steps decided once, and the pre-flight in that snapshot: refuses on blocking findings before a backup is paid for
     decideStage({ inSnapshot: preflight({ skipChecks: o.skipChecks, onReport: o.onCheckReport }) }),
-    ...(o.backup === false ? [] : [backupStage({ dir: o.backupDir })]), // verified copies of every touched table
+    ...(o.backup === false ? [] : [backupStage({ dir: o.backupDir, readTables: o.backupReadTables })]), // verified copies of the tables the run writes
     tempIndexStage({ timeoutMs: o.tempIndexTimeoutMs }), // the indexes the batches need; dropped once verified
     schemaSnapshotStage(), // the touched tables' schema before the first write and after the last
     baselineStage(), // checksums of the columns the run does not write

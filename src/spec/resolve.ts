@@ -3,7 +3,7 @@
 import { column, tableInfo, type TableInfo } from '../db/catalog.ts';
 import { readIndexes } from '../db/catalog-facts.ts';
 import type { Db } from '../db/connection.ts';
-import { BelayError, StateError } from '../errors.ts';
+import { BelayError } from '../errors.ts';
 import type { BatchedStep, Migration } from './define.ts';
 
 export interface StepTarget {
@@ -19,7 +19,8 @@ export interface StepTarget {
 /**
  * Resolves a batched step: its key is the spec's `key`, else the table's single-column primary key. A key
  * must tell rows apart: a declared `key:` needs a unique index over exactly that column, and NOT NULL;
- * a table with neither a primary key nor such a column is refused (BELAY_KEY, exit 3).
+ * a table with neither a primary key nor such a column, or with a composite primary key and no `key:`, is
+ * refused (BELAY_KEY, exit 3), with the columns that would do.
  */
 export async function resolveStep(db: Db, step: BatchedStep, stepNo: number): Promise<StepTarget> {
   const info = await tableInfo(db, step.table);
@@ -37,9 +38,17 @@ export async function resolveStep(db: Db, step: BatchedStep, stepNo: number): Pr
       );
     }
     if (info.primaryKey.length !== 1) {
-      throw new StateError('BELAY_NO_KEY', `table ${info.sqlName} has a composite primary key`, {
-        fix: `Name a unique, non-null key column with key: in step "${step.name}".`,
-      });
+      // batches walk one column's ranges; a row-value keyset over (a, b) is not there yet
+      const candidates = await singleColumnKeys(db, info);
+      const cols = info.primaryKey.map((c) => `"${c}"`).join(', ');
+      throw keyError(
+        step,
+        stepNo,
+        `table ${info.sqlName} has a composite primary key (${cols}), and batches walk a single key column`,
+        candidates.length
+          ? `Name one of its unique NOT NULL columns with key: in step "${step.name}" (${candidates.map((c) => `"${c}"`).join(', ')}).`
+          : `Add a unique NOT NULL column to ${info.sqlName} (e.g. ALTER TABLE … ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY UNIQUE) and name it with key: in step "${step.name}", or change the rows with a plain SQL step.`,
+      );
     }
     key = info.primaryKey[0]!;
   }

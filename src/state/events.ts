@@ -114,9 +114,19 @@ export type BelayEvent =
   | { type: 'rollback-started'; runId: number; batches: number; rows: number; force: boolean }
   | { type: 'rollback-batch'; runId: number; step: string; batchNo: number; restored: number; conflicts: number; rowsDone: number; rowsTotal: number }
   | { type: 'rollback-step-kept'; runId: number; step: string; reason: 'irreversible' }
-  | { type: 'rollback-finished'; runId: number; restored: number; conflicts: number; status: string; sample: unknown[] }
+  | {
+      type: 'rollback-finished';
+      runId: number;
+      restored: number;
+      /** changed + deleted: every row left alone. */
+      conflicts: number;
+      changed?: number;
+      deleted?: number;
+      status: string;
+      sample: unknown[];
+    }
   | { type: 'rollback-failed'; runId: number; error: Err }
-  | { type: 'rollback-from-backup'; runId: number; tables: unknown; overwritten: unknown }
+  | { type: 'rollback-from-backup'; runId: number; tables: unknown; overwritten: unknown; cascades?: unknown; readTables?: string[] }
   | { type: 'rollback-from-backup-cancelled'; runId: number }
   // dry run
   | { type: 'trial-batch'; step: string; batchNo: number; lo: string; hi: string; rows: number; changed: number; ms: number };

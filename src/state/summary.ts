@@ -60,6 +60,9 @@ export interface RollbackSummary {
   by?: 'undo' | 'backup' | 'sql-script';
   restored?: number;
   conflictCount?: number;
+  /** Of conflictCount: rows changed since (--force overwrites them) and rows deleted since (only a backup has them). */
+  changed?: number;
+  deleted?: number;
   force?: boolean;
   skippedIrreversible?: string[];
   tables?: unknown;

@@ -23,6 +23,7 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
     .option('--skip-checks', 'do not run the pre-flight checks before the first write (in-batch guards still run)')
     .option('--backup-dir <dir>', 'also export the backups as gzip COPY files with a manifest.json into this folder')
     .option('--no-backup', 'do not back up the tables before the first write (backups are on by default)')
+    .option('--backup-read-tables', 'also back up the tables the migration only reads (by default only the tables it writes are copied)')
     .option('--override <reason>', 'apply on a protected environment without a passed rehearsal and dry run (recorded in the ledger)')
     .option('--max-drift <percent>', 'with a plan file: row-count change since the plan that is still accepted', parsePercent, 10)
     .option(
@@ -56,6 +57,7 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
           skipChecks?: boolean;
           backup: boolean;
           backupDir?: string;
+          backupReadTables?: boolean;
           concurrentWrites?: boolean;
           catchUpRounds?: number;
         } & PlanFlags,
@@ -63,6 +65,7 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
       ) => {
         const g = cmd.optsWithGlobals<GlobalOptions>();
         if (!o.backup && o.backupDir) throw new UsageError('--backup-dir and --no-backup contradict each other', 'Drop one of them.');
+        if (!o.backup && o.backupReadTables) throw new UsageError('--backup-read-tables and --no-backup contradict each other', 'Drop one of them.');
         if (o.backupDir) await assertWritableDir(o.backupDir);
         // a plan file names its migration and parameters; apply refuses it when stale (exit 8)
         const planned = isPlanFile(target) ? readPlanFile(target) : undefined;
@@ -78,6 +81,7 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
             again: o.again,
             backup: o.backup,
             backupDir: o.backupDir,
+            backupReadTables: o.backupReadTables,
             skipChecks: o.skipChecks,
             concurrentWrites: o.concurrentWrites,
             catchUpRounds: o.catchUpRounds,

@@ -1,7 +1,7 @@
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { copySqlName, dropBackup, formatBytes, listBackups, verifyBackup } from '../../backup/backup.ts';
-import { type RestorePreview, restoreBackup } from '../../backup/restore.ts';
+import { type RestoreEffects, type RestorePreview, restoreBackup } from '../../backup/restore.ts';
 import { EXIT, UsageError } from '../../errors.ts';
 import { connect, type GlobalOptions, out, parsePositiveInt } from '../context.ts';
 import { NUMBERS, parseNumber } from '../../spec/numbers.ts';
@@ -84,9 +84,9 @@ export function registerBackups(program: Command, setExit: (c: number) => void):
       try {
         const r = await restoreBackup(db, list, {
           from: o.from,
-          confirm: async (previews) => {
-            if (g.json) out.json({ type: 'preview', previews });
-            else printPreviews(previews);
+          confirm: async (previews, effects) => {
+            if (g.json) out.json({ type: 'preview', previews, effects });
+            else printPreviews(previews, effects);
             if (o.yes) return true;
             if (!process.stdin.isTTY) throw new UsageError('restore overwrites rows and needs a confirmation', 'Pass --yes to restore without asking.');
             const rl = createInterface({ input: process.stdin, output: process.stderr });
@@ -127,7 +127,7 @@ function parseBackupId(s: string): number {
   return parseNumber('backup id', NUMBERS.id, s, 'List backups with belay backups list.');
 }
 
-function printPreviews(previews: RestorePreview[]): void {
+function printPreviews(previews: RestorePreview[], effects: RestoreEffects): void {
   for (const p of previews) {
     out.line(
       `${p.table} (backup ${p.backupId}, from ${p.from}, ${p.method}): ${p.changed} row(s) to overwrite, ${p.added} added since to delete, ${p.deleted} deleted since to put back`,
@@ -136,4 +136,13 @@ function printPreviews(previews: RestorePreview[]): void {
       if (p.samples[k].length > 0) out.line(`  ${k}: ${p.samples[k].map((x) => JSON.stringify(x)).join(' ')}${p[k] > p.samples[k].length ? ' …' : ''}`);
     }
   }
+  for (const c of effects.cascades) {
+    if (c.deleted > 0)
+      out.line(`${c.table} (not restored): ${c.deleted} row(s) deleted through ON DELETE CASCADE: ${c.deletedKeys.map((x) => JSON.stringify(x)).join(' ')}`);
+    if (c.changed > 0)
+      out.line(
+        `${c.table} (not restored): ${c.changed} row(s) changed through ON DELETE SET NULL/DEFAULT: ${c.changedKeys.map((x) => JSON.stringify(x)).join(' ')}`,
+      );
+  }
+  if (effects.failure) out.line(`the restore would fail: ${effects.failure}`);
 }

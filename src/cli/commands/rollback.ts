@@ -6,6 +6,8 @@ import { EXIT, UsageError } from '../../errors.ts';
 import { rollback } from '../../rollback/rollback.ts';
 import { rollbackScript } from '../../rollback/rollback-script.ts';
 import { type BackupRollbackPreview, rollbackFromBackup } from '../../backup/restore-run.ts';
+import { copySqlName, listBackups } from '../../backup/backup.ts';
+import type { Db } from '../../db/connection.ts';
 import { connect, type GlobalOptions, out, parseRunId } from '../context.ts';
 import { printRollbackResult } from '../print.ts';
 import { progressSink } from '../progress.ts';
@@ -17,6 +19,7 @@ interface RollbackFlags {
   output?: string;
   skipIrreversible?: boolean;
   fromBackup?: boolean;
+  includeReadTables?: boolean;
   yes?: boolean;
 }
 
@@ -30,6 +33,7 @@ export function registerRollback(program: Command, setExit: (c: number) => void)
     .option('-o, --output <file>', 'with --sql: the file to write (default: standard output)')
     .option('--skip-irreversible', 'undo everything else and leave SQL steps without a reverse (down: null) in place')
     .option('--from-backup', "restore the run's tables from its verified backup instead of the undo log (shows what it overwrites first)")
+    .option('--include-read-tables', 'with --from-backup: also restore the tables the run only read (deletes the rows others added since; shown first)')
     .option('--yes', 'with --from-backup: do not ask for confirmation')
     .action(async (run: string, o: RollbackFlags, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
@@ -40,10 +44,12 @@ export function registerRollback(program: Command, setExit: (c: number) => void)
       if (o.fromBackup && (o.sql || o.force || o.skipIrreversible))
         throw new UsageError('--from-backup goes alone (not with --sql, --force or --skip-irreversible)');
       if (o.yes && !o.fromBackup) throw new UsageError('--yes only goes with --from-backup');
+      if (o.includeReadTables && !o.fromBackup) throw new UsageError('--include-read-tables only goes with --from-backup');
       const db = await connect(g);
       try {
         if (o.fromBackup) {
           const r = await rollbackFromBackup(db, runId, {
+            readTables: o.includeReadTables,
             confirm: async (p) => {
               printBackupPreview(p);
               if (o.yes) return true;
@@ -92,8 +98,9 @@ export function registerRollback(program: Command, setExit: (c: number) => void)
           onEvent: progressSink({ json: g.json }),
         });
         if (g.json) out.json({ type: 'result', ...r });
-        else printRollbackResult(r);
-        setExit(r.conflictCount > 0 && !o.force ? EXIT.conflicts : EXIT.ok);
+        else printRollbackResult(r, r.deletedCount > 0 ? await backupCopies(db, runId) : undefined);
+        // rows deleted since stay missing whatever --force does
+        setExit((r.changedCount > 0 && !o.force) || r.deletedCount > 0 ? EXIT.conflicts : EXIT.ok);
       } finally {
         await db.close();
       }
@@ -103,14 +110,31 @@ export function registerRollback(program: Command, setExit: (c: number) => void)
 function printBackupPreview(p: BackupRollbackPreview): void {
   out.err(`restoring run ${p.runId} from its backup would overwrite:`);
   for (const t of p.tables) {
-    out.err(`  ${t.table} (backup ${t.backupId}): ${t.changed} changed, ${t.added} added and ${t.deleted} deleted rows since the backup`);
-    for (const [kind, keys] of Object.entries(t.samples)) if (keys.length > 0) out.err(`    ${kind}, e.g. keys ${JSON.stringify(keys.slice(0, 10))}`);
+    const read = p.readTables.includes(t.table) ? ' — a table the run only READ' : '';
+    out.err(`  ${t.table} (backup ${t.backupId})${read}: ${t.changed} changed, ${t.added} added and ${t.deleted} deleted rows since the backup`);
+    // the rows a restore deletes are listed whole: they are what cannot be had back afterwards
+    if (t.samples.added.length > 0) out.err(`    deletes the ${t.added} row(s) added since, keys ${JSON.stringify(t.samples.added)}`);
+    for (const kind of ['changed', 'deleted'] as const)
+      if (t.samples[kind].length > 0) out.err(`    ${kind}, e.g. keys ${JSON.stringify(t.samples[kind].slice(0, 10))}`);
     if (t.notWrittenByRun && t.notWrittenByRun.count > 0) {
       out.err(
         `    ${t.notWrittenByRun.count} of them were NOT written by this run (changes by others, lost by the restore), e.g. keys ${JSON.stringify(t.notWrittenByRun.sample)}`,
       );
     }
   }
+  for (const c of p.effects.cascades) {
+    if (c.deleted > 0) out.err(`  ${c.table} (not restored): ${c.deleted} row(s) deleted through ON DELETE CASCADE, keys ${JSON.stringify(c.deletedKeys)}`);
+    if (c.changed > 0)
+      out.err(`  ${c.table} (not restored): ${c.changed} row(s) changed through ON DELETE SET NULL/DEFAULT, keys ${JSON.stringify(c.changedKeys)}`);
+  }
+  if (p.effects.failure) out.err(`  the restore would fail: ${p.effects.failure}`);
+  if (p.skipped.length > 0) out.err(`left as they are (only read by the run, backed up): ${p.skipped.join(', ')}; --include-read-tables restores them too`);
+}
+
+async function backupCopies(db: Db, runId: number): Promise<Map<string, string>> {
+  const m = new Map<string, string>();
+  for (const b of await listBackups(db, { runId })) if (b.status === 'verified' && !m.has(b.sourceTable)) m.set(b.sourceTable, copySqlName(b));
+  return m;
 }
 
 async function askYes(question: string): Promise<boolean> {
