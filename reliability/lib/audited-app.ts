@@ -29,8 +29,9 @@ export async function installApp(db: Db, snap: Snapshot, expected: Expected): Pr
   await db.query(`INSERT INTO app_user SELECT ordinality, id FROM unnest($1::int[]) WITH ORDINALITY AS t(id)`, [users]);
   await db.query('ANALYZE app_assign, app_rename, app_user');
   return {
-    lo: Math.min(...snap.eventTypes.id),
-    hi: Math.max(...snap.eventTypes.id),
+    // the snapshot's rows are sorted by id
+    lo: snap.eventTypes.id[0]!,
+    hi: snap.eventTypes.id.at(-1)!,
     nassign: assign.length,
     nrename: Math.max(1, rename.length),
     nuser: users.length,
