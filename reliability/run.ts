@@ -8,11 +8,12 @@ import { badInput } from './scenarios/bad-input.ts';
 import { concurrentLoad } from './scenarios/concurrent-load.ts';
 import { connectionLoss } from './scenarios/connection-loss.ts';
 import { crash } from './scenarios/crash.ts';
+import { load } from './scenarios/load.ts';
 import { lockContention } from './scenarios/lock-contention.ts';
 import { secrets } from './scenarios/secrets.ts';
 import { dropFixtures } from './lib/flagship.ts';
 
-export const SCENARIOS: Scenario[] = [crash, connectionLoss, lockContention, concurrentLoad, badInput, secrets];
+export const SCENARIOS: Scenario[] = [crash, connectionLoss, lockContention, concurrentLoad, load, badInput, secrets];
 
 export async function runSuite(opts: SuiteOptions, only?: readonly string[]): Promise<Outcome[]> {
   await dropLeftovers();
