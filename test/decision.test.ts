@@ -278,6 +278,35 @@ for (const kind of DB_KINDS) {
       });
     });
 
+    test('regression: with a fixed batch size, a constraint violation split the batches down to one row for the rest of the step', async () => {
+      await withDb(kind, async ({ db }) => {
+        await db.exec(`CREATE TABLE u (id int PRIMARY KEY, out int UNIQUE);
+          INSERT INTO u SELECT g, CASE WHEN g = 5 THEN 5000 END FROM generate_series(1, 1000) g;`);
+        const input: MigrationInput = {
+          id: 'u-out',
+          purpose: 'Fill u.out (decision tests).',
+          tables: ['u'],
+          steps: [
+            {
+              kind: 'batched',
+              name: 'fill',
+              table: 'u',
+              writes: ['out'],
+              decide: 'SELECT id, CASE WHEN id = 10 THEN 5000 ELSE id END AS out FROM u WHERE out IS NULL',
+            },
+          ],
+        };
+        const sizes: number[] = [];
+        const r = await run(db, input, { skipChecks: true, onEvent: (e) => void (e.type === 'batch-committed' && sizes.push(e.rowsInRange)) });
+        assert.equal(r.status, 'completed', r.error?.message ?? '');
+        assert.equal(r.steps[0]!.rowsChanged, 998);
+        // the split walks down to row 10 and back: every batch after it is of the fixed size again
+        const after = sizes.slice(sizes.findIndex((n, i) => i > 0 && n > sizes[i - 1]!));
+        assert.ok(after.length >= 9 && after.slice(0, -1).every((n) => n === 100), sizes.join(' '));
+        assert.ok(sizes.length < 20, `${sizes.length} batches: ${sizes.join(' ')}`);
+      });
+    });
+
     test('the dry run refuses exactly what apply refuses, with the same code, before any backup or write', async () => {
       await withDb(kind, async ({ db }) => {
         // big: more rows than one chunk of a range rule's decision (10,000), so that a range it ignores shows

@@ -297,6 +297,8 @@ async function runBatchedStep(
   const ceilingNow = () => (db.kind === 'postgres' && !inTx ? ctl.batchCeilingMs : undefined);
   let liftedUntil = -Infinity;
   let splits = 0;
+  /** The batch size before a constraint violation split it down to the offending row. */
+  let sizeBeforeSplit: number | undefined;
   /** Rejected keys not yet tested against the rule evaluated again (see below). */
   let untested: string[] = [];
   const retest = async () => {
@@ -452,11 +454,15 @@ async function runBatchedStep(
       batchNo--;
       const reason = `rejected:constraint ${outcome.error.server.constraint ?? outcome.error.server.sqlstate}`;
       if (outcome.rows > 1 && !inTx) {
+        sizeBeforeSplit ??= size;
         size = Math.max(1, Math.floor(Math.min(size, outcome.rows) / 2));
         continue;
       }
       if (inTx) throw outcome.error;
       await rejectRows([outcome.lo], reason, [{ key: outcome.lo, error: outcome.error.message, detail: outcome.error.server.detail }]);
+      // the row is out: the batches go on at the size they had (a fixed size has no sizer to grow it back)
+      if (sizeBeforeSplit !== undefined) size = sizeBeforeSplit;
+      sizeBeforeSplit = undefined;
       continue;
     }
     if (splits >= MAX_CEILING_SPLITS && ceiling !== undefined && outcome.ms > ceiling) {
