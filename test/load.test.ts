@@ -30,12 +30,6 @@ describe('load (short): pgbench as the application during apply and rollback', {
       assert.match(rows.find((x) => x.scenario === `${tag}/application`)!.figures, /without belay p50 .* during apply p50 .* during rollback p50/);
     });
     test(`${tag}: rollback under load ends rolled_back and restores every row the application did not give an owner`, () => held(`${tag}/rollback`));
-    test(
-      `${tag}: apply under load ends completed`,
-      {
-        todo: 'issue #19 item 3: rows the application makes the batches leave out reach the abort trigger (exit 10), and its link edits and inserts fail the post-run verification (assign-owner.verify, no-missed-rows: exit 7)',
-      },
-      () => held(`${tag}/apply`),
-    );
+    test(`${tag}: apply under load ends completed, the application's changes listed as warnings`, () => held(`${tag}/apply`));
   }
 });

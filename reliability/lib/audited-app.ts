@@ -136,6 +136,25 @@ export async function conflictMatch(db: Db): Promise<{ rollback: SetMatch; skipp
   };
 }
 
+// Rows belay skipped because the rule, evaluated again, no longer gave them the decided owner: each must have
+// had an application write to what the rule reads about it: its own links, title or slug, or a row that shares
+// its slug (a rename to it, a link edit of it) and so may become its twin. One way only (the rule is belay's).
+const RULE_CHANGED_SQL = `
+WITH r AS (SELECT k FROM belay.decision_r1_s0 WHERE skipped = 'changed:rule'),
+touched AS (
+  SELECT r.k FROM r JOIN "EventType" e ON e.id = r.k
+   WHERE EXISTS (SELECT 1 FROM app_audit a WHERE a.k = r.k AND a.op IN ('link-add', 'link-del', 'rename', 'assign', 'transfer'))
+      OR EXISTS (SELECT 1 FROM app_audit a WHERE a.op = 'rename' AND a.val = e.slug)
+      OR EXISTS (SELECT 1 FROM app_audit a JOIN "EventType" x ON x.id = a.k WHERE a.op IN ('link-add', 'link-del', 'assign', 'transfer') AND x.slug = e.slug)
+)
+SELECT (SELECT count(*) FROM r)::int AS reported, (SELECT count(*) FROM touched)::int AS made,
+       (SELECT coalesce(jsonb_agg(k ORDER BY k), '[]') FROM (SELECT k FROM r EXCEPT SELECT k FROM touched) s) AS extra`;
+
+export async function ruleChangedMatch(db: Db): Promise<SetMatch> {
+  const r = (await db.query<{ reported: number; made: number; extra: number[] }>(RULE_CHANGED_SQL)).rows[0]!;
+  return match(r.made, r.reported, [], r.extra);
+}
+
 /** Rows the batches left out for each reason (changed, rejected by a check or the unique index). */
 export async function skippedByReason(db: Db): Promise<Record<string, number>> {
   const r = await db.query<{ skipped: string; n: number }>(

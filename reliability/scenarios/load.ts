@@ -7,12 +7,13 @@
 // - conflicts reported = conflicts made, key for key: rows the application wrote "userId" on while belay's
 //   value held (same value included) are exactly the rollback's conflicts; decided rows it wrote before their
 //   batch are exactly the rows skipped as changed; every row left out on the unique index was renamed before
-//   its batch;
+//   its batch; every row skipped because its rule, evaluated again, no longer gave it the decided owner was
+//   touched by the application (its links or slug, or a row sharing its slug);
 // - every other pre-existing row's "userId" is back to its value before the run.
 // Figures: those counts and the application's latency p50/p99/max, before belay (baseline, as long as an
 // uninterrupted apply of the fixture), during apply and during rollback.
 import { computeExpected, readSnapshot } from '../../examples/event-type-owner/reference.ts';
-import { conflictMatch, installApp, type SetMatch, skippedByReason, writesByOp, writesKept } from '../lib/audited-app.ts';
+import { conflictMatch, installApp, ruleChangedMatch, type SetMatch, skippedByReason, writesByOp, writesKept } from '../lib/audited-app.ts';
 import { FLAGSHIP, runBelay } from '../lib/belay-cli.ts';
 import { flagshipFixture, MIGRATION_ID, sizes } from '../lib/flagship.ts';
 import { flagshipWithOptions } from '../lib/spec-files.ts';
@@ -110,11 +111,12 @@ export const load: Scenario = {
           const f = await withDb(name, async (db) => {
             const kept = await writesKept(db);
             problems.kept.push(...kept.problems);
-            const m = await conflictMatch(db);
+            const m = { ...(await conflictMatch(db)), rule: await ruleChangedMatch(db) };
             for (const [what, x] of [
               ['rollback conflicts (userId written while belay held the row)', m.rollback],
               ['rows skipped as changed (userId written before their batch)', m.skipped],
               ['rows left out on the unique index (each renamed before its batch)', m.renamed],
+              ['rows skipped because what their rule reads changed (each touched by the application)', m.rule],
             ] as const) {
               if (x.missed.length || x.extra.length) problems.conflicts.push(setLine(what, x));
             }
@@ -141,6 +143,7 @@ export const load: Scenario = {
                 setLine('rollback conflicts', m.rollback),
                 setLine('skipped as changed', m.skipped),
                 setLine('left out on the unique index', m.renamed),
+                setLine('skipped as their rule changed (touched by the application)', m.rule),
               ].join('; '),
               latency: `without belay ${lat(base)}; during apply ${lat(during)}; during rollback ${lat(duringRb)}`,
               writes: `${list(ops)}; left out by the batches: ${list(skipped)}`,

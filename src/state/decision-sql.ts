@@ -177,9 +177,9 @@ export function ruleChangedSql(t: DecisionTarget, source: string, range: boolean
    AND NOT EXISTS (SELECT 1 FROM (${source}) p WHERE p.${k} = d.k AND ${same})`;
 }
 
-/** Rejected rows found changed since the decision become skipped as changed (a catch-up round may decide them again). */
+/** Rejected rows whose rule now gives another answer: skipped as changed (what the rule reads changed), a catch-up round may decide them again. */
 export function reclassifyChangedSql(t: DecisionTarget): string {
-  return `UPDATE ${t.relation} SET skipped = 'changed' WHERE k = ANY($1::text[]::${t.keyType}[]) AND (skipped IS NULL OR skipped LIKE 'rejected:%')`;
+  return `UPDATE ${t.relation} SET skipped = 'changed:rule' WHERE k = ANY($1::text[]::${t.keyType}[]) AND (skipped IS NULL OR skipped LIKE 'rejected:%')`;
 }
 
 /** The transaction's id: every row version a batch writes carries it as xmin (rollback's fence). */
@@ -235,7 +235,7 @@ export function lockBatchRowsSql(t: DecisionTarget): string {
 export function decisionTotalsSql(t: DecisionTarget, runId: number, stepNo: number): string {
   return `SELECT (SELECT count(*) FROM ${t.relation})::int AS decided,
        (SELECT count(*) FROM (${writtenRowsSql(t, runId, stepNo, true)}) w)::int AS written,
-       (SELECT count(*) FROM ${t.relation} WHERE skipped = 'changed')::int AS "skippedChanged",
+       (SELECT count(*) FROM ${t.relation} WHERE skipped LIKE 'changed%')::int AS "skippedChanged",
        (SELECT count(*) FROM ${t.relation} WHERE skipped LIKE 'rejected:%')::int AS rejected,
        (SELECT coalesce(jsonb_agg(s), '[]') FROM (SELECT k AS key, skipped AS reason FROM ${t.relation} WHERE skipped IS NOT NULL ORDER BY k LIMIT 50) s) AS "skippedSample",
        (SELECT coalesce(max(round), 0) FROM ${t.relation})::int AS rounds`;
