@@ -9,6 +9,7 @@ import { UsageError } from '../src/errors.ts';
 import { apply } from '../src/execute/apply.ts';
 import { rollback } from '../src/rollback/rollback.ts';
 import { safeApply } from '../src/run/pipeline.ts';
+import { requestControl } from '../src/state/controls.ts';
 import type { BelayEvent } from '../src/state/events.ts';
 import { runCli } from './helpers/cli.ts';
 import { withDb } from './helpers/fixture.ts';
@@ -142,6 +143,55 @@ test('the advisory lock refuses a second apply while a 3-worker apply runs', asy
       const s = await second!;
       assert.equal(s.status, 'refused');
       assert.equal(s.error?.code, 'BELAY_LOCKED', String(s.error?.message));
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+test('a pause, then an abort --rollback, from another connection stop all three workers; the rollback is exact', async () => {
+  await withDb('postgres', async ({ db, url }) => {
+    await generate(db, { rows: ROWS, seed: 21 });
+    const before = await dump(db);
+    const other = await openDb(url);
+    try {
+      let committed = 0;
+      let asked: Promise<unknown> | undefined;
+      const events: BelayEvent[] = [];
+      const r = await safeApply(db, await flagship(), {
+        batchSize: 40,
+        workers: 3,
+        backup: false,
+        onEvent: (e) => {
+          events.push(e);
+          if (e.type !== 'batch-committed' || ++committed !== 6) return;
+          const paused = (async () => {
+            await requestControl(other, e.runId, 'pause', {}, { osUser: 'test' });
+            for (let i = 0; i < 100; i++) {
+              const s = await other.query<{ status: string }>(`SELECT status FROM belay.runs WHERE id = $1`, [e.runId]);
+              if (s.rows[0]?.status === 'paused') break;
+              await new Promise((res) => setTimeout(res, 100));
+            }
+            // the other workers finish the batch they are in, then wait with no transaction open
+            const open = async () =>
+              (
+                await other.query<{ n: number }>(
+                  `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'belay worker%' AND xact_start IS NOT NULL`,
+                )
+              ).rows[0]!.n;
+            for (let i = 0; i < 30 && (await open()) > 0; i++) await new Promise((res) => setTimeout(res, 100));
+            await new Promise((res) => setTimeout(res, 500));
+            assert.equal(await open(), 0, 'no worker holds a transaction while paused');
+          })();
+          // whatever the checks found, the run is let go
+          asked = paused.finally(() => requestControl(other, e.runId, 'abort-rollback', {}, { osUser: 'test' }));
+        },
+      });
+      await asked;
+      assert.equal(r.status, 'rolled_back', String(r.error?.message));
+      assert.equal(await dump(db), before, 'every committed batch of every worker undone, byte for byte');
+      const left = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM belay.batches WHERE run_id = $1 AND rolled_back_at IS NULL`, [r.runId]);
+      assert.equal(left.rows[0]!.n, 0);
     } finally {
       await other.close();
     }
