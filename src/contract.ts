@@ -51,11 +51,12 @@ export interface BatchController {
 /**
  * One committed batch of decided rows (round `round`): lo/hi its key range as text; of rowsInRange, rowsChanged
  * were written and rowsSkipped changed by someone since the decision; xid the row version it wrote;
- * durationMs BEGIN to the end of its write and checks, heldMs BEGIN to COMMIT returned (its locks' time).
+ * durationMs BEGIN to the end of its write and checks, heldMs BEGIN to COMMIT returned (its locks' time);
+ * worker: with --workers, the key range's worker that ran it (each sizes its own batches).
  */
 // biome-ignore format: a record read as one row
 export interface BatchRecord {
-  runId: number; stepNo: number; step: string; batchNo: number; round: number; lo: string; hi: string;
+  runId: number; stepNo: number; step: string; batchNo: number; round: number; lo: string; hi: string; worker?: number;
   rowsInRange: number; rowsChanged: number; rowsSkipped: number; xid: string; durationMs: number; heldMs: number; attempts: number; batchSize: number;
 }
 

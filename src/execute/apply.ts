@@ -281,7 +281,7 @@ async function runBatchedStep(
     for (;;) {
       // a round stored as split (by this run or the one it resumes) is walked by its workers, else by one walker
       const ranges = inTx ? undefined : await roundRanges(db, decision, s, workers, single.last);
-      if (ranges) await walkRanges(s, job, ranges, pool, single.size);
+      if (ranges) await walkRanges(s, job, ranges, pool, { workers, size: single.size });
       else await walk(s, single);
       // catch-up: what the rule gives now that was not decided (inserted or changed meanwhile), in at most `rounds` rounds
       if (s.round >= rounds) {

@@ -147,7 +147,7 @@ export async function walk(s: StepRun, w: Walker): Promise<void> {
       // biome-ignore format: a record read as one row
       const sample: BatchRecord = {
         runId, stepNo, step: step.name, batchNo: over.batchNo, round: s.round, lo: '', hi: '', rowsInRange: over.rows, rowsChanged: 0, rowsSkipped: 0,
-        xid: '', durationMs: over.elapsedMs, heldMs: over.elapsedMs, attempts: 1, batchSize: w.size,
+        xid: '', durationMs: over.elapsedMs, heldMs: over.elapsedMs, attempts: 1, batchSize: w.size, worker: w.worker,
       };
       const next = Math.max(1, Math.min(Math.floor(w.size / 2), Math.round(ctl.nextBatchSize?.(w.size, sample) ?? w.size)));
       w.splits = next === w.size ? MAX_CEILING_SPLITS : w.splits + 1;
@@ -225,7 +225,7 @@ export async function walk(s: StepRun, w: Walker): Promise<void> {
     // biome-ignore format: a record read as one row
     const info: BatchRecord = {
       runId, stepNo, step: step.name, batchNo, round: s.round, lo: outcome.lo, hi: outcome.hi, rowsInRange: outcome.rows, rowsChanged: outcome.changed,
-      rowsSkipped: outcome.skipped, xid: outcome.xid, durationMs: outcome.ms, heldMs: outcome.heldMs, attempts: 1, batchSize: w.size,
+      rowsSkipped: outcome.skipped, xid: outcome.xid, durationMs: outcome.ms, heldMs: outcome.heldMs, attempts: 1, batchSize: w.size, worker: w.worker,
     };
     if (ctl.nextBatchSize) w.size = Math.max(1, Math.round(ctl.nextBatchSize(w.size, info)));
     const next = (await s.serial(async () => ctl.afterBatch?.(ctx, info))) ?? 'continue';

@@ -28,7 +28,7 @@ export function assertWorkers(db: Db, workers: number | undefined, mode: string)
 }
 
 /**
- * The round's split: the stored one (a resume, whatever --workers says now), else a new one of what is left
+ * The round's split: the stored one (a resume keeps it, so every range's checkpoint holds), else a new one of what is left
  * after `after` into `workers` ranges; undefined when the round is walked by the single walker.
  */
 export async function roundRanges(db: Db, d: DecisionTarget, s: StepRun, workers: number, after: string | null): Promise<KeyRange[] | undefined> {
@@ -52,7 +52,7 @@ export async function roundRanges(db: Db, d: DecisionTarget, s: StepRun, workers
   return ranges;
 }
 
-/** Connections of a step's workers, opened on first use, one per range; close() ends them all. */
+/** Connections of a step's workers, opened on first use; close() ends them all. */
 export function workerPool(db: Db): { get(i: number): Promise<Db>; close(): Promise<void> } {
   const open = new Map<number, Promise<Db>>();
   return {
@@ -65,29 +65,37 @@ export function workerPool(db: Db): { get(i: number): Promise<Db>; close(): Prom
 }
 
 /**
- * Walks the ranges not done yet, each on its own connection, until every one is done or one walker fails:
- * the others then stop after the batch they are in (committed, with its checkpoint) and the first error is thrown.
+ * Walks the ranges not done yet on `workers` connections at once (a stored split resumed with fewer workers:
+ * some connections walk several ranges, one after the other), until every range is done or one walker
+ * fails: the others then stop after the batch they are in (committed, with its checkpoint), and the first
+ * error is thrown.
  */
-export async function walkRanges(s: StepRun, job: BatchJob, ranges: readonly KeyRange[], pool: ReturnType<typeof workerPool>, size: number): Promise<void> {
-  const walkers = await Promise.all(
-    ranges
-      .filter((r) => !r.done)
-      .map(async (r) => walker({ ...job, db: await pool.get(r.worker) }, { last: r.lastKey ?? r.afterKey, upper: r.upperKey, worker: r.worker, size })),
-  );
+export async function walkRanges(
+  s: StepRun,
+  job: BatchJob,
+  ranges: readonly KeyRange[],
+  pool: ReturnType<typeof workerPool>,
+  at: { workers: number; size: number },
+): Promise<void> {
+  const left = ranges.filter((r) => !r.done);
+  const lanes = Math.max(1, Math.min(at.workers, left.length));
   const own = s.serial;
   s.serial = serialized();
-  await tell(s.ctx.db, s.ctx.emit, {
-    type: 'workers-started',
-    runId: s.ctx.runId,
-    step: s.step.name,
-    round: s.round,
-    workers: walkers.length,
-    ranges: ranges.length,
-  });
+  await tell(s.ctx.db, s.ctx.emit, { type: 'workers-started', runId: s.ctx.runId, step: s.step.name, round: s.round, workers: lanes, ranges: ranges.length });
+  const lane = async (i: number) => {
+    const db = await pool.get(i);
+    let size = at.size;
+    for (const r of left.filter((_, j) => j % lanes === i)) {
+      if (s.stop.error !== undefined) return;
+      const w = walker({ ...job, db }, { last: r.lastKey ?? r.afterKey, upper: r.upperKey, worker: r.worker, size });
+      await walk(s, w);
+      size = w.size;
+    }
+  };
   try {
     await Promise.all(
-      walkers.map((w) =>
-        walk(s, w).catch((err: unknown) => {
+      Array.from({ length: lanes }, (_, i) =>
+        lane(i).catch((err: unknown) => {
           s.stop.error ??= err;
         }),
       ),
