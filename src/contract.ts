@@ -37,7 +37,7 @@ export interface Guard {
 
 /** Hooks around every batch, each optional. */
 export interface BatchController {
-  /** Before each batch, outside its transaction (a throttle waits here). */
+  /** Before each batch, outside its transaction (a throttle waits here); --workers: each at once, ctx.db its own connection. */
   beforeBatch?(ctx: RunContext, step: BatchedStep): Promise<void>;
   guards?(ctx: RunContext, step: BatchedStep, target: StepTarget): readonly Guard[];
   nextBatchSize?(current: number, last: BatchRecord): number;

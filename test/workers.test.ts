@@ -198,6 +198,54 @@ test('a pause, then an abort --rollback, from another connection stop all three 
   });
 });
 
+test('the throttle holds every worker while an old transaction is open, and all go on when it ends', async () => {
+  const expected = await reference();
+  await withDb('postgres', async ({ db, url }) => {
+    await generate(db, { rows: ROWS, seed: 21 });
+    const other = await openDb(url);
+    try {
+      const committed: number[] = [];
+      let opened: Promise<void> | undefined;
+      let window: { from: number; to: number } | undefined;
+      const events: BelayEvent[] = [];
+      const r = await safeApply(db, await flagship(), {
+        batchSize: 20,
+        workers: 3,
+        backup: false,
+        throttle: { maxTransactionAgeMs: 300, pollMs: 100 },
+        onEvent: (e) => {
+          events.push(e);
+          if (e.type === 'batch-committed') committed.push(performance.now());
+          // before the first batch: every worker finds the transaction there
+          if (e.type !== 'step-started') return;
+          opened = (async () => {
+            await other.query('BEGIN');
+            await other.query('SELECT txid_current()');
+            const from = performance.now();
+            await new Promise((res) => setTimeout(res, 2_500));
+            await other.query('COMMIT');
+            window = { from, to: performance.now() };
+          })();
+        },
+      });
+      await opened;
+      assert.equal(r.status, 'completed', String(r.error?.message));
+      assert.deepEqual(await checksums(db), expected);
+      const throttled = events.filter((e) => e.type === 'throttled');
+      assert.ok(throttled.length >= 2, `more than one worker waited: ${throttled.length}`);
+      // from the moment the transaction is older than the limit (plus a batch in flight) until it ends, no batch commits
+      const held = committed.filter((t) => t > window!.from + 300 + 600 && t < window!.to);
+      assert.equal(held.length, 0, `batches committed while the throttle held: ${held.length}`);
+      assert.ok(
+        committed.some((t) => t > window!.to),
+        'the workers went on after it ended',
+      );
+    } finally {
+      await other.close();
+    }
+  });
+});
+
 test('PGlite refuses --workers 2 with a usage error (exit 2), and nothing is written', async () => {
   await withDb('pglite', async ({ db }) => {
     await generate(db, { rows: 200, seed: 21 });

@@ -39,7 +39,7 @@ export interface StepRun {
   round: number;
   /** batchNo: the highest batch number taken so far (numbers run on across rounds and workers). */
   tally: { batchNo: number; rowsDone: number; changed: number; skipped: number; rejected: number; total: number };
-  /** Runs a controller hook: one at a time when several walkers share the run's connection and its controllers. */
+  /** Runs afterBatch: one at a time when several walkers share the run's connection and the controllers' tallies. */
   serial: <T>(fn: () => Promise<T>) => Promise<T>;
   /** Set by the first walker that fails: the others stop after the batch they are in. */
   stop: { error?: unknown };
@@ -106,7 +106,8 @@ export async function walk(s: StepRun, w: Walker): Promise<void> {
   };
   for (;;) {
     if (s.stop.error !== undefined) return;
-    await s.serial(async () => ctl.beforeBatch?.(ctx, step));
+    // the throttle asks on this walker's own connection: workers wait for a condition each on its own
+    await ctl.beforeBatch?.(db === ctx.db ? ctx : { ...ctx, db }, step);
     if (s.stop.error !== undefined) return;
     let attemptStart = 0;
     const ceiling = ceilingNow();

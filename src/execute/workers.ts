@@ -1,9 +1,9 @@
 // Parallel key-range workers (apply --workers N). A round of a step's decision is split once into N disjoint
 // key ranges of as many decided rows each, stored in belay.ranges before the first of their batches; each
 // range is walked by its own walker on its own connection, every batch still one transaction with its
-// checkpoint (the batch row and the range's last key). The run's connection keeps the advisory lock and
-// serves the controllers (throttle, control, abort triggers), one hook at a time. A resume finds the
-// stored split and goes on from each range's last key. See docs/workers.md.
+// checkpoint (the batch row and the range's last key). The throttle asks on each worker's connection; the
+// run's connection keeps the advisory lock and serves what runs after a batch (control, abort triggers), one
+// batch at a time. A resume finds the stored split and goes on from each range's last key. See docs/workers.md.
 import { type Db, openDb, transaction } from '../db/connection.ts';
 import { UsageError } from '../errors.ts';
 import type { DecisionTarget } from '../state/decision-sql.ts';
