@@ -223,8 +223,9 @@ export const ERROR_CODES = Object.freeze([
   {
     code: 'BELAY_CONFIG',
     exitCode: EXIT.usage,
-    meaning: 'belay.config.json is malformed, names no such environment, or an environment URL reads a variable that is not set.',
-    whatToDo: 'Fix the file or the --env name, or set the variable the URL names.',
+    meaning:
+      'belay.config.json is malformed (the message names the field), names no such environment, or an environment URL reads a variable that is not set; or ./.env and prisma/.env give one variable two values.',
+    whatToDo: 'Fix the file or the --env name, set the variable the URL names, or keep each variable in one .env file.',
   },
   {
     code: 'BELAY_DB',
@@ -283,6 +284,13 @@ export const ERROR_CODES = Object.freeze([
     exitCode: EXIT.state,
     meaning: 'belay prisma deploy: _prisma_migrations records a failed migration, which prisma migrate deploy refuses too (P3009).',
     whatToDo: 'Repair what the failed migration left, run `prisma migrate resolve --rolled-back <name>` (or --applied), then deploy again.',
+  },
+  {
+    code: 'BELAY_PRISMA_DELETE_INTERRUPTED',
+    exitCode: EXIT.state,
+    meaning:
+      'belay prisma deploy: an earlier deploy of this migration stopped between the batches of a DELETE; the rows it had deleted are kept in its undo table in belay_backup.',
+    whatToDo: 'Put the rows back with the INSERT the message shows and drop the undo table (or drop it if they are meant to stay deleted), then deploy again.',
   },
   {
     code: 'BELAY_PRISMA_BASELINE',

@@ -67,7 +67,8 @@ export type { RunDocs } from './report/write-docs.ts';
 /** belay prisma check: predicts from the live data whether pending prisma/migrations will fail. */
 export { prismaCheck, type PrismaCheckOptions, type PrismaCheckReport } from './prisma/check.ts';
 /** belay prisma deploy: runs the pending migrations the safe way and records them as Prisma does. */
-export { prismaDeploy, type PrismaDeployOptions, type PrismaDeployResult } from './prisma/deploy.ts';
+export type { PrismaDeployOptions, PrismaDeployResult } from './prisma/deploy.ts';
+export { prismaDeploy, type PrismaDeployRunOptions } from './run/prisma-deploy.ts';
 export { FINDINGS as PRISMA_FINDINGS, type FindingCode as PrismaFindingCode } from './prisma/predictors/registry.ts';
 
 // State, configuration, events, errors
@@ -75,6 +76,14 @@ export { FINDINGS as PRISMA_FINDINGS, type FindingCode as PrismaFindingCode } fr
 export { getRun, listRuns, type RunRecord } from './state/runs.ts';
 /** Named environments (belay.config.json) and the ledger of trials and applies. */
 export { type Ledger, ledgerFor, loadProjectConfig, type ProjectConfig, resolveEnvironment } from './config/environments.ts';
+/** belay.config.json's zod schema (published as schemas/belay.config.schema.json). */
+export { type ConfigInput, configSchema } from './config/config-schema.ts';
+/** ./.env, then prisma/.env, into the process environment as Prisma reads them (the real environment wins). */
+export { type EnvFilesResult, loadEnvFiles } from './config/env-file.ts';
+/** The project's migrations folder: find a migration by path, folder name or id; belay status's states. */
+export { findMigration, listMigrationFiles, type MigrationState, type MigrationStatus, migrationStatus } from './run/migrations.ts';
+/** belay init and belay new. */
+export { initProject, newMigration, type ScaffoldAction } from './run/scaffold.ts';
 /** The typed events progress, logs and reports listen to. */
 export type { BelayEvent, EventSink } from './state/events.ts';
 /** Error classes with stable codes, the exit codes, and the registry of every code. */

@@ -74,7 +74,7 @@ describe(`the ${PKG.name} package`, () => {
   });
   after(() => rmSync(tmp, { recursive: true, force: true }));
 
-  test('the tarball holds the built code, its types, the command, README and LICENSE; no sources, tests, benchmarks, reliability suite or CI', () => {
+  test('the tarball holds the built code, its types, the command, the JSON Schemas, README and LICENSE; no sources, tests, benchmarks, reliability suite or CI', () => {
     const files = packed.map((f) => f.path);
     for (const f of [
       'package.json',
@@ -85,6 +85,8 @@ describe(`the ${PKG.name} package`, () => {
       'dist/src/index.d.ts',
       'dist/src/cli/main.js',
       'dist/examples/event-type-owner/schema.sql',
+      'schemas/migration.schema.json',
+      'schemas/belay.config.schema.json',
     ]) {
       assert.ok(files.includes(f), `${f} is in the tarball`);
     }

@@ -172,7 +172,7 @@ for (const kind of DB_KINDS) {
         const r = await dryRun(f.db, m, {
           batchSize: 150,
           plan: true,
-          ledger: ledgerFor({ dir, file: path.join(dir, 'belay.config.json'), environments: {} }, null),
+          ledger: ledgerFor({ dir, file: path.join(dir, 'belay.config.json'), migrationsDir: path.join(dir, 'migrations'), environments: {} }, null),
         });
         assert.deepEqual(await checksums(f.db), before, 'every batch was rolled back');
         assert.ok(r.ok, JSON.stringify(r.steps[0]!.verifyFailures.slice(0, 2)));

@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import { type Db, openDb } from '../src/db/connection.ts';
 import { BelayError } from '../src/errors.ts';
 import { prismaCheck } from '../src/prisma/check.ts';
-import { prismaDeploy } from '../src/prisma/deploy.ts';
+import { prismaDeploy } from '../src/run/prisma-deploy.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 import { applyAsPrisma, type Case, cases, comparable, fingerprint, folders, migrationsFolder, sha256, script } from './helpers/prisma.ts';
 

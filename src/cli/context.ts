@@ -1,10 +1,8 @@
 // What every command shares: where the database is, how to print, how errors become exit codes.
-import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
-import { parseEnv } from 'node:util';
 import { type Db, openDb } from '../db/connection.ts';
 import { redactText, scrubKnown, scrubValue } from '../db/redact.ts';
 import { BelayError, EXIT, UsageError } from '../errors.ts';
+import { loadEnvFiles } from '../config/env-file.ts';
 import { loadProjectConfig, resolveEnvironment } from '../config/environments.ts';
 import type { MigrationParams } from '../spec/define.ts';
 import { NUMBERS, type NumberSchema, parseNumber } from '../spec/numbers.ts';
@@ -17,22 +15,34 @@ export interface GlobalOptions {
   param?: string[];
 }
 
-/** --db, else DATABASE_URL, else DATABASE_URL from ./.env (as Prisma reads it). */
+/** --db, else DATABASE_URL from the environment, ./.env or prisma/.env (as Prisma reads them). */
 export function resolveDbUrl(opt?: string): string {
   if (opt) return opt;
+  loadEnvFiles();
   if (process.env.DATABASE_URL) return process.env.DATABASE_URL;
-  const envFile = path.resolve('.env');
-  if (existsSync(envFile)) {
-    const parsed = parseEnv(readFileSync(envFile, 'utf8')) as Record<string, string>;
-    if (parsed.DATABASE_URL) return parsed.DATABASE_URL;
-  }
-  throw new UsageError('no database given', 'Pass --db postgres://user@host/db (or pglite:<dir>), or set DATABASE_URL in the environment or in .env.');
+  throw new UsageError(
+    'no database given',
+    'Pass --db postgres://user@host/db (or pglite:<dir>), or set DATABASE_URL in the environment, in .env or in prisma/.env.',
+  );
+}
+
+/** The URL a command connects to: --env's (belay.config.json), else resolveDbUrl's. */
+export function databaseUrl(opts: GlobalOptions): string {
+  if (opts.env && opts.db) throw new UsageError('both --env and --db given', 'Pass one: --env <name> names a database of belay.config.json.');
+  if (!opts.env) return resolveDbUrl(opts.db);
+  loadEnvFiles();
+  return resolveEnvironment(loadProjectConfig(), opts.env).url;
+}
+
+/** A command's migration: a path, or a folder name or id in the project's migrations folder. */
+export async function locate(target: string): Promise<string> {
+  // imported when a command needs it: the loader brings the SQL parser, which --help never needs
+  const { findMigration } = await import('../run/migrations.ts');
+  return findMigration(target, loadProjectConfig());
 }
 
 export async function connect(opts: GlobalOptions): Promise<Db> {
-  if (opts.env && opts.db) throw new UsageError('both --env and --db given', 'Pass one: --env <name> names a database of belay.config.json.');
-  const url = opts.env ? resolveEnvironment(loadProjectConfig(), opts.env).url : resolveDbUrl(opts.db);
-  return openDb(url, { applicationName: 'belay' });
+  return openDb(databaseUrl(opts), { applicationName: 'belay' });
 }
 
 export function parseParams(list: string[] = []): MigrationParams {

@@ -8,7 +8,7 @@ export async function main(argv: string[]): Promise<number> {
   const program = new Command('belay')
     .description('Safe, measured, reversible PostgreSQL data migrations')
     .version('0.1.0')
-    .option('--db <url>', 'database: postgres://… or pglite:<dir> / pglite:memory (default: DATABASE_URL, also from .env)')
+    .option('--db <url>', 'database: postgres://… or pglite:<dir> / pglite:memory (default: DATABASE_URL, also from ./.env or prisma/.env)')
     .option('--env <name>', 'a named environment of belay.config.json (instead of --db); dry runs, rehearsals and applies are recorded in belay-ledger.jsonl')
     .option('--json', 'machine-readable output: one JSON object per line')
     .exitOverride()

@@ -5,6 +5,7 @@ import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { redactText, redactUrl, scrubKnown } from '../db/redact.ts';
 import { BelayError, StateError } from '../errors.ts';
+import { configSchema, DEFAULT_MIGRATIONS_DIR } from './config-schema.ts';
 
 export const CONFIG_FILE = 'belay.config.json';
 export const LEDGER_FILE = 'belay-ledger.jsonl';
@@ -21,6 +22,8 @@ export interface ProjectConfig {
   dir: string;
   /** The config file found, or null: without one, nothing is recorded (no ledger appears in random folders). */
   file: string | null;
+  /** The absolute folder of the migrations: migrationsDir of the file, else ./migrations. */
+  migrationsDir: string;
   environments: Record<string, Environment>;
 }
 
@@ -40,25 +43,29 @@ export interface LedgerEntry {
   detail?: string;
 }
 
-function configError(message: string, file: string): BelayError {
+function configError(message: string, file: string, field?: string): BelayError {
   return new BelayError('BELAY_CONFIG', message, {
-    details: { file },
-    fix: `Fix ${file}: {"environments": {"staging": {"url": "env:STAGING_DATABASE_URL"}, "production": {"url": "…", "protected": true}}}.`,
+    details: { file, ...(field ? { field } : {}) },
+    fix: `Fix ${field ? `${field} in ` : ''}${file} (its JSON Schema: schemas/belay.config.schema.json of belay-pg), e.g. {"migrationsDir": "migrations", "environments": {"production": {"url": "env:PRODUCTION_DATABASE_URL", "protected": true}}}.`,
   });
 }
 
-/** Finds belay.config.json in `from` or a parent folder; none = no environments, the ledger in `from`. */
+/** Finds belay.config.json in `from` or a parent folder; none = no environments, the ledger and ./migrations in `from`. */
 export function loadProjectConfig(from = process.cwd()): ProjectConfig {
   let dir = path.resolve(from);
   for (;;) {
     const file = path.join(dir, CONFIG_FILE);
     if (existsSync(file)) return parseConfig(file);
     const up = path.dirname(dir);
-    if (up === dir) return { dir: path.resolve(from), file: null, environments: {} };
+    if (up === dir) {
+      const here = path.resolve(from);
+      return { dir: here, file: null, migrationsDir: path.join(here, DEFAULT_MIGRATIONS_DIR), environments: {} };
+    }
     dir = up;
   }
 }
 
+/** Reads and validates a config file; an error names the file and the field. */
 export function parseConfig(file: string): ProjectConfig {
   let raw: unknown;
   try {
@@ -66,18 +73,15 @@ export function parseConfig(file: string): ProjectConfig {
   } catch (err) {
     throw configError(`cannot read ${file}: ${(err as Error).message}`, file);
   }
-  const envs = (raw as { environments?: unknown })?.environments;
-  if (envs === undefined) return { dir: path.dirname(file), file, environments: {} };
-  if (!envs || typeof envs !== 'object' || Array.isArray(envs))
-    throw configError(`${file}: "environments" must be an object of {name: {url, protected?}}`, file);
-  const out: Record<string, Environment> = {};
-  for (const [name, v] of Object.entries(envs as Record<string, unknown>)) {
-    const e = v as Partial<Environment> | null;
-    if (!e || typeof e.url !== 'string' || e.url.length === 0) throw configError(`${file}: environments.${name}.url must be a non-empty string`, file);
-    if (e.protected !== undefined && typeof e.protected !== 'boolean') throw configError(`${file}: environments.${name}.protected must be true or false`, file);
-    out[name] = { url: e.url, protected: e.protected ?? false };
+  const r = configSchema.safeParse(raw);
+  if (!r.success) {
+    const first = r.error.issues[0]!;
+    const field = first.path.join('.') || '(root)';
+    const lines = r.error.issues.slice(0, 5).map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw configError(`invalid ${file}:\n${lines.join('\n')}`, file, field);
   }
-  return { dir: path.dirname(file), file, environments: out };
+  const dir = path.dirname(file);
+  return { dir, file, migrationsDir: path.resolve(dir, r.data.migrationsDir), environments: r.data.environments };
 }
 
 /** The named environment with its URL resolved (env:NAME / ${NAME} read from the process environment). */

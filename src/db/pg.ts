@@ -5,15 +5,33 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { ConnectionError } from '../errors.ts';
 import type { Db, OpenOptions } from './connection.ts';
 import { redactUrl, scrub, scrubKnown, secretsOfUrl, wrapDbError } from './redact.ts';
+import { ident } from './sql.ts';
+
+/**
+ * A Prisma URL's `?schema=name` (which the driver ignores) taken out of the connection string: the session's
+ * search_path is set to that schema alone, as Prisma's own engine sets it, so unqualified names resolve as
+ * they do for the application.
+ */
+function splitSchemaParam(url: string): { connectionString: string; schema: string | null } {
+  const q = url.indexOf('?');
+  if (q < 0) return { connectionString: url, schema: null };
+  const params = new URLSearchParams(url.slice(q + 1));
+  const schema = params.get('schema');
+  if (schema === null) return { connectionString: url, schema: null };
+  params.delete('schema');
+  const rest = params.toString();
+  return { connectionString: url.slice(0, q) + (rest ? `?${rest}` : ''), schema: schema || 'public' };
+}
 
 // int8 and numeric come back as strings from pg; belay casts in SQL where it needs numbers.
 export async function openPg(url: string, opts: OpenOptions): Promise<Db> {
   const label = redactUrl(url);
   const secrets = secretsOfUrl(url);
+  const { connectionString, schema } = splitSchemaParam(url);
   let client: pg.Client;
   try {
     client = new pg.Client({
-      connectionString: url,
+      connectionString,
       application_name: opts.applicationName ?? 'belay',
       connectionTimeoutMillis: 10_000,
     });
@@ -30,6 +48,7 @@ export async function openPg(url: string, opts: OpenOptions): Promise<Db> {
   // JIT compiles each large query afresh (0.3–0.4 s measured on the flagship's whole-table checks) and
   // belay runs each of those once: compilation costs more than it saves.
   await client.query('SET jit = off').catch(() => undefined);
+  if (schema) await client.query(`SET search_path TO ${ident(schema)}`);
   return {
     kind: 'postgres',
     label,

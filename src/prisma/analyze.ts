@@ -17,6 +17,10 @@ import type { Finding, MigrationFile, Statement } from './types.ts';
 export interface ActionInfo {
   kind: string;
   table: string | null;
+  /** The table's schema (null when there is no table). */
+  schema: string | null;
+  /** The table's primary key columns as the files leave them so far ([] when none). */
+  primaryKey: string[];
   /** The table existed before the deploy (not created by a pending migration). */
   live: boolean;
   /** An earlier statement of the same file wrote or altered the table. */
@@ -100,6 +104,8 @@ export async function analyzeMigrations(db: Db, model: Model, files: readonly Mi
         info.actions.push({
           kind: a.kind,
           table: t?.name ?? null,
+          schema: t?.schema ?? null,
+          primaryKey: t?.primaryKey ?? [],
           live: !!t?.live,
           rows: t?.live ? (await sizes.of(t.live.oid)).rows : 0,
           touchedBefore: !!t?.touched.some((x) => x.startsWith(`${file.name}#`)),

@@ -2,9 +2,15 @@
 // checks the pending migrations first and stops on a predicted failure; then each migration runs as its plan
 // (rewrite.ts): index builds CONCURRENTLY before, the file and its `_prisma_migrations` row (written exactly
 // as Prisma writes it) in one transaction with lock_timeout and retries, validations after. A failure before
-// the commit rolls back and undoes the index builds: no failed row is ever left (no P3009).
+// the commit rolls back and undoes the index builds: no failed row is ever left (no P3009). A large UPDATE
+// that opens a file runs first through belay's own apply (batched-update.ts), and is rolled back by belay
+// when the rest of the file fails; the runner comes from run/prisma-deploy.ts, the layer that knows the stages.
 import { randomUUID } from 'node:crypto';
+import type { RunResult } from '../contract.ts';
 import type { Db } from '../db/connection.ts';
+import type { LoadedMigration } from '../spec/load.ts';
+import { deleteHazard, runDelete, startDelete, undoDelete } from './batched-delete.ts';
+import { batchedMigration } from './batched-update.ts';
 import { BelayError, DbError, isRetryable, serverFields } from '../errors.ts';
 import { checkInSnapshot, type PrismaCheckOptions, type PrismaCheckReport } from './check.ts';
 import { schemaHasTables, prismaSchema } from './history.ts';
@@ -41,6 +47,17 @@ export interface PrismaDeployOptions extends PrismaCheckOptions {
   rewrite?: boolean;
   /** Progress lines. */
   log?: (line: string) => void;
+  /** Runs an UPDATE that opens a file as a belay batched step; without it every UPDATE runs in the file's transaction. */
+  batches?: BatchedRunner;
+  /** Rows (the planner's estimate) from which such an UPDATE runs batched (default 100,000). */
+  batchOver?: number;
+}
+
+/** belay's apply and rollback, for the UPDATEs deploy runs in batches. */
+export interface BatchedRunner {
+  apply(m: LoadedMigration): Promise<RunResult>;
+  /** Undoes a run's committed batches; returns how many rows the application changed since, left as they are. */
+  rollback(runId: number): Promise<{ conflicts: number }>;
 }
 
 export interface AppliedMigration {
@@ -50,6 +67,10 @@ export interface AppliedMigration {
   durationMs: number;
   /** Attempts of the transaction (1 when no lock wait timed out). */
   attempts: number;
+  /** belay runs that wrote its batched UPDATEs (belay report <run>, belay rollback <run>). */
+  belayRuns: number[];
+  /** Undo tables holding every row its batched DELETEs deleted (drop them once the rows are no longer needed). */
+  deletedRowsKept: string[];
 }
 
 export interface PrismaDeployResult {
@@ -64,8 +85,9 @@ export interface PrismaDeployResult {
 export const DEFAULT_LOCK_TIMEOUT_MS = 5000;
 export const DEFAULT_RETRIES = 5;
 export const DEFAULT_LOCK_WAIT_MS = 10_000;
+export const DEFAULT_BATCH_OVER = 100_000;
 
-export async function prismaDeploy(db: Db, opts: PrismaDeployOptions = {}): Promise<PrismaDeployResult> {
+export async function deployMigrations(db: Db, opts: PrismaDeployOptions = {}): Promise<PrismaDeployResult> {
   const t0 = performance.now();
   const dir = opts.dir ?? DEFAULT_MIGRATIONS_DIR;
   const files = listMigrations(dir);
@@ -87,9 +109,23 @@ export async function prismaDeploy(db: Db, opts: PrismaDeployOptions = {}): Prom
     refuseOn(check);
     const rewrite = opts.rewrite ?? db.kind === 'postgres';
     const plans: MigrationPlan[] = [];
+    const deleteHazards = new Map<string, string>();
+    if (opts.batches && rewrite) {
+      for (const a of check.migrations.flatMap((m) => m.statements.flatMap((s) => s.actions))) {
+        const name = `${a.schema}.${a.table}`;
+        if (a.kind === 'DeleteStmt' && a.live && a.schema && a.table && !deleteHazards.has(name))
+          deleteHazards.set(name, await deleteHazard(db, a.schema, a.table));
+      }
+    }
     for (const f of pendingFiles) {
       const infos = check.migrations.find((m) => m.name === f.name)?.statements ?? [];
-      plans.push(planMigration(f, await parseFile(f.script), infos, { rewrite, schema }));
+      plans.push(
+        planMigration(f, await parseFile(f.script), infos, {
+          rewrite,
+          schema,
+          ...(opts.batches ? { batchOver: opts.batchOver ?? DEFAULT_BATCH_OVER, deleteHazards } : {}),
+        }),
+      );
     }
     const result: PrismaDeployResult = { check, plans, applied: [], planOnly: !!opts.plan, durationMs: 0 };
     if (opts.plan || plans.length === 0) return { ...result, durationMs: performance.now() - t0 };
@@ -198,11 +234,47 @@ async function runMigration(db: Db, p: MigrationPlan, schema: string, opts: Pris
   const t0 = performance.now();
   const lockTimeout = opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
   const done: DeployStep[] = [];
+  const runs = new Map<DeployStep, number>();
+  const deletes: DeployStep[] = [];
   let current: DeployStep | undefined;
   const undo = async () => {
     for (const s of done.reverse()) if (s.undo) await db.exec(s.undo).catch(() => undefined);
+    // the batched statements, last first
+    for (const s of p.steps.filter((x) => x.phase === 'batched').reverse()) {
+      if (s.deleted && deletes.includes(s)) {
+        await undoDelete(db, s.deleted);
+        log(`  the rows statement ${s.statement} deleted in batches were put back`);
+      }
+      const id = runs.get(s);
+      if (id === undefined) continue;
+      const { conflicts } = await opts.batches!.rollback(id);
+      if (conflicts) log(`  belay run ${id} rolled back; ${conflicts} row(s) the application changed since were left as they are`);
+    }
   };
   try {
+    for (const s of p.steps.filter((x) => x.phase === 'batched')) {
+      current = s;
+      if (s.deleted) {
+        const d = s.deleted;
+        log(
+          `  in batches: statement ${s.statement}, DELETE from ${d.table} (about ${Math.round(d.rows).toLocaleString('en-US')} rows), deleted rows kept in ${d.undo}`,
+        );
+        await startDelete(db, d);
+        deletes.push(s);
+        const n = await runDelete(db, d, lockTimeout, (what, fn) => withRetries(opts, log, what, fn).then((r) => r.value));
+        log(`  ${n} rows deleted`);
+        continue;
+      }
+      const u = s.batched!;
+      log(`  in batches: statement ${s.statement}, UPDATE of ${u.table} (about ${Math.round(u.rows).toLocaleString('en-US')} rows)`);
+      const r = await opts.batches!.apply(batchedMigration(u, p.name, s.statement!, `${p.name}/migration.sql`));
+      // a refused run wrote nothing (its runId may be another run's): nothing of it to undo
+      if (r.status !== 'refused') runs.set(s, r.runId);
+      if (r.status !== 'completed') {
+        throw r.error ?? new BelayError('BELAY_PRISMA_DEPLOY_FAILED', `the batched UPDATE ended ${r.status}`, {});
+      }
+      log(`  belay run ${r.runId}: ${r.steps[0]?.rowsChanged ?? 0} rows changed in ${r.steps[0]?.batches ?? 0} batches`);
+    }
     for (const s of p.steps.filter((x) => x.phase === 'before')) {
       current = s;
       log(`  before the transaction: ${firstLine(s.sql)}`);
@@ -238,10 +310,35 @@ async function runMigration(db: Db, p: MigrationPlan, schema: string, opts: Pris
         throw followUpError(p, s, err);
       }
     }
-    return { name: p.name, id, durationMs: performance.now() - t0, attempts: tx.attempts };
+    return {
+      name: p.name,
+      id,
+      durationMs: performance.now() - t0,
+      attempts: tx.attempts,
+      belayRuns: [...runs.values()],
+      deletedRowsKept: deletes.map((s) => s.deleted!.undo),
+    };
   } catch (err) {
+    // applied and recorded: nothing to undo
     if (err instanceof BelayError && err.code === 'BELAY_PRISMA_FOLLOW_UP') throw err;
-    await undo();
+    // an earlier batched DELETE of this file waits for its rows: what this deploy did is undone, the message kept
+    if (err instanceof BelayError && err.code === 'BELAY_PRISMA_DELETE_INTERRUPTED') {
+      await undo();
+      throw err;
+    }
+    try {
+      await undo();
+    } catch (undoErr) {
+      throw new BelayError(
+        'BELAY_PRISMA_DEPLOY_FAILED',
+        `${p.name} failed (${(err as Error).message}), and undoing its batched UPDATE failed too: ${(undoErr as Error).message}. No _prisma_migrations row was written`,
+        {
+          cause: err,
+          details: { migration: p.name, belayRuns: [...runs.values()], deletedRowsKept: deletes.map((s) => s.deleted!.undo) },
+          fix: `Undo what is left once the cause is fixed (belay rollback ${[...runs.values()].join(' / ') || '-'}; the rows in ${deletes.map((s) => s.deleted!.undo).join(', ') || '-'} back into their table), then deploy again.`,
+        },
+      );
+    }
     throw deployError(p, current, err);
   }
 }

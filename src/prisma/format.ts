@@ -1,4 +1,5 @@
 // Terminal renderings of a check report and a deploy plan: what a developer reads in CI.
+import { DELETE_BATCH_ROWS } from './batched-delete.ts';
 import type { PrismaCheckReport } from './check.ts';
 import type { PrismaDeployResult } from './deploy.ts';
 import type { Finding } from './types.ts';
@@ -42,20 +43,28 @@ export function renderCheck(r: PrismaCheckReport, opts: { info?: boolean } = {})
   return out.join('\n');
 }
 
+const PHASES = {
+  batched: 'first, as belay batched steps (each batch one transaction with its undo log)',
+  before: 'before the transaction',
+  transaction: 'in one transaction, with its _prisma_migrations row',
+  after: 'after the commit',
+} as const;
+
 export function renderPlan(r: PrismaDeployResult): string {
   const out: string[] = [];
   if (r.plans.length === 0) return 'nothing to deploy: every migration is applied';
   for (const p of r.plans) {
     out.push(`${p.name} (checksum ${p.checksum.slice(0, 12)}…)`);
-    for (const phase of ['before', 'transaction', 'after'] as const) {
+    for (const phase of ['batched', 'before', 'transaction', 'after'] as const) {
       const steps = p.steps.filter((s) => s.phase === phase);
       if (!steps.length) continue;
-      out.push(
-        `  ${phase === 'before' ? 'before the transaction' : phase === 'after' ? 'after the commit' : 'in one transaction, with its _prisma_migrations row'}:`,
-      );
+      out.push(`  ${PHASES[phase]}:`);
       for (const s of steps) {
         out.push(`    ${s.statement ? `[${s.statement}] ` : ''}${s.sql.replace(/\s*\n\s*/g, ' ').slice(0, 200)}`);
         if (s.why) out.push(`        ${s.why}`);
+        if (s.deleted)
+          out.push(`        in batches of ${DELETE_BATCH_ROWS}: DELETE FROM ${s.deleted.relation} WHERE ${s.deleted.where ?? 'true'} (by ${s.deleted.key})`);
+        if (s.batched) out.push(`        as belay decides it: ${s.batched.decide.replace(/\s*\n\s*/g, ' ').slice(0, 300)}`);
       }
     }
   }
@@ -66,7 +75,12 @@ export function renderDeploy(r: PrismaDeployResult): string {
   if (r.planOnly) return renderPlan(r);
   if (r.applied.length === 0) return 'nothing to deploy: every migration is applied';
   return [
-    ...r.applied.map((a) => `applied ${a.name} in ${fmtMs(a.durationMs)}${a.attempts > 1 ? ` (${a.attempts} attempts)` : ''}`),
+    ...r.applied.map(
+      (a) =>
+        `applied ${a.name} in ${fmtMs(a.durationMs)}${a.attempts > 1 ? ` (${a.attempts} attempts)` : ''}` +
+        (a.belayRuns.length ? `; batched UPDATE(s) in belay run(s) ${a.belayRuns.join(', ')} (belay report <run>)` : '') +
+        (a.deletedRowsKept.length ? `; the rows its batched DELETE(s) deleted are kept in ${a.deletedRowsKept.join(', ')}` : ''),
+    ),
     `${r.applied.length} migration(s) applied and recorded in _prisma_migrations in ${fmtMs(r.durationMs)}`,
   ].join('\n');
 }

@@ -250,3 +250,37 @@ export const setLockTimeoutSql = (ms: number, local: boolean) => `SET ${local ? 
 export const RESET_LOCK_TIMEOUT_SQL = 'RESET lock_timeout';
 export const INDEX_VALID_SQL = `SELECT i.indisvalid AS valid FROM pg_index i WHERE i.indexrelid = to_regclass($1)`;
 export const dropIndexConcurrentlySql = (qualifiedName: string) => `DROP INDEX CONCURRENTLY IF EXISTS ${qualifiedName}`;
+
+// ---- a large DELETE in keyset batches (batched-delete.ts): every deleted row kept in an undo table --------
+
+/** $1 = the table (regclass text). What makes a batched DELETE unsafe: rows others delete or change with it, or rows it could not put back. */
+export const DELETE_HAZARDS_SQL = `SELECT
+  EXISTS (SELECT 1 FROM pg_constraint c WHERE c.contype = 'f' AND c.confrelid = $1::regclass AND c.confdeltype IN ('c', 'n', 'd')) AS cascades,
+  EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = $1::regclass AND NOT t.tgisinternal AND (t.tgtype & 8) <> 0) AS triggers,
+  EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> '') AS generated,
+  EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = $1::regclass) AS inherited,
+  EXISTS (SELECT 1 FROM pg_rewrite w WHERE w.ev_class = $1::regclass AND w.rulename <> '_RETURN') AS rules`;
+
+/** $1 = the undo table (regclass text): an earlier, interrupted deploy may have left one, with the rows it deleted. */
+export const UNDO_EXISTS_SQL = `SELECT to_regclass($1) IS NOT NULL AS "exists"`;
+export const undoRowsSql = (undo: string) => `SELECT count(*)::int AS n FROM ${undo}`;
+
+export const createUndoSql = (undo: string, table: string) => `CREATE TABLE ${undo} AS SELECT * FROM ${table} WITH NO DATA`;
+
+/**
+ * One batch: up to `limit` rows of the DELETE's condition past the last key, deleted and kept in the undo table in
+ * one statement; returns how many and the last key. `after` false: the first batch (no lower bound).
+ */
+export function deleteBatchSql(d: { table: string; relation: string; key: string; where?: string }, undo: string, limit: number, after: boolean): string {
+  const k = ident(d.key);
+  const cond = [d.where ? `(${d.where})` : null, after ? `${k} > $1` : null].filter(Boolean).join(' AND ');
+  return `WITH gone AS (
+  DELETE FROM ${d.table} AS belay_d WHERE belay_d.${k} IN (SELECT ${k} FROM ${d.relation}${cond ? ` WHERE ${cond}` : ''} ORDER BY ${k} LIMIT ${Number(limit)})
+  RETURNING belay_d.*
+), kept AS (INSERT INTO ${undo} SELECT * FROM gone RETURNING ${k})
+SELECT count(*)::int AS n, (array_agg(${k} ORDER BY ${k} DESC))[1]::text AS last FROM kept`; // no max(uuid) in PostgreSQL 15
+}
+
+/** Puts the deleted rows back (identity values as they were). */
+export const restoreDeletedSql = (table: string, undo: string) => `INSERT INTO ${table} OVERRIDING SYSTEM VALUE SELECT * FROM ${undo}`;
+export const dropUndoSql = (undo: string) => `DROP TABLE ${undo}`;

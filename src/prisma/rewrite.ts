@@ -1,15 +1,19 @@
 // The safe form of a migration file, as a plan of steps: what runs before its transaction (index builds
 // CONCURRENTLY, each with its undo), what runs in it (everything else, in order, with the history row), and
 // what runs after it commits (VALIDATE CONSTRAINT of constraints added NOT VALID, SET NOT NULL through a
-// validated CHECK). Explicit BEGIN/COMMIT are dropped: the whole file is one transaction.
+// validated CHECK). Explicit BEGIN/COMMIT are dropped: the whole file is one transaction. A large UPDATE
+// that opens the file runs first as a belay batched step (batched-update.ts): decided once, written in
+// keyset batches with the undo log, rolled back by belay if anything after it fails.
 import { ident, qualified } from '../db/sql.ts';
 import type { StatementInfo } from './analyze.ts';
+import { type BatchedDelete, batchedDelete } from './batched-delete.ts';
+import { type BatchedUpdate, batchedUpdate } from './batched-update.ts';
 import { strings } from './fragments.ts';
 import type { ParsedFile } from './parse.ts';
 import { dropIndexConcurrentlySql } from './prisma-sql.ts';
 import type { MigrationFile, Statement } from './types.ts';
 
-export type Phase = 'before' | 'transaction' | 'after';
+export type Phase = 'batched' | 'before' | 'transaction' | 'after';
 
 export interface DeployStep {
   phase: Phase;
@@ -22,6 +26,10 @@ export interface DeployStep {
   undo?: string;
   /** An index built CONCURRENTLY: checked valid (indisvalid) after the build. */
   index?: string;
+  /** A `batched` step: the UPDATE as a belay step. */
+  batched?: BatchedUpdate;
+  /** A `batched` step: the DELETE in keyset batches with its undo table. */
+  deleted?: BatchedDelete;
 }
 
 export interface MigrationPlan {
@@ -35,16 +43,47 @@ export interface RewriteOptions {
   rewrite: boolean;
   /** The schema unqualified names resolve to. */
   schema: string;
+  /** An UPDATE or DELETE that opens the file, on a table of at least this many rows (estimated), runs batched; unset: never. */
+  batchOver?: number;
+  /** Why a DELETE on `schema.table` cannot be batched ('' when it can; absent: not looked up, not batched). */
+  deleteHazards?: ReadonlyMap<string, string>;
 }
 
 export function planMigration(file: MigrationFile, parsed: ParsedFile, infos: readonly StatementInfo[], opts: RewriteOptions): MigrationPlan {
   const steps: DeployStep[] = [];
   const stmts = parsed.statements;
+  // only UPDATEs that open the file: nothing earlier in it can be undone once their batches commit
+  let leading = true;
   for (const s of stmts) {
     const info = infos.find((i) => i.index === s.index);
     const act = info?.actions[0];
     const tx = (sql: string, why?: string): void => void steps.push({ phase: 'transaction', sql, statement: s.index, ...(why ? { why } : {}) });
     if (s.kind === 'TransactionStmt') continue;
+    const over: number | undefined = leading && opts.rewrite ? opts.batchOver : undefined;
+    const batched: BatchedUpdate | undefined = over !== undefined && act ? batchedUpdate(parsed, s, act, over) : undefined;
+    const deleted: BatchedDelete | undefined =
+      over !== undefined && act && !batched ? batchedDelete(parsed, s, act, over, file.name, opts.deleteHazards?.get(`${act.schema}.${act.table}`)) : undefined;
+    leading &&= batched !== undefined || deleted !== undefined;
+    if (deleted) {
+      steps.push({
+        phase: 'batched',
+        sql: s.text,
+        statement: s.index,
+        deleted,
+        why: `about ${Math.round(deleted.rows).toLocaleString('en-US')} rows: deleted in keyset batches, every deleted row kept in ${deleted.undo}; put back if the rest of the file fails`,
+      });
+      continue;
+    }
+    if (batched) {
+      steps.push({
+        phase: 'batched',
+        sql: s.text,
+        statement: s.index,
+        batched,
+        why: `about ${Math.round(batched.rows).toLocaleString('en-US')} rows: decided once, written in keyset batches with the undo log (rows that already hold the new values are not rewritten); rolled back if the rest of the file fails`,
+      });
+      continue;
+    }
     if (s.kind === 'IndexStmt') {
       const name = s.node.idxname ? String(s.node.idxname) : null;
       const rel = s.node.relation as { schemaname?: string };
@@ -108,7 +147,7 @@ export function planMigration(file: MigrationFile, parsed: ParsedFile, infos: re
     }
     tx(s.text);
   }
-  const order: Phase[] = ['before', 'transaction', 'after'];
+  const order: Phase[] = ['batched', 'before', 'transaction', 'after'];
   return { name: file.name, checksum: file.checksum, steps: order.flatMap((ph) => steps.filter((x) => x.phase === ph)) };
 }
 

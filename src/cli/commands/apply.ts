@@ -6,7 +6,7 @@ import { EXIT, UsageError } from '../../errors.ts';
 import { safeApply } from '../../run/pipeline.ts';
 import { NUMBERS, parseNumber } from '../../spec/numbers.ts';
 import { loadMigration } from '../../spec/load.ts';
-import { connect, type GlobalOptions, out, parseParams, parsePositiveInt, reportError } from '../context.ts';
+import { connect, type GlobalOptions, locate, out, parseParams, parsePositiveInt, reportError } from '../context.ts';
 import { progressSink } from '../progress.ts';
 import { printRunResult, printCheckReport } from '../print.ts';
 
@@ -73,7 +73,7 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
         // a plan file names its migration and parameters; apply refuses it when stale (exit 8)
         const planned = isPlanFile(target) ? readPlanFile(target) : undefined;
         if (planned && o.param) throw new UsageError('--param with a plan file', 'The plan records its parameters: make a new plan with --param instead.');
-        const m = await loadMigration(planned?.migration.file ?? target, planned ? planned.migration.params : parseParams(o.param));
+        const m = await loadMigration(planned?.migration.file ?? (await locate(target)), planned ? planned.migration.params : parseParams(o.param));
         const db = await connect(g);
         try {
           const r = await safeApply(db, m, {

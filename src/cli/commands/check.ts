@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { DEFAULT_CHECK_JOBS, runChecks } from '../../checks/run-checks.ts';
 import { EXIT } from '../../errors.ts';
 import { loadMigration } from '../../spec/load.ts';
-import { connect, type GlobalOptions, out, parseParams, parsePositiveInt } from '../context.ts';
+import { connect, type GlobalOptions, out, parseParams, parsePositiveInt, locate } from '../context.ts';
 import { printCheckReport } from '../print.ts';
 
 export function registerCheck(program: Command, setExit: (c: number) => void): void {
@@ -18,7 +18,7 @@ export function registerCheck(program: Command, setExit: (c: number) => void): v
     )
     .action(async (target: string, o: { param?: string[]; sample: number; jobs?: number }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const m = await loadMigration(target, parseParams(o.param));
+      const m = await loadMigration(await locate(target), parseParams(o.param));
       const db = await connect(g);
       try {
         const r = await runChecks(db, m, { sample: o.sample, jobs: o.jobs, decide: true });

@@ -5,7 +5,7 @@ import { ledgerFor, loadProjectConfig } from '../../config/environments.ts';
 import { formatDryRun, formatPlan } from '../format.ts';
 import { writePlanFile } from '../../plan/plan.ts';
 import { loadMigration } from '../../spec/load.ts';
-import { connect, type GlobalOptions, out, parseParams, parsePositiveInt } from '../context.ts';
+import { connect, type GlobalOptions, out, parseParams, parsePositiveInt, locate } from '../context.ts';
 import { NUMBERS } from '../../spec/numbers.ts';
 import { progressSink } from '../progress.ts';
 
@@ -24,7 +24,7 @@ export function registerDryRun(program: Command, setExit: (c: number) => void): 
     .option('--sample <n>', 'before → after rows to show per step', parsePositiveInt('--sample'), 10)
     .action(async (target: string, o: { param?: string[]; output?: string; batchSize?: number; targetMs: number; sample: number }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const m = await loadMigration(target, parseParams(o.param));
+      const m = await loadMigration(await locate(target), parseParams(o.param));
       const db = await connect(g);
       try {
         const r = await dryRun(db, m, {

@@ -15,12 +15,14 @@ import { registerMonitor } from './monitor.ts';
 import { registerCleanup } from './cleanup.ts';
 import { registerControl } from './control.ts';
 import { registerPrisma } from './prisma.ts';
+import { registerInit } from './init.ts';
 
 /** Each command registers itself; setExit records the command's exit code. */
 export type RegisterCommand = (program: Command, setExit: (code: number) => void) => void;
 
 export const COMMANDS: RegisterCommand[] = [
   registerDemo,
+  registerInit,
   registerCheck,
   registerPlan,
   registerDryRun,

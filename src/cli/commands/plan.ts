@@ -4,7 +4,7 @@ import { formatPlan } from '../format.ts';
 import { writePlanFile } from '../../plan/plan.ts';
 import { plan } from '../../run/pipeline.ts';
 import { loadMigration } from '../../spec/load.ts';
-import { connect, type GlobalOptions, out, parseParams, parsePositiveInt } from '../context.ts';
+import { connect, type GlobalOptions, out, parseParams, parsePositiveInt, locate } from '../context.ts';
 import { NUMBERS } from '../../spec/numbers.ts';
 
 export function registerPlan(program: Command, setExit: (c: number) => void): void {
@@ -18,7 +18,7 @@ export function registerPlan(program: Command, setExit: (c: number) => void): vo
     .option('--samples <n>', 'calibration batches per step', parsePositiveInt('--samples', NUMBERS.samples), 3)
     .action(async (target: string, o: { param?: string[]; output?: string; exact?: boolean; targetMs: number; samples: number }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const m = await loadMigration(target, parseParams(o.param));
+      const m = await loadMigration(await locate(target), parseParams(o.param));
       const db = await connect(g);
       try {
         const p = await plan(db, m, { exact: o.exact, targetBatchMs: o.targetMs, samples: o.samples });

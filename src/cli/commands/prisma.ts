@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { EXIT } from '../../errors.ts';
 import { DEFAULT_SAMPLE, prismaCheck } from '../../prisma/check.ts';
-import { DEFAULT_LOCK_TIMEOUT_MS, DEFAULT_LOCK_WAIT_MS, DEFAULT_RETRIES, prismaDeploy } from '../../prisma/deploy.ts';
+import { DEFAULT_BATCH_OVER, DEFAULT_LOCK_TIMEOUT_MS, DEFAULT_LOCK_WAIT_MS, DEFAULT_RETRIES } from '../../prisma/deploy.ts';
+import { prismaDeploy } from '../../run/prisma-deploy.ts';
 import { renderCheck, renderDeploy } from '../../prisma/format.ts';
 import { DEFAULT_MIGRATIONS_DIR, listMigrations } from '../../prisma/migrations-dir.ts';
 import { connect, type GlobalOptions, out, parsePositiveInt } from '../context.ts';
@@ -53,9 +54,20 @@ export function registerPrisma(program: Command, setExit: (c: number) => void): 
       )
       .option('--retries <n>', 'retries of a step after a lock timeout or deadlock', parsePositiveInt('--retries'), DEFAULT_RETRIES)
       .option('--lock-wait <ms>', "how long to wait for Prisma's migration lock", parsePositiveInt('--lock-wait'), DEFAULT_LOCK_WAIT_MS)
+      .option(
+        '--batch-over <rows>',
+        'an UPDATE that opens a file runs as belay batched steps when its table has at least this many rows',
+        parsePositiveInt('--batch-over'),
+        DEFAULT_BATCH_OVER,
+      )
+      .option('--no-batch', "run every UPDATE in its file's transaction")
       .option('--no-rewrite', 'run each file as it is, in one transaction'),
   ).action(
-    async (dir: string | undefined, o: Flags & { plan?: boolean; lockTimeout: number; retries: number; lockWait: number; rewrite: boolean }, cmd: Command) => {
+    async (
+      dir: string | undefined,
+      o: Flags & { plan?: boolean; lockTimeout: number; retries: number; lockWait: number; rewrite: boolean; batch: boolean; batchOver: number },
+      cmd: Command,
+    ) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       listMigrations(dir ?? DEFAULT_MIGRATIONS_DIR);
       const db = await connect(g);
@@ -70,6 +82,7 @@ export function registerPrisma(program: Command, setExit: (c: number) => void): 
           retries: o.retries,
           lockWaitMs: o.lockWait,
           rewrite: o.rewrite ? undefined : false,
+          batchOver: o.batch ? o.batchOver : Number.POSITIVE_INFINITY,
           log: g.json ? undefined : (l) => out.err(l),
         });
         if (g.json) out.json({ type: 'prisma-deploy', ...r });

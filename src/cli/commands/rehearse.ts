@@ -4,7 +4,7 @@ import { ledgerFor, loadProjectConfig } from '../../config/environments.ts';
 import { formatRehearsal } from '../format.ts';
 import { rehearse } from '../../run/rehearse.ts';
 import { loadMigration } from '../../spec/load.ts';
-import { connect, type GlobalOptions, out, parseParams, parsePositiveInt } from '../context.ts';
+import { connect, type GlobalOptions, out, parseParams, parsePositiveInt, locate } from '../context.ts';
 import { NUMBERS } from '../../spec/numbers.ts';
 import { progressSink } from '../progress.ts';
 
@@ -17,7 +17,7 @@ export function registerRehearse(program: Command, setExit: (c: number) => void)
     .option('--override <reason>', 'rehearse on a protected environment anyway (recorded in the ledger)')
     .action(async (target: string, o: { param?: string[]; batchSize?: number; override?: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const m = await loadMigration(target, parseParams(o.param));
+      const m = await loadMigration(await locate(target), parseParams(o.param));
       const db = await connect(g);
       try {
         const r = await rehearse(db, m, {

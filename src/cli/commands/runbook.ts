@@ -4,7 +4,7 @@ import { type Db, openDb } from '../../db/connection.ts';
 import { EXIT, UsageError } from '../../errors.ts';
 import { runbook } from '../../run/documents.ts';
 import { loadMigration } from '../../spec/load.ts';
-import { type GlobalOptions, out, parseParams, resolveDbUrl } from '../context.ts';
+import { type GlobalOptions, out, parseParams, resolveDbUrl, locate } from '../context.ts';
 
 export function registerRunbook(program: Command, setExit: (c: number) => void): void {
   program
@@ -16,7 +16,7 @@ export function registerRunbook(program: Command, setExit: (c: number) => void):
     .option('--backup-dir <dir>', 'where belay apply --backup-dir will write backup files')
     .action(async (target: string, o: { param?: string[]; output?: string; plan?: string; backupDir?: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const m = await loadMigration(target, parseParams(o.param));
+      const m = await loadMigration(await locate(target), parseParams(o.param));
       const plan = o.plan ? readPlan(o.plan) : undefined;
       // the database is optional here: without one the runbook is complete but has no sizes
       let url: string | undefined;

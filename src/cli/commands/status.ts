@@ -1,42 +1,103 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
+import { loadEnvFiles } from '../../config/env-file.ts';
+import { loadProjectConfig } from '../../config/environments.ts';
+import { type Db, openDb } from '../../db/connection.ts';
+import { type MigrationStatus, migrationStatus } from '../../run/migrations.ts';
 import { stateVersion } from '../../state/schema.ts';
 import { getSteps, listRuns } from '../../state/runs.ts';
-import { connect, type GlobalOptions, out, parsePositiveInt } from '../context.ts';
+import { databaseUrl, type GlobalOptions, out, parsePositiveInt, reportError } from '../context.ts';
 import { table } from '../print.ts';
 
-export function registerStatus(program: Command): void {
+export function registerStatus(program: Command, setExit: (c: number) => void): void {
   program
     .command('status')
-    .description('list the runs recorded in this database, newest first')
+    .description("the project's migrations with their state (pending, applied, failed, rolled back, …), then the runs recorded in this database, newest first")
     .option('--limit <n>', 'how many runs', parsePositiveInt('--limit'), 20)
     .action(async (o: { limit: number }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const db = await connect(g);
+      const cfg = loadProjectConfig();
+      const project = existsSync(cfg.migrationsDir);
+      if (!project) {
+        const db = await openDb(databaseUrl(g), { applicationName: 'belay' });
+        try {
+          await printRuns(db, o.limit, g.json);
+        } finally {
+          await db.close();
+        }
+        return;
+      }
+      // the folder is listed whatever the database: without one (or unreachable), every state is unknown
+      loadEnvFiles();
+      const given = !!(g.db || g.env || process.env.DATABASE_URL);
+      let db: Db | null = null;
+      let failure: unknown;
+      if (given) {
+        try {
+          db = await openDb(databaseUrl(g), { applicationName: 'belay' });
+        } catch (err) {
+          failure = err;
+        }
+      }
       try {
-        if ((await stateVersion(db)) === 0) {
-          if (g.json) out.json({ type: 'status', runs: [] });
-          else out.line(`no belay runs in ${db.label} yet`);
-          return;
-        }
-        const runs = await listRuns(db, o.limit);
-        const rows = [];
-        for (const r of runs) {
-          const steps = await getSteps(db, r.id);
-          rows.push({
-            run: r.id,
-            migration: r.migrationId,
-            status: r.status,
-            started: r.startedAt.slice(0, 19),
-            finished: r.finishedAt?.slice(0, 19) ?? '',
-            changed: steps.reduce((n, s) => n + Number(s.rowsChanged), 0),
-            checksum: r.checksum.slice(0, 12),
-            error: (r.error as { code?: string } | null)?.code ?? '',
-          });
-        }
-        if (g.json) out.json({ type: 'status', runs: rows });
-        else out.line(rows.length ? table(rows, ['run', 'migration', 'status', 'started', 'finished', 'changed', 'checksum', 'error']) : 'no runs yet');
+        const migrations = await migrationStatus(cfg, db);
+        if (!g.json) printMigrations(cfg.migrationsDir, migrations, db?.label);
+        if (db) await printRuns(db, o.limit, g.json, migrations);
+        else if (g.json) out.json({ type: 'status', migrations, runs: null });
+        if (!given) out.err('no database given (--db, --env or DATABASE_URL): the states are unknown');
+        if (failure) setExit(reportError(failure, !!g.json));
       } finally {
-        await db.close();
+        await db?.close();
       }
     });
+}
+
+function printMigrations(dir: string, ms: MigrationStatus[], label: string | undefined): void {
+  const shown = path.relative(process.cwd(), dir) || '.';
+  out.line(`migrations in ${shown}${label ? `, state in ${label}` : ''}:`);
+  if (ms.length === 0) {
+    out.line('  none yet: belay new <name>');
+    return;
+  }
+  const rows = ms.map((m) => ({
+    migration: m.name,
+    id: m.id ?? '',
+    state: m.changed ? `${m.state} (file changed since)` : m.state,
+    run: m.run ?? '',
+    at: m.at?.slice(0, 19).replace('T', ' ') ?? '',
+  }));
+  out.line(table(rows, ['migration', 'id', 'state', 'run', 'at']));
+  for (const m of ms) if (m.error) out.line(`  ${m.name}: [${m.error.code}] ${m.error.message.split('\n').slice(0, 3).join(' ')}`);
+  out.line();
+}
+
+async function printRuns(db: Db, limit: number, json: boolean | undefined, migrations?: MigrationStatus[]): Promise<void> {
+  const extra = migrations ? { migrations } : {};
+  if ((await stateVersion(db)) === 0) {
+    if (json) out.json({ type: 'status', ...extra, runs: [] });
+    else out.line(`no belay runs in ${db.label} yet`);
+    return;
+  }
+  const rows = [];
+  for (const r of await listRuns(db, limit)) {
+    const steps = await getSteps(db, r.id);
+    rows.push({
+      run: r.id,
+      migration: r.migrationId,
+      status: r.status,
+      started: r.startedAt.slice(0, 19),
+      finished: r.finishedAt?.slice(0, 19) ?? '',
+      changed: steps.reduce((n, s) => n + Number(s.rowsChanged), 0),
+      checksum: r.checksum.slice(0, 12),
+      error: (r.error as { code?: string } | null)?.code ?? '',
+    });
+  }
+  if (json) out.json({ type: 'status', ...extra, runs: rows });
+  else
+    out.line(
+      rows.length
+        ? `runs in ${db.label}:\n${table(rows, ['run', 'migration', 'status', 'started', 'finished', 'changed', 'checksum', 'error'])}`
+        : 'no runs yet',
+    );
 }
