@@ -70,13 +70,17 @@ async function onCopy(
   }
 }
 
-function spawnApply(url: string, profile: boolean): Promise<{ lines: Array<Record<string, unknown>>; spawnedAt: number; exitedAt: number }> {
+function spawnApply(
+  url: string,
+  profile: boolean,
+  flags: string[] = [],
+): Promise<{ lines: Array<Record<string, unknown>>; spawnedAt: number; exitedAt: number }> {
   const spawnedAt = Date.now();
   return new Promise((resolve, reject) => {
     const preload = profile ? ['--import', path.join(HERE, 'statement-times.ts')] : [];
     execFile(
       process.execPath,
-      ['--import', 'tsx', ...preload, path.join(HERE, 'apply-child.ts'), url],
+      ['--import', 'tsx', ...preload, path.join(HERE, 'apply-child.ts'), url, ...flags],
       { encoding: 'utf8', maxBuffer: 1 << 30 },
       (err, stdout, stderr) => {
         const exitedAt = Date.now();
@@ -89,6 +93,41 @@ function spawnApply(url: string, profile: boolean): Promise<{ lines: Array<Recor
       },
     );
   });
+}
+
+export interface WorkersFigure {
+  workers: number;
+  run: ApplyRun;
+}
+
+/**
+ * belay apply --workers N for each N, on fresh copies of the same data, against the reference: the whole
+ * command, the batched step and its batches phase, and the longest a committed batch held its locks.
+ * Each run must leave exactly the reference's "EventType".
+ */
+export async function benchWorkers(rows: number, runs: number, counts: readonly number[]): Promise<{ reference: number; figures: WorkersFigure[] }> {
+  const template = await flagshipTemplate(rows);
+  const reference = await readFile(REFERENCE_SQL, 'utf8');
+  const refRuns = [];
+  for (let i = 0; i < runs; i++) refRuns.push(await onCopy(template, 'reference', async (db) => void (await db.exec(reference))));
+  const want = refRuns[0]!.result;
+  const figures: WorkersFigure[] = [];
+  for (const n of counts) {
+    const applies: ApplyRun[] = [];
+    for (let i = 0; i < runs; i++) {
+      let run: ApplyRun | undefined;
+      const r = await onCopy(template, `workers${n}`, async (db, url) => {
+        run = await readApplyRun(db, await spawnApply(url, false, ['--workers', String(n)]));
+        return run.commandMs / 1000;
+      });
+      if (r.result.sum !== want.sum)
+        throw new Error(`belay apply --workers ${n} left a different "EventType" than the reference (${r.result.sum}, want ${want.sum})`);
+      applies.push(run!);
+    }
+    applies.sort((a, b) => a.commandMs - b.commandMs);
+    figures.push({ workers: n, run: applies[Math.floor(applies.length / 2)]! });
+  }
+  return { reference: median(refRuns.map((r) => r.seconds)), figures };
 }
 
 /** profile: belay apply's process also times each statement it sends (statement-times.ts). */

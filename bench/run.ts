@@ -1,7 +1,7 @@
 // npm run bench: belay against the limit a user compares it with (the whole contract written set-based,
 // bench/reference.sql) and naive peers, on the local server. Ratios measured in one run, not absolutes.
 import { parseArgs } from 'node:util';
-import { benchApply, TARGETS } from './apply.ts';
+import { benchApply, benchWorkers, TARGETS } from './apply.ts';
 
 const { values } = parseArgs({
   options: {
@@ -9,12 +9,23 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     only: { type: 'string' },
     profile: { type: 'boolean', default: false },
+    workers: { type: 'string' },
+    help: { type: 'boolean', default: false },
   },
 });
+if (values.help) {
+  console.log(`npm run bench -- [options]
+  --rows N          event types generated (default 1000000)
+  --runs N          runs of each contender, the median is reported (default 3)
+  --only a,b        only these parts: apply, workers, check, backup, plan, rollback, prisma (default: all but workers)
+  --profile         apply: time every statement belay apply sends
+  --workers 1,2,4   belay apply --workers N for each N against the reference (implies --only workers unless --only is given)`);
+  process.exit(0);
+}
 const rows = Number(values.rows);
 const runs = Number(values.runs);
-const only = values.only?.split(',');
-const want = (name: string) => !only || only.includes(name);
+const only = values.only?.split(',') ?? (values.workers ? ['workers'] : undefined);
+const want = (name: string) => (only ? only.includes(name) : name !== 'workers');
 
 const fmt = (n: number, d = 2) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 console.log(`belay benchmark: ${rows.toLocaleString('en-US')} event types, PostgreSQL server, median of ${runs}\n`);
@@ -42,6 +53,24 @@ peak RSS of the belay apply process: ${fmt(b.peakRssMb, 0)} MB (target < ${rssTa
       console.log(`| ${fmt(s.ms / 1000)} | ${s.calls} | ${fmt(s.maxMs, 0)} | \`${s.sql.replace(/\|/g, '\\|').replace(/`/g, "'")}\` |`);
     console.log('');
   }
+}
+
+if (want('workers')) {
+  const counts = (values.workers ?? '1,2,4').split(',').map(Number);
+  const w = await benchWorkers(rows, runs, counts);
+  const one = w.figures.find((f) => f.workers === 1) ?? w.figures[0]!;
+  console.log('## apply --workers N: parallel key-range workers against the whole contract written set-based');
+  console.log(`reference (bench/reference.sql): ${fmt(w.reference)} s\n`);
+  console.log(
+    '| workers | whole command (s) | vs reference | batched step (s) | vs reference | batches phase (s) | vs 1 worker | batches | longest lock hold (ms) | p95 hold (ms) | over 200 ms |',
+  );
+  console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const { workers, run: r } of w.figures) {
+    console.log(
+      `| ${workers} | ${fmt(r.commandMs / 1000)} | ${fmt(r.commandMs / 1000 / w.reference)}× | ${fmt(r.stepMs / 1000)} | ${fmt(r.stepMs / 1000 / w.reference)}× | ${fmt(r.batchesMs / 1000)} | ${fmt(r.batchesMs / one.run.batchesMs)}× | ${r.batches} | ${fmt(r.maxHeldMs, 0)} | ${fmt(r.p95HeldMs, 0)} | ${r.heldOver} |`,
+    );
+  }
+  console.log('');
 }
 
 const extra: Array<[string, string, string]> = [

@@ -37,7 +37,7 @@ export interface Guard {
 
 /** Hooks around every batch, each optional. */
 export interface BatchController {
-  /** Before each batch, outside its transaction (a throttle waits here). */
+  /** Before each batch, outside its transaction (a throttle waits here); --workers: each at once, ctx.db its own connection. */
   beforeBatch?(ctx: RunContext, step: BatchedStep): Promise<void>;
   guards?(ctx: RunContext, step: BatchedStep, target: StepTarget): readonly Guard[];
   nextBatchSize?(current: number, last: BatchRecord): number;
@@ -51,11 +51,12 @@ export interface BatchController {
 /**
  * One committed batch of decided rows (round `round`): lo/hi its key range as text; of rowsInRange, rowsChanged
  * were written and rowsSkipped changed by someone since the decision; xid the row version it wrote;
- * durationMs BEGIN to the end of its write and checks, heldMs BEGIN to COMMIT returned (its locks' time).
+ * durationMs BEGIN to the end of its write and checks, heldMs BEGIN to COMMIT returned (its locks' time);
+ * worker: with --workers, the key range's worker that ran it (each sizes its own batches).
  */
 // biome-ignore format: a record read as one row
 export interface BatchRecord {
-  runId: number; stepNo: number; step: string; batchNo: number; round: number; lo: string; hi: string;
+  runId: number; stepNo: number; step: string; batchNo: number; round: number; lo: string; hi: string; worker?: number;
   rowsInRange: number; rowsChanged: number; rowsSkipped: number; xid: string; durationMs: number; heldMs: number; attempts: number; batchSize: number;
 }
 

@@ -2,7 +2,7 @@
 // (execute/batch.ts), then catches up with what the rule gives by then.
 // Returns a result instead of throwing half-way: what ran, what changed, and the error that stopped it.
 import type { Db } from '../db/connection.ts';
-import { AbortedError, BelayError, DbError, LockedError, serverFields, StateError, VerificationError } from '../errors.ts';
+import { AbortedError, BelayError, DbError, LockedError, serverFields, StateError } from '../errors.ts';
 import { type EventOf, type EventSink, isolated, recordEvent, tell } from '../state/events.ts';
 import type { BatchedStep, Migration, SqlStep } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
@@ -22,37 +22,17 @@ import {
   type StepRecord,
 } from '../state/runs.ts';
 import { mergeSummary, readSummary } from '../state/summary.ts';
-import {
-  catchUp,
-  changedSinceDecision,
-  type Decision,
-  dropDecisions,
-  skippedRows,
-  dropFence,
-  ensureFence,
-  makeDecision,
-  storedDecision,
-} from '../state/decision.ts';
+import { catchUp, type Decision, dropDecisions, skippedRows, dropFence, ensureFence, makeDecision, storedDecision } from '../state/decision.ts';
 import { fenceNames, WRITER_SQL } from '../state/decision-sql.ts';
-import { type BatchJob, reject, runBatch } from './batch.ts';
-import { withRetry } from '../db/retry.ts';
-import type { BatchController, BatchRecord, RunContext, RunResult, Stage, StepResult } from '../contract.ts';
+import type { BatchJob } from './batch.ts';
+import { retestRejected, type StepRun, walk, walker } from './walk.ts';
+import { assertWorkers, roundRanges, walkRanges, workerPool } from './workers.ts';
+import type { BatchController, RunContext, RunResult, Stage, StepResult } from '../contract.ts';
 import { resolveStep, tableCounts, type StepTarget } from '../spec/resolve.ts';
 import { composeControllers } from './compose.ts';
 import { replicaRoleGuards } from './user-triggers.ts';
 
-/**
- * Halvings of one batch after it ran past the ceiling before it runs once without it: from 10,000 rows,
- * 6 halvings reach 156. A batch that still runs past the ceiling then lifts it for its step, for
- * CEILING_LIFT_MS.
- */
-export const MAX_CEILING_SPLITS = 6;
-/**
- * How long a lifted ceiling stays off. Not for good: what made the smallest batch slow may pass (a lock
- * held for a while by another session). If it does not (a scan per batch), coming back costs
- * MAX_CEILING_SPLITS cancelled attempts every two minutes, about 1 % of the run at a 200 ms target.
- */
-export const CEILING_LIFT_MS = 120_000;
+export { CEILING_LIFT_MS, MAX_CEILING_SPLITS } from './walk.ts';
 
 export interface ApplyOptions {
   onEvent?: EventSink;
@@ -69,6 +49,8 @@ export interface ApplyOptions {
   catchUpRounds?: number;
   /** Undoes every committed batch when an abort trigger decides 'rollback' (the pipeline passes rollback). */
   undo?: (db: Db, runId: number, emit: EventSink) => Promise<{ restored: number; conflictCount: number }>;
+  /** Key-range workers of a batched step, each on its own connection (server only; default 1). */
+  workers?: number;
 }
 
 export async function apply(db: Db, migration: LoadedMigration, opts: ApplyOptions = {}): Promise<RunResult> {
@@ -77,6 +59,7 @@ export async function apply(db: Db, migration: LoadedMigration, opts: ApplyOptio
   const emit = isolated(opts.onEvent, (e) => (listenerFailure = e));
   const { spec } = migration;
   const started = performance.now();
+  assertWorkers(db, opts.workers, opts.mode ?? spec.options.mode);
   await ensureState(db);
   let release: () => Promise<void>;
   try {
@@ -261,17 +244,9 @@ async function runBatchedStep(
   // in single mode the run's one transaction holds the decision too
   const decision =
     (await storedDecision(db, runId, stepNo, t)) ?? (inTx ? await makeDecision(db, step, stepNo, t, { runId }) : await decideNow(db, step, stepNo, t, runId));
-  let size = opts.batchSize ?? step.batchSize ?? o.batchSize;
-  let total = decision.rows;
+  const total = decision.rows;
   await setStep(db, runId, stepNo, { status: 'running', rowsTotal: total, started: true });
-  let batchNo = (await db.query<{ n: number }>(LAST_BATCH_SQL, [runId, stepNo])).rows[0]!.n;
-  let round = rec.round;
-  let last = rec.lastKey;
-  let rowsDone = rec.rowsDone;
-  let changedTotal = rec.rowsChanged;
-  let skippedTotal = 0;
-  let rejectedTotal = 0;
-  emit({ type: 'step-started', runId, stepNo, step: step.name, kind: 'batched', rowsTotal: total, rowsDone });
+  emit({ type: 'step-started', runId, stepNo, step: step.name, kind: 'batched', rowsTotal: total, rowsDone: rec.rowsDone });
   // who else writes the written columns from now on (rollback leaves those rows alone)
   const fenced = !inTx && (await ensureFence(db, decision, runId, stepNo, o.lockTimeoutMs));
   const job: BatchJob = {
@@ -290,248 +265,50 @@ async function runBatchedStep(
       ...(await replicaRoleGuards(db, step, t.key)),
     ],
   };
-  const maxRejected = o.maxRejected ?? Math.max(10, Math.ceil(total * 0.001));
+  const workers = inTx ? 1 : (opts.workers ?? 1);
+  // biome-ignore format: a record read as one row
+  const s: StepRun = {
+    ctx, step, stepNo, target: t, ctl, options: o, inTx, round: rec.round, stop: {}, untested: [],
+    maxRejected: o.maxRejected ?? Math.max(10, Math.ceil(total * 0.001)),
+    tally: { batchNo: (await db.query<{ n: number }>(LAST_BATCH_SQL, [runId, stepNo])).rows[0]!.n, rowsDone: rec.rowsDone, changed: rec.rowsChanged, skipped: 0, rejected: 0, total },
+    // one walker calls the controllers directly; workers take turns (walkRanges)
+    serial: (fn) => fn(),
+  };
   const rounds = inTx ? 0 : (opts.catchUpRounds ?? o.catchUpRounds);
-  // the ceiling needs statement_timeout (PGlite never fires it) and a transaction per batch (in single
-  // mode a cancel would undo the whole run); it is lifted for the step when one row cannot meet it
-  const ceilingNow = () => (db.kind === 'postgres' && !inTx ? ctl.batchCeilingMs : undefined);
-  let liftedUntil = -Infinity;
-  let splits = 0;
-  /** The batch size before a constraint violation split it down to the offending row. */
-  let sizeBeforeSplit: number | undefined;
-  /** Rejected keys not yet tested against the rule evaluated again (see below). */
-  let untested: string[] = [];
-  const retest = async () => {
-    const changed = await changedSinceDecision(db, step, stepNo, decision, untested);
-    untested = [];
-    rejectedTotal -= changed.length;
-    skippedTotal += changed.length;
-    if (changed.length)
-      await tell(db, emit, { type: 'rows-skipped', runId, step: step.name, batchNo: batchNo + 1, count: changed.length, keys: changed.slice(0, 20) });
-  };
-  /** Leaves rows out of the step; past maxRejected it is no longer traffic but the rule or the data. */
-  const rejectRows = async (keys: string[], reason: string, sample: unknown[]) => {
-    rejectedTotal += keys.length;
-    untested.push(...keys);
-    await tell(db, emit, {
-      type: 'rows-rejected',
-      runId,
-      step: step.name,
-      batchNo: batchNo + 1,
-      reason,
-      count: keys.length,
-      keys: keys.slice(0, 20),
-      sample: sample.slice(0, 5),
-    });
-    if (!inTx && rejectedTotal > maxRejected) {
-      // before stopping: rows for which the rule itself, evaluated now, no longer gives the decided value were
-      // changed since the decision (a link edited, a slug renamed by the application): skipped as changed, not
-      // rejected, and a catch-up round may decide them again; only the rest count against maxRejected
-      await retest();
-    }
-    if (inTx || rejectedTotal > maxRejected) {
-      throw new VerificationError(
-        `step "${step.name}": ${reason} returned ${keys.length} row(s) in batch ${batchNo + 1}${inTx ? '' : ` (${rejectedTotal} rejected in all, more than the ${maxRejected} allowed)`}; the batch was rolled back`,
-        {
-          step: step.name,
-          check: reason,
-          batchNo: batchNo + 1,
-          sample: sample.slice(0, 10),
-          rejected: rejectedTotal,
-          maxRejected,
-          fix: 'Read the sample rows: when the rule or the data is wrong, fix it and resume (belay apply); raise options.maxRejected only when these rows are expected.',
-        },
-      );
-    }
-    await reject(job, keys, reason);
-  };
-  for (;;) {
-    await ctl.beforeBatch?.(ctx, step);
-    batchNo++;
-    let attemptStart = 0;
-    const ceiling = ceilingNow();
-    const thisCeiling = splits < MAX_CEILING_SPLITS && performance.now() >= liftedUntil ? ceiling : undefined;
-    // each statement gets what is left of the ceiling; the user's statement_timeout still bounds it
-    const timeout =
-      thisCeiling === undefined
-        ? undefined
-        : () => `${Math.min(o.statementTimeoutMs, Math.max(1, Math.floor(thisCeiling - (performance.now() - attemptStart))))}ms`;
-    const outcome = await withRetry(
-      (attempt) => {
-        attemptStart = performance.now();
-        return runBatch(job, { round, after: last, size, batchNo, attempt, timeout });
-      },
-      {
-        maxRetries: inTx ? 0 : o.maxRetries,
-        onRetry: (attempt, sqlstate, waitMs) => emit({ type: 'batch-retry', runId, step: step.name, batchNo, attempt, sqlstate, waitMs }),
-      },
-    ).catch((err: unknown) => {
-      // the ceiling's cancel, not the user's statement_timeout (1 ms of slack: the timeouts are whole ms)
-      if (thisCeiling === undefined || serverFields(err).sqlstate !== '57014' || performance.now() - attemptStart < thisCeiling - 1) throw err;
-      return 'over-ceiling' as const;
-    });
-    if (outcome === 'over-ceiling') {
-      // rolled back whole (elapsed includes the ROLLBACK: the locks are held until it ends); the same keys
-      // are tried again under the same batch number, at half the size or what the sizer learnt, if smaller
-      const over = { stepNo, step: step.name, batchNo, rows: size, elapsedMs: performance.now() - attemptStart, ceilingMs: thisCeiling! };
-      const sample: BatchRecord = {
-        runId,
-        stepNo,
-        step: step.name,
-        batchNo,
-        round,
-        lo: '',
-        hi: '',
-        rowsInRange: over.rows,
-        rowsChanged: 0,
-        rowsSkipped: 0,
-        xid: '',
-        durationMs: over.elapsedMs,
-        heldMs: over.elapsedMs,
-        attempts: 1,
-        batchSize: size,
-      };
-      const next = Math.max(1, Math.min(Math.floor(size / 2), Math.round(ctl.nextBatchSize?.(size, sample) ?? size)));
-      splits = next === size ? MAX_CEILING_SPLITS : splits + 1;
-      size = next;
-      batchNo--;
-      await tell(db, emit, { type: 'batch-over-ceiling', runId, ...over, nextSize: size });
-      continue;
-    }
-    if (outcome.kind === 'done') {
-      // catch-up: what the rule gives now that was not decided (inserted or changed meanwhile), in at most `rounds` rounds
-      batchNo--;
-      // rejected rows the rule no longer gives as decided join the catch-up as changed ones
-      if (untested.length && !inTx) await retest();
-      if (round >= rounds) {
+  const single = walker(job, { last: rec.lastKey, size: opts.batchSize ?? step.batchSize ?? o.batchSize });
+  const pool = workerPool(db);
+  try {
+    for (;;) {
+      // a round stored as split (by this run or the one it resumes) is walked by its workers, else by one walker
+      const ranges = inTx ? undefined : await roundRanges(db, decision, s, workers, single.last);
+      if (ranges) await walkRanges(s, job, ranges, pool, { workers, size: single.size });
+      else await walk(s, single);
+      // catch-up: what the rule gives now that was not decided (inserted or changed meanwhile), in at most `rounds` rounds;
+      // rejected rows the rule no longer gives as decided join it as changed ones
+      if (s.untested.length && !inTx) await retestRejected(s, job, s.tally.batchNo);
+      if (s.round >= rounds) {
         // the rounds are spent (the run always ends): what the rule would still give is reported, not written
         if (rounds > 0) {
-          const remaining = await catchUp(db, step, stepNo, decision, round + 1, runId, { count: true });
+          const remaining = await catchUp(db, step, stepNo, decision, s.round + 1, runId, { count: true });
           if (remaining > 0) await tell(db, emit, { type: 'catch-up-left', runId, step: step.name, rounds, remaining });
         }
         break;
       }
-      const added = await catchUp(db, step, stepNo, decision, round + 1, runId);
-      await tell(db, emit, { type: 'catch-up', runId, step: step.name, round: round + 1, added });
+      const added = await catchUp(db, step, stepNo, decision, s.round + 1, runId);
+      await tell(db, emit, { type: 'catch-up', runId, step: step.name, round: s.round + 1, added });
       if (added === 0) break;
-      round++;
-      last = null;
-      total += added;
-      await db.query(NEXT_ROUND_SQL, [runId, stepNo, round]);
-      await setStep(db, runId, stepNo, { rowsTotal: total });
-      continue;
+      s.round++;
+      single.last = null;
+      s.tally.total += added;
+      await db.query(NEXT_ROUND_SQL, [runId, stepNo, s.round]);
+      await setStep(db, runId, stepNo, { rowsTotal: s.tally.total });
     }
-    if (outcome.kind === 'rejected') {
-      batchNo--;
-      if (outcome.keys.length === 0) {
-        emit({
-          type: 'verification-failed',
-          runId,
-          step: step.name,
-          batchNo: batchNo + 1,
-          name: outcome.check,
-          count: outcome.sample.length,
-          sample: outcome.sample,
-        });
-        throw new VerificationError(
-          `step "${step.name}": in-batch check ${outcome.check} returned rows without the key in batch ${batchNo + 1} [${outcome.lo}, ${outcome.hi}]; the batch was rolled back`,
-          {
-            step: step.name,
-            check: outcome.check,
-            batchNo: batchNo + 1,
-            lo: outcome.lo,
-            hi: outcome.hi,
-            sample: outcome.sample,
-            fix: `Return the key column (${t.key}) from the check, so that belay can leave the offending rows out instead of stopping.`,
-          },
-        );
-      }
-      await rejectRows(outcome.keys, `rejected:${outcome.check}`, outcome.sample);
-      continue;
-    }
-    if (outcome.kind === 'violation') {
-      // split down to the one row that breaks the constraint, which is then left out and reported
-      batchNo--;
-      const reason = `rejected:constraint ${outcome.error.server.constraint ?? outcome.error.server.sqlstate}`;
-      if (outcome.rows > 1 && !inTx) {
-        sizeBeforeSplit ??= size;
-        size = Math.max(1, Math.floor(Math.min(size, outcome.rows) / 2));
-        continue;
-      }
-      if (inTx) throw outcome.error;
-      await rejectRows([outcome.lo], reason, [{ key: outcome.lo, error: outcome.error.message, detail: outcome.error.server.detail }]);
-      // the row is out: the batches go on at the size they had (a fixed size has no sizer to grow it back)
-      if (sizeBeforeSplit !== undefined) size = sizeBeforeSplit;
-      sizeBeforeSplit = undefined;
-      continue;
-    }
-    if (splits >= MAX_CEILING_SPLITS && ceiling !== undefined && outcome.ms > ceiling) {
-      // even after MAX_CEILING_SPLITS halvings the batch ran past the ceiling: its cost does not shrink with
-      // its size (a scan per batch, a lock wait), so cancelling would only repeat it for a while
-      liftedUntil = performance.now() + CEILING_LIFT_MS;
-      await tell(db, emit, {
-        type: 'batch-ceiling-lifted',
-        runId,
-        stepNo,
-        step: step.name,
-        batchNo,
-        rows: outcome.rows,
-        durationMs: outcome.ms,
-        ceilingMs: ceiling,
-        forMs: CEILING_LIFT_MS,
-      });
-    }
-    splits = 0;
-    last = outcome.hi;
-    rowsDone += outcome.rows;
-    changedTotal += outcome.changed;
-    skippedTotal += outcome.skipped;
-    emit({
-      type: 'batch-committed',
-      runId,
-      stepNo,
-      step: step.name,
-      batchNo,
-      round,
-      lo: outcome.lo,
-      hi: outcome.hi,
-      rowsInRange: outcome.rows,
-      rowsChanged: outcome.changed,
-      rowsSkipped: outcome.skipped,
-      durationMs: outcome.ms,
-      heldMs: outcome.heldMs,
-      attempts: 1,
-      rowsDone,
-      rowsTotal: total,
-    });
-    if (outcome.skipped > 0) {
-      await tell(db, emit, { type: 'rows-skipped', runId, step: step.name, batchNo, count: outcome.skipped, keys: outcome.skippedSample.map(String) });
-    }
-    const info: BatchRecord = {
-      runId,
-      stepNo,
-      step: step.name,
-      batchNo,
-      round,
-      lo: outcome.lo,
-      hi: outcome.hi,
-      rowsInRange: outcome.rows,
-      rowsChanged: outcome.changed,
-      rowsSkipped: outcome.skipped,
-      xid: outcome.xid,
-      durationMs: outcome.ms,
-      heldMs: outcome.heldMs,
-      attempts: 1,
-      batchSize: size,
-    };
-    if (ctl.nextBatchSize) size = Math.max(1, Math.round(ctl.nextBatchSize(size, info)));
-    const next = (await ctl.afterBatch?.(ctx, info)) ?? 'continue';
-    if (next !== 'continue') {
-      throw new AbortedError(`run ${runId} stopped after batch ${batchNo} of step "${step.name}" (${next})`, { decision: next, batchNo, step: step.name });
-    }
+  } finally {
+    await pool.close();
   }
   await setStep(db, runId, stepNo, { status: 'done', finished: true });
-  emit({ type: 'step-finished', runId, stepNo, step: step.name, rowsChanged: changedTotal, rowsSkipped: skippedTotal + rejectedTotal, batches: batchNo });
+  // biome-ignore format: a record read as one row
+  emit({ type: 'step-finished', runId, stepNo, step: step.name, rowsChanged: s.tally.changed, rowsSkipped: s.tally.skipped + s.tally.rejected, batches: s.tally.batchNo });
 }
 
 /** The server refused a schema change because a trigger (a fence) depends on the column. */

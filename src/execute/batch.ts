@@ -6,7 +6,7 @@ import type { Db } from '../db/connection.ts';
 import { DbError } from '../errors.ts';
 import type { Migration } from '../spec/define.ts';
 import { CURRENT_XID_SQL, type DecisionTarget, nextRangeSql, rejectSql, WRITER_SQL, writeBatchSql, writtenCte } from '../state/decision-sql.ts';
-import { CHECKPOINT_SQL } from '../state/runs.ts';
+import { CHECKPOINT_SQL, RANGE_CHECKPOINT_SQL } from '../state/runs.ts';
 import { REPLICA_ROLE_SQL, SET_STATEMENT_TIMEOUT_SQL, SET_TIMEOUTS_SQL } from './batch-sql.ts';
 
 /** What one batch runs against: the step's decision, its in-batch checks, and whether it commits. */
@@ -33,8 +33,14 @@ export interface BatchRequest {
   round: number;
   /** The batch starts after this key (null: at the first decided key of the round). */
   after: string | null;
+  /** A worker's range (execute/workers.ts): no key after this one (null or absent: to the round's last). */
+  upper?: string | null;
+  /** A worker's number: its range's checkpoint commits with the batch. */
+  worker?: number;
   size: number;
   batchNo: number;
+  /** Called at the checkpoint for the batch's number (workers share a counter); absent: batchNo. */
+  takeBatchNo?: () => number;
   attempt: number;
   /** The time left for each statement, as a statement_timeout (the ceiling); undefined: the spec's. */
   timeout?: () => string;
@@ -83,7 +89,13 @@ export async function runBatch(job: BatchJob, req: BatchRequest): Promise<BatchO
     if (job.replicaRole) await db.query(REPLICA_ROLE_SQL);
     // belay's own writes are not fenced
     if (job.runId !== null) await db.query(WRITER_SQL, [String(job.runId)]);
-    const b = (await db.query<{ lo: string | null; hi: string | null; n: number }>(nextRangeSql(d), [req.after, req.size, req.round])).rows[0]!;
+    const bounded = req.upper !== undefined && req.upper !== null;
+    const b = (
+      await db.query<{ lo: string | null; hi: string | null; n: number }>(
+        nextRangeSql(d, bounded),
+        bounded ? [req.after, req.size, req.round, req.upper] : [req.after, req.size, req.round],
+      )
+    ).rows[0]!;
     if (b.n === 0 || b.lo === null || b.hi === null) {
       await end(false);
       return { kind: 'done' };
@@ -117,7 +129,9 @@ export async function runBatch(job: BatchJob, req: BatchRequest): Promise<BatchO
     const xid = (await db.query<{ xid: string }>(CURRENT_XID_SQL)).rows[0]!.xid;
     if (job.runId !== null && job.commit) {
       if (req.timeout) await db.query(SET_STATEMENT_TIMEOUT_SQL, [timeout()]);
-      await db.query(CHECKPOINT_SQL, [job.runId, job.stepNo, req.batchNo, lo, hi, w.rows, w.changed, ms, req.attempt, req.round, xid, w.skipped]);
+      const batchNo = req.takeBatchNo?.() ?? req.batchNo;
+      await db.query(CHECKPOINT_SQL, [job.runId, job.stepNo, batchNo, lo, hi, w.rows, w.changed, ms, req.attempt, req.round, xid, w.skipped]);
+      if (req.worker !== undefined) await db.query(RANGE_CHECKPOINT_SQL, [job.runId, job.stepNo, req.round, req.worker, hi]);
     }
     await end(job.commit);
     return {

@@ -16,6 +16,7 @@ import { cleanTempIndexes, tempIndexStage } from '../cleanup/temp-indexes.ts';
 import { assertApplyAllowed, type Ledger, recordLedger } from '../config/environments.ts';
 import type { Db } from '../db/connection.ts';
 import { apply, type ApplyOptions, refused } from '../execute/apply.ts';
+import { assertWorkers } from '../execute/workers.ts';
 import { StateError } from '../errors.ts';
 import { commitCostMs, openTrial } from '../execute/trial-batch.ts';
 import { assertPlanCurrent, type Plan, type PlanOptions, plan as makePlan, validatePlan } from '../plan/plan.ts';
@@ -90,6 +91,8 @@ export async function safeApply(db: Db, m: LoadedMigration, opts: SafeApplyOptio
   // the library's options are checked as the command line's flags are (spec/numbers.ts)
   checkNumber('batchSize', NUMBERS.batchSize, opts.batchSize);
   checkNumber('targetBatchMs', NUMBERS.targetBatchMs, opts.targetBatchMs);
+  checkNumber('workers', NUMBERS.workers, opts.workers);
+  assertWorkers(db, opts.workers, opts.mode ?? plan?.mode ?? m.spec.options.mode);
   if (plan) validatePlan(plan, 'the plan');
   try {
     if (ledger) assertApplyAllowed(ledger, m.spec.id, m.checksum, opts.override);

@@ -33,6 +33,8 @@ export const NUMBERS = Object.freeze({
   /** Catch-up rounds after the last batch (as options.catchUpRounds). */
   catchUpRounds: wholeNumber(0, 100),
   samples: wholeNumber(1, MAX_SAMPLES),
+  /** Key-range workers of apply: each is one more connection, and one more batch at a time on the table. */
+  workers: wholeNumber(1, 16),
   port: wholeNumber(0, 65_535),
   /** A percentage (--max-drift): decimals allowed. */
   percent: z

@@ -106,12 +106,26 @@ export function decisionSampleSql(t: DecisionTarget, limit: number): string {
 
 // ---- the batch: one key range of decided rows, written in one transaction -----------------------------
 
-/** The next range of decided rows to write: after $1 (NULL = from the start), at most $2 keys of round $3. */
-export function nextRangeSql(t: DecisionTarget): string {
+/**
+ * The next range of decided rows to write: after $1 (NULL = from the start), at most $2 keys of round $3;
+ * bounded (a worker's key range): none after $4.
+ */
+export function nextRangeSql(t: DecisionTarget, bounded = false): string {
+  const upper = bounded ? ` AND k <= $4::${t.keyType}` : '';
   return `WITH s AS (
-  SELECT k FROM ${t.relation} WHERE round = $3 AND skipped IS NULL AND ($1::text IS NULL OR k > $1::${t.keyType}) ORDER BY k LIMIT $2
+  SELECT k FROM ${t.relation} WHERE round = $3 AND skipped IS NULL AND ($1::text IS NULL OR k > $1::${t.keyType})${upper} ORDER BY k LIMIT $2
 )
 SELECT (SELECT k FROM s ORDER BY k LIMIT 1)::text AS lo, (SELECT k FROM s ORDER BY k DESC LIMIT 1)::text AS hi, (SELECT count(*) FROM s)::int AS n`;
+}
+
+/**
+ * Splits what is left of round $1 (the keys after $2; NULL: all) into at most $3 key ranges of as many rows
+ * each: the last key of each, in key order (the last range is left open at its top).
+ */
+export function splitRangesSql(t: DecisionTarget): string {
+  return `SELECT max(k)::text AS hi FROM (
+  SELECT k, ntile($3::int) OVER (ORDER BY k) AS w FROM ${t.relation} WHERE round = $1 AND skipped IS NULL AND ($2::text IS NULL OR k > $2::${t.keyType})
+) s GROUP BY w ORDER BY w`;
 }
 
 /** The decided rows of a range that are to be written (round $3, keys in [$1, $2]). */

@@ -187,7 +187,7 @@ export async function catchUp(
  * the data changed since the decision (the application edited a row the rule reads), not the rule or the
  * check. They are marked skipped as changed. A range rule is evaluated once over the keys' whole range.
  */
-export async function changedSinceDecision(db: Db, step: BatchedStep, stepNo: number, d: Decision, keys: readonly string[]): Promise<string[]> {
+export async function changedSinceDecision(db: Db, step: BatchedStep, stepNo: number, d: DecisionTarget, keys: readonly string[]): Promise<string[]> {
   if (keys.length === 0) return [];
   const rule = ruleOf(step, stepNo);
   const range = rule.kind !== 'whole-table';

@@ -72,7 +72,11 @@ export type BelayEvent =
       durationMs: number;
       /** BEGIN to COMMIT returned: how long the batch held its row locks. */
       heldMs: number;
+      /** With --workers: the worker (its key range, 0 first) that wrote it. */
+      worker?: number;
     }
+  /** A round of a step split into key ranges, walked by this many workers at once (the rest were done). */
+  | { type: 'workers-started'; runId: number; step: string; round: number; workers: number; ranges: number }
   | { type: 'batch-retry'; runId: number; step: string; batchNo: number; attempt: number; sqlstate: string; waitMs: number }
   | {
       type: 'batch-over-ceiling';

@@ -211,3 +211,27 @@ export const STEP_TIMINGS_SQL = `SELECT step_no AS "stepNo", name, kind, status,
        rows_changed::float8 AS "rowsChanged", started_at::text AS "startedAt", finished_at::text AS "finishedAt",
        (extract(epoch FROM finished_at - started_at) * 1000)::float8 AS "durationMs"
   FROM belay.steps WHERE run_id = $1 ORDER BY step_no`;
+
+// ---- parallel key-range workers (apply --workers N) ------------------------------------------------------
+
+/** A stored split of a step's round: worker i walks the keys after afterKey up to upperKey, from its lastKey on. */
+export interface KeyRange {
+  worker: number;
+  afterKey: string | null;
+  upperKey: string | null;
+  lastKey: string | null;
+  done: boolean;
+}
+
+/** The split of a round, in key order. $1 run, $2 step, $3 round. */
+export const RANGES_SQL = `SELECT worker, after_key AS "afterKey", upper_key AS "upperKey", last_key AS "lastKey", done
+  FROM belay.ranges WHERE run_id = $1 AND step_no = $2 AND round = $3 ORDER BY worker`;
+
+/** One range of a new split. $1 run, $2 step, $3 round, $4 worker, $5 after, $6 upper. */
+export const INSERT_RANGE_SQL = `INSERT INTO belay.ranges (run_id, step_no, round, worker, after_key, upper_key) VALUES ($1, $2, $3, $4, $5, $6)`;
+
+/** A worker's checkpoint, in its batch's transaction (next to CHECKPOINT_SQL). $1 run, $2 step, $3 round, $4 worker, $5 hi. */
+export const RANGE_CHECKPOINT_SQL = `UPDATE belay.ranges SET last_key = $5 WHERE run_id = $1 AND step_no = $2 AND round = $3 AND worker = $4`;
+
+/** A worker found no decided key left in its range. $1 run, $2 step, $3 round, $4 worker. */
+export const RANGE_DONE_SQL = `UPDATE belay.ranges SET done = true WHERE run_id = $1 AND step_no = $2 AND round = $3 AND worker = $4`;

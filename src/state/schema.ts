@@ -239,6 +239,25 @@ CREATE TABLE belay.controls (
 CREATE INDEX controls_unseen ON belay.controls (run_id) WHERE seen_at IS NULL;
 `,
   },
+  {
+    // parallel key-range workers (apply --workers N): a round split into disjoint key ranges, each with its
+    // own checkpoint. Runs of earlier versions have no ranges and resume from steps.last_key as before.
+    version: 10,
+    sql: `
+CREATE TABLE belay.ranges (
+  run_id        bigint NOT NULL,
+  step_no       int NOT NULL,
+  round         int NOT NULL,
+  worker        int NOT NULL,                -- 0 … N-1, in key order
+  after_key     text,                        -- the range starts after this key (NULL: at the round's first)
+  upper_key     text,                        -- its last key, inclusive (NULL: to the round's last)
+  last_key      text,                        -- checkpoint: the highest key of the worker's last committed batch
+  done          boolean NOT NULL DEFAULT false,
+  PRIMARY KEY (run_id, step_no, round, worker),
+  FOREIGN KEY (run_id, step_no) REFERENCES belay.steps(run_id, step_no) ON DELETE CASCADE
+);
+`,
+  },
 ];
 
 export const STATE_VERSION = STATE_MIGRATIONS[STATE_MIGRATIONS.length - 1]!.version;

@@ -94,9 +94,12 @@ export function steerSettings(targetMs: number, throttle: Partial<ThrottleOption
 
 export function planController(opts: SteerOptions): BatchController {
   const live = opts.live ?? steerSettings(opts.targetMs, opts.throttle);
-  const sizers = new Map<number, BatchSizer>();
-  const sizerOf = (stepNo: number) => {
-    const s = sizers.get(stepNo) ?? sizers.set(stepNo, new BatchSizer(live.targetMs)).get(stepNo)!;
+  // one per step and worker: workers contend with one another, and one sizer fed by all of them took each
+  // one's noise for its own surprise (more, smaller batches)
+  const sizers = new Map<string, BatchSizer>();
+  const sizerOf = (stepNo: number, worker = 0) => {
+    const id = `${stepNo}:${worker}`;
+    const s = sizers.get(id) ?? sizers.set(id, new BatchSizer(live.targetMs)).get(id)!;
     s.targetMs = live.targetMs;
     return s;
   };
@@ -130,7 +133,7 @@ export function planController(opts: SteerOptions): BatchController {
   if (opts.adapt === false) return controller;
   // sized for the time the batch holds its locks: BEGIN until its COMMIT returned
   controller.nextBatchSize = (current: number, last: BatchRecord) =>
-    sizerOf(last.stepNo).next(current, { rowsInRange: last.rowsInRange, durationMs: last.heldMs });
+    sizerOf(last.stepNo, last.worker).next(current, { rowsInRange: last.rowsInRange, durationMs: last.heldMs });
   // a getter: the ceiling follows the target when it is tuned
   Object.defineProperty(controller, 'batchCeilingMs', { get: () => live.targetMs, enumerable: true });
   return controller;

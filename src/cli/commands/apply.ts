@@ -17,6 +17,11 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
     .option('--param <key=value...>', 'migration parameter (policy), repeatable')
     .option('--batch-size <n>', 'rows per batch', parsePositiveInt('--batch-size', NUMBERS.batchSize))
     .option('--single', 'all or nothing: every batch in one transaction (small migrations)')
+    .option(
+      '--workers <n>',
+      'split each batched step into N key ranges applied at once on N more connections (server only, default 1)',
+      parsePositiveInt('--workers', NUMBERS.workers),
+    )
     .option('--wait', 'wait for a concurrent run of the same migration instead of failing')
     .option('--again', 'start a new run even though the migration was already applied')
     .option('--log-every <n>', 'off a terminal: one progress line per N batches', parsePositiveInt('--log-every'))
@@ -51,6 +56,7 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
           param?: string[];
           batchSize?: number;
           single?: boolean;
+          workers?: number;
           wait?: boolean;
           again?: boolean;
           logEvery?: number;
@@ -78,6 +84,7 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
             lock: o.wait ? 'wait' : 'fail',
             batchSize: o.batchSize,
             mode: o.single ? 'single' : undefined,
+            workers: o.workers,
             again: o.again,
             backup: o.backup,
             backupDir: o.backupDir,
