@@ -3,7 +3,7 @@
 // retention period is over. A copy is only ever dropped when its archive file is there and matches its sha256.
 import path from 'node:path';
 import { copySqlName, dropBackup, getBackup, listBackups, type BackupRecord } from './backup.ts';
-import { SET_FILE_SQL } from './backup-sql.ts';
+import { SET_FILE_SQL } from '../state/backups-sql.ts';
 import { ExportError, exportFiles, fileDigest } from './files.ts';
 import type { Db } from '../db/connection.ts';
 import { BelayError, UsageError } from '../errors.ts';

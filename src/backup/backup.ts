@@ -19,6 +19,11 @@ import {
   copyTableSql,
   createStagingSql,
   dropCopySql,
+  MAX_IDENT_BYTES,
+  PRIMARY_KEY_SQL,
+  sizeSql,
+} from './backup-sql.ts';
+import {
   GET_BACKUP_SQL,
   INSERT_BACKUP_SQL,
   LIST_BACKUPS_SQL,
@@ -26,13 +31,10 @@ import {
   MARK_DROPPED_SQL,
   MARK_UNVERIFIED_SQL,
   MARK_VERIFIED_SQL,
-  MAX_IDENT_BYTES,
-  PRIMARY_KEY_SQL,
   RUN_LIVE_BACKUPS_SQL,
   SET_COPY_NAME_SQL,
   SET_FILE_SQL,
-  sizeSql,
-} from './backup-sql.ts';
+} from '../state/backups-sql.ts';
 import { ExportError, exportFiles, fileDigest, fileIntact, freeFolderName, readCopyFile, removeAbandoned } from './files.ts';
 import { connectReader, openSnapshotReader, type SnapshotReader } from './snapshot-reader.ts';
 import type { Stage } from '../contract.ts';

@@ -9,7 +9,6 @@ import {
   COLUMNS_SQL,
   DEFER_ALL_SQL,
   lockSql,
-  MARK_RESTORED_SQL,
   OWNED_SEQUENCES_SQL,
   PRIMARY_KEY_SQL,
   previewKeyedSql,
@@ -20,6 +19,7 @@ import {
   setTriggerSql,
   USER_TRIGGERS_SQL,
 } from './backup-sql.ts';
+import { MARK_RESTORED_SQL } from '../state/backups-sql.ts';
 import { type BackupRecord, copySqlName, loadFileIntoStaging } from './backup.ts';
 import { foreignKeysAmong, orderByForeignKeys } from './restore-order.ts';
 
