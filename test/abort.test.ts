@@ -14,6 +14,7 @@ import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 import type { BatchController, Stage } from '../src/contract.ts';
 import { inline } from './helpers/fixture.ts';
 import { readSummary } from '../src/state/summary.ts';
+import { withDb } from './helpers/fixture.ts';
 
 /** apply with the spec's abort triggers, and the rollback the pipeline lends it. */
 function withTriggers(m: LoadedMigration, ...more: Stage[]) {
@@ -51,8 +52,7 @@ async function runRecord(db: Db, runId: number) {
 for (const kind of DB_KINDS) {
   describe(`abort triggers on ${kind}`, () => {
     test('a failed in-batch verification rolls every committed batch back by default', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await seed(f.db);
         const before = await checksumTable(f.db, 't');
         const m = loaded(base({ steps: [{ ...(base().steps[0] as object), verify: 'SELECT id FROM written WHERE id > 450' } as never] }));
@@ -67,14 +67,11 @@ for (const kind of DB_KINDS) {
         assert.equal(rec.summary.abort?.decision, 'rollback');
         assert.equal(rec.summary.rollback?.restored, 400);
         assert.ok(rec.events.some((e) => e.type === 'abort-triggered' && e.data.when === 'verification-failed'));
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('verification-failed with action pause leaves the run paused and resumable', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await seed(f.db);
         const m = loaded(
           base({
@@ -89,14 +86,11 @@ for (const kind of DB_KINDS) {
         const again = await apply(f.db, m, withTriggers(m));
         assert.equal(again.resumed, true, 'a paused run resumes');
         assert.equal(again.runId, r.runId);
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('batch-slower-than-ms pauses after the batch; the run resumes and completes', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await seed(f.db);
         const m = loaded(base({ abort: [{ when: 'batch-slower-than-ms', threshold: 0, action: 'pause' }] }));
         const r = await apply(f.db, m, withTriggers(m));
@@ -111,14 +105,11 @@ for (const kind of DB_KINDS) {
         assert.equal(done.resumed, true);
         const wrong = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM t WHERE v IS DISTINCT FROM id * 2`);
         assert.equal(wrong.rows[0]!.n, 0);
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('skipped-over counts the rows of its SQL over the run and rolls back past the threshold', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await seed(f.db);
         const before = await checksumTable(f.db, 't');
         // 14 rows per 100 carry tag 'odd' (multiples of 7): 14 + 14 + 15 = 43 > 40 after batch 3
@@ -130,9 +121,7 @@ for (const kind of DB_KINDS) {
         assert.equal(rec.error?.details.trigger.batchNo, 3);
         assert.equal(rec.error?.details.trigger.value, 42);
         assert.deepEqual(await checksumTable(f.db, 't'), before);
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('conflicts-over without SQL counts written rows that others changed again', async () => {

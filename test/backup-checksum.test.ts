@@ -10,6 +10,7 @@ import { type Db, openDb } from '../src/db/connection.ts';
 import { pinnedSettingsSql } from '../src/db/sql.ts';
 import { EXIT } from '../src/errors.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
+import { withDb } from './helpers/fixture.ts';
 
 const ROWS = 5_000;
 
@@ -73,8 +74,7 @@ for (const kind of DB_KINDS) {
     }
 
     test('the checksum tells apart values that compare equal but differ, and NULL from empty', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         const pairs: Array<[string, string, string]> = [
           ['numeric', '1.0', '1.00'],
           ['float8', `'0'`, `'-0'`],
@@ -98,14 +98,11 @@ for (const kind of DB_KINDS) {
         for (const [type, a, b] of pairs) assert.notEqual(await sumOf(f.db, type, a), await sumOf(f.db, type, b), `${type}: ${a} vs ${b}`);
         // the same value gives the same checksum
         assert.equal(await sumOf(f.db, 'jsonb', `'{"a": 1.0}'`), await sumOf(f.db, 'jsonb', `'{"a":1.0}'`));
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('the checksum notices rows swapping a value and a row swapping two columns, not the order of rows', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await f.db.exec(`CREATE TYPE mood AS ENUM ('sad', 'ok');
           CREATE DOMAIN short_text AS varchar(20);
           CREATE TABLE t (id int, a text, b text, n int, m mood, d short_text);
@@ -128,40 +125,32 @@ for (const kind of DB_KINDS) {
           cols.map((c) => c.kind),
           ['int4', 'text', 'text', 'int4', 'enum', 'varchar'],
         );
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('the checksum does not depend on the session settings that change text forms', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await f.db.exec(`CREATE TABLE s (at timestamptz, d date, i interval, x float8, b bytea, n numeric);
           INSERT INTO s VALUES ('2024-03-10 12:34:56.789+02', '2024-03-10', '1 year 2 mons 3 days 04:05:06', 0.1, '\\xdeadbeef', 1.50);`);
         const plain = await checksumTable(f.db, 's');
         await f.db.exec(`SET TimeZone = 'America/New_York'; SET DateStyle = 'German, DMY'; SET IntervalStyle = 'sql_standard';
           SET extra_float_digits = -3; SET bytea_output = 'escape';`);
         assert.deepEqual(await checksumTable(f.db, 's'), plain);
-      } finally {
-        await f.drop();
-      }
+      });
     });
   });
 }
 
 describe('backup verification on postgres only', () => {
   test('a nondeterministic collation does not make the checksum case-blind', async () => {
-    const f = await freshDb('postgres');
-    try {
+    await withDb('postgres', async (f) => {
       await f.db.exec(`CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
         CREATE TABLE c (v text COLLATE ci); INSERT INTO c VALUES ('abc');`);
       const lower = await checksumTable(f.db, 'c');
       await f.db.query(`UPDATE c SET v = 'ABC'`);
       assert.equal((await f.db.query<{ eq: boolean }>(`SELECT v = 'abc' AS eq FROM c`)).rows[0]!.eq, true, 'equal under the collation');
       assert.notDeepEqual(await checksumTable(f.db, 'c'), lower);
-    } finally {
-      await f.drop();
-    }
+    });
   });
 
   test('the second session reads the snapshot of the backup transaction, not what others commit after it', async () => {

@@ -21,6 +21,7 @@ import { apply } from '../src/execute/apply.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 import { checksums, flagship, ROOT } from './helpers/flagship.ts';
 import type { RunContext } from '../src/contract.ts';
+import { withDb } from './helpers/fixture.ts';
 
 const ROWS = 1_000;
 
@@ -54,8 +55,7 @@ export default defineMigration({
 for (const kind of DB_KINDS) {
   describe(`backups on ${kind}`, () => {
     test('the table the run writes is backed up and verified before the first write (the tables it only reads are not), and a resumed run keeps its backup', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await generate(f.db, { rows: ROWS, seed: 5 });
         const before = await checksums(f.db);
         let seenAtFirstWrite: Record<string, string> | undefined;
@@ -104,9 +104,7 @@ for (const kind of DB_KINDS) {
         // a resume of the same run finds its verified backups and takes none
         await backup.before!(ctxSeen!);
         assert.equal((await listBackups(f.db, { runId: r.runId })).length, 1);
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('restore after the flagship apply brings every table back to its pre-run checksum, past triggers and foreign keys', async () => {
@@ -275,48 +273,49 @@ for (const kind of DB_KINDS) {
     });
 
     test('CLI: apply backs up by default, --no-backup is the only way to skip it; backups list/verify/restore', async () => {
-      const f = await freshDb(kind, { persistent: true });
-      try {
-        await f.db.exec(`CREATE TABLE items (id int PRIMARY KEY, price numeric NOT NULL, note text);
+      await withDb(
+        kind,
+        async (f) => {
+          await f.db.exec(`CREATE TABLE items (id int PRIMARY KEY, price numeric NOT NULL, note text);
           INSERT INTO items SELECT g, g * 1.5, CASE WHEN g % 3 = 0 THEN 'n' || g END FROM generate_series(1, 300) g;`);
-        const before = await checksums(f.db, ['items']);
-        const migration = smallMigration();
-        await f.db.close(); // PGlite: one process at a time on the folder
-        assert.equal(await main(['node', 'belay', '--db', f.url, '--json', 'apply', migration, '--skip-checks']), EXIT.ok);
-        let db = await openDb(f.url);
-        const taken = await listBackups(db);
-        assert.equal(taken.length, 1);
-        assert.equal(`${taken[0]!.rows}:${taken[0]!.checksum}`, before.items);
-        assert.notDeepEqual(await checksums(db, ['items']), before);
-        const runId = taken[0]!.runId!;
-        await db.close();
-        // each CLI call opens PGlite afresh (seconds each): the read-only commands run on the server only
-        if (kind === 'postgres') {
-          assert.equal(await main(['node', 'belay', '--db', f.url, '--json', 'backups', 'verify', String(taken[0]!.id)]), EXIT.ok);
-          assert.equal(await main(['node', 'belay', '--db', f.url, '--json', 'backups', 'list']), EXIT.ok);
-        }
-        assert.equal(await main(['node', 'belay', '--db', f.url, 'apply', migration, '--no-backup', '--backup-dir', '/tmp/x']), EXIT.usage);
-        assert.equal(await main(['node', 'belay', '--db', f.url, '--json', 'backups', 'restore', String(taken[0]!.id), '--yes']), EXIT.ok);
-        db = await openDb(f.url);
-        assert.deepEqual(await checksums(db, ['items']), before);
-        await db.query(`UPDATE belay.runs SET status = 'rolled_back' WHERE id = $1`, [runId]);
-        await db.close();
-        // --no-backup: the run writes with no backup taken
-        assert.equal(await main(['node', 'belay', '--db', f.url, '--json', 'apply', migration, '--skip-checks', '--no-backup']), EXIT.ok);
-        db = await openDb(f.url);
-        const runs = await db.query<{ id: number }>(`SELECT id::int AS id FROM belay.runs ORDER BY id`);
-        assert.equal(runs.rows.length, 2);
-        assert.equal((await listBackups(db, { runId: runs.rows[1]!.id })).length, 0);
-        assert.notDeepEqual(await checksums(db, ['items']), before);
-        // drop removes the copy
-        if (kind === 'postgres') assert.equal(await main(['node', 'belay', '--db', f.url, '--json', 'backups', 'drop', String(taken[0]!.id)]), EXIT.ok);
-        else await dropBackup(db, taken[0]!.id);
-        const gone = await db.query<{ gone: boolean }>(`SELECT to_regclass($1) IS NULL AS gone`, [copySqlName(taken[0]!)]);
-        assert.equal(gone.rows[0]!.gone, true);
-        await db.close();
-      } finally {
-        await f.drop();
-      }
+          const before = await checksums(f.db, ['items']);
+          const migration = smallMigration();
+          await f.db.close(); // PGlite: one process at a time on the folder
+          assert.equal(await main(['node', 'belay', '--db', f.url, '--json', 'apply', migration, '--skip-checks']), EXIT.ok);
+          let db = await openDb(f.url);
+          const taken = await listBackups(db);
+          assert.equal(taken.length, 1);
+          assert.equal(`${taken[0]!.rows}:${taken[0]!.checksum}`, before.items);
+          assert.notDeepEqual(await checksums(db, ['items']), before);
+          const runId = taken[0]!.runId!;
+          await db.close();
+          // each CLI call opens PGlite afresh (seconds each): the read-only commands run on the server only
+          if (kind === 'postgres') {
+            assert.equal(await main(['node', 'belay', '--db', f.url, '--json', 'backups', 'verify', String(taken[0]!.id)]), EXIT.ok);
+            assert.equal(await main(['node', 'belay', '--db', f.url, '--json', 'backups', 'list']), EXIT.ok);
+          }
+          assert.equal(await main(['node', 'belay', '--db', f.url, 'apply', migration, '--no-backup', '--backup-dir', '/tmp/x']), EXIT.usage);
+          assert.equal(await main(['node', 'belay', '--db', f.url, '--json', 'backups', 'restore', String(taken[0]!.id), '--yes']), EXIT.ok);
+          db = await openDb(f.url);
+          assert.deepEqual(await checksums(db, ['items']), before);
+          await db.query(`UPDATE belay.runs SET status = 'rolled_back' WHERE id = $1`, [runId]);
+          await db.close();
+          // --no-backup: the run writes with no backup taken
+          assert.equal(await main(['node', 'belay', '--db', f.url, '--json', 'apply', migration, '--skip-checks', '--no-backup']), EXIT.ok);
+          db = await openDb(f.url);
+          const runs = await db.query<{ id: number }>(`SELECT id::int AS id FROM belay.runs ORDER BY id`);
+          assert.equal(runs.rows.length, 2);
+          assert.equal((await listBackups(db, { runId: runs.rows[1]!.id })).length, 0);
+          assert.notDeepEqual(await checksums(db, ['items']), before);
+          // drop removes the copy
+          if (kind === 'postgres') assert.equal(await main(['node', 'belay', '--db', f.url, '--json', 'backups', 'drop', String(taken[0]!.id)]), EXIT.ok);
+          else await dropBackup(db, taken[0]!.id);
+          const gone = await db.query<{ gone: boolean }>(`SELECT to_regclass($1) IS NULL AS gone`, [copySqlName(taken[0]!)]);
+          assert.equal(gone.rows[0]!.gone, true);
+          await db.close();
+        },
+        { persistent: true },
+      );
     });
   });
 }

@@ -317,8 +317,7 @@ test('server: disableUserTriggers is refused (an error finding, apply would be b
 
 for (const kind of DB_KINDS) {
   test(`${kind}: Cal.com-shaped data, flagship unchanged: check and runbook name the same catalog facts`, async () => {
-    const f = await freshDb(kind);
-    try {
+    await withDb(kind, async (f) => {
       await seedCalcom(f.db, { seed: 3 });
       const m = await flagship();
       const r = await runChecks(f.db, m);
@@ -344,8 +343,6 @@ for (const kind of DB_KINDS) {
       for (const [c] of codes) assert.ok(md.includes(`\`${c}\``), `runbook lacks ${c}`);
       assert.ok(md.includes('`FOREIGN_KEY:EventType_userId_fkey@assign-owner`'), 'runbook lists the derived predictions');
       assert.ok(md.includes('`UNIQUE:EventType_userId_parentId_key@assign-owner`'));
-    } finally {
-      await f.drop();
-    }
+    });
   });
 }

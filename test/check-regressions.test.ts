@@ -14,6 +14,7 @@ import { getRounds } from '../src/verify/record.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 import { checksums } from './helpers/flagship.ts';
 import { inline } from './helpers/fixture.ts';
+import { withDb } from './helpers/fixture.ts';
 
 const spec = (input: MigrationInput) => inline(input, 'test');
 
@@ -34,8 +35,7 @@ const fill = {
 
 for (const kind of DB_KINDS) {
   test(`${kind}: regression: every info finding was taken for rows to change, so an informational check failed expected-changes`, async () => {
-    const f = await freshDb(kind);
-    try {
+    await withDb(kind, async (f) => {
       await f.db.exec(T);
       const checks = (changes: number) => [
         // informational: rows the migration leaves alone (10 rows); never rows to change
@@ -74,14 +74,11 @@ for (const kind of DB_KINDS) {
       );
       assert.equal(none.status, 'completed', none.error?.message ?? '');
       assert.equal((await expectedChanges(f.db, none.runId)).result, 'skipped');
-    } finally {
-      await f.drop();
-    }
+    });
   });
 
   test(`${kind}: regression: the NOT NULL recipe (SQL step ADD COLUMN, batched backfill, SQL step SET NOT NULL): a not-null check on the new column was refused`, async () => {
-    const f = await freshDb(kind);
-    try {
+    await withDb(kind, async (f) => {
       await f.db.exec(`CREATE TABLE people (id int PRIMARY KEY, email text);
         INSERT INTO people SELECT g, CASE WHEN g % 10 = 0 THEN NULL ELSE 'P' || g || '@Example.com' END FROM generate_series(1, 50) g;`);
       const recipe = (projection: string) =>
@@ -119,9 +116,7 @@ for (const kind of DB_KINDS) {
       const col = await f.db.query(`SELECT 1 FROM pg_attribute WHERE attrelid = 'people'::regclass AND attname = 'email_norm'`);
       assert.equal(col.rows.length, 0);
       assert.deepEqual(await checksums(f.db, ['people']), before);
-    } finally {
-      await f.drop();
-    }
+    });
   });
 
   test(`${kind}: regression: plan proposed an index that exists (the primary key), ignored tempIndexes, and proposed one twice`, async () => {
@@ -188,8 +183,7 @@ for (const kind of DB_KINDS) {
   });
 
   test(`${kind}: regression: min(uuid), which PostgreSQL 15 lacks, in the whole key range of the unique-after and not-null predictions`, async () => {
-    const f = await freshDb(kind);
-    try {
+    await withDb(kind, async (f) => {
       await f.db.exec(`CREATE TABLE u (id uuid PRIMARY KEY, slug text, owner int);
         CREATE UNIQUE INDEX u_owner_slug ON u (owner, slug);
         INSERT INTO u VALUES ('00000000-0000-0000-0000-000000000001', 'a', NULL), ('00000000-0000-0000-0000-000000000002', 'a', NULL), ('00000000-0000-0000-0000-000000000003', 'b', 1);`);
@@ -213,8 +207,6 @@ for (const kind of DB_KINDS) {
         ],
       );
       assert.equal(r.findings.find((x) => x.code === 'OWNER_SET')!.count, 0);
-    } finally {
-      await f.drop();
-    }
+    });
   });
 }

@@ -15,6 +15,7 @@ import { loadMigration } from '../src/spec/load.ts';
 import { acquireMigrationLock } from '../src/state/lock.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 import { checksums, flagship, rowsWithout, writtenIds } from './helpers/flagship.ts';
+import { withDb } from './helpers/fixture.ts';
 
 const ROWS = 3_000;
 
@@ -28,8 +29,7 @@ function specFile(body: string): string {
 for (const kind of DB_KINDS) {
   describe(`engine on ${kind}`, () => {
     test('flagship: every row ends as the independent computation says; nothing else changes', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         const truth = await generate(f.db, { rows: ROWS, seed: 7 });
         const expected = await expectedAfter(f.db);
         const otherColumns = await rowsWithout(f.db, 'userId');
@@ -52,14 +52,11 @@ for (const kind of DB_KINDS) {
         // clause 7: every other column of every row, and the other tables, byte-for-byte the same
         assert.deepEqual(await rowsWithout(f.db, 'userId'), otherColumns);
         assert.deepEqual(await checksums(f.db, ['_user_eventtype', 'users']), before);
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('a listener that throws is isolated: the run completes, the failure is recorded, the other events still flow', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await generate(f.db, { rows: 600, seed: 3 });
         let calls = 0;
         const r = await apply(f.db, await flagship(), {
@@ -78,14 +75,11 @@ for (const kind of DB_KINDS) {
         );
         assert.equal(ev.rows.length, 1);
         assert.deepEqual(ev.rows[0]!.data, { event: 'batch-committed', message: 'the dashboard is down' });
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('rollback after apply restores every touched table to its checksum; a changed row is left alone unless forced', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await generate(f.db, { rows: 1_500, seed: 11 });
         const before = await checksums(f.db);
         const r = await apply(f.db, await flagship(), { batchSize: 200 });
@@ -102,14 +96,11 @@ for (const kind of DB_KINDS) {
         assert.deepEqual(await checksums(f.db), before);
         const again = await rollback(f.db, r.runId);
         assert.equal(again.status, 'nothing-to-do');
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('rollback --force overwrites a row changed after the migration', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await generate(f.db, { rows: 800, seed: 5 });
         const before = await checksums(f.db);
         const r = await apply(f.db, await flagship(), { batchSize: 100 });
@@ -119,14 +110,11 @@ for (const kind of DB_KINDS) {
         const rb = await rollback(f.db, r.runId, { force: true });
         assert.equal(rb.conflictCount, 0);
         assert.deepEqual(await checksums(f.db), before);
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('ambiguous=lowest policy assigns the lowest valid user, still respecting slug conflicts', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await generate(f.db, { rows: 1_200, seed: 3 });
         const expected = await expectedAfter(f.db, { ambiguous: 'lowest' });
         const r = await apply(f.db, await flagship({ ambiguous: 'lowest' }), { batchSize: 150 });
@@ -134,14 +122,11 @@ for (const kind of DB_KINDS) {
         const owners = await f.db.query<{ id: number; userId: number | null }>(`SELECT id, "userId" FROM "EventType"`);
         for (const row of owners.rows) assert.equal(row.userId === null ? null : Number(row.userId), expected.owner.get(Number(row.id)));
         assert.equal(r.steps[0]!.rowsChanged, expected.changed.length);
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('an in-batch verification failing for more rows than maxRejected rolls that batch back and stops the run', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await f.db.exec(`CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, 0 FROM generate_series(1, 1000) g;`);
         const file = specFile(`export default {
           id: 'verify-fails', purpose: 'sets v = id, but the verification refuses ids above 450',
@@ -161,14 +146,11 @@ for (const kind of DB_KINDS) {
         assert.equal(c.rows[0]!.max, 400);
         const u = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM belay.batches`);
         assert.equal(u.rows[0]!.n, 4, 'no checkpoint of the rolled-back batch');
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('single-transaction mode is all or nothing', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await f.db.exec(`CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, 0 FROM generate_series(1, 500) g;`);
         const file = specFile(`export default {
           id: 'single', purpose: 'sets v = id in one transaction; fails near the end',
@@ -183,14 +165,11 @@ for (const kind of DB_KINDS) {
         assert.equal(c.rows[0]!.n, 0, 'nothing committed');
         const b = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM belay.batches`);
         assert.equal(b.rows[0]!.n, 0, 'no checkpoint survived');
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('text, uuid and bigint keys with sparse values: every row once, exact rollback', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await f.db.exec(`
           CREATE TABLE kt (k text PRIMARY KEY, v text);
           INSERT INTO kt SELECT 'key-' || lpad((g * 7919 % 100000)::text, 6, '0') || CASE WHEN g % 3 = 0 THEN ' é''"' ELSE '' END, NULL FROM generate_series(1, 700) g;
@@ -221,14 +200,11 @@ for (const kind of DB_KINDS) {
         assert.equal(Number(bad.rows[0]!.n), 0);
         await rollback(f.db, r.runId);
         assert.deepEqual(await checksums(f.db, ['kt', 'ku', 'kb']), before);
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('a changed spec refuses to resume a stopped run', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await f.db.exec(`CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, 0 FROM generate_series(1, 300) g;`);
         const body = (limit: number) => `export default {
           id: 'resume', purpose: 'sets v = 1 but stops at a verification the first time',
@@ -247,14 +223,11 @@ for (const kind of DB_KINDS) {
         const r2 = await apply(f.db, await loadMigration(specFile(body(120))));
         assert.equal(r2.resumed, true);
         assert.equal(r2.runId, r1.runId);
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('a bad spec is refused before anything touches the database', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await f.db.exec(`CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, 0 FROM generate_series(1, 10) g;`);
         const before = await checksums(f.db, ['t']);
         const cases: Array<[string, RegExp]> = [
@@ -290,9 +263,7 @@ for (const kind of DB_KINDS) {
         assert.equal(r.error?.code, 'BELAY_SPEC');
         assert.match(r.error!.message, /column "nope" does not exist in table "t"/);
         assert.deepEqual(await checksums(f.db, ['t']), before);
-      } finally {
-        await f.drop();
-      }
+      });
     });
   });
 }

@@ -15,6 +15,7 @@ import { NUMBERS, parseNumber } from '../src/spec/numbers.ts';
 import { belay } from './helpers/capture.ts';
 import { checksums } from './helpers/flagship.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
+import { withDb } from './helpers/fixture.ts';
 
 const tmp = () => mkdtempSync(path.join(tmpdir(), 'belay-input-'));
 
@@ -58,8 +59,7 @@ test('regression (numbers): 1e12, 0x10, " 7 ", "", -5, 0, 1.5 are not numbers of
 });
 
 test('regression (numbers): the command line refuses --batch-size 1e12 / 0x10 / " 7 ", run id 1e3, --target-ms 0 with exit 2 and no database change', async () => {
-  const f = await freshDb('postgres');
-  try {
+  await withDb('postgres', async (f) => {
     await f.db.exec(SCHEMA);
     const dir = tmp();
     await workMigration(dir);
@@ -82,9 +82,7 @@ test('regression (numbers): the command line refuses --batch-size 1e12 / 0x10 / 
     }
     assert.deepEqual(await checksums(f.db, ['work', 'other']), before);
     assert.equal((await f.db.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'belay'`)).rowCount, 0, 'belay did not even create its schema');
-  } finally {
-    await f.drop();
-  }
+  });
 });
 
 test('regression (batch size cap): a fixed size above the cap is refused from the library and the spec, as from the command line', async () => {
@@ -109,17 +107,14 @@ test('regression (batch size cap): a fixed size above the cap is refused from th
       }),
     SpecError,
   );
-  const f = await freshDb('pglite');
-  try {
+  await withDb('pglite', async (f) => {
     await f.db.exec(SCHEMA);
     const m = await workMigration(tmp());
     for (const opts of [{ batchSize: 1e12 }, { batchSize: 0 }, { batchSize: 2.5 }, { targetBatchMs: 0 }, { targetBatchMs: 1e9 }, { targetBatchMs: -1 }]) {
       await assert.rejects(safeApply(f.db, m, opts), (e: unknown) => e instanceof UsageError, JSON.stringify(opts));
     }
     assert.equal(await runsOf(f.db), 0, 'refused before a run record');
-  } finally {
-    await f.drop();
-  }
+  });
 });
 
 const EDITS: Array<[string, (p: Record<string, unknown>) => void, RegExp]> = [

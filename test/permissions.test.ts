@@ -16,6 +16,7 @@ import { ensureState } from '../src/state/schema.ts';
 import { belay } from './helpers/capture.ts';
 import { checksums } from './helpers/flagship.ts';
 import { type FreshDb, freshDb, SERVER } from './helpers/fresh-db.ts';
+import { withDb } from './helpers/fixture.ts';
 
 const SCHEMAS = ['belay', 'belay_backup'];
 
@@ -216,8 +217,7 @@ test('regression (messages): a role without CREATE on the database gets the GRAN
 });
 
 test("belay's schemas are marked as belay's and owner-only on PGlite too", async () => {
-  const f = await freshDb('pglite');
-  try {
+  await withDb('pglite', async (f) => {
     await ensureState(f.db);
     await ensureState(f.db);
     const r = await f.db.query<{ n: string; c: string | null; acl: string | null }>(
@@ -229,7 +229,5 @@ test("belay's schemas are marked as belay's and owner-only on PGlite too", async
       SCHEMAS.map((n) => [n, SCHEMA_MARK]),
     );
     for (const x of r.rows) assert.ok(x.acl === null || !/(^|[{,])=/.test(x.acl), `${x.n}: nothing for PUBLIC (${x.acl})`);
-  } finally {
-    await f.drop();
-  }
+  });
 });

@@ -27,6 +27,7 @@ import { rng } from './helpers/cli.ts';
 import { type LoadedMigration, loadMigration } from '../src/spec/load.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 import { checksums, flagship, FLAGSHIP_TABLES } from './helpers/flagship.ts';
+import { withDb } from './helpers/fixture.ts';
 
 /** apply with what planning adds (plan file, ledger, sizing, throttle, temporary indexes) and none of the other stages. */
 const applyPlanned = (db: Db, m: LoadedMigration, a: SafeApplyOptions = {}, p: SafeApplyOptions = {}) =>
@@ -80,8 +81,7 @@ const sabotaged = (down: string) => `export default {
 for (const kind of DB_KINDS) {
   describe(`planning on ${kind}`, () => {
     test('plan: file content, calibration rolled back, read back and recognised', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await generate(f.db, { rows: ROWS, seed: 5 });
         const m = await flagship();
         const before = await checksums(f.db);
@@ -121,14 +121,11 @@ for (const kind of DB_KINDS) {
         assert.ok(isPlanFile(file));
         assert.equal(readPlanFile(file).migration.file, m.file, 'the migration path survives the relative form');
         assert.equal(JSON.parse(readFileSync(file, 'utf8')).migration.file.startsWith('/'), false);
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('stale plans are refused: changed migration, altered table, drifted row counts', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await f.db.exec(SABOTAGE_SCHEMA);
         const m = await loadMigration(specFile(sabotaged('UPDATE acct SET balance = balance - 1 WHERE id <= 10')));
         const p = await plan(f.db, m, { exact: true, samples: 1 });
@@ -157,14 +154,11 @@ for (const kind of DB_KINDS) {
         await assertPlanCurrent(f.db, m, p, { maxDrift: 0.5 });
         await f.db.query(`CREATE INDEX acct_note ON acct (note)`);
         await stale(m, /definition of table "acct"/, 0.5);
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('dry run: tables unchanged (checksums), counts equal the planted truth, no run left', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         const truth = await generate(f.db, { rows: ROWS, seed: 8 });
         const m = await flagship();
         const before = await checksums(f.db);
@@ -204,14 +198,11 @@ for (const kind of DB_KINDS) {
         assert.equal(ledger[0]!.checksum, m.checksum);
         assert.equal(r.plan?.estimate.source, 'dry-run');
         assert.ok(r.plan!.estimate.midMs > 0);
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('rehearse: passes on the flagship, with equal checksums per table; a second rehearsal starts a new run', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await generate(f.db, { rows: ROWS, seed: 9 });
         const m = await flagship();
         const r = await rehearse(f.db, m, { apply: { batchSize: 300 } });
@@ -226,14 +217,11 @@ for (const kind of DB_KINDS) {
         const again = await rehearse(f.db, m, { apply: { batchSize: 300 } });
         assert.equal(again.pass, true, again.reason ?? '');
         assert.notEqual(again.runId, r.runId);
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('rehearse FAILS when the rollback does not restore the data (a wrong down), with the evidence', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await f.db.exec(SABOTAGE_SCHEMA);
         const good = await loadMigration(specFile(sabotaged('UPDATE acct SET balance = balance - 1 WHERE id <= 10')));
         const ok = await rehearse(f.db, good);
@@ -251,9 +239,7 @@ for (const kind of DB_KINDS) {
           trials.rows.map((x) => x.result),
           ['pass', 'fail'],
         );
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('protected environment: refused without rehearsal and dry run, accepted with --override (recorded), then by the ledger', async () => {
@@ -314,8 +300,7 @@ for (const kind of DB_KINDS) {
     });
 
     test('temporary indexes: created valid before the run, dropped at cleanup; apply uses them', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await f.db.exec(`CREATE TABLE big (id int PRIMARY KEY, grp int NOT NULL, v int);
           CREATE TABLE grp_owner (grp int NOT NULL, owner int NOT NULL);
           CREATE UNIQUE INDEX grp_owner_grp ON grp_owner (grp); -- a key: must tell rows apart
@@ -373,9 +358,7 @@ for (const kind of DB_KINDS) {
         const scan = p.steps[0]!.seqScans.find((s) => s.table === 'big');
         assert.ok(scan, JSON.stringify(p.steps[0]!.seqScans));
         assert.equal(scan.proposedIndex?.columns, '"v"');
-      } finally {
-        await f.drop();
-      }
+      });
     });
   });
 }
@@ -427,8 +410,7 @@ describe('throttle and adaptive size', () => {
   });
 
   test('server: a step whose cost per row jumps half-way keeps its batches under the target', async () => {
-    const f = await freshDb('postgres');
-    try {
+    await withDb('postgres', async (f) => {
       // about 20 µs of CPU per row for ids up to 10,000, fifteen times that above (a write costs some 50 µs
       // a row of its own, so the whole row costs about four times as much): the sizer must follow the step
       // (small costs: batches stay well above the 100-row minimum even on a busy machine)
@@ -469,15 +451,12 @@ describe('throttle and adaptive size', () => {
       const ratio = median(batches.slice(step + 2, -1).map((b) => b.rows)) / median(batches.slice(step - 6, step - 1).map((b) => b.rows));
       assert.ok(ratio < 0.65, `rows per batch after ÷ before the step: ${ratio.toFixed(2)}; ${table}`);
       assert.ok(median(settled.map((b) => b.ms)) >= target / 4, `median batch ${median(settled.map((b) => b.ms)).toFixed(0)} ms; ${table}`);
-    } finally {
-      await f.drop();
-    }
+    });
   });
 
   // Regression: without a plan the first batch took the spec's size (10,000 by default) whatever a row cost.
   test('server: without a plan, apply and dry run start small and grow, instead of a first batch of the spec size', async () => {
-    const f = await freshDb('postgres');
-    try {
+    await withDb('postgres', async (f) => {
       // about 100 µs of CPU per row: 4,000 rows in one batch would take some 400 ms
       await f.db.exec(`CREATE TABLE work (id int PRIMARY KEY, n int NOT NULL, out bigint);
         INSERT INTO work SELECT g, 1000 + g % 2, NULL FROM generate_series(1, 4000) g; ${BURN}`);
@@ -507,14 +486,11 @@ describe('throttle and adaptive size', () => {
       assert.equal(batches[0]!.rows, 100, table);
       assert.ok(batches.length >= 5 && batches.some((b) => b.rows > 150), `grows from there: ${table}`);
       assert.ok(batches[0]!.ms < 4 * target, `first batch: ${table}`);
-    } finally {
-      await f.drop();
-    }
+    });
   });
 
   test('server: a batch still running at the target is cancelled, rolled back and split; no committed batch passes it', async () => {
-    const f = await freshDb('postgres');
-    try {
+    await withDb('postgres', async (f) => {
       // about 5 µs of CPU per row up to id 3,000, 200 µs above: the sizer grows on the cheap rows, so the first
       // costly batch (some 1,700 rows, 300+ ms) is one no sizer can foresee
       await f.db.exec(`CREATE TABLE work (id int PRIMARY KEY, n int NOT NULL, out bigint);
@@ -568,14 +544,11 @@ describe('throttle and adaptive size', () => {
       const rb = await rollback(f.db, r.runId);
       assert.equal(rb.restored, 6000);
       assert.equal(Number((await f.db.query<{ n: number }>('SELECT count(*)::int AS n FROM work WHERE out IS NULL')).rows[0]!.n), 6000);
-    } finally {
-      await f.drop();
-    }
+    });
   });
 
   test('server: a step whose every batch costs more than the ceiling is split a bounded number of times, then runs without it', async () => {
-    const f = await freshDb('postgres');
-    try {
+    await withDb('postgres', async (f) => {
       await f.db.exec(`CREATE TABLE work (id int PRIMARY KEY, out int);
         INSERT INTO work SELECT g, NULL FROM generate_series(1, 400) g;`);
       // 80 ms a batch whatever its size (a scan per batch, say), against a 40 ms target
@@ -617,9 +590,7 @@ describe('throttle and adaptive size', () => {
       assert.equal(r2.status, 'failed');
       assert.match(r2.error?.message ?? '', /statement timeout/);
       assert.equal(Number((await f.db.query<{ n: number }>('SELECT count(*)::int AS n FROM work WHERE out = id')).rows[0]!.n), 400);
-    } finally {
-      await f.drop();
-    }
+    });
   });
 
   test('columnsIn reads the columns a scan filters or joins on', () => {

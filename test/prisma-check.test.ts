@@ -12,6 +12,7 @@ import { prismaCheck, type PrismaCheckReport } from '../src/prisma/check.ts';
 import { FINDINGS, type FindingCode } from '../src/prisma/predictors/registry.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 import { applyAsPrisma, type Case, cases, type ExpectedFinding, FIXTURES, fingerprint, folders, runLikePrisma, script } from './helpers/prisma.ts';
+import { withDb } from './helpers/fixture.ts';
 
 const blocking = (r: PrismaCheckReport) => r.findings.filter((f) => f.severity === 'error');
 
@@ -45,8 +46,7 @@ for (const kind of DB_KINDS) {
     for (const c of cases().filter((x) => !x.kinds || x.kinds.includes(kind))) {
       const pending = c.pending[c.pending.length - 1]!;
       test(`${c.name}: ${c.fail.findings.map((f) => f.code).join(', ')} on the failing seed, nothing blocking once fixed`, async () => {
-        const f = await freshDb(kind);
-        try {
+        await withDb(kind, async (f) => {
           await setUp(f.db, c);
           const before = await fingerprint(f.db);
           const fail = await prismaCheck(f.db, { dir: c.migrations });
@@ -71,9 +71,7 @@ for (const kind of DB_KINDS) {
           } finally {
             if (changed) await p.drop();
           }
-        } finally {
-          await f.drop();
-        }
+        });
       });
     }
   });
@@ -92,8 +90,7 @@ for (const kind of DB_KINDS) {
       const dir = path.join(STATIC, name);
       const e = JSON.parse(readFileSync(path.join(dir, 'expect.json'), 'utf8')) as StaticCase;
       test(`${name}: ${e.findings.map((x) => x.code).join(', ')}, whatever the data`, async () => {
-        const f = await freshDb(kind);
-        try {
+        await withDb(kind, async (f) => {
           const r = await prismaCheck(f.db, { dir: path.join(dir, 'migrations') });
           for (const x of e.findings) {
             const got = r.findings.find((y) => y.code === x.code && y.migration === x.migration && y.statement === x.statement);
@@ -107,9 +104,7 @@ for (const kind of DB_KINDS) {
             assert.equal(await runLikePrisma(f.db, s), n === e.failing ? e.sqlstate : null, `${n} run as Prisma runs it`);
             if (n === e.failing) break;
           }
-        } finally {
-          await f.drop();
-        }
+        });
       });
     }
   });

@@ -6,13 +6,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { runCli } from './helpers/cli.ts';
-import { freshDb } from './helpers/fresh-db.ts';
 import { applyAsPrisma, cases, fingerprint, folders } from './helpers/prisma.ts';
+import { withDb } from './helpers/fixture.ts';
 
 test('belay prisma check and deploy on the server: exit 6 with the rows, exit 0 once fixed, deploy, nothing pending after', async () => {
   const c = cases().find((x) => x.name === 'unique-index')!;
-  const f = await freshDb('postgres');
-  try {
+  await withDb('postgres', async (f) => {
     await applyAsPrisma(
       f.db,
       c,
@@ -57,9 +56,7 @@ test('belay prisma check and deploy on the server: exit 6 with the rows, exit 0 
     } finally {
       rmSync(cwd, { recursive: true, force: true });
     }
-  } finally {
-    await f.drop();
-  }
+  });
 });
 
 test('belay prisma check: a missing folder is exit 2 with what to do, before connecting', async () => {

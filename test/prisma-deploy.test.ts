@@ -10,6 +10,7 @@ import { prismaCheck } from '../src/prisma/check.ts';
 import { prismaDeploy } from '../src/run/prisma-deploy.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 import { applyAsPrisma, type Case, cases, comparable, fingerprint, folders, migrationsFolder, sha256, script } from './helpers/prisma.ts';
+import { withDb } from './helpers/fixture.ts';
 
 interface Row {
   id: string;
@@ -102,8 +103,7 @@ for (const kind of DB_KINDS) {
 
     test('a predicted failure runs nothing: exit 6, the database as it was, no row', async () => {
       const c = byName('unique-index');
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await applyAsPrisma(
           f.db,
           c,
@@ -114,9 +114,7 @@ for (const kind of DB_KINDS) {
         const err = await rejects(prismaDeploy(f.db, { dir: c.migrations }), 'BELAY_PRISMA_PREDICTED_FAILURE', 6);
         assert.match(err.message, /PRISMA_DUPLICATE_KEYS in 20240301120000_user_email_unique line 8/);
         assert.equal(await fingerprint(f.db), before);
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('a failure the check cannot see is rolled back: no failed row, earlier migrations stay applied', async () => {
@@ -125,8 +123,7 @@ for (const kind of DB_KINDS) {
         '20250102000000_fine': 'ALTER TABLE "Item" ADD COLUMN "price" INTEGER;\n',
         '20250103000000_boom': `-- CreateIndex\nCREATE INDEX "Item_name_idx" ON "Item"("name");\n\nALTER TABLE "Item" ADD COLUMN "sku" TEXT;\n\nDO $$ BEGIN RAISE EXCEPTION 'refused by a trigger in production'; END $$;\n`,
       });
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await prismaDeploy(f.db, { dir }).catch(() => undefined);
         const rows = await history(f.db);
         assert.deepEqual(
@@ -148,9 +145,7 @@ for (const kind of DB_KINDS) {
         assert.equal(err.details.statement, 3);
         assert.equal(err.details.sqlstate, 'P0001');
         assert.equal(await fingerprint(f.db), before);
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('a failed row left by prisma migrate deploy is refused, as Prisma refuses it (P3009)', async () => {

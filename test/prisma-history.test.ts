@@ -12,6 +12,7 @@ import { prismaCheck } from '../src/prisma/check.ts';
 import { checksumMatches, listMigrations, prismaChecksum } from '../src/prisma/migrations-dir.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 import { fingerprint, migrationsFolder, sha256 } from './helpers/prisma.ts';
+import { withDb } from './helpers/fixture.ts';
 
 function throwsCode(fn: () => unknown, code: string, exit: number): void {
   assert.throws(fn, (err: unknown) => err instanceof BelayError && err.code === code && err.exitCode === exit && !!errorCodeInfo(code));
@@ -56,8 +57,7 @@ for (const kind of DB_KINDS) {
         '20240103_c': 'ALTER TABLE "A" ADD COLUMN "c" INTEGER;\n',
         '20240104_d': 'SELECT 1;\n',
       });
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await f.db.exec(`${a}
           CREATE TABLE _prisma_migrations (id VARCHAR(36) PRIMARY KEY NOT NULL, checksum VARCHAR(64) NOT NULL, finished_at TIMESTAMPTZ,
             migration_name VARCHAR(255) NOT NULL, logs TEXT, rolled_back_at TIMESTAMPTZ, started_at TIMESTAMPTZ NOT NULL DEFAULT now(), applied_steps_count INTEGER NOT NULL DEFAULT 0);`);
@@ -81,15 +81,12 @@ for (const kind of DB_KINDS) {
         assert.match(r.findings.find((x) => x.code === 'PRISMA_FAILED_MIGRATION')!.message, /already exists/);
         assert.equal(r.ok, false);
         assert.equal(await fingerprint(f.db), before);
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('no _prisma_migrations: everything pending on an empty schema; a schema with tables needs a baseline (P3005)', async () => {
       const dir = migrationsFolder({ '20240101_a': 'CREATE TABLE "A" ("id" INTEGER);\n' });
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         const empty = await prismaCheck(f.db, { dir });
         assert.equal(empty.ok, true);
         assert.deepEqual(empty.status.pending, ['20240101_a']);
@@ -99,9 +96,7 @@ for (const kind of DB_KINDS) {
           r.findings.filter((x) => x.severity === 'error').map((x) => x.code),
           ['PRISMA_BASELINE_REQUIRED'],
         );
-      } finally {
-        await f.drop();
-      }
+      });
     });
   });
 }

@@ -7,12 +7,12 @@ import { openDb } from '../src/db/connection.ts';
 import { prismaCheck } from '../src/prisma/check.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 import { applyAsPrisma, cases, folders, migrationsFolder, sha256 } from './helpers/prisma.ts';
+import { withDb } from './helpers/fixture.ts';
 
 for (const kind of DB_KINDS) {
   test(`locks are held to the end of their transaction: the file's COMMIT ends the first (${kind})`, async () => {
     const c = cases().find((x) => x.name === 'after-commit')!;
-    const f = await freshDb(kind);
-    try {
+    await withDb(kind, async (f) => {
       await applyAsPrisma(
         f.db,
         c,
@@ -32,9 +32,7 @@ for (const kind of DB_KINDS) {
         m.statements.find((s) => s.index === 4)!.locks.map((l) => l.mode),
         ['ACCESS EXCLUSIVE'],
       );
-    } finally {
-      await f.drop();
-    }
+    });
   });
 
   test(`a table with rows: CREATE INDEX without CONCURRENTLY and a long lock are reported; a DO block's writes lock (${kind})`, async () => {
@@ -43,8 +41,7 @@ for (const kind of DB_KINDS) {
       '20250101000000_init': init,
       '20250102000000_index': `CREATE INDEX "Event_kind_idx" ON "Event"("kind");\nDO $$ BEGIN UPDATE "Event" SET "kind" = 'x' WHERE "kind" IS NULL; END $$;\n`,
     });
-    const f = await freshDb(kind);
-    try {
+    await withDb(kind, async (f) => {
       await f.db.exec(`CREATE TABLE "Event" ("id" SERIAL NOT NULL, "kind" TEXT, CONSTRAINT "Event_pkey" PRIMARY KEY ("id"));
         INSERT INTO "Event" ("kind") SELECT 'k' || (g % 7) FROM generate_series(1, 20000) g; ANALYZE "Event";
         CREATE TABLE _prisma_migrations (id VARCHAR(36) PRIMARY KEY NOT NULL, checksum VARCHAR(64) NOT NULL, finished_at TIMESTAMPTZ, migration_name VARCHAR(255) NOT NULL,
@@ -65,9 +62,7 @@ for (const kind of DB_KINDS) {
       const long = strict.findings.find((x) => x.code === 'PRISMA_LONG_LOCK');
       assert.ok(long, JSON.stringify(strict.findings.map((x) => x.code)));
       assert.match(long.message, /SHARE on "Event" from statement 1 to the end of its transaction \(statement 2\)/);
-    } finally {
-      await f.drop();
-    }
+    });
   });
 }
 

@@ -10,6 +10,7 @@ import { openDb } from '../src/db/connection.ts';
 import type { MigrationStatus } from '../src/run/migrations.ts';
 import { runCli } from './helpers/cli.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
+import { withDb } from './helpers/fixture.ts';
 
 const USERS = `CREATE TABLE users (id int PRIMARY KEY, email text UNIQUE);
   INSERT INTO users SELECT g, CASE WHEN g % 3 = 0 THEN 'User' || g || '@Example.COM' WHEN g % 7 = 0 THEN NULL ELSE 'user' || g || '@example.com' END
@@ -145,8 +146,7 @@ test('a Prisma URL: DATABASE_URL from prisma/.env, its ?schema= honoured as the 
     assert.equal((await f.db.query<{ n: number }>(MIXED_CASE.replace('users', 'app.users'))).rows[0]!.n, 0, 'app.users written');
     assert.equal((await f.db.query<{ e: string }>(`SELECT email AS e FROM public.users`)).rows[0]!.e, 'Public@Example.COM', 'public.users untouched');
     // the real environment wins over both files
-    const other = await freshDb('postgres');
-    try {
+    await withDb('postgres', async (other) => {
       const real = await runCli(['status', '--json'], { cwd, env: { DATABASE_URL: other.url } });
       assert.equal(real.code, 0, real.stderr);
       const out = JSON.parse(real.stdout) as { runs: unknown[]; migrations: MigrationStatus[] };
@@ -155,9 +155,7 @@ test('a Prisma URL: DATABASE_URL from prisma/.env, its ?schema= honoured as the 
         out.migrations.map((m) => m.state),
         ['pending'],
       );
-    } finally {
-      await other.drop();
-    }
+    });
   } finally {
     await f.drop();
     rmSync(cwd, { recursive: true, force: true });

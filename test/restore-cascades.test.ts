@@ -19,6 +19,7 @@ import { belay } from './helpers/capture.ts';
 import { inline } from './helpers/fixture.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
 import { NO_PSQL, runScript } from './helpers/tools.ts';
+import { withDb } from './helpers/fixture.ts';
 
 async function sums(db: Db, tables: readonly string[]): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
@@ -94,8 +95,7 @@ test('the tables a plain SQL step writes are read from its statements (data-modi
 for (const kind of DB_KINDS) {
   describe(`rollback and cascades on ${kind}`, () => {
     test('rollback reports rows deleted since (ON DELETE CASCADE from users) apart from rows changed since, and never offers --force for them', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await f.db.exec(OWNED);
         const m = inline(bumpItems);
         const r = await apply(f.db, m, { stages: [backupStage()] });
@@ -135,16 +135,13 @@ for (const kind of DB_KINDS) {
         }
         const st = await f.db.query<{ summary: { rollback: { changed: number; deleted: number } } }>(`SELECT summary FROM belay.runs WHERE id = $1`, [r.runId]);
         assert.deepEqual([st.rows[0]!.summary.rollback.changed, st.rows[0]!.summary.rollback.deleted], [1, gone.length]);
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('the rollback script lists rows deleted since apart (a NOTICE and a row of kind "deleted since" each), and restores the rest', {
       skip: kind === 'postgres' && NO_PSQL,
     }, async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await f.db.exec(OWNED);
         const r = await apply(f.db, inline(bumpItems));
         assert.equal(r.status, 'completed', String(r.error?.message));
@@ -169,14 +166,11 @@ for (const kind of DB_KINDS) {
         }
         const left = await ids(f.db, 'SELECT id FROM items WHERE v <> id ORDER BY id');
         assert.deepEqual(left, [], 'every remaining item has its value back');
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('restore from backup restores the parent before the child under a non-deferrable foreign key', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await f.db.exec(TREE);
         const pre = await sums(f.db, ['parent', 'child']);
         const r = await apply(f.db, inline(bumpTree), { stages: [backupStage()] });
@@ -194,14 +188,11 @@ for (const kind of DB_KINDS) {
         const res = await rollbackFromBackup(f.db, r.runId, { confirm: () => true });
         assert.equal(res.status, 'restored');
         assert.deepEqual(await sums(f.db, ['parent', 'child']), pre, 'both tables back to what the run found');
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('restore from backup refuses, naming the table and the foreign key, rows whose parent was deleted since; nothing changed', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await f.db.exec(OWNED);
         const r = await apply(f.db, inline(bumpItems), { stages: [backupStage()] });
         assert.equal(r.status, 'completed', String(r.error?.message));
@@ -217,14 +208,11 @@ for (const kind of DB_KINDS) {
             e.details.constraint === 'items_owner_fkey',
         );
         assert.deepEqual(await sums(f.db, ['items', 'users']), now);
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('restore from backup of two tables in a cycle: deferred when one foreign key is deferrable, refused (nothing changed) when none is', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await f.db.exec(`
           CREATE TABLE a (id int PRIMARY KEY, b_id int, v int NOT NULL);
           CREATE TABLE b (id int PRIMARY KEY, a_id int REFERENCES a (id), v int NOT NULL);
@@ -257,9 +245,7 @@ for (const kind of DB_KINDS) {
         const res = await rollbackFromBackup(f.db, r.runId, { confirm: () => true });
         assert.equal(res.status, 'restored');
         assert.deepEqual(await sums(f.db, ['a', 'b']), pre);
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('restore from backup leaves users created since alone', async () => {

@@ -22,6 +22,7 @@ import { DB_KINDS, type FreshDb, freshDb } from './helpers/fresh-db.ts';
 import { checksums, flagship, writtenIds } from './helpers/flagship.ts';
 import { NO_PSQL, runScript } from './helpers/tools.ts';
 import { inline } from './helpers/fixture.ts';
+import { withDb } from './helpers/fixture.ts';
 
 const loaded = (input: MigrationInput) => inline(input);
 
@@ -71,8 +72,7 @@ for (const kind of DB_KINDS) {
   describe(`rollback on ${kind}`, () => {
     const psql = { skip: kind === 'postgres' && NO_PSQL };
     test('the SQL script restores the flagship to its pre-run checksums, twice harmlessly, skipping and listing rows changed since', psql, async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await generate(f.db, { rows: 3_000, seed: 11 });
         const pre = await checksums(f.db);
         const m = await flagship();
@@ -119,14 +119,11 @@ for (const kind of DB_KINDS) {
         assert.equal(c.rows[0]!.n, 1);
         await runScript(f, script2);
         assert.equal(await diffCount(f.db, 'snap', '"EventType"'), 0, 'a second run changes nothing');
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('plain SQL steps around a batched step: applied, then undone in reverse (built-in and script)', psql, async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await seedT(f.db);
         const pre = await checksumTable(f.db, 't');
         const preSchema = await schemaOf(f.db);
@@ -148,14 +145,11 @@ for (const kind of DB_KINDS) {
         assert.deepEqual(await checksumTable(f.db, 't'), pre, 'the script undid all three steps');
         await runScript(f, script); // belay's step records keep the downs from running twice
         assert.deepEqual(await checksumTable(f.db, 't'), pre);
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('an irreversible SQL step is refused before anything is touched, unless --skip-irreversible', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await seedT(f.db);
         const spec = sqlAndBatched(null);
         const rv = reversibility(validate(spec));
@@ -177,9 +171,7 @@ for (const kind of DB_KINDS) {
         assert.deepEqual(rb.skippedIrreversible, ['index-v2']);
         // the first step's down drops the column, and with it the index the irreversible step left in place
         assert.equal(await schemaOf(f.db), 'col:id,col:v,idx:t_pkey');
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('--from-backup shows what it would overwrite (incl. changes by others), refuses without confirmation, restores the checksums', async () => {

@@ -22,6 +22,7 @@ import { backupStage, listBackups } from '../src/backup/backup.ts';
 import { restoreBackup } from '../src/backup/restore.ts';
 import { archiveBackups } from '../src/backup/archive.ts';
 import type { Stage } from '../src/contract.ts';
+import { withDb } from './helpers/fixture.ts';
 
 /** The baseline before the first write and the verification after the last, as the pipeline runs them. */
 const verification = (...between: Stage[]): Stage[] => [baselineStage(), ...between, verificationStage({ recount })];
@@ -37,8 +38,7 @@ const byName = (r: { checks: Array<{ name: string }> }, name: string) => {
 for (const kind of DB_KINDS) {
   describe(`verify on ${kind}`, () => {
     test('verification passes after the flagship apply and is recorded with the pre-flight figures', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         const truth = await generate(f.db, { rows: ROWS, seed: 11 });
         // as the CLI composes it: the pre-flight stores its figures, verification compares with them
         const r = await apply(f.db, await flagship(), { batchSize: 300, stages: [preflight(), ...verification()] });
@@ -77,14 +77,11 @@ for (const kind of DB_KINDS) {
         );
         assert.ok(!base.untouched[0]!.columns.includes('userId'));
         assert.ok(Object.keys(base.untouched[0]!.buckets).length > 20, 'EventType checksummed in key buckets');
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test("a row belay wrote and the application changed afterwards is listed as the application's; one changed past the fence fails verification: exit 7, recorded", async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         const truth = await generate(f.db, { rows: ROWS, seed: 12 });
         const r = await apply(f.db, await flagship(), { batchSize: 500, stages: verification() });
         assert.equal(r.status, 'completed', r.error?.message ?? '');
@@ -124,14 +121,11 @@ for (const kind of DB_KINDS) {
           assert.equal(code, EXIT.verification);
           assert.equal((await getRounds(f.db, r.runId, 'verify')).length, 3);
         }
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('the untouched-column checksum catches a title edited between beforeWrite and afterWrite (run fails, exit 7)', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await generate(f.db, { rows: ROWS, seed: 13 });
         const ids = (await f.db.query<{ id: number }>(`SELECT id FROM "EventType" ORDER BY id`)).rows.map((x) => Number(x.id));
         const edited = ids[Math.floor(ids.length * 0.7)]!;
@@ -155,14 +149,11 @@ for (const kind of DB_KINDS) {
         assert.ok(BigInt(s.range[0]) <= BigInt(edited) && BigInt(edited) <= BigInt(s.range[1]), `${edited} in ${s.range}`);
         assert.equal(s.rowsBefore, s.rowsAfter);
         assert.equal((await getRun(f.db, r.runId)).status, 'failed');
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test("under application traffic (the table grows during the run) the same drift is the application's: a warning, the run completes", async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await generate(f.db, { rows: ROWS, seed: 13 });
         const ids = (await f.db.query<{ id: number }>(`SELECT id FROM "EventType" ORDER BY id`)).rows.map((x) => Number(x.id));
         const stages = verification({
@@ -177,17 +168,14 @@ for (const kind of DB_KINDS) {
         const c = (await getRounds(f.db, r.runId, 'apply'))[0]!.checks.find((x) => x.name === 'untouched-columns')!;
         assert.equal(c.result, 'warn');
         assert.match(c.message, /the application wrote meanwhile: .*"?EventType"? held \d+ rows before the run, \d+ now/);
-      } finally {
-        await f.drop();
-      }
+      });
     });
   });
 }
 
 describe('verify: constraints (postgres)', () => {
   test('a NOT VALID check is reported as warn, and passes once re-validated; an invalid unique index fails', async () => {
-    const f = await freshDb('postgres');
-    try {
+    await withDb('postgres', async (f) => {
       await generate(f.db, { rows: 300, seed: 3 });
       await f.db.exec(`ALTER TABLE "EventType" ADD CONSTRAINT slug_not_empty CHECK (slug <> '') NOT VALID`);
       const r = await apply(f.db, await flagship(), { stages: verification() });
@@ -205,9 +193,7 @@ describe('verify: constraints (postgres)', () => {
       const v3 = await verifyRun(f.db, r.runId);
       assert.equal(byName(v3, 'unique-indexes-valid').result, 'fail');
       assert.equal(v3.ok, false);
-    } finally {
-      await f.drop();
-    }
+    });
   });
 });
 

@@ -100,8 +100,7 @@ test('SIGKILL during a 3-worker apply, then resume (same or other --workers), eq
     [12, '1'],
   ] as const) {
     t.diagnostic(`SIGKILL after ${killAfter} batches, resumed with --workers ${resumeWith}`);
-    const f = await freshDb('postgres');
-    try {
+    await withDb('postgres', async (f) => {
       await generate(f.db, { rows: ROWS, seed: 21 });
       const args = ['apply', FLAGSHIP, '--db', f.url, '--batch-size', '60', '--no-backup'];
       const killed = await runCli(['--json', ...args, '--workers', '3'], { killAfterBatches: killAfter });
@@ -119,9 +118,7 @@ test('SIGKILL during a 3-worker apply, then resume (same or other --workers), eq
         'one run, completed',
       );
       await assertTiled(f.db, runs.rows[0]!.id);
-    } finally {
-      await f.drop();
-    }
+    });
   }
 });
 
