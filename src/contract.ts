@@ -15,6 +15,8 @@ export interface RunContext {
   /** This process continues a run that stopped part-way. */
   resumed: boolean;
   emit: EventSink;
+  /** Aborted when the process is asked to stop (Ctrl-C, SIGTERM): waits end early, the run pauses after its current batch. */
+  signal?: AbortSignal;
 }
 
 /** A stage: work before the first write (throwing stops the run unwritten), a say in every batch, work after the last. */

@@ -16,6 +16,10 @@ export const EXIT = {
   aborted: 10,
   conflicts: 11,
   files: 12,
+  /** Stopped by Ctrl-C (SIGINT, 128 + 2): the current batch committed or rolled back, the run paused. */
+  interrupted: 130,
+  /** Stopped by SIGTERM (128 + 15), as interrupted. */
+  terminated: 143,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
@@ -266,6 +270,13 @@ export const ERROR_CODES = Object.freeze([
     exitCode: EXIT.aborted,
     meaning: 'An abort trigger of the migration fired (pause or rollback) and stopped the run.',
     whatToDo: 'Read belay report <run> for the trigger and the batch; resume with belay apply after fixing the cause, or roll back.',
+  },
+  {
+    code: 'BELAY_INTERRUPTED',
+    exitCode: EXIT.interrupted,
+    meaning:
+      'The command was stopped by Ctrl-C or SIGTERM (exit 130 or 143): the batch in flight committed or rolled back, the run was left paused (a rollback: part-way), no transaction or lock held.',
+    whatToDo: 'Run the command the message gives (the same belay apply, or belay rollback <run>): it goes on from the last committed batch.',
   },
   {
     code: 'BELAY_PRISMA_DIR',

@@ -92,11 +92,16 @@ export class StateError extends BelayError {
   }
 }
 
-/** A run stopped by an abort trigger. */
+/** A run stopped by an abort trigger (or by a signal: BELAY_INTERRUPTED); details.decision says pause or rollback. */
 export class AbortedError extends BelayError {
-  constructor(message: string, details: Record<string, unknown>) {
-    super('BELAY_ABORTED', message, { details });
+  constructor(message: string, details: Record<string, unknown>, opts: { code?: 'BELAY_ABORTED' | 'BELAY_INTERRUPTED'; fix?: string } = {}) {
+    super(opts.code ?? 'BELAY_ABORTED', message, { details, fix: opts.fix });
   }
+}
+
+/** The statement was cancelled (pg_cancel_backend, statement_timeout): SQLSTATE 57014. */
+export function isCancelled(err: unknown): boolean {
+  return serverFields(err).sqlstate === '57014';
 }
 
 /** SQL that failed on the server, with the server's fields kept. */

@@ -61,6 +61,10 @@ export function printRollbackResult(r: RollbackResult, copies: ReadonlyMap<strin
     out.line(`run ${r.runId} is already rolled back: nothing to do`);
     return;
   }
+  if (r.status === 'interrupted') {
+    out.line(`rollback of run ${r.runId} stopped part-way: ${r.batches} undo batch(es) committed in this call, the run stays rolling_back`);
+    return;
+  }
   out.line(`run ${r.runId} rolled back: ${r.restored} rows restored from ${r.batches} undo batches in ${(r.durationMs / 1000).toFixed(2)} s`);
   if (r.skippedIrreversible.length > 0) out.line(`left in place (irreversible, --skip-irreversible): ${r.skippedIrreversible.join(', ')}`);
   const changed = r.conflicts.filter((c) => c.keys.length > 0);

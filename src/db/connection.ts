@@ -26,6 +26,8 @@ export interface Db {
   copyOut?(sql: string): AsyncIterable<Uint8Array>;
   /** `COPY … FROM STDIN` in this session, fed from bytes; resolves once the server has them all. */
   copyIn?(sql: string, data: AsyncIterable<Uint8Array>): Promise<void>;
+  /** Server only: cancels the statement this session runs now (from a second session), as Ctrl-C in psql does. */
+  cancel?(): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -49,6 +49,8 @@ export async function openPg(url: string, opts: OpenOptions): Promise<Db> {
   // belay runs each of those once: compilation costs more than it saves.
   await client.query('SET jit = off').catch(() => undefined);
   if (schema) await client.query(`SET search_path TO ${ident(schema)}`);
+  // asked now: while a statement runs the session cannot answer, and a cancel comes from a second session
+  const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
   return {
     kind: 'postgres',
     label,
@@ -80,6 +82,16 @@ export async function openPg(url: string, opts: OpenOptions): Promise<Db> {
         await pipeline(Readable.from(data), client.query(copyFrom(sql)));
       } catch (err) {
         throw wrapDbError(err, sql, url);
+      }
+    },
+    async cancel() {
+      const other = new pg.Client({ connectionString: url, application_name: 'belay (cancel)', connectionTimeoutMillis: 10_000 });
+      other.on('error', () => undefined);
+      try {
+        await other.connect();
+        await other.query('SELECT pg_cancel_backend($1)', [pid]);
+      } finally {
+        await other.end().catch(() => undefined);
       }
     },
     async close() {

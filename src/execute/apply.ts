@@ -2,7 +2,7 @@
 // (execute/batch.ts), then catches up with what the rule gives by then.
 // Returns a result instead of throwing half-way: what ran, what changed, and the error that stopped it.
 import type { Db } from '../db/connection.ts';
-import { AbortedError, BelayError, DbError, LockedError, serverFields, StateError } from '../errors.ts';
+import { AbortedError, BelayError, DbError, isCancelled, LockedError, serverFields, StateError } from '../errors.ts';
 import { type EventOf, type EventSink, isolated, recordEvent, tell } from '../state/events.ts';
 import type { BatchedStep, Migration, SqlStep } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
@@ -25,7 +25,7 @@ import { mergeSummary, readSummary } from '../state/summary.ts';
 import { catchUp, type Decision, dropDecisions, skippedRows, dropFence, ensureFence, makeDecision, storedDecision } from '../state/decision.ts';
 import { fenceNames, WRITER_SQL } from '../state/decision-sql.ts';
 import type { BatchJob } from './batch.ts';
-import { retestRejected, type StepRun, walk, walker } from './walk.ts';
+import { interrupted, retestRejected, type StepRun, walk, walker } from './walk.ts';
 import { assertWorkers, roundRanges, walkRanges, workerPool } from './workers.ts';
 import type { BatchController, RunContext, RunResult, Stage, StepResult } from '../contract.ts';
 import { resolveStep, tableCounts, type StepTarget } from '../spec/resolve.ts';
@@ -51,6 +51,11 @@ export interface ApplyOptions {
   undo?: (db: Db, runId: number, emit: EventSink) => Promise<{ restored: number; conflictCount: number }>;
   /** Key-range workers of a batched step, each on its own connection (server only; default 1). */
   workers?: number;
+  /**
+   * Stops the run when aborted (the CLI aborts it on Ctrl-C and SIGTERM): the batch in flight commits (or,
+   * cancelled, rolls back), then the run ends paused with a BELAY_INTERRUPTED error; belay apply resumes it.
+   */
+  signal?: AbortSignal;
 }
 
 export async function apply(db: Db, migration: LoadedMigration, opts: ApplyOptions = {}): Promise<RunResult> {
@@ -77,7 +82,7 @@ export async function apply(db: Db, migration: LoadedMigration, opts: ApplyOptio
       throw err;
     }
     const { runId, resumed } = start;
-    const ctx: RunContext = { db, runId, migration, resumed, emit };
+    const ctx: RunContext = { db, runId, migration, resumed, emit, signal: opts.signal };
     await tell(db, emit, { type: 'run-started', runId, migrationId: spec.id, checksum: migration.checksum, resumed, mode: opts.mode ?? spec.options.mode });
     const countsBefore = resumed ? ((await readSummary(db, runId)).countsBefore ?? {}) : await tableCounts(db, spec);
     if (!resumed) await setRunStatus(db, runId, 'running', { summary: { countsBefore } });
@@ -93,6 +98,9 @@ export async function apply(db: Db, migration: LoadedMigration, opts: ApplyOptio
       for (const s of [...stages].reverse()) await s.after?.(ctx);
     } catch (err) {
       error = asBelayError(err);
+      // the second Ctrl-C cancelled the statement in flight: its transaction rolled back, the run pauses as on the first
+      if (opts.signal?.aborted && isCancelled(error))
+        error = interrupted(ctx, 'while a statement ran (cancelled by the second signal, its transaction rolled back)');
       error = (await ctl.onError?.(ctx, error).catch(() => undefined)) ?? error;
     }
     // an abort trigger decides: pause leaves the run resumable, rollback undoes every committed batch
@@ -189,6 +197,7 @@ async function runStep(
 ): Promise<void> {
   const rec = (await getSteps(ctx.db, ctx.runId))[stepNo]!;
   if (rec.status === 'done') return;
+  if (ctx.signal?.aborted) throw interrupted(ctx, `before step "${step.name}"`);
   if (step.kind === 'sql') return runSqlStep(ctx, stepNo, step, rec, inTx);
   return runBatchedStep(ctx, stepNo, step, rec, ctl, opts, inTx);
 }

@@ -128,9 +128,14 @@ export async function walk(s: StepRun, w: Walker): Promise<void> {
   };
   for (;;) {
     if (s.stop.error !== undefined) return;
+    // PGlite answers without I/O: a turn of the event loop lets a signal's handler run between its batches
+    if (ctx.signal) await new Promise((r) => setImmediate(r));
+    if (ctx.signal?.aborted) throw interrupted(ctx, `before batch ${label()} of step "${step.name}"`);
     // the throttle asks on this walker's own connection: workers wait for a condition each on its own
     await ctl.beforeBatch?.(db === ctx.db ? ctx : { ...ctx, db }, step);
     if (s.stop.error !== undefined) return;
+    // a throttle or a belay pause ends its wait early on the signal
+    if (ctx.signal?.aborted) throw interrupted(ctx, `before batch ${label()} of step "${step.name}"`);
     let attemptStart = 0;
     const ceiling = ceilingNow();
     const thisCeiling = w.splits < MAX_CEILING_SPLITS && performance.now() >= w.liftedUntil ? ceiling : undefined;
@@ -256,8 +261,15 @@ export async function walk(s: StepRun, w: Walker): Promise<void> {
     };
     if (ctl.nextBatchSize) w.size = Math.max(1, Math.round(ctl.nextBatchSize(w.size, info)));
     const next = (await s.serial(async () => ctl.afterBatch?.(ctx, info))) ?? 'continue';
+    if (next === 'continue' && ctx.signal?.aborted) throw interrupted(ctx, `after batch ${batchNo} of step "${step.name}" committed`);
     if (next !== 'continue') {
       throw new AbortedError(`run ${runId} stopped after batch ${batchNo} of step "${step.name}" (${next})`, { decision: next, batchNo, step: step.name });
     }
   }
+}
+
+/** The process was asked to stop (signal.reason: the signal's name): the run pauses where it is, resumable. */
+export function interrupted(ctx: RunContext, where: string): AbortedError {
+  const by = typeof ctx.signal?.reason === 'string' ? ctx.signal.reason : 'a signal';
+  return new AbortedError(`run ${ctx.runId} stopped by ${by} ${where}; it is paused`, { decision: 'pause', signal: by }, { code: 'BELAY_INTERRUPTED' });
 }

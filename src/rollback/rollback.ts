@@ -1,7 +1,7 @@
 // Exact undo: every committed batch's before-images put back (from the step's decision), newest first, one
 // transaction per batch, only on the row versions the batch wrote.
 import type { Db } from '../db/connection.ts';
-import { BelayError, StateError } from '../errors.ts';
+import { BelayError, isCancelled, StateError } from '../errors.ts';
 import { type EventSink, noopSink, recordEvent, tell } from '../state/events.ts';
 import type { Migration } from '../spec/define.ts';
 import { withRetry } from '../db/retry.ts';
@@ -31,6 +31,11 @@ export interface RollbackOptions {
   maxRetries?: number;
   /** Undo everything else and leave SQL steps without a reverse (down: null) as they are. */
   skipIrreversible?: boolean;
+  /**
+   * Stops the rollback when aborted (the CLI aborts it on Ctrl-C and SIGTERM): the batch in flight commits
+   * (or, cancelled, rolls back), the run stays rolling_back and the result is 'interrupted'; rollback again finishes it.
+   */
+  signal?: AbortSignal;
 }
 
 export interface RollbackConflict {
@@ -45,7 +50,8 @@ export interface RollbackConflict {
 
 export interface RollbackResult {
   runId: number;
-  status: 'rolled_back' | 'nothing-to-do';
+  /** interrupted: stopped by options.signal part-way, the run left rolling_back (belay rollback <run> finishes it). */
+  status: 'rolled_back' | 'nothing-to-do' | 'interrupted';
   restored: number;
   batches: number;
   conflicts: RollbackConflict[];
@@ -104,8 +110,19 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
     let rowsDone = 0;
     let batchesDone = 0;
     const conflicts: RollbackConflict[] = [];
+    // a statement cancelled by the second Ctrl-C rolled back with its transaction: the rollback stops there
+    let cut = false;
+    const stop = () => {
+      cut = !!opts.signal?.aborted;
+      return cut;
+    };
+    const stopped = (err: unknown): undefined => {
+      if (opts.signal?.aborted && isCancelled(err) && stop()) return undefined;
+      throw err;
+    };
     // steps newest first; within a step, the batches newest first
-    for (let stepNo = steps.length - 1; stepNo >= 0; stepNo--) {
+    undo: for (let stepNo = steps.length - 1; stepNo >= 0; stepNo--) {
+      if (stop()) break;
       const step = spec.steps[stepNo]!;
       const rec = steps[stepNo]!;
       if (step.kind === 'sql') {
@@ -122,7 +139,8 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
           await db.query('COMMIT');
         } catch (err) {
           await db.query('ROLLBACK').catch(() => undefined);
-          throw err;
+          stopped(err);
+          break;
         }
         continue;
       }
@@ -138,6 +156,7 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
         if (!d || batches.some((b) => b.xid === null)) throw legacyRun(runId);
         const sql = restoreBatchSql(d, d.fence ? fenceNames(runId, stepNo).table : undefined);
         for (const b of batches) {
+          if (stop()) break undo;
           const r = await withRetry(
             async () => {
               await db.query('BEGIN');
@@ -158,7 +177,8 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
               }
             },
             { maxRetries: opts.maxRetries ?? 8 },
-          );
+          ).catch(stopped);
+          if (!r) break undo;
           rowsDone += b.rowsChanged;
           batchesDone++;
           if (r.changed.length > 0 || r.deleted.length > 0)
@@ -184,6 +204,24 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
     const totals = (await db.query<{ restored: number; changed: number; deleted: number }>(UNDO_TOTALS_SQL, [runId])).rows[0]!;
     const conflictCount = totals.changed + totals.deleted;
     const skippedIrreversible = irreversible.map((s) => s.name);
+    if (cut) {
+      // the run stays rolling_back: apply refuses it, rollback goes on from the newest batch not undone
+      const by = typeof opts.signal?.reason === 'string' ? opts.signal.reason : 'a signal';
+      await tell(db, emit, { type: 'rollback-interrupted', runId, signal: by, batches: batchesDone, rowsDone });
+      const result: RollbackResult = {
+        runId,
+        status: 'interrupted',
+        restored: totals.restored,
+        batches: batchesDone,
+        conflicts,
+        conflictCount,
+        changedCount: totals.changed,
+        deletedCount: totals.deleted,
+        durationMs: performance.now() - t0,
+        skippedIrreversible,
+      };
+      return result;
+    }
     await setRunStatus(db, runId, 'rolled_back', {
       summary: {
         rollback: {

@@ -130,6 +130,8 @@ export type BelayEvent =
       sample: unknown[];
     }
   | { type: 'rollback-failed'; runId: number; error: Err }
+  /** Stopped part-way by Ctrl-C or SIGTERM: the run stays rolling_back, belay rollback <run> goes on. */
+  | { type: 'rollback-interrupted'; runId: number; signal: string; batches: number; rowsDone: number }
   | { type: 'rollback-from-backup'; runId: number; tables: unknown; overwritten: unknown; cascades?: unknown; readTables?: string[] }
   | { type: 'rollback-from-backup-cancelled'; runId: number }
   // dry run

@@ -35,7 +35,8 @@ async function follow(ctx: RunContext, live: SteerSettings | undefined, pollMs: 
       if (c.command === 'abort') return 'pause';
       if (c.command === 'abort-rollback') return 'rollback';
     }
-    if (!paused) return 'continue';
+    // the process is stopping (Ctrl-C, SIGTERM): the apply ends the run paused after this batch
+    if (!paused || ctx.signal?.aborted) return 'continue';
     await new Promise((r) => setTimeout(r, pollMs));
   }
 }

@@ -47,6 +47,13 @@ export function diagnoseStage(): Stage {
 }
 
 async function diagnose(ctx: RunContext, err: BelayError): Promise<BelayError | undefined> {
+  // a signal's stop: the run is paused where it was, and goes on with the command that started it
+  if (err instanceof AbortedError && err.code === 'BELAY_INTERRUPTED') {
+    return new AbortedError(err.message, err.details, {
+      code: 'BELAY_INTERRUPTED',
+      fix: `Resume it with ${resumeCommand(ctx)} (with the same --db or --env): it goes on from its last committed batch.`,
+    });
+  }
   // an abort trigger's decision and its words stand as they are
   if (err instanceof AbortedError) return undefined;
   const resume = `Run ${ctx.runId} is resumable: nothing of the failed batch was written and every committed batch is kept; run ${resumeCommand(ctx)} again (with the same --db or --env) to go on from the last checkpoint.`;

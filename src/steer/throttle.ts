@@ -110,7 +110,8 @@ export function planController(opts: SteerOptions): BatchController {
       for (;;) {
         const o = live.throttle;
         const reasons = await throttleReasons(ctx, step.table, o);
-        if (reasons.length === 0) break;
+        // nothing more to wait for when the process is stopping: the apply pauses the run
+        if (reasons.length === 0 || ctx.signal?.aborted) break;
         const waited = performance.now() - t0;
         if (!announced) {
           // recorded too: belay watch shows the throttle state from another process

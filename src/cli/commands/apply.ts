@@ -8,6 +8,7 @@ import { NUMBERS, parseNumber } from '../../spec/numbers.ts';
 import { loadMigration } from '../../spec/load.ts';
 import { connect, type GlobalOptions, locate, out, parseParams, parsePositiveInt, reportError } from '../context.ts';
 import { progressSink } from '../progress.ts';
+import { catchInterrupts } from '../signals.ts';
 import { printRunResult, printCheckReport } from '../print.ts';
 
 export function registerApply(program: Command, setExit: (c: number) => void): void {
@@ -78,8 +79,10 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
         if (planned && o.param) throw new UsageError('--param with a plan file', 'The plan records its parameters: make a new plan with --param instead.');
         const m = await loadMigration(planned?.migration.file ?? (await locate(target)), planned ? planned.migration.params : parseParams(o.param));
         const db = await connect(g);
+        const stop = catchInterrupts(() => db, 'the run');
         try {
           const r = await safeApply(db, m, {
+            signal: stop.signal,
             onEvent: progressSink({ json: g.json, logEvery: o.logEvery }),
             lock: o.wait ? 'wait' : 'fail',
             batchSize: o.batchSize,
@@ -104,8 +107,11 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
           });
           if (g.json) out.json({ type: 'result', ...r, error: r.error?.toJSON() });
           else printRunResult(r);
-          setExit(r.error ? reportError(r.error, false) : EXIT.ok);
+          const code = r.error ? reportError(r.error, false) : EXIT.ok;
+          // paused by the signal: 130 or 143; a run that ended before the signal took effect exits as it ended
+          setExit(r.error?.code === 'BELAY_INTERRUPTED' ? (stop.exitCode() ?? code) : code);
         } finally {
+          stop.dispose();
           await db.close();
         }
       },

@@ -11,6 +11,7 @@ import type { Db } from '../../db/connection.ts';
 import { connect, type GlobalOptions, out, parseRunId } from '../context.ts';
 import { printRollbackResult } from '../print.ts';
 import { progressSink } from '../progress.ts';
+import { catchInterrupts } from '../signals.ts';
 
 interface RollbackFlags {
   force?: boolean;
@@ -91,16 +92,26 @@ export function registerRollback(program: Command, setExit: (c: number) => void)
           setExit(EXIT.ok);
           return;
         }
-        const r = await rollback(db, runId, {
-          force: o.force,
-          lock: o.wait ? 'wait' : 'fail',
-          skipIrreversible: o.skipIrreversible,
-          onEvent: progressSink({ json: g.json }),
-        });
-        if (g.json) out.json({ type: 'result', ...r });
-        else printRollbackResult(r, r.deletedCount > 0 ? await backupCopies(db, runId) : undefined);
-        // rows deleted since stay missing whatever --force does
-        setExit((r.changedCount > 0 && !o.force) || r.deletedCount > 0 ? EXIT.conflicts : EXIT.ok);
+        const stop = catchInterrupts(() => db, 'the rollback');
+        try {
+          const r = await rollback(db, runId, {
+            force: o.force,
+            lock: o.wait ? 'wait' : 'fail',
+            skipIrreversible: o.skipIrreversible,
+            onEvent: progressSink({ json: g.json }),
+            signal: stop.signal,
+          });
+          if (g.json) out.json({ type: 'result', ...r });
+          else printRollbackResult(r, r.deletedCount > 0 ? await backupCopies(db, runId) : undefined);
+          if (r.status === 'interrupted') {
+            out.err(`what to do: finish it with belay rollback ${runId} (with the same --db or --env); it goes on from the newest batch not undone`);
+            setExit(stop.exitCode() ?? EXIT.interrupted);
+          }
+          // rows deleted since stay missing whatever --force does
+          else setExit((r.changedCount > 0 && !o.force) || r.deletedCount > 0 ? EXIT.conflicts : EXIT.ok);
+        } finally {
+          stop.dispose();
+        }
       } finally {
         await db.close();
       }
