@@ -1,4 +1,4 @@
-// npm run schemas: the JSON Schemas of a migration spec and of belay.config.json, and docs/spec-reference.md,
+// npm run schemas: the JSON Schemas of a migration spec, of belay.config.json and of the --json lines, and docs/spec-reference.md,
 // all generated from the zod schemas that validate them (z.toJSONSchema). test/schemas.test.ts fails when the
 // committed files differ from what this script writes now.
 import { writeFileSync } from 'node:fs';
@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { configSchema } from '../src/config/config-schema.ts';
 import { migrationSchema } from '../src/spec/define.ts';
+import { jsonLinesSchema } from '../src/state/event-schema.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BASE = 'https://github.com/belay-pg/belay/blob/main/schemas';
@@ -41,6 +42,8 @@ function jsonSchema(schema: z.ZodType, file: string, title: string): Schema {
 
 export const MIGRATION_SCHEMA_FILE = 'migration.schema.json';
 export const CONFIG_SCHEMA_FILE = 'belay.config.schema.json';
+/** Every --json line of the command line (events, errors, results), from src/state/event-schema.ts. */
+export const EVENTS_SCHEMA_FILE = 'events.schema.json';
 
 /** Every generated file, by its path from the repository's root. */
 export function generated(): Record<string, string> {
@@ -49,6 +52,7 @@ export function generated(): Record<string, string> {
   return {
     [`schemas/${MIGRATION_SCHEMA_FILE}`]: `${JSON.stringify(migration, null, 2)}\n`,
     [`schemas/${CONFIG_SCHEMA_FILE}`]: `${JSON.stringify(config, null, 2)}\n`,
+    [`schemas/${EVENTS_SCHEMA_FILE}`]: `${JSON.stringify(jsonLinesSchema(), null, 2)}\n`,
     'docs/spec-reference.md': reference(migration, config),
   };
 }

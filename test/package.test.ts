@@ -87,6 +87,7 @@ describe(`the ${PKG.name} package`, () => {
       'dist/examples/event-type-owner/schema.sql',
       'schemas/migration.schema.json',
       'schemas/belay.config.schema.json',
+      'schemas/events.schema.json',
     ]) {
       assert.ok(files.includes(f), `${f} is in the tarball`);
     }

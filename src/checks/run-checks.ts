@@ -90,11 +90,9 @@ export interface RunChecksOptions {
   decide?: boolean;
 }
 
-/**
- * Each check is one query on one core; the flagship's two heavy ones (classification, unique-after)
- * take seconds each at 1M rows, so two sessions about halve the wall time on a server with a core to spare.
- */
-export const DEFAULT_CHECK_JOBS = 2;
+import { DEFAULT_CHECK_JOBS } from './defaults.ts';
+
+export { DEFAULT_CHECK_JOBS };
 
 /** The SQL that returns a check's offending rows, for kinds that need no catalog look-up (runbook). */
 export function checkSql(check: Check): string {

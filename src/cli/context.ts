@@ -3,9 +3,12 @@ import { type Db, openDb } from '../db/connection.ts';
 import { redactText, scrubKnown, scrubValue } from '../db/redact.ts';
 import { BelayError, EXIT, UsageError } from '../errors.ts';
 import { loadEnvFiles } from '../config/env-file.ts';
+import { errorCodeInfo } from '../error-codes.ts';
+// the lines' schema: schemas/events.schema.json (npm run schemas)
+import { JSON_VERSION } from '../state/events.ts';
 import { loadProjectConfig, resolveEnvironment } from '../config/environments.ts';
 import type { MigrationParams } from '../spec/define.ts';
-import { NUMBERS, type NumberSchema, parseNumber } from '../spec/numbers.ts';
+import type { NUMBERS } from '../spec/numbers.ts';
 
 export interface GlobalOptions {
   db?: string;
@@ -56,14 +59,31 @@ export function parseParams(list: string[] = []): MigrationParams {
   return out;
 }
 
+// the number schemas are zod's: loaded once a command runs (main's preSubcommand hook), not for --help or --version
+let numbers: typeof import('../spec/numbers.ts') | undefined;
+
+/** Loads what the flag parsers check numbers with; before a command parses its flags. */
+export async function loadFlagParsers(): Promise<void> {
+  numbers ??= await import('../spec/numbers.ts');
+}
+
+/** A number schema of spec/numbers.ts, by name. */
+export type NumberName = keyof typeof NUMBERS;
+
+/** A number from the command line, checked by its schema (spec/numbers.ts) as plan files are. */
+export function parseFlagNumber(flag: string, schema: NumberName, text: string, fix?: string): number {
+  if (!numbers) throw new Error('belay: a flag was parsed before loadFlagParsers()');
+  return numbers.parseNumber(flag, numbers.NUMBERS[schema], text, fix);
+}
+
 /** A run id: digits only ("1e3", "0x10", " 7 " are refused), checked by the schema plan files use too. */
 export function parseRunId(s: string): number {
-  return parseNumber('run id', NUMBERS.id, s, 'Give the run id as belay status lists it, e.g. belay report 1.');
+  return parseFlagNumber('run id', 'id', s, 'Give the run id as belay status lists it, e.g. belay report 1.');
 }
 
 /** A flag's number, checked by its schema (spec/numbers.ts); default: a whole number of at least 1. */
-export function parsePositiveInt(name: string, schema: NumberSchema = NUMBERS.positive) {
-  return (s: string): number => parseNumber(name, schema, s);
+export function parsePositiveInt(name: string, schema: NumberName = 'positive') {
+  return (s: string): number => parseFlagNumber(name, schema, s);
 }
 
 // everything printed is scrubbed of the secrets this process was given (db/redact.ts), behind the masking
@@ -75,8 +95,10 @@ export const out = {
   err(s: string): void {
     process.stderr.write(`${scrubKnown(s)}\n`);
   },
-  json(v: unknown): void {
-    process.stdout.write(`${JSON.stringify(scrubValue(v))}\n`);
+  /** One --json line: its type first, then the version, then the rest. */
+  json<T extends { type: string }>(value: T): void {
+    const line = Object.assign({ type: value.type, v: JSON_VERSION }, value, { v: JSON_VERSION });
+    process.stdout.write(`${JSON.stringify(scrubValue(line))}\n`);
   },
   /** Text as it is (a report, a script), scrubbed like every line. */
   raw(s: string): boolean {
@@ -84,10 +106,21 @@ export const out = {
   },
 };
 
-/** Prints an error (what, where, what to do) and returns its documented exit code. */
+/** An error as --json prints it: its code, the exit code, the message and what to do (the registry's words when it has none of its own). */
+export function errorJson(err: BelayError): { code: string; exitCode: number; message: string; fix: string; details: Record<string, unknown> } {
+  return {
+    code: err.code,
+    exitCode: err.exitCode,
+    message: redactText(err.message),
+    fix: err.fix ?? errorCodeInfo(err.code)?.whatToDo ?? '',
+    details: err.details,
+  };
+}
+
+/** Prints an error (what, where, what to do) and returns its documented exit code; with json also as an error line on stdout. */
 export function reportError(err: unknown, json: boolean): number {
+  if (json) out.json({ type: 'error', ...errorJson(asBelay(err)) });
   if (err instanceof BelayError) {
-    if (json) out.json({ type: 'error', ...err.toJSON(), message: redactText(err.message) });
     out.err(`error [${err.code}]: ${redactText(err.message)}`);
     const d = err.details;
     if (typeof d.sqlstate === 'string')
@@ -99,4 +132,8 @@ export function reportError(err: unknown, json: boolean): number {
   out.err(`error [BELAY_INTERNAL]: ${redactText(e?.message ?? String(err))}`);
   if (process.env.BELAY_DEBUG) out.err(e?.stack ?? '');
   return EXIT.unexpected;
+}
+
+function asBelay(err: unknown): BelayError {
+  return err instanceof BelayError ? err : new BelayError('BELAY_INTERNAL', err instanceof Error ? err.message : String(err));
 }

@@ -2,12 +2,14 @@
 import cliProgress from 'cli-progress';
 import { scrubValue } from '../db/redact.ts';
 import type { BelayEvent, EventSink } from '../state/events.ts';
+import { out } from './context.ts';
 
 export const DEFAULT_LOG_EVERY = 10;
 
 export function progressSink(opts: { json?: boolean; quiet?: boolean; logEvery?: number; stream?: NodeJS.WriteStream }): EventSink {
   const stream = opts.stream ?? process.stderr;
-  if (opts.json) return (e) => process.stdout.write(`${JSON.stringify(scrubValue({ at: new Date().toISOString(), ...e }))}\n`);
+  // at first after type and v: Object.assign keeps the order keys were first given in
+  if (opts.json) return (e) => out.json(Object.assign({ type: e.type, at: new Date().toISOString() }, e));
   if (opts.quiet) return () => undefined;
   const every = opts.logEvery ?? DEFAULT_LOG_EVERY;
   let bar: cliProgress.SingleBar | undefined;

@@ -42,3 +42,11 @@ export function pinnedSettingsSql(): string {
 export const EXPORT_SNAPSHOT_SQL = 'SELECT pg_export_snapshot() AS id';
 /** In another session, first in its REPEATABLE READ transaction: see exactly the exporter's data. */
 export const importSnapshotSql = (id: string) => `SET TRANSACTION SNAPSHOT ${literal(id)}`;
+
+/**
+ * A timestamptz as ISO 8601 UTC text (2026-12-01T13:21:46.123Z) whatever the session's TimeZone: the one
+ * form belay prints, in JSON and reports alike (`::text` would follow the session: `+00`, `+01`, …).
+ */
+export function isoUtc(expr: string): string {
+  return `to_char(${expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+}

@@ -1,5 +1,6 @@
 // belay prisma check: which pending migrations would fail, predicted from the live rows in one read-only
 // REPEATABLE READ snapshot. Nothing is written; every probe runs in a savepoint of that snapshot.
+import { DEFAULT_SAMPLE } from './defaults.ts';
 import type { Db } from '../db/connection.ts';
 import { analyzeMigrations, type MigrationAnalysis } from './analyze.ts';
 import { statementFinding } from './context.ts';
@@ -33,7 +34,7 @@ export interface PrismaCheckReport {
   durationMs: number;
 }
 
-export const DEFAULT_SAMPLE = 20;
+export { DEFAULT_SAMPLE };
 export const DEFAULT_LOCK_WARN_MS = 1000;
 
 export async function prismaCheck(db: Db, opts: PrismaCheckOptions = {}): Promise<PrismaCheckReport> {

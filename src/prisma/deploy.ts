@@ -5,6 +5,7 @@
 // the commit rolls back and undoes the index builds: no failed row is ever left (no P3009). A large UPDATE
 // that opens a file runs first through belay's own apply (batched-update.ts), and is rolled back by belay
 // when the rest of the file fails; the runner comes from run/prisma-deploy.ts, the layer that knows the stages.
+import { DEFAULT_BATCH_OVER, DEFAULT_LOCK_TIMEOUT_MS, DEFAULT_LOCK_WAIT_MS, DEFAULT_RETRIES } from './defaults.ts';
 import { randomUUID } from 'node:crypto';
 import type { RunResult } from '../contract.ts';
 import type { Db } from '../db/connection.ts';
@@ -82,10 +83,7 @@ export interface PrismaDeployResult {
   durationMs: number;
 }
 
-export const DEFAULT_LOCK_TIMEOUT_MS = 5000;
-export const DEFAULT_RETRIES = 5;
-export const DEFAULT_LOCK_WAIT_MS = 10_000;
-export const DEFAULT_BATCH_OVER = 100_000;
+export { DEFAULT_BATCH_OVER, DEFAULT_LOCK_TIMEOUT_MS, DEFAULT_LOCK_WAIT_MS, DEFAULT_RETRIES };
 
 export async function deployMigrations(db: Db, opts: PrismaDeployOptions = {}): Promise<PrismaDeployResult> {
   const t0 = performance.now();

@@ -194,7 +194,12 @@ async function stateRows(db: Db, table: string, runId: number): Promise<Array<Re
   const has = await db.query<{ has: boolean }>(HAS_RUN_ID_SQL, ['belay', table]);
   if (!has.rows[0]?.has) return undefined;
   const r = await db.query<{ row: Record<string, unknown> }>(rowsOfRunSql(`belay.${table}`), [runId]);
-  return r.rows.map((x) => x.row);
+  return r.rows.map((x) => Object.fromEntries(Object.entries(x.row).map(([k, v]) => [k, utcTimestamp(v)])));
+}
+
+/** to_jsonb writes a timestamptz in the session's zone (…+00:00, …+01:00): belay prints ISO 8601 UTC (…Z). Only belay's own columns, never a sampled row. */
+function utcTimestamp(v: unknown): unknown {
+  return typeof v === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d$/.test(v) ? new Date(v).toISOString() : v;
 }
 
 async function issues(

@@ -1,10 +1,11 @@
 // belay.backups: one row per backup of a table (its copy, checksum, file and status). The backup stage writes
 // them, restore, rollback, cleanup and the report read them.
+import { isoUtc } from '../db/sql.ts';
 
 const COLS = `id::int AS id, run_id::int AS "runId", migration_id AS "migrationId", source_table AS "sourceTable",
   copy_schema AS "copySchema", copy_table AS "copyTable", columns, key_columns AS "keyColumns", row_count::float8 AS "rows",
   checksum, coalesce(checksum_method, 'text') AS "checksumMethod", size_bytes::float8 AS "sizeBytes", file, file_sha256 AS "fileSha256", file_bytes::float8 AS "fileBytes", manifest,
-  status, created_at::text AS "createdAt", verified_at::text AS "verifiedAt", restored_at::text AS "restoredAt", dropped_at::text AS "droppedAt"`;
+  status, ${isoUtc('created_at')} AS "createdAt", ${isoUtc('verified_at')} AS "verifiedAt", ${isoUtc('restored_at')} AS "restoredAt", ${isoUtc('dropped_at')} AS "droppedAt"`;
 
 export const INSERT_BACKUP_SQL = `
 INSERT INTO belay.backups (run_id, migration_id, source_table, copy_schema, copy_table, columns, key_columns, status)

@@ -1,6 +1,7 @@
 // Control of a running apply from anywhere the database is reachable: a command is a row of belay.controls,
 // written by \`belay pause | resume | abort | tune\`, taken by the running apply between two batches (it polls
 // the table, one indexed query a batch) and marked seen. Who asked and when stays recorded with the run.
+import { isoUtc } from '../db/sql.ts';
 import type { Db } from '../db/connection.ts';
 
 export type ControlCommand = 'pause' | 'resume' | 'abort' | 'abort-rollback' | 'tune';
@@ -33,12 +34,12 @@ export interface Control {
 const REQUEST_SQL = `INSERT INTO belay.controls (run_id, command, settings, requested_by)
 SELECT $1, $2, $3::jsonb, $4::jsonb || jsonb_build_object('role', current_user::text,
        'application', current_setting('application_name'), 'address', inet_client_addr()::text)
-RETURNING id, command, settings, requested_by AS "requestedBy", to_char(requested_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS "requestedAt"`;
+RETURNING id, command, settings, requested_by AS "requestedBy", ${isoUtc('requested_at')} AS "requestedAt"`;
 
 /** Oldest first; each is marked seen as it is taken (in the same statement). */
 const TAKE_SQL = `UPDATE belay.controls SET seen_at = clock_timestamp()
  WHERE id IN (SELECT id FROM belay.controls WHERE run_id = $1 AND seen_at IS NULL ORDER BY id FOR UPDATE SKIP LOCKED)
-RETURNING id, command, settings, requested_by AS "requestedBy", to_char(requested_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS "requestedAt"`;
+RETURNING id, command, settings, requested_by AS "requestedBy", ${isoUtc('requested_at')} AS "requestedAt"`;
 
 export async function requestControl(db: Db, runId: number, command: ControlCommand, settings: TuneSettings, asker: Asker): Promise<Control> {
   return (await db.query<Control>(REQUEST_SQL, [runId, command, JSON.stringify(settings), JSON.stringify(asker)])).rows[0]!;

@@ -1,4 +1,4 @@
-import { ident, literal } from '../db/sql.ts';
+import { ident, literal, isoUtc } from '../db/sql.ts';
 import type { StepTarget } from '../spec/resolve.ts';
 
 export interface DecisionTarget extends StepTarget {
@@ -300,7 +300,7 @@ ON CONFLICT (run_id, step_no) DO UPDATE SET relation = EXCLUDED.relation, row_co
 export const ADD_ROUND_SQL = `UPDATE belay.decisions SET rounds = rounds + 1, row_count = row_count + $3 WHERE run_id = $1 AND step_no = $2`;
 
 export const GET_DECISION_SQL = `SELECT relation, table_name AS "tableName", key_column AS "keyColumn", key_type AS "keyType", columns,
-       row_count::float8 AS rows, checksum, rounds, status, fence, decided_at::text AS "decidedAt"
+       row_count::float8 AS rows, checksum, rounds, status, fence, ${isoUtc('decided_at')} AS "decidedAt"
   FROM belay.decisions WHERE run_id = $1 AND step_no = $2`;
 
 /** Decided rows a run left unchanged (changed by someone since, or rejected by a check or a constraint). */

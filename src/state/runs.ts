@@ -1,4 +1,5 @@
 // Reads and writes of belay's run records. All SQL on schema belay's run tables is here.
+import { isoUtc } from '../db/sql.ts';
 import type { Db } from '../db/connection.ts';
 import { StateError } from '../errors.ts';
 import { type RunSummary, SUMMARY_VERSION } from './summary.ts';
@@ -36,7 +37,7 @@ export interface StepRecord {
 }
 
 const RUN_COLS = `id::int AS id, migration_id AS "migrationId", checksum, params, spec, file, mode, status,
-  started_at::text AS "startedAt", finished_at::text AS "finishedAt", error, summary`;
+  ${isoUtc('started_at')} AS "startedAt", ${isoUtc('finished_at')} AS "finishedAt", error, summary`;
 const STEP_COLS = `run_id::int AS "runId", step_no AS "stepNo", name, kind, status, rows_total::float8 AS "rowsTotal",
   rows_done::float8 AS "rowsDone", rows_changed::float8 AS "rowsChanged", last_key AS "lastKey", round`;
 
@@ -138,7 +139,7 @@ export async function getBatches(db: Db, runId: number): Promise<StoredBatch[]> 
   const r = await db.query<StoredBatch>(
     `SELECT step_no AS "stepNo", batch_no AS "batchNo", lo, hi, rows_in_range AS "rowsInRange", rows_changed AS "rowsChanged",
             rows_skipped AS "rowsSkipped", round, xid::text AS xid, duration_ms::float8 AS "durationMs", attempts,
-            committed_at::text AS "committedAt", rolled_back_at::text AS "rolledBackAt"
+            ${isoUtc('committed_at')} AS "committedAt", ${isoUtc('rolled_back_at')} AS "rolledBackAt"
        FROM belay.batches WHERE run_id = $1 ORDER BY step_no, batch_no`,
     [runId],
   );
@@ -208,7 +209,7 @@ export const LOCK_RETRIES_SQL = `SELECT coalesce(sum(attempts - 1), 0)::int AS n
 
 /** $1 = run id. Step timings from the step records. */
 export const STEP_TIMINGS_SQL = `SELECT step_no AS "stepNo", name, kind, status, rows_total::float8 AS "rowsTotal", rows_done::float8 AS "rowsDone",
-       rows_changed::float8 AS "rowsChanged", started_at::text AS "startedAt", finished_at::text AS "finishedAt",
+       rows_changed::float8 AS "rowsChanged", ${isoUtc('started_at')} AS "startedAt", ${isoUtc('finished_at')} AS "finishedAt",
        (extract(epoch FROM finished_at - started_at) * 1000)::float8 AS "durationMs"
   FROM belay.steps WHERE run_id = $1 ORDER BY step_no`;
 

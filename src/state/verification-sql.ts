@@ -1,14 +1,15 @@
 // belay.verifications and belay.verification_results: the rounds of post-run verification (apply, verify,
 // monitor), as verify/record.ts writes and reads them.
+import { isoUtc } from '../db/sql.ts';
 
 export const INSERT_ROUND_SQL = `INSERT INTO belay.verifications (run_id, source, ok, duration_ms, alerts)
-  VALUES ($1, $2, $3, $4, $5) RETURNING id::int AS id, at::text AS at`;
+  VALUES ($1, $2, $3, $4, $5) RETURNING id::int AS id, ${isoUtc('at')} AS at`;
 
 export const INSERT_RESULT_SQL = `INSERT INTO belay.verification_results
   (verification_id, run_id, name, kind, result, count, threshold, message, sample, error)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb)`;
 
-export const ROUNDS_SQL = `SELECT v.id::int AS id, v.source, v.at::text AS at, v.ok, v.duration_ms::float8 AS "durationMs", v.alerts,
+export const ROUNDS_SQL = `SELECT v.id::int AS id, v.source, ${isoUtc('v.at')} AS at, v.ok, v.duration_ms::float8 AS "durationMs", v.alerts,
        coalesce((SELECT jsonb_agg(jsonb_build_object('name', r.name, 'kind', r.kind, 'result', r.result, 'count', r.count,
                  'threshold', r.threshold, 'message', r.message, 'sample', r.sample, 'error', r.error) ORDER BY r.seq)
                    FROM belay.verification_results r WHERE r.verification_id = v.id), '[]'::jsonb) AS checks
@@ -27,6 +28,6 @@ export const MONITOR_SUMMARY_SQL = `UPDATE belay.runs r SET summary = r.summary 
  WHERE r.id = $1`;
 
 /** $1 = run id. The run's verification rounds (apply, verify, monitor), oldest first, numbered from 1. */
-export const VERIFICATION_ROUNDS_SQL = `SELECT row_number() OVER (ORDER BY id)::int AS round, id::int AS id, source, at::text AS at, ok,
+export const VERIFICATION_ROUNDS_SQL = `SELECT row_number() OVER (ORDER BY id)::int AS round, id::int AS id, source, ${isoUtc('at')} AS at, ok,
        duration_ms::float8 AS "durationMs"
   FROM belay.verifications WHERE run_id = $1 ORDER BY id`;

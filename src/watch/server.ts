@@ -4,6 +4,7 @@
 // process (written into the page it serves), so another site open in the same browser cannot post one,
 // and the Host header must name this server, so a rebound DNS name cannot read the page and its token.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { DEFAULT_WATCH_PORT } from './defaults.ts';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Db } from '../db/connection.ts';
 import { redactText, scrubValue } from '../db/redact.ts';
@@ -14,7 +15,7 @@ import type { ControlCommand, TuneSettings } from '../state/controls.ts';
 import { watchPage } from './page.ts';
 import { defaultRun, listWatchRuns, runView } from './snapshot.ts';
 
-export const DEFAULT_WATCH_PORT = 7420;
+export { DEFAULT_WATCH_PORT };
 export const DEFAULT_WATCH_POLL_MS = 1000;
 const MAX_BODY = 4096;
 const COMMANDS: readonly ControlCommand[] = ['pause', 'resume', 'abort', 'abort-rollback', 'tune'];

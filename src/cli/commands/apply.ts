@@ -1,13 +1,6 @@
 import type { Command } from 'commander';
-import { ledgerFor, loadProjectConfig } from '../../config/environments.ts';
-import { isPlanFile, readPlanFile } from '../../plan/plan.ts';
-import { assertWritableDir } from '../../backup/files.ts';
 import { EXIT, UsageError } from '../../errors.ts';
-import { safeApply } from '../../run/pipeline.ts';
-import { NUMBERS, parseNumber } from '../../spec/numbers.ts';
-import { loadMigration } from '../../spec/load.ts';
-import { connect, type GlobalOptions, locate, out, parseParams, parsePositiveInt, reportError } from '../context.ts';
-import { progressSink } from '../progress.ts';
+import { connect, errorJson, type GlobalOptions, locate, out, parseFlagNumber, parseParams, parsePositiveInt, reportError } from '../context.ts';
 import { catchInterrupts } from '../signals.ts';
 import { printRunResult, printCheckReport } from '../print.ts';
 
@@ -16,12 +9,12 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
     .command('apply <migration>')
     .description('apply a migration (or a plan.json made by belay plan) in checkpointed batches (resumes by itself after a crash)')
     .option('--param <key=value...>', 'migration parameter (policy), repeatable')
-    .option('--batch-size <n>', 'rows per batch', parsePositiveInt('--batch-size', NUMBERS.batchSize))
+    .option('--batch-size <n>', 'rows per batch', parsePositiveInt('--batch-size', 'batchSize'))
     .option('--single', 'all or nothing: every batch in one transaction (small migrations)')
     .option(
       '--workers <n>',
       'split each batched step into N key ranges applied at once on N more connections (server only, default 1)',
-      parsePositiveInt('--workers', NUMBERS.workers),
+      parsePositiveInt('--workers', 'workers'),
     )
     .option('--wait', 'wait for a concurrent run of the same migration instead of failing')
     .option('--again', 'start a new run even though the migration was already applied')
@@ -32,11 +25,7 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
     .option('--backup-read-tables', 'also back up the tables the migration only reads (by default only the tables it writes are copied)')
     .option('--override <reason>', 'apply on a protected environment without a passed rehearsal and dry run (recorded in the ledger)')
     .option('--max-drift <percent>', 'with a plan file: row-count change since the plan that is still accepted', parsePercent, 10)
-    .option(
-      '--target-ms <n>',
-      "batch duration the batch size adapts to (default: the plan's, else 200)",
-      parsePositiveInt('--target-ms', NUMBERS.targetBatchMs),
-    )
+    .option('--target-ms <n>', "batch duration the batch size adapts to (default: the plan's, else 200)", parsePositiveInt('--target-ms', 'targetBatchMs'))
     .option('--max-tx-age-ms <n>', 'pause while another transaction is older than this (default 300000)', parsePositiveInt('--max-tx-age-ms'))
     .option('--max-lag-ms <n>', 'pause while a replica lags more than this (default 10000)', parsePositiveInt('--max-lag-ms'))
     .option('--max-lock-waiters <n>', 'pause while more sessions than this wait for a lock on the table (default 0)', parseCount)
@@ -44,7 +33,7 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
     .option(
       '--catch-up-rounds <n>',
       'after the last batch, decide and write rows the application inserted or changed meanwhile, at most N times (default 3, 0: none)',
-      (s) => parseNumber('--catch-up-rounds', NUMBERS.catchUpRounds, s),
+      (s) => parseFlagNumber('--catch-up-rounds', 'catchUpRounds', s),
     )
     .option(
       '--concurrent-writes',
@@ -70,6 +59,12 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
         } & PlanFlags,
         cmd: Command,
       ) => {
+        const { ledgerFor, loadProjectConfig } = await import('../../config/environments.ts');
+        const { isPlanFile, readPlanFile } = await import('../../plan/plan.ts');
+        const { assertWritableDir } = await import('../../backup/files.ts');
+        const { safeApply } = await import('../../run/pipeline.ts');
+        const { loadMigration } = await import('../../spec/load.ts');
+        const { progressSink } = await import('../progress.ts');
         const g = cmd.optsWithGlobals<GlobalOptions>();
         if (!o.backup && o.backupDir) throw new UsageError('--backup-dir and --no-backup contradict each other', 'Drop one of them.');
         if (!o.backup && o.backupReadTables) throw new UsageError('--backup-read-tables and --no-backup contradict each other', 'Drop one of them.');
@@ -105,7 +100,7 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
               ? { maxTransactionAgeMs: o.maxTxAgeMs, maxReplicationLagMs: o.maxLagMs, maxLockWaiters: o.maxLockWaiters }
               : { maxTransactionAgeMs: null, maxReplicationLagMs: null, maxLockWaiters: null },
           });
-          if (g.json) out.json({ type: 'result', ...r, error: r.error?.toJSON() });
+          if (g.json) out.json({ type: 'result', ...r, error: r.error && errorJson(r.error) });
           else printRunResult(r);
           const code = r.error ? reportError(r.error, false) : EXIT.ok;
           // paused by the signal: 130 or 143; a run that ended before the signal took effect exits as it ended
@@ -129,9 +124,9 @@ interface PlanFlags {
 }
 
 function parsePercent(s: string): number {
-  return parseNumber('--max-drift', NUMBERS.percent, s, 'Write --max-drift 20 for 20 %.');
+  return parseFlagNumber('--max-drift', 'percent', s, 'Write --max-drift 20 for 20 %.');
 }
 
 function parseCount(s: string): number {
-  return parseNumber('--max-lock-waiters', NUMBERS.count, s);
+  return parseFlagNumber('--max-lock-waiters', 'count', s);
 }

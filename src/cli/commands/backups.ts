@@ -1,10 +1,8 @@
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
-import { copySqlName, dropBackup, formatBytes, listBackups, verifyBackup } from '../../backup/backup.ts';
-import { type RestoreEffects, type RestorePreview, restoreBackup } from '../../backup/restore.ts';
+import type { RestoreEffects, RestorePreview } from '../../backup/restore.ts';
 import { EXIT, UsageError } from '../../errors.ts';
-import { connect, type GlobalOptions, out, parsePositiveInt } from '../context.ts';
-import { NUMBERS, parseNumber } from '../../spec/numbers.ts';
+import { connect, type GlobalOptions, out, parseFlagNumber, parsePositiveInt } from '../context.ts';
 import { table } from '../print.ts';
 
 export function registerBackups(program: Command, setExit: (c: number) => void): void {
@@ -16,6 +14,7 @@ export function registerBackups(program: Command, setExit: (c: number) => void):
     .option('--run <id>', 'only the backups of this run', parsePositiveInt('--run'))
     .option('--all', 'include dropped backups')
     .action(async (o: { run?: number; all?: boolean }, c: Command) => {
+      const { copySqlName, formatBytes, listBackups } = await import('../../backup/backup.ts');
       const g = c.optsWithGlobals<GlobalOptions>();
       const db = await connect(g);
       try {
@@ -34,7 +33,7 @@ export function registerBackups(program: Command, setExit: (c: number) => void):
                 rows: b.rows,
                 checksum: b.checksum,
                 file: b.file ?? '',
-                created: b.createdAt.slice(0, 19),
+                created: b.createdAt.replace(/\.\d+Z$/, 'Z'),
               })),
               ['id', 'run', 'table', 'copy', 'size', 'rows', 'checksum', 'file', 'created'],
             ),
@@ -51,6 +50,7 @@ export function registerBackups(program: Command, setExit: (c: number) => void):
     .description('recompute row count and checksum of the copy (and of the exported file) against what was recorded')
     .option('--no-files', 'skip the exported file')
     .action(async (id: string, o: { files: boolean }, c: Command) => {
+      const { verifyBackup } = await import('../../backup/backup.ts');
       const g = c.optsWithGlobals<GlobalOptions>();
       const db = await connect(g);
       try {
@@ -77,6 +77,7 @@ export function registerBackups(program: Command, setExit: (c: number) => void):
     .option('--yes', 'do not ask for confirmation')
     .option('--from <source>', 'copy (default) or file', 'copy')
     .action(async (ids: string[], o: { yes?: boolean; from: string }, c: Command) => {
+      const { restoreBackup } = await import('../../backup/restore.ts');
       const g = c.optsWithGlobals<GlobalOptions>();
       if (o.from !== 'copy' && o.from !== 'file') throw new UsageError(`--from "${o.from}" is not copy or file`);
       const list = ids.map(parseBackupId);
@@ -110,6 +111,7 @@ export function registerBackups(program: Command, setExit: (c: number) => void):
     .command('drop <id>')
     .description('drop the in-database copy (the record and any exported file stay)')
     .action(async (id: string, _o: unknown, c: Command) => {
+      const { dropBackup } = await import('../../backup/backup.ts');
       const g = c.optsWithGlobals<GlobalOptions>();
       const db = await connect(g);
       try {
@@ -124,7 +126,7 @@ export function registerBackups(program: Command, setExit: (c: number) => void):
 }
 
 function parseBackupId(s: string): number {
-  return parseNumber('backup id', NUMBERS.id, s, 'List backups with belay backups list.');
+  return parseFlagNumber('backup id', 'id', s, 'List backups with belay backups list.');
 }
 
 function printPreviews(previews: RestorePreview[], effects: RestoreEffects): void {

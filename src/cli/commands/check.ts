@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
-import { DEFAULT_CHECK_JOBS, runChecks } from '../../checks/run-checks.ts';
+import { DEFAULT_CHECK_JOBS } from '../../checks/defaults.ts';
 import { EXIT } from '../../errors.ts';
-import { loadMigration } from '../../spec/load.ts';
-import { connect, type GlobalOptions, out, parseParams, parsePositiveInt, locate } from '../context.ts';
+import { connect, type GlobalOptions, locate, out, parseParams, parsePositiveInt } from '../context.ts';
 import { printCheckReport } from '../print.ts';
 
 export function registerCheck(program: Command, setExit: (c: number) => void): void {
@@ -17,6 +16,8 @@ export function registerCheck(program: Command, setExit: (c: number) => void): v
       parsePositiveInt('--jobs'),
     )
     .action(async (target: string, o: { param?: string[]; sample: number; jobs?: number }, cmd: Command) => {
+      const { runChecks } = await import('../../checks/run-checks.ts');
+      const { loadMigration } = await import('../../spec/load.ts');
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const m = await loadMigration(await locate(target), parseParams(o.param));
       const db = await connect(g);

@@ -1,10 +1,7 @@
 import type { Command } from 'commander';
+import type { ArchiveResult } from '../../backup/archive.ts';
 import { EXIT, UsageError } from '../../errors.ts';
-import { parseDuration } from '../../verify/duration.ts';
-import { archiveBackups, DEFAULT_RETENTION_MS } from '../../backup/archive.ts';
-import { cleanupRun } from '../../run/pipeline.ts';
-import { connect, type GlobalOptions, out, parseRunId } from '../context.ts';
-import { NUMBERS, parseNumber } from '../../spec/numbers.ts';
+import { connect, type GlobalOptions, out, parseFlagNumber, parseRunId } from '../context.ts';
 
 /** belay cleanup <run>, and `belay backups archive` added to the backups command group. */
 export function registerCleanup(program: Command, setExit: (c: number) => void): void {
@@ -14,6 +11,9 @@ export function registerCleanup(program: Command, setExit: (c: number) => void):
     .option('--dir <folder>', 'archive backups without a file into this folder (gzip COPY files + manifest.json)')
     .option('--retention <duration>', 'keep in-database copies this long after they were taken', '7d')
     .action(async (run: string, o: { dir?: string; retention: string }, cmd: Command) => {
+      const { parseDuration } = await import('../../verify/duration.ts');
+      const { DEFAULT_RETENTION_MS } = await import('../../backup/archive.ts');
+      const { cleanupRun } = await import('../../run/pipeline.ts');
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const runId = parseRunId(run);
       const retentionMs = o.retention ? parseDuration(o.retention, '--retention') : DEFAULT_RETENTION_MS;
@@ -44,10 +44,12 @@ export function registerCleanup(program: Command, setExit: (c: number) => void):
     .option('--dir <folder>', 'folder for the archive (a new sub-folder per archive)')
     .option('--retention <duration>', 'then drop archived in-database copies older than this (e.g. 7d)')
     .action(async (id: string | undefined, o: { run?: number; dir?: string; retention?: string }, c: Command) => {
+      const { parseDuration } = await import('../../verify/duration.ts');
+      const { archiveBackups } = await import('../../backup/archive.ts');
       const g = c.optsWithGlobals<GlobalOptions>();
       if ((id === undefined) === (o.run === undefined))
         throw new UsageError('name one backup id or --run N', 'belay backups archive 12 --dir ./archive, or belay backups archive --run 3 --dir ./archive');
-      const backupId = id === undefined ? undefined : parseNumber('backup id', NUMBERS.id, id, 'List them with belay backups list.');
+      const backupId = id === undefined ? undefined : parseFlagNumber('backup id', 'id', id, 'List them with belay backups list.');
       const retentionMs = o.retention ? parseDuration(o.retention, '--retention') : undefined;
       const db = await connect(g);
       try {
@@ -61,7 +63,7 @@ export function registerCleanup(program: Command, setExit: (c: number) => void):
     });
 }
 
-function printArchive(r: Awaited<ReturnType<typeof archiveBackups>>): void {
+function printArchive(r: ArchiveResult): void {
   for (const a of r.archived) out.line(`backup ${a.id} (${a.table}) archived to ${a.file}`);
   if (r.manifest) out.line(`manifest: ${r.manifest}`);
   for (const d of r.dropped) out.line(`backup ${d}: in-database copy dropped (archived, past the retention)`);

@@ -1,13 +1,13 @@
 import type { Command } from 'commander';
 import { EXIT, UsageError } from '../../errors.ts';
-import { CONTROL_SAID, controlRun, localAsker, type TuneSettings } from '../../run/control.ts';
-import { NUMBERS } from '../../spec/numbers.ts';
+import type { TuneSettings } from '../../run/control.ts';
 import type { ControlCommand } from '../../state/controls.ts';
 import { connect, type GlobalOptions, out, parsePositiveInt, parseRunId } from '../context.ts';
 
 /** belay pause | resume | abort | tune <run>: commands for the apply running a run, from any terminal that reaches the database. */
 export function registerControl(program: Command, setExit: (c: number) => void): void {
   const send = async (cmd: Command, run: string, command: ControlCommand, settings: TuneSettings = {}) => {
+    const { CONTROL_SAID, controlRun, localAsker } = await import('../../run/control.ts');
     const g = cmd.optsWithGlobals<GlobalOptions>();
     const runId = parseRunId(run);
     const db = await connect(g);
@@ -36,8 +36,8 @@ export function registerControl(program: Command, setExit: (c: number) => void):
   program
     .command('tune <run>')
     .description('change the batch target and the throttle limits of a running apply')
-    .option('--target-ms <n>', 'batch duration the size adapts to', parsePositiveInt('--target-ms', NUMBERS.targetBatchMs))
-    .option('--max-lock-waiters <n>', 'pause while more sessions than this wait for a lock on the table', parsePositiveInt('--max-lock-waiters', NUMBERS.count))
+    .option('--target-ms <n>', 'batch duration the size adapts to', parsePositiveInt('--target-ms', 'targetBatchMs'))
+    .option('--max-lock-waiters <n>', 'pause while more sessions than this wait for a lock on the table', parsePositiveInt('--max-lock-waiters', 'count'))
     .option('--max-tx-age-ms <n>', 'pause while another transaction is older than this', parsePositiveInt('--max-tx-age-ms'))
     .option('--max-lag-ms <n>', 'pause while a replica lags more than this', parsePositiveInt('--max-lag-ms'))
     .action((run: string, o: { targetMs?: number; maxLockWaiters?: number; maxTxAgeMs?: number; maxLagMs?: number }, cmd: Command) => {

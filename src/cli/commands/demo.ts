@@ -3,15 +3,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import type { CheckReport } from '../../checks/run-checks.ts';
-import { safeApply } from '../../run/pipeline.ts';
-import { openDb } from '../../db/connection.ts';
 import { EXIT } from '../../errors.ts';
 import type { Db } from '../../db/connection.ts';
-import { importModule, loadMigration } from '../../spec/load.ts';
-import { type GlobalOptions, out, parsePositiveInt, reportError } from '../context.ts';
+import { errorJson, type GlobalOptions, out, parsePositiveInt, reportError } from '../context.ts';
 import { printRunResult, table } from '../print.ts';
-import { progressSink } from '../progress.ts';
-import { writeRunDocs } from '../../run/documents.ts';
 
 export const FLAGSHIP_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../examples/event-type-owner');
 export const DEMO_ROWS = 100_000;
@@ -20,6 +15,7 @@ type Generate = (db: Db, opts: { rows: number; seed: number }) => Promise<unknow
 
 /** The flagship's data generator, loaded from the example folder as a user's migration is loaded. */
 async function flagshipGenerator(): Promise<Generate> {
+  const { importModule } = await import('../../spec/load.ts');
   const file = ['generate.ts', 'generate.js'].map((f) => path.join(FLAGSHIP_DIR, f)).find((f) => existsSync(f));
   const mod = file ? await importModule(file) : {};
   if (typeof mod.generate !== 'function') throw new Error(`the flagship example has no data generator in ${FLAGSHIP_DIR}`);
@@ -34,6 +30,11 @@ export function registerDemo(program: Command, setExit: (c: number) => void): vo
     .option('--seed <n>', 'generator seed', parsePositiveInt('--seed'), 42)
     .option('--out <dir>', 'folder for RUNBOOK.md, REPORT.md and report.html', 'belay-demo-out')
     .action(async (o: { rows: number; seed: number; out: string }, cmd: Command) => {
+      const { safeApply } = await import('../../run/pipeline.ts');
+      const { openDb } = await import('../../db/connection.ts');
+      const { loadMigration } = await import('../../spec/load.ts');
+      const { progressSink } = await import('../progress.ts');
+      const { writeRunDocs } = await import('../../run/documents.ts');
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const url = g.db ?? 'pglite:memory';
       const log = (s: string) => (g.json ? undefined : out.line(s));
@@ -60,7 +61,7 @@ export function registerDemo(program: Command, setExit: (c: number) => void): vo
             log('');
           },
         });
-        if (g.json) out.json({ type: 'result', checks, apply: { ...r, error: r.error?.toJSON() } });
+        if (g.json) out.json({ type: 'result', checks, apply: { ...r, error: r.error && errorJson(r.error) } });
         else {
           printRunResult(r);
           const predicted = checks?.findings.find((f) => f.code === 'ASSIGN')?.count;

@@ -1,13 +1,7 @@
 import type { Command } from 'commander';
 import { EXIT } from '../../errors.ts';
-import { dryRun } from '../../run/dry-run.ts';
-import { ledgerFor, loadProjectConfig } from '../../config/environments.ts';
 import { formatDryRun, formatPlan } from '../format.ts';
-import { writePlanFile } from '../../plan/plan.ts';
-import { loadMigration } from '../../spec/load.ts';
-import { connect, type GlobalOptions, out, parseParams, parsePositiveInt, locate } from '../context.ts';
-import { NUMBERS } from '../../spec/numbers.ts';
-import { progressSink } from '../progress.ts';
+import { connect, type GlobalOptions, locate, out, parseParams, parsePositiveInt } from '../context.ts';
 
 export function registerDryRun(program: Command, setExit: (c: number) => void): void {
   program
@@ -15,14 +9,15 @@ export function registerDryRun(program: Command, setExit: (c: number) => void): 
     .description('the whole pipeline with every batch rolled back: expected changes, samples, conflicts, timings (tables unchanged)')
     .option('--param <key=value...>', 'migration parameter (policy), repeatable')
     .option('-o, --output <file>', 'also write a plan whose estimates come from the measured batches')
-    .option(
-      '--batch-size <n>',
-      'fixed rows per batch (default: adapt to the target duration, as apply does)',
-      parsePositiveInt('--batch-size', NUMBERS.batchSize),
-    )
-    .option('--target-ms <n>', 'target duration of one batch in ms', parsePositiveInt('--target-ms', NUMBERS.targetBatchMs), 200)
+    .option('--batch-size <n>', 'fixed rows per batch (default: adapt to the target duration, as apply does)', parsePositiveInt('--batch-size', 'batchSize'))
+    .option('--target-ms <n>', 'target duration of one batch in ms', parsePositiveInt('--target-ms', 'targetBatchMs'), 200)
     .option('--sample <n>', 'before → after rows to show per step', parsePositiveInt('--sample'), 10)
     .action(async (target: string, o: { param?: string[]; output?: string; batchSize?: number; targetMs: number; sample: number }, cmd: Command) => {
+      const { dryRun } = await import('../../run/dry-run.ts');
+      const { ledgerFor, loadProjectConfig } = await import('../../config/environments.ts');
+      const { writePlanFile } = await import('../../plan/plan.ts');
+      const { loadMigration } = await import('../../spec/load.ts');
+      const { progressSink } = await import('../progress.ts');
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const m = await loadMigration(await locate(target), parseParams(o.param));
       const db = await connect(g);

@@ -1,9 +1,6 @@
 import type { Command } from 'commander';
 import { EXIT } from '../../errors.ts';
-import { NUMBERS, parseNumber } from '../../spec/numbers.ts';
-import { parseDuration } from '../../verify/duration.ts';
-import { alertError, DEFAULT_MONITOR_EVERY_MS, DEFAULT_MONITOR_FOR_MS, monitorRun } from '../../verify/monitor.ts';
-import { connect, type GlobalOptions, out, parseRunId, reportError } from '../context.ts';
+import { connect, type GlobalOptions, out, parseFlagNumber, parseRunId, reportError } from '../context.ts';
 
 export function registerMonitor(program: Command, setExit: (c: number) => void): void {
   program
@@ -22,6 +19,8 @@ export function registerMonitor(program: Command, setExit: (c: number) => void):
         o: { for: string; every: string; once?: boolean; webhook?: string; metricsPort?: string; metricsHost?: string; verify: boolean },
         cmd: Command,
       ) => {
+        const { parseDuration } = await import('../../verify/duration.ts');
+        const { alertError, DEFAULT_MONITOR_EVERY_MS, DEFAULT_MONITOR_FOR_MS, monitorRun } = await import('../../verify/monitor.ts');
         const g = cmd.optsWithGlobals<GlobalOptions>();
         const runId = parseRunId(run);
         const forMs = o.for ? parseDuration(o.for, '--for') : DEFAULT_MONITOR_FOR_MS;
@@ -29,7 +28,7 @@ export function registerMonitor(program: Command, setExit: (c: number) => void):
         const port =
           o.metricsPort === undefined
             ? undefined
-            : parseNumber('--metrics-port', NUMBERS.port, o.metricsPort, 'Give a port number from 0 (any free port) to 65535.');
+            : parseFlagNumber('--metrics-port', 'port', o.metricsPort, 'Give a port number from 0 (any free port) to 65535.');
         const db = await connect(g);
         const stop = new AbortController();
         const onSignal = () => stop.abort();

@@ -1,11 +1,7 @@
 import type { Command } from 'commander';
 import { EXIT } from '../../errors.ts';
 import { formatPlan } from '../format.ts';
-import { writePlanFile } from '../../plan/plan.ts';
-import { plan } from '../../run/pipeline.ts';
-import { loadMigration } from '../../spec/load.ts';
-import { connect, type GlobalOptions, out, parseParams, parsePositiveInt, locate } from '../context.ts';
-import { NUMBERS } from '../../spec/numbers.ts';
+import { connect, type GlobalOptions, locate, out, parseParams, parsePositiveInt } from '../context.ts';
 
 export function registerPlan(program: Command, setExit: (c: number) => void): void {
   program
@@ -14,9 +10,12 @@ export function registerPlan(program: Command, setExit: (c: number) => void): vo
     .option('--param <key=value...>', 'migration parameter (policy), repeatable')
     .option('-o, --output <file>', 'write the plan as JSON (then: belay apply <file>)')
     .option('--exact', 'count rows exactly instead of using the statistics estimate')
-    .option('--target-ms <n>', 'target duration of one batch in ms', parsePositiveInt('--target-ms', NUMBERS.targetBatchMs), 200)
-    .option('--samples <n>', 'calibration batches per step', parsePositiveInt('--samples', NUMBERS.samples), 3)
+    .option('--target-ms <n>', 'target duration of one batch in ms', parsePositiveInt('--target-ms', 'targetBatchMs'), 200)
+    .option('--samples <n>', 'calibration batches per step', parsePositiveInt('--samples', 'samples'), 3)
     .action(async (target: string, o: { param?: string[]; output?: string; exact?: boolean; targetMs: number; samples: number }, cmd: Command) => {
+      const { writePlanFile } = await import('../../plan/plan.ts');
+      const { plan } = await import('../../run/pipeline.ts');
+      const { loadMigration } = await import('../../spec/load.ts');
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const m = await loadMigration(await locate(target), parseParams(o.param));
       const db = await connect(g);

@@ -1,9 +1,6 @@
 import type { Command } from 'commander';
 import { EXIT } from '../../errors.ts';
-import { DEFAULT_SAMPLE, prismaCheck } from '../../prisma/check.ts';
-import { DEFAULT_BATCH_OVER, DEFAULT_LOCK_TIMEOUT_MS, DEFAULT_LOCK_WAIT_MS, DEFAULT_RETRIES } from '../../prisma/deploy.ts';
-import { prismaDeploy } from '../../run/prisma-deploy.ts';
-import { renderCheck, renderDeploy } from '../../prisma/format.ts';
+import { DEFAULT_BATCH_OVER, DEFAULT_LOCK_TIMEOUT_MS, DEFAULT_LOCK_WAIT_MS, DEFAULT_RETRIES, DEFAULT_SAMPLE } from '../../prisma/defaults.ts';
 import { DEFAULT_MIGRATIONS_DIR, listMigrations } from '../../prisma/migrations-dir.ts';
 import { connect, type GlobalOptions, out, parsePositiveInt } from '../context.ts';
 
@@ -28,6 +25,8 @@ export function registerPrisma(program: Command, setExit: (c: number) => void): 
       .description(`read-only: predict which pending migrations would fail, in one snapshot (default dir ${DEFAULT_MIGRATIONS_DIR}); exit 6 when one would`)
       .option('--info', 'also print findings of severity info'),
   ).action(async (dir: string | undefined, o: Flags, cmd: Command) => {
+    const { prismaCheck } = await import('../../prisma/check.ts');
+    const { renderCheck } = await import('../../prisma/format.ts');
     const g = cmd.optsWithGlobals<GlobalOptions>();
     listMigrations(dir ?? DEFAULT_MIGRATIONS_DIR); // a bad folder is reported before connecting
     const db = await connect(g);
@@ -68,6 +67,8 @@ export function registerPrisma(program: Command, setExit: (c: number) => void): 
       o: Flags & { plan?: boolean; lockTimeout: number; retries: number; lockWait: number; rewrite: boolean; batch: boolean; batchOver: number },
       cmd: Command,
     ) => {
+      const { prismaDeploy } = await import('../../run/prisma-deploy.ts');
+      const { renderDeploy } = await import('../../prisma/format.ts');
       const g = cmd.optsWithGlobals<GlobalOptions>();
       listMigrations(dir ?? DEFAULT_MIGRATIONS_DIR);
       const db = await connect(g);

@@ -3,14 +3,10 @@ import { createInterface } from 'node:readline/promises';
 import { once } from 'node:events';
 import type { Command } from 'commander';
 import { EXIT, UsageError } from '../../errors.ts';
-import { rollback } from '../../rollback/rollback.ts';
-import { rollbackScript } from '../../rollback/rollback-script.ts';
-import { type BackupRollbackPreview, rollbackFromBackup } from '../../backup/restore-run.ts';
-import { copySqlName, listBackups } from '../../backup/backup.ts';
+import type { BackupRollbackPreview } from '../../backup/restore-run.ts';
 import type { Db } from '../../db/connection.ts';
 import { connect, type GlobalOptions, out, parseRunId } from '../context.ts';
 import { printRollbackResult } from '../print.ts';
-import { progressSink } from '../progress.ts';
 import { catchInterrupts } from '../signals.ts';
 
 interface RollbackFlags {
@@ -37,6 +33,10 @@ export function registerRollback(program: Command, setExit: (c: number) => void)
     .option('--include-read-tables', 'with --from-backup: also restore the tables the run only read (deletes the rows others added since; shown first)')
     .option('--yes', 'with --from-backup: do not ask for confirmation')
     .action(async (run: string, o: RollbackFlags, cmd: Command) => {
+      const { rollback } = await import('../../rollback/rollback.ts');
+      const { rollbackScript } = await import('../../rollback/rollback-script.ts');
+      const { rollbackFromBackup } = await import('../../backup/restore-run.ts');
+      const { progressSink } = await import('../progress.ts');
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const runId = parseRunId(run);
       if (o.output && !o.sql) throw new UsageError('-o/--output only goes with --sql', `Write belay rollback ${runId} --sql -o rollback.sql.`);
@@ -143,6 +143,7 @@ function printBackupPreview(p: BackupRollbackPreview): void {
 }
 
 async function backupCopies(db: Db, runId: number): Promise<Map<string, string>> {
+  const { copySqlName, listBackups } = await import('../../backup/backup.ts');
   const m = new Map<string, string>();
   for (const b of await listBackups(db, { runId })) if (b.status === 'verified' && !m.has(b.sourceTable)) m.set(b.sourceTable, copySqlName(b));
   return m;

@@ -1,10 +1,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { type Db, openDb } from '../../db/connection.ts';
+import type { Db } from '../../db/connection.ts';
 import { EXIT, UsageError } from '../../errors.ts';
-import { runbook } from '../../run/documents.ts';
-import { loadMigration } from '../../spec/load.ts';
-import { type GlobalOptions, out, parseParams, resolveDbUrl, locate } from '../context.ts';
+import { type GlobalOptions, locate, out, parseParams, resolveDbUrl } from '../context.ts';
 
 export function registerRunbook(program: Command, setExit: (c: number) => void): void {
   program
@@ -15,6 +13,9 @@ export function registerRunbook(program: Command, setExit: (c: number) => void):
     .option('--plan <plan.json>', 'include the figures of a plan made by belay plan')
     .option('--backup-dir <dir>', 'where belay apply --backup-dir will write backup files')
     .action(async (target: string, o: { param?: string[]; output?: string; plan?: string; backupDir?: string }, cmd: Command) => {
+      const { openDb } = await import('../../db/connection.ts');
+      const { runbook } = await import('../../run/documents.ts');
+      const { loadMigration } = await import('../../spec/load.ts');
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const m = await loadMigration(await locate(target), parseParams(o.param));
       const plan = o.plan ? readPlan(o.plan) : undefined;

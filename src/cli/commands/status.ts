@@ -4,9 +4,7 @@ import type { Command } from 'commander';
 import { loadEnvFiles } from '../../config/env-file.ts';
 import { loadProjectConfig } from '../../config/environments.ts';
 import { type Db, openDb } from '../../db/connection.ts';
-import { type MigrationStatus, migrationStatus } from '../../run/migrations.ts';
-import { stateVersion } from '../../state/schema.ts';
-import { getSteps, listRuns } from '../../state/runs.ts';
+import type { MigrationStatus } from '../../run/migrations.ts';
 import { databaseUrl, type GlobalOptions, out, parsePositiveInt, reportError } from '../context.ts';
 import { table } from '../print.ts';
 
@@ -41,6 +39,7 @@ export function registerStatus(program: Command, setExit: (c: number) => void): 
         }
       }
       try {
+        const { migrationStatus } = await import('../../run/migrations.ts');
         const migrations = await migrationStatus(cfg, db);
         if (!g.json) printMigrations(cfg.migrationsDir, migrations, db?.label);
         if (db) await printRuns(db, o.limit, g.json, migrations);
@@ -65,7 +64,7 @@ function printMigrations(dir: string, ms: MigrationStatus[], label: string | und
     id: m.id ?? '',
     state: m.changed ? `${m.state} (file changed since)` : m.state,
     run: m.run ?? '',
-    at: m.at?.slice(0, 19).replace('T', ' ') ?? '',
+    at: m.at ? utc(m.at) : '',
   }));
   out.line(table(rows, ['migration', 'id', 'state', 'run', 'at']));
   for (const m of ms) if (m.error) out.line(`  ${m.name}: [${m.error.code}] ${m.error.message.split('\n').slice(0, 3).join(' ')}`);
@@ -73,6 +72,8 @@ function printMigrations(dir: string, ms: MigrationStatus[], label: string | und
 }
 
 async function printRuns(db: Db, limit: number, json: boolean | undefined, migrations?: MigrationStatus[]): Promise<void> {
+  const { stateVersion } = await import('../../state/schema.ts');
+  const { getSteps, listRuns } = await import('../../state/runs.ts');
   const extra = migrations ? { migrations } : {};
   if ((await stateVersion(db)) === 0) {
     if (json) out.json({ type: 'status', ...extra, runs: [] });
@@ -86,8 +87,8 @@ async function printRuns(db: Db, limit: number, json: boolean | undefined, migra
       run: r.id,
       migration: r.migrationId,
       status: r.status,
-      started: r.startedAt.slice(0, 19),
-      finished: r.finishedAt?.slice(0, 19) ?? '',
+      started: utc(r.startedAt),
+      finished: r.finishedAt ? utc(r.finishedAt) : '',
       changed: steps.reduce((n, s) => n + Number(s.rowsChanged), 0),
       checksum: r.checksum.slice(0, 12),
       error: (r.error as { code?: string } | null)?.code ?? '',
@@ -100,4 +101,9 @@ async function printRuns(db: Db, limit: number, json: boolean | undefined, migra
         ? `runs in ${db.label}:\n${table(rows, ['run', 'migration', 'status', 'started', 'finished', 'changed', 'checksum', 'error'])}`
         : 'no runs yet',
     );
+}
+
+/** An ISO 8601 UTC timestamp to the second, as the tables show it. */
+function utc(at: string): string {
+  return at.replace(/\.\d+Z$/, 'Z');
 }

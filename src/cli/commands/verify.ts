@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { EXIT } from '../../errors.ts';
-import { verify as verifyRun } from '../../run/pipeline.ts';
 import { connect, type GlobalOptions, out, parsePositiveInt, parseRunId } from '../context.ts';
 import { table } from '../print.ts';
 
@@ -12,6 +11,7 @@ export function registerVerify(program: Command, setExit: (c: number) => void): 
     .option('--sample <n>', 'offending rows kept per check', parsePositiveInt('--sample'))
     .option('--concurrent-writes', 'the application wrote to these tables: recounted categories and untouched-column checksums warn instead of failing')
     .action(async (run: string, o: { validateConstraints?: boolean; sample?: number; concurrentWrites?: boolean }, cmd: Command) => {
+      const { verify: verifyRun } = await import('../../run/pipeline.ts');
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const runId = parseRunId(run);
       const db = await connect(g);

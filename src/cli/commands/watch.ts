@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import { EXIT } from '../../errors.ts';
-import { NUMBERS, parseNumber } from '../../spec/numbers.ts';
-import { DEFAULT_WATCH_PORT, startWatch } from '../../watch/server.ts';
-import { connect, type GlobalOptions, out, parseRunId } from '../context.ts';
+import { DEFAULT_WATCH_PORT } from '../../watch/defaults.ts';
+import { connect, type GlobalOptions, out, parseFlagNumber, parseRunId } from '../context.ts';
 
 /** belay watch [run]: a live dashboard of the database's runs, with pause, resume, abort and tune buttons. */
 export function registerWatch(program: Command, setExit: (c: number) => void): void {
@@ -13,9 +12,10 @@ export function registerWatch(program: Command, setExit: (c: number) => void): v
     .option('--host <address>', 'address to bind (anyone who reaches it can steer runs unless --read-only)', '127.0.0.1')
     .option('--read-only', 'show runs only: no buttons, every command refused')
     .action(async (run: string | undefined, o: { port: string; host: string; readOnly?: boolean }, cmd: Command) => {
+      const { startWatch } = await import('../../watch/server.ts');
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const runId = run === undefined ? undefined : parseRunId(run);
-      const port = parseNumber('--port', NUMBERS.port, o.port, 'Give a port number from 0 (any free port) to 65535.');
+      const port = parseFlagNumber('--port', 'port', o.port, 'Give a port number from 0 (any free port) to 65535.');
       const db = await connect(g, 'belay watch');
       try {
         const w = await startWatch(db, { port, host: o.host, readOnly: o.readOnly, runId });
