@@ -8,6 +8,7 @@ import { errorCodeInfo } from '../error-codes.ts';
 import { JSON_VERSION } from '../state/events.ts';
 import { loadProjectConfig, resolveEnvironment } from '../config/environments.ts';
 import type { MigrationParams } from '../spec/define.ts';
+import { paint } from './style.ts';
 import type { NUMBERS } from '../spec/numbers.ts';
 
 export interface GlobalOptions {
@@ -120,16 +121,17 @@ export function errorJson(err: BelayError): { code: string; exitCode: number; me
 /** Prints an error (what, where, what to do) and returns its documented exit code; with json also as an error line on stdout. */
 export function reportError(err: unknown, json: boolean): number {
   if (json) out.json({ type: 'error', ...errorJson(asBelay(err)) });
+  const p = paint(process.stderr);
   if (err instanceof BelayError) {
-    out.err(`error [${err.code}]: ${redactText(err.message)}`);
+    out.err(`${p.red(`error [${err.code}]`)}: ${redactText(err.message)}`);
     const d = err.details;
     if (typeof d.sqlstate === 'string')
       out.err(`  server: SQLSTATE ${d.sqlstate}${d.detail ? `, ${d.detail}` : ''}${d.constraint ? `, constraint ${d.constraint}` : ''}`);
-    if (err.fix) out.err(`  what to do: ${err.fix}`);
+    if (err.fix) out.err(`  ${p.bold('what to do:')} ${err.fix}`);
     return err.exitCode;
   }
   const e = err as Error;
-  out.err(`error [BELAY_INTERNAL]: ${redactText(e?.message ?? String(err))}`);
+  out.err(`${p.red('error [BELAY_INTERNAL]')}: ${redactText(e?.message ?? String(err))}`);
   if (process.env.BELAY_DEBUG) out.err(e?.stack ?? '');
   return EXIT.unexpected;
 }

@@ -2,17 +2,47 @@
 import type { CheckReport } from '../checks/run-checks.ts';
 import type { RollbackResult } from '../rollback/rollback.ts';
 import { out } from './context.ts';
+import { paint, statusColour } from './style.ts';
 import type { RunResult } from '../contract.ts';
 
-export function table(rows: Array<Record<string, unknown>>, cols: string[]): string {
-  const cell = (v: unknown) => (v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
-  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
-  const line = (vals: string[]) =>
+/** Columns whose words are coloured by what they say (completed green, failed red, paused yellow …) on a terminal. */
+const STATUS_COLUMNS = new Set(['status', 'severity', 'result']);
+
+const isNumber = (v: unknown): v is number | bigint => (typeof v === 'number' && Number.isFinite(v)) || typeof v === 'bigint';
+
+/**
+ * A text table: numbers right-aligned and grouped in thousands (1,234,567), `ids` right-aligned as they are
+ * (run 12345, not 12,345), text left-aligned; on a terminal the status words in colour.
+ */
+export function table(rows: Array<Record<string, unknown>>, cols: string[], opts: { ids?: string[]; stream?: { isTTY?: boolean } } = {}): string {
+  const p = paint(opts.stream ?? process.stdout);
+  const ids = new Set(opts.ids ?? []);
+  // a column of numbers (and blanks or "-") is a number column
+  const numeric = cols.map(
+    (c) => rows.some((r) => isNumber(r[c])) && rows.every((r) => isNumber(r[c]) || r[c] === null || r[c] === undefined || r[c] === '-' || r[c] === ''),
+  );
+  const cell = (c: string, v: unknown) =>
+    v === null || v === undefined
+      ? ''
+      : isNumber(v)
+        ? ids.has(c)
+          ? String(v)
+          : v.toLocaleString('en-US')
+        : typeof v === 'object'
+          ? JSON.stringify(v)
+          : String(v);
+  const body = rows.map((r) => cols.map((c) => cell(c, r[c])));
+  const widths = cols.map((c, i) => Math.max(c.length, ...body.map((b) => b[i]!.length)));
+  const pad = (v: string, i: number) => (numeric[i] ? v.padStart(widths[i]!) : v.padEnd(widths[i]!));
+  const line = (vals: string[], colour = false) =>
     vals
-      .map((v, i) => v.padEnd(widths[i]!))
+      .map((v, i) => {
+        const padded = pad(v, i);
+        return colour && STATUS_COLUMNS.has(cols[i]!) && v ? statusColour(p, v)(v) + padded.slice(v.length) : padded;
+      })
       .join('  ')
       .trimEnd();
-  return [line(cols), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join('\n');
+  return [line(cols), line(widths.map((w) => '-'.repeat(w))), ...body.map((b) => line(b, true))].join('\n');
 }
 
 export function printRunResult(r: RunResult): void {
@@ -20,7 +50,8 @@ export function printRunResult(r: RunResult): void {
     out.line(`refused: nothing ran${r.runId ? ` (run ${r.runId})` : ''}`);
     return;
   }
-  out.line(`run ${r.runId} ${r.status}${r.resumed ? ' (resumed)' : ''} in ${(r.durationMs / 1000).toFixed(2)} s`);
+  const p = paint(process.stdout);
+  out.line(`run ${r.runId} ${statusColour(p, r.status)(r.status)}${r.resumed ? ' (resumed)' : ''} in ${(r.durationMs / 1000).toFixed(2)} s`);
   out.line(
     table(
       r.steps.map((s) => ({ step: s.name, kind: s.kind, status: s.status, rows: s.rowsDone, changed: s.rowsChanged, batches: s.batches })),

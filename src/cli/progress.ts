@@ -3,6 +3,7 @@ import cliProgress from 'cli-progress';
 import { scrubValue } from '../db/redact.ts';
 import type { BelayEvent, EventSink } from '../state/events.ts';
 import { out } from './context.ts';
+import { paint } from './style.ts';
 
 export const DEFAULT_LOG_EVERY = 10;
 
@@ -12,6 +13,7 @@ export function progressSink(opts: { json?: boolean; quiet?: boolean; logEvery?:
   if (opts.json) return (e) => out.json(Object.assign({ type: e.type, at: new Date().toISOString() }, e));
   if (opts.quiet) return () => undefined;
   const every = opts.logEvery ?? DEFAULT_LOG_EVERY;
+  const p = paint(stream);
   let bar: cliProgress.SingleBar | undefined;
   let stepStart = 0;
   let startDone = 0;
@@ -90,7 +92,7 @@ export function progressSink(opts: { json?: boolean; quiet?: boolean; logEvery?:
         break;
       default: {
         const line = describeEvent(e);
-        if (line) stream.write(`${line}\n`);
+        if (line) stream.write(`${line.startsWith('warn: ') ? `${p.yellow('warn:')}${line.slice(5)}` : line}\n`);
         break;
       }
     }

@@ -36,6 +36,7 @@ export function registerBackups(program: Command, setExit: (c: number) => void):
                 created: b.createdAt.replace(/\.\d+Z$/, 'Z'),
               })),
               ['id', 'run', 'table', 'copy', 'size', 'rows', 'checksum', 'file', 'created'],
+              { ids: ['id', 'run'] },
             ),
           );
         }

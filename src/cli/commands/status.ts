@@ -66,7 +66,7 @@ function printMigrations(dir: string, ms: MigrationStatus[], label: string | und
     run: m.run ?? '',
     at: m.at ? utc(m.at) : '',
   }));
-  out.line(table(rows, ['migration', 'id', 'state', 'run', 'at']));
+  out.line(table(rows, ['migration', 'id', 'state', 'run', 'at'], { ids: ['run'] }));
   for (const m of ms) if (m.error) out.line(`  ${m.name}: [${m.error.code}] ${m.error.message.split('\n').slice(0, 3).join(' ')}`);
   out.line();
 }
@@ -98,7 +98,7 @@ async function printRuns(db: Db, limit: number, json: boolean | undefined, migra
   else
     out.line(
       rows.length
-        ? `runs in ${db.label}:\n${table(rows, ['run', 'migration', 'status', 'started', 'finished', 'changed', 'checksum', 'error'])}`
+        ? `runs in ${db.label}:\n${table(rows, ['run', 'migration', 'status', 'started', 'finished', 'changed', 'checksum', 'error'], { ids: ['run'] })}`
         : 'no runs yet',
     );
 }
