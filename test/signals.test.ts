@@ -72,9 +72,15 @@ test('server: Ctrl-C during apply commits the batch in flight, pauses the run, e
     assert.match(r.stderr, /SIGINT: stopping the run after the batch in flight/);
     assert.match(r.stderr, /error \[BELAY_INTERRUPTED\].*paused/);
     assert.match(r.stderr, /what to do: Resume it with belay apply .*migration/);
-    const result = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
-    assert.equal(result.type, 'result');
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    const result = lines.find((l) => l.type === 'result');
     assert.equal(result.status, 'paused');
+    // the last line is the error, for a machine: code, exit code, what to do
+    assert.deepEqual([lines.at(-1).type, lines.at(-1).code, lines.at(-1).exitCode], ['error', 'BELAY_INTERRUPTED', EXIT.interrupted]);
+    assert.match(lines.at(-1).fix, /belay apply/);
     const runId = result.runId as number;
     assert.equal(await scalar(db, `SELECT status AS v FROM belay.runs WHERE id = $1`, [runId]), 'paused');
     await assertNothingHeld(db);
@@ -144,9 +150,13 @@ test('server: SIGTERM during rollback commits the undo batch in flight, leaves t
     });
     assert.equal(r.code, EXIT.terminated, r.stderr);
     assert.match(r.stderr, /SIGTERM: stopping the rollback after the batch in flight/);
-    assert.match(r.stderr, new RegExp(`finish it with belay rollback ${runId}`));
-    const result = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
-    assert.equal(result.status, 'interrupted');
+    assert.match(r.stderr, new RegExp(`Finish it with belay rollback ${runId}`));
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.equal(lines.find((l) => l.type === 'result').status, 'interrupted');
+    assert.equal(lines.at(-1).code, 'BELAY_INTERRUPTED');
     assert.equal(await scalar(db, `SELECT status AS v FROM belay.runs WHERE id = $1`, [runId]), 'rolling_back');
     await assertNothingHeld(db);
     const left = Number(await scalar(db, `SELECT count(*)::int AS v FROM work WHERE out IS NOT NULL`));

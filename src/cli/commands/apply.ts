@@ -102,7 +102,8 @@ export function registerApply(program: Command, setExit: (c: number) => void): v
           });
           if (g.json) out.json({ type: 'result', ...r, error: r.error && errorJson(r.error) });
           else printRunResult(r);
-          const code = r.error ? reportError(r.error, false) : EXIT.ok;
+          // with --json the error is in the result line, and is the last line too
+          const code = r.error ? reportError(r.error, !!g.json) : EXIT.ok;
           // paused by the signal: 130 or 143; a run that ended before the signal took effect exits as it ended
           setExit(r.error?.code === 'BELAY_INTERRUPTED' ? (stop.exitCode() ?? code) : code);
         } finally {

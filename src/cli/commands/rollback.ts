@@ -2,10 +2,10 @@ import { createWriteStream } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { once } from 'node:events';
 import type { Command } from 'commander';
-import { EXIT, UsageError } from '../../errors.ts';
+import { BelayError, EXIT, UsageError } from '../../errors.ts';
 import type { BackupRollbackPreview } from '../../backup/restore-run.ts';
 import type { Db } from '../../db/connection.ts';
-import { connect, type GlobalOptions, out, parseRunId } from '../context.ts';
+import { connect, type GlobalOptions, out, parseRunId, reportError } from '../context.ts';
 import { printRollbackResult } from '../print.ts';
 import { catchInterrupts } from '../signals.ts';
 
@@ -104,7 +104,11 @@ export function registerRollback(program: Command, setExit: (c: number) => void)
           if (g.json) out.json({ type: 'result', ...r });
           else printRollbackResult(r, r.deletedCount > 0 ? await backupCopies(db, runId) : undefined);
           if (r.status === 'interrupted') {
-            out.err(`what to do: finish it with belay rollback ${runId} (with the same --db or --env); it goes on from the newest batch not undone`);
+            const err = new BelayError('BELAY_INTERRUPTED', `rollback of run ${runId} stopped by ${String(stop.signal.reason)}; the run stays rolling_back`, {
+              details: { runId, batches: r.batches },
+              fix: `Finish it with belay rollback ${runId} (with the same --db or --env): it goes on from the newest batch not undone.`,
+            });
+            reportError(err, !!g.json);
             setExit(stop.exitCode() ?? EXIT.interrupted);
           }
           // rows deleted since stay missing whatever --force does

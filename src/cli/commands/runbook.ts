@@ -33,7 +33,8 @@ export function registerRunbook(program: Command, setExit: (c: number) => void):
           writeFileSync(o.output, md);
           if (g.json) out.json({ type: 'runbook', file: o.output, bytes: Buffer.byteLength(md) });
           else out.line(`runbook written to ${o.output}`);
-        } else out.line(md.trimEnd());
+        } else if (g.json) out.json({ type: 'runbook', format: 'md', text: md });
+        else out.line(md.trimEnd());
         setExit(EXIT.ok);
       } finally {
         await db?.close();
