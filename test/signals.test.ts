@@ -1,12 +1,12 @@
 // Ctrl-C and SIGTERM during apply and rollback (issue 17): the batch in flight commits, the run is left paused
 // (a rollback part-way) with no transaction or lock behind it, the command exits 130 or 143 and says how to go
-// on; a second Ctrl-C cancels the statement in flight. The commands run as child processes on the server.
+// on; a second Ctrl-C cancels the statement in flight. The commands run as child processes, on the server and on PGlite.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import type { Db } from '../src/db/connection.ts';
+import { type Db, openDb } from '../src/db/connection.ts';
 import { EXIT } from '../src/errors.ts';
 import { runCli } from './helpers/cli.ts';
 import { withDb } from './helpers/fixture.ts';
@@ -168,4 +168,43 @@ test('server: SIGTERM during rollback commits the undo batch in flight, leaves t
     assert.equal(await scalar(db, `SELECT status AS v FROM belay.runs WHERE id = $1`, [runId]), 'rolled_back');
     assert.equal(Number(await scalar(db, `SELECT count(*)::int AS v FROM work WHERE out IS NULL`)), ROWS);
   });
+});
+
+test('pglite: Ctrl-C during apply pauses the run after the batch in flight and exits 130; belay apply resumes it', async () => {
+  const dir = migrationDir();
+  const url = `pglite:${path.join(dir, 'db')}`;
+  try {
+    const db = await openDb(url);
+    await db.exec(`CREATE TABLE work (id int PRIMARY KEY, w int NOT NULL, out int);
+      INSERT INTO work SELECT g, g, NULL FROM generate_series(1, ${ROWS}) g;`);
+    await db.close();
+    let sent = false;
+    const r = await runCli(['apply', dir, '--db', url, '--no-backup', '--batch-size', '50', '--json'], {
+      onLine: (line, child) => {
+        if (!sent && line.includes('"type":"batch-committed"')) {
+          sent = true;
+          child.kill('SIGINT');
+        }
+      },
+    });
+    assert.equal(r.code, EXIT.interrupted, r.stderr);
+    const seen = await openDb(url);
+    try {
+      assert.equal(await scalar(seen, `SELECT status AS v FROM belay.runs ORDER BY id DESC LIMIT 1`), 'paused');
+      assert.ok(Number(await scalar(seen, `SELECT count(*)::int AS v FROM work WHERE out IS NULL`)) > 0, 'stopped part-way');
+    } finally {
+      await seen.close();
+    }
+    const again = await runCli(['apply', dir, '--db', url, '--no-backup', '--batch-size', '50']);
+    assert.equal(again.code, EXIT.ok, again.stderr);
+    assert.match(again.stderr, /resumed from its last checkpoint/);
+    const check = await openDb(url);
+    try {
+      assert.equal(Number(await scalar(check, `SELECT count(*)::int AS v FROM work WHERE out = w * 2`)), ROWS);
+    } finally {
+      await check.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

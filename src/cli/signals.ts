@@ -1,6 +1,7 @@
 // Ctrl-C and SIGTERM during apply and rollback: the first lets the batch in flight finish and stops the run
-// there (paused, resumable); the second cancels the statement in flight (its transaction rolls back) and the
-// command exits once the run is recorded; a third exits at once (the server rolls back what the session held).
+// there (paused, resumable); the second cancels the statement in flight on a server (its transaction rolls
+// back) and the command exits once the run is recorded; a third exits at once (the server rolls back what the
+// session held).
 import type { Db } from '../db/connection.ts';
 import { EXIT } from '../errors.ts';
 import { out } from './context.ts';
@@ -36,9 +37,9 @@ export function catchInterrupts(db: () => Db | undefined, what: string): Interru
     if (count === 2) {
       const d = db();
       if (!d?.cancel) {
-        // PGlite runs in this process: nothing to cancel from outside, and its statement has finished by now
-        out.err(`${sig} again: exiting`);
-        process.exit(code());
+        // PGlite runs in this process: its statement cannot be cancelled, and leaving mid-write risks its folder
+        out.err(`${sig} again: an embedded database cannot cancel its statement; press Ctrl-C once more to exit without waiting`);
+        return;
       }
       out.err(`${sig} again: cancelling the statement in flight (its transaction rolls back)`);
       d.cancel().catch((err: unknown) => out.err(`could not cancel: ${(err as Error).message}`));

@@ -156,6 +156,8 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
         if (!d || batches.some((b) => b.xid === null)) throw legacyRun(runId);
         const sql = restoreBatchSql(d, d.fence ? fenceNames(runId, stepNo).table : undefined);
         for (const b of batches) {
+          // PGlite answers without I/O: a turn of the event loop lets a signal's handler run between its batches
+          if (opts.signal) await new Promise((r) => setImmediate(r));
           if (stop()) break undo;
           const r = await withRetry(
             async () => {
