@@ -85,7 +85,7 @@ export async function openPg(url: string, opts: OpenOptions): Promise<Db> {
       }
     },
     async cancel() {
-      const other = new pg.Client({ connectionString: url, application_name: 'belay (cancel)', connectionTimeoutMillis: 10_000 });
+      const other = new pg.Client({ connectionString, application_name: 'belay (cancel)', connectionTimeoutMillis: 10_000 });
       other.on('error', () => undefined);
       try {
         await other.connect();
