@@ -6,7 +6,6 @@ import { loadEnvFiles } from '../config/env-file.ts';
 import { errorCodeInfo } from '../error-codes.ts';
 // the lines' schema: schemas/events.schema.json (npm run schemas)
 import { JSON_VERSION } from '../state/events.ts';
-import { loadProjectConfig, resolveEnvironment } from '../config/environments.ts';
 import type { MigrationParams } from '../spec/define.ts';
 import { paint } from './style.ts';
 import type { NUMBERS } from '../spec/numbers.ts';
@@ -35,6 +34,7 @@ export function databaseUrl(opts: GlobalOptions): string {
   if (opts.env && opts.db) throw new UsageError('both --env and --db given', 'Pass one: --env <name> names a database of belay.config.json.');
   if (!opts.env) return resolveDbUrl(opts.db);
   loadEnvFiles();
+  const { resolveEnvironment, loadProjectConfig } = loaded().config;
   return resolveEnvironment(loadProjectConfig(), opts.env).url;
 }
 
@@ -42,7 +42,7 @@ export function databaseUrl(opts: GlobalOptions): string {
 export async function locate(target: string): Promise<string> {
   // imported when a command needs it: the loader brings the SQL parser, which --help never needs
   const { findMigration } = await import('../run/migrations.ts');
-  return findMigration(target, loadProjectConfig());
+  return findMigration(target, loaded().config.loadProjectConfig());
 }
 
 /** applicationName: how the session shows in pg_stat_activity, and in who asked for a command (belay watch). */
@@ -60,12 +60,18 @@ export function parseParams(list: string[] = []): MigrationParams {
   return out;
 }
 
-// the number schemas are zod's: loaded once a command runs (main's preSubcommand hook), not for --help or --version
-let numbers: typeof import('../spec/numbers.ts') | undefined;
+// the flags' number schemas and belay.config.json's are zod's: loaded once a command runs (main's preSubcommand
+// hook), not for --help or --version
+let modules: { numbers: typeof import('../spec/numbers.ts'); config: typeof import('../config/environments.ts') } | undefined;
 
-/** Loads what the flag parsers check numbers with; before a command parses its flags. */
-export async function loadFlagParsers(): Promise<void> {
-  numbers ??= await import('../spec/numbers.ts');
+/** Loads what a command needs before its flags are parsed: the number schemas, the project config's reader. */
+export async function prepareCommand(): Promise<void> {
+  modules ??= { numbers: await import('../spec/numbers.ts'), config: await import('../config/environments.ts') };
+}
+
+function loaded(): NonNullable<typeof modules> {
+  if (!modules) throw new Error('belay: a command ran before prepareCommand()');
+  return modules;
 }
 
 /** A number schema of spec/numbers.ts, by name. */
@@ -73,7 +79,7 @@ export type NumberName = keyof typeof NUMBERS;
 
 /** A number from the command line, checked by its schema (spec/numbers.ts) as plan files are. */
 export function parseFlagNumber(flag: string, schema: NumberName, text: string, fix?: string): number {
-  if (!numbers) throw new Error('belay: a flag was parsed before loadFlagParsers()');
+  const { numbers } = loaded();
   return numbers.parseNumber(flag, numbers.NUMBERS[schema], text, fix);
 }
 

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { EXIT, UsageError } from '../errors.ts';
-import { errorJson, loadFlagParsers, out, reportError } from './context.ts';
+import { errorJson, prepareCommand, out, reportError } from './context.ts';
 import { COMMANDS } from './commands/index.ts';
 
 /** The version in belay's package.json: two folders up from src/cli/ (the sources), three from dist/src/cli/ (the build). */
@@ -29,8 +29,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--json', 'machine-readable output: one JSON object per line')
     .exitOverride()
     .showHelpAfterError()
-    // before a command parses its own flags: their number schemas
-    .hook('preSubcommand', loadFlagParsers);
+    // before a command parses its own flags: their number schemas and the project config's reader
+    .hook('preSubcommand', prepareCommand);
   let code: number = EXIT.ok;
   for (const register of COMMANDS) {
     register(program, (c) => {

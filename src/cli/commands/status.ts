@@ -2,7 +2,6 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { loadEnvFiles } from '../../config/env-file.ts';
-import { loadProjectConfig } from '../../config/environments.ts';
 import { type Db, openDb } from '../../db/connection.ts';
 import type { MigrationStatus } from '../../run/migrations.ts';
 import { databaseUrl, type GlobalOptions, out, parsePositiveInt, reportError } from '../context.ts';
@@ -15,6 +14,7 @@ export function registerStatus(program: Command, setExit: (c: number) => void): 
     .option('--limit <n>', 'how many runs', parsePositiveInt('--limit'), 20)
     .action(async (o: { limit: number }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
+      const { loadProjectConfig } = await import('../../config/environments.ts');
       const cfg = loadProjectConfig();
       const project = existsSync(cfg.migrationsDir);
       if (!project) {
