@@ -97,6 +97,33 @@ test('server: Ctrl-C during apply commits the batch in flight, pauses the run, e
   });
 });
 
+test('server: Ctrl-C during apply --workers 2 stops every worker after its batch in flight, pauses the run, exits 130; belay apply resumes it', async () => {
+  await withDb('postgres', async ({ db, url }) => {
+    await db.exec(SCHEMA);
+    const dir = migrationDir();
+    let sent = false;
+    const r = await runCli(['apply', dir, '--db', url, '--no-backup', '--batch-size', '100', '--workers', '2', '--json'], {
+      onLine: (line, child) => {
+        if (!sent && line.includes('"type":"batch-committed"')) {
+          sent = true;
+          child.kill('SIGINT');
+        }
+      },
+    });
+    assert.equal(r.code, EXIT.interrupted, r.stderr);
+    assert.match(r.stdout, /"type":"workers-started"/);
+    const runId = Number(await scalar(db, `SELECT max(id) AS v FROM belay.runs`));
+    assert.equal(await scalar(db, `SELECT status AS v FROM belay.runs WHERE id = $1`, [runId]), 'paused');
+    await assertNothingHeld(db);
+    const batches = await committed(db, runId);
+    assert.ok(batches < ROWS / 100, `stopped part-way (${batches} batches)`);
+    assert.equal(Number(await scalar(db, `SELECT count(*)::int AS v FROM work WHERE out IS NOT NULL`)), batches * 100);
+    const again = await runCli(['apply', dir, '--db', url, '--no-backup', '--batch-size', '100', '--workers', '2']);
+    assert.equal(again.code, EXIT.ok, again.stderr);
+    assert.equal(Number(await scalar(db, `SELECT count(*)::int AS v FROM work WHERE out = w * 2`)), ROWS);
+  });
+});
+
 test('server: a second Ctrl-C cancels the statement in flight (its batch rolls back) and exits 130, the run paused and resumable', async () => {
   await withDb('postgres', async ({ db, url }) => {
     await db.exec(SCHEMA);
