@@ -131,7 +131,7 @@ export async function benchWorkers(rows: number, runs: number, counts: readonly 
 }
 
 /** profile: belay apply's process also times each statement it sends (statement-times.ts). */
-export async function benchApply(rows: number, runs = 1, opts: { profile?: boolean } = {}): Promise<ApplyBench> {
+export async function benchApply(rows: number, runs = 1, opts: { profile?: boolean; skipPeers?: boolean } = {}): Promise<ApplyBench> {
   const template = await flagshipTemplate(rows);
   const reference = await readFile(REFERENCE_SQL, 'utf8');
   const rule = await decideRule();
@@ -188,7 +188,8 @@ export async function benchApply(rows: number, runs = 1, opts: { profile?: boole
   add('  exit', ms(belay.exitMs));
   add("belay's batched step alone: decision + batches + catch-up", ms(belay.stepMs), { target: `≤ ${TARGETS.step}×` });
 
-  // naive peers: what people write instead
+  // naive peers: what people write instead (--skip-peers: the 10,000,000-row run measures belay alone)
+  if (opts.skipPeers) return { rows, changed: belay.changed, reference: refSec, belay, figures };
   const one = await onCopy(template, 'one_update', (db) =>
     db.query(`UPDATE "EventType" t SET "userId" = p."userId" FROM (${rule}) p WHERE t.id = p.id`).then(() => undefined),
   );

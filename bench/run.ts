@@ -11,6 +11,7 @@ const { values } = parseArgs({
     profile: { type: 'boolean', default: false },
     workers: { type: 'string' },
     help: { type: 'boolean', default: false },
+    'skip-peers': { type: 'boolean', default: false },
   },
 });
 if (values.help) {
@@ -19,6 +20,7 @@ if (values.help) {
   --runs N          runs of each contender, the median is reported (default 3)
   --only a,b        only these parts: apply, workers, check, backup, plan, rollback, prisma (default: all but workers)
   --profile         apply: time every statement belay apply sends
+  --skip-peers      apply: belay and the reference only, not the naive peers (for --rows 10000000)
   --workers 1,2,4   belay apply --workers N for each N against the reference (implies --only workers unless --only is given)`);
   process.exit(0);
 }
@@ -31,7 +33,7 @@ const fmt = (n: number, d = 2) => n.toLocaleString('en-US', { maximumFractionDig
 console.log(`belay benchmark: ${rows.toLocaleString('en-US')} event types, PostgreSQL server, median of ${runs}\n`);
 
 if (want('apply')) {
-  const a = await benchApply(rows, runs, { profile: values.profile });
+  const a = await benchApply(rows, runs, { profile: values.profile, skipPeers: values['skip-peers'] });
   const b = a.belay;
   const rssTarget = rows >= 10_000_000 ? TARGETS.rssMb10M : TARGETS.rssMb;
   const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
