@@ -2,7 +2,7 @@
 // restorable with `belay backups restore <id> --from file`), and the in-database copies dropped once the
 // retention period is over. A copy is only ever dropped when its archive file is there and matches its sha256.
 import path from 'node:path';
-import { copySqlName, dropBackup, getBackup, listBackups, type BackupRecord } from './backup.ts';
+import { dropBackup, exportEntry, getBackup, listBackups, type BackupRecord } from './backup.ts';
 import { SET_FILE_SQL } from '../state/backups-sql.ts';
 import { ExportError, exportFiles, fileDigest } from './files.ts';
 import type { Db } from '../db/connection.ts';
@@ -49,23 +49,11 @@ export async function archiveBackups(db: Db, target: { backupId?: number; runId?
     const first = toExport[0]!;
     const stamp = (opts.now ?? new Date()).toISOString().replace(/[-:]/g, '').replace(/\..*$/, '');
     const folderName = `archive-${first.runId !== null ? `run-${first.runId}` : `backup-${first.id}`}-${stamp}`;
-    const { folder, manifestPath, manifest } = await exportFiles(
-      db,
-      opts.dir,
-      folderName,
-      toExport.map((b) => ({
-        backupId: b.id,
-        table: b.sourceTable,
-        copySql: copySqlName(b),
-        copyName: b.copyTable,
-        columns: b.columns,
-        keyColumns: b.keyColumns,
-        rows: b.rows ?? 0,
-        checksum: b.checksum ?? '0',
-        checksumMethod: b.checksumMethod,
-      })),
-      { runId: first.runId, migrationId: first.migrationId, gzipLevel: opts.gzipLevel },
-    ).catch((err: unknown) => {
+    const { folder, manifestPath, manifest } = await exportFiles(db, opts.dir, folderName, toExport.map(exportEntry), {
+      runId: first.runId,
+      migrationId: first.migrationId,
+      gzipLevel: opts.gzipLevel,
+    }).catch((err: unknown) => {
       if (!(err instanceof ExportError)) throw err;
       throw new BelayError('BELAY_BACKUP_FILES', `${err.message}; nothing was archived and every in-database copy is kept`, {
         cause: err,

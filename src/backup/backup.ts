@@ -217,6 +217,21 @@ export async function takeBackup(db: Db, runId: number | null, tables: readonly 
   return records;
 }
 
+/** What the file export needs of a backup: its copy, columns, key and the checksum the file must match. */
+export function exportEntry(b: BackupRecord) {
+  return {
+    backupId: b.id,
+    table: b.sourceTable,
+    copySql: copySqlName(b),
+    copyName: b.copyTable,
+    columns: b.columns,
+    keyColumns: b.keyColumns,
+    rows: b.rows ?? 0,
+    checksum: b.checksum ?? '0',
+    checksumMethod: b.checksumMethod,
+  };
+}
+
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
   const units = ['kB', 'MB', 'GB', 'TB'];
@@ -239,23 +254,11 @@ async function exportBackups(db: Db, records: BackupRecord[], dir: string, gzipL
     // a process killed mid-export left a folder without a manifest: not a backup, and in the way
     await removeAbandoned(dir, prefix);
     const folderName = await freeFolderName(dir, `${prefix}${stamp}`);
-    const { manifestPath, manifest, folder } = await exportFiles(
-      db,
-      dir,
-      folderName,
-      records.map((b) => ({
-        backupId: b.id,
-        table: b.sourceTable,
-        copySql: copySqlName(b),
-        copyName: b.copyTable,
-        columns: b.columns,
-        keyColumns: b.keyColumns,
-        rows: b.rows ?? 0,
-        checksum: b.checksum ?? '0',
-        checksumMethod: b.checksumMethod,
-      })),
-      { runId: first.runId, migrationId: first.migrationId, gzipLevel },
-    );
+    const { manifestPath, manifest, folder } = await exportFiles(db, dir, folderName, records.map(exportEntry), {
+      runId: first.runId,
+      migrationId: first.migrationId,
+      gzipLevel,
+    });
     for (const t of manifest.tables) await db.query(SET_FILE_SQL, [t.backupId, path.join(folder, t.file), t.sha256, t.bytes, manifestPath]);
   } catch (err) {
     if (!(err instanceof ExportError)) throw err;

@@ -206,23 +206,23 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
     const totals = (await db.query<{ restored: number; changed: number; deleted: number }>(UNDO_TOTALS_SQL, [runId])).rows[0]!;
     const conflictCount = totals.changed + totals.deleted;
     const skippedIrreversible = irreversible.map((s) => s.name);
+    const result = (status: RollbackResult['status']): RollbackResult => ({
+      runId,
+      status,
+      restored: totals.restored,
+      batches: batchesDone,
+      conflicts,
+      conflictCount,
+      changedCount: totals.changed,
+      deletedCount: totals.deleted,
+      durationMs: performance.now() - t0,
+      skippedIrreversible,
+    });
     if (cut) {
       // the run stays rolling_back: apply refuses it, rollback goes on from the newest batch not undone
       const by = typeof opts.signal?.reason === 'string' ? opts.signal.reason : 'a signal';
       await tell(db, emit, { type: 'rollback-interrupted', runId, signal: by, batches: batchesDone, rowsDone });
-      const result: RollbackResult = {
-        runId,
-        status: 'interrupted',
-        restored: totals.restored,
-        batches: batchesDone,
-        conflicts,
-        conflictCount,
-        changedCount: totals.changed,
-        deletedCount: totals.deleted,
-        durationMs: performance.now() - t0,
-        skippedIrreversible,
-      };
-      return result;
+      return result('interrupted');
     }
     await setRunStatus(db, runId, 'rolled_back', {
       summary: {
@@ -247,18 +247,7 @@ export async function rollback(db: Db, runId: number, opts: RollbackOptions = {}
       status: 'rolled_back',
       sample: conflicts.slice(0, 20),
     });
-    return {
-      runId,
-      status: 'rolled_back',
-      restored: totals.restored,
-      batches: batchesDone,
-      conflicts,
-      conflictCount,
-      changedCount: totals.changed,
-      deletedCount: totals.deleted,
-      durationMs: performance.now() - t0,
-      skippedIrreversible,
-    };
+    return result('rolled_back');
   } catch (err) {
     if (err instanceof BelayError) await recordEvent(db, { type: 'rollback-failed', runId, error: err.toJSON() }).catch(() => undefined);
     throw err;
