@@ -18,6 +18,14 @@ const c = (code: string): Seg => ({ code });
 const b = (strong: string): Seg => ({ strong });
 
 /** The slowest batches, slowest first (ties in commit order): the ones a reader looks at. */
+/** The columns of a table of batches, in the Markdown report and the HTML one alike. */
+export const BATCH_COLUMNS = ['step', 'batch', 'keys', 'rows', 'changed', 'duration', 'rows/s', 'attempts'];
+
+/** One batch as the cells of BATCH_COLUMNS. */
+export function batchCells(x: BatchTiming): Array<string | number> {
+  return [x.stepNo + 1, x.batchNo, `${x.lo} – ${x.hi}`, fmtInt(x.rowsInRange), fmtInt(x.rowsChanged), fmtMs(x.durationMs), fmtInt(x.rowsPerSec), x.attempts];
+}
+
 export function slowestBatches(batches: readonly BatchTiming[], n = 10): BatchTiming[] {
   return batches
     .map((x, i) => ({ x, i }))

@@ -1,7 +1,7 @@
 // The HTML report: one self-contained file (inline CSS, inline SVG, no script, no external URL). It opens
 // with the same one-screen summary as the Markdown, keeps each section's detail in <details>, and fits a
 // 1280 px window: long values (checksums, SQL, keys) wrap inside their cells instead of widening the page.
-import { glance, type Line, slowestBatches } from './glance.ts';
+import { BATCH_COLUMNS, batchCells, glance, type Line, slowestBatches } from './glance.ts';
 import { chart } from './html-chart.ts';
 import { CONSTRAINT_TYPES, fmtBytes, fmtInt, fmtMs, plainData, REPORT_SECTIONS } from './markdown.ts';
 import { migrationPath, projectRoot, relativePaths } from './project-path.ts';
@@ -311,21 +311,7 @@ function kv(rows: Array<[string, string]>): string {
 }
 
 function batchTable(b: readonly BatchTiming[], id: string): string {
-  return table(
-    ['step', 'batch', 'keys', 'rows', 'changed', 'duration', 'rows/s', 'attempts'],
-    b.map((x) => [
-      x.stepNo + 1,
-      x.batchNo,
-      `${x.lo} – ${x.hi}`,
-      fmtInt(x.rowsInRange),
-      fmtInt(x.rowsChanged),
-      fmtMs(x.durationMs),
-      fmtInt(x.rowsPerSec),
-      x.attempts,
-    ]),
-    [3, 4, 5, 6, 7],
-    id,
-  );
+  return table(BATCH_COLUMNS, b.map(batchCells), [3, 4, 5, 6, 7], id);
 }
 
 /** A table's columns, indexes and constraints, the diff rows `keep` selects; `prefix` tells the folded copy apart. */

@@ -1,6 +1,6 @@
 // The report as Markdown: one screen of summary (what changed, what blocked, how to undo), then each
 // section with its detail folded in <details>, which GitHub and most viewers open on a click.
-import { glance, type Line, slowestBatches } from './glance.ts';
+import { BATCH_COLUMNS, batchCells, glance, type Line, slowestBatches } from './glance.ts';
 import { CONSTRAINT_TYPES, code, details, fence, fmtBytes, fmtInt, fmtMs, mdTable, plainData, REPORT_SECTIONS } from './markdown.ts';
 import { migrationPath, projectRoot, relativePaths } from './project-path.ts';
 import type { BatchTiming, RunReport } from './report.ts';
@@ -263,19 +263,7 @@ function roundLabel(x: Record<string, unknown>): string {
 }
 
 function batchTable(b: readonly BatchTiming[]): string {
-  return mdTable(
-    ['step', 'batch', 'keys', 'rows', 'changed', 'duration', 'rows/s', 'attempts'],
-    b.map((x) => [
-      x.stepNo + 1,
-      x.batchNo,
-      `${x.lo} – ${x.hi}`,
-      fmtInt(x.rowsInRange),
-      fmtInt(x.rowsChanged),
-      fmtMs(x.durationMs),
-      fmtInt(x.rowsPerSec),
-      x.attempts,
-    ]),
-  );
+  return mdTable(BATCH_COLUMNS, b.map(batchCells));
 }
 
 /** Columns, indexes and constraints of a table's diff, the rows `keep` selects. */
