@@ -73,6 +73,24 @@ function input2(): MigrationInput {
   };
 }
 
+/** u.out filled from id, except row 10, which would take 5000, the value row 5 already holds under a unique index. */
+const U_OUT: MigrationInput = {
+  id: 'u-out',
+  purpose: 'Fill u.out (decision tests).',
+  tables: ['u'],
+  steps: [
+    {
+      kind: 'batched',
+      name: 'fill',
+      table: 'u',
+      writes: ['out'],
+      decide: 'SELECT id, CASE WHEN id = 10 THEN 5000 ELSE id END AS out FROM u WHERE out IS NULL',
+    },
+  ],
+};
+const uTable = (rows: number) => `CREATE TABLE u (id int PRIMARY KEY, out int UNIQUE);
+  INSERT INTO u SELECT g, CASE WHEN g = 5 THEN 5000 END FROM generate_series(1, ${rows}) g;`;
+
 const outs = async (db: Db, where = 'true') =>
   new Map(
     (await db.query<{ id: number; out: number | null }>(`SELECT id, out FROM work WHERE ${where} ORDER BY id`)).rows.map((r) => [
@@ -250,22 +268,8 @@ for (const kind of DB_KINDS) {
 
     test('a row whose write breaks a constraint: the dry run reports it as apply would leave it out, instead of failing', async () => {
       await withDb(kind, async ({ db }) => {
-        await db.exec(`CREATE TABLE u (id int PRIMARY KEY, out int UNIQUE);
-          INSERT INTO u SELECT g, CASE WHEN g = 5 THEN 5000 END FROM generate_series(1, 300) g;`);
-        const input: MigrationInput = {
-          id: 'u-out',
-          purpose: 'Fill u.out (decision tests).',
-          tables: ['u'],
-          steps: [
-            {
-              kind: 'batched',
-              name: 'fill',
-              table: 'u',
-              writes: ['out'],
-              decide: 'SELECT id, CASE WHEN id = 10 THEN 5000 ELSE id END AS out FROM u WHERE out IS NULL',
-            },
-          ],
-        };
+        await db.exec(uTable(300));
+        const input = U_OUT;
         const dry = await dryRun(db, inline(input), { batchSize: 100 });
         assert.equal(dry.ok, false, 'the pre-flight and the batches both find it');
         const failures = dry.steps[0]!.verifyFailures;
@@ -280,22 +284,8 @@ for (const kind of DB_KINDS) {
 
     test('regression: with a fixed batch size, a constraint violation split the batches down to one row for the rest of the step', async () => {
       await withDb(kind, async ({ db }) => {
-        await db.exec(`CREATE TABLE u (id int PRIMARY KEY, out int UNIQUE);
-          INSERT INTO u SELECT g, CASE WHEN g = 5 THEN 5000 END FROM generate_series(1, 1000) g;`);
-        const input: MigrationInput = {
-          id: 'u-out',
-          purpose: 'Fill u.out (decision tests).',
-          tables: ['u'],
-          steps: [
-            {
-              kind: 'batched',
-              name: 'fill',
-              table: 'u',
-              writes: ['out'],
-              decide: 'SELECT id, CASE WHEN id = 10 THEN 5000 ELSE id END AS out FROM u WHERE out IS NULL',
-            },
-          ],
-        };
+        await db.exec(uTable(1000));
+        const input = U_OUT;
         const sizes: number[] = [];
         const r = await run(db, input, { skipChecks: true, onEvent: (e) => void (e.type === 'batch-committed' && sizes.push(e.rowsInRange)) });
         assert.equal(r.status, 'completed', r.error?.message ?? '');
