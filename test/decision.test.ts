@@ -18,6 +18,7 @@ import { runCli } from './helpers/cli.ts';
 import { DB_KINDS } from './helpers/fresh-db.ts';
 import { inline, withDb } from './helpers/fixture.ts';
 import { checksums } from './helpers/flagship.ts';
+import { getRounds } from '../src/verify/record.ts';
 
 const ROWS = 600;
 /** work.out is filled from src.v; src is only read, so changing it changes what a new decision would write. */
@@ -194,6 +195,36 @@ for (const kind of DB_KINDS) {
         const r = await run(db, input2());
         assert.notEqual(r.status, 'completed');
         assert.match(r.error?.message ?? '', /fill\.verify returned .* more than the 10 allowed/);
+      });
+    });
+
+    // Regression (the load run with maxRejected raised): a catch-up round moved rows it decided again out of the
+    // first round, so the post-run expected-changes counted fewer rows decided than the pre-flight's rows to change
+    test('rows decided again by a catch-up round still count as decided once against the pre-flight: expected-changes passes', async () => {
+      await withDb(kind, async ({ db }) => {
+        await db.exec(SCHEMA);
+        const m = migration();
+        // the in-batch check re-reads src, as in the test above: the 50 rows are rejected, found changed, decided again
+        const verify = 'SELECT w.id FROM written w JOIN src s ON s.id = w.id WHERE w.out IS DISTINCT FROM s.v';
+        const input: MigrationInput = {
+          ...m,
+          steps: [{ ...(m.steps[0] as object), verify } as MigrationInput['steps'][number]],
+          checks: [{ kind: 'sql', code: 'TO_FILL', severity: 'info', message: 'rows to fill', changes: true, sql: 'SELECT id FROM work WHERE out IS NULL' }],
+        };
+        const events: BelayEvent[] = [];
+        const r = await run(db, input, {
+          onEvent: (e) => events.push(e),
+          stages: between(1, (d) => d.exec('UPDATE src SET v = -v WHERE id BETWEEN 300 AND 349')),
+        });
+        assert.equal(r.status, 'completed', r.error?.message ?? '');
+        assert.ok(
+          events.some((e) => e.type === 'catch-up' && e.added === 50),
+          'a catch-up round decided the 50 rows again',
+        );
+        const rounds = await getRounds(db, r.runId);
+        const expected = rounds.at(-1)!.checks.find((c) => c.name === 'expected-changes')!;
+        assert.equal(expected.result, 'pass', JSON.stringify(expected));
+        assert.equal((await outs(db, 'id BETWEEN 300 AND 349')).get(300), -600);
       });
     });
 

@@ -469,7 +469,12 @@ describe('throttle and adaptive size', () => {
       const dry = await dryRun(f.db, m, { targetBatchMs: target });
       const drySizes = dry.steps[0]!.batches.map((b) => b.rows);
       assert.equal(drySizes[0], 100, drySizes.join(' '));
-      assert.ok(drySizes[1]! > 100, `the dry run grows the size: ${drySizes.join(' ')}`);
+      // grows once a batch measures cheap; on a loaded machine the first few can measure costly and hold the size
+      assert.ok(
+        drySizes.some((s) => s > 150),
+        `the dry run grows the size: ${drySizes.join(' ')}`,
+      );
+      assert.ok(Math.max(...drySizes) < 10000, `never the spec's size: ${drySizes.join(' ')}`);
       const batches: Array<{ rows: number; ms: number }> = [];
       const r = await applyPlanned(
         f.db,

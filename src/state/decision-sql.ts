@@ -292,15 +292,15 @@ export function batchImagesSql(t: DecisionTarget, b: { lo: string; hi: string; r
 
 // ---- belay.decisions: the registry of decisions, with their size and checksum --------------------------
 
-export const INSERT_DECISION_SQL = `INSERT INTO belay.decisions (run_id, step_no, relation, table_name, key_column, key_type, columns, row_count, checksum)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-ON CONFLICT (run_id, step_no) DO UPDATE SET relation = EXCLUDED.relation, row_count = EXCLUDED.row_count, checksum = EXCLUDED.checksum,
+export const INSERT_DECISION_SQL = `INSERT INTO belay.decisions (run_id, step_no, relation, table_name, key_column, key_type, columns, row_count, first_rows, checksum)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)
+ON CONFLICT (run_id, step_no) DO UPDATE SET relation = EXCLUDED.relation, row_count = EXCLUDED.row_count, first_rows = EXCLUDED.first_rows, checksum = EXCLUDED.checksum,
   decided_at = clock_timestamp(), status = 'live'`;
 
 export const ADD_ROUND_SQL = `UPDATE belay.decisions SET rounds = rounds + 1, row_count = row_count + $3 WHERE run_id = $1 AND step_no = $2`;
 
 export const GET_DECISION_SQL = `SELECT relation, table_name AS "tableName", key_column AS "keyColumn", key_type AS "keyType", columns,
-       row_count::float8 AS rows, checksum, rounds, status, fence, ${isoUtc('decided_at')} AS "decidedAt"
+       row_count::float8 AS rows, first_rows::float8 AS "firstRows", checksum, rounds, status, fence, ${isoUtc('decided_at')} AS "decidedAt"
   FROM belay.decisions WHERE run_id = $1 AND step_no = $2`;
 
 /** Decided rows a run left unchanged (changed by someone since, or rejected by a check or a constraint). */

@@ -46,6 +46,8 @@ export const DECIDE_CHUNK = 10_000;
 export interface Decision extends DecisionTarget {
   /** Rows decided (all rounds). */
   rows: number;
+  /** Rows decided in the pre-flight's snapshot, before any catch-up round; null: a run of an older belay that had rounds. */
+  firstRows: number | null;
   /** A trigger records who else writes the written columns (rollback's conflict rule); false: the row version is the rule. */
   fence: boolean;
   /** Typed, order-independent checksum of the decision as made. */
@@ -105,7 +107,7 @@ export async function makeDecision(db: Db, step: BatchedStep, stepNo: number, ta
   if (opts.runId !== null) {
     await db.query(INSERT_DECISION_SQL, [opts.runId, stepNo, t.relation, t.tableName, t.key, t.keyType, [...t.writes], rows, sum.checksum]);
   }
-  return { ...t, rows, checksum: sum.checksum, rounds: 0, fence: false };
+  return { ...t, rows, firstRows: rows, checksum: sum.checksum, rounds: 0, fence: false };
 }
 
 /** Runs the rule over the table: one statement for a set-based rule, chunks of the key range for a range projection. */
@@ -134,10 +136,14 @@ async function fill(db: Db, t: DecisionTarget, rule: ReturnType<typeof ruleOf>, 
 /** The step's stored decision, or undefined when none was made yet. */
 export async function storedDecision(db: Db, runId: number, stepNo: number, target: StepTarget): Promise<Decision | undefined> {
   const r = (
-    await db.query<{ relation: string; rows: number; checksum: string; rounds: number; status: string; fence: boolean }>(GET_DECISION_SQL, [runId, stepNo])
+    await db.query<{ relation: string; rows: number; firstRows: number | null; checksum: string; rounds: number; status: string; fence: boolean }>(
+      GET_DECISION_SQL,
+      [runId, stepNo],
+    )
   ).rows[0];
   if (r?.status !== 'live') return undefined;
-  return { ...target, relation: r.relation, rows: Number(r.rows), checksum: r.checksum, rounds: r.rounds, fence: r.fence };
+  const firstRows = r.firstRows === null ? null : Number(r.firstRows);
+  return { ...target, relation: r.relation, rows: Number(r.rows), firstRows, checksum: r.checksum, rounds: r.rounds, fence: r.fence };
 }
 
 /** The step's decision existed and cleanup dropped it (its rollback has no before-images left). */

@@ -258,6 +258,15 @@ CREATE TABLE belay.ranges (
 );
 `,
   },
+  {
+    // the rows decided in the pre-flight's snapshot, kept apart from row_count (all rounds): a catch-up round
+    // that decides a row again moves it to its round, and the post-run expected-changes compares with these
+    version: 11,
+    sql: `
+ALTER TABLE belay.decisions ADD COLUMN first_rows bigint;
+UPDATE belay.decisions SET first_rows = row_count WHERE rounds = 0;
+`,
+  },
 ];
 
 export const STATE_VERSION = STATE_MIGRATIONS[STATE_MIGRATIONS.length - 1]!.version;
