@@ -91,6 +91,7 @@ for (const kind of DB_KINDS) {
         table: '"EventType"',
         tableName: 'EventType',
         key: 'id',
+        keyColumns: ['id'],
         keyType: 'integer',
         writes: step.writes,
         relation: 'belay."decision_r<run>_s<step>"',

@@ -1,6 +1,7 @@
 // All SQL of the pre-flight stage, in one place. Identifiers go through ident()/qualified().
 // Offending-row queries are plain SELECTs; runChecks wraps each in FINDING_SQL inside a READ ONLY
 // transaction that is rolled back, so a check can never change the database.
+import { hasRow, type KeyShape, keyOrder, keyValue, noRow, sameKey } from '../db/key-sql.ts';
 import { ident, literal } from '../db/sql.ts';
 
 /** One snapshot for every check, and the server refuses any write. Always ended with ROLLBACK. */
@@ -20,10 +21,10 @@ SELECT (SELECT count(*) FROM f)::int AS n,
 }
 
 /** The whole key range of a table, as text (passed to a projection as $1 and $2, like a batch's bounds). */
-export function keyRangeSql(table: string, key: string): string {
+export function keyRangeSql(table: string, key: KeyShape): string {
   // ORDER BY … LIMIT 1, not min()/max(): PostgreSQL 15 has no min(uuid); the key's index answers either way
-  const k = ident(key);
-  return `SELECT (SELECT ${k} FROM ${table} ORDER BY ${k} LIMIT 1)::text AS lo, (SELECT ${k} FROM ${table} ORDER BY ${k} DESC LIMIT 1)::text AS hi`;
+  const k = keyValue(key, '');
+  return `SELECT (SELECT ${k} FROM ${table} ORDER BY ${keyOrder(key, '')} LIMIT 1)::text AS lo, (SELECT ${k} FROM ${table} ORDER BY ${keyOrder(key, '', true)} LIMIT 1)::text AS hi`;
 }
 
 /** Rows of child.column whose value is missing from parent.column (NULL references nothing). */
@@ -44,11 +45,9 @@ export interface UniqueTerm {
   sql: string;
 }
 
-export interface UniqueAfterShape {
+export interface UniqueAfterShape extends KeyShape {
   /** Quoted, qualified table. */
   table: string;
-  key: string;
-  keyType: string;
   /** Columns the step writes (their new values come from p). */
   writes: readonly string[];
   /** The index's key terms, in order: columns or expressions. */
@@ -70,7 +69,18 @@ function indexedWhere(s: UniqueAfterShape): string {
 
 /** The key and every term's value (belay_0, belay_1, …) of the rows of `from`, whose columns have the table's names. */
 function indexedRows(s: UniqueAfterShape, from: string, extra = ''): string {
-  return `SELECT ${ident(s.key)} AS belay_key, ${s.terms.map((t, i) => `${t.sql} AS belay_${i}`).join(', ')}${extra} FROM ${from} WHERE ${indexedWhere(s)}`;
+  return `SELECT ${keyValue(s, '')} AS belay_key, ${keyParts(s)}${s.terms.map((t, i) => `${t.sql} AS belay_${i}`).join(', ')}${extra} FROM ${from} WHERE ${indexedWhere(s)}`;
+}
+
+/** A composite key's columns as belay_k0, belay_k1, … (a guard joins the written rows on them, through the index). */
+function keyParts(s: UniqueAfterShape): string {
+  return s.keyColumns.length > 1 ? s.keyColumns.map((c, i) => `${ident(c)} AS belay_k${i}, `).join('') : '';
+}
+
+/** Row x of indexedRows() is the written row w. */
+function isWritten(s: UniqueAfterShape, x: string): string {
+  if (s.keyColumns.length === 1) return `${x}.belay_key = w.${ident(s.key)}`;
+  return s.keyColumns.map((c, i) => `${x}.belay_k${i} = w.${ident(c)}`).join(' AND ');
 }
 
 function sameIndexValue(s: UniqueAfterShape, a: string, b: string): string {
@@ -108,17 +118,17 @@ function termColumns(s: UniqueAfterShape, alias: string): string[] {
  */
 export function uniqueAfterSql(s: UniqueAfterShape, projection: string): string {
   const k = ident(s.key);
-  const cols = [...new Set([s.key, ...s.reads])];
-  const written = (c: string) => s.writes.includes(c) && c !== s.key;
+  const cols = [...new Set([...s.keyColumns, ...s.reads])];
+  const written = (c: string) => s.writes.includes(c) && !s.keyColumns.includes(c);
   const after = cols
-    .map((c) => `${written(c) ? `CASE WHEN p.${k} IS NULL THEN t.${ident(c)} ELSE p.${ident(c)} END` : `t.${ident(c)}`} AS ${ident(c)}`)
+    .map((c) => `${written(c) ? `CASE WHEN ${noRow(s, 'p')} THEN t.${ident(c)} ELSE p.${ident(c)} END` : `t.${ident(c)}`} AS ${ident(c)}`)
     .join(', ');
   const changes = s.reads.filter(written).map((c) => `t.${ident(c)} IS DISTINCT FROM p.${ident(c)}`);
-  const changed = changes.length ? `p.${k} IS NOT NULL AND (${changes.join(' OR ')})` : 'false';
+  const changed = changes.length ? `${hasRow(s, 'p')} AND (${changes.join(' OR ')})` : 'false';
   const groupBy = s.terms.map((_, i) => `belay_${i}`).join(', ');
   return `${PROJECTION_PREFIX}${projection}
 ), a AS (
-  ${indexedRows(s, `(SELECT ${after}, ${changed} AS belay_changed FROM ${s.table} t LEFT JOIN p ON p.${k} = t.${k}) v`, ', belay_changed')}
+  ${indexedRows(s, `(SELECT ${after}, ${changed} AS belay_changed FROM ${s.table} t LEFT JOIN p ON ${sameKey(s, 'p', 't')}) v`, ', belay_changed')}
 ), g AS (
   SELECT ${groupBy} FROM a GROUP BY ${groupBy} HAVING count(*) > 1 AND bool_or(a.belay_changed)
 ), m AS (
@@ -136,15 +146,14 @@ SELECT DISTINCT ON (x.belay_key) ${[`x.belay_key AS ${k}`, ...termColumns(s, 'x'
 }
 
 /** NULLs in `column` once the step wrote its projected values ($1/$2 = the whole key range). */
-export function notNullAfterSql(table: string, key: string, keyType: string, column: string, projection: string): string {
-  const k = ident(key);
+export function notNullAfterSql(table: string, key: KeyShape, column: string, projection: string): string {
   const c = ident(column);
   return `${PROJECTION_PREFIX}${projection}
 )
-SELECT t.*, (p.${k} IS NOT NULL) AS "changedByStep" FROM ${table} t LEFT JOIN p ON p.${k} = t.${k}
- WHERE CASE WHEN p.${k} IS NOT NULL THEN p.${c} ELSE t.${c} END IS NULL
-   AND ($1::${keyType} IS NOT NULL OR $2::${keyType} IS NULL)
- ORDER BY t.${k}`;
+SELECT t.*, (${hasRow(key, 'p')}) AS "changedByStep" FROM ${table} t LEFT JOIN p ON ${sameKey(key, 'p', 't')}
+ WHERE CASE WHEN ${hasRow(key, 'p')} THEN p.${c} ELSE t.${c} END IS NULL
+   AND ($1::${key.keyType} IS NOT NULL OR $2::${key.keyType} IS NULL)
+ ORDER BY ${keyOrder(key, 't')}`;
 }
 
 /** NULLs in `column` as the table is now. */
@@ -159,15 +168,15 @@ export function notNullNowSql(table: string, column: string): string {
 export function uniqueGuardSql(s: UniqueAfterShape): string {
   // plain subqueries, not a CTE read twice: the planner pulls them up and probes the index itself
   const rows = `(${indexedRows(s, `${s.table} t`)})`;
-  return `SELECT ${[`w.${ident(s.key)} AS key`, 'o.belay_key AS "collidesWith"', ...termColumns(s, 'x')].join(', ')}
+  return `SELECT ${[`${keyValue(s, 'w')} AS key`, 'o.belay_key AS "collidesWith"', ...termColumns(s, 'x')].join(', ')}
   FROM written w
-  JOIN ${rows} x ON x.belay_key = w.${ident(s.key)}
+  JOIN ${rows} x ON ${isWritten(s, 'x')}
   JOIN ${rows} o ON ${sameIndexValue(s, 'x', 'o')} AND o.belay_key <> x.belay_key`;
 }
 
 /** A written value whose parent row does not exist. */
-export function parentGuardSql(key: string, column: string, parent: string, parentColumn: string): string {
-  return `SELECT w.${ident(key)} AS key, w.${ident(column)} AS value FROM written w
+export function parentGuardSql(key: KeyShape, column: string, parent: string, parentColumn: string): string {
+  return `SELECT ${keyValue(key, 'w')} AS key, w.${ident(column)} AS value FROM written w
  WHERE w.${ident(column)} IS NOT NULL
    AND NOT EXISTS (SELECT 1 FROM ${parent} p WHERE p.${ident(parentColumn)} = w.${ident(column)})`;
 }
@@ -179,11 +188,9 @@ export function parentGuardSql(key: string, column: string, parent: string, pare
 // ---- constraints predicted from the catalog on the rows a step writes (FK, CHECK, domain, NOT NULL)
 
 /** The rows a step writes, as the row-rule SQL reads them. */
-export interface WrittenRowsShape {
+export interface WrittenRowsShape extends KeyShape {
   /** Quoted, qualified table. */
   table: string;
-  key: string;
-  keyType: string;
   /** Written columns and the type the column stores them as (a domain's base type: a domain's checks are rules of their own). */
   writes: ReadonlyArray<{ name: string; type: string }>;
   /** Other columns the rules read, as they are now. */
@@ -208,12 +215,12 @@ export function oldOf(i: number): string {
  * batches write), materialized, then every rule over it. $1/$2 = the table's whole key range.
  */
 export function rowRulesSql(s: WrittenRowsShape, projection: string, rules: readonly RowRule[], limit: number): string {
-  const k = ident(s.key);
+  const isKey = (c: string) => s.keyColumns.includes(c);
   const cols = [
-    `t.${k} AS ${k}`,
-    ...s.writes.filter((w) => w.name !== s.key).map((w) => `CAST(p.${ident(w.name)} AS ${w.type}) AS ${ident(w.name)}`),
+    ...s.keyColumns.map((c) => `t.${ident(c)} AS ${ident(c)}`),
+    ...s.writes.filter((w) => !isKey(w.name)).map((w) => `CAST(p.${ident(w.name)} AS ${w.type}) AS ${ident(w.name)}`),
     ...s.writes.map((w, i) => `t.${ident(w.name)} AS ${oldOf(i)}`),
-    ...s.reads.filter((c) => c !== s.key && !s.writes.some((w) => w.name === c)).map((c) => `t.${ident(c)}`),
+    ...s.reads.filter((c) => !isKey(c) && !s.writes.some((w) => w.name === c)).map((c) => `t.${ident(c)}`),
   ];
   const changed = s.writes.map((w) => `t.${ident(w.name)} IS DISTINCT FROM p.${ident(w.name)}`).join(' OR ');
   const hits = rules
@@ -221,14 +228,14 @@ export function rowRulesSql(s: WrittenRowsShape, projection: string, rules: read
       (
         r,
         i,
-      ) => `  SELECT ${i} AS belay_rule, v.${k} AS belay_key, jsonb_build_object(${r.show.map(([n, sql]) => `${literal(n)}, ${sql}`).join(', ')}) AS belay_row
+      ) => `  SELECT ${i} AS belay_rule, ${keyValue(s, 'v')} AS belay_key, jsonb_build_object(${r.show.map(([n, sql]) => `${literal(n)}, ${sql}`).join(', ')}) AS belay_row
     FROM v WHERE ${r.violated}`,
     )
     .join('\n  UNION ALL\n');
   return `${PROJECTION_PREFIX}${projection}
 ), v AS MATERIALIZED (
   SELECT ${cols.join(', ')}
-    FROM p JOIN ${s.table} t ON t.${k} = p.${k}
+    FROM p JOIN ${s.table} t ON ${sameKey(s, 't', 'p')}
    WHERE (${changed}) AND ($1::${s.keyType} IS NOT NULL OR $2::${s.keyType} IS NULL)
 ), hit AS (
 ${hits}
@@ -241,10 +248,8 @@ SELECT belay_rule AS rule, count(*)::int AS n,
 }
 
 /** One key term of an exclusion constraint: SQL over unqualified columns, and the operator that must not hold. */
-export interface ExclusionShape {
+export interface ExclusionShape extends KeyShape {
   table: string;
-  key: string;
-  keyType: string;
   writes: readonly string[];
   terms: ReadonlyArray<{ name: string; sql: string; operator: string }>;
   predicate: string | null;
@@ -260,8 +265,9 @@ export interface ExclusionShape {
  */
 export function exclusionAfterSql(s: ExclusionShape, projection: string): string {
   const k = ident(s.key);
-  const cols = [...new Set([s.key, ...s.reads])];
-  const written = (c: string) => s.writes.includes(c) && c !== s.key;
+  const key = keyValue(s, '');
+  const cols = [...new Set([...s.keyColumns, ...s.reads])];
+  const written = (c: string) => s.writes.includes(c) && !s.keyColumns.includes(c);
   const after = cols.map((c) => `${written(c) ? `p.${ident(c)}` : `t.${ident(c)}`} AS ${ident(c)}`).join(', ');
   const changes = s.reads.filter(written).map((c) => `t.${ident(c)} IS DISTINCT FROM p.${ident(c)}`);
   const terms = s.terms.map((t, i) => `${t.sql} AS belay_${i}`).join(', ');
@@ -270,13 +276,13 @@ export function exclusionAfterSql(s: ExclusionShape, projection: string): string
   const shown = s.terms.map((t, i) => `x.belay_${i} AS ${ident(t.name)}`).filter((_, i) => s.terms[i]!.name !== s.key);
   return `${PROJECTION_PREFIX}${projection}
 ), a AS MATERIALIZED (
-  SELECT ${k} AS belay_key, ${terms} FROM (
-    SELECT ${after} FROM p JOIN ${s.table} t ON t.${k} = p.${k}
+  SELECT ${key} AS belay_key, ${terms} FROM (
+    SELECT ${after} FROM p JOIN ${s.table} t ON ${sameKey(s, 't', 'p')}
      WHERE (${changes.length ? changes.join(' OR ') : 'false'}) AND ($1::${s.keyType} IS NOT NULL OR $2::${s.keyType} IS NULL)
   ) v${where}
 ), hit AS (
   SELECT x.belay_key AS key, o.belay_key AS other, false AS other_changed
-    FROM a x JOIN (SELECT ${k} AS belay_key, ${terms} FROM ${s.table}${where}) o ON ${meets('x', 'o')} AND o.belay_key <> x.belay_key
+    FROM a x JOIN (SELECT ${key} AS belay_key, ${terms} FROM ${s.table}${where}) o ON ${meets('x', 'o')} AND o.belay_key <> x.belay_key
    WHERE NOT EXISTS (SELECT 1 FROM a c WHERE c.belay_key = o.belay_key)
   UNION ALL
   SELECT x.belay_key, y.belay_key, true FROM a x JOIN a y ON ${meets('x', 'y')} AND y.belay_key <> x.belay_key
@@ -326,13 +332,13 @@ SELECT pg_typeof(x.${ident(column)})::text AS type FROM (SELECT 1) o LEFT JOIN (
  * The write of one projected column, planned: the server's own assignment rules (types, generated
  * columns), allowed in a read-only transaction because it never runs. column null: the key's join alone.
  */
-export function explainWriteSql(table: string, key: string, keyType: string, projection: string, column: string | null): string {
-  const k = ident(key);
+export function explainWriteSql(table: string, key: KeyShape, projection: string, column: string | null): string {
+  const on = sameKey(key, 't', 'p');
   const body =
     column === null
-      ? `SELECT 1 FROM ${table} t JOIN p ON t.${k} = p.${k} WHERE ${rangeUsed(keyType)}`
+      ? `SELECT 1 FROM ${table} t JOIN p ON ${on} WHERE ${rangeUsed(key.keyType)}`
       : // compared as the batches compare it (only rows whose value changes are written), then assigned
-        `UPDATE ${table} t SET ${ident(column)} = p.${ident(column)} FROM p WHERE t.${k} = p.${k} AND t.${ident(column)} IS DISTINCT FROM p.${ident(column)} AND ${rangeUsed(keyType)}`;
+        `UPDATE ${table} t SET ${ident(column)} = p.${ident(column)} FROM p WHERE ${on} AND t.${ident(column)} IS DISTINCT FROM p.${ident(column)} AND ${rangeUsed(key.keyType)}`;
   return `${EXPLAIN_PREFIX}${projection}
 ) ${body}`;
 }

@@ -5,6 +5,7 @@
 // domain a written column has, NOT NULL, and exclusion constraints (each changed row against every other
 // row). An error blocks apply before any backup or write, as a declared check does.
 import type { CatalogFacts, ColumnFact, ForeignKeyFact, IndexFact, TypeFact } from '../db/catalog-facts.ts';
+import { sameKey } from '../db/key-sql.ts';
 import { ident, literal } from '../db/sql.ts';
 import type { BatchedStep, Check } from '../spec/define.ts';
 import type { StepTarget } from '../spec/resolve.ts';
@@ -31,11 +32,15 @@ export function rowRules(
   target: StepTarget,
   declared: readonly Check[],
 ): { shape: WrittenRowsShape; rules: DerivedRule[] } {
-  const writes = step.writes.filter((w) => w !== target.key);
+  const isKey = (c: string) => target.keyColumns.includes(c);
+  const writes = step.writes.filter((w) => !isKey(w));
   const idx = (c: string) => step.writes.indexOf(c);
   const col = (c: string) => facts.columns.find((x) => x.name === c)!;
   const v = (c: string) => `v.${ident(c)}`;
-  const show = (cols: readonly string[]) => [[target.key, v(target.key)] as const, ...cols.filter((c) => c !== target.key).map((c) => [c, v(c)] as const)];
+  const show = (cols: readonly string[]) => [
+    ...target.keyColumns.map((c) => [c, v(c)] as const),
+    ...cols.filter((c) => !isKey(c)).map((c) => [c, v(c)] as const),
+  ];
   const origin = (o: Omit<DerivedOrigin, 'source' | 'step' | 'table'>): DerivedOrigin => ({ source: 'catalog', step: step.name, table: step.table, ...o });
   const changed = (cols: readonly string[]) =>
     cols
@@ -124,9 +129,10 @@ export function rowRules(
   const shape: WrittenRowsShape = {
     table: target.table,
     key: target.key,
+    keyColumns: target.keyColumns,
     keyType: target.keyType,
     writes: step.writes.map((w) => ({ name: w, type: storedType(col(w)) })),
-    reads: [...reads].filter((c) => !step.writes.includes(c) && c !== target.key),
+    reads: [...reads].filter((c) => !step.writes.includes(c) && !isKey(c)),
   };
   return { shape, rules };
 }
@@ -145,6 +151,7 @@ export function exclusionRules(
     shape: {
       table: target.table,
       key: target.key,
+      keyColumns: target.keyColumns,
       keyType: target.keyType,
       writes: target.writes,
       terms: ix.terms.map((t) => ({ name: t.column ?? t.sql, sql: t.sql, operator: t.operator ?? '=' })),
@@ -158,10 +165,9 @@ export function exclusionRules(
 function missingParent(fk: ForeignKeyFact, target: StepTarget, selfWritten: boolean): string {
   const cs = fk.childColumns.map((c) => `v.${ident(c)}`);
   const eq = (alias: string) => fk.parentColumns.map((p, i) => `${alias}.${ident(p)} = ${cs[i]}`).join(' AND ');
-  const k = ident(target.key);
   // the parent is the table itself and the step writes the referenced columns: the parents as they will be
   const exists = selfWritten
-    ? `(EXISTS (SELECT 1 FROM v q WHERE ${eq('q')}) OR EXISTS (SELECT 1 FROM ${fk.parent.sqlName} q WHERE ${eq('q')} AND NOT EXISTS (SELECT 1 FROM v w WHERE w.${k} = q.${k})))`
+    ? `(EXISTS (SELECT 1 FROM v q WHERE ${eq('q')}) OR EXISTS (SELECT 1 FROM ${fk.parent.sqlName} q WHERE ${eq('q')} AND NOT EXISTS (SELECT 1 FROM v w WHERE ${sameKey(target, 'w', 'q')})))`
     : `EXISTS (SELECT 1 FROM ${fk.parent.sqlName} q WHERE ${eq('q')})`;
   const allSet = cs.map((c) => `${c} IS NOT NULL`).join(' AND ');
   if (fk.match === 'full' && cs.length > 1)

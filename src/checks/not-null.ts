@@ -23,9 +23,9 @@ export const notNullKind: CheckKind<NotNullCheck> = {
       // the projection only says something about this column when the step writes it in this table
       if (step.table === check.table && step.writes.includes(check.column)) {
         const t = await resolveStep(db, step, stepNo);
-        const range = await db.query<{ lo: string | null; hi: string | null }>(keyRangeSql(t.table, t.key));
+        const range = await db.query<{ lo: string | null; hi: string | null }>(keyRangeSql(t.table, t));
         return {
-          sql: notNullAfterSql(t.table, t.key, t.keyType, check.column, wholeTable(step, stepNo, m).text),
+          sql: notNullAfterSql(t.table, t, check.column, wholeTable(step, stepNo, m).text),
           params: [range.rows[0]!.lo, range.rows[0]!.hi],
           embedded: [{ ...wholeTable(step, stepNo, m), offset: PROJECTION_PREFIX.length }],
         };

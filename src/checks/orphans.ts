@@ -23,6 +23,6 @@ export const orphansKind: CheckKind<OrphansCheck> = {
   // A step that writes the referencing column must never write a value whose parent is gone.
   guard(check, step, target) {
     if (step.table !== check.table || !step.writes.includes(check.column)) return undefined;
-    return { name: `guard ${check.code}`, sql: parentGuardSql(target.key, check.column, qualified(check.references.table), check.references.column) };
+    return { name: `guard ${check.code}`, sql: parentGuardSql(target, check.column, qualified(check.references.table), check.references.column) };
   },
 };

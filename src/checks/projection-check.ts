@@ -95,7 +95,7 @@ export async function assertStepsPlan(db: Db, spec: Migration): Promise<void> {
     for (const [stepNo, step] of spec.steps.entries()) {
       if (step.kind === 'sql') break;
       const t = await resolveStep(db, step, stepNo);
-      const r = (await db.query<{ lo: string | null; hi: string | null }>(keyRangeSql(t.table, t.key))).rows[0]!;
+      const r = (await db.query<{ lo: string | null; hi: string | null }>(keyRangeSql(t.table, t))).rows[0]!;
       problems.push(...(await stepSqlProblems(db, step, stepNo, t, [r.lo, r.hi])));
     }
   } finally {
@@ -145,12 +145,19 @@ function serverProblem(step: string | null, field: string, text: string, err: Db
   };
 }
 
+/** Of a composite key's columns, the first whose join with the table's does not plan (the key itself when single). */
+async function keyColumnThatFails(db: Db, t: StepTarget, text: string, params: unknown[]): Promise<string> {
+  if (t.keyColumns.length === 1) return t.key;
+  for (const c of t.keyColumns) if (await tryPlan(db, explainWriteSql(t.table, { ...t, key: c, keyColumns: [c] }, text, null), params)) return c;
+  return t.key;
+}
+
 /** Output columns against the key and the written columns; each written column's type against its column. */
 async function outputProblems(db: Db, step: BatchedStep, f: { field: string; text: string }, t: StepTarget, params: unknown[]): Promise<SqlProblem[]> {
   const names = (await db.query<{ name: string }>(projectionColumnsSql(f.text, t.keyType), params)).rows.map((r) => r.name);
   const targets = await targetList(f.text);
   const at = (i: number) => (targets && targets[i] !== undefined ? { at: pointAt(f.text, targets[i]!) } : {});
-  const wanted = [t.key, ...step.writes.filter((w) => w !== t.key)];
+  const wanted = [...t.keyColumns, ...step.writes.filter((w) => !t.keyColumns.includes(w))];
   const out: SqlProblem[] = [];
   const extra = names.map((n, i) => ({ n, i })).filter((x) => !wanted.includes(x.n));
   for (const w of wanted) {
@@ -160,7 +167,7 @@ async function outputProblems(db: Db, step: BatchedStep, f: { field: string; tex
     }
     if (found.length > 0) continue;
     const near = extra.find((x) => similar(x.n, w));
-    const isKey = w === t.key;
+    const isKey = t.keyColumns.includes(w);
     out.push({
       step: step.name,
       field: f.field,
@@ -175,10 +182,11 @@ async function outputProblems(db: Db, step: BatchedStep, f: { field: string; tex
   }
   if (out.length) return out;
   // the key must compare with the table's key, each written value must be assignable to its column
-  for (const c of [null, ...step.writes.filter((w) => w !== t.key)]) {
-    const err = await tryPlan(db, explainWriteSql(t.table, t.key, t.keyType, f.text, c), params);
+  for (const c of [null, ...step.writes.filter((w) => !t.keyColumns.includes(w))]) {
+    const err = await tryPlan(db, explainWriteSql(t.table, t, f.text, c), params);
     if (!err) continue;
-    const col = c ?? t.key;
+    // a composite key: the first of its columns that does not compare on its own
+    const col = c ?? (await keyColumnThatFails(db, t, f.text, params));
     const type = (await db.query<{ type: string }>(projectionTypeSql(f.text, t.keyType, col), params)).rows[0]?.type ?? 'unknown';
     const column = await columnType(db, t.table, col);
     const known = ['42804', '42883', '428C9', '0A000', '42P10'].includes(err.server.sqlstate ?? '');

@@ -210,7 +210,7 @@ async function temporaryDecisions(db: Db, m: LoadedMigration, into: Map<number, 
     if (step.kind !== 'batched') continue;
     const target = await resolveStep(db, step, i);
     // a rule that does not plan is the spec's mistake (BELAY_CHECK_SQL), as apply reports it, not a failed decision
-    const r = (await db.query<{ lo: string | null; hi: string | null }>(keyRangeSql(target.table, target.key))).rows[0]!;
+    const r = (await db.query<{ lo: string | null; hi: string | null }>(keyRangeSql(target.table, target))).rows[0]!;
     assertNoSqlProblems(await stepSqlProblems(db, step, i, target, [r.lo, r.hi]));
     into.set(i, await makeDecision(db, step, i, target, { runId: null }));
   }
@@ -230,7 +230,7 @@ async function preparedSteps(db: Db, m: LoadedMigration, sqlStepsPending: boolea
   for (const [stepNo, step] of m.spec.steps.entries()) {
     if (step.kind !== 'batched') continue;
     const target = await resolveStep(db, step, stepNo);
-    const r = (await db.query<{ lo: string | null; hi: string | null }>(keyRangeSql(target.table, target.key))).rows[0]!;
+    const r = (await db.query<{ lo: string | null; hi: string | null }>(keyRangeSql(target.table, target))).rows[0]!;
     out.push({ step, stepNo, target, range: [r.lo, r.hi] });
   }
   const problems: SqlProblem[] = [];

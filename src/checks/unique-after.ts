@@ -20,7 +20,7 @@ export const uniqueAfterKind: CheckKind<UniqueAfterCheck> = {
   defaultFix: "Make the projection skip or rename the colliding rows (see each row's collidesWith), or fix the data first.",
   async prepare(db, check, m) {
     const { step, stepNo, shape } = await uniqueShape(db, check, m);
-    const range = await db.query<{ lo: string | null; hi: string | null }>(keyRangeSql(shape.table, shape.key));
+    const range = await db.query<{ lo: string | null; hi: string | null }>(keyRangeSql(shape.table, shape));
     return {
       sql: uniqueAfterSql(shape, wholeTable(step, stepNo, m).text),
       params: [range.rows[0]!.lo, range.rows[0]!.hi],
@@ -98,6 +98,7 @@ export function uniqueShapeOf(target: StepTarget, ix: IndexFact): UniqueAfterSha
   return {
     table: target.table,
     key: target.key,
+    keyColumns: target.keyColumns,
     keyType: target.keyType,
     writes: target.writes,
     // a COLLATE of the index's own, and on a written column (whose new value may carry the projection's collation)

@@ -271,7 +271,7 @@ async function runBatchedStep(
     checks: [
       ...(step.verify ? [{ name: `${step.name}.verify`, sql: step.verify }] : []),
       ...(ctl.guards?.(ctx, step, t) ?? []),
-      ...(await replicaRoleGuards(db, step, t.key)),
+      ...(await replicaRoleGuards(db, step, t)),
     ],
   };
   const workers = inTx ? 1 : (opts.workers ?? 1);

@@ -1,6 +1,8 @@
 // The session settings of a batch's transaction, in one place (the statements on the decision and on
 // belay's tables are in state/: decision-sql.ts and runs.ts).
-import { ident } from '../db/sql.ts';
+import { isComposite, type KeyShape, keyOrder, keyValue } from '../db/key-sql.ts';
+import { ident, literal } from '../db/sql.ts';
+import { type DecisionTarget, writtenCte } from '../state/decision-sql.ts';
 import type { ForeignKeyFact } from '../db/catalog-facts.ts';
 
 /**
@@ -23,13 +25,27 @@ export const REPLICA_ROLE_SQL = `SET LOCAL session_replication_role = replica`;
  * Under session_replication_role = replica the server no longer checks a foreign key from the table: the
  * batch checks it itself (MATCH SIMPLE: a NULL column means no reference), over the rows it wrote.
  */
-export function foreignKeyGuardSql(fk: ForeignKeyFact, key: string): string {
+export function foreignKeyGuardSql(fk: ForeignKeyFact, key: KeyShape): string {
   const w = fk.childColumns.map((c) => `w.${ident(c)}`);
   const match = fk.parentColumns.map((p, i) => `p.${ident(p)} = ${w[i]}`).join(' AND ');
-  return `SELECT w.${ident(key)} FROM written w
+  return `SELECT ${keyOrder(key, 'w')} FROM written w
  WHERE ${w.map((c) => `${c} IS NOT NULL`).join(' AND ')}
    AND NOT EXISTS (SELECT 1 FROM ${fk.parent.sqlName} p WHERE ${match})`;
 }
 
 /** The table's key `$1` rows in, in key order (a trial after plain-SQL steps has no decision to walk yet). */
-export const tableKeyAtSql = (table: string, key: string) => `SELECT ${ident(key)}::text AS k FROM ${table} ORDER BY ${ident(key)} OFFSET $1 LIMIT 1`;
+export const tableKeyAtSql = (table: string, key: KeyShape) =>
+  `SELECT ${keyValue(key, 'x')}::text AS k FROM ${table} x ORDER BY ${keyOrder(key, 'x')} OFFSET $1 LIMIT 1`;
+
+/**
+ * An in-batch check over the rows the batch wrote ($1/$2 range, $3 round). Its rows are read as they are
+ * for a single-column key; for a composite one, with the key's text (a, b) built by the server from the
+ * key columns the check returned (by name, in their own types), NULL when it did not return them all.
+ */
+export function batchCheckSql(d: DecisionTarget, check: string): string {
+  const names = `ARRAY[${d.keyColumns.map(literal).join(', ')}]`;
+  const columns = isComposite(d)
+    ? `violation.*, CASE WHEN to_jsonb(violation) ?& ${names} THEN jsonb_populate_record(NULL::${d.keyType}, to_jsonb(violation))::text END AS belay_key`
+    : '*';
+  return `WITH ${writtenCte(d)}\nSELECT ${columns} FROM (\n${check}\n) AS violation LIMIT 1000`;
+}

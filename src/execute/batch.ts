@@ -5,9 +5,9 @@
 import type { Db } from '../db/connection.ts';
 import { DbError } from '../errors.ts';
 import type { Migration } from '../spec/define.ts';
-import { CURRENT_XID_SQL, type DecisionTarget, nextRangeSql, rejectSql, WRITER_SQL, writeBatchSql, writtenCte } from '../state/decision-sql.ts';
+import { CURRENT_XID_SQL, type DecisionTarget, nextRangeSql, rejectSql, WRITER_SQL, writeBatchSql } from '../state/decision-sql.ts';
 import { CHECKPOINT_SQL, RANGE_CHECKPOINT_SQL } from '../state/runs.ts';
-import { REPLICA_ROLE_SQL, SET_STATEMENT_TIMEOUT_SQL, SET_TIMEOUTS_SQL } from './batch-sql.ts';
+import { batchCheckSql, REPLICA_ROLE_SQL, SET_STATEMENT_TIMEOUT_SQL, SET_TIMEOUTS_SQL } from './batch-sql.ts';
 
 /** What one batch runs against: the step's decision, its in-batch checks, and whether it commits. */
 export interface BatchJob {
@@ -120,10 +120,11 @@ export async function runBatch(job: BatchJob, req: BatchRequest): Promise<BatchO
     }
     for (const c of job.checks) {
       if (req.timeout) await db.query(SET_STATEMENT_TIMEOUT_SQL, [timeout()]);
-      const v = await db.query<Record<string, unknown>>(`WITH ${writtenCte(d)}\nSELECT * FROM (\n${c.sql}\n) AS violation LIMIT 1000`, params);
+      const v = await db.query<Record<string, unknown>>(batchCheckSql(d, c.sql), params);
       if (v.rows.length === 0) continue;
       await end(false);
-      return { kind: 'rejected', lo, hi, check: c.name, keys: keysOf(v.rows, d.key), sample: v.rows.slice(0, 10) };
+      const sample = v.rows.slice(0, 10).map(({ belay_key: _, ...r }) => r);
+      return { kind: 'rejected', lo, hi, check: c.name, keys: keysOf(v.rows, d.key), sample };
     }
     const ms = performance.now() - t0;
     const xid = (await db.query<{ xid: string }>(CURRENT_XID_SQL)).rows[0]!.xid;
@@ -157,7 +158,7 @@ export async function runBatch(job: BatchJob, req: BatchRequest): Promise<BatchO
 function keysOf(rows: ReadonlyArray<Record<string, unknown>>, key: string): string[] {
   const out: string[] = [];
   for (const r of rows) {
-    const k = r[key] ?? r.key;
+    const k = r.belay_key ?? r[key] ?? r.key;
     if (k === undefined || k === null) return [];
     out.push(String(k));
   }

@@ -9,6 +9,7 @@ import type { BatchedStep } from '../spec/define.ts';
 import type { LoadedMigration } from '../spec/load.ts';
 import { resolveStep, type StepTarget } from '../spec/resolve.ts';
 import { type Decision, explainDecision, makeDecision } from '../state/decision.ts';
+import { isComposite } from '../db/key-sql.ts';
 import { decisionKeyAtSql, decisionSampleSql, dropDecisionSql } from '../state/decision-sql.ts';
 import { tableKeyAtSql } from './batch-sql.ts';
 import { type BatchJob, type BatchOutcome, reject, runBatch } from './batch.ts';
@@ -87,7 +88,7 @@ export async function openTrial(db: Db, m: LoadedMigration, stepNo: number, opts
     checks: [
       ...(step.verify ? [{ name: `${step.name}.verify`, sql: step.verify }] : []),
       ...(opts.guards?.(d) ?? []),
-      ...(await replicaRoleGuards(db, step, d.key)),
+      ...(await replicaRoleGuards(db, step, d)),
     ],
   });
   const failures = new Map<string, { name: string; count: number; sample: unknown[] }>();
@@ -96,7 +97,7 @@ export async function openTrial(db: Db, m: LoadedMigration, stepNo: number, opts
     ruleExplain,
     async keyAt(offset) {
       target ??= await resolveStep(db, step, stepNo);
-      const sql = decision ? decisionKeyAtSql(decision.relation) : tableKeyAtSql(target.table, target.key);
+      const sql = decision ? decisionKeyAtSql(decision.relation) : tableKeyAtSql(target.table, target);
       return (await db.query<{ k: string }>(sql, [offset])).rows[0]?.k ?? null;
     },
     async batch(q) {
@@ -161,7 +162,8 @@ export async function openTrial(db: Db, m: LoadedMigration, stepNo: number, opts
       return r.rows;
     },
     async close() {
-      if (decision) await db.query(dropDecisionSql(decision.relation)).catch(() => undefined);
+      if (decision)
+        for (const sql of dropDecisionSql(decision.relation, isComposite(decision) ? decision.keyType : undefined)) await db.query(sql).catch(() => undefined);
     },
   };
 }

@@ -1,5 +1,5 @@
 // A large UPDATE of a migration file as a belay batched step. Only the plain form is taken: one table with a
-// one-column primary key, `SET column = expression, …` and an optional WHERE. FROM, WITH, RETURNING,
+// primary key (composite ones batched by row-value keyset), `SET column = expression, …` and an optional WHERE. FROM, WITH, RETURNING,
 // WHERE CURRENT OF, DEFAULT and subscripted or multi-column targets stay in the file's transaction, as
 // Prisma runs them: their meaning as a decision is not the UPDATE's in every case.
 import { ident, qualified } from '../db/sql.ts';
@@ -12,7 +12,8 @@ import type { Statement } from './types.ts';
 export interface BatchedUpdate {
   /** The table as a spec names it (`schema.table`). */
   table: string;
-  key: string;
+  /** The primary key's columns (the step's key: the table's own primary key, composite or not). */
+  key: string[];
   writes: string[];
   /** The rule as belay decides it: the key and the new value of every written column, for the rows the UPDATE touches. */
   decide: string;
@@ -29,8 +30,8 @@ export function batchedUpdate(p: ParsedFile, s: Statement, act: ActionInfo, over
   const n = s.node;
   if (s.kind !== 'UpdateStmt' || !act.live || act.touchedBefore || act.rows < over || !act.table || !act.schema) return undefined;
   if (n.fromClause || n.withClause || n.returningList || (n.whereClause as Record<string, unknown> | undefined)?.CurrentOfExpr) return undefined;
-  if (act.primaryKey.length !== 1 || act.table.includes('.') || act.schema.includes('.')) return undefined;
-  const key = act.primaryKey[0]!;
+  if (act.primaryKey.length === 0 || act.table.includes('.') || act.schema.includes('.')) return undefined;
+  const key = act.primaryKey;
   const targets = (n.targetList as Target[] | undefined) ?? [];
   if (
     targets.some(
@@ -40,7 +41,7 @@ export function batchedUpdate(p: ParsedFile, s: Statement, act: ActionInfo, over
   )
     return undefined;
   const writes = targets.map((t) => t.ResTarget.name!);
-  if (writes.includes(key) || new Set(writes).size !== writes.length) return undefined;
+  if (writes.some((w) => key.includes(w)) || new Set(writes).size !== writes.length) return undefined;
   const toks = p.text.tokens(s.start, s.end);
   const set = findTop(toks, 1, (t) => t.up === 'SET');
   const where = findTop(toks, set + 1, (t) => t.up === 'WHERE');
@@ -59,7 +60,7 @@ export function batchedUpdate(p: ParsedFile, s: Statement, act: ActionInfo, over
   const relation = `${rel.inh === false ? 'ONLY ' : ''}${qualified([act.schema, act.table])}${alias ? ` AS ${ident(alias)}` : ''}`;
   const condition = where < toks.length ? p.text.slice(toks[where + 1]!.start, toks[toks.length - 1]!.end) : undefined;
   const decide =
-    `SELECT ${ident(key)}, ${exprs.map((e, i) => `(${e}) AS ${ident(writes[i]!)}`).join(', ')}\n  FROM ${relation}` +
+    `SELECT ${key.map(ident).join(', ')}, ${exprs.map((e, i) => `(${e}) AS ${ident(writes[i]!)}`).join(', ')}\n  FROM ${relation}` +
     (condition ? `\n WHERE ${condition}` : '');
   return { table: `${act.schema}.${act.table}`, key, writes, decide, rows: act.rows };
 }
@@ -76,7 +77,7 @@ export function batchedMigration(u: BatchedUpdate, migration: string, statement:
       id,
       purpose: `Statement ${statement} of the Prisma migration ${migration}: UPDATE of ${u.table}, run by belay prisma deploy in batches.`,
       tables: [u.table],
-      steps: [{ kind: 'batched', name: `statement-${statement}`, table: u.table, key: u.key, writes: u.writes, decide: u.decide }],
+      steps: [{ kind: 'batched', name: `statement-${statement}`, table: u.table, writes: u.writes, decide: u.decide }],
     },
     file,
   );

@@ -312,7 +312,10 @@ async function targetOf(db: Db | undefined, s: BatchedStep, i: number): Promise<
     const r = await db.query<{ oid: number | null }>(TABLE_OID_SQL, [qualified(s.table)]);
     if (r.rows[0]?.oid) return { t: await resolveStep(db, s, i), assumed: false };
   }
-  return { t: { table: qualified(s.table), tableName: s.table, key: s.key ?? 'id', keyType: 'bigint', writes: s.writes }, assumed: true };
+  return {
+    t: { table: qualified(s.table), tableName: s.table, key: s.key ?? 'id', keyColumns: [s.key ?? 'id'], keyType: 'bigint', writes: s.writes },
+    assumed: true,
+  };
 }
 
 /** A plan.json rendered generically: its scalar figures, and its arrays of objects as tables. */

@@ -125,6 +125,7 @@ ${scriptHeaderSql(lock)}
           table: qualified(d.tableName),
           tableName: d.tableName,
           key: d.key,
+          keyColumns: d.keyColumns,
           columns: d.writes,
           types,
           runId,

@@ -1,5 +1,6 @@
 // SQL of the standalone rollback script (belay rollback --sql), in one place: psql alone runs it, with or
 // without schema belay. Every value below is quoted by ident()/literal() or a number checked by the caller.
+import { hasRow, isComposite, keyIs, keyOrder, keyValue, noRow } from '../db/key-sql.ts';
 import { ident, literal } from '../db/sql.ts';
 
 /** lock_timeout for the transaction that restores one batch. */
@@ -10,6 +11,8 @@ export interface ScriptBatch {
   table: string;
   tableName: string;
   key: string;
+  /** The key's columns: several for a composite primary key. */
+  keyColumns: readonly string[];
   columns: readonly string[];
   /** The SQL types of k, o0, o1 … as the decision holds them (format_type, with a collation where not the default). */
   types: readonly string[];
@@ -54,28 +57,31 @@ CREATE TEMP TABLE IF NOT EXISTS belay_rollback_xids (xid xid8);
  * deleted) is left alone and listed. With schema belay present, the batch is marked rolled back.
  */
 export function scriptBatchSql(b: ScriptBatch): string {
-  const k = ident(b.key);
+  // a composite key's type is schema belay's: the script makes its own, a temporary table of the key columns
+  const composite = isComposite(b);
+  const keyType = composite ? `pg_temp.${ident(`belay_key_s${b.stepNo}`)}` : b.types[0]!;
+  const key = { key: b.key, keyColumns: b.keyColumns, keyType };
   const cols = b.columns.map((_, i) => `o${i}`);
   const set = b.columns.map((c, i) => `${ident(c)} = u.o${i}`).join(', ');
   const same = b.columns.map((c, i) => `x.${ident(c)} IS NOT DISTINCT FROM u.o${i}`).join(' AND ');
   const version = `x.xmin = ${literal(b.xid)}::xid8::xid OR x.xmin IN (SELECT xid::xid FROM pg_temp.belay_rollback_xids)`;
   const ours = (withBelay: boolean) =>
     withBelay && b.fence
-      ? `NOT EXISTS (SELECT 1 FROM ${b.fence} f WHERE f.k = u.k)`
+      ? `NOT EXISTS (SELECT 1 FROM ${b.fence} f WHERE ${composite ? 'f.k::text = u.k::text' : 'f.k = u.k'})`
       : `${version}${withBelay ? ` OR x.xmin IN (SELECT rollback_xid::xid FROM belay.batches WHERE run_id = ${b.runId} AND rollback_xid IS NOT NULL)` : ''}`;
   const restore = (withBelay: boolean) => `WITH r AS (
   UPDATE ${b.table} x SET ${set} FROM pg_temp.belay_undo_batch u
-   WHERE x.${k} = u.k AND (${ours(withBelay)})
-  RETURNING x.${k} AS k
+   WHERE ${keyIs(key, 'x', 'u.k')} AND (${ours(withBelay)})
+  RETURNING ${keyValue(key, 'x')} AS k
 ), s AS (
-  SELECT u.k, x.${k} IS NULL AS deleted, (x.${k} IS NOT NULL AND ${same}) AS already
-    FROM pg_temp.belay_undo_batch u LEFT JOIN r ON r.k = u.k LEFT JOIN ${b.table} x ON x.${k} = u.k
+  SELECT u.k, ${noRow(key, 'x')} AS deleted, (${hasRow(key, 'x')} AND ${same}) AS already
+    FROM pg_temp.belay_undo_batch u LEFT JOIN r ON r.k = u.k LEFT JOIN ${b.table} x ON ${keyIs(key, 'x', 'u.k')}
    WHERE r.k IS NULL
 )
 INSERT INTO pg_temp.belay_rollback_result
 SELECT ${b.stepNo}, ${b.batchNo}, ${literal(b.tableName)}, (SELECT count(*) FROM r), (SELECT count(*) FROM s WHERE already),
-       (SELECT coalesce(jsonb_agg(to_jsonb(s.k) ORDER BY s.k), '[]'::jsonb) FROM s WHERE NOT already AND NOT deleted),
-       (SELECT coalesce(jsonb_agg(to_jsonb(s.k) ORDER BY s.k), '[]'::jsonb) FROM s WHERE deleted)`;
+       (SELECT coalesce(jsonb_agg(to_jsonb(s.k${composite ? '::text' : ''}) ORDER BY s.k), '[]'::jsonb) FROM s WHERE NOT already AND NOT deleted),
+       (SELECT coalesce(jsonb_agg(to_jsonb(s.k${composite ? '::text' : ''}) ORDER BY s.k), '[]'::jsonb) FROM s WHERE deleted)`;
   const body = `BEGIN
   IF to_regclass('belay.batches') IS NOT NULL THEN
     IF EXISTS (SELECT 1 FROM belay.batches WHERE run_id = ${b.runId} AND step_no = ${b.stepNo} AND batch_no = ${b.batchNo} AND rolled_back_at IS NOT NULL) THEN
@@ -84,7 +90,7 @@ SELECT ${b.stepNo}, ${b.batchNo}, ${literal(b.tableName)}, (SELECT count(*) FROM
     END IF;
     ${
       b.fence
-        ? `PERFORM 1 FROM ${b.table} x JOIN pg_temp.belay_undo_batch u ON x.${k} = u.k FOR UPDATE OF x;
+        ? `PERFORM 1 FROM ${b.table} x JOIN pg_temp.belay_undo_batch u ON ${keyIs(key, 'x', 'u.k')} FOR UPDATE OF x;
     `
         : ''
     }EXECUTE ${literal(restore(true))};
@@ -101,7 +107,7 @@ END`;
   return `BEGIN;
 SET LOCAL lock_timeout = ${literal(`${b.lockTimeoutMs}ms`)};
 SET LOCAL belay.writer = ${literal(String(b.runId))};
-CREATE TEMP TABLE belay_undo_batch (k ${b.types[0]}, ${cols.map((c, i) => `${c} ${b.types[i + 1]}`).join(', ')}) ON COMMIT DROP;
+${composite ? `CREATE TEMP TABLE IF NOT EXISTS ${ident(`belay_key_s${b.stepNo}`)} AS SELECT ${keyOrder(key, 't')} FROM ${b.table} t WITH NO DATA;\n` : ''}CREATE TEMP TABLE belay_undo_batch (k ${keyType}, ${cols.map((c, i) => `${c} ${b.types[i + 1]}`).join(', ')}) ON COMMIT DROP;
 ${insertsOf(b.rows, `INSERT INTO pg_temp.belay_undo_batch (k, ${cols.join(', ')}) VALUES`)}
 DO ${tag} ${body} ${tag};
 COMMIT;

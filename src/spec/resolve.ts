@@ -4,23 +4,22 @@ import { column, tableInfo, type TableInfo } from '../db/catalog.ts';
 import { readIndexes } from '../db/catalog-facts.ts';
 import type { Db } from '../db/connection.ts';
 import { BelayError } from '../errors.ts';
+import { type KeyShape, keyLabel } from '../db/key-sql.ts';
 import type { BatchedStep, Migration } from './define.ts';
 
-export interface StepTarget {
+export interface StepTarget extends KeyShape {
   /** Quoted, qualified table name. */
   table: string;
   /** The table name as given in the spec (recorded in the undo log). */
   tableName: string;
-  key: string;
-  keyType: string;
   writes: readonly string[];
 }
 
 /**
- * Resolves a batched step: its key is the spec's `key`, else the table's single-column primary key. A key
- * must tell rows apart: a declared `key:` needs a unique index over exactly that column, and NOT NULL;
- * a table with neither a primary key nor such a column, or with a composite primary key and no `key:`, is
- * refused (BELAY_KEY, exit 3), with the columns that would do.
+ * Resolves a batched step: its key is the spec's `key`, else the table's primary key, composite included
+ * (batched by row-value keyset). A key must tell rows apart: a declared `key:` needs a unique index over
+ * exactly that column, and NOT NULL; a table with neither a primary key nor such a column is refused
+ * (BELAY_KEY, exit 3), with the columns that would do.
  */
 export async function resolveStep(db: Db, step: BatchedStep, stepNo: number): Promise<StepTarget> {
   const info = await tableInfo(db, step.table);
@@ -37,19 +36,7 @@ export async function resolveStep(db: Db, step: BatchedStep, stepNo: number): Pr
           : `Add a primary key to ${info.sqlName} (or a unique index over a NOT NULL column and name it with key: in step "${step.name}"): without one, batches cannot tell its rows apart.`,
       );
     }
-    if (info.primaryKey.length !== 1) {
-      // batches walk one column's ranges; a row-value keyset over (a, b) is not there yet
-      const candidates = await singleColumnKeys(db, info);
-      const cols = info.primaryKey.map((c) => `"${c}"`).join(', ');
-      throw keyError(
-        step,
-        stepNo,
-        `table ${info.sqlName} has a composite primary key (${cols}), and batches walk a single key column`,
-        candidates.length
-          ? `Name one of its unique NOT NULL columns with key: in step "${step.name}" (${candidates.map((c) => `"${c}"`).join(', ')}).`
-          : `Add a unique NOT NULL column to ${info.sqlName} (e.g. ALTER TABLE … ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY UNIQUE) and name it with key: in step "${step.name}", or change the rows with a plain SQL step.`,
-      );
-    }
+    if (info.primaryKey.length > 1) return compositeTarget(info, step, stepNo);
     key = info.primaryKey[0]!;
   }
   const keyCol = column(info, key, `steps.${stepNo}.key`);
@@ -67,7 +54,35 @@ export async function resolveStep(db: Db, step: BatchedStep, stepNo: number): Pr
     }
   }
   for (const w of step.writes) column(info, w, `steps.${stepNo}.writes`);
-  return { table: info.sqlName, tableName: step.table, key, keyType: keyCol.type, writes: step.writes };
+  return { table: info.sqlName, tableName: step.table, key, keyColumns: [key], keyType: keyCol.type, writes: step.writes };
+}
+
+/**
+ * A composite primary key: its value before a decision exists is the text of the row (a, b), the form the
+ * decision's key type prints too; after it, the decision's row type (decisionTarget). A rule per key range
+ * ($1/$2) would need the range as a row; a set-based rule (decide) is asked for instead.
+ */
+function compositeTarget(info: TableInfo, step: BatchedStep, stepNo: number): StepTarget {
+  const cols = info.primaryKey;
+  if (!step.decide && !step.wholeTableProjection) {
+    throw keyError(
+      step,
+      stepNo,
+      `table ${info.sqlName} has a composite primary key (${cols.map((c) => `"${c}"`).join(', ')}), and step "${step.name}" has a projection per key range ($1/$2), which walks one key column`,
+      `Write the rule as decide: (one SELECT over the whole table returning ${cols.map((c) => `"${c}"`).join(', ')} and the written columns): batches then walk the composite key.`,
+    );
+  }
+  for (const w of step.writes) {
+    if (cols.includes(w))
+      throw keyError(
+        step,
+        stepNo,
+        `step "${step.name}" writes "${w}", a column of the primary key of ${info.sqlName}`,
+        'Write the key in a plain SQL step: batches find their rows by it.',
+      );
+    column(info, w, `steps.${stepNo}.writes`);
+  }
+  return { table: info.sqlName, tableName: step.table, key: keyLabel(cols), keyColumns: [...cols], keyType: 'text', writes: step.writes };
 }
 
 /** Columns that are keys on their own: NOT NULL and covered by a valid, non-partial unique index over exactly them. */
@@ -101,7 +116,8 @@ export async function writtenTables(db: Db, spec: Migration): Promise<WrittenTab
   for (const step of spec.steps) {
     if (step.kind !== 'batched') continue;
     const info = await tableInfo(db, step.table);
-    const key = step.key ?? info.primaryKey[0] ?? '';
+    // a composite key has no single column to bucket the untouched columns' checksums by
+    const key = step.key ?? (info.primaryKey.length === 1 ? info.primaryKey[0]! : '');
     const w = out.get(step.table) ?? { table: info.sqlName, tableName: step.table, key, writes: [] };
     for (const c of step.writes) if (!w.writes.includes(c)) w.writes.push(c);
     out.set(step.table, w);

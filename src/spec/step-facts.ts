@@ -89,8 +89,8 @@ export function notesOf(spec: Migration, step: BatchedStep, stepNo: number, fact
       code: `COMPOSITE_KEY:${step.table}@${step.name}`,
       kind: 'composite-key',
       severity: 'info',
-      message: `the primary key of ${facts.table.sqlName} is composite (${cols})${step.key ? `; step "${step.name}" walks it by its key: "${step.key}"` : ''}`,
-      fix: step.key ? 'Nothing to do.' : `Name a unique NOT NULL column with key: in step "${step.name}" if the table has one.`,
+      message: `the primary key of ${facts.table.sqlName} is composite (${cols}); step "${step.name}" walks it ${step.key ? `by its key: "${step.key}"` : `by row-value keyset (${cols}) > (…)`}`,
+      fix: 'Nothing to do.',
       data: { table: step.table, primaryKey: facts.primaryKey.columns, keys: facts.keys.map((k) => k.columns) },
     });
   }

@@ -1,3 +1,4 @@
+import { isComposite, keyColumnsFrom, keyIs, keyOrder, keyValue, noRow, sameKey } from '../db/key-sql.ts';
 import { ident, literal, isoUtc } from '../db/sql.ts';
 import type { StepTarget } from '../spec/resolve.ts';
 
@@ -11,19 +12,37 @@ export function decisionRelation(runId: number | null, stepNo: number): string {
   return runId === null ? `pg_temp.${ident(`belay_decision_s${stepNo}`)}` : `belay.${ident(`decision_r${runId}_s${stepNo}`)}`;
 }
 
+/** The row type of a composite key's values in the decision: an empty table beside it, whose row type it is. */
+export function decisionKeyType(runId: number | null, stepNo: number): string {
+  return runId === null ? `pg_temp.${ident(`belay_decision_s${stepNo}_key`)}` : `belay.${ident(`decision_r${runId}_s${stepNo}_key`)}`;
+}
+
+/**
+ * The key type of a composite key, made as an empty table of the key columns: its row type copies each
+ * column's type, typmod and collation from the table, as CREATE TYPE written out by hand would have to.
+ */
+export function createKeyTypeSql(t: DecisionTarget, temp: boolean): string {
+  return `CREATE ${temp ? 'TEMP ' : ''}TABLE ${t.keyType} AS SELECT ${keyOrder(t, 't')} FROM ${t.table} t WITH NO DATA`;
+}
+
 const n = (i: number) => `n${i}`;
+/** A key as JSON: a single key as itself (a number stays a number), a composite one as its text (a, b). */
+const keyJson = (t: DecisionTarget, expr: string, wrap = true) => (isComposite(t) ? `to_jsonb(${expr}::text)` : wrap ? `to_jsonb(${expr})` : expr);
 const o = (i: number) => `o${i}`;
 
 /** The types of the key and written columns are copied from the table itself (typmods, collations, domains). */
 export function createDecisionSql(t: DecisionTarget, temp: boolean): string {
-  const k = ident(t.key);
   return `CREATE ${temp ? 'TEMP ' : ''}TABLE ${t.relation} AS
-SELECT t.${k} AS k, ${t.writes.map((c, i) => `t.${ident(c)} AS ${n(i)}`).join(', ')}, ${t.writes.map((c, i) => `t.${ident(c)} AS ${o(i)}`).join(', ')},
+SELECT ${keyValue(t, 't')} AS k, ${t.writes.map((c, i) => `t.${ident(c)} AS ${n(i)}`).join(', ')}, ${t.writes.map((c, i) => `t.${ident(c)} AS ${o(i)}`).join(', ')},
        0 AS round, NULL::text AS skipped, false AS missing
   FROM ${t.table} t WITH NO DATA`;
 }
 
-export const dropDecisionSql = (relation: string) => `DROP TABLE IF EXISTS ${relation}`;
+/** The decision, then a composite key's type (its column k depends on it): `keyType`, the type's table, if any. */
+export const dropDecisionSql = (relation: string, keyType?: string): string[] => [
+  `DROP TABLE IF EXISTS ${relation}`,
+  ...(keyType ? [`DROP TABLE IF EXISTS ${keyType}`] : []),
+];
 
 /**
  * The rule's rows in key order. A set-based rule's rows come out in the order of its last sort (the flagship:
@@ -31,8 +50,8 @@ export const dropDecisionSql = (relation: string) => `DROP TABLE IF EXISTS ${rel
  * they are read along the key index, and the decision is laid out in the order the batches read it
  * (1,000,000 rows: the before-images 2.9 s at random, 0.9 s in order).
  */
-function inKeyOrder(source: string, k: string): string {
-  return `SELECT * FROM (\n${source}\n) r ORDER BY r.${k}`;
+function inKeyOrder(source: string, t: DecisionTarget): string {
+  return `SELECT * FROM (\n${source}\n) r ORDER BY ${keyOrder(t, 'r')}`;
 }
 
 /**
@@ -46,9 +65,9 @@ export function fillDecisionSql(t: DecisionTarget, source: string, opts: { round
   const round = opts.round ?? 0;
   const outside = opts.range ? ` OR p.${k} NOT BETWEEN $1::${t.keyType} AND $2::${t.keyType}` : '';
   return `INSERT INTO ${t.relation} (k, ${t.writes.map((_, i) => n(i)).join(', ')}, ${t.writes.map((_, i) => o(i)).join(', ')}, round, missing)
-SELECT p.${k}, ${t.writes.map((c) => `p.${ident(c)}`).join(', ')}, ${t.writes.map((c) => `x.${ident(c)}`).join(', ')}, ${round}, x.${k} IS NULL${outside}
-  FROM (${inKeyOrder(source, k)}) p LEFT JOIN ${t.table} x ON x.${k} = p.${k}
- WHERE x.${k} IS NULL OR ${changed}${outside}`;
+SELECT ${keyValue(t, 'p')}, ${t.writes.map((c) => `p.${ident(c)}`).join(', ')}, ${t.writes.map((c) => `x.${ident(c)}`).join(', ')}, ${round}, ${noRow(t, 'x')}${outside}
+  FROM (${inKeyOrder(source, t)}) p LEFT JOIN ${t.table} x ON ${sameKey(t, 'x', 'p')}
+ WHERE ${noRow(t, 'x')} OR ${changed}${outside}`;
 }
 
 /** A catch-up round: rows the rule gives now that are not decided (new rows), or were skipped because someone changed them first. */
@@ -58,11 +77,11 @@ export function catchUpSql(t: DecisionTarget, source: string, round: number, opt
   const range = opts.range ? ` AND p.${k} BETWEEN $1::${t.keyType} AND $2::${t.keyType}` : '';
   const cols = [...t.writes.map((_, i) => n(i)), ...t.writes.map((_, i) => o(i))];
   return `INSERT INTO ${t.relation} AS d (k, ${cols.join(', ')}, round, missing)
-SELECT p.${k}, ${t.writes.map((c) => `p.${ident(c)}`).join(', ')}, ${t.writes.map((c) => `x.${ident(c)}`).join(', ')}, ${round}, false
-  FROM (${inKeyOrder(source, k)}) p JOIN ${t.table} x ON x.${k} = p.${k}
+SELECT ${keyValue(t, 'p')}, ${t.writes.map((c) => `p.${ident(c)}`).join(', ')}, ${t.writes.map((c) => `x.${ident(c)}`).join(', ')}, ${round}, false
+  FROM (${inKeyOrder(source, t)}) p JOIN ${t.table} x ON ${sameKey(t, 'x', 'p')}
  WHERE (${changed})${range}
    -- written or pending rows stay as decided; rows a check or a constraint rejected are not tried again
-   AND NOT EXISTS (SELECT 1 FROM ${t.relation} w WHERE w.k = p.${k} AND (w.skipped IS NULL OR w.skipped LIKE 'rejected:%'))
+   AND NOT EXISTS (SELECT 1 FROM ${t.relation} w WHERE w.k = ${keyValue(t, 'p')} AND (w.skipped IS NULL OR w.skipped LIKE 'rejected:%'))
 ON CONFLICT (k) DO UPDATE SET ${cols.map((c) => `${c} = EXCLUDED.${c}`).join(', ')}, round = EXCLUDED.round, skipped = NULL`;
 }
 
@@ -93,7 +112,7 @@ SELECT (SELECT k FROM s ORDER BY k LIMIT 1)::text AS lo, (SELECT k FROM s ORDER 
 
 /** The decided rows under the table's own names (the whole-table form a check embeds), $1/$2 unused. */
 export function decidedRowsSql(t: DecisionTarget): string {
-  return `SELECT d.k AS ${ident(t.key)}, ${t.writes.map((c, i) => `d.${n(i)} AS ${ident(c)}`).join(', ')}
+  return `SELECT ${keyColumnsFrom(t, 'd.k')}, ${t.writes.map((c, i) => `d.${n(i)} AS ${ident(c)}`).join(', ')}
   FROM ${t.relation} d WHERE d.skipped IS NULL AND ($1::${t.keyType} IS NOT NULL OR $2::${t.keyType} IS NULL)`;
 }
 
@@ -123,7 +142,7 @@ SELECT (SELECT k FROM s ORDER BY k LIMIT 1)::text AS lo, (SELECT k FROM s ORDER 
  * each: the last key of each, in key order (the last range is left open at its top).
  */
 export function splitRangesSql(t: DecisionTarget): string {
-  return `SELECT max(k)::text AS hi FROM (
+  return `SELECT ${isComposite(t) ? '(array_agg(k ORDER BY k DESC))[1]' : 'max(k)'}::text AS hi FROM (
   SELECT k, ntile($3::int) OVER (ORDER BY k) AS w FROM ${t.relation} WHERE round = $1 AND skipped IS NULL AND ($2::text IS NULL OR k > $2::${t.keyType})
 ) s GROUP BY w ORDER BY w`;
 }
@@ -140,14 +159,13 @@ function batchRows(t: DecisionTarget): string {
  * so what is written always replaces exactly its before-image. $1/$2 range, $3 round.
  */
 export function writeBatchSql(t: DecisionTarget, fence?: string): string {
-  const k = ident(t.key);
   return `WITH d AS (
   ${batchRows(t)}
 ), u AS (
   UPDATE ${t.table} t SET ${t.writes.map((c, i) => `${ident(c)} = d.${n(i)}`).join(', ')}
     FROM d
-   WHERE t.${k} = d.k AND ${t.writes.map((c, i) => `t.${ident(c)} IS NOT DISTINCT FROM d.${o(i)}`).join(' AND ')}
-  RETURNING t.${k} AS k
+   WHERE ${keyIs(t, 't', 'd.k')} AND ${t.writes.map((c, i) => `t.${ident(c)} IS NOT DISTINCT FROM d.${o(i)}`).join(' AND ')}
+  RETURNING ${keyValue(t, 't')} AS k
 ), s AS (
   -- EXCEPT is a hashed set operation whatever the estimates (a fresh decision has no statistics): an
   -- anti-join of d with u was planned as a nested loop, quadratic in the batch size
@@ -163,13 +181,13 @@ export function writeBatchSql(t: DecisionTarget, fence?: string): string {
       : ''
   }
 SELECT (SELECT count(*) FROM d)::int AS rows, (SELECT count(*) FROM u)::int AS changed, (SELECT count(*) FROM s)::int AS skipped,
-       (SELECT coalesce(jsonb_agg(k), '[]') FROM (SELECT k FROM s ORDER BY k LIMIT 20) z) AS sample`;
+       (SELECT coalesce(jsonb_agg(${keyJson(t, 'k', false)}), '[]') FROM (SELECT k FROM s ORDER BY k LIMIT 20) z) AS sample`;
 }
 
 /** `written`, as an in-batch check reads it: the table's rows this batch wrote, after the write. */
 export function writtenCte(t: DecisionTarget): string {
   return `written AS (
-  SELECT t.* FROM ${t.table} t JOIN (${batchRows(t)}) d ON d.k = t.${ident(t.key)}
+  SELECT t.* FROM ${t.table} t JOIN (${batchRows(t)}) d ON ${keyIs(t, 't', 'd.k')}
 )`;
 }
 
@@ -183,12 +201,11 @@ export function rejectSql(t: DecisionTarget): string {
  * gives the decided values (another value, or no row): the data changed since the decision.
  */
 export function ruleChangedSql(t: DecisionTarget, source: string, range: boolean): string {
-  const k = ident(t.key);
   const keys = range ? '$3' : '$1';
   const same = t.writes.map((c, i) => `p.${ident(c)} IS NOT DISTINCT FROM d.${n(i)}`).join(' AND ');
   return `SELECT d.k::text AS k FROM ${t.relation} d
  WHERE d.k = ANY(${keys}::text[]::${t.keyType}[])
-   AND NOT EXISTS (SELECT 1 FROM (${source}) p WHERE p.${k} = d.k AND ${same})`;
+   AND NOT EXISTS (SELECT 1 FROM (${source}) p WHERE ${keyIs(t, 'p', 'd.k')} AND ${same})`;
 }
 
 /** Rejected rows whose rule now gives another answer: skipped as changed (what the rule reads changed), a catch-up round may decide them again. */
@@ -210,16 +227,15 @@ export function writtenRowsSql(t: DecisionTarget, runId: number, stepNo: number,
 
 /** Rows the run wrote that no longer hold what it wrote (or are gone). */
 export function writesHeldSql(t: DecisionTarget, runId: number, stepNo: number, limit: number, fence?: string): string {
-  const k = ident(t.key);
   const differs = t.writes.map((c, i) => `x.${ident(c)} IS DISTINCT FROM w.${n(i)}`).join(' OR ');
   // belay never deletes, and the fence records every other writer of a written column: those rows are the
   // application's doing; a row that differs with no fence entry is not (without a fence, nothing can tell)
-  const others = `x.${k} IS NULL${fence ? ` OR EXISTS (SELECT 1 FROM ${fence} f WHERE f.k = w.k)` : ''}`;
+  const others = `${noRow(t, 'x')}${fence ? ` OR EXISTS (SELECT 1 FROM ${fence} f WHERE f.k = w.k)` : ''}`;
   return `WITH w AS (${writtenRowsSql(t, runId, stepNo)}), bad AS (
-  SELECT w.k AS key, ${t.writes.map((c, i) => `w.${n(i)} AS ${ident(`written.${c}`)}, x.${ident(c)} AS ${ident(`now.${c}`)}`).join(', ')}, x.${k} IS NULL AS deleted,
+  SELECT w.k AS key, ${t.writes.map((c, i) => `w.${n(i)} AS ${ident(`written.${c}`)}, x.${ident(c)} AS ${ident(`now.${c}`)}`).join(', ')}, ${noRow(t, 'x')} AS deleted,
          (${others}) AS "byOthers"
-    FROM w LEFT JOIN ${t.table} x ON x.${k} = w.k
-   WHERE x.${k} IS NULL OR ${differs}
+    FROM w LEFT JOIN ${t.table} x ON ${keyIs(t, 'x', 'w.k')}
+   WHERE ${noRow(t, 'x')} OR ${differs}
 )
 SELECT (SELECT count(*) FROM bad WHERE NOT "byOthers")::int AS n,
        (SELECT jsonb_agg(to_jsonb(s)) FROM (SELECT * FROM bad WHERE NOT "byOthers" ORDER BY key LIMIT ${Number(limit)}) s) AS sample,
@@ -232,9 +248,8 @@ export const fenceCountSql = (fence: string) => `SELECT count(*)::int AS n FROM 
 
 /** Rows of one batch that someone wrote after it (a newer row version than the batch's), or deleted. */
 export function changedSinceSql(t: DecisionTarget): string {
-  const k = ident(t.key);
-  return `SELECT count(*)::int AS n FROM (${batchRows(t)}) d LEFT JOIN ${t.table} x ON x.${k} = d.k
- WHERE x.${k} IS NULL OR x.xmin <> $4::xid8::xid`;
+  return `SELECT count(*)::int AS n FROM (${batchRows(t)}) d LEFT JOIN ${t.table} x ON ${keyIs(t, 'x', 'd.k')}
+ WHERE ${noRow(t, 'x')} OR x.xmin <> $4::xid8::xid`;
 }
 
 /**
@@ -242,7 +257,7 @@ export function changedSinceSql(t: DecisionTarget): string {
  * flight finishes first (and is seen in the fence), one that comes later waits for the rollback to commit.
  */
 export function lockBatchRowsSql(t: DecisionTarget): string {
-  return `SELECT count(*)::int AS n FROM (SELECT 1 FROM ${t.table} x JOIN (${batchRows(t)}) d ON x.${ident(t.key)} = d.k FOR UPDATE OF x) z`;
+  return `SELECT count(*)::int AS n FROM (SELECT 1 FROM ${t.table} x JOIN (${batchRows(t)}) d ON ${keyIs(t, 'x', 'd.k')} FOR UPDATE OF x) z`;
 }
 
 /** What the run decided, wrote and skipped, per step (report, result). */
@@ -264,7 +279,6 @@ export function decisionTotalsSql(t: DecisionTarget, runId: number, stepNo: numb
  * conflict. --force overwrites changed rows; a deleted row cannot be brought back and is listed apart.
  */
 export function restoreBatchSql(t: DecisionTarget, fence?: string): string {
-  const k = ident(t.key);
   // with a fence: untouched unless someone wrote a written column since; without: the row version the batch wrote
   const ours = fence
     ? `NOT EXISTS (SELECT 1 FROM ${fence} f WHERE f.k = d.k)`
@@ -274,14 +288,14 @@ export function restoreBatchSql(t: DecisionTarget, fence?: string): string {
 ), r AS (
   UPDATE ${t.table} x SET ${t.writes.map((c, i) => `${ident(c)} = d.${o(i)}`).join(', ')}
     FROM d
-   WHERE x.${k} = d.k AND ($5::boolean OR ${ours}) AND ($4::text IS NOT NULL OR $6::bigint IS NOT NULL)
-  RETURNING x.${k} AS k
+   WHERE ${keyIs(t, 'x', 'd.k')} AND ($5::boolean OR ${ours}) AND ($4::text IS NOT NULL OR $6::bigint IS NOT NULL)
+  RETURNING ${keyValue(t, 'x')} AS k
 ), left_alone AS (
-  SELECT d.k, x.${k} IS NULL AS deleted FROM d LEFT JOIN r ON r.k = d.k LEFT JOIN ${t.table} x ON x.${k} = d.k WHERE r.k IS NULL
+  SELECT d.k, ${noRow(t, 'x')} AS deleted FROM d LEFT JOIN r ON r.k = d.k LEFT JOIN ${t.table} x ON ${keyIs(t, 'x', 'd.k')} WHERE r.k IS NULL
 )
 SELECT (SELECT count(*) FROM r)::int AS restored,
-       (SELECT coalesce(jsonb_agg(to_jsonb(k) ORDER BY k), '[]') FROM left_alone WHERE NOT deleted) AS changed,
-       (SELECT coalesce(jsonb_agg(to_jsonb(k) ORDER BY k), '[]') FROM left_alone WHERE deleted) AS deleted`;
+       (SELECT coalesce(jsonb_agg(${keyJson(t, 'k')} ORDER BY k), '[]') FROM left_alone WHERE NOT deleted) AS changed,
+       (SELECT coalesce(jsonb_agg(${keyJson(t, 'k')} ORDER BY k), '[]') FROM left_alone WHERE deleted) AS deleted`;
 }
 
 /** The rows of one batch with their before-images, each value as its text form (the standalone rollback script). */
@@ -307,7 +321,8 @@ export const GET_DECISION_SQL = `SELECT relation, table_name AS "tableName", key
 export const skippedCountSql = (relation: string) => `SELECT count(*)::int AS n FROM ${relation} WHERE skipped IS NOT NULL`;
 
 /** The lowest and highest decided key (a step's verify reads $1/$2 as the range it checks). */
-export const decisionRangeSql = (relation: string) => `SELECT min(k)::text AS lo, max(k)::text AS hi FROM ${relation}`;
+export const decisionRangeSql = (relation: string) =>
+  `SELECT (SELECT k FROM ${relation} ORDER BY k LIMIT 1)::text AS lo, (SELECT k FROM ${relation} ORDER BY k DESC LIMIT 1)::text AS hi`;
 
 /** The first round's decided key `$1` rows in, in key order (where calibration starts a walk). */
 export const decisionKeyAtSql = (relation: string) => `SELECT k::text AS k FROM ${relation} WHERE round = 0 ORDER BY k OFFSET $1 LIMIT 1`;
@@ -333,13 +348,13 @@ export const DECISION_TYPES_SQL = `SELECT format_type(a.atttypid, a.atttypmod)
  * their current values; a row deleted since is there too, with only its key and written values (monitoring).
  */
 export function writtenAsWrittenSql(t: DecisionTarget, runId: number, stepNo: number, columns: readonly string[]): string {
-  const k = ident(t.key);
   const list = columns.map((c) => {
-    if (c === t.key) return `w.k AS ${k}`;
+    if (c === t.key) return `w.k AS ${ident(c)}`;
+    if (isComposite(t) && t.keyColumns.includes(c)) return `(w.k).${ident(c)} AS ${ident(c)}`;
     const i = t.writes.indexOf(c);
     return i >= 0 ? `w.${n(i)} AS ${ident(c)}` : `x.${ident(c)}`;
   });
-  return `SELECT ${list.join(', ')} FROM (${writtenRowsSql(t, runId, stepNo)}) w LEFT JOIN ${t.table} x ON x.${k} = w.k`;
+  return `SELECT ${list.join(', ')} FROM (${writtenRowsSql(t, runId, stepNo)}) w LEFT JOIN ${t.table} x ON ${keyIs(t, 'x', 'w.k')}`;
 }
 
 /** Rows the run's batches wrote and did not roll back. $1 run. */
@@ -393,7 +408,7 @@ export function createFenceSql(t: DecisionTarget, runId: number, stepNo: number)
     `CREATE TABLE IF NOT EXISTS ${f.table} (k ${'%KEYTYPE%'} PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())`.replace('%KEYTYPE%', t.keyType),
     `CREATE OR REPLACE FUNCTION ${f.fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fence$
 BEGIN
-  INSERT INTO ${f.table} (k) VALUES (NEW.${ident(t.key)}) ON CONFLICT (k) DO UPDATE SET at = EXCLUDED.at;
+  INSERT INTO ${f.table} (k) VALUES (${keyValue(t, 'NEW')}) ON CONFLICT (k) DO UPDATE SET at = EXCLUDED.at;
   RETURN NULL;
 END $fence$`,
     `REVOKE ALL ON FUNCTION ${f.fn}() FROM PUBLIC`,

@@ -3,6 +3,7 @@
 // add what the rule gives later (rows inserted or changed by the application meanwhile).
 import { checksumInTransaction } from '../db/checksum.ts';
 import type { Db } from '../db/connection.ts';
+import { isComposite } from '../db/key-sql.ts';
 import { ident, pinnedSettingsSql } from '../db/sql.ts';
 import { DbError, serverFields, VerificationError } from '../errors.ts';
 import type { BatchedStep } from '../spec/define.ts';
@@ -18,6 +19,8 @@ import {
   LOCK_TIMEOUT_SQL,
   catchUpSql,
   createDecisionSql,
+  createKeyTypeSql,
+  decisionKeyType,
   type DecisionTarget,
   analyzeDecisionSql,
   decisionCountSql,
@@ -55,8 +58,9 @@ export interface Decision extends DecisionTarget {
   rounds: number;
 }
 
+/** Where the step's decision lives; a composite key's values there are of the decision's own row type. */
 export function decisionTarget(t: StepTarget, runId: number | null, stepNo: number): DecisionTarget {
-  return { ...t, relation: decisionRelation(runId, stepNo) };
+  return { ...t, relation: decisionRelation(runId, stepNo), ...(isComposite(t) ? { keyType: decisionKeyType(runId, stepNo) } : {}) };
 }
 
 /**
@@ -69,7 +73,8 @@ export async function makeDecision(db: Db, step: BatchedStep, stepNo: number, ta
   const t = decisionTarget(target, opts.runId, stepNo);
   const rule = ruleOf(step, stepNo);
   const temp = opts.runId === null;
-  await db.query(dropDecisionSql(t.relation));
+  for (const sql of dropDecisionSql(t.relation, isComposite(t) ? t.keyType : undefined)) await db.query(sql);
+  if (isComposite(t)) await db.query(createKeyTypeSql(t, temp));
   await db.query(createDecisionSql(t, temp));
   // it holds before-images: default privileges (… GRANT SELECT ON TABLES TO app) must not reach it
   if (!temp) await ownerOnly(db, 'belay', t.relation);
@@ -143,7 +148,15 @@ export async function storedDecision(db: Db, runId: number, stepNo: number, targ
   ).rows[0];
   if (r?.status !== 'live') return undefined;
   const firstRows = r.firstRows === null ? null : Number(r.firstRows);
-  return { ...target, relation: r.relation, rows: Number(r.rows), firstRows, checksum: r.checksum, rounds: r.rounds, fence: r.fence };
+  return {
+    ...decisionTarget(target, runId, stepNo),
+    relation: r.relation,
+    rows: Number(r.rows),
+    firstRows,
+    checksum: r.checksum,
+    rounds: r.rounds,
+    fence: r.fence,
+  };
 }
 
 /** The step's decision existed and cleanup dropped it (its rollback has no before-images left). */
@@ -257,7 +270,8 @@ export async function dropDecisions(
   for (const d of live) {
     const table = d.fence ? await tableOf(d.stepNo) : undefined;
     if (table) await dropFence(db, { table }, runId, d.stepNo);
-    await db.query(dropDecisionSql(d.relation));
+    // a composite key's type goes with it (none for a single-column key: IF EXISTS)
+    for (const sql of dropDecisionSql(d.relation, decisionKeyType(runId, d.stepNo))) await db.query(sql);
     await db.query(MARK_DECISION_DROPPED_SQL, [runId, d.stepNo]);
   }
   return live.map((d) => d.stepNo);

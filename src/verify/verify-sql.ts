@@ -1,4 +1,5 @@
 // All SQL of the post-run verification and of its records, in one place. Identifiers go through ident()/qualified().
+import { isComposite, type KeyShape } from '../db/key-sql.ts';
 import { ident, literal } from '../db/sql.ts';
 
 /** A spec verify query (offending rows), counted and sampled. Also the monitor's checks. */
@@ -74,12 +75,18 @@ SELECT (SELECT count(*) FROM f)::int AS n, (SELECT jsonb_agg(to_jsonb(s)) FROM (
  WHERE ($1::${keyType} IS NOT NULL OR $2::${keyType} IS NULL)`;
 }
 
-/** Of a verify query's rows: how many, how many carry the key column, how many of those are rows the run wrote (`written`: k). */
-export function offendingWrittenSql(sql: string, written: string, key: string): string {
+/**
+ * Of a verify query's rows: how many, how many carry the key column(s), how many of those are rows the run
+ * wrote (`written`: k). A composite key's row is recognised by its columns, read back as the key's type.
+ */
+export function offendingWrittenSql(sql: string, written: string, key: KeyShape): string {
+  const composite = isComposite(key);
+  const has = composite ? `to_jsonb(f) ?& ARRAY[${key.keyColumns.map(literal).join(', ')}]` : `to_jsonb(f) ? ${literal(key.key)}`;
+  const value = composite ? `jsonb_populate_record(NULL::${key.keyType}, to_jsonb(f))::text` : `(to_jsonb(f) ->> ${literal(key.key)})`;
   return `WITH f AS (
 ${sql}
 ), w AS (${written})
-SELECT count(*)::int AS n, count(*) FILTER (WHERE to_jsonb(f) ? ${literal(key)})::int AS keyed,
-       count(*) FILTER (WHERE (to_jsonb(f) ->> ${literal(key)}) IN (SELECT w.k::text FROM w))::int AS mine
+SELECT count(*)::int AS n, count(*) FILTER (WHERE ${has})::int AS keyed,
+       count(*) FILTER (WHERE ${has} AND ${value} IN (SELECT w.k::text FROM w))::int AS mine
   FROM f`;
 }

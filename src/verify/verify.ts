@@ -187,7 +187,7 @@ export async function verifyRun(db: Db, runId: number, opts: VerifyOptions = {})
 async function notWrittenByRun(db: Db, runId: number, decisions: StepDecision[], sql: string): Promise<boolean> {
   if (decisions.length === 0) return false;
   for (const { stepNo, d } of decisions) {
-    const r = (await db.query<{ n: number; keyed: number; mine: number }>(offendingWrittenSql(sql, writtenRowsSql(d, runId, stepNo), d.key))).rows[0]!;
+    const r = (await db.query<{ n: number; keyed: number; mine: number }>(offendingWrittenSql(sql, writtenRowsSql(d, runId, stepNo), d))).rows[0]!;
     if (r.keyed !== r.n || r.mine > 0) return false;
   }
   return true;

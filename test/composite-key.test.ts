@@ -1,0 +1,188 @@
+// Composite primary keys (issue 15, item 4): a table keyed by (team, login) is batched by row-value keyset
+// (team, login) > (…), checked, written, verified, resumed and rolled back like a single-key table, with
+// keys whose text needs quoting in a row literal ("o'neil, jr (x)") and a text column ordered by "C".
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { runChecks } from '../src/checks/run-checks.ts';
+import type { Db } from '../src/db/connection.ts';
+import { checksumTable } from '../src/db/checksum.ts';
+import type { Stage } from '../src/contract.ts';
+import { BelayError } from '../src/errors.ts';
+import { rollback } from '../src/rollback/rollback.ts';
+import { rollbackScript } from '../src/rollback/rollback-script.ts';
+import { safeApply, type SafeApplyOptions } from '../src/run/pipeline.ts';
+import type { MigrationInput } from '../src/spec/define.ts';
+import type { BelayEvent } from '../src/state/events.ts';
+import { getRounds } from '../src/verify/record.ts';
+import { DB_KINDS } from './helpers/fresh-db.ts';
+import { inline, withDb } from './helpers/fixture.ts';
+import { NO_PSQL, runScript } from './helpers/tools.ts';
+
+const ODD = "o'neil, jr (x)";
+/** 20 teams of 30 members, one more in team 1 with a login a row literal must quote; seats to give out in `seats`. */
+const SCHEMA = `CREATE TABLE member (team int NOT NULL, login text COLLATE "C" NOT NULL, role text NOT NULL DEFAULT 'member', seat int, PRIMARY KEY (team, login));
+CREATE UNIQUE INDEX member_team_seat ON member (team, seat);
+CREATE TABLE seats (team int NOT NULL, login text NOT NULL, seat int NOT NULL);
+INSERT INTO member (team, login) SELECT t, 'user' || l FROM generate_series(1, 20) t, generate_series(1, 30) l;
+INSERT INTO member (team, login) VALUES (1, '${ODD.replace(/'/g, "''")}');
+INSERT INTO seats SELECT team, login, row_number() OVER (PARTITION BY team ORDER BY login) FROM member;`;
+const ROWS = 601;
+
+function migration(step: Record<string, unknown> = {}, options: Record<string, unknown> = {}): MigrationInput {
+  return {
+    id: 'seat-members',
+    purpose: 'Give every member of a team its seat (composite key tests).',
+    tables: ['member'],
+    steps: [
+      {
+        kind: 'batched',
+        name: 'seat',
+        table: 'member',
+        writes: ['seat'],
+        decide: 'SELECT m.team, m.login, s.seat FROM member m JOIN seats s ON s.team = m.team AND s.login = m.login WHERE m.seat IS DISTINCT FROM s.seat',
+        ...step,
+      },
+    ],
+    options: { batchSize: 37, ...options },
+  } as MigrationInput;
+}
+
+const run = (db: Db, input: MigrationInput, opts: SafeApplyOptions = {}) => safeApply(db, inline(input), { adapt: false, batchSize: 37, ...opts });
+
+/** The seats as written: "team/login" → seat. */
+async function seatsOf(db: Db): Promise<Map<string, number | null>> {
+  const r = await db.query<{ k: string; seat: number | null }>(`SELECT team || '/' || login AS k, seat FROM member`);
+  return new Map(r.rows.map((x) => [x.k, x.seat]));
+}
+
+async function expectedSeats(db: Db): Promise<Map<string, number>> {
+  const r = await db.query<{ k: string; seat: number }>(`SELECT team || '/' || login AS k, seat FROM seats`);
+  return new Map(r.rows.map((x) => [x.k, Number(x.seat)]));
+}
+
+for (const kind of DB_KINDS) {
+  describe(`composite primary key on ${kind}`, () => {
+    test('check: a collision on the second unique index (team, seat) is predicted from the catalog with both rows by their composite key', async () => {
+      await withDb(kind, async ({ db }) => {
+        await db.exec(SCHEMA);
+        // two members of team 7 would take seat 3
+        await db.exec(`UPDATE seats SET seat = 3 WHERE team = 7 AND login = 'user12'`);
+        const report = await runChecks(db, inline(migration()), { decide: true });
+        const hit = report.findings.find((f) => f.code.includes('member_team_seat'));
+        assert.ok(hit, JSON.stringify(report.findings.map((f) => f.code)));
+        assert.equal(hit.severity, 'error');
+        assert.equal(hit.count, 2, JSON.stringify(hit.sample));
+        const other = (await db.query<{ login: string }>(`SELECT login FROM seats WHERE team = 7 AND seat = 3 AND login <> 'user12'`)).rows[0]!.login;
+        const keys = hit.sample.map((r) => (r as Record<string, unknown>)['(team, login)']).sort();
+        assert.deepEqual(keys, [`(7,${other})`, '(7,user12)'].sort(), JSON.stringify(hit.sample));
+        assert.equal(report.ok, false);
+      });
+    });
+
+    test('apply walks the composite key in batches, verification passes, and rollback restores the table byte for byte', async () => {
+      await withDb(kind, async ({ db }) => {
+        await db.exec(SCHEMA);
+        const before = await checksumTable(db, 'member');
+        const events: BelayEvent[] = [];
+        const r = await run(db, migration(), { onEvent: (e) => events.push(e) });
+        assert.equal(r.status, 'completed', r.error?.message ?? '');
+        assert.equal(r.steps[0]!.rowsChanged, ROWS);
+        assert.deepEqual(await seatsOf(db), await expectedSeats(db));
+        // keyset batches of 37 over 601 rows: 17, each range a pair of row values in key order
+        const batches = events.filter((e) => e.type === 'batch-committed');
+        assert.equal(batches.length, Math.ceil(ROWS / 37));
+        const ranges = await db.query<{ lo: string; hi: string }>(`SELECT lo, hi FROM belay.batches WHERE run_id = $1 ORDER BY batch_no`, [r.runId]);
+        assert.equal(ranges.rows[0]!.lo, `(1,"${ODD.replace(/"/g, '\\"')}")`);
+        assert.equal(ranges.rows.at(-1)!.hi, '(20,user9)');
+        const rounds = await getRounds(db, r.runId);
+        const last = rounds.at(-1)!;
+        assert.equal(last.ok, true, JSON.stringify(last.checks.filter((c) => c.result !== 'pass')));
+        assert.equal(last.checks.find((c) => c.name === 'writes-held:seat')?.result, 'pass');
+        const rb = await rollback(db, r.runId);
+        assert.equal(rb.status, 'rolled_back', JSON.stringify(rb));
+        assert.deepEqual(await checksumTable(db, 'member'), before, 'the table is back byte for byte');
+      });
+    });
+
+    test('an in-batch check that returns the key columns leaves those rows out by their composite key, the quoted one included', async () => {
+      await withDb(kind, async ({ db }) => {
+        await db.exec(SCHEMA);
+        const verify = `SELECT w.team, w.login, w.seat FROM written w WHERE w.team = 1 AND (w.login LIKE 'user2%' OR w.login LIKE 'o''%')`;
+        const events: BelayEvent[] = [];
+        const r = await run(db, migration({ verify }, { maxRejected: 50 }), { onEvent: (e) => events.push(e) });
+        assert.equal(r.status, 'completed', r.error?.message ?? '');
+        const rejected = events.flatMap((e) => (e.type === 'rows-rejected' ? e.keys : [])).sort();
+        const want = ['(1,user2)', ...Array.from({ length: 10 }, (_, i) => `(1,user2${i})`), `(1,"${ODD}")`].sort();
+        assert.deepEqual(rejected, want);
+        const seats = await seatsOf(db);
+        assert.equal(seats.get(`1/${ODD}`), null, 'the rejected row is left as it was');
+        assert.equal(seats.get('1/user2'), null);
+        assert.equal(seats.get('1/user3'), (await expectedSeats(db)).get('1/user3'), 'the others are written');
+        assert.equal(r.steps[0]!.rowsChanged, ROWS - want.length);
+      });
+    });
+
+    test('a paused run resumes after its last composite-key checkpoint and ends as an uninterrupted run', async () => {
+      await withDb(kind, async ({ db }) => {
+        await db.exec(SCHEMA);
+        const pause: Stage = {
+          name: 'pause-after-4',
+          batches: { afterBatch: async (_ctx, b) => (b.batchNo === 4 ? 'pause' : 'continue') },
+        };
+        const first = await run(db, migration(), { stages: (s) => [...s, pause] });
+        assert.notEqual(first.status, 'completed');
+        const written = (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM member WHERE seat IS NOT NULL`)).rows[0]!.n;
+        assert.equal(written, 4 * 37);
+        const again = await run(db, migration());
+        assert.equal(again.status, 'completed', again.error?.message ?? '');
+        assert.equal(again.runId, first.runId, 'the same run went on');
+        assert.deepEqual(await seatsOf(db), await expectedSeats(db));
+      });
+    });
+
+    test("the rollback --sql script restores the table, with keys in the table's own types", { skip: kind === 'postgres' && NO_PSQL }, async () => {
+      await withDb(kind, async (f) => {
+        await f.db.exec(SCHEMA);
+        const before = await checksumTable(f.db, 'member');
+        const r = await run(f.db, migration());
+        assert.equal(r.status, 'completed', r.error?.message ?? '');
+        // the application edits one written row afterwards: the script leaves it and lists it
+        await f.db.exec(`UPDATE member SET seat = 900 WHERE team = 2 AND login = 'user5'`);
+        const script = (await rollbackScript(f.db, r.runId)).text!;
+        const out = await runScript(f, script);
+        if (kind === 'postgres') assert.match(out, /belay conflict: member key "\(2,user5\)"/);
+        const seats = await seatsOf(f.db);
+        assert.equal(seats.get('2/user5'), 900, "the application's value stands");
+        await f.db.exec(`UPDATE member SET seat = NULL WHERE team = 2 AND login = 'user5'`);
+        assert.deepEqual(await checksumTable(f.db, 'member'), before, 'every other row is back');
+      });
+    });
+
+    test('a projection per key range on a composite key is refused at check (BELAY_KEY, exit 3) and nothing is written', async () => {
+      await withDb(kind, async ({ db }) => {
+        await db.exec(SCHEMA);
+        const before = await checksumTable(db, 'member');
+        const input = migration({ decide: undefined, projection: 'SELECT team, login, 1 AS seat FROM member WHERE team BETWEEN $1 AND $2' });
+        await assert.rejects(runChecks(db, inline(input), { decide: true }), (e: unknown) => {
+          assert.ok(e instanceof BelayError);
+          assert.deepEqual([e.code, e.exitCode], ['BELAY_KEY', 3]);
+          assert.match(e.message, /composite primary key \("team", "login"\)/);
+          assert.match(e.fix ?? '', /decide:/);
+          return true;
+        });
+        assert.deepEqual(await checksumTable(db, 'member'), before);
+      });
+    });
+  });
+}
+
+test('server: --workers 3 on a composite key ends with the same seats as one worker', { skip: !process.env.BELAY_TEST_SERVER }, async () => {
+  await withDb('postgres', async ({ db }) => {
+    await db.exec(SCHEMA);
+    const r = await run(db, migration(), { workers: 3 });
+    assert.equal(r.status, 'completed', r.error?.message ?? '');
+    assert.deepEqual(await seatsOf(db), await expectedSeats(db));
+    const per = await db.query<{ n: number }>(`SELECT count(DISTINCT worker)::int AS n FROM belay.ranges WHERE run_id = $1`, [r.runId]);
+    assert.equal(per.rows[0]!.n, 3);
+  });
+});
