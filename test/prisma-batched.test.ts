@@ -116,6 +116,33 @@ describe('prisma deploy: a large UPDATE in belay batches (postgres)', () => {
     });
   });
 
+  test('an UPDATE of a table with a composite primary key is batched by row-value keyset, and undone byte for byte when the file fails later', async () => {
+    const init =
+      'CREATE TABLE "Membership" ("teamId" INTEGER NOT NULL, "userId" TEXT NOT NULL, "role" TEXT, CONSTRAINT "Membership_pkey" PRIMARY KEY ("teamId", "userId"));\n';
+    const fill = `UPDATE "Membership" SET "role" = 'member' WHERE "role" IS NULL;\n`;
+    const sum = async (db: Db) =>
+      (await db.query<{ s: string }>(`SELECT md5(string_agg(t::text, ',' ORDER BY "teamId", "userId")) AS s FROM "Membership" t`)).rows[0]!.s;
+    const dir = migrationsFolder({ '20260101000000_init': init });
+    await withDb('postgres', async (f) => {
+      await prismaDeploy(f.db, { dir });
+      await f.db.exec(
+        `INSERT INTO "Membership" SELECT g / 50, 'u' || (g % 50), CASE WHEN g % 4 = 0 THEN 'owner' END FROM generate_series(0, 9999) g; ANALYZE "Membership"`,
+      );
+      const before = await sum(f.db);
+      addMigration(dir, '20260102000000_fill_then_boom', `${fill}DO $$ BEGIN RAISE EXCEPTION 'refused'; END $$;\n`);
+      const plan = await prismaDeploy(f.db, { dir, batchOver: 1000, plan: true });
+      assert.match(plan.plans[0]!.steps[0]!.batched!.decide, /^SELECT "teamId", "userId", \('member'\) AS "role"/);
+      const err = await prismaDeploy(f.db, { dir, batchOver: 1000 }).then(
+        () => assert.fail('expected the deploy to fail'),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof BelayError && err.code === 'BELAY_PRISMA_DEPLOY_FAILED', String(err));
+      const batches = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM belay.batches`);
+      assert.ok(batches.rows[0]!.n > 1, `${batches.rows[0]!.n} batches`);
+      assert.equal(await sum(f.db), before, 'the table byte for byte as before');
+    });
+  });
+
   test('an UPDATE with FROM, one after a schema change of its file, and one on a small table stay in the transaction', async () => {
     const dir = migrationsFolder({ '20260101000000_init': INIT });
     await withDb('postgres', async (f) => {

@@ -178,7 +178,7 @@ for (const kind of DB_KINDS) {
       assert.equal(ok.ok, true);
     });
 
-    test('keys: a composite primary key without key: is refused at check (BELAY_KEY, exit 3) with the single-column keys that would do', async () => {
+    test('keys: a composite primary key with a projection per key range is refused at check (BELAY_KEY, exit 3) with what would do; with decide: it is taken', async () => {
       const { db } = shared;
       const pairStep = (table: string, key?: string) => ({
         kind: 'batched' as const,
@@ -190,11 +190,15 @@ for (const kind of DB_KINDS) {
       });
       const bare = await refused(db, spec({ steps: [pairStep('pairs')] }));
       assert.deepEqual([bare.code, bare.exitCode, bare.details.field], ['BELAY_KEY', 3, 'steps.0.key']);
-      assert.match(bare.message, /table "pairs" has a composite primary key \("a", "b"\)/);
-      assert.match(bare.fix!, /Add a unique NOT NULL column to "pairs"/);
+      assert.match(bare.message, /table "pairs" has a composite primary key \("a", "b"\), and step "k" has a projection per key range/);
+      assert.match(bare.fix!, /Write the rule as decide:/);
+      assert.doesNotMatch(bare.fix!, /key:/);
       const withId = await refused(db, spec({ steps: [pairStep('pairs_id')] }));
-      assert.match(withId.fix!, /Name one of its unique NOT NULL columns with key: in step "k" \("id"\)/);
+      assert.match(withId.fix!, /or name one of its unique NOT NULL columns with key: in step "k" \("id"\)/);
       assert.equal((await runChecks(db, spec({ steps: [pairStep('pairs_id', 'id')] }))).ok, true);
+      // the same rule over the whole table walks the composite key itself
+      const { projection: _, ...whole } = pairStep('pairs');
+      assert.equal((await runChecks(db, spec({ steps: [{ ...whole, decide: 'SELECT a, b, 1 AS v FROM pairs' }] }))).ok, true);
     });
   });
 }

@@ -67,7 +67,12 @@ export async function whatChanges(
         ['', ''],
         [
           ['Table', code(s.table)],
-          ['Key', `${code(t.key)} (${t.keyType})${assumed ? ' — assumed without a database; pass --db for the real key and type' : ''}`],
+          [
+            'Key',
+            t.keyColumns.length > 1
+              ? `${code(t.key)}: the composite primary key, batched by row-value keyset (${t.keyColumns.join(', ')}) > (…)`
+              : `${code(t.key)} (${t.keyType})${assumed ? ' — assumed without a database; pass --db for the real key and type' : ''}`,
+          ],
           ['Writes', s.writes.map((w) => code(w)).join(', ')],
           ['Batch size', fmtInt(s.batchSize ?? spec.options.batchSize)],
         ],

@@ -110,7 +110,7 @@ const batchedStep = z
     kind: z.literal('batched'),
     name: name.describe("The step's name: unique in the migration, shown in progress, reports and errors."),
     table: tableName.describe('The driving table whose rows the step writes (listed in `tables`).'),
-    key: name.optional().describe("The column the batches are ranges of; defaults to the table's single-column primary key."),
+    key: name.optional().describe("The column the batches are ranges of; defaults to the table's primary key (a composite one is walked by row-value keyset)."),
     writes: z.array(name).min(1, 'must name at least one column').describe('The columns the step writes: the rule returns the new value of each.'),
     decide: sql
       .optional()

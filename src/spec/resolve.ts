@@ -36,7 +36,7 @@ export async function resolveStep(db: Db, step: BatchedStep, stepNo: number): Pr
           : `Add a primary key to ${info.sqlName} (or a unique index over a NOT NULL column and name it with key: in step "${step.name}"): without one, batches cannot tell its rows apart.`,
       );
     }
-    if (info.primaryKey.length > 1) return compositeTarget(info, step, stepNo);
+    if (info.primaryKey.length > 1) return compositeTarget(db, info, step, stepNo);
     key = info.primaryKey[0]!;
   }
   const keyCol = column(info, key, `steps.${stepNo}.key`);
@@ -62,14 +62,15 @@ export async function resolveStep(db: Db, step: BatchedStep, stepNo: number): Pr
  * decision's key type prints too; after it, the decision's row type (decisionTarget). A rule per key range
  * ($1/$2) would need the range as a row; a set-based rule (decide) is asked for instead.
  */
-function compositeTarget(info: TableInfo, step: BatchedStep, stepNo: number): StepTarget {
+async function compositeTarget(db: Db, info: TableInfo, step: BatchedStep, stepNo: number): Promise<StepTarget> {
   const cols = info.primaryKey;
   if (!step.decide && !step.wholeTableProjection) {
+    const candidates = await singleColumnKeys(db, info);
     throw keyError(
       step,
       stepNo,
       `table ${info.sqlName} has a composite primary key (${cols.map((c) => `"${c}"`).join(', ')}), and step "${step.name}" has a projection per key range ($1/$2), which walks one key column`,
-      `Write the rule as decide: (one SELECT over the whole table returning ${cols.map((c) => `"${c}"`).join(', ')} and the written columns): batches then walk the composite key.`,
+      `Write the rule as decide: (one SELECT over the whole table returning ${cols.map((c) => `"${c}"`).join(', ')} and the written columns): batches then walk the composite key${candidates.length ? `; or name one of its unique NOT NULL columns with key: in step "${step.name}" (${candidates.map((c) => `"${c}"`).join(', ')})` : ''}.`,
     );
   }
   for (const w of step.writes) {
