@@ -10,7 +10,9 @@ import type { Stage } from '../src/contract.ts';
 import { BelayError } from '../src/errors.ts';
 import { rollback } from '../src/rollback/rollback.ts';
 import { rollbackScript } from '../src/rollback/rollback-script.ts';
-import { safeApply, type SafeApplyOptions } from '../src/run/pipeline.ts';
+import { dryRun } from '../src/run/dry-run.ts';
+import { plan, safeApply, type SafeApplyOptions } from '../src/run/pipeline.ts';
+import { rehearse } from '../src/run/rehearse.ts';
 import type { MigrationInput } from '../src/spec/define.ts';
 import type { BelayEvent } from '../src/state/events.ts';
 import { getRounds } from '../src/verify/record.ts';
@@ -155,6 +157,57 @@ for (const kind of DB_KINDS) {
         assert.equal(seats.get('2/user5'), 900, "the application's value stands");
         await f.db.exec(`UPDATE member SET seat = NULL WHERE team = 2 AND login = 'user5'`);
         assert.deepEqual(await checksumTable(f.db, 'member'), before, 'every other row is back');
+      });
+    });
+
+    test('dry run, rehearsal and plan walk the composite key: the dry run predicts every row and writes none, the rehearsal proves the data back', async () => {
+      await withDb(kind, async ({ db }) => {
+        await db.exec(SCHEMA);
+        const before = await checksumTable(db, 'member');
+        const dry = await dryRun(db, inline(migration()), { batchSize: 37 });
+        assert.equal(dry.ok, true, JSON.stringify(dry.checks.findings.filter((f) => f.count > 0)));
+        assert.equal(dry.steps[0]!.rowsChanged, ROWS);
+        assert.equal(dry.steps[0]!.batches.length, Math.ceil(ROWS / 37));
+        assert.equal(String(dry.steps[0]!.sample[0]!.key), `(1,"${ODD}")`);
+        assert.deepEqual(await checksumTable(db, 'member'), before, 'the dry run wrote nothing');
+        const p = await plan(db, inline(migration()));
+        assert.equal(p.steps[0]!.rows, ROWS, JSON.stringify(p.steps[0]));
+        const rh = await rehearse(db, inline(migration()));
+        assert.equal(rh.pass, true, rh.reason ?? '');
+        assert.deepEqual(await checksumTable(db, 'member'), before, 'the rehearsal left the data as it was');
+      });
+    });
+
+    test('members the application adds during the run are caught up by their composite key; a member it seats first is skipped by key, not written again', async () => {
+      await withDb(kind, async ({ db }) => {
+        await db.exec(SCHEMA);
+        const app: Stage = {
+          name: 'application',
+          batches: {
+            async afterBatch(ctx, b) {
+              if (b.round !== 0 || b.batchNo !== 2) return 'continue';
+              await ctx.db.exec(`INSERT INTO member (team, login) VALUES (21, 'late one'), (21, 'late, two');
+                INSERT INTO seats VALUES (21, 'late one', 1), (21, 'late, two', 2);
+                UPDATE member m SET seat = s.seat FROM seats s WHERE s.team = m.team AND s.login = m.login AND m.team = 20 AND m.login = 'user7'`);
+              return 'continue';
+            },
+          },
+        };
+        const events: BelayEvent[] = [];
+        const r = await run(db, migration(), { stages: (st) => [...st, app], onEvent: (e) => events.push(e) });
+        assert.equal(r.status, 'completed', r.error?.message ?? '');
+        const seats = await seatsOf(db);
+        assert.equal(seats.get('21/late one'), 1);
+        assert.equal(seats.get('21/late, two'), 2);
+        assert.deepEqual(seats, await expectedSeats(db));
+        const skipped = events.flatMap((e) => (e.type === 'rows-skipped' ? e.keys : []));
+        assert.deepEqual(skipped, ['(20,user7)']);
+        // the two new members only: the rule no longer gives the member the application seated
+        assert.ok(
+          events.some((e) => e.type === 'catch-up' && e.added === 2),
+          JSON.stringify(events.filter((e) => e.type === 'catch-up')),
+        );
+        assert.equal(r.steps[0]!.rowsSkipped, 1);
       });
     });
 
