@@ -10,11 +10,10 @@ import { apply } from '../src/execute/apply.ts';
 import { rollback } from '../src/rollback/rollback.ts';
 import type { MigrationInput } from '../src/spec/define.ts';
 import { type LoadedMigration, validate } from '../src/spec/load.ts';
-import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
+import { DB_KINDS } from './helpers/fresh-db.ts';
 import type { BatchController, Stage } from '../src/contract.ts';
-import { inline } from './helpers/fixture.ts';
+import { inline, withDb } from './helpers/fixture.ts';
 import { readSummary } from '../src/state/summary.ts';
-import { withDb } from './helpers/fixture.ts';
 
 /** apply with the spec's abort triggers, and the rollback the pipeline lends it. */
 function withTriggers(m: LoadedMigration, ...more: Stage[]) {
@@ -125,8 +124,7 @@ for (const kind of DB_KINDS) {
     });
 
     test('conflicts-over without SQL counts written rows that others changed again', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await seed(f.db);
         // stands for another session: after batch 2 commits, it edits 3 rows the migration just wrote
         const meddler: BatchController = {
@@ -142,9 +140,7 @@ for (const kind of DB_KINDS) {
         assert.equal(rec.summary.abort?.when, 'conflicts-over');
         assert.equal(rec.summary.abort?.value, 3);
         assert.equal(rec.summary.abort?.batchNo, 2);
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('a trigger that cannot be evaluated is refused before anything runs', async () => {

@@ -9,8 +9,8 @@ import { checksumColumns, checksumTable } from '../src/db/checksum.ts';
 import { type Db, openDb } from '../src/db/connection.ts';
 import { pinnedSettingsSql } from '../src/db/sql.ts';
 import { EXIT } from '../src/errors.ts';
-import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
-import { withDb } from './helpers/fixture.ts';
+import { withDb, withSession } from './helpers/fixture.ts';
+import { DB_KINDS, SERVER } from './helpers/fresh-db.ts';
 
 const ROWS = 5_000;
 
@@ -47,8 +47,7 @@ for (const kind of DB_KINDS) {
       ['a row deleted', `DELETE FROM %s WHERE id = (SELECT min(id) FROM %s)`],
     ] as const) {
       test(`a copy that differs from its source when re-read (${what}) stops the backup: BELAY_BACKUP_UNVERIFIED, nothing kept`, async () => {
-        const f = await freshDb(kind);
-        try {
+        await withDb(kind, async (f) => {
           await items(f.db);
           const before = await checksumTable(f.db, 'items');
           await tamperWithCopies(f.db, edit);
@@ -67,9 +66,7 @@ for (const kind of DB_KINDS) {
           await f.db.exec('DROP EVENT TRIGGER tamper');
           const [b] = await takeBackup(f.db, null, ['items']);
           assert.equal(`${b!.rows}:${b!.checksum}`, `${before.rows}:${before.checksum}`);
-        } finally {
-          await f.drop();
-        }
+        });
       });
     }
 
@@ -154,84 +151,78 @@ describe('backup verification on postgres only', () => {
   });
 
   test('the second session reads the snapshot of the backup transaction, not what others commit after it', async () => {
-    const f = await freshDb('postgres');
-    const other = await openDb(f.url);
-    try {
-      await items(f.db);
-      const before = await checksumTable(f.db, 'items');
-      await f.db.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
-      await f.db.exec(pinnedSettingsSql());
-      await f.db.query('SELECT count(*) FROM items'); // the transaction's snapshot is taken here
-      // committed after that snapshot, before the second session exists: a snapshot of its own would see them
-      await other.query(`UPDATE items SET title = 'changed' WHERE id = 1`);
-      await other.query(`INSERT INTO items (id, title) VALUES (${ROWS + 1}, 'new')`);
-      const reader = await openSnapshotReader(f.db);
-      assert.ok(reader, 'a second session was opened');
-      const seen = await reader.checksum('items', await checksumColumns(f.db, 'items'));
-      await reader.close();
-      await f.db.query('COMMIT');
-      assert.deepEqual(seen, before);
-      assert.notDeepEqual(await checksumTable(f.db, 'items'), before);
-    } finally {
-      await other.close();
-      await f.drop();
-    }
+    await withDb('postgres', (f) =>
+      withSession(f.url, async (other) => {
+        await items(f.db);
+        const before = await checksumTable(f.db, 'items');
+        await f.db.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+        await f.db.exec(pinnedSettingsSql());
+        await f.db.query('SELECT count(*) FROM items'); // the transaction's snapshot is taken here
+        // committed after that snapshot, before the second session exists: a snapshot of its own would see them
+        await other.query(`UPDATE items SET title = 'changed' WHERE id = 1`);
+        await other.query(`INSERT INTO items (id, title) VALUES (${ROWS + 1}, 'new')`);
+        const reader = await openSnapshotReader(f.db);
+        assert.ok(reader, 'a second session was opened');
+        const seen = await reader.checksum('items', await checksumColumns(f.db, 'items'));
+        await reader.close();
+        await f.db.query('COMMIT');
+        assert.deepEqual(seen, before);
+        assert.notDeepEqual(await checksumTable(f.db, 'items'), before);
+      }),
+    );
   });
 
   test('when no second session can be had (role connection limit), the backup reads the source itself and verifies', async () => {
-    const f = await freshDb('postgres');
     const role = `belay_t_one_${process.pid}`;
-    const dbName = new URL(f.url).pathname.slice(1);
-    let db: Db | undefined;
     try {
-      await f.db.exec(`DROP ROLE IF EXISTS ${role}; CREATE ROLE ${role} LOGIN CONNECTION LIMIT 1; ALTER DATABASE ${dbName} OWNER TO ${role};`);
-      const url = new URL(f.url);
-      url.username = role;
-      db = await openDb(url.toString());
-      await items(db);
-      const before = await checksumTable(db, 'items');
-      const [b] = await takeBackup(db, null, ['items']);
-      assert.equal(`${b!.rows}:${b!.checksum}`, `${before.rows}:${before.checksum}`);
-      assert.equal(b!.status, 'verified');
+      await withDb('postgres', async (f) => {
+        const dbName = new URL(f.url).pathname.slice(1);
+        await f.db.exec(`DROP ROLE IF EXISTS ${role}; CREATE ROLE ${role} LOGIN CONNECTION LIMIT 1; ALTER DATABASE ${dbName} OWNER TO ${role};`);
+        const url = new URL(f.url);
+        url.username = role;
+        await withSession(url.toString(), async (db) => {
+          await items(db);
+          const before = await checksumTable(db, 'items');
+          const [b] = await takeBackup(db, null, ['items']);
+          assert.equal(`${b!.rows}:${b!.checksum}`, `${before.rows}:${before.checksum}`);
+          assert.equal(b!.status, 'verified');
+        });
+      });
     } finally {
-      await db?.close();
-      await f.drop();
-      const admin = await openDb(f.url.replace(/\/[^/]*$/, '/postgres'));
+      // the role owns the database: it can go once the database is dropped
+      const admin = await openDb(`${SERVER}/postgres`);
       await admin.exec(`DROP ROLE IF EXISTS ${role}`);
       await admin.close();
     }
   });
 
   test('with writers committing throughout, the backup verifies and holds one consistent state', async () => {
-    const f = await freshDb('postgres');
-    const writer = await openDb(f.url);
-    try {
-      // every committed state has all rows at the same version: a copy mixing two states would show two
-      await f.db.exec(`CREATE TABLE v (id int PRIMARY KEY, version int NOT NULL, pad text);
+    await withDb('postgres', (f) =>
+      withSession(f.url, async (writer) => {
+        // every committed state has all rows at the same version: a copy mixing two states would show two
+        await f.db.exec(`CREATE TABLE v (id int PRIMARY KEY, version int NOT NULL, pad text);
         INSERT INTO v SELECT g, 0, repeat('x', 100) FROM generate_series(1, 20000) g;`);
-      let stop = false;
-      let commits = 0;
-      const writing = (async () => {
-        while (!stop) {
-          await writer.query('UPDATE v SET version = version + 1');
-          commits++;
+        let stop = false;
+        let commits = 0;
+        const writing = (async () => {
+          while (!stop) {
+            await writer.query('UPDATE v SET version = version + 1');
+            commits++;
+          }
+        })();
+        try {
+          for (let i = 0; i < 3; i++) {
+            const [b] = await takeBackup(f.db, null, ['v']);
+            const versions = await f.db.query<{ n: number }>(`SELECT count(DISTINCT version)::int AS n FROM belay_backup.${`"${b!.copyTable}"`}`);
+            assert.equal(versions.rows[0]!.n, 1, 'the copy holds one committed state');
+            assert.equal(b!.rows, 20000);
+          }
+        } finally {
+          stop = true;
+          await writing;
         }
-      })();
-      try {
-        for (let i = 0; i < 3; i++) {
-          const [b] = await takeBackup(f.db, null, ['v']);
-          const versions = await f.db.query<{ n: number }>(`SELECT count(DISTINCT version)::int AS n FROM belay_backup.${`"${b!.copyTable}"`}`);
-          assert.equal(versions.rows[0]!.n, 1, 'the copy holds one committed state');
-          assert.equal(b!.rows, 20000);
-        }
-      } finally {
-        stop = true;
-        await writing;
-      }
-      assert.ok(commits > 0, 'the writer committed while backups were taken');
-    } finally {
-      await writer.close();
-      await f.drop();
-    }
+        assert.ok(commits > 0, 'the writer committed while backups were taken');
+      }),
+    );
   });
 });

@@ -18,7 +18,7 @@ import { type Db, openDb } from '../src/db/connection.ts';
 import { qualified } from '../src/db/sql.ts';
 import { EXIT } from '../src/errors.ts';
 import { apply } from '../src/execute/apply.ts';
-import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
+import { DB_KINDS } from './helpers/fresh-db.ts';
 import { checksums, flagship, ROOT } from './helpers/flagship.ts';
 import type { RunContext } from '../src/contract.ts';
 import { withDb } from './helpers/fixture.ts';
@@ -108,8 +108,7 @@ for (const kind of DB_KINDS) {
     });
 
     test('restore after the flagship apply brings every table back to its pre-run checksum, past triggers and foreign keys', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await generate(f.db, { rows: ROWS, seed: 6 });
         const before = await checksums(f.db);
         const r = await apply(f.db, await flagship(), { stages: [backupStage()] });
@@ -155,15 +154,12 @@ for (const kind of DB_KINDS) {
         });
         assert.equal(no.status, 'cancelled');
         assert.deepEqual(await checksums(f.db), afterEdit);
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('file export: manifest sha256 matches, gzip holds the rows, files 0600 in a 0700 folder; restore from file', async () => {
-      const f = await freshDb(kind);
-      const dir = mkdtempSync(path.join(tmpdir(), 'belay-backup-'));
-      try {
+      await withDb(kind, async (f) => {
+        const dir = mkdtempSync(path.join(tmpdir(), 'belay-backup-'));
         await generate(f.db, { rows: ROWS, seed: 7 });
         const before = await checksums(f.db);
         const list = await takeBackup(f.db, null, ['EventType', 'users'], { dir });
@@ -205,15 +201,12 @@ for (const kind of DB_KINDS) {
         await f.db.query(`UPDATE "EventType" SET "userId" = NULL, title = 'x' WHERE id % 3 = 0`);
         await restoreBackup(f.db, et.id, { from: 'file' });
         assert.equal((await checksums(f.db, ['EventType'])).EventType, before.EventType);
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('a tampered copy or file fails verify, and restore from a tampered file changes nothing', async () => {
-      const f = await freshDb(kind);
-      const dir = mkdtempSync(path.join(tmpdir(), 'belay-backup-'));
-      try {
+      await withDb(kind, async (f) => {
+        const dir = mkdtempSync(path.join(tmpdir(), 'belay-backup-'));
         await generate(f.db, { rows: ROWS, seed: 8 });
         const [b] = await takeBackup(f.db, null, ['EventType'], { dir });
         assert.equal((await verifyBackup(f.db, b!.id)).ok, true);
@@ -236,15 +229,12 @@ for (const kind of DB_KINDS) {
         assert.notDeepEqual(edited, cur);
         await assert.rejects(restoreBackup(f.db, b!.id, { from: 'file' }), (e: { code?: string }) => e.code === 'BELAY_RESTORE_MISMATCH');
         assert.deepEqual(await checksums(f.db, ['EventType']), edited);
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('a backup recorded with the text checksum of earlier versions still verifies and restores by it', async () => {
-      const f = await freshDb(kind);
-      const dir = mkdtempSync(path.join(tmpdir(), 'belay-backup-'));
-      try {
+      await withDb(kind, async (f) => {
+        const dir = mkdtempSync(path.join(tmpdir(), 'belay-backup-'));
         await generate(f.db, { rows: ROWS, seed: 9 });
         const before = await checksums(f.db, ['EventType']);
         const [b] = await takeBackup(f.db, null, ['EventType'], { dir });
@@ -267,9 +257,7 @@ for (const kind of DB_KINDS) {
         await f.db.query(`UPDATE "EventType" SET title = 'again' WHERE id IN (SELECT id FROM "EventType" ORDER BY id LIMIT 5)`);
         await restoreBackup(f.db, b!.id, { from: 'file' });
         assert.deepEqual(await checksums(f.db, ['EventType']), before);
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('CLI: apply backs up by default, --no-backup is the only way to skip it; backups list/verify/restore', async () => {

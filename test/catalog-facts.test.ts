@@ -10,6 +10,7 @@ import type { Db } from '../src/db/connection.ts';
 import { BelayError } from '../src/errors.ts';
 import { seedCalcom } from './fixtures/calcom/seed.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
+import { withDb } from './helpers/fixture.ts';
 
 const SCHEMA = `
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
@@ -76,6 +77,7 @@ for (const kind of DB_KINDS) {
     let shared: { db: Db; drop(): Promise<void> };
     let f: CatalogFacts;
     before(async () => {
+      // every test of the describe uses it and after() drops it: withDb cannot span several tests
       shared = await freshDb(kind);
       await shared.db.exec(SCHEMA);
       f = await catalogFacts(shared.db, 'items', ['owner', 'code']);
@@ -363,8 +365,7 @@ for (const kind of DB_KINDS) {
     });
 
     test('the Cal.com-shaped EventType: its unique indexes over "userId", foreign keys and children, 65 columns', async () => {
-      const { db, drop } = await freshDb(kind);
-      try {
+      await withDb(kind, async ({ db }) => {
         await seedCalcom(db, { seed: 1 });
         const e = await catalogFacts(db, 'EventType', ['userId']);
         assert.equal(e.columns.length, 65);
@@ -405,9 +406,7 @@ for (const kind of DB_KINDS) {
             '_user_eventtype.B:cascade',
           ],
         );
-      } finally {
-        await drop();
-      }
+      });
     });
   });
 }

@@ -16,7 +16,7 @@ import type { MigrationInput } from '../src/spec/define.ts';
 import { seedCalcom } from './fixtures/calcom/seed.ts';
 import { DB_KINDS, freshDb, SERVER } from './helpers/fresh-db.ts';
 import { flagship } from './helpers/flagship.ts';
-import { inline, withDb } from './helpers/fixture.ts';
+import { inline, withDb, withSession } from './helpers/fixture.ts';
 import { rollback } from '../src/rollback/rollback.ts';
 import { safeApply } from '../src/run/pipeline.ts';
 
@@ -75,6 +75,7 @@ for (const kind of DB_KINDS) {
   describe(`catalog notes on ${kind}`, () => {
     let shared: { db: Db; drop(): Promise<void> };
     before(async () => {
+      // every test of the describe uses it and after() drops it: withDb cannot span several tests
       shared = await freshDb(kind);
       await shared.db.exec(SCHEMA);
     });
@@ -281,34 +282,34 @@ for (const kind of DB_KINDS) {
 }
 
 test('server: disableUserTriggers is refused (an error finding, apply would be blocked) when the role may not set session_replication_role, accepted once granted', async () => {
-  const f = await freshDb('postgres');
   const role = `belay_t_role_${randomBytes(4).toString('hex')}`;
   const admin = await openDb(`${SERVER}/postgres`);
   await admin.query(`CREATE ROLE ${role} LOGIN`);
-  let asRole: Db | undefined;
   try {
-    await f.db.exec(`${SCHEMA} GRANT SELECT, UPDATE ON ALL TABLES IN SCHEMA public TO ${role};`);
-    asRole = await openDb(`${f.url.replace('postgres@', `${role}@`)}`);
-    const m = spec({
-      id: 'docs-off',
-      purpose: 'set owner and title with triggers disabled',
-      tables: ['docs', 'users'],
-      steps: [docsStep({ disableUserTriggers: true })],
+    await withDb('postgres', async (f) => {
+      await f.db.exec(`${SCHEMA} GRANT SELECT, UPDATE ON ALL TABLES IN SCHEMA public TO ${role};`);
+      await withSession(`${f.url.replace('postgres@', `${role}@`)}`, async (asRole) => {
+        const m = spec({
+          id: 'docs-off',
+          purpose: 'set owner and title with triggers disabled',
+          tables: ['docs', 'users'],
+          steps: [docsStep({ disableUserTriggers: true })],
+        });
+        const refused = await runChecks(asRole, m);
+        const d = fact(refused, 'DISABLE_TRIGGERS:docs@s');
+        assert.equal(d.severity, 'error');
+        assert.match(d.message, /may not set session_replication_role/);
+        assert.deepEqual(refused.blocking, ['DISABLE_TRIGGERS:docs@s']);
+        // the server agrees
+        await assert.rejects(asRole.query('SET session_replication_role = replica'), /permission denied/);
+        await admin.query(`GRANT SET ON PARAMETER session_replication_role TO ${role}`);
+        const granted = await runChecks(asRole, m);
+        assert.equal(fact(granted, 'DISABLE_TRIGGERS:docs@s').severity, 'info');
+        assert.equal(granted.ok, true);
+      });
     });
-    const refused = await runChecks(asRole, m);
-    const d = fact(refused, 'DISABLE_TRIGGERS:docs@s');
-    assert.equal(d.severity, 'error');
-    assert.match(d.message, /may not set session_replication_role/);
-    assert.deepEqual(refused.blocking, ['DISABLE_TRIGGERS:docs@s']);
-    // the server agrees
-    await assert.rejects(asRole.query('SET session_replication_role = replica'), /permission denied/);
-    await admin.query(`GRANT SET ON PARAMETER session_replication_role TO ${role}`);
-    const granted = await runChecks(asRole, m);
-    assert.equal(fact(granted, 'DISABLE_TRIGGERS:docs@s').severity, 'info');
-    assert.equal(granted.ok, true);
   } finally {
-    await asRole?.close();
-    await f.drop();
+    // the role holds privileges in the database: it can go once the database is dropped
     await admin.query(`REVOKE SET ON PARAMETER session_replication_role FROM ${role}`).catch(() => undefined);
     await admin.query(`DROP ROLE ${role}`);
     await admin.close();

@@ -11,10 +11,9 @@ import { plan, safeApply } from '../src/run/pipeline.ts';
 import type { MigrationInput } from '../src/spec/define.ts';
 import { loadMigration } from '../src/spec/load.ts';
 import { getRounds } from '../src/verify/record.ts';
-import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
+import { DB_KINDS } from './helpers/fresh-db.ts';
 import { checksums } from './helpers/flagship.ts';
-import { inline } from './helpers/fixture.ts';
-import { withDb } from './helpers/fixture.ts';
+import { inline, withDb } from './helpers/fixture.ts';
 
 const spec = (input: MigrationInput) => inline(input, 'test');
 
@@ -120,8 +119,7 @@ for (const kind of DB_KINDS) {
   });
 
   test(`${kind}: regression: plan proposed an index that exists (the primary key), ignored tempIndexes, and proposed one twice`, async () => {
-    const f = await freshDb(kind);
-    try {
+    await withDb(kind, async (f) => {
       await f.db.exec(`CREATE TABLE big (id int PRIMARY KEY, grp int NOT NULL, v int);
         INSERT INTO big SELECT g, g % 100, g FROM generate_series(1, 20000) g; ANALYZE big;`);
       const explain = async (sql: string) => {
@@ -177,9 +175,7 @@ for (const kind of DB_KINDS) {
       assert.deepEqual(withTemp.proposedIndexes, []);
       assert.equal(withTemp.steps[0]!.seqScans.find((s) => s.table === 'big')?.servedBy, 'tmp_big_v');
       assert.match(withTemp.steps[0]!.note ?? '', /calibrated without the temporary indexes tmp_big_v/);
-    } finally {
-      await f.drop();
-    }
+    });
   });
 
   test(`${kind}: regression: min(uuid), which PostgreSQL 15 lacks, in the whole key range of the unique-after and not-null predictions`, async () => {

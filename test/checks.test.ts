@@ -14,6 +14,7 @@ import { checksumOf, type LoadedMigration, validate } from '../src/spec/load.ts'
 import { validateSql } from '../src/spec/sql-parse.ts';
 import { generate, type Truth } from '../examples/event-type-owner/generate.ts';
 import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
+import { withDb, withSession } from './helpers/fixture.ts';
 import { checksums, flagship } from './helpers/flagship.ts';
 
 const ROWS = 1500;
@@ -65,6 +66,7 @@ for (const kind of DB_KINDS) {
     let shared: { db: Db; drop(): Promise<void> };
     let truth: Truth;
     before(async () => {
+      // every test of the describe uses it and after() drops it: withDb cannot span several tests
       shared = await freshDb(kind);
       truth = await generate(shared.db, { rows: ROWS, seed: 7 });
     });
@@ -315,8 +317,7 @@ for (const kind of DB_KINDS) {
     });
 
     test('apply refuses before any write when an error finding has rows (exit 6); the flagship passes, guards never fire', async () => {
-      const { db, drop } = await freshDb(kind);
-      try {
+      await withDb(kind, async ({ db }) => {
         const truth = await generate(db, { rows: 1200, seed: 9 });
         {
           const naiveM = await naive(await flagship());
@@ -365,15 +366,12 @@ for (const kind of DB_KINDS) {
           assert.equal(p.report?.ok, true);
           assert.ok(describeChecks(m).find((d) => d.code === 'UNIQUE_USER_SLUG')!.guardsBatches);
         }
-      } finally {
-        await drop();
-      }
+      });
     });
 
     test('a guard catches a parent deleted after the pre-flight: that row is left out and reported, no wrong value; past maxRejected the run stops', async () => {
       for (const maxRejected of [undefined, 0]) {
-        const { db, drop } = await freshDb(kind);
-        try {
+        await withDb(kind, async ({ db }) => {
           const m = await smallSpec(maxRejected === undefined ? {} : { maxRejected });
           await smallData(db);
           let batches = 0;
@@ -440,66 +438,59 @@ for (const kind of DB_KINDS) {
             (await checkResults(db, r.runId)).every((x) => x.outcome === 'passed'),
             true,
           );
-        } finally {
-          await drop();
-        }
+        });
       }
     });
   });
 }
 
 test('postgres: a colliding row inserted after the pre-flight: the batch is split down to that row, which is left out and reported', async () => {
-  const { db, url, drop } = await freshDb('postgres');
-  const { openDb } = await import('../src/db/connection.ts');
-  const other = await openDb(url);
-  try {
-    const m = await smallSpec();
-    await smallData(db);
-    let batches = 0;
-    const r = await apply(db, m, {
-      batchSize: 3,
-      stages: [
-        preflight(),
-        {
-          name: 'meddler',
-          batches: {
-            async beforeBatch() {
-              // another session takes (owner 5, slug 's5') after the pre-flight passed
-              if (++batches === 2) await other.query(`INSERT INTO items (id, slug, owner, want) VALUES (100, 's5', 5, NULL)`);
+  await withDb('postgres', ({ db, url }) =>
+    withSession(url, async (other) => {
+      const m = await smallSpec();
+      await smallData(db);
+      let batches = 0;
+      const r = await apply(db, m, {
+        batchSize: 3,
+        stages: [
+          preflight(),
+          {
+            name: 'meddler',
+            batches: {
+              async beforeBatch() {
+                // another session takes (owner 5, slug 's5') after the pre-flight passed
+                if (++batches === 2) await other.query(`INSERT INTO items (id, slug, owner, want) VALUES (100, 's5', 5, NULL)`);
+              },
             },
           },
-        },
-      ],
-    });
-    assert.equal(r.status, 'completed', r.error?.message ?? '');
-    const items = await db.query<{ id: number; owner: number | null }>('SELECT id, owner FROM items WHERE id BETWEEN 4 AND 6 ORDER BY id');
-    assert.deepEqual(
-      items.rows.map((x) => (x.owner === null ? null : Number(x.owner))),
-      [4, null, 6],
-      'only the colliding row is left out',
-    );
-    const ev = await db.query<{ data: { reason: string; keys: string[] } }>(`SELECT data FROM belay.events WHERE run_id = $1 AND type = 'rows-rejected'`, [
-      r.runId,
-    ]);
-    assert.deepEqual(
-      ev.rows.map((x) => [x.data.reason, x.data.keys]),
-      [['rejected:constraint items_owner_slug', ['5']]],
-    );
-    // the pre-flight run on the same data now predicts the collision
-    const again = await runChecks(db, m, { sample: 10 });
-    const f = again.findings.find((x) => x.code === 'UNIQUE_OWNER_SLUG')!;
-    assert.equal(f.count, 1);
-    assert.equal(Number(f.sample[0]!.id), 5);
-    assert.equal(Number(f.sample[0]!.collidesWith), 100);
-  } finally {
-    await other.close();
-    await drop();
-  }
+        ],
+      });
+      assert.equal(r.status, 'completed', r.error?.message ?? '');
+      const items = await db.query<{ id: number; owner: number | null }>('SELECT id, owner FROM items WHERE id BETWEEN 4 AND 6 ORDER BY id');
+      assert.deepEqual(
+        items.rows.map((x) => (x.owner === null ? null : Number(x.owner))),
+        [4, null, 6],
+        'only the colliding row is left out',
+      );
+      const ev = await db.query<{ data: { reason: string; keys: string[] } }>(`SELECT data FROM belay.events WHERE run_id = $1 AND type = 'rows-rejected'`, [
+        r.runId,
+      ]);
+      assert.deepEqual(
+        ev.rows.map((x) => [x.data.reason, x.data.keys]),
+        [['rejected:constraint items_owner_slug', ['5']]],
+      );
+      // the pre-flight run on the same data now predicts the collision
+      const again = await runChecks(db, m, { sample: 10 });
+      const f = again.findings.find((x) => x.code === 'UNIQUE_OWNER_SLUG')!;
+      assert.equal(f.count, 1);
+      assert.equal(Number(f.sample[0]!.id), 5);
+      assert.equal(Number(f.sample[0]!.collidesWith), 100);
+    }),
+  );
 });
 
 test('server: checks spread over two sessions in one snapshot give what one session gives', async () => {
-  const { db, url, drop } = await freshDb('postgres');
-  try {
+  await withDb('postgres', async ({ db, url }) => {
     await generate(db, { rows: 1_500, seed: 21 });
     const m = await flagship();
     const one = await runChecks(db, m, { sample: 5, jobs: 1 });
@@ -558,14 +549,11 @@ test('server: checks spread over two sessions in one snapshot give what one sess
       );
       assert.ok(err instanceof BelayError && /check SLOW_BAD/.test(err.message), `jobs ${jobs}: ${String(err)}`);
     }
-  } finally {
-    await drop();
-  }
+  });
 });
 
 test('unique-after respects partial indexes and NULLS NOT DISTINCT', async () => {
-  const { db, drop } = await freshDb('postgres');
-  try {
+  await withDb('postgres', async ({ db }) => {
     await db.exec(`
       CREATE TABLE t (id int PRIMARY KEY, a int, b text, live boolean NOT NULL DEFAULT true, want int);
       CREATE UNIQUE INDEX t_partial ON t (a, b) WHERE live;
@@ -599,9 +587,7 @@ test('unique-after respects partial indexes and NULLS NOT DISTINCT', async () =>
     const nnd = r.findings.find((f) => f.code === 'NND')!;
     assert.equal(nnd.count, 1);
     assert.equal(Number(nnd.sample[0]!.collidesWith), 2);
-  } finally {
-    await drop();
-  }
+  });
 });
 
 // ---- a small schema for guards: items get an owner from `want`; owners must exist; (owner, slug) unique.

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { generate } from '../examples/event-type-owner/generate.ts';
 import { type Db, openDb } from '../src/db/connection.ts';
-import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
+import { withDb } from './helpers/fixture.ts';
+import { DB_KINDS } from './helpers/fresh-db.ts';
 import { checksums, FLAGSHIP, flagship, writtenIds } from './helpers/flagship.ts';
 import { apply } from '../src/execute/apply.ts';
 import { rng, runCli } from './helpers/cli.ts';
@@ -34,39 +35,43 @@ for (const kind of DB_KINDS) {
   test(`SIGKILL during apply, then re-run, equals an uninterrupted run (${kind}, seed ${SEED})`, async (t) => {
     const random = rng(SEED);
     // the reference: an uninterrupted run on the same generated data
-    const ref = await freshDb(kind);
-    await generate(ref.db, { rows: ROWS, seed: 21 });
-    const r = await apply(ref.db, await flagship(), { batchSize: 60 });
-    assert.equal(r.status, 'completed');
-    const expected = await checksums(ref.db);
-    await ref.drop();
+    const expected = await withDb(kind, async (ref) => {
+      await generate(ref.db, { rows: ROWS, seed: 21 });
+      const r = await apply(ref.db, await flagship(), { batchSize: 60 });
+      assert.equal(r.status, 'completed');
+      return await checksums(ref.db);
+    });
 
     for (let trial = 0; trial < TRIALS; trial++) {
       // after 1 to 20 committed batches of the 29: the kill lands mid-run
       const killAfter = 1 + Math.floor(random() * 20);
       t.diagnostic(`trial ${trial}: SIGKILL after ${killAfter} batches (replay with BELAY_CRASH_SEED=${SEED})`);
-      const f = await freshDb(kind, { persistent: true });
-      await generate(f.db, { rows: ROWS, seed: 21 });
-      if (kind === 'pglite') await f.db.close(); // one process at a time opens a PGlite folder
-      const killed = await runCli(['--json', 'apply', FLAGSHIP, '--db', f.url, '--batch-size', '60'], { killAfterBatches: killAfter });
-      assert.equal(killed.signal, 'SIGKILL', `trial ${trial}: the kill landed before the run finished (code ${killed.code}): ${killed.stderr}`);
-      const done = await runCli(['apply', FLAGSHIP, '--db', f.url, '--batch-size', '60']);
-      assert.equal(done.code, 0, `the re-run resumes and completes: ${done.stderr}`);
-      assert.match(done.stderr, /resumed from its last checkpoint/);
-      const db = kind === 'pglite' ? await openDb(f.url) : f.db;
-      try {
-        assert.deepEqual(await checksums(db), expected, `trial ${trial} (kill after ${killAfter} ms) ends as the uninterrupted run`);
-        await assertNoBatchTwice(db);
-        const runs = await db.query<{ status: string }>(`SELECT status FROM belay.runs`);
-        assert.deepEqual(
-          runs.rows.map((r) => r.status),
-          ['completed'],
-          'one run, completed',
-        );
-      } finally {
-        if (kind === 'pglite') await db.close();
-        await f.drop();
-      }
+      await withDb(
+        kind,
+        async (f) => {
+          await generate(f.db, { rows: ROWS, seed: 21 });
+          if (kind === 'pglite') await f.db.close(); // one process at a time opens a PGlite folder
+          const killed = await runCli(['--json', 'apply', FLAGSHIP, '--db', f.url, '--batch-size', '60'], { killAfterBatches: killAfter });
+          assert.equal(killed.signal, 'SIGKILL', `trial ${trial}: the kill landed before the run finished (code ${killed.code}): ${killed.stderr}`);
+          const done = await runCli(['apply', FLAGSHIP, '--db', f.url, '--batch-size', '60']);
+          assert.equal(done.code, 0, `the re-run resumes and completes: ${done.stderr}`);
+          assert.match(done.stderr, /resumed from its last checkpoint/);
+          const db = kind === 'pglite' ? await openDb(f.url) : f.db;
+          try {
+            assert.deepEqual(await checksums(db), expected, `trial ${trial} (kill after ${killAfter} ms) ends as the uninterrupted run`);
+            await assertNoBatchTwice(db);
+            const runs = await db.query<{ status: string }>(`SELECT status FROM belay.runs`);
+            assert.deepEqual(
+              runs.rows.map((r) => r.status),
+              ['completed'],
+              'one run, completed',
+            );
+          } finally {
+            if (kind === 'pglite') await db.close();
+          }
+        },
+        { persistent: true },
+      );
     }
   });
 }

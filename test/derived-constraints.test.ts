@@ -80,6 +80,7 @@ for (const kind of DB_KINDS) {
   describe(`derived constraint predictions on ${kind}`, () => {
     let shared: { db: Db; drop(): Promise<void> };
     before(async () => {
+      // every test of the describe uses it and after() drops it: withDb cannot span several tests
       shared = await freshDb(kind);
       await shared.db.exec(SCHEMA);
     });

@@ -39,6 +39,7 @@ for (const kind of DB_KINDS) {
     let shared: { db: Db; drop(): Promise<void> };
     let truth: CalcomTruth;
     before(async () => {
+      // every test of the describe uses it and after() drops it: withDb cannot span several tests
       shared = await freshDb(kind);
       truth = await seedCalcom(shared.db, { seed: 5 });
     });
@@ -122,6 +123,7 @@ for (const kind of DB_KINDS) {
   describe(`derived unique rules on ${kind}`, () => {
     let shared: { db: Db; drop(): Promise<void> };
     before(async () => {
+      // every test of the describe uses it and after() drops it: withDb cannot span several tests
       shared = await freshDb(kind);
       await shared.db.exec(`
         CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);

@@ -7,15 +7,14 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { generate } from '../examples/event-type-owner/generate.ts';
 import { expectedAfter } from '../examples/event-type-owner/reference.ts';
-import { openDb } from '../src/db/connection.ts';
 import { EXIT, LockedError, SpecError, StateError } from '../src/errors.ts';
 import { apply } from '../src/execute/apply.ts';
 import { rollback } from '../src/rollback/rollback.ts';
 import { loadMigration } from '../src/spec/load.ts';
 import { acquireMigrationLock } from '../src/state/lock.ts';
-import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
+import { DB_KINDS } from './helpers/fresh-db.ts';
 import { checksums, flagship, rowsWithout, writtenIds } from './helpers/flagship.ts';
-import { withDb } from './helpers/fixture.ts';
+import { withDb, withSession } from './helpers/fixture.ts';
 
 const ROWS = 3_000;
 
@@ -269,24 +268,21 @@ for (const kind of DB_KINDS) {
 }
 
 test('a second concurrent apply of the same migration is refused (server)', async () => {
-  const f = await freshDb('postgres');
-  const other = await openDb(f.url);
-  try {
-    await generate(f.db, { rows: 300, seed: 2 });
-    const m = await flagship();
-    const { ensureState } = await import('../src/state/schema.ts');
-    await ensureState(other);
-    const release = await acquireMigrationLock(other, m.spec.id);
-    const locked = await apply(f.db, m);
-    assert.equal(locked.status, 'refused', 'returned, not thrown');
-    assert.ok(locked.error instanceof LockedError && locked.error.exitCode === EXIT.locked);
-    const n = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM belay.runs`);
-    assert.equal(n.rows[0]!.n, 0, 'the refused apply recorded no run');
-    await release();
-    const r = await apply(f.db, m);
-    assert.equal(r.status, 'completed');
-  } finally {
-    await other.close();
-    await f.drop();
-  }
+  await withDb('postgres', (f) =>
+    withSession(f.url, async (other) => {
+      await generate(f.db, { rows: 300, seed: 2 });
+      const m = await flagship();
+      const { ensureState } = await import('../src/state/schema.ts');
+      await ensureState(other);
+      const release = await acquireMigrationLock(other, m.spec.id);
+      const locked = await apply(f.db, m);
+      assert.equal(locked.status, 'refused', 'returned, not thrown');
+      assert.ok(locked.error instanceof LockedError && locked.error.exitCode === EXIT.locked);
+      const n = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM belay.runs`);
+      assert.equal(n.rows[0]!.n, 0, 'the refused apply recorded no run');
+      await release();
+      const r = await apply(f.db, m);
+      assert.equal(r.status, 'completed');
+    }),
+  );
 });

@@ -6,16 +6,8 @@ import { test } from 'node:test';
 import type { Db } from '../src/db/connection.ts';
 import { CATEGORIES, generate, plannedCounts, type Truth } from '../examples/event-type-owner/generate.ts';
 import { expectedAfter, type Expected } from '../examples/event-type-owner/reference.ts';
-import { DB_KINDS, freshDb, type DbKind } from './helpers/fresh-db.ts';
-
-async function withDb(kind: DbKind, fn: (db: Db) => Promise<void>): Promise<void> {
-  const f = await freshDb(kind);
-  try {
-    await fn(f.db);
-  } finally {
-    await f.drop();
-  }
-}
+import { DB_KINDS } from './helpers/fresh-db.ts';
+import { withDb } from './helpers/fixture.ts';
 
 async function currentOwners(db: Db): Promise<Map<number, number | null>> {
   const { rows } = await db.query<{ id: number; userId: number | null }>('SELECT id::int AS id, "userId"::int AS "userId" FROM "EventType" ORDER BY id');
@@ -99,7 +91,7 @@ async function digest(db: Db): Promise<Record<string, string>> {
 
 for (const kind of DB_KINDS) {
   test(`${kind}: the reference finds exactly the planted cases, and a set-based UPDATE agrees`, async () => {
-    await withDb(kind, async (db) => {
+    await withDb(kind, async ({ db }) => {
       const truth = await generate(db, { rows: 2000, seed: 42 });
       assert.equal(truth.rows, 2000);
       const ref = await expectedAfter(db);
@@ -118,7 +110,7 @@ for (const kind of DB_KINDS) {
   });
 
   test(`${kind}: policy ambiguous=lowest picks the lowest valid user, then applies the slug rule`, async () => {
-    await withDb(kind, async (db) => {
+    await withDb(kind, async ({ db }) => {
       const truth = await generate(db, { rows: 2000, seed: 7 });
       assert.ok(truth.lowestPolicyConflicts.size > 0);
       const ref = await expectedAfter(db, { ambiguous: 'lowest' });
@@ -131,7 +123,7 @@ for (const kind of DB_KINDS) {
   });
 
   test(`${kind}: policy slugConflict=rename gives every conflicting row <slug>-<id> and its owner`, async () => {
-    await withDb(kind, async (db) => {
+    await withDb(kind, async ({ db }) => {
       const truth = await generate(db, { rows: 1000, seed: 11 });
       const ref = await expectedAfter(db, { slugConflict: 'rename' });
       const { rows } = await db.query<{ id: number; slug: string }>('SELECT id::int AS id, slug FROM "EventType"');
@@ -149,7 +141,7 @@ for (const kind of DB_KINDS) {
   });
 
   test(`${kind}: the data is realistic: sparse ids, awkward slugs, orphans both ways, proportions`, async () => {
-    await withDb(kind, async (db) => {
+    await withDb(kind, async ({ db }) => {
       const truth = await generate(db, { rows: 2000, seed: 3 });
       const { rows } = await db.query<Record<string, number>>(`
         SELECT (SELECT count(*)::int FROM "EventType") AS n,
@@ -202,7 +194,7 @@ for (const kind of DB_KINDS) {
   });
 
   test(`${kind}: the generator is deterministic for a seed, and small databases hold every case`, async () => {
-    await withDb(kind, async (db) => {
+    await withDb(kind, async ({ db }) => {
       const a = await generate(db, { rows: 1000, seed: 5 });
       const da = await digest(db);
       const b = await generate(db, { rows: 1000, seed: 5 });

@@ -1,7 +1,7 @@
 // Every number and plan field is validated on load, with one set of zod schemas (src/spec/numbers.ts) for
 // the command line and the plan file, and refused before anything is written (exit 2).
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
@@ -14,7 +14,7 @@ import { loadMigration, validate } from '../src/spec/load.ts';
 import { NUMBERS, parseNumber } from '../src/spec/numbers.ts';
 import { belay } from './helpers/capture.ts';
 import { checksums } from './helpers/flagship.ts';
-import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
+import { DB_KINDS } from './helpers/fresh-db.ts';
 import { withDb } from './helpers/fixture.ts';
 
 const tmp = () => mkdtempSync(path.join(tmpdir(), 'belay-input-'));
@@ -135,39 +135,39 @@ const EDITS: Array<[string, (p: Record<string, unknown>) => void, RegExp]> = [
 for (const kind of DB_KINDS) {
   describe(`plan file on ${kind}`, () => {
     test('regression (plan file): a hand-edited plan.json is refused with exit 2 (BELAY_PLAN_FILE) before anything is written', async () => {
-      const f = await freshDb(kind, { persistent: true });
-      const dir = tmp();
-      try {
-        await f.db.exec(SCHEMA);
-        const m = await workMigration(dir);
-        const p = await plan(f.db, m, { exact: true, samples: 1 });
-        const file = path.join(dir, 'plan.json');
-        writePlanFile(file, p);
-        const good = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-        assert.equal(readPlanFile(file).batchSize, p.batchSize, 'the plan as made reads back');
-        const before = await checksums(f.db, ['work', 'other']);
-        if (kind === 'pglite') await f.db.close();
-        for (const [what, edit, message] of EDITS) {
-          const bad = structuredClone(good);
-          edit(bad);
-          const edited = path.join(dir, `edited.json`);
-          writeFileSync(edited, JSON.stringify(bad));
-          const r = await belay(['apply', edited, '--db', f.url]);
-          assert.equal(r.code, EXIT.usage, `${what}: ${r.stderr}`);
-          assert.match(r.stderr, /BELAY_PLAN_FILE/, what);
-          assert.match(r.stderr, message, what);
-        }
-        const db = kind === 'pglite' ? await openDb(f.url) : f.db;
-        try {
-          assert.deepEqual(await checksums(db, ['work', 'other']), before, 'nothing written');
-          assert.equal(await runsOf(db), 0, 'no run recorded');
-        } finally {
-          if (kind === 'pglite') await db.close();
-        }
-      } finally {
-        if (kind === 'pglite') rmSync(f.url.slice('pglite:'.length), { recursive: true, force: true });
-        else await f.drop();
-      }
+      await withDb(
+        kind,
+        async (f) => {
+          const dir = tmp();
+          await f.db.exec(SCHEMA);
+          const m = await workMigration(dir);
+          const p = await plan(f.db, m, { exact: true, samples: 1 });
+          const file = path.join(dir, 'plan.json');
+          writePlanFile(file, p);
+          const good = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+          assert.equal(readPlanFile(file).batchSize, p.batchSize, 'the plan as made reads back');
+          const before = await checksums(f.db, ['work', 'other']);
+          if (kind === 'pglite') await f.db.close();
+          for (const [what, edit, message] of EDITS) {
+            const bad = structuredClone(good);
+            edit(bad);
+            const edited = path.join(dir, `edited.json`);
+            writeFileSync(edited, JSON.stringify(bad));
+            const r = await belay(['apply', edited, '--db', f.url]);
+            assert.equal(r.code, EXIT.usage, `${what}: ${r.stderr}`);
+            assert.match(r.stderr, /BELAY_PLAN_FILE/, what);
+            assert.match(r.stderr, message, what);
+          }
+          const db = kind === 'pglite' ? await openDb(f.url) : f.db;
+          try {
+            assert.deepEqual(await checksums(db, ['work', 'other']), before, 'nothing written');
+            assert.equal(await runsOf(db), 0, 'no run recorded');
+          } finally {
+            if (kind === 'pglite') await db.close();
+          }
+        },
+        { persistent: true },
+      );
     });
   });
 }

@@ -13,7 +13,8 @@ import { formatDuration, parseDuration } from '../src/verify/duration.ts';
 import { type Alert, monitorRun } from '../src/verify/monitor.ts';
 import { getRun } from '../src/state/runs.ts';
 import { getRounds } from '../src/verify/record.ts';
-import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
+import { DB_KINDS } from './helpers/fresh-db.ts';
+import { withDb } from './helpers/fixture.ts';
 import { flagship } from './helpers/flagship.ts';
 
 const ROWS = 800;
@@ -50,90 +51,90 @@ test('durations parse like 24h, 5m, 30s and refuse bare numbers', () => {
 for (const kind of DB_KINDS) {
   describe(`monitor on ${kind}`, () => {
     test('quiet, then a planted violation alerts: webhook receives the JSON, round and alert recorded, metrics served', async () => {
-      const f = await freshDb(kind);
-      const hook = await receiver();
-      try {
-        const truth = await generate(f.db, { rows: ROWS, seed: 21 });
-        const r = await apply(f.db, await flagship(), { batchSize: 200 });
-        assert.equal(r.status, 'completed', r.error?.message ?? '');
+      await withDb(kind, async (f) => {
+        const hook = await receiver();
+        try {
+          const truth = await generate(f.db, { rows: ROWS, seed: 21 });
+          const r = await apply(f.db, await flagship(), { batchSize: 200 });
+          assert.equal(r.status, 'completed', r.error?.message ?? '');
 
-        const quiet = await monitorRun(f.db, r.runId, { once: true, webhook: hook.url });
-        assert.equal(quiet.status, 'ok');
-        assert.equal(quiet.rounds.length, 1);
-        assert.deepEqual(
-          quiet.rounds[0]!.checks.map((c) => c.name),
-          ['owner-deleted', 'new-inconsistencies', 'no-missed-rows', 'owners-exist'],
-        );
-        assert.equal(hook.bodies.length, 0);
+          const quiet = await monitorRun(f.db, r.runId, { once: true, webhook: hook.url });
+          assert.equal(quiet.status, 'ok');
+          assert.equal(quiet.rounds.length, 1);
+          assert.deepEqual(
+            quiet.rounds[0]!.checks.map((c) => c.name),
+            ['owner-deleted', 'new-inconsistencies', 'no-missed-rows', 'owners-exist'],
+          );
+          assert.equal(hook.bodies.length, 0);
 
-        // planted: an assigned row moved to a user it has no link with (a new inconsistency)
-        const victim = truth.categories.assign[3]!;
-        const u = await f.db.query<{ id: number }>(`INSERT INTO users (username, email) VALUES ('intruder', 'i@example.com') RETURNING id`);
-        await f.db.query(`UPDATE "EventType" SET "userId" = $1 WHERE id = $2`, [u.rows[0]!.id, victim]);
+          // planted: an assigned row moved to a user it has no link with (a new inconsistency)
+          const victim = truth.categories.assign[3]!;
+          const u = await f.db.query<{ id: number }>(`INSERT INTO users (username, email) VALUES ('intruder', 'i@example.com') RETURNING id`);
+          await f.db.query(`UPDATE "EventType" SET "userId" = $1 WHERE id = $2`, [u.rows[0]!.id, victim]);
 
-        let scraped = '';
-        const seen: Alert[] = [];
-        const loud = await monitorRun(f.db, r.runId, {
-          forMs: 60_000,
-          everyMs: 50,
-          webhook: hook.url,
-          metricsPort: 0,
-          onAlert: (a) => seen.push(a),
-          onRound: async (_round, m) => {
-            scraped = await (await fetch(`http://127.0.0.1:${m!.port}/metrics`)).text();
-          },
-        });
-        assert.equal(loud.status, 'alerted');
-        assert.equal(loud.rounds.length, 1, 'the window ends after the round that alerted');
-        assert.equal(hook.bodies.length, 1);
-        const a = hook.bodies[0]!;
-        assert.equal(a.run, r.runId);
-        assert.equal(a.migration, 'event-type-owner');
-        assert.equal(a.check, 'new-inconsistencies');
-        assert.equal(a.count, 1);
-        assert.equal(a.threshold, 0);
-        assert.equal(Number((a.sample[0] as { id: number }).id), victim);
-        assert.ok(!Number.isNaN(Date.parse(a.at)));
-        assert.equal(seen[0]!.delivered?.status, 204);
+          let scraped = '';
+          const seen: Alert[] = [];
+          const loud = await monitorRun(f.db, r.runId, {
+            forMs: 60_000,
+            everyMs: 50,
+            webhook: hook.url,
+            metricsPort: 0,
+            onAlert: (a) => seen.push(a),
+            onRound: async (_round, m) => {
+              scraped = await (await fetch(`http://127.0.0.1:${m!.port}/metrics`)).text();
+            },
+          });
+          assert.equal(loud.status, 'alerted');
+          assert.equal(loud.rounds.length, 1, 'the window ends after the round that alerted');
+          assert.equal(hook.bodies.length, 1);
+          const a = hook.bodies[0]!;
+          assert.equal(a.run, r.runId);
+          assert.equal(a.migration, 'event-type-owner');
+          assert.equal(a.check, 'new-inconsistencies');
+          assert.equal(a.count, 1);
+          assert.equal(a.threshold, 0);
+          assert.equal(Number((a.sample[0] as { id: number }).id), victim);
+          assert.ok(!Number.isNaN(Date.parse(a.at)));
+          assert.equal(seen[0]!.delivered?.status, 204);
 
-        // metrics: one gauge per check, the run's rows changed and status
-        const line = (name: string, check?: string) => scraped.split('\n').find((l) => l.startsWith(name) && (!check || l.includes(`check="${check}"`)));
-        assert.match(line('belay_check_rows', 'new-inconsistencies') ?? '', / 1$/);
-        assert.match(line('belay_check_rows', 'owner-deleted') ?? '', / 0$/);
-        assert.ok(line('belay_check_last_run_timestamp_seconds', 'owner-deleted'));
-        assert.ok(line('belay_check_errors_total', 'owner-deleted'));
-        assert.match(line('belay_run_rows_changed') ?? '', new RegExp(` ${r.steps[0]!.rowsChanged}$`));
-        assert.match(line('belay_run_status') ?? '', /status="completed".* 1$/);
+          // metrics: one gauge per check, the run's rows changed and status
+          const line = (name: string, check?: string) => scraped.split('\n').find((l) => l.startsWith(name) && (!check || l.includes(`check="${check}"`)));
+          assert.match(line('belay_check_rows', 'new-inconsistencies') ?? '', / 1$/);
+          assert.match(line('belay_check_rows', 'owner-deleted') ?? '', / 0$/);
+          assert.ok(line('belay_check_last_run_timestamp_seconds', 'owner-deleted'));
+          assert.ok(line('belay_check_errors_total', 'owner-deleted'));
+          assert.match(line('belay_run_rows_changed') ?? '', new RegExp(` ${r.steps[0]!.rowsChanged}$`));
+          assert.match(line('belay_run_status') ?? '', /status="completed".* 1$/);
 
-        // recorded: both rounds, the alert with its delivery, the window in the run's summary (webhook token left out)
-        const rounds = await getRounds(f.db, r.runId, 'monitor');
-        assert.equal(rounds.length, 2);
-        assert.deepEqual(
-          rounds.map((x) => x.ok),
-          [true, false],
-        );
-        assert.equal((rounds[1]!.alerts as Alert[])[0]!.check, 'new-inconsistencies');
-        const mon = (await getRun(f.db, r.runId)).summary.monitor as Record<string, unknown>;
-        assert.equal(mon.rounds, 2);
-        assert.equal(mon.alerts, 1);
-        assert.equal(mon.status, 'alerted');
-        assert.ok(!String(mon.webhook).includes('secret'));
+          // recorded: both rounds, the alert with its delivery, the window in the run's summary (webhook token left out)
+          const rounds = await getRounds(f.db, r.runId, 'monitor');
+          assert.equal(rounds.length, 2);
+          assert.deepEqual(
+            rounds.map((x) => x.ok),
+            [true, false],
+          );
+          assert.equal((rounds[1]!.alerts as Alert[])[0]!.check, 'new-inconsistencies');
+          const mon = (await getRun(f.db, r.runId)).summary.monitor as Record<string, unknown>;
+          assert.equal(mon.rounds, 2);
+          assert.equal(mon.alerts, 1);
+          assert.equal(mon.status, 'alerted');
+          assert.ok(!String(mon.webhook).includes('secret'));
 
-        // a check that errors alerts too (a dropped column), and the CLI ends with exit 7 (server: a second connection)
-        if (kind === 'postgres') {
-          await f.db.query(`UPDATE "EventType" SET "userId" = NULL WHERE id = $1`, [victim]);
-          await f.db.query(`UPDATE "EventType" SET "userId" = $1 WHERE id = $2`, [truth.expectedOwner.get(victim), victim]);
-          assert.equal(await main(['node', 'belay', '--db', f.url, 'monitor', String(r.runId), '--once']), EXIT.ok);
-          await f.db.exec(`ALTER TABLE users RENAME TO users_gone`);
-          const code = await main(['node', 'belay', '--db', f.url, 'monitor', String(r.runId), '--once', '--webhook', hook.url]);
-          assert.equal(code, EXIT.verification);
-          assert.ok(hook.bodies.length >= 2);
-          assert.ok(hook.bodies.slice(1).every((b) => b.error !== undefined && b.count === 0));
+          // a check that errors alerts too (a dropped column), and the CLI ends with exit 7 (server: a second connection)
+          if (kind === 'postgres') {
+            await f.db.query(`UPDATE "EventType" SET "userId" = NULL WHERE id = $1`, [victim]);
+            await f.db.query(`UPDATE "EventType" SET "userId" = $1 WHERE id = $2`, [truth.expectedOwner.get(victim), victim]);
+            assert.equal(await main(['node', 'belay', '--db', f.url, 'monitor', String(r.runId), '--once']), EXIT.ok);
+            await f.db.exec(`ALTER TABLE users RENAME TO users_gone`);
+            const code = await main(['node', 'belay', '--db', f.url, 'monitor', String(r.runId), '--once', '--webhook', hook.url]);
+            assert.equal(code, EXIT.verification);
+            assert.ok(hook.bodies.length >= 2);
+            assert.ok(hook.bodies.slice(1).every((b) => b.error !== undefined && b.count === 0));
+          }
+        } finally {
+          await hook.close();
         }
-      } finally {
-        await hook.close();
-        await f.drop();
-      }
+      });
     });
   });
 }

@@ -15,62 +15,69 @@ import { SCHEMA_MARK } from '../src/state/privileges.ts';
 import { ensureState } from '../src/state/schema.ts';
 import { belay } from './helpers/capture.ts';
 import { checksums } from './helpers/flagship.ts';
-import { type FreshDb, freshDb, SERVER } from './helpers/fresh-db.ts';
+import { type FreshDb, SERVER } from './helpers/fresh-db.ts';
 import { withDb } from './helpers/fixture.ts';
 
 const SCHEMAS = ['belay', 'belay_backup'];
 
-/** A test database with an owner role (no superuser) that owns the tables and an application role that reads them. */
-async function setup(): Promise<{ f: FreshDb; owner: string; app: string; as: (role: string) => string; dir: string; drop: () => Promise<void> }> {
+interface Roles {
+  f: FreshDb;
+  owner: string;
+  app: string;
+  as: (role: string) => string;
+  dir: string;
+}
+
+/**
+ * Runs fn on a test database with an owner role (no superuser) that owns the tables and an application role that
+ * reads them; drops the database, then the roles, also when fn throws.
+ */
+async function withRoles<T>(fn: (s: Roles) => Promise<T>): Promise<T> {
   const tag = randomBytes(4).toString('hex');
   const owner = `belay_t_owner_${tag}`;
   const app = `belay_t_app_${tag}`;
-  const f = await freshDb('postgres');
-  const dbName = new URL(f.url).pathname.slice(1);
-  await f.db.exec(`CREATE ROLE ${owner} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE; CREATE ROLE ${app} LOGIN NOSUPERUSER;
-    GRANT CREATE ON DATABASE ${dbName} TO ${owner}; GRANT CREATE ON DATABASE ${dbName} TO ${app}; GRANT USAGE, CREATE ON SCHEMA public TO ${owner};`);
-  const as = (role: string) => {
-    const u = new URL(f.url);
-    u.username = role;
-    return u.toString();
-  };
-  // the owner's habits: every table and schema it creates is readable by the application
-  const o = await openDb(as(owner));
   try {
-    await o.exec(`ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO ${app};
+    return await withDb('postgres', async (f) => {
+      const dbName = new URL(f.url).pathname.slice(1);
+      await f.db.exec(`CREATE ROLE ${owner} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE; CREATE ROLE ${app} LOGIN NOSUPERUSER;
+    GRANT CREATE ON DATABASE ${dbName} TO ${owner}; GRANT CREATE ON DATABASE ${dbName} TO ${app}; GRANT USAGE, CREATE ON SCHEMA public TO ${owner};`);
+      const as = (role: string) => {
+        const u = new URL(f.url);
+        u.username = role;
+        return u.toString();
+      };
+      // the owner's habits: every table and schema it creates is readable by the application
+      const o = await openDb(as(owner));
+      try {
+        await o.exec(`ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO ${app};
       ALTER DEFAULT PRIVILEGES GRANT USAGE ON SCHEMAS TO ${app};
       ALTER DEFAULT PRIVILEGES GRANT USAGE, SELECT ON SEQUENCES TO ${app};
       GRANT USAGE ON SCHEMA public TO ${app};
       CREATE TABLE people (id int PRIMARY KEY, email text NOT NULL, tier int);
       INSERT INTO people SELECT g, 'person' || g || '@example.com', NULL FROM generate_series(1, 250) g;`);
-  } finally {
-    await o.close();
-  }
-  const dir = mkdtempSync(path.join(tmpdir(), 'belay-perm-'));
-  writeFileSync(
-    path.join(dir, 'migration.ts'),
-    `export default {
+      } finally {
+        await o.close();
+      }
+      const dir = mkdtempSync(path.join(tmpdir(), 'belay-perm-'));
+      writeFileSync(
+        path.join(dir, 'migration.ts'),
+        `export default {
     id: 'people-tier', purpose: 'Give every person a tier from their id (permission tests).', tables: ['people'],
     steps: [{ kind: 'batched', name: 'tier', table: 'people', writes: ['tier'], projection: 'SELECT id, id % 3 AS tier FROM people WHERE id BETWEEN $1 AND $2' }],
     options: { batchSize: 100 },
   };`,
-  );
-  return {
-    f,
-    owner,
-    app,
-    as,
-    dir,
-    async drop() {
-      await f.drop();
-      const a = await openDb(`${SERVER}/postgres`);
-      try {
-        await a.exec(`DROP ROLE IF EXISTS ${owner}; DROP ROLE IF EXISTS ${app};`);
-      } finally {
-        await a.close();
-      }
-    },
-  };
+      );
+      return await fn({ f, owner, app, as, dir });
+    });
+  } finally {
+    // the roles hold privileges on the database: they can go once it is dropped
+    const a = await openDb(`${SERVER}/postgres`);
+    try {
+      await a.exec(`DROP ROLE IF EXISTS ${owner}; DROP ROLE IF EXISTS ${app};`);
+    } finally {
+      await a.close();
+    }
+  }
 }
 
 /** The statements the refusal's fix gives, to run as they are. */
@@ -90,8 +97,7 @@ async function asRole<T>(url: string, fn: (db: Db) => Promise<T>): Promise<T> {
 }
 
 test('regression (permissions): under ALTER DEFAULT PRIVILEGES … TO app, the application reads neither the decisions (before-images) nor the backups; belay works as a non-superuser owner', async () => {
-  const s = await setup();
-  try {
+  await withRoles(async (s) => {
     const apply = await belay(['apply', s.dir, '--db', s.as(s.owner)]);
     assert.equal(apply.code, EXIT.ok, apply.stderr);
     // every relation and schema of belay's: only its owner holds anything
@@ -137,14 +143,11 @@ test('regression (permissions): under ALTER DEFAULT PRIVILEGES … TO app, the a
     const rb = await belay(['rollback', '1', '--db', s.as(s.owner)]);
     assert.equal(rb.code, EXIT.ok, rb.stderr);
     assert.equal((await s.f.db.query<{ n: number }>('SELECT count(*)::int AS n FROM people WHERE tier IS NULL')).rows[0]!.n, 250, 'rolled back as the owner');
-  } finally {
-    await s.drop();
-  }
+  });
 });
 
 test('regression (permissions): a schema belay or belay_backup created first by another role is refused (exit 8) with how to fix it, and nothing is written', async () => {
-  const s = await setup();
-  try {
+  await withRoles(async (s) => {
     const before = await checksums(s.f.db, ['people']);
     for (const schema of SCHEMAS) {
       await asRole(s.as(s.app), (app) => app.exec(`CREATE SCHEMA ${schema}`));
@@ -189,14 +192,11 @@ test('regression (permissions): a schema belay or belay_backup created first by 
     await asRole(s.as(s.owner), (o) => o.exec(takeBack(defaults.stderr)));
     const clean = await belay(['verify', '1', '--db', s.as(s.owner)]);
     assert.equal(clean.code, EXIT.ok, clean.stderr);
-  } finally {
-    await s.drop();
-  }
+  });
 });
 
 test('regression (messages): a role without CREATE on the database gets the GRANT to run (BELAY_PRIVILEGE, exit 9), no run and no write', async () => {
-  const s = await setup();
-  try {
+  await withRoles(async (s) => {
     const dbName = new URL(s.f.url).pathname.slice(1);
     await s.f.db.exec(`REVOKE CREATE ON DATABASE ${dbName} FROM ${s.owner}`);
     const before = await checksums(s.f.db, ['people']);
@@ -211,9 +211,7 @@ test('regression (messages): a role without CREATE on the database gets the GRAN
     await s.f.db.exec(`GRANT CREATE ON DATABASE ${dbName} TO ${s.owner}`);
     const ok = await belay(['apply', s.dir, '--db', s.as(s.owner)]);
     assert.equal(ok.code, EXIT.ok, ok.stderr);
-  } finally {
-    await s.drop();
-  }
+  });
 });
 
 test("belay's schemas are marked as belay's and owner-only on PGlite too", async () => {

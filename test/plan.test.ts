@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { generate } from '../examples/event-type-owner/generate.ts';
-import { type Db, openDb } from '../src/db/connection.ts';
+import type { Db } from '../src/db/connection.ts';
 import type { BelayEvent, EventOf } from '../src/state/events.ts';
 import { EXIT, StateError } from '../src/errors.ts';
 import { plan, safeApply, type SafeApplyOptions } from '../src/run/pipeline.ts';
@@ -25,9 +25,9 @@ import { BatchSizer, INITIAL_HEADROOM, MAX_GROWTH } from '../src/steer/batch-siz
 import { planController } from '../src/steer/throttle.ts';
 import { rng } from './helpers/cli.ts';
 import { type LoadedMigration, loadMigration } from '../src/spec/load.ts';
-import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
+import { DB_KINDS } from './helpers/fresh-db.ts';
 import { checksums, flagship, FLAGSHIP_TABLES } from './helpers/flagship.ts';
-import { withDb } from './helpers/fixture.ts';
+import { withDb, withSession } from './helpers/fixture.ts';
 
 /** apply with what planning adds (plan file, ledger, sizing, throttle, temporary indexes) and none of the other stages. */
 const applyPlanned = (db: Db, m: LoadedMigration, a: SafeApplyOptions = {}, p: SafeApplyOptions = {}) =>
@@ -243,60 +243,57 @@ for (const kind of DB_KINDS) {
     });
 
     test('protected environment: refused without rehearsal and dry run, accepted with --override (recorded), then by the ledger', async () => {
-      const stagingDb = await freshDb(kind);
-      const prod = await freshDb(kind);
-      try {
-        const dir = tmp();
-        const cfgFile = path.join(dir, 'belay.config.json');
-        writeFileSync(
-          cfgFile,
-          JSON.stringify({ environments: { staging: { url: 'pglite:memory' }, production: { url: 'env:BELAY_TEST_PROD_URL', protected: true } } }),
-        );
-        const cfg = parseConfig(cfgFile);
-        const prodLedger = ledgerFor(cfg, 'production') as Ledger;
-        assert.equal(prodLedger.protected, true);
-        assert.throws(() => resolveEnvironment(cfg, 'production'), /BELAY_TEST_PROD_URL/);
-        for (const db of [stagingDb.db, prod.db]) await db.exec(SABOTAGE_SCHEMA);
-        const m = await loadMigration(specFile(sabotaged('UPDATE acct SET balance = balance - 1 WHERE id <= 10')));
-        const before = await checksums(prod.db, ['acct']);
-        const refusedHere = await applyPlanned(prod.db, m, {}, { ledger: prodLedger });
-        assert.ok(
-          refusedHere.status === 'refused' &&
-            refusedHere.error instanceof StateError &&
-            refusedHere.error.code === 'BELAY_PROTECTED' &&
-            /rehearsal.*dry run/.test(refusedHere.error.message),
-        );
-        assert.deepEqual(await checksums(prod.db, ['acct']), before, 'nothing written');
-        // rehearsing on the protected environment itself needs a reason too
-        await assert.rejects(rehearse(prod.db, m, { ledger: prodLedger }), /BELAY_PROTECTED|protected/);
-        // a rehearsal elsewhere and a dry run here make the same checksum acceptable
-        assert.equal((await rehearse(stagingDb.db, m, { ledger: ledgerFor(cfg, 'staging') })).pass, true);
-        assert.match((await applyPlanned(prod.db, m, {}, { ledger: prodLedger })).error?.message ?? '', /dry run on "production"/);
-        assert.equal((await dryRun(prod.db, m, { ledger: prodLedger })).ok, true);
-        const r = await applyPlanned(prod.db, m, {}, { ledger: prodLedger });
-        assert.equal(r.status, 'completed', r.error?.message ?? '');
-        // another version of the migration is not covered: --override, recorded with its reason
-        const other = await loadMigration(specFile(sabotaged('UPDATE acct SET balance = balance - 1 WHERE id <= 10 AND true')));
-        assert.equal((await applyPlanned(prod.db, other, {}, { ledger: prodLedger })).error?.code, 'BELAY_PROTECTED');
-        const o = await applyPlanned(prod.db, other, { again: true }, { ledger: prodLedger, override: 'hotfix approved by the on-call lead' });
-        assert.equal(o.status, 'completed', o.error?.message ?? '');
-        const entries = readLedger(path.join(dir, 'belay-ledger.jsonl'));
-        assert.deepEqual(
-          entries.map((e) => [e.command, e.environment, e.result]),
-          [
-            ['rehearse', 'staging', 'pass'],
-            ['dry-run', 'production', 'pass'],
-            ['apply', 'production', 'pass'],
-            ['apply', 'production', 'pass'],
-          ],
-        );
-        assert.equal(entries[3]!.override, 'hotfix approved by the on-call lead');
-        assert.equal(entries[3]!.checksum, other.checksum);
-        assert.ok(!readFileSync(path.join(dir, 'belay-ledger.jsonl'), 'utf8').includes('password'));
-      } finally {
-        await stagingDb.drop();
-        await prod.drop();
-      }
+      await withDb(kind, (stagingDb) =>
+        withDb(kind, async (prod) => {
+          const dir = tmp();
+          const cfgFile = path.join(dir, 'belay.config.json');
+          writeFileSync(
+            cfgFile,
+            JSON.stringify({ environments: { staging: { url: 'pglite:memory' }, production: { url: 'env:BELAY_TEST_PROD_URL', protected: true } } }),
+          );
+          const cfg = parseConfig(cfgFile);
+          const prodLedger = ledgerFor(cfg, 'production') as Ledger;
+          assert.equal(prodLedger.protected, true);
+          assert.throws(() => resolveEnvironment(cfg, 'production'), /BELAY_TEST_PROD_URL/);
+          for (const db of [stagingDb.db, prod.db]) await db.exec(SABOTAGE_SCHEMA);
+          const m = await loadMigration(specFile(sabotaged('UPDATE acct SET balance = balance - 1 WHERE id <= 10')));
+          const before = await checksums(prod.db, ['acct']);
+          const refusedHere = await applyPlanned(prod.db, m, {}, { ledger: prodLedger });
+          assert.ok(
+            refusedHere.status === 'refused' &&
+              refusedHere.error instanceof StateError &&
+              refusedHere.error.code === 'BELAY_PROTECTED' &&
+              /rehearsal.*dry run/.test(refusedHere.error.message),
+          );
+          assert.deepEqual(await checksums(prod.db, ['acct']), before, 'nothing written');
+          // rehearsing on the protected environment itself needs a reason too
+          await assert.rejects(rehearse(prod.db, m, { ledger: prodLedger }), /BELAY_PROTECTED|protected/);
+          // a rehearsal elsewhere and a dry run here make the same checksum acceptable
+          assert.equal((await rehearse(stagingDb.db, m, { ledger: ledgerFor(cfg, 'staging') })).pass, true);
+          assert.match((await applyPlanned(prod.db, m, {}, { ledger: prodLedger })).error?.message ?? '', /dry run on "production"/);
+          assert.equal((await dryRun(prod.db, m, { ledger: prodLedger })).ok, true);
+          const r = await applyPlanned(prod.db, m, {}, { ledger: prodLedger });
+          assert.equal(r.status, 'completed', r.error?.message ?? '');
+          // another version of the migration is not covered: --override, recorded with its reason
+          const other = await loadMigration(specFile(sabotaged('UPDATE acct SET balance = balance - 1 WHERE id <= 10 AND true')));
+          assert.equal((await applyPlanned(prod.db, other, {}, { ledger: prodLedger })).error?.code, 'BELAY_PROTECTED');
+          const o = await applyPlanned(prod.db, other, { again: true }, { ledger: prodLedger, override: 'hotfix approved by the on-call lead' });
+          assert.equal(o.status, 'completed', o.error?.message ?? '');
+          const entries = readLedger(path.join(dir, 'belay-ledger.jsonl'));
+          assert.deepEqual(
+            entries.map((e) => [e.command, e.environment, e.result]),
+            [
+              ['rehearse', 'staging', 'pass'],
+              ['dry-run', 'production', 'pass'],
+              ['apply', 'production', 'pass'],
+              ['apply', 'production', 'pass'],
+            ],
+          );
+          assert.equal(entries[3]!.override, 'hotfix approved by the on-call lead');
+          assert.equal(entries[3]!.checksum, other.checksum);
+          assert.ok(!readFileSync(path.join(dir, 'belay-ledger.jsonl'), 'utf8').includes('password'));
+        }),
+      );
     });
 
     test('temporary indexes: created valid before the run, dropped at cleanup; apply uses them', async () => {
@@ -604,63 +601,57 @@ describe('throttle and adaptive size', () => {
   });
 
   test('server: a run pauses while an old transaction is open, and goes on when it ends', async () => {
-    const f = await freshDb('postgres');
-    const other = await openDb(f.url);
-    try {
-      await f.db.exec(SABOTAGE_SCHEMA);
-      const m = await loadMigration(specFile(sabotaged('UPDATE acct SET balance = balance - 1 WHERE id <= 10')));
-      await other.query('BEGIN');
-      await other.query('SELECT txid_current()');
-      await new Promise((r) => setTimeout(r, 300));
-      const events: BelayEvent[] = [];
-      const t0 = performance.now();
-      // the old transaction ends a second after the run is seen waiting for it (however long the run took to get there)
-      const r = await applyPlanned(
-        f.db,
-        m,
-        {
-          onEvent: (e) => {
-            if (e.type === 'throttled' || e.type === 'throttle-released') events.push(e);
-            if (e.type === 'throttled') setTimeout(() => void other.query('COMMIT'), 1_000);
+    await withDb('postgres', (f) =>
+      withSession(f.url, async (other) => {
+        await f.db.exec(SABOTAGE_SCHEMA);
+        const m = await loadMigration(specFile(sabotaged('UPDATE acct SET balance = balance - 1 WHERE id <= 10')));
+        await other.query('BEGIN');
+        await other.query('SELECT txid_current()');
+        await new Promise((r) => setTimeout(r, 300));
+        const events: BelayEvent[] = [];
+        const t0 = performance.now();
+        // the old transaction ends a second after the run is seen waiting for it (however long the run took to get there)
+        const r = await applyPlanned(
+          f.db,
+          m,
+          {
+            onEvent: (e) => {
+              if (e.type === 'throttled' || e.type === 'throttle-released') events.push(e);
+              if (e.type === 'throttled') setTimeout(() => void other.query('COMMIT'), 1_000);
+            },
           },
-        },
-        { throttle: { maxTransactionAgeMs: 200, pollMs: 100 } },
-      );
-      assert.equal(r.status, 'completed', r.error?.message ?? '');
-      const throttled = events.find((e) => e.type === 'throttled');
-      assert.ok(
-        throttled?.reasons.some((x) => /older than 200 ms/.test(x)),
-        JSON.stringify(events),
-      );
-      const released = events.find((e) => e.type === 'throttle-released');
-      assert.ok(released && released.waitedMs >= 1_000, 'released after the transaction ended');
-      assert.ok(performance.now() - t0 >= 1_000, 'it waited for the transaction to end');
-    } finally {
-      await other.close();
-      await f.drop();
-    }
+          { throttle: { maxTransactionAgeMs: 200, pollMs: 100 } },
+        );
+        assert.equal(r.status, 'completed', r.error?.message ?? '');
+        const throttled = events.find((e) => e.type === 'throttled');
+        assert.ok(
+          throttled?.reasons.some((x) => /older than 200 ms/.test(x)),
+          JSON.stringify(events),
+        );
+        const released = events.find((e) => e.type === 'throttle-released');
+        assert.ok(released && released.waitedMs >= 1_000, 'released after the transaction ended');
+        assert.ok(performance.now() - t0 >= 1_000, 'it waited for the transaction to end');
+      }),
+    );
   });
 
   test('planController pauses the run (resumable) when the condition outlasts maxWaitMs', async () => {
-    const f = await freshDb('postgres');
-    const other = await openDb(f.url);
-    try {
-      await f.db.exec(SABOTAGE_SCHEMA);
-      const m = await loadMigration(specFile(sabotaged('UPDATE acct SET balance = balance - 1 WHERE id <= 10')));
-      await other.query('BEGIN');
-      await other.query('SELECT txid_current()');
-      await new Promise((r) => setTimeout(r, 300));
-      const r = await applyPlanned(f.db, m, {}, { throttle: { maxTransactionAgeMs: 100, pollMs: 50, maxWaitMs: 300 } });
-      assert.equal(r.status, 'paused');
-      assert.equal(r.error?.code, 'BELAY_ABORTED');
-      await other.query('COMMIT');
-      const resumed = await applyPlanned(f.db, m, {}, {});
-      assert.equal(resumed.status, 'completed', resumed.error?.message ?? '');
-      assert.equal(resumed.resumed, true);
-      assert.ok(planController({ targetMs: 200 }).nextBatchSize, 'adaptive by default');
-    } finally {
-      await other.close();
-      await f.drop();
-    }
+    await withDb('postgres', (f) =>
+      withSession(f.url, async (other) => {
+        await f.db.exec(SABOTAGE_SCHEMA);
+        const m = await loadMigration(specFile(sabotaged('UPDATE acct SET balance = balance - 1 WHERE id <= 10')));
+        await other.query('BEGIN');
+        await other.query('SELECT txid_current()');
+        await new Promise((r) => setTimeout(r, 300));
+        const r = await applyPlanned(f.db, m, {}, { throttle: { maxTransactionAgeMs: 100, pollMs: 50, maxWaitMs: 300 } });
+        assert.equal(r.status, 'paused');
+        assert.equal(r.error?.code, 'BELAY_ABORTED');
+        await other.query('COMMIT');
+        const resumed = await applyPlanned(f.db, m, {}, {});
+        assert.equal(resumed.status, 'completed', resumed.error?.message ?? '');
+        assert.equal(resumed.resumed, true);
+        assert.ok(planController({ targetMs: 200 }).nextBatchSize, 'adaptive by default');
+      }),
+    );
   });
 });

@@ -10,7 +10,7 @@ import { describe, test } from 'node:test';
 import type { Db } from '../src/db/connection.ts';
 import { prismaCheck, type PrismaCheckReport } from '../src/prisma/check.ts';
 import { FINDINGS, type FindingCode } from '../src/prisma/predictors/registry.ts';
-import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
+import { DB_KINDS, type FreshDb } from './helpers/fresh-db.ts';
 import { applyAsPrisma, type Case, cases, type ExpectedFinding, FIXTURES, fingerprint, folders, runLikePrisma, script } from './helpers/prisma.ts';
 import { withDb } from './helpers/fixture.ts';
 
@@ -59,8 +59,7 @@ for (const kind of DB_KINDS) {
             assert.equal(await runLikePrisma(f.db, script(c, name)), name === pending ? c.fail.sqlstate : null, `${name} run as Prisma runs it`);
           // the passing state: from the same database when the failed run rolled back, else from a new one
           const changed = c.halfApplied || c.fail.sqlstate === null;
-          const p = changed ? await freshDb(kind) : f;
-          try {
+          const passingState = async (p: FreshDb) => {
             if (changed) await setUp(p.db, c);
             else assert.equal(await fingerprint(f.db), before, 'the failed run rolled back');
             await p.db.exec(c.passSql);
@@ -68,9 +67,9 @@ for (const kind of DB_KINDS) {
             assert.ok(pass.ok, `passing state: ${JSON.stringify(blocking(pass).map((x) => x.message))}`);
             assertFindings(pass, c.pass.findings ?? [], pending, 'passing state');
             for (const name of c.pending) assert.equal(await runLikePrisma(p.db, script(c, name)), null, `${name} runs on the passing state`);
-          } finally {
-            if (changed) await p.drop();
-          }
+          };
+          if (changed) await withDb(kind, passingState);
+          else await passingState(f);
         });
       });
     }

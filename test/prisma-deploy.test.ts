@@ -4,13 +4,13 @@
 // retried, and --plan changes nothing.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type Db, openDb } from '../src/db/connection.ts';
+import type { Db } from '../src/db/connection.ts';
 import { BelayError } from '../src/errors.ts';
 import { prismaCheck } from '../src/prisma/check.ts';
 import { prismaDeploy } from '../src/run/prisma-deploy.ts';
-import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
+import { DB_KINDS, type FreshDb } from './helpers/fresh-db.ts';
 import { applyAsPrisma, type Case, cases, comparable, fingerprint, folders, migrationsFolder, sha256, script } from './helpers/prisma.ts';
-import { withDb } from './helpers/fixture.ts';
+import { withDb, withSession } from './helpers/fixture.ts';
 
 interface Row {
   id: string;
@@ -48,17 +48,18 @@ const DEPLOYED = [
   'after-commit',
 ];
 
-/** The case's passing state in a new database. */
-async function passing(kind: 'postgres' | 'pglite', c: Case) {
-  const f = await freshDb(kind);
-  await applyAsPrisma(
-    f.db,
-    c,
-    folders(c).filter((n) => !c.pending.includes(n)),
-  );
-  await f.db.exec(c.failSql);
-  await f.db.exec(c.passSql);
-  return f;
+/** Runs fn on the case's passing state in a new database, dropped afterwards, also when fn throws. */
+function withPassing<T>(kind: 'postgres' | 'pglite', c: Case, fn: (f: FreshDb) => Promise<T>): Promise<T> {
+  return withDb(kind, async (f) => {
+    await applyAsPrisma(
+      f.db,
+      c,
+      folders(c).filter((n) => !c.pending.includes(n)),
+    );
+    await f.db.exec(c.failSql);
+    await f.db.exec(c.passSql);
+    return await fn(f);
+  });
 }
 
 for (const kind of DB_KINDS) {
@@ -66,38 +67,35 @@ for (const kind of DB_KINDS) {
     for (const name of DEPLOYED) {
       test(`${name}: rows exactly as Prisma writes them, the same schema as the file run by Prisma, nothing pending after`, async () => {
         const c = byName(name);
-        const a = await passing(kind, c);
-        const b = await passing(kind, c);
-        try {
-          const t0 = new Date(Date.now() - 1000);
-          const r = await prismaDeploy(a.db, { dir: c.migrations });
-          assert.deepEqual(
-            r.applied.map((x) => x.name),
-            c.pending,
-          );
-          await applyAsPrisma(b.db, c, c.pending);
-          assert.equal(await comparable(a.db), await comparable(b.db));
-          const rows = (await history(a.db)).filter((x) => c.pending.includes(x.migration_name));
-          assert.equal(rows.length, c.pending.length);
-          for (const row of rows) {
-            assert.match(row.id, UUID);
-            assert.equal(row.checksum, sha256(script(c, row.migration_name)));
-            assert.equal(row.logs, null);
-            assert.equal(row.rolled_back_at, null);
-            assert.equal(Number(row.applied_steps_count), 1);
-            assert.ok(row.started_at >= t0 && row.finished_at! >= row.started_at, 'started_at ≤ finished_at');
-            assert.equal(r.applied.find((x) => x.name === row.migration_name)!.id, row.id);
-          }
-          const again = await prismaCheck(a.db, { dir: c.migrations });
-          assert.deepEqual(again.status.pending, []);
-          assert.deepEqual(
-            again.findings.filter((f) => f.severity !== 'info').map((f) => f.code),
-            [],
-          );
-        } finally {
-          await a.drop();
-          await b.drop();
-        }
+        await withPassing(kind, c, (a) =>
+          withPassing(kind, c, async (b) => {
+            const t0 = new Date(Date.now() - 1000);
+            const r = await prismaDeploy(a.db, { dir: c.migrations });
+            assert.deepEqual(
+              r.applied.map((x) => x.name),
+              c.pending,
+            );
+            await applyAsPrisma(b.db, c, c.pending);
+            assert.equal(await comparable(a.db), await comparable(b.db));
+            const rows = (await history(a.db)).filter((x) => c.pending.includes(x.migration_name));
+            assert.equal(rows.length, c.pending.length);
+            for (const row of rows) {
+              assert.match(row.id, UUID);
+              assert.equal(row.checksum, sha256(script(c, row.migration_name)));
+              assert.equal(row.logs, null);
+              assert.equal(row.rolled_back_at, null);
+              assert.equal(Number(row.applied_steps_count), 1);
+              assert.ok(row.started_at >= t0 && row.finished_at! >= row.started_at, 'started_at ≤ finished_at');
+              assert.equal(r.applied.find((x) => x.name === row.migration_name)!.id, row.id);
+            }
+            const again = await prismaCheck(a.db, { dir: c.migrations });
+            assert.deepEqual(again.status.pending, []);
+            assert.deepEqual(
+              again.findings.filter((f) => f.severity !== 'info').map((f) => f.code),
+              [],
+            );
+          }),
+        );
       });
     }
 
@@ -150,8 +148,7 @@ for (const kind of DB_KINDS) {
 
     test('a failed row left by prisma migrate deploy is refused, as Prisma refuses it (P3009)', async () => {
       const c = byName('check-constraint');
-      const f = await passing(kind, c);
-      try {
+      await withPassing(kind, c, async (f) => {
         await f.db.query(
           `INSERT INTO _prisma_migrations (id, checksum, migration_name, logs, started_at) VALUES ('f', $1, $2, 'Database error code: 23514', now())`,
           [sha256(script(c, c.pending[0]!)), c.pending[0]],
@@ -159,40 +156,35 @@ for (const kind of DB_KINDS) {
         const before = await fingerprint(f.db);
         await rejects(prismaDeploy(f.db, { dir: c.migrations }), 'BELAY_PRISMA_FAILED_MIGRATION', 8);
         assert.equal(await fingerprint(f.db), before);
-      } finally {
-        await f.drop();
-      }
+      });
     });
 
     test('an empty database gets _prisma_migrations exactly as Prisma creates it; a schema with tables and no history is refused (P3005)', async () => {
       const dir = migrationsFolder({ '20250101000000_init': 'CREATE TABLE "A" ("id" SERIAL NOT NULL, CONSTRAINT "A_pkey" PRIMARY KEY ("id"));\n' });
-      const f = await freshDb(kind);
-      const g = await freshDb(kind);
-      try {
-        await prismaDeploy(f.db, { dir });
-        const cols = await f.db.query<{
-          c: string;
-        }>(`SELECT format('%s %s %s %s', attname, format_type(atttypid, atttypmod), attnotnull, pg_get_expr(d.adbin, d.adrelid)) AS c
+      await withDb(kind, (f) =>
+        withDb(kind, async (g) => {
+          await prismaDeploy(f.db, { dir });
+          const cols = await f.db.query<{
+            c: string;
+          }>(`SELECT format('%s %s %s %s', attname, format_type(atttypid, atttypmod), attnotnull, pg_get_expr(d.adbin, d.adrelid)) AS c
           FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE attrelid = '_prisma_migrations'::regclass AND attnum > 0 ORDER BY attnum`);
-        assert.deepEqual(
-          cols.rows.map((x) => x.c),
-          [
-            'id character varying(36) t ',
-            'checksum character varying(64) t ',
-            'finished_at timestamp with time zone f ',
-            'migration_name character varying(255) t ',
-            'logs text f ',
-            'rolled_back_at timestamp with time zone f ',
-            'started_at timestamp with time zone t now()',
-            'applied_steps_count integer t 0',
-          ],
-        );
-        await g.db.exec('CREATE TABLE legacy (id int)');
-        await rejects(prismaDeploy(g.db, { dir }), 'BELAY_PRISMA_BASELINE', 8);
-      } finally {
-        await f.drop();
-        await g.drop();
-      }
+          assert.deepEqual(
+            cols.rows.map((x) => x.c),
+            [
+              'id character varying(36) t ',
+              'checksum character varying(64) t ',
+              'finished_at timestamp with time zone f ',
+              'migration_name character varying(255) t ',
+              'logs text f ',
+              'rolled_back_at timestamp with time zone f ',
+              'started_at timestamp with time zone t now()',
+              'applied_steps_count integer t 0',
+            ],
+          );
+          await g.db.exec('CREATE TABLE legacy (id int)');
+          await rejects(prismaDeploy(g.db, { dir }), 'BELAY_PRISMA_BASELINE', 8);
+        }),
+      );
     });
   });
 }
@@ -217,17 +209,18 @@ ALTER TABLE "Member" ADD CONSTRAINT "Member_age_check" CHECK ("age" >= 0);
   const seed = `INSERT INTO "Org" ("id") VALUES (1), (2);
 INSERT INTO "Member" ("email", "orgId", "age") SELECT 'm' || g || '@example.com', 1 + g % 2, g % 90 FROM generate_series(1, 2000) g;`;
 
-  async function prepared() {
+  /** Runs fn on a new database with the first migration deployed and the seed, given the folder of every migration. */
+  function withPrepared<T>(fn: (p: { dir: string; f: FreshDb }) => Promise<T>): Promise<T> {
     const dir = migrationsFolder(FILES);
-    const f = await freshDb('postgres');
-    await prismaDeploy(f.db, { dir: migrationsFolder({ '20250101000000_init': FILES['20250101000000_init'] }) });
-    await f.db.exec(seed);
-    return { dir, f };
+    return withDb('postgres', async (f) => {
+      await prismaDeploy(f.db, { dir: migrationsFolder({ '20250101000000_init': FILES['20250101000000_init'] }) });
+      await f.db.exec(seed);
+      return await fn({ dir, f });
+    });
   }
 
   test('--plan: the index CONCURRENTLY before the transaction, constraints NOT VALID then validated, SET NOT NULL through a CHECK; nothing runs', async () => {
-    const { dir, f } = await prepared();
-    try {
+    await withPrepared(async ({ dir, f }) => {
       const before = await fingerprint(f.db);
       const r = await prismaDeploy(f.db, { dir, plan: true });
       assert.equal(r.planOnly, true);
@@ -256,25 +249,20 @@ INSERT INTO "Member" ("email", "orgId", "age") SELECT 'm' || g || '@example.com'
       assert.equal(col.rows[0]!.nn, true);
       const idx = await f.db.query<{ v: boolean }>(`SELECT indisvalid AS v FROM pg_index WHERE indexrelid = '"Member_email_key"'::regclass`);
       assert.equal(idx.rows[0]!.v, true);
-    } finally {
-      await f.drop();
-    }
+    });
   });
 
   test("Prisma's advisory lock held by another session: exit 5 after --lock-wait, nothing changed", async () => {
-    const { dir, f } = await prepared();
-    const other = await openDb(f.url);
-    try {
-      await other.query('SELECT pg_advisory_lock(72707369)');
-      const before = await fingerprint(f.db);
-      const t0 = performance.now();
-      await rejects(prismaDeploy(f.db, { dir, lockWaitMs: 300 }), 'BELAY_PRISMA_LOCKED', 5);
-      assert.ok(performance.now() - t0 < 5000);
-      assert.equal(await fingerprint(f.db), before);
-    } finally {
-      await other.close();
-      await f.drop();
-    }
+    await withPrepared(({ dir, f }) =>
+      withSession(f.url, async (other) => {
+        await other.query('SELECT pg_advisory_lock(72707369)');
+        const before = await fingerprint(f.db);
+        const t0 = performance.now();
+        await rejects(prismaDeploy(f.db, { dir, lockWaitMs: 300 }), 'BELAY_PRISMA_LOCKED', 5);
+        assert.ok(performance.now() - t0 < 5000);
+        assert.equal(await fingerprint(f.db), before);
+      }),
+    );
   });
 
   test('an orphan written after the check: the migration stays applied with its constraint NOT VALID, exit 9 names the VALIDATE to rerun', async () => {
@@ -283,54 +271,48 @@ INSERT INTO "Member" ("email", "orgId", "age") SELECT 'm' || g || '@example.com'
       '20250301000000_fk':
         'ALTER TABLE "Member" ADD CONSTRAINT "Member_orgId_fkey" FOREIGN KEY ("orgId") REFERENCES "Org"("id") ON DELETE SET NULL ON UPDATE CASCADE;\n',
     });
-    const f = await freshDb('postgres');
-    const other = await openDb(f.url);
-    try {
-      await prismaDeploy(f.db, { dir: migrationsFolder({ '20250101000000_init': FILES['20250101000000_init'] }) });
-      await f.db.exec(seed);
-      // the orphan is written while the deploy waits for its lock: the check before did not see it
-      await other.query('BEGIN');
-      await other.query(`INSERT INTO "Member" ("email", "orgId") VALUES ('late@example.com', 999)`);
-      const commit = new Promise((r) => setTimeout(r, 1000)).then(() => other.query('COMMIT'));
-      const err = await rejects(prismaDeploy(f.db, { dir, lockTimeoutMs: 200, retries: 10 }), 'BELAY_PRISMA_FOLLOW_UP', 9);
-      await commit;
-      assert.match(String(err.details.sql), /VALIDATE CONSTRAINT "Member_orgId_fkey"/);
-      assert.equal(err.details.sqlstate, '23503');
-      const rows = await history(f.db);
-      assert.deepEqual(
-        rows.map((x) => [x.migration_name, x.finished_at !== null]),
-        [
-          ['20250101000000_init', true],
-          ['20250301000000_fk', true],
-        ],
-      );
-      const con = await f.db.query<{ v: boolean }>(`SELECT convalidated AS v FROM pg_constraint WHERE conname = 'Member_orgId_fkey'`);
-      assert.equal(con.rows[0]!.v, false);
-    } finally {
-      await other.close();
-      await f.drop();
-    }
+    await withDb('postgres', (f) =>
+      withSession(f.url, async (other) => {
+        await prismaDeploy(f.db, { dir: migrationsFolder({ '20250101000000_init': FILES['20250101000000_init'] }) });
+        await f.db.exec(seed);
+        // the orphan is written while the deploy waits for its lock: the check before did not see it
+        await other.query('BEGIN');
+        await other.query(`INSERT INTO "Member" ("email", "orgId") VALUES ('late@example.com', 999)`);
+        const commit = new Promise((r) => setTimeout(r, 1000)).then(() => other.query('COMMIT'));
+        const err = await rejects(prismaDeploy(f.db, { dir, lockTimeoutMs: 200, retries: 10 }), 'BELAY_PRISMA_FOLLOW_UP', 9);
+        await commit;
+        assert.match(String(err.details.sql), /VALIDATE CONSTRAINT "Member_orgId_fkey"/);
+        assert.equal(err.details.sqlstate, '23503');
+        const rows = await history(f.db);
+        assert.deepEqual(
+          rows.map((x) => [x.migration_name, x.finished_at !== null]),
+          [
+            ['20250101000000_init', true],
+            ['20250301000000_fk', true],
+          ],
+        );
+        const con = await f.db.query<{ v: boolean }>(`SELECT convalidated AS v FROM pg_constraint WHERE conname = 'Member_orgId_fkey'`);
+        assert.equal(con.rows[0]!.v, false);
+      }),
+    );
   });
 
   test('a lock held by a long transaction: the step times out after --lock-timeout and is retried until it gets the lock', async () => {
-    const { dir, f } = await prepared();
-    const other = await openDb(f.url);
-    try {
-      await other.query('BEGIN');
-      await other.query('SELECT count(*) FROM "Member"'); // ACCESS SHARE until commit: blocks ALTER TABLE
-      const release = new Promise((r) => setTimeout(r, 1500)).then(() => other.query('COMMIT'));
-      const lines: string[] = [];
-      const r = await prismaDeploy(f.db, { dir, lockTimeoutMs: 200, retries: 10, log: (l) => lines.push(l) });
-      await release;
-      assert.ok(r.applied[0]!.attempts > 1, `attempts ${r.applied[0]!.attempts}`);
-      assert.ok(
-        lines.some((l) => /SQLSTATE 55P03/.test(l)),
-        lines.join('\n'),
-      );
-      assert.equal((await history(f.db)).length, 2);
-    } finally {
-      await other.close();
-      await f.drop();
-    }
+    await withPrepared(({ dir, f }) =>
+      withSession(f.url, async (other) => {
+        await other.query('BEGIN');
+        await other.query('SELECT count(*) FROM "Member"'); // ACCESS SHARE until commit: blocks ALTER TABLE
+        const release = new Promise((r) => setTimeout(r, 1500)).then(() => other.query('COMMIT'));
+        const lines: string[] = [];
+        const r = await prismaDeploy(f.db, { dir, lockTimeoutMs: 200, retries: 10, log: (l) => lines.push(l) });
+        await release;
+        assert.ok(r.applied[0]!.attempts > 1, `attempts ${r.applied[0]!.attempts}`);
+        assert.ok(
+          lines.some((l) => /SQLSTATE 55P03/.test(l)),
+          lines.join('\n'),
+        );
+        assert.equal((await history(f.db)).length, 2);
+      }),
+    );
   });
 });

@@ -5,14 +5,13 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { openDb } from '../src/db/connection.ts';
 import { BelayError } from '../src/errors.ts';
 import { errorCodeInfo } from '../src/error-codes.ts';
 import { prismaCheck } from '../src/prisma/check.ts';
 import { checksumMatches, listMigrations, prismaChecksum } from '../src/prisma/migrations-dir.ts';
-import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
+import { DB_KINDS } from './helpers/fresh-db.ts';
 import { fingerprint, migrationsFolder, sha256 } from './helpers/prisma.ts';
-import { withDb } from './helpers/fixture.ts';
+import { withDb, withSession } from './helpers/fixture.ts';
 
 function throwsCode(fn: () => unknown, code: string, exit: number): void {
   assert.throws(fn, (err: unknown) => err instanceof BelayError && err.code === code && err.exitCode === exit && !!errorCodeInfo(code));
@@ -102,32 +101,29 @@ for (const kind of DB_KINDS) {
 }
 
 test('the schema parameter of the URL is the schema Prisma uses (server)', async () => {
-  const f = await freshDb('postgres');
-  const db = await openDb(`${f.url}?schema=app`);
-  try {
-    await db.exec(
-      'CREATE SCHEMA app; CREATE TABLE app."T" ("id" INTEGER, "v" TEXT); INSERT INTO app."T" VALUES (1, NULL); CREATE TABLE public."T" ("id" INTEGER, "v" TEXT);',
-    );
-    const dir = migrationsFolder({ '20240101_v': 'ALTER TABLE "T" ALTER COLUMN "v" SET NOT NULL;\n' });
-    const r = await prismaCheck(db, { dir });
-    assert.equal(r.schema, 'app');
-    assert.deepEqual(
-      r.findings.map((x) => [x.code, x.count]),
-      [
-        ['PRISMA_BASELINE_REQUIRED', null],
-        ['PRISMA_NULLS_IN_NOT_NULL', 1],
-      ],
-    );
-    const pub = await prismaCheck(db, { dir, schema: 'public' });
-    assert.deepEqual(
-      pub.findings.map((x) => x.code),
-      ['PRISMA_BASELINE_REQUIRED'],
-    );
-    const path = await db.query<{ p: string }>(`SELECT current_setting('search_path') AS p`);
-    // the session keeps the URL's schema as its search_path, as Prisma's engine sets it; the checks' own (public) did not stay
-    assert.equal(path.rows[0]!.p, 'app', "the session search_path is the URL's schema again");
-  } finally {
-    await db.close();
-    await f.drop();
-  }
+  await withDb('postgres', (f) =>
+    withSession(`${f.url}?schema=app`, async (db) => {
+      await db.exec(
+        'CREATE SCHEMA app; CREATE TABLE app."T" ("id" INTEGER, "v" TEXT); INSERT INTO app."T" VALUES (1, NULL); CREATE TABLE public."T" ("id" INTEGER, "v" TEXT);',
+      );
+      const dir = migrationsFolder({ '20240101_v': 'ALTER TABLE "T" ALTER COLUMN "v" SET NOT NULL;\n' });
+      const r = await prismaCheck(db, { dir });
+      assert.equal(r.schema, 'app');
+      assert.deepEqual(
+        r.findings.map((x) => [x.code, x.count]),
+        [
+          ['PRISMA_BASELINE_REQUIRED', null],
+          ['PRISMA_NULLS_IN_NOT_NULL', 1],
+        ],
+      );
+      const pub = await prismaCheck(db, { dir, schema: 'public' });
+      assert.deepEqual(
+        pub.findings.map((x) => x.code),
+        ['PRISMA_BASELINE_REQUIRED'],
+      );
+      const path = await db.query<{ p: string }>(`SELECT current_setting('search_path') AS p`);
+      // the session keeps the URL's schema as its search_path, as Prisma's engine sets it; the checks' own (public) did not stay
+      assert.equal(path.rows[0]!.p, 'app', "the session search_path is the URL's schema again");
+    }),
+  );
 });

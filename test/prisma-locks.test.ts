@@ -3,11 +3,10 @@
 // writes, and the sessions that hold conflicting locks right now.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { openDb } from '../src/db/connection.ts';
 import { prismaCheck } from '../src/prisma/check.ts';
-import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
+import { DB_KINDS } from './helpers/fresh-db.ts';
 import { applyAsPrisma, cases, folders, migrationsFolder, sha256 } from './helpers/prisma.ts';
-import { withDb } from './helpers/fixture.ts';
+import { withDb, withSession } from './helpers/fixture.ts';
 
 for (const kind of DB_KINDS) {
   test(`locks are held to the end of their transaction: the file's COMMIT ends the first (${kind})`, async () => {
@@ -68,27 +67,28 @@ for (const kind of DB_KINDS) {
 
 test('sessions holding a conflicting lock right now are listed (server)', async () => {
   const c = cases().find((x) => x.name === 'check-constraint')!;
-  const f = await freshDb('postgres');
-  const other = await openDb(f.url, { applicationName: 'reporting-job' });
-  try {
-    await applyAsPrisma(
-      f.db,
-      c,
-      folders(c).filter((n) => !c.pending.includes(n)),
-    );
-    await other.query('BEGIN');
-    await other.query('SELECT count(*) FROM "Stock"');
-    const r = await prismaCheck(f.db, { dir: c.migrations });
-    const b = r.findings.find((x) => x.code === 'PRISMA_BLOCKED_NOW');
-    assert.ok(b, JSON.stringify(r.findings.map((x) => x.code)));
-    assert.equal(b.count, 1);
-    assert.equal(b.sample[0]!.mode, 'ACCESS SHARE');
-    assert.equal(b.sample[0]!.app, 'reporting-job');
-    await other.query('COMMIT');
-    const again = await prismaCheck(f.db, { dir: c.migrations });
-    assert.ok(!again.findings.some((x) => x.code === 'PRISMA_BLOCKED_NOW'));
-  } finally {
-    await other.close();
-    await f.drop();
-  }
+  await withDb('postgres', (f) =>
+    withSession(
+      f.url,
+      async (other) => {
+        await applyAsPrisma(
+          f.db,
+          c,
+          folders(c).filter((n) => !c.pending.includes(n)),
+        );
+        await other.query('BEGIN');
+        await other.query('SELECT count(*) FROM "Stock"');
+        const r = await prismaCheck(f.db, { dir: c.migrations });
+        const b = r.findings.find((x) => x.code === 'PRISMA_BLOCKED_NOW');
+        assert.ok(b, JSON.stringify(r.findings.map((x) => x.code)));
+        assert.equal(b.count, 1);
+        assert.equal(b.sample[0]!.mode, 'ACCESS SHARE');
+        assert.equal(b.sample[0]!.app, 'reporting-job');
+        await other.query('COMMIT');
+        const again = await prismaCheck(f.db, { dir: c.migrations });
+        assert.ok(!again.findings.some((x) => x.code === 'PRISMA_BLOCKED_NOW'));
+      },
+      { applicationName: 'reporting-job' },
+    ),
+  );
 });

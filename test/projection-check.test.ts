@@ -57,6 +57,7 @@ for (const kind of DB_KINDS) {
   describe(`projection mistakes and keys on ${kind}`, () => {
     let shared: { db: Db; drop(): Promise<void> };
     before(async () => {
+      // every test of the describe uses it and after() drops it: withDb cannot span several tests
       shared = await freshDb(kind);
       await shared.db.exec(SCHEMA);
     });

@@ -126,6 +126,7 @@ for (const kind of DB_KINDS) {
     let htmlFile: string;
 
     before(async () => {
+      // every test of the describe uses it and after() drops it: withDb cannot span several tests
       const f = await freshDb(kind);
       db = f.db;
       drop = f.drop;

@@ -16,10 +16,9 @@ import { rollbackScript } from '../src/rollback/rollback-script.ts';
 import { sqlTargets, tableRoles } from '../src/spec/written-tables.ts';
 import type { MigrationInput } from '../src/spec/define.ts';
 import { belay } from './helpers/capture.ts';
-import { inline } from './helpers/fixture.ts';
-import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
+import { inline, withDb } from './helpers/fixture.ts';
+import { DB_KINDS } from './helpers/fresh-db.ts';
 import { NO_PSQL, runScript } from './helpers/tools.ts';
-import { withDb } from './helpers/fixture.ts';
 
 async function sums(db: Db, tables: readonly string[]): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
@@ -249,8 +248,7 @@ for (const kind of DB_KINDS) {
     });
 
     test('restore from backup leaves users created since alone', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await f.db.exec(`${OWNED}
           CREATE TABLE memberships (id int PRIMARY KEY, user_id int NOT NULL REFERENCES users (id) ON DELETE CASCADE);
           CREATE TABLE credentials (user_id int PRIMARY KEY REFERENCES memberships (id) ON DELETE CASCADE, secret text NOT NULL);`);
@@ -323,9 +321,7 @@ for (const kind of DB_KINDS) {
           assert.match(out.stderr, /credentials \(not restored\): 1 row\(s\) deleted through ON DELETE CASCADE/);
         }
         assert.deepEqual(await sums(f.db, ['users', 'memberships', 'credentials']), now);
-      } finally {
-        await f.drop();
-      }
+      });
     });
   });
 }

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { generate } from '../examples/event-type-owner/generate.ts';
 import { main } from '../src/cli/main.ts';
-import { type Db, openDb } from '../src/db/connection.ts';
+import type { Db } from '../src/db/connection.ts';
 import { checksumTable } from '../src/db/checksum.ts';
 import { StateError } from '../src/errors.ts';
 import { apply } from '../src/execute/apply.ts';
@@ -18,11 +18,10 @@ import { rollback } from '../src/rollback/rollback.ts';
 import { rollbackScript } from '../src/rollback/rollback-script.ts';
 import type { MigrationInput } from '../src/spec/define.ts';
 import { validate } from '../src/spec/load.ts';
-import { DB_KINDS, type FreshDb, freshDb } from './helpers/fresh-db.ts';
+import { DB_KINDS, type FreshDb } from './helpers/fresh-db.ts';
 import { checksums, flagship, writtenIds } from './helpers/flagship.ts';
 import { NO_PSQL, runScript } from './helpers/tools.ts';
-import { inline } from './helpers/fixture.ts';
-import { withDb } from './helpers/fixture.ts';
+import { inline, withDb, withSession } from './helpers/fixture.ts';
 
 const loaded = (input: MigrationInput) => inline(input);
 
@@ -175,8 +174,7 @@ for (const kind of DB_KINDS) {
     });
 
     test('--from-backup shows what it would overwrite (incl. changes by others), refuses without confirmation, restores the checksums', async () => {
-      const f = await freshDb(kind);
-      try {
+      await withDb(kind, async (f) => {
         await generate(f.db, { rows: 2_000, seed: 5 });
         const pre = await checksums(f.db);
         const r = await apply(f.db, await flagship(), { batchSize: 300, stages: [backupStage()] });
@@ -209,77 +207,72 @@ for (const kind of DB_KINDS) {
         assert.deepEqual(await checksums(f.db), pre, 'every table back to its backup');
         const st = await f.db.query<{ status: string }>(`SELECT status FROM belay.runs WHERE id = $1`, [r.runId]);
         assert.equal(st.rows[0]!.status, 'rolled_back');
-      } finally {
-        await f.drop();
-      }
+      });
     });
   });
 }
 
 describe('rollback under load (postgres)', () => {
   test('while another connection inserts and updates event types, rollback restores exactly the rows the migration wrote', async () => {
-    const f = await freshDb('postgres');
-    const load = await openDb(f.url);
-    try {
-      await generate(f.db, { rows: 10_000, seed: 3 });
-      await f.db.exec(`CREATE TABLE expected (LIKE "EventType" INCLUDING DEFAULTS); INSERT INTO expected SELECT * FROM "EventType"`);
-      const r = await apply(f.db, await flagship(), { batchSize: 400 });
-      assert.equal(r.status, 'completed', String(r.error?.message));
-      const written = await writtenIds(f.db, r.runId);
-      const ids = (await f.db.query<{ id: number }>(`SELECT id FROM "EventType" ORDER BY id`)).rows.map((x) => x.id);
-      // every statement the load loop committed, in commit order, to replay on "expected"
-      const log: Array<(t: string) => [string, unknown[]]> = [];
-      let stop = false;
-      let n = 0;
-      const loop = (async () => {
-        while (!stop) {
-          const k = ++n; // each statement keeps its own number for the replay
-          const pick = k % 5;
-          const op: (t: string) => [string, unknown[]] =
-            pick < 2
-              ? (t) => [
-                  `INSERT INTO ${t} (id, title, slug, "createdAt") VALUES ($1, $2, $3, '2026-01-01T00:00:00Z')`,
-                  [50_000_000 + k, `load ${k}`, `load-${k}`],
-                ]
-              : pick < 4
-                ? (
-                    (id) =>
-                    (t: string): [string, unknown[]] => [`UPDATE ${t} SET title = $2, description = $3 WHERE id = $1`, [id, `title ${k}`, `desc ${k}`]]
-                  )(ids[(k * 7919) % ids.length]!)
-                : // a user who owns nothing yet takes over a row the migration wrote: (userId, slug) stays unique
-                  (
-                    (id) =>
-                    (t: string): [string, unknown[]] => [`UPDATE ${t} SET "userId" = $2 WHERE id = $1`, [id, 80_000_000 + k]]
-                  )(written[(k * 104729) % written.length]!);
-          const [sql, params] = op('"EventType"');
-          await load.query(sql, params);
-          log.push(op);
+    await withDb('postgres', (f) =>
+      withSession(f.url, async (load) => {
+        await generate(f.db, { rows: 10_000, seed: 3 });
+        await f.db.exec(`CREATE TABLE expected (LIKE "EventType" INCLUDING DEFAULTS); INSERT INTO expected SELECT * FROM "EventType"`);
+        const r = await apply(f.db, await flagship(), { batchSize: 400 });
+        assert.equal(r.status, 'completed', String(r.error?.message));
+        const written = await writtenIds(f.db, r.runId);
+        const ids = (await f.db.query<{ id: number }>(`SELECT id FROM "EventType" ORDER BY id`)).rows.map((x) => x.id);
+        // every statement the load loop committed, in commit order, to replay on "expected"
+        const log: Array<(t: string) => [string, unknown[]]> = [];
+        let stop = false;
+        let n = 0;
+        const loop = (async () => {
+          while (!stop) {
+            const k = ++n; // each statement keeps its own number for the replay
+            const pick = k % 5;
+            const op: (t: string) => [string, unknown[]] =
+              pick < 2
+                ? (t) => [
+                    `INSERT INTO ${t} (id, title, slug, "createdAt") VALUES ($1, $2, $3, '2026-01-01T00:00:00Z')`,
+                    [50_000_000 + k, `load ${k}`, `load-${k}`],
+                  ]
+                : pick < 4
+                  ? (
+                      (id) =>
+                      (t: string): [string, unknown[]] => [`UPDATE ${t} SET title = $2, description = $3 WHERE id = $1`, [id, `title ${k}`, `desc ${k}`]]
+                    )(ids[(k * 7919) % ids.length]!)
+                  : // a user who owns nothing yet takes over a row the migration wrote: (userId, slug) stays unique
+                    (
+                      (id) =>
+                      (t: string): [string, unknown[]] => [`UPDATE ${t} SET "userId" = $2 WHERE id = $1`, [id, 80_000_000 + k]]
+                    )(written[(k * 104729) % written.length]!);
+            const [sql, params] = op('"EventType"');
+            await load.query(sql, params);
+            log.push(op);
+          }
+        })();
+        await new Promise((res) => setTimeout(res, 150));
+        const rb = await rollback(f.db, r.runId);
+        await new Promise((res) => setTimeout(res, 100));
+        stop = true;
+        await loop;
+        assert.ok(log.length > 50, `the load loop ran (${log.length} statements)`);
+        for (const op of log) {
+          const [sql, params] = op('expected');
+          await f.db.query(sql, params);
         }
-      })();
-      await new Promise((res) => setTimeout(res, 150));
-      const rb = await rollback(f.db, r.runId);
-      await new Promise((res) => setTimeout(res, 100));
-      stop = true;
-      await loop;
-      assert.ok(log.length > 50, `the load loop ran (${log.length} statements)`);
-      for (const op of log) {
-        const [sql, params] = op('expected');
-        await f.db.query(sql, params);
-      }
-      assert.equal(await diffCount(f.db, 'expected', '"EventType"'), 0, 'pre-run rows + every change of the load, nothing else');
-      const loadOwned = new Set(
-        log
-          .map((op) => op('x'))
-          .filter(([sql]) => sql.includes('"userId"'))
-          .map(([, p]) => p[0] as number),
-      );
-      const conflicts = rb.conflicts.flatMap((c) => c.keys as number[]);
-      assert.ok(conflicts.length > 0, 'some rows were changed by the load before rollback reached them');
-      for (const k of conflicts) assert.ok(loadOwned.has(Number(k)), `conflict ${k} is a row the load changed`);
-      assert.equal(rb.restored + rb.conflictCount, written.length, 'every written row was either restored or reported');
-    } finally {
-      await load.close();
-      await f.drop();
-    }
+        assert.equal(await diffCount(f.db, 'expected', '"EventType"'), 0, 'pre-run rows + every change of the load, nothing else');
+        const loadOwned = new Set(
+          log
+            .map((op) => op('x'))
+            .filter(([sql]) => sql.includes('"userId"'))
+            .map(([, p]) => p[0] as number),
+        );
+        const conflicts = rb.conflicts.flatMap((c) => c.keys as number[]);
+        assert.ok(conflicts.length > 0, 'some rows were changed by the load before rollback reached them');
+        for (const k of conflicts) assert.ok(loadOwned.has(Number(k)), `conflict ${k} is a row the load changed`);
+        assert.equal(rb.restored + rb.conflictCount, written.length, 'every written row was either restored or reported');
+      }),
+    );
   });
 });

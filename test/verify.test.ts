@@ -16,7 +16,7 @@ import { cleanupRun, verify as verifyRun } from '../src/run/pipeline.ts';
 import { getRun } from '../src/state/runs.ts';
 import { getRounds } from '../src/verify/record.ts';
 import { assertVerified, baselineStage, verificationStage } from '../src/verify/verify.ts';
-import { DB_KINDS, freshDb } from './helpers/fresh-db.ts';
+import { DB_KINDS } from './helpers/fresh-db.ts';
 import { checksums, flagship } from './helpers/flagship.ts';
 import { backupStage, listBackups } from '../src/backup/backup.ts';
 import { restoreBackup } from '../src/backup/restore.ts';
@@ -199,51 +199,51 @@ describe('verify: constraints (postgres)', () => {
 
 describe('cleanup: archived backups (postgres)', () => {
   test('backups archived with a manifest, copies dropped past the retention, a restore from the archive gives the data back', async () => {
-    const f = await freshDb('postgres');
-    const dir = mkdtempSync(path.join(tmpdir(), 'belay-archive-'));
-    try {
-      await generate(f.db, { rows: 400, seed: 5 });
-      const before = await checksums(f.db);
-      // the tables it only reads too, so that the archive holds several tables
-      const r = await apply(f.db, await flagship(), { stages: [backupStage({ readTables: true }), ...verification()] });
-      assert.equal(r.status, 'completed', r.error?.message ?? '');
-      const taken = await listBackups(f.db, { runId: r.runId });
-      assert.equal(taken.length, 3);
-      // within the retention: archived, copies kept
-      const a1 = await archiveBackups(f.db, { runId: r.runId }, { dir, retentionMs: 7 * 86_400_000 });
-      assert.equal(a1.archived.length, 3);
-      assert.equal(a1.dropped.length, 0);
-      const manifest = JSON.parse(readFileSync(a1.manifest!, 'utf8')) as { tables: Array<{ backupId: number; rows: number }> };
-      assert.deepEqual(manifest.tables.map((t) => t.backupId).sort(), taken.map((b) => b.id).sort());
-      // within the retention the decision (the exact rollback's before-images) stays
-      assert.deepEqual((await cleanupRun(f.db, r.runId, { retentionMs: 7 * 86_400_000 })).decisionsDropped, []);
-      // past the retention (the clock moved 8 days): every copy dropped, nothing exported twice
-      const r2 = await cleanupRun(f.db, r.runId, { retentionMs: 7 * 86_400_000, now: new Date(Date.now() + 8 * 86_400_000) });
-      assert.deepEqual(r2.decisionsDropped, ['assign-owner']);
-      assert.equal((await f.db.query(`SELECT to_regclass('belay.decision_r${r.runId}_s0') AS t`)).rows[0]!.t, null, 'the decision table is gone');
-      await assert.rejects(
-        rollback(f.db, r.runId),
-        (e: unknown) => e instanceof BelayError && e.code === 'BELAY_DECISION_DROPPED' && /--from-backup/.test(e.fix ?? ''),
-      );
-      assert.equal(r2.backups.archived.length, 0);
-      assert.equal(r2.backups.dropped.length, 3);
-      const left = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'belay_backup'`);
-      assert.equal(left.rows[0]!.n, 0, 'in-database copies are gone');
-      const cleanup = (await getRun(f.db, r.runId)).summary.cleanup as { backups: { dropped: number[] }; tempIndexes: object };
-      assert.equal(cleanup.backups.dropped.length, 3);
-      assert.ok(cleanup.tempIndexes);
-      // the run is undone from the archive alone
-      const et = taken.find((b) => b.sourceTable === 'EventType')!;
-      await restoreBackup(
-        f.db,
-        taken.map((b) => b.id),
-        { from: 'file' },
-      );
-      assert.deepEqual(await checksums(f.db), before);
-      assert.ok(et.rows! > 0);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-      await f.drop();
-    }
+    await withDb('postgres', async (f) => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'belay-archive-'));
+      try {
+        await generate(f.db, { rows: 400, seed: 5 });
+        const before = await checksums(f.db);
+        // the tables it only reads too, so that the archive holds several tables
+        const r = await apply(f.db, await flagship(), { stages: [backupStage({ readTables: true }), ...verification()] });
+        assert.equal(r.status, 'completed', r.error?.message ?? '');
+        const taken = await listBackups(f.db, { runId: r.runId });
+        assert.equal(taken.length, 3);
+        // within the retention: archived, copies kept
+        const a1 = await archiveBackups(f.db, { runId: r.runId }, { dir, retentionMs: 7 * 86_400_000 });
+        assert.equal(a1.archived.length, 3);
+        assert.equal(a1.dropped.length, 0);
+        const manifest = JSON.parse(readFileSync(a1.manifest!, 'utf8')) as { tables: Array<{ backupId: number; rows: number }> };
+        assert.deepEqual(manifest.tables.map((t) => t.backupId).sort(), taken.map((b) => b.id).sort());
+        // within the retention the decision (the exact rollback's before-images) stays
+        assert.deepEqual((await cleanupRun(f.db, r.runId, { retentionMs: 7 * 86_400_000 })).decisionsDropped, []);
+        // past the retention (the clock moved 8 days): every copy dropped, nothing exported twice
+        const r2 = await cleanupRun(f.db, r.runId, { retentionMs: 7 * 86_400_000, now: new Date(Date.now() + 8 * 86_400_000) });
+        assert.deepEqual(r2.decisionsDropped, ['assign-owner']);
+        assert.equal((await f.db.query(`SELECT to_regclass('belay.decision_r${r.runId}_s0') AS t`)).rows[0]!.t, null, 'the decision table is gone');
+        await assert.rejects(
+          rollback(f.db, r.runId),
+          (e: unknown) => e instanceof BelayError && e.code === 'BELAY_DECISION_DROPPED' && /--from-backup/.test(e.fix ?? ''),
+        );
+        assert.equal(r2.backups.archived.length, 0);
+        assert.equal(r2.backups.dropped.length, 3);
+        const left = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'belay_backup'`);
+        assert.equal(left.rows[0]!.n, 0, 'in-database copies are gone');
+        const cleanup = (await getRun(f.db, r.runId)).summary.cleanup as { backups: { dropped: number[] }; tempIndexes: object };
+        assert.equal(cleanup.backups.dropped.length, 3);
+        assert.ok(cleanup.tempIndexes);
+        // the run is undone from the archive alone
+        const et = taken.find((b) => b.sourceTable === 'EventType')!;
+        await restoreBackup(
+          f.db,
+          taken.map((b) => b.id),
+          { from: 'file' },
+        );
+        assert.deepEqual(await checksums(f.db), before);
+        assert.ok(et.rows! > 0);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
   });
 });

@@ -14,7 +14,6 @@ import type { BelayEvent } from '../src/state/events.ts';
 import { runCli } from './helpers/cli.ts';
 import { withDb } from './helpers/fixture.ts';
 import { checksums, FLAGSHIP, flagship, writtenIds } from './helpers/flagship.ts';
-import { freshDb } from './helpers/fresh-db.ts';
 
 const ROWS = 3_000;
 
@@ -253,14 +252,15 @@ test('PGlite refuses --workers 2 with a usage error (exit 2), and nothing is wri
     const s = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'belay'`);
     assert.equal(s.rows[0]!.n, 0, 'no state schema was created');
   });
-  const f = await freshDb('pglite', { persistent: true });
-  try {
-    await f.db.close();
-    const r = await runCli(['apply', FLAGSHIP, '--db', f.url, '--workers', '2']);
-    assert.equal(r.code, 2, r.stderr);
-    assert.match(r.stderr, /PGlite is a single session/);
-    assert.match(r.stderr, /--workers 1/);
-  } finally {
-    await f.drop().catch(() => undefined);
-  }
+  await withDb(
+    'pglite',
+    async (f) => {
+      await f.db.close();
+      const r = await runCli(['apply', FLAGSHIP, '--db', f.url, '--workers', '2']);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /PGlite is a single session/);
+      assert.match(r.stderr, /--workers 1/);
+    },
+    { persistent: true },
+  );
 });

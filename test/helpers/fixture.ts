@@ -1,5 +1,6 @@
-// What most tests share: a migration given inline (no file), and a fresh database that is dropped
-// whatever the test does.
+// What most tests share: a migration given inline (no file), a fresh database that is dropped whatever the
+// test does, and a session of its own beside it that is closed whatever the test does.
+import { type Db, type OpenOptions, openDb } from '../../src/db/connection.ts';
 import type { MigrationInput } from '../../src/spec/define.ts';
 import { checksumOf, type LoadedMigration, validate } from '../../src/spec/load.ts';
 import { type DbKind, type FreshDb, freshDb } from './fresh-db.ts';
@@ -17,5 +18,18 @@ export async function withDb<T>(kind: DbKind, fn: (f: FreshDb) => Promise<T>, op
     return await fn(f);
   } finally {
     await f.drop();
+  }
+}
+
+/**
+ * Runs fn on a session of its own on url (another application beside the test's: a lock holder, a concurrent
+ * writer, a role) and closes it afterwards, also when fn throws.
+ */
+export async function withSession<T>(url: string, fn: (db: Db) => Promise<T>, opts: OpenOptions = {}): Promise<T> {
+  const db = await openDb(url, opts);
+  try {
+    return await fn(db);
+  } finally {
+    await db.close();
   }
 }
