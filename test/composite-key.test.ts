@@ -8,6 +8,7 @@ import type { Db } from '../src/db/connection.ts';
 import { checksumTable } from '../src/db/checksum.ts';
 import type { Stage } from '../src/contract.ts';
 import { BelayError } from '../src/errors.ts';
+import { type BackupRollbackPreview, rollbackFromBackup } from '../src/backup/restore-run.ts';
 import { rollback } from '../src/rollback/rollback.ts';
 import { rollbackScript } from '../src/rollback/rollback-script.ts';
 import { dryRun } from '../src/run/dry-run.ts';
@@ -208,6 +209,31 @@ for (const kind of DB_KINDS) {
           JSON.stringify(events.filter((e) => e.type === 'catch-up')),
         );
         assert.equal(r.steps[0]!.rowsSkipped, 1);
+      });
+    });
+
+    test('rollback from the backup previews, by composite key, the change someone else made since, then restores the table', async () => {
+      await withDb(kind, async ({ db }) => {
+        await db.exec(SCHEMA);
+        const before = await checksumTable(db, 'member');
+        const r = await run(db, migration(), { backup: true });
+        assert.equal(r.status, 'completed', r.error?.message ?? '');
+        // a member the application adds since: a row the run never wrote
+        await db.exec(`INSERT INTO member (team, login, role) VALUES (21, 'new, one', 'owner')`);
+        let seen: BackupRollbackPreview | undefined;
+        const no = await rollbackFromBackup(db, r.runId, {
+          confirm: (p) => {
+            seen = p;
+            return false;
+          },
+        });
+        assert.equal(no.status, 'cancelled');
+        const t = seen!.tables.find((x) => x.table === 'member')!;
+        assert.deepEqual([t.changed, t.added, t.deleted], [ROWS, 1, 0], 'every row the run wrote, and the one added by someone else');
+        assert.deepEqual(t.notWrittenByRun, { count: 1, sample: ['(21,"new, one")'] });
+        const yes = await rollbackFromBackup(db, r.runId, { confirm: () => true });
+        assert.equal(yes.status, 'restored');
+        assert.deepEqual(await checksumTable(db, 'member'), before);
       });
     });
 

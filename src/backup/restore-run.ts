@@ -140,9 +140,9 @@ async function withOthers(
   for (const p of previews) {
     const b = backups.find((x) => x.id === p.backupId)!;
     let notWrittenByRun: { count: number; sample: string[] } | null = null;
-    if (b.keyColumns.length === 1 && (opts.from ?? 'copy') === 'copy') {
-      const written = await writtenKeysOf(db, runId, spec, b.sourceTable);
-      const r = await db.query<{ n: number; sample: string[] }>(othersChangesSql(qualified(b.sourceTable), copySqlName(b), b.keyColumns[0]!, written));
+    const written = b.keyColumns.length > 0 && (opts.from ?? 'copy') === 'copy' ? await writtenKeysOf(db, runId, spec, b.sourceTable, b.keyColumns) : undefined;
+    if (written !== undefined) {
+      const r = await db.query<{ n: number; sample: string[] }>(othersChangesSql(qualified(b.sourceTable), copySqlName(b), b.keyColumns, written));
       notWrittenByRun = { count: r.rows[0]!.n, sample: r.rows[0]!.sample };
     }
     tables.push({ ...p, notWrittenByRun });
@@ -157,12 +157,17 @@ async function withOthers(
   };
 }
 
-/** The keys the run's batched steps wrote to `table`, as text: one SELECT over their decisions. */
-async function writtenKeysOf(db: Db, runId: number, spec: Migration, table: string): Promise<string> {
+/**
+ * The keys the run's batched steps wrote to `table`, as text: one SELECT over their decisions. Undefined when
+ * a step walks another key than the backup's (the primary key): their keys would not compare.
+ */
+async function writtenKeysOf(db: Db, runId: number, spec: Migration, table: string, keyColumns: readonly string[]): Promise<string | undefined> {
   const parts: string[] = [];
   for (const [stepNo, step] of spec.steps.entries()) {
     if (step.kind !== 'batched' || step.table !== table) continue;
-    const d = await storedDecision(db, runId, stepNo, await resolveStep(db, step, stepNo));
+    const target = await resolveStep(db, step, stepNo);
+    if (target.keyColumns.join('\0') !== keyColumns.join('\0')) return undefined;
+    const d = await storedDecision(db, runId, stepNo, target);
     if (d) parts.push(writtenKeysSql(d, runId, stepNo));
   }
   return parts.length ? parts.join('\nUNION ALL\n') : 'SELECT NULL::text AS k WHERE false';

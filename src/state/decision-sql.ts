@@ -1,4 +1,4 @@
-import { isComposite, keyColumnsFrom, keyIs, keyOrder, keyValue, noRow, sameKey } from '../db/key-sql.ts';
+import { isComposite, keyColumnsFrom, keyIs, keyLabel, keyOrder, keyValue, noRow, sameKey } from '../db/key-sql.ts';
 import { ident, literal, isoUtc } from '../db/sql.ts';
 import type { StepTarget } from '../spec/resolve.ts';
 
@@ -369,13 +369,15 @@ export function writtenKeysSql(t: DecisionTarget, runId: number, stepNo: number)
  * Rows of a table that differ from its backup copy (changed, added or deleted since) and whose key this run
  * never wrote: other people's changes that a restore from backup would lose. `written`: the run's keys as text.
  */
-export function othersChangesSql(table: string, copy: string, key: string, written: string): string {
-  const k = ident(key);
+export function othersChangesSql(table: string, copy: string, keyColumns: readonly string[], written: string): string {
+  const key = { key: keyLabel(keyColumns), keyColumns, keyType: 'text' };
+  // a composite key as the text of its row, the form the decisions' keys print in
+  const k = (alias: string) => (isComposite(key) ? keyValue(key, alias) : `${alias}.${ident(keyColumns[0]!)}`);
   return `WITH w AS (
 ${written}
 ), d AS (
-  SELECT coalesce(t.${k}, c.${k})::text AS k FROM ${table} t FULL JOIN ${copy} c ON c.${k} = t.${k}
-   WHERE t.${k} IS NULL OR c.${k} IS NULL OR to_jsonb(t) <> to_jsonb(c)
+  SELECT coalesce(${isComposite(key) ? `CASE WHEN ${noRow(key, 't')} THEN ${k('c')} ELSE ${k('t')} END` : `${k('t')}, ${k('c')}`})::text AS k FROM ${table} t FULL JOIN ${copy} c ON ${sameKey(key, 'c', 't')}
+   WHERE ${noRow(key, 't')} OR ${noRow(key, 'c')} OR to_jsonb(t) <> to_jsonb(c)
 )
 SELECT count(*)::int AS n, coalesce((array_agg(d.k ORDER BY d.k))[1:10], '{}') AS sample
   FROM d WHERE NOT EXISTS (SELECT 1 FROM w WHERE w.k = d.k)`;
