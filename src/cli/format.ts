@@ -57,7 +57,7 @@ export function formatDryRun(r: DryRunResult, sample = 5): string[] {
     lines.push(
       `step ${s.name}: ${s.rowsChanged} of ${s.rowsInRange} rows would change, ${s.batches.length} batches, ${ms.length ? `${Math.min(...ms).toFixed(0)}–${Math.max(...ms).toFixed(0)} ms each, ${secs(s.ms)} in all` : 'no rows'}`,
     );
-    for (const x of s.sample.slice(0, sample)) lines.push(`  ${JSON.stringify(x.before)} → ${JSON.stringify(x.after)}`);
+    for (const x of s.sample.slice(0, sample)) lines.push(`  ${String(x.key)}: ${JSON.stringify(x.before)} → ${JSON.stringify(x.after)}`);
     for (const v of s.verifyFailures.slice(0, 5))
       lines.push(`  batch ${v.batchNo}: ${v.name} returned ${v.count} row(s): ${JSON.stringify(v.sample.slice(0, 2))}`);
   }
