@@ -237,6 +237,29 @@ for (const kind of DB_KINDS) {
       });
     });
 
+    test("a step that walks a declared single key of a composite-key table: the restore preview does not compare its keys with the primary key's", async () => {
+      await withDb(kind, async ({ db }) => {
+        await db.exec(`${SCHEMA}
+          ALTER TABLE member ADD COLUMN uid int GENERATED ALWAYS AS IDENTITY UNIQUE NOT NULL;`);
+        const before = await checksumTable(db, 'member');
+        const input = migration({ key: 'uid', decide: 'SELECT m.uid, s.seat FROM member m JOIN seats s ON s.team = m.team AND s.login = m.login' });
+        const r = await run(db, input, { backup: true });
+        assert.equal(r.status, 'completed', r.error?.message ?? '');
+        let seen: BackupRollbackPreview | undefined;
+        await rollbackFromBackup(db, r.runId, {
+          confirm: (p) => {
+            seen = p;
+            return false;
+          },
+        });
+        // uid values against (team, login) rows would have counted every written row as someone else's change
+        assert.equal(seen!.tables.find((x) => x.table === 'member')!.notWrittenByRun, null);
+        const yes = await rollbackFromBackup(db, r.runId, { confirm: () => true });
+        assert.equal(yes.status, 'restored');
+        assert.deepEqual(await checksumTable(db, 'member'), before);
+      });
+    });
+
     test('a projection per key range on a composite key is refused at check (BELAY_KEY, exit 3) and nothing is written', async () => {
       await withDb(kind, async ({ db }) => {
         await db.exec(SCHEMA);

@@ -124,7 +124,9 @@ async function prepare(db: Db, b: BackupRecord, from: 'copy' | 'file'): Promise<
   const p = await preview(db, b, table, source, from);
   const triggers = (await db.query<{ name: string; enabled: string }>(USER_TRIGGERS_SQL, [table.sqlName])).rows;
   const sql =
-    table.key.length > 0 ? restoreMergeSql(table.sqlName, source, table.key, table.writable) : restoreReplaceSql(table.sqlName, source, table.writable);
+    table.key.length > 0
+      ? restoreMergeSql(table.sqlName, source, table.key, table.writable, table.alwaysIdentity)
+      : restoreReplaceSql(table.sqlName, source, table.writable);
   return { b, table, source, preview: p, sql, triggers };
 }
 
@@ -177,6 +179,8 @@ export interface CheckedTable {
   key: string[];
   /** Columns restore writes: every column but generated ones (those recompute). */
   writable: string[];
+  /** Identity columns GENERATED ALWAYS: inserted back, never updated. */
+  alwaysIdentity: string[];
 }
 
 /** The table must exist with the backup's columns (names and types, in order). */
@@ -188,7 +192,7 @@ export async function checkTable(db: Db, b: BackupRecord): Promise<CheckedTable>
       fix: `Recreate the table with its columns (${b.columns.map((c) => `${c.name} ${c.type}`).join(', ')}), then restore again.`,
     });
   }
-  const cols = (await db.query<{ name: string; type: string; generated: boolean }>(COLUMNS_SQL, [sqlName])).rows;
+  const cols = (await db.query<{ name: string; type: string; generated: boolean; alwaysIdentity: boolean }>(COLUMNS_SQL, [sqlName])).rows;
   const now = cols.map((c) => `${c.name} ${c.type}`).join(', ');
   const then = b.columns.map((c) => `${c.name} ${c.type}`).join(', ');
   if (now !== then) {
@@ -198,7 +202,12 @@ export async function checkTable(db: Db, b: BackupRecord): Promise<CheckedTable>
     });
   }
   const key = (await db.query<{ name: string }>(PRIMARY_KEY_SQL, [sqlName])).rows.map((r) => r.name);
-  return { sqlName, key, writable: cols.filter((c) => !c.generated).map((c) => c.name) };
+  return {
+    sqlName,
+    key,
+    writable: cols.filter((c) => !c.generated).map((c) => c.name),
+    alwaysIdentity: cols.filter((c) => c.alwaysIdentity).map((c) => c.name),
+  };
 }
 
 export function usable(b: BackupRecord, from: 'copy' | 'file'): void {
