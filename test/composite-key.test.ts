@@ -12,7 +12,7 @@ import { type BackupRollbackPreview, rollbackFromBackup } from '../src/backup/re
 import { rollback } from '../src/rollback/rollback.ts';
 import { rollbackScript } from '../src/rollback/rollback-script.ts';
 import { dryRun } from '../src/run/dry-run.ts';
-import { plan, safeApply, type SafeApplyOptions } from '../src/run/pipeline.ts';
+import { cleanupRun, plan, safeApply, type SafeApplyOptions } from '../src/run/pipeline.ts';
 import { rehearse } from '../src/run/rehearse.ts';
 import type { MigrationInput } from '../src/spec/define.ts';
 import type { BelayEvent } from '../src/state/events.ts';
@@ -140,6 +140,20 @@ for (const kind of DB_KINDS) {
         assert.equal(again.status, 'completed', again.error?.message ?? '');
         assert.equal(again.runId, first.runId, 'the same run went on');
         assert.deepEqual(await seatsOf(db), await expectedSeats(db));
+        // cleanup past the retention drops the decision and its key type with it
+        const left = async () =>
+          (
+            await db.query<{ n: number }>(
+              `SELECT count(*)::int AS n FROM pg_class WHERE relnamespace = 'belay'::regnamespace AND relname LIKE 'decision_r${again.runId}_%'`,
+            )
+          ).rows[0]!.n;
+        const keyType = await db.query(`SELECT 1 FROM pg_class WHERE relnamespace = 'belay'::regnamespace AND relname = $1`, [
+          `decision_r${again.runId}_s0_key`,
+        ]);
+        assert.equal(keyType.rows.length, 1, 'the key type lives beside the decision');
+        assert.ok((await left()) >= 2);
+        await cleanupRun(db, again.runId, { retentionMs: 0 });
+        assert.equal(await left(), 0);
       });
     });
 
