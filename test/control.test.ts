@@ -6,14 +6,13 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import type { Db } from '../src/db/connection.ts';
 import { EXIT } from '../src/errors.ts';
 import { safeApply } from '../src/run/pipeline.ts';
 import { requestControl } from '../src/state/controls.ts';
 import type { BelayEvent } from '../src/state/events.ts';
 import { migrationLockHolder } from '../src/state/lock.ts';
 import { runCli } from './helpers/cli.ts';
-import { inline, withDb } from './helpers/fixture.ts';
+import { inline, scalar, until, withDb } from './helpers/fixture.ts';
 
 const SCHEMA = `CREATE TABLE work (id int PRIMARY KEY, w int NOT NULL, out int);
 INSERT INTO work SELECT g, g, NULL FROM generate_series(1, 6000) g;`;
@@ -34,18 +33,6 @@ const input = (id = 'fill-out') => ({
     },
   ],
 });
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 20_000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const scalar = async (db: Db, sql: string, params: unknown[] = []) => (await db.query<{ v: unknown }>(sql, params)).rows[0]?.v;
 
 test('server: pause from another process holds no lock and no transaction until resume; tune applies in place; who asked is recorded', async () => {
   await withDb('postgres', async ({ db, url }) => {

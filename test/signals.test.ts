@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { type Db, openDb } from '../src/db/connection.ts';
 import { EXIT } from '../src/errors.ts';
 import { runCli } from './helpers/cli.ts';
-import { withDb } from './helpers/fixture.ts';
+import { scalar, withDb } from './helpers/fixture.ts';
 
 const ROWS = 3000;
 
@@ -35,8 +35,6 @@ function migrationDir(): string {
   );
   return dir;
 }
-
-const scalar = async (db: Db, sql: string, params: unknown[] = []) => (await db.query<{ v: unknown }>(sql, params)).rows[0]?.v;
 
 /** What an interrupted command must leave: no other session in a transaction, no lock on the table. */
 async function assertNothingHeld(db: Db): Promise<void> {

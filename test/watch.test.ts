@@ -16,7 +16,7 @@ import { startWatch } from '../src/watch/server.ts';
 import type { RunView } from '../src/watch/snapshot.ts';
 import { BELAY, runCli, TSX } from './helpers/cli.ts';
 import { ROOT } from './helpers/flagship.ts';
-import { inline, withDb } from './helpers/fixture.ts';
+import { inline, scalar, until, withDb } from './helpers/fixture.ts';
 import { type Browser, launchChromium, NO_BROWSER } from './helpers/tools.ts';
 
 const ROWS = 9000;
@@ -57,17 +57,6 @@ after(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const scalar = async (db: Db, sql: string, params: unknown[] = []) => (await db.query<{ v: unknown }>(sql, params)).rows[0]?.v;
 const status = (db: Db, runId: number) => scalar(db, `SELECT status AS v FROM belay.runs WHERE id = $1`, [runId]);
 const batchCount = async (db: Db, runId: number) => Number(await scalar(db, `SELECT count(*)::int AS v FROM belay.batches WHERE run_id = $1`, [runId]));
 const controlsTaken = async (db: Db, runId: number) =>

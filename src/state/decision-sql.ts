@@ -26,9 +26,9 @@ export function createKeyTypeSql(t: DecisionTarget, temp: boolean): string {
 }
 
 const n = (i: number) => `n${i}`;
+const o = (i: number) => `o${i}`;
 /** A key as JSON: a single key as itself (a number stays a number), a composite one as its text (a, b). */
 const keyJson = (t: DecisionTarget, expr: string, wrap = true) => (isComposite(t) ? `to_jsonb(${expr}::text)` : wrap ? `to_jsonb(${expr})` : expr);
-const o = (i: number) => `o${i}`;
 
 /** The types of the key and written columns are copied from the table itself (typmods, collations, domains). */
 export function createDecisionSql(t: DecisionTarget, temp: boolean): string {

@@ -33,3 +33,17 @@ export async function withSession<T>(url: string, fn: (db: Db) => Promise<T>, op
     await db.close();
   }
 }
+
+/** Polls fn every 50 ms until it gives a value, or fails naming what it waited for. */
+export async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The first row's column v of a query (undefined without a row). */
+export const scalar = async (db: Db, sql: string, params: unknown[] = []) => (await db.query<{ v: unknown }>(sql, params)).rows[0]?.v;
