@@ -16,6 +16,7 @@ import { cleanupRun, plan, safeApply, type SafeApplyOptions } from '../src/run/p
 import { rehearse } from '../src/run/rehearse.ts';
 import type { MigrationInput } from '../src/spec/define.ts';
 import type { BelayEvent } from '../src/state/events.ts';
+import { monitorRun } from '../src/verify/monitor.ts';
 import { getRounds } from '../src/verify/record.ts';
 import { DB_KINDS } from './helpers/fresh-db.ts';
 import { inline, withDb } from './helpers/fixture.ts';
@@ -46,6 +47,9 @@ function migration(step: Record<string, unknown> = {}, options: Record<string, u
         ...step,
       },
     ],
+    verify: [{ name: 'seated', sql: 'SELECT team, login FROM member WHERE seat IS NULL' }],
+    // the monitoring window reads `written`: the rows the run wrote, as it wrote them
+    monitor: [{ name: 'unseated', sql: 'SELECT w.team, w.login FROM written w JOIN member m USING (team, login) WHERE m.seat IS NULL' }],
     options: { batchSize: 37, ...options },
   } as MigrationInput;
 }
@@ -82,7 +86,7 @@ for (const kind of DB_KINDS) {
       });
     });
 
-    test('apply walks the composite key in batches, verification passes, and rollback restores the table byte for byte', async () => {
+    test('apply walks the composite key in batches, verification and the monitoring window read it, rollback restores the table but the row written since', async () => {
       await withDb(kind, async ({ db }) => {
         await db.exec(SCHEMA);
         const before = await checksumTable(db, 'member');
@@ -101,8 +105,23 @@ for (const kind of DB_KINDS) {
         const last = rounds.at(-1)!;
         assert.equal(last.ok, true, JSON.stringify(last.checks.filter((c) => c.result !== 'pass')));
         assert.equal(last.checks.find((c) => c.name === 'writes-held:seat')?.result, 'pass');
+        assert.equal(last.checks.find((c) => c.name === 'seated')?.result, 'pass');
+        // the monitoring window: quiet, then an alert once the application clears a seat the run wrote
+        assert.equal((await monitorRun(db, r.runId, { once: true })).status, 'ok');
+        await db.exec(`UPDATE member SET seat = NULL WHERE team = 3 AND login = 'user4'`);
+        const m = await monitorRun(db, r.runId, { once: true });
+        assert.equal(m.status, 'alerted');
+        // the monitor check over `written` and the spec's verify query both see the one row
+        assert.deepEqual(m.alerts.map((a) => `${a.check}:${a.count}`).sort(), ['seated:1', 'unseated:1']);
+        await db.exec(`UPDATE member m SET seat = s.seat FROM seats s WHERE s.team = m.team AND s.login = m.login AND m.team = 3 AND m.login = 'user4'`);
         const rb = await rollback(db, r.runId);
         assert.equal(rb.status, 'rolled_back', JSON.stringify(rb));
+        // the row the application wrote since is left alone, named by its key; every other row is back
+        assert.deepEqual(
+          rb.conflicts.flatMap((c) => c.keys),
+          ['(3,user4)'],
+        );
+        await db.exec(`UPDATE member SET seat = NULL WHERE team = 3 AND login = 'user4'`);
         assert.deepEqual(await checksumTable(db, 'member'), before, 'the table is back byte for byte');
       });
     });
