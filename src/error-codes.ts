@@ -225,6 +225,13 @@ export const ERROR_CODES = Object.freeze([
     whatToDo: 'Check the index definition and the server load, then run again (the run resumes).',
   },
   {
+    code: 'BELAY_REHEARSE_LIVE_RUN',
+    exitCode: EXIT.state,
+    meaning:
+      'A rehearsal was asked where the migration already has a run that is not rolled back (completed, paused, failed or running): a rehearsal applies and rolls back a run of its own, never another.',
+    whatToDo: 'Rehearse on a copy where the migration has not run (staging), or roll that run back first (belay rollback <run>).',
+  },
+  {
     code: 'BELAY_PROTECTED',
     exitCode: EXIT.state,
     meaning:

@@ -220,6 +220,33 @@ for (const kind of DB_KINDS) {
       });
     });
 
+    // Regression: where the migration was already applied, the rehearsal's apply was refused with that run's id,
+    // and the rehearsal then rolled back the real run
+    test('rehearse refuses (BELAY_REHEARSE_LIVE_RUN, exit 8) where the migration has a completed or paused run, and leaves it as it is', async () => {
+      await withDb(kind, async (f) => {
+        await generate(f.db, { rows: ROWS, seed: 9 });
+        const m = await flagship();
+        const real = await safeApply(f.db, m, { batchSize: 300, backup: false });
+        assert.equal(real.status, 'completed', real.error?.message ?? '');
+        const applied = await checksums(f.db);
+        await assert.rejects(rehearse(f.db, m), (e: unknown) => {
+          assert.ok(e instanceof StateError);
+          assert.deepEqual([e.code, e.exitCode], ['BELAY_REHEARSE_LIVE_RUN', EXIT.state]);
+          assert.match(e.message, new RegExp(`run ${real.runId} \\(completed\\)`));
+          assert.match(e.fix ?? '', new RegExp(`belay rollback ${real.runId}`));
+          return true;
+        });
+        assert.deepEqual(await checksums(f.db), applied, 'the real run is left applied');
+        const runs = await f.db.query<{ id: number; status: string }>(`SELECT id::int, status FROM belay.runs ORDER BY id`);
+        assert.deepEqual(runs.rows, [{ id: real.runId, status: 'completed' }]);
+        // once it is rolled back, a rehearsal runs (a new run of its own)
+        await rollback(f.db, real.runId);
+        const r = await rehearse(f.db, m, { apply: { batchSize: 300 } });
+        assert.equal(r.pass, true, r.reason ?? '');
+        assert.notEqual(r.runId, real.runId);
+      });
+    });
+
     test('rehearse FAILS when the rollback does not restore the data (a wrong down), with the evidence', async () => {
       await withDb(kind, async (f) => {
         await f.db.exec(SABOTAGE_SCHEMA);

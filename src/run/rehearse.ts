@@ -8,6 +8,7 @@ import { BelayError, StateError } from '../errors.ts';
 import { apply, type ApplyOptions, asBelayError } from '../execute/apply.ts';
 import { rollback, type RollbackResult } from '../rollback/rollback.ts';
 import type { LoadedMigration } from '../spec/load.ts';
+import { latestRun } from '../state/runs.ts';
 import { ensureState } from '../state/schema.ts';
 import { type Ledger, recordLedger } from '../config/environments.ts';
 import { recordTrial } from '../state/trials.ts';
@@ -57,6 +58,18 @@ export async function rehearse(db: Db, m: LoadedMigration, opts: RehearseOptions
     });
   }
   await ensureState(db);
+  // the rehearsal's apply would resume that run, or be refused by it, and its rollback would then undo a real run
+  const last = await latestRun(db, m.spec.id);
+  if (last && last.status !== 'rolled_back' && last.status !== 'abandoned') {
+    throw new StateError(
+      'BELAY_REHEARSE_LIVE_RUN',
+      `migration "${m.spec.id}" already has run ${last.id} (${last.status}) here: a rehearsal applies and rolls back a run of its own`,
+      {
+        details: { runId: last.id, status: last.status },
+        fix: `Rehearse on a copy where it has not run (staging), or roll run ${last.id} back first (belay rollback ${last.id}). Nothing was changed.`,
+      },
+    );
+  }
   const tables = m.spec.tables;
   const before = await checksums(db, tables);
   const res: RehearseResult = {
@@ -85,7 +98,8 @@ export async function rehearse(db: Db, m: LoadedMigration, opts: RehearseOptions
       const failed = res.verify.filter((v) => v.rows > 0);
       if (failed.length > 0) res.reason = `verification ${failed.map((v) => `${v.name} (${v.rows} rows)`).join(', ')} failed`;
     }
-    if (a.status !== 'rolled_back') res.rollback = await rollback(db, a.runId);
+    // refused: nothing of this rehearsal ran (another apply holds the lock), so there is nothing of its own to undo
+    if (a.status !== 'rolled_back' && a.status !== 'refused') res.rollback = await rollback(db, a.runId);
     if (res.rollback && res.rollback.conflictCount > 0) res.reason ??= `rollback left ${res.rollback.conflictCount} conflicting row(s) alone`;
   } catch (err) {
     res.reason ??= asBelayError(err).message;
