@@ -17,6 +17,8 @@ export interface Fixture {
   /** Checksums after the uninterrupted apply. */
   refSums: Record<string, string>;
   refChanged: number;
+  /** Batches the uninterrupted apply committed: only decided rows are walked, so fewer than rows ÷ batch size. */
+  refBatches: number;
   /** "EventType".id -> {"userId"} before the run. */
   baseImages: RowImages;
   /** Wall time of the uninterrupted CLI runs, process start to exit. */
@@ -55,16 +57,21 @@ async function build(rows: number, batch: number, seed: number): Promise<Fixture
   });
   if (ref.code !== 0) throw new Error(`uninterrupted apply failed (exit ${ref.code}): ${ref.stderr}`);
   const refSums = await withDb(applied, tableChecksums);
-  const refChanged = await withDb(applied, async (db) =>
-    Number((await db.query<{ n: number }>(`SELECT sum(rows_changed)::int AS n FROM belay.steps WHERE run_id = 1`)).rows[0]!.n),
-  );
+  const [refChanged, refBatches] = await withDb(applied, async (db) => {
+    const r = (
+      await db.query<{ n: number; b: number }>(
+        `SELECT (SELECT sum(rows_changed)::int FROM belay.steps WHERE run_id = 1) AS n, (SELECT count(*)::int FROM belay.batches WHERE run_id = 1) AS b`,
+      )
+    ).rows[0]!;
+    return [Number(r.n), Number(r.b)];
+  });
   const rb = await cloneDb(applied, 'rbref');
   try {
     const refRb = await runBelay(['rollback', '1', '--db', dbUrl(rb)]);
     if (refRb.code !== 0) throw new Error(`uninterrupted rollback failed (exit ${refRb.code}): ${refRb.stderr}`);
     const problems = compareTables(baseSums, await withDb(rb, tableChecksums), 'uninterrupted rollback');
     if (problems.length) throw new Error(problems.join('; '));
-    return { rows, batch, base, applied, baseSums, refSums, refChanged, baseImages, applyMs: ref.ms, rollbackMs: refRb.ms, startupMs };
+    return { rows, batch, base, applied, baseSums, refSums, refChanged, refBatches, baseImages, applyMs: ref.ms, rollbackMs: refRb.ms, startupMs };
   } finally {
     await dropDb(rb);
   }

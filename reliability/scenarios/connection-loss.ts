@@ -32,7 +32,8 @@ export const connectionLoss: Scenario = {
     const { rows, batch } = sizes(opts.short);
     const n = opts.trials === undefined ? (opts.short ? 1 : 10) : Math.max(1, Math.ceil(opts.trials / 5));
     const fx = await flagshipFixture(rows, batch, opts.seed);
-    const batches = Math.ceil(rows / batch);
+    // the kill lands after a batch the run really commits: the batches walk the decided rows only
+    const batches = fx.refBatches;
     const check = (first: { code: number | null; stderr: string }, problems: string[]) => {
       if (first.code !== EXIT_CONNECTION)
         problems.push(`interrupted command exited ${first.code}, expected ${EXIT_CONNECTION}: ${first.stderr.trim().slice(0, 300)}`);
